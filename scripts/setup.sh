@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# One-stop set-up on a fresh Debian 12 machine (root) or any machine with a WebGPU adapter:
+#   1. npm dependencies, 2. a CPU WebGPU driver when the machine has no Vulkan driver of its own
+#   (Mesa 25 lavapipe from bookworm-backports, unpacked into .cache/lavapipe, never installed system-wide),
+#   3. the build (AssemblyScript -> build/*.wasm, tsup -> dist/).
+# Idempotent: each step is skipped when its output is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+say() { echo "[setup] $*" >&2; }
+
+# 1. npm dependencies (npm 11 runs no install scripts by default; none of ours needs one).
+if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund >&2
+fi
+
+# 2. CPU WebGPU driver.
+have_vulkan_driver() {
+  ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json /usr/local/share/vulkan/icd.d/*.json >/dev/null 2>&1 \
+    || [ -n "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ]
+}
+lvp=$root/.cache/lavapipe
+if [ "$(uname -s)" = Linux ] && ! have_vulkan_driver && [ ! -f "$lvp/lvp_icd.json" ]; then
+  if command -v apt-get >/dev/null; then
+    need=()
+    ldconfig -p | grep -q 'libvulkan.so.1 ' || need+=(libvulkan1)
+    ldconfig -p | grep -q 'libLLVM-15.so.1 ' || need+=(libllvm15)
+    if [ ${#need[@]} -gt 0 ]; then
+      say "apt-get install ${need[*]}"
+      [ "$(id -u)" = 0 ] || { say "need root to install ${need[*]}"; exit 1; }
+      apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+    fi
+    say "fetching Mesa lavapipe from bookworm-backports"
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/lists/partial" "$tmp/archives/partial"
+    echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$tmp/sources.list"
+    o=(-o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null
+       -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache::Archives=$tmp/archives" -o APT::Sandbox::User=root)
+    apt-get "${o[@]}" update -qq >&2
+    (cd "$tmp" && apt-get "${o[@]}" download mesa-vulkan-drivers >&2)
+    dpkg -x "$tmp"/mesa-vulkan-drivers_*.deb "$tmp/x"
+    mkdir -p "$lvp"
+    cp "$tmp/x/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so" "$lvp/"
+    printf '{"file_format_version":"1.0.0","ICD":{"api_version":"1.4.305","library_path":"%s"}}\n' \
+      "$lvp/libvulkan_lvp.so" > "$lvp/lvp_icd.json"
+    rm -rf "$tmp"
+    say "lavapipe ready: $lvp/lvp_icd.json (used automatically when no other Vulkan driver exists)"
+  else
+    say "no Vulkan driver and no apt-get: install a Vulkan driver (e.g. Mesa lavapipe) for WebGPU"
+  fi
+fi
+
+# 3. Build.
+if [ ! -f dist/index.js ] || [ -n "$(find assembly src bindings shaders package.json tsup.config.ts -newer dist/index.js -type f | head -1)" ]; then
+  say "npm run build"
+  npm run build >&2
+fi

@@ -1,0 +1,28 @@
+import { defineConfig } from 'tsup';
+
+const loader = { '.wgsl': 'text', '.wasm': 'binary' } as const;
+
+export default defineConfig([
+  {
+    // Node: the isomorphic core plus the Dawn/fs bindings and the CLI.
+    entry: { index: 'bindings/node/index.ts', cli: 'bindings/node/cli.ts' },
+    format: ['esm'],
+    platform: 'node',
+    target: 'node20',
+    dts: { entry: { index: 'bindings/node/index.ts' } },
+    sourcemap: true,
+    clean: true,
+    loader,
+    external: ['webgpu'],
+  },
+  {
+    // Browser: the same core with navigator.gpu and fetch; no Node built-ins.
+    entry: { browser: 'bindings/browser/index.ts' },
+    format: ['esm'],
+    platform: 'browser',
+    target: 'es2022',
+    dts: true,
+    sourcemap: true,
+    loader,
+  },
+]);

@@ -1,0 +1,31 @@
+import { readFileSync } from 'node:fs';
+import { defineConfig, type Plugin } from 'vitest/config';
+
+// Mirrors tsup's loaders: `.wgsl` -> source text, `.wasm` -> embedded bytes.
+function assets(): Plugin {
+  return {
+    name: 'webgpu-llm-assets',
+    enforce: 'pre',
+    load(id) {
+      const path = id.split('?')[0];
+      if (path.endsWith('.wgsl')) return `export default ${JSON.stringify(readFileSync(path, 'utf8'))};`;
+      if (path.endsWith('.wasm')) {
+        const b64 = readFileSync(path).toString('base64');
+        return `export default Uint8Array.from(atob(${JSON.stringify(b64)}), (c) => c.charCodeAt(0));`;
+      }
+      return null;
+    },
+  };
+}
+
+export default defineConfig({
+  plugins: [assets()],
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // One WebGPU device per process: files that touch the GPU run one at a time.
+    fileParallelism: false,
+    pool: 'forks',
+  },
+});
