@@ -1,0 +1,331 @@
+/**
+ * The model runner (vLLM V1's GPUModelRunner, in a few verbs): it alone turns the scheduler's plan into GPU
+ * buffers. Each step: prepare inputs (one flat batch of tokens from many sequences, with positions, block
+ * tables and KV slots), execute the forward in one command encoder, read back only what sampling needs
+ * (argmax ids for greedy rows; full logits rows only for rows the CPU sampler or logprobs need), sample.
+ */
+import type { ModelConfig } from '../config/model-config.js';
+import { ropeInvFreq } from '../config/model-config.js';
+import type { GpuContext } from '../gpu/context.js';
+import { Recorder } from '../gpu/recorder.js';
+import type { DType, Tensor } from '../gpu/tensor.js';
+import type { KVCache, ModelWeights, Activations } from '../models/transformer.js';
+import { Transformer } from '../models/transformer.js';
+import * as ops from '../ops/index.js';
+import { argmax, logSoftmax, sampleRow } from '../sampling/sampler.js';
+import type { Generator } from '../sampling/generator.js';
+import type { SamplingParams } from '../sampling-params.js';
+
+/** One sequence's share of a step, as the engine hands it to the runner. */
+export interface ScheduledSeq {
+  requestId: string;
+  /** The tokens to compute this step (a prompt chunk, or the last sampled token). */
+  tokenIds: readonly number[];
+  /** Position of tokenIds[0] in the sequence. */
+  startPos: number;
+  /** The sequence's KV blocks, covering at least startPos + tokenIds.length tokens. */
+  blockTable: readonly number[];
+  /** Set when this step ends at the sequence's last known token, so a new token is sampled. */
+  sample: { params: SamplingParams; generator: Generator } | null;
+  /** Also return the logits of every token of this chunk (prompt logprobs, tests). */
+  allLogits?: boolean;
+}
+
+/** What sampling gave for one sequence. */
+export interface SampleResult {
+  tokenId: number;
+  /** log-probability of the sampled token and the top-k, when the request asked for logprobs. */
+  logprobs: { sampled: number; top: Map<number, number>; ranks: Map<number, number> } | null;
+}
+
+export interface StepResult {
+  sampled: Map<string, SampleResult>;
+  /** Logits rows [tokens of the chunk][V] for sequences with `allLogits`. */
+  allLogits: Map<string, Float32Array[]>;
+}
+
+export interface RunnerLimits {
+  maxNumBatchedTokens: number;
+  maxNumSeqs: number;
+  maxModelLen: number;
+  blockSize: number;
+  numBlocks: number;
+  kvDtype: 'f32' | 'f16';
+}
+
+const ALIGN = 256;
+const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
+
+/** Sections of the one per-step input buffer (u32 / i32 arrays at 256-byte aligned offsets). */
+interface InputLayout {
+  ids: number;
+  positions: number;
+  positionIds: number;
+  seqIdx: number;
+  slotMapping: number;
+  blockTables: number;
+  sampleRows: number;
+  size: number;
+}
+
+export class ModelRunner {
+  readonly model: Transformer;
+  readonly cache: KVCache;
+  private readonly acts: Activations;
+  private readonly inputs: GPUBuffer;
+  private readonly layout: InputLayout;
+  private readonly maxBlocksPerSeq: number;
+  /** Rows of logits one LM-head pass can hold (a storage binding is limited in size). */
+  private readonly logitRowsCap: number;
+  private readonly sampledIds: GPUBuffer; // u32 [maxRows] argmax results
+  private staging: GPUBuffer | null = null;
+  private stagingSize = 0;
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly cfg: ModelConfig,
+    weights: ModelWeights,
+    readonly limits: RunnerLimits,
+  ) {
+    const dev = ctx.device;
+    const H = cfg.hiddenSize;
+    const V = cfg.vocabSize;
+    const maxT = limits.maxNumBatchedTokens;
+    const invFreq = cfg.rope ? ropeInvFreq(cfg) : null;
+    this.model = new Transformer(cfg, weights, invFreq ? this.tensor([invFreq.length], 'f32', invFreq, 'rope.invFreq') : null);
+    this.maxBlocksPerSeq = Math.ceil(limits.maxModelLen / limits.blockSize);
+    const maxBinding = ctx.device.limits.maxStorageBufferBindingSize;
+    this.logitRowsCap = Math.max(1, Math.min(Math.max(limits.maxNumSeqs, 64), Math.floor(maxBinding / (V * 4))));
+
+    // KV cache: per layer K and V [numBlocks, blockSize, nKv, D].
+    const kvShape = [limits.numBlocks, limits.blockSize, cfg.numKvHeads, cfg.headDim];
+    const mk = (name: string) => this.tensor(kvShape, limits.kvDtype, null, name);
+    this.cache = {
+      numBlocks: limits.numBlocks,
+      blockSize: limits.blockSize,
+      k: Array.from({ length: cfg.numLayers }, (_, l) => mk(`kv.k.${l}`)),
+      v: Array.from({ length: cfg.numLayers }, (_, l) => mk(`kv.v.${l}`)),
+    };
+
+    const m = this.model;
+    const I = cfg.intermediateSize;
+    const rows = this.logitRowsCap;
+    this.acts = {
+      x: this.tensor([maxT, H], 'f32', null, 'act.x'),
+      h: this.tensor([maxT, Math.max(H, cfg.numHeads * cfg.headDim)], 'f32', null, 'act.h'),
+      qkv: this.tensor([maxT, m.qkvDim], 'f32', null, 'act.qkv'),
+      attn: this.tensor([maxT, cfg.numHeads * cfg.headDim], 'f32', null, 'act.attn'),
+      up: this.tensor([maxT, m.upDim], 'f32', null, 'act.up'),
+      act: this.tensor([maxT, I], 'f32', null, 'act.mlp'),
+      xs: this.tensor([rows, H], 'f32', null, 'act.xs'),
+      xsNorm: this.tensor([rows, H], 'f32', null, 'act.xsNorm'),
+      logits: this.tensor([rows, V], 'f32', null, 'act.logits'),
+    };
+
+    // One input buffer per step; sample rows are laid out in chunks of logitRowsCap, each chunk aligned.
+    const u32 = (n: number) => alignUp(n * 4);
+    let off = 0;
+    const take = (bytes: number) => ((off += bytes), off - bytes);
+    const maxRows = maxT + limits.maxNumSeqs;
+    const chunks = Math.ceil(maxRows / rows);
+    this.layout = {
+      ids: take(u32(maxT)),
+      positions: take(u32(maxT)),
+      positionIds: take(u32(maxT)),
+      seqIdx: take(u32(maxT)),
+      slotMapping: take(u32(maxT)),
+      blockTables: take(u32(limits.maxNumSeqs * this.maxBlocksPerSeq)),
+      sampleRows: take(chunks * u32(rows)),
+      size: off,
+    };
+    this.inputs = dev.createBuffer({ label: 'step.inputs', size: this.layout.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    this.sampledIds = dev.createBuffer({ label: 'step.sampledIds', size: chunks * u32(rows), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  }
+
+  private tensor(shape: number[], dtype: DType, data: Float32Array | null, label: string): Tensor {
+    const bytesPer = dtype === 'f16' ? 2 : 4;
+    const size = alignUp(Math.max(4, shape.reduce((a, b) => a * b, 1) * bytesPer), 16);
+    const buffer = this.ctx.device.createBuffer({ label, size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+    if (data) this.ctx.device.queue.writeBuffer(buffer, 0, data as Float32Array<ArrayBuffer>);
+    return { buffer, offset: 0, shape, dtype };
+  }
+
+  private view(offset: number, n: number, dtype: DType): Tensor {
+    return { buffer: this.inputs, offset, shape: [n], dtype };
+  }
+
+  /** Runs one step: forward over every scheduled token, then sampling. */
+  async execute(seqs: readonly ScheduledSeq[], blockCopies: readonly (readonly [number, number])[] = []): Promise<StepResult> {
+    const { cfg, limits, layout } = this;
+    const T = seqs.reduce((n, s) => n + s.tokenIds.length, 0);
+    if (T === 0) return { sampled: new Map(), allLogits: new Map() };
+    if (T > limits.maxNumBatchedTokens) throw new Error(`step has ${T} tokens, more than maxNumBatchedTokens ${limits.maxNumBatchedTokens}`);
+    if (seqs.length > limits.maxNumSeqs) throw new Error(`step has ${seqs.length} sequences, more than maxNumSeqs ${limits.maxNumSeqs}`);
+
+    // 1. Prepare inputs.
+    const bs = limits.blockSize;
+    const maxBlocks = Math.max(1, ...seqs.map((s) => Math.ceil((s.startPos + s.tokenIds.length) / bs)));
+    const buf = new ArrayBuffer(layout.size);
+    const ids = new Uint32Array(buf, layout.ids, T);
+    const positions = new Uint32Array(buf, layout.positions, T);
+    const positionIds = new Uint32Array(buf, layout.positionIds, T);
+    const seqIdx = new Uint32Array(buf, layout.seqIdx, T);
+    const slots = new Int32Array(buf, layout.slotMapping, T);
+    const tables = new Uint32Array(buf, layout.blockTables, seqs.length * maxBlocks);
+    /** Token row of each logits row, and who it belongs to. */
+    const rows: { row: number; seq: number; kind: 'sample' | 'all' }[] = [];
+    let t = 0;
+    seqs.forEach((s, si) => {
+      const nb = Math.ceil((s.startPos + s.tokenIds.length) / bs);
+      if (s.blockTable.length < nb) throw new Error(`request ${s.requestId}: block table has ${s.blockTable.length} blocks, needs ${nb}`);
+      for (let b = 0; b < nb; b++) tables[si * maxBlocks + b] = s.blockTable[b];
+      for (let j = 0; j < s.tokenIds.length; j++, t++) {
+        const pos = s.startPos + j;
+        ids[t] = s.tokenIds[j];
+        positions[t] = pos;
+        positionIds[t] = pos + cfg.learnedPositionOffset;
+        seqIdx[t] = si;
+        slots[t] = s.blockTable[Math.floor(pos / bs)] * bs + (pos % bs);
+        if (s.allLogits) rows.push({ row: t, seq: si, kind: 'all' });
+      }
+      if (s.sample) rows.push({ row: t - 1, seq: si, kind: 'sample' });
+    });
+    const cap = this.logitRowsCap;
+    const chunkStride = alignUp(cap * 4);
+    for (let c = 0; c * cap < rows.length; c++) {
+      const part = rows.slice(c * cap, (c + 1) * cap);
+      new Uint32Array(buf, layout.sampleRows + c * chunkStride, part.length).set(part.map((r) => r.row));
+    }
+    // Write only the used prefix of each section (one write for the whole buffer's used span).
+    const used = layout.sampleRows + Math.ceil(rows.length / cap) * chunkStride;
+    this.ctx.device.queue.writeBuffer(this.inputs, 0, buf, 0, Math.max(used, layout.sampleRows));
+
+    // 2. Execute.
+    const rec = new Recorder(this.ctx);
+    for (const [src, dst] of blockCopies) this.copyBlock(rec, src, dst);
+    const inputs = {
+      T,
+      ids: this.view(layout.ids, T, 'u32'),
+      positions: this.view(layout.positions, T, 'u32'),
+      positionIds: this.model.weights.positions ? this.view(layout.positionIds, T, 'u32') : null,
+      seqIdx: this.view(layout.seqIdx, T, 'u32'),
+      slotMapping: this.view(layout.slotMapping, T, 'i32'),
+      blockTables: this.view(layout.blockTables, seqs.length * maxBlocks, 'u32'),
+      maxBlocksPerSeq: maxBlocks,
+    };
+    this.model.forward(rec, inputs, this.acts, this.cache);
+    // Which logits rows the CPU needs whole: non-greedy sampling, logprobs, all-token logits.
+    const needRow = rows.map((r) => r.kind === 'all' || !seqs[r.seq].sample!.params.greedy || seqs[r.seq].sample!.params.logprobs !== null);
+    const V = cfg.vocabSize;
+    const rowBytes = V * 4;
+    const nFull = needRow.filter(Boolean).length;
+    const idsBytes = Math.ceil(rows.length / cap) * chunkStride;
+    const stagingSize = idsBytes + nFull * rowBytes;
+    const staging = this.stagingBuffer(stagingSize);
+    let fullAt = idsBytes;
+    const fullOffset = new Map<number, number>();
+    for (let c = 0; c * cap < rows.length; c++) {
+      const S = Math.min(cap, rows.length - c * cap);
+      const sampleRows = this.view(layout.sampleRows + c * chunkStride, S, 'u32');
+      this.model.logits(rec, sampleRows, S, this.acts);
+      const idsOut: Tensor = { buffer: this.sampledIds, offset: c * chunkStride, shape: [S], dtype: 'u32' };
+      ops.argmax(rec, this.acts.logits, idsOut, S, V);
+      rec.copy(this.sampledIds, c * chunkStride, staging, c * chunkStride, alignUp(S * 4, 4));
+      for (let j = 0; j < S; j++) {
+        const i = c * cap + j;
+        if (!needRow[i]) continue;
+        rec.copy(this.acts.logits.buffer, j * rowBytes, staging, fullAt, rowBytes);
+        fullOffset.set(i, fullAt);
+        fullAt += rowBytes;
+      }
+    }
+    rec.submit();
+
+    // 3. Read back and sample.
+    await staging.mapAsync(GPUMapMode.READ, 0, stagingSize);
+    const mapped = staging.getMappedRange(0, stagingSize);
+    const result: StepResult = { sampled: new Map(), allLogits: new Map() };
+    try {
+      rows.forEach((r, i) => {
+        const c = Math.floor(i / cap);
+        const argmaxId = new Uint32Array(mapped, c * chunkStride, cap)[i - c * cap];
+        const fo = fullOffset.get(i);
+        const logits = fo !== undefined ? new Float32Array(mapped.slice(fo, fo + rowBytes)) : null;
+        const s = seqs[r.seq];
+        if (r.kind === 'all') {
+          const list = result.allLogits.get(s.requestId) ?? [];
+          list.push(logits!);
+          result.allLogits.set(s.requestId, list);
+          return;
+        }
+        const { params, generator } = s.sample!;
+        const tokenId = params.greedy ? (logits ? argmax(logits) : argmaxId) : sampleRow(logits!, params, generator);
+        result.sampled.set(s.requestId, { tokenId, logprobs: params.logprobs !== null ? topLogprobs(logits!, tokenId, params.logprobs) : null });
+      });
+    } finally {
+      staging.unmap();
+    }
+    return result;
+  }
+
+  /** Copy-on-write: duplicate one KV block (all layers) before the step writes to it. */
+  private copyBlock(rec: Recorder, src: number, dst: number): void {
+    const { cfg, cache } = this;
+    const bytes = cache.blockSize * cfg.numKvHeads * cfg.headDim * (this.limits.kvDtype === 'f16' ? 2 : 4);
+    for (let l = 0; l < cfg.numLayers; l++) {
+      rec.copy(cache.k[l].buffer, src * bytes, cache.k[l].buffer, dst * bytes, bytes);
+      rec.copy(cache.v[l].buffer, src * bytes, cache.v[l].buffer, dst * bytes, bytes);
+    }
+  }
+
+  private stagingBuffer(size: number): GPUBuffer {
+    if (!this.staging || this.stagingSize < size) {
+      this.staging?.destroy();
+      this.stagingSize = alignUp(Math.max(size, 1 << 16), 1 << 16);
+      this.staging = this.ctx.device.createBuffer({ label: 'step.staging', size: this.stagingSize, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    }
+    return this.staging;
+  }
+
+  dispose(): void {
+    this.inputs.destroy();
+    this.sampledIds.destroy();
+    this.staging?.destroy();
+    for (const t of [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)]) t.buffer.destroy();
+  }
+}
+
+/** The sampled token's log-probability and rank, plus the top-k (k = -1: the whole vocabulary). */
+export function topLogprobs(logits: Float32Array, tokenId: number, k: number) {
+  const lp = logSoftmax(logits);
+  const sampled = lp[tokenId];
+  let rank = 1;
+  for (let i = 0; i < lp.length; i++) if (lp[i] > sampled) rank++;
+  const top = new Map<number, number>();
+  const ranks = new Map<number, number>([[tokenId, rank]]);
+  topK(lp, k < 0 ? lp.length : k).forEach((id, i) => {
+    top.set(id, lp[id]);
+    ranks.set(id, i + 1);
+  });
+  return { sampled, top, ranks };
+}
+
+/** Ids of the k largest values, descending (ties: lower id first); one pass with a small sorted list. */
+function topK(values: Float32Array, k: number): number[] {
+  if (k <= 0) return [];
+  if (k >= values.length / 4) {
+    return Array.from({ length: values.length }, (_, i) => i).sort((a, b) => values[b] - values[a] || a - b).slice(0, k);
+  }
+  const ids: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (ids.length === k) {
+      if (v <= values[ids[k - 1]]) continue;
+      ids.pop();
+    }
+    let j = ids.length;
+    while (j > 0 && values[ids[j - 1]] < v) j--;
+    ids.splice(j, 0, i);
+  }
+  return ids;
+}

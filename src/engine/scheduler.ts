@@ -1,0 +1,347 @@
+/**
+ * The engine core's scheduler (vLLM V1's `sched/scheduler.py`). No prefill or decode phase: every request has
+ * `numComputedTokens` (KV in the cache) and `numTokens` (known tokens), and each step hands out tokens from a budget
+ * so the first catches up with the second. A long prompt is therefore split over steps (chunked prefill) and a decode
+ * is a request one token behind. Imports nothing GPU-related.
+ *
+ * One schedule():
+ *   1. Running requests, those with one token left (decodes) first, then those still catching up: each gets
+ *      min(tokens left, longPrefillTokenThreshold, budget left) tokens. If the KV cache has no room, the
+ *      lowest-priority running request (FCFS: the latest admitted) is preempted, its blocks freed and it goes back to
+ *      the front of the waiting queue, until the allocation fits or the request itself was the one preempted.
+ *   2. Unless step 1 preempted, waiting requests in queue order (FCFS, or priority then arrival): prefix-cache hits
+ *      first, then as many tokens as the budget allows, while there are free blocks and fewer than maxNumSeqs run.
+ *   3. Every scheduled request's numComputedTokens advances by its share (the next schedule plans from there).
+ * updateFromOutput() then appends the sampled tokens, registers newly computed full blocks in the prefix cache, runs
+ * the stop check and frees finished requests.
+ *
+ * @example
+ * const s = new Scheduler({ maxNumBatchedTokens: 512, maxNumSeqs: 16, maxModelLen: 2048 }, { numBlocks: 256, blockSize: 16 });
+ * s.addRequest(req);
+ * while (s.hasUnfinishedRequests()) {
+ *   const out = s.schedule();
+ *   const sampled = runner.execute(out); // Map requestId -> [tokenId] for entries with needsSample
+ *   for (const o of s.updateFromOutput(out, sampled).outputs) emit(o);
+ * }
+ */
+import { CapacityError, InvalidArgumentError } from '../errors.js';
+import { KVCacheManager } from './kv-cache-manager.js';
+import { isFinishedStatus, RequestStatus, type Request } from './request.js';
+import type { EngineCoreOutput, EngineCoreOutputs, ScheduledRequest, SchedulerOutput, SchedulerStats } from './scheduler-output.js';
+
+export interface SchedulerConfig {
+  /** Token budget of one step: the most tokens one forward pass computes. */
+  maxNumBatchedTokens: number;
+  /** The most requests running at once. */
+  maxNumSeqs: number;
+  /** Longest sequence, prompt plus output. */
+  maxModelLen: number;
+  /** If set (> 0), a request gets at most this many tokens per step, so several long prompts share a step. */
+  longPrefillTokenThreshold?: number;
+  /** 'fcfs' (default): arrival order. 'priority': lower `priority` first, then earlier arrival. */
+  policy?: 'fcfs' | 'priority';
+}
+
+/** KV-cache geometry (the model runner allocates numBlocks * blockSize slots per layer). */
+export interface CacheConfig {
+  numBlocks: number;
+  /** Tokens per block. */
+  blockSize: number;
+  /** Hash-based prefix caching; default true. */
+  enablePrefixCaching?: boolean;
+}
+
+const isPositiveInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1;
+
+export class Scheduler {
+  readonly config: Readonly<Required<SchedulerConfig>>;
+  readonly kvCacheManager: KVCacheManager;
+  readonly #requests = new Map<string, Request>();
+  // Queue order: FCFS by arrival at the scheduler (preempted requests at the front); priority: sorted by
+  // (priority, arrivalTime), preempted requests before their equals.
+  #waiting: Request[] = [];
+  // Admission order; the preemption victim under FCFS is the last.
+  #running: Request[] = [];
+  // Finished since the previous schedule(); reported once in SchedulerOutput.finishedRequestIds.
+  #finishedIds: string[] = [];
+  #numPreemptions = 0;
+
+  constructor(config: SchedulerConfig, cache: CacheConfig) {
+    for (const k of ['maxNumBatchedTokens', 'maxNumSeqs', 'maxModelLen'] as const) {
+      if (!isPositiveInt(config[k])) throw new InvalidArgumentError(k, `${k} must be a positive integer, got ${config[k]}.`);
+    }
+    const threshold = config.longPrefillTokenThreshold ?? 0;
+    if (!Number.isInteger(threshold) || threshold < 0) {
+      throw new InvalidArgumentError('longPrefillTokenThreshold', `longPrefillTokenThreshold must be a non-negative integer, got ${threshold}.`);
+    }
+    const policy = config.policy ?? 'fcfs';
+    if (policy !== 'fcfs' && policy !== 'priority') {
+      throw new InvalidArgumentError('policy', `policy must be 'fcfs' or 'priority', got '${policy}'.`);
+    }
+    this.config = { ...config, longPrefillTokenThreshold: threshold, policy };
+    this.kvCacheManager = new KVCacheManager({ ...cache, maxModelLen: config.maxModelLen });
+  }
+
+  /**
+   * Queues a new request. Throws CapacityError when it could never run to its end: a prompt longer than maxModelLen,
+   * or more KV blocks than the whole cache for its prompt plus maxTokens (capped at maxModelLen); such a request
+   * would otherwise preempt itself forever.
+   */
+  addRequest(req: Request): void {
+    const id = req.requestId;
+    if (this.#requests.has(id)) throw new InvalidArgumentError('requestId', `requestId '${id}' is already in use.`);
+    if (req.status !== RequestStatus.WAITING || req.numComputedTokens !== 0 || req.numOutputTokens !== 0) {
+      throw new InvalidArgumentError('request', `request '${id}' has already been scheduled (status ${req.status}).`);
+    }
+    const { maxModelLen } = this.config;
+    const kv = this.kvCacheManager;
+    const P = req.numPromptTokens;
+    if (P > maxModelLen) {
+      throw new CapacityError(`Request '${id}': its prompt of ${P} tokens is longer than maxModelLen (${maxModelLen}).`);
+    }
+    // The last token of the finished sequence is never run through the model, so it needs no slot.
+    const finalLen = Math.min(P + req.maxTokens, maxModelLen);
+    const kvTokens = Math.max(P, finalLen - 1);
+    const blocksNeeded = kv.numBlocksFor(kvTokens);
+    if (blocksNeeded > kv.numBlocks) {
+      throw new CapacityError(
+        `Request '${id}' needs ${blocksNeeded} KV-cache blocks (${kvTokens} tokens: a ${P}-token prompt and up to ` +
+          `${finalLen - P} output tokens) but the cache has only ${kv.numBlocks} blocks of ${kv.blockSize} tokens.`,
+      );
+    }
+    this.#requests.set(id, req);
+    this.#enqueue(req, false);
+  }
+
+  /** Plans one step. See the numbered list at the top of this file. */
+  schedule(): SchedulerOutput {
+    const kv = this.kvCacheManager;
+    let budget = this.config.maxNumBatchedTokens;
+    const scheduled = new Map<Request, number>(); // insertion order = batch order
+    const preempted: Request[] = [];
+
+    // 1. Running requests, decodes first.
+    const order = [
+      ...this.#running.filter((r) => r.numTokens - r.numComputedTokens <= 1),
+      ...this.#running.filter((r) => r.numTokens - r.numComputedTokens > 1),
+    ];
+    for (const req of order) {
+      if (budget === 0) break;
+      if (req.status !== RequestStatus.RUNNING) continue; // preempted earlier in this loop
+      const n = this.#numNewTokens(req, req.numComputedTokens, budget);
+      if (n === 0) continue;
+      let fits = true;
+      while (kv.allocateSlots(req, n) === null) {
+        const victim = this.#pickVictim();
+        const undone = scheduled.get(victim);
+        if (undone !== undefined) {
+          budget += undone;
+          scheduled.delete(victim);
+        }
+        this.#preempt(victim);
+        preempted.push(victim);
+        if (victim === req) {
+          fits = false;
+          break;
+        }
+      }
+      if (!fits) continue;
+      scheduled.set(req, n);
+      budget -= n;
+    }
+
+    // 2. Waiting requests, unless memory was short this step.
+    if (preempted.length === 0) {
+      while (this.#waiting.length > 0 && budget > 0 && this.#running.length < this.config.maxNumSeqs) {
+        const req = this.#waiting[0];
+        const hit = kv.getComputedBlocks(req);
+        const n = this.#numNewTokens(req, hit.numComputedTokens, budget);
+        if (kv.allocateSlots(req, n, hit.blocks) === null) break;
+        this.#waiting.shift();
+        if (req.status === RequestStatus.WAITING) req.numCachedTokens = hit.numComputedTokens;
+        req.numComputedTokens = hit.numComputedTokens;
+        req.status = RequestStatus.RUNNING;
+        this.#running.push(req);
+        scheduled.set(req, n);
+        budget -= n;
+      }
+    }
+
+    // 3. The output, then advance numComputedTokens.
+    const scheduledRequests: ScheduledRequest[] = [];
+    let total = 0;
+    for (const [req, n] of scheduled) {
+      const start = req.numComputedTokens;
+      scheduledRequests.push({
+        requestId: req.requestId,
+        tokenIds: req.allTokenIds.slice(start, start + n),
+        startPosition: start,
+        blockTable: kv.blockTable(req.requestId),
+        needsSample: start + n === req.numTokens,
+      });
+      req.numComputedTokens += n;
+      total += n;
+    }
+    const out: SchedulerOutput = {
+      scheduledRequests,
+      totalNumScheduledTokens: total,
+      preemptedRequestIds: preempted.map((r) => r.requestId),
+      finishedRequestIds: this.#finishedIds,
+      blockCopies: kv.takePendingCopies(),
+    };
+    this.#finishedIds = [];
+    return out;
+  }
+
+  /**
+   * Applies a step's results: `sampled` maps each request whose chunk had needsSample to its new token ids. Appends
+   * them, registers the newly computed full blocks in the prefix cache, and finishes requests that hit EOS, a stop
+   * token or their length cap (their blocks are freed at once). Requests aborted since schedule() are skipped.
+   */
+  updateFromOutput(out: SchedulerOutput, sampled: ReadonlyMap<string, readonly number[]>): EngineCoreOutputs {
+    const outputs: EngineCoreOutput[] = [];
+    for (const sr of out.scheduledRequests) {
+      const req = this.#requests.get(sr.requestId);
+      if (!req || req.status !== RequestStatus.RUNNING) continue;
+      this.kvCacheManager.cacheBlocks(req);
+      const ids = sampled.get(sr.requestId) ?? [];
+      if (!sr.needsSample) {
+        if (ids.length > 0) throw new Error(`updateFromOutput: '${sr.requestId}' got tokens for a chunk that needed no sample`);
+        continue;
+      }
+      if (ids.length === 0) throw new Error(`updateFromOutput: no sampled token for '${sr.requestId}'`);
+      const newTokenIds: number[] = [];
+      for (const t of ids) {
+        req.appendOutputTokenIds(t);
+        newTokenIds.push(t);
+        if (this.#checkStop(req)) break;
+      }
+      if (req.isFinished()) this.#free(req);
+      outputs.push({
+        requestId: req.requestId,
+        newTokenIds,
+        finishReason: req.finishReason,
+        stopReason: req.stopReason,
+        numCachedTokens: req.numCachedTokens,
+      });
+    }
+    return { outputs, stats: this.stats };
+  }
+
+  /**
+   * Ends requests from outside the step (abort, or a stop string found by the detokenizer) with a finished status,
+   * freeing their blocks at once, whether waiting or running. Unknown or finished ids are ignored. Safe between
+   * schedule() and updateFromOutput(): that step's writes land only in blocks no cached prefix points to.
+   */
+  finishRequests(requestIds: string | Iterable<string>, status: RequestStatus): void {
+    if (!isFinishedStatus(status)) throw new InvalidArgumentError('status', `finishRequests needs a finished status, got '${status}'.`);
+    for (const id of typeof requestIds === 'string' ? [requestIds] : [...requestIds]) {
+      const req = this.#requests.get(id);
+      if (!req) continue;
+      if (req.status !== RequestStatus.RUNNING) this.#waiting.splice(this.#waiting.indexOf(req), 1);
+      req.status = status;
+      this.#free(req);
+    }
+  }
+
+  hasUnfinishedRequests(): boolean {
+    return this.#waiting.length + this.#running.length > 0;
+  }
+
+  get numRunning(): number {
+    return this.#running.length;
+  }
+
+  get numWaiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** Counters for logging and metrics (a fresh record on each read). */
+  get stats(): SchedulerStats {
+    const { queries, hits } = this.kvCacheManager.prefixCacheStats;
+    return {
+      numRunning: this.#running.length,
+      numWaiting: this.#waiting.length,
+      kvCacheUsage: this.kvCacheManager.usage,
+      prefixCacheQueries: queries,
+      prefixCacheHits: hits,
+      prefixCacheHitRate: queries === 0 ? 0 : hits / queries,
+      numPreemptions: this.#numPreemptions,
+    };
+  }
+
+  // Tokens to give `req` (computed up to `computed`) this step.
+  #numNewTokens(req: Request, computed: number, budget: number): number {
+    let n = req.numTokens - computed;
+    const threshold = this.config.longPrefillTokenThreshold;
+    if (threshold > 0) n = Math.min(n, threshold);
+    return Math.min(n, budget);
+  }
+
+  // vLLM's stop check (sched/utils.py check_stop), plus minTokens for EOS and stop tokens.
+  #checkStop(req: Request): boolean {
+    const p = req.params;
+    if (req.numTokens >= this.config.maxModelLen || req.numOutputTokens >= p.maxTokens) {
+      req.status = RequestStatus.FINISHED_LENGTH_CAPPED;
+      return true;
+    }
+    if (req.numOutputTokens < p.minTokens) return false;
+    const last = req.outputTokenIds[req.numOutputTokens - 1];
+    if (p.eosTokenIds.includes(last)) {
+      req.status = RequestStatus.FINISHED_STOPPED;
+      return true;
+    }
+    if (p.stopTokenIds.includes(last)) {
+      req.status = RequestStatus.FINISHED_STOPPED;
+      req.stopReason = last;
+      return true;
+    }
+    return false;
+  }
+
+  // FCFS: the latest admitted. Priority: the largest (priority, arrivalTime), the latest admitted among equals.
+  #pickVictim(): Request {
+    const running = this.#running;
+    if (this.config.policy === 'fcfs') return running[running.length - 1];
+    let victim = running[0];
+    for (const r of running) {
+      if (r.priority > victim.priority || (r.priority === victim.priority && r.arrivalTime >= victim.arrivalTime)) victim = r;
+    }
+    return victim;
+  }
+
+  // Frees the request's blocks and requeues it; it will be recomputed from its prompt and outputs so far.
+  #preempt(req: Request): void {
+    this.#running.splice(this.#running.indexOf(req), 1);
+    this.kvCacheManager.free(req);
+    req.status = RequestStatus.PREEMPTED;
+    req.numComputedTokens = 0;
+    req.numPreemptions++;
+    this.#numPreemptions++;
+    this.#enqueue(req, true);
+  }
+
+  #enqueue(req: Request, front: boolean): void {
+    const q = this.#waiting;
+    if (this.config.policy === 'fcfs') {
+      if (front) q.unshift(req);
+      else q.push(req);
+      return;
+    }
+    // Sorted by (priority, arrivalTime); a preempted request goes before its equals, a new one after.
+    const before = (a: Request, b: Request) =>
+      a.priority < b.priority || (a.priority === b.priority && (a.arrivalTime < b.arrivalTime || (front && a.arrivalTime === b.arrivalTime)));
+    let i = q.length;
+    while (i > 0 && before(req, q[i - 1])) i--;
+    q.splice(i, 0, req);
+  }
+
+  // Drops a finished request: blocks back to the pool, reported in the next SchedulerOutput.finishedRequestIds.
+  #free(req: Request): void {
+    const i = this.#running.indexOf(req);
+    if (i >= 0) this.#running.splice(i, 1);
+    this.kvCacheManager.free(req);
+    this.#requests.delete(req.requestId);
+    this.#finishedIds.push(req.requestId);
+  }
+}
