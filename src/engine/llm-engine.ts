@@ -78,6 +78,8 @@ export class LLMEngine {
   private readonly generators = new Map<string, { params: SamplingParams; generator: Generator }>();
   private readonly streams = new Map<string, RequestStream>();
   private readonly promptTokens = new Map<string, readonly number[]>();
+  /** Output token ids produced so far, per request (penalties, logits processors, minTokens). */
+  private readonly outputIds = new Map<string, number[]>();
   private readonly pendingAborts = new Set<string>();
   private loop: Promise<void> | null = null;
   private nextId = 0;
@@ -125,10 +127,17 @@ export class LLMEngine {
     return new SamplingParams(this.generationConfig ? defaultGenerationParams(this.generationConfig) : {});
   }
 
+  /** Fills the fields a user did not set from generation_config.json (fields a user sets always win). */
+  withModelDefaults(params: SamplingParams): SamplingParams {
+    if (!this.generationConfig) return params;
+    const defaults = Object.entries(defaultGenerationParams(this.generationConfig)).filter(([k]) => !params.setFields.has(k as keyof SamplingParamsInit));
+    return defaults.length === 0 ? params : params.clone(Object.fromEntries(defaults));
+  }
+
   /** Tokenizes and validates a request; throws InvalidArgumentError / CapacityError without touching the engine. */
   prepareRequest(init: AddRequestInit): PreparedRequest {
-    const params = init.params ?? this.defaultSamplingParams();
-    if (!(params instanceof SamplingParams)) throw new InvalidArgumentError('params', 'must be a SamplingParams');
+    if (init.params !== undefined && !(init.params instanceof SamplingParams)) throw new InvalidArgumentError('params', 'must be a SamplingParams');
+    const params = this.withModelDefaults(init.params ?? new SamplingParams());
     if (params.n !== 1 || (params.bestOf !== null && params.bestOf !== 1)) {
       throw new InvalidArgumentError('n', 'n > 1 and bestOf > 1 are not supported yet');
     }
@@ -194,6 +203,7 @@ export class LLMEngine {
     this.generators.set(r.requestId, { params, generator: seed === null ? Generator.random() : new Generator(seed) });
     this.streams.set(r.requestId, stream);
     this.promptTokens.set(r.requestId, r.promptTokenIds);
+    this.outputIds.set(r.requestId, []);
     this.outputs.addRequest(r.requestId, r.prompt, r.promptTokenIds, params, stream);
     this.scheduler.addRequest(req);
     this.kick();
@@ -247,7 +257,7 @@ export class LLMEngine {
       tokenIds: s.tokenIds,
       startPos: s.startPosition,
       blockTable: s.blockTable,
-      sample: s.needsSample ? this.generators.get(s.requestId)! : null,
+      sample: s.needsSample ? this.sampleSpec(s.requestId) : null,
       allLogits: this.generators.get(s.requestId)!.params.promptLogprobs !== null && s.startPosition < this.promptLength(s.requestId),
     }));
     const result = await this.runner.execute(seqs, plan.blockCopies);
@@ -265,6 +275,7 @@ export class LLMEngine {
     const sampled = new Map<string, number[]>();
     for (const [id, r] of result.sampled) sampled.set(id, [r.tokenId]);
     const update = this.scheduler.updateFromOutput(plan, sampled);
+    for (const o of update.outputs) this.outputIds.get(o.requestId)?.push(...o.newTokenIds);
     const core: CoreOutput[] = update.outputs.map((o) => ({
       requestId: o.requestId,
       newTokenIds: o.newTokenIds,
@@ -278,6 +289,15 @@ export class LLMEngine {
     for (const o of core) if (o.finishReason !== null || stopped.includes(o.requestId)) this.release(o.requestId, null);
   }
 
+  /** Sampling state of a request; EOS and stop tokens are masked until minTokens outputs exist (vLLM). */
+  private sampleSpec(requestId: string): ScheduledSeq['sample'] {
+    const g = this.generators.get(requestId)!;
+    const outputTokenIds = this.outputIds.get(requestId)!;
+    const spec = { ...g, promptTokenIds: this.promptTokens.get(requestId)!, outputTokenIds };
+    if (outputTokenIds.length >= g.params.minTokens) return spec;
+    return { ...spec, maskIds: [...(g.params.ignoreEos ? [] : this.eosTokenIds), ...g.params.stopTokenIds] };
+  }
+
   private promptLength(requestId: string): number {
     return this.promptTokens.get(requestId)?.length ?? 0;
   }
@@ -287,6 +307,7 @@ export class LLMEngine {
     this.generators.delete(requestId);
     this.streams.delete(requestId);
     this.promptTokens.delete(requestId);
+    this.outputIds.delete(requestId);
   }
 
   private failAll(err: unknown): void {

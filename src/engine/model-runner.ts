@@ -12,7 +12,7 @@ import type { DType, Tensor } from '../gpu/tensor.js';
 import type { KVCache, ModelWeights, Activations } from '../models/transformer.js';
 import { Transformer } from '../models/transformer.js';
 import * as ops from '../ops/index.js';
-import { argmax, logSoftmax, sampleRow } from '../sampling/sampler.js';
+import { applyPenalties, argmax, logSoftmax, needsProcessing, sampleRow } from '../sampling/sampler.js';
 import type { Generator } from '../sampling/generator.js';
 import type { SamplingParams } from '../sampling-params.js';
 
@@ -26,7 +26,15 @@ export interface ScheduledSeq {
   /** The sequence's KV blocks, covering at least startPos + tokenIds.length tokens. */
   blockTable: readonly number[];
   /** Set when this step ends at the sequence's last known token, so a new token is sampled. */
-  sample: { params: SamplingParams; generator: Generator } | null;
+  sample: {
+    params: SamplingParams;
+    generator: Generator;
+    /** History for penalties: the prompt and the outputs so far. */
+    promptTokenIds?: readonly number[];
+    outputTokenIds?: readonly number[];
+    /** Ids that must not be sampled this step (EOS and stop tokens before minTokens). */
+    maskIds?: readonly number[];
+  } | null;
   /** Also return the logits of every token of this chunk (prompt logprobs, tests). */
   allLogits?: boolean;
 }
@@ -201,21 +209,27 @@ export class ModelRunner {
     this.ctx.device.queue.writeBuffer(this.inputs, 0, buf, 0, Math.max(used, layout.sampleRows));
 
     // 2. Execute.
+    // Views keep their maximum shapes so that cached bind groups serve every step; T and S go in as counts.
+    const maxT = limits.maxNumBatchedTokens;
     const rec = new Recorder(this.ctx);
     for (const [src, dst] of blockCopies) this.copyBlock(rec, src, dst);
     const inputs = {
       T,
-      ids: this.view(layout.ids, T, 'u32'),
-      positions: this.view(layout.positions, T, 'u32'),
-      positionIds: this.model.weights.positions ? this.view(layout.positionIds, T, 'u32') : null,
-      seqIdx: this.view(layout.seqIdx, T, 'u32'),
-      slotMapping: this.view(layout.slotMapping, T, 'i32'),
-      blockTables: this.view(layout.blockTables, seqs.length * maxBlocks, 'u32'),
+      ids: this.view(layout.ids, maxT, 'u32'),
+      positions: this.view(layout.positions, maxT, 'u32'),
+      positionIds: this.model.weights.positions ? this.view(layout.positionIds, maxT, 'u32') : null,
+      seqIdx: this.view(layout.seqIdx, maxT, 'u32'),
+      slotMapping: this.view(layout.slotMapping, maxT, 'i32'),
+      blockTables: this.view(layout.blockTables, limits.maxNumSeqs * this.maxBlocksPerSeq, 'u32'),
       maxBlocksPerSeq: maxBlocks,
     };
     this.model.forward(rec, inputs, this.acts, this.cache);
     // Which logits rows the CPU needs whole: non-greedy sampling, logprobs, all-token logits.
-    const needRow = rows.map((r) => r.kind === 'all' || !seqs[r.seq].sample!.params.greedy || seqs[r.seq].sample!.params.logprobs !== null);
+    const needRow = rows.map((r) => {
+      if (r.kind === 'all') return true;
+      const { params, maskIds } = seqs[r.seq].sample!;
+      return !params.greedy || params.logprobs !== null || (maskIds?.length ?? 0) > 0 || needsProcessing(params);
+    });
     const V = cfg.vocabSize;
     const rowBytes = V * 4;
     const nFull = needRow.filter(Boolean).length;
@@ -226,9 +240,9 @@ export class ModelRunner {
     const fullOffset = new Map<number, number>();
     for (let c = 0; c * cap < rows.length; c++) {
       const S = Math.min(cap, rows.length - c * cap);
-      const sampleRows = this.view(layout.sampleRows + c * chunkStride, S, 'u32');
+      const sampleRows = this.view(layout.sampleRows + c * chunkStride, cap, 'u32');
       this.model.logits(rec, sampleRows, S, this.acts);
-      const idsOut: Tensor = { buffer: this.sampledIds, offset: c * chunkStride, shape: [S], dtype: 'u32' };
+      const idsOut: Tensor = { buffer: this.sampledIds, offset: c * chunkStride, shape: [cap], dtype: 'u32' };
       ops.argmax(rec, this.acts.logits, idsOut, S, V);
       rec.copy(this.sampledIds, c * chunkStride, staging, c * chunkStride, alignUp(S * 4, 4));
       for (let j = 0; j < S; j++) {
@@ -258,8 +272,15 @@ export class ModelRunner {
           result.allLogits.set(s.requestId, list);
           return;
         }
-        const { params, generator } = s.sample!;
-        const tokenId = params.greedy ? (logits ? argmax(logits) : argmaxId) : sampleRow(logits!, params, generator);
+        const { params, generator, maskIds } = s.sample!;
+        // Logprobs are of the raw distribution; masks and penalties apply to sampling only.
+        let row = logits;
+        if (row && ((maskIds && maskIds.length > 0) || needsProcessing(params))) {
+          row = row.slice();
+          for (const id of maskIds ?? []) row[id] = -Infinity;
+          applyPenalties(row, params, s.sample!.promptTokenIds ?? [], s.sample!.outputTokenIds ?? []);
+        }
+        const tokenId = params.greedy ? (row ? argmax(row) : argmaxId) : sampleRow(row!, params, generator);
         result.sampled.set(s.requestId, { tokenId, logprobs: params.logprobs !== null ? topLogprobs(logits!, tokenId, params.logprobs) : null });
       });
     } finally {

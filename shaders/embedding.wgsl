@@ -1,0 +1,52 @@
+// Embedding lookup for the ids that fall in one part of the table (rows rowStart .. rowStart + rows - 1):
+//   out[t, :] (=|+=) table[ids[t] - rowStart, :]   for t < T with rowStart <= ids[t] < rowStart + rows
+// `accumulate` adds into out (learned position embeddings on top of token embeddings).
+//
+// Prelude (templated on the table dtype): WS the storage word and loadW(i) -> f32, the i-th element (f16 tables are
+// u32 words of two halves; see weightPrelude in src/ops/common.ts).
+//
+// Bindings: ids    u32     [T]
+//           w      f32|f16 [rows, stride]  (one part of the table)
+//           out    f32 [T, H]
+//
+// Dispatch: one thread per output element: e = (wid.x + wid.y * nwg.x) * WG + lid over T H.
+
+struct Params {
+  T: u32,
+  H: u32,
+  stride: u32,
+  rowStart: u32,
+  rows: u32,
+  accumulate: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read> w: array<WS>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+override WG: u32 = 256;
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let e = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (e >= p.T * p.H) {
+    return;
+  }
+  let t = e / p.H;
+  let c = e % p.H;
+  let id = ids[t];
+  if (id < p.rowStart || id - p.rowStart >= p.rows) {
+    return;
+  }
+  let v = loadW((id - p.rowStart) * p.stride + c);
+  if (p.accumulate != 0u) {
+    out[e] += v;
+  } else {
+    out[e] = v;
+  }
+}

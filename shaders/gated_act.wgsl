@@ -1,0 +1,35 @@
+// Gated activation (SwiGLU / GeGLU MLPs):  out[t, i] = act(x[t, i]) * x[t, I + i]  for t < T, i < I
+// (x is the fused gate | up projection; act from lib/activation.wgsl: ACT).
+//
+// Bindings: x    f32 [T, 2 I]
+//           out  f32 [T, I]
+//
+// Dispatch: one thread per output element: e = (wid.x + wid.y * nwg.x) * WG + lid over T I.
+
+struct Params {
+  n: u32, // T * I
+  I: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+override WG: u32 = 256;
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let e = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (e >= p.n) {
+    return;
+  }
+  let t = e / p.I;
+  let i = e % p.I;
+  let g = x[t * 2u * p.I + i];
+  let u = x[t * 2u * p.I + p.I + i];
+  out[e] = activation(g) * u;
+}

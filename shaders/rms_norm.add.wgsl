@@ -1,0 +1,57 @@
+// Residual add fused with the next RMSNorm (vLLM's fused_add_rms_norm), both in place:
+//   x[r, :] += h[r, :];  h[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight   for r < rows
+// x is the residual stream, h the sublayer's output, which after the add is dead and takes the normalised row.
+//
+// Bindings: x       f32 [rows, H], read and written
+//           h       f32 [rows, H], read and written
+//           weight  f32 [H]
+//
+// Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; a shared tree sums the squares. Each
+// thread touches only elements i = lid, lid + WG, ... of its row, so the in-place updates need no other barrier.
+
+struct Params {
+  rows: u32,
+  H: u32,
+  eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> h: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+
+/** Threads per workgroup; a power of two. */
+override WG: u32 = 128;
+
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= p.rows) {
+    return;
+  }
+  let base = r * p.H;
+  var ss = 0.0;
+  for (var i = lid; i < p.H; i += WG) {
+    let v = x[base + i] + h[base + i];
+    x[base + i] = v;
+    ss += v * v;
+  }
+  red[lid] = ss;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red[lid] += red[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let inv = inverseSqrt(red[0] / f32(p.H) + p.eps);
+  for (var i = lid; i < p.H; i += WG) {
+    h[base + i] = x[base + i] * inv * weight[i];
+  }
+}

@@ -1,0 +1,127 @@
+// Rotary embedding fused with the KV-cache write (one dispatch instead of rope + cacheKV):
+//   q heads:  rotated in place in qkv, as rope.wgsl does (the attention kernel reads q from qkv)
+//   k heads:  rotated into kCache[slot] (qkv's own k columns are left unrotated: nothing reads them afterwards)
+//   v heads:  copied into vCache[slot]
+// for every token t with slot = slotMapping[t] >= 0 (q heads are rotated for every token). Rotation: NeoX/HF
+// rotate_half on dims i < R: a = positions[t] invFreq[i mod R/2], c = cos(a) scaling, s = sin(a) scaling,
+// x'[i] = x[i] c - x[i + R/2] s (i < R/2), x'[i] = x[i] c + x[i - R/2] s (R/2 <= i < R); dims >= R unchanged.
+//
+// Prelude (templated on the cache dtype): KS, EPW, pack as in cache_kv.wgsl.
+//
+// Bindings: qkv          f32 [T, (nH + 2 nKv) D]   (q heads written)
+//           positions    u32 [T]
+//           invFreq      f32 [R / 2]
+//           slotMapping  i32 [T]
+//           kCache       f32|f16 [numBlocks, blockSize, nKv, D]
+//           vCache       f32|f16 [numBlocks, blockSize, nKv, D]
+// D and R are even.
+//
+// Dispatch: one thread per (t, head of nH + 2 nKv, pair j < D / 2): index (wid.x + wid.y * nwg.x) * WG + lid.
+// For a q head the thread rotates the pair (j, j + R/2) in place (threads j >= R/2 idle); for k and v heads it
+// writes cache elements 2j and 2j + 1 (one u32 word of an f16 cache, so no two threads share a word).
+
+struct Params {
+  T: u32,
+  nH: u32,
+  nKv: u32,
+  D: u32,
+  half: u32, // R / 2
+  scaling: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> positions: array<u32>;
+@group(0) @binding(3) var<storage, read> invFreq: array<f32>;
+@group(0) @binding(4) var<storage, read> slotMapping: array<i32>;
+@group(0) @binding(5) var<storage, read_write> kCache: array<KS>;
+@group(0) @binding(6) var<storage, read_write> vCache: array<KS>;
+
+override WG: u32 = 256;
+
+// 2 pi = C1 + C2 + C3 (see rope.wgsl).
+const INV_TWO_PI = 0.15915494309189535;
+const C1 = 6.28125;
+const C2 = 0.0019378662109375;
+const C3 = -2.5590313512680040e-6;
+
+/** cos and sin of positions[t] invFreq[i], times the attention scaling. */
+fn rotation(t: u32, i: u32) -> vec2<f32> {
+  let a = f32(positions[t]) * invFreq[i];
+  let k = round(a * INV_TWO_PI);
+  let r = ((a - k * C1) - k * C2) - k * C3;
+  return vec2<f32>(cos(r), sin(r)) * p.scaling;
+}
+
+/** Element e of the k head starting at `base`, rotated. */
+fn rotatedK(t: u32, base: u32, e: u32) -> f32 {
+  let x = qkv[base + e];
+  if (e < p.half) {
+    let cs = rotation(t, e);
+    return x * cs.x - qkv[base + e + p.half] * cs.y;
+  }
+  if (e < 2u * p.half) {
+    let cs = rotation(t, e - p.half);
+    return x * cs.x + qkv[base + e - p.half] * cs.y;
+  }
+  return x;
+}
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let idx = (wid.x + wid.y * nwg.x) * WG + lid;
+  let heads = p.nH + 2u * p.nKv;
+  let pairs = p.D / 2u;
+  if (idx >= p.T * heads * pairs) {
+    return;
+  }
+  let t = idx / (heads * pairs);
+  let h = (idx / pairs) % heads;
+  let j = idx % pairs;
+  let base = (t * heads + h) * p.D;
+
+  if (h < p.nH) {
+    if (j < p.half) {
+      let cs = rotation(t, j);
+      let x1 = qkv[base + j];
+      let x2 = qkv[base + j + p.half];
+      qkv[base + j] = x1 * cs.x - x2 * cs.y;
+      qkv[base + j + p.half] = x2 * cs.x + x1 * cs.y;
+    }
+    return;
+  }
+  let slot = slotMapping[t];
+  if (slot < 0) {
+    return;
+  }
+  let e = 2u * j;
+  var v: vec2<f32>;
+  if (h < p.nH + p.nKv) {
+    v = vec2<f32>(rotatedK(t, base, e), rotatedK(t, base, e + 1u));
+  } else {
+    v = vec2<f32>(qkv[base + e], qkv[base + e + 1u]);
+  }
+  // Cache element (slot, kvh, e) as words of EPW elements.
+  let kvh = (h - p.nH) % p.nKv;
+  let dst = (u32(slot) * p.nKv + kvh) * p.D + e;
+  if (EPW == 2u) {
+    let word = pack(v);
+    if (h < p.nH + p.nKv) {
+      kCache[dst / 2u] = word;
+    } else {
+      vCache[dst / 2u] = word;
+    }
+  } else {
+    if (h < p.nH + p.nKv) {
+      kCache[dst] = pack(v.xx);
+      kCache[dst + 1u] = pack(v.yy);
+    } else {
+      vCache[dst] = pack(v.xx);
+      vCache[dst + 1u] = pack(v.yy);
+    }
+  }
+}

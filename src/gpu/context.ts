@@ -1,0 +1,132 @@
+/**
+ * The GPU context: one adapter, one device, and the per-device caches every op uses (pipelines, bind groups, the
+ * uniform ring, the readback staging buffer).
+ */
+import { StagingBuffer, STORAGE_USAGE } from './buffers.js';
+import { PipelineCache } from './pipelines.js';
+import { UniformRing } from './recorder.js';
+import { defaultTuning, type KernelTuning } from './tuning.js';
+
+export interface GpuContextOptions {
+  /**
+   * Enable shader-f16 on the device. Default: when the adapter has it. No kernel needs it today: f16 weights and
+   * KV caches are read and written as packed u32 pairs, so they work on every device.
+   */
+  f16?: boolean;
+  /** Use subgroup operations in kernels that have a subgroup variant. Default: when the adapter has them. */
+  subgroups?: boolean;
+  powerPreference?: GPUPowerPreference;
+  /** Workgroup and tile sizes; default: by device class ({@link defaultTuning}). */
+  tuning?: KernelTuning;
+}
+
+/** Limits requested at the adapter's maximum: big weights, many bindings, large workgroups. */
+const MAX_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxUniformBufferBindingSize',
+] as const;
+
+/** Errors kept from `uncapturederror` events (validation errors would otherwise surface as wrong numbers). */
+const MAX_KEPT_ERRORS = 32;
+
+/**
+ * @example
+ * const ctx = await GpuContext.create(await platform.gpu());
+ * console.log(ctx.adapterInfo.description, ctx.f16);
+ */
+export class GpuContext {
+  readonly pipelines: PipelineCache;
+  readonly uniforms: UniformRing;
+  readonly staging: StagingBuffer;
+  /** A 16-byte storage buffer bound where a kernel's optional input (e.g. a bias) is absent. */
+  readonly dummy: GPUBuffer;
+  /** Messages of uncaptured device errors, oldest first (at most 32). */
+  readonly errors: string[] = [];
+  /** Set when the device is lost. */
+  lost: GPUDeviceLostInfo | undefined;
+  /** Workgroup and tile sizes the ops use (may be changed between steps; kernels are cached per value). */
+  tuning: KernelTuning;
+
+  private constructor(
+    /** The WebGPU entry point, kept so that Dawn's instance outlives the device. */
+    readonly gpu: GPU,
+    readonly adapter: GPUAdapter,
+    readonly device: GPUDevice,
+    /** shader-f16 is enabled on the device (kernels do not need it: f16 storage is handled as u32 pairs). */
+    readonly f16: boolean,
+    /** subgroups are enabled on the device and used by kernels. */
+    readonly subgroups: boolean,
+    tuning: KernelTuning,
+  ) {
+    this.tuning = tuning;
+    this.pipelines = new PipelineCache(device);
+    this.uniforms = new UniformRing(device, device.limits.minUniformBufferOffsetAlignment);
+    this.staging = new StagingBuffer(device);
+    this.dummy = device.createBuffer({ size: 16, usage: STORAGE_USAGE, label: 'dummy' });
+    device.addEventListener('uncapturederror', (ev) => {
+      const error = (ev as GPUUncapturedErrorEvent).error;
+      if (this.errors.length >= MAX_KEPT_ERRORS) this.errors.shift();
+      this.errors.push(error.message);
+    });
+    void device.lost.then((info) => {
+      this.lost = info;
+    });
+  }
+
+  static async create(gpu: GPU, opts: GpuContextOptions = {}): Promise<GpuContext> {
+    const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+    if (!adapter) throw new Error('WebGPU: no adapter available');
+    const f16 = (opts.f16 ?? true) && adapter.features.has('shader-f16');
+    if (opts.f16 === true && !f16) throw new Error('WebGPU: f16 requested but the adapter lacks shader-f16');
+    const subgroups = (opts.subgroups ?? true) && adapter.features.has('subgroups');
+    const requiredFeatures: GPUFeatureName[] = [];
+    if (f16) requiredFeatures.push('shader-f16');
+    if (subgroups) requiredFeatures.push('subgroups' as GPUFeatureName);
+    const requiredLimits: Record<string, number> = {};
+    const adapterLimits = adapter.limits as unknown as Record<string, number>;
+    for (const name of MAX_LIMITS) {
+      const value = adapterLimits[name];
+      if (typeof value === 'number') requiredLimits[name] = value;
+    }
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webgpu-llm' });
+    return new GpuContext(gpu, adapter, device, f16, subgroups, opts.tuning ?? defaultTuning(adapter.info));
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  get adapterInfo(): GPUAdapterInfo {
+    return this.adapter.info;
+  }
+
+  /** Largest storage binding in bytes (a Weight part or a bound tensor range never exceeds it). */
+  get maxBinding(): number {
+    return this.device.limits.maxStorageBufferBindingSize;
+  }
+
+  /** Waits until the GPU has finished everything submitted so far. */
+  finish(): Promise<void> {
+    return this.device.queue.onSubmittedWorkDone();
+  }
+
+  /** Returns and forgets the uncaptured errors seen so far. */
+  takeErrors(): string[] {
+    return this.errors.splice(0);
+  }
+
+  destroy(): void {
+    this.uniforms.destroy();
+    this.staging.destroy();
+    this.dummy.destroy();
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * Kernels and their caches: compute pipelines keyed by shader variant + override constants, bind group layouts
+ * keyed by binding kinds, bind groups keyed by the buffer ranges they bind.
+ *
+ * Every kernel binds `@group(0) @binding(0)` to a uniform params struct at a dynamic offset in the recorder's
+ * uniform ring (one slot per dispatch, one `writeBuffer` per step), then its tensors at bindings 1.. . Because the
+ * params live at a dynamic offset, a bind group depends only on which buffers are bound, so it is created once and
+ * reused by every step.
+ */
+
+/** How a kernel uses a storage binding. `read` bindings are declared `var<storage, read>` in WGSL. */
+export type BindingKind = 'read' | 'write';
+
+/** What a kernel variant is made of; `key` in {@link PipelineCache.kernel} must identify it uniquely. */
+export interface KernelSource {
+  /** Shader name for labels, e.g. `linear.gemv`. */
+  name: string;
+  /** WGSL source text (a file from `shaders/`). */
+  code: string;
+  /** Text prepended to `code`: `enable` directives and aliases/consts for element type and vector width only. */
+  prelude?: string;
+  /** Kinds of the storage bindings 1..n (binding 0 is always the uniform params). */
+  bindings: readonly BindingKind[];
+  /** Uniform params struct layout, one letter per 4-byte field in declaration order: u = u32, i = i32, f = f32. */
+  params: string;
+  /** Values for the shader's `override` constants. */
+  constants?: Record<string, number>;
+}
+
+/** One buffer range bound to a storage binding. */
+export interface BufferBinding {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+/** A compiled kernel variant. Its pipelines are built on first use. */
+export class Kernel {
+  /** Byte size of the params struct, padded to 16 as uniform buffers require. */
+  readonly paramsSize: number;
+  /** Per params field: 0 = u32, 1 = i32, 2 = f32. */
+  readonly paramTypes: Uint8Array;
+  /** Pipelines by aliasing mask (see {@link variant}). */
+  private readonly variants = new Map<number, { pipeline: GPUComputePipeline; layout: CachedLayout }>();
+
+  constructor(
+    private readonly cache: PipelineCache,
+    readonly source: KernelSource,
+  ) {
+    this.paramsSize = Math.max(16, Math.ceil((source.params.length * 4) / 16) * 16);
+    this.paramTypes = Uint8Array.from(source.params, (c) => {
+      const t = 'uif'.indexOf(c);
+      if (t < 0) throw new Error(`kernel ${source.name}: params letter '${c}' is not one of u, i, f`);
+      return t;
+    });
+  }
+
+  get bindings(): readonly BindingKind[] {
+    return this.source.bindings;
+  }
+
+  /**
+   * The pipeline and layout for a dispatch. Bit i of `aliased` marks storage binding i + 1 as a `read` binding
+   * whose buffer is also bound for writing (tensors sharing one arena buffer). WebGPU forbids read-only and
+   * writable storage use of one buffer in one dispatch, so such bindings are declared `read_write` in this variant
+   * (in the WGSL and the layout); all other bindings keep `read`. The ranges must still not overlap (WebGPU
+   * forbids overlapping writable bindings): in-place ops have kernels of their own that bind the tensor once.
+   */
+  variant(aliased: number): { pipeline: GPUComputePipeline; layout: CachedLayout } {
+    let v = this.variants.get(aliased);
+    if (!v) {
+      v = this.build(aliased);
+      this.variants.set(aliased, v);
+    }
+    return v;
+  }
+
+  private build(aliased: number) {
+    const { device } = this.cache;
+    const kinds = this.source.bindings.map((k, i): BindingKind => (aliased & (1 << i) ? 'write' : k));
+    const layout = this.cache.layout(kinds);
+    let code = this.source.prelude ? `${this.source.prelude}\n${this.source.code}` : this.source.code;
+    if (aliased) {
+      code = code.replace(/@binding\((\d+)\)(\s*)var<storage,\s*read>/g, (m, b: string, sp: string) =>
+        aliased & (1 << (Number(b) - 1)) ? `@binding(${b})${sp}var<storage, read_write>` : m,
+      );
+    }
+    const module = device.createShaderModule({ code, label: this.source.name });
+    const pipeline = device.createComputePipeline({
+      label: this.source.name,
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout.layout] }),
+      compute: { module, entryPoint: 'main', constants: this.source.constants },
+    });
+    return { pipeline, layout };
+  }
+}
+
+/** A bind group layout shared by every kernel with the same binding kinds. */
+export interface CachedLayout {
+  id: number;
+  layout: GPUBindGroupLayout;
+}
+
+// GPUShaderStage.COMPUTE
+const COMPUTE = 0x4;
+/** Bind groups kept before the cache is cleared (a run binds a fixed set of buffers, so this is rarely reached). */
+const MAX_BIND_GROUPS = 8192;
+
+/** Pipelines, layouts and bind groups of one device. */
+export class PipelineCache {
+  private readonly kernels = new Map<string, Kernel>();
+  private readonly layouts = new Map<string, CachedLayout>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextId = 1;
+
+  constructor(readonly device: GPUDevice) {}
+
+  /**
+   * The kernel variant named `key`, built by `make` the first time only (so callers pay one Map lookup per
+   * dispatch, not a string template per dispatch).
+   */
+  kernel(key: string, make: () => KernelSource): Kernel {
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = new Kernel(this, make());
+      this.kernels.set(key, k);
+    }
+    return k;
+  }
+
+  layout(kinds: readonly BindingKind[]): CachedLayout {
+    const key = kinds.join(',');
+    let l = this.layouts.get(key);
+    if (!l) {
+      const entries: GPUBindGroupLayoutEntry[] = [
+        { binding: 0, visibility: COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } },
+      ];
+      kinds.forEach((kind, i) => {
+        const type = kind === 'read' ? 'read-only-storage' : 'storage';
+        entries.push({ binding: i + 1, visibility: COMPUTE, buffer: { type } });
+      });
+      l = { id: this.nextId++, layout: this.device.createBindGroupLayout({ entries, label: key }) };
+      this.layouts.set(key, l);
+    }
+    return l;
+  }
+
+  bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.nextId++;
+      this.bufferIds.set(buffer, id);
+    }
+    return id;
+  }
+
+  /** The bind group for `layout` binding the uniform slot of `paramsSize` bytes of `uniforms`, then `bindings`. */
+  bindGroup(layout: CachedLayout, uniforms: GPUBuffer, paramsSize: number, bindings: readonly BufferBinding[]): GPUBindGroup {
+    let key = `${layout.id}|${this.bufferId(uniforms)}:${paramsSize}`;
+    for (const b of bindings) key += `|${this.bufferId(b.buffer)}:${b.offset}:${b.size}`;
+    let group = this.bindGroups.get(key);
+    if (!group) {
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniforms, offset: 0, size: paramsSize } }];
+      bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset, size: b.size } }));
+      group = this.device.createBindGroup({ layout: layout.layout, entries });
+      this.bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  /** Forgets cached bind groups (e.g. after freeing a model's buffers). */
+  clearBindGroups(): void {
+    this.bindGroups.clear();
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The recorder: one command encoder per engine step. Ops append dispatches; compute passes are opened and closed
+ * as needed (copies need a closed pass); `submit()` writes the step's uniform params with one `writeBuffer` and
+ * submits one command buffer.
+ */
+import { BufferUsage } from './buffers.js';
+import type { GpuContext } from './context.js';
+import type { BufferBinding, Kernel } from './pipelines.js';
+
+/** Bytes in the uniform ring: 4096 dispatches at NVIDIA's 256-byte offset alignment before a mid-step flush. */
+const RING_BYTES = 1 << 20;
+
+/**
+ * Uniform params for every dispatch of a step, one slot per dispatch, mirrored on the CPU and uploaded once per
+ * submit. Slots restart at 0 when no recorder is open; queue order makes that safe (a later `writeBuffer` runs
+ * after the earlier submits that read the old values).
+ */
+export class UniformRing {
+  readonly buffer: GPUBuffer;
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+  readonly f32: Float32Array;
+  /** Slot alignment in bytes (the device's minUniformBufferOffsetAlignment). */
+  readonly align: number;
+  cursor = 0;
+  /** Recorders with slots not yet uploaded. */
+  open = 0;
+
+  constructor(device: GPUDevice, align: number) {
+    this.align = Math.max(16, align);
+    this.buffer = device.createBuffer({ size: RING_BYTES, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST, label: 'uniform ring' });
+    const mirror = new ArrayBuffer(RING_BYTES);
+    this.u32 = new Uint32Array(mirror);
+    this.i32 = new Int32Array(mirror);
+    this.f32 = new Float32Array(mirror);
+  }
+
+  get size(): number {
+    return RING_BYTES;
+  }
+
+  destroy(): void {
+    this.buffer.destroy();
+  }
+}
+
+/**
+ * Records one engine step.
+ *
+ * @example
+ * const rec = new Recorder(ctx);
+ * rmsNorm(rec, hidden, normWeight, normed, T, H, 1e-6);
+ * linear(rec, normed, wqkv, null, qkv, T);
+ * rec.submit();
+ */
+export class Recorder {
+  private encoder: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private lastPipeline: GPUComputePipeline | undefined;
+  /** Byte range of the ring this recorder wrote since its last upload. */
+  private lo = Infinity;
+  private hi = 0;
+  /** Dispatches recorded since construction (for tests and benchmarks). */
+  dispatches = 0;
+  /** Reused for setBindGroup's dynamic offset (Dawn copies it), sparing an allocation per dispatch. */
+  private readonly offsets = [0];
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly label = 'step',
+  ) {}
+
+  /**
+   * Appends a dispatch of `kernel`: writes `params` (typed by the kernel's params layout) into a fresh uniform slot
+   * and binds `bindings` to bindings 1.. (a cached bind group).
+   */
+  run(kernel: Kernel, params: ArrayLike<number>, bindings: readonly BufferBinding[], x: number, y = 1, z = 1): void {
+    if (x === 0 || y === 0 || z === 0) return;
+    const ring = this.ctx.uniforms;
+    const slot = Math.ceil(kernel.paramsSize / ring.align) * ring.align;
+    if (ring.cursor + slot > ring.size) this.flushRing(slot);
+    if (this.lo === Infinity) ring.open++;
+    const offset = ring.cursor;
+    ring.cursor += slot;
+    this.lo = Math.min(this.lo, offset);
+    this.hi = Math.max(this.hi, offset + kernel.paramsSize);
+    const base = offset >> 2;
+    const types = kernel.paramTypes;
+    for (let i = 0; i < types.length; i++) {
+      const t = types[i];
+      if (t === 0) ring.u32[base + i] = params[i];
+      else if (t === 1) ring.i32[base + i] = params[i];
+      else ring.f32[base + i] = params[i];
+    }
+    // Bit j: read binding j shares its buffer with a write binding (see Kernel.variant).
+    let aliased = 0;
+    const kinds = kernel.bindings;
+    for (let i = 0; i < bindings.length; i++) {
+      if (kinds[i] !== 'write') continue;
+      for (let j = 0; j < bindings.length; j++) {
+        if (kinds[j] === 'read' && bindings[j].buffer === bindings[i].buffer) aliased |= 1 << j;
+      }
+    }
+    const variant = kernel.variant(aliased);
+    const group = this.ctx.pipelines.bindGroup(variant.layout, ring.buffer, kernel.paramsSize, bindings);
+    this.offsets[0] = offset;
+    this.dispatch(variant.pipeline, group, x, y, z, this.offsets);
+  }
+
+  /** Appends a dispatch with a caller-built bind group. */
+  dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y = 1, z = 1, dynamicOffsets?: number[]): void {
+    const pass = this.computePass();
+    if (pipeline !== this.lastPipeline) {
+      pass.setPipeline(pipeline);
+      this.lastPipeline = pipeline;
+    }
+    if (dynamicOffsets) pass.setBindGroup(0, bindGroup, dynamicOffsets);
+    else pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatches++;
+  }
+
+  /** Appends a buffer-to-buffer copy (offsets and size multiples of 4). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    this.commandEncoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+  }
+
+  /** Appends a zero fill of `size` bytes at `offset` (multiples of 4). */
+  clear(buffer: GPUBuffer, offset = 0, size?: number): void {
+    this.commandEncoder.clearBuffer(buffer, offset, size);
+  }
+
+  /** The encoder with no compute pass open, for commands other than dispatches. */
+  get commandEncoder(): GPUCommandEncoder {
+    this.endPass();
+    return (this.encoder ??= this.ctx.device.createCommandEncoder({ label: this.label }));
+  }
+
+  /** Uploads this step's uniforms and submits everything recorded. The recorder can record the next step. */
+  submit(): void {
+    this.endPass();
+    this.uploadRing();
+    if (this.encoder) {
+      this.ctx.device.queue.submit([this.encoder.finish()]);
+      this.encoder = undefined;
+    }
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) {
+      this.encoder ??= this.ctx.device.createCommandEncoder({ label: this.label });
+      this.pass = this.encoder.beginComputePass({ label: this.label });
+      this.lastPipeline = undefined;
+    }
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = undefined;
+    }
+  }
+
+  private uploadRing(): void {
+    if (this.lo === Infinity) return;
+    const ring = this.ctx.uniforms;
+    const lo = this.lo;
+    const hi = Math.ceil(this.hi / 4) * 4;
+    this.ctx.device.queue.writeBuffer(ring.buffer, lo, ring.u32.buffer, lo, hi - lo);
+    this.lo = Infinity;
+    this.hi = 0;
+    if (--ring.open === 0) ring.cursor = 0;
+  }
+
+  /** The ring is full: submit what is recorded so far (its uniforms first) and start over at slot 0. */
+  private flushRing(slot: number): void {
+    const ring = this.ctx.uniforms;
+    const mine = this.lo === Infinity ? 0 : 1;
+    if (ring.open > mine) {
+      throw new Error('uniform ring full while several recorders are open; submit one before recording more');
+    }
+    if (slot > ring.size) throw new Error(`params of ${slot} bytes exceed the uniform ring`);
+    this.submit();
+    ring.cursor = 0;
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The decoder-only transformer that every supported architecture is an instance of (Llama, Qwen2, Qwen3,
+ * Mistral, Phi-3, OPT, GPT-2). The config decides the variations: RMSNorm or LayerNorm, pre- or post-norm,
+ * rotary or learned positions, biases, q/k norm, gated or plain MLP, sliding window.
+ *
+ * One forward runs a flat batch of T tokens from many sequences (prompt chunks and decode steps mixed):
+ *
+ *   x = embed(ids) [+ pos_embed(positions + offset)]                      x: [T, H]
+ *   for each layer:
+ *     h = pre ? norm1(x) : x
+ *     qkv = h Wqkv^T + b                                                  qkv: [T, (nH + 2 nKv) D]
+ *     qkv = qk_norm(qkv); qkv = rope(qkv, positions)                      (when the model has them)
+ *     cache[slot(t)] = k, v;  a = paged_attention(q, cache, block tables) a: [T, nH D]
+ *     x = x + a Wo^T + bo;  post-norm: x = norm1(x)
+ *     h = pre ? norm2(x) : x
+ *     u = h Wup^T + bu;  m = gated ? act(gate) * up : act(u)              u: [T, 2I | I], m: [T, I]
+ *     x = x + m Wdown^T + bd;  post-norm: x = norm2(x)
+ *   xs = final_norm(x[rows to sample])   (logits(), per chunk of rows)                                    xs: [S, H]
+ *   logits = xs Wlm^T                                                     logits: [S, V]
+ */
+import type { ModelConfig } from '../config/model-config.js';
+import type { Recorder } from '../gpu/recorder.js';
+import type { Tensor, Weight } from '../gpu/tensor.js';
+import * as ops from '../ops/index.js';
+import type { QkvLayout } from '../ops/index.js';
+
+export interface Norm {
+  weight: Tensor; // f32 [H]
+  bias: Tensor | null; // f32 [H] (LayerNorm)
+}
+
+export interface LayerWeights {
+  attnNorm: Norm;
+  qkv: Weight; // [(nH + 2 nKv) D, H]
+  qkvBias: Tensor | null; // [(nH + 2 nKv) D]
+  qNorm: Tensor | null; // [D] (Qwen3)
+  kNorm: Tensor | null; // [D]
+  o: Weight; // [H, nH D]
+  oBias: Tensor | null; // [H]
+  mlpNorm: Norm;
+  up: Weight; // gated: [2I, H] (gate rows then up rows); plain: [I, H]
+  upBias: Tensor | null;
+  down: Weight; // [H, I]
+  downBias: Tensor | null; // [H]
+}
+
+export interface ModelWeights {
+  embed: Weight; // [V, H]
+  positions: Weight | null; // [maxPositions + offset, H] (OPT, GPT-2)
+  finalNorm: Norm | null;
+  lmHead: Weight; // [V, H]; the same object as `embed` when tied
+  layers: LayerWeights[];
+}
+
+/** The paged KV cache: per layer, keys and values [numBlocks, blockSize, nKv, D]. */
+export interface KVCache {
+  numBlocks: number;
+  blockSize: number;
+  k: Tensor[];
+  v: Tensor[];
+}
+
+/** Per-step inputs, already on the GPU (written by the model runner). */
+export interface ForwardInputs {
+  T: number; // tokens in this step
+  ids: Tensor; // u32 [T]
+  positions: Tensor; // u32 [T]
+  positionIds: Tensor | null; // u32 [T]: positions + learned offset (OPT: 2)
+  seqIdx: Tensor; // u32 [T]: row of the token's sequence in blockTables
+  slotMapping: Tensor; // i32 [T]: KV slot of each token
+  blockTables: Tensor; // u32 [numSeqs, maxBlocksPerSeq]
+  maxBlocksPerSeq: number;
+}
+
+/** Activation buffers sized for the largest step; reused by every forward. */
+export interface Activations {
+  x: Tensor; // [maxT, H] residual stream
+  h: Tensor; // [maxT, H] normed input / projection output
+  qkv: Tensor; // [maxT, (nH + 2 nKv) D]
+  attn: Tensor; // [maxT, nH D]
+  up: Tensor; // [maxT, 2I | I]
+  act: Tensor; // [maxT, I]
+  xs: Tensor; // [maxS, H] rows to sample
+  xsNorm: Tensor; // [maxS, H]
+  logits: Tensor; // f32 [maxS, V]
+}
+
+export class Transformer {
+  readonly layout: QkvLayout;
+  readonly qkvDim: number;
+  readonly upDim: number;
+
+  constructor(
+    readonly cfg: ModelConfig,
+    readonly weights: ModelWeights,
+    readonly invFreq: Tensor | null, // f32 [rotaryDim / 2]
+  ) {
+    this.layout = { numHeads: cfg.numHeads, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim };
+    this.qkvDim = (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim;
+    this.upDim = cfg.gatedMlp ? 2 * cfg.intermediateSize : cfg.intermediateSize;
+  }
+
+  /** Records the layers for one step; the final hidden states [T, H] are left in `a.x`. */
+  forward(rec: Recorder, inp: ForwardInputs, a: Activations, cache: KVCache): void {
+    const { cfg, weights: w } = this;
+    const { T } = inp;
+    const H = cfg.hiddenSize;
+    ops.embed(rec, inp.ids, w.embed, a.x, T);
+    if (w.positions && inp.positionIds) ops.embed(rec, inp.positionIds, w.positions, a.x, T, true);
+
+    for (let l = 0; l < w.layers.length; l++) {
+      const L = w.layers[l];
+      // Attention block.
+      const attnIn = cfg.preNorm ? this.norm(rec, a.x, L.attnNorm, a.h, T) : a.x;
+      ops.linear(rec, attnIn, L.qkv, L.qkvBias, a.qkv, T);
+      if (L.qNorm && L.kNorm) ops.qkNorm(rec, a.qkv, L.qNorm, L.kNorm, T, this.layout, cfg.normEps);
+      if (cfg.rope && this.invFreq) {
+        ops.rope(rec, a.qkv, inp.positions, this.invFreq, T, this.layout, cfg.rope.rotaryDim, cfg.rope.attentionScaling ?? 1);
+      }
+      ops.cacheKV(rec, a.qkv, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout);
+      ops.pagedAttention(rec, a.qkv, cache.k[l], cache.v[l], inp, a.attn, T, this.layout, {
+        scale: 1 / Math.sqrt(cfg.headDim),
+        slidingWindow: cfg.slidingWindow,
+        blockSize: cache.blockSize,
+        maxBlocksPerSeq: inp.maxBlocksPerSeq,
+      });
+      ops.linear(rec, a.attn, L.o, L.oBias, a.h, T);
+      ops.add(rec, a.x, a.h, a.x, T * H);
+      if (!cfg.preNorm) this.postNorm(rec, a, L.attnNorm, T);
+
+      // MLP block.
+      const mlpIn = cfg.preNorm ? this.norm(rec, a.x, L.mlpNorm, a.h, T) : a.x;
+      ops.linear(rec, mlpIn, L.up, L.upBias, a.up, T);
+      if (cfg.gatedMlp) ops.gatedAct(rec, a.up, a.act, T, cfg.intermediateSize, gatedActName(cfg.act));
+      else ops.act(rec, a.up, a.act, T * cfg.intermediateSize, plainActName(cfg.act));
+      ops.linear(rec, a.act, L.down, L.downBias, a.h, T);
+      ops.add(rec, a.x, a.h, a.x, T * H);
+      if (!cfg.preNorm) this.postNorm(rec, a, L.mlpNorm, T);
+    }
+  }
+
+  /** Records the LM head for S token rows of the last forward: only they go through the final norm. */
+  logits(rec: Recorder, rows: Tensor /* u32 [S] */, S: number, a: Activations): void {
+    const w = this.weights;
+    ops.gatherRows(rec, a.x, rows, a.xs, S, this.cfg.hiddenSize);
+    const last = w.finalNorm ? this.norm(rec, a.xs, w.finalNorm, a.xsNorm, S) : a.xs;
+    ops.linear(rec, last, w.lmHead, null, a.logits, S);
+  }
+
+  /** Post-LN (OPT with do_layer_norm_before false): x = norm(x), through h since LayerNorm is not in place. */
+  private postNorm(rec: Recorder, a: Activations, n: Norm, T: number): void {
+    this.norm(rec, a.x, n, a.h, T);
+    rec.copy(a.h.buffer, a.h.offset, a.x.buffer, a.x.offset, T * this.cfg.hiddenSize * 4);
+  }
+
+  private norm(rec: Recorder, x: Tensor, n: Norm, out: Tensor, rows: number): Tensor {
+    const { hiddenSize: H, normEps: eps } = this.cfg;
+    if (this.cfg.norm === 'rms') ops.rmsNorm(rec, x, n.weight, out, rows, H, eps);
+    else ops.layerNorm(rec, x, n.weight, n.bias!, out, rows, H, eps);
+    return out;
+  }
+}
+
+function gatedActName(act: ModelConfig['act']): 'silu' | 'gelu' | 'gelu_tanh' {
+  if (act === 'silu') return 'silu';
+  if (act === 'gelu') return 'gelu';
+  return 'gelu_tanh';
+}
+
+function plainActName(act: ModelConfig['act']): 'relu' | 'gelu' | 'gelu_new' {
+  if (act === 'silu') throw new Error('a plain SiLU MLP is not supported');
+  return act;
+}

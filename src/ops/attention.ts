@@ -1,0 +1,214 @@
+/** The paged KV cache: writing this step's keys and values, and paged attention over them. */
+import type { Recorder } from '../gpu/recorder.js';
+import { bindTensor, type Tensor } from '../gpu/tensor.js';
+import attentionSource from '../../shaders/paged_attention.wgsl';
+import cacheSource from '../../shaders/cache_kv.wgsl';
+import ropeCacheSource from '../../shaders/rope_cache_kv.wgsl';
+import { expectTensor, grid, isPowerOfTwo } from './common.js';
+import type { QkvLayout } from './rope.js';
+
+const CACHE_WG = 256;
+/** Largest head dim the attention kernel holds (its query lives in 64 vec4s of shared memory). */
+const MAX_HEAD_DIM = 256;
+
+/** cache_kv.wgsl's prelude: cache words and packing (f16 pairs through pack2x16float: no shader-f16 needed). */
+const cacheWritePrelude = (kt: 'f32' | 'f16'): string =>
+  kt === 'f16'
+    ? 'alias KS = u32;\nconst EPW = 2u;\nfn pack(v: vec2<f32>) -> KS { return pack2x16float(v); }\n'
+    : 'alias KS = f32;\nconst EPW = 1u;\nfn pack(v: vec2<f32>) -> KS { return v.x; }\n';
+
+/** paged_attention.wgsl's prelude: vec4 reads of the caches, q heads per workgroup, output vec4s per thread. */
+function attentionPrelude(kt: 'f32' | 'f16', wg: number, gt: number): string {
+  const read =
+    kt === 'f16'
+      ? (c: string) => `let v = ${c}[i]; return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));`
+      : (c: string) => `return ${c}[i];`;
+  return `alias KS = ${kt === 'f16' ? 'vec2<u32>' : 'vec4<f32>'};
+fn loadK(i: u32) -> vec4<f32> { ${read('kCache')} }
+fn loadV(i: u32) -> vec4<f32> { ${read('vCache')} }
+const DPT = ${Math.ceil(MAX_HEAD_DIM / 4 / wg)}u;
+const GT = ${gt}u;
+`;
+}
+
+function cacheDtype(kCache: Tensor, vCache: Tensor, what: string): 'f32' | 'f16' {
+  if (kCache.dtype !== vCache.dtype || (kCache.dtype !== 'f32' && kCache.dtype !== 'f16')) {
+    throw new Error(`${what}: caches must both be f32 or both f16 (got ${kCache.dtype}, ${vCache.dtype})`);
+  }
+  return kCache.dtype;
+}
+
+/**
+ * Writes the k and v heads of each token into its cache slot: kCache[slot] = k[t], vCache[slot] = v[t] for
+ * slot = slotMapping[t] = block * blockSize + offset; slot < 0 skips the token.
+ *
+ * @param qkv          f32 [T, (nH + 2 nKv) D]
+ * @param slotMapping  i32 [T]
+ * @param kCache       f32 | f16 [numBlocks, blockSize, nKv, D]
+ * @param vCache       same as kCache
+ * @example
+ * cacheKV(rec, qkv, slotMapping, kv[layer].k, kv[layer].v, T, layout);
+ */
+export function cacheKV(rec: Recorder, qkv: Tensor, slotMapping: Tensor, kCache: Tensor, vCache: Tensor, T: number, layout: QkvLayout): void {
+  if (T === 0) return;
+  const { ctx } = rec;
+  const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
+  expectTensor(qkv, 'f32', T * (nH + 2 * nKv) * D, 'cacheKV qkv');
+  expectTensor(slotMapping, 'i32', T, 'cacheKV slotMapping');
+  const kt = cacheDtype(kCache, vCache, 'cacheKV');
+  if (D % 2 !== 0) throw new Error(`cacheKV: head dim ${D} must be even`);
+  const key = `cache_kv.${kt}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: cacheSource,
+    prelude: cacheWritePrelude(kt),
+    bindings: ['read', 'read', 'write', 'write'],
+    params: 'uuuu',
+    constants: { WG: CACHE_WG },
+  }));
+  const words = (T * nKv * D) / (kt === 'f16' ? 2 : 1);
+  const [gx, gy] = grid(ctx, Math.ceil(words / CACHE_WG));
+  const bindings = [bindTensor(ctx, qkv), bindTensor(ctx, slotMapping), bindTensor(ctx, kCache), bindTensor(ctx, vCache)];
+  rec.run(kernel, [T, nH, nKv, D], bindings, gx, gy);
+}
+
+const ROPE_CACHE_WG = 256;
+
+/**
+ * rope fused with cacheKV (one dispatch instead of two): rotates the q heads in place, and writes the rotated k
+ * heads and the v heads into the caches at slotMapping[t] (slot < 0 skips the token's k and v). Unlike rope, the
+ * k columns of qkv are left unrotated: only the cache holds rotated keys (paged attention reads nothing else).
+ *
+ * @param qkv          f32 [T, (nH + 2 nKv) D]
+ * @param positions    u32 [T]
+ * @param invFreq      f32 [rotaryDim / 2]
+ * @param slotMapping  i32 [T]
+ * @param kCache       f32 | f16 [numBlocks, blockSize, nKv, D]
+ * @param vCache       same as kCache
+ * @example
+ * ropeCacheKV(rec, qkv, positions, invFreq, slotMapping, kv[layer].k, kv[layer].v, T, layout, layout.headDim);
+ */
+export function ropeCacheKV(
+  rec: Recorder,
+  qkv: Tensor,
+  positions: Tensor,
+  invFreq: Tensor,
+  slotMapping: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  T: number,
+  layout: QkvLayout,
+  rotaryDim: number,
+  attentionScaling = 1,
+): void {
+  if (T === 0) return;
+  const { ctx } = rec;
+  const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
+  if (rotaryDim % 2 !== 0 || rotaryDim > D || D % 2 !== 0) throw new Error(`ropeCacheKV: rotaryDim ${rotaryDim} and head dim ${D} must be even, rotaryDim <= head dim`);
+  expectTensor(qkv, 'f32', T * (nH + 2 * nKv) * D, 'ropeCacheKV qkv');
+  expectTensor(positions, 'u32', T, 'ropeCacheKV positions');
+  expectTensor(invFreq, 'f32', rotaryDim / 2, 'ropeCacheKV invFreq');
+  expectTensor(slotMapping, 'i32', T, 'ropeCacheKV slotMapping');
+  const kt = cacheDtype(kCache, vCache, 'ropeCacheKV');
+  const key = `rope_cache_kv.${kt}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: ropeCacheSource,
+    prelude: cacheWritePrelude(kt),
+    bindings: ['write', 'read', 'read', 'read', 'write', 'write'],
+    params: 'uuuuuf',
+    constants: { WG: ROPE_CACHE_WG },
+  }));
+  const [gx, gy] = grid(ctx, Math.ceil((T * (nH + 2 * nKv) * (D / 2)) / ROPE_CACHE_WG));
+  const bindings = [
+    bindTensor(ctx, qkv),
+    bindTensor(ctx, positions),
+    bindTensor(ctx, invFreq),
+    bindTensor(ctx, slotMapping),
+    bindTensor(ctx, kCache),
+    bindTensor(ctx, vCache),
+  ];
+  rec.run(kernel, [T, nH, nKv, D, rotaryDim / 2, attentionScaling], bindings, gx, gy);
+}
+
+/** Per-token metadata of a step, built by the model runner. */
+export interface AttentionMetadata {
+  /** u32 [T]: which sequence (row of blockTables) each token belongs to. */
+  seqIdx: Tensor;
+  /** u32 [T]: each token's position in its sequence. */
+  positions: Tensor;
+  /** u32 [S, maxBlocksPerSeq]: the cache blocks of each sequence, in order. */
+  blockTables: Tensor;
+}
+
+export interface AttentionOptions {
+  /** Softmax scale, usually 1 / sqrt(headDim). */
+  scale: number;
+  /** Keys per query including itself (HF/Mistral `sliding_window`), or null for full causal attention. */
+  slidingWindow: number | null;
+  blockSize: number;
+  maxBlocksPerSeq: number;
+}
+
+/**
+ * Causal paged attention for a flat batch mixing prefill and decode tokens. Token t (sequence s = seqIdx[t],
+ * position p = positions[t]) attends to its sequence's cached keys at positions max(0, p - window + 1) .. p, read
+ * through blockTables[s]; q head h uses kv head h / (nH / nKv). Run cacheKV for the step first.
+ *
+ * @param qkv  f32 [T, (nH + 2 nKv) D] (only the q heads are read)
+ * @param out  f32 [T, nH D]
+ * @example
+ * pagedAttention(rec, qkv, k, v, meta, attnOut, T, layout,
+ *   { scale: 1 / Math.sqrt(128), slidingWindow: null, blockSize: 16, maxBlocksPerSeq: 256 });
+ */
+export function pagedAttention(
+  rec: Recorder,
+  qkv: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  meta: AttentionMetadata,
+  out: Tensor,
+  T: number,
+  layout: QkvLayout,
+  opts: AttentionOptions,
+): void {
+  if (T === 0) return;
+  const { ctx } = rec;
+  const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
+  if (D % 4 !== 0 || D > MAX_HEAD_DIM) throw new Error(`pagedAttention: head dim ${D} must be a multiple of 4, at most ${MAX_HEAD_DIM}`);
+  if (nH % nKv !== 0) throw new Error(`pagedAttention: ${nH} heads are not a multiple of ${nKv} kv heads`);
+  const wg = ctx.tuning.attentionWorkgroup;
+  if (!isPowerOfTwo(wg)) throw new Error('pagedAttention: workgroup size must be a power of two');
+  expectTensor(qkv, 'f32', T * (nH + 2 * nKv) * D, 'pagedAttention qkv');
+  expectTensor(out, 'f32', T * nH * D, 'pagedAttention out');
+  expectTensor(meta.seqIdx, 'u32', T, 'pagedAttention seqIdx');
+  expectTensor(meta.positions, 'u32', T, 'pagedAttention positions');
+  expectTensor(meta.blockTables, 'u32', opts.maxBlocksPerSeq, 'pagedAttention blockTables');
+  const kt = cacheDtype(kCache, vCache, 'pagedAttention');
+  // q heads per workgroup: the whole group of heads sharing a kv head, or an even share of it.
+  const G = nH / nKv;
+  const perKv = Math.ceil(G / ctx.tuning.attentionHeads);
+  const gt = Math.ceil(G / perKv);
+  const key = `paged_attention.${kt}.${wg}.${gt}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: attentionSource,
+    prelude: attentionPrelude(kt, wg, gt),
+    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write'],
+    params: 'uuuuuuuufu',
+    constants: { WG: wg },
+  }));
+  const window = opts.slidingWindow ?? 0;
+  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, window, opts.scale, perKv];
+  const bindings = [
+    bindTensor(ctx, qkv),
+    bindTensor(ctx, kCache),
+    bindTensor(ctx, vCache),
+    bindTensor(ctx, meta.seqIdx),
+    bindTensor(ctx, meta.positions),
+    bindTensor(ctx, meta.blockTables),
+    bindTensor(ctx, out),
+  ];
+  if (T > ctx.device.limits.maxComputeWorkgroupsPerDimension) throw new Error(`pagedAttention: ${T} tokens exceed one dispatch`);
+  rec.run(kernel, params, bindings, nKv * perKv, T);
+}

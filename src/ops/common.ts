@@ -1,0 +1,54 @@
+/** Helpers shared by the ops: grid wrapping, shader preludes, argument checks. */
+import type { GpuContext } from '../gpu/context.js';
+import type { BufferBinding } from '../gpu/pipelines.js';
+import { numel, type DType, type Tensor } from '../gpu/tensor.js';
+
+/**
+ * Splits `groups` workgroups into a 2-D grid [x, y] with x within the per-dimension limit; shaders rebuild the
+ * index as wid.x + wid.y * nwg.x and skip the (fewer than x) extra workgroups.
+ */
+export function grid(ctx: GpuContext, groups: number): [number, number] {
+  const max = ctx.device.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [groups, 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y];
+}
+
+/** Throws unless `t` has `dtype` and holds at least `count` elements. */
+export function expectTensor(t: Tensor, dtype: DType, count: number, what: string): void {
+  if (t.dtype !== dtype) throw new Error(`${what}: expected ${dtype}, got ${t.dtype}`);
+  if (numel(t.shape) < count) throw new Error(`${what}: [${t.shape}] holds fewer than ${count} elements`);
+}
+
+/** The whole buffer as a binding (weight parts, caches in buffers of their own). */
+export const wholeBuffer = (buffer: GPUBuffer): BufferBinding => ({ buffer, offset: 0, size: buffer.size });
+
+export const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
+
+/**
+ * WGSL prelude for reading a weight bound as `w: array<WS>` in vectors of `vw` f32 (the templated part of the
+ * linear and embedding kernels): XV the vector type, VW its width, loadW(i) the i-th vector of `w`, vdot.
+ * f16 weights are stored as u32 words holding two halves and unpacked with unpack2x16float, which needs no
+ * shader-f16, so f16 weights work on every device.
+ */
+export function weightPrelude(dtype: 'f32' | 'f16', vw: 1 | 4): string {
+  const xv = vw === 4 ? 'vec4<f32>' : 'f32';
+  let ws: string;
+  let load: string;
+  if (dtype === 'f32') {
+    ws = xv;
+    load = 'return w[i];';
+  } else if (vw === 4) {
+    ws = 'vec2<u32>';
+    load = 'let v = w[i]; return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));';
+  } else {
+    ws = 'u32';
+    load = 'let v = unpack2x16float(w[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u);';
+  }
+  return `alias XV = ${xv};
+const VW = ${vw}u;
+alias WS = ${ws};
+fn loadW(i: u32) -> XV { ${load} }
+fn vdot(a: XV, b: XV) -> f32 { return ${vw === 4 ? 'dot(a, b)' : 'a * b'}; }
+`;
+}

@@ -1,0 +1,114 @@
+/** Elementwise ops: residual add, activations, gated activations (SwiGLU, GeGLU). */
+import type { Recorder } from '../gpu/recorder.js';
+import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
+import activationLib from '../../shaders/lib/activation.wgsl';
+import actSource from '../../shaders/act.wgsl';
+import actInplaceSource from '../../shaders/act.inplace.wgsl';
+import addSource from '../../shaders/add.wgsl';
+import addInplaceSource from '../../shaders/add.inplace.wgsl';
+import gatedSource from '../../shaders/gated_act.wgsl';
+import { expectTensor, grid } from './common.js';
+
+const ELEMENTWISE_WG = 256;
+
+/** Activation names as in HF configs (`hidden_act`), with the ACT code of shaders/lib/activation.wgsl. */
+const ACT_CODES = { relu: 0, gelu: 1, gelu_new: 2, gelu_tanh: 2, gelu_pytorch_tanh: 2, silu: 3 } as const;
+export type Activation = keyof typeof ACT_CODES;
+
+function actCode(act: string): number {
+  const code = (ACT_CODES as Record<string, number>)[act];
+  if (code === undefined) throw new Error(`unknown activation '${act}' (known: ${Object.keys(ACT_CODES).join(', ')})`);
+  return code;
+}
+
+/**
+ * out[i] = a[i] + b[i] for i < n; out may be a (residual add).
+ *
+ * @example
+ * add(rec, hidden, attnOut, hidden, T * H);
+ */
+export function add(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, n: number): void {
+  if (n === 0) return;
+  const { ctx } = rec;
+  expectTensor(a, 'f32', n, 'add a');
+  expectTensor(b, 'f32', n, 'add b');
+  expectTensor(out, 'f32', n, 'add out');
+  const [gx, gy] = grid(ctx, Math.ceil(n / ELEMENTWISE_WG));
+  if (sameStart(a, out)) {
+    const kernel = ctx.pipelines.kernel('add.inplace', () => ({
+      name: 'add.inplace',
+      code: addInplaceSource,
+      bindings: ['write', 'read'],
+      params: 'u',
+      constants: { WG: ELEMENTWISE_WG },
+    }));
+    rec.run(kernel, [n], [bindTensor(ctx, out), bindTensor(ctx, b)], gx, gy);
+    return;
+  }
+  const kernel = ctx.pipelines.kernel('add', () => ({
+    name: 'add',
+    code: addSource,
+    bindings: ['read', 'read', 'write'],
+    params: 'u',
+    constants: { WG: ELEMENTWISE_WG },
+  }));
+  rec.run(kernel, [n], [bindTensor(ctx, a), bindTensor(ctx, b), bindTensor(ctx, out)], gx, gy);
+}
+
+/**
+ * out[i] = act(x[i]) for i < n; in place allowed. gelu is the exact (erf) form, gelu_new the tanh form.
+ *
+ * @example
+ * act(rec, mlpHidden, mlpHidden, T * I, 'gelu_new'); // GPT-2
+ */
+export function act(rec: Recorder, x: Tensor, out: Tensor, n: number, act: 'relu' | 'gelu' | 'gelu_new' | Activation): void {
+  if (n === 0) return;
+  const { ctx } = rec;
+  expectTensor(x, 'f32', n, 'act x');
+  expectTensor(out, 'f32', n, 'act out');
+  const code = actCode(act);
+  const inplace = sameStart(x, out);
+  const key = `act${inplace ? '.inplace' : ''}.${code}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: `${activationLib}\n${inplace ? actInplaceSource : actSource}`,
+    bindings: inplace ? ['write'] : ['read', 'write'],
+    params: 'u',
+    constants: { WG: ELEMENTWISE_WG, ACT: code },
+  }));
+  const [gx, gy] = grid(ctx, Math.ceil(n / ELEMENTWISE_WG));
+  rec.run(kernel, [n], inplace ? [bindTensor(ctx, out)] : [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
+}
+
+/**
+ * out[t, i] = act(x[t, i]) * x[t, I + i] for t < T, i < I: x is the fused gate | up projection.
+ *
+ * @param x    f32 [T, 2 I]
+ * @param out  f32 [T, I]
+ * @example
+ * gatedAct(rec, gateUp, mlpHidden, T, 8192, 'silu'); // Llama's SwiGLU
+ */
+export function gatedAct(
+  rec: Recorder,
+  x: Tensor,
+  out: Tensor,
+  T: number,
+  I: number,
+  act: 'silu' | 'gelu' | 'gelu_tanh' | Activation,
+): void {
+  if (T === 0) return;
+  const { ctx } = rec;
+  expectTensor(x, 'f32', T * 2 * I, 'gatedAct x');
+  expectTensor(out, 'f32', T * I, 'gatedAct out');
+  const code = actCode(act);
+  const key = `gated_act.${code}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: `${activationLib}\n${gatedSource}`,
+    bindings: ['read', 'write'],
+    params: 'uu',
+    constants: { WG: ELEMENTWISE_WG, ACT: code },
+  }));
+  const [gx, gy] = grid(ctx, Math.ceil((T * I) / ELEMENTWISE_WG));
+  rec.run(kernel, [T * I, I], [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
+}

@@ -1,0 +1,70 @@
+/** Row lookups: token (and learned position) embeddings, and gathering each sequence's last row. */
+import type { Recorder } from '../gpu/recorder.js';
+import { bindTensor, type Tensor, type Weight } from '../gpu/tensor.js';
+import embeddingSource from '../../shaders/embedding.wgsl';
+import gatherSource from '../../shaders/gather_rows.wgsl';
+import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
+
+const EMBED_WG = 256;
+const GATHER_WG = 256;
+
+/**
+ * out[t, :] = table[ids[t], :] for t < T, or += with `accumulate` (learned position embeddings: ids = positions +
+ * offset). Each part of the table serves the ids in its row range.
+ *
+ * @param ids    u32 [T]
+ * @param table  [V, H]
+ * @param out    f32 [T, H]
+ * @example
+ * embed(rec, inputIds, model.embedTokens, hidden, T);
+ */
+export function embed(rec: Recorder, ids: Tensor, table: Weight, out: Tensor, T: number, accumulate = false): void {
+  if (T === 0) return;
+  const { ctx } = rec;
+  const H = table.cols;
+  expectTensor(ids, 'u32', T, 'embed ids');
+  expectTensor(out, 'f32', T * H, 'embed out');
+  const key = `embedding.${table.dtype}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: embeddingSource,
+    prelude: weightPrelude(table.dtype, 1),
+    bindings: ['read', 'read', 'write'],
+    params: 'uuuuuu',
+    constants: { WG: EMBED_WG },
+  }));
+  const [gx, gy] = grid(ctx, Math.ceil((T * H) / EMBED_WG));
+  const ib = bindTensor(ctx, ids);
+  const ob = bindTensor(ctx, out);
+  for (const part of table.parts) {
+    if (part.rows === 0) continue;
+    const params = [T, H, table.rowStride, part.rowStart, part.rows, accumulate ? 1 : 0];
+    rec.run(kernel, params, [ib, wholeBuffer(part.buffer), ob], gx, gy);
+  }
+}
+
+/**
+ * out[s, :] = x[rows[s], :] for s < S (the last token of each sequence, before the LM head).
+ *
+ * @param x     f32 [T, H]
+ * @param rows  u32 [S]
+ * @param out   f32 [S, H]
+ * @example
+ * gatherRows(rec, hidden, lastTokenRows, lastHidden, numSeqs, 2048);
+ */
+export function gatherRows(rec: Recorder, x: Tensor, rows: Tensor, out: Tensor, S: number, H: number): void {
+  if (S === 0) return;
+  const { ctx } = rec;
+  expectTensor(x, 'f32', H, 'gatherRows x');
+  expectTensor(rows, 'u32', S, 'gatherRows rows');
+  expectTensor(out, 'f32', S * H, 'gatherRows out');
+  const kernel = ctx.pipelines.kernel('gather_rows', () => ({
+    name: 'gather_rows',
+    code: gatherSource,
+    bindings: ['read', 'read', 'write'],
+    params: 'uu',
+    constants: { WG: GATHER_WG },
+  }));
+  const [gx, gy] = grid(ctx, Math.ceil((S * H) / GATHER_WG));
+  rec.run(kernel, [S, H], [bindTensor(ctx, x), bindTensor(ctx, rows), bindTensor(ctx, out)], gx, gy);
+}

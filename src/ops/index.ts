@@ -1,0 +1,9 @@
+/** The transformer's math on WebGPU: each op records dispatches into a {@link Recorder}. */
+export { linear } from './linear.js';
+export { rmsNorm, layerNorm, qkNorm, addRmsNorm, addLayerNorm } from './norm.js';
+export { rope, type QkvLayout } from './rope.js';
+export { cacheKV, ropeCacheKV, pagedAttention, type AttentionMetadata, type AttentionOptions } from './attention.js';
+export { add, act, gatedAct, type Activation } from './elementwise.js';
+export { embed, gatherRows } from './embedding.js';
+export { argmax } from './argmax.js';
+export { fillRandom, fillConstant } from './fill.js';

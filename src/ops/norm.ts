@@ -1,0 +1,187 @@
+/**
+ * Normalisations: RMSNorm, LayerNorm, Qwen3's per-head q/k RMSNorm on a fused qkv, and the residual add fused with
+ * the next norm (one dispatch instead of two: per-step CPU cost is per dispatch).
+ */
+import type { Recorder } from '../gpu/recorder.js';
+import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
+import rmsSource from '../../shaders/rms_norm.wgsl';
+import rmsInplaceSource from '../../shaders/rms_norm.inplace.wgsl';
+import rmsAddSource from '../../shaders/rms_norm.add.wgsl';
+import layerSource from '../../shaders/layer_norm.wgsl';
+import layerAddSource from '../../shaders/layer_norm.add.wgsl';
+import { expectTensor, grid } from './common.js';
+import type { QkvLayout } from './rope.js';
+
+function rmsInplaceKernel(rec: Recorder) {
+  const wg = rec.ctx.tuning.rowWorkgroup;
+  return rec.ctx.pipelines.kernel(`rms_norm.inplace.${wg}`, () => ({
+    name: 'rms_norm.inplace',
+    code: rmsInplaceSource,
+    bindings: ['write', 'read', 'read'],
+    params: 'uuuuuf',
+    constants: { WG: wg },
+  }));
+}
+
+/**
+ * out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight   for r < rows; out may be x.
+ *
+ * @param x       f32 [rows, H]
+ * @param weight  f32 [H]
+ * @param out     f32 [rows, H]
+ * @example
+ * rmsNorm(rec, hidden, layer.inputNorm, normed, T, 2048, 1e-6);
+ */
+export function rmsNorm(rec: Recorder, x: Tensor, weight: Tensor, out: Tensor, rows: number, H: number, eps: number): void {
+  if (rows === 0) return;
+  const { ctx } = rec;
+  expectTensor(x, 'f32', rows * H, 'rmsNorm x');
+  expectTensor(weight, 'f32', H, 'rmsNorm weight');
+  expectTensor(out, 'f32', rows * H, 'rmsNorm out');
+  const [gx, gy] = grid(ctx, rows);
+  if (sameStart(x, out)) {
+    const wb = bindTensor(ctx, weight);
+    rec.run(rmsInplaceKernel(rec), [rows, H, 1, H, 1, eps], [bindTensor(ctx, out), wb, wb], gx, gy);
+    return;
+  }
+  const wg = ctx.tuning.rowWorkgroup;
+  const kernel = ctx.pipelines.kernel(`rms_norm.${wg}`, () => ({
+    name: 'rms_norm',
+    code: rmsSource,
+    bindings: ['read', 'read', 'write'],
+    params: 'uuf',
+    constants: { WG: wg },
+  }));
+  rec.run(kernel, [rows, H, eps], [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, out)], gx, gy);
+}
+
+/**
+ * Qwen3's q/k norm: RMSNorm over each q head with qWeight and each k head with kWeight, in place in the fused qkv
+ * (v heads untouched).
+ *
+ * @param qkv      f32 [T, (nH + 2 nKv) D]
+ * @param qWeight  f32 [D]
+ * @param kWeight  f32 [D]
+ * @example
+ * qkNorm(rec, qkv, layer.qNorm, layer.kNorm, T, { numHeads: 16, numKvHeads: 8, headDim: 128 }, 1e-6);
+ */
+export function qkNorm(rec: Recorder, qkv: Tensor, qWeight: Tensor, kWeight: Tensor, T: number, layout: QkvLayout, eps: number): void {
+  if (T === 0) return;
+  const { ctx } = rec;
+  const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
+  const stride = (nH + 2 * nKv) * D;
+  expectTensor(qkv, 'f32', T * stride, 'qkNorm qkv');
+  expectTensor(qWeight, 'f32', D, 'qkNorm qWeight');
+  expectTensor(kWeight, 'f32', D, 'qkNorm kWeight');
+  const [gx, gy] = grid(ctx, T * (nH + nKv));
+  const bindings = [bindTensor(ctx, qkv), bindTensor(ctx, qWeight), bindTensor(ctx, kWeight)];
+  rec.run(rmsInplaceKernel(rec), [T * (nH + nKv), D, nH + nKv, stride, nH, eps], bindings, gx, gy);
+}
+
+/**
+ * Residual add fused with the next RMSNorm (vLLM's fused_add_rms_norm), both in place:
+ * x += h, then h = rmsNorm(x) * weight. Replaces `add(rec, x, h, x, rows * H); rmsNorm(rec, x, weight, h, ...)`.
+ *
+ * @param x       f32 [rows, H]: the residual stream, updated
+ * @param h       f32 [rows, H]: the sublayer's output, replaced by the normalised rows
+ * @param weight  f32 [H]
+ * @example
+ * addRmsNorm(rec, hidden, attnProj, layer.postAttentionNorm, T, H, 1e-6); // hidden += attn; attnProj = norm(hidden)
+ */
+export function addRmsNorm(rec: Recorder, x: Tensor, h: Tensor, weight: Tensor, rows: number, H: number, eps: number): void {
+  if (rows === 0) return;
+  const { ctx } = rec;
+  expectTensor(x, 'f32', rows * H, 'addRmsNorm x');
+  expectTensor(h, 'f32', rows * H, 'addRmsNorm h');
+  expectTensor(weight, 'f32', H, 'addRmsNorm weight');
+  if (sameStart(x, h)) throw new Error('addRmsNorm: x and h must be different tensors');
+  const wg = ctx.tuning.rowWorkgroup;
+  const kernel = ctx.pipelines.kernel(`rms_norm.add.${wg}`, () => ({
+    name: 'rms_norm.add',
+    code: rmsAddSource,
+    bindings: ['write', 'write', 'read'],
+    params: 'uuf',
+    constants: { WG: wg },
+  }));
+  const [gx, gy] = grid(ctx, rows);
+  rec.run(kernel, [rows, H, eps], [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight)], gx, gy);
+}
+
+/**
+ * Residual add fused with the next LayerNorm, both in place: x += h, then h = layerNorm(x) * weight + bias.
+ *
+ * @param x       f32 [rows, H]: the residual stream, updated
+ * @param h       f32 [rows, H]: the sublayer's output, replaced by the normalised rows
+ * @example
+ * addLayerNorm(rec, hidden, attnProj, layer.ln2Weight, layer.ln2Bias, T, 768, 1e-5);
+ */
+export function addLayerNorm(
+  rec: Recorder,
+  x: Tensor,
+  h: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  rows: number,
+  H: number,
+  eps: number,
+): void {
+  if (rows === 0) return;
+  const { ctx } = rec;
+  expectTensor(x, 'f32', rows * H, 'addLayerNorm x');
+  expectTensor(h, 'f32', rows * H, 'addLayerNorm h');
+  expectTensor(weight, 'f32', H, 'addLayerNorm weight');
+  expectTensor(bias, 'f32', H, 'addLayerNorm bias');
+  if (sameStart(x, h)) throw new Error('addLayerNorm: x and h must be different tensors');
+  const wg = ctx.tuning.rowWorkgroup;
+  const kernel = ctx.pipelines.kernel(`layer_norm.add.${wg}`, () => ({
+    name: 'layer_norm.add',
+    code: layerAddSource,
+    bindings: ['write', 'write', 'read', 'read'],
+    params: 'uuf',
+    constants: { WG: wg },
+  }));
+  const [gx, gy] = grid(ctx, rows);
+  const bindings = [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight), bindTensor(ctx, bias)];
+  rec.run(kernel, [rows, H, eps], bindings, gx, gy);
+}
+
+/**
+ * out[r, :] = (x[r, :] - mean) / sqrt(var + eps) * weight + bias   for r < rows (biased variance); out must
+ * not overlap x.
+ *
+ * @param x       f32 [rows, H]
+ * @param weight  f32 [H]
+ * @param bias    f32 [H]
+ * @param out     f32 [rows, H]
+ * @example
+ * layerNorm(rec, hidden, layer.ln1Weight, layer.ln1Bias, normed, T, 768, 1e-5);
+ */
+export function layerNorm(
+  rec: Recorder,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  out: Tensor,
+  rows: number,
+  H: number,
+  eps: number,
+): void {
+  if (rows === 0) return;
+  const { ctx } = rec;
+  expectTensor(x, 'f32', rows * H, 'layerNorm x');
+  expectTensor(weight, 'f32', H, 'layerNorm weight');
+  expectTensor(bias, 'f32', H, 'layerNorm bias');
+  expectTensor(out, 'f32', rows * H, 'layerNorm out');
+  if (sameStart(x, out)) throw new Error('layerNorm: out must not be x');
+  const wg = ctx.tuning.rowWorkgroup;
+  const kernel = ctx.pipelines.kernel(`layer_norm.${wg}`, () => ({
+    name: 'layer_norm',
+    code: layerSource,
+    bindings: ['read', 'read', 'read', 'write'],
+    params: 'uuf',
+    constants: { WG: wg },
+  }));
+  const [gx, gy] = grid(ctx, rows);
+  const bindings = [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, bias), bindTensor(ctx, out)];
+  rec.run(kernel, [rows, H, eps], bindings, gx, gy);
+}

@@ -1,0 +1,176 @@
+import { InvalidArgumentError } from './errors.js';
+
+/** Temperatures below this mean greedy decoding (vLLM's `_SAMPLING_EPS`). */
+export const SAMPLING_EPS = 1e-5;
+
+/** A per-request logits processor: receives the output ids so far and the logits row, returns the logits. */
+export type LogitsProcessor = (outputTokenIds: readonly number[], logits: Float32Array) => Float32Array;
+
+/** Constructor argument of SamplingParams: every field optional, vLLM's names in camelCase. */
+export interface SamplingParamsInit {
+  n?: number;
+  bestOf?: number | null;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  repetitionPenalty?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  stopTokenIds?: number[] | null;
+  includeStopStrInOutput?: boolean;
+  ignoreEos?: boolean;
+  maxTokens?: number | null;
+  minTokens?: number;
+  logprobs?: number | null;
+  promptLogprobs?: number | null;
+  skipSpecialTokens?: boolean;
+  spacesBetweenSpecialTokens?: boolean;
+  logitBias?: Record<number, number> | Map<number, number> | null;
+  allowedTokenIds?: number[] | null;
+  badWords?: string[] | null;
+  logitsProcessors?: LogitsProcessor[] | null;
+  truncatePromptTokens?: number | null;
+  detokenize?: boolean;
+  /** 'cumulative' (default) or 'delta' (each streamed output carries only the new text and ids). */
+  outputKind?: 'cumulative' | 'delta' | 'final';
+}
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+function check(ok: boolean, field: string, message: string): void {
+  if (!ok) throw new InvalidArgumentError(field, `${field} ${message}`);
+}
+
+/**
+ * Sampling parameters for text generation, with vLLM's defaults and validation (vllm/sampling_params.py).
+ * Fields a user did not set are listed in `unsetFields`, so model defaults (generation_config.json) can fill them.
+ *
+ * @example
+ * const params = new SamplingParams({ temperature: 0.8, topP: 0.95, maxTokens: 64, seed: 1 });
+ */
+export class SamplingParams {
+  n = 1;
+  bestOf: number | null = null;
+  presencePenalty = 0;
+  frequencyPenalty = 0;
+  repetitionPenalty = 1;
+  temperature = 1;
+  topP = 1;
+  topK = 0;
+  minP = 0;
+  seed: number | null = null;
+  stop: string[] = [];
+  stopTokenIds: number[] = [];
+  includeStopStrInOutput = false;
+  ignoreEos = false;
+  maxTokens: number | null = 16;
+  minTokens = 0;
+  logprobs: number | null = null;
+  promptLogprobs: number | null = null;
+  skipSpecialTokens = true;
+  spacesBetweenSpecialTokens = true;
+  logitBias: Map<number, number> | null = null;
+  allowedTokenIds: number[] | null = null;
+  badWords: string[] | null = null;
+  logitsProcessors: LogitsProcessor[] | null = null;
+  truncatePromptTokens: number | null = null;
+  detokenize = true;
+  outputKind: 'cumulative' | 'delta' | 'final' = 'cumulative';
+  /** The fields the caller set explicitly. */
+  readonly setFields: ReadonlySet<keyof SamplingParamsInit>;
+
+  constructor(init: SamplingParamsInit = {}) {
+    const set = new Set<keyof SamplingParamsInit>();
+    for (const [k, v] of Object.entries(init) as [keyof SamplingParamsInit, unknown][]) {
+      if (v === undefined) continue;
+      if (!(k in this)) throw new InvalidArgumentError(k, `unknown sampling parameter '${k}'`);
+      set.add(k);
+    }
+    this.setFields = set;
+    Object.assign(this, Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)));
+    if (typeof init.stop === 'string') this.stop = [init.stop];
+    if (init.stop === null) this.stop = [];
+    if (init.stopTokenIds === null) this.stopTokenIds = [];
+    if (init.logitBias && !(init.logitBias instanceof Map)) {
+      this.logitBias = new Map(Object.entries(init.logitBias).map(([k, v]) => [Number(k), v]));
+    }
+    this.verify();
+    if (this.logitBias) {
+      // vLLM clamps biases to [-100, 100].
+      for (const [k, v] of this.logitBias) this.logitBias.set(k, Math.min(100, Math.max(-100, v)));
+    }
+    if (this.temperature < SAMPLING_EPS) {
+      // Greedy: the filters are meaningless, as in vLLM.
+      this.topP = 1;
+      this.topK = 0;
+      this.minP = 0;
+    }
+    if (this.topK === -1) this.topK = 0;
+  }
+
+  /** Greedy decoding (temperature below 1e-5). */
+  get greedy(): boolean {
+    return this.temperature < SAMPLING_EPS;
+  }
+
+  /** Number of sequences generated before picking the best `n` (`bestOf ?? n`). */
+  get numSequences(): number {
+    return this.bestOf ?? this.n;
+  }
+
+  /** A copy with some fields replaced (validation runs again). */
+  clone(changes: SamplingParamsInit = {}): SamplingParams {
+    const init: SamplingParamsInit = {};
+    for (const k of this.setFields) (init as Record<string, unknown>)[k] = (this as Record<string, unknown>)[k];
+    return new SamplingParams({ ...init, ...changes });
+  }
+
+  private verify(): void {
+    check(isInt(this.n) && this.n >= 1, 'n', `must be an integer >= 1, got ${this.n}.`);
+    if (this.bestOf !== null) {
+      check(isInt(this.bestOf) && this.bestOf >= this.n, 'bestOf', `must be an integer >= n (${this.n}), got ${this.bestOf}.`);
+    }
+    check(this.presencePenalty >= -2 && this.presencePenalty <= 2, 'presencePenalty', `must be in [-2, 2], got ${this.presencePenalty}.`);
+    check(this.frequencyPenalty >= -2 && this.frequencyPenalty <= 2, 'frequencyPenalty', `must be in [-2, 2], got ${this.frequencyPenalty}.`);
+    check(this.repetitionPenalty > 0 && Number.isFinite(this.repetitionPenalty), 'repetitionPenalty', `must be greater than zero, got ${this.repetitionPenalty}.`);
+    check(this.temperature >= 0 && Number.isFinite(this.temperature), 'temperature', `must be non-negative, got ${this.temperature}.`);
+    check(this.topP > 0 && this.topP <= 1, 'topP', `must be in (0, 1], got ${this.topP}.`);
+    check(isInt(this.topK) && this.topK >= -1, 'topK', `must be -1 (disable), 0 (disable) or at least 1, got ${this.topK}.`);
+    check(this.minP >= 0 && this.minP <= 1, 'minP', `must be in [0, 1], got ${this.minP}.`);
+    if (this.seed !== null) check(isInt(this.seed), 'seed', `must be an integer, got ${this.seed}.`);
+    if (this.maxTokens !== null) check(isInt(this.maxTokens) && this.maxTokens >= 1, 'maxTokens', `must be at least 1, got ${this.maxTokens}.`);
+    check(isInt(this.minTokens) && this.minTokens >= 0, 'minTokens', `must be greater than or equal to 0, got ${this.minTokens}.`);
+    if (this.maxTokens !== null) {
+      check(this.minTokens <= this.maxTokens, 'minTokens', `must be less than or equal to maxTokens=${this.maxTokens}, got ${this.minTokens}.`);
+    }
+    if (this.logprobs !== null) check(isInt(this.logprobs) && this.logprobs >= -1, 'logprobs', `must be non-negative or -1 (whole vocabulary), got ${this.logprobs}.`);
+    if (this.promptLogprobs !== null) check(isInt(this.promptLogprobs) && this.promptLogprobs >= -1, 'promptLogprobs', `must be non-negative or -1 (whole vocabulary), got ${this.promptLogprobs}.`);
+    check(Array.isArray(this.stop) && this.stop.every((s) => typeof s === 'string' && s.length > 0), 'stop', 'cannot contain an empty string.');
+    check(Array.isArray(this.stopTokenIds) && this.stopTokenIds.every((t) => isInt(t) && t >= 0), 'stopTokenIds', 'must be a list of non-negative integer token ids.');
+    if (this.truncatePromptTokens !== null) {
+      check(isInt(this.truncatePromptTokens) && (this.truncatePromptTokens >= 1 || this.truncatePromptTokens === -1), 'truncatePromptTokens', `must be -1 or at least 1, got ${this.truncatePromptTokens}.`);
+    }
+    if (this.allowedTokenIds !== null) {
+      check(Array.isArray(this.allowedTokenIds) && this.allowedTokenIds.length > 0 && this.allowedTokenIds.every((t) => isInt(t) && t >= 0), 'allowedTokenIds', 'must be a non-empty list of token ids.');
+    }
+    check(['cumulative', 'delta', 'final'].includes(this.outputKind), 'outputKind', `must be 'cumulative', 'delta' or 'final', got ${this.outputKind}.`);
+  }
+
+  /** Checks token ids against the model's vocabulary (called when the request reaches the engine). */
+  verifyForVocab(vocabSize: number): void {
+    const bad = (ids: Iterable<number>) => [...ids].find((t) => t < 0 || t >= vocabSize);
+    const fields: [string, Iterable<number> | null][] = [
+      ['stopTokenIds', this.stopTokenIds],
+      ['allowedTokenIds', this.allowedTokenIds],
+      ['logitBias', this.logitBias ? this.logitBias.keys() : null],
+    ];
+    for (const [field, ids] of fields) {
+      if (!ids) continue;
+      const b = bad(ids);
+      if (b !== undefined) throw new InvalidArgumentError(field, `${field} contains token id ${b}, out of vocabulary [0, ${vocabSize}).`);
+    }
+  }
+}

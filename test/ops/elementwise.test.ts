@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { createZeroBuffer, writeBuffer } from '../../src/gpu/buffers.js';
+import { createTensor, type Tensor } from '../../src/gpu/tensor.js';
+import { act, add, gatedAct } from '../../src/ops/elementwise.js';
+import { getTestGpu } from '../helpers/gpu.js';
+import { expectClose, f32, randomArray, rng, run } from './util.js';
+
+/** erfc in f64: Taylor series of erf near 0, continued fraction in the tail. */
+function erfc(z: number): number {
+  if (z < 0) return 2 - erfc(-z);
+  if (z < 2.5) {
+    let term = z;
+    let sum = z;
+    for (let n = 1; n < 100; n++) {
+      term *= (-z * z) / n;
+      sum += term / (2 * n + 1);
+    }
+    return 1 - (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = z;
+  for (let n = 80; n >= 1; n--) f = z + n / 2 / f;
+  return Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
+}
+
+const REF: Record<string, (x: number) => number> = {
+  relu: (x) => Math.max(x, 0),
+  gelu: (x) => 0.5 * x * erfc(-x / Math.SQRT2),
+  gelu_new: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+  gelu_tanh: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+  silu: (x) => x / (1 + Math.exp(-x)),
+};
+
+/** Inputs spanning the interesting ranges: near 0, moderate, the far tails (where exp over/underflows). */
+function inputs(n: number, seed: number): Float32Array {
+  const x = randomArray(rng(seed), n, -12, 12);
+  const special = [0, -0, 1e-7, -1e-7, 100, -100, 30, -30, 88, -88, 1, -1, 3, -3];
+  x.set(special.slice(0, n));
+  return x;
+}
+
+describe('elementwise', async () => {
+  const ctx = await getTestGpu();
+
+  for (const n of [1, 7, 1000, 70001]) {
+    it(`add n=${n}, out of place and in place`, async () => {
+      const rand = rng(n);
+      const a = randomArray(rand, n);
+      const b = randomArray(rand, n);
+      const want = a.map((v, i) => v + b[i]);
+      const out = createTensor(ctx, [n], 'f32');
+      expect(Array.from(await run(ctx, (rec) => add(rec, f32(ctx, a), f32(ctx, b), out, n), out))).toEqual(Array.from(want));
+      const at = f32(ctx, a);
+      expect(Array.from(await run(ctx, (rec) => add(rec, at, f32(ctx, b), at, n), at))).toEqual(Array.from(want));
+    });
+  }
+
+  it('add with a, b and out in one arena buffer', async () => {
+    const n = 60;
+    const a = randomArray(rng(1), n);
+    const b = randomArray(rng(2), n);
+    const arena = createZeroBuffer(ctx, 1024);
+    writeBuffer(ctx, arena, 0, a);
+    writeBuffer(ctx, arena, 256, b);
+    const view = (offset: number): Tensor => ({ buffer: arena, offset, shape: [n], dtype: 'f32' });
+    const got = await run(ctx, (rec) => add(rec, view(0), view(256), view(512), n), view(512));
+    expect(Array.from(got)).toEqual(Array.from(a.map((v, i) => v + b[i])));
+  });
+
+  for (const name of ['relu', 'gelu', 'gelu_new'] as const) {
+    it(`act ${name}, out of place and in place`, async () => {
+      const n = 3001;
+      const x = inputs(n, 7);
+      const want = Array.from(x, REF[name]);
+      const out = createTensor(ctx, [n], 'f32');
+      expectClose(await run(ctx, (rec) => act(rec, f32(ctx, x), out, n, name), out), want, 2e-6, 1e-7);
+      const xt = f32(ctx, x);
+      expectClose(await run(ctx, (rec) => act(rec, xt, xt, n, name), xt), want, 2e-6, 1e-7);
+    });
+  }
+
+  for (const name of ['silu', 'gelu', 'gelu_tanh'] as const) {
+    for (const [T, I] of [[1, 5], [6, 64], [33, 100]] as const) {
+      it(`gatedAct ${name} T=${T} I=${I}`, async () => {
+        const gate = inputs(T * I, T + I);
+        const up = randomArray(rng(I), T * I, -2, 2);
+        const x = new Float32Array(T * 2 * I);
+        for (let t = 0; t < T; t++) {
+          x.set(gate.subarray(t * I, (t + 1) * I), t * 2 * I);
+          x.set(up.subarray(t * I, (t + 1) * I), t * 2 * I + I);
+        }
+        const want = Array.from(gate, (g, i) => REF[name](g) * up[i]);
+        const out = createTensor(ctx, [T, I], 'f32');
+        expectClose(await run(ctx, (rec) => gatedAct(rec, f32(ctx, x), out, T, I, name), out), want, 2e-6, 2e-7);
+      });
+    }
+  }
+});

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { createStorageBuffer, readBuffer } from '../../src/gpu/buffers.js';
+import { f16ToF32, f32ToF16, fromHalfBits, toHalfBits } from '../../src/gpu/half.js';
+import { Recorder } from '../../src/gpu/recorder.js';
+import { createTensor, createWeight, readTensor, writeWeightRows, type Weight } from '../../src/gpu/tensor.js';
+import { add } from '../../src/ops/elementwise.js';
+import { fillConstant, fillRandom } from '../../src/ops/fill.js';
+import { getTestGpu } from '../helpers/gpu.js';
+import { f32, randomArray, rng } from './util.js';
+
+async function readWeight(ctx: Awaited<ReturnType<typeof getTestGpu>>, w: Weight): Promise<Float32Array> {
+  const out = new Float32Array(w.rows * w.cols);
+  for (const part of w.parts) {
+    const bytes = await readBuffer(ctx, part.buffer, 0, part.rows * w.rowStride * (w.dtype === 'f16' ? 2 : 4));
+    const values = w.dtype === 'f16' ? f16ToF32(new Uint16Array(bytes)) : new Float32Array(bytes);
+    for (let r = 0; r < part.rows; r++) {
+      out.set(values.subarray(r * w.rowStride, r * w.rowStride + w.cols), (part.rowStart + r) * w.cols);
+    }
+  }
+  return out;
+}
+
+describe('gpu plumbing', async () => {
+  const ctx = await getTestGpu();
+
+  it('context reports its features and limits', () => {
+    expect(typeof ctx.f16).toBe('boolean');
+    expect(typeof ctx.subgroups).toBe('boolean');
+    expect(ctx.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 << 20);
+    expect(ctx.maxBinding).toBe(ctx.limits.maxStorageBufferBindingSize);
+  });
+
+  it('half conversion rounds to nearest even and round-trips', () => {
+    expect(toHalfBits(1)).toBe(0x3c00);
+    expect(toHalfBits(-2)).toBe(0xc000);
+    expect(toHalfBits(65504)).toBe(0x7bff);
+    expect(toHalfBits(1e6)).toBe(0x7c00);
+    expect(toHalfBits(2 ** -24)).toBe(1);
+    expect(toHalfBits(1 + 2 ** -11)).toBe(0x3c00); // tie -> even
+    expect(toHalfBits(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie -> even (up)
+    for (let h = 0; h < 0x7c00; h += 37) expect(toHalfBits(fromHalfBits(h))).toBe(h);
+  });
+
+  it('readBuffer reads unaligned ranges, concurrently', async () => {
+    const data = Uint8Array.from({ length: 103 }, (_, i) => i);
+    const buffer = createStorageBuffer(ctx, data);
+    const [a, b, c] = await Promise.all([readBuffer(ctx, buffer, 1, 5), readBuffer(ctx, buffer, 0, 103), readBuffer(ctx, buffer, 97, 6)]);
+    expect(Array.from(new Uint8Array(a))).toEqual([1, 2, 3, 4, 5]);
+    expect(Array.from(new Uint8Array(b))).toEqual(Array.from(data));
+    expect(Array.from(new Uint8Array(c))).toEqual([97, 98, 99, 100, 101, 102]);
+  });
+
+  for (const [dtype, cols] of [['f32', 7], ['f16', 7], ['f16', 8]] as const) {
+    it(`writeWeightRows ${dtype} cols=${cols}: row ranges spanning parts`, async () => {
+      const rows = 23;
+      const stride = dtype === 'f16' ? cols + (cols % 2) : cols;
+      const w = createWeight(ctx, rows, cols, dtype, 'w', { maxPartBytes: 5 * stride * (dtype === 'f16' ? 2 : 4) });
+      expect(w.parts.map((p) => [p.rowStart, p.rows])).toEqual([[0, 5], [5, 5], [10, 5], [15, 5], [20, 3]]);
+      let data = randomArray(rng(cols), rows * cols);
+      if (dtype === 'f16') data = f16ToF32(f32ToF16(data));
+      // Three uploads with odd boundaries.
+      for (const [lo, hi] of [[0, 3], [3, 12], [12, 23]]) {
+        const chunk = data.subarray(lo * cols, hi * cols);
+        writeWeightRows(ctx, w, lo, dtype === 'f16' ? f32ToF16(chunk) : chunk);
+      }
+      expect(Array.from(await readWeight(ctx, w))).toEqual(Array.from(data));
+      expect(() => writeWeightRows(ctx, w, 20, new Float32Array(4 * cols))).toThrow();
+    });
+  }
+
+  it('fillRandom is reproducible, in range, and independent of the split', async () => {
+    for (const dtype of ['f32', 'f16'] as const) {
+      const whole = createWeight(ctx, 40, 6, dtype, 'whole');
+      const split = createWeight(ctx, 40, 6, dtype, 'split', { maxPartBytes: 7 * 6 * 4 });
+      expect(split.parts.length).toBeGreaterThan(1);
+      fillRandom(ctx, whole, 42, -0.5, 0.25);
+      const rec = new Recorder(ctx);
+      fillRandom(rec, split, 42, -0.5, 0.25);
+      rec.submit();
+      const a = await readWeight(ctx, whole);
+      const b = await readWeight(ctx, split);
+      expect(Array.from(a)).toEqual(Array.from(b));
+      expect(Math.min(...a)).toBeGreaterThanOrEqual(-0.5);
+      expect(Math.max(...a)).toBeLessThanOrEqual(0.25);
+      expect(new Set(a).size).toBeGreaterThan(200);
+      fillRandom(ctx, whole, 43, -0.5, 0.25);
+      expect(Array.from(await readWeight(ctx, whole))).not.toEqual(Array.from(a));
+      fillConstant(ctx, split, 1.5);
+      expect(Array.from(await readWeight(ctx, split))).toEqual(new Array(240).fill(1.5));
+    }
+    expect(ctx.takeErrors()).toEqual([]);
+  });
+
+  it('a recorder survives more dispatches than its uniform ring holds, and reuses bind groups', async () => {
+    const n = 64;
+    const acc = f32(ctx, new Float32Array(n));
+    const one = f32(ctx, new Float32Array(n).fill(1));
+    const rec = new Recorder(ctx);
+    const count = Math.ceil(ctx.uniforms.size / ctx.uniforms.align) + 10;
+    for (let i = 0; i < count; i++) add(rec, acc, one, acc, n);
+    rec.submit();
+    const got = (await readTensor(ctx, acc)) as Float32Array;
+    expect(Array.from(got)).toEqual(new Array(n).fill(count));
+    expect(ctx.takeErrors()).toEqual([]);
+  });
+
+  it('readTensor returns the typed array of the dtype', async () => {
+    const t = createTensor(ctx, [3], 'u32');
+    expect(await readTensor(ctx, t)).toBeInstanceOf(Uint32Array);
+  });
+});
