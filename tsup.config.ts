@@ -25,4 +25,15 @@ export default defineConfig([
     sourcemap: true,
     loader,
   },
+  {
+    // Benchmarks, bundled so that a GPU machine needs only node, dawn.node and this folder.
+    entry: { generate: 'bench/generate.ts' },
+    outDir: 'build/bench',
+    format: ['esm'],
+    platform: 'node',
+    target: 'node20',
+    loader,
+    external: ['webgpu'],
+    clean: true,
+  },
 ]);
