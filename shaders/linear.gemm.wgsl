@@ -8,9 +8,9 @@
 //
 // Dispatch: workgroup (WX, WY) threads computes a tile of BM = 4 WY tokens x BN = 4 WX columns: tokens
 // wid.y * BM .., columns g * BN .. with g = wid.x + wid.z * nwg.x. K is walked BK at a time: the workgroup stages
-// the x tile [BM, BK] and the w tile [BN, BK] in shared memory, transposed to [BK, BM] and [BK, BN], one vec4 per
-// thread per pass; then thread (tx, ty) accumulates the outer products of xs[k, 4 ty .. 4 ty + 3] and
-// ws[k, 4 tx .. 4 tx + 3] into its 4 x 4 block. Grid: ceil(N / BN) x ceil(T / BM).
+// the x tile [BM, BK] and the w tile [BN, BK] in shared memory, transposed to [BK, BM] and [BK, BN] and held as
+// vec4s; then thread (tx, ty) accumulates the outer products of xs[k, 4 ty .. 4 ty + 3] and ws[k, 4 tx .. 4 tx + 3]
+// into its 4 x 4 block (two vec4 shared loads per 16 FMAs). Grid: ceil(N / BN) x ceil(T / BM).
 
 struct Params {
   T: u32,
@@ -36,10 +36,10 @@ override BK: u32 = 16;
 const TN = 4u; // columns per thread (one vec4)
 const TM = 4u; // tokens per thread
 
-/** x tile, transposed: xs[k * BM + m]. */
-var<workgroup> xs: array<f32, BK * WY * TM>;
-/** w tile, transposed: ws[k * BN + n]. */
-var<workgroup> ws: array<f32, BK * WX * TN>;
+/** x tile, transposed, in vec4s of 4 tokens: xs[k * WY + m / 4][m % 4] (BM = 4 WY). */
+var<workgroup> xs: array<vec4<f32>, BK * WY>;
+/** w tile, transposed, in vec4s of 4 columns: ws[k * WX + n / 4][n % 4] (BN = 4 WX). */
+var<workgroup> ws: array<vec4<f32>, BK * WX>;
 
 @compute @workgroup_size(WX, WY)
 fn main(
@@ -72,7 +72,7 @@ fn main(
         v = x[min(tileM + m, p.T - 1u) * kv + k];
       }
       for (var j = 0u; j < 4u; j++) {
-        xs[(kq * 4u + j) * BM + m] = v[j];
+        xs[(kq * 4u + j) * WY + m / 4u][m % 4u] = v[j];
       }
     }
     for (var e = tid; e < BN * k4s; e += threads) {
@@ -84,17 +84,17 @@ fn main(
         v = loadW(min(tileN + n, p.N - 1u) * wsv + k);
       }
       for (var j = 0u; j < 4u; j++) {
-        ws[(kq * 4u + j) * BN + n] = v[j];
+        ws[(kq * 4u + j) * WX + n / 4u][n % 4u] = v[j];
       }
     }
     workgroupBarrier();
     for (var k = 0u; k < BK; k++) {
-      let xo = k * BM + lid.y * TM;
-      let wo = k * BN + lid.x * TN;
-      let b = vec4<f32>(ws[wo], ws[wo + 1u], ws[wo + 2u], ws[wo + 3u]);
-      for (var i = 0u; i < TM; i++) {
-        acc[i] += xs[xo + i] * b;
-      }
+      let a = xs[k * WY + lid.y]; // tokens 4 ly .. 4 ly + 3 at k
+      let b = ws[k * WX + lid.x]; // columns 4 lx .. 4 lx + 3 at k
+      acc[0] += a.x * b;
+      acc[1] += a.y * b;
+      acc[2] += a.z * b;
+      acc[3] += a.w * b;
     }
     workgroupBarrier();
   }

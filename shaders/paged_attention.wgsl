@@ -17,13 +17,13 @@
 //           positions   u32     [T]
 //           blockTables u32     [S, maxBlocksPerSeq]
 //           out         f32     [T, nH D]
-//           partials    f32     [T, nH, splits, D + ...] (split-K only; see below)
+//           partials    f32     [T nH splits (4 + D)] (split-K only; see below)
 // D is a multiple of 4 and at most 256.
 //
 // Split-K (flash decoding): with splits > 1 the keys lo .. p are cut into pieces of partLen keys, piece wid.z per
 // workgroup, so a few long sequences still fill the GPU. Each workgroup then writes its unnormalised partial
-// (m, l, acc) for paged_attention.combine.wgsl to merge, instead of out: ml[(t nH + h) splits + piece] = (m, l) and
-// acc[...] at vec4 index ((t nH + h) splits + piece) D / 4 + d4, after the T nH splits ml pairs.
+// (m, l, acc) for paged_attention.combine.wgsl to merge, instead of out: with piece index
+// pi = (t nH + h) splits + wid.z, partials[pi] = (m, l, 0, 0) and partials[T nH splits + pi D / 4 + d4] = acc.
 //
 // Dispatch: one workgroup of WG threads per (group of GT q heads sharing a kv head, token, piece) = (wid.x, wid.y,
 // wid.z), so each key and value is read once for GT heads. Keys are taken WG at a time: thread i scores key lo + c + i for
@@ -188,19 +188,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var g = 0u; g < heads; g++) {
       let pi = ((t * p.nH + h0 + g) * p.splits + wid.z);
       if (lid == 0u) {
-        // (m, l) pairs packed two per vec4: pair pi is half pi % 2 of vec4 pi / 2.
-        let half = vec2<f32>(m[g], l[g]);
-        let e = pi / 2u;
-        if (pi % 2u == 0u) {
-          partials[e] = vec4<f32>(half, partials[e].zw);
-        } else {
-          partials[e] = vec4<f32>(partials[e].xy, half);
-        }
+        partials[pi] = vec4<f32>(m[g], l[g], 0.0, 0.0);
       }
       for (var i = 0u; i < DPT; i++) {
         let d4 = lid + i * WG;
         if (d4 < D4) {
-          partials[(pieces + 1u) / 2u + pi * D4 + d4] = acc[g * DPT + i];
+          partials[pieces + pi * D4 + d4] = acc[g * DPT + i];
         }
       }
     }

@@ -7,7 +7,7 @@
  * On a machine without a Vulkan driver we point the Vulkan loader at the project's CPU driver (Mesa lavapipe,
  * unpacked into `.cache/lavapipe` by `scripts/setup.sh`) before Dawn starts.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,8 +52,11 @@ async function createGpu(): Promise<GPU> {
 function prepareVulkanEnv(): void {
   const env = process.env;
   if (!env.XDG_RUNTIME_DIR) {
-    // Mesa prints "XDG_RUNTIME_DIR is invalid or not set" on every device creation otherwise.
-    env.XDG_RUNTIME_DIR = mkdtempSync(join(tmpdir(), 'webgpu-llm-xdg-'));
+    // Mesa prints "XDG_RUNTIME_DIR is invalid or not set" on every device creation otherwise. One folder per user,
+    // reused by every process (the spec wants it owned by the user with mode 0700).
+    const dir = join(tmpdir(), `webgpu-llm-xdg-${process.getuid?.() ?? 'user'}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    env.XDG_RUNTIME_DIR = dir;
   }
   if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES) return;
   if (env.WEBGPU_LLM_VULKAN_ICD) {

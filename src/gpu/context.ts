@@ -2,7 +2,7 @@
  * The GPU context: one adapter, one device, and the per-device caches every op uses (pipelines, bind groups, the
  * uniform ring, the readback staging buffer).
  */
-import { StagingBuffer, STORAGE_USAGE } from './buffers.js';
+import { alignUp, StagingBuffer, STORAGE_USAGE } from './buffers.js';
 import { PipelineCache } from './pipelines.js';
 import { UniformRing } from './recorder.js';
 import { defaultTuning, type KernelTuning } from './tuning.js';
@@ -113,6 +113,22 @@ export class GpuContext {
     return this.device.limits.maxStorageBufferBindingSize;
   }
 
+  private readonly scratch = new Map<string, GPUBuffer>();
+
+  /**
+   * A storage buffer of at least `size` bytes for an op's intermediate results, shared by every call of that op
+   * (`name`). It is replaced by a larger one when too small; the old one is left to the garbage collector, since
+   * a recorded but unsubmitted step may still use it.
+   */
+  scratchBuffer(name: string, size: number): GPUBuffer {
+    let buffer = this.scratch.get(name);
+    if (!buffer || buffer.size < size) {
+      buffer = this.device.createBuffer({ size: Math.max(alignUp(size, 256), 4096), usage: STORAGE_USAGE, label: `scratch ${name}` });
+      this.scratch.set(name, buffer);
+    }
+    return buffer;
+  }
+
   /** Waits until the GPU has finished everything submitted so far. */
   finish(): Promise<void> {
     return this.device.queue.onSubmittedWorkDone();
@@ -127,6 +143,7 @@ export class GpuContext {
     this.uniforms.destroy();
     this.staging.destroy();
     this.dummy.destroy();
+    for (const b of this.scratch.values()) b.destroy();
     this.device.destroy();
   }
 }

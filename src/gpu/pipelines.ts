@@ -170,6 +170,11 @@ export class PipelineCache {
     return group;
   }
 
+  /** Bind groups cached now (steady across steps once a model's buffers are all bound). */
+  get bindGroupCount(): number {
+    return this.bindGroups.size;
+  }
+
   /** Forgets cached bind groups (e.g. after freeing a model's buffers). */
   clearBindGroups(): void {
     this.bindGroups.clear();

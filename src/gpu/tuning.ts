@@ -24,6 +24,14 @@ export interface KernelTuning {
   /** Paged attention: threads per workgroup (a power of two), and the most q heads (of one kv head) it serves. */
   attentionWorkgroup: number;
   attentionHeads: number;
+  /**
+   * Split-K (flash decoding): when a step has fewer than this many attention workgroups (tokens x kv-head groups),
+   * each token's keys are cut into pieces of about attentionSplitKeys keys (at most attentionMaxSplits pieces),
+   * processed by separate workgroups and merged by a second dispatch. 0 disables.
+   */
+  attentionSplitBelow: number;
+  attentionSplitKeys: number;
+  attentionMaxSplits: number;
   /** Row reductions (norms, argmax): threads per row (a power of two). */
   rowWorkgroup: number;
 }
@@ -39,6 +47,9 @@ export const GPU_TUNING: KernelTuning = {
   gemmK: 16,
   attentionWorkgroup: 64,
   attentionHeads: 8,
+  attentionSplitBelow: 256,
+  attentionSplitKeys: 256,
+  attentionMaxSplits: 32,
   rowWorkgroup: 256,
 };
 
@@ -53,6 +64,9 @@ export const CPU_TUNING: KernelTuning = {
   gemmK: 16,
   attentionWorkgroup: 16,
   attentionHeads: 4,
+  attentionSplitBelow: 0,
+  attentionSplitKeys: 256,
+  attentionMaxSplits: 8,
   rowWorkgroup: 8,
 };
 

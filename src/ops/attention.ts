@@ -2,6 +2,7 @@
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../gpu/tensor.js';
 import attentionSource from '../../shaders/paged_attention.wgsl';
+import combineSource from '../../shaders/paged_attention.combine.wgsl';
 import cacheSource from '../../shaders/cache_kv.wgsl';
 import ropeCacheSource from '../../shaders/rope_cache_kv.wgsl';
 import { expectTensor, grid, isPowerOfTwo } from './common.js';
@@ -153,7 +154,9 @@ export interface AttentionOptions {
 /**
  * Causal paged attention for a flat batch mixing prefill and decode tokens. Token t (sequence s = seqIdx[t],
  * position p = positions[t]) attends to its sequence's cached keys at positions max(0, p - window + 1) .. p, read
- * through blockTables[s]; q head h uses kv head h / (nH / nKv). Run cacheKV for the step first.
+ * through blockTables[s]; q head h uses kv head h / (nH / nKv). Run cacheKV (or ropeCacheKV) for the step first.
+ * One workgroup serves all q heads of a kv head (up to tuning.attentionHeads), reading each key once; when a step
+ * has few tokens (decode), long key ranges are split over several workgroups and merged by a second dispatch.
  *
  * @param qkv  f32 [T, (nH + 2 nKv) D] (only the q heads are read)
  * @param out  f32 [T, nH D]
@@ -186,20 +189,36 @@ export function pagedAttention(
   expectTensor(meta.blockTables, 'u32', opts.maxBlocksPerSeq, 'pagedAttention blockTables');
   const kt = cacheDtype(kCache, vCache, 'pagedAttention');
   // q heads per workgroup: the whole group of heads sharing a kv head, or an even share of it.
+  const tune = ctx.tuning;
   const G = nH / nKv;
-  const perKv = Math.ceil(G / ctx.tuning.attentionHeads);
+  const perKv = Math.ceil(G / tune.attentionHeads);
   const gt = Math.ceil(G / perKv);
   const key = `paged_attention.${kt}.${wg}.${gt}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: attentionSource,
     prelude: attentionPrelude(kt, wg, gt),
-    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write'],
-    params: 'uuuuuuuufu',
+    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write'],
+    params: 'uuuuuuuufuuu',
     constants: { WG: wg },
   }));
+  if (T > ctx.device.limits.maxComputeWorkgroupsPerDimension) throw new Error(`pagedAttention: ${T} tokens exceed one dispatch`);
   const window = opts.slidingWindow ?? 0;
-  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, window, opts.scale, perKv];
+
+  // Split-K when the step has too few workgroups to fill the device (few tokens, long contexts).
+  const maxKeys = opts.maxBlocksPerSeq * opts.blockSize;
+  const span = window > 0 ? Math.min(window, maxKeys) : maxKeys;
+  let splits = 1;
+  let partLen = span;
+  if (T * nKv * perKv < tune.attentionSplitBelow && span > tune.attentionSplitKeys) {
+    splits = Math.min(tune.attentionMaxSplits, Math.ceil(span / tune.attentionSplitKeys));
+    partLen = Math.ceil(span / splits / wg) * wg;
+    splits = Math.ceil(span / partLen);
+  }
+  const D4 = D / 4;
+  const partials = splits > 1 ? ctx.scratchBuffer('attention partials', T * nH * splits * (1 + D4) * 16) : ctx.dummy;
+  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, window, opts.scale, perKv, splits, partLen];
+  const partialsBinding = { buffer: partials, offset: 0, size: partials.size };
   const bindings = [
     bindTensor(ctx, qkv),
     bindTensor(ctx, kCache),
@@ -208,7 +227,17 @@ export function pagedAttention(
     bindTensor(ctx, meta.positions),
     bindTensor(ctx, meta.blockTables),
     bindTensor(ctx, out),
+    partialsBinding,
   ];
-  if (T > ctx.device.limits.maxComputeWorkgroupsPerDimension) throw new Error(`pagedAttention: ${T} tokens exceed one dispatch`);
-  rec.run(kernel, params, bindings, nKv * perKv, T);
+  rec.run(kernel, params, bindings, nKv * perKv, T, splits);
+  if (splits > 1) {
+    const combine = ctx.pipelines.kernel(`paged_attention.combine.${wg}`, () => ({
+      name: 'paged_attention.combine',
+      code: combineSource,
+      bindings: ['read', 'write'],
+      params: 'uuuu',
+      constants: { WG: wg },
+    }));
+    rec.run(combine, [T, nH, D, splits], [partialsBinding, bindTensor(ctx, out)], nH, T);
+  }
 }

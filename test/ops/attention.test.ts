@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context.js';
 import { f32ToF16 } from '../../src/gpu/half.js';
 import { createTensor, uploadTensor, type Tensor } from '../../src/gpu/tensor.js';
+import { CPU_TUNING, GPU_TUNING, type KernelTuning } from '../../src/gpu/tuning.js';
 import { cacheKV, pagedAttention } from '../../src/ops/attention.js';
 import type { QkvLayout } from '../../src/ops/rope.js';
 import { getTestGpu } from '../helpers/gpu.js';
@@ -135,7 +136,13 @@ const cases: Case[] = [
 
 describe('pagedAttention + cacheKV', async () => {
   const ctx = await getTestGpu();
-  cases.forEach((c, i) => TUNINGS.forEach(([tuningName, tuning]) => {
+  const tunings: [string, KernelTuning][] = [
+    ...TUNINGS,
+    // Split-K forced: pieces of 16 to 32 keys (a multiple of the workgroup), some of them empty.
+    ['split-K, gpu tuning', { ...GPU_TUNING, attentionWorkgroup: 16, attentionSplitBelow: 1e9, attentionSplitKeys: 16, attentionMaxSplits: 40 }],
+    ['split-K, cpu tuning', { ...CPU_TUNING, attentionSplitBelow: 1e9, attentionSplitKeys: 24, attentionMaxSplits: 5 }],
+  ];
+  cases.forEach((c, i) => tunings.forEach(([tuningName, tuning]) => {
     it(`${c.name} (${tuningName})`, () => withTuning(ctx, tuning, async () => {
       const b = makeBatch(c, 1000 + i);
       const { numHeads: nH, headDim: D } = c.layout;

@@ -96,9 +96,12 @@ describe('gpu plumbing', async () => {
     const acc = f32(ctx, new Float32Array(n));
     const one = f32(ctx, new Float32Array(n).fill(1));
     const rec = new Recorder(ctx);
+    add(rec, acc, one, acc, n);
+    const groups = ctx.pipelines.bindGroupCount;
     const count = Math.ceil(ctx.uniforms.size / ctx.uniforms.align) + 10;
-    for (let i = 0; i < count; i++) add(rec, acc, one, acc, n);
+    for (let i = 1; i < count; i++) add(rec, acc, one, acc, n);
     rec.submit();
+    expect(ctx.pipelines.bindGroupCount).toBe(groups);
     const got = (await readTensor(ctx, acc)) as Float32Array;
     expect(Array.from(got)).toEqual(new Array(n).fill(count));
     expect(ctx.takeErrors()).toEqual([]);
