@@ -18,7 +18,7 @@ export const F = {
   bias: 16, // pool offset, n: ids then f32 biases
   allowed: 18, // pool offset, length
   banned: 20, // pool offset, length
-  raw: 22, // byte pointer of the raw row copy (logprobs rows)
+  raw: 22, // byte pointer of the raw row (logprobs rows): a copy, or the row itself when stages 2-3 leave it alone
   topOut: 23, // byte pointer: top ids i32[k], then logprobs f32[k]
   token: 24, // out: sampled id
   logprob: 25, // out: its raw logprob

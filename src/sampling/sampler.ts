@@ -1,5 +1,5 @@
 /**
- * The CPU sampler: a whole batch of logits rows sampled in one call into core.wasm (assembly/sampler.ts), each
+ * The CPU sampler: a whole batch of logits rows sampled by one `sample` call, in core.wasm (assembly/sampler.ts), each
  * row with its own SamplingParams and Generator. Stages, in vLLM V1's order (vllm/v1/sample/sampler.py):
  *   1. raw logprobs of the model's row, for requests asking `logprobs`;
  *   2. `allowedTokenIds`, `badWords`, `minTokens` (EOS/stop ids -> -inf while the output is shorter), `logitBias`;
@@ -9,9 +9,10 @@
  *   4. greedy argmax, or `temperature`, `minP`, `topK`, `topP` and one draw from the request's generator;
  *   5. the sampled token's logprob and rank, and the top-`logprobs` of the raw row.
  * The facade owns every allocation: one logits row of Vp floats (V rounded up to 16, padded with -inf), one raw
- * copy for logprobs, the per-row parameter block (sampler-layout.ts), a pool of id lists, and scratch. Rows are
- * copied in and sampled one at a time (one samplerRun call each): every pass then reads a row still in cache,
- * where copying the whole batch first (39 MB at S = 64) would send each row to DRAM and back.
+ * copy for logprobs rows that stages 2-3 edit, the per-row parameter block (sampler-layout.ts), a pool of id
+ * lists, and scratch. Rows are copied in and sampled one at a time (one samplerRun call each): every pass then
+ * reads a row still in cache, where copying the whole batch first (39 MB at S = 64) would send each row to DRAM
+ * and back.
  *
  * @example
  *   const sampler = await Sampler.create(vocabSize);
@@ -105,6 +106,7 @@ interface RowLists {
   allowed: number[];
   banned: number[];
   k: number; // logprobs to return, -1 = none
+  edits: boolean; // stage 2, 3 or a logits processor changes the row
 }
 
 export class Sampler {
@@ -158,7 +160,7 @@ export class Sampler {
     const logits = this.logits.ensure(vp * 4);
     const params = this.params.ensure(NUM_FIELDS * S * 4);
     const pool = this.pool.ensure(poolWords * 4);
-    const raw = this.raw.ensure(lists.some((l) => l.k >= 0) ? vp * 4 : 0);
+    const raw = this.raw.ensure(lists.some((l) => l.k >= 0 && l.edits) ? vp * 4 : 0);
     const top = this.top.ensure(lists.reduce((n, l) => n + 8 * Math.max(l.k, 0), 0));
     const { f32, i32, u32 } = this.views();
 
@@ -187,7 +189,8 @@ export class Sampler {
       for (const [, b] of l.bias) f32[w++] = b;
       list(F.allowed, r, l.allowed);
       list(F.banned, r, l.banned);
-      i32[put(F.raw, r)] = l.k >= 0 ? raw : 0; // rows run one after another: one raw copy serves all
+      // Rows run one after another, so one raw copy serves all; a row nothing edits is its own raw row.
+      i32[put(F.raw, r)] = l.k < 0 ? 0 : l.edits ? raw : logits;
       i32[put(F.topOut, r)] = topAt;
       topAt += 8 * Math.max(l.k, 0);
     });
@@ -247,7 +250,8 @@ export class Sampler {
       banned.push(...bannedByBadWords(q.badWordsTokenIds, q.outputTokenIds));
     }
     const k = p.logprobs === null ? -1 : p.logprobs < 0 ? V : Math.min(p.logprobs, V);
-    return { prompt, output, bias, allowed, banned, k };
+    const edits = penalised || bias.length + allowed.length + banned.length > 0 || !!p.logitsProcessors?.length;
+    return { prompt, output, bias, allowed, banned, k, edits };
   }
 
   private runProcessors(q: SamplerRequest, ptr: number): void {
