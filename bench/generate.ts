@@ -16,6 +16,7 @@ import { GpuContext } from '../src/gpu/context.js';
 import { loadWeights } from '../src/models/load-weights.js';
 import { Generator } from '../src/sampling/generator.js';
 import { SamplingParams } from '../src/sampling-params.js';
+import { Sampler } from '../src/sampling/sampler.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -63,8 +64,8 @@ const runner = new ModelRunner(ctx, cfg, weights, {
   blockSize,
   numBlocks: Math.min(numBlocks, maxBatch * blocksPerSeq),
   kvDtype: dtype,
-});
-const greedy = { params: new SamplingParams({ temperature: 0 }), generator: new Generator(0) };
+}, await Sampler.create(cfg.vocabSize));
+const greedy = { params: new SamplingParams({ temperature: 0 }), generator: new Generator(0), promptTokenIds: [], outputTokenIds: [] };
 const gen = new Generator(1);
 const randomIds = (n: number) => Array.from({ length: n }, () => gen.nextU32() % cfg.vocabSize);
 const table = (i: number) => Array.from({ length: blocksPerSeq }, (_, b) => i * blocksPerSeq + b);

@@ -17,7 +17,9 @@ import { Generator } from '../sampling/generator.js';
 import { SamplingParams, type SamplingParamsInit } from '../sampling-params.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { OutputProcessor, type CoreOutput } from './output-processor.js';
-import { ModelRunner, topLogprobs, type ScheduledSeq } from './model-runner.js';
+import { ModelRunner, type ScheduledSeq } from './model-runner.js';
+import { topLogprobs } from '../sampling/logprobs.js';
+import { badWordsTokenIds, Sampler } from '../sampling/sampler.js';
 import { Request, RequestStatus } from './request.js';
 import { RequestStream } from './request-stream.js';
 import { Scheduler } from './scheduler.js';
@@ -75,7 +77,8 @@ export interface PreparedRequest {
 export class LLMEngine {
   private readonly scheduler: Scheduler;
   private readonly outputs: OutputProcessor;
-  private readonly generators = new Map<string, { params: SamplingParams; generator: Generator }>();
+  /** Per request: parameters, generator and what the sampler needs besides the logits. */
+  private readonly generators = new Map<string, { params: SamplingParams; generator: Generator; stopTokenIds: number[]; badWordsTokenIds: number[][] }>();
   private readonly streams = new Map<string, RequestStream>();
   private readonly promptTokens = new Map<string, readonly number[]>();
   /** Output token ids produced so far, per request (penalties, logits processors, minTokens). */
@@ -116,7 +119,7 @@ export class LLMEngine {
     const weightDtype = ctx.f16 && wantF16 ? 'f16' : 'f32';
     const limits = engineLimits(ctx, config, options, weightDtype);
     const weights = await loadWeights(ctx, source, config, { dtype: weightDtype, dummy: options.loadFormat === 'dummy' });
-    const runner = new ModelRunner(ctx, config, weights, limits);
+    const runner = new ModelRunner(ctx, config, weights, limits, await Sampler.create(config.vocabSize));
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? [])])];
     if (eos.length === 0 && tokenizer.eosTokenId !== null) eos.push(tokenizer.eosTokenId);
     return new LLMEngine(config, options.generationConfig === 'vllm' ? null : generationConfig, tokenizer, runner, options, eos);
@@ -200,7 +203,12 @@ export class LLMEngine {
     });
     const stream = new RequestStream(r.requestId);
     const seed = params.seed ?? (this.options.seed !== undefined ? this.options.seed + this.seedCounter++ : null);
-    this.generators.set(r.requestId, { params, generator: seed === null ? Generator.random() : new Generator(seed) });
+    this.generators.set(r.requestId, {
+      params,
+      generator: seed === null ? Generator.random() : new Generator(seed),
+      stopTokenIds: [...(params.ignoreEos ? [] : this.eosTokenIds), ...params.stopTokenIds],
+      badWordsTokenIds: badWordsTokenIds(params.badWords ?? [], (t) => this.tokenizer.encode(t, { addSpecialTokens: false })),
+    });
     this.streams.set(r.requestId, stream);
     this.promptTokens.set(r.requestId, r.promptTokenIds);
     this.outputIds.set(r.requestId, []);
@@ -289,13 +297,10 @@ export class LLMEngine {
     for (const o of core) if (o.finishReason !== null || stopped.includes(o.requestId)) this.release(o.requestId, null);
   }
 
-  /** Sampling state of a request; EOS and stop tokens are masked until minTokens outputs exist (vLLM). */
+  /** What the sampler needs for a request (it masks EOS and stop tokens until minTokens outputs exist). */
   private sampleSpec(requestId: string): ScheduledSeq['sample'] {
     const g = this.generators.get(requestId)!;
-    const outputTokenIds = this.outputIds.get(requestId)!;
-    const spec = { ...g, promptTokenIds: this.promptTokens.get(requestId)!, outputTokenIds };
-    if (outputTokenIds.length >= g.params.minTokens) return spec;
-    return { ...spec, maskIds: [...(g.params.ignoreEos ? [] : this.eosTokenIds), ...g.params.stopTokenIds] };
+    return { ...g, promptTokenIds: this.promptTokens.get(requestId)!, outputTokenIds: this.outputIds.get(requestId)! };
   }
 
   private promptLength(requestId: string): number {

@@ -12,9 +12,7 @@ import type { DType, Tensor } from '../gpu/tensor.js';
 import type { KVCache, ModelWeights, Activations } from '../models/transformer.js';
 import { Transformer } from '../models/transformer.js';
 import * as ops from '../ops/index.js';
-import { applyPenalties, argmax, logSoftmax, needsProcessing, sampleRow } from '../sampling/sampler.js';
-import type { Generator } from '../sampling/generator.js';
-import type { SamplingParams } from '../sampling-params.js';
+import { needsLogitsRow, type SampleOut, type Sampler, type SamplerRequest } from '../sampling/sampler.js';
 
 /** One sequence's share of a step, as the engine hands it to the runner. */
 export interface ScheduledSeq {
@@ -26,25 +24,13 @@ export interface ScheduledSeq {
   /** The sequence's KV blocks, covering at least startPos + tokenIds.length tokens. */
   blockTable: readonly number[];
   /** Set when this step ends at the sequence's last known token, so a new token is sampled. */
-  sample: {
-    params: SamplingParams;
-    generator: Generator;
-    /** History for penalties: the prompt and the outputs so far. */
-    promptTokenIds?: readonly number[];
-    outputTokenIds?: readonly number[];
-    /** Ids that must not be sampled this step (EOS and stop tokens before minTokens). */
-    maskIds?: readonly number[];
-  } | null;
+  sample: SamplerRequest | null;
   /** Also return the logits of every token of this chunk (prompt logprobs, tests). */
   allLogits?: boolean;
 }
 
 /** What sampling gave for one sequence. */
-export interface SampleResult {
-  tokenId: number;
-  /** log-probability of the sampled token and the top-k, when the request asked for logprobs. */
-  logprobs: { sampled: number; top: Map<number, number>; ranks: Map<number, number> } | null;
-}
+export type SampleResult = SampleOut;
 
 export interface StepResult {
   sampled: Map<string, SampleResult>;
@@ -94,6 +80,8 @@ export class ModelRunner {
     readonly cfg: ModelConfig,
     weights: ModelWeights,
     readonly limits: RunnerLimits,
+    /** The CPU sampler (AssemblyScript) for rows that need more than the GPU argmax. */
+    private readonly sampler: Sampler,
   ) {
     const dev = ctx.device;
     const H = cfg.hiddenSize;
@@ -225,11 +213,7 @@ export class ModelRunner {
     };
     this.model.forward(rec, inputs, this.acts, this.cache);
     // Which logits rows the CPU needs whole: non-greedy sampling, logprobs, all-token logits.
-    const needRow = rows.map((r) => {
-      if (r.kind === 'all') return true;
-      const { params, maskIds } = seqs[r.seq].sample!;
-      return !params.greedy || params.logprobs !== null || (maskIds?.length ?? 0) > 0 || needsProcessing(params);
-    });
+    const needRow = rows.map((r) => r.kind === 'all' || needsLogitsRow(seqs[r.seq].sample!.params, seqs[r.seq].sample!.outputTokenIds.length));
     const V = cfg.vocabSize;
     const rowBytes = V * 4;
     const nFull = needRow.filter(Boolean).length;
@@ -260,29 +244,27 @@ export class ModelRunner {
     const mapped = staging.getMappedRange(0, stagingSize);
     const result: StepResult = { sampled: new Map(), allLogits: new Map() };
     try {
+      const views: Float32Array[] = [];
+      const reqs: SamplerRequest[] = [];
+      const ids: string[] = [];
       rows.forEach((r, i) => {
         const c = Math.floor(i / cap);
-        const argmaxId = new Uint32Array(mapped, c * chunkStride, cap)[i - c * cap];
         const fo = fullOffset.get(i);
-        const logits = fo !== undefined ? new Float32Array(mapped.slice(fo, fo + rowBytes)) : null;
         const s = seqs[r.seq];
         if (r.kind === 'all') {
           const list = result.allLogits.get(s.requestId) ?? [];
-          list.push(logits!);
+          list.push(new Float32Array(mapped.slice(fo!, fo! + rowBytes)));
           result.allLogits.set(s.requestId, list);
-          return;
+        } else if (fo === undefined) {
+          // Plain greedy: the GPU's argmax is the answer.
+          result.sampled.set(s.requestId, { tokenId: new Uint32Array(mapped, c * chunkStride, cap)[i - c * cap], logprobs: null });
+        } else {
+          views.push(new Float32Array(mapped, fo, V)); // the sampler copies each row once
+          reqs.push(s.sample!);
+          ids.push(s.requestId);
         }
-        const { params, generator, maskIds } = s.sample!;
-        // Logprobs are of the raw distribution; masks and penalties apply to sampling only.
-        let row = logits;
-        if (row && ((maskIds && maskIds.length > 0) || needsProcessing(params))) {
-          row = row.slice();
-          for (const id of maskIds ?? []) row[id] = -Infinity;
-          applyPenalties(row, params, s.sample!.promptTokenIds ?? [], s.sample!.outputTokenIds ?? []);
-        }
-        const tokenId = params.greedy ? (row ? argmax(row) : argmaxId) : sampleRow(row!, params, generator);
-        result.sampled.set(s.requestId, { tokenId, logprobs: params.logprobs !== null ? topLogprobs(logits!, tokenId, params.logprobs) : null });
       });
+      if (reqs.length > 0) this.sampler.sample(views, reqs).forEach((o, j) => result.sampled.set(ids[j], o));
     } finally {
       staging.unmap();
     }
@@ -314,39 +296,4 @@ export class ModelRunner {
     this.staging?.destroy();
     for (const t of [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)]) t.buffer.destroy();
   }
-}
-
-/** The sampled token's log-probability and rank, plus the top-k (k = -1: the whole vocabulary). */
-export function topLogprobs(logits: Float32Array, tokenId: number, k: number) {
-  const lp = logSoftmax(logits);
-  const sampled = lp[tokenId];
-  let rank = 1;
-  for (let i = 0; i < lp.length; i++) if (lp[i] > sampled) rank++;
-  const top = new Map<number, number>();
-  const ranks = new Map<number, number>([[tokenId, rank]]);
-  topK(lp, k < 0 ? lp.length : k).forEach((id, i) => {
-    top.set(id, lp[id]);
-    ranks.set(id, i + 1);
-  });
-  return { sampled, top, ranks };
-}
-
-/** Ids of the k largest values, descending (ties: lower id first); one pass with a small sorted list. */
-function topK(values: Float32Array, k: number): number[] {
-  if (k <= 0) return [];
-  if (k >= values.length / 4) {
-    return Array.from({ length: values.length }, (_, i) => i).sort((a, b) => values[b] - values[a] || a - b).slice(0, k);
-  }
-  const ids: number[] = [];
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i];
-    if (ids.length === k) {
-      if (v <= values[ids[k - 1]]) continue;
-      ids.pop();
-    }
-    let j = ids.length;
-    while (j > 0 && values[ids[j - 1]] < v) j--;
-    ids.splice(j, 0, i);
-  }
-  return ids;
 }

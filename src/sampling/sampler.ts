@@ -29,8 +29,6 @@ import { F, NUM_FIELDS } from './sampler-layout.js';
 
 export { argmax, logSoftmax, topLogprobs, type TokenLogprobs } from './logprobs.js';
 export { badWordsTokenIds } from './bad-words.js';
-/** @deprecated The per-row TS placeholders, kept until the model runner moves to `Sampler`. */
-export { applyPenalties, needsProcessing, sampleRow } from './legacy.js';
 
 /** One row's request: what the sampler needs beyond the logits. */
 export interface SamplerRequest {
