@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-stop set-up on a fresh Debian 12 machine (root) or any machine with a WebGPU adapter:
-#   1. npm dependencies, 2. a CPU WebGPU driver when the machine has no Vulkan driver of its own
+#   1. npm dependencies, 2. a CPU WebGPU driver for machines without a GPU
 #   (Mesa 25 lavapipe from bookworm-backports, unpacked into .cache/lavapipe, never installed system-wide),
 #   3. the build (AssemblyScript -> build/*.wasm, tsup -> dist/).
 # Idempotent: each step is skipped when its output is already there.
@@ -16,13 +16,10 @@ if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package
   npm ci --no-audit --no-fund >&2
 fi
 
-# 2. CPU WebGPU driver.
-have_vulkan_driver() {
-  ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json /usr/local/share/vulkan/icd.d/*.json >/dev/null 2>&1 \
-    || [ -n "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ]
-}
+# 2. CPU WebGPU driver: always unpacked on Linux x86-64, since a system Mesa may be too old for Dawn (Debian 12's
+#    lavapipe is). At run time it is the only driver where none exists, and an extra one otherwise (a GPU wins).
 lvp=$root/.cache/lavapipe
-if [ "$(uname -s)" = Linux ] && ! have_vulkan_driver && [ ! -f "$lvp/lvp_icd.json" ]; then
+if [ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ] && [ ! -f "$lvp/lvp_icd.json" ]; then
   if command -v apt-get >/dev/null; then
     need=()
     ldconfig -p | grep -q 'libvulkan.so.1 ' || need+=(libvulkan1)
@@ -46,9 +43,9 @@ if [ "$(uname -s)" = Linux ] && ! have_vulkan_driver && [ ! -f "$lvp/lvp_icd.jso
     printf '{"file_format_version":"1.0.0","ICD":{"api_version":"1.4.305","library_path":"%s"}}\n' \
       "$lvp/libvulkan_lvp.so" > "$lvp/lvp_icd.json"
     rm -rf "$tmp"
-    say "lavapipe ready: $lvp/lvp_icd.json (used automatically when no other Vulkan driver exists)"
+    say "lavapipe ready: $lvp/lvp_icd.json"
   else
-    say "no Vulkan driver and no apt-get: install a Vulkan driver (e.g. Mesa lavapipe) for WebGPU"
+    say "no apt-get: for WebGPU without a GPU, install Mesa >= 23 lavapipe (mesa-vulkan-drivers)"
   fi
 fi
 
