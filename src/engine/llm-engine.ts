@@ -19,7 +19,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { OutputProcessor, type CoreOutput } from './output-processor.js';
 import { ModelRunner, type ScheduledSeq } from './model-runner.js';
 import { topLogprobs } from '../sampling/logprobs.js';
-import { badWordsTokenIds, Sampler } from '../sampling/sampler.js';
+import { badWordsTokenIds, Sampler, type SamplerRequest } from '../sampling/sampler.js';
 import { Request, RequestStatus } from './request.js';
 import { RequestStream } from './request-stream.js';
 import { Scheduler } from './scheduler.js';
@@ -74,15 +74,33 @@ export interface PreparedRequest {
   priority: number;
 }
 
+/** Engine-side state of one sequence (one engine-core request). */
+interface SeqInfo {
+  /** The user request it belongs to. */
+  group: string;
+  promptTokenIds: readonly number[];
+  /** Outputs so far; the same array the sampler request reads (penalties, minTokens, logits processors). */
+  outputTokenIds: number[];
+  /** What the sampler needs besides the logits (the params may differ from the user's: see submit). */
+  sample: SamplerRequest;
+}
+
+/** Engine-side state of one user request: its sequences and the forks still to make. */
+interface GroupInfo {
+  seqIds: string[];
+  /** Sequences not yet started: forked from the first one once its prompt is computed. */
+  pendingForks: string[];
+  stream: RequestStream;
+  /** Engine-core stop parameters shared by every sequence. */
+  stopInit: { maxTokens: number; minTokens: number; ignoreEos: boolean; stopTokenIds: number[] };
+  priority: number;
+}
+
 export class LLMEngine {
   private readonly scheduler: Scheduler;
   private readonly outputs: OutputProcessor;
-  /** Per request: parameters, generator and what the sampler needs besides the logits. */
-  private readonly generators = new Map<string, { params: SamplingParams; generator: Generator; stopTokenIds: number[]; badWordsTokenIds: number[][] }>();
-  private readonly streams = new Map<string, RequestStream>();
-  private readonly promptTokens = new Map<string, readonly number[]>();
-  /** Output token ids produced so far, per request (penalties, logits processors, minTokens). */
-  private readonly outputIds = new Map<string, number[]>();
+  private readonly seqs = new Map<string, SeqInfo>();
+  private readonly groups = new Map<string, GroupInfo>();
   private readonly pendingAborts = new Set<string>();
   private loop: Promise<void> | null = null;
   private nextId = 0;
@@ -141,9 +159,6 @@ export class LLMEngine {
   prepareRequest(init: AddRequestInit): PreparedRequest {
     if (init.params !== undefined && !(init.params instanceof SamplingParams)) throw new InvalidArgumentError('params', 'must be a SamplingParams');
     const params = this.withModelDefaults(init.params ?? new SamplingParams());
-    if (params.n !== 1 || (params.bestOf !== null && params.bestOf !== 1)) {
-      throw new InvalidArgumentError('n', 'n > 1 and bestOf > 1 are not supported yet');
-    }
     params.verifyForVocab(this.config.vocabSize);
     const p = init.prompt;
     let prompt: string | null;
@@ -173,7 +188,7 @@ export class LLMEngine {
       throw new CapacityError(`the prompt has ${ids.length} tokens but the KV cache holds only ${capacity} tokens (${this.runner.limits.numBlocks} blocks of ${this.runner.limits.blockSize}); raise kvCacheMemoryBytes`);
     }
     const requestId = init.requestId ?? String(this.nextId++);
-    if (this.streams.has(requestId)) throw new InvalidArgumentError('requestId', `request id '${requestId}' is already running`);
+    if (this.groups.has(requestId)) throw new InvalidArgumentError('requestId', `request id '${requestId}' is already running`);
     return { requestId, prompt, promptTokenIds: ids, params, priority: init.priority ?? 0 };
   }
 
@@ -188,39 +203,56 @@ export class LLMEngine {
     return stream;
   }
 
-  /** Enqueues a prepared request. */
+  /**
+   * Enqueues a prepared request. With n > 1 (or bestOf), its first sequence computes the prompt; the others are
+   * forked from it when its first token is sampled (sharing the prompt's KV blocks, copy-on-write), each drawing
+   * its first token from the same logits row with its own generator.
+   */
   submit(r: PreparedRequest): RequestStream {
     if (this.disposed) throw new Error('the engine is disposed');
     const { params } = r;
     const maxLen = this.runner.limits.maxModelLen;
     const maxTokens = Math.min(params.maxTokens ?? Infinity, maxLen - r.promptTokenIds.length);
-    const req = new Request({
-      requestId: r.requestId,
-      promptTokenIds: r.promptTokenIds,
-      samplingParams: { maxTokens, minTokens: Math.min(params.minTokens, maxTokens), ignoreEos: params.ignoreEos, stopTokenIds: params.stopTokenIds },
-      eosTokenIds: this.eosTokenIds,
-      priority: r.priority,
+    const stopInit = { maxTokens, minTokens: Math.min(params.minTokens, maxTokens), ignoreEos: params.ignoreEos, stopTokenIds: params.stopTokenIds };
+    const numSeqs = params.numSequences;
+    const seqIds = Array.from({ length: numSeqs }, (_, i) => (i === 0 ? r.requestId : `${i}_${r.requestId}`));
+    // best_of > n ranks candidates by cumulative logprob, so the sampler must compute it.
+    const sampleParams = numSeqs > params.n && params.logprobs === null ? params.clone({ logprobs: 0 }) : params;
+    const seed = params.seed ?? (this.options.seed !== undefined ? this.options.seed + this.seedCounter++ : null);
+    const stopTokenIds = [...(params.ignoreEos ? [] : this.eosTokenIds), ...params.stopTokenIds];
+    const badWords = badWordsTokenIds(params.badWords ?? [], (t) => this.tokenizer.encode(t, { addSpecialTokens: false }));
+    seqIds.forEach((id, i) => {
+      // Sequence i of a seeded request draws from seed + i, so each is reproducible on its own.
+      const generator = seed === null ? Generator.random() : new Generator(seed + i);
+      const outputTokenIds: number[] = [];
+      this.seqs.set(id, {
+        group: r.requestId,
+        promptTokenIds: r.promptTokenIds,
+        outputTokenIds,
+        sample: { params: sampleParams, generator, promptTokenIds: r.promptTokenIds, outputTokenIds, stopTokenIds, badWordsTokenIds: badWords },
+      });
     });
     const stream = new RequestStream(r.requestId);
-    const seed = params.seed ?? (this.options.seed !== undefined ? this.options.seed + this.seedCounter++ : null);
-    this.generators.set(r.requestId, {
-      params,
-      generator: seed === null ? Generator.random() : new Generator(seed),
-      stopTokenIds: [...(params.ignoreEos ? [] : this.eosTokenIds), ...params.stopTokenIds],
-      badWordsTokenIds: badWordsTokenIds(params.badWords ?? [], (t) => this.tokenizer.encode(t, { addSpecialTokens: false })),
-    });
-    this.streams.set(r.requestId, stream);
-    this.promptTokens.set(r.requestId, r.promptTokenIds);
-    this.outputIds.set(r.requestId, []);
-    this.outputs.addRequest(r.requestId, r.prompt, r.promptTokenIds, params, stream);
-    this.scheduler.addRequest(req);
+    this.groups.set(r.requestId, { seqIds, pendingForks: seqIds.slice(1), stream, stopInit, priority: r.priority });
+    this.outputs.addRequest(r.requestId, r.prompt, r.promptTokenIds, params, stream, seqIds);
+    try {
+      this.scheduler.addRequest(this.coreRequest(r.requestId, r.promptTokenIds));
+    } catch (err) {
+      this.release(r.requestId);
+      throw err;
+    }
     this.kick();
     return stream;
   }
 
-  /** Stops a request at the next step boundary and frees its KV blocks. */
+  private coreRequest(seqId: string, promptTokenIds: readonly number[]): Request {
+    const g = this.groups.get(this.seqs.get(seqId)!.group)!;
+    return new Request({ requestId: seqId, promptTokenIds, samplingParams: g.stopInit, eosTokenIds: this.eosTokenIds, priority: g.priority });
+  }
+
+  /** Stops a request (all its sequences) at the next step boundary and frees its KV blocks. */
   abort(requestId: string): void {
-    if (!this.streams.has(requestId)) return;
+    if (!this.groups.has(requestId)) return;
     this.pendingAborts.add(requestId);
     this.kick();
   }
@@ -252,75 +284,97 @@ export class LLMEngine {
     if (this.pendingAborts.size === 0) return;
     const ids = [...this.pendingAborts];
     this.pendingAborts.clear();
-    this.scheduler.finishRequests(ids, RequestStatus.FINISHED_ABORTED);
-    for (const id of ids) this.release(id, 'abort');
+    for (const id of ids) {
+      const g = this.groups.get(id);
+      if (!g) continue;
+      this.scheduler.finishRequests(g.seqIds, RequestStatus.FINISHED_ABORTED);
+      this.outputs.finish(id, 'abort');
+      this.release(id);
+    }
   }
 
   /** One engine step: schedule, execute, update from output. */
   private async step(): Promise<void> {
     const plan = this.scheduler.schedule();
     if (plan.totalNumScheduledTokens === 0) return;
-    const seqs: ScheduledSeq[] = plan.scheduledRequests.map((s) => ({
-      requestId: s.requestId,
-      tokenIds: s.tokenIds,
-      startPos: s.startPosition,
-      blockTable: s.blockTable,
-      sample: s.needsSample ? this.sampleSpec(s.requestId) : null,
-      allLogits: this.generators.get(s.requestId)!.params.promptLogprobs !== null && s.startPosition < this.promptLength(s.requestId),
-    }));
+    const forks = new Map<string, string[]>(); // first sequence -> the sequences forked from it this step
+    const seqs: ScheduledSeq[] = plan.scheduledRequests.map((s) => {
+      const info = this.seqs.get(s.requestId)!;
+      const g = this.groups.get(info.group)!;
+      const promptLen = info.promptTokenIds.length;
+      let extraSamples: ScheduledSeq['extraSamples'];
+      if (s.needsSample && g.pendingForks.length > 0 && s.requestId === g.seqIds[0]) {
+        forks.set(s.requestId, g.pendingForks.splice(0));
+        extraSamples = forks.get(s.requestId)!.map((id) => ({ requestId: id, sample: this.seqs.get(id)!.sample }));
+      }
+      return {
+        requestId: s.requestId,
+        tokenIds: s.tokenIds,
+        startPos: s.startPosition,
+        blockTable: s.blockTable,
+        sample: s.needsSample ? info.sample : null,
+        extraSamples,
+        allLogits: info.sample.params.promptLogprobs !== null && s.requestId === g.seqIds[0] && s.startPosition < promptLen,
+      };
+    });
     const result = await this.runner.execute(seqs, plan.blockCopies);
     for (const s of seqs) {
       const rows = result.allLogits.get(s.requestId);
       if (!rows) continue;
-      const k = this.generators.get(s.requestId)!.params.promptLogprobs!;
-      const prompt = this.promptTokens.get(s.requestId)!;
-      const entries = rows.map((row, j) => {
-        const next = s.startPos + j + 1;
-        return topLogprobs(row, next < prompt.length ? prompt[next] : 0, k);
-      });
+      const info = this.seqs.get(s.requestId)!;
+      const prompt = info.promptTokenIds;
+      const entries = rows.map((row, j) => topLogprobs(row, prompt[Math.min(s.startPos + j + 1, prompt.length - 1)], info.sample.params.promptLogprobs!));
       this.outputs.addPromptLogprobs(s.requestId, s.startPos, entries);
     }
+    // Forks join before the first sequence's update, while it still holds its blocks.
+    for (const [first, children] of forks) {
+      const prompt = this.seqs.get(first)!.promptTokenIds;
+      for (const id of children) this.scheduler.forkRequest(first, this.coreRequest(id, prompt));
+    }
     const sampled = new Map<string, number[]>();
-    for (const [id, r] of result.sampled) sampled.set(id, [r.tokenId]);
+    for (const s of plan.scheduledRequests) {
+      const r = result.sampled.get(s.requestId);
+      if (r) sampled.set(s.requestId, [r.tokenId]);
+    }
     const update = this.scheduler.updateFromOutput(plan, sampled);
-    for (const o of update.outputs) this.outputIds.get(o.requestId)?.push(...o.newTokenIds);
-    const core: CoreOutput[] = update.outputs.map((o) => ({
-      requestId: o.requestId,
-      newTokenIds: o.newTokenIds,
-      newLogprobs: result.sampled.get(o.requestId)?.logprobs ? [result.sampled.get(o.requestId)!.logprobs!] : null,
-      finishReason: o.finishReason,
-      stopReason: o.stopReason,
-      numCachedTokens: o.numCachedTokens,
-    }));
+    const coreOutputs = [...update.outputs];
+    for (const children of forks.values()) {
+      for (const id of children) {
+        const o = this.scheduler.appendTokens(id, [result.sampled.get(id)!.tokenId]);
+        if (o) coreOutputs.push(o);
+      }
+    }
+    const core: CoreOutput[] = coreOutputs.map((o) => {
+      this.seqs.get(o.requestId)?.outputTokenIds.push(...o.newTokenIds);
+      const lp = result.sampled.get(o.requestId)?.logprobs;
+      return { ...o, newLogprobs: lp ? [lp] : null };
+    });
     const stopped = this.outputs.process(core);
     if (stopped.length > 0) this.scheduler.finishRequests(stopped, RequestStatus.FINISHED_STOPPED);
-    for (const o of core) if (o.finishReason !== null || stopped.includes(o.requestId)) this.release(o.requestId, null);
+    const stoppedSet = new Set(stopped);
+    for (const o of core) {
+      if (o.finishReason === null && !stoppedSet.has(o.requestId)) continue;
+      const info = this.seqs.get(o.requestId);
+      if (!info) continue;
+      this.seqs.delete(o.requestId);
+      const g = this.groups.get(info.group)!;
+      // The group ends when none of its sequences runs or is still to be forked.
+      if (g.pendingForks.length === 0 && g.seqIds.every((id) => !this.seqs.has(id))) this.release(info.group);
+    }
   }
 
-  /** What the sampler needs for a request (it masks EOS and stop tokens until minTokens outputs exist). */
-  private sampleSpec(requestId: string): ScheduledSeq['sample'] {
-    const g = this.generators.get(requestId)!;
-    return { ...g, promptTokenIds: this.promptTokens.get(requestId)!, outputTokenIds: this.outputIds.get(requestId)! };
-  }
-
-  private promptLength(requestId: string): number {
-    return this.promptTokens.get(requestId)?.length ?? 0;
-  }
-
-  private release(requestId: string, reason: 'abort' | null): void {
-    if (reason) this.outputs.finish(requestId, reason);
-    this.generators.delete(requestId);
-    this.streams.delete(requestId);
-    this.promptTokens.delete(requestId);
-    this.outputIds.delete(requestId);
+  private release(requestId: string): void {
+    const g = this.groups.get(requestId);
+    if (!g) return;
+    for (const id of g.seqIds) this.seqs.delete(id);
+    this.groups.delete(requestId);
   }
 
   private failAll(err: unknown): void {
-    const ids = [...this.streams.keys()];
-    this.scheduler.finishRequests(ids, RequestStatus.FINISHED_ABORTED);
-    for (const id of ids) {
+    for (const [id, g] of [...this.groups]) {
+      this.scheduler.finishRequests(g.seqIds, RequestStatus.FINISHED_ABORTED);
       this.outputs.finish(id, 'abort', err);
-      this.release(id, null);
+      this.release(id);
     }
   }
 

@@ -25,6 +25,8 @@ export interface ScheduledSeq {
   blockTable: readonly number[];
   /** Set when this step ends at the sequence's last known token, so a new token is sampled. */
   sample: SamplerRequest | null;
+  /** More sequences sampled from the same logits row (n > 1: the forks' first tokens). */
+  extraSamples?: { requestId: string; sample: SamplerRequest }[];
   /** Also return the logits of every token of this chunk (prompt logprobs, tests). */
   allLogits?: boolean;
 }
@@ -169,7 +171,7 @@ export class ModelRunner {
     const slots = new Int32Array(buf, layout.slotMapping, T);
     const tables = new Uint32Array(buf, layout.blockTables, seqs.length * maxBlocks);
     /** Token row of each logits row, and who it belongs to. */
-    const rows: { row: number; seq: number; kind: 'sample' | 'all' }[] = [];
+    const rows: { row: number; seq: number; kind: 'sample' | 'all'; extra?: number }[] = [];
     let t = 0;
     seqs.forEach((s, si) => {
       const nb = Math.ceil((s.startPos + s.tokenIds.length) / bs);
@@ -185,6 +187,8 @@ export class ModelRunner {
         if (s.allLogits) rows.push({ row: t, seq: si, kind: 'all' });
       }
       if (s.sample) rows.push({ row: t - 1, seq: si, kind: 'sample' });
+      // Extra samples read the same row again (one logits row, one readback per draw; n is small).
+      s.extraSamples?.forEach((_, k) => rows.push({ row: t - 1, seq: si, kind: 'sample', extra: k }));
     });
     const cap = this.logitRowsCap;
     const chunkStride = alignUp(cap * 4);
@@ -199,8 +203,10 @@ export class ModelRunner {
     // 2. Execute.
     // Views keep their maximum shapes so that cached bind groups serve every step; T and S go in as counts.
     const maxT = limits.maxNumBatchedTokens;
+    // A validation error would drop the whole step silently (stale results): catch it and fail loudly.
+    this.ctx.device.pushErrorScope('validation');
     const rec = new Recorder(this.ctx);
-    for (const [src, dst] of blockCopies) this.copyBlock(rec, src, dst);
+    this.copyBlocks(rec, blockCopies);
     const inputs = {
       T,
       ids: this.view(layout.ids, maxT, 'u32'),
@@ -213,7 +219,9 @@ export class ModelRunner {
     };
     this.model.forward(rec, inputs, this.acts, this.cache);
     // Which logits rows the CPU needs whole: non-greedy sampling, logprobs, all-token logits.
-    const needRow = rows.map((r) => r.kind === 'all' || needsLogitsRow(seqs[r.seq].sample!.params, seqs[r.seq].sample!.outputTokenIds.length));
+    const sampleOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].sample! : seqs[r.seq].extraSamples![r.extra].sample);
+    const idOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].requestId : seqs[r.seq].extraSamples![r.extra].requestId);
+    const needRow = rows.map((r) => r.kind === 'all' || needsLogitsRow(sampleOf(r).params, sampleOf(r).outputTokenIds.length));
     const V = cfg.vocabSize;
     const rowBytes = V * 4;
     const nFull = needRow.filter(Boolean).length;
@@ -238,9 +246,14 @@ export class ModelRunner {
       }
     }
     rec.submit();
+    const validation = this.ctx.device.popErrorScope();
 
     // 3. Read back and sample.
-    await staging.mapAsync(GPUMapMode.READ, 0, stagingSize);
+    const [error] = await Promise.all([validation, staging.mapAsync(GPUMapMode.READ, 0, stagingSize)]);
+    if (error) {
+      staging.unmap();
+      throw new Error(`WebGPU rejected the step: ${error.message}`);
+    }
     const mapped = staging.getMappedRange(0, stagingSize);
     const result: StepResult = { sampled: new Map(), allLogits: new Map() };
     try {
@@ -257,11 +270,11 @@ export class ModelRunner {
           result.allLogits.set(s.requestId, list);
         } else if (fo === undefined) {
           // Plain greedy: the GPU's argmax is the answer.
-          result.sampled.set(s.requestId, { tokenId: new Uint32Array(mapped, c * chunkStride, cap)[i - c * cap], logprobs: null });
+          result.sampled.set(idOf(r), { tokenId: new Uint32Array(mapped, c * chunkStride, cap)[i - c * cap], logprobs: null });
         } else {
           views.push(new Float32Array(mapped, fo, V)); // the sampler copies each row once
-          reqs.push(s.sample!);
-          ids.push(s.requestId);
+          reqs.push(sampleOf(r));
+          ids.push(idOf(r));
         }
       });
       if (reqs.length > 0) this.sampler.sample(views, reqs).forEach((o, j) => result.sampled.set(ids[j], o));
@@ -271,14 +284,20 @@ export class ModelRunner {
     return result;
   }
 
-  /** Copy-on-write: duplicate one KV block (all layers) before the step writes to it. */
-  private copyBlock(rec: Recorder, src: number, dst: number): void {
+  /**
+   * Copy-on-write: duplicates KV blocks (all layers) before the step writes to them. WebGPU forbids a copy within
+   * one buffer, so blocks go out to a scratch buffer and back.
+   */
+  private copyBlocks(rec: Recorder, copies: readonly (readonly [number, number])[]): void {
+    if (copies.length === 0) return;
     const { cfg, cache } = this;
     const bytes = cache.blockSize * cfg.numKvHeads * cfg.headDim * (this.limits.kvDtype === 'f16' ? 2 : 4);
-    for (let l = 0; l < cfg.numLayers; l++) {
-      rec.copy(cache.k[l].buffer, src * bytes, cache.k[l].buffer, dst * bytes, bytes);
-      rec.copy(cache.v[l].buffer, src * bytes, cache.v[l].buffer, dst * bytes, bytes);
-    }
+    const buffers = [...cache.k, ...cache.v].map((t) => t.buffer);
+    const scratch = this.ctx.scratchBuffer('kv-copy-on-write', copies.length * buffers.length * bytes);
+    let at = 0;
+    for (const [src] of copies) for (const b of buffers) rec.copy(b, src * bytes, scratch, (at += bytes) - bytes, bytes);
+    at = 0;
+    for (const [, dst] of copies) for (const b of buffers) rec.copy(scratch, (at += bytes) - bytes, b, dst * bytes, bytes);
   }
 
   private stagingBuffer(size: number): GPUBuffer {

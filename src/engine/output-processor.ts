@@ -1,38 +1,62 @@
 /**
  * Turns the engine core's new tokens into RequestOutputs: incremental detokenization, stop strings (which may
- * span tokens), logprobs bookkeeping and the finish reason. As vLLM's OutputProcessor, it runs after each step
- * and tells the engine which requests a stop string finished, so their KV blocks are freed.
+ * span tokens), logprobs bookkeeping and finish reasons. As vLLM's OutputProcessor it runs after each step and
+ * tells the engine which sequences a stop string finished, so their KV blocks are freed.
+ *
+ * A request is a group of sequences: `n` outputs (or `bestOf` candidates of which the best `n` are returned),
+ * each its own engine-core request, all reported in one RequestOutput.
  */
+import type { Logprob, RequestOutput, CompletionOutput } from '../outputs.js';
+import type { TokenLogprobs } from '../sampling/logprobs.js';
+import type { SamplingParams } from '../sampling-params.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { IncrementalDetokenizer } from '../tokenizer/index.js';
-import type { Logprob, RequestOutput } from '../outputs.js';
-import type { SamplingParams } from '../sampling-params.js';
 import type { RequestStream } from './request-stream.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
-/** What the engine core reports for one request after a step. */
+/** What the engine core reports for one sequence after a step. */
 export interface CoreOutput {
+  /** The sequence's engine-core id. */
   requestId: string;
   newTokenIds: number[];
-  /** Per new token: its log-probability and the top candidates (when requested). */
-  newLogprobs: { sampled: number; top: Map<number, number>; ranks: Map<number, number> }[] | null;
+  /** Per new token: its log-probability, rank and the top candidates (when the sampler computed them). */
+  newLogprobs: TokenLogprobs[] | null;
   finishReason: FinishReason | null;
   stopReason: number | string | null;
   numCachedTokens: number;
 }
 
-class RequestState {
+/** One generated sequence. */
+class SeqState {
   readonly detok: IncrementalDetokenizer | null;
   text = '';
-  /** Characters of `text` already sent to a delta stream. */
+  /** Characters of `text` and tokens already sent to a delta stream. */
   sentText = 0;
   sentTokens = 0;
   tokenIds: number[] = [];
-  logprobs: Map<number, Logprob>[] | null;
-  cumulativeLogprob: number | null;
+  logprobs: Map<number, Logprob>[] = [];
+  cumulativeLogprob = 0;
   finishReason: FinishReason | null = null;
   stopReason: number | string | null = null;
+  /** New content since the last emission. */
+  dirty = false;
+
+  constructor(
+    readonly index: number,
+    readonly group: Group,
+    tokenizer: Tokenizer,
+  ) {
+    const p = group.params;
+    this.detok = p.detokenize
+      ? new IncrementalDetokenizer(tokenizer, group.promptTokenIds, { skipSpecialTokens: p.skipSpecialTokens, spacesBetweenSpecialTokens: p.spacesBetweenSpecialTokens })
+      : null;
+  }
+}
+
+/** One user request and its sequences. */
+class Group {
+  seqs: SeqState[] = [];
   numCachedTokens = 0;
   /** Prompt logprobs by prompt position (entry 0 stays null), when requested. */
   promptLogprobs: (Map<number, Logprob> | null)[] | null;
@@ -41,57 +65,61 @@ class RequestState {
     readonly requestId: string,
     readonly prompt: string | null,
     readonly promptTokenIds: number[],
+    /** The user's parameters (what to report), not the engine's internal copy. */
     readonly params: SamplingParams,
     readonly stream: RequestStream,
-    tokenizer: Tokenizer,
   ) {
-    this.detok = params.detokenize
-      ? new IncrementalDetokenizer(tokenizer, promptTokenIds, {
-          skipSpecialTokens: params.skipSpecialTokens,
-          spacesBetweenSpecialTokens: params.spacesBetweenSpecialTokens,
-        })
-      : null;
-    this.logprobs = params.logprobs !== null ? [] : null;
-    this.cumulativeLogprob = params.logprobs !== null ? 0 : null;
     this.promptLogprobs = params.promptLogprobs !== null ? [null] : null;
+  }
+
+  get finished(): boolean {
+    return this.seqs.every((s) => s.finishReason !== null);
+  }
+
+  /** best_of > n: only the best n, at the end. */
+  get selectsBest(): boolean {
+    return (this.params.bestOf ?? this.params.n) > this.params.n;
   }
 }
 
 export class OutputProcessor {
-  private states = new Map<string, RequestState>();
+  private readonly seqs = new Map<string, SeqState>();
+  private readonly groups = new Map<string, Group>();
 
   constructor(private readonly tokenizer: Tokenizer) {}
 
-  addRequest(requestId: string, prompt: string | null, promptTokenIds: number[], params: SamplingParams, stream: RequestStream): void {
-    this.states.set(requestId, new RequestState(requestId, prompt, promptTokenIds, params, stream, this.tokenizer));
-  }
-
-  has(requestId: string): boolean {
-    return this.states.has(requestId);
+  /** Registers a request whose sequences have the engine-core ids `seqIds` (index order). */
+  addRequest(requestId: string, prompt: string | null, promptTokenIds: number[], params: SamplingParams, stream: RequestStream, seqIds: readonly string[]): void {
+    const g = new Group(requestId, prompt, promptTokenIds, params, stream);
+    g.seqs = seqIds.map((_, i) => new SeqState(i, g, this.tokenizer));
+    seqIds.forEach((id, i) => this.seqs.set(id, g.seqs[i]));
+    this.groups.set(requestId, g);
   }
 
   /**
-   * Applies one step's outputs; pushes RequestOutputs to the streams. Returns the ids of requests that a stop
-   * string finished (the engine core must abort them).
+   * Applies one step's outputs and pushes RequestOutputs to the streams. Returns the engine-core ids of
+   * sequences that a stop string finished (the engine must stop them).
    */
   process(outputs: CoreOutput[]): string[] {
     const stoppedByString: string[] = [];
+    const touched = new Set<Group>();
     for (const o of outputs) {
-      const s = this.states.get(o.requestId);
-      if (!s) continue;
-      s.numCachedTokens = o.numCachedTokens;
+      const s = this.seqs.get(o.requestId);
+      if (!s || s.finishReason !== null) continue;
+      touched.add(s.group);
+      s.group.numCachedTokens = Math.max(s.group.numCachedTokens, o.numCachedTokens);
+      s.dirty = true;
       for (let i = 0; i < o.newTokenIds.length; i++) {
         const id = o.newTokenIds[i];
         s.tokenIds.push(id);
-        if (s.logprobs && o.newLogprobs) this.appendLogprobs(s, id, o.newLogprobs[i]);
+        if (o.newLogprobs?.[i]) this.appendLogprobs(s, id, o.newLogprobs[i]);
         // vLLM: the text of an EOS or stop token that ended the sequence is left out unless includeStopStrInOutput.
-        const stopToken = i === o.newTokenIds.length - 1 && o.finishReason === 'stop' && !s.params.includeStopStrInOutput;
+        const stopToken = i === o.newTokenIds.length - 1 && o.finishReason === 'stop' && !s.group.params.includeStopStrInOutput;
         if (s.detok && !stopToken) {
           const prev = s.text.length;
           s.text += s.detok.push([id]);
-          // A stop string ends the sequence even when the token also hit another stop condition.
           if (this.checkStopStrings(s, prev)) {
-            stoppedByString.push(s.requestId);
+            stoppedByString.push(o.requestId);
             break;
           }
         }
@@ -100,8 +128,8 @@ export class OutputProcessor {
         s.finishReason = o.finishReason;
         s.stopReason = o.stopReason;
       }
-      this.emit(s);
     }
+    for (const g of touched) this.emit(g);
     return stoppedByString;
   }
 
@@ -109,98 +137,109 @@ export class OutputProcessor {
    * Records prompt logprobs: `rows[j]` is the distribution after prompt position `startPos + j`, i.e. the one that
    * predicts prompt token `startPos + j + 1`.
    */
-  addPromptLogprobs(requestId: string, startPos: number, rows: { top: Map<number, number>; ranks: Map<number, number>; sampled: number }[]): void {
-    const s = this.states.get(requestId);
-    if (!s?.promptLogprobs) return;
+  addPromptLogprobs(seqId: string, startPos: number, rows: TokenLogprobs[]): void {
+    const g = this.seqs.get(seqId)?.group;
+    if (!g?.promptLogprobs) return;
     rows.forEach((r, j) => {
       const pos = startPos + j + 1;
-      if (pos >= s.promptTokenIds.length) return;
-      const token = s.promptTokenIds[pos];
-      const entry = new Map<number, Logprob>();
-      const decode = (t: number) => this.tokenizer.decode([t], { skipSpecialTokens: false });
-      entry.set(token, { logprob: r.sampled, rank: r.ranks.get(token) ?? 1, decodedToken: decode(token) });
-      for (const [t, v] of r.top) if (!entry.has(t)) entry.set(t, { logprob: v, rank: r.ranks.get(t) ?? 0, decodedToken: decode(t) });
-      s.promptLogprobs![pos] = entry;
+      if (pos < g.promptTokenIds.length) g.promptLogprobs![pos] = this.logprobEntry(g.promptTokenIds[pos], r);
     });
   }
 
-  /** Ends a request from outside (abort, error). */
+  /** Ends a whole request from outside (abort; or an error, which rejects its stream). */
   finish(requestId: string, reason: FinishReason, error?: unknown): void {
-    const s = this.states.get(requestId);
-    if (!s) return;
-    this.states.delete(requestId);
+    const g = this.groups.get(requestId);
+    if (!g) return;
+    this.forget(g);
     if (error) {
-      s.stream.fail(error);
+      g.stream.fail(error);
       return;
     }
-    if (s.finishReason === null) s.finishReason = reason;
-    s.stream.push(this.output(s, true));
+    for (const s of g.seqs) {
+      if (s.finishReason === null) s.finishReason = reason;
+      s.dirty = true;
+    }
+    g.stream.push(this.output(g, true));
   }
 
-  private appendLogprobs(s: RequestState, id: number, lp: NonNullable<CoreOutput['newLogprobs']>[number]): void {
-    const entry = new Map<number, Logprob>();
+  private forget(g: Group): void {
+    this.groups.delete(g.requestId);
+    for (const [id, s] of this.seqs) if (s.group === g) this.seqs.delete(id);
+  }
+
+  private logprobEntry(token: number, lp: TokenLogprobs): Map<number, Logprob> {
     const decode = (t: number) => this.tokenizer.decode([t], { skipSpecialTokens: false });
-    entry.set(id, { logprob: lp.sampled, rank: lp.ranks.get(id) ?? 1, decodedToken: decode(id) });
-    for (const [t, v] of lp.top) {
-      if (!entry.has(t)) entry.set(t, { logprob: v, rank: lp.ranks.get(t) ?? 0, decodedToken: decode(t) });
-    }
-    s.logprobs!.push(entry);
-    s.cumulativeLogprob! += lp.sampled;
+    const entry = new Map<number, Logprob>([[token, { logprob: lp.sampled, rank: lp.ranks.get(token) ?? 1, decodedToken: decode(token) }]]);
+    for (const [t, v] of lp.top) if (!entry.has(t)) entry.set(t, { logprob: v, rank: lp.ranks.get(t) ?? 0, decodedToken: decode(t) });
+    return entry;
+  }
+
+  private appendLogprobs(s: SeqState, id: number, lp: TokenLogprobs): void {
+    if (s.group.params.logprobs !== null) s.logprobs.push(this.logprobEntry(id, lp));
+    s.cumulativeLogprob += lp.sampled;
   }
 
   /** Looks for a stop string ending in the text added since `prev`; truncates and finishes on a hit. */
-  private checkStopStrings(s: RequestState, prev: number): boolean {
-    const stops = s.params.stop;
-    if (stops.length === 0) return false;
+  private checkStopStrings(s: SeqState, prev: number): boolean {
+    const { stop, includeStopStrInOutput } = s.group.params;
+    if (stop.length === 0) return false;
     let best: { at: number; stop: string } | null = null;
-    for (const stop of stops) {
+    for (const str of stop) {
       // The stop may start before the new text: search from where it could first overlap.
-      const from = Math.max(0, prev - stop.length + 1);
-      const at = s.text.indexOf(stop, from);
-      if (at >= 0 && (best === null || at < best.at)) best = { at, stop };
+      const at = s.text.indexOf(str, Math.max(0, prev - str.length + 1));
+      if (at >= 0 && (best === null || at < best.at)) best = { at, stop: str };
     }
     if (!best) return false;
-    s.text = s.text.slice(0, s.params.includeStopStrInOutput ? best.at + best.stop.length : best.at);
+    s.text = s.text.slice(0, includeStopStrInOutput ? best.at + best.stop.length : best.at);
     s.finishReason = 'stop';
     s.stopReason = best.stop;
     return true;
   }
 
-  private emit(s: RequestState): void {
-    const finished = s.finishReason !== null;
-    if (finished) this.states.delete(s.requestId);
-    if (s.params.outputKind === 'final' && !finished) return;
-    s.stream.push(this.output(s, finished));
+  private emit(g: Group): void {
+    const finished = g.finished;
+    if (finished) this.forget(g);
+    if ((g.params.outputKind === 'final' || g.selectsBest) && !finished) return;
+    g.stream.push(this.output(g, finished));
   }
 
-  private output(s: RequestState, finished: boolean): RequestOutput {
-    const delta = s.params.outputKind === 'delta';
+  private output(g: Group, finished: boolean): RequestOutput {
+    const delta = g.params.outputKind === 'delta' && !g.selectsBest;
+    let seqs = g.seqs;
+    if (g.selectsBest) seqs = [...seqs].sort((a, b) => b.cumulativeLogprob - a.cumulativeLogprob).slice(0, g.params.n);
+    else if (delta) seqs = seqs.filter((s) => s.dirty || finished);
+    const outputs = seqs.map((s, k) => this.completion(s, finished || s.finishReason !== null, delta, g.selectsBest ? k : s.index));
+    for (const s of g.seqs) s.dirty = false;
+    return {
+      requestId: g.requestId,
+      prompt: g.prompt,
+      promptTokenIds: g.promptTokenIds,
+      promptLogprobs: g.promptLogprobs ? g.promptLogprobs.slice() : null,
+      outputs,
+      finished,
+      numCachedTokens: g.numCachedTokens,
+    };
+  }
+
+  private completion(s: SeqState, done: boolean, delta: boolean, index: number): CompletionOutput {
+    const p = s.group.params;
     // While running, hold back text that could still turn out to be the start of a stop string.
-    const holdBack = finished || s.params.includeStopStrInOutput ? 0 : Math.max(0, ...s.params.stop.map((x) => x.length - 1));
+    const holdBack = done || p.includeStopStrInOutput ? 0 : Math.max(0, ...p.stop.map((x) => x.length - 1));
     const visible = Math.max(s.sentText, s.text.length - holdBack);
     const text = delta ? s.text.slice(s.sentText, visible) : s.text.slice(0, visible);
     const tokenIds = delta ? s.tokenIds.slice(s.sentTokens) : s.tokenIds.slice();
-    const logprobs = s.logprobs ? (delta ? s.logprobs.slice(s.sentTokens) : s.logprobs.slice()) : null;
+    const wantLogprobs = p.logprobs !== null;
+    const logprobs = wantLogprobs ? (delta ? s.logprobs.slice(s.sentTokens) : s.logprobs.slice()) : null;
     s.sentText = visible;
     s.sentTokens = s.tokenIds.length;
     return {
-      requestId: s.requestId,
-      prompt: s.prompt,
-      promptTokenIds: s.promptTokenIds,
-      promptLogprobs: s.promptLogprobs ? s.promptLogprobs.slice() : null,
-      outputs: [
-        {
-          index: 0,
-          text,
-          tokenIds,
-          cumulativeLogprob: s.cumulativeLogprob,
-          logprobs,
-          finishReason: finished ? s.finishReason : null,
-          stopReason: finished ? s.stopReason : null,
-        },
-      ],
-      finished,
-      numCachedTokens: s.numCachedTokens,
+      index,
+      text,
+      tokenIds,
+      cumulativeLogprob: wantLogprobs ? s.cumulativeLogprob : null,
+      logprobs,
+      finishReason: done ? s.finishReason : null,
+      stopReason: done ? s.stopReason : null,
     };
   }
 }

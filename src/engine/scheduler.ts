@@ -210,22 +210,61 @@ export class Scheduler {
         continue;
       }
       if (ids.length === 0) throw new Error(`updateFromOutput: no sampled token for '${sr.requestId}'`);
-      const newTokenIds: number[] = [];
-      for (const t of ids) {
-        req.appendOutputTokenIds(t);
-        newTokenIds.push(t);
-        if (this.#checkStop(req)) break;
-      }
-      if (req.isFinished()) this.#free(req);
-      outputs.push({
-        requestId: req.requestId,
-        newTokenIds,
-        finishReason: req.finishReason,
-        stopReason: req.stopReason,
-        numCachedTokens: req.numCachedTokens,
-      });
+      outputs.push(this.#append(req, ids));
     }
     return { outputs, stats: this.stats };
+  }
+
+  /**
+   * Starts `child` as a fork of `parent` (n > 1, best_of): same prompt and computed tokens, sharing every KV block
+   * of the parent (the manager copies a shared block before either writes to it). Call it between the runner's
+   * step and updateFromOutput, so the parent still holds its blocks; the child's first tokens, sampled from the
+   * parent's logits row, then go in through appendTokens. With no seat free (maxNumSeqs) or a parent no longer
+   * running, the child waits instead and recomputes its prompt, mostly from the prefix cache.
+   */
+  forkRequest(parentId: string, child: Request): void {
+    const parent = this.#requests.get(parentId);
+    if (!parent) throw new Error(`forkRequest: unknown parent '${parentId}'`);
+    if (this.#requests.has(child.requestId)) throw new InvalidArgumentError('requestId', `request id '${child.requestId}' is already in use.`);
+    this.#requests.set(child.requestId, child);
+    if (parent.status === RequestStatus.RUNNING && this.#running.length < this.config.maxNumSeqs) {
+      this.kvCacheManager.fork(parent, child);
+      child.numComputedTokens = parent.numComputedTokens;
+      child.numCachedTokens = parent.numCachedTokens;
+      child.status = RequestStatus.RUNNING;
+      this.#running.push(child);
+    } else {
+      this.#enqueue(child, true);
+    }
+  }
+
+  /** Appends tokens sampled for a request outside its own scheduled chunk (a fork's first token). */
+  appendTokens(requestId: string, ids: readonly number[]): EngineCoreOutput | null {
+    const req = this.#requests.get(requestId);
+    if (!req || req.isFinished()) return null;
+    return this.#append(req, ids);
+  }
+
+  // Appends sampled ids until a stop condition; a finished request leaves the queues and frees its blocks.
+  #append(req: Request, ids: readonly number[]): EngineCoreOutput {
+    const newTokenIds: number[] = [];
+    for (const t of ids) {
+      req.appendOutputTokenIds(t);
+      newTokenIds.push(t);
+      if (this.#checkStop(req)) break;
+    }
+    if (req.isFinished()) {
+      const w = this.#waiting.indexOf(req);
+      if (w >= 0) this.#waiting.splice(w, 1);
+      this.#free(req);
+    }
+    return {
+      requestId: req.requestId,
+      newTokenIds,
+      finishReason: req.finishReason,
+      stopReason: req.stopReason,
+      numCachedTokens: req.numCachedTokens,
+    };
   }
 
   /**
