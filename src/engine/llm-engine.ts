@@ -16,6 +16,7 @@ import type { ModelSource } from '../platform.js';
 import { Generator } from '../sampling/generator.js';
 import { SamplingParams, type SamplingParamsInit } from '../sampling-params.js';
 import { Tokenizer } from '../tokenizer/index.js';
+import { EngineMetrics } from './metrics.js';
 import { OutputProcessor, type CoreOutput } from './output-processor.js';
 import { ModelRunner, type ScheduledSeq } from './model-runner.js';
 import { topLogprobs } from '../sampling/logprobs.js';
@@ -81,6 +82,8 @@ interface SeqInfo {
   promptTokenIds: readonly number[];
   /** Outputs so far; the same array the sampler request reads (penalties, minTokens, logits processors). */
   outputTokenIds: number[];
+  /** performance.now() of the last token (inter-token latency). */
+  lastTokenAt: number;
   /** What the sampler needs besides the logits (the params may differ from the user's: see submit). */
   sample: SamplerRequest;
 }
@@ -94,6 +97,10 @@ interface GroupInfo {
   /** Engine-core stop parameters shared by every sequence. */
   stopInit: { maxTokens: number; minTokens: number; ignoreEos: boolean; stopTokenIds: number[] };
   priority: number;
+  /** performance.now() at submit, and of the first token (metrics). */
+  arrival: number;
+  firstTokenAt: number | null;
+  promptTokens: number;
 }
 
 export class LLMEngine {
@@ -102,6 +109,8 @@ export class LLMEngine {
   private readonly seqs = new Map<string, SeqInfo>();
   private readonly groups = new Map<string, GroupInfo>();
   private readonly pendingAborts = new Set<string>();
+  /** Token counters and latency histograms (vLLM's metrics). */
+  readonly metrics = new EngineMetrics();
   private loop: Promise<void> | null = null;
   private nextId = 0;
   private seedCounter = 0;
@@ -229,11 +238,21 @@ export class LLMEngine {
         group: r.requestId,
         promptTokenIds: r.promptTokenIds,
         outputTokenIds,
+        lastTokenAt: 0,
         sample: { params: sampleParams, generator, promptTokenIds: r.promptTokenIds, outputTokenIds, stopTokenIds, badWordsTokenIds: badWords },
       });
     });
     const stream = new RequestStream(r.requestId);
-    this.groups.set(r.requestId, { seqIds, pendingForks: seqIds.slice(1), stream, stopInit, priority: r.priority });
+    this.groups.set(r.requestId, {
+      seqIds,
+      pendingForks: seqIds.slice(1),
+      stream,
+      stopInit,
+      priority: r.priority,
+      arrival: performance.now(),
+      firstTokenAt: null,
+      promptTokens: r.promptTokenIds.length,
+    });
     this.outputs.addRequest(r.requestId, r.prompt, r.promptTokenIds, params, stream, seqIds);
     try {
       this.scheduler.addRequest(this.coreRequest(r.requestId, r.promptTokenIds));
@@ -289,7 +308,7 @@ export class LLMEngine {
       if (!g) continue;
       this.scheduler.finishRequests(g.seqIds, RequestStatus.FINISHED_ABORTED);
       this.outputs.finish(id, 'abort');
-      this.release(id);
+      this.release(id, 'abort');
     }
   }
 
@@ -344,8 +363,13 @@ export class LLMEngine {
         if (o) coreOutputs.push(o);
       }
     }
+    const now = performance.now();
     const core: CoreOutput[] = coreOutputs.map((o) => {
-      this.seqs.get(o.requestId)?.outputTokenIds.push(...o.newTokenIds);
+      const info = this.seqs.get(o.requestId);
+      if (info) {
+        info.outputTokenIds.push(...o.newTokenIds);
+        this.recordTokens(info, o.newTokenIds.length, now);
+      }
       const lp = result.sampled.get(o.requestId)?.logprobs;
       return { ...o, newLogprobs: lp ? [lp] : null };
     });
@@ -359,13 +383,34 @@ export class LLMEngine {
       this.seqs.delete(o.requestId);
       const g = this.groups.get(info.group)!;
       // The group ends when none of its sequences runs or is still to be forked.
-      if (g.pendingForks.length === 0 && g.seqIds.every((id) => !this.seqs.has(id))) this.release(info.group);
+      if (g.pendingForks.length === 0 && g.seqIds.every((id) => !this.seqs.has(id))) {
+        this.release(info.group, stoppedSet.has(o.requestId) ? 'stop' : o.finishReason);
+      }
     }
   }
 
-  private release(requestId: string): void {
+  private recordTokens(info: SeqInfo, n: number, now: number): void {
+    if (n === 0) return;
+    const g = this.groups.get(info.group)!;
+    const m = this.metrics;
+    m.generationTokens += n;
+    if (g.firstTokenAt === null) {
+      g.firstTokenAt = now;
+      m.promptTokens += g.promptTokens;
+      m.timeToFirstToken.observe((now - g.arrival) / 1000);
+    } else if (info.lastTokenAt > 0) {
+      for (let i = 0; i < n; i++) m.interTokenLatency.observe((now - info.lastTokenAt) / 1000 / n);
+    }
+    info.lastTokenAt = now;
+  }
+
+  private release(requestId: string, reason: 'stop' | 'length' | 'abort' | null = null): void {
     const g = this.groups.get(requestId);
     if (!g) return;
+    if (reason) {
+      this.metrics.requestsFinished[reason]++;
+      this.metrics.e2eLatency.observe((performance.now() - g.arrival) / 1000);
+    }
     for (const id of g.seqIds) this.seqs.delete(id);
     this.groups.delete(requestId);
   }

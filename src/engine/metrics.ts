@@ -1,0 +1,68 @@
+/**
+ * Engine metrics, as vLLM's: token counters, finished requests by reason, and histograms of time to first token,
+ * inter-token latency and end-to-end latency (seconds, vLLM's bucket bounds), ready for a Prometheus exporter.
+ */
+
+/** A cumulative histogram: `counts[i]` observations <= `buckets[i]`, plus the overflow in the last slot. */
+export class Histogram {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(readonly buckets: readonly number[]) {
+    this.counts = new Array(buckets.length + 1).fill(0);
+  }
+
+  observe(v: number): void {
+    let i = 0;
+    while (i < this.buckets.length && v > this.buckets[i]) i++;
+    this.counts[i]++;
+    this.sum += v;
+    this.count++;
+  }
+
+  /** The value below which a fraction `q` of observations fall, read off the bucket bounds. */
+  quantile(q: number): number {
+    let seen = 0;
+    for (let i = 0; i < this.counts.length; i++) {
+      seen += this.counts[i];
+      if (seen >= q * this.count) return i < this.buckets.length ? this.buckets[i] : Infinity;
+    }
+    return Infinity;
+  }
+}
+
+const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];
+const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
+const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
+
+export interface MetricsSnapshot {
+  promptTokens: number;
+  generationTokens: number;
+  requestsFinished: Record<'stop' | 'length' | 'abort', number>;
+  timeToFirstToken: { count: number; sum: number };
+  interTokenLatency: { count: number; sum: number };
+  e2eLatency: { count: number; sum: number };
+}
+
+export class EngineMetrics {
+  promptTokens = 0;
+  generationTokens = 0;
+  readonly requestsFinished = { stop: 0, length: 0, abort: 0 };
+  readonly timeToFirstToken = new Histogram(TTFT_BUCKETS);
+  readonly interTokenLatency = new Histogram(ITL_BUCKETS);
+  readonly e2eLatency = new Histogram(E2E_BUCKETS);
+
+  /** Counters and histogram totals at this moment (a copy). */
+  snapshot(): MetricsSnapshot {
+    const h = (x: Histogram) => ({ count: x.count, sum: x.sum });
+    return {
+      promptTokens: this.promptTokens,
+      generationTokens: this.generationTokens,
+      requestsFinished: { ...this.requestsFinished },
+      timeToFirstToken: h(this.timeToFirstToken),
+      interTokenLatency: h(this.interTokenLatency),
+      e2eLatency: h(this.e2eLatency),
+    };
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The engine as vLLM users rely on it: continuous batching (requests join a running batch), abort with exact block
+ * accounting, prefix caching, preemption under a tiny KV pool, and the stats behind the metrics.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SamplingParams, type LLM, type RequestOutput } from '../bindings/node/index.js';
+import { modelDir } from './helpers/paths.js';
+import { loadLLM } from './helpers/llm.js';
+
+const kvOf = (llm: LLM) =>
+  (llm.engine as unknown as { scheduler: { kvCacheManager: { numFreeBlocks: number; numBlocks: number } } }).scheduler.kvCacheManager;
+
+/** Token ids of a story-like prompt of `n` tokens, different per `seed`. */
+const promptOf = (n: number, seed: number) => [1, ...Array.from({ length: n - 1 }, (_, i) => 100 + ((seed * 37 + i * 11) % 1500))];
+
+async function collect(stream: AsyncIterable<RequestOutput>): Promise<RequestOutput> {
+  let last: RequestOutput | undefined;
+  for await (const o of stream) last = o;
+  return last!;
+}
+
+describe('tinystories-656K engine', () => {
+  let llm: LLM;
+  beforeAll(async () => {
+    llm = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256 });
+  });
+  afterAll(() => llm.dispose());
+
+  it('32 concurrent requests of different lengths and params equal each run alone, token for token', async () => {
+    const reqs = Array.from({ length: 32 }, (_, i) => ({
+      prompt: { promptTokenIds: promptOf(3 + ((i * 7) % 60), i) },
+      params: new SamplingParams({
+        temperature: i % 3 === 0 ? 0.8 : 0,
+        seed: i,
+        maxTokens: 4 + ((i * 5) % 40),
+        ignoreEos: i % 2 === 0,
+        ...(i % 5 === 0 ? { topK: 20 } : {}),
+      }),
+    }));
+    // Half arrive at once, the rest while the first ones run.
+    const streams = reqs.slice(0, 16).map((r) => collect(llm.engine.addRequest(r)));
+    await new Promise((r) => setTimeout(r, 50));
+    streams.push(...reqs.slice(16).map((r) => collect(llm.engine.addRequest(r))));
+    const together = await Promise.all(streams);
+    for (let i = 0; i < reqs.length; i++) {
+      const [alone] = await llm.generate(reqs[i].prompt, reqs[i].params);
+      expect(together[i].outputs[0].tokenIds, `request ${i}`).toEqual(alone.outputs[0].tokenIds);
+    }
+    expect(kvOf(llm).numFreeBlocks).toBe(kvOf(llm).numBlocks);
+  });
+
+  it('aborting half of the requests mid-stream frees exactly their blocks; the others are unaffected', async () => {
+    const kv = kvOf(llm);
+    const start = kv.numFreeBlocks;
+    const params = new SamplingParams({ temperature: 0, maxTokens: 48, ignoreEos: true });
+    const controllers = Array.from({ length: 12 }, () => new AbortController());
+    const results = controllers.map(async (c, i) => {
+      const stream = llm.engine.addRequest({ prompt: { promptTokenIds: promptOf(20 + i, 100 + i) }, params, signal: c.signal });
+      let last: RequestOutput | undefined;
+      for await (const o of stream) {
+        last = o;
+        if (i % 2 === 1 && o.outputs[0].tokenIds.length >= 5) c.abort();
+      }
+      return last!;
+    });
+    const outs = await Promise.all(results);
+    for (let i = 0; i < outs.length; i++) {
+      if (i % 2 === 1) {
+        expect(outs[i].outputs[0].finishReason).toBe('abort');
+        expect(outs[i].outputs[0].tokenIds.length).toBeLessThan(48);
+      } else {
+        const [alone] = await llm.generate({ promptTokenIds: promptOf(20 + i, 100 + i) }, params);
+        expect(outs[i].outputs[0].tokenIds).toEqual(alone.outputs[0].tokenIds);
+      }
+    }
+    expect(kv.numFreeBlocks).toBe(start);
+    // engine.abort(requestId) works too, also for a request still waiting.
+    const s = llm.engine.addRequest({ prompt: 'Tom', params, requestId: 'to-abort' });
+    llm.engine.abort('to-abort');
+    const last = await collect(s);
+    expect(last.outputs[0].finishReason).toBe('abort');
+    expect(kv.numFreeBlocks).toBe(start);
+  });
+
+  it('reuses the KV blocks of a shared 3-block prefix, counted, with the same output', async () => {
+    const before = llm.engine.stats;
+    const prefix = promptOf(48, 7); // 3 full blocks of 16
+    const a = [...prefix, 500, 501, 502];
+    const b = [...prefix, 600, 601];
+    const params = new SamplingParams({ temperature: 0, maxTokens: 16, ignoreEos: true });
+    await llm.generate({ promptTokenIds: a }, params);
+    const [hit] = await llm.generate({ promptTokenIds: b }, params);
+    expect(hit.numCachedTokens).toBe(48);
+    const after = llm.engine.stats;
+    expect(after.prefixCacheHits - before.prefixCacheHits).toBeGreaterThanOrEqual(48);
+    const cold = await loadLLM(modelDir('tinystories-656K'), { enablePrefixCaching: false });
+    const [ref] = await cold.generate({ promptTokenIds: b }, params);
+    expect(ref.numCachedTokens).toBe(0);
+    expect(hit.outputs[0].tokenIds).toEqual(ref.outputs[0].tokenIds);
+    await cold.dispose();
+  });
+
+  it('preempts under a tiny KV pool and still gives identical outputs', async () => {
+    const tiny = await loadLLM(modelDir('tinystories-656K'), { numGpuBlocksOverride: 10, blockSize: 16, maxModelLen: 96, maxNumSeqs: 8 });
+    const params = new SamplingParams({ temperature: 0, maxTokens: 40, ignoreEos: true });
+    const prompts = Array.from({ length: 8 }, (_, i) => ({ promptTokenIds: promptOf(10 + 3 * i, 200 + i) }));
+    const outs = await tiny.generate(prompts, params);
+    expect(tiny.engine.stats.numPreemptions).toBeGreaterThan(0);
+    const ref = await llm.generate(prompts, params);
+    expect(outs.map((o) => o.outputs[0].tokenIds)).toEqual(ref.map((o) => o.outputs[0].tokenIds));
+    expect(kvOf(tiny).numFreeBlocks).toBe(10);
+    await tiny.dispose();
+  });
+
+  it('reports metrics: tokens in and out, time to first token, inter-token latency', async () => {
+    const m0 = llm.engine.metrics.snapshot();
+    const [out] = await llm.generate({ promptTokenIds: promptOf(30, 9) }, new SamplingParams({ temperature: 0, maxTokens: 10, ignoreEos: true }));
+    const m1 = llm.engine.metrics.snapshot();
+    expect(m1.promptTokens - m0.promptTokens).toBe(30);
+    expect(m1.generationTokens - m0.generationTokens).toBe(10);
+    expect(m1.requestsFinished.stop + m1.requestsFinished.length - m0.requestsFinished.stop - m0.requestsFinished.length).toBe(1);
+    expect(m1.timeToFirstToken.count - m0.timeToFirstToken.count).toBe(1);
+    expect(m1.timeToFirstToken.sum).toBeGreaterThan(m0.timeToFirstToken.sum);
+    expect(m1.interTokenLatency.count - m0.interTokenLatency.count).toBe(9);
+    expect(m1.e2eLatency.count - m0.e2eLatency.count).toBe(1);
+    expect(out.outputs[0].tokenIds).toHaveLength(10);
+    const s = llm.engine.stats;
+    expect(s.numRunning + s.numWaiting).toBe(0);
+    expect(s.kvCacheUsage).toBe(0);
+  });
+});
