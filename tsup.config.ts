@@ -27,7 +27,7 @@ export default defineConfig([
   },
   {
     // Benchmarks, bundled so that a GPU machine needs only node, dawn.node and this folder.
-    entry: { generate: 'bench/generate.ts' },
+    entry: { generate: 'bench/generate.ts', engine: 'bench/engine.ts' },
     outDir: 'build/bench',
     format: ['esm'],
     platform: 'node',

@@ -1,0 +1,82 @@
+/**
+ * Continuous batching under load: C concurrent streams, each a random prompt and a fixed number of generated
+ * tokens, through the whole engine (scheduler, runner, sampler, detokenizer, streams).
+ *
+ *   node build/bench/engine.js [MODEL_DIR] [--streams 1,8,32,64] [--prompt 128] [--tokens 128] [--dummy] [--dtype float16]
+ *
+ * Prints aggregate decode tokens/s and time to first token (p50/p99) per concurrency, and the ratio of the
+ * highest concurrency's throughput to one stream's.
+ */
+import { parseArgs } from 'node:util';
+import { LLM, SamplingParams } from '../bindings/node/index.js';
+import { Generator } from '../src/sampling/generator.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    streams: { type: 'string', default: '1,8,32,64' },
+    prompt: { type: 'string', default: '128' },
+    tokens: { type: 'string', default: '128' },
+    dummy: { type: 'boolean', default: false },
+    dtype: { type: 'string', default: 'auto' },
+    'kv-memory': { type: 'string', default: String(2 * 2 ** 30) },
+  },
+});
+const streams = values.streams.split(',').map(Number);
+const promptLen = Number(values.prompt);
+const maxTokens = Number(values.tokens);
+const llm = await LLM.create({
+  model: positionals[0],
+  loadFormat: values.dummy ? 'dummy' : 'auto',
+  dtype: values.dtype as 'auto',
+  maxNumSeqs: Math.max(...streams),
+  maxNumBatchedTokens: 2048,
+  maxModelLen: promptLen + maxTokens + 16,
+  kvCacheMemoryBytes: Number(values['kv-memory']),
+});
+const cfg = llm.engine.config;
+const ctx = llm.engine.runner.ctx;
+console.log(`# ${positionals[0] ?? 'embedded default'}: ${cfg.architecture}, hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers, vocab ${cfg.vocabSize}; ${values.dummy ? 'dummy' : 'real'} weights`);
+console.log(`# adapter: ${ctx.adapter.info.vendor} ${ctx.adapter.info.device} ${ctx.adapter.info.description}; shader-f16 ${ctx.f16}`);
+console.log(`# ${promptLen}-token prompts, ${maxTokens} generated tokens each (ignore_eos)\n`);
+console.log('| streams | wall s | decode tok/s (aggregate) | per-stream tok/s | TTFT p50 ms | TTFT p99 ms |');
+console.log('|---|---|---|---|---|---|');
+const gen = new Generator(7);
+const prompt = () => ({ promptTokenIds: Array.from({ length: promptLen }, () => 100 + (gen.nextU32() % Math.min(cfg.vocabSize - 100, 20000))) });
+const params = new SamplingParams({ temperature: 0, maxTokens, ignoreEos: true, outputKind: 'delta' });
+// Warm-up: pipelines and buffers.
+await llm.generate(prompt(), new SamplingParams({ temperature: 0, maxTokens: 4 }));
+const results: Record<number, number> = {};
+for (const C of streams) {
+  const t0 = performance.now();
+  const ttft: number[] = [];
+  let firstAll = Infinity;
+  let tokens = 0;
+  await Promise.all(
+    Array.from({ length: C }, async () => {
+      const start = performance.now();
+      let first = true;
+      for await (const out of llm.engine.addRequest({ prompt: prompt(), params })) {
+        if (first && out.outputs[0].tokenIds.length > 0) {
+          first = false;
+          const now = performance.now();
+          ttft.push(now - start);
+          firstAll = Math.min(firstAll, now);
+        }
+        tokens += out.outputs[0].tokenIds.length;
+      }
+    }),
+  );
+  const end = performance.now();
+  ttft.sort((a, b) => a - b);
+  const q = (p: number) => ttft[Math.min(ttft.length - 1, Math.floor(p * ttft.length))];
+  // Decode throughput: tokens after each stream's first, over the time since the first token of any stream.
+  const tps = (tokens - C) / ((end - firstAll) / 1000);
+  results[C] = tps;
+  console.log(`| ${C} | ${((end - t0) / 1000).toFixed(2)} | ${tps.toFixed(1)} | ${(tps / C).toFixed(1)} | ${q(0.5).toFixed(1)} | ${q(0.99).toFixed(1)} |`);
+}
+const lo = Math.min(...streams);
+const hi = Math.max(...streams);
+console.log(`\n${hi} streams / ${lo} stream aggregate decode throughput: ${(results[hi] / results[lo]).toFixed(1)}x`);
+await llm.dispose();
+process.exit(0);
