@@ -118,3 +118,16 @@ describe('generation_config.json defaults', () => {
     }
   });
 });
+
+describe('generation_config.json notice', () => {
+  it('says once which defaults came from the model', async () => {
+    const lines: string[] = [];
+    const llm = await loadLLM(modelDir('qwen2-rand'), { log: (m) => lines.push(m) });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/generation_config\.json.*"temperature":0\.7.*"topK":20/);
+    await llm.dispose();
+    const quiet: string[] = [];
+    await (await loadLLM(modelDir('qwen2-rand'), { log: (m) => quiet.push(m), generationConfig: 'vllm' })).dispose();
+    expect(quiet).toHaveLength(0);
+  });
+});

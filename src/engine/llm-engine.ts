@@ -53,6 +53,8 @@ export interface EngineOptions {
   schedulingPolicy?: 'fcfs' | 'priority';
   /** Seed for requests without their own seed (vLLM's LLM(seed=...)). */
   seed?: number;
+  /** Where the engine's notices go (one line each); default: console.warn, so stdout stays the caller's. */
+  log?: (message: string) => void;
 }
 
 /** A prompt: text, or token ids. */
@@ -149,7 +151,15 @@ export class LLMEngine {
     const runner = new ModelRunner(ctx, config, weights, limits, await Sampler.create(config.vocabSize));
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? [])])];
     if (eos.length === 0 && tokenizer.eosTokenId !== null) eos.push(tokenizer.eosTokenId);
-    return new LLMEngine(config, options.generationConfig === 'vllm' ? null : generationConfig, tokenizer, runner, options, eos);
+    const applied = options.generationConfig === 'vllm' ? null : generationConfig;
+    const defaults = applied ? defaultGenerationParams(applied) : {};
+    if (Object.keys(defaults).length > 0) {
+      // vLLM logs this too: users were surprised by sampling defaults they never set.
+      (options.log ?? console.warn)(
+        `webgpu-llm: default sampling parameters from the model's generation_config.json: ${JSON.stringify(defaults)} (generationConfig: 'vllm' ignores them; fields you set always win)`,
+      );
+    }
+    return new LLMEngine(config, applied, tokenizer, runner, options, eos);
   }
 
   /** vLLM's defaults with the model's generation_config.json applied (unless generationConfig: 'vllm'). */
