@@ -5,11 +5,11 @@ const loader = { '.wgsl': 'text', '.wasm': 'binary' } as const;
 export default defineConfig([
   {
     // Node: the isomorphic core plus the Dawn/fs bindings and the CLI.
-    entry: { index: 'bindings/node/index.ts', cli: 'bindings/node/cli.ts' },
+    entry: { index: 'bindings/node/index.ts', cli: 'bindings/node/cli.ts', server: 'bindings/node/server.ts' },
     format: ['esm'],
     platform: 'node',
     target: 'node20',
-    dts: { entry: { index: 'bindings/node/index.ts' } },
+    dts: { entry: { index: 'bindings/node/index.ts', server: 'bindings/node/server.ts' } },
     sourcemap: true,
     clean: true,
     loader,
@@ -17,7 +17,8 @@ export default defineConfig([
   },
   {
     // Browser: the same core with navigator.gpu and fetch; no Node built-ins.
-    entry: { browser: 'bindings/browser/index.ts' },
+    // server-web: the platform-free server (createApp) for workers, sharing this build's chunks with browser.js.
+    entry: { browser: 'bindings/browser/index.ts', 'server-web': 'src/server/index.ts' },
     format: ['esm'],
     platform: 'browser',
     target: 'es2022',

@@ -7,3 +7,6 @@ export type { Platform, ModelSource, ByteSource } from './platform.js';
 export { Tokenizer, IncrementalDetokenizer } from './tokenizer/index.js';
 export { parseModelConfig, type ModelConfig } from './config/model-config.js';
 export type { EngineOptions, PromptInput } from './engine/llm-engine.js';
+export { applyChatTemplate, loadChatTemplate, resolveChatTemplate } from './chat/index.js';
+export type { ChatMessage, ChatContentPart, ChatToolCall, ChatTool, ChatTemplateOptions, ChatPrompt, ChatContentFormat, TextReader } from './chat/index.js';
+export { BeamSearchParams, beamSearchScore, type BeamSearchParamsInit, type BeamSearchOutput, type BeamSearchSequence } from './beam-search.js';

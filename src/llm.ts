@@ -7,14 +7,19 @@
  * const [out] = await llm.generate('Once upon a time', new SamplingParams({ temperature: 0, maxTokens: 32 }));
  * console.log(out.outputs[0].text);
  */
+import { beamSearch, type BeamSearchOutput, type BeamSearchParams } from './beam-search.js';
+import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat/index.js';
 import { LLMEngine, type EngineOptions, type PromptInput } from './engine/llm-engine.js';
 import { InvalidArgumentError } from './errors.js';
 import type { RequestOutput } from './outputs.js';
-import type { Platform } from './platform.js';
+import type { OpenModelOptions, Platform } from './platform.js';
 import { SamplingParams } from './sampling-params.js';
 
-export interface LLMOptions extends EngineOptions {
-  /** A local folder, URL or Hugging Face repo id; omitted: the embedded default model (tinystories-656K). */
+export interface LLMOptions extends EngineOptions, OpenModelOptions {
+  /**
+   * A local folder (Node), a URL prefix, or a Hugging Face repo id (`org/name`, with `revision`); omitted: the
+   * embedded default model (tinystories-656K).
+   */
   model?: string;
   /** The platform port; the package's entry points (Node, browser) provide it. */
   platform?: Platform;
@@ -53,7 +58,7 @@ export class LLM {
   private async load(): Promise<void> {
     const platform = this.options.platform ?? defaultPlatform;
     if (!platform) throw new Error('no platform: import webgpu-llm through its Node or browser entry point');
-    const source = await platform.openModel(this.options.model);
+    const source = await platform.openModel(this.options.model, this.options);
     this.engineOrNull = await LLMEngine.create(source, await platform.gpu(), this.options);
   }
 
@@ -72,6 +77,44 @@ export class LLM {
     const requests = list.map((prompt, i) => this.engine.prepareRequest({ prompt, params: perPrompt(i) }));
     const streams = requests.map((r) => this.engine.submit(r));
     return Promise.all(streams.map((s) => s.final()));
+  }
+
+  /**
+   * Generates replies to one conversation or a batch of them (a list of lists), as vLLM's `LLM.chat`: each is
+   * rendered with the model's chat template (or `opts.chatTemplate`), tokenized without adding special tokens again,
+   * and generated like `generate({ promptTokenIds })`; each output's `prompt` is the rendered text.
+   *
+   * @example
+   * const [out] = await llm.chat([{ role: 'user', content: 'Tell me a story.' }], new SamplingParams({ maxTokens: 64 }));
+   * const outs = await llm.chat([conversationA, conversationB], params, { chatTemplateKwargs: { enable_thinking: false } });
+   */
+  async chat(
+    messages: ChatMessage[] | ChatMessage[][],
+    samplingParams?: SamplingParams | SamplingParams[],
+    opts: ChatTemplateOptions = {},
+  ): Promise<RequestOutput[]> {
+    await this.ready;
+    if (!Array.isArray(messages)) throw new InvalidArgumentError('messages', 'messages must be a list of messages, or a list of conversations');
+    // vLLM: a list whose items are all lists is a batch of conversations.
+    const conversations = messages.every((m) => Array.isArray(m)) ? (messages as ChatMessage[][]) : [messages as ChatMessage[]];
+    const prompts = conversations.map((c) => {
+      const { prompt, promptTokenIds } = applyChatTemplate(this.engine.tokenizer, c, opts);
+      return { prompt, promptTokenIds };
+    });
+    return this.generate(prompts, samplingParams);
+  }
+
+  /**
+   * Beam search over one prompt or many (strings or `{ promptTokenIds }`), as vLLM's `LLM.beam_search`: all
+   * prompts' beams run batched, each step one token; returns per prompt the best `beamWidth` sequences, best first.
+   *
+   * @example
+   * const [out] = await llm.beamSearch(['Once upon a time'], new BeamSearchParams({ beamWidth: 4, maxTokens: 16 }));
+   * console.log(out.sequences[0].text, out.sequences[0].cumulativeLogprob);
+   */
+  async beamSearch(prompts: PromptInput | PromptInput[], params: BeamSearchParams): Promise<BeamSearchOutput[]> {
+    await this.ready;
+    return beamSearch(this.engine, Array.isArray(prompts) ? prompts : [prompts], params);
   }
 
   /** The default SamplingParams: vLLM's, with the model's generation_config.json applied. */

@@ -23,10 +23,41 @@ export interface ModelSource {
   open(file: string): Promise<ByteSource>;
 }
 
+/** Download progress of one model file; `loadedBytes === totalBytes` once it is complete. */
+export interface DownloadProgress {
+  /** The file within the model, e.g. `model.safetensors`. */
+  file: string;
+  loadedBytes: number;
+  totalBytes: number;
+}
+
+/**
+ * How to find a model named by a Hugging Face repo id (`Qwen/Qwen2.5-0.5B-Instruct`). Every field is optional;
+ * in Node, unset fields fall back to the Hugging Face environment variables (HF_ENDPOINT, HF_TOKEN, HF_HOME,
+ * HF_HUB_CACHE, HF_HUB_OFFLINE), as Python's huggingface_hub reads them.
+ */
+export interface OpenModelOptions {
+  /** Branch, tag or commit hash of a hub repo. Default 'main'. */
+  revision?: string;
+  /** The hub's base URL. Default HF_ENDPOINT (Node), else https://huggingface.co. */
+  hfEndpoint?: string;
+  /** Access token for gated or private repos, sent as `Authorization: Bearer`. Default HF_TOKEN (Node). */
+  hfToken?: string;
+  /** Node: the hub cache folder (default HF_HUB_CACHE, else $HF_HOME/hub). The browser caches with the Cache API. */
+  downloadDir?: string;
+  /** Load from the cache only and make no request. Default HF_HUB_OFFLINE (Node), else false. */
+  offline?: boolean;
+  /** Called as model files download. */
+  onProgress?: (progress: DownloadProgress) => void;
+}
+
 /** What a binding provides to the core. */
 export interface Platform {
   /** The WebGPU entry point (`navigator.gpu` in a browser, Dawn's `create()` result in Node). */
   gpu(): Promise<GPU>;
-  /** Opens a model given by the user (path, URL or repo id); `undefined` means the embedded default model. */
-  openModel(model: string | undefined): Promise<ModelSource>;
+  /**
+   * Opens a model given by the user (path, URL or repo id); `undefined` means the embedded default model.
+   * `opts` (revision, hub endpoint, token, cache, progress) matter for repo ids.
+   */
+  openModel(model: string | undefined, opts?: OpenModelOptions): Promise<ModelSource>;
 }

@@ -3,11 +3,18 @@
  * The `webgpu-llm` command.
  *
  *   webgpu-llm generate "Once upon a time" [--model DIR] [--max-tokens N] [--temperature T] [--seed S]
+ *   webgpu-llm serve [MODEL] [--host H] [--port P] [--api-key KEY] ...   (an OpenAI-compatible server)
  *
  * Streams the completion to stdout; diagnostics go to stderr.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseGenerationConfig } from '../../src/config/generation-config.js';
+import { defaultGenerationParams } from '../../src/engine/engine-config.js';
+import { loadChatTemplate } from './chat-template.js';
 import { LLM, SamplingParams, type SamplingParamsInit } from './index.js';
+import { serve } from './server.js';
 
 const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] [--temperature T] [--seed S]
                     [--top-p P] [--top-k K] [--ignore-eos] [--dtype auto|float32|float16]
@@ -16,7 +23,17 @@ const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] 
   --model DIR     Hugging Face checkpoint folder (default: the embedded tinystories-656K)
   --max-tokens N  tokens to generate (default 256)
   --temperature T sampling temperature; 0 = greedy (default: the model's generation_config, else 1)
-  --seed S        seed for reproducible sampling`;
+  --seed S        seed for reproducible sampling
+
+usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--served-model-name NAME]
+                  [--max-model-len N] [--max-num-seqs N] [--generation-config auto|vllm|DIR]
+                  [--chat-template FILE] [--dtype auto|float32|float16]
+
+  MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
+  --api-key KEY           require 'Authorization: Bearer KEY' on /v1/* (default: $VLLM_API_KEY)
+  --served-model-name N   the name clients pass as 'model' (repeat for aliases; default: MODEL)
+  --generation-config G   'auto': the model's generation_config.json defaults; 'vllm': none; DIR: that folder's
+  --chat-template FILE    a Jinja chat template (file or text) instead of the tokenizer's`;
 
 function fail(message: string): never {
   process.stderr.write(`webgpu-llm: ${message}\n`);
@@ -73,9 +90,69 @@ async function generate(argv: string[]): Promise<void> {
   await llm.dispose();
 }
 
+/** `webgpu-llm serve`: the OpenAI-compatible server until SIGINT/SIGTERM. */
+async function serveCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      model: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '8000' },
+      'api-key': { type: 'string' },
+      'served-model-name': { type: 'string', multiple: true },
+      'max-model-len': { type: 'string' },
+      'max-num-seqs': { type: 'string' },
+      'generation-config': { type: 'string', default: 'auto' },
+      'chat-template': { type: 'string' },
+      dtype: { type: 'string', default: 'auto' },
+    },
+  });
+  if (positionals.length > 1) fail(`serve takes at most one MODEL argument\n${USAGE}`);
+  const model = positionals[0] ?? values.model;
+  const port = num('port', values.port, true)!;
+  if (port < 0 || port > 65535) fail(`--port must be in [0, 65535], got ${port}`);
+  const dtype = values.dtype!;
+  if (!['auto', 'float32', 'float16'].includes(dtype)) fail(`--dtype must be auto, float32 or float16, got '${dtype}'`);
+  const gc = values['generation-config']!;
+  let generationDefaults: SamplingParamsInit | undefined;
+  if (gc !== 'auto' && gc !== 'vllm') {
+    const file = join(gc, 'generation_config.json');
+    if (!existsSync(file)) fail(`--generation-config: ${file} does not exist (expected auto, vllm or a folder)`);
+    generationDefaults = defaultGenerationParams(parseGenerationConfig(readFileSync(file, 'utf8'), file));
+  }
+  const chatTemplate = values['chat-template'] === undefined ? undefined : await loadChatTemplate(values['chat-template']);
+  const llm = await LLM.create({
+    model,
+    dtype: dtype as 'auto',
+    maxModelLen: num('max-model-len', values['max-model-len'], true),
+    maxNumSeqs: num('max-num-seqs', values['max-num-seqs'], true),
+    generationConfig: gc === 'auto' ? 'auto' : 'vllm',
+  });
+  const names = values['served-model-name'] ?? [model ?? 'tinystories-656K'];
+  const server = await serve({
+    llm,
+    host: values.host,
+    port,
+    apiKey: values['api-key'] ?? process.env.VLLM_API_KEY,
+    servedModelName: names,
+    chatTemplate,
+    generationDefaults,
+    onInternalError: (err) => process.stderr.write(`webgpu-llm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+  });
+  process.stderr.write(`webgpu-llm: serving '${names[0]}' at ${server.url}/v1 (Ctrl-C stops)\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await server.close();
+  await llm.dispose();
+}
+
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
   if (command === 'generate') return generate(rest);
+  if (command === 'serve') return serveCommand(rest);
   if (command === undefined || command === '--help' || command === '-h') {
     process.stdout.write(`${USAGE}\n`);
     return;

@@ -10,8 +10,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setDefaultPlatform } from '../../src/llm.js';
-import type { ModelSource, Platform } from '../../src/platform.js';
+import type { ModelSource, OpenModelOptions, Platform } from '../../src/platform.js';
+import { HubModelSource, isRepoId } from '../../src/sources/hub-source.js';
+import { UrlModelSource } from '../../src/sources/url-source.js';
 import { FsModelSource } from './fs-source.js';
+import { HfCache, hubCacheDir, hubOffline, hubToken } from './hf-cache.js';
 import { nodeGpu } from './webgpu.js';
 
 /** The folder holding webgpu-llm's package.json (walks up from this module: it runs from src or dist). */
@@ -31,12 +34,28 @@ export const DEFAULT_MODEL_DIR = (): string => join(packageRoot(), 'models/tinys
 
 export const nodePlatform: Platform = {
   gpu: nodeGpu,
-  async openModel(model: string | undefined): Promise<ModelSource> {
-    return FsModelSource.open(model === undefined ? DEFAULT_MODEL_DIR() : resolve(model));
+  /**
+   * `model` is, in this order: omitted (the embedded model), an http(s) URL prefix, an existing local folder, or a
+   * Hugging Face repo id `org/name` (downloaded into the Hugging Face cache, see hf-cache.ts).
+   */
+  async openModel(model: string | undefined, opts: OpenModelOptions = {}): Promise<ModelSource> {
+    if (model === undefined) return FsModelSource.open(DEFAULT_MODEL_DIR());
+    if (/^https?:\/\//i.test(model)) return new UrlModelSource(model);
+    if (!isRepoId(model) || existsSync(model)) return FsModelSource.open(resolve(model));
+    return new HubModelSource(model, {
+      revision: opts.revision,
+      endpoint: opts.hfEndpoint ?? process.env.HF_ENDPOINT,
+      token: opts.hfToken ?? (await hubToken()),
+      offline: opts.offline ?? hubOffline(),
+      cache: new HfCache(opts.downloadDir ?? hubCacheDir()),
+      onProgress: opts.onProgress,
+    });
   },
 };
 
 setDefaultPlatform(nodePlatform);
 
 export * from '../../src/index.js';
+// Reads template files from disk (the core version needs a reader for paths).
+export { loadChatTemplate } from './chat-template.js';
 export { nodeGpu };

@@ -295,6 +295,8 @@ export class LLMEngine {
   }
 
   private async run(): Promise<void> {
+    // Requests submitted in the same tick (a generate() batch) join the first step together.
+    await Promise.resolve();
     for (;;) {
       this.applyAborts();
       if (!this.scheduler.hasUnfinishedRequests()) return;

@@ -11,7 +11,8 @@ export interface UrlSourceOptions {
   fetch?: typeof fetch;
 }
 
-class UrlByteSource implements ByteSource {
+/** One file behind a URL, read with HTTP Range requests (a server that ignores Range is handled, if slowly). */
+export class UrlByteSource implements ByteSource {
   constructor(
     readonly name: string,
     readonly size: number,

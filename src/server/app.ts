@@ -1,0 +1,172 @@
+/**
+ * The OpenAI-compatible server as a Hono app: Web-standard `fetch(Request) -> Response`, so the same routes run in
+ * Node (bindings/node/server.ts), Deno, Bun and edge workers. Routes and bodies follow vLLM's server
+ * (vllm/entrypoints/openai/api_server.py).
+ */
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { z } from 'zod';
+import { version } from '../../package.json';
+import type { LLM } from '../llm.js';
+import type { SamplingParamsInit } from '../sampling-params.js';
+import { createChatCompletion } from './chat.js';
+import { createCompletion } from './completions.js';
+import { unixTime, type ServerContext } from './context.js';
+import { errorBody, HttpError, toHttpError } from './errors.js';
+import { ServerMetrics } from './metrics.js';
+import { ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest } from './protocol.js';
+import { detokenize, tokenize } from './tokenize.js';
+
+export interface ServerOptions {
+  /** The model to serve; requests wait for `llm.ready`. */
+  llm: LLM;
+  /** The name(s) clients use in `model`; the first is the one responses carry (default: the LLM's `model`). */
+  servedModelName?: string | string[];
+  /** When set, `/v1/*` requires `Authorization: Bearer <apiKey>` (vLLM's --api-key / VLLM_API_KEY). */
+  apiKey?: string;
+  /** The longest prompt + output the server accepts (at most the engine's; default the engine's). */
+  maxModelLen?: number;
+  /** A Jinja chat template used instead of the tokenizer's (vLLM's --chat-template). */
+  chatTemplate?: string;
+  /** Sampling defaults under the client's fields (vLLM's --generation-config DIR); the model's still fill the rest. */
+  generationDefaults?: SamplingParamsInit;
+  /** Largest request body in bytes (default 8 MiB); larger ones get 413. */
+  maxBodyBytes?: number;
+  /** Called with errors that became a 500 (the library itself never logs). */
+  onInternalError?: (err: unknown) => void;
+}
+
+type Env = { Variables: { requestId: string } };
+
+/**
+ * Creates the server's app. `app.fetch` is the fetch-style handler.
+ *
+ * @example
+ * const app = createApp({ llm: await LLM.create(), servedModelName: 'tinystories' });
+ * export default { fetch: app.fetch };                       // Deno, Bun, Workers
+ * const res = await app.fetch(new Request('http://x/v1/models'));
+ */
+export function createApp(options: ServerOptions): Hono<Env> {
+  const { llm } = options;
+  const names = options.servedModelName === undefined ? [llm.options.model ?? 'default'] : [options.servedModelName].flat();
+  if (names.length === 0 || names.some((n) => typeof n !== 'string' || n === '')) throw new TypeError('servedModelName must be a non-empty name or list of names');
+  let ctx: ServerContext | null = null;
+  const context = async (): Promise<ServerContext> => {
+    if (ctx) return ctx;
+    try {
+      await llm.ready;
+    } catch (err) {
+      throw new HttpError(503, `the model failed to load: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const engine = llm.engine;
+    const maxModelLen = Math.min(options.maxModelLen ?? Infinity, engine.runner.limits.maxModelLen);
+    let seq = 0;
+    ctx = {
+      engine,
+      tokenizer: engine.tokenizer,
+      modelNames: names,
+      maxModelLen,
+      chatTemplate: options.chatTemplate ?? null,
+      metrics: new ServerMetrics(names[0], () => engine.stats, maxModelLen),
+      generationDefaults: options.generationDefaults ?? null,
+      nextSeq: () => seq++,
+    };
+    return ctx;
+  };
+
+  const app = new Hono<Env>();
+
+  app.onError((err, c) => {
+    const e = err instanceof HTTPException ? new HttpError(err.status, err.message || 'HTTP error') : toHttpError(err);
+    if (e.status >= 500) options.onInternalError?.(err);
+    return c.json(errorBody(e), e.status as 400);
+  });
+  app.notFound((c) => c.json(errorBody(new HttpError(404, `Not Found: ${c.req.method} ${c.req.path}`)), 404));
+
+  // X-Request-Id: the client's id names the request (and its response id); either way it is echoed back.
+  app.use('*', async (c, next) => {
+    const id = c.req.header('x-request-id') || crypto.randomUUID();
+    c.set('requestId', id);
+    await next();
+    c.res.headers.set('x-request-id', id);
+  });
+
+  if (options.apiKey !== undefined) {
+    const expected = `Bearer ${options.apiKey}`;
+    app.use('/v1/*', async (c, next) => {
+      if (c.req.method === 'OPTIONS' || sameString(c.req.header('authorization') ?? '', expected)) return next();
+      throw new HttpError(401, 'Unauthorized: a valid API key is required (Authorization: Bearer <key>)');
+    });
+  }
+
+  const maxBody = options.maxBodyBytes ?? 8 << 20;
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: maxBody,
+      onError: (c) => c.json(errorBody(new HttpError(413, `the request body is larger than ${maxBody} bytes`)), 413),
+    }),
+  );
+
+  app.get('/health', async (c) => {
+    await context();
+    return c.body(null, 200);
+  });
+  app.get('/version', (c) => c.json({ version }));
+  app.get('/metrics', async (c) => {
+    const s = await context();
+    return c.text(s.metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+  });
+  app.get('/v1/models', async (c) => {
+    const s = await context();
+    const created = unixTime();
+    const root = llm.options.model ?? names[0];
+    const data = names.map((id) => ({ id, object: 'model', created, owned_by: 'vllm', root, parent: null, max_model_len: s.maxModelLen, permission: [] }));
+    return c.json({ object: 'list', data });
+  });
+  app.post('/v1/completions', async (c) => {
+    const body = await parseBody(c, CompletionRequest);
+    const res = await createCompletion(await context(), body, meta(c));
+    return res instanceof Response ? res : c.json(res);
+  });
+  app.post('/v1/chat/completions', async (c) => {
+    const body = await parseBody(c, ChatCompletionRequest);
+    const res = await createChatCompletion(await context(), body, meta(c));
+    return res instanceof Response ? res : c.json(res);
+  });
+  app.post('/tokenize', async (c) => c.json(tokenize(await context(), await parseBody(c, TokenizeRequest))));
+  app.post('/detokenize', async (c) => c.json(detokenize(await context(), await parseBody(c, DetokenizeRequest))));
+
+  return app;
+}
+
+function meta(c: Context<Env>) {
+  return { requestId: c.get('requestId'), signal: c.req.raw.signal };
+}
+
+/** Parses a JSON body against a schema; 400 naming the first field at fault. */
+async function parseBody<S extends z.ZodType>(c: Context<Env>, schema: S): Promise<z.infer<S>> {
+  const text = await c.req.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new HttpError(400, `the request body is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new HttpError(400, 'the request body must be a JSON object');
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const path = issue.path.map(String).join('.');
+    throw new HttpError(400, path ? `${path}: ${issue.message}` : issue.message, path || null);
+  }
+  return r.data;
+}
+
+/** String equality in time independent of where the strings differ (API keys). */
+function sameString(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) diff |= (a.charCodeAt(i) || 0) ^ b.charCodeAt(i);
+  return diff === 0;
+}

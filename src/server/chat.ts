@@ -1,0 +1,177 @@
+/**
+ * POST /v1/chat/completions: the messages rendered by the chat template (the request's, the server's, else the
+ * model's), then generation as for completions. Streaming sends each choice's role delta first, then content
+ * deltas, the finish reason on the last, and usage (when asked) in a chunk with no choices.
+ */
+import { applyChatTemplate, type ChatMessage, type ChatTool } from '../chat/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { checkModel, unixTime, type ServerContext } from './context.js';
+import type { RequestMeta } from './completions.js';
+import { HttpError } from './errors.js';
+import { prepareBatch, runBatch, type TaggedOutput } from './generate.js';
+import { chatLogprobs, tokenTexts } from './logprobs.js';
+import type {
+  ChatChoiceLogprobs,
+  ChatCompletionChoice,
+  ChatCompletionChunkChoice,
+  ChatCompletionRequest,
+  ChatCompletionResponse,
+  ChatLogprobContent,
+  ChatMessageIn,
+} from './protocol.js';
+import { chatSamplingInit } from './sampling.js';
+import { sseResponse } from './sse.js';
+
+/** The template's options as a chat request (or a chat-form /tokenize) gives them. */
+export interface TemplateRequest {
+  messages: ChatMessageIn[];
+  chat_template?: string | null;
+  chat_template_kwargs?: Record<string, unknown> | null;
+  add_generation_prompt?: boolean | null;
+  continue_final_message?: boolean | null;
+  add_special_tokens?: boolean | null;
+  tools?: unknown[] | null;
+  documents?: Record<string, string>[] | null;
+}
+
+/** Renders and tokenizes the conversation; template problems are the client's (400). */
+export function renderChat(ctx: ServerContext, req: TemplateRequest): { prompt: string; promptTokenIds: number[] } {
+  const addGenerationPrompt = req.add_generation_prompt ?? true;
+  const continueFinalMessage = req.continue_final_message ?? false;
+  if (addGenerationPrompt && continueFinalMessage) {
+    throw new HttpError(400, 'Cannot set both `continue_final_message` and `add_generation_prompt` to true.', 'continue_final_message');
+  }
+  // Absent and null are the same to a client; the template module validates roles and content parts.
+  const messages = req.messages.map((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v !== null)) as unknown as ChatMessage);
+  try {
+    return applyChatTemplate(ctx.tokenizer, messages, {
+      chatTemplate: req.chat_template ?? ctx.chatTemplate ?? undefined,
+      addGenerationPrompt,
+      continueFinalMessage,
+      tools: (req.tools ?? undefined) as ChatTool[] | undefined,
+      documents: req.documents ?? undefined,
+      chatTemplateKwargs: req.chat_template_kwargs ?? undefined,
+      addSpecialTokens: req.add_special_tokens ?? false,
+    });
+  } catch (err) {
+    if (err instanceof InvalidArgumentError || err instanceof HttpError) throw err;
+    throw new HttpError(400, `the chat template failed: ${err instanceof Error ? err.message : String(err)}`, 'messages');
+  }
+}
+
+/** One choice being assembled from deltas. */
+interface ChoiceState {
+  content: string;
+  numTokens: number;
+  logprobs: ChatLogprobContent[] | null;
+  finishReason: string | null;
+  stopReason: string | number | null;
+  /** The last token so far (context for the next token's string). */
+  prev: number | null;
+}
+
+export async function createChatCompletion(ctx: ServerContext, body: ChatCompletionRequest, meta: RequestMeta): Promise<ChatCompletionResponse | Response> {
+  const model = checkModel(ctx, body.model);
+  const choice = body.tool_choice;
+  if (choice && choice !== 'none' && choice !== 'auto') {
+    throw new HttpError(400, `tool_choice ${JSON.stringify(choice)} is not supported yet (it needs guided decoding): use 'auto' or 'none'`, 'tool_choice');
+  }
+  const init = chatSamplingInit(body);
+  const rendered = renderChat(ctx, body);
+  const id = `chatcmpl-${meta.requestId}`;
+  const batch = prepareBatch(ctx, [{ prompt: rendered, init, maxTokensExplicit: body.max_completion_tokens != null || body.max_tokens != null }], `${id}-${ctx.nextSeq()}`, {
+    useBeamSearch: body.use_beam_search ?? false,
+    lengthPenalty: body.length_penalty ?? null,
+    priority: body.priority ?? 0,
+  });
+  const n = batch.beam ? batch.beam.beamWidth : batch.prepared[0].params.n;
+  const promptTokens = batch.prepared[0].promptTokenIds.length;
+  const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
+  const text = tokenTexts(ctx.tokenizer);
+  // vLLM's chat `echo`: the final assistant message (being continued) comes back before the new text.
+  const last = body.messages[body.messages.length - 1];
+  const echo = body.echo && last.role === 'assistant' && typeof last.content === 'string' ? last.content : '';
+  const created = unixTime();
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  if (meta.signal.aborted) abort();
+  meta.signal.addEventListener('abort', abort, { once: true });
+  const outputs = runBatch(ctx, batch, controller.signal);
+
+  const states = new Map<number, ChoiceState>();
+  /** The delta of each choice that `t` advanced. */
+  function* deltas(t: TaggedOutput): Generator<{ index: number; s: ChoiceState; text: string; logprobs: ChatChoiceLogprobs | null; finish: string | null; stop: string | number | null }> {
+    for (const o of t.out.outputs) {
+      let s = states.get(o.index);
+      if (!s) {
+        s = { content: '', numTokens: 0, logprobs: topLogprobs !== null ? [] : null, finishReason: null, stopReason: null, prev: t.out.promptTokenIds.at(-1) ?? null };
+        states.set(o.index, s);
+      }
+      const lp = topLogprobs !== null && o.logprobs ? chatLogprobs(o.tokenIds, o.logprobs, topLogprobs, text, s.prev) : null;
+      s.prev = o.tokenIds.at(-1) ?? s.prev;
+      s.content += o.text;
+      s.numTokens += o.tokenIds.length;
+      if (lp) s.logprobs!.push(...lp);
+      if (o.finishReason !== null) {
+        s.finishReason = o.finishReason;
+        s.stopReason = o.stopReason;
+      }
+      yield { index: o.index, s, text: o.text, logprobs: lp ? { content: lp } : null, finish: o.finishReason, stop: o.stopReason };
+    }
+  }
+  const usage = () => {
+    const completion = [...states.values()].reduce((k, s) => k + s.numTokens, 0);
+    return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
+  };
+
+  if (!body.stream) {
+    try {
+      for await (const t of outputs) for (const _ of deltas(t));
+    } finally {
+      meta.signal.removeEventListener('abort', abort);
+    }
+    const choices: ChatCompletionChoice[] = [...states.entries()]
+      .sort((a, b) => a[0] - b[0])
+      .map(([index, s]) => ({
+        index,
+        message: { role: 'assistant', content: echo + s.content, tool_calls: [] },
+        logprobs: s.logprobs ? { content: s.logprobs } : null,
+        finish_reason: s.finishReason,
+        stop_reason: s.stopReason,
+      }));
+    return { id, object: 'chat.completion', created, model, choices, usage: usage() };
+  }
+
+  const includeUsage = body.stream_options?.include_usage ?? false;
+  const continuousUsage = includeUsage && (body.stream_options?.continuous_usage_stats ?? false);
+  const chunk = (choices: ChatCompletionChunkChoice[], usageOf?: () => unknown) => {
+    const c: Record<string, unknown> = { id, object: 'chat.completion.chunk', created, model, choices };
+    if (usageOf) c.usage = usageOf();
+    return c;
+  };
+  const running = (s: ChoiceState | undefined) => {
+    const k = s?.numTokens ?? 0;
+    return () => ({ prompt_tokens: promptTokens, completion_tokens: k, total_tokens: promptTokens + k });
+  };
+  async function* chunks(): AsyncGenerator<unknown> {
+    try {
+      for (let i = 0; i < n; i++) {
+        yield chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], continuousUsage ? running(undefined) : undefined);
+        if (echo) yield chunk([{ index: i, delta: { content: echo }, logprobs: null, finish_reason: null }], continuousUsage ? running(undefined) : undefined);
+      }
+      for await (const t of outputs) {
+        for (const d of deltas(t)) {
+          if (d.text === '' && d.finish === null && d.logprobs === null) continue;
+          const c: ChatCompletionChunkChoice = { index: d.index, delta: d.text === '' ? {} : { content: d.text }, logprobs: d.logprobs, finish_reason: d.finish };
+          if (d.finish !== null) c.stop_reason = d.stop;
+          yield chunk([c], continuousUsage ? running(d.s) : undefined);
+        }
+      }
+      if (includeUsage) yield chunk([], usage);
+    } finally {
+      meta.signal.removeEventListener('abort', abort);
+      await outputs.return(undefined);
+    }
+  }
+  return sseResponse(chunks(), abort);
+}

@@ -1,0 +1,86 @@
+/**
+ * Request body -> SamplingParams: OpenAI's and vLLM's snake_case fields to SamplingParams' camelCase ones. Only the
+ * fields the client sent are set, so the model's generation_config.json fills the rest (as vLLM does).
+ */
+import type { SamplingParamsInit } from '../sampling-params.js';
+import { HttpError } from './errors.js';
+import type { ChatCompletionRequest, CompletionRequest } from './protocol.js';
+
+/** vLLM's default `--max-logprobs`. */
+export const MAX_LOGPROBS = 20;
+
+const v = <T>(x: T | null | undefined): T | undefined => (x === null ? undefined : x);
+
+/** The sampling fields both endpoints share. */
+function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsInit {
+  if (req.response_format && req.response_format.type !== 'text') {
+    throw new HttpError(400, `response_format type '${req.response_format.type}' is not supported yet (only 'text')`, 'response_format');
+  }
+  if (req.stream_options && !req.stream) {
+    throw new HttpError(400, 'stream_options can only be given when stream is true', 'stream_options');
+  }
+  if (req.prompt_logprobs != null && req.prompt_logprobs > MAX_LOGPROBS) {
+    throw new HttpError(400, `prompt_logprobs must be at most ${MAX_LOGPROBS}, got ${req.prompt_logprobs}`, 'prompt_logprobs');
+  }
+  const bias = req.logit_bias ? Object.entries(req.logit_bias) : undefined;
+  const badKey = bias?.find(([k]) => !/^\d+$/.test(k));
+  if (badKey) throw new HttpError(400, `logit_bias keys must be token ids, got '${badKey[0]}'`, 'logit_bias');
+  const logitBias = bias ? Object.fromEntries(bias.map(([k, b]) => [Number(k), b])) : undefined;
+  return {
+    n: v(req.n),
+    bestOf: v(req.best_of),
+    presencePenalty: v(req.presence_penalty),
+    frequencyPenalty: v(req.frequency_penalty),
+    repetitionPenalty: v(req.repetition_penalty),
+    temperature: v(req.temperature),
+    topP: v(req.top_p),
+    topK: v(req.top_k),
+    minP: v(req.min_p),
+    seed: v(req.seed),
+    stop: v(req.stop),
+    stopTokenIds: v(req.stop_token_ids),
+    includeStopStrInOutput: v(req.include_stop_str_in_output),
+    ignoreEos: v(req.ignore_eos),
+    minTokens: v(req.min_tokens),
+    promptLogprobs: v(req.prompt_logprobs),
+    skipSpecialTokens: v(req.skip_special_tokens),
+    spacesBetweenSpecialTokens: v(req.spaces_between_special_tokens),
+    logitBias,
+    allowedTokenIds: v(req.allowed_token_ids),
+    badWords: v(req.bad_words),
+    truncatePromptTokens: v(req.truncate_prompt_tokens),
+    // The server consumes every request as deltas: it streams them, or joins them (and times tokens for /metrics).
+    outputKind: 'delta',
+  };
+}
+
+/** /v1/completions: OpenAI's `max_tokens` defaults to 16; `logprobs` is the number of top tokens (0..20). */
+export function completionSamplingInit(req: CompletionRequest): SamplingParamsInit {
+  if (req.suffix !== undefined && req.suffix !== null) {
+    throw new HttpError(400, 'suffix is not supported: this server does not do fill-in-the-middle', 'suffix');
+  }
+  if (req.logprobs != null && req.logprobs > MAX_LOGPROBS) {
+    throw new HttpError(400, `logprobs must be at most ${MAX_LOGPROBS}, got ${req.logprobs}`, 'logprobs');
+  }
+  const init = common(req);
+  init.maxTokens = req.max_tokens === undefined ? 16 : v(req.max_tokens);
+  init.logprobs = v(req.logprobs);
+  // vLLM: echo with logprobs also returns the prompt's logprobs.
+  if (req.echo && req.logprobs != null && init.promptLogprobs === undefined) init.promptLogprobs = req.logprobs;
+  return init;
+}
+
+/** /v1/chat/completions: `max_completion_tokens` wins over `max_tokens`; `logprobs` is a flag, `top_logprobs` the count. */
+export function chatSamplingInit(req: ChatCompletionRequest): SamplingParamsInit {
+  const top = req.top_logprobs;
+  if (top != null && (top < 0 || top > MAX_LOGPROBS)) {
+    throw new HttpError(400, `top_logprobs must be in [0, ${MAX_LOGPROBS}], got ${top}`, 'top_logprobs');
+  }
+  if (top != null && top > 0 && !req.logprobs) {
+    throw new HttpError(400, 'top_logprobs needs logprobs set to true', 'top_logprobs');
+  }
+  const init = common(req);
+  init.maxTokens = v(req.max_completion_tokens) ?? v(req.max_tokens);
+  if (req.logprobs) init.logprobs = top ?? 0;
+  return init;
+}
