@@ -123,7 +123,12 @@ export function beamSearchScore(tokens: readonly number[], cumulativeLogprob: nu
  * @example
  * const outs = await beamSearch(llm.engine, ['Once upon a time', { promptTokenIds: [1, 80] }], new BeamSearchParams({ beamWidth: 2, maxTokens: 8 }));
  */
-export async function beamSearch(engine: LLMEngine, prompts: readonly PromptInput[], params: BeamSearchParams): Promise<BeamSearchOutput[]> {
+export async function beamSearch(
+  engine: LLMEngine,
+  prompts: readonly PromptInput[],
+  params: BeamSearchParams,
+  opts: { signal?: AbortSignal } = {},
+): Promise<BeamSearchOutput[]> {
   if (!(params instanceof BeamSearchParams)) throw new InvalidArgumentError('params', 'params must be a BeamSearchParams');
   const { beamWidth, maxTokens, ignoreEos, lengthPenalty } = params;
   const eos = engine.tokenizer.eosTokenId;
@@ -157,8 +162,13 @@ export async function beamSearch(engine: LLMEngine, prompts: readonly PromptInpu
     }
     const live = instances.flatMap((inst) => inst.beams.map((beam) => ({ inst, beam })));
     if (live.length === 0) break;
+    // An abort stops at the next step boundary; the beams so far are returned.
+    if (opts.signal?.aborted) break;
     const requests = live.map(({ beam }) => engine.prepareRequest({ prompt: { promptTokenIds: beam.tokens }, params: step }));
+    const abort = () => requests.forEach((r) => engine.abort(r.requestId));
+    opts.signal?.addEventListener('abort', abort, { once: true });
     const outputs = await Promise.all(requests.map((r) => engine.submit(r).final()));
+    opts.signal?.removeEventListener('abort', abort);
     const candidates = new Map(instances.map((inst) => [inst, [] as Beam[]]));
     live.forEach(({ inst, beam }, i) => {
       const entry = outputs[i].outputs[0].logprobs?.[0];

@@ -112,9 +112,9 @@ export class LLM {
    * const [out] = await llm.beamSearch(['Once upon a time'], new BeamSearchParams({ beamWidth: 4, maxTokens: 16 }));
    * console.log(out.sequences[0].text, out.sequences[0].cumulativeLogprob);
    */
-  async beamSearch(prompts: PromptInput | PromptInput[], params: BeamSearchParams): Promise<BeamSearchOutput[]> {
+  async beamSearch(prompts: PromptInput | PromptInput[], params: BeamSearchParams, opts: { signal?: AbortSignal } = {}): Promise<BeamSearchOutput[]> {
     await this.ready;
-    return beamSearch(this.engine, Array.isArray(prompts) ? prompts : [prompts], params);
+    return beamSearch(this.engine, Array.isArray(prompts) ? prompts : [prompts], params, opts);
   }
 
   /** The default SamplingParams: vLLM's, with the model's generation_config.json applied. */

@@ -291,3 +291,17 @@ describe('stories260K', () => {
     });
   }
 });
+
+describe('beam search abort', () => {
+  it('stops at the next step when its signal aborts and frees every block', async () => {
+    const llm = await loadLLM(modelDir('tinystories-656K'));
+    const c = new AbortController();
+    const done = llm.beamSearch(['Once upon a time'], new BeamSearchParams({ beamWidth: 4, maxTokens: 200, ignoreEos: true }), { signal: c.signal });
+    setTimeout(() => c.abort(), 300);
+    const [out] = await done;
+    expect(out.sequences[0].tokenIds.length - out.promptTokenIds.length).toBeLessThan(200);
+    const kv = (llm.engine as unknown as { scheduler: { kvCacheManager: { numFreeBlocks: number; numBlocks: number } } }).scheduler.kvCacheManager;
+    expect(kv.numFreeBlocks).toBe(kv.numBlocks);
+    await llm.dispose();
+  });
+});

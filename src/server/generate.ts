@@ -139,7 +139,7 @@ export async function* runBatch(ctx: GenerateContext, batch: PreparedBatch, sign
 async function* runBeamSearch(ctx: GenerateContext, batch: PreparedBatch, signal?: AbortSignal): AsyncGenerator<TaggedOutput> {
   const { prepared, trackers } = batch;
   const p = prepared[0].params;
-  const results = await beamSearch(ctx.engine, prepared.map((r) => ({ promptTokenIds: r.promptTokenIds })), batch.beam!);
+  const results = await beamSearch(ctx.engine, prepared.map((r) => ({ promptTokenIds: r.promptTokenIds })), batch.beam!, { signal });
   if (signal?.aborted) return;
   const eos = ctx.engine.eosTokenIds;
   for (const [i, res] of results.entries()) {
