@@ -16,6 +16,9 @@ if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package
   npm ci --no-audit --no-fund >&2
 fi
 
+# Headless Chromium for the browser tests (Debian's package; skipped when present or without root).
+bash scripts/setup-browser.sh || say "chromium could not be installed: the browser tests will be skipped"
+
 # 2. CPU WebGPU driver: always unpacked on Linux x86-64, since a system Mesa may be too old for Dawn (Debian 12's
 #    lavapipe is). At run time it is the only driver where none exists, and an extra one otherwise (a GPU wins).
 lvp=$root/.cache/lavapipe

@@ -4,6 +4,7 @@
  *
  *   webgpu-llm generate "Once upon a time" [--model DIR] [--max-tokens N] [--temperature T] [--seed S]
  *   webgpu-llm serve [MODEL] [--host H] [--port P] [--api-key KEY] ...   (an OpenAI-compatible server)
+ *   webgpu-llm demo [--host H] [--port P]                                 (the browser demo page)
  *
  * Streams the completion to stdout; diagnostics go to stderr.
  */
@@ -13,8 +14,9 @@ import { parseArgs } from 'node:util';
 import { parseGenerationConfig } from '../../src/config/generation-config.js';
 import { defaultGenerationParams } from '../../src/engine/engine-config.js';
 import { loadChatTemplate } from './chat-template.js';
-import { LLM, SamplingParams, type SamplingParamsInit } from './index.js';
+import { LLM, packageRoot, SamplingParams, type SamplingParamsInit } from './index.js';
 import { serve } from './server.js';
+import { startStaticServer } from './static-server.js';
 
 const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] [--temperature T] [--seed S]
                     [--top-p P] [--top-k K] [--ignore-eos] [--dtype auto|float32|float16]
@@ -33,7 +35,9 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
   --api-key KEY           require 'Authorization: Bearer KEY' on /v1/* (default: $VLLM_API_KEY)
   --served-model-name N   the name clients pass as 'model' (repeat for aliases; default: MODEL)
   --generation-config G   'auto': the model's generation_config.json defaults; 'vllm': none; DIR: that folder's
-  --chat-template FILE    a Jinja chat template (file or text) instead of the tokenizer's`;
+  --chat-template FILE    a Jinja chat template (file or text) instead of the tokenizer's
+
+usage: webgpu-llm demo [--host 127.0.0.1] [--port 8080]    serve the browser demo (demo/, dist/, models/)`;
 
 function fail(message: string): never {
   process.stderr.write(`webgpu-llm: ${message}\n`);
@@ -149,10 +153,22 @@ async function serveCommand(argv: string[]): Promise<void> {
   await llm.dispose();
 }
 
+/** Serves the package's demo page beside its browser build and embedded model, until interrupted. */
+async function demo(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { port: { type: 'string' }, host: { type: 'string' } } });
+  const root = packageRoot();
+  if (!existsSync(join(root, 'dist/browser.js'))) fail(`no browser build at ${join(root, 'dist/browser.js')}: run npm run build`);
+  const mounts = { '/demo/': join(root, 'demo'), '/dist/': join(root, 'dist'), '/models/': join(root, 'models') };
+  const { url } = await startStaticServer(mounts, num('port', values.port, true) ?? 8080, values.host ?? '127.0.0.1', '/demo/');
+  process.stderr.write(`webgpu-llm demo: open ${url}demo/ in a browser with WebGPU (Ctrl-C stops)\n`);
+  await new Promise(() => {}); // serve until interrupted
+}
+
 async function main(): Promise<void> {
   const [command, ...rest] = process.argv.slice(2);
   if (command === 'generate') return generate(rest);
   if (command === 'serve') return serveCommand(rest);
+  if (command === 'demo') return demo(rest);
   if (command === undefined || command === '--help' || command === '-h') {
     process.stdout.write(`${USAGE}\n`);
     return;

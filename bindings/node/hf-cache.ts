@@ -101,10 +101,11 @@ export class HfCache implements HubCache {
     return this.link(repo, commit, file, blob);
   }
 
-  async beginDownload(repo: string, etag: string, size: number): Promise<BlobWriter> {
+  async beginDownload(repo: string, commit: string, file: string, etag: string, size: number): Promise<BlobWriter> {
     const blob = this.inside(repo, 'blobs', etag);
+    this.inside(repo, 'snapshots', commit, file); // checks the names before any byte is written
     await mkdir(dirname(blob), { recursive: true });
-    return FileBlobWriter.open(blob, etag, size, (commit, file) => this.link(repo, commit, file, blob));
+    return FileBlobWriter.open(blob, etag, size, () => this.link(repo, commit, file, blob));
   }
 
   /** Points snapshots/{commit}/{file} at the blob (relative symlink; a copy where symlinks are not allowed). */
@@ -144,11 +145,12 @@ class FileBlobWriter implements BlobWriter {
     private hash: Hash | null,
     readonly resumeFrom: number,
     private written: number,
-    private readonly linkTo: (commit: string, file: string) => Promise<CachedFile>,
+    /** Puts the finished blob into its snapshot. */
+    private readonly linkTo: () => Promise<CachedFile>,
     private readonly etag: string,
   ) {}
 
-  static async open(blob: string, etag: string, size: number, linkTo: (commit: string, file: string) => Promise<CachedFile>): Promise<FileBlobWriter> {
+  static async open(blob: string, etag: string, size: number, linkTo: () => Promise<CachedFile>): Promise<FileBlobWriter> {
     const partial = `${blob}.incomplete`;
     let have = 0;
     try {
@@ -183,7 +185,7 @@ class FileBlobWriter implements BlobWriter {
     this.hash?.update(chunk);
   }
 
-  async commit(commit: string, file: string): Promise<CachedFile> {
+  async commit(): Promise<CachedFile> {
     const partial = `${this.blob}.incomplete`;
     await this.close();
     const size = (await stat(partial)).size;
@@ -192,11 +194,11 @@ class FileBlobWriter implements BlobWriter {
       const got = this.hash.digest('hex');
       if (got !== this.etag) {
         await rm(partial, { force: true });
-        throw new ModelFileError(file, `downloaded bytes have sha256 ${got}, expected ${this.etag}; the partial download was deleted, load again to retry`);
+        throw new ModelFileError(partial, `the downloaded bytes have sha256 ${got}, expected ${this.etag}; deleted, load again to retry`);
       }
     }
     await rename(partial, this.blob);
-    return this.linkTo(commit, file);
+    return this.linkTo();
   }
 
   async abort(): Promise<void> {

@@ -50,8 +50,8 @@ export interface BlobWriter {
   /** Drops the bytes kept from an earlier attempt (the server ignored our Range request). */
   restart(): Promise<void>;
   write(chunk: Uint8Array): Promise<void>;
-  /** Checks the size (and the hash where the etag is one), then stores the blob as `file` at `commit`. */
-  commit(commit: string, file: string): Promise<CachedFile>;
+  /** Checks the size (and the hash where the etag is one), then stores the blob as the file it was begun for. */
+  commit(): Promise<CachedFile>;
   /** Ends a failed download; what was written may be kept for a later resume, never as a cached file. */
   abort(): Promise<void>;
 }
@@ -72,8 +72,8 @@ export interface HubCache {
   markAbsent(repo: string, commit: string, file: string): Promise<void>;
   /** Stores `file` at `commit` from a blob already cached under `etag` (another revision's copy); null if none. */
   linkBlob(repo: string, commit: string, file: string, etag: string): Promise<CachedFile | null>;
-  /** Starts (or resumes) downloading the blob `etag` of `size` bytes. */
-  beginDownload(repo: string, etag: string, size: number): Promise<BlobWriter>;
+  /** Starts (or resumes) downloading `file` at `commit`: the blob `etag` of `size` bytes. */
+  beginDownload(repo: string, commit: string, file: string, etag: string, size: number): Promise<BlobWriter>;
 }
 
 export interface HubSourceOptions {
@@ -106,7 +106,7 @@ type Located = CachedFile | 'absent' | 'uncached';
 
 /** Report progress at most every this many bytes (and always at the start and the end of a file). */
 const PROGRESS_STEP = 256 * 1024;
-/** Relative redirects followed while resolving (renamed repos); an absolute one is the CDN. */
+/** Same-host redirects followed while resolving (renamed repos); another host is the CDN. */
 const MAX_REDIRECTS = 5;
 
 /**
@@ -170,6 +170,9 @@ export class HubModelSource implements ModelSource {
   }
 
   private locate(file: string): Promise<Located> {
+    if (file === '' || file.startsWith('/') || file.includes('\\') || file.split('/').some((s) => s === '..' || s === '.' || s === '')) {
+      return Promise.reject(new ModelFileError(`${this.repo}/${file}`, 'is not a plain relative file name inside the repository'));
+    }
     let p = this.located.get(file);
     if (!p) {
       p = this.opts.offline ? this.fromCache(file, true) : this.fromHub(file);
@@ -252,9 +255,11 @@ export class HubModelSource implements ModelSource {
       }
       const location = res.headers.get('location');
       if (res.status < 300 || res.status >= 400 || !location) break;
-      // A relative Location is the hub's own (a renamed repo); an absolute one is the CDN (huggingface_hub's rule).
-      if (/^([a-z][a-z0-9+.-]*:|\/\/)/i.test(location) || hop >= MAX_REDIRECTS) break;
-      url = new URL(location, url).href;
+      // A redirect on the same host is the hub's own (a renamed repo); another host is the CDN, whose response
+      // would lack the hub's headers (huggingface_hub's rule).
+      const next = new URL(location, url);
+      if (next.hostname !== new URL(url).hostname || hop >= MAX_REDIRECTS) break;
+      url = next.href;
     }
     const where = this.fileUrl(file, this.revision);
     const code = res.headers.get('x-error-code');
@@ -290,7 +295,7 @@ export class HubModelSource implements ModelSource {
   /** Downloads `file` into the cache, resuming an earlier partial download of the same blob where possible. */
   private async download(file: string, meta: FileMetadata, cache: HubCache): Promise<CachedFile> {
     const where = this.fileUrl(file);
-    const writer = await cache.beginDownload(this.repo, meta.etag, meta.size);
+    const writer = await cache.beginDownload(this.repo, meta.commit, file, meta.etag, meta.size);
     try {
       let loaded = writer.resumeFrom;
       const headers: Record<string, string> = { ...this.authHeaders(meta.url) };
@@ -334,7 +339,7 @@ export class HubModelSource implements ModelSource {
         report(false);
       }
       if (loaded !== meta.size) throw new ModelFileError(where, `the download ended after ${loaded} of ${meta.size} bytes; loading again resumes it`);
-      const stored = await writer.commit(meta.commit, file);
+      const stored = await writer.commit();
       report(true);
       return stored;
     } catch (e) {
