@@ -2,17 +2,22 @@
  * Prefill and decode throughput of the model runner for any config.json shape with dummy weights.
  *
  *   node build/bench/generate.js [CONFIG_DIR] [--dtype float16|float32] [--batch 1,8,32] [--prefill 128,512]
- *                                [--context 128] [--steps 32]
+ *                                [--context 128] [--steps 32] [--unsafe] [--no-mma] [--tune key=value,...] (lists as a:b:c)
  *
  * Prints tokens/s, the bytes a decode step must move per token (weights once per step, KV reads per sequence),
- * and the achieved bandwidth as a ratio to the adapter's copy bandwidth measured in the same run.
+ * and the achieved bandwidth as a ratio to the adapter's copy bandwidth measured in the same run: the faster of
+ * copyBufferToBuffer and a vec4 compute copy (Dawn's copyBufferToBuffer can be far below what shaders reach).
+ * --unsafe creates Dawn with allow_unsafe_apis (experimental features such as subgroup matrices, i.e. tensor cores);
+ * --no-mma keeps linear off them. --tune overrides fields of the device's KernelTuning (numbers, or a,b,... lists).
  */
 import { parseArgs } from 'node:util';
+import { create } from 'webgpu';
 import { FsModelSource } from '../bindings/node/fs-source.js';
 import { nodeGpu } from '../bindings/node/webgpu.js';
 import { parseModelConfig, type ModelConfig } from '../src/config/model-config.js';
 import { ModelRunner, type ScheduledSeq } from '../src/engine/model-runner.js';
 import { GpuContext } from '../src/gpu/context.js';
+import { Recorder } from '../src/gpu/recorder.js';
 import { loadWeights } from '../src/models/load-weights.js';
 import { Generator } from '../src/sampling/generator.js';
 import { SamplingParams } from '../src/sampling-params.js';
@@ -27,20 +32,37 @@ const { values, positionals } = parseArgs({
     context: { type: 'string', default: '128' },
     steps: { type: 'string', default: '32' },
     'kv-memory': { type: 'string', default: String(1 << 30) },
+    unsafe: { type: 'boolean', default: false },
+    'no-mma': { type: 'boolean', default: false },
+    tune: { type: 'string', default: '' },
   },
 });
 const list = (s: string) => s.split(',').map(Number);
 const dir = positionals[0] ?? 'models/tinystories-656K';
 const source = await FsModelSource.open(dir);
 const cfg = parseModelConfig(await source.readText('config.json'));
-const ctx = await GpuContext.create(await nodeGpu(), { f16: values.dtype === 'float16' ? undefined : false });
+let gpu = await nodeGpu(); // also points Vulkan at a driver and installs the WebGPU globals
+// Held for the whole run: Dawn's instance must outlive its devices.
+if (values.unsafe) gpu = create(['enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis']);
+const ctx = await GpuContext.create(gpu, {
+  f16: values.dtype === 'float16' ? undefined : false,
+  subgroupMatrix: values['no-mma'] ? false : undefined,
+});
 const dtype = ctx.f16 && values.dtype === 'float16' ? 'f16' : 'f32';
+for (const kv of values.tune.split(',').filter(Boolean)) {
+  const [k, v] = kv.split('=');
+  const value = v.includes(':') ? v.split(':').map(Number) : v === 'true' || v === 'false' ? v === 'true' : Number(v);
+  (ctx.tuning as unknown as Record<string, unknown>)[k] = value;
+}
+if (values.tune) console.log(`# tuning: ${JSON.stringify(ctx.tuning)}`);
 const info = ctx.adapter.info;
 console.log(`# ${dir}: ${cfg.architecture}, hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers, ${cfg.numHeads}/${cfg.numKvHeads} heads x ${cfg.headDim}, ffn ${cfg.intermediateSize}, vocab ${cfg.vocabSize}`);
-console.log(`# adapter: ${info.vendor} ${info.architecture} ${info.device} ${info.description}; weights ${dtype}, shader-f16 ${ctx.f16}, subgroups ${ctx.subgroups}`);
+console.log(`# adapter: ${info.vendor} ${info.architecture} ${info.device} ${info.description}; weights ${dtype}, shader-f16 ${ctx.f16}, subgroups ${ctx.subgroups}, subgroup matrices ${ctx.subgroupMatrix}`);
 
 const copyGBs = await copyBandwidth(ctx);
-console.log(`# copy bandwidth (copyBufferToBuffer, read+write): ${copyGBs.toFixed(1)} GB/s`);
+const shaderGBs = await shaderCopyBandwidth(ctx);
+const bestGBs = Math.max(copyGBs, shaderGBs);
+console.log(`# copy bandwidth (read+write): copyBufferToBuffer ${copyGBs.toFixed(1)} GB/s, vec4 compute copy ${shaderGBs.toFixed(1)} GB/s; ratios below are to ${bestGBs.toFixed(1)}`);
 
 let t0 = performance.now();
 const weights = await loadWeights(ctx, source, cfg, { dtype, dummy: true });
@@ -58,7 +80,7 @@ const blocksPerSeq = Math.ceil(maxLen / blockSize);
 const kvBytesPerBlock = 2 * cfg.numLayers * blockSize * cfg.numKvHeads * cfg.headDim * (dtype === 'f16' ? 2 : 4);
 const numBlocks = Math.max(maxBatch * blocksPerSeq, Math.floor(Number(values['kv-memory']) / kvBytesPerBlock));
 const runner = new ModelRunner(ctx, cfg, weights, {
-  maxNumBatchedTokens: Math.max(maxBatch, ...prefills),
+  maxNumBatchedTokens: Math.max(maxBatch, context, ...prefills),
   maxNumSeqs: maxBatch,
   maxModelLen: maxLen,
   blockSize,
@@ -70,6 +92,7 @@ const gen = new Generator(1);
 const randomIds = (n: number) => Array.from({ length: n }, () => gen.nextU32() % cfg.vocabSize);
 const table = (i: number) => Array.from({ length: blocksPerSeq }, (_, b) => i * blocksPerSeq + b);
 
+const breakdown: string[] = [];
 console.log('\n| phase | batch | tokens/step | ms/step | tokens/s | MB moved/token | achieved GB/s | ratio to copy |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const P of prefills) {
@@ -81,6 +104,7 @@ for (const P of prefills) {
   const ms = (performance.now() - t0) / reps;
   const bytes = weightBytes(cfg, dtype);
   report('prefill', 1, P, ms, bytes / P);
+  checkErrors(`prefill ${P}`);
 }
 for (const B of batches) {
   // Fill each sequence's first `context` tokens (untimed), then time decode steps.
@@ -95,12 +119,81 @@ for (const B of batches) {
   const ms = (performance.now() - t0) / steps;
   const kvRead = (context + steps / 2) * 2 * cfg.numLayers * cfg.numKvHeads * cfg.headDim * (dtype === 'f16' ? 2 : 4);
   report('decode', B, B, ms, weightBytes(cfg, dtype) / B + kvRead);
+  checkErrors(`decode ${B}`);
+  if (B === 1) breakdown.push(await decodeBreakdown(ms));
+}
+
+/**
+ * Where a batch-1 decode step's time goes, from the runner's own forward (its last step's inputs, still on the GPU):
+ * recording alone (CPU), recording and submitting back to back without waiting (the larger of CPU and GPU), and
+ * one step at a time with a wait (CPU + GPU + the wait's latency); the rest of a runner step is its input upload,
+ * readback and sampling.
+ */
+async function decodeBreakdown(stepMs: number): Promise<string> {
+  const r = runner as unknown as {
+    acts: Parameters<typeof runner.model.forward>[2];
+    inputs: GPUBuffer;
+    layout: Record<string, number>;
+    maxBlocksPerSeq: number;
+  };
+  const L = r.layout;
+  const maxT = runner.limits.maxNumBatchedTokens;
+  const view = (offset: number, n: number, dt: 'u32' | 'i32') => ({ buffer: r.inputs, offset, shape: [n], dtype: dt });
+  const inputs = {
+    T: 1,
+    ids: view(L.ids, maxT, 'u32'),
+    positions: view(L.positions, maxT, 'u32'),
+    positionIds: runner.model.weights.positions ? view(L.positionIds, maxT, 'u32') : null,
+    seqIdx: view(L.seqIdx, maxT, 'u32'),
+    slotMapping: view(L.slotMapping, maxT, 'i32'),
+    blockTables: view(L.blockTables, runner.limits.maxNumSeqs * r.maxBlocksPerSeq, 'u32'),
+    maxBlocksPerSeq: Math.ceil((context + steps + 1) / blockSize),
+  };
+  const rows = view(L.sampleRows, 1, 'u32');
+  const n = 20;
+  let recordMs = 0;
+  let dispatches = 0;
+  const once = () => {
+    const rec = new Recorder(ctx, 'profile');
+    const t = performance.now();
+    runner.model.forward(rec, inputs, r.acts, runner.cache);
+    runner.model.logits(rec, rows, 1, r.acts);
+    recordMs += performance.now() - t;
+    dispatches = rec.dispatches;
+    rec.submit();
+  };
+  once();
+  await ctx.finish();
+  recordMs = 0;
+  let t = performance.now();
+  for (let i = 0; i < n; i++) once();
+  await ctx.finish();
+  const pipelined = (performance.now() - t) / n;
+  const record = recordMs / n;
+  t = performance.now();
+  for (let i = 0; i < n; i++) {
+    once();
+    await ctx.finish();
+  }
+  const serial = (performance.now() - t) / n;
+  checkErrors('breakdown');
+  return (
+    `# decode batch 1, ${dispatches} dispatches: recording ${record.toFixed(2)} ms (${((record / dispatches) * 1e3).toFixed(1)} us each); ` +
+    `back to back ${pipelined.toFixed(2)} ms/step (GPU-bound when above recording); one at a time with a wait ${serial.toFixed(2)} ms; ` +
+    `runner step ${stepMs.toFixed(2)} ms (so ${(stepMs - serial).toFixed(2)} ms of input upload, readback and sampling)`
+  );
+}
+
+/** Uncaptured device errors make a step do nothing (and look fast): surface them. */
+function checkErrors(what: string): void {
+  const errors = ctx.takeErrors();
+  if (errors.length) console.log(`# GPU errors during ${what}: ${errors.slice(0, 3).join(' | ')}`);
 }
 
 function report(phase: string, batch: number, tokens: number, ms: number, bytesPerToken: number): void {
   const tps = (tokens / ms) * 1000;
   const gbs = (bytesPerToken * tps) / 1e9;
-  console.log(`| ${phase} | ${batch} | ${tokens} | ${ms.toFixed(2)} | ${tps.toFixed(1)} | ${(bytesPerToken / 1e6).toFixed(2)} | ${gbs.toFixed(1)} | ${(gbs / copyGBs).toFixed(3)} |`);
+  console.log(`| ${phase} | ${batch} | ${tokens} | ${ms.toFixed(2)} | ${tps.toFixed(1)} | ${(bytesPerToken / 1e6).toFixed(2)} | ${gbs.toFixed(1)} | ${(gbs / bestGBs).toFixed(3)} |`);
 }
 
 /** Bytes of weight matrices one forward reads (the LM head once even when tied). */
@@ -131,6 +224,59 @@ async function copyBandwidth(c: GpuContext): Promise<number> {
   return (2 * size * n) / s / 1e9;
 }
 
+/** Device copy bandwidth of a compute shader moving one vec4<u32> per thread, bytes read plus written per second. */
+async function shaderCopyBandwidth(c: GpuContext): Promise<number> {
+  const size = Math.min(256 << 20, c.device.limits.maxBufferSize, c.device.limits.maxStorageBufferBindingSize);
+  const usage = GPUBufferUsage.STORAGE;
+  const a = c.device.createBuffer({ size, usage });
+  const b = c.device.createBuffer({ size, usage });
+  const wg = 256;
+  const module = c.device.createShaderModule({
+    code: `@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<u32>>;
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * ${wg}u + lid;
+  if (i < arrayLength(&src)) {
+    dst[i] = src[i];
+  }
+}`,
+  });
+  const pipeline = c.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const groups = (dir: number) =>
+    c.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: dir ? b : a } },
+        { binding: 1, resource: { buffer: dir ? a : b } },
+      ],
+    });
+  const bg = [groups(0), groups(1)];
+  const count = size / 16 / wg;
+  const gy = Math.ceil(count / c.device.limits.maxComputeWorkgroupsPerDimension);
+  const run = async (n: number) => {
+    const enc = c.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    for (let i = 0; i < n; i++) {
+      pass.setBindGroup(0, bg[i % 2]);
+      pass.dispatchWorkgroups(Math.ceil(count / gy), gy);
+    }
+    pass.end();
+    c.device.queue.submit([enc.finish()]);
+    await c.device.queue.onSubmittedWorkDone();
+  };
+  await run(2);
+  const n = 40;
+  const t = performance.now();
+  await run(n);
+  const s = (performance.now() - t) / 1000;
+  a.destroy();
+  b.destroy();
+  return (2 * size * n) / s / 1e9;
+}
+
+for (const line of breakdown) console.log(line);
 runner.dispose();
 ctx.destroy();
 process.exit(0);

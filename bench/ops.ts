@@ -1,20 +1,23 @@
 /**
- * Kernel lab: times linear (decode and prefill shapes, each kernel variant), paged attention, and the CPU cost of
- * recording a decode step, printing GB/s and GFLOP/s.
+ * Kernel lab: times linear (decode, batched and prefill shapes, each kernel and tuning variant, with a check of
+ * every variant's output against the f32 shared-memory kernel), paged attention, and the CPU cost of recording a
+ * decode step, printing GB/s and GFLOP/s. GPU_TUNING's values come from here.
  *
  * Run (no extra dependencies: esbuild comes with tsup):
- *   npx esbuild bench/ops.ts --bundle --platform=node --format=esm --loader:.wgsl=text --external:webgpu \
- *     --outfile=build/bench-ops.mjs && node build/bench-ops.mjs [--quick] [--f32] [--tuning cpu|gpu]
- *     [--only linear|attention|overhead]
- * --quick: small shapes for CPU WebGPU (lavapipe); default: the shapes of 1-8B models (K=2048; N=2048, 8192, 128256).
+ *   npx esbuild bench/ops.ts --bundle --platform=node --format=esm --target=node20 --loader:.wgsl=text \
+ *     --external:webgpu --outfile=build/bench/ops.mjs && node build/bench/ops.mjs [--quick] [--f32]
+ *     [--tuning cpu|gpu] [--only linear|attention|overhead] [--unsafe]
+ * --quick: small shapes for CPU WebGPU (lavapipe); default: Llama-3.2-1B's shapes (H 2048, I 8192, V 128256).
+ * --unsafe: Dawn with allow_unsafe_apis, for the subgroup-matrix (tensor core) variants.
  *
  * Timing: each case records `iters` repetitions into one recorder; "gpu" is the wall time from submit to
  * onSubmittedWorkDone divided by iters (so it includes no recording), "cpu" the recording time per repetition.
  */
+import { create } from 'webgpu';
 import { nodeGpu } from '../bindings/node/webgpu.js';
 import { GpuContext } from '../src/gpu/context.js';
 import { Recorder } from '../src/gpu/recorder.js';
-import { createTensor, createWeight, destroyWeight, uploadTensor, type Tensor } from '../src/gpu/tensor.js';
+import { createTensor, createWeight, destroyWeight, readTensor, uploadTensor, type Tensor } from '../src/gpu/tensor.js';
 import { CPU_TUNING, GPU_TUNING, type KernelTuning } from '../src/gpu/tuning.js';
 import * as ops from '../src/ops/index.js';
 
@@ -41,56 +44,100 @@ async function time(ctx: GpuContext, iters: number, record: (rec: Recorder) => v
 const col = (v: string | number, width: number) => String(v).padStart(width);
 const num = (v: number, digits = 1) => col(v.toFixed(digits), 9);
 
-/** linear's kernels, forced through the tuning: GEMV, shared-memory tiles, register blocks. */
-const LINEAR_VARIANTS: [string, (t: KernelTuning, T: number) => KernelTuning][] = [
-  ['gemv', (t, T) => ({ ...t, gemvMaxTokens: T })],
-  ...[32, 64, 128, 256].map((split): [string, (t: KernelTuning, T: number) => KernelTuning] => [
-    `gemv/${split}`,
-    (t, T) => ({ ...t, gemvMaxTokens: T, gemvWorkgroup: 256, gemvSplit: split }),
-  ]),
-  ['gemm', (t) => ({ ...t, gemvMaxTokens: 0, matmul: 'shared' })],
-  ['tiled', (t) => ({ ...t, gemvMaxTokens: 0, matmul: 'registers' })],
+type Variant = [string, (t: KernelTuning) => KernelTuning];
+const gemv = (wg: number, lanes: number, rows: number, tokens = 4): Variant => [
+  `gemv ${wg}/${lanes}/${rows}${tokens !== 4 ? ` tt${tokens}` : ''}`,
+  (t) => ({ ...t, gemvMaxTokens: 8, gemvWorkgroup: wg, gemvLanes: lanes, gemvLongK: 1 << 30, gemvRows: rows, gemvTokens: tokens }),
 ];
+const mma = (tile: [number, number]): Variant => [
+  `mma ${tile.join('')}`,
+  (t) => ({ ...t, gemvMaxTokens: 0, mmaMinTokens: 1, mmaMaxTokens: 1 << 20, mmaTile: tile }),
+];
+/** The tuning as it stands (GEMV for T <= gemvMaxTokens, else subgroup matrices or tiles). */
+const current: Variant = ['current', (t) => t];
+const gemm = (wx: number, wy: number, bk: number): Variant => [
+  `gemm ${wx}x${wy}k${bk}`,
+  (t) => ({ ...t, gemvMaxTokens: 0, mmaMinTokens: 0, matmul: 'shared', gemmWorkgroup: [wx, wy], gemmSmallTokens: 0, gemmK: bk }),
+];
+const tiled: Variant = ['tiled', (t) => ({ ...t, gemvMaxTokens: 0, mmaMinTokens: 0, matmul: 'registers' })];
+
+const GEMV_VARIANTS: Variant[] = quick
+  ? [gemv(16, 8, 2, 4), gemv(8, 8, 1, 4)]
+  : [current, gemv(64, 32, 2), gemv(256, 64, 2), gemv(128, 64, 2)];
+const MMA_VARIANTS: Variant[] = [mma([4, 2]), mma([2, 2]), mma([2, 4]), mma([1, 2]), mma([1, 4]), mma([4, 4])];
+const TILE_VARIANTS: Variant[] = quick ? [gemm(8, 8, 16), tiled] : [gemm(16, 16, 16), gemm(8, 8, 16), gemm(16, 8, 16), gemm(16, 16, 32)];
+
+/** Relative error of `got` against `ref`: ||got - ref|| / ||ref||; NaN anywhere gives Infinity. */
+function relError(got: Float32Array, ref: Float32Array): number {
+  let d = 0;
+  let r = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (Number.isNaN(got[i])) return Infinity;
+    d += (got[i] - ref[i]) ** 2;
+    r += ref[i] ** 2;
+  }
+  return Math.sqrt(d / Math.max(r, 1e-30));
+}
 
 async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
-  const Ts = quick ? [1, 64] : [1, 8, 64, 512];
-  const KNs: [number, number][] = quick ? [[512, 512], [2048, 2048]] : [[2048, 2048], [2048, 8192], [2048, 128256]];
+  // [T, K, weight rows, gated, label]
+  const Ts = quick ? [1, 4, 64] : [1, 8, 16, 64, 512];
+  const shapes: [number, number, boolean, string][] = quick
+    ? [[512, 512, false, 'square'], [512, 2048, true, 'gate/up']]
+    : [[2048, 3072, false, 'qkv'], [2048, 2048, false, 'o'], [2048, 16384, true, 'gate/up'], [8192, 2048, false, 'down'], [2048, 128256, false, 'lm head']];
   const base = ctx.tuning;
-  console.log(`\nlinear, ${dtype} weights       T       K       N kernel        gpu us    cpu us      GB/s   GFLOP/s`);
-  for (const [K, N] of KNs) {
-    const w = createWeight(ctx, N, K, dtype, 'w');
-    ops.fillRandom(ctx, w, 1, -0.01, 0.01);
-    const x = createTensor(ctx, [Math.max(...Ts), K], 'f32');
-    const out = createTensor(ctx, [Math.max(...Ts), N], 'f32');
+  console.log(`\nlinear, ${dtype} weights  shape         T      K       N kernel            gpu us    cpu us      GB/s   GFLOP/s   rel.err`);
+  for (const [K, rows, gated, label] of shapes) {
+    if (label === 'lm head' && dtype === 'f32') continue;
+    const w = createWeight(ctx, rows, K, dtype, 'w');
+    ops.fillRandom(ctx, w, 1, -0.05, 0.05);
+    const maxT = Math.max(...Ts);
+    const xs = new Float32Array(maxT * K);
+    for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i * 0.7311) * 1.5;
+    const x = uploadTensor(ctx, xs, [maxT, K], 'f32');
+    const N = gated ? rows / 2 : rows;
+    const out = createTensor(ctx, [maxT, N], 'f32');
+    const refOut = createTensor(ctx, [maxT, N], 'f32');
+    const opts = gated ? { gated: 'silu' as const } : {};
     for (const T of Ts) {
-      for (const [name, tune] of LINEAR_VARIANTS) {
-        if (name.startsWith('gemv') ? T > 16 || (quick && name !== 'gemv') : T < 8) continue;
-        ctx.tuning = tune(base, T);
-        const flops = 2 * T * K * N;
-        const iters = Math.max(2, Math.min(100, Math.round((quick ? 1e8 : 2e11) / flops)));
-        const { gpu, cpu } = await time(ctx, iters, (rec) => ops.linear(rec, x, w, null, out, T));
-        const bytes = N * K * (dtype === 'f16' ? 2 : 4) + 4 * T * (K + N);
+      if (label === 'lm head' && T > 64) continue;
+      // Reference: the f32 shared-memory kernel.
+      ctx.tuning = gemm(16, 16, 16)[1](base);
+      const rec0 = new Recorder(ctx, 'ref');
+      ops.linear(rec0, x, w, null, refOut, T, opts);
+      rec0.submit();
+      const ref = (await readTensor(ctx, refOut, T * N)) as Float32Array;
+      if (T >= 16 && label === 'o') continue; // like qkv
+      const mmas = ctx.subgroupMatrix ? (T <= 8 ? MMA_VARIANTS.slice(0, 1) : MMA_VARIANTS) : [];
+      const variants = T <= 8 ? [...GEMV_VARIANTS, ...mmas] : [current, ...mmas, ...TILE_VARIANTS];
+      for (const [name, tune] of variants) {
+        ctx.tuning = tune(base);
+        ctx.device.queue.writeBuffer(out.buffer, 0, new Float32Array(T * N).fill(Number.NaN)); // unwritten outputs show
+        const flops = 2 * T * K * rows;
+        const bytes = rows * K * (dtype === 'f16' ? 2 : 4);
+        const iters = Math.max(3, Math.min(200, Math.round((quick ? 2e7 : 4e9) / Math.max(bytes, flops / 50))));
+        const { gpu, cpu } = await time(ctx, iters, (rec) => ops.linear(rec, x, w, null, out, T, opts));
+        const got = (await readTensor(ctx, out, T * N)) as Float32Array;
         console.log(
-          `${' '.repeat(24)}${col(T, 6)} ${col(K, 7)} ${col(N, 7)} ${name.padEnd(9)}` +
-            `${num(gpu * 1e6)} ${num(cpu * 1e6)} ${num(bytes / gpu / 1e9)} ${num(flops / gpu / 1e9)}`,
+          `${' '.repeat(24)}${label.padEnd(9)} ${col(T, 5)} ${col(K, 6)} ${col(rows, 7)} ${name.padEnd(14)}` +
+            `${num(gpu * 1e6)} ${num(cpu * 1e6)} ${num(bytes / gpu / 1e9)} ${num(flops / gpu / 1e9)} ${col(relError(got, ref).toExponential(1), 9)}`,
         );
       }
     }
     ctx.tuning = base;
     destroyWeight(w);
-    x.buffer.destroy();
-    out.buffer.destroy();
+    for (const t of [x, out, refOut]) t.buffer.destroy();
   }
 }
 
 async function benchAttention(ctx: GpuContext, kv: 'f32' | 'f16') {
-  const [nH, nKv, D] = quick ? [8, 2, 64] : [32, 8, 128];
+  const [nH, nKv, D] = quick ? [8, 2, 64] : [32, 8, 64];
   const blockSize = 16;
   const layout = { numHeads: nH, numKvHeads: nKv, headDim: D };
   // [sequences, context length, new tokens per sequence]
   const cases: [number, number, number][] = quick
     ? [[1, 512, 1], [4, 512, 1], [1, 256, 256]]
-    : [[1, 4096, 1], [16, 1024, 1], [64, 2048, 1], [1, 512, 512], [4, 2048, 512]];
+    : [[1, 176, 1], [8, 176, 1], [64, 176, 1], [1, 4096, 1], [1, 512, 512]];
   console.log(`\nattention, ${kv} cache, nH=${nH} nKv=${nKv} D=${D}   seqs context  new split   gpu us    cpu us   KV GB/s`);
   const base = ctx.tuning;
   for (const [S, L, fresh] of cases) {
@@ -112,11 +159,20 @@ async function benchAttention(ctx: GpuContext, kv: 'f32' | 'f16') {
     const iters = quick ? 3 : 20;
     // Unique cache bytes the step reads (each sequence's prefix once).
     const kvBytes = S * 2 * L * nKv * D * (kv === 'f16' ? 2 : 4);
-    for (const split of base.attentionSplitBelow > 0 ? [true, false] : [false]) {
-      ctx.tuning = split ? base : { ...base, attentionSplitBelow: 0 };
+    const splits: [string, KernelTuning][] = [
+      ['auto', base],
+      ['off', { ...base, attentionSplitBelow: 0 }],
+      ['32', { ...base, attentionSplitBelow: 1 << 20, attentionSplitKeys: 32 }],
+      ['128', { ...base, attentionSplitBelow: 1 << 20, attentionSplitKeys: 128 }],
+      ['wg64', { ...base, attentionWorkgroup: 64 }],
+      ['wg256', { ...base, attentionWorkgroup: 256 }],
+      ['port.', { ...base, attentionSubgroups: false, attentionWorkgroup: 64, attentionSplitKeys: 64 }],
+    ];
+    for (const [name, tuning] of splits) {
+      ctx.tuning = tuning;
       const { gpu, cpu } = await time(ctx, iters, (rec) => ops.pagedAttention(rec, qkv, kCache, vCache, meta, out, T, layout, opts));
       console.log(
-        `${' '.repeat(44)}${col(S, 5)} ${col(L, 7)} ${col(fresh, 4)} ${col(split ? 'auto' : 'off', 5)}` +
+        `${' '.repeat(44)}${col(S, 5)} ${col(L, 7)} ${col(fresh, 4)} ${col(name, 5)}` +
           `${num(gpu * 1e6)} ${num(cpu * 1e6)} ${num(kvBytes / gpu / 1e9)}`,
       );
     }
@@ -141,25 +197,21 @@ async function benchOverhead(ctx: GpuContext) {
     v: createTensor(ctx, [16, 16, nKv, D], 'f16'),
   }));
   const t = (shape: number[]) => createTensor(ctx, shape, 'f32');
-  const [x, h, qkv, attn, up, act] = [t([8, H]), t([8, H]), t([8, qkvN]), t([8, nH * D]), t([8, 2 * I]), t([8, I])];
+  const [x, qkv, attn, act] = [t([8, H]), t([8, qkvN]), t([8, nH * D]), t([8, I])];
   const u32 = (a: number[], shape: number[]) => uploadTensor(ctx, Uint32Array.from(a), shape, 'u32');
   const meta = { seqIdx: u32([0], [1]), positions: u32([5], [1]), blockTables: u32(Array.from({ length: 16 }, (_, i) => i), [1, 16]) };
   const slots = uploadTensor(ctx, Int32Array.from([5]), [1], 'i32');
   const invFreq = t([D / 2]);
   const attnOpts = { scale: 0.125, slidingWindow: null, blockSize: 16, maxBlocksPerSeq: 16 };
-  // A decode step with the fused ops (residual add + norm, rope + cache write): 9 dispatches per layer.
+  // A decode step as Transformer.forward records it for Llama: 6 dispatches per layer.
   const step = (rec: Recorder) => {
-    ops.rmsNorm(rec, x, layers[0].n1, h, 1, H, 1e-6);
     for (const l of layers) {
-      ops.linear(rec, h, l.qkv, null, qkv, 1);
+      ops.linear(rec, x, l.qkv, null, qkv, 1, { rmsNorm: { weight: l.n1, eps: 1e-6 } });
       ops.ropeCacheKV(rec, qkv, meta.positions, invFreq, slots, l.k, l.v, 1, layout, D);
       ops.pagedAttention(rec, qkv, l.k, l.v, meta, attn, 1, layout, attnOpts);
-      ops.linear(rec, attn, l.o, null, h, 1);
-      ops.addRmsNorm(rec, x, h, l.n2, 1, H, 1e-6);
-      ops.linear(rec, h, l.up, null, up, 1);
-      ops.gatedAct(rec, up, act, 1, I, 'silu');
-      ops.linear(rec, act, l.down, null, h, 1);
-      ops.addRmsNorm(rec, x, h, l.n1, 1, H, 1e-6);
+      ops.linear(rec, attn, l.o, null, x, 1, { residual: true });
+      ops.linear(rec, x, l.up, null, act, 1, { rmsNorm: { weight: l.n2, eps: 1e-6 }, gated: 'silu' });
+      ops.linear(rec, act, l.down, null, x, 1, { residual: true });
     }
   };
   const rec = new Recorder(ctx, 'overhead');
@@ -168,22 +220,33 @@ async function benchOverhead(ctx: GpuContext) {
   await ctx.finish();
   const d0 = rec.dispatches;
   const steps = 20;
+  let record = 0;
   const c0 = performance.now();
   for (let i = 0; i < steps; i++) {
+    const r0 = performance.now();
     step(rec);
+    record += performance.now() - r0;
     rec.submit();
   }
   const c1 = performance.now();
   await ctx.finish();
   const n = (rec.dispatches - d0) / steps;
   const perStep = (c1 - c0) / steps;
-  console.log(`\nrecording a ${L}-layer decode step: ${n} dispatches, ${perStep.toFixed(2)} ms CPU (${((perStep / n) * 1e3).toFixed(2)} us per dispatch)`);
+  console.log(
+    `\nrecording a ${L}-layer decode step: ${n} dispatches, ${(record / steps).toFixed(2)} ms recording + ` +
+      `${(perStep - record / steps).toFixed(2)} ms submit (${((record / steps / n) * 1e3).toFixed(2)} us per dispatch)`,
+  );
 }
 
 const tuningName = option('--tuning');
-const ctx = await GpuContext.create(await nodeGpu(), tuningName ? { tuning: tuningName === 'cpu' ? CPU_TUNING : GPU_TUNING } : {});
-const info = ctx.adapterInfo;
-console.log(`device: ${info.vendor} ${info.architecture} ${info.description}; shader-f16=${ctx.f16} subgroups=${ctx.subgroups}`);
+let gpu = await nodeGpu(); // also points Vulkan at a driver and installs the WebGPU globals
+if (flag('--unsafe')) gpu = create(['enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis']);
+const ctx = await GpuContext.create(gpu, tuningName ? { tuning: tuningName === 'cpu' ? CPU_TUNING : GPU_TUNING } : {});
+const info = ctx.adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number; subgroupMatrixConfigs?: unknown };
+console.log(`device: ${info.vendor} ${info.architecture} ${info.description}; shader-f16=${ctx.f16} subgroups=${ctx.subgroups} (${info.subgroupMinSize}..${info.subgroupMaxSize}) subgroup matrices=${ctx.subgroupMatrix}`);
+console.log(`features: ${[...ctx.adapter.features].sort().join(' ')}`);
+console.log(`subgroup matrix configs: ${JSON.stringify(info.subgroupMatrixConfigs ?? [])}`);
+console.log(`limits: storage binding ${ctx.limits.maxStorageBufferBindingSize}, workgroup storage ${ctx.limits.maxComputeWorkgroupStorageSize}`);
 console.log(`tuning: ${JSON.stringify(ctx.tuning)}`);
 const dtype = flag('--f32') ? 'f32' : 'f16';
 if (!only || only === 'linear') await benchLinear(ctx, dtype);
@@ -192,3 +255,4 @@ if (!only || only === 'overhead') await benchOverhead(ctx);
 const errors = ctx.takeErrors();
 if (errors.length) console.log('GPU errors:', errors);
 ctx.destroy();
+process.exit(0);

@@ -1,45 +1,45 @@
-// linear, GEMV path for few tokens (decode; memory bound):
-//   out[t, colOffset + n] = dot(x[t, :], w[n, :]) + (hasBias ? bias[colOffset + n] : 0)   for t < T, n < N
-// where w is one part of a weight (N of its rows) and colOffset the part's first row.
+// linear, GEMV path for few tokens (decode; memory bound), with the neighbouring elementwise work fused in:
+//   xin[t, :]  = x[t, :]                                            (NORM == 0)
+//              = x[t, :] g / sqrt(mean(x[t, :]^2) + eps)            (NORM == 1: RMSNorm of the input, weight g)
+//   y[t, r]    = dot(xin[t, :], w[r, :]) + (hasBias ? bias[colOffset + r] : 0)     for weight rows r
+//   out[t, colOffset + n] (+)= y[t, n]                              (GATED == 0; += when RESIDUAL == 1)
+//   out[t, n]             (+)= act(y[t, n]) y[t, upOffset + n]      (GATED == 1: gate rows n, up rows upOffset + n;
+//                                                                    act from lib/activation.wgsl: ACT)
+// for t < T and output columns n < N, where w is one part of a weight and colOffset the part's first row.
 //
-// Prelude (templated on weight dtype and vector width): XV the activation vector (vec4<f32> | f32) and VW its
-// width (4 | 1); WS the weight storage word and loadW(i) -> XV reading weight vector i (f16 weights are stored as
-// u32 pairs and unpacked with unpack2x16float, so they need no shader-f16); vdot(XV, XV) -> f32; TT tokens per
-// workgroup (a const: it sizes the accumulator array, and WGSL wants a const-expression there).
+// Params, GATED and RESIDUAL come from lib/linear.wgsl (with lib/activation.wgsl).
 //
-// Bindings: x     f32     [T, K]         read as XV
-//           w     f32|f16 [N, wStride]   read as WS words through loadW (wStride >= K; both multiples of VW)
-//           bias  f32 [>= colOffset + N]  (bound to a dummy when hasBias == 0)
+// Prelude (templated on weight dtype and reduction): WS the weight storage word; loadW8(c) -> array<vec4<f32>, 2>,
+// the c-th 8-element chunk of w (f16: one vec4<u32> of 8 halves, 16 bytes, unpacked with unpack2x16float, so no
+// shader-f16 is needed; f32: two vec4<f32>); laneSum(v, lid) -> vec4<f32>, the sum of v over the LANES threads of
+// lid's row group (subgroupShuffleXor butterfly when every subgroup holds whole row groups, else a shared-memory
+// tree); TT tokens per workgroup and R weight rows per row group (consts: they size the accumulator arrays).
+//
+// Bindings: x     f32 [T, K]          read as vec4s; K % 8 == 0
+//           w     f32|f16 [N, wStride] read as 8-element chunks; wStride % 8 == 0
+//           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
+//           g     f32 [K]              (a dummy when NORM == 0)
 //           out   f32 [T, outStride]
 //
-// Dispatch: workgroup g = wid.x + wid.z * nwg.x computes WG / SPLIT quads of columns (a quad: 4 weight rows, one
-// vec4 of outputs) for tokens wid.y * TT .. + TT - 1: quad q = lid / SPLIT covers columns 4 (g WG / SPLIT + q) ..
-// + 3. The SPLIT threads of a quad split K into VW-wide chunks (thread i takes chunks i, i + SPLIT, ...), so
-// neighbouring threads read neighbouring pieces of each weight row; a shared-memory tree adds their SPLIT partial
-// sums.
+// Dispatch: workgroup (g = wid.x + wid.z nwg.x, wid.y) serves tokens wid.y TT .. + TT - 1 (clamped to T - 1:
+// computed, never written) and WG / LANES row groups. Row group q = lid / LANES owns OPR = R (GATED: R / 2) output
+// columns n0 = (g WG / LANES + q) OPR .. + OPR - 1, i.e. R weight rows (GATED: the gate rows of those columns, then
+// their up rows). Its LANES threads split K into 8-element chunks (lane i takes chunks i, i + LANES, ...), so a warp
+// reads whole 16-byte words of consecutive chunks of a row; each thread keeps TT x R partial dots (and, for NORM,
+// TT partial sums of squares), which laneSum adds up.
 
-struct Params {
-  T: u32,
-  K: u32,
-  N: u32,
-  wStride: u32,
-  outStride: u32,
-  colOffset: u32,
-  hasBias: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<XV>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<WS>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-/** Threads per workgroup; a power of two. */
-override WG: u32 = 256;
-/** Threads per quad of rows; a power of two dividing WG. */
-override SPLIT: u32 = 256;
-
-var<workgroup> partial: array<array<vec4<f32>, TT>, WG>;
+/** Threads per workgroup; a multiple of LANES. */
+override WG: u32 = 128;
+/** Threads per row group (splitting K); a power of two. */
+override LANES: u32 = 32;
+/** 1: RMSNorm the input rows (g, p.eps) before the product. */
+override NORM: u32 = 0;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -47,61 +47,87 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let quads = WG / SPLIT;
-  let first = (wid.x + wid.z * nwg.x) * quads * 4u;
+  let opr = select(R, R / 2u, GATED == 1u); // output columns per row group
+  let groups = WG / LANES;
+  let first = (wid.x + wid.z * nwg.x) * groups * opr;
   if (first >= p.N) {
-    return;
+    return; // the whole workgroup: the reductions below stay in uniform control flow
   }
-  let q = lid / SPLIT;
-  let sl = lid % SPLIT;
-  let n0 = first + q * 4u;
+  let q = lid / LANES;
+  let lane = lid % LANES;
+  let n0 = first + q * opr;
   let t0 = wid.y * TT;
-  let kv = p.K / VW;
-  let ws = p.wStride / VW;
-  // Rows and tokens past the end are clamped to the last valid one: computed, never written.
-  let r0 = min(n0, p.N - 1u) * ws;
-  let r1 = min(n0 + 1u, p.N - 1u) * ws;
-  let r2 = min(n0 + 2u, p.N - 1u) * ws;
-  let r3 = min(n0 + 3u, p.N - 1u) * ws;
+  let kc = p.K / 8u; // chunks per row
+  let wc = p.wStride / 8u;
+  // Weight row of accumulator j (columns past N are clamped to the last one: computed, never written).
+  var row: array<u32, R>;
+  for (var j = 0u; j < R; j++) {
+    var r = min(n0 + j, p.N - 1u);
+    if (GATED == 1u) {
+      r = min(n0 + j % opr, p.N - 1u) + select(0u, p.upOffset, j >= opr);
+    }
+    row[j] = r * wc;
+  }
   var xr: array<u32, TT>;
-  for (var j = 0u; j < TT; j++) {
-    xr[j] = min(t0 + j, p.T - 1u) * kv;
+  for (var i = 0u; i < TT; i++) {
+    xr[i] = min(t0 + i, p.T - 1u) * (p.K / 4u);
   }
 
-  var acc: array<vec4<f32>, TT>;
-  for (var k = sl; k < kv; k += SPLIT) {
-    let w0 = loadW(r0 + k);
-    let w1 = loadW(r1 + k);
-    let w2 = loadW(r2 + k);
-    let w3 = loadW(r3 + k);
-    for (var j = 0u; j < TT; j++) {
-      let xv = x[xr[j] + k];
-      acc[j] += vec4<f32>(vdot(xv, w0), vdot(xv, w1), vdot(xv, w2), vdot(xv, w3));
+  var acc: array<array<f32, R>, TT>;
+  var ss: array<f32, TT>;
+  for (var c = lane; c < kc; c += LANES) {
+    var wv: array<array<vec4<f32>, 2>, R>;
+    for (var j = 0u; j < R; j++) {
+      wv[j] = loadW8(row[j] + c);
     }
-  }
-
-  partial[lid] = acc;
-  workgroupBarrier();
-  for (var s = SPLIT / 2u; s > 0u; s >>= 1u) {
-    if (sl < s) {
-      for (var j = 0u; j < TT; j++) {
-        partial[lid][j] += partial[lid + s][j];
+    var ga = vec4<f32>(1.0);
+    var gb = vec4<f32>(1.0);
+    if (NORM == 1u) {
+      ga = g[2u * c];
+      gb = g[2u * c + 1u];
+    }
+    for (var i = 0u; i < TT; i++) {
+      var xa = x[xr[i] + 2u * c];
+      var xb = x[xr[i] + 2u * c + 1u];
+      if (NORM == 1u) {
+        ss[i] += dot(xa, xa) + dot(xb, xb);
+        xa *= ga;
+        xb *= gb;
+      }
+      for (var j = 0u; j < R; j++) {
+        acc[i][j] += dot(xa, wv[j][0]) + dot(xb, wv[j][1]);
       }
     }
-    workgroupBarrier();
   }
 
-  for (var o = sl; o < TT * 4u; o += SPLIT) {
-    let j = o / 4u;
-    let r = o % 4u;
-    let t = t0 + j;
-    let n = n0 + r;
-    if (t < p.T && n < p.N) {
-      var y = partial[q * SPLIT][j][r];
-      if (p.hasBias != 0u) {
-        y += bias[p.colOffset + n];
+  for (var i = 0u; i < TT; i++) {
+    // Sums over the row group: four weight rows at a time, then the sum of squares.
+    var y: array<f32, R>;
+    for (var j0 = 0u; j0 < R; j0 += 4u) {
+      var v = vec4<f32>(0.0);
+      for (var c = 0u; c < 4u; c++) {
+        if (j0 + c < R) {
+          v[c] = acc[i][j0 + c];
+        }
       }
-      out[t * p.outStride + p.colOffset + n] = y;
+      v = laneSum(v, lid);
+      for (var c = 0u; c < 4u; c++) {
+        if (j0 + c < R) {
+          y[j0 + c] = v[c];
+        }
+      }
+    }
+    var scale = 1.0;
+    if (NORM == 1u) {
+      scale = inverseSqrt(laneSum(vec4<f32>(ss[i], 0.0, 0.0, 0.0), lid).x / f32(p.K) + p.eps);
+    }
+    let t = t0 + i;
+    if (lane == 0u && t < p.T) {
+      for (var j = 0u; j < R; j++) { // constant trip count: y stays in registers
+        if (j < opr && n0 + j < p.N) {
+          storeColumn(t, n0 + j, y[j] * scale, y[(j + opr) % R] * scale);
+        }
+      }
     }
   }
 }

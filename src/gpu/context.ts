@@ -15,6 +15,12 @@ export interface GpuContextOptions {
   f16?: boolean;
   /** Use subgroup operations in kernels that have a subgroup variant. Default: when the adapter has them. */
   subgroups?: boolean;
+  /**
+   * Use subgroup matrices (tensor cores) for linear with many tokens. Default: when the adapter has
+   * chromium-experimental-subgroup-matrix (Dawn exposes it only with its allow_unsafe_apis toggle) with 16 x 16 x 16
+   * f16 matrices accumulating in f32 and 32-wide subgroups. Products then round activations to f16.
+   */
+  subgroupMatrix?: boolean;
   powerPreference?: GPUPowerPreference;
   /** Workgroup and tile sizes; default: by device class ({@link defaultTuning}). */
   tuning?: KernelTuning;
@@ -33,6 +39,39 @@ const MAX_LIMITS = [
   'maxComputeWorkgroupsPerDimension',
   'maxUniformBufferBindingSize',
 ] as const;
+
+const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix';
+
+/** A subgroup-matrix configuration as Dawn reports it in GPUAdapterInfo.subgroupMatrixConfigs. */
+interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** Whether linear.mma.wgsl can run: 16 x 16 x 16 f16 -> f32 subgroup matrices and subgroups of exactly 32. */
+function hasSubgroupMatrix(adapter: GPUAdapter): boolean {
+  if (!adapter.features.has(SUBGROUP_MATRIX)) return false;
+  const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[]; subgroupMinSize?: number; subgroupMaxSize?: number };
+  if (info.subgroupMinSize !== 32 || info.subgroupMaxSize !== 32) return false;
+  return (info.subgroupMatrixConfigs ?? []).some(
+    (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16,
+  );
+}
+
+/** A plain copy of a GPUSupportedLimits (its attributes are getters on the prototype). */
+function copyLimits(limits: GPUSupportedLimits): GPUSupportedLimits {
+  const copy: Record<string, number> = {};
+  for (let o = limits; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
+    for (const key of Object.getOwnPropertyNames(o)) {
+      const value = (limits as unknown as Record<string, unknown>)[key];
+      if (typeof value === 'number' && !(key in copy)) copy[key] = value;
+    }
+  }
+  return copy as unknown as GPUSupportedLimits;
+}
 
 /** Errors kept from `uncapturederror` events (validation errors would otherwise surface as wrong numbers). */
 const MAX_KEPT_ERRORS = 32;
@@ -64,6 +103,8 @@ export class GpuContext {
     readonly f16: boolean,
     /** subgroups are enabled on the device and used by kernels. */
     readonly subgroups: boolean,
+    /** chromium-experimental-subgroup-matrix is enabled and linear uses it (see GpuContextOptions). */
+    readonly subgroupMatrix: boolean,
     tuning: KernelTuning,
   ) {
     this.tuning = tuning;
@@ -87,9 +128,12 @@ export class GpuContext {
     const f16 = (opts.f16 ?? true) && adapter.features.has('shader-f16');
     if (opts.f16 === true && !f16) throw new Error('WebGPU: f16 requested but the adapter lacks shader-f16');
     const subgroups = (opts.subgroups ?? true) && adapter.features.has('subgroups');
+    const subgroupMatrix = subgroups && f16 && (opts.subgroupMatrix ?? true) && hasSubgroupMatrix(adapter);
+    if (opts.subgroupMatrix === true && !subgroupMatrix) throw new Error('WebGPU: subgroup matrices requested but the adapter lacks 16x16x16 f16 ones');
     const requiredFeatures: GPUFeatureName[] = [];
     if (f16) requiredFeatures.push('shader-f16');
     if (subgroups) requiredFeatures.push('subgroups' as GPUFeatureName);
+    if (subgroupMatrix) requiredFeatures.push(SUBGROUP_MATRIX as GPUFeatureName);
     const requiredLimits: Record<string, number> = {};
     const adapterLimits = adapter.limits as unknown as Record<string, number>;
     for (const name of MAX_LIMITS) {
@@ -97,20 +141,32 @@ export class GpuContext {
       if (typeof value === 'number') requiredLimits[name] = value;
     }
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webgpu-llm' });
-    return new GpuContext(gpu, adapter, device, f16, subgroups, opts.tuning ?? defaultTuning(adapter.info));
+    return new GpuContext(gpu, adapter, device, f16, subgroups, subgroupMatrix, opts.tuning ?? defaultTuning(adapter.info));
   }
 
+  /**
+   * The device's limits, read once: Dawn's `device.limits` builds a new object on every access, too slow for the
+   * per-dispatch checks of the ops.
+   */
   get limits(): GPUSupportedLimits {
-    return this.device.limits;
+    return (this.cachedLimits ??= copyLimits(this.device.limits));
   }
+
+  private cachedLimits: GPUSupportedLimits | undefined;
 
   get adapterInfo(): GPUAdapterInfo {
     return this.adapter.info;
   }
 
+  /** The smallest subgroup the device may run (1 when unknown or without subgroups). */
+  get subgroupMinSize(): number {
+    const info = this.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number };
+    return this.subgroups ? (info.subgroupMinSize ?? 1) : 1;
+  }
+
   /** Largest storage binding in bytes (a Weight part or a bound tensor range never exceeds it). */
   get maxBinding(): number {
-    return this.device.limits.maxStorageBufferBindingSize;
+    return this.limits.maxStorageBufferBindingSize;
   }
 
   private readonly scratch = new Map<string, GPUBuffer>();

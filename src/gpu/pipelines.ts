@@ -155,10 +155,25 @@ export class PipelineCache {
     return id;
   }
 
+  /**
+   * `|buffer:offset:size` of a binding, kept per binding object: ops reuse them (bindTensor, wholeBuffer), so the
+   * per-dispatch key costs a lookup. Binding objects must not be mutated after use.
+   */
+  private bindingKey(b: BufferBinding): string {
+    let key = this.bindingKeys.get(b);
+    if (key === undefined) {
+      key = `|${this.bufferId(b.buffer)}:${b.offset}:${b.size}`;
+      this.bindingKeys.set(b, key);
+    }
+    return key;
+  }
+
+  private readonly bindingKeys = new WeakMap<BufferBinding, string>();
+
   /** The bind group for `layout` binding the uniform slot of `paramsSize` bytes of `uniforms`, then `bindings`. */
   bindGroup(layout: CachedLayout, uniforms: GPUBuffer, paramsSize: number, bindings: readonly BufferBinding[]): GPUBindGroup {
     let key = `${layout.id}|${this.bufferId(uniforms)}:${paramsSize}`;
-    for (const b of bindings) key += `|${this.bufferId(b.buffer)}:${b.offset}:${b.size}`;
+    for (const b of bindings) key += this.bindingKey(b);
     let group = this.bindGroups.get(key);
     if (!group) {
       if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();

@@ -83,7 +83,10 @@ export async function readTensor(ctx: GpuContext, t: Tensor, count = numel(t.sha
  * preallocated tensors (maximum shapes) and give ops the runtime sizes as arguments.
  */
 export function bindTensor(ctx: GpuContext, t: Tensor, what = 'tensor'): BufferBinding {
-  const limits = ctx.device.limits;
+  // Ops bind the same (long-lived) tensors every step: the checked binding is kept with the tensor.
+  const cached = bindings.get(t);
+  if (cached && cached.buffer === t.buffer && cached.offset === t.offset) return cached;
+  const limits = ctx.limits;
   if (t.offset % limits.minStorageBufferOffsetAlignment !== 0) {
     throw new Error(`${what}: offset ${t.offset} is not a multiple of ${limits.minStorageBufferOffsetAlignment}`);
   }
@@ -91,8 +94,13 @@ export function bindTensor(ctx: GpuContext, t: Tensor, what = 'tensor'): BufferB
   if (t.offset + size > t.buffer.size || size > limits.maxStorageBufferBindingSize) {
     throw new Error(`${what}: [${t.shape}] ${t.dtype} at offset ${t.offset} does not fit its buffer or one binding`);
   }
-  return { buffer: t.buffer, offset: t.offset, size };
+  const binding = { buffer: t.buffer, offset: t.offset, size };
+  bindings.set(t, binding);
+  return binding;
 }
+
+/** bindTensor's results by tensor (tensors are treated as immutable once bound). */
+const bindings = new WeakMap<Tensor, BufferBinding>();
 
 /** Whether two tensors start at the same byte of the same buffer (an in-place op). */
 export const sameStart = (a: Tensor, b: Tensor): boolean => a.buffer === b.buffer && a.offset === b.offset;
@@ -118,7 +126,7 @@ export function createWeight(
 ): Weight {
   const rowStride = dtype === 'f16' ? alignUp(cols, 2) : cols;
   const rowBytes = rowStride * dtypeBytes(dtype);
-  const cap = Math.min(opts.maxPartBytes ?? Infinity, ctx.maxBinding, ctx.device.limits.maxBufferSize);
+  const cap = Math.min(opts.maxPartBytes ?? Infinity, ctx.maxBinding, ctx.limits.maxBufferSize);
   const partRows = Math.floor(cap / rowBytes);
   if (partRows < 1) throw new Error(`${label}: a row of ${rowBytes} bytes exceeds one storage binding (${cap} bytes)`);
   const parts: Weight['parts'] = [];

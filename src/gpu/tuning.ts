@@ -5,11 +5,27 @@
  * bench/ops.ts is where the numbers come from.
  */
 export interface KernelTuning {
-  /** linear: the largest token count served by the GEMV kernel (threads split K; one weight read per 4 tokens). */
+  /** linear: the largest token count served by the GEMV kernel (each weight row read once per gemvTokens tokens). */
   gemvMaxTokens: number;
-  /** linear GEMV: threads per workgroup, and threads sharing one quad of weight rows (powers of two, split <= workgroup). */
+  /**
+   * linear GEMV: threads per workgroup, threads per row group (splitting K in 16-byte chunks; a power of two; and
+   * for rows of gemvLongK or more, gemvLongLanes), weight rows per row group (1, 2 or 4; gated weights need 2 or
+   * 4), and tokens per workgroup (a power of two).
+   */
   gemvWorkgroup: number;
-  gemvSplit: number;
+  gemvLanes: number;
+  gemvLongK: number;
+  gemvLongLanes: number;
+  gemvRows: number;
+  gemvTokens: number;
+  /**
+   * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
+   * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for mmaMinTokens <= T <= mmaMaxTokens (0: never),
+   * with tiles of [WM, WN] blocks of 16 x 16 outputs per workgroup (one subgroup; WN even).
+   */
+  mmaMinTokens: number;
+  mmaMaxTokens: number;
+  mmaTile: [number, number];
   /**
    * linear for more tokens: 'registers' (linear.tiled.wgsl: register blocks, no shared memory; best on CPU
    * drivers) or 'shared' (linear.gemm.wgsl: shared-memory tiles; for GPUs; needs K % 4 == 0, else 'registers').
@@ -18,10 +34,19 @@ export interface KernelTuning {
   /** Register-blocked kernel: workgroup (x threads over columns, y threads over tokens), tokens per thread. */
   tiledWorkgroup: [number, number];
   tiledTokens: number;
-  /** Shared-memory kernel: workgroup (each thread a 4 x 4 block: tiles of 4 WY tokens x 4 WX columns) and K step. */
+  /**
+   * Shared-memory kernel: workgroup (each thread a 4 x 4 block: tiles of 4 WY tokens x 4 WX columns) and K step;
+   * up to gemmSmallTokens tokens, gemmSmallWorkgroup (smaller tiles: more workgroups for a few tokens).
+   */
   gemmWorkgroup: [number, number];
+  gemmSmallTokens: number;
+  gemmSmallWorkgroup: [number, number];
   gemmK: number;
-  /** Paged attention: threads per workgroup (a power of two), and the most q heads (of one kv head) it serves. */
+  /**
+   * Paged attention: the subgroup kernel (when the device has subgroups; else the portable one), threads per
+   * workgroup (a power of two, at least 32 for the subgroup kernel), and the most q heads (of one kv head) it serves.
+   */
+  attentionSubgroups: boolean;
   attentionWorkgroup: number;
   attentionHeads: number;
   /**
@@ -38,17 +63,28 @@ export interface KernelTuning {
 
 export const GPU_TUNING: KernelTuning = {
   gemvMaxTokens: 8,
-  gemvWorkgroup: 256,
-  gemvSplit: 64,
+  gemvWorkgroup: 128,
+  gemvLanes: 32,
+  gemvLongK: 4096,
+  gemvLongLanes: 64,
+  gemvRows: 2,
+  gemvTokens: 4,
+  // H200: 1.5-3x faster than linear.gemm for 16-64 tokens, on par at 512 (bench/ops.ts).
+  mmaMinTokens: 9,
+  mmaMaxTokens: 64,
+  mmaTile: [1, 2],
   matmul: 'shared',
   tiledWorkgroup: [8, 8],
   tiledTokens: 4,
   gemmWorkgroup: [16, 16],
+  gemmSmallTokens: 0, // 8 x 8 tiles measured slower at 64 tokens on an H200
+  gemmSmallWorkgroup: [8, 8],
   gemmK: 16,
-  attentionWorkgroup: 64,
+  attentionSubgroups: true,
+  attentionWorkgroup: 128,
   attentionHeads: 8,
   attentionSplitBelow: 256,
-  attentionSplitKeys: 256,
+  attentionSplitKeys: 32,
   attentionMaxSplits: 32,
   rowWorkgroup: 256,
 };
@@ -56,12 +92,22 @@ export const GPU_TUNING: KernelTuning = {
 export const CPU_TUNING: KernelTuning = {
   gemvMaxTokens: 4,
   gemvWorkgroup: 16,
-  gemvSplit: 16,
+  gemvLanes: 8,
+  gemvLongK: 1 << 30,
+  gemvLongLanes: 8,
+  gemvRows: 2,
+  gemvTokens: 4,
+  mmaMinTokens: 0,
+  mmaMaxTokens: 0,
+  mmaTile: [1, 2],
   matmul: 'registers',
   tiledWorkgroup: [8, 8],
   tiledTokens: 8,
   gemmWorkgroup: [8, 8],
+  gemmSmallTokens: 0,
+  gemmSmallWorkgroup: [8, 8],
   gemmK: 16,
+  attentionSubgroups: true,
   attentionWorkgroup: 16,
   attentionHeads: 4,
   attentionSplitBelow: 0,

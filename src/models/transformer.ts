@@ -17,6 +17,11 @@
  *     x = x + m Wdown^T + bd;  post-norm: x = norm2(x)
  *   xs = final_norm(x[rows to sample])   (logits(), per chunk of rows)                                    xs: [S, H]
  *   logits = xs Wlm^T                                                     logits: [S, V]
+ *
+ * Per-step cost at decode is mostly per dispatch, so neighbouring work is fused into the projections (see
+ * ops.linear): a pre-norm RMSNorm runs inside the projection that reads it, act(gate) * up inside the gate/up
+ * projection, the residual adds inside the o and down projections, and rope inside the KV-cache write. A Llama
+ * layer is then 6 dispatches: qkv, rope + cache, attention, o, gate/up, down.
  */
 import type { ModelConfig } from '../config/model-config.js';
 import type { Recorder } from '../gpu/recorder.js';
@@ -111,31 +116,31 @@ export class Transformer {
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l];
       // Attention block.
-      const attnIn = cfg.preNorm ? this.norm(rec, a.x, L.attnNorm, a.h, T) : a.x;
-      ops.linear(rec, attnIn, L.qkv, L.qkvBias, a.qkv, T);
+      ops.linear(rec, this.normIn(rec, a, L.attnNorm, T), L.qkv, L.qkvBias, a.qkv, T, this.normOpts(L.attnNorm));
       if (L.qNorm && L.kNorm) ops.qkNorm(rec, a.qkv, L.qNorm, L.kNorm, T, this.layout, cfg.normEps);
       if (cfg.rope && this.invFreq) {
-        ops.rope(rec, a.qkv, inp.positions, this.invFreq, T, this.layout, cfg.rope.rotaryDim, cfg.rope.attentionScaling ?? 1);
+        const { rotaryDim, attentionScaling } = cfg.rope;
+        ops.ropeCacheKV(rec, a.qkv, inp.positions, this.invFreq, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout, rotaryDim, attentionScaling ?? 1);
+      } else {
+        ops.cacheKV(rec, a.qkv, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout);
       }
-      ops.cacheKV(rec, a.qkv, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout);
       ops.pagedAttention(rec, a.qkv, cache.k[l], cache.v[l], inp, a.attn, T, this.layout, {
         scale: 1 / Math.sqrt(cfg.headDim),
         slidingWindow: cfg.slidingWindow,
         blockSize: cache.blockSize,
         maxBlocksPerSeq: inp.maxBlocksPerSeq,
       });
-      ops.linear(rec, a.attn, L.o, L.oBias, a.h, T);
-      ops.add(rec, a.x, a.h, a.x, T * H);
-      if (!cfg.preNorm) this.postNorm(rec, a, L.attnNorm, T);
+      this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T);
 
       // MLP block.
-      const mlpIn = cfg.preNorm ? this.norm(rec, a.x, L.mlpNorm, a.h, T) : a.x;
-      ops.linear(rec, mlpIn, L.up, L.upBias, a.up, T);
-      if (cfg.gatedMlp) ops.gatedAct(rec, a.up, a.act, T, cfg.intermediateSize, gatedActName(cfg.act));
-      else ops.act(rec, a.up, a.act, T * cfg.intermediateSize, plainActName(cfg.act));
-      ops.linear(rec, a.act, L.down, L.downBias, a.h, T);
-      ops.add(rec, a.x, a.h, a.x, T * H);
-      if (!cfg.preNorm) this.postNorm(rec, a, L.mlpNorm, T);
+      const mlpIn = this.normIn(rec, a, L.mlpNorm, T);
+      if (cfg.gatedMlp) {
+        ops.linear(rec, mlpIn, L.up, L.upBias, a.act, T, { ...this.normOpts(L.mlpNorm), gated: gatedActName(cfg.act) });
+      } else {
+        ops.linear(rec, mlpIn, L.up, L.upBias, a.up, T, this.normOpts(L.mlpNorm));
+        ops.act(rec, a.up, a.act, T * cfg.intermediateSize, plainActName(cfg.act));
+      }
+      this.residual(rec, a, a.act, L.down, L.downBias, L.mlpNorm, T);
     }
   }
 
@@ -143,8 +148,33 @@ export class Transformer {
   logits(rec: Recorder, rows: Tensor /* u32 [S] */, S: number, a: Activations): void {
     const w = this.weights;
     ops.gatherRows(rec, a.x, rows, a.xs, S, this.cfg.hiddenSize);
-    const last = w.finalNorm ? this.norm(rec, a.xs, w.finalNorm, a.xsNorm, S) : a.xs;
+    const n = w.finalNorm;
+    if (n && this.cfg.norm === 'rms') {
+      ops.linear(rec, a.xs, w.lmHead, null, a.logits, S, { rmsNorm: { weight: n.weight, eps: this.cfg.normEps } });
+      return;
+    }
+    const last = n ? this.norm(rec, a.xs, n, a.xsNorm, S) : a.xs;
     ops.linear(rec, last, w.lmHead, null, a.logits, S);
+  }
+
+  /**
+   * A pre-norm block's input: with RMSNorm, the residual stream itself (linear normalises it on the fly, see
+   * normOpts); with LayerNorm, its normalised copy in `a.h`; post-norm, the stream as is.
+   */
+  private normIn(rec: Recorder, a: Activations, n: Norm, T: number): Tensor {
+    if (!this.cfg.preNorm || this.cfg.norm === 'rms') return a.x;
+    return this.norm(rec, a.x, n, a.h, T);
+  }
+
+  /** linear's fused RMSNorm for a pre-norm block's input (nothing for LayerNorm or post-norm). */
+  private normOpts(n: Norm): ops.LinearOptions {
+    return this.cfg.preNorm && this.cfg.norm === 'rms' ? { rmsNorm: { weight: n.weight, eps: this.cfg.normEps } } : {};
+  }
+
+  /** x += input W^T + b (the block's output projection), then the post-norm (x = norm(x)) when the model has it. */
+  private residual(rec: Recorder, a: Activations, input: Tensor, w: Weight, b: Tensor | null, n: Norm, T: number): void {
+    ops.linear(rec, input, w, b, a.x, T, { residual: true });
+    if (!this.cfg.preNorm) this.postNorm(rec, a, n, T);
   }
 
   /** Post-LN (OPT with do_layer_norm_before false): x = norm(x), through h since LayerNorm is not in place. */

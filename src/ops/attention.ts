@@ -2,10 +2,11 @@
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../gpu/tensor.js';
 import attentionSource from '../../shaders/paged_attention.wgsl';
+import attentionSubgroupSource from '../../shaders/paged_attention.subgroup.wgsl';
 import combineSource from '../../shaders/paged_attention.combine.wgsl';
 import cacheSource from '../../shaders/cache_kv.wgsl';
 import ropeCacheSource from '../../shaders/rope_cache_kv.wgsl';
-import { expectTensor, grid, isPowerOfTwo } from './common.js';
+import { expectTensor, grid, isPowerOfTwo, wholeBuffer } from './common.js';
 import type { QkvLayout } from './rope.js';
 
 const CACHE_WG = 256;
@@ -18,8 +19,8 @@ const cacheWritePrelude = (kt: 'f32' | 'f16'): string =>
     ? 'alias KS = u32;\nconst EPW = 2u;\nfn pack(v: vec2<f32>) -> KS { return pack2x16float(v); }\n'
     : 'alias KS = f32;\nconst EPW = 1u;\nfn pack(v: vec2<f32>) -> KS { return v.x; }\n';
 
-/** paged_attention.wgsl's prelude: vec4 reads of the caches, q heads per workgroup, output vec4s per thread. */
-function attentionPrelude(kt: 'f32' | 'f16', wg: number, gt: number): string {
+/** The attention kernels' prelude: vec4 reads of the caches and q heads per workgroup. */
+function cachePrelude(kt: 'f32' | 'f16', gt: number): string {
   const read =
     kt === 'f16'
       ? (c: string) => `let v = ${c}[i]; return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));`
@@ -27,9 +28,20 @@ function attentionPrelude(kt: 'f32' | 'f16', wg: number, gt: number): string {
   return `alias KS = ${kt === 'f16' ? 'vec2<u32>' : 'vec4<f32>'};
 fn loadK(i: u32) -> vec4<f32> { ${read('kCache')} }
 fn loadV(i: u32) -> vec4<f32> { ${read('vCache')} }
-const DPT = ${Math.ceil(MAX_HEAD_DIM / 4 / wg)}u;
 const GT = ${gt}u;
 `;
+}
+
+/**
+ * Lanes per key of paged_attention.subgroup.wgsl for head dim D: one vec4 each up to the subgroup's (or 32) width,
+ * a power of two; 0 when the portable kernel must run (no subgroups).
+ */
+function keyLanes(rec: Recorder, D: number): number {
+  const { ctx } = rec;
+  if (!ctx.subgroups || !ctx.tuning.attentionSubgroups) return 0;
+  let dl = 1;
+  while (dl < D / 4 && dl < 32 && dl < ctx.subgroupMinSize) dl *= 2;
+  return dl;
 }
 
 function cacheDtype(kCache: Tensor, vCache: Tensor, what: string): 'f32' | 'f16' {
@@ -193,16 +205,21 @@ export function pagedAttention(
   const G = nH / nKv;
   const perKv = Math.ceil(G / tune.attentionHeads);
   const gt = Math.ceil(G / perKv);
-  const key = `paged_attention.${kt}.${wg}.${gt}`;
+  const dl = keyLanes(rec, D);
+  const D4 = D / 4;
+  const epl = Math.ceil(D4 / Math.max(dl, 1));
+  const key = dl ? `paged_attention.subgroup.${kt}.${wg}.${gt}.${dl}.${epl}` : `paged_attention.${kt}.${wg}.${gt}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: attentionSource,
-    prelude: attentionPrelude(kt, wg, gt),
+    code: dl ? attentionSubgroupSource : attentionSource,
+    prelude: dl
+      ? `enable subgroups;\n${cachePrelude(kt, gt)}const EPL = ${epl}u;\n`
+      : `${cachePrelude(kt, gt)}const DPT = ${Math.ceil(MAX_HEAD_DIM / 4 / wg)}u;\n`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write'],
     params: 'uuuuuuuufuuu',
-    constants: { WG: wg },
+    constants: (dl ? { WG: wg, DL: dl } : { WG: wg }) as Record<string, number>,
   }));
-  if (T > ctx.device.limits.maxComputeWorkgroupsPerDimension) throw new Error(`pagedAttention: ${T} tokens exceed one dispatch`);
+  if (T > ctx.limits.maxComputeWorkgroupsPerDimension) throw new Error(`pagedAttention: ${T} tokens exceed one dispatch`);
   const window = opts.slidingWindow ?? 0;
 
   // Split-K when the step has too few workgroups to fill the device (few tokens, long contexts).
@@ -212,13 +229,14 @@ export function pagedAttention(
   let partLen = span;
   if (T * nKv * perKv < tune.attentionSplitBelow && span > tune.attentionSplitKeys) {
     splits = Math.min(tune.attentionMaxSplits, Math.ceil(span / tune.attentionSplitKeys));
-    partLen = Math.ceil(span / splits / wg) * wg;
+    // Pieces of whole rounds of keys: WG keys at a time (portable kernel), WG / DL (subgroup kernel).
+    const round = dl ? wg / dl : wg;
+    partLen = Math.ceil(span / splits / round) * round;
     splits = Math.ceil(span / partLen);
   }
-  const D4 = D / 4;
   const partials = splits > 1 ? ctx.scratchBuffer('attention partials', T * nH * splits * (1 + D4) * 16) : ctx.dummy;
   const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, window, opts.scale, perKv, splits, partLen];
-  const partialsBinding = { buffer: partials, offset: 0, size: partials.size };
+  const partialsBinding = wholeBuffer(partials);
   const bindings = [
     bindTensor(ctx, qkv),
     bindTensor(ctx, kCache),

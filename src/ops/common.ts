@@ -8,7 +8,7 @@ import { numel, type DType, type Tensor } from '../gpu/tensor.js';
  * index as wid.x + wid.y * nwg.x and skip the (fewer than x) extra workgroups.
  */
 export function grid(ctx: GpuContext, groups: number): [number, number] {
-  const max = ctx.device.limits.maxComputeWorkgroupsPerDimension;
+  const max = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (groups <= max) return [groups, 1];
   const y = Math.ceil(groups / max);
   return [Math.ceil(groups / y), y];
@@ -20,8 +20,17 @@ export function expectTensor(t: Tensor, dtype: DType, count: number, what: strin
   if (numel(t.shape) < count) throw new Error(`${what}: [${t.shape}] holds fewer than ${count} elements`);
 }
 
-/** The whole buffer as a binding (weight parts, caches in buffers of their own). */
-export const wholeBuffer = (buffer: GPUBuffer): BufferBinding => ({ buffer, offset: 0, size: buffer.size });
+/** The whole buffer as a binding (weight parts, caches in buffers of their own); one object per buffer. */
+export function wholeBuffer(buffer: GPUBuffer): BufferBinding {
+  let b = whole.get(buffer);
+  if (!b) {
+    b = { buffer, offset: 0, size: buffer.size };
+    whole.set(buffer, b);
+  }
+  return b;
+}
+
+const whole = new WeakMap<GPUBuffer, BufferBinding>();
 
 export const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 

@@ -15,7 +15,8 @@ const ELEMENTWISE_WG = 256;
 const ACT_CODES = { relu: 0, gelu: 1, gelu_new: 2, gelu_tanh: 2, gelu_pytorch_tanh: 2, silu: 3 } as const;
 export type Activation = keyof typeof ACT_CODES;
 
-function actCode(act: string): number {
+/** The ACT override of shaders/lib/activation.wgsl for an activation name. */
+export function actCode(act: string): number {
   const code = (ACT_CODES as Record<string, number>)[act];
   if (code === undefined) throw new Error(`unknown activation '${act}' (known: ${Object.keys(ACT_CODES).join(', ')})`);
   return code;

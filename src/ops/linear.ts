@@ -1,103 +1,287 @@
 /**
- * linear: y = x W^T + b, with W a {@link Weight} in HF [out, in] layout, f32 or f16.
+ * linear: y = x W^T + b, with W a {@link Weight} in HF [out, in] layout, f32 or f16, and the elementwise work
+ * around it fused in where the kernel allows (see {@link LinearOptions}): the input's RMSNorm, a gated MLP's
+ * act(gate) * up, a residual add.
  *
- * Three kernels, picked by the token count T and the device's tuning:
- * - GEMV (`shaders/linear.gemv.wgsl`, T <= tuning.gemvMaxTokens): decode is memory bound, so each quad of
- *   weight rows is read once with vector loads by tuning.gemvSplit threads splitting K, for up to 4 tokens.
+ * Four kernels, picked by the token count T, the shapes and the device (ctx.tuning, ctx.subgroupMatrix):
+ * - GEMV (`shaders/linear.gemv.wgsl`, T <= tuning.gemvMaxTokens, K % 8 == 0): decode is memory bound, so each
+ *   weight row is read once, in 16-byte chunks spread over tuning.gemvLanes threads, for up to
+ *   tuning.gemvTokens tokens; RMSNorm, gating and the residual are fused.
+ * - subgroup matrices (`shaders/linear.mma.wgsl`, f16 weights, tuning.mmaMinTokens <= T <= tuning.mmaMaxTokens,
+ *   when the device has chromium-experimental-subgroup-matrix): tensor cores on an f16 copy of x
+ *   (`shaders/cast_f16.wgsl`), products accumulated in f32.
  * - shared-memory tiles (`shaders/linear.gemm.wgsl`, tuning.matmul 'shared', GPUs): a workgroup stages x and w
  *   tiles in shared memory and each thread accumulates a 4 x 4 block.
- * - register-blocked (`shaders/linear.tiled.wgsl`, tuning.matmul 'registers', CPU drivers): each thread keeps a
- *   tuning.tiledTokens x 4 block of outputs in registers and walks K with vec4 loads, no shared memory.
- * A weight split into parts is one dispatch per part, each writing its column range of the output.
+ * - register-blocked (`shaders/linear.tiled.wgsl`, tuning.matmul 'registers', CPU drivers, and any K): each thread
+ *   keeps a tuning.tiledTokens x 4 block of outputs in registers and walks K with vec4 loads, no shared memory.
+ * All of them fuse gating and the residual; the RMSNorm outside the GEMV is a separate rmsNorm dispatch into a
+ * scratch tensor. A weight split into parts is one dispatch per part, each writing its column range of the output.
  */
 import type { KernelSource } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor, type Weight } from '../gpu/tensor.js';
+import activationLib from '../../shaders/lib/activation.wgsl';
+import linearLib from '../../shaders/lib/linear.wgsl';
+import laneSumSubgroup from '../../shaders/lib/lane_sum.subgroup.wgsl';
+import laneSumShared from '../../shaders/lib/lane_sum.shared.wgsl';
 import gemvSource from '../../shaders/linear.gemv.wgsl';
 import tiledSource from '../../shaders/linear.tiled.wgsl';
 import gemmSource from '../../shaders/linear.gemm.wgsl';
+import mmaSource from '../../shaders/linear.mma.wgsl';
+import castSource from '../../shaders/cast_f16.wgsl';
+import { actCode, gatedAct, type Activation } from './elementwise.js';
 import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
+import { rmsNorm } from './norm.js';
 
-/** Tokens per GEMV workgroup for T tokens: 1 and 2 avoid computing clamped duplicates. */
-const gemvTokens = (T: number): number => (T <= 1 ? 1 : T === 2 ? 2 : 4);
+/** Fused work around the product. */
+export interface LinearOptions {
+  /** RMSNorm each input row first: x[t, :] * weight / sqrt(mean(x[t, :]^2) + eps), weight f32 [K]. */
+  rmsNorm?: { weight: Tensor; eps: number };
+  /**
+   * A gated MLP: W holds 2 I rows (the gate projection's, then the up projection's), and out[t, n] =
+   * act(gate[t, n]) * up[t, n] for n < I, so out is [T, I].
+   */
+  gated?: Activation;
+  /** Add into out (a residual): out[t, n] += result. */
+  residual?: boolean;
+}
 
-function linearKernel(rec: Recorder, path: 'gemv' | 'tiled' | 'gemm', dtype: 'f32' | 'f16', vw: 1 | 4, T: number) {
-  const tune = rec.ctx.tuning;
+type Path = 'gemv' | 'mma' | 'gemm' | 'tiled';
+
+const PARAMS = 'uuuuuuuuf';
+const BINDINGS = ['read', 'read', 'read', 'write'] as const;
+
+/** Tokens per GEMV workgroup: the fewest of 1, 2, 4, ... that covers T, at most tuning.gemvTokens. */
+function gemvTokens(T: number, max: number): number {
+  let tt = 1;
+  while (tt < T && tt < max) tt *= 2;
+  return tt;
+}
+
+/** WGSL for reading 8-element chunks of a weight: loadW8(c) -> array<vec4<f32>, 2> (see linear.gemv.wgsl). */
+function chunkPrelude(dtype: 'f32' | 'f16'): string {
+  return dtype === 'f16'
+    ? `alias WS = vec4<u32>;
+fn loadW8(c: u32) -> array<vec4<f32>, 2> {
+  let v = w[c];
+  return array<vec4<f32>, 2>(vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
+}
+`
+    : `alias WS = vec4<f32>;
+fn loadW8(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w[2u * c], w[2u * c + 1u]); }
+`;
+}
+
+/** Weight rows per GEMV row group: a gated one needs a gate and an up row at least. */
+const gemvRows = (tune: Recorder['ctx']['tuning'], f: Fusion): number => (f.gated >= 0 ? Math.max(2, tune.gemvRows) : tune.gemvRows);
+
+interface Fusion {
+  norm: boolean;
+  gated: number; // activation code, -1 when not gated
+  residual: boolean;
+}
+
+/** GEMV threads per row group for rows of K: more for long rows (more loads in flight per row). */
+const gemvLanes = (tune: Recorder['ctx']['tuning'], K: number): number => (K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes);
+
+function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, f: Fusion) {
+  const { ctx } = rec;
+  const tune = ctx.tuning;
+  const fused = { GATED: f.gated >= 0 ? 1 : 0, RESIDUAL: f.residual ? 1 : 0, ACT: Math.max(0, f.gated) };
+  const fkey = `${f.norm ? 'n' : ''}${f.gated >= 0 ? `g${f.gated}` : ''}${f.residual ? 'r' : ''}`;
+  const lib = `${activationLib}\n${linearLib}\n`;
   let key: string;
   let make: () => KernelSource;
-  const common = { bindings: ['read', 'read', 'read', 'write'] as const, params: 'uuuuuuu' };
   if (path === 'gemv') {
-    const tokens = gemvTokens(T);
-    key = `linear.gemv.${dtype}.${vw}.${tokens}.${tune.gemvWorkgroup}.${tune.gemvSplit}`;
+    const tt = gemvTokens(T, tune.gemvTokens);
+    const rows = gemvRows(tune, f);
+    const lanes = gemvLanes(tune, K);
+    // The butterfly needs every subgroup to hold whole row groups.
+    const subgroup = ctx.subgroups && ctx.subgroupMinSize >= lanes;
+    key = `linear.gemv.${dtype}.${tt}.${tune.gemvWorkgroup}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}`;
     make = () => ({
       name: key,
-      code: gemvSource,
-      prelude: `${weightPrelude(dtype, vw)}const TT = ${tokens}u;\n`,
-      constants: { WG: tune.gemvWorkgroup, SPLIT: tune.gemvSplit },
-      ...common,
+      code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvSource}`,
+      prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
+      constants: { WG: tune.gemvWorkgroup, LANES: lanes, NORM: f.norm ? 1 : 0, ...fused },
+      bindings: ['read', 'read', 'read', 'read', 'write'],
+      params: PARAMS,
+    });
+  } else if (path === 'mma') {
+    const [wm, wn] = tune.mmaTile;
+    key = `linear.mma.${wm}x${wn}.${fkey}`;
+    make = () => ({
+      name: key,
+      code: `${lib}\n${mmaSource}`,
+      prelude: `enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\nconst WM = ${wm}u;\nconst WN = ${wn}u;\n`,
+      constants: fused,
+      bindings: BINDINGS,
+      params: PARAMS,
     });
   } else if (path === 'gemm') {
-    const [wx, wy] = tune.gemmWorkgroup;
-    key = `linear.gemm.${dtype}.${wx}x${wy}.${tune.gemmK}`;
+    const [wx, wy] = gemmWorkgroup(tune, T);
+    key = `linear.gemm.${dtype}.${wx}x${wy}.${tune.gemmK}.${fkey}`;
     make = () => ({
       name: key,
-      code: gemmSource,
+      code: `${lib}\n${gemmSource}`,
       prelude: weightPrelude(dtype, 4),
-      constants: { WX: wx, WY: wy, BK: tune.gemmK },
-      ...common,
+      constants: { WX: wx, WY: wy, BK: tune.gemmK, ...fused },
+      bindings: BINDINGS,
+      params: PARAMS,
     });
   } else {
     const [wx, wy] = tune.tiledWorkgroup;
-    key = `linear.tiled.${dtype}.${vw}.${tune.tiledTokens}.${wx}x${wy}`;
+    key = `linear.tiled.${dtype}.${vw}.${tune.tiledTokens}.${wx}x${wy}.${fkey}`;
     make = () => ({
       name: key,
-      code: tiledSource,
+      code: `${lib}\n${tiledSource}`,
       prelude: `${weightPrelude(dtype, vw)}const TM = ${tune.tiledTokens}u;\n`,
-      constants: { WX: wx, WY: wy },
-      ...common,
+      constants: { WX: wx, WY: wy, ...fused },
+      bindings: BINDINGS,
+      params: PARAMS,
     });
   }
-  return rec.ctx.pipelines.kernel(key, make);
+  return ctx.pipelines.kernel(key, make);
+}
+
+/** The shared-memory kernel's workgroup for T tokens. */
+const gemmWorkgroup = (tune: Recorder['ctx']['tuning'], T: number): [number, number] =>
+  T <= tune.gemmSmallTokens ? tune.gemmSmallWorkgroup : tune.gemmWorkgroup;
+
+/** The kernel for T tokens of x [T, K] times w. */
+function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: number): Path {
+  const { ctx } = rec;
+  const tune = ctx.tuning;
+  const K = w.cols;
+  const chunks = K % 8 === 0 && w.rowStride % 8 === 0;
+  if (T <= tune.gemvMaxTokens && chunks) return 'gemv';
+  if (
+    ctx.subgroupMatrix &&
+    tune.mmaMinTokens > 0 &&
+    T >= tune.mmaMinTokens &&
+    T <= tune.mmaMaxTokens &&
+    w.dtype === 'f16' &&
+    K % 32 === 0 &&
+    w.rowStride % 8 === 0 &&
+    w.parts.every((part) => part.rows >= 16 && (gatedRows === 0 || gatedRows >= 16))
+  ) {
+    return 'mma';
+  }
+  return tune.matmul === 'shared' && vw === 4 ? 'gemm' : 'tiled';
 }
 
 /**
- * out[t, :] = x[t, :] W^T + bias for t < T.
+ * out[t, :] (+)= f(x[t, :]) W^T + bias for t < T, with the fusions of `opts`.
  *
  * @param x     f32 [T, K] (K = w.cols)
- * @param w     [N, K], any number of parts
+ * @param w     [N, K], any number of parts (gated: [2 I, K] in one part, else the gating is a second dispatch)
  * @param bias  f32 [N] or null
- * @param out   f32 [T, N]; must not alias x
+ * @param out   f32 [T, N] (gated: [T, I]); must not alias x
  * @example
  * linear(rec, normed, layer.qkvProj, layer.qkvBias, qkv, T); // [T, H] -> [T, (nH + 2 nKv) D]
+ * linear(rec, hidden, layer.gateUp, null, mlp, T, { rmsNorm: { weight: layer.postNorm, eps: 1e-5 }, gated: 'silu' });
+ * linear(rec, mlp, layer.down, null, hidden, T, { residual: true }); // hidden += mlp Wdown^T
  */
-export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null, out: Tensor, T: number): void {
+export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null, out: Tensor, T: number, opts: LinearOptions = {}): void {
   if (T === 0) return;
   const { ctx } = rec;
   const K = w.cols;
-  const N = w.rows;
+  const gatedRows = opts.gated ? w.rows / 2 : 0;
+  if (opts.gated && (w.rows % 2 !== 0 || opts.residual)) {
+    throw new Error(`linear: a gated weight needs an even row count (got ${w.rows}) and no residual`);
+  }
+  const N = opts.gated ? gatedRows : w.rows;
   expectTensor(x, 'f32', T * K, 'linear x');
   expectTensor(out, 'f32', T * N, 'linear out');
-  if (bias) expectTensor(bias, 'f32', N, 'linear bias');
+  if (bias) expectTensor(bias, 'f32', w.rows, 'linear bias');
+  if (opts.rmsNorm) expectTensor(opts.rmsNorm.weight, 'f32', K, 'linear rmsNorm weight');
   const vw = K % 4 === 0 ? 4 : 1;
-  const tune = ctx.tuning;
-  const path = T <= tune.gemvMaxTokens ? 'gemv' : tune.matmul === 'shared' && vw === 4 ? 'gemm' : 'tiled';
-  const kernel = linearKernel(rec, path, w.dtype, vw, T);
-  const xb = bindTensor(ctx, x, 'linear x');
+  const path = choosePath(rec, w, T, vw, gatedRows);
+
+  // Fusions the chosen kernel cannot do become dispatches of their own around it.
+  if (opts.gated && w.parts.length > 1) {
+    const both = scratchTensor(rec, 'linear.gated', T * w.rows);
+    linear(rec, x, w, bias, both, T, { rmsNorm: opts.rmsNorm });
+    gatedAct(rec, both, out, T, gatedRows, opts.gated);
+    return;
+  }
+  let input = x;
+  if (opts.rmsNorm && path !== 'gemv') {
+    input = scratchTensor(rec, 'linear.normed', T * K);
+    rmsNorm(rec, x, opts.rmsNorm.weight, input, T, K, opts.rmsNorm.eps);
+  }
+  const fusion: Fusion = {
+    norm: !!opts.rmsNorm && path === 'gemv',
+    gated: opts.gated ? actCode(opts.gated) : -1,
+    residual: !!opts.residual,
+  };
+  const kernel = linearKernel(rec, path, w.dtype, vw, T, K, fusion);
+  // Subgroup matrices read the input as f16: a rounded copy, padded to whole tiles of tokens.
+  const xb = path === 'mma' ? castToF16(rec, input, T, K, 16 * ctx.tuning.mmaTile[0]) : bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
-  const hasBias = bias ? 1 : 0;
+  const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
+  const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
+  const tune = ctx.tuning;
   for (const part of w.parts) {
     if (part.rows === 0) continue;
-    const params = [T, K, part.rows, w.rowStride, N, part.rowStart, hasBias];
-    const bindings = [xb, wholeBuffer(part.buffer), bb, ob];
-    // Columns and tokens per workgroup.
-    const [cols, tokens] =
-      path === 'gemv'
-        ? [(4 * tune.gemvWorkgroup) / tune.gemvSplit, gemvTokens(T)]
-        : path === 'gemm'
-          ? [4 * tune.gemmWorkgroup[0], 4 * tune.gemmWorkgroup[1]]
-          : [4 * tune.tiledWorkgroup[0], tune.tiledTokens * tune.tiledWorkgroup[1]];
-    const [gx, gz] = grid(ctx, Math.ceil(part.rows / cols));
-    rec.run(kernel, params, bindings, gx, Math.ceil(T / tokens), gz);
+    const cols = opts.gated ? gatedRows : part.rows; // output columns of this dispatch
+    const params = [T, K, cols, w.rowStride, N, opts.gated ? 0 : part.rowStart, bias ? 1 : 0, gatedRows, eps];
+    const wb = wholeBuffer(part.buffer);
+    if (path === 'gemv') {
+      const rows = gemvRows(tune, fusion);
+      const perGroup = (tune.gemvWorkgroup / gemvLanes(tune, K)) * (opts.gated ? rows / 2 : rows);
+      const [gx, gz] = grid(ctx, Math.ceil(cols / perGroup));
+      const tt = gemvTokens(T, tune.gemvTokens);
+      rec.run(kernel, params, [xb, wb, bb, gb, ob], gx, Math.ceil(T / tt), gz);
+      continue;
+    }
+    // Tile columns (gated: gate/up pairs) and tokens per workgroup.
+    const tileCols = opts.gated ? 2 * cols : cols;
+    let perX: number;
+    let perY: number;
+    if (path === 'mma') {
+      const [wm, wn] = tune.mmaTile;
+      perX = 16 * wn;
+      perY = 16 * wm;
+    } else if (path === 'gemm') {
+      const [wx, wy] = gemmWorkgroup(tune, T);
+      perX = 4 * wx;
+      perY = 4 * wy;
+    } else {
+      perX = 4 * tune.tiledWorkgroup[0];
+      perY = tune.tiledTokens * tune.tiledWorkgroup[1];
+    }
+    const [gx, gz] = grid(ctx, Math.ceil(tileCols / perX));
+    rec.run(kernel, params, [xb, wb, bb, ob], gx, Math.ceil(T / perY), gz);
   }
+}
+
+const CAST_WG = 256;
+
+/** x [T, K] f32 rounded to f16 into the scratch buffer 'linear.x16' (rows up to a multiple of `rows`). */
+function castToF16(rec: Recorder, x: Tensor, T: number, K: number, rows: number) {
+  const { ctx } = rec;
+  const buffer = ctx.scratchBuffer('linear.x16', Math.ceil(T / rows) * rows * K * 2);
+  const kernel = ctx.pipelines.kernel('cast_f16', () => ({
+    name: 'cast_f16',
+    code: castSource,
+    bindings: ['read', 'write'],
+    params: 'u',
+    constants: { WG: CAST_WG },
+  }));
+  const words = (T * K) / 2;
+  const out = wholeBuffer(buffer);
+  const [gx, gy] = grid(ctx, Math.ceil(words / CAST_WG));
+  rec.run(kernel, [words], [bindTensor(ctx, x, 'linear x'), out], gx, gy);
+  return out;
+}
+
+/**
+ * The op's scratch buffer `name` as an f32 tensor of at least `count` elements (its content lives until the next
+ * use of `name`). It spans the whole buffer, so that its bind groups do not change with the step's token count.
+ */
+function scratchTensor(rec: Recorder, name: string, count: number): Tensor {
+  const buffer = rec.ctx.scratchBuffer(name, count * 4);
+  return { buffer, offset: 0, shape: [buffer.size / 4], dtype: 'f32' };
 }

@@ -141,6 +141,9 @@ describe('pagedAttention + cacheKV', async () => {
     // Split-K forced: pieces of 16 to 32 keys (a multiple of the workgroup), some of them empty.
     ['split-K, gpu tuning', { ...GPU_TUNING, attentionWorkgroup: 16, attentionSplitBelow: 1e9, attentionSplitKeys: 16, attentionMaxSplits: 40 }],
     ['split-K, cpu tuning', { ...CPU_TUNING, attentionSplitBelow: 1e9, attentionSplitKeys: 24, attentionMaxSplits: 5 }],
+    // The portable kernel (no subgroups), alone and split.
+    ['portable, gpu tuning', { ...GPU_TUNING, attentionSubgroups: false, attentionWorkgroup: 64 }],
+    ['portable split-K', { ...GPU_TUNING, attentionSubgroups: false, attentionWorkgroup: 16, attentionSplitBelow: 1e9, attentionSplitKeys: 16, attentionMaxSplits: 40 }],
   ];
   cases.forEach((c, i) => tunings.forEach(([tuningName, tuning]) => {
     it(`${c.name} (${tuningName})`, () => withTuning(ctx, tuning, async () => {

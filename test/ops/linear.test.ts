@@ -96,3 +96,101 @@ describe('linear', async () => {
     }
   });
 });
+
+/** The fused linear in f64: optional RMSNorm of the input, product + bias, optional gating, optional residual. */
+function fusedRef(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array | null,
+  T: number,
+  K: number,
+  rows: number,
+  opts: { g?: Float32Array; gated?: (v: number) => number; residual?: Float32Array },
+) {
+  const eps = 1e-5;
+  const xin = new Float64Array(T * K);
+  for (let t = 0; t < T; t++) {
+    let ss = 0;
+    for (let k = 0; k < K; k++) ss += x[t * K + k] ** 2;
+    const inv = opts.g ? 1 / Math.sqrt(ss / K + eps) : 1;
+    for (let k = 0; k < K; k++) xin[t * K + k] = x[t * K + k] * inv * (opts.g ? opts.g[k] : 1);
+  }
+  const y = new Float64Array(T * rows);
+  const m = new Float64Array(T * rows); // sum |x w|: the rounding scale
+  for (let t = 0; t < T; t++) {
+    for (let n = 0; n < rows; n++) {
+      let s = b ? b[n] : 0;
+      let a = b ? Math.abs(b[n]) : 0;
+      for (let k = 0; k < K; k++) {
+        s += xin[t * K + k] * w[n * K + k];
+        a += Math.abs(xin[t * K + k] * w[n * K + k]);
+      }
+      y[t * rows + n] = s;
+      m[t * rows + n] = a;
+    }
+  }
+  const N = opts.gated ? rows / 2 : rows;
+  const out = new Float64Array(T * N);
+  const atol = new Float64Array(T * N);
+  for (let t = 0; t < T; t++) {
+    for (let n = 0; n < N; n++) {
+      const i = t * N + n;
+      if (opts.gated) {
+        const g = y[t * rows + n];
+        const u = y[t * rows + N + n];
+        out[i] = opts.gated(g) * u;
+        atol[i] = 4e-6 * (m[t * rows + n] * (Math.abs(u) + 1) + m[t * rows + N + n] * (Math.abs(opts.gated(g)) + 1)) + 1e-6;
+      } else {
+        out[i] = y[t * rows + n] + (opts.residual ? opts.residual[i] : 0);
+        atol[i] = 4e-6 * m[t * rows + n] + 1e-6;
+      }
+    }
+  }
+  return { out, atol };
+}
+
+const silu = (v: number) => v / (1 + Math.exp(-v));
+const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
+
+describe('linear with fusions', async () => {
+  const ctx = await getTestGpu();
+  // [T, K, weight rows, weight dtype, rows per part (undefined: one part), bias]
+  const shapes: [number, number, number, 'f32' | 'f16', number | undefined, boolean][] = [
+    [1, 64, 48, 'f32', undefined, true], // GEMV
+    [3, 128, 40, 'f16', undefined, false], // GEMV, 4 token slots for 3 tokens
+    [8, 256, 34, 'f16', undefined, true], // GEMV or register blocks
+    [20, 64, 40, 'f32', undefined, false], // tiles
+    [70, 128, 20, 'f16', undefined, true], // tiles, several token tiles
+    [5, 100, 24, 'f32', undefined, false], // K % 8 != 0: register blocks, separate norm
+    [2, 64, 24, 'f16', 10, true], // parts: gating as a second dispatch
+  ];
+  const variants: [string, { norm?: boolean; gated?: 'silu' | 'gelu_tanh'; residual?: boolean }][] = [
+    ['gated silu', { gated: 'silu' }],
+    ['rmsNorm + gated gelu_tanh', { norm: true, gated: 'gelu_tanh' }],
+    ['rmsNorm + residual', { norm: true, residual: true }],
+  ];
+  for (const [T, K, rows, dtype, partRows, withBias] of shapes) for (const [vname, v] of variants) for (const [tuningName, tuning] of LINEAR_TUNINGS) {
+    it(`T=${T} K=${K} rows=${rows} ${dtype}${partRows ? ` parts of ${partRows}` : ''}${withBias ? ' +bias' : ''}: ${vname} (${tuningName})`, () => withTuning(ctx, tuning, async () => {
+      const rand = rng(T * 131 + K * 7 + rows + vname.length);
+      const x = randomArray(rand, T * K, -2, 2);
+      let w = randomArray(rand, rows * K, -0.5, 0.5);
+      if (dtype === 'f16') w = roundF16(w);
+      const b = withBias ? randomArray(rand, rows) : null;
+      const g = v.norm ? randomArray(rand, K, 0.5, 1.5) : undefined;
+      const N = v.gated ? rows / 2 : rows;
+      const residual = v.residual ? randomArray(rand, T * N) : undefined;
+      const rowBytes = K * (dtype === 'f16' ? 2 : 4);
+      const W = weight(ctx, w, rows, K, dtype, partRows ? partRows * rowBytes : undefined);
+      const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
+      const xt = f32(ctx, x, [T, K]);
+      const opts = {
+        rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined,
+        gated: v.gated,
+        residual: v.residual,
+      };
+      const got = await run(ctx, (rec) => linear(rec, xt, W, b ? f32(ctx, b) : null, out, T, opts), out);
+      const ref = fusedRef(x, w, b, T, K, rows, { g, gated: v.gated === 'silu' ? silu : v.gated ? geluTanh : undefined, residual });
+      expectClose(got, ref.out, 1e-5, ref.atol);
+    }));
+  }
+});

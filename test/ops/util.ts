@@ -80,8 +80,8 @@ export const TUNINGS: [string, KernelTuning][] = [
 /** More linear configurations: GEMV splits and workgroup shapes the benchmarks may pick. */
 export const LINEAR_TUNINGS: [string, KernelTuning][] = [
   ...TUNINGS,
-  ['gemv split 32 of 128', { ...GPU_TUNING, gemvWorkgroup: 128, gemvSplit: 32 }],
-  ['gemv split 8 of 8, gemm 8x4 K8', { ...GPU_TUNING, gemvWorkgroup: 8, gemvSplit: 8, gemmWorkgroup: [8, 4], gemmK: 8 }],
+  ['gemv 4 rows x 8 lanes of 64, 8 tokens', { ...GPU_TUNING, gemvWorkgroup: 64, gemvLanes: 8, gemvRows: 4, gemvTokens: 8 }],
+  ['gemv 1 row x 4 lanes of 8, 2 tokens, gemm 8x4 K8', { ...GPU_TUNING, gemvWorkgroup: 8, gemvLanes: 4, gemvRows: 1, gemvTokens: 2, gemmWorkgroup: [8, 4], gemmSmallTokens: 0, gemmK: 8 }],
 ];
 
 /** Runs `body` with `tuning` in force, restoring the context's own afterwards. */
