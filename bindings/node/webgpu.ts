@@ -12,8 +12,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Dawn toggles: NVIDIA's Vulkan driver exposes shader-f16 only with this one. */
-const DAWN_FLAGS = ['enable-dawn-features=vulkan_enable_f16_on_nvidia'];
+/**
+ * Dawn toggles: NVIDIA's Vulkan driver exposes shader-f16 only with vulkan_enable_f16_on_nvidia; allow_unsafe_apis
+ * exposes chromium-experimental-subgroup-matrix (tensor cores), which the GEMM uses for 9-64-token steps.
+ */
+const DAWN_FLAGS = ['enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis'];
 
 const SYSTEM_ICD_DIRS = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
 
