@@ -37,6 +37,8 @@ export default defineConfig([
     target: 'node20',
     loader,
     external: ['webgpu'],
+    // Everything else inside: the GPU machine has no node_modules.
+    noExternal: [/^(?!webgpu$)/],
     clean: true,
   },
 ]);

@@ -17,6 +17,7 @@ import { Generator } from '../sampling/generator.js';
 import { SamplingParams, type SamplingParamsInit } from '../sampling-params.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { EngineMetrics } from './metrics.js';
+import { yieldToEventLoop } from './yield.js';
 import { OutputProcessor, type CoreOutput } from './output-processor.js';
 import { ModelRunner, type ScheduledSeq } from './model-runner.js';
 import { topLogprobs } from '../sampling/logprobs.js';
@@ -307,7 +308,7 @@ export class LLMEngine {
         return;
       }
       // Let callers add or abort requests between steps.
-      await new Promise<void>((r) => setTimeout(r, 0));
+      await yieldToEventLoop();
     }
   }
 
