@@ -131,3 +131,23 @@ describe('generation_config.json notice', () => {
     expect(quiet).toHaveLength(0);
   });
 });
+
+describe('GPU candidate sampling', () => {
+  it('gives the same tokens as full-row sampling, seeded, with every filter', async () => {
+    const llm = await loadLLM(modelDir('tinystories-656K'));
+    const params = [
+      { temperature: 0.8 },
+      { temperature: 1, topK: 20 },
+      { temperature: 0.9, topP: 0.9 },
+      { temperature: 1, minP: 0.05 },
+      { temperature: 0.7, topK: 40, topP: 0.95, minP: 0.02 },
+      { temperature: 1.3, topK: 100 },
+    ].map((p, i) => new SamplingParams({ ...p, seed: 40 + i, maxTokens: 24, ignoreEos: true }));
+    const prompts = params.map((_, i) => `Once upon a time, there was a ${['cat', 'dog', 'girl', 'boy', 'bird', 'tree'][i]}`);
+    const on = await llm.generate(prompts, params);
+    llm.engine.runner.candidateSampling = false;
+    const off = await llm.generate(prompts, params);
+    expect(on.map((o) => o.outputs[0].tokenIds)).toEqual(off.map((o) => o.outputs[0].tokenIds));
+    await llm.dispose();
+  });
+});

@@ -12,6 +12,8 @@ import type { DType, Tensor } from '../gpu/tensor.js';
 import type { KVCache, ModelWeights, Activations } from '../models/transformer.js';
 import { Transformer } from '../models/transformer.js';
 import * as ops from '../ops/index.js';
+import { candidateRecordWords, MAX_CANDIDATES, readCandidateRow, topKCandidates } from '../ops/topk.js';
+import { candidateCount, candidateRowParams, candidatesEligible, sampleCandidates } from '../sampling/candidates.js';
 import { needsLogitsRow, type SampleOut, type Sampler, type SamplerRequest } from '../sampling/sampler.js';
 
 /** One sequence's share of a step, as the engine hands it to the runner. */
@@ -74,7 +76,14 @@ export class ModelRunner {
   /** Rows of logits one LM-head pass can hold (a storage binding is limited in size). */
   private readonly logitRowsCap: number;
   private readonly sampledIds: GPUBuffer; // u32 [maxRows] argmax results
+  private readonly candParams: Tensor; // f32 [logitRowsCap, 2]: per row 1/T and the min-p offset (candidateRowParams)
+  private readonly candidates: Tensor; // u32 [logitRowsCap, candidateRecordWords(256)]: topKCandidates records
   private staging: GPUBuffer | null = null;
+  /**
+   * Sample from GPU-selected top candidates (max, exact normaliser, top-K) when they prove the token the full-row
+   * sampler would draw; rows they cannot prove fall back to the full row in the same step. Off: always full rows.
+   */
+  candidateSampling = true;
   private stagingSize = 0;
 
   constructor(
@@ -138,6 +147,8 @@ export class ModelRunner {
     };
     this.inputs = dev.createBuffer({ label: 'step.inputs', size: this.layout.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     this.sampledIds = dev.createBuffer({ label: 'step.sampledIds', size: chunks * u32(rows), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    this.candParams = this.tensor([rows, 2], 'f32', null, 'step.candParams');
+    this.candidates = this.tensor([rows, candidateRecordWords(MAX_CANDIDATES)], 'u32', null, 'step.candidates');
   }
 
   private tensor(shape: number[], dtype: DType, data: Float32Array | null, label: string): Tensor {
@@ -221,14 +232,33 @@ export class ModelRunner {
     // Which logits rows the CPU needs whole: non-greedy sampling, logprobs, all-token logits.
     const sampleOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].sample! : seqs[r.seq].extraSamples![r.extra].sample);
     const idOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].requestId : seqs[r.seq].extraSamples![r.extra].requestId);
-    const needRow = rows.map((r) => r.kind === 'all' || needsLogitsRow(sampleOf(r).params, sampleOf(r).outputTokenIds.length));
+    // How each row is sampled: 'argmax' (plain greedy: the GPU's argmax), 'candidates' (stage 4 alone: the GPU's
+    // top-K, and the whole row only if they cannot prove the token), 'full' (the whole row to the CPU sampler).
+    // A declined row is copied from acts.logits after the first readback, so candidates need one LM-head chunk.
+    const oneChunk = rows.length <= cap;
+    const mode = rows.map((r) => {
+      if (r.kind === 'all') return 'full';
+      const q = sampleOf(r);
+      if (!needsLogitsRow(q.params, q.outputTokenIds.length)) return 'argmax';
+      return this.candidateSampling && oneChunk && candidatesEligible(q.params, q.outputTokenIds.length) ? 'candidates' : 'full';
+    });
+    const needRow = mode.map((m) => m === 'full');
     const V = cfg.vocabSize;
     const rowBytes = V * 4;
     const nFull = needRow.filter(Boolean).length;
     const idsBytes = Math.ceil(rows.length / cap) * chunkStride;
-    const stagingSize = idsBytes + nFull * rowBytes;
+    const nCand = mode.filter((m) => m === 'candidates').length;
+    const K = candidateCount(rows.filter((_, i) => mode[i] === 'candidates').map((r) => sampleOf(r).params));
+    const recordBytes = candidateRecordWords(K) * 4;
+    const candBytes = nCand > 0 ? alignUp(rows.length * recordBytes, 4) : 0;
+    if (nCand > 0) {
+      const rp = new Float32Array(rows.length * 2).fill(1);
+      rows.forEach((r, i) => mode[i] === 'candidates' && rp.set(candidateRowParams(sampleOf(r).params), 2 * i));
+      this.ctx.device.queue.writeBuffer(this.candParams.buffer, 0, rp);
+    }
+    const stagingSize = idsBytes + candBytes + nFull * rowBytes;
     const staging = this.stagingBuffer(stagingSize);
-    let fullAt = idsBytes;
+    let fullAt = idsBytes + candBytes;
     const fullOffset = new Map<number, number>();
     for (let c = 0; c * cap < rows.length; c++) {
       const S = Math.min(cap, rows.length - c * cap);
@@ -237,6 +267,11 @@ export class ModelRunner {
       const idsOut: Tensor = { buffer: this.sampledIds, offset: c * chunkStride, shape: [cap], dtype: 'u32' };
       ops.argmax(rec, this.acts.logits, idsOut, S, V);
       rec.copy(this.sampledIds, c * chunkStride, staging, c * chunkStride, alignUp(S * 4, 4));
+      if (nCand > 0) {
+        // One chunk (oneChunk): records of every row of it, rows not sampled from candidates included (cheap).
+        topKCandidates(rec, this.acts.logits, this.candParams, this.candidates, S, V, K);
+        rec.copy(this.candidates.buffer, 0, staging, idsBytes, S * recordBytes);
+      }
       for (let j = 0; j < S; j++) {
         const i = c * cap + j;
         if (!needRow[i]) continue;
@@ -256,6 +291,7 @@ export class ModelRunner {
     }
     const mapped = staging.getMappedRange(0, stagingSize);
     const result: StepResult = { sampled: new Map(), allLogits: new Map() };
+    const declined: number[] = []; // rows whose candidates could not prove the token
     try {
       const views: Float32Array[] = [];
       const reqs: SamplerRequest[] = [];
@@ -268,6 +304,10 @@ export class ModelRunner {
           const list = result.allLogits.get(s.requestId) ?? [];
           list.push(new Float32Array(mapped.slice(fo!, fo! + rowBytes)));
           result.allLogits.set(s.requestId, list);
+        } else if (mode[i] === 'candidates') {
+          const id = sampleCandidates(readCandidateRow(mapped, idsBytes + i * recordBytes, K), sampleOf(r), V);
+          if (id === null) declined.push(i);
+          else result.sampled.set(idOf(r), { tokenId: id, logprobs: null });
         } else if (fo === undefined) {
           // Plain greedy: the GPU's argmax is the answer.
           result.sampled.set(idOf(r), { tokenId: new Uint32Array(mapped, c * chunkStride, cap)[i - c * cap], logprobs: null });
@@ -281,7 +321,32 @@ export class ModelRunner {
     } finally {
       staging.unmap();
     }
+    if (declined.length > 0) {
+      const outs = await this.sampleWholeRows(declined, declined.map((i) => sampleOf(rows[i])));
+      declined.forEach((i, j) => result.sampled.set(idOf(rows[i]), outs[j]));
+    }
     return result;
+  }
+
+  /**
+   * The candidates' fallback: rows `rowsInChunk` of acts.logits (the step's only chunk, still there) copied whole
+   * and sampled on the CPU. Their generators are untouched so far, so the tokens are what the full path gives.
+   */
+  private async sampleWholeRows(rowsInChunk: readonly number[], reqs: SamplerRequest[]): Promise<SampleOut[]> {
+    const V = this.cfg.vocabSize;
+    const rowBytes = V * 4;
+    const size = rowsInChunk.length * rowBytes;
+    const staging = this.stagingBuffer(size);
+    const rec = new Recorder(this.ctx, 'step.fallback');
+    rowsInChunk.forEach((j, k) => rec.copy(this.acts.logits.buffer, j * rowBytes, staging, k * rowBytes, rowBytes));
+    rec.submit();
+    await staging.mapAsync(GPUMapMode.READ, 0, size);
+    try {
+      const mapped = staging.getMappedRange(0, size);
+      return this.sampler.sample(rowsInChunk.map((_, k) => new Float32Array(mapped, k * rowBytes, V)), reqs);
+    } finally {
+      staging.unmap();
+    }
   }
 
   /**
@@ -312,6 +377,8 @@ export class ModelRunner {
   dispose(): void {
     this.inputs.destroy();
     this.sampledIds.destroy();
+    this.candParams.buffer.destroy();
+    this.candidates.buffer.destroy();
     this.staging?.destroy();
     for (const t of [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)]) t.buffer.destroy();
   }

@@ -7,3 +7,4 @@ export { add, act, gatedAct, type Activation } from './elementwise.js';
 export { embed, gatherRows } from './embedding.js';
 export { argmax } from './argmax.js';
 export { fillRandom, fillConstant } from './fill.js';
+export { topKCandidates, readCandidateRow, candidateRecordWords, MAX_CANDIDATES, type CandidateRow } from './topk.js';
