@@ -3,7 +3,7 @@ export { LLM, setDefaultPlatform, type LLMOptions } from './llm.js';
 export { SamplingParams, type SamplingParamsInit, type LogitsProcessor } from './sampling-params.js';
 export type { RequestOutput, CompletionOutput, Logprob, SampleLogprobs } from './outputs.js';
 export { InvalidArgumentError, ModelFileError, CapacityError } from './errors.js';
-export type { Platform, ModelSource, ByteSource } from './platform.js';
+export type { Platform, ModelSource, ByteSource, DownloadProgress, OpenModelOptions } from './platform.js';
 export { Tokenizer, IncrementalDetokenizer } from './tokenizer/index.js';
 export { parseModelConfig, type ModelConfig } from './config/model-config.js';
 export type { EngineOptions, PromptInput } from './engine/llm-engine.js';

@@ -23,8 +23,10 @@ export interface ModelSource {
   open(file: string): Promise<ByteSource>;
 }
 
-/** Download progress of one model file; `loadedBytes === totalBytes` once it is complete. */
+/** Progress of one model file; `loadedBytes === totalBytes` once it is complete. */
 export interface DownloadProgress {
+  /** 'download' (network to cache) or 'upload' (weights to the GPU); absent means download. */
+  phase?: 'download' | 'upload';
   /** The file within the model, e.g. `model.safetensors`. */
   file: string;
   loadedBytes: number;
@@ -47,7 +49,7 @@ export interface OpenModelOptions {
   downloadDir?: string;
   /** Load from the cache only and make no request. Default HF_HUB_OFFLINE (Node), else false. */
   offline?: boolean;
-  /** Called as model files download. */
+  /** Called as model files download and as weights upload to the GPU (`phase`). */
   onProgress?: (progress: DownloadProgress) => void;
 }
 

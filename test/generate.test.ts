@@ -138,6 +138,17 @@ describe('default model and malformed files', () => {
     await ref.dispose();
   });
 
+  it('reports weight upload progress up to the checkpoint size', async () => {
+    const events: { phase?: string; file: string; loadedBytes: number; totalBytes: number }[] = [];
+    const llm = await loadLLM(modelDir('stories260K'), { onProgress: (p) => events.push(p) });
+    expect(events.length).toBeGreaterThan(1);
+    expect(events.every((e) => e.phase === 'upload' && e.file === 'model.safetensors')).toBe(true);
+    const last = events.at(-1)!;
+    expect(last.loadedBytes).toBe(last.totalBytes);
+    expect(events.every((e, i) => i === 0 || e.loadedBytes >= events[i - 1].loadedBytes)).toBe(true);
+    await llm.dispose();
+  });
+
   function copyModel(name: string): string {
     const dir = mkdtempSync(join(tmpdir(), `webgpu-llm-${name}-`));
     for (const f of readdirSync(modelDir(name))) copyFileSync(join(modelDir(name), f), join(dir, f));

@@ -85,7 +85,9 @@ describe('LLM.create with a repo id', () => {
     }
     expect(readdirSync(join(repoDir(), 'blobs')).filter((f) => f.endsWith('.incomplete'))).toEqual([]);
     // The weights came from the CDN redirect, with progress from 0 to the full size.
-    const st = events.filter((e) => e.file === 'model.safetensors');
+    const st = events.filter((e) => e.file === 'model.safetensors' && e.phase !== 'upload');
+    // Then the upload to the GPU reports its own progress.
+    expect(events.filter((e) => e.phase === 'upload').at(-1)).toMatchObject({ phase: 'upload', file: 'model.safetensors' });
     const size = lstatSync(join(modelDir('stories260K'), 'model.safetensors')).size;
     expect(st[0]).toEqual({ file: 'model.safetensors', loadedBytes: 0, totalBytes: size });
     expect(st.at(-1)).toEqual({ file: 'model.safetensors', loadedBytes: size, totalBytes: size });

@@ -15,6 +15,7 @@ import { parseGenerationConfig } from '../../src/config/generation-config.js';
 import { defaultGenerationParams } from '../../src/engine/engine-config.js';
 import { loadChatTemplate } from './chat-template.js';
 import { LLM, packageRoot, SamplingParams, type SamplingParamsInit } from './index.js';
+import type { DownloadProgress } from '../../src/platform.js';
 import { serve } from './server.js';
 import { startStaticServer } from './static-server.js';
 
@@ -51,6 +52,25 @@ function num(name: string, v: string | undefined, int = false): number | undefin
   return n;
 }
 
+/**
+ * A progress bar on stderr for downloads and weight uploads that last more than a second (only on a terminal).
+ */
+function progressBar(): ((p: DownloadProgress) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const start = performance.now();
+  let last = 0;
+  return (p) => {
+    const now = performance.now();
+    const done = p.loadedBytes >= p.totalBytes;
+    if (now - start < 1000 || (now - last < 100 && !done)) return;
+    last = now;
+    const frac = p.totalBytes > 0 ? p.loadedBytes / p.totalBytes : 1;
+    const bar = '#'.repeat(Math.round(frac * 30)).padEnd(30, '.');
+    const mb = (b: number) => (b / 2 ** 20).toFixed(1);
+    process.stderr.write(`\r${p.phase ?? 'download'} ${p.file} [${bar}] ${mb(p.loadedBytes)}/${mb(p.totalBytes)} MiB${done ? '\n' : ''}`);
+  };
+}
+
 async function generate(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -69,7 +89,7 @@ async function generate(argv: string[]): Promise<void> {
   if (positionals.length !== 1) fail(`generate takes one PROMPT argument\n${USAGE}`);
   const dtype = values.dtype ?? 'auto';
   if (!['auto', 'float32', 'float16'].includes(dtype)) fail(`--dtype must be auto, float32 or float16, got '${dtype}'`);
-  const llm = await LLM.create({ model: values.model, dtype: dtype as 'auto' });
+  const llm = await LLM.create({ model: values.model, dtype: dtype as 'auto', onProgress: progressBar() });
   const init: SamplingParamsInit = {
     maxTokens: num('max-tokens', values['max-tokens'], true) ?? 256,
     temperature: num('temperature', values.temperature),

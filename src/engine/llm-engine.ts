@@ -12,7 +12,7 @@ import { parseModelConfig, type ModelConfig } from '../config/model-config.js';
 import { CapacityError, InvalidArgumentError } from '../errors.js';
 import { GpuContext } from '../gpu/context.js';
 import { loadWeights } from '../models/load-weights.js';
-import type { ModelSource } from '../platform.js';
+import type { DownloadProgress, ModelSource } from '../platform.js';
 import { Generator } from '../sampling/generator.js';
 import { SamplingParams, type SamplingParamsInit } from '../sampling-params.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -54,6 +54,8 @@ export interface EngineOptions {
   schedulingPolicy?: 'fcfs' | 'priority';
   /** Seed for requests without their own seed (vLLM's LLM(seed=...)). */
   seed?: number;
+  /** Weight upload progress, in bytes of checkpoint data (`phase: 'upload'`). */
+  onProgress?: (progress: DownloadProgress) => void;
   /** Where the engine's notices go (one line each); default: console.warn, so stdout stays the caller's. */
   log?: (message: string) => void;
 }
@@ -148,7 +150,12 @@ export class LLMEngine {
     const ctx = await GpuContext.create(gpu, { f16: options.dtype === 'float16' ? true : wantF16 ? undefined : false });
     const weightDtype = ctx.f16 && wantF16 ? 'f16' : 'f32';
     const limits = engineLimits(ctx, config, options, weightDtype);
-    const weights = await loadWeights(ctx, source, config, { dtype: weightDtype, dummy: options.loadFormat === 'dummy' });
+    const onProgress = options.onProgress;
+    const weights = await loadWeights(ctx, source, config, {
+      dtype: weightDtype,
+      dummy: options.loadFormat === 'dummy',
+      onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),
+    });
     const runner = new ModelRunner(ctx, config, weights, limits, await Sampler.create(config.vocabSize));
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? [])])];
     if (eos.length === 0 && tokenizer.eosTokenId !== null) eos.push(tokenizer.eosTokenId);
