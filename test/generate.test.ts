@@ -149,6 +149,15 @@ describe('default model and malformed files', () => {
     await llm.dispose();
   });
 
+  it("loadFormat 'dummy' builds every architecture's weights from config.json alone", async () => {
+    for (const name of ['llama3-rand', 'gpt2-rand', 'opt-rand', 'phi3-rand', 'qwen3-rand']) {
+      const llm = await loadLLM(modelDir(name), { loadFormat: 'dummy' });
+      const [out] = await llm.generate({ promptTokenIds: [1, 2, 3] }, new SamplingParams({ temperature: 0, maxTokens: 4, ignoreEos: true }));
+      expect(out.outputs[0].tokenIds).toHaveLength(4);
+      await llm.dispose();
+    }
+  });
+
   function copyModel(name: string): string {
     const dir = mkdtempSync(join(tmpdir(), `webgpu-llm-${name}-`));
     for (const f of readdirSync(modelDir(name))) copyFileSync(join(modelDir(name), f), join(dir, f));

@@ -9,11 +9,11 @@ import type { GpuContext } from '../gpu/context.js';
 import { createTensor, createWeight, writeWeightRows, type Tensor, type Weight } from '../gpu/tensor.js';
 import { writeBuffer } from '../gpu/buffers.js';
 import { convertTensor, transpose2d, type FloatDtype } from '../loader/convert.js';
-import { readCheckpoint, streamTensors } from '../loader/safetensors.js';
+import { DUMMY_FILE, streamDummyTensors } from '../loader/dummy.js';
+import { readCheckpoint, streamTensors, type TensorChunk } from '../loader/safetensors.js';
 import type { ModelSource } from '../platform.js';
 import type { LayerWeights, ModelWeights } from './transformer.js';
 import { WeightMap, type MatrixSlot, type Part, type VectorSlot } from './weight-map.js';
-import { Generator } from '../sampling/generator.js';
 
 export interface LoadOptions {
   /** Storage dtype of the weight matrices (norms and biases stay f32). */
@@ -119,7 +119,10 @@ export async function loadWeights(ctx: GpuContext, source: ModelSource, cfg: Mod
   let hasLmHead = !cfg.tieWordEmbeddings;
   const map = new WeightMap(cfg.modelType);
   if (opts.dummy) {
+    // Random weights with the checkpoint's names and shapes, through the same upload path as a real checkpoint.
     hasLmHead = !cfg.tieWordEmbeddings;
+    const chunks = streamDummyTensors(cfg, { dtype: opts.dtype, reuseBuffer: true });
+    await uploadChunks(ctx, cfg, opts, chunks, Infinity, map, { mat, vec, hasEmbed, hasLmHead, used }, `${source.name} (dummy)`, source.name);
   } else {
     const ckpt = await readCheckpoint(source);
     // Aliases (tied duplicates torch dropped) need no upload: the missing side shares the stored matrix.
@@ -127,7 +130,13 @@ export async function loadWeights(ctx: GpuContext, source: ModelSource, cfg: Mod
     hasEmbed = has('embed');
     hasLmHead = has('lmHead');
     if (!hasEmbed && !hasLmHead) throw new ModelFileError(`${source.name}/${ckpt.files[0]}`, 'has neither token embeddings nor an LM head');
-    await uploadCheckpoint(ctx, source, cfg, opts, ckpt, map, { mat, vec, hasEmbed, hasLmHead, used });
+    const infos = [...ckpt.tensors.values()].filter((info) => {
+      const r = map.resolve(info.name);
+      return r && r.layer < cfg.numLayers;
+    });
+    const totalBytes = infos.reduce((n, i) => n + i.byteLength, 0);
+    const where = `${source.name}/${ckpt.files.join(', ')}`;
+    await uploadChunks(ctx, cfg, opts, streamTensors(source, infos), totalBytes, map, { mat, vec, hasEmbed, hasLmHead, used }, where, source.name);
   }
   const embed = hasEmbed ? mat('embed', -1) : mat('lmHead', -1);
   const lmHead = hasLmHead ? mat('lmHead', -1) : embed;
@@ -156,7 +165,6 @@ export async function loadWeights(ctx: GpuContext, source: ModelSource, cfg: Mod
     lmHead,
     layers,
   };
-  if (opts.dummy) fillDummy(ctx, slots, opts.dtype);
   return weights;
 }
 
@@ -168,29 +176,29 @@ interface UploadState {
   used: { layer: VectorSlot[]; model: VectorSlot[] };
 }
 
-async function uploadCheckpoint(
+/** Uploads a stream of tensor chunks (a checkpoint's, or dummy ones) into the slots, checking names and shapes. */
+async function uploadChunks(
   ctx: GpuContext,
-  source: ModelSource,
   cfg: ModelConfig,
   opts: LoadOptions,
-  ckpt: Awaited<ReturnType<typeof readCheckpoint>>,
+  chunks: AsyncIterable<TensorChunk> | Iterable<TensorChunk>,
+  totalBytes: number,
   map: WeightMap,
   st: UploadState,
+  /** Names the checkpoint in errors about what is missing overall. */
+  whereAll: string,
+  sourceName: string,
 ): Promise<void> {
   const { matrix } = shapes(cfg);
-  /** Rows written per slot key+part, to find what the checkpoint lacks. */
+  /** Rows (matrices) or elements (vectors) written per slot, to find what the checkpoint lacks. */
   const written = new Map<string, number>();
-  const infos = [...ckpt.tensors.values()].filter((info) => {
-    const r = map.resolve(info.name);
-    return r && r.layer < cfg.numLayers;
-  });
-  const totalBytes = infos.reduce((n, i) => n + i.byteLength, 0);
   let loadedBytes = 0;
   let pendingTranspose: { rows: (Float32Array | Uint16Array)[]; got: number } | null = null;
-  for await (const chunk of streamTensors(source, infos)) {
+  for await (const chunk of chunks) {
     const { info } = chunk;
-    const where = `${source.name}/${info.file}`;
-    const r = map.resolve(info.name)!;
+    const where = info.file === DUMMY_FILE ? whereAll : `${sourceName}/${info.file}`;
+    const r = map.resolve(info.name);
+    if (!r || r.layer >= cfg.numLayers) continue;
     if (!['F32', 'F16', 'BF16'].includes(info.dtype)) throw new ModelFileError(where, `tensor ${info.name} has dtype ${info.dtype}; expected F32, F16 or BF16`);
     const layer = r.layer;
     const isMatrix = ['embed', 'positions', 'lmHead', 'qkv', 'o', 'up', 'down'].includes(r.slot);
@@ -229,9 +237,9 @@ async function uploadCheckpoint(
       written.set(key(slot, layer), (written.get(key(slot, layer)) ?? 0) + want);
     }
     loadedBytes += chunk.data.byteLength;
-    opts.onProgress?.({ file: info.file, loadedBytes, totalBytes });
+    if (Number.isFinite(totalBytes)) opts.onProgress?.({ file: info.file, loadedBytes, totalBytes });
   }
-  checkComplete(cfg, written, st, `${source.name}/${ckpt.files.join(', ')}`);
+  checkComplete(cfg, written, st, whereAll);
 }
 
 function concat(parts: (Float32Array | Uint16Array)[], dtype: 'f32' | 'f16'): Float32Array | Uint16Array {
@@ -260,32 +268,5 @@ function checkComplete(cfg: ModelConfig, written: Map<string, number>, st: Uploa
   if (missing.length > 0) {
     const list = missing.slice(0, 8).join(', ') + (missing.length > 8 ? ` and ${missing.length - 8} more` : '');
     throw new ModelFileError(where, `missing or incomplete weights for ${cfg.architecture}: ${list}`);
-  }
-}
-
-/** vLLM-style dummy weights: uniform in [-1e-3, 1e-3] (norm weights 1), generated on the CPU with a fixed seed. */
-function fillDummy(ctx: GpuContext, slots: Slots, dtype: 'f32' | 'f16'): void {
-  const gen = new Generator(0);
-  const CHUNK = 1 << 20;
-  for (const w of new Set(slots.matrices.values())) {
-    const rowsPer = Math.max(1, Math.floor(CHUNK / w.cols));
-    const buf = dtype === 'f32' ? new Float32Array(rowsPer * w.cols) : new Uint16Array(rowsPer * w.cols);
-    for (let r = 0; r < w.rows; r += rowsPer) {
-      const n = Math.min(rowsPer, w.rows - r);
-      const view = buf.subarray(0, n * w.cols);
-      if (dtype === 'f32') for (let i = 0; i < view.length; i++) view[i] = (gen.uniform() * 2 - 1) * 1e-3;
-      else {
-        // f16 bits of +-(1 + m/1024) * 2^(e-15) with e in 1..5: magnitudes 6e-5..2e-3, random sign and mantissa.
-        for (let i = 0; i < view.length; i++) {
-          const u = gen.nextU32();
-          view[i] = (u & 0x8000) | ((((u >>> 16) % 5) + 1) << 10) | (u & 0x3ff);
-        }
-      }
-      writeWeightRows(ctx, w, r, view);
-    }
-  }
-  for (const [k, t] of slots.vectors) {
-    const one = /Norm\.weight$|qNorm$|kNorm$/.test(k);
-    writeBuffer(ctx, t.buffer, 0, new Float32Array(t.shape[0]).fill(one ? 1 : 0));
   }
 }
