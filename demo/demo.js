@@ -48,8 +48,8 @@ async function load() {
       hfEndpoint: $('endpoint').value.trim() || undefined,
       revision: $('revision').value.trim() || undefined,
       hfToken: $('token').value.trim() || undefined,
-      onProgress: ({ file, loadedBytes, totalBytes }) => {
-        files.set(file, { loadedBytes, totalBytes });
+      onProgress: ({ phase = 'download', file, loadedBytes, totalBytes }) => {
+        files.set(`${phase}:${file}`, { loadedBytes, totalBytes });
         let loaded = 0;
         let total = 0;
         for (const f of files.values()) {

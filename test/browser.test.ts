@@ -127,7 +127,7 @@ describe.skipIf(!canRun)('the browser build in headless Chromium', () => {
 
   const inBrowser = (model: string | undefined, load: Record<string, unknown> = {}) =>
     page.evaluate(
-      (args) => (window as unknown as { runModel: (a: unknown) => Promise<{ ids: number[][]; texts: string[]; progress: { file: string; loadedBytes: number; totalBytes: number }[] }> }).runModel(args),
+      (args) => (window as unknown as { runModel: (a: unknown) => Promise<{ ids: number[][]; texts: string[]; progress: { phase?: string; file: string; loadedBytes: number; totalBytes: number }[] }> }).runModel(args),
       { model, prompts: PROMPTS, maxTokens: MAX_TOKENS, load: { ...LOAD, ...load } },
     );
 
@@ -162,14 +162,16 @@ describe.skipIf(!canRun)('the browser build in headless Chromium', () => {
     expect(expectSameGreedy('tinystories-656K', web.ids, node)).toBe(node.flat().length); // no near-tie: every step
     // The weights came through the CDN (another host), with progress up to their full size.
     expect(hub.requests.some((r) => r.path.startsWith('/cdn-lfs/') && r.method === 'GET')).toBe(true);
-    const weights = web.progress.filter((p) => p.file === 'model.safetensors');
+    const weights = web.progress.filter((p) => p.file === 'model.safetensors' && p.phase !== 'upload');
     expect(weights.at(-1)?.loadedBytes).toBe(weights.at(-1)?.totalBytes);
     expect(weights.at(-1)?.totalBytes).toBeGreaterThan(1_000_000);
 
     hub.requests.length = 0;
     const again = await inBrowser('test-org/tinystories-656K', { hfEndpoint: hub.url, offline: true });
     expect(again.ids).toEqual(web.ids);
-    expect(again.progress).toEqual([]);
+    // No download progress offline; only the upload to the GPU reports.
+    expect(again.progress.filter((p) => p.phase !== 'upload')).toEqual([]);
+    expect(again.progress.at(-1)).toMatchObject({ phase: 'upload', file: 'model.safetensors' });
     expect(hub.hubRequests()).toEqual([]);
     expect(pageErrors).toEqual([]);
   });
