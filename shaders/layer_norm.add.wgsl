@@ -8,7 +8,7 @@
 //           weight  f32 [H]
 //           bias    f32 [H]
 //
-// Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; shared trees sum x, then (x - mean)^2.
+// Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; workgroupSum (lib/workgroup_sum.wgsl) sums x, then (x - mean)^2.
 // Each thread touches only elements i = lid, lid + WG, ... of its row.
 
 struct Params {
@@ -25,23 +25,6 @@ struct Params {
 
 /** Threads per workgroup; a power of two. */
 override WG: u32 = 128;
-
-var<workgroup> red: array<f32, WG>;
-
-fn workgroupSum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red[lid] += red[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  // Everyone has read red[0] before it is reused.
-  workgroupBarrier();
-  return total;
-}
 
 @compute @workgroup_size(WG)
 fn main(

@@ -6,7 +6,7 @@
 //           bias    f32 [H]
 //           out     f32 [rows, H]
 //
-// Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; shared trees sum x, then (x - mean)^2.
+// Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; workgroupSum (lib/workgroup_sum.wgsl) sums x, then (x - mean)^2.
 
 struct Params {
   rows: u32,
@@ -22,23 +22,6 @@ struct Params {
 
 /** Threads per workgroup; a power of two. */
 override WG: u32 = 128;
-
-var<workgroup> red: array<f32, WG>;
-
-fn workgroupSum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red[lid] += red[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  // Everyone has read red[0] before it is reused.
-  workgroupBarrier();
-  return total;
-}
 
 @compute @workgroup_size(WG)
 fn main(

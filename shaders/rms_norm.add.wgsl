@@ -6,7 +6,7 @@
 //           h       f32 [rows, H], read and written
 //           weight  f32 [H]
 //
-// Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; a shared tree sums the squares. Each
+// Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; workgroupSum (lib/workgroup_sum.wgsl) sums the squares. Each
 // thread touches only elements i = lid, lid + WG, ... of its row, so the in-place updates need no other barrier.
 
 struct Params {
@@ -22,8 +22,6 @@ struct Params {
 
 /** Threads per workgroup; a power of two. */
 override WG: u32 = 128;
-
-var<workgroup> red: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -42,15 +40,7 @@ fn main(
     x[base + i] = v;
     ss += v * v;
   }
-  red[lid] = ss;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red[lid] += red[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let inv = inverseSqrt(red[0] / f32(p.H) + p.eps);
+  let inv = inverseSqrt(workgroupSum(ss, lid) / f32(p.H) + p.eps);
   for (var i = lid; i < p.H; i += WG) {
     h[base + i] = x[base + i] * inv * weight[i];
   }

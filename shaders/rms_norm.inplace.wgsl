@@ -8,7 +8,7 @@
 //           weightA  f32 [H]
 //           weightB  f32 [H]
 //
-// Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; a shared tree sums the squares.
+// Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; workgroupSum (lib/workgroup_sum.wgsl) sums the squares.
 
 struct Params {
   rows: u32,
@@ -27,8 +27,6 @@ struct Params {
 /** Threads per workgroup; a power of two. */
 override WG: u32 = 128;
 
-var<workgroup> red: array<f32, WG>;
-
 @compute @workgroup_size(WG)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -46,15 +44,7 @@ fn main(
     let v = x[base + i];
     ss += v * v;
   }
-  red[lid] = ss;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red[lid] += red[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let inv = inverseSqrt(red[0] / f32(p.H) + p.eps);
+  let inv = inverseSqrt(workgroupSum(ss, lid) / f32(p.H) + p.eps);
   // Each thread rewrites only the elements it read above.
   if (g < p.split) {
     for (var i = lid; i < p.H; i += WG) {

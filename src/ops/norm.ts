@@ -9,6 +9,7 @@ import rmsInplaceSource from '../../shaders/rms_norm.inplace.wgsl';
 import rmsAddSource from '../../shaders/rms_norm.add.wgsl';
 import layerSource from '../../shaders/layer_norm.wgsl';
 import layerAddSource from '../../shaders/layer_norm.add.wgsl';
+import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import { expectTensor, grid } from './common.js';
 import type { QkvLayout } from './rope.js';
 
@@ -16,7 +17,7 @@ function rmsInplaceKernel(rec: Recorder) {
   const wg = rec.ctx.tuning.rowWorkgroup;
   return rec.ctx.pipelines.kernel(`rms_norm.inplace.${wg}`, () => ({
     name: 'rms_norm.inplace',
-    code: rmsInplaceSource,
+    code: `${workgroupSumLib}\n${rmsInplaceSource}`,
     bindings: ['write', 'read', 'read'],
     params: 'uuuuuf',
     constants: { WG: wg },
@@ -47,7 +48,7 @@ export function rmsNorm(rec: Recorder, x: Tensor, weight: Tensor, out: Tensor, r
   const wg = ctx.tuning.rowWorkgroup;
   const kernel = ctx.pipelines.kernel(`rms_norm.${wg}`, () => ({
     name: 'rms_norm',
-    code: rmsSource,
+    code: `${workgroupSumLib}\n${rmsSource}`,
     bindings: ['read', 'read', 'write'],
     params: 'uuf',
     constants: { WG: wg },
@@ -98,7 +99,7 @@ export function addRmsNorm(rec: Recorder, x: Tensor, h: Tensor, weight: Tensor, 
   const wg = ctx.tuning.rowWorkgroup;
   const kernel = ctx.pipelines.kernel(`rms_norm.add.${wg}`, () => ({
     name: 'rms_norm.add',
-    code: rmsAddSource,
+    code: `${workgroupSumLib}\n${rmsAddSource}`,
     bindings: ['write', 'write', 'read'],
     params: 'uuf',
     constants: { WG: wg },
@@ -135,7 +136,7 @@ export function addLayerNorm(
   const wg = ctx.tuning.rowWorkgroup;
   const kernel = ctx.pipelines.kernel(`layer_norm.add.${wg}`, () => ({
     name: 'layer_norm.add',
-    code: layerAddSource,
+    code: `${workgroupSumLib}\n${layerAddSource}`,
     bindings: ['write', 'write', 'read', 'read'],
     params: 'uuf',
     constants: { WG: wg },
@@ -176,7 +177,7 @@ export function layerNorm(
   const wg = ctx.tuning.rowWorkgroup;
   const kernel = ctx.pipelines.kernel(`layer_norm.${wg}`, () => ({
     name: 'layer_norm',
-    code: layerSource,
+    code: `${workgroupSumLib}\n${layerSource}`,
     bindings: ['read', 'read', 'read', 'write'],
     params: 'uuf',
     constants: { WG: wg },
