@@ -44,7 +44,7 @@
  */
 import type { SamplingParams } from '../sampling-params.js';
 import { Generator } from './generator.js';
-import type { SamplerRequest } from './sampler.js';
+import { onlyFiltersApply, type SamplerRequest } from './sampler.js';
 
 /** One row's GPU candidates (ops/topk.ts readCandidateRow gives this shape). */
 export interface Candidates {
@@ -88,18 +88,7 @@ const WIDEN = -2;
 
 /** True when a row can be sampled from candidates: stage 4 alone, on the model's raw row, no logprobs. */
 export function candidatesEligible(params: SamplingParams, numOutputTokens: number): boolean {
-  return (
-    !params.greedy &&
-    params.logprobs === null &&
-    !params.logitBias?.size &&
-    !params.allowedTokenIds &&
-    !params.badWords?.length &&
-    !params.logitsProcessors?.length &&
-    numOutputTokens >= params.minTokens &&
-    params.presencePenalty === 0 &&
-    params.frequencyPenalty === 0 &&
-    params.repetitionPenalty === 1
-  );
+  return !params.greedy && onlyFiltersApply(params, numOutputTokens);
 }
 
 /** K for a step: 64, or the next of 128 / 256 above the largest top-k (path 2 needs K > top-k). */

@@ -80,10 +80,12 @@ class Region {
   }
 }
 
-/** True when the row's logits are needed on the CPU: everything but plain greedy (the GPU argmax suffices). */
-export function needsLogitsRow(params: SamplingParams, numOutputTokens: number): boolean {
-  return !(
-    params.greedy &&
+/**
+ * True when only temperature and the top-k/top-p/min-p filters act on the row: no logprobs, masks, bias, bad words,
+ * logits processors, minTokens still to reach, or penalties.
+ */
+export function onlyFiltersApply(params: SamplingParams, numOutputTokens: number): boolean {
+  return (
     params.logprobs === null &&
     !params.logitBias?.size &&
     !params.allowedTokenIds &&
@@ -94,6 +96,11 @@ export function needsLogitsRow(params: SamplingParams, numOutputTokens: number):
     params.frequencyPenalty === 0 &&
     params.repetitionPenalty === 1
   );
+}
+
+/** True when the row's logits are needed on the CPU: everything but plain greedy (the GPU argmax suffices). */
+export function needsLogitsRow(params: SamplingParams, numOutputTokens: number): boolean {
+  return !(params.greedy && onlyFiltersApply(params, numOutputTokens));
 }
 
 /** A row's id lists, gathered and checked before anything is written to wasm memory. */
