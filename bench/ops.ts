@@ -18,8 +18,9 @@ import { nodeGpu } from '../bindings/node/webgpu.js';
 import { GpuContext } from '../src/gpu/context.js';
 import { Recorder } from '../src/gpu/recorder.js';
 import { createTensor, createWeight, destroyWeight, readTensor, uploadTensor, type Tensor } from '../src/gpu/tensor.js';
-import { CPU_TUNING, GPU_TUNING, type KernelTuning } from '../src/gpu/tuning.js';
+import { CPU_TUNING, GPU_TUNING, type KernelTuning, type MmaTile } from '../src/gpu/tuning.js';
 import * as ops from '../src/ops/index.js';
+import { mmaSharedBytes } from '../src/ops/linear-mma.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -49,9 +50,9 @@ const gemv = (wg: number, lanes: number, rows: number, tokens = 4): Variant => [
   `gemv ${wg}/${lanes}/${rows}${tokens !== 4 ? ` tt${tokens}` : ''}`,
   (t) => ({ ...t, gemvMaxTokens: 8, gemvWorkgroup: wg, gemvLanes: lanes, gemvLongK: 1 << 30, gemvRows: rows, gemvTokens: tokens }),
 ];
-const mma = (tile: [number, number]): Variant => [
+const mma = (tile: MmaTile): Variant => [
   `mma ${tile.join('')}`,
-  (t) => ({ ...t, gemvMaxTokens: 0, mmaMinTokens: 1, mmaMaxTokens: 1 << 20, mmaTile: tile }),
+  (t) => ({ ...t, gemvMaxTokens: 0, mmaMinTokens: 1, mmaTiles: [{ maxTokens: Infinity, tile }] }),
 ];
 /** The tuning as it stands (GEMV for T <= gemvMaxTokens, else subgroup matrices or tiles). */
 const current: Variant = ['current', (t) => t];
@@ -64,7 +65,9 @@ const tiled: Variant = ['tiled', (t) => ({ ...t, gemvMaxTokens: 0, mmaMinTokens:
 const GEMV_VARIANTS: Variant[] = quick
   ? [gemv(16, 8, 2, 4), gemv(8, 8, 1, 4)]
   : [current, gemv(64, 32, 2), gemv(256, 64, 2), gemv(128, 64, 2)];
-const MMA_VARIANTS: Variant[] = [mma([4, 2]), mma([2, 2]), mma([2, 4]), mma([1, 2]), mma([1, 4]), mma([4, 4])];
+/** Few tokens (split K for more warps) and many (bigger tiles). */
+const MMA_FEW: Variant[] = [[4, 2, 1, 1, 4], [4, 2, 1, 2, 2], [2, 2, 2, 2, 1], [4, 4, 1, 1, 2], [1, 2, 1, 1, 8], [4, 2, 1, 1, 2], [2, 2, 2, 1, 2], [1, 4, 1, 2, 4], [4, 4, 1, 1, 4], [1, 2, 1, 2, 4]].map((t) => mma(t as MmaTile));
+const MMA_MANY: Variant[] = [[4, 4, 2, 2, 1], [2, 4, 2, 2, 1], [4, 2, 2, 2, 1], [4, 4, 2, 1, 1], [2, 2, 4, 2, 1], [2, 4, 4, 2, 1], [4, 4, 1, 2, 1]].map((t) => mma(t as MmaTile));
 const TILE_VARIANTS: Variant[] = quick ? [gemm(8, 8, 16), tiled] : [gemm(16, 16, 16), gemm(8, 8, 16), gemm(16, 8, 16), gemm(16, 16, 32)];
 
 /** Relative error of `got` against `ref`: ||got - ref|| / ||ref||; NaN anywhere gives Infinity. */
@@ -81,14 +84,16 @@ function relError(got: Float32Array, ref: Float32Array): number {
 
 async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
   // [T, K, weight rows, gated, label]
-  const Ts = quick ? [1, 4, 64] : [1, 8, 16, 64, 512];
+  const Ts = quick ? [1, 4, 64] : (option('--tokens') ?? '1,8,16,64,512,2048').split(',').map(Number);
   const shapes: [number, number, boolean, string][] = quick
     ? [[512, 512, false, 'square'], [512, 2048, true, 'gate/up']]
     : [[2048, 3072, false, 'qkv'], [2048, 2048, false, 'o'], [2048, 16384, true, 'gate/up'], [8192, 2048, false, 'down'], [2048, 128256, false, 'lm head']];
   const base = ctx.tuning;
   console.log(`\nlinear, ${dtype} weights  shape         T      K       N kernel            gpu us    cpu us      GB/s   GFLOP/s   rel.err`);
+  const pick = option('--shapes')?.split(',');
   for (const [K, rows, gated, label] of shapes) {
     if (label === 'lm head' && dtype === 'f32') continue;
+    if (pick && !pick.includes(label.replace(/ /g, '-'))) continue;
     const w = createWeight(ctx, rows, K, dtype, 'w');
     ops.fillRandom(ctx, w, 1, -0.05, 0.05);
     const maxT = Math.max(...Ts);
@@ -108,10 +113,12 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
       rec0.submit();
       const ref = (await readTensor(ctx, refOut, T * N)) as Float32Array;
       if (T >= 16 && label === 'o') continue; // like qkv
-      const mmas = ctx.subgroupMatrix ? (T <= 8 ? MMA_VARIANTS.slice(0, 1) : MMA_VARIANTS) : [];
-      const variants = T <= 8 ? [...GEMV_VARIANTS, ...mmas] : [current, ...mmas, ...TILE_VARIANTS];
+      const mmas = ctx.subgroupMatrix ? (T <= 8 ? MMA_FEW.slice(0, 1) : T <= 64 ? MMA_FEW : MMA_MANY) : [];
+      const tiles = T > 512 ? TILE_VARIANTS.slice(0, 1) : TILE_VARIANTS;
+      const variants = T <= 8 ? [...GEMV_VARIANTS, ...mmas] : [current, ...mmas, ...tiles];
       for (const [name, tune] of variants) {
         ctx.tuning = tune(base);
+        if (name.startsWith('mma') && mmaSharedBytes(ctx.tuning.mmaTiles[0].tile) > ctx.limits.maxComputeWorkgroupStorageSize) continue;
         ctx.device.queue.writeBuffer(out.buffer, 0, new Float32Array(T * N).fill(Number.NaN)); // unwritten outputs show
         const flops = 2 * T * K * rows;
         const bytes = rows * K * (dtype === 'f16' ? 2 : 4);

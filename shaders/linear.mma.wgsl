@@ -1,105 +1,174 @@
 // linear, subgroup-matrix path for many tokens (prefill, batched decode; tensor cores):
-//   y[t, v] = sum_k f16(x[t, k]) w[row(v), k]   (f16 products accumulated in f32)
+//   y[t, v] = sum_k f16(x[t, k]) f16(w[row(v), k])   (f16 products accumulated in f32)
 // for t < T and tile columns v, written through lib/linear.wgsl's storeColumn (bias, GATED act(gate) * up,
-// RESIDUAL add). Tile columns: plain, v = weight row v of the part (N columns); GATED, the WN blocks of 16 columns
-// of a workgroup are WN / 2 blocks of gate rows and then the WN / 2 blocks of the up rows of the same outputs.
+// RESIDUAL add).
 //
-// Prelude (templated): the enables (f16, subgroups, chromium_experimental_subgroup_matrix), and the tile shape as
-// consts (subgroup-matrix dimensions must be const-expressions): WM x WN result blocks of 16 x 16 per workgroup
-// (GATED: WN even). Tile: BM = 16 WM tokens x BN = 16 WN tile columns.
+// Prelude (src/ops/linear-mma.ts): the enables (f16, subgroups, chromium_experimental_subgroup_matrix), the
+// uniformity diagnostic turned off (operands derived from the subgroup index are subgroup-uniform, which the
+// analysis cannot prove), and the tile shape as consts:
+//   WM x WN   16 x 16 result blocks per subgroup
+//   SGM x SGN subgroups tiling the workgroup's outputs: BM = 16 WM SGM tokens x BN = 16 WN SGN tile columns
+//   SK        subgroups splitting K: each step stages BK = 32 SK of K, subgroup kg multiplies its 32 of them, and
+//             the SK partial sums are added in the epilogue (more warps for few tokens without more outputs)
+// and the generated statements that go where the `@generated` lines stand: subgroup matrices cannot live in
+// arrays (an array of them goes to local memory: measured 13x slower on an H200), so every result block is a
+// variable of its own (c<i>_<j>), and the loads, products and per-thread staging chunks are unrolled.
+// Workgroup: 32 SGM SGN SK threads in subgroups of exactly 32 (which the ops require): subgroup sg is threads
+// 32 sg .. 32 sg + 31, sg = (sm SGN + sn) SK + kg.
 //
-// Bindings: x16   f16 [>= ceil(T / BM) BM, K]  (the input rounded to f16 by cast_f16.wgsl; K % 32 == 0)
-//           w     f16 [rows, wStride]        (one part of the weight; rows >= 16; wStride % 8 == 0)
+// Tile columns: plain, tile column v of workgroup g is weight row g BN + v of the part. GATED, each subgroup's WN
+// blocks are WN / 2 blocks of gate rows and then the WN / 2 blocks of the up rows of the same outputs: subgroup sn
+// of workgroup g covers outputs o = g BN / 2 + sn 8 WN + [0, 8 WN).
+//
+// Bindings: x     f32 [T, K]  read as vec4s (K % 8 == 0)
+//           w     f16 [rows, wStride] read as 8-element chunks (one part of the weight; wStride % 8 == 0)
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
 //           out   f32 [T, outStride]
 //
-// Dispatch: one subgroup of 32 threads per workgroup (the ops require 32-wide subgroups), so that every
-// subgroup-matrix operand, derived from the workgroup id alone, is uniform. Workgroup (g = wid.x + wid.z nwg.x,
-// wid.y) computes tokens wid.y BM .. + BM - 1 and output columns g OPW .. + OPW - 1 (OPW = BN, GATED: BN / 2). K is
-// walked 32 at a time with no workgroup memory and no barriers: the A blocks come straight from x16 (row-major,
-// stride K; rows past T are whatever the scratch holds there and only feed rows that are not written) and the B
-// blocks straight from w (column-major: B[k, n] = w[n, k], stride wStride), all loads of a step issued before its
-// products. A block's 16 weight rows start at min(n0, N - 16), so loads stay inside the part; the columns it covers
-// below n0 belong to the previous block and are not written twice. Epilogue: each result block (GATED: a gate
-// block and its up block) goes through workgroup scratch, from which the lanes write the outputs.
+// Dispatch: workgroup (g = wid.x + wid.z nwg.x, wid.y) computes tokens wid.y BM .. + BM - 1 and its BN tile
+// columns. K is walked BK at a time through workgroup memory: x[tokens, k0 .. k0 + BK) (rounded to f16) and the BN
+// weight rows' same slice, rows padded to LD halves (fewer bank conflicts); each thread moves whole 8-element
+// chunks (chunk e: staged row e / CHUNKS, chunk e % CHUNKS), and loads the next step's chunks into registers
+// before the current step's products. Out-of-range tokens and rows are clamped (their results are not written)
+// and K past its end reads zeros. Epilogue, one 16 x 16 block position (i, j) at a time: every subgroup stores its
+// block (GATED: and the matching up block) to workgroup memory, and the threads add the SK partial sums and write
+// the outputs.
 
-@group(0) @binding(1) var<storage, read> x16: array<f16>;
-@group(0) @binding(2) var<storage, read> w: array<f16>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-const BM = 16u * WM;
-const BK = 32u;
+const SG = SGM * SGN * SK;
+const THREADS = 32u * SG;
+const BM = 16u * WM * SGM;
+const BN = 16u * WN * SGN;
+const BK = 32u * SK;
+/** Halves per staged row: BK plus 8 of padding. */
+const LD = BK + 8u;
+/** 8-element chunks per staged row. */
+const CHUNKS = BK / 8u;
 
-/** Two 16 x 16 result blocks for the epilogue. */
-var<workgroup> cs: array<f32, 512>;
+var<workgroup> xs: array<f16, BM * LD>;
+var<workgroup> ws: array<f16, BN * LD>;
+/** Per subgroup, one result block and (GATED) its up block. */
+var<workgroup> cs: array<f32, SG * 512u>;
 
-@compute @workgroup_size(32)
+/** Weight row (within the part) behind tile column v of the workgroup whose first output is o0. */
+fn stagedRow(o0: u32, v: u32) -> u32 {
+  if (GATED == 1u) {
+    let half = 8u * WN;
+    let within = v % (16u * WN);
+    let n = min(o0 + (v / (16u * WN)) * half + within % half, p.N - 1u);
+    return select(n, p.upOffset + n, within >= half);
+  }
+  return min(o0 + v, p.N - 1u);
+}
+
+/** x chunk e (< BM CHUNKS) of the step at k0: 8 values of a token row (zeros past K). */
+fn loadX(tileM: u32, e: u32, k0: u32) -> mat2x4<f32> {
+  let chunk = k0 / 8u + e % CHUNKS;
+  if (chunk >= p.K / 8u) {
+    return mat2x4<f32>();
+  }
+  let i = (min(tileM + e / CHUNKS, p.T - 1u) * (p.K / 8u) + chunk) * 2u;
+  return mat2x4<f32>(x[i], x[i + 1u]);
+}
+
+fn stageX(e: u32, v: mat2x4<f32>) {
+  let at = (e / CHUNKS) * LD + (e % CHUNKS) * 8u;
+  let lo = vec4<f16>(v[0]);
+  let hi = vec4<f16>(v[1]);
+  xs[at] = lo.x;
+  xs[at + 1u] = lo.y;
+  xs[at + 2u] = lo.z;
+  xs[at + 3u] = lo.w;
+  xs[at + 4u] = hi.x;
+  xs[at + 5u] = hi.y;
+  xs[at + 6u] = hi.z;
+  xs[at + 7u] = hi.w;
+}
+
+/** Weight chunk e (< BN CHUNKS) of the step at k0: 8 halves of a staged row (zeros past K). */
+fn loadW(o0: u32, e: u32, k0: u32) -> vec4<u32> {
+  let chunk = k0 / 8u + e % CHUNKS;
+  if (chunk >= p.K / 8u) {
+    return vec4<u32>();
+  }
+  return w[stagedRow(o0, e / CHUNKS) * (p.wStride / 8u) + chunk];
+}
+
+fn stageW(e: u32, v: vec4<u32>) {
+  let at = (e / CHUNKS) * LD + (e % CHUNKS) * 8u;
+  let h0 = bitcast<vec2<f16>>(v.x);
+  let h1 = bitcast<vec2<f16>>(v.y);
+  let h2 = bitcast<vec2<f16>>(v.z);
+  let h3 = bitcast<vec2<f16>>(v.w);
+  ws[at] = h0.x;
+  ws[at + 1u] = h0.y;
+  ws[at + 2u] = h1.x;
+  ws[at + 3u] = h1.y;
+  ws[at + 4u] = h2.x;
+  ws[at + 5u] = h2.y;
+  ws[at + 6u] = h3.x;
+  ws[at + 7u] = h3.y;
+}
+
+/**
+ * Writes result block position (i, j) of every subgroup, stored in cs (block at sg 512, up block at + 256):
+ * adds the SK partial sums and writes the outputs.
+ */
+fn writeBlocks(tid: u32, tileM: u32, o0: u32, i: u32, j: u32) {
+  workgroupBarrier();
+  let nb = select(WN, WN / 2u, GATED == 1u); // output blocks per subgroup
+  for (var e = tid; e < SGM * SGN * 256u; e += THREADS) {
+    let blk = e / 256u; // = sm SGN + sn
+    let q = e % 256u;
+    var y = 0.0;
+    var up = 0.0;
+    for (var g = 0u; g < SK; g++) {
+      let at = (blk * SK + g) * 512u + q;
+      y += cs[at];
+      up += cs[at + 256u];
+    }
+    let t = tileM + (blk / SGN) * 16u * WM + 16u * i + q / 16u;
+    let n = o0 + (blk % SGN) * 16u * nb + 16u * j + q % 16u;
+    if (t < p.T && n < p.N) {
+      storeColumn(t, n, y, up);
+    }
+  }
+  workgroupBarrier();
+}
+
+@compute @workgroup_size(THREADS)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lane: u32,
+  @builtin(local_invocation_index) tid: u32,
 ) {
-  let gated = GATED == 1u;
-  let nb = select(WN, WN / 2u, gated); // output blocks
-  let o0 = (wid.x + wid.z * nwg.x) * 16u * nb; // first output column
+  let perGroup = select(BN, BN / 2u, GATED == 1u); // outputs per workgroup
+  let o0 = (wid.x + wid.z * nwg.x) * perGroup;
   if (o0 >= p.N) {
     return; // the whole workgroup
   }
   let tileM = wid.y * BM;
+  let sg = tid / 32u;
+  let kg = sg % SK;
+  let aBase = (sg / (SK * SGN)) * 16u * WM * LD + kg * 32u; // this subgroup's first x row, its K slice
+  let bBase = ((sg / SK) % SGN) * 16u * WN * LD + kg * 32u;
 
-  // First weight row of each B block (clamped into the part), and its nominal first output column.
-  var rowStart: array<u32, WN>;
-  for (var j = 0u; j < WN; j++) {
-    let jo = j % nb;
-    let nominal = o0 + 16u * jo;
-    var r = min(nominal, p.N - 16u);
-    if (gated && j >= nb) {
-      r += p.upOffset;
-    }
-    rowStart[j] = r * p.wStride;
-  }
-
-  var acc: array<array<subgroup_matrix_result<f32, 16, 16>, WN>, WM>;
+  // @generated declarations: c<i>_<j> (result blocks), px<q> / pw<q> (this thread's chunks of the next step)
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
-    var a: array<array<subgroup_matrix_left<f16, 16, 16>, WM>, 2>;
-    var b: array<array<subgroup_matrix_right<f16, 16, 16>, WN>, 2>;
-    for (var s = 0u; s < 2u; s++) {
-      for (var i = 0u; i < WM; i++) {
-        a[s][i] = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&x16, (tileM + 16u * i) * p.K + k0 + 16u * s, false, p.K);
-      }
-      for (var j = 0u; j < WN; j++) {
-        b[s][j] = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&w, rowStart[j] + k0 + 16u * s, true, p.wStride);
-      }
+    workgroupBarrier();
+    // @generated staging: stageX(tid + q THREADS, px<q>), stageW(...)
+    workgroupBarrier();
+    if (k0 + BK < p.K) {
+      // @generated prefetch: px<q> = loadX(tileM, tid + q THREADS, k0 + BK), pw<q> = loadW(...)
     }
     for (var s = 0u; s < 2u; s++) {
-      for (var i = 0u; i < WM; i++) {
-        for (var j = 0u; j < WN; j++) {
-          acc[i][j] = subgroupMatrixMultiplyAccumulate(a[s][i], b[s][j], acc[i][j]);
-        }
-      }
+      let kk = 16u * s;
+      // @generated products: a<i>, b<j> from xs / ws, c<i>_<j> += a<i> b<j>
     }
   }
-
-  for (var i = 0u; i < WM; i++) {
-    for (var j = 0u; j < nb; j++) {
-      subgroupMatrixStore(&cs, 0u, acc[i][j], false, 16u);
-      if (gated) {
-        subgroupMatrixStore(&cs, 256u, acc[i][j + nb], false, 16u);
-      }
-      workgroupBarrier();
-      let nominal = o0 + 16u * j;
-      let start = min(nominal, p.N - 16u);
-      for (var e = lane; e < 256u; e += 32u) {
-        let r = e / 16u;
-        let c = e % 16u;
-        let t = tileM + i * 16u + r;
-        let n = start + c;
-        if (t < p.T && n >= nominal && n < p.N) {
-          storeColumn(t, n, cs[e], cs[256u + e]);
-        }
-      }
-      workgroupBarrier();
-    }
-  }
+  // @generated epilogue: per (i, j): subgroupMatrixStore(&cs, sg 512, c<i>_<j>) (GATED: and the up block), writeBlocks
 }

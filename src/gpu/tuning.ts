@@ -4,6 +4,12 @@
  * expensive and a workgroup of one SIMD width (8) wins; GPUs want hundreds of threads per workgroup.
  * bench/ops.ts is where the numbers come from.
  */
+/**
+ * A linear.mma.wgsl tile: [WM, WN, SGM, SGN, SK]: WM x WN blocks of 16 x 16 outputs per subgroup, SGM x SGN
+ * subgroups over the workgroup's outputs, SK subgroups splitting K (gated weights need WN even).
+ */
+export type MmaTile = [number, number, number, number, number];
+
 export interface KernelTuning {
   /** linear: the largest token count served by the GEMV kernel (each weight row read once per gemvTokens tokens). */
   gemvMaxTokens: number;
@@ -20,12 +26,12 @@ export interface KernelTuning {
   gemvTokens: number;
   /**
    * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
-   * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for mmaMinTokens <= T <= mmaMaxTokens (0: never),
-   * with tiles of [WM, WN] blocks of 16 x 16 outputs per workgroup (one subgroup; WN even).
+   * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for T >= mmaMinTokens (0: never), with the tile of
+   * the first of mmaTiles whose maxTokens covers T and maxColumns (default: any) the weight's rows (the last one
+   * beyond).
    */
   mmaMinTokens: number;
-  mmaMaxTokens: number;
-  mmaTile: [number, number];
+  mmaTiles: { maxTokens: number; maxColumns?: number; tile: MmaTile }[];
   /**
    * linear for more tokens: 'registers' (linear.tiled.wgsl: register blocks, no shared memory; best on CPU
    * drivers) or 'shared' (linear.gemm.wgsl: shared-memory tiles; for GPUs; needs K % 4 == 0, else 'registers').
@@ -69,10 +75,15 @@ export const GPU_TUNING: KernelTuning = {
   gemvLongLanes: 64,
   gemvRows: 2,
   gemvTokens: 4,
-  // H200: 1.5-3x faster than linear.gemm for 16-64 tokens, on par at 512 (bench/ops.ts).
   mmaMinTokens: 9,
-  mmaMaxTokens: 64,
-  mmaTile: [1, 2],
+  // H200, bench/ops.ts: split K for few tokens (more warps), no split where the columns alone give enough
+  // workgroups (the LM head), 64 x 128 tiles for prefill (72-78 TFLOPS at 512-2048 tokens).
+  mmaTiles: [
+    { maxTokens: 16, tile: [1, 2, 1, 1, 8] },
+    { maxTokens: 64, maxColumns: 32768, tile: [1, 2, 1, 2, 4] },
+    { maxTokens: 64, tile: [2, 2, 2, 2, 1] },
+    { maxTokens: Infinity, tile: [2, 4, 2, 2, 1] },
+  ],
   matmul: 'shared',
   tiledWorkgroup: [8, 8],
   tiledTokens: 4,
@@ -98,8 +109,7 @@ export const CPU_TUNING: KernelTuning = {
   gemvRows: 2,
   gemvTokens: 4,
   mmaMinTokens: 0,
-  mmaMaxTokens: 0,
-  mmaTile: [1, 2],
+  mmaTiles: [{ maxTokens: Infinity, tile: [2, 2, 1, 1, 1] }],
   matmul: 'registers',
   tiledWorkgroup: [8, 8],
   tiledTokens: 8,

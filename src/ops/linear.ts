@@ -7,9 +7,9 @@
  * - GEMV (`shaders/linear.gemv.wgsl`, T <= tuning.gemvMaxTokens, K % 8 == 0): decode is memory bound, so each
  *   weight row is read once, in 16-byte chunks spread over tuning.gemvLanes threads, for up to
  *   tuning.gemvTokens tokens; RMSNorm, gating and the residual are fused.
- * - subgroup matrices (`shaders/linear.mma.wgsl`, f16 weights, tuning.mmaMinTokens <= T <= tuning.mmaMaxTokens,
- *   when the device has chromium-experimental-subgroup-matrix): tensor cores on an f16 copy of x
- *   (`shaders/cast_f16.wgsl`), products accumulated in f32.
+ * - subgroup matrices (`shaders/linear.mma.wgsl`, f16 weights, T >= tuning.mmaMinTokens, when the device has
+ *   chromium-experimental-subgroup-matrix): tensor cores on tiles of x (rounded to f16) and w staged in workgroup
+ *   memory, products accumulated in f32; the tile shape per token count comes from tuning.mmaTiles.
  * - shared-memory tiles (`shaders/linear.gemm.wgsl`, tuning.matmul 'shared', GPUs): a workgroup stages x and w
  *   tiles in shared memory and each thread accumulates a 4 x 4 block.
  * - register-blocked (`shaders/linear.tiled.wgsl`, tuning.matmul 'registers', CPU drivers, and any K): each thread
@@ -19,6 +19,7 @@
  */
 import type { KernelSource } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
+import type { MmaTile } from '../gpu/tuning.js';
 import { bindTensor, type Tensor, type Weight } from '../gpu/tensor.js';
 import activationLib from '../../shaders/lib/activation.wgsl';
 import linearLib from '../../shaders/lib/linear.wgsl';
@@ -27,11 +28,10 @@ import laneSumShared from '../../shaders/lib/lane_sum.shared.wgsl';
 import gemvSource from '../../shaders/linear.gemv.wgsl';
 import tiledSource from '../../shaders/linear.tiled.wgsl';
 import gemmSource from '../../shaders/linear.gemm.wgsl';
-import mmaSource from '../../shaders/linear.mma.wgsl';
-import castSource from '../../shaders/cast_f16.wgsl';
 import { actCode, gatedAct, type Activation } from './elementwise.js';
 import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 import { rmsNorm } from './norm.js';
+import { mmaKernelCode } from './linear-mma.js';
 
 /** Fused work around the product. */
 export interface LinearOptions {
@@ -84,7 +84,7 @@ interface Fusion {
 /** GEMV threads per row group for rows of K: more for long rows (more loads in flight per row). */
 const gemvLanes = (tune: Recorder['ctx']['tuning'], K: number): number => (K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes);
 
-function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, f: Fusion) {
+function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, rows: number, f: Fusion) {
   const { ctx } = rec;
   const tune = ctx.tuning;
   const fused = { GATED: f.gated >= 0 ? 1 : 0, RESIDUAL: f.residual ? 1 : 0, ACT: Math.max(0, f.gated) };
@@ -108,16 +108,12 @@ function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4
       params: PARAMS,
     });
   } else if (path === 'mma') {
-    const [wm, wn] = tune.mmaTile;
-    key = `linear.mma.${wm}x${wn}.${fkey}`;
-    make = () => ({
-      name: key,
-      code: `${lib}\n${mmaSource}`,
-      prelude: `enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\nconst WM = ${wm}u;\nconst WN = ${wn}u;\n`,
-      constants: fused,
-      bindings: BINDINGS,
-      params: PARAMS,
-    });
+    const tile = mmaTile(tune, T, rows);
+    key = `linear.mma.${tile.join('.')}.${fkey}`;
+    make = () => {
+      const { prelude, code } = mmaKernelCode(tile, f.gated >= 0);
+      return { name: key, prelude, code: `${lib}\n${code}`, constants: fused, bindings: BINDINGS, params: PARAMS };
+    };
   } else if (path === 'gemm') {
     const [wx, wy] = gemmWorkgroup(tune, T);
     key = `linear.gemm.${dtype}.${wx}x${wy}.${tune.gemmK}.${fkey}`;
@@ -144,6 +140,12 @@ function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4
   return ctx.pipelines.kernel(key, make);
 }
 
+/** The subgroup-matrix tile for T tokens of a weight of `rows` rows (see tuning.mmaTiles). */
+function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number): MmaTile {
+  const tiles = tune.mmaTiles;
+  return (tiles.find((t) => T <= t.maxTokens && rows <= (t.maxColumns ?? Infinity)) ?? tiles[tiles.length - 1]).tile;
+}
+
 /** The shared-memory kernel's workgroup for T tokens. */
 const gemmWorkgroup = (tune: Recorder['ctx']['tuning'], T: number): [number, number] =>
   T <= tune.gemmSmallTokens ? tune.gemmSmallWorkgroup : tune.gemmWorkgroup;
@@ -159,11 +161,9 @@ function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: n
     ctx.subgroupMatrix &&
     tune.mmaMinTokens > 0 &&
     T >= tune.mmaMinTokens &&
-    T <= tune.mmaMaxTokens &&
     w.dtype === 'f16' &&
-    K % 32 === 0 &&
-    w.rowStride % 8 === 0 &&
-    w.parts.every((part) => part.rows >= 16 && (gatedRows === 0 || gatedRows >= 16))
+    chunks &&
+    (gatedRows === 0 || mmaTile(tune, T, w.rows)[1] % 2 === 0)
   ) {
     return 'mma';
   }
@@ -215,9 +215,8 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     gated: opts.gated ? actCode(opts.gated) : -1,
     residual: !!opts.residual,
   };
-  const kernel = linearKernel(rec, path, w.dtype, vw, T, K, fusion);
-  // Subgroup matrices read the input as f16: a rounded copy, padded to whole tiles of tokens.
-  const xb = path === 'mma' ? castToF16(rec, input, T, K, 16 * ctx.tuning.mmaTile[0]) : bindTensor(ctx, input, 'linear x');
+  const kernel = linearKernel(rec, path, w.dtype, vw, T, K, w.rows, fusion);
+  const xb = bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
@@ -241,9 +240,9 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     let perX: number;
     let perY: number;
     if (path === 'mma') {
-      const [wm, wn] = tune.mmaTile;
-      perX = 16 * wn;
-      perY = 16 * wm;
+      const [wm, wn, sgm, sgn] = mmaTile(tune, T, w.rows);
+      perX = 16 * wn * sgn;
+      perY = 16 * wm * sgm;
     } else if (path === 'gemm') {
       const [wx, wy] = gemmWorkgroup(tune, T);
       perX = 4 * wx;
@@ -255,26 +254,6 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     const [gx, gz] = grid(ctx, Math.ceil(tileCols / perX));
     rec.run(kernel, params, [xb, wb, bb, ob], gx, Math.ceil(T / perY), gz);
   }
-}
-
-const CAST_WG = 256;
-
-/** x [T, K] f32 rounded to f16 into the scratch buffer 'linear.x16' (rows up to a multiple of `rows`). */
-function castToF16(rec: Recorder, x: Tensor, T: number, K: number, rows: number) {
-  const { ctx } = rec;
-  const buffer = ctx.scratchBuffer('linear.x16', Math.ceil(T / rows) * rows * K * 2);
-  const kernel = ctx.pipelines.kernel('cast_f16', () => ({
-    name: 'cast_f16',
-    code: castSource,
-    bindings: ['read', 'write'],
-    params: 'u',
-    constants: { WG: CAST_WG },
-  }));
-  const words = (T * K) / 2;
-  const out = wholeBuffer(buffer);
-  const [gx, gy] = grid(ctx, Math.ceil(words / CAST_WG));
-  rec.run(kernel, [words], [bindTensor(ctx, x, 'linear x'), out], gx, gy);
-  return out;
 }
 
 /**
