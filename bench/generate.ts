@@ -2,13 +2,14 @@
  * Prefill and decode throughput of the model runner for any config.json shape with dummy weights.
  *
  *   node build/bench/generate.js [CONFIG_DIR] [--dtype float16|float32] [--batch 1,8,32] [--prefill 128,512]
- *                                [--context 128] [--steps 32] [--unsafe] [--no-mma] [--tune key=value,...] (lists as a:b:c)
+ *                                [--context 128] [--steps 32] [--unsafe] [--no-mma] [--profile] [--tune key=value,...] (lists as a:b:c)
  *
  * Prints tokens/s, the bytes a decode step must move per token (weights once per step, KV reads per sequence),
  * and the achieved bandwidth as a ratio to the adapter's copy bandwidth measured in the same run: the faster of
  * copyBufferToBuffer and a vec4 compute copy (Dawn's copyBufferToBuffer can be far below what shaders reach).
  * --unsafe creates Dawn with allow_unsafe_apis (experimental features such as subgroup matrices, i.e. tensor cores);
- * --no-mma keeps linear off them. --tune overrides fields of the device's KernelTuning (numbers, or a,b,... lists).
+ * --no-mma keeps linear off them. --profile prints GPU time per kernel of a decode step of each batch (timestamp
+ * queries, one pass per dispatch). --tune overrides fields of the device's KernelTuning (numbers, or a,b,... lists).
  */
 import { parseArgs } from 'node:util';
 import { create } from 'webgpu';
@@ -18,6 +19,7 @@ import { parseModelConfig, type ModelConfig } from '../src/config/model-config.j
 import { ModelRunner, type ScheduledSeq } from '../src/engine/model-runner.js';
 import { GpuContext } from '../src/gpu/context.js';
 import { Recorder } from '../src/gpu/recorder.js';
+import { GpuProfiler } from '../src/gpu/profiler.js';
 import { loadWeights } from '../src/models/load-weights.js';
 import { Generator } from '../src/sampling/generator.js';
 import { SamplingParams } from '../src/sampling-params.js';
@@ -35,6 +37,7 @@ const { values, positionals } = parseArgs({
     unsafe: { type: 'boolean', default: false },
     'no-mma': { type: 'boolean', default: false },
     tune: { type: 'string', default: '' },
+    profile: { type: 'boolean', default: false },
   },
 });
 const list = (s: string) => s.split(',').map(Number);
@@ -43,8 +46,13 @@ const source = await FsModelSource.open(dir);
 const cfg = parseModelConfig(await source.readText('config.json'));
 let gpu = await nodeGpu(); // also points Vulkan at a driver and installs the WebGPU globals
 // Held for the whole run: Dawn's instance must outlive its devices.
-if (values.unsafe) gpu = create(['enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis']);
+if (values.unsafe || values.profile) {
+  // --profile: full-resolution timestamps (Dawn rounds them to 100 us otherwise).
+  const flags = ['enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis'];
+  gpu = create(values.profile ? [...flags, 'disable-dawn-features=timestamp_quantization'] : flags);
+}
 const ctx = await GpuContext.create(gpu, {
+  timestamps: values.profile,
   f16: values.dtype === 'float16' ? undefined : false,
   subgroupMatrix: values['no-mma'] ? false : undefined,
 });
@@ -121,6 +129,7 @@ for (const B of batches) {
   report('decode', B, B, ms, weightBytes(cfg, dtype) / B + kvRead);
   checkErrors(`decode ${B}`);
   if (B === 1) breakdown.push(await decodeBreakdown(ms));
+  if (values.profile) breakdown.push(await profileStep(B));
 }
 
 /**
@@ -130,26 +139,7 @@ for (const B of batches) {
  * readback and sampling.
  */
 async function decodeBreakdown(stepMs: number): Promise<string> {
-  const r = runner as unknown as {
-    acts: Parameters<typeof runner.model.forward>[2];
-    inputs: GPUBuffer;
-    layout: Record<string, number>;
-    maxBlocksPerSeq: number;
-  };
-  const L = r.layout;
-  const maxT = runner.limits.maxNumBatchedTokens;
-  const view = (offset: number, n: number, dt: 'u32' | 'i32') => ({ buffer: r.inputs, offset, shape: [n], dtype: dt });
-  const inputs = {
-    T: 1,
-    ids: view(L.ids, maxT, 'u32'),
-    positions: view(L.positions, maxT, 'u32'),
-    positionIds: runner.model.weights.positions ? view(L.positionIds, maxT, 'u32') : null,
-    seqIdx: view(L.seqIdx, maxT, 'u32'),
-    slotMapping: view(L.slotMapping, maxT, 'i32'),
-    blockTables: view(L.blockTables, runner.limits.maxNumSeqs * r.maxBlocksPerSeq, 'u32'),
-    maxBlocksPerSeq: Math.ceil((context + steps + 1) / blockSize),
-  };
-  const rows = view(L.sampleRows, 1, 'u32');
+  const { inputs, rows, r } = lastStepInputs(1);
   const n = 20;
   let recordMs = 0;
   let dispatches = 0;
@@ -182,6 +172,50 @@ async function decodeBreakdown(stepMs: number): Promise<string> {
     `back to back ${pipelined.toFixed(2)} ms/step (GPU-bound when above recording); one at a time with a wait ${serial.toFixed(2)} ms; ` +
     `runner step ${stepMs.toFixed(2)} ms (so ${(stepMs - serial).toFixed(2)} ms of input upload, readback and sampling)`
   );
+}
+
+/**
+ * GPU time per kernel of the runner's last step (T tokens, one sampled row per token), each dispatch in a timed
+ * pass of its own (--profile; needs timestamp-query).
+ */
+async function profileStep(T: number): Promise<string> {
+  const { inputs, rows, r } = lastStepInputs(T);
+  const profiler = new GpuProfiler(ctx);
+  const rec = new Recorder(ctx, 'profile');
+  rec.profiler = profiler;
+  runner.model.forward(rec, inputs, r.acts, runner.cache);
+  runner.model.logits(rec, rows, T, r.acts);
+  rec.submit();
+  const byKernel = [...(await profiler.read()).entries()].sort((a, b) => b[1].ms - a[1].ms);
+  profiler.destroy();
+  const total = byKernel.reduce((sum, [, v]) => sum + v.ms, 0);
+  const lines = byKernel.map(([name, v]) => `#   ${v.ms.toFixed(3).padStart(8)} ms ${((100 * v.ms) / total).toFixed(1).padStart(5)}%  x${String(v.count).padEnd(4)} ${name}`);
+  return [`# profile, ${T} tokens: ${total.toFixed(2)} ms of kernels`, ...lines].join('\n');
+}
+
+/** The runner's inputs of its last step, still on the GPU, as a forward of T tokens. */
+function lastStepInputs(T: number) {
+  const r = runner as unknown as {
+    acts: Parameters<typeof runner.model.forward>[2];
+    inputs: GPUBuffer;
+    layout: Record<string, number>;
+    maxBlocksPerSeq: number;
+  };
+  const L = r.layout;
+  const maxT = runner.limits.maxNumBatchedTokens;
+  const view = (offset: number, n: number, dt: 'u32' | 'i32') => ({ buffer: r.inputs, offset, shape: [n], dtype: dt });
+  const inputs = {
+    T,
+    ids: view(L.ids, maxT, 'u32'),
+    positions: view(L.positions, maxT, 'u32'),
+    positionIds: runner.model.weights.positions ? view(L.positionIds, maxT, 'u32') : null,
+    seqIdx: view(L.seqIdx, maxT, 'u32'),
+    slotMapping: view(L.slotMapping, maxT, 'i32'),
+    blockTables: view(L.blockTables, runner.limits.maxNumSeqs * r.maxBlocksPerSeq, 'u32'),
+    maxBlocksPerSeq: Math.ceil((context + steps + 1) / blockSize),
+  };
+  const rows = view(L.sampleRows, T, 'u32');
+  return { inputs: { ...inputs, T }, rows, r };
 }
 
 /** Uncaptured device errors make a step do nothing (and look fast): surface them. */

@@ -113,8 +113,9 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
       rec0.submit();
       const ref = (await readTensor(ctx, refOut, T * N)) as Float32Array;
       if (T >= 16 && label === 'o') continue; // like qkv
-      const mmas = ctx.subgroupMatrix ? (T <= 8 ? MMA_FEW.slice(0, 1) : T <= 64 ? MMA_FEW : MMA_MANY) : [];
-      const tiles = T > 512 ? TILE_VARIANTS.slice(0, 1) : TILE_VARIANTS;
+      const chosen = option('--mma')?.split(',').map((t) => mma([...t].map(Number) as MmaTile));
+      const mmas = !ctx.subgroupMatrix ? [] : chosen ?? (T <= 8 ? MMA_FEW.slice(0, 1) : T <= 64 ? MMA_FEW : MMA_MANY);
+      const tiles = chosen ? [] : T > 512 ? TILE_VARIANTS.slice(0, 1) : TILE_VARIANTS;
       const variants = T <= 8 ? [...GEMV_VARIANTS, ...mmas] : [current, ...mmas, ...tiles];
       for (const [name, tune] of variants) {
         ctx.tuning = tune(base);

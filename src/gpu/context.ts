@@ -22,6 +22,8 @@ export interface GpuContextOptions {
    */
   subgroupMatrix?: boolean;
   powerPreference?: GPUPowerPreference;
+  /** Enable timestamp queries (for GpuProfiler) when the adapter has them. Default: off. */
+  timestamps?: boolean;
   /** Workgroup and tile sizes; default: by device class ({@link defaultTuning}). */
   tuning?: KernelTuning;
 }
@@ -134,6 +136,7 @@ export class GpuContext {
     if (f16) requiredFeatures.push('shader-f16');
     if (subgroups) requiredFeatures.push('subgroups' as GPUFeatureName);
     if (subgroupMatrix) requiredFeatures.push(SUBGROUP_MATRIX as GPUFeatureName);
+    if (opts.timestamps && adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
     const requiredLimits: Record<string, number> = {};
     const adapterLimits = adapter.limits as unknown as Record<string, number>;
     for (const name of MAX_LIMITS) {

@@ -6,6 +6,7 @@
 import { BufferUsage } from './buffers.js';
 import type { GpuContext } from './context.js';
 import type { BufferBinding, Kernel } from './pipelines.js';
+import type { GpuProfiler } from './profiler.js';
 
 /** Bytes in the uniform ring: 4096 dispatches at NVIDIA's 256-byte offset alignment before a mid-step flush. */
 const RING_BYTES = 1 << 20;
@@ -64,6 +65,8 @@ export class Recorder {
   dispatches = 0;
   /** Reused for setBindGroup's dynamic offset (Dawn copies it), sparing an allocation per dispatch. */
   private readonly offsets = [0];
+  /** When set, every dispatch runs in a pass of its own, timed (benchmarks only). */
+  profiler: GpuProfiler | null = null;
 
   constructor(
     readonly ctx: GpuContext,
@@ -104,11 +107,17 @@ export class Recorder {
     const variant = kernel.variant(aliased);
     const group = this.ctx.pipelines.bindGroup(variant.layout, ring.buffer, kernel.paramsSize, bindings);
     this.offsets[0] = offset;
-    this.dispatch(variant.pipeline, group, x, y, z, this.offsets);
+    this.dispatch(variant.pipeline, group, x, y, z, this.offsets, kernel.source.name);
   }
 
   /** Appends a dispatch with a caller-built bind group. */
-  dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y = 1, z = 1, dynamicOffsets?: number[]): void {
+  dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, x: number, y = 1, z = 1, dynamicOffsets?: number[], name = pipeline.label): void {
+    if (this.profiler) {
+      this.endPass();
+      this.encoder ??= this.ctx.device.createCommandEncoder({ label: this.label });
+      this.pass = this.encoder.beginComputePass({ label: name, timestampWrites: this.profiler.next(name) });
+      this.lastPipeline = undefined;
+    }
     const pass = this.computePass();
     if (pipeline !== this.lastPipeline) {
       pass.setPipeline(pipeline);
@@ -118,6 +127,7 @@ export class Recorder {
     else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     this.dispatches++;
+    if (this.profiler) this.endPass();
   }
 
   /** Appends a buffer-to-buffer copy (offsets and size multiples of 4). */

@@ -27,11 +27,11 @@ export interface KernelTuning {
   /**
    * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
    * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for T >= mmaMinTokens (0: never), with the tile of
-   * the first of mmaTiles whose maxTokens covers T and maxColumns (default: any) the weight's rows (the last one
-   * beyond).
+   * the first of mmaTiles whose maxTokens covers T, maxColumns (default: any) the weight's rows and maxDepth
+   * (default: any) its columns K (the last one beyond).
    */
   mmaMinTokens: number;
-  mmaTiles: { maxTokens: number; maxColumns?: number; tile: MmaTile }[];
+  mmaTiles: { maxTokens: number; maxColumns?: number; maxDepth?: number; tile: MmaTile }[];
   /**
    * linear for more tokens: 'registers' (linear.tiled.wgsl: register blocks, no shared memory; best on CPU
    * drivers) or 'shared' (linear.gemm.wgsl: shared-memory tiles; for GPUs; needs K % 4 == 0, else 'registers').
@@ -76,14 +76,17 @@ export const GPU_TUNING: KernelTuning = {
   gemvRows: 2,
   gemvTokens: 4,
   mmaMinTokens: 9,
-  // H200, bench/ops.ts: split K for few tokens (more warps), no split where the columns alone give enough
-  // workgroups (the LM head), 64 x 128 tiles for prefill (72-78 TFLOPS at 512-2048 tokens).
+  // H200, bench/ops.ts (best of each shape at 16-64 tokens; run-to-run noise is large): split K where the columns
+  // give few workgroups, 64 x 64 tiles for gate/up, 64 x 128 for the LM head and for prefill (72-78 TFLOPS at
+  // 512-2048 tokens).
   mmaTiles: [
-    { maxTokens: 16, tile: [1, 2, 1, 1, 8] },
-    { maxTokens: 64, maxColumns: 32768, tile: [1, 2, 1, 2, 4] },
-    { maxTokens: 64, tile: [2, 2, 2, 2, 1] },
+    { maxTokens: 16, maxColumns: 4096, tile: [1, 2, 1, 1, 8] },
+    { maxTokens: 64, maxColumns: 4096, maxDepth: 4096, tile: [4, 2, 1, 1, 4] },
+    { maxTokens: 64, maxColumns: 4096, tile: [1, 2, 1, 2, 4] },
+    { maxTokens: 64, maxColumns: 32768, tile: [2, 2, 2, 2, 1] },
     { maxTokens: Infinity, tile: [2, 4, 2, 2, 1] },
   ],
+
   matmul: 'shared',
   tiledWorkgroup: [8, 8],
   tiledTokens: 4,

@@ -108,7 +108,7 @@ function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4
       params: PARAMS,
     });
   } else if (path === 'mma') {
-    const tile = mmaTile(tune, T, rows);
+    const tile = mmaTile(tune, T, rows, K);
     key = `linear.mma.${tile.join('.')}.${fkey}`;
     make = () => {
       const { prelude, code } = mmaKernelCode(tile, f.gated >= 0);
@@ -140,10 +140,11 @@ function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4
   return ctx.pipelines.kernel(key, make);
 }
 
-/** The subgroup-matrix tile for T tokens of a weight of `rows` rows (see tuning.mmaTiles). */
-function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number): MmaTile {
+/** The subgroup-matrix tile for T tokens of a weight of `rows` x K (see tuning.mmaTiles). */
+function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number, K: number): MmaTile {
   const tiles = tune.mmaTiles;
-  return (tiles.find((t) => T <= t.maxTokens && rows <= (t.maxColumns ?? Infinity)) ?? tiles[tiles.length - 1]).tile;
+  const fits = (t: (typeof tiles)[number]) => T <= t.maxTokens && rows <= (t.maxColumns ?? Infinity) && K <= (t.maxDepth ?? Infinity);
+  return (tiles.find(fits) ?? tiles[tiles.length - 1]).tile;
 }
 
 /** The shared-memory kernel's workgroup for T tokens. */
@@ -163,7 +164,7 @@ function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: n
     T >= tune.mmaMinTokens &&
     w.dtype === 'f16' &&
     chunks &&
-    (gatedRows === 0 || mmaTile(tune, T, w.rows)[1] % 2 === 0)
+    (gatedRows === 0 || mmaTile(tune, T, w.rows, K)[1] % 2 === 0)
   ) {
     return 'mma';
   }
@@ -240,7 +241,7 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     let perX: number;
     let perY: number;
     if (path === 'mma') {
-      const [wm, wn, sgm, sgn] = mmaTile(tune, T, w.rows);
+      const [wm, wn, sgm, sgn] = mmaTile(tune, T, w.rows, K);
       perX = 16 * wn * sgn;
       perY = 16 * wm * sgm;
     } else if (path === 'gemm') {
