@@ -65,6 +65,8 @@ export class Recorder {
   dispatches = 0;
   /** Reused for setBindGroup's dynamic offset (Dawn copies it), sparing an allocation per dispatch. */
   private readonly offsets = [0];
+  /** Dispatches recorded since the last submit (see KernelTuning.submitEvery). */
+  private pending = 0;
   /** When set, every dispatch runs in a pass of its own, timed (benchmarks only). */
   profiler: GpuProfiler | null = null;
 
@@ -128,6 +130,9 @@ export class Recorder {
     pass.dispatchWorkgroups(x, y, z);
     this.dispatches++;
     if (this.profiler) this.endPass();
+    // Hand the GPU what is recorded so far, so that it runs while the rest of the step is recorded.
+    const every = this.ctx.tuning.submitEvery;
+    if (every > 0 && ++this.pending >= every) this.submit();
   }
 
   /** Appends a buffer-to-buffer copy (offsets and size multiples of 4). */
@@ -148,6 +153,7 @@ export class Recorder {
 
   /** Uploads this step's uniforms and submits everything recorded. The recorder can record the next step. */
   submit(): void {
+    this.pending = 0;
     this.endPass();
     this.uploadRing();
     if (this.encoder) {

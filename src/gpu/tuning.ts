@@ -65,6 +65,11 @@ export interface KernelTuning {
   attentionMaxSplits: number;
   /** Row reductions (norms, argmax): threads per row (a power of two). */
   rowWorkgroup: number;
+  /**
+   * Submit a step's commands every this many dispatches (0: once, at the end), so that the GPU starts on the first
+   * layers while the CPU records the rest.
+   */
+  submitEvery: number;
 }
 
 export const GPU_TUNING: KernelTuning = {
@@ -101,6 +106,7 @@ export const GPU_TUNING: KernelTuning = {
   attentionSplitKeys: 32,
   attentionMaxSplits: 32,
   rowWorkgroup: 256,
+  submitEvery: 32,
 };
 
 export const CPU_TUNING: KernelTuning = {
@@ -127,6 +133,7 @@ export const CPU_TUNING: KernelTuning = {
   attentionSplitKeys: 256,
   attentionMaxSplits: 8,
   rowWorkgroup: 8,
+  submitEvery: 0,
 };
 
 /** CPU_TUNING for software adapters, GPU_TUNING otherwise. */
