@@ -3,10 +3,11 @@
  * every variant's output against the f32 shared-memory kernel), paged attention, and the CPU cost of recording a
  * decode step, printing GB/s and GFLOP/s. GPU_TUNING's values come from here.
  *
- * Run (no extra dependencies: esbuild comes with tsup):
- *   npx esbuild bench/ops.ts --bundle --platform=node --format=esm --target=node20 --loader:.wgsl=text \
- *     --external:webgpu --outfile=build/bench/ops.mjs && node build/bench/ops.mjs [--quick] [--f32]
- *     [--tuning cpu|gpu] [--only linear|attention|overhead] [--unsafe]
+ * Run (built by `npm run build` into build/bench, like the other benches):
+ *   node build/bench/ops.js [--quick] [--f32] [--tuning cpu|gpu] [--only linear|attention|overhead] [--unsafe]
+ *     [--tokens 1,8,64] [--shapes qkv,o,gate/up,down,lm-head] [--mma 44114,22221] [--split 0,264,528]
+ * --tokens, --shapes: which linear cases; --mma: subgroup-matrix tiles to time (WM WN SGM SGN SK, see
+ * src/gpu/tuning.ts MmaTile); --split: time the tuned tiles with these tuning.mmaSplitWorkgroups instead.
  * --quick: small shapes for CPU WebGPU (lavapipe); default: Llama-3.2-1B's shapes (H 2048, I 8192, V 128256).
  * --unsafe: Dawn with allow_unsafe_apis, for the subgroup-matrix (tensor core) variants.
  *
@@ -112,11 +113,12 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
       ops.linear(rec0, x, w, null, refOut, T, opts);
       rec0.submit();
       const ref = (await readTensor(ctx, refOut, T * N)) as Float32Array;
-      if (T >= 16 && label === 'o') continue; // like qkv
       const chosen = option('--mma')?.split(',').map((t) => mma([...t].map(Number) as MmaTile));
       const mmas = !ctx.subgroupMatrix ? [] : chosen ?? (T <= 8 ? MMA_FEW.slice(0, 1) : T <= 64 ? MMA_FEW : MMA_MANY);
       const tiles = chosen ? [] : T > 512 ? TILE_VARIANTS.slice(0, 1) : TILE_VARIANTS;
-      const variants = T <= 8 ? [...GEMV_VARIANTS, ...mmas] : [current, ...mmas, ...tiles];
+      const splitList = option('--split')?.split(',').map(Number);
+      const splitVariants: Variant[] = (splitList ?? []).map((n) => [`split ${n}`, (t) => ({ ...t, mmaSplitWorkgroups: n })]);
+      const variants = splitList ? splitVariants : T <= 8 ? [...GEMV_VARIANTS, ...mmas] : [current, ...mmas, ...tiles];
       for (const [name, tune] of variants) {
         ctx.tuning = tune(base);
         if (name.startsWith('mma') && mmaSharedBytes(ctx.tuning.mmaTiles[0].tile) > ctx.limits.maxComputeWorkgroupStorageSize) continue;

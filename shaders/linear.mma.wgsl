@@ -24,9 +24,12 @@
 //           w     f16 [rows, wStride] read as 8-element chunks (one part of the weight; wStride % 8 == 0)
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
 //           out   f32 [T, outStride]
+//           part  f32 [splits, T, partialRows()]  (split-K only; a dummy otherwise)
 //
-// Dispatch: workgroup (g = wid.x + wid.z nwg.x, wid.y) computes tokens wid.y BM .. + BM - 1 and its BN tile
-// columns. K is walked BK at a time through workgroup memory: x[tokens, k0 .. k0 + BK) (rounded to f16) and the BN
+// Dispatch: workgroup (g = wid.x + wid.z nwg.x, wid.y = tile splits() + split) computes tokens tile BM .. + BM - 1
+// and its BN tile columns over K in [split kSplit, (split + 1) kSplit). Without a split (kSplit >= K) it writes
+// the outputs; with one, the raw sums of weight row r (gate and up rows alike) of token t go to
+// part[split, t, r], and linear.reduce.wgsl adds the splits and writes the outputs. K is walked BK at a time through workgroup memory: x[tokens, k0 .. k0 + BK) (rounded to f16) and the BN
 // weight rows' same slice, rows padded to LD halves (fewer bank conflicts); each thread moves whole 8-element
 // chunks (chunk e: staged row e / CHUNKS, chunk e % CHUNKS), and loads the next step's chunks into registers
 // before the current step's products. Out-of-range tokens and rows are clamped (their results are not written)
@@ -38,6 +41,7 @@
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;
 
 const SG = SGM * SGN * SK;
 const THREADS = 32u * SG;
@@ -118,7 +122,7 @@ fn stageW(e: u32, v: vec4<u32>) {
  * Writes result block position (i, j) of every subgroup, stored in cs (block at sg 512, up block at + 256):
  * adds the SK partial sums and writes the outputs.
  */
-fn writeBlocks(tid: u32, tileM: u32, o0: u32, i: u32, j: u32) {
+fn writeBlocks(tid: u32, tileM: u32, o0: u32, split: u32, i: u32, j: u32) {
   workgroupBarrier();
   let nb = select(WN, WN / 2u, GATED == 1u); // output blocks per subgroup
   for (var e = tid; e < SGM * SGN * 256u; e += THREADS) {
@@ -134,7 +138,15 @@ fn writeBlocks(tid: u32, tileM: u32, o0: u32, i: u32, j: u32) {
     let t = tileM + (blk / SGN) * 16u * WM + 16u * i + q / 16u;
     let n = o0 + (blk % SGN) * 16u * nb + 16u * j + q % 16u;
     if (t < p.T && n < p.N) {
-      storeColumn(t, n, y, up);
+      if (p.kSplit >= p.K) {
+        storeColumn(t, n, y, up);
+      } else {
+        let at = (split * p.T + t) * partialRows() + n;
+        part[at] = y;
+        if (GATED == 1u) {
+          part[at + p.upOffset] = up;
+        }
+      }
     }
   }
   workgroupBarrier();
@@ -151,18 +163,21 @@ fn main(
   if (o0 >= p.N) {
     return; // the whole workgroup
   }
-  let tileM = wid.y * BM;
+  let split = wid.y % splits();
+  let tileM = (wid.y / splits()) * BM;
+  let kBegin = split * p.kSplit; // a multiple of BK
+  let kEnd = min(p.K, kBegin + p.kSplit);
   let sg = tid / 32u;
   let kg = sg % SK;
   let aBase = (sg / (SK * SGN)) * 16u * WM * LD + kg * 32u; // this subgroup's first x row, its K slice
   let bBase = ((sg / SK) % SGN) * 16u * WN * LD + kg * 32u;
 
   // @generated declarations: c<i>_<j> (result blocks), px<q> / pw<q> (this thread's chunks of the next step)
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+  for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
     workgroupBarrier();
     // @generated staging: stageX(tid + q THREADS, px<q>), stageW(...)
     workgroupBarrier();
-    if (k0 + BK < p.K) {
+    if (k0 + BK < kEnd) {
       // @generated prefetch: px<q> = loadX(tileM, tid + q THREADS, k0 + BK), pw<q> = loadW(...)
     }
     for (var s = 0u; s < 2u; s++) {

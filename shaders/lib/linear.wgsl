@@ -21,6 +21,16 @@ struct Params {
   hasBias: u32,
   upOffset: u32, // GATED: weight row of the up row of output column 0
   eps: f32, // linear.gemv NORM
+  kSplit: u32, // linear.mma: K per split (split-K across workgroups when < K; see linear.reduce.wgsl)
+}
+
+/** linear.mma split-K: the number of K splits, and the rows of one split's partial sums per token. */
+fn splits() -> u32 {
+  return (p.K + p.kSplit - 1u) / p.kSplit;
+}
+
+fn partialRows() -> u32 {
+  return select(p.N, p.upOffset + p.N, GATED == 1u);
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -32,7 +32,7 @@ export function mmaKernelCode(tile: MmaTile, gated: boolean): { prelude: string;
       const e = `tid + ${q * threads}u`;
       const even = (q + 1) * threads <= total;
       const clamped = even ? e : `min(${e}, ${total - 1}u)`;
-      decl.push(`var p${name}${q} = ${load}${clamped}, 0u);`);
+      decl.push(`var p${name}${q} = ${load}${clamped}, kBegin);`);
       stage.push(even ? `${fn}(${e}, p${name}${q});` : `if (${e} < ${total}u) { ${fn}(${e}, p${name}${q}); }`);
       prefetch.push(`p${name}${q} = ${load}${clamped}, k0 + BK);`);
     }
@@ -48,7 +48,7 @@ export function mmaKernelCode(tile: MmaTile, gated: boolean): { prelude: string;
     range(nb).flatMap((j) => [
       `subgroupMatrixStore(&cs, sg * 512u, c${i}_${j}, false, 16u);`,
       ...(gated ? [`subgroupMatrixStore(&cs, sg * 512u + 256u, c${i}_${j + nb}, false, 16u);`] : []),
-      `writeBlocks(tid, tileM, o0, ${i}u, ${j}u);`,
+      `writeBlocks(tid, tileM, o0, split, ${i}u, ${j}u);`,
     ]),
   );
   const generated: Record<string, string[]> = { declarations: decl, staging: stage, prefetch, products, epilogue };

@@ -9,7 +9,10 @@
  *   tuning.gemvTokens tokens; RMSNorm, gating and the residual are fused.
  * - subgroup matrices (`shaders/linear.mma.wgsl`, f16 weights, T >= tuning.mmaMinTokens, when the device has
  *   chromium-experimental-subgroup-matrix): tensor cores on tiles of x (rounded to f16) and w staged in workgroup
- *   memory, products accumulated in f32; the tile shape per token count comes from tuning.mmaTiles.
+ *   memory, products accumulated in f32; the tile shape per token count and weight shape comes from
+ *   tuning.mmaTiles (src/ops/linear-mma.ts writes out each tile's kernel). When the tiles give fewer than
+ *   tuning.mmaSplitWorkgroups workgroups, K is split across workgroups too: they write partial sums, and
+ *   `shaders/linear.reduce.wgsl` adds them and applies the epilogue.
  * - shared-memory tiles (`shaders/linear.gemm.wgsl`, tuning.matmul 'shared', GPUs): a workgroup stages x and w
  *   tiles in shared memory and each thread accumulates a 4 x 4 block.
  * - register-blocked (`shaders/linear.tiled.wgsl`, tuning.matmul 'registers', CPU drivers, and any K): each thread
@@ -28,10 +31,11 @@ import laneSumShared from '../../shaders/lib/lane_sum.shared.wgsl';
 import gemvSource from '../../shaders/linear.gemv.wgsl';
 import tiledSource from '../../shaders/linear.tiled.wgsl';
 import gemmSource from '../../shaders/linear.gemm.wgsl';
+import reduceSource from '../../shaders/linear.reduce.wgsl';
 import { actCode, gatedAct, type Activation } from './elementwise.js';
 import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 import { rmsNorm } from './norm.js';
-import { mmaKernelCode } from './linear-mma.js';
+import { mmaKernelCode, mmaSharedBytes } from './linear-mma.js';
 
 /** Fused work around the product. */
 export interface LinearOptions {
@@ -48,7 +52,7 @@ export interface LinearOptions {
 
 type Path = 'gemv' | 'mma' | 'gemm' | 'tiled';
 
-const PARAMS = 'uuuuuuuuf';
+const PARAMS = 'uuuuuuuufu';
 const BINDINGS = ['read', 'read', 'read', 'write'] as const;
 
 /** Tokens per GEMV workgroup: the fewest of 1, 2, 4, ... that covers T, at most tuning.gemvTokens. */
@@ -112,7 +116,7 @@ function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4
     key = `linear.mma.${tile.join('.')}.${fkey}`;
     make = () => {
       const { prelude, code } = mmaKernelCode(tile, f.gated >= 0);
-      return { name: key, prelude, code: `${lib}\n${code}`, constants: fused, bindings: BINDINGS, params: PARAMS };
+      return { name: key, prelude, code: `${lib}\n${code}`, constants: fused, bindings: [...BINDINGS, 'write'], params: PARAMS };
     };
   } else if (path === 'gemm') {
     const [wx, wy] = gemmWorkgroup(tune, T);
@@ -164,7 +168,8 @@ function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: n
     T >= tune.mmaMinTokens &&
     w.dtype === 'f16' &&
     chunks &&
-    (gatedRows === 0 || mmaTile(tune, T, w.rows, K)[1] % 2 === 0)
+    (gatedRows === 0 || mmaTile(tune, T, w.rows, K)[1] % 2 === 0) &&
+    mmaSharedBytes(mmaTile(tune, T, w.rows, K)) <= ctx.limits.maxComputeWorkgroupStorageSize
   ) {
     return 'mma';
   }
@@ -226,7 +231,7 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
   for (const part of w.parts) {
     if (part.rows === 0) continue;
     const cols = opts.gated ? gatedRows : part.rows; // output columns of this dispatch
-    const params = [T, K, cols, w.rowStride, N, opts.gated ? 0 : part.rowStart, bias ? 1 : 0, gatedRows, eps];
+    const params = [T, K, cols, w.rowStride, N, opts.gated ? 0 : part.rowStart, bias ? 1 : 0, gatedRows, eps, K];
     const wb = wholeBuffer(part.buffer);
     if (path === 'gemv') {
       const rows = gemvRows(tune, fusion);
@@ -241,9 +246,24 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     let perX: number;
     let perY: number;
     if (path === 'mma') {
-      const [wm, wn, sgm, sgn] = mmaTile(tune, T, w.rows, K);
-      perX = 16 * wn * sgn;
-      perY = 16 * wm * sgm;
+      const [wm, wn, sgm, sgn, sk] = mmaTile(tune, T, w.rows, K);
+      const [gx, gz] = grid(ctx, Math.ceil(tileCols / (16 * wn * sgn)));
+      const tiles = Math.ceil(T / (16 * wm * sgm));
+      // Split K across workgroups when the tiles alone give fewer than tuning.mmaSplitWorkgroups of them.
+      const bk = 32 * sk;
+      const steps = Math.ceil(K / bk);
+      const want = Math.min(steps, Math.floor(tune.mmaSplitWorkgroups / (gx * gz * tiles)));
+      const kSplit = want > 1 ? Math.ceil(steps / want) * bk : K;
+      const splits = Math.ceil(K / kSplit);
+      params[9] = kSplit;
+      // (Not the dummy without a split: bias may be the dummy, and a buffer cannot be bound read and written.)
+      const partials = wholeBuffer(ctx.scratchBuffer('linear.partials', splits * T * part.rows * 4));
+      rec.run(kernel, params, [xb, wb, bb, ob, partials], gx, tiles * splits, gz);
+      if (splits > 1) {
+        const [rx, ry] = grid(ctx, Math.ceil((T * cols) / REDUCE_WG));
+        rec.run(reduceKernel(rec, fusion), params, [partials, bb, ob], rx, ry);
+      }
+      continue;
     } else if (path === 'gemm') {
       const [wx, wy] = gemmWorkgroup(tune, T);
       perX = 4 * wx;
@@ -255,6 +275,20 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     const [gx, gz] = grid(ctx, Math.ceil(tileCols / perX));
     rec.run(kernel, params, [xb, wb, bb, ob], gx, Math.ceil(T / perY), gz);
   }
+}
+
+const REDUCE_WG = 256;
+
+/** linear.reduce.wgsl with the epilogue of `f`. */
+function reduceKernel(rec: Recorder, f: Fusion) {
+  const key = `linear.reduce.${f.gated >= 0 ? `g${f.gated}` : ''}${f.residual ? 'r' : ''}`;
+  return rec.ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: `${activationLib}\n${linearLib}\n${reduceSource}`,
+    constants: { WG: REDUCE_WG, GATED: f.gated >= 0 ? 1 : 0, RESIDUAL: f.residual ? 1 : 0, ACT: Math.max(0, f.gated) },
+    bindings: ['read', 'read', 'write'],
+    params: PARAMS,
+  }));
 }
 
 /**

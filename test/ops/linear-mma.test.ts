@@ -1,0 +1,47 @@
+/**
+ * The subgroup-matrix linear kernel is generated per tile (src/ops/linear-mma.ts) and runs only where the device has
+ * chromium-experimental-subgroup-matrix, which CPU WebGPU lacks: here its text and the GPU tuning table are checked
+ * (bench/goldens.js checks its results against the goldens on a GPU).
+ */
+import { describe, expect, it } from 'vitest';
+import { GPU_TUNING, type MmaTile } from '../../src/gpu/tuning.js';
+import { mmaKernelCode, mmaSharedBytes } from '../../src/ops/linear-mma.js';
+
+const TILES: MmaTile[] = [...GPU_TUNING.mmaTiles.map((t) => t.tile), [1, 1, 1, 1, 1], [4, 4, 2, 2, 1], [1, 2, 1, 2, 4]];
+
+describe('linear.mma kernel generation', () => {
+  it.each(TILES.map((t) => [t.join(''), t] as const))('tile %s: every generated part filled, one variable per block', (_name, tile) => {
+    const [wm, wn, sgm, sgn, sk] = tile;
+    for (const gated of wn % 2 === 0 ? [false, true] : [false]) {
+      const { prelude, code } = mmaKernelCode(tile, gated);
+      expect(code).not.toMatch(/^ *\/\/ @generated/m);
+      expect(prelude).toContain(`const WM = ${wm}u;`);
+      expect(prelude).toContain(`const SK = ${sk}u;`);
+      expect(prelude).toMatch(/^enable f16;/);
+      // Result blocks are variables of their own, never arrays (which spill to local memory).
+      expect(code).not.toMatch(/array<subgroup_matrix/);
+      for (let i = 0; i < wm; i++) for (let j = 0; j < wn; j++) expect(code).toContain(`var c${i}_${j}: subgroup_matrix_result<f32, 16, 16>;`);
+      // Each thread stages its share of x and w rows: BM + BN rows of 4 SK chunks over 32 SGM SGN SK threads.
+      const threads = 32 * sgm * sgn * sk;
+      const xChunks = Math.ceil((16 * wm * sgm * 4 * sk) / threads);
+      const wChunks = Math.ceil((16 * wn * sgn * 4 * sk) / threads);
+      expect(code.match(/var px\d+ = /g)?.length).toBe(xChunks);
+      expect(code.match(/var pw\d+ = /g)?.length).toBe(wChunks);
+      // Gated: each output block stores its up block beside it.
+      const stores = code.match(/subgroupMatrixStore\(/g)?.length;
+      expect(stores).toBe(wm * wn);
+    }
+  });
+
+  it('fits every GPU tile in the workgroup memory of common GPUs (48 KiB)', () => {
+    for (const { tile } of GPU_TUNING.mmaTiles) expect(mmaSharedBytes(tile)).toBeLessThanOrEqual(48 * 1024);
+  });
+
+  it('orders the GPU tiles by token count, ending with one for any shape', () => {
+    const tiles = GPU_TUNING.mmaTiles;
+    const last = tiles[tiles.length - 1];
+    expect(last.maxTokens).toBe(Infinity);
+    expect(last.maxColumns ?? Infinity).toBe(Infinity);
+    for (let i = 1; i < tiles.length; i++) expect(tiles[i].maxTokens).toBeGreaterThanOrEqual(tiles[i - 1].maxTokens);
+  });
+});
