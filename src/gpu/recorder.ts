@@ -183,8 +183,8 @@ export class Recorder {
     const ring = this.ctx.uniforms;
     const lo = this.lo;
     const hi = Math.ceil(this.hi / 4) * 4;
-    // A view of the written range: Dawn copies the whole ArrayBuffer it is given, not just the range.
-    this.ctx.device.queue.writeBuffer(ring.buffer, lo, new Uint8Array(ring.u32.buffer as ArrayBuffer, lo, hi - lo));
+    // The written byte range of the mirror (dawn.node: an ArrayBuffer with a range is 1-4 us cheaper than a view).
+    this.ctx.device.queue.writeBuffer(ring.buffer, lo, ring.u32.buffer as ArrayBuffer, lo, hi - lo);
     this.lo = Infinity;
     this.hi = 0;
     if (--ring.open === 0) ring.cursor = 0;
