@@ -31,7 +31,9 @@ const only = option('--only');
 
 async function time(ctx: GpuContext, iters: number, record: (rec: Recorder) => void): Promise<{ gpu: number; cpu: number }> {
   const rec = new Recorder(ctx, 'bench');
-  record(rec); // warm-up: pipelines, bind groups
+  // Warm-up: pipelines, bind groups, and GPU clocks (they drop while the CPU checks the previous case, and the
+  // first case timed after that pause measured up to 3x slow).
+  for (let i = 0; i < Math.min(iters, 50); i++) record(rec);
   rec.submit();
   await ctx.finish();
   const c0 = performance.now();
@@ -113,7 +115,7 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
       ops.linear(rec0, x, w, null, refOut, T, opts);
       rec0.submit();
       const ref = (await readTensor(ctx, refOut, T * N)) as Float32Array;
-      const chosen = option('--mma')?.split(',').map((t) => mma([...t].map(Number) as MmaTile));
+      const chosen = option('--mma')?.split(',').map((t) => mma([...t].map(Number) as MmaTile)); // 5 or 6 digits
       const mmas = !ctx.subgroupMatrix ? [] : chosen ?? (T <= 8 ? MMA_FEW.slice(0, 1) : T <= 64 ? MMA_FEW : MMA_MANY);
       const tiles = chosen ? [] : T > 512 ? TILE_VARIANTS.slice(0, 1) : TILE_VARIANTS;
       const splitList = option('--split')?.split(',').map(Number);
