@@ -123,6 +123,9 @@ describe('tinystories-656K engine', () => {
     expect(m1.timeToFirstToken.sum).toBeGreaterThan(m0.timeToFirstToken.sum);
     expect(m1.interTokenLatency.count - m0.interTokenLatency.count).toBe(9);
     expect(m1.e2eLatency.count - m0.e2eLatency.count).toBe(1);
+    expect(m1.requestPromptTokens.count - m0.requestPromptTokens.count).toBe(1);
+    expect(m1.requestPromptTokens.sum - m0.requestPromptTokens.sum).toBe(30);
+    expect(m1.requestGenerationTokens.sum - m0.requestGenerationTokens.sum).toBe(10);
     expect(out.outputs[0].tokenIds).toHaveLength(10);
     const s = llm.engine.stats;
     expect(s.numRunning + s.numWaiting).toBe(0);

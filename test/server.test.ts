@@ -404,6 +404,12 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     expect(value(/^vllm:time_to_first_token_seconds_count\{[^}]*\} (\S+)$/m)).toBeGreaterThan(5);
     expect(value(/^vllm:time_to_first_token_seconds_bucket\{[^}]*le="\+Inf"\} (\S+)$/m)).toBe(value(/^vllm:time_to_first_token_seconds_count\{[^}]*\} (\S+)$/m));
     expect(value(/^vllm:request_success_total\{[^}]*finished_reason="length"\} (\S+)$/m)).toBeGreaterThan(0);
+    // Per-request token histograms: cumulative buckets ending at the count; the engine's numbers.
+    const generated = value(/^vllm:request_generation_tokens_sum\{[^}]*\} (\S+)$/m);
+    expect(generated).toBeGreaterThan(0);
+    expect(generated).toBeLessThanOrEqual(value(/^vllm:generation_tokens_total\{[^}]*\} (\S+)$/m));
+    expect(value(/^vllm:request_generation_tokens_bucket\{[^}]*le="\+Inf"\} (\S+)$/m)).toBe(value(/^vllm:request_generation_tokens_count\{[^}]*\} (\S+)$/m));
+    expect(value(/^vllm:prompt_tokens_total\{[^}]*\} (\S+)$/m)).toBe(llm.engine.metrics.promptTokens);
     expect(value(/^vllm:num_requests_running\{[^}]*\} (\S+)$/m)).toBe(0);
   });
 });

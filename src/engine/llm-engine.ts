@@ -106,6 +106,8 @@ interface GroupInfo {
   arrival: number;
   firstTokenAt: number | null;
   promptTokens: number;
+  /** Tokens generated so far, over all its sequences. */
+  generated: number;
 }
 
 export class LLMEngine {
@@ -115,7 +117,7 @@ export class LLMEngine {
   private readonly groups = new Map<string, GroupInfo>();
   private readonly pendingAborts = new Set<string>();
   /** Token counters and latency histograms (vLLM's metrics). */
-  readonly metrics = new EngineMetrics();
+  readonly metrics: EngineMetrics;
   private loop: Promise<void> | null = null;
   private nextId = 0;
   private seedCounter = 0;
@@ -131,6 +133,7 @@ export class LLMEngine {
     readonly eosTokenIds: number[],
   ) {
     const l = runner.limits;
+    this.metrics = new EngineMetrics(l.maxModelLen);
     this.scheduler = new Scheduler(
       { maxNumSeqs: l.maxNumSeqs, maxNumBatchedTokens: l.maxNumBatchedTokens, maxModelLen: l.maxModelLen, policy: options.schedulingPolicy ?? 'fcfs' },
       { numBlocks: l.numBlocks, blockSize: l.blockSize, enablePrefixCaching: options.enablePrefixCaching ?? true },
@@ -270,6 +273,7 @@ export class LLMEngine {
       arrival: performance.now(),
       firstTokenAt: null,
       promptTokens: r.promptTokenIds.length,
+      generated: 0,
     });
     this.outputs.addRequest(r.requestId, r.prompt, r.promptTokenIds, params, stream, seqIds);
     try {
@@ -414,6 +418,7 @@ export class LLMEngine {
     const g = this.groups.get(info.group)!;
     const m = this.metrics;
     m.generationTokens += n;
+    g.generated += n;
     if (g.firstTokenAt === null) {
       g.firstTokenAt = now;
       m.promptTokens += g.promptTokens;
@@ -428,8 +433,13 @@ export class LLMEngine {
     const g = this.groups.get(requestId);
     if (!g) return;
     if (reason) {
-      this.metrics.requestsFinished[reason]++;
-      this.metrics.e2eLatency.observe((performance.now() - g.arrival) / 1000);
+      const m = this.metrics;
+      m.requestsFinished[reason]++;
+      m.e2eLatency.observe((performance.now() - g.arrival) / 1000);
+      if (g.generated > 0) {
+        m.requestPromptTokens.observe(g.promptTokens);
+        m.requestGenerationTokens.observe(g.generated);
+      }
     }
     for (const id of g.seqIds) this.seqs.delete(id);
     this.groups.delete(requestId);
@@ -439,7 +449,7 @@ export class LLMEngine {
     for (const [id, g] of [...this.groups]) {
       this.scheduler.finishRequests(g.seqIds, RequestStatus.FINISHED_ABORTED);
       this.outputs.finish(id, 'abort', err);
-      this.release(id);
+      this.release(id, 'abort');
     }
   }
 

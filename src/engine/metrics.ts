@@ -1,6 +1,7 @@
 /**
  * Engine metrics, as vLLM's: token counters, finished requests by reason, and histograms of time to first token,
- * inter-token latency and end-to-end latency (seconds, vLLM's bucket bounds), ready for a Prometheus exporter.
+ * inter-token latency and end-to-end latency (seconds), and of prompt and generated tokens per request (vLLM's
+ * bucket bounds), ready for a Prometheus exporter (src/server/metrics.ts renders them).
  */
 
 /** A cumulative histogram: `counts[i]` observations <= `buckets[i]`, plus the overflow in the last slot. */
@@ -34,6 +35,17 @@ export class Histogram {
 
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];
 const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
+/** vLLM's `build_1_2_5_buckets`: 1, 2, 5, 10, 20, 50, ... up to `max`. */
+export function buckets125(max: number): number[] {
+  const out: number[] = [];
+  for (let exp = 1; ; exp *= 10) {
+    for (const m of [1, 2, 5]) {
+      if (m * exp > max) return out;
+      out.push(m * exp);
+    }
+  }
+}
+
 const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
 
 export interface MetricsSnapshot {
@@ -43,6 +55,8 @@ export interface MetricsSnapshot {
   timeToFirstToken: { count: number; sum: number };
   interTokenLatency: { count: number; sum: number };
   e2eLatency: { count: number; sum: number };
+  requestPromptTokens: { count: number; sum: number };
+  requestGenerationTokens: { count: number; sum: number };
 }
 
 export class EngineMetrics {
@@ -52,6 +66,15 @@ export class EngineMetrics {
   readonly timeToFirstToken = new Histogram(TTFT_BUCKETS);
   readonly interTokenLatency = new Histogram(ITL_BUCKETS);
   readonly e2eLatency = new Histogram(E2E_BUCKETS);
+  /** Per finished request that generated tokens: its prompt tokens, and the tokens generated for it. */
+  readonly requestPromptTokens: Histogram;
+  readonly requestGenerationTokens: Histogram;
+
+  /** `maxModelLen` bounds the per-request token histograms (1, 2, 5, 10, ... up to it). */
+  constructor(maxModelLen = 1 << 20) {
+    this.requestPromptTokens = new Histogram(buckets125(maxModelLen));
+    this.requestGenerationTokens = new Histogram(buckets125(maxModelLen));
+  }
 
   /** Counters and histogram totals at this moment (a copy). */
   snapshot(): MetricsSnapshot {
@@ -63,6 +86,8 @@ export class EngineMetrics {
       timeToFirstToken: h(this.timeToFirstToken),
       interTokenLatency: h(this.interTokenLatency),
       e2eLatency: h(this.e2eLatency),
+      requestPromptTokens: h(this.requestPromptTokens),
+      requestGenerationTokens: h(this.requestGenerationTokens),
     };
   }
 }

@@ -68,7 +68,7 @@ export function createApp(options: ServerOptions): Hono<Env> {
       modelNames: names,
       maxModelLen,
       chatTemplate: options.chatTemplate ?? null,
-      metrics: new ServerMetrics(names[0], () => engine.stats, maxModelLen),
+      metrics: new ServerMetrics(names[0], engine),
       generationDefaults: options.generationDefaults ?? null,
       nextSeq: () => seq++,
     };

@@ -2,6 +2,7 @@
 import type { Tokenizer } from '../tokenizer/index.js';
 import { HttpError } from './errors.js';
 import type { GenerateContext } from './generate.js';
+import type { ServerMetrics } from './metrics.js';
 
 export interface ServerContext extends GenerateContext {
   tokenizer: Tokenizer;
@@ -9,6 +10,8 @@ export interface ServerContext extends GenerateContext {
   modelNames: string[];
   /** The server's chat template (--chat-template), over the tokenizer's; null: the tokenizer's. */
   chatTemplate: string | null;
+  /** GET /metrics: the engine's numbers in Prometheus text. */
+  metrics: ServerMetrics;
   /** A fresh number per request, so that engine request ids stay unique when clients reuse X-Request-Id. */
   nextSeq(): number;
 }

@@ -1,14 +1,13 @@
 /**
  * What both generation endpoints share: validate every prompt before any runs, submit them, consume their delta
- * streams merged in arrival order, time them for /metrics, and abort what is left when the client goes away or
- * stops reading. Beam search yields one finished output per prompt through the same path.
+ * streams merged in arrival order, and abort what is left when the client goes away or stops reading (the engine
+ * counts and times them for /metrics). Beam search yields one finished output per prompt through the same path.
  */
 import { beamSearch, BeamSearchParams } from '../beam-search.js';
 import type { LLMEngine, PreparedRequest, PromptInput } from '../engine/llm-engine.js';
 import type { CompletionOutput, RequestOutput } from '../outputs.js';
 import { SamplingParams, type SamplingParamsInit } from '../sampling-params.js';
 import { HttpError } from './errors.js';
-import type { RequestTracker, ServerMetrics } from './metrics.js';
 
 /** One prompt of a request, as the engine will see it. */
 export interface PromptSpec {
@@ -21,7 +20,6 @@ export interface PromptSpec {
 
 export interface GenerateContext {
   engine: LLMEngine;
-  metrics: ServerMetrics;
   /** The longest prompt + output the server accepts. */
   maxModelLen: number;
   /** SamplingParams defaults that the server's --generation-config DIR supplies (below the client's fields). */
@@ -37,7 +35,6 @@ export interface TaggedOutput {
 /** A request that passed validation, ready to run. */
 export interface PreparedBatch {
   prepared: PreparedRequest[];
-  trackers: RequestTracker[];
   /** Set for use_beam_search: the beams per prompt are the request's `n`. */
   beam: BeamSearchParams | null;
 }
@@ -62,7 +59,6 @@ export function prepareBatch(
   requestId: string,
   opts: { useBeamSearch: boolean; lengthPenalty: number | null; priority: number },
 ): PreparedBatch {
-  const trackers = prompts.map(() => ctx.metrics.track());
   if (!opts.useBeamSearch && opts.lengthPenalty !== null && opts.lengthPenalty !== 1) {
     throw new HttpError(400, 'length_penalty only applies with use_beam_search', 'length_penalty');
   }
@@ -101,7 +97,7 @@ export function prepareBatch(
       includeStopStrInOutput: p.includeStopStrInOutput,
     });
   }
-  return { prepared, trackers, beam };
+  return { prepared, beam };
 }
 
 /**
@@ -109,7 +105,7 @@ export function prepareBatch(
  * or `signal` aborting (the client disconnected) aborts every unfinished request, freeing its KV blocks.
  */
 export async function* runBatch(ctx: GenerateContext, batch: PreparedBatch, signal?: AbortSignal): AsyncGenerator<TaggedOutput> {
-  const { prepared, trackers } = batch;
+  const { prepared } = batch;
   if (batch.beam) {
     yield* runBeamSearch(ctx, batch, signal);
     return;
@@ -120,14 +116,11 @@ export async function* runBatch(ctx: GenerateContext, batch: PreparedBatch, sign
   signal?.addEventListener('abort', abortAll, { once: true });
   try {
     for await (const [i, out] of merge(streams)) {
-      trackers[i].onOutput(out.promptTokenIds.length, out.outputs.reduce((n, o) => n + o.tokenIds.length, 0));
-      if (out.finished) trackers[i].finish(out.outputs[0]?.finishReason ?? 'abort');
       yield { prompt: i, out };
     }
   } finally {
     signal?.removeEventListener('abort', abortAll);
     abortAll(); // no-op for finished requests
-    for (const t of trackers) t.finish('abort'); // no-op for finished ones
   }
 }
 
@@ -137,7 +130,7 @@ export async function* runBatch(ctx: GenerateContext, batch: PreparedBatch, sign
  * include_stop_str_in_output.
  */
 async function* runBeamSearch(ctx: GenerateContext, batch: PreparedBatch, signal?: AbortSignal): AsyncGenerator<TaggedOutput> {
-  const { prepared, trackers } = batch;
+  const { prepared } = batch;
   const p = prepared[0].params;
   const results = await beamSearch(ctx.engine, prepared.map((r) => ({ promptTokenIds: r.promptTokenIds })), batch.beam!, { signal });
   if (signal?.aborted) return;
@@ -157,8 +150,6 @@ async function* runBeamSearch(ctx: GenerateContext, batch: PreparedBatch, signal
         stopReason: null,
       };
     });
-    trackers[i].onOutput(r.promptTokenIds.length, outputs.reduce((n, o) => n + o.tokenIds.length, 0));
-    trackers[i].finish(outputs[0]?.finishReason ?? 'stop');
     yield {
       prompt: i,
       out: { requestId: r.requestId, prompt: r.prompt, promptTokenIds: r.promptTokenIds, promptLogprobs: null, outputs, finished: true, numCachedTokens: 0 },

@@ -49,7 +49,7 @@ function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsI
     allowedTokenIds: v(req.allowed_token_ids),
     badWords: v(req.bad_words),
     truncatePromptTokens: v(req.truncate_prompt_tokens),
-    // The server consumes every request as deltas: it streams them, or joins them (and times tokens for /metrics).
+    // The server consumes every request as deltas: it streams them, or joins them.
     outputKind: 'delta',
   };
 }
