@@ -11,16 +11,25 @@ import { beamSearch, type BeamSearchOutput, type BeamSearchParams } from './beam
 import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat/index.js';
 import { LLMEngine, type EngineOptions, type PromptInput } from './engine/llm-engine.js';
 import { InvalidArgumentError } from './errors.js';
+import { parseGenerationConfig } from './config/generation-config.js';
 import type { RequestOutput } from './outputs.js';
 import type { OpenModelOptions, Platform } from './platform.js';
 import { SamplingParams } from './sampling-params.js';
 
-export interface LLMOptions extends EngineOptions, OpenModelOptions {
+export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, OpenModelOptions {
   /**
    * A local folder (Node), a URL prefix, or a Hugging Face repo id (`org/name`, with `revision`); omitted: the
    * embedded default model (tinystories-656K).
    */
   model?: string;
+  /**
+   * Default sampling parameters, as vLLM's `generation_config`: 'auto' (default) from the model's
+   * generation_config.json, 'vllm' none (vLLM's own defaults), or a folder, URL prefix or repo id (as `model`) whose
+   * generation_config.json is used instead of the model's.
+   * @example
+   * await LLM.create({ model: 'Qwen/Qwen2.5-0.5B-Instruct', generationConfig: './my-defaults' });
+   */
+  generationConfig?: 'auto' | 'vllm' | string;
   /** The platform port; the package's entry points (Node, browser) provide it. */
   platform?: Platform;
 }
@@ -59,7 +68,15 @@ export class LLM {
     const platform = this.options.platform ?? defaultPlatform;
     if (!platform) throw new Error('no platform: import webgpu-llm through its Node or browser entry point');
     const source = await platform.openModel(this.options.model, this.options);
-    this.engineOrNull = await LLMEngine.create(source, await platform.gpu(), this.options);
+    const gc = this.options.generationConfig;
+    let generationConfig: EngineOptions['generationConfig'] = gc === 'vllm' ? 'vllm' : 'auto';
+    if (gc !== undefined && gc !== 'auto' && gc !== 'vllm') {
+      const folder = await platform.openModel(gc, this.options);
+      const file = `${folder.name}/generation_config.json`;
+      if (!(await folder.exists('generation_config.json'))) throw new InvalidArgumentError('generationConfig', `${file} does not exist (expected 'auto', 'vllm' or a folder holding it)`);
+      generationConfig = parseGenerationConfig(await folder.readText('generation_config.json'), file);
+    }
+    this.engineOrNull = await LLMEngine.create(source, await platform.gpu(), { ...this.options, generationConfig });
   }
 
   /**

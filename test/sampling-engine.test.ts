@@ -2,6 +2,9 @@
  * SamplingParams through the engine: n and bestOf (forked sequences sharing the prompt's KV blocks), stop strings
  * and stop tokens, logprobs, generation_config defaults.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SamplingParams, type LLM } from '../bindings/node/index.js';
 import { modelDir } from './helpers/paths.js';
@@ -116,6 +119,21 @@ describe('generation_config.json defaults', () => {
       expect(vllm.getDefaultSamplingParams()).toMatchObject({ temperature: 1, topP: 1, topK: 0, repetitionPenalty: 1 });
       await vllm.dispose();
     }
+  });
+
+  it("takes a folder's generation_config.json instead of the model's (vLLM's generation_config=DIR)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wllm-gc-'));
+    writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ temperature: 0.25, top_k: 7, max_new_tokens: 5 }));
+    const lines: string[] = [];
+    const llm = await loadLLM(modelDir('llama3-rand'), { generationConfig: dir, log: (m) => lines.push(m) });
+    // The folder's fields replace the model's (temperature 0.6, top_p 0.9): top_p is back to vLLM's 1.
+    expect(llm.getDefaultSamplingParams()).toMatchObject({ temperature: 0.25, topK: 7, topP: 1, maxTokens: 5 });
+    const [out] = await llm.generate('Once upon a time');
+    expect(out.outputs[0].tokenIds).toHaveLength(5);
+    expect(lines.join('\n')).toMatch(/the given generation config.*"temperature":0\.25/);
+    await llm.dispose();
+    const empty = mkdtempSync(join(tmpdir(), 'wllm-gc-'));
+    await expect(loadLLM(modelDir('llama3-rand'), { generationConfig: empty })).rejects.toThrow(/generation_config\.json does not exist/);
   });
 });
 

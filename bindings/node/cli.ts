@@ -8,11 +8,9 @@
  *
  * Streams the completion to stdout; diagnostics go to stderr.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseGenerationConfig } from '../../src/config/generation-config.js';
-import { defaultGenerationParams } from '../../src/engine/engine-config.js';
 import { loadChatTemplate } from './chat-template.js';
 import { LLM, packageRoot, SamplingParams, type SamplingParamsInit } from './index.js';
 import type { DownloadProgress } from '../../src/platform.js';
@@ -138,20 +136,15 @@ async function serveCommand(argv: string[]): Promise<void> {
   if (port < 0 || port > 65535) fail(`--port must be in [0, 65535], got ${port}`);
   const dtype = values.dtype!;
   if (!['auto', 'float32', 'float16'].includes(dtype)) fail(`--dtype must be auto, float32 or float16, got '${dtype}'`);
+  // auto, vllm, or a folder (or repo id) whose generation_config.json replaces the model's, as vLLM's flag.
   const gc = values['generation-config']!;
-  let generationDefaults: SamplingParamsInit | undefined;
-  if (gc !== 'auto' && gc !== 'vllm') {
-    const file = join(gc, 'generation_config.json');
-    if (!existsSync(file)) fail(`--generation-config: ${file} does not exist (expected auto, vllm or a folder)`);
-    generationDefaults = defaultGenerationParams(parseGenerationConfig(readFileSync(file, 'utf8'), file));
-  }
   const chatTemplate = values['chat-template'] === undefined ? undefined : await loadChatTemplate(values['chat-template']);
   const llm = await LLM.create({
     model,
     dtype: dtype as 'auto',
     maxModelLen: num('max-model-len', values['max-model-len'], true),
     maxNumSeqs: num('max-num-seqs', values['max-num-seqs'], true),
-    generationConfig: gc === 'auto' ? 'auto' : 'vllm',
+    generationConfig: gc,
   });
   const names = values['served-model-name'] ?? [model ?? 'tinystories-656K'];
   const server = await serve({
@@ -161,7 +154,6 @@ async function serveCommand(argv: string[]): Promise<void> {
     apiKey: values['api-key'] ?? process.env.VLLM_API_KEY,
     servedModelName: names,
     chatTemplate,
-    generationDefaults,
     onInternalError: (err) => process.stderr.write(`webgpu-llm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   });
   process.stderr.write(`webgpu-llm: serving '${names[0]}' at ${server.url}/v1 (Ctrl-C stops)\n`);

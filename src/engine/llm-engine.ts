@@ -46,8 +46,11 @@ export interface EngineOptions {
   numGpuBlocksOverride?: number;
   /** Reuse KV blocks of shared prompt prefixes (default true, as vLLM V1). */
   enablePrefixCaching?: boolean;
-  /** 'auto' applies generation_config.json defaults; 'vllm' ignores them. */
-  generationConfig?: 'auto' | 'vllm';
+  /**
+   * 'auto' applies the model's generation_config.json defaults; 'vllm' ignores them; a parsed GenerationConfig is
+   * applied instead of the model's (LLMOptions.generationConfig: a folder).
+   */
+  generationConfig?: 'auto' | 'vllm' | GenerationConfig;
   /** 'dummy': random weights from config.json alone (benchmarks). */
   loadFormat?: 'auto' | 'dummy';
   /** 'fcfs' (default) or 'priority' (lower value first). */
@@ -145,6 +148,7 @@ export class LLMEngine {
   static async create(source: ModelSource, gpu: GPU, options: EngineOptions = {}): Promise<LLMEngine> {
     const config = parseModelConfig(await source.readText('config.json'), `${source.name}/config.json`);
     let generationConfig: GenerationConfig | null = null;
+    const given = options.generationConfig;
     if (await source.exists('generation_config.json')) {
       generationConfig = parseGenerationConfig(await source.readText('generation_config.json'), `${source.name}/generation_config.json`);
     }
@@ -160,14 +164,16 @@ export class LLMEngine {
       onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),
     });
     const runner = new ModelRunner(ctx, config, weights, limits, await Sampler.create(config.vocabSize));
-    const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? [])])];
+    const override = typeof given === 'object' ? given : null;
+    const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? []), ...(override?.eosTokenIds ?? [])])];
     if (eos.length === 0 && tokenizer.eosTokenId !== null) eos.push(tokenizer.eosTokenId);
-    const applied = options.generationConfig === 'vllm' ? null : generationConfig;
+    const applied = given === 'vllm' ? null : (override ?? generationConfig);
     const defaults = applied ? defaultGenerationParams(applied) : {};
     if (Object.keys(defaults).length > 0) {
       // vLLM logs this too: users were surprised by sampling defaults they never set.
+      const from = override ? 'the given generation config' : "the model's generation_config.json";
       (options.log ?? console.warn)(
-        `webgpu-llm: default sampling parameters from the model's generation_config.json: ${JSON.stringify(defaults)} (generationConfig: 'vllm' ignores them; fields you set always win)`,
+        `webgpu-llm: default sampling parameters from ${from}: ${JSON.stringify(defaults)} (generationConfig: 'vllm' ignores them; fields you set always win)`,
       );
     }
     return new LLMEngine(config, applied, tokenizer, runner, options, eos);
