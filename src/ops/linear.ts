@@ -260,8 +260,13 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
       const partials = wholeBuffer(ctx.scratchBuffer('linear.partials', splits * T * part.rows * 4));
       rec.run(kernel, params, [xb, wb, bb, ob, partials], gx, tiles * splits, gz);
       if (splits > 1) {
-        const [rx, ry] = grid(ctx, Math.ceil((T * cols) / REDUCE_WG));
-        rec.run(reduceKernel(rec, fusion), params, [partials, bb, ob], rx, ry);
+        const partTensor: Tensor = { buffer: partials.buffer, offset: 0, shape: [splits * T * part.rows], dtype: 'f32' };
+        linearReduce(rec, partTensor, bias, out, T, splits, cols, {
+          outStride: N,
+          colOffset: opts.gated ? 0 : part.rowStart,
+          gated: opts.gated,
+          residual: opts.residual,
+        });
       }
       continue;
     } else if (path === 'gemm') {
@@ -279,16 +284,47 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
 
 const REDUCE_WG = 256;
 
-/** linear.reduce.wgsl with the epilogue of `f`. */
-function reduceKernel(rec: Recorder, f: Fusion) {
-  const key = `linear.reduce.${f.gated >= 0 ? `g${f.gated}` : ''}${f.residual ? 'r' : ''}`;
-  return rec.ctx.pipelines.kernel(key, () => ({
+/**
+ * Split-K epilogue of the tensor-core linear (`shaders/linear.reduce.wgsl`): out[t, colOffset + n] (+)= the
+ * epilogue of sum_s part[s, t, n] for n < cols, t < T, with bias, gating (part rows cols .. 2 cols - 1 hold the up
+ * sums) and the residual add as in {@link linear}.
+ *
+ * @param part  f32 [splits, T, rows], rows = cols (gated: 2 cols)
+ * @param bias  f32 [colOffset + rows] or null (gated: gate biases then up biases)
+ * @param out   f32 [T, outStride]
+ * @example
+ * linearReduce(rec, partials, null, hidden, T, 4, H, { outStride: H, residual: true });
+ */
+export function linearReduce(
+  rec: Recorder,
+  part: Tensor,
+  bias: Tensor | null,
+  out: Tensor,
+  T: number,
+  splits: number,
+  cols: number,
+  opts: { outStride: number; colOffset?: number; gated?: Activation; residual?: boolean },
+): void {
+  const { ctx } = rec;
+  const rows = opts.gated ? 2 * cols : cols;
+  const colOffset = opts.colOffset ?? 0;
+  expectTensor(part, 'f32', splits * T * rows, 'linearReduce part');
+  expectTensor(out, 'f32', T * opts.outStride, 'linearReduce out');
+  if (bias) expectTensor(bias, 'f32', colOffset + rows, 'linearReduce bias');
+  const fusion: Fusion = { norm: false, gated: opts.gated ? actCode(opts.gated) : -1, residual: !!opts.residual };
+  const key = `linear.reduce.${fusion.gated >= 0 ? `g${fusion.gated}` : ''}${fusion.residual ? 'r' : ''}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: `${activationLib}\n${linearLib}\n${reduceSource}`,
-    constants: { WG: REDUCE_WG, GATED: f.gated >= 0 ? 1 : 0, RESIDUAL: f.residual ? 1 : 0, ACT: Math.max(0, f.gated) },
+    constants: { WG: REDUCE_WG, GATED: fusion.gated >= 0 ? 1 : 0, RESIDUAL: fusion.residual ? 1 : 0, ACT: Math.max(0, fusion.gated) },
     bindings: ['read', 'read', 'write'],
     params: PARAMS,
   }));
+  // Params as linear's, read by the reduce kernel: K / kSplit = splits (K = splits, kSplit = 1).
+  const params = [T, splits, cols, 0, opts.outStride, colOffset, bias ? 1 : 0, opts.gated ? cols : 0, 0, 1];
+  const bb = bias ? bindTensor(ctx, bias, 'linearReduce bias') : wholeBuffer(ctx.dummy);
+  const [gx, gy] = grid(ctx, Math.ceil((T * cols) / REDUCE_WG));
+  rec.run(kernel, params, [bindTensor(ctx, part, 'linearReduce part'), bb, bindTensor(ctx, out, 'linearReduce out')], gx, gy);
 }
 
 /**
