@@ -2,7 +2,7 @@
 //
 // Bindings: x  f32 [n], read and written
 //
-// Dispatch: one thread per element: i = (wid.x + wid.y * nwg.x) * WG + lid.
+// Dispatch: one thread per element: i = threadIndex (lib/thread.wgsl).
 
 struct Params {
   n: u32,
@@ -14,12 +14,8 @@ struct Params {
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(thread: Thread) {
+  let i = threadIndex(thread);
   if (i < p.n) {
     x[i] = activation(x[i]);
   }

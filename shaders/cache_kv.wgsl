@@ -11,7 +11,7 @@
 //           vCache       f32|f16 [numBlocks, blockSize, nKv, D]
 // D is even (two halves per word never straddle heads).
 //
-// Dispatch: one thread per cache word of (t, kvh, d .. d + EPW - 1): index i = (wid.x + wid.y * nwg.x) * WG + lid
+// Dispatch: one thread per cache word of (t, kvh, d .. d + EPW - 1): index i = threadIndex (lib/thread.wgsl)
 // over T nKv D / EPW, in a grid wrapped to stay within the per-dimension limit.
 
 struct Params {
@@ -30,12 +30,8 @@ struct Params {
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(thread: Thread) {
+  let i = threadIndex(thread);
   let kvw = p.nKv * p.D / EPW; // words of one token's k (or v)
   if (i >= p.T * kvw) {
     return;

@@ -9,7 +9,7 @@
 //           w      f32|f16 [rows, stride]  (one part of the table)
 //           out    f32 [T, H]
 //
-// Dispatch: one thread per output element: e = (wid.x + wid.y * nwg.x) * WG + lid over T H.
+// Dispatch: one thread per output element: e = threadIndex (lib/thread.wgsl) over T H.
 
 struct Params {
   T: u32,
@@ -28,12 +28,8 @@ struct Params {
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let e = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(thread: Thread) {
+  let e = threadIndex(thread);
   if (e >= p.T * p.H) {
     return;
   }

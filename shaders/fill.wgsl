@@ -6,7 +6,7 @@
 //
 // Bindings: w  u32 [words]
 //
-// Dispatch: one thread per word: i = (wid.x + wid.y * nwg.x) * WG + lid.
+// Dispatch: one thread per word: i = threadIndex (lib/thread.wgsl).
 
 struct Params {
   words: u32,
@@ -39,12 +39,8 @@ fn value(e: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(thread: Thread) {
+  let i = threadIndex(thread);
   if (i >= p.words) {
     return;
   }

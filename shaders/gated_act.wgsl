@@ -4,7 +4,7 @@
 // Bindings: x    f32 [T, 2 I]
 //           out  f32 [T, I]
 //
-// Dispatch: one thread per output element: e = (wid.x + wid.y * nwg.x) * WG + lid over T I.
+// Dispatch: one thread per output element: e = threadIndex (lib/thread.wgsl) over T I.
 
 struct Params {
   n: u32, // T * I
@@ -18,12 +18,8 @@ struct Params {
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let e = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(thread: Thread) {
+  let e = threadIndex(thread);
   if (e >= p.n) {
     return;
   }

@@ -4,7 +4,7 @@
 //           rows  u32 [S]
 //           out   f32 [S, H]
 //
-// Dispatch: one thread per output element: e = (wid.x + wid.y * nwg.x) * WG + lid over S H.
+// Dispatch: one thread per output element: e = threadIndex (lib/thread.wgsl) over S H.
 
 struct Params {
   S: u32,
@@ -19,12 +19,8 @@ struct Params {
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let e = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(thread: Thread) {
+  let e = threadIndex(thread);
   if (e >= p.S * p.H) {
     return;
   }

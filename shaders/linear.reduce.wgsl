@@ -7,7 +7,7 @@
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
 //           out   f32 [T, outStride]
 //
-// Dispatch: one thread per output, i = (wid.x + wid.y nwg.x) WG + lid = t N + n.
+// Dispatch: one thread per output, i = threadIndex (lib/thread.wgsl) = t N + n.
 
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
@@ -16,12 +16,8 @@
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(thread: Thread) {
+  let i = threadIndex(thread);
   if (i >= p.T * p.N) {
     return;
   }

@@ -10,7 +10,7 @@
 //           positions  u32 [T]
 //           invFreq    f32 [R / 2]
 //
-// Dispatch: one thread per (t, h, i): index = (wid.x + wid.y * nwg.x) * WG + lid over T (nH + nKv) R/2.
+// Dispatch: one thread per (t, h, i): index = threadIndex (lib/thread.wgsl) over T (nH + nKv) R/2.
 
 struct Params {
   T: u32,
@@ -36,12 +36,8 @@ const C2 = 0.0019378662109375;
 const C3 = -2.5590313512680040e-6;
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let idx = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(thread: Thread) {
+  let idx = threadIndex(thread);
   let perToken = p.heads * p.half;
   if (idx >= p.T * perToken) {
     return;

@@ -16,7 +16,7 @@
 //           vCache       f32|f16 [numBlocks, blockSize, nKv, D]
 // D and R are even.
 //
-// Dispatch: one thread per (t, head of nH + 2 nKv, pair j < D / 2): index (wid.x + wid.y * nwg.x) * WG + lid.
+// Dispatch: one thread per (t, head of nH + 2 nKv, pair j < D / 2): index threadIndex (lib/thread.wgsl).
 // For a q head the thread rotates the pair (j, j + R/2) in place (threads j >= R/2 idle); for k and v heads it
 // writes cache elements 2j and 2j + 1 (one u32 word of an f16 cache, so no two threads share a word).
 
@@ -68,12 +68,8 @@ fn rotatedK(t: u32, base: u32, e: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let idx = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(thread: Thread) {
+  let idx = threadIndex(thread);
   let heads = p.nH + 2u * p.nKv;
   let pairs = p.D / 2u;
   if (idx >= p.T * heads * pairs) {

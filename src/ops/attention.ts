@@ -1,6 +1,7 @@
 /** The paged KV cache: writing this step's keys and values, and paged attention over them. */
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../gpu/tensor.js';
+import threadLib from '../../shaders/lib/thread.wgsl';
 import attentionSource from '../../shaders/paged_attention.wgsl';
 import attentionSubgroupSource from '../../shaders/paged_attention.subgroup.wgsl';
 import combineSource from '../../shaders/paged_attention.combine.wgsl';
@@ -73,7 +74,7 @@ export function cacheKV(rec: Recorder, qkv: Tensor, slotMapping: Tensor, kCache:
   const key = `cache_kv.${kt}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: cacheSource,
+    code: `${threadLib}\n${cacheSource}`,
     prelude: cacheWritePrelude(kt),
     bindings: ['read', 'read', 'write', 'write'],
     params: 'uuuu',
@@ -126,7 +127,7 @@ export function ropeCacheKV(
   const key = `rope_cache_kv.${kt}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: ropeCacheSource,
+    code: `${threadLib}\n${ropeCacheSource}`,
     prelude: cacheWritePrelude(kt),
     bindings: ['write', 'read', 'read', 'read', 'write', 'write'],
     params: 'uuuuuf',

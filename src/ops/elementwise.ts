@@ -1,6 +1,7 @@
 /** Elementwise ops: residual add, activations, gated activations (SwiGLU, GeGLU). */
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
+import threadLib from '../../shaders/lib/thread.wgsl';
 import activationLib from '../../shaders/lib/activation.wgsl';
 import actSource from '../../shaders/act.wgsl';
 import actInplaceSource from '../../shaders/act.inplace.wgsl';
@@ -38,7 +39,7 @@ export function add(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, n: number)
   if (sameStart(a, out)) {
     const kernel = ctx.pipelines.kernel('add.inplace', () => ({
       name: 'add.inplace',
-      code: addInplaceSource,
+      code: `${threadLib}\n${addInplaceSource}`,
       bindings: ['write', 'read'],
       params: 'u',
       constants: { WG: ELEMENTWISE_WG },
@@ -48,7 +49,7 @@ export function add(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, n: number)
   }
   const kernel = ctx.pipelines.kernel('add', () => ({
     name: 'add',
-    code: addSource,
+    code: `${threadLib}\n${addSource}`,
     bindings: ['read', 'read', 'write'],
     params: 'u',
     constants: { WG: ELEMENTWISE_WG },
@@ -72,7 +73,7 @@ export function act(rec: Recorder, x: Tensor, out: Tensor, n: number, act: 'relu
   const key = `act${inplace ? '.inplace' : ''}.${code}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${activationLib}\n${inplace ? actInplaceSource : actSource}`,
+    code: `${threadLib}\n${activationLib}\n${inplace ? actInplaceSource : actSource}`,
     bindings: inplace ? ['write'] : ['read', 'write'],
     params: 'u',
     constants: { WG: ELEMENTWISE_WG, ACT: code },
@@ -105,7 +106,7 @@ export function gatedAct(
   const key = `gated_act.${code}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${activationLib}\n${gatedSource}`,
+    code: `${threadLib}\n${activationLib}\n${gatedSource}`,
     bindings: ['read', 'write'],
     params: 'uu',
     constants: { WG: ELEMENTWISE_WG, ACT: code },

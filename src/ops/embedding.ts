@@ -1,6 +1,7 @@
 /** Row lookups: token (and learned position) embeddings, and gathering each sequence's last row. */
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor, type Weight } from '../gpu/tensor.js';
+import threadLib from '../../shaders/lib/thread.wgsl';
 import embeddingSource from '../../shaders/embedding.wgsl';
 import gatherSource from '../../shaders/gather_rows.wgsl';
 import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
@@ -27,7 +28,7 @@ export function embed(rec: Recorder, ids: Tensor, table: Weight, out: Tensor, T:
   const key = `embedding.${table.dtype}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: embeddingSource,
+    code: `${threadLib}\n${embeddingSource}`,
     prelude: weightPrelude(table.dtype, 1),
     bindings: ['read', 'read', 'write'],
     params: 'uuuuuu',
@@ -60,7 +61,7 @@ export function gatherRows(rec: Recorder, x: Tensor, rows: Tensor, out: Tensor, 
   expectTensor(out, 'f32', S * H, 'gatherRows out');
   const kernel = ctx.pipelines.kernel('gather_rows', () => ({
     name: 'gather_rows',
-    code: gatherSource,
+    code: `${threadLib}\n${gatherSource}`,
     bindings: ['read', 'read', 'write'],
     params: 'uu',
     constants: { WG: GATHER_WG },

@@ -2,6 +2,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { Recorder } from '../gpu/recorder.js';
 import type { Weight } from '../gpu/tensor.js';
+import threadLib from '../../shaders/lib/thread.wgsl';
 import fillSource from '../../shaders/fill.wgsl';
 import { grid, wholeBuffer } from './common.js';
 
@@ -12,7 +13,7 @@ function fill(target: Recorder | GpuContext, w: Weight, random: boolean, seed: n
   const { ctx } = rec;
   const kernel = ctx.pipelines.kernel('fill', () => ({
     name: 'fill',
-    code: fillSource,
+    code: `${threadLib}\n${fillSource}`,
     bindings: ['write'],
     params: 'uuuuuff',
     constants: { WG: FILL_WG },

@@ -24,6 +24,7 @@ import type { KernelSource } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import type { MmaTile } from '../gpu/tuning.js';
 import { bindTensor, type Tensor, type Weight } from '../gpu/tensor.js';
+import threadLib from '../../shaders/lib/thread.wgsl';
 import activationLib from '../../shaders/lib/activation.wgsl';
 import linearLib from '../../shaders/lib/linear.wgsl';
 import laneSumSubgroup from '../../shaders/lib/lane_sum.subgroup.wgsl';
@@ -315,7 +316,7 @@ export function linearReduce(
   const key = `linear.reduce.${fusion.gated >= 0 ? `g${fusion.gated}` : ''}${fusion.residual ? 'r' : ''}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${activationLib}\n${linearLib}\n${reduceSource}`,
+    code: `${threadLib}\n${activationLib}\n${linearLib}\n${reduceSource}`,
     constants: { WG: REDUCE_WG, GATED: fusion.gated >= 0 ? 1 : 0, RESIDUAL: fusion.residual ? 1 : 0, ACT: Math.max(0, fusion.gated) },
     bindings: ['read', 'read', 'write'],
     params: PARAMS,

@@ -1,6 +1,7 @@
 /** Rotary position embedding (NeoX / HF rotate_half) on the q and k heads of a fused qkv. */
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../gpu/tensor.js';
+import threadLib from '../../shaders/lib/thread.wgsl';
 import ropeSource from '../../shaders/rope.wgsl';
 import { expectTensor, grid } from './common.js';
 
@@ -43,7 +44,7 @@ export function rope(
   expectTensor(invFreq, 'f32', rotaryDim / 2, 'rope invFreq');
   const kernel = ctx.pipelines.kernel('rope', () => ({
     name: 'rope',
-    code: ropeSource,
+    code: `${threadLib}\n${ropeSource}`,
     bindings: ['write', 'read', 'read'],
     params: 'uuuuuf',
     constants: { WG: ROPE_WG },
