@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The numbers the engine issue tracks, in one call of the lent GPU (device time is scarce):
+#
+#   here:        npm run build && bash bench/gpu-check.sh prepare
+#   device run:  carry [".gpu", "build/bench", ".benchcfg", ".goldens"], command
+#                source .gpu/setup.sh && bash bench/gpu-check.sh
+#
+# prepare copies the bench shapes (Llama-3.2-1B config with llama3-rand's tokenizer) into .benchcfg and a few
+# golden fixtures into .goldens (both git-ignored; the carry limit is 64 MiB with .gpu). The run prints: the f16
+# GPU path against the goldens (tensor cores included), the engine at 1-64 streams, and the runner's prefill and
+# decode with a per-kernel profile of decode steps.
+set -u
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = prepare ]; then
+  shared=../shared
+  rm -rf .goldens && mkdir -p .benchcfg/llama-3.2-1b .goldens
+  cp "$shared/bench-models/llama-3.2-1b/config.json" .benchcfg/llama-3.2-1b/
+  cp "$shared/models/llama3-rand/"tokenizer*.json .benchcfg/llama-3.2-1b/
+  cp "$shared/models/goldens.json" .goldens/
+  for m in tinystories-656K stories260K phi3-rand; do cp -r "$shared/models/$m" .goldens/; done
+  du -sh .gpu build/bench .benchcfg .goldens 2>/dev/null
+  exit 0
+fi
+quiet='^(Warning|Compilation log|warning|[0-9]+ warning)|deprecated builtin|^ *\^|^:[0-9]|subgroupMatrix(Load|Store)'
+node build/bench/goldens.js .goldens/goldens.json .goldens/tinystories-656K .goldens/stories260K .goldens/phi3-rand --copies 8 2>&1 | grep -E '^(ok|FAIL|  GPU errors)|models? (match|differ)'
+node build/bench/engine.js .benchcfg/llama-3.2-1b --dummy --dtype float16 2>&1 | grep -vE "$quiet"
+node build/bench/generate.js .benchcfg/llama-3.2-1b --batch 1,8,16,32,64 --prefill 128,512,2048 --profile 2>&1 | grep -E '^\||^#'
