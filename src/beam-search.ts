@@ -169,10 +169,12 @@ export async function beamSearch(
     opts.signal?.addEventListener('abort', abort, { once: true });
     const outputs = await Promise.all(requests.map((r) => engine.submit(r).final()));
     opts.signal?.removeEventListener('abort', abort);
+    // Aborted mid-step, some beams have no candidates: keep the beams the step started from.
+    if (opts.signal?.aborted) break;
     const candidates = new Map(instances.map((inst) => [inst, [] as Beam[]]));
     live.forEach(({ inst, beam }, i) => {
       const entry = outputs[i].outputs[0].logprobs?.[0];
-      if (!entry) return; // aborted: no candidates (vLLM)
+      if (!entry) return; // no candidates
       for (const [tokenId, lp] of entry) {
         const next: Beam = { tokens: [...beam.tokens, tokenId], logprobs: [...beam.logprobs, entry], cum: beam.cum + lp.logprob };
         if (tokenId === eos && !ignoreEos) inst.completed.push(next);

@@ -304,4 +304,16 @@ describe('beam search abort', () => {
     expect(kv.numFreeBlocks).toBe(kv.numBlocks);
     await llm.dispose();
   });
+
+  it('returns the beams a step started from when the abort lands in the middle of it', async () => {
+    const llm = await loadLLM(modelDir('tinystories-656K'));
+    const c = new AbortController();
+    // The search submits its first step's requests before it first waits: this abort reaches them in flight.
+    const done = beamSearch(llm.engine, ['Once upon a time'], new BeamSearchParams({ beamWidth: 4, maxTokens: 50, ignoreEos: true }), { signal: c.signal });
+    c.abort();
+    const [out] = await done;
+    expect(out.sequences.length).toBeGreaterThan(0);
+    for (const s of out.sequences) expect(s.tokenIds.slice(0, out.promptTokenIds.length)).toEqual(out.promptTokenIds);
+    await llm.dispose();
+  });
 });
