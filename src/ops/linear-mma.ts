@@ -1,7 +1,7 @@
 /**
  * The subgroup-matrix linear kernel (`shaders/linear.mma.wgsl`) for one tile shape: its prelude and the unrolled
  * statements that replace the shader's `// @generated <part>` lines. Subgroup matrices kept in arrays go to local
- * memory (13x slower on an H200, lab measurement), so each result block is a named variable and everything that
+ * memory (13x slower on an H200; bench/mma-peak.ts), so each result block is a named variable and everything that
  * touches them is written out per block here.
  */
 import type { MmaTile } from '../gpu/tuning.js';

@@ -86,14 +86,20 @@ interface Fusion {
   residual: boolean;
 }
 
+/** The override constants of the fused epilogue (lib/linear.wgsl), shared by every linear kernel. */
+const fusionConstants = (f: Fusion) => ({ GATED: f.gated >= 0 ? 1 : 0, RESIDUAL: f.residual ? 1 : 0, ACT: Math.max(0, f.gated) });
+
+/** The fusions in a pipeline key: n (RMSNorm), g<act> (gated), r (residual). */
+const fusionKey = (f: Fusion) => `${f.norm ? 'n' : ''}${f.gated >= 0 ? `g${f.gated}` : ''}${f.residual ? 'r' : ''}`;
+
 /** GEMV threads per row group for rows of K: more for long rows (more loads in flight per row). */
 const gemvLanes = (tune: Recorder['ctx']['tuning'], K: number): number => (K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes);
 
 function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, rows: number, f: Fusion) {
   const { ctx } = rec;
   const tune = ctx.tuning;
-  const fused = { GATED: f.gated >= 0 ? 1 : 0, RESIDUAL: f.residual ? 1 : 0, ACT: Math.max(0, f.gated) };
-  const fkey = `${f.norm ? 'n' : ''}${f.gated >= 0 ? `g${f.gated}` : ''}${f.residual ? 'r' : ''}`;
+  const fused = fusionConstants(f);
+  const fkey = fusionKey(f);
   const lib = `${activationLib}\n${linearLib}\n`;
   let key: string;
   let make: () => KernelSource;
@@ -163,16 +169,9 @@ function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: n
   const K = w.cols;
   const chunks = K % 8 === 0 && w.rowStride % 8 === 0;
   if (T <= tune.gemvMaxTokens && chunks) return 'gemv';
-  if (
-    ctx.subgroupMatrix &&
-    tune.mmaMinTokens > 0 &&
-    T >= tune.mmaMinTokens &&
-    w.dtype === 'f16' &&
-    chunks &&
-    (gatedRows === 0 || mmaTile(tune, T, w.rows, K)[1] % 2 === 0) &&
-    mmaSharedBytes(mmaTile(tune, T, w.rows, K)) <= ctx.limits.maxComputeWorkgroupStorageSize
-  ) {
-    return 'mma';
+  if (ctx.subgroupMatrix && tune.mmaMinTokens > 0 && T >= tune.mmaMinTokens && w.dtype === 'f16' && chunks) {
+    const tile = mmaTile(tune, T, w.rows, K);
+    if ((gatedRows === 0 || tile[1] % 2 === 0) && mmaSharedBytes(tile) <= ctx.limits.maxComputeWorkgroupStorageSize) return 'mma';
   }
   return tune.matmul === 'shared' && vw === 4 ? 'gemm' : 'tiled';
 }
@@ -313,11 +312,11 @@ export function linearReduce(
   expectTensor(out, 'f32', T * opts.outStride, 'linearReduce out');
   if (bias) expectTensor(bias, 'f32', colOffset + rows, 'linearReduce bias');
   const fusion: Fusion = { norm: false, gated: opts.gated ? actCode(opts.gated) : -1, residual: !!opts.residual };
-  const key = `linear.reduce.${fusion.gated >= 0 ? `g${fusion.gated}` : ''}${fusion.residual ? 'r' : ''}`;
+  const key = `linear.reduce.${fusionKey(fusion)}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: `${threadLib}\n${activationLib}\n${linearLib}\n${reduceSource}`,
-    constants: { WG: REDUCE_WG, GATED: fusion.gated >= 0 ? 1 : 0, RESIDUAL: fusion.residual ? 1 : 0, ACT: Math.max(0, fusion.gated) },
+    constants: { WG: REDUCE_WG, ...fusionConstants(fusion) },
     bindings: ['read', 'read', 'write'],
     params: PARAMS,
   }));
