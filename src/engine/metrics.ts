@@ -4,7 +4,10 @@
  * bucket bounds), ready for a Prometheus exporter (src/server/metrics.ts renders them).
  */
 
-/** A cumulative histogram: `counts[i]` observations <= `buckets[i]`, plus the overflow in the last slot. */
+/**
+ * A histogram: `counts[i]` observations in (buckets[i - 1], buckets[i]], the last slot those above every bound
+ * (Prometheus's cumulative buckets are running sums of these; src/server/metrics.ts adds them up).
+ */
 export class Histogram {
   readonly counts: number[];
   sum = 0;
@@ -35,8 +38,10 @@ export class Histogram {
 
 const TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];
 const ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
+const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
+
 /** vLLM's `build_1_2_5_buckets`: 1, 2, 5, 10, 20, 50, ... up to `max`. */
-export function buckets125(max: number): number[] {
+function buckets125(max: number): number[] {
   const out: number[] = [];
   for (let exp = 1; ; exp *= 10) {
     for (const m of [1, 2, 5]) {
@@ -45,8 +50,6 @@ export function buckets125(max: number): number[] {
     }
   }
 }
-
-const E2E_BUCKETS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
 
 export interface MetricsSnapshot {
   promptTokens: number;
