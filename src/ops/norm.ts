@@ -2,6 +2,7 @@
  * Normalisations: RMSNorm, LayerNorm, Qwen3's per-head q/k RMSNorm on a fused qkv, and the residual add fused with
  * the next norm (one dispatch instead of two: per-step CPU cost is per dispatch).
  */
+import type { BindingKind, BufferBinding, Kernel } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
 import rmsSource from '../../shaders/rms_norm.wgsl';
@@ -13,16 +14,24 @@ import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import { expectTensor, grid } from './common.js';
 import type { QkvLayout } from './rope.js';
 
-function rmsInplaceKernel(rec: Recorder) {
+/** A norm kernel: one workgroup of tuning.rowWorkgroup threads per row, summing through lib/workgroup_sum.wgsl. */
+function rowKernel(rec: Recorder, name: string, source: string, bindings: BindingKind[], params = 'uuf') {
   const wg = rec.ctx.tuning.rowWorkgroup;
-  return rec.ctx.pipelines.kernel(`rms_norm.inplace.${wg}`, () => ({
-    name: 'rms_norm.inplace',
-    code: `${workgroupSumLib}\n${rmsInplaceSource}`,
-    bindings: ['write', 'read', 'read'],
-    params: 'uuuuuf',
+  return rec.ctx.pipelines.kernel(`${name}.${wg}`, () => ({
+    name,
+    code: `${workgroupSumLib}\n${source}`,
+    bindings,
+    params,
     constants: { WG: wg },
   }));
 }
+
+/** Records `kernel` over `rows` rows with the norms' params (rows, H, eps). */
+function runRows(rec: Recorder, kernel: Kernel, bindings: BufferBinding[], rows: number, H: number, eps: number): void {
+  rec.run(kernel, [rows, H, eps], bindings, ...grid(rec.ctx, rows));
+}
+
+const rmsInplaceKernel = (rec: Recorder) => rowKernel(rec, 'rms_norm.inplace', rmsInplaceSource, ['write', 'read', 'read'], 'uuuuuf');
 
 /**
  * out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight   for r < rows; out may be x.
@@ -39,21 +48,13 @@ export function rmsNorm(rec: Recorder, x: Tensor, weight: Tensor, out: Tensor, r
   expectTensor(x, 'f32', rows * H, 'rmsNorm x');
   expectTensor(weight, 'f32', H, 'rmsNorm weight');
   expectTensor(out, 'f32', rows * H, 'rmsNorm out');
-  const [gx, gy] = grid(ctx, rows);
   if (sameStart(x, out)) {
     const wb = bindTensor(ctx, weight);
-    rec.run(rmsInplaceKernel(rec), [rows, H, 1, H, 1, eps], [bindTensor(ctx, out), wb, wb], gx, gy);
+    rec.run(rmsInplaceKernel(rec), [rows, H, 1, H, 1, eps], [bindTensor(ctx, out), wb, wb], ...grid(ctx, rows));
     return;
   }
-  const wg = ctx.tuning.rowWorkgroup;
-  const kernel = ctx.pipelines.kernel(`rms_norm.${wg}`, () => ({
-    name: 'rms_norm',
-    code: `${workgroupSumLib}\n${rmsSource}`,
-    bindings: ['read', 'read', 'write'],
-    params: 'uuf',
-    constants: { WG: wg },
-  }));
-  rec.run(kernel, [rows, H, eps], [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, out)], gx, gy);
+  const kernel = rowKernel(rec, 'rms_norm', rmsSource, ['read', 'read', 'write']);
+  runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, out)], rows, H, eps);
 }
 
 /**
@@ -96,16 +97,8 @@ export function addRmsNorm(rec: Recorder, x: Tensor, h: Tensor, weight: Tensor, 
   expectTensor(h, 'f32', rows * H, 'addRmsNorm h');
   expectTensor(weight, 'f32', H, 'addRmsNorm weight');
   if (sameStart(x, h)) throw new Error('addRmsNorm: x and h must be different tensors');
-  const wg = ctx.tuning.rowWorkgroup;
-  const kernel = ctx.pipelines.kernel(`rms_norm.add.${wg}`, () => ({
-    name: 'rms_norm.add',
-    code: `${workgroupSumLib}\n${rmsAddSource}`,
-    bindings: ['write', 'write', 'read'],
-    params: 'uuf',
-    constants: { WG: wg },
-  }));
-  const [gx, gy] = grid(ctx, rows);
-  rec.run(kernel, [rows, H, eps], [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight)], gx, gy);
+  const kernel = rowKernel(rec, 'rms_norm.add', rmsAddSource, ['write', 'write', 'read']);
+  runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight)], rows, H, eps);
 }
 
 /**
@@ -133,17 +126,8 @@ export function addLayerNorm(
   expectTensor(weight, 'f32', H, 'addLayerNorm weight');
   expectTensor(bias, 'f32', H, 'addLayerNorm bias');
   if (sameStart(x, h)) throw new Error('addLayerNorm: x and h must be different tensors');
-  const wg = ctx.tuning.rowWorkgroup;
-  const kernel = ctx.pipelines.kernel(`layer_norm.add.${wg}`, () => ({
-    name: 'layer_norm.add',
-    code: `${workgroupSumLib}\n${layerAddSource}`,
-    bindings: ['write', 'write', 'read', 'read'],
-    params: 'uuf',
-    constants: { WG: wg },
-  }));
-  const [gx, gy] = grid(ctx, rows);
-  const bindings = [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight), bindTensor(ctx, bias)];
-  rec.run(kernel, [rows, H, eps], bindings, gx, gy);
+  const kernel = rowKernel(rec, 'layer_norm.add', layerAddSource, ['write', 'write', 'read', 'read']);
+  runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight), bindTensor(ctx, bias)], rows, H, eps);
 }
 
 /**
@@ -174,15 +158,6 @@ export function layerNorm(
   expectTensor(bias, 'f32', H, 'layerNorm bias');
   expectTensor(out, 'f32', rows * H, 'layerNorm out');
   if (sameStart(x, out)) throw new Error('layerNorm: out must not be x');
-  const wg = ctx.tuning.rowWorkgroup;
-  const kernel = ctx.pipelines.kernel(`layer_norm.${wg}`, () => ({
-    name: 'layer_norm',
-    code: `${workgroupSumLib}\n${layerSource}`,
-    bindings: ['read', 'read', 'read', 'write'],
-    params: 'uuf',
-    constants: { WG: wg },
-  }));
-  const [gx, gy] = grid(ctx, rows);
-  const bindings = [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, bias), bindTensor(ctx, out)];
-  rec.run(kernel, [rows, H, eps], bindings, gx, gy);
+  const kernel = rowKernel(rec, 'layer_norm', layerSource, ['read', 'read', 'read', 'write']);
+  runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, bias), bindTensor(ctx, out)], rows, H, eps);
 }
