@@ -248,14 +248,7 @@ async function copyBandwidth(c: GpuContext): Promise<number> {
     c.device.queue.submit([enc.finish()]);
     await c.device.queue.onSubmittedWorkDone();
   };
-  await run(2);
-  const n = 10;
-  const t = performance.now();
-  await run(n);
-  const s = (performance.now() - t) / 1000;
-  a.destroy();
-  b.destroy();
-  return (2 * size * n) / s / 1e9;
+  return copyRate(run, 10, size, [a, b]);
 }
 
 /** Device copy bandwidth of a compute shader moving one vec4<u32> per thread, bytes read plus written per second. */
@@ -300,13 +293,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     c.device.queue.submit([enc.finish()]);
     await c.device.queue.onSubmittedWorkDone();
   };
+  return copyRate(run, 40, size, [a, b]);
+}
+
+/** GB/s (read + write) of `run(n)` copies of `size` bytes, after 2 untimed; destroys `buffers` after. */
+async function copyRate(run: (n: number) => Promise<void>, n: number, size: number, buffers: GPUBuffer[]): Promise<number> {
   await run(2);
-  const n = 40;
   const t = performance.now();
   await run(n);
   const s = (performance.now() - t) / 1000;
-  a.destroy();
-  b.destroy();
+  for (const b of buffers) b.destroy();
   return (2 * size * n) / s / 1e9;
 }
 
