@@ -3,6 +3,7 @@
  *
  *   node build/bench/generate.js [CONFIG_DIR] [--dtype float16|float32] [--batch 1,8,32] [--prefill 128,512]
  *                                [--context 128] [--steps 32] [--unsafe] [--no-mma] [--profile] [--tune key=value,...] (lists as a:b:c)
+ *                                [--mma-tiles JSON] (tuning.mmaTiles, e.g. '[{"maxTokens":null,"tile":[2,4,2,2,1]}]'; null = Infinity)
  *
  * Prints tokens/s, the bytes a decode step must move per token (weights once per step, KV reads per sequence),
  * and the achieved bandwidth as a ratio to the adapter's copy bandwidth measured in the same run: the faster of
@@ -37,6 +38,7 @@ const { values, positionals } = parseArgs({
     unsafe: { type: 'boolean', default: false },
     'no-mma': { type: 'boolean', default: false },
     tune: { type: 'string', default: '' },
+    'mma-tiles': { type: 'string', default: '' },
     profile: { type: 'boolean', default: false },
   },
 });
@@ -62,7 +64,8 @@ for (const kv of values.tune.split(',').filter(Boolean)) {
   const value = v.includes(':') ? v.split(':').map(Number) : v === 'true' || v === 'false' ? v === 'true' : Number(v);
   (ctx.tuning as unknown as Record<string, unknown>)[k] = value;
 }
-if (values.tune) console.log(`# tuning: ${JSON.stringify(ctx.tuning)}`);
+if (values['mma-tiles']) ctx.tuning.mmaTiles = JSON.parse(values['mma-tiles']);
+if (values.tune || values['mma-tiles']) console.log(`# tuning: ${JSON.stringify(ctx.tuning)}`);
 const info = ctx.adapter.info;
 console.log(`# ${dir}: ${cfg.architecture}, hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers, ${cfg.numHeads}/${cfg.numKvHeads} heads x ${cfg.headDim}, ffn ${cfg.intermediateSize}, vocab ${cfg.vocabSize}`);
 console.log(`# adapter: ${info.vendor} ${info.architecture} ${info.device} ${info.description}; weights ${dtype}, shader-f16 ${ctx.f16}, subgroups ${ctx.subgroups}, subgroup matrices ${ctx.subgroupMatrix}`);

@@ -5,9 +5,9 @@
  *
  * Run (built by `npm run build` into build/bench, like the other benches):
  *   node build/bench/ops.js [--quick] [--f32] [--tuning cpu|gpu] [--only linear|attention|overhead] [--unsafe]
- *     [--tokens 1,8,64] [--shapes qkv,o,gate/up,down,lm-head] [--mma 44114,22221] [--split 0,264,528]
+ *     [--tokens 1,8,64] [--shapes qkv,o,gate/up,down,lm-head] [--mma 44114,22221] [--split 0,264,528] [--repeat 3]
  * --tokens, --shapes: which linear cases; --mma: subgroup-matrix tiles to time (WM WN SGM SGN SK, see
- * src/gpu/tuning.ts MmaTile); --split: time the tuned tiles with these tuning.mmaSplitWorkgroups instead.
+ * src/gpu/tuning.ts MmaTile); --split: time the tuned tiles (or each --mma tile) with these tuning.mmaSplitWorkgroups.
  * --quick: small shapes for CPU WebGPU (lavapipe); default: Llama-3.2-1B's shapes (H 2048, I 8192, V 128256).
  * --unsafe: Dawn with allow_unsafe_apis, for the subgroup-matrix (tensor core) variants.
  *
@@ -30,6 +30,18 @@ const quick = flag('--quick');
 const only = option('--only');
 
 async function time(ctx: GpuContext, iters: number, record: (rec: Recorder) => void): Promise<{ gpu: number; cpu: number }> {
+  // One submit for all repetitions: with the tuning's submitEvery, most of the work would run while recording and
+  // the submit-to-done time would time only the tail.
+  const tuning = ctx.tuning;
+  ctx.tuning = { ...tuning, submitEvery: 0 };
+  try {
+    return await timeOnce(ctx, iters, record);
+  } finally {
+    ctx.tuning = tuning;
+  }
+}
+
+async function timeOnce(ctx: GpuContext, iters: number, record: (rec: Recorder) => void): Promise<{ gpu: number; cpu: number }> {
   const rec = new Recorder(ctx, 'bench');
   // Warm-up: pipelines, bind groups, and GPU clocks (they drop while the CPU checks the previous case, and the
   // first case timed after that pause measured up to 3x slow).
@@ -129,21 +141,33 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
       const mmas = !ctx.subgroupMatrix ? [] : chosen ?? (T <= 8 ? MMA_FEW.slice(0, 1) : T <= 64 ? MMA_FEW : MMA_MANY);
       const tiles = chosen ? [] : T > 512 ? TILE_VARIANTS.slice(0, 1) : TILE_VARIANTS;
       const splitList = option('--split')?.split(',').map(Number);
-      const splitVariants: Variant[] = (splitList ?? []).map((n) => [`split ${n}`, (t) => ({ ...t, mmaSplitWorkgroups: n })]);
+      // --split: the tuned tiles (or each --mma tile) with each of these tuning.mmaSplitWorkgroups.
+      const splitVariants: Variant[] = (chosen ?? [current]).flatMap(([name, tune]) =>
+        (splitList ?? []).map((n): Variant => [`${name === 'current' ? 'split' : name} /${n}`, (t) => ({ ...tune(t), mmaSplitWorkgroups: n })]),
+      );
+      const flops = 2 * T * K * rows;
+      const bytes = rows * K * (dtype === 'f16' ? 2 : 4);
       const variants = splitList ? splitVariants : T <= 8 ? [...GEMV_VARIANTS, ...mmas] : [current, ...mmas, ...tiles];
-      for (const [name, tune] of variants) {
-        ctx.tuning = tune(base);
-        if (name.startsWith('mma') && mmaSharedBytes(ctx.tuning.mmaTiles[0].tile) > ctx.limits.maxComputeWorkgroupStorageSize) continue;
-        ctx.device.queue.writeBuffer(out.buffer, 0, new Float32Array(T * N).fill(Number.NaN)); // unwritten outputs show
-        const flops = 2 * T * K * rows;
-        const bytes = rows * K * (dtype === 'f16' ? 2 : 4);
-        const iters = Math.max(3, Math.min(200, Math.round((quick ? 2e7 : 4e9) / Math.max(bytes, flops / 50))));
-        let call = 0;
-        const { gpu, cpu } = await time(ctx, iters, (rec) => ops.linear(rec, x, copies[call++ % copies.length], null, out, T, opts));
-        const got = (await readTensor(ctx, out, T * N)) as Float32Array;
+      // --repeat R: R rounds over the variants, each keeping its fastest (the lent GPU's timings drift between runs
+      // and within one, so rounds interleave the variants).
+      const best = new Map<string, { gpu: number; cpu: number; err: number }>();
+      for (let round = 0; round < Number(option('--repeat') ?? 1); round++) {
+        for (const [name, tune] of variants) {
+          ctx.tuning = tune(base);
+          if (name.startsWith('mma') && mmaSharedBytes(ctx.tuning.mmaTiles[0].tile) > ctx.limits.maxComputeWorkgroupStorageSize) continue;
+          ctx.device.queue.writeBuffer(out.buffer, 0, new Float32Array(T * N).fill(Number.NaN)); // unwritten outputs show
+          const iters = Math.max(3, Math.min(200, Math.round((quick ? 2e7 : 4e9) / Math.max(bytes, flops / 50))));
+          let call = 0;
+          const { gpu, cpu } = await time(ctx, iters, (rec) => ops.linear(rec, x, copies[call++ % copies.length], null, out, T, opts));
+          const err = relError((await readTensor(ctx, out, T * N)) as Float32Array, ref);
+          const prev = best.get(name);
+          if (!prev || gpu < prev.gpu) best.set(name, { gpu, cpu, err: Math.max(err, prev?.err ?? 0) });
+        }
+      }
+      for (const [name, { gpu, cpu, err }] of best) {
         console.log(
-          `${' '.repeat(24)}${label.padEnd(9)} ${col(T, 5)} ${col(K, 6)} ${col(rows, 7)} ${name.padEnd(14)}` +
-            `${num(gpu * 1e6)} ${num(cpu * 1e6)} ${num(bytes / gpu / 1e9)} ${num(flops / gpu / 1e9)} ${col(relError(got, ref).toExponential(1), 9)}`,
+          `${' '.repeat(24)}${label.padEnd(9)} ${col(T, 5)} ${col(K, 6)} ${col(rows, 7)} ${name.padEnd(18)}` +
+            `${num(gpu * 1e6)} ${num(cpu * 1e6)} ${num(bytes / gpu / 1e9)} ${num(flops / gpu / 1e9)} ${col(err.toExponential(1), 9)}`,
         );
       }
     }

@@ -8,8 +8,12 @@
 // analysis cannot prove), and the tile shape as consts:
 //   WM x WN   16 x 16 result blocks per subgroup
 //   SGM x SGN subgroups tiling the workgroup's outputs: BM = 16 WM SGM tokens x BN = 16 WN SGN tile columns
-//   SK        subgroups splitting K: each step stages BK = 32 SK of K, subgroup kg multiplies its 32 of them, and
+//   SK        subgroups splitting K: each step stages BK = KW SK of K, subgroup kg multiplies its KW of them, and
 //             the SK partial sums are added in the epilogue (more warps for few tokens without more outputs)
+//   KM        KW = 32 KM: K per subgroup per step (more products and bytes in flight per pair of barriers)
+// (DIRECT, the generator's choice, not a const: the weight is not staged; each subgroup loads its own weight
+// blocks from memory with subgroupMatrixLoad one step ahead, which measured faster for decode batches; the
+// `@staged-w` region below is then replaced by w declared as array<f16>.)
 // and the generated statements that go where the `@generated` lines stand: subgroup matrices cannot live in
 // arrays (an array of them goes to local memory: measured 13x slower on an H200), so every result block is a
 // variable of its own (c<i>_<j>), and the loads, products and per-thread staging chunks are unrolled.
@@ -21,7 +25,8 @@
 // of workgroup g covers outputs o = g BN / 2 + sn 8 WN + [0, 8 WN).
 //
 // Bindings: x     f32 [T, K]  read as vec4s (K % 8 == 0)
-//           w     f16 [rows, wStride] read as 8-element chunks (one part of the weight; wStride % 8 == 0)
+//           w     f16 [rows, wStride] read as 8-element chunks (one part of the weight; wStride % 8 == 0);
+//                 DIRECT: as halves, 16 x 16 blocks (K % BK == 0, rows % 16 == 0)
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
 //           out   f32 [T, outStride]
 //           part  f32 [splits, T, partialRows()]  (split-K only; a dummy otherwise)
@@ -29,8 +34,9 @@
 // Dispatch: workgroup (g = wid.x + wid.z nwg.x, wid.y = tile splits() + split) computes tokens tile BM .. + BM - 1
 // and its BN tile columns over K in [split kSplit, (split + 1) kSplit). Without a split (kSplit >= K) it writes
 // the outputs; with one, the raw sums of weight row r (gate and up rows alike) of token t go to
-// part[split, t, r], and linear.reduce.wgsl adds the splits and writes the outputs. K is walked BK at a time through workgroup memory: x[tokens, k0 .. k0 + BK) (rounded to f16) and the BN
-// weight rows' same slice, rows padded to LD halves (fewer bank conflicts); each thread moves whole 8-element
+// part[split, t, r], and linear.reduce.wgsl adds the splits and writes the outputs. K is walked BK at a time
+// through workgroup memory: x[tokens, k0 .. k0 + BK) (rounded to f16) and (unless DIRECT) the BN weight rows' same
+// slice, rows padded to LD halves (fewer bank conflicts); each thread moves whole 8-element
 // chunks (chunk e: staged row e / CHUNKS, chunk e % CHUNKS), and loads the next step's chunks into registers
 // before the current step's products. Out-of-range tokens and rows are clamped (their results are not written)
 // and K past its end reads zeros. Epilogue, one 16 x 16 block position (i, j) at a time: every subgroup stores its
@@ -38,7 +44,6 @@
 // the outputs.
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> part: array<f32>;
@@ -47,14 +52,15 @@ const SG = SGM * SGN * SK;
 const THREADS = 32u * SG;
 const BM = 16u * WM * SGM;
 const BN = 16u * WN * SGN;
-const BK = 32u * SK;
+/** K per subgroup per step, and per workgroup per step. */
+const KW = 32u * KM;
+const BK = KW * SK;
 /** Halves per staged row: BK plus 8 of padding. */
 const LD = BK + 8u;
 /** 8-element chunks per staged row. */
 const CHUNKS = BK / 8u;
 
 var<workgroup> xs: array<f16, BM * LD>;
-var<workgroup> ws: array<f16, BN * LD>;
 /** Per subgroup, one result block and (GATED) its up block. */
 var<workgroup> cs: array<f32, SG * 512u>;
 
@@ -92,6 +98,9 @@ fn stageX(e: u32, v: mat2x4<f32>) {
   xs[at + 6u] = hi.z;
   xs[at + 7u] = hi.w;
 }
+// @staged-w {  (the weight staged through workgroup memory; DIRECT == 1 replaces this region by w: array<f16>)
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+var<workgroup> ws: array<f16, BN * LD>;
 
 /** Weight chunk e (< BN CHUNKS) of the step at k0: 8 halves of a staged row (zeros past K). */
 fn loadW(o0: u32, e: u32, k0: u32) -> vec4<u32> {
@@ -117,6 +126,7 @@ fn stageW(e: u32, v: vec4<u32>) {
   ws[at + 6u] = h3.x;
   ws[at + 7u] = h3.y;
 }
+// @staged-w }
 
 /**
  * Writes result block position (i, j) of every subgroup, stored in cs (block at sg 512, up block at + 256):
@@ -169,21 +179,17 @@ fn main(
   let kEnd = min(p.K, kBegin + p.kSplit);
   let sg = tid / 32u;
   let kg = sg % SK;
-  let aBase = (sg / (SK * SGN)) * 16u * WM * LD + kg * 32u; // this subgroup's first x row, its K slice
-  let bBase = ((sg / SK) % SGN) * 16u * WN * LD + kg * 32u;
+  let aBase = (sg / (SK * SGN)) * 16u * WM * LD + kg * KW; // this subgroup's first x row, its K slice
+  let bBase = ((sg / SK) % SGN) * 16u * WN * LD + kg * KW;
 
   // @generated declarations: c<i>_<j> (result blocks), px<q> / pw<q> (this thread's chunks of the next step)
   for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
-    workgroupBarrier();
-    // @generated staging: stageX(tid + q THREADS, px<q>), stageW(...)
-    workgroupBarrier();
+    // @generated staging: barrier, stageX(tid + q THREADS, px<q>), stageW(...), barrier
+    // @generated current: DIRECT, q<s>_<j> = b<s>_<j> (this step's weight blocks, loaded one step ahead)
     if (k0 + BK < kEnd) {
-      // @generated prefetch: px<q> = loadX(tileM, tid + q THREADS, k0 + BK), pw<q> = loadW(...)
+      // @generated prefetch: px<q> = loadX(tileM, tid + q THREADS, k0 + BK), pw<q> = loadW(...) (DIRECT: b<s>_<j>)
     }
-    for (var s = 0u; s < 2u; s++) {
-      let kk = 16u * s;
-      // @generated products: a<i>, b<j> from xs / ws, c<i>_<j> += a<i> b<j>
-    }
+    // @generated products: per 16 of KW, a<i> and b<j> from xs and ws (DIRECT: q<s>_<j>), c<i>_<j> += a<i> b<j>
   }
   // @generated epilogue: per (i, j): subgroupMatrixStore(&cs, sg 512, c<i>_<j>) (GATED: and the up block), writeBlocks
 }

@@ -5,10 +5,13 @@
  * bench/ops.ts is where the numbers come from.
  */
 /**
- * A linear.mma.wgsl tile: [WM, WN, SGM, SGN, SK]: WM x WN blocks of 16 x 16 outputs per subgroup, SGM x SGN
- * subgroups over the workgroup's outputs, SK subgroups splitting K (gated weights need WN even).
+ * A linear.mma.wgsl tile: [WM, WN, SGM, SGN, SK, KM?, DIRECT?]: WM x WN blocks of 16 x 16 outputs per subgroup,
+ * SGM x SGN subgroups over the workgroup's outputs, SK subgroups splitting K, each multiplying 32 KM of K per step
+ * (KM default 1); DIRECT 1: weight blocks loaded from memory by each subgroup (one step ahead, in registers)
+ * instead of staged in workgroup memory (default 0; needs K % (32 SK KM) == 0 and weight rows % 32 == 0, else the
+ * tile runs staged). Gated weights need WN even.
  */
-export type MmaTile = [number, number, number, number, number];
+export type MmaTile = [number, number, number, number, number, number?, number?];
 
 export interface KernelTuning {
   /** linear: the largest token count served by the GEMV kernel (each weight row read once per gemvTokens tokens). */
@@ -86,13 +89,13 @@ export const GPU_TUNING: KernelTuning = {
   gemvRows: 2,
   gemvTokens: 4,
   mmaMinTokens: 9,
-  // H200, bench/ops.ts (best of each shape at 16-64 tokens; run-to-run noise is large): split K where the columns
-  // give few workgroups, 64 x 64 tiles for gate/up, 64 x 128 for the LM head and for prefill (72-78 TFLOPS at
-  // 512-2048 tokens).
+  // H200, chosen by whole decode steps (bench/generate.js --mma-tiles, runs interleaved): bench/ops.js times the
+  // weight-direct tiles (DIRECT) at 64 tokens up to 2x faster than the staged 32 x 32 tiles, yet in the model's
+  // steps they were slower (batch 64: 7.0-9.1 ms against 5.6-5.8 ms), so DIRECT serves only up to 16 tokens
+  // (batch 16: 4.2-4.5 ms against 5.7-5.9 ms with the staged tiles). 64 x 128 staged tiles for the LM head and for
+  // prefill (72-78 TFLOPS at 512-2048 tokens).
   mmaTiles: [
-    { maxTokens: 16, maxColumns: 4096, tile: [1, 2, 1, 1, 8] },
-    { maxTokens: 64, maxColumns: 4096, maxDepth: 4096, tile: [4, 2, 1, 1, 4] },
-    { maxTokens: 64, maxColumns: 4096, tile: [1, 2, 1, 2, 4] },
+    { maxTokens: 16, maxColumns: 32768, tile: [1, 2, 1, 2, 4, 1, 1] },
     { maxTokens: 64, maxColumns: 32768, tile: [2, 2, 2, 2, 1] },
     { maxTokens: Infinity, tile: [2, 4, 2, 2, 1] },
   ],

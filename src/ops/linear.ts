@@ -36,7 +36,7 @@ import reduceSource from '../../shaders/linear.reduce.wgsl';
 import { actCode, gatedAct, type Activation } from './elementwise.js';
 import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 import { rmsNorm } from './norm.js';
-import { mmaKernelCode, mmaSharedBytes } from './linear-mma.js';
+import { mmaKernelCode, mmaSharedBytes, mmaStepK } from './linear-mma.js';
 
 /** Fused work around the product. */
 export interface LinearOptions {
@@ -155,7 +155,10 @@ function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4
 function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number, K: number): MmaTile {
   const tiles = tune.mmaTiles;
   const fits = (t: (typeof tiles)[number]) => T <= t.maxTokens && rows <= (t.maxColumns ?? Infinity) && K <= (t.maxDepth ?? Infinity);
-  return (tiles.find(fits) ?? tiles[tiles.length - 1]).tile;
+  const tile = (tiles.find(fits) ?? tiles[tiles.length - 1]).tile;
+  // Weight blocks loaded straight from memory need whole steps of K and whole 16-row blocks (gate and up alike).
+  if (tile[6] === 1 && (K % mmaStepK(tile) !== 0 || rows % 32 !== 0)) return [tile[0], tile[1], tile[2], tile[3], tile[4], tile[5] ?? 1, 0];
+  return tile;
 }
 
 /** The shared-memory kernel's workgroup for T tokens. */
@@ -246,11 +249,12 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     let perX: number;
     let perY: number;
     if (path === 'mma') {
-      const [wm, wn, sgm, sgn, sk] = mmaTile(tune, T, w.rows, K);
+      const tile = mmaTile(tune, T, w.rows, K);
+      const [wm, wn, sgm, sgn] = tile;
       const [gx, gz] = grid(ctx, Math.ceil(tileCols / (16 * wn * sgn)));
       const tiles = Math.ceil(T / (16 * wm * sgm));
       // Split K across workgroups when the tiles alone give fewer than tuning.mmaSplitWorkgroups of them.
-      const bk = 32 * sk;
+      const bk = mmaStepK(tile);
       const steps = Math.ceil(K / bk);
       const want = Math.min(steps, Math.floor(tune.mmaSplitWorkgroups / (gx * gz * tiles)));
       const kSplit = want > 1 ? Math.ceil(steps / want) * bk : K;

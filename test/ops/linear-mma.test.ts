@@ -7,11 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { GPU_TUNING, type MmaTile } from '../../src/gpu/tuning.js';
 import { mmaKernelCode, mmaSharedBytes } from '../../src/ops/linear-mma.js';
 
-const TILES: MmaTile[] = [...GPU_TUNING.mmaTiles.map((t) => t.tile), [1, 1, 1, 1, 1], [4, 4, 2, 2, 1], [1, 2, 1, 2, 4]];
+const TILES: MmaTile[] = [...GPU_TUNING.mmaTiles.map((t) => t.tile), [1, 1, 1, 1, 1], [4, 4, 2, 2, 1], [1, 2, 1, 2, 4], [2, 2, 1, 2, 2, 2], [4, 2, 1, 1, 2, 2, 1]];
 
 describe('linear.mma kernel generation', () => {
   it.each(TILES.map((t) => [t.join(''), t] as const))('tile %s: every generated part filled, one variable per block', (_name, tile) => {
-    const [wm, wn, sgm, sgn, sk] = tile;
+    const [wm, wn, sgm, sgn, sk, km = 1, direct = 0] = tile;
     for (const gated of wn % 2 === 0 ? [false, true] : [false]) {
       const { prelude, code } = mmaKernelCode(tile, gated);
       expect(code).not.toMatch(/^ *\/\/ @generated/m);
@@ -21,12 +21,23 @@ describe('linear.mma kernel generation', () => {
       // Result blocks are variables of their own, never arrays (which spill to local memory).
       expect(code).not.toMatch(/array<subgroup_matrix/);
       for (let i = 0; i < wm; i++) for (let j = 0; j < wn; j++) expect(code).toContain(`var c${i}_${j}: subgroup_matrix_result<f32, 16, 16>;`);
-      // Each thread stages its share of x and w rows: BM + BN rows of 4 SK chunks over 32 SGM SGN SK threads.
+      // Each thread stages its share of x and (unless DIRECT) w rows: BM + BN rows of 4 SK KM chunks over 32 SGM
+      // SGN SK threads.
       const threads = 32 * sgm * sgn * sk;
-      const xChunks = Math.ceil((16 * wm * sgm * 4 * sk) / threads);
-      const wChunks = Math.ceil((16 * wn * sgn * 4 * sk) / threads);
+      const xChunks = Math.ceil((16 * wm * sgm * 4 * sk * km) / threads);
+      const wChunks = direct ? 0 : Math.ceil((16 * wn * sgn * 4 * sk * km) / threads);
       expect(code.match(/var px\d+ = /g)?.length).toBe(xChunks);
-      expect(code.match(/var pw\d+ = /g)?.length).toBe(wChunks);
+      expect(code.match(/var pw\d+ = /g)?.length ?? 0).toBe(wChunks);
+      if (direct) {
+        // The weight is read as halves, never staged; each subgroup holds the next step's 2 KM x WN blocks.
+        expect(code).toContain('var<storage, read> w: array<f16>;');
+        expect(code).not.toContain('var<workgroup> ws');
+        expect(code.match(/var b\d+_\d+ = subgroupMatrixLoad/g)?.length).toBe(2 * km * wn);
+        expect(code.match(/let q\d+_\d+ = b\d+_\d+;/g)?.length).toBe(2 * km * wn);
+      } else {
+        expect(code).toContain('var<workgroup> ws: array<f16, BN * LD>;');
+      }
+      expect(prelude).toContain(`const KM = ${km}u;`);
       // Gated: each output block stores its up block beside it.
       const stores = code.match(/subgroupMatrixStore\(/g)?.length;
       expect(stores).toBe(wm * wn);
