@@ -6,10 +6,11 @@
  * Run (built by `npm run build` into build/bench, like the other benches):
  *   node build/bench/ops.js [--quick] [--f32] [--tuning cpu|gpu] [--only linear|attention|overhead] [--unsafe]
  *     [--tokens 1,8,64] [--shapes qkv,o,gate/up,down,lm-head] [--mma 44114,22221] [--split 0,264,528] [--repeat 3]
+ *     [--pad 32]
  * --tokens, --shapes: which linear cases; --mma: subgroup-matrix tiles to time (WM WN SGM SGN SK, see
  * src/gpu/tuning.ts MmaTile); --split: time the tuned tiles (or each --mma tile) with these tuning.mmaSplitWorkgroups.
  * --quick: small shapes for CPU WebGPU (lavapipe); default: Llama-3.2-1B's shapes (H 2048, I 8192, V 128256).
- * --unsafe: Dawn with allow_unsafe_apis, for the subgroup-matrix (tensor core) variants.
+ * --pad: elements of padding after each weight row (default: tuning.weightRowPadding bytes). --unsafe: Dawn with allow_unsafe_apis, for the subgroup-matrix (tensor core) variants.
  *
  * Timing: each case records `iters` repetitions into one recorder; "gpu" is the wall time from submit to
  * onSubmittedWorkDone divided by iters (so it includes no recording), "cpu" the recording time per repetition.
@@ -109,7 +110,8 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
   for (const [K, rows, gated, label] of shapes) {
     if (label === 'lm head' && dtype === 'f32') continue;
     if (pick && !pick.includes(label.replace(/ /g, '-'))) continue;
-    const w = createWeight(ctx, rows, K, dtype, 'w');
+    const pad = { rowPadding: option('--pad') === undefined ? undefined : Number(option('--pad')) };
+    const w = createWeight(ctx, rows, K, dtype, 'w', pad);
     ops.fillRandom(ctx, w, 1, -0.05, 0.05);
     // Timed calls cycle through copies of the weight (same values) totalling at least 256 MB, so that each call
     // streams its weight from memory as a model's layers do, instead of finding it in the L2 cache (50 MB on an
@@ -117,7 +119,7 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
     const bytesPerCopy = rows * K * (dtype === 'f16' ? 2 : 4);
     const copies = [w];
     while (!quick && copies.length * bytesPerCopy < 256e6) {
-      const c = createWeight(ctx, rows, K, dtype, 'w copy');
+      const c = createWeight(ctx, rows, K, dtype, 'w copy', pad);
       ops.fillRandom(ctx, c, 1, -0.05, 0.05);
       copies.push(c);
     }

@@ -106,6 +106,8 @@ const bindings = new WeakMap<Tensor, BufferBinding>();
 export const sameStart = (a: Tensor, b: Tensor): boolean => a.buffer === b.buffer && a.offset === b.offset;
 
 export interface WeightOptions {
+  /** Elements of padding after each row (default: the tuning's weightRowPadding bytes). */
+  rowPadding?: number;
   /** Upper bound on a part's bytes (default and cap: maxStorageBufferBindingSize). Tests use it to force splits. */
   maxPartBytes?: number;
 }
@@ -124,7 +126,8 @@ export function createWeight(
   label = 'weight',
   opts: WeightOptions = {},
 ): Weight {
-  const rowStride = dtype === 'f16' ? alignUp(cols, 2) : cols;
+  const padding = opts.rowPadding ?? ctx.tuning.weightRowPadding / dtypeBytes(dtype);
+  const rowStride = (dtype === 'f16' ? alignUp(cols, 2) : cols) + padding;
   const rowBytes = rowStride * dtypeBytes(dtype);
   const cap = Math.min(opts.maxPartBytes ?? Infinity, ctx.maxBinding, ctx.limits.maxBufferSize);
   const partRows = Math.floor(cap / rowBytes);
@@ -161,8 +164,8 @@ export function writeWeightRows(ctx: GpuContext, w: Weight, rowStart: number, da
     if (lo >= hi) continue;
     let chunk = data.subarray((lo - rowStart) * cols, (hi - rowStart) * cols);
     if (rowStride !== cols) {
-      // f16 with odd cols: spread rows to the padded stride.
-      const padded = new Uint16Array((hi - lo) * rowStride);
+      // Padded rows (f16 with odd cols, tuning.weightRowPadding): spread rows to the stride.
+      const padded = data instanceof Uint16Array ? new Uint16Array((hi - lo) * rowStride) : new Float32Array((hi - lo) * rowStride);
       for (let r = 0; r < hi - lo; r++) padded.set(chunk.subarray(r * cols, (r + 1) * cols), r * rowStride);
       chunk = padded;
     }

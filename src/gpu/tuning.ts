@@ -74,6 +74,13 @@ export interface KernelTuning {
   /** Row reductions (norms, argmax): threads per row (a power of two). */
   rowWorkgroup: number;
   /**
+   * Bytes of padding after each weight row: rows of a power-of-two size (16 KiB for K = 8192 in f16) put every
+   * row's same column on the same memory channels, and the GEMMs that walk many rows at once slowed down 2.5-4x
+   * (H200, bench/ops.js --pad: down 8192 -> 2048 at 512 tokens 668 -> 265 us, at 1 token 41 -> 16 us; 16 bytes
+   * did not help, 64 and 128 did). 0 on CPU drivers.
+   */
+  weightRowPadding: number;
+  /**
    * Submit a step's commands every this many dispatches (0: once, at the end), so that the GPU starts on the first
    * layers while the CPU records the rest.
    */
@@ -116,6 +123,7 @@ export const GPU_TUNING: KernelTuning = {
   attentionSplitKeys: 32,
   attentionMaxSplits: 32,
   rowWorkgroup: 256,
+  weightRowPadding: 64,
   submitEvery: 32,
 };
 
@@ -144,6 +152,7 @@ export const CPU_TUNING: KernelTuning = {
   attentionSplitKeys: 256,
   attentionMaxSplits: 8,
   rowWorkgroup: 8,
+  weightRowPadding: 0,
   submitEvery: 0,
 };
 

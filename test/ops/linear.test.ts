@@ -50,7 +50,7 @@ describe('linear', async () => {
       let w = randomArray(rand, N * K, -0.5, 0.5);
       if (dtype === 'f16') w = roundF16(w);
       const b = withBias ? randomArray(rand, N) : null;
-      const rowBytes = (dtype === 'f16' ? K + (K % 2) : K) * (dtype === 'f16' ? 2 : 4);
+      const rowBytes = (dtype === 'f16' ? K + (K % 2) : K) * (dtype === 'f16' ? 2 : 4) + tuning.weightRowPadding;
       const W = weight(ctx, w, N, K, dtype, partRows ? partRows * rowBytes : undefined);
       if (partRows) expect(W.parts.length).toBe(Math.ceil(N / partRows));
       const out = createTensor(ctx, [T, N], 'f32');
@@ -179,7 +179,7 @@ describe('linear with fusions', async () => {
       const g = v.norm ? randomArray(rand, K, 0.5, 1.5) : undefined;
       const N = v.gated ? rows / 2 : rows;
       const residual = v.residual ? randomArray(rand, T * N) : undefined;
-      const rowBytes = K * (dtype === 'f16' ? 2 : 4);
+      const rowBytes = K * (dtype === 'f16' ? 2 : 4) + tuning.weightRowPadding;
       const W = weight(ctx, w, rows, K, dtype, partRows ? partRows * rowBytes : undefined);
       const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
       const xt = f32(ctx, x, [T, K]);
