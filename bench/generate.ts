@@ -3,6 +3,7 @@
  *
  *   node build/bench/generate.js [CONFIG_DIR] [--dtype float16|float32] [--batch 1,8,32] [--prefill 128,512]
  *                                [--context 128] [--steps 32] [--unsafe] [--no-mma] [--profile] [--tune key=value,...] (lists as a:b:c)
+ *                                [--prefill-seqs N] (each prefill of P tokens as N prompts of P / N, like an engine chunk)
  *                                [--mma-tiles JSON] (tuning.mmaTiles, e.g. '[{"maxTokens":null,"tile":[2,4,2,2,1]}]'; null = Infinity)
  *
  * Prints tokens/s, the bytes a decode step must move per token (weights once per step, KV reads per sequence),
@@ -32,6 +33,7 @@ const { values, positionals } = parseArgs({
     dtype: { type: 'string', default: 'float16' },
     batch: { type: 'string', default: '1,8,32' },
     prefill: { type: 'string', default: '128,512' },
+    'prefill-seqs': { type: 'string', default: '1' },
     context: { type: 'string', default: '128' },
     steps: { type: 'string', default: '32' },
     'kv-memory': { type: 'string', default: String(1 << 30) },
@@ -85,7 +87,8 @@ const prefills = list(values.prefill);
 const context = Number(values.context);
 const steps = Number(values.steps);
 const blockSize = 16;
-const maxBatch = Math.max(...batches);
+const prefillSeqs = Number(values['prefill-seqs']);
+const maxBatch = Math.max(...batches, prefillSeqs);
 const maxLen = Math.max(context + steps + 1, ...prefills);
 const blocksPerSeq = Math.ceil(maxLen / blockSize);
 const kvBytesPerBlock = 2 * cfg.numLayers * blockSize * cfg.numKvHeads * cfg.headDim * (dtype === 'f16' ? 2 : 4);
@@ -107,15 +110,17 @@ const breakdown: string[] = [];
 console.log('\n| phase | batch | tokens/step | ms/step | tokens/s | MB moved/token | achieved GB/s | ratio to copy |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const P of prefills) {
-  const seq: ScheduledSeq = { requestId: 'p', tokenIds: randomIds(P), startPos: 0, blockTable: table(0), sample: greedy };
-  await runner.execute([seq]);
+  const n = Math.floor(P / prefillSeqs);
+  const seqs = Array.from({ length: prefillSeqs }, (_, i): ScheduledSeq => ({ requestId: `p${i}`, tokenIds: randomIds(n), startPos: 0, blockTable: table(i), sample: greedy }));
+  await runner.execute(seqs);
   const reps = 3;
   t0 = performance.now();
-  for (let r = 0; r < reps; r++) await runner.execute([seq]);
+  for (let r = 0; r < reps; r++) await runner.execute(seqs);
   const ms = (performance.now() - t0) / reps;
   const bytes = weightBytes(cfg, dtype);
-  report('prefill', 1, P, ms, bytes / P);
+  report('prefill', prefillSeqs, n * prefillSeqs, ms, bytes / (n * prefillSeqs));
   checkErrors(`prefill ${P}`);
+  if (values.profile) breakdown.push(await profileStep(n * prefillSeqs, prefillSeqs));
 }
 for (const B of batches) {
   // Fill each sequence's first `context` tokens (untimed), then time decode steps.
@@ -181,19 +186,19 @@ async function decodeBreakdown(stepMs: number): Promise<string> {
  * GPU time per kernel of the runner's last step (T tokens, one sampled row per token), each dispatch in a timed
  * pass of its own (--profile; needs timestamp-query).
  */
-async function profileStep(T: number): Promise<string> {
+async function profileStep(T: number, sampled = T): Promise<string> {
   const { inputs, rows, r } = lastStepInputs(T);
   const profiler = new GpuProfiler(ctx);
   const rec = new Recorder(ctx, 'profile');
   rec.profiler = profiler;
   runner.model.forward(rec, inputs, r.acts, runner.cache);
-  runner.model.logits(rec, rows, T, r.acts);
+  runner.model.logits(rec, rows, sampled, r.acts);
   rec.submit();
   const byKernel = [...(await profiler.read()).entries()].sort((a, b) => b[1].ms - a[1].ms);
   profiler.destroy();
   const total = byKernel.reduce((sum, [, v]) => sum + v.ms, 0);
   const lines = byKernel.map(([name, v]) => `#   ${v.ms.toFixed(3).padStart(8)} ms ${((100 * v.ms) / total).toFixed(1).padStart(5)}%  x${String(v.count).padEnd(4)} ${name}`);
-  return [`# profile, ${T} tokens: ${total.toFixed(2)} ms of kernels`, ...lines].join('\n');
+  return [`# profile, ${T} tokens (${sampled} sampled): ${total.toFixed(2)} ms of kernels`, ...lines].join('\n');
 }
 
 /** The runner's inputs of its last step, still on the GPU, as a forward of T tokens. */
