@@ -3,9 +3,12 @@
  * tokens, through the whole engine (scheduler, runner, sampler, detokenizer, streams).
  *
  *   node build/bench/engine.js [MODEL_DIR] [--streams 1,8,32,64] [--prompt 128] [--tokens 128] [--dummy] [--dtype float16]
+ *     [--repeat 3]
  *
  * Prints aggregate decode tokens/s and time to first token (p50/p99) per concurrency, and the ratio of the
- * highest concurrency's throughput to one stream's.
+ * highest concurrency's throughput to one stream's. --repeat R times every concurrency R times, the rounds
+ * interleaved, and reports each one's median round (with the range of its tokens/s): a lent GPU's speed drifts
+ * between runs and within one.
  */
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
@@ -20,6 +23,7 @@ const { values, positionals } = parseArgs({
     dummy: { type: 'boolean', default: false },
     dtype: { type: 'string', default: 'auto' },
     'kv-memory': { type: 'string', default: String(2 * 2 ** 30) },
+    repeat: { type: 'string', default: '1' },
   },
 });
 const streams = values.streams.split(',').map(Number);
@@ -71,14 +75,22 @@ async function run(C: number) {
 
 // Warm-up: every concurrency once, untimed (pipelines for every batch shape and context length, buffers, JIT).
 for (const C of streams) await run(C);
+type Round = { tps: number; wall: number; ttft: number[] };
+const rounds = new Map<number, Round[]>(streams.map((C) => [C, []]));
+for (let r = 0; r < Number(values.repeat); r++) {
+  for (const C of streams) {
+    const { t0, end, ttft, tokens, firstAll } = await run(C);
+    // Decode throughput: tokens after each stream's first, over the time since the first token of any stream.
+    rounds.get(C)!.push({ tps: (tokens - C) / ((end - firstAll) / 1000), wall: end - t0, ttft: ttft.sort((a, b) => a - b) });
+  }
+}
 for (const C of streams) {
-  const { t0, end, ttft, tokens, firstAll } = await run(C);
-  ttft.sort((a, b) => a - b);
+  const all = rounds.get(C)!.sort((a, b) => a.tps - b.tps);
+  const { tps, wall, ttft } = all[Math.floor((all.length - 1) / 2)];
   const q = (p: number) => ttft[Math.min(ttft.length - 1, Math.floor(p * ttft.length))];
-  // Decode throughput: tokens after each stream's first, over the time since the first token of any stream.
-  const tps = (tokens - C) / ((end - firstAll) / 1000);
+  const range = all.length > 1 ? ` (${all[0].tps.toFixed(0)}-${all[all.length - 1].tps.toFixed(0)})` : '';
   results[C] = tps;
-  console.log(`| ${C} | ${((end - t0) / 1000).toFixed(2)} | ${tps.toFixed(1)} | ${(tps / C).toFixed(1)} | ${q(0.5).toFixed(1)} | ${q(0.99).toFixed(1)} |`);
+  console.log(`| ${C} | ${(wall / 1000).toFixed(2)} | ${tps.toFixed(1)}${range} | ${(tps / C).toFixed(1)} | ${q(0.5).toFixed(1)} | ${q(0.99).toFixed(1)} |`);
 }
 const lo = Math.min(...streams);
 const hi = Math.max(...streams);
