@@ -152,7 +152,7 @@ function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4
 }
 
 /** The subgroup-matrix tile for T tokens of a weight of `rows` x K (see tuning.mmaTiles). */
-function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number, K: number): MmaTile {
+export function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number, K: number): MmaTile {
   const tiles = tune.mmaTiles;
   const fits = (t: (typeof tiles)[number]) => T <= t.maxTokens && rows <= (t.maxColumns ?? Infinity) && K <= (t.maxDepth ?? Infinity);
   const tile = (tiles.find(fits) ?? tiles[tiles.length - 1]).tile;
