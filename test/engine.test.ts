@@ -82,6 +82,30 @@ describe('tinystories-656K engine', () => {
     expect(kv.numFreeBlocks).toBe(start);
   });
 
+  it('a stop string found while the next step runs ends its request there, drops that step\'s token and frees its blocks', async () => {
+    // Outputs are detokenized while the GPU runs the next step, which already holds the stopped request.
+    const kv = kvOf(llm);
+    const start = kv.numFreeBlocks;
+    const greedy = new SamplingParams({ temperature: 0, maxTokens: 40, ignoreEos: true });
+    const [free] = await llm.generate({ promptTokenIds: promptOf(12, 7) }, greedy);
+    const words = free.outputs[0].text.split(' ').filter((w) => w.length >= 3);
+    const stop = ` ${words[Math.floor(words.length / 2)]}`;
+    const at = free.outputs[0].text.indexOf(stop);
+    expect(at).toBeGreaterThan(0);
+    const params = greedy.clone({ stop: [stop] });
+    const others = [1, 2, 3].map((i) => collect(llm.engine.addRequest({ prompt: { promptTokenIds: promptOf(10 + i, 50 + i) }, params: greedy })));
+    const out = (await collect(llm.engine.addRequest({ prompt: { promptTokenIds: promptOf(12, 7) }, params }))).outputs[0];
+    expect(out.finishReason).toBe('stop');
+    expect(out.stopReason).toBe(stop);
+    expect(out.text).toBe(free.outputs[0].text.slice(0, at));
+    // Token ids end with the token that completed the stop string, as they would without the overlap.
+    expect(out.tokenIds).toEqual(free.outputs[0].tokenIds.slice(0, out.tokenIds.length));
+    expect(llm.engine.tokenizer.decode(out.tokenIds)).toContain(stop);
+    expect(llm.engine.tokenizer.decode(out.tokenIds.slice(0, -1))).not.toContain(stop);
+    for (const o of await Promise.all(others)) expect(o.outputs[0].tokenIds).toHaveLength(40);
+    expect(kv.numFreeBlocks).toBe(start);
+  });
+
   it('reuses the KV blocks of a shared 3-block prefix, counted, with the same output', async () => {
     const before = llm.engine.stats;
     const prefix = promptOf(48, 7); // 3 full blocks of 16

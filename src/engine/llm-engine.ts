@@ -119,6 +119,11 @@ export class LLMEngine {
   private readonly seqs = new Map<string, SeqInfo>();
   private readonly groups = new Map<string, GroupInfo>();
   private readonly pendingAborts = new Set<string>();
+  /**
+   * The last step's outputs, not yet detokenized or streamed: they are processed while the GPU runs the next step
+   * (as vLLM's front end detokenizes while its engine core runs on), or when the loop runs out of work.
+   */
+  private deferred: CoreOutput[] | null = null;
   /** Token counters and latency histograms (vLLM's metrics). */
   readonly metrics: EngineMetrics;
   private loop: Promise<void> | null = null;
@@ -317,10 +322,16 @@ export class LLMEngine {
     await Promise.resolve();
     for (;;) {
       this.applyAborts();
-      if (!this.scheduler.hasUnfinishedRequests()) return;
+      if (!this.scheduler.hasUnfinishedRequests()) {
+        // The last outputs may hold stop strings that end requests, or may be all there was to do.
+        this.processOutputs();
+        this.applyAborts();
+        if (!this.scheduler.hasUnfinishedRequests()) return;
+      }
       try {
         await this.step();
       } catch (err) {
+        this.processOutputs();
         this.failAll(err);
         return;
       }
@@ -331,6 +342,8 @@ export class LLMEngine {
 
   private applyAborts(): void {
     if (this.pendingAborts.size === 0) return;
+    // Tokens computed before the abort still reach their streams.
+    this.processOutputs();
     const ids = [...this.pendingAborts];
     this.pendingAborts.clear();
     for (const id of ids) {
@@ -345,7 +358,10 @@ export class LLMEngine {
   /** One engine step: schedule, execute, update from output. */
   private async step(): Promise<void> {
     const plan = this.scheduler.schedule();
-    if (plan.totalNumScheduledTokens === 0) return;
+    if (plan.totalNumScheduledTokens === 0) {
+      this.processOutputs();
+      return;
+    }
     const forks = new Map<string, string[]>(); // first sequence -> the sequences forked from it this step
     const seqs: ScheduledSeq[] = plan.scheduledRequests.map((s) => {
       const info = this.seqs.get(s.requestId)!;
@@ -366,19 +382,24 @@ export class LLMEngine {
         allLogits: info.sample.params.promptLogprobs !== null && s.requestId === g.seqIds[0] && s.startPosition < promptLen,
       };
     });
-    const result = await this.runner.execute(seqs, plan.blockCopies);
+    // execute() records and submits the step before it first waits: the previous step's outputs are processed
+    // while the GPU runs this one. A stop string found there finishes its request now (safe between schedule and
+    // updateFromOutput); the token this step computes for it is dropped by updateFromOutput.
+    const running = this.runner.execute(seqs, plan.blockCopies);
+    this.processOutputs();
+    const result = await running;
     for (const s of seqs) {
       const rows = result.allLogits.get(s.requestId);
-      if (!rows) continue;
-      const info = this.seqs.get(s.requestId)!;
+      const info = this.seqs.get(s.requestId);
+      if (!rows || !info) continue;
       const prompt = info.promptTokenIds;
       const entries = rows.map((row, j) => topLogprobs(row, prompt[Math.min(s.startPos + j + 1, prompt.length - 1)], info.sample.params.promptLogprobs!));
       this.outputs.addPromptLogprobs(s.requestId, s.startPos, entries);
     }
     // Forks join before the first sequence's update, while it still holds its blocks.
     for (const [first, children] of forks) {
-      const prompt = this.seqs.get(first)!.promptTokenIds;
-      for (const id of children) this.scheduler.forkRequest(first, this.coreRequest(id, prompt));
+      const prompt = this.seqs.get(first)?.promptTokenIds;
+      if (prompt) for (const id of children) this.scheduler.forkRequest(first, this.coreRequest(id, prompt));
     }
     const sampled = new Map<string, number[]>();
     for (const s of plan.scheduledRequests) {
@@ -403,6 +424,17 @@ export class LLMEngine {
       const lp = result.sampled.get(o.requestId)?.logprobs;
       return { ...o, newLogprobs: lp ? [lp] : null };
     });
+    this.deferred = core;
+  }
+
+  /**
+   * Detokenizes and streams the deferred outputs of the last step, stops the sequences a stop string ended, and
+   * releases the requests that are done.
+   */
+  private processOutputs(): void {
+    const core = this.deferred;
+    if (!core) return;
+    this.deferred = null;
     const stopped = this.outputs.process(core);
     if (stopped.length > 0) this.scheduler.finishRequests(stopped, RequestStatus.FINISHED_STOPPED);
     const stoppedSet = new Set(stopped);
