@@ -2,6 +2,7 @@
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
+import attentionLib from '../../shaders/lib/paged_attention.wgsl';
 import attentionSource from '../../shaders/paged_attention.wgsl';
 import attentionSubgroupSource from '../../shaders/paged_attention.subgroup.wgsl';
 import combineSource from '../../shaders/paged_attention.combine.wgsl';
@@ -212,7 +213,7 @@ export function pagedAttention(
   const key = dl ? `paged_attention.subgroup.${kt}.${wg}.${gt}.${dl}.${epl}` : `paged_attention.${kt}.${wg}.${gt}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: dl ? attentionSubgroupSource : attentionSource,
+    code: `${attentionLib}\n${dl ? attentionSubgroupSource : attentionSource}`,
     prelude: dl
       ? `enable subgroups;\n${cachePrelude(kt, gt)}const EPL = ${epl}u;\n`
       : `${cachePrelude(kt, gt)}const DPT = ${Math.ceil(MAX_HEAD_DIM / 4 / wg)}u;\n`,

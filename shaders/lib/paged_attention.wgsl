@@ -1,0 +1,101 @@
+// Shared by paged_attention.wgsl (portable) and paged_attention.subgroup.wgsl (included by prepending): the math,
+// params, bindings and split-K partials below, the queries in workgroup memory, and which piece of work a
+// workgroup has.
+//
+// Paged attention over a flat batch of tokens (prefill and decode mixed), causal, optional sliding window, GQA:
+//   out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, kvh, :]) v[j, kvh, :]
+// for the keys j of token t's sequence s = seqIdx[t] at positions lo .. p (p = positions[t],
+// lo = window > 0 ? max(0, p - window + 1) : 0: the window counts the current token, as in HF/Mistral), where
+// kvh = h / G (G = nH / nKv q heads share a kv head) and key j lives in cache slot
+// blockTables[s, j / blockSize] * blockSize + j % blockSize.
+//
+// Prelude (templated on the cache dtype and the head group): KS the cache storage word and loadK(i) / loadV(i) ->
+// vec4<f32>, the i-th vec4 of a cache; GT the q heads per workgroup (a const: it sizes arrays).
+//
+// Bindings: qkv         f32     [T, (nH + 2 nKv) D]   q heads first (k, v columns unread: the cache holds them)
+//           kCache      f32|f16 [numBlocks, blockSize, nKv, D]
+//           vCache      f32|f16 [numBlocks, blockSize, nKv, D]
+//           seqIdx      u32     [T]
+//           positions   u32     [T]
+//           blockTables u32     [S, maxBlocksPerSeq]
+//           out         f32     [T, nH D]
+//           partials    f32     [T nH splits (4 + D)] (split-K only; see below)
+// D is a multiple of 4 and at most 256.
+//
+// Split-K (flash decoding): with splits > 1 the keys lo .. p are cut into pieces of partLen keys, piece wid.z per
+// workgroup, so a few long sequences still fill the GPU. Each workgroup then writes its unnormalised partial
+// (m, l, acc) for paged_attention.combine.wgsl to merge, instead of out: with piece index
+// pi = (t nH + h) splits + wid.z, partials[pi] = (m, l, 0, 0) and partials[T nH splits + pi D / 4 + d4] = acc.
+//
+// Dispatch (both kernels): one workgroup per (group of GT q heads sharing a kv head, token, piece) = (wid.x, wid.y,
+// wid.z), so each key and value is read once for GT heads.
+
+struct Params {
+  T: u32,
+  nH: u32,
+  nKv: u32,
+  D: u32,
+  qkvStride: u32,
+  blockSize: u32,
+  maxBlocksPerSeq: u32,
+  window: u32,
+  scale: f32,
+  groupsPerKv: u32, // workgroups per kv head: ceil(G / GT)
+  splits: u32, // pieces of the key range (1: write out directly)
+  partLen: u32, // keys per piece when splits > 1
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> qkv: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kCache: array<KS>;
+@group(0) @binding(3) var<storage, read> vCache: array<KS>;
+@group(0) @binding(4) var<storage, read> seqIdx: array<u32>;
+@group(0) @binding(5) var<storage, read> positions: array<u32>;
+@group(0) @binding(6) var<storage, read> blockTables: array<u32>;
+@group(0) @binding(7) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> partials: array<vec4<f32>>;
+
+/** The GT queries, scaled: q[g * 64 + i] (D / 4 <= 64 vec4s per head). */
+var<workgroup> q: array<vec4<f32>, 64 * GT>;
+
+const NEG_INF = -3.0e38;
+
+/** A workgroup's work: token t, kv head kvh, its q heads h0 .. h0 + heads - 1, keys lo .. hi, block table at table. */
+struct Piece {
+  t: u32,
+  kvh: u32,
+  h0: u32,
+  heads: u32,
+  lo: u32,
+  hi: u32,
+  table: u32,
+}
+
+fn pieceOf(wid: vec3<u32>) -> Piece {
+  let t = wid.y;
+  let G = p.nH / p.nKv;
+  let kvh = wid.x / p.groupsPerKv;
+  let h0 = kvh * G + (wid.x % p.groupsPerKv) * GT;
+  let heads = min(GT, kvh * G + G - h0); // the last group of a kv head may be partial
+  let pos = positions[t];
+  var lo = 0u;
+  if (p.window > 0u && pos + 1u > p.window) {
+    lo = pos + 1u - p.window;
+  }
+  var hi = pos; // last key of this workgroup's piece
+  if (p.splits > 1u) {
+    lo += wid.z * p.partLen;
+    hi = min(pos, lo + p.partLen - 1u);
+  }
+  return Piece(t, kvh, h0, heads, lo, hi, seqIdx[t] * p.maxBlocksPerSeq);
+}
+
+/** Stages the piece's scaled queries in q (the caller then waits at a barrier). */
+fn loadQueries(pc: Piece, lid: u32) {
+  let D4 = p.D / 4u;
+  for (var e = lid; e < pc.heads * D4; e += WG) {
+    let g = e / D4;
+    let i = e % D4;
+    q[g * 64u + i] = qkv[(pc.t * p.qkvStride + (pc.h0 + g) * p.D) / 4u + i] * p.scale;
+  }
+}
