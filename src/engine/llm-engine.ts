@@ -1,7 +1,9 @@
 /**
  * The engine: request -> tokenizer -> scheduler -> model runner -> sampler -> output processor -> streams.
  * Requests may be added at any time from any number of callers; one loop runs steps while work remains, and each
- * step is vLLM V1's three lines: schedule, execute, update from output.
+ * step is vLLM V1's three lines: schedule, execute, update from output. The output processor (detokenizer, stop
+ * strings, streams) runs on a step's outputs while the GPU computes the next step, as vLLM's front end does beside
+ * its engine core.
  *
  * @example
  * const stream = llm.engine.addRequest({ prompt: 'Hello', params: new SamplingParams({ maxTokens: 64 }) });
