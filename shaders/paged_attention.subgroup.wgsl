@@ -6,9 +6,10 @@
 //
 // Per workgroup (pieceOf): thread lid = kl DL + dl: DL lanes (a power of two no larger than the subgroup) share a
 // key, each holding vec4s dl, dl + DL, ... (EPL of them) of its k and v rows, so a key's row is read by consecutive
-// lanes in one go; KL = WG / DL key lanes take keys lo + kl, lo + kl + KL, ... Each key lane runs its own online
-// softmax over its keys (scores summed over the DL lanes with subgroupShuffleXor, no barriers); at the end the KL
-// running states (m, l, acc) of each head are merged through workgroup memory, as flash decoding merges pieces.
+// lanes in one go; KL = WG / DL key lanes take keys lo + kl, lo + kl + KL, ... (two per iteration). Each key lane
+// runs its own online softmax over its keys (scores summed over the DL lanes with subgroupShuffleXor, no
+// barriers); at the end the KL running states (m, l, acc) of each head are merged through workgroup memory, as
+// flash decoding merges pieces.
 
 /** Threads per workgroup; a multiple of DL. */
 override WG: u32 = 128;
@@ -18,6 +19,12 @@ override DL: u32 = 16;
 /** Merge of one head's key-lane states: (m, l) per key lane, and acc per key lane and vec4. */
 var<workgroup> mlS: array<vec2<f32>, WG / DL>;
 var<workgroup> accS: array<vec4<f32>, WG * EPL>;
+
+/** The vec4 index of key j's (slot, kv head) row in the caches. */
+fn keyRow(pc: Piece, j: u32, D4: u32) -> u32 {
+  let block = blockTables[pc.table + j / p.blockSize];
+  return ((block * p.blockSize + j % p.blockSize) * p.nKv + pc.kvh) * D4;
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -43,38 +50,51 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var g = 0u; g < GT; g++) {
     m[g] = NEG_INF;
   }
-  // Keys are taken KL at a time, key lane kl taking key j0 + kl; the trip count is the workgroup's, so the shuffles
-  // run in uniform control flow (a lane past hi loads key hi and skips the update). lo > hi (an empty piece) skips
-  // the loop and leaves m = -inf, l = 0, acc = 0.
-  for (var j0 = pc.lo; j0 <= pc.hi; j0 += KL) {
-    let j = min(j0 + kl, pc.hi);
-    let valid = j0 + kl <= pc.hi;
-    let block = blockTables[pc.table + j / p.blockSize];
-    let r = ((block * p.blockSize + j % p.blockSize) * p.nKv + pc.kvh) * D4;
-    var kv: array<vec4<f32>, EPL>;
-    var vv: array<vec4<f32>, EPL>;
+  // Keys are taken 2 KL at a time, key lane kl taking keys j0 + kl and j0 + KL + kl (both loaded before either is
+  // scored: twice the loads in flight); the trip count is the workgroup's, so the shuffles run in uniform control
+  // flow (a lane past hi loads key hi and skips its update). lo > hi (an empty piece) skips the loop and leaves
+  // m = -inf, l = 0, acc = 0.
+  for (var j0 = pc.lo; j0 <= pc.hi; j0 += 2u * KL) {
+    let ka = keyRow(pc, min(j0 + kl, pc.hi), D4);
+    let kb = keyRow(pc, min(j0 + KL + kl, pc.hi), D4);
+    let validA = j0 + kl <= pc.hi;
+    let validB = j0 + KL + kl <= pc.hi;
+    var kA: array<vec4<f32>, EPL>;
+    var vA: array<vec4<f32>, EPL>;
+    var kB: array<vec4<f32>, EPL>;
+    var vB: array<vec4<f32>, EPL>;
     for (var e = 0u; e < EPL; e++) {
       let i = min(dl + e * DL, D4 - 1u); // lanes past D / 4 read a valid vec4 and weigh it by a zero query
-      kv[e] = loadK(r + i);
-      vv[e] = loadV(r + i);
+      kA[e] = loadK(ka + i);
+      vA[e] = loadV(ka + i);
+      kB[e] = loadK(kb + i);
+      vB[e] = loadV(kb + i);
     }
     for (var g = 0u; g < GT; g++) {
-      var s = 0.0;
+      var sa = 0.0;
+      var sb = 0.0;
       for (var e = 0u; e < EPL; e++) {
-        s += dot(ql[g * EPL + e], kv[e]);
+        sa += dot(ql[g * EPL + e], kA[e]);
+        sb += dot(ql[g * EPL + e], kB[e]);
       }
       for (var o = DL / 2u; o > 0u; o >>= 1u) {
-        s += subgroupShuffleXor(s, o);
+        sa += subgroupShuffleXor(sa, o);
+        sb += subgroupShuffleXor(sb, o);
       }
-      if (valid) {
-        let mNew = max(m[g], s);
-        let corr = exp(m[g] - mNew);
-        let pj = exp(s - mNew);
-        l[g] = l[g] * corr + pj;
-        m[g] = mNew;
-        for (var e = 0u; e < EPL; e++) {
-          acc[g * EPL + e] = acc[g * EPL + e] * corr + pj * vv[e];
-        }
+      var mNew = m[g];
+      if (validA) {
+        mNew = max(mNew, sa);
+      }
+      if (validB) {
+        mNew = max(mNew, sb);
+      }
+      let corr = exp(m[g] - mNew);
+      let pa = select(0.0, exp(sa - mNew), validA);
+      let pb = select(0.0, exp(sb - mNew), validB);
+      l[g] = l[g] * corr + pa + pb;
+      m[g] = mNew;
+      for (var e = 0u; e < EPL; e++) {
+        acc[g * EPL + e] = acc[g * EPL + e] * corr + pa * vA[e] + pb * vB[e];
       }
     }
   }
