@@ -167,12 +167,6 @@ export class GpuContext {
     return this.subgroups ? (info.subgroupMinSize ?? 1) : 1;
   }
 
-  /** The subgroup size when the device runs only one (its min and max agree), else 0. */
-  get fixedSubgroupSize(): number {
-    const info = this.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-    return this.subgroups && info.subgroupMinSize !== undefined && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : 0;
-  }
-
   /** Largest storage binding in bytes (a Weight part or a bound tensor range never exceeds it). */
   get maxBinding(): number {
     return this.limits.maxStorageBufferBindingSize;

@@ -11,23 +11,15 @@ import rmsAddSource from '../../shaders/rms_norm.add.wgsl';
 import layerSource from '../../shaders/layer_norm.wgsl';
 import layerAddSource from '../../shaders/layer_norm.add.wgsl';
 import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
-import subgroupSumLib from '../../shaders/lib/workgroup_sum.subgroup.wgsl';
 import { expectTensor, grid } from './common.js';
 import type { QkvLayout } from './rope.js';
 
-/**
- * A norm kernel: one workgroup of tuning.rowWorkgroup threads per row, summing through subgroups
- * (lib/workgroup_sum.subgroup.wgsl) where the device has one subgroup size that divides the workgroup, else through
- * a shared-memory tree (lib/workgroup_sum.wgsl).
- */
+/** A norm kernel: one workgroup of tuning.rowWorkgroup threads per row, summing through lib/workgroup_sum.wgsl. */
 function rowKernel(rec: Recorder, name: string, source: string, bindings: BindingKind[], params = 'uuf') {
   const wg = rec.ctx.tuning.rowWorkgroup;
-  const sg = rec.ctx.fixedSubgroupSize;
-  const bySubgroups = sg > 0 && wg % sg === 0;
-  return rec.ctx.pipelines.kernel(`${name}.${wg}${bySubgroups ? `.s${sg}` : ''}`, () => ({
+  return rec.ctx.pipelines.kernel(`${name}.${wg}`, () => ({
     name,
-    code: `${bySubgroups ? subgroupSumLib : workgroupSumLib}\n${source}`,
-    prelude: bySubgroups ? `enable subgroups;\nconst SG = ${sg}u;\n` : undefined,
+    code: `${workgroupSumLib}\n${source}`,
     bindings,
     params,
     constants: { WG: wg },
