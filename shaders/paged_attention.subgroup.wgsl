@@ -20,12 +20,6 @@ override DL: u32 = 16;
 var<workgroup> mlS: array<vec2<f32>, WG / DL>;
 var<workgroup> accS: array<vec4<f32>, WG * EPL>;
 
-/** The vec4 index of key j's (slot, kv head) row in the caches. */
-fn keyRow(pc: Piece, j: u32, D4: u32) -> u32 {
-  let block = blockTables[pc.table + j / p.blockSize];
-  return ((block * p.blockSize + j % p.blockSize) * p.nKv + pc.kvh) * D4;
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let KL = WG / DL;
@@ -55,8 +49,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // flow (a lane past hi loads key hi and skips its update). lo > hi (an empty piece) skips the loop and leaves
   // m = -inf, l = 0, acc = 0.
   for (var j0 = pc.lo; j0 <= pc.hi; j0 += 2u * KL) {
-    let ka = keyRow(pc, min(j0 + kl, pc.hi), D4);
-    let kb = keyRow(pc, min(j0 + KL + kl, pc.hi), D4);
+    let ka = keyRow(pc, min(j0 + kl, pc.hi));
+    let kb = keyRow(pc, min(j0 + KL + kl, pc.hi));
     let validA = j0 + kl <= pc.hi;
     let validB = j0 + KL + kl <= pc.hi;
     var kA: array<vec4<f32>, EPL>;

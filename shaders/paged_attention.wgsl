@@ -45,8 +45,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       s[g] = NEG_INF;
     }
     if (valid) {
-      let block = blockTables[pc.table + j / p.blockSize];
-      let r = ((block * p.blockSize + j % p.blockSize) * p.nKv + pc.kvh) * D4;
+      let r = keyRow(pc, j);
       row[lid] = r;
       // Zeroed explicitly: a `var` array declared in a loop came back holding the previous iteration's values on
       // lavapipe (Tint + Mesa 25), despite WGSL's zero-initialisation.

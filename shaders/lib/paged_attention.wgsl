@@ -99,3 +99,9 @@ fn loadQueries(pc: Piece, lid: u32) {
     q[g * 64u + i] = qkv[(pc.t * p.qkvStride + (pc.h0 + g) * p.D) / 4u + i] * p.scale;
   }
 }
+
+/** The vec4 index of key j's (cache slot, kv head) row in the caches, through the sequence's block table. */
+fn keyRow(pc: Piece, j: u32) -> u32 {
+  let block = blockTables[pc.table + j / p.blockSize];
+  return ((block * p.blockSize + j % p.blockSize) * p.nKv + pc.kvh) * (p.D / 4u);
+}
