@@ -52,6 +52,8 @@ export interface LinearOptions {
 }
 
 type Path = 'gemv' | 'mma' | 'gemm' | 'tiled';
+/** The chosen kernel, with its subgroup-matrix tile for 'mma'. */
+type Choice = { path: 'mma'; tile: MmaTile } | { path: Exclude<Path, 'mma'>; tile: null };
 
 const PARAMS = 'uuuuuuuufu';
 const BINDINGS = ['read', 'read', 'read', 'write'] as const;
@@ -95,7 +97,8 @@ const fusionKey = (f: Fusion) => `${f.norm ? 'n' : ''}${f.gated >= 0 ? `g${f.gat
 /** GEMV threads per row group for rows of K: more for long rows (more loads in flight per row). */
 const gemvLanes = (tune: Recorder['ctx']['tuning'], K: number): number => (K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes);
 
-function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, rows: number, f: Fusion) {
+function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, f: Fusion) {
+  const { path } = choice;
   const { ctx } = rec;
   const tune = ctx.tuning;
   const fused = fusionConstants(f);
@@ -118,8 +121,8 @@ function linearKernel(rec: Recorder, path: Path, dtype: 'f32' | 'f16', vw: 1 | 4
       bindings: ['read', 'read', 'read', 'read', 'write'],
       params: PARAMS,
     });
-  } else if (path === 'mma') {
-    const tile = mmaTile(tune, T, rows, K);
+  } else if (choice.path === 'mma') {
+    const { tile } = choice;
     key = `linear.mma.${tile.join('.')}.${fkey}`;
     make = () => {
       const { prelude, code } = mmaKernelCode(tile, f.gated >= 0);
@@ -165,18 +168,18 @@ export function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number
 const gemmWorkgroup = (tune: Recorder['ctx']['tuning'], T: number): [number, number] =>
   T <= tune.gemmSmallTokens ? tune.gemmSmallWorkgroup : tune.gemmWorkgroup;
 
-/** The kernel for T tokens of x [T, K] times w. */
-function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: number): Path {
+/** The kernel for T tokens of x [T, K] times w, and its subgroup-matrix tile when it is 'mma'. */
+function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: number): Choice {
   const { ctx } = rec;
   const tune = ctx.tuning;
   const K = w.cols;
   const chunks = K % 8 === 0 && w.rowStride % 8 === 0;
-  if (T <= tune.gemvMaxTokens && chunks) return 'gemv';
+  if (T <= tune.gemvMaxTokens && chunks) return { path: 'gemv', tile: null };
   if (ctx.subgroupMatrix && tune.mmaMinTokens > 0 && T >= tune.mmaMinTokens && w.dtype === 'f16' && chunks) {
     const tile = mmaTile(tune, T, w.rows, K);
-    if ((gatedRows === 0 || tile[1] % 2 === 0) && mmaSharedBytes(tile) <= ctx.limits.maxComputeWorkgroupStorageSize) return 'mma';
+    if ((gatedRows === 0 || tile[1] % 2 === 0) && mmaSharedBytes(tile) <= ctx.limits.maxComputeWorkgroupStorageSize) return { path: 'mma', tile };
   }
-  return tune.matmul === 'shared' && vw === 4 ? 'gemm' : 'tiled';
+  return { path: tune.matmul === 'shared' && vw === 4 ? 'gemm' : 'tiled', tile: null };
 }
 
 /**
@@ -205,7 +208,8 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
   if (bias) expectTensor(bias, 'f32', w.rows, 'linear bias');
   if (opts.rmsNorm) expectTensor(opts.rmsNorm.weight, 'f32', K, 'linear rmsNorm weight');
   const vw = K % 4 === 0 ? 4 : 1;
-  const path = choosePath(rec, w, T, vw, gatedRows);
+  const choice = choosePath(rec, w, T, vw, gatedRows);
+  const { path } = choice;
 
   // Fusions the chosen kernel cannot do become dispatches of their own around it.
   if (opts.gated && w.parts.length > 1) {
@@ -224,7 +228,7 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     gated: opts.gated ? actCode(opts.gated) : -1,
     residual: !!opts.residual,
   };
-  const kernel = linearKernel(rec, path, w.dtype, vw, T, K, w.rows, fusion);
+  const kernel = linearKernel(rec, choice, w.dtype, vw, T, K, fusion);
   const xb = bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
@@ -248,8 +252,8 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     const tileCols = opts.gated ? 2 * cols : cols;
     let perX: number;
     let perY: number;
-    if (path === 'mma') {
-      const tile = mmaTile(tune, T, w.rows, K);
+    if (choice.path === 'mma') {
+      const { tile } = choice;
       const [wm, wn, sgm, sgn] = tile;
       const [gx, gz] = grid(ctx, Math.ceil(tileCols / (16 * wn * sgn)));
       const tiles = Math.ceil(T / (16 * wm * sgm));
