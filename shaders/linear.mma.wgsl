@@ -26,7 +26,7 @@
 //
 // Bindings: x     f32 [T, K]  read as vec4s (K % 8 == 0)
 //           w     f16 [rows, wStride] read as 8-element chunks (one part of the weight; wStride % 8 == 0);
-//                 DIRECT: as halves, 16 x 16 blocks (K % BK == 0, rows % 16 == 0)
+//                 DIRECT: as halves, 16 x 16 blocks (K % BK == 0, rows % 32 == 0: whole blocks of gate and up rows)
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
 //           out   f32 [T, outStride]
 //           part  f32 [splits, T, partialRows()]  (split-K only; a dummy otherwise)
@@ -98,7 +98,7 @@ fn stageX(e: u32, v: mat2x4<f32>) {
   xs[at + 6u] = hi.z;
   xs[at + 7u] = hi.w;
 }
-// @staged-w {  (the weight staged through workgroup memory; DIRECT == 1 replaces this region by w: array<f16>)
+// @staged-w {  (the weight staged through workgroup memory; DIRECT tiles get w: array<f16> in its place)
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 var<workgroup> ws: array<f16, BN * LD>;
 

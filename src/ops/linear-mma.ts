@@ -82,11 +82,9 @@ export function mmaKernelCode(tile: MmaTile, gated: boolean): { prelude: string;
     ]),
   );
   const generated: Record<string, string[]> = { declarations: decl, staging, current, prefetch, products, epilogue };
-  let source = mmaSource;
-  const region = (name: string, replacement: string) => {
-    source = source.replace(new RegExp(`^// @staged-${name} \\{[^]*?^// @staged-${name} \\}$`, 'm'), replacement);
-  };
-  if (direct) region('w', '@group(0) @binding(2) var<storage, read> w: array<f16>;');
+  // DIRECT: the staged-weight region (its binding, workgroup array, loadW, stageW) gives way to w as halves.
+  const stagedW = /^\/\/ @staged-w \{[^]*?^\/\/ @staged-w \}$/m;
+  const source = direct ? mmaSource.replace(stagedW, '@group(0) @binding(2) var<storage, read> w: array<f16>;') : mmaSource;
   const code = source.replace(/^( *)\/\/ @generated (\w+).*$/gm, (_line, indent: string, part: string) => {
     const lines = generated[part];
     if (!lines) throw new Error(`linear.mma.wgsl: no generated part '${part}'`);
