@@ -325,10 +325,9 @@ export class LLMEngine {
     for (;;) {
       this.applyAborts();
       if (!this.scheduler.hasUnfinishedRequests()) {
-        // The last outputs may hold stop strings that end requests, or may be all there was to do.
+        // The last step's outputs still go to their streams (processing them only ends requests).
         this.processOutputs();
-        this.applyAborts();
-        if (!this.scheduler.hasUnfinishedRequests()) return;
+        return;
       }
       try {
         await this.step();
