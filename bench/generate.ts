@@ -120,7 +120,7 @@ for (const P of prefills) {
   const bytes = weightBytes(cfg, dtype);
   report('prefill', prefillSeqs, n * prefillSeqs, ms, bytes / (n * prefillSeqs));
   checkErrors(`prefill ${P}`);
-  if (values.profile) breakdown.push(await profileStep(n * prefillSeqs, prefillSeqs));
+  if (values.profile) breakdown.push(await profileStep(n * prefillSeqs, prefillSeqs, n));
 }
 for (const B of batches) {
   // Fill each sequence's first `context` tokens (untimed), then time decode steps.
@@ -137,7 +137,7 @@ for (const B of batches) {
   report('decode', B, B, ms, weightBytes(cfg, dtype) / B + kvRead);
   checkErrors(`decode ${B}`);
   if (B === 1) breakdown.push(await decodeBreakdown(ms));
-  if (values.profile) breakdown.push(await profileStep(B));
+  if (values.profile) breakdown.push(await profileStep(B, B, context + steps + 1));
 }
 
 /**
@@ -147,7 +147,7 @@ for (const B of batches) {
  * readback and sampling.
  */
 async function decodeBreakdown(stepMs: number): Promise<string> {
-  const { inputs, rows, r } = lastStepInputs(1);
+  const { inputs, rows, r } = lastStepInputs(1, context + steps + 1);
   const n = 20;
   let recordMs = 0;
   let dispatches = 0;
@@ -183,11 +183,11 @@ async function decodeBreakdown(stepMs: number): Promise<string> {
 }
 
 /**
- * GPU time per kernel of the runner's last step (T tokens, one sampled row per token), each dispatch in a timed
- * pass of its own (--profile; needs timestamp-query).
+ * GPU time per kernel of the runner's last step (T tokens, `sampled` logits rows, sequences of up to `seqLen`
+ * tokens), each dispatch in a timed pass of its own (--profile; needs timestamp-query).
  */
-async function profileStep(T: number, sampled = T): Promise<string> {
-  const { inputs, rows, r } = lastStepInputs(T);
+async function profileStep(T: number, sampled: number, seqLen: number): Promise<string> {
+  const { inputs, rows, r } = lastStepInputs(T, seqLen);
   const profiler = new GpuProfiler(ctx);
   const rec = new Recorder(ctx, 'profile');
   rec.profiler = profiler;
@@ -201,8 +201,11 @@ async function profileStep(T: number, sampled = T): Promise<string> {
   return [`# profile, ${T} tokens (${sampled} sampled): ${total.toFixed(2)} ms of kernels`, ...lines].join('\n');
 }
 
-/** The runner's inputs of its last step, still on the GPU, as a forward of T tokens. */
-function lastStepInputs(T: number) {
+/**
+ * The runner's inputs of its last step, still on the GPU, as a forward of T tokens; `seqLen`, the step's longest
+ * sequence in tokens, gives the block-table stride the runner wrote them with.
+ */
+function lastStepInputs(T: number, seqLen: number) {
   const r = runner as unknown as {
     acts: Parameters<typeof runner.model.forward>[2];
     inputs: GPUBuffer;
@@ -220,10 +223,10 @@ function lastStepInputs(T: number) {
     seqIdx: view(L.seqIdx, maxT, 'u32'),
     slotMapping: view(L.slotMapping, maxT, 'i32'),
     blockTables: view(L.blockTables, runner.limits.maxNumSeqs * r.maxBlocksPerSeq, 'u32'),
-    maxBlocksPerSeq: Math.ceil((context + steps + 1) / blockSize),
+    maxBlocksPerSeq: Math.ceil(seqLen / blockSize),
   };
   const rows = view(L.sampleRows, T, 'u32');
-  return { inputs: { ...inputs, T }, rows, r };
+  return { inputs, rows, r };
 }
 
 /** Uncaptured device errors make a step do nothing (and look fast): surface them. */

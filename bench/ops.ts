@@ -105,12 +105,12 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
     ? [[512, 512, false, 'square'], [512, 2048, true, 'gate/up']]
     : [[2048, 3072, false, 'qkv'], [2048, 2048, false, 'o'], [2048, 16384, true, 'gate/up'], [8192, 2048, false, 'down'], [2048, 128256, false, 'lm head']];
   const base = ctx.tuning;
+  const pad = { rowPadding: option('--pad') === undefined ? undefined : Number(option('--pad')) };
   console.log(`\nlinear, ${dtype} weights  shape         T      K       N kernel            gpu us    cpu us      GB/s   GFLOP/s   rel.err`);
   const pick = option('--shapes')?.split(',');
   for (const [K, rows, gated, label] of shapes) {
     if (label === 'lm head' && dtype === 'f32') continue;
     if (pick && !pick.includes(label.replace(/ /g, '-'))) continue;
-    const pad = { rowPadding: option('--pad') === undefined ? undefined : Number(option('--pad')) };
     const w = createWeight(ctx, rows, K, dtype, 'w', pad);
     ops.fillRandom(ctx, w, 1, -0.05, 0.05);
     // Timed calls cycle through copies of the weight (same values) totalling at least 256 MB, so that each call
@@ -149,21 +149,22 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
       );
       const flops = 2 * T * K * rows;
       const bytes = rows * K * (dtype === 'f16' ? 2 : 4);
+      const iters = Math.max(3, Math.min(200, Math.round((quick ? 2e7 : 4e9) / Math.max(bytes, flops / 50))));
       const variants = splitList ? splitVariants : T <= 8 ? [...GEMV_VARIANTS, ...mmas] : [current, ...mmas, ...tiles];
-      // --repeat R: R rounds over the variants, each keeping its fastest (the lent GPU's timings drift between runs
-      // and within one, so rounds interleave the variants).
+      // --repeat R: R rounds over the variants, each keeping its fastest time and its largest error (the lent GPU's
+      // timings drift between runs and within one, so rounds interleave the variants).
       const best = new Map<string, { gpu: number; cpu: number; err: number }>();
       for (let round = 0; round < Number(option('--repeat') ?? 1); round++) {
         for (const [name, tune] of variants) {
           ctx.tuning = tune(base);
           if (name.startsWith('mma') && mmaSharedBytes(ctx.tuning.mmaTiles[0].tile) > ctx.limits.maxComputeWorkgroupStorageSize) continue;
           ctx.device.queue.writeBuffer(out.buffer, 0, new Float32Array(T * N).fill(Number.NaN)); // unwritten outputs show
-          const iters = Math.max(3, Math.min(200, Math.round((quick ? 2e7 : 4e9) / Math.max(bytes, flops / 50))));
           let call = 0;
           const { gpu, cpu } = await time(ctx, iters, (rec) => ops.linear(rec, x, copies[call++ % copies.length], null, out, T, opts));
           const err = relError((await readTensor(ctx, out, T * N)) as Float32Array, ref);
           const prev = best.get(name);
-          if (!prev || gpu < prev.gpu) best.set(name, { gpu, cpu, err: Math.max(err, prev?.err ?? 0) });
+          const faster = !prev || gpu < prev.gpu;
+          best.set(name, { gpu: faster ? gpu : prev.gpu, cpu: faster ? cpu : prev.cpu, err: Math.max(err, prev?.err ?? 0) });
         }
       }
       for (const [name, { gpu, cpu, err }] of best) {
