@@ -41,6 +41,11 @@ export interface KernelTuning {
    */
   mmaSplitWorkgroups: number;
   /**
+   * The least K a split covers: every workgroup of a split ends in an epilogue that writes its whole tile of
+   * partial sums, which for big tiles over a few steps of K costs more than the steps.
+   */
+  mmaMinSplitK: number;
+  /**
    * linear for more tokens: 'registers' (linear.tiled.wgsl: register blocks, no shared memory; best on CPU
    * drivers) or 'shared' (linear.gemm.wgsl: shared-memory tiles; for GPUs; needs K % 4 == 0, else 'registers').
    */
@@ -100,14 +105,19 @@ export const GPU_TUNING: KernelTuning = {
   // weight-direct tiles (DIRECT) at 64 tokens up to 2x faster than the staged 32 x 32 tiles, yet in the model's
   // steps they were slower (batch 64: 7.0-9.1 ms against 5.6-5.8 ms), so DIRECT serves only up to 16 tokens
   // (batch 16: 4.2-4.5 ms against 5.7-5.9 ms with the staged tiles). 64 x 128 staged tiles for the LM head and for
-  // prefill (72-78 TFLOPS at 512-2048 tokens).
+  // prefills up to 256 tokens (128 tokens: 6.75 ms a step against 7.3 with the next). Beyond, 128 x 256 tiles of 8
+  // subgroups with 4 x 4 blocks each (47 KiB of workgroup memory; where the limit is lower, the tiles that fit):
+  // an engine chunk of 2048 tokens 62 -> 48 ms of kernels (gate/up 75 -> 109 TFLOPS); 2 x 4 blocks or KM 2 were
+  // slower.
   mmaTiles: [
     { maxTokens: 16, maxColumns: 32768, tile: [1, 2, 1, 2, 4, 1, 1] },
     { maxTokens: 64, maxColumns: 32768, tile: [2, 2, 2, 2, 1] },
-    { maxTokens: Infinity, tile: [2, 4, 2, 2, 1] },
+    { maxTokens: 256, tile: [2, 4, 2, 2, 1] },
+    { maxTokens: Infinity, tile: [4, 4, 2, 4, 1] },
   ],
   // H200 (bench/generate.js --tune mmaSplitWorkgroups=N): decode batch 16 7.6 -> 5.3-5.8 ms, batch 64 unchanged.
   mmaSplitWorkgroups: 264,
+  mmaMinSplitK: 256,
 
   matmul: 'shared',
   tiledWorkgroup: [8, 8],
@@ -138,6 +148,7 @@ export const CPU_TUNING: KernelTuning = {
   mmaMinTokens: 0,
   mmaTiles: [{ maxTokens: Infinity, tile: [2, 2, 1, 1, 1] }],
   mmaSplitWorkgroups: 0,
+  mmaMinSplitK: 0,
   matmul: 'registers',
   tiledWorkgroup: [8, 8],
   tiledTokens: 8,

@@ -154,9 +154,13 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
   return ctx.pipelines.kernel(key, make);
 }
 
-/** The subgroup-matrix tile for T tokens of a weight of `rows` x K (see tuning.mmaTiles). */
-export function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number, K: number): MmaTile {
-  const tiles = tune.mmaTiles;
+/**
+ * The subgroup-matrix tile for T tokens of a weight of `rows` x K (see tuning.mmaTiles), among the tiles whose
+ * workgroup memory fits in `maxShared` bytes (null: none fits).
+ */
+export function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number, K: number, maxShared = Infinity): MmaTile | null {
+  const tiles = tune.mmaTiles.filter((t) => mmaSharedBytes(t.tile) <= maxShared);
+  if (tiles.length === 0) return null;
   const fits = (t: (typeof tiles)[number]) => T <= t.maxTokens && rows <= (t.maxColumns ?? Infinity) && K <= (t.maxDepth ?? Infinity);
   const tile = (tiles.find(fits) ?? tiles[tiles.length - 1]).tile;
   // Weight blocks loaded straight from memory need whole steps of K and whole 16-row blocks (gate and up alike).
@@ -176,8 +180,8 @@ function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: n
   const chunks = K % 8 === 0 && w.rowStride % 8 === 0;
   if (T <= tune.gemvMaxTokens && chunks) return { path: 'gemv', tile: null };
   if (ctx.subgroupMatrix && tune.mmaMinTokens > 0 && T >= tune.mmaMinTokens && w.dtype === 'f16' && chunks) {
-    const tile = mmaTile(tune, T, w.rows, K);
-    if ((gatedRows === 0 || tile[1] % 2 === 0) && mmaSharedBytes(tile) <= ctx.limits.maxComputeWorkgroupStorageSize) return { path: 'mma', tile };
+    const tile = mmaTile(tune, T, w.rows, K, ctx.limits.maxComputeWorkgroupStorageSize);
+    if (tile && (gatedRows === 0 || tile[1] % 2 === 0)) return { path: 'mma', tile };
   }
   return { path: tune.matmul === 'shared' && vw === 4 ? 'gemm' : 'tiled', tile: null };
 }
@@ -257,11 +261,12 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
       const [wm, wn, sgm, sgn] = tile;
       const [gx, gz] = grid(ctx, Math.ceil(tileCols / (16 * wn * sgn)));
       const tiles = Math.ceil(T / (16 * wm * sgm));
-      // Split K across workgroups when the tiles alone give fewer than tuning.mmaSplitWorkgroups of them.
+      // Split K across workgroups when the tiles alone give fewer than tuning.mmaSplitWorkgroups of them, each split
+      // at least tuning.mmaMinSplitK deep.
       const bk = mmaStepK(tile);
       const steps = Math.ceil(K / bk);
       const want = Math.min(steps, Math.floor(tune.mmaSplitWorkgroups / (gx * gz * tiles)));
-      const kSplit = want > 1 ? Math.ceil(steps / want) * bk : K;
+      const kSplit = want > 1 ? Math.max(Math.ceil(steps / want), Math.ceil(tune.mmaMinSplitK / bk)) * bk : K;
       const splits = Math.ceil(K / kSplit);
       params[9] = kSplit;
       // (Not the dummy without a split: bias may be the dummy, and a buffer cannot be bound read and written.)

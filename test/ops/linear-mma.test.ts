@@ -62,15 +62,25 @@ describe('linear.mma tile choice', () => {
   it('runs a DIRECT tile staged where K is not whole steps or the rows not whole 32-row blocks', () => {
     const tune = { ...GPU_TUNING, mmaTiles: [{ maxTokens: Infinity, tile: [1, 2, 1, 2, 4, 1, 1] as MmaTile }] };
     expect(mmaTile(tune, 16, 2048, 2048)).toEqual([1, 2, 1, 2, 4, 1, 1]);
-    expect(mmaTile(tune, 16, 2048, 2048 + 64)[6]).toBe(0); // K % (32 SK KM = 128) != 0
-    expect(mmaTile(tune, 16, 2048 + 16, 2048)[6]).toBe(0); // rows % 32 != 0
+    expect(mmaTile(tune, 16, 2048, 2048 + 64)?.[6]).toBe(0); // K % (32 SK KM = 128) != 0
+    expect(mmaTile(tune, 16, 2048 + 16, 2048)?.[6]).toBe(0); // rows % 32 != 0
   });
 
   it('picks the first tile whose token, column and depth bounds cover the shape', () => {
     const tiles = GPU_TUNING.mmaTiles;
     expect(mmaTile(GPU_TUNING, 16, 3072, 2048)).toEqual(tiles[0].tile);
     expect(mmaTile(GPU_TUNING, 64, 16384, 2048)).toEqual(tiles.find((t) => t.maxTokens >= 64 && (t.maxColumns ?? Infinity) >= 16384)!.tile);
-    expect(mmaTile(GPU_TUNING, 16, 128256, 2048)).toEqual(tiles[tiles.length - 1].tile); // the LM head
+    expect(mmaTile(GPU_TUNING, 16, 128256, 2048)).toEqual(tiles.find((t) => t.maxTokens >= 16 && (t.maxColumns ?? Infinity) >= 128256)!.tile); // the LM head
     expect(mmaTile(GPU_TUNING, 2048, 2048, 8192)).toEqual(tiles[tiles.length - 1].tile);
+  });
+
+  it('skips the tiles whose workgroup memory exceeds the limit', () => {
+    const big: MmaTile = [4, 4, 2, 4, 1];
+    const small: MmaTile = [2, 4, 2, 2, 1];
+    const tune = { ...GPU_TUNING, mmaTiles: [{ maxTokens: 64, tile: small }, { maxTokens: Infinity, tile: big }] };
+    expect(mmaTile(tune, 2048, 2048, 2048)).toEqual(big);
+    expect(mmaSharedBytes(big)).toBeGreaterThan(32768);
+    expect(mmaTile(tune, 2048, 2048, 2048, 32768)).toEqual(small);
+    expect(mmaTile(tune, 2048, 2048, 2048, 1024)).toBeNull();
   });
 });
