@@ -3,12 +3,14 @@
  * tokens, through the whole engine (scheduler, runner, sampler, detokenizer, streams).
  *
  *   node build/bench/engine.js [MODEL_DIR] [--streams 1,8,32,64] [--prompt 128] [--tokens 128] [--dummy] [--dtype float16]
- *     [--repeat 3]
+ *     [--repeat 3] [--timing]
  *
  * Prints aggregate decode tokens/s and time to first token (p50/p99) per concurrency, and the ratio of the
  * highest concurrency's throughput to one stream's. --repeat R times every concurrency R times, the rounds
  * interleaved, and reports each one's median round (with the range of its tokens/s): a lent GPU's speed drifts
- * between runs and within one.
+ * between runs and within one. --timing splits each concurrency's steps into the engine's parts (CPU time of
+ * schedule, the runner's synchronous part (inputs, recording, submit), output processing, update; and the wait for
+ * the GPU), per step, in the last round.
  */
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
@@ -24,6 +26,7 @@ const { values, positionals } = parseArgs({
     dtype: { type: 'string', default: 'auto' },
     'kv-memory': { type: 'string', default: String(2 * 2 ** 30) },
     repeat: { type: 'string', default: '1' },
+    timing: { type: 'boolean', default: false },
   },
 });
 const streams = values.streams.split(',').map(Number);
@@ -45,6 +48,29 @@ console.log(`# adapter: ${ctx.adapter.info.vendor} ${ctx.adapter.info.device} ${
 console.log(`# ${promptLen}-token prompts, ${maxTokens} generated tokens each (ignore_eos)\n`);
 console.log('| streams | wall s | decode tok/s (aggregate) | per-stream tok/s | TTFT p50 ms | TTFT p99 ms |');
 console.log('|---|---|---|---|---|---|');
+// --timing: wrap the engine's parts (bench only; the engine keeps no timers).
+const parts = { steps: 0, schedule: 0, record: 0, outputs: 0, wait: 0, update: 0 };
+if (values.timing) {
+  const eng = llm.engine as unknown as Record<string, Record<string, (...a: unknown[]) => unknown>>;
+  const wrap = (obj: Record<string, (...a: unknown[]) => unknown>, name: string, key: keyof typeof parts) => {
+    const f = obj[name].bind(obj);
+    obj[name] = (...a: unknown[]) => {
+      const t = performance.now();
+      const r = f(...a);
+      parts[key] += performance.now() - t;
+      if (key === 'record') {
+        parts.steps++;
+        const w = performance.now();
+        return (r as Promise<unknown>).then((v) => ((parts.wait += performance.now() - w), v));
+      }
+      return r;
+    };
+  };
+  wrap(eng.scheduler, 'schedule', 'schedule');
+  wrap(eng.runner, 'execute', 'record');
+  wrap(eng.outputs, 'process', 'outputs');
+  wrap(eng.scheduler, 'updateFromOutput', 'update');
+}
 const gen = new Generator(7);
 const prompt = () => ({ promptTokenIds: Array.from({ length: promptLen }, () => 100 + (gen.nextU32() % Math.min(cfg.vocabSize - 100, 20000))) });
 const params = new SamplingParams({ temperature: 0, maxTokens, ignoreEos: true, outputKind: 'delta' });
@@ -79,7 +105,12 @@ type Round = { tps: number; wall: number; ttft: number[] };
 const rounds = new Map<number, Round[]>(streams.map((C) => [C, []]));
 for (let r = 0; r < Number(values.repeat); r++) {
   for (const C of streams) {
+    for (const k of Object.keys(parts) as (keyof typeof parts)[]) parts[k] = 0;
     const { t0, end, ttft, tokens, firstAll } = await run(C);
+    if (values.timing && r === Number(values.repeat) - 1) {
+      const per = (k: keyof typeof parts) => (parts[k] / parts.steps).toFixed(3);
+      console.log(`# ${C} streams: ${parts.steps} steps, ${((end - t0) / parts.steps).toFixed(2)} ms each; per step: schedule ${per('schedule')}, runner inputs+record+submit ${per('record')}, outputs ${per('outputs')}, GPU wait ${per('wait')} (outputs run inside it), update ${per('update')} ms`);
+    }
     // Decode throughput: tokens after each stream's first, over the time since the first token of any stream.
     rounds.get(C)!.push({ tps: (tokens - C) / ((end - firstAll) / 1000), wall: end - t0, ttft: ttft.sort((a, b) => a - b) });
   }

@@ -143,18 +143,18 @@ for (const B of batches) {
   const kvRead = (context + steps / 2) * 2 * cfg.numLayers * cfg.numKvHeads * cfg.headDim * (dtype === 'f16' ? 2 : 4);
   report('decode', B, B, ms, weightBytes(cfg, dtype) / B + kvRead);
   checkErrors(`decode ${B}`);
-  if (B === 1) breakdown.push(await decodeBreakdown(ms));
+  breakdown.push(await decodeBreakdown(B, ms));
   if (values.profile) breakdown.push(await profileStep(B, B, context + steps + 1));
 }
 
 /**
- * Where a batch-1 decode step's time goes, from the runner's own forward (its last step's inputs, still on the GPU):
+ * Where a decode step's time goes (batch B), from the runner's own forward (its last step's inputs, still on the GPU):
  * recording alone (CPU), recording and submitting back to back without waiting (the larger of CPU and GPU), and
  * one step at a time with a wait (CPU + GPU + the wait's latency); the rest of a runner step is its input upload,
  * readback and sampling.
  */
-async function decodeBreakdown(stepMs: number): Promise<string> {
-  const { inputs, rows, r } = lastStepInputs(1, context + steps + 1);
+async function decodeBreakdown(B: number, stepMs: number): Promise<string> {
+  const { inputs, rows, r } = lastStepInputs(B, context + steps + 1);
   const n = 20;
   let recordMs = 0;
   let dispatches = 0;
@@ -162,7 +162,7 @@ async function decodeBreakdown(stepMs: number): Promise<string> {
     const rec = new Recorder(ctx, 'profile');
     const t = performance.now();
     runner.model.forward(rec, inputs, r.acts, runner.cache);
-    runner.model.logits(rec, rows, 1, r.acts);
+    runner.model.logits(rec, rows, B, r.acts);
     recordMs += performance.now() - t;
     dispatches = rec.dispatches;
     rec.submit();
@@ -183,7 +183,7 @@ async function decodeBreakdown(stepMs: number): Promise<string> {
   const serial = (performance.now() - t) / n;
   checkErrors('breakdown');
   return (
-    `# decode batch 1, ${dispatches} dispatches: recording ${record.toFixed(2)} ms (${((record / dispatches) * 1e3).toFixed(1)} us each); ` +
+    `# decode batch ${B}, ${dispatches} dispatches: recording ${record.toFixed(2)} ms (${((record / dispatches) * 1e3).toFixed(1)} us each); ` +
     `back to back ${pipelined.toFixed(2)} ms/step (GPU-bound when above recording); one at a time with a wait ${serial.toFixed(2)} ms; ` +
     `runner step ${stepMs.toFixed(2)} ms (so ${(stepMs - serial).toFixed(2)} ms of input upload, readback and sampling)`
   );

@@ -25,7 +25,7 @@ if [ "${1:-}" = prepare ]; then
 fi
 quiet='^(Warning|Compilation log|warning|[0-9]+ warning)|deprecated builtin|^ *\^|^:[0-9]|subgroupMatrix(Load|Store)'
 node build/bench/goldens.js .goldens/goldens.json .goldens/tinystories-656K .goldens/stories260K .goldens/phi3-rand --copies 8 2>&1 | grep -E '^(ok|FAIL|  GPU errors)|models? (match|differ)'
-node build/bench/engine.js .benchcfg/llama-3.2-1b --dummy --dtype float16 --repeat 3 2>&1 | grep -vE "$quiet"
+node build/bench/engine.js .benchcfg/llama-3.2-1b --dummy --dtype float16 --repeat 3 --timing 2>&1 | grep -vE "$quiet"
 node build/bench/generate.js .benchcfg/llama-3.2-1b --batch 1,8,16,32,64 --prefill 128,512,2048 --profile 2>&1 | grep -E '^\||^#'
 # One engine chunk: 16 prompts of 128 tokens in one step, with its kernel profile.
 node build/bench/generate.js .benchcfg/llama-3.2-1b --batch 1 --prefill 2048 --prefill-seqs 16 --profile 2>&1 | grep -E '^\| prefill|^# profile, 2048|^#  '

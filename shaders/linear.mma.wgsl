@@ -85,18 +85,21 @@ fn loadX(tileM: u32, e: u32, k0: u32) -> mat2x4<f32> {
   return mat2x4<f32>(x[i], x[i + 1u]);
 }
 
+/**
+ * Stores x chunk e at its place in xs. A thread's 8 halves go out as 4 pairs, chunk e starting at pair e % 4:
+ * in order, the 4 chunks of a row that land on one bank (rows LD apart) would all store to it at once (4-way
+ * conflicts; H200: an engine prefill chunk 48 -> 44 ms); rotated, each store of a subgroup hits distinct banks.
+ */
 fn stageX(e: u32, v: mat2x4<f32>) {
   let at = (e / CHUNKS) * LD + (e % CHUNKS) * 8u;
   let lo = vec4<f16>(v[0]);
   let hi = vec4<f16>(v[1]);
-  xs[at] = lo.x;
-  xs[at + 1u] = lo.y;
-  xs[at + 2u] = lo.z;
-  xs[at + 3u] = lo.w;
-  xs[at + 4u] = hi.x;
-  xs[at + 5u] = hi.y;
-  xs[at + 6u] = hi.z;
-  xs[at + 7u] = hi.w;
+  for (var i = 0u; i < 4u; i++) {
+    let j = (i + e) % 4u;
+    let h = select(select(lo.xy, lo.zw, j == 1u), select(hi.xy, hi.zw, j == 3u), j >= 2u);
+    xs[at + 2u * j] = h.x;
+    xs[at + 2u * j + 1u] = h.y;
+  }
 }
 // @staged-w {  (the weight staged through workgroup memory; DIRECT tiles get w: array<f16> in its place)
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
@@ -111,20 +114,15 @@ fn loadW(o0: u32, e: u32, k0: u32) -> vec4<u32> {
   return w[stagedRow(o0, e / CHUNKS) * (p.wStride / 8u) + chunk];
 }
 
+/** Stores weight chunk e at its place in ws, its pairs rotated as in stageX. */
 fn stageW(e: u32, v: vec4<u32>) {
   let at = (e / CHUNKS) * LD + (e % CHUNKS) * 8u;
-  let h0 = bitcast<vec2<f16>>(v.x);
-  let h1 = bitcast<vec2<f16>>(v.y);
-  let h2 = bitcast<vec2<f16>>(v.z);
-  let h3 = bitcast<vec2<f16>>(v.w);
-  ws[at] = h0.x;
-  ws[at + 1u] = h0.y;
-  ws[at + 2u] = h1.x;
-  ws[at + 3u] = h1.y;
-  ws[at + 4u] = h2.x;
-  ws[at + 5u] = h2.y;
-  ws[at + 6u] = h3.x;
-  ws[at + 7u] = h3.y;
+  for (var i = 0u; i < 4u; i++) {
+    let j = (i + e) % 4u;
+    let h = bitcast<vec2<f16>>(select(select(v.x, v.y, j == 1u), select(v.z, v.w, j == 3u), j >= 2u));
+    ws[at + 2u * j] = h.x;
+    ws[at + 2u * j + 1u] = h.y;
+  }
 }
 // @staged-w }
 

@@ -101,17 +101,18 @@ export const GPU_TUNING: KernelTuning = {
   gemvRows: 2,
   gemvTokens: 4,
   mmaMinTokens: 9,
-  // H200, chosen by whole decode steps (bench/generate.js --mma-tiles, runs interleaved): bench/ops.js times the
-  // weight-direct tiles (DIRECT) at 64 tokens up to 2x faster than the staged 32 x 32 tiles, yet in the model's
-  // steps they were slower (batch 64: 7.0-9.1 ms against 5.6-5.8 ms), so DIRECT serves only up to 16 tokens
-  // (batch 16: 4.2-4.5 ms against 5.7-5.9 ms with the staged tiles). 64 x 128 staged tiles for the LM head and for
-  // prefills up to 256 tokens (128 tokens: 6.75 ms a step against 7.3 with the next). Beyond, 128 x 256 tiles of 8
-  // subgroups with 4 x 4 blocks each (47 KiB of workgroup memory; where the limit is lower, the tiles that fit):
-  // an engine chunk of 2048 tokens 62 -> 48 ms of kernels (gate/up 75 -> 109 TFLOPS); 2 x 4 blocks or KM 2 were
-  // slower.
+  // H200, chosen by the kernel time of whole steps (bench/generate.js --mma-tiles --profile; step times swing with
+  // the host, and before its warm-up the first case ran at a low clock). Weight-direct tiles (DIRECT): 16 x 64 up
+  // to 16 tokens (batch 16: 4.2-4.5 ms a step against 5.7-5.9 with staged tiles); from 17 to 64 tokens, 64 x 32
+  // per subgroup, K split over 2 subgroups (batch 64: 5.16 ms of kernels against 5.31 with staged 32 x 32 tiles,
+  // gate/up 1.47 -> 1.30 ms; SK 4, 64 x 64 blocks, KM 2 or 4 subgroups were slower). 64 x 128 staged tiles for
+  // the LM head and for prefills up to 256 tokens (128 tokens: 6.75 ms a step against 7.3 with the next). Beyond,
+  // 128 x 256 tiles of 8 subgroups with 4 x 4 blocks each (47 KiB of workgroup memory; where the limit is lower,
+  // the tiles that fit): an engine chunk of 2048 tokens 62 -> 48 ms of kernels (gate/up 75 -> 109 TFLOPS); 2 x 4
+  // blocks or KM 2 were slower.
   mmaTiles: [
     { maxTokens: 16, maxColumns: 32768, tile: [1, 2, 1, 2, 4, 1, 1] },
-    { maxTokens: 64, maxColumns: 32768, tile: [2, 2, 2, 2, 1] },
+    { maxTokens: 64, maxColumns: 32768, tile: [4, 2, 1, 2, 2, 1, 1] },
     { maxTokens: 256, tile: [2, 4, 2, 2, 1] },
     { maxTokens: Infinity, tile: [4, 4, 2, 4, 1] },
   ],
