@@ -194,7 +194,7 @@ async function decodeBreakdown(B: number, stepMs: number): Promise<string> {
  * tokens), each dispatch in a timed pass of its own (--profile; needs timestamp-query).
  */
 async function profileStep(T: number, sampled: number, seqLen: number): Promise<string> {
-  const { inputs, rows, r } = lastStepInputs(T, seqLen, sampled);
+  const { inputs, rows, r } = lastStepInputs(T, seqLen);
   const profiler = new GpuProfiler(ctx);
   const rec = new Recorder(ctx, 'profile');
   rec.profiler = profiler;
@@ -212,8 +212,7 @@ async function profileStep(T: number, sampled: number, seqLen: number): Promise<
  * The runner's inputs of its last step, still on the GPU, as a forward of T tokens; `seqLen`, the step's longest
  * sequence in tokens, gives the block-table stride the runner wrote them with.
  */
-function lastStepInputs(T: number, seqLen: number, sampled = T) {
-  const qt = ctx.tuning.attentionQueryTile;
+function lastStepInputs(T: number, seqLen: number) {
   const r = runner as unknown as {
     acts: Parameters<typeof runner.model.forward>[2];
     inputs: GPUBuffer;
@@ -232,9 +231,6 @@ function lastStepInputs(T: number, seqLen: number, sampled = T) {
     slotMapping: view(L.slotMapping, maxT, 'i32'),
     blockTables: view(L.blockTables, runner.limits.maxNumSeqs * r.maxBlocksPerSeq, 'u32'),
     maxBlocksPerSeq: Math.ceil(seqLen / blockSize),
-    // The step's attention tiles as the runner wrote them: `sampled` sequences of T / sampled tokens each.
-    tiles: view(L.tiles, 2 * maxT, 'u32'),
-    numTiles: qt > 0 ? sampled * Math.ceil(T / sampled / qt) : 0,
   };
   const rows = view(L.sampleRows, T, 'u32');
   return { inputs, rows, r };

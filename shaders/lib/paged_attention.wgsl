@@ -1,6 +1,6 @@
-// Shared by paged_attention.wgsl (portable), paged_attention.subgroup.wgsl and paged_attention.tiled.wgsl
-// (prefill chunks; included by prepending): the math, params, bindings and split-K partials below, the queries in
-// workgroup memory, and which piece of work a workgroup has.
+// Shared by paged_attention.wgsl (portable) and paged_attention.subgroup.wgsl (included by prepending): the math,
+// params, bindings and split-K partials below, the queries in workgroup memory, and which piece of work a
+// workgroup has.
 //
 // Paged attention over a flat batch of tokens (prefill and decode mixed), causal, optional sliding window, GQA:
 //   out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, kvh, :]) v[j, kvh, :]

@@ -62,7 +62,6 @@ interface InputLayout {
   seqIdx: number;
   slotMapping: number;
   blockTables: number;
-  tiles: number;
   sampleRows: number;
   size: number;
 }
@@ -143,7 +142,6 @@ export class ModelRunner {
       seqIdx: take(u32(maxT)),
       slotMapping: take(u32(maxT)),
       blockTables: take(u32(limits.maxNumSeqs * this.maxBlocksPerSeq)),
-      tiles: take(u32(2 * maxT)),
       sampleRows: take(chunks * u32(rows)),
       size: off,
     };
@@ -203,10 +201,6 @@ export class ModelRunner {
       // Extra samples read the same row again (one logits row, one readback per draw; n is small).
       s.extraSamples?.forEach((_, k) => rows.push({ row: t - 1, seq: si, kind: 'sample', extra: k }));
     });
-    // Query tiles of the prefill chunks for attention (runs of a sequence's tokens).
-    const queryTile = this.ctx.tuning.attentionQueryTile;
-    const tiles = queryTile > 0 ? ops.attentionTiles(seqIdx, positions, queryTile) : new Uint32Array(0);
-    new Uint32Array(buf, layout.tiles, tiles.length).set(tiles);
     const cap = this.logitRowsCap;
     const chunkStride = alignUp(cap * 4);
     for (let c = 0; c * cap < rows.length; c++) {
@@ -233,8 +227,6 @@ export class ModelRunner {
       slotMapping: this.view(layout.slotMapping, maxT, 'i32'),
       blockTables: this.view(layout.blockTables, limits.maxNumSeqs * this.maxBlocksPerSeq, 'u32'),
       maxBlocksPerSeq: maxBlocks,
-      tiles: this.view(layout.tiles, 2 * maxT, 'u32'),
-      numTiles: tiles.length / 2,
     };
     this.model.forward(rec, inputs, this.acts, this.cache);
     // Which logits rows the CPU needs whole: non-greedy sampling, logprobs, all-token logits.

@@ -76,13 +76,6 @@ export interface KernelTuning {
   attentionSplitBelow: number;
   attentionSplitKeys: number;
   attentionMaxSplits: number;
-  /**
-   * Prefill chunks (paged_attention.tiled.wgsl): tiles of up to attentionQueryTile consecutive tokens of a
-   * sequence (a multiple of 4; 0: off) share each block of attentionKeyTile keys (a multiple of 4) staged in
-   * workgroup memory, where a step's tiles average at least 2 tokens.
-   */
-  attentionQueryTile: number;
-  attentionKeyTile: number;
   /** Row reductions (norms, argmax): threads per row (a power of two). */
   rowWorkgroup: number;
   /**
@@ -140,8 +133,6 @@ export const GPU_TUNING: KernelTuning = {
   attentionSplitBelow: 256,
   attentionSplitKeys: 32,
   attentionMaxSplits: 32,
-  attentionQueryTile: 16,
-  attentionKeyTile: 32,
   rowWorkgroup: 256,
   weightRowPadding: 64,
   submitEvery: 32,
@@ -172,8 +163,6 @@ export const CPU_TUNING: KernelTuning = {
   attentionSplitBelow: 0,
   attentionSplitKeys: 256,
   attentionMaxSplits: 8,
-  attentionQueryTile: 16,
-  attentionKeyTile: 32,
   rowWorkgroup: 8,
   weightRowPadding: 0,
   submitEvery: 0,

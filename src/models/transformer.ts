@@ -75,8 +75,6 @@ export interface ForwardInputs {
   slotMapping: Tensor; // i32 [T]: KV slot of each token
   blockTables: Tensor; // u32 [numSeqs, maxBlocksPerSeq]
   maxBlocksPerSeq: number;
-  tiles?: Tensor | null; // u32 [2 numTiles]: attention query tiles (ops.attentionTiles), for prefill chunks
-  numTiles?: number;
 }
 
 /** Activation buffers sized for the largest step; reused by every forward. */

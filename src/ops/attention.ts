@@ -5,7 +5,6 @@ import threadLib from '../../shaders/lib/thread.wgsl';
 import attentionLib from '../../shaders/lib/paged_attention.wgsl';
 import attentionSource from '../../shaders/paged_attention.wgsl';
 import attentionSubgroupSource from '../../shaders/paged_attention.subgroup.wgsl';
-import attentionTiledSource from '../../shaders/paged_attention.tiled.wgsl';
 import combineSource from '../../shaders/paged_attention.combine.wgsl';
 import cacheSource from '../../shaders/cache_kv.wgsl';
 import ropeCacheSource from '../../shaders/rope_cache_kv.wgsl';
@@ -155,27 +154,6 @@ export interface AttentionMetadata {
   positions: Tensor;
   /** u32 [S, maxBlocksPerSeq]: the cache blocks of each sequence, in order. */
   blockTables: Tensor;
-  /** u32 [2 numTiles]: the step's query tiles (attentionTiles), for the tiled prefill kernel; absent: not used. */
-  tiles?: Tensor | null;
-  numTiles?: number;
-}
-
-/**
- * The query tiles of a flat batch for paged_attention.tiled.wgsl: runs of up to `queryTile` consecutive tokens of
- * one sequence at consecutive positions, as (first token, count) pairs.
- *
- * @example
- * attentionTiles([0, 0, 0, 1], [5, 6, 7, 3], 2); // [0, 2, 2, 1, 3, 1]
- */
-export function attentionTiles(seqIdx: ArrayLike<number>, positions: ArrayLike<number>, queryTile: number): Uint32Array {
-  const out: number[] = [];
-  for (let t = 0; t < seqIdx.length; t++) {
-    const n = out.length;
-    const last = n > 0 ? out[n - 2] + out[n - 1] - 1 : -1;
-    if (n > 0 && out[n - 1] < queryTile && seqIdx[t] === seqIdx[last] && positions[t] === positions[last] + 1) out[n - 1]++;
-    else out.push(t, 1);
-  }
-  return Uint32Array.from(out);
 }
 
 export interface AttentionOptions {
@@ -227,9 +205,6 @@ export function pagedAttention(
   // q heads per workgroup: the whole group of heads sharing a kv head, or an even share of it.
   const tune = ctx.tuning;
   const G = nH / nKv;
-  if (meta.tiles && meta.numTiles && tune.attentionQueryTile > 0 && 2 * meta.numTiles <= T) {
-    if (tiledAttention(rec, qkv, kCache, vCache, meta, out, T, layout, opts, kt)) return;
-  }
   const perKv = Math.ceil(G / tune.attentionHeads);
   const gt = Math.ceil(G / perKv);
   const dl = keyLanes(rec, D);
@@ -285,67 +260,4 @@ export function pagedAttention(
     }));
     rec.run(combine, [T, nH, D, splits], [partialsBinding, bindTensor(ctx, out)], nH, T);
   }
-}
-
-/** Workgroup memory (bytes) of paged_attention.tiled.wgsl: queries, keys, values, scores, row states. */
-function tiledSharedBytes(qt: number, kt: number, gt: number, D4: number): number {
-  const R = qt * gt;
-  return (R * (D4 + 1) + kt * (D4 + 1) + kt * D4) * 16 + R * kt * 4 + 3 * R * 4;
-}
-
-/**
- * pagedAttention over query tiles (prefill chunks): each workgroup serves up to attentionQueryTile tokens of a
- * sequence and a group of q heads, staging each block of keys once for all of them. The head groups shrink until
- * the workgroup memory fits; false when even one head does not (the caller runs the per-token kernel).
- */
-function tiledAttention(
-  rec: Recorder,
-  qkv: Tensor,
-  kCache: Tensor,
-  vCache: Tensor,
-  meta: AttentionMetadata,
-  out: Tensor,
-  T: number,
-  layout: QkvLayout,
-  opts: AttentionOptions,
-  dtype: 'f32' | 'f16',
-): boolean {
-  const { ctx } = rec;
-  const tune = ctx.tuning;
-  const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
-  const qt = tune.attentionQueryTile;
-  const kt = tune.attentionKeyTile;
-  if (qt % 4 !== 0 || kt % 4 !== 0) throw new Error(`pagedAttention: query and key tiles (${qt}, ${kt}) must be multiples of 4`);
-  const numTiles = meta.numTiles!;
-  expectTensor(meta.tiles!, 'u32', 2 * numTiles, 'pagedAttention tiles');
-  const G = nH / nKv;
-  const D4 = D / 4;
-  let perKv = Math.ceil(G / tune.attentionHeads);
-  while (perKv <= G && tiledSharedBytes(qt, kt, Math.ceil(G / perKv), D4) > ctx.limits.maxComputeWorkgroupStorageSize) perKv++;
-  if (perKv > G) return false;
-  const gt = Math.ceil(G / perKv);
-  if (numTiles > ctx.limits.maxComputeWorkgroupsPerDimension) return false;
-  const key = `paged_attention.tiled.${dtype}.${gt}.${D4}.${qt}.${kt}`;
-  const kernel = ctx.pipelines.kernel(key, () => ({
-    name: key,
-    code: `${attentionLib}\n${attentionTiledSource}`,
-    prelude: `${cachePrelude(dtype, gt)}const HD4 = ${D4}u;\nconst QT = ${qt}u;\nconst KT = ${kt}u;\n`,
-    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write', 'read'],
-    params: 'uuuuuuuufuuu',
-  }));
-  const window = opts.slidingWindow ?? 0;
-  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, window, opts.scale, perKv, 1, 0];
-  const bindings = [
-    bindTensor(ctx, qkv),
-    bindTensor(ctx, kCache),
-    bindTensor(ctx, vCache),
-    bindTensor(ctx, meta.seqIdx),
-    bindTensor(ctx, meta.positions),
-    bindTensor(ctx, meta.blockTables),
-    bindTensor(ctx, out),
-    wholeBuffer(ctx.dummy),
-    bindTensor(ctx, meta.tiles!),
-  ];
-  rec.run(kernel, params, bindings, nKv * perKv, numTiles);
-  return true;
 }

@@ -2,7 +2,7 @@
 export { linear, linearReduce, type LinearOptions } from './linear.js';
 export { rmsNorm, layerNorm, qkNorm, addRmsNorm, addLayerNorm } from './norm.js';
 export { rope, type QkvLayout } from './rope.js';
-export { attentionTiles, cacheKV, ropeCacheKV, pagedAttention, type AttentionMetadata, type AttentionOptions } from './attention.js';
+export { cacheKV, ropeCacheKV, pagedAttention, type AttentionMetadata, type AttentionOptions } from './attention.js';
 export { add, act, gatedAct, type Activation } from './elementwise.js';
 export { embed, gatherRows } from './embedding.js';
 export { argmax } from './argmax.js';

@@ -3,7 +3,7 @@ import type { GpuContext } from '../../src/gpu/context.js';
 import { f32ToF16 } from '../../src/gpu/half.js';
 import { createTensor, uploadTensor, type Tensor } from '../../src/gpu/tensor.js';
 import { CPU_TUNING, GPU_TUNING, type KernelTuning } from '../../src/gpu/tuning.js';
-import { attentionTiles, cacheKV, pagedAttention } from '../../src/ops/attention.js';
+import { cacheKV, pagedAttention } from '../../src/ops/attention.js';
 import type { QkvLayout } from '../../src/ops/rope.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { expectClose, f32, i32, randomArray, rng, roundF16, run, TUNINGS, u32, withTuning } from './util.js';
@@ -20,7 +20,7 @@ interface Case {
 }
 
 /** A step's flat batch: tokens of several sequences in shuffled order, caches holding the earlier tokens. */
-function makeBatch(c: Case, seed: number, shuffle = true) {
+function makeBatch(c: Case, seed: number) {
   const rand = rng(seed);
   const { numHeads: nH, numKvHeads: nKv, headDim: D } = c.layout;
   const bs = c.blockSize;
@@ -59,7 +59,7 @@ function makeBatch(c: Case, seed: number, shuffle = true) {
   c.seqs.forEach(([len, fresh], s) => {
     for (let pos = len - fresh; pos < len; pos++) tokens.push([s, pos]);
   });
-  for (let i = tokens.length - 1; shuffle && i > 0; i--) {
+  for (let i = tokens.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [tokens[i], tokens[j]] = [tokens[j], tokens[i]];
   }
@@ -144,15 +144,10 @@ describe('pagedAttention + cacheKV', async () => {
     // The portable kernel (no subgroups), alone and split.
     ['portable, gpu tuning', { ...GPU_TUNING, attentionSubgroups: false, attentionWorkgroup: 64 }],
     ['portable split-K', { ...GPU_TUNING, attentionSubgroups: false, attentionWorkgroup: 16, attentionSplitBelow: 1e9, attentionSplitKeys: 16, attentionMaxSplits: 40 }],
-    // Query tiles (the prefill kernel), on batches in sequence order: the tuned tiles, and small ones (more blocks).
-    ['tiled, gpu tuning', GPU_TUNING],
-    ['tiled 4 x 4, cpu tuning', { ...CPU_TUNING, attentionQueryTile: 4, attentionKeyTile: 4 }],
   ];
-  const kernels = (ctx.pipelines as unknown as { kernels: Map<string, unknown> }).kernels;
   cases.forEach((c, i) => tunings.forEach(([tuningName, tuning]) => {
     it(`${c.name} (${tuningName})`, () => withTuning(ctx, tuning, async () => {
-      const tiled = tuningName.startsWith('tiled');
-      const b = makeBatch(c, 1000 + i, !tiled);
+      const b = makeBatch(c, 1000 + i);
       const { numHeads: nH, headDim: D } = c.layout;
       const kCache = cacheTensor(ctx, b.kCache, c, b.numBlocks);
       const vCache = cacheTensor(ctx, b.vCache, c, b.numBlocks);
@@ -162,7 +157,6 @@ describe('pagedAttention + cacheKV', async () => {
         seqIdx: u32(ctx, b.tokens.map(([s]) => s)),
         positions: u32(ctx, b.tokens.map(([, pos]) => pos)),
         blockTables: u32(ctx, b.tables, [c.seqs.length, b.maxBlocksPerSeq]),
-        ...(tiled ? tilesOf(b.tokens, tuning.attentionQueryTile) : {}),
       };
       const out = createTensor(ctx, [b.T, nH * D], 'f32');
       const opts = { scale: 1 / Math.sqrt(D), slidingWindow: c.window, blockSize: c.blockSize, maxBlocksPerSeq: b.maxBlocksPerSeq };
@@ -175,24 +169,8 @@ describe('pagedAttention + cacheKV', async () => {
         out,
       );
       expectClose(got, attentionRef(c, b), 1e-5, 2e-6);
-      // The tiled kernel ran wherever the batch has tiles of 2 tokens on average (prefill chunks).
-      const key = `paged_attention.tiled.${c.kv}.`;
-      if (tiled && 2 * meta.numTiles! <= b.T && c.layout.headDim <= 64) {
-        expect([...kernels.keys()].some((k) => k.startsWith(key) && k.includes(`.${D / 4}.${tuning.attentionQueryTile}.`))).toBe(true);
-      }
     }));
   }));
-
-  function tilesOf(tokens: [number, number][], queryTile: number) {
-    const tiles = attentionTiles(tokens.map(([s]) => s), tokens.map(([, pos]) => pos), queryTile);
-    return { tiles: u32(ctx, tiles), numTiles: tiles.length / 2 };
-  }
-
-  it('cuts query tiles at sequence changes, position gaps and the tile size', () => {
-    expect([...attentionTiles([0, 0, 0, 1], [5, 6, 7, 3], 2)]).toEqual([0, 2, 2, 1, 3, 1]);
-    expect([...attentionTiles([0, 0, 0, 0, 0], [0, 1, 2, 4, 5], 16)]).toEqual([0, 3, 3, 2]);
-    expect([...attentionTiles([1, 0], [0, 1], 4)]).toEqual([0, 1, 1, 1]);
-  });
 
   it('cacheKV writes f32 and f16 slots and skips slot -1', async () => {
     const layout = L(2, 2, 4);
