@@ -265,11 +265,14 @@ async function benchOverhead(ctx: GpuContext) {
     }
   };
   const rec = new Recorder(ctx, 'overhead');
-  step(rec);
-  rec.submit();
+  // Warm-up: the first steps run unoptimised JavaScript (2-3x the recording time of later ones).
+  for (let i = 0; i < 30; i++) {
+    step(rec);
+    rec.submit();
+  }
   await ctx.finish();
   const d0 = rec.dispatches;
-  const steps = 20;
+  const steps = 30;
   let record = 0;
   const c0 = performance.now();
   for (let i = 0; i < steps; i++) {
@@ -286,6 +289,55 @@ async function benchOverhead(ctx: GpuContext) {
     `\nrecording a ${L}-layer decode step: ${n} dispatches, ${(record / steps).toFixed(2)} ms recording + ` +
       `${(perStep - record / steps).toFixed(2)} ms submit (${((record / steps / n) * 1e3).toFixed(2)} us per dispatch)`,
   );
+  dispatchCosts(ctx);
+}
+
+/**
+ * Where one dispatch's recording goes: Recorder.run as a whole, and its parts alone (the bind-group lookup, and
+ * Dawn's setBindGroup and dispatchWorkgroups on a prebuilt group), per call, over a kernel with 6 bindings.
+ */
+function dispatchCosts(ctx: GpuContext) {
+  const kernel = ctx.pipelines.kernel('bench.noop6', () => ({
+    name: 'bench.noop6',
+    code:
+      'struct P { n: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n' +
+      [1, 2, 3, 4, 5].map((i) => `@group(0) @binding(${i}) var<storage, read> b${i}: array<u32>;`).join('\n') +
+      '\n@group(0) @binding(6) var<storage, read_write> o: array<u32>;\n' +
+      '@compute @workgroup_size(1) fn main() { o[0] = p.n + b1[0] + b2[0] + b3[0] + b4[0] + b5[0]; }',
+    bindings: ['read', 'read', 'read', 'read', 'read', 'write'],
+    params: 'u',
+  }));
+  const bufs = Array.from({ length: 6 }, () => createTensor(ctx, [64], 'f32'));
+  const bindings = bufs.map((t) => ({ buffer: t.buffer, offset: 0, size: 256 }));
+  const N = 4000;
+  const time = (f: (i: number) => void) => {
+    const t0 = performance.now();
+    for (let i = 0; i < N; i++) f(i);
+    return ((performance.now() - t0) / N) * 1e3;
+  };
+  const rec = new Recorder(ctx, 'dispatch costs');
+  const whole = time(() => rec.run(kernel, [1], bindings, 1));
+  rec.submit();
+  const variant = kernel.variant(0);
+  const lookup = time(() => ctx.pipelines.bindGroup(variant.layout, ctx.uniforms.buffer, kernel.paramsSize, bindings));
+  const group = ctx.pipelines.bindGroup(variant.layout, ctx.uniforms.buffer, kernel.paramsSize, bindings);
+  const enc = ctx.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(variant.pipeline);
+  const offsets = [0];
+  const setGroup = time((i) => {
+    offsets[0] = (i % 64) * 256;
+    pass.setBindGroup(0, group, offsets);
+  });
+  const dispatch = time(() => pass.dispatchWorkgroups(1));
+  const pipeline = time(() => pass.setPipeline(variant.pipeline));
+  pass.end();
+  ctx.device.queue.submit([enc.finish()]);
+  console.log(
+    `one dispatch (6 bindings): Recorder.run ${whole.toFixed(2)} us; alone: bind-group lookup ${lookup.toFixed(2)}, ` +
+      `setPipeline ${pipeline.toFixed(2)}, setBindGroup ${setGroup.toFixed(2)}, dispatchWorkgroups ${dispatch.toFixed(2)} us`,
+  );
+  for (const t of bufs) t.buffer.destroy();
 }
 
 const tuningName = option('--tuning');
