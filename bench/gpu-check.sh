@@ -9,8 +9,9 @@
 # golden fixtures into .goldens (both git-ignored; the carry limit is 64 MiB with .gpu). The run prints: the f16
 # GPU path against the goldens (tensor cores included), the engine at 1-64 streams (median of 3 rounds), the
 # runner's prefill and decode with a per-kernel profile of each step, and one engine-like prefill chunk. Also in
-# the kit: bench/generate.js --mma-tiles JSON / --tune k=v to compare tunings by whole steps, bench/ops.js --repeat
-# for single kernels (which at 16-64 tokens disagreed with whole steps: trust the steps).
+# the kit: bench/mma-tables.sh (bench/generate.js --mma-tiles JSON / --tune k=v over several tunings in one call:
+# compare them by whole steps' kernel totals), bench/ops.js --repeat for single kernels (which at 16-64 tokens
+# disagreed with whole steps: trust the steps).
 set -u
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = prepare ]; then

@@ -42,7 +42,8 @@ export interface KernelTuning {
   mmaSplitWorkgroups: number;
   /**
    * The least K a split covers: every workgroup of a split ends in an epilogue that writes its whole tile of
-   * partial sums, which for big tiles over a few steps of K costs more than the steps.
+   * partial sums (a guard for big tiles over few tokens: 128 tokens on 128 x 256 tiles would split K = 2048 into
+   * 32 pieces of 64; the tuned tables keep such steps on smaller tiles, where it does not bind).
    */
   mmaMinSplitK: number;
   /**
