@@ -3,14 +3,14 @@
  * tokens, through the whole engine (scheduler, runner, sampler, detokenizer, streams).
  *
  *   node build/bench/engine.js [MODEL_DIR] [--streams 1,8,32,64] [--prompt 128] [--tokens 128] [--dummy] [--dtype float16]
- *     [--repeat 3] [--timing]
+ *     [--repeat 3] [--timing] [--async]
  *
  * Prints aggregate decode tokens/s and time to first token (p50/p99) per concurrency, and the ratio of the
  * highest concurrency's throughput to one stream's. --repeat R times every concurrency R times, the rounds
  * interleaved, and reports each one's median round (with the range of its tokens/s): a lent GPU's speed drifts
  * between runs and within one. --timing splits each concurrency's steps into the engine's parts (CPU time of
  * schedule, the runner's synchronous part (inputs, recording, submit), output processing, update; and the wait for
- * the GPU), per step, in the last round.
+ * the GPU), per step, in the last round. --async runs the engine with asyncScheduling.
  */
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
@@ -27,6 +27,7 @@ const { values, positionals } = parseArgs({
     'kv-memory': { type: 'string', default: String(2 * 2 ** 30) },
     repeat: { type: 'string', default: '1' },
     timing: { type: 'boolean', default: false },
+    async: { type: 'boolean', default: false },
   },
 });
 const streams = values.streams.split(',').map(Number);
@@ -40,6 +41,7 @@ const llm = await LLM.create({
   maxNumBatchedTokens: 2048,
   maxModelLen: promptLen + maxTokens + 16,
   kvCacheMemoryBytes: Number(values['kv-memory']),
+  asyncScheduling: values.async,
 });
 const cfg = llm.engine.config;
 const ctx = llm.engine.runner.ctx;

@@ -19,12 +19,32 @@ async function collect(stream: AsyncIterable<RequestOutput>): Promise<RequestOut
   return last!;
 }
 
-describe('tinystories-656K engine', () => {
+/** Steps the engine planned ahead of their predecessor's tokens (async scheduling), counted from `llm` on. */
+function countRunAhead(llm: LLM): { n: number } {
+  const scheduler = (llm.engine as unknown as { scheduler: { markPlaceholders: (...a: unknown[]) => void } }).scheduler;
+  const counter = { n: 0 };
+  const mark = scheduler.markPlaceholders.bind(scheduler);
+  scheduler.markPlaceholders = (...a: unknown[]) => {
+    counter.n++;
+    mark(...a);
+  };
+  return counter;
+}
+
+// Every test runs without and with async scheduling (the next step submitted before this one's tokens are known).
+for (const asyncScheduling of [false, true]) describe(`tinystories-656K engine${asyncScheduling ? ', async scheduling' : ''}`, () => {
   let llm: LLM;
+  let ahead: { n: number };
   beforeAll(async () => {
-    llm = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256 });
+    llm = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, asyncScheduling });
+    ahead = countRunAhead(llm);
   });
-  afterAll(() => llm.dispose());
+  afterAll(() => {
+    // Async scheduling ran ahead, and only then.
+    if (asyncScheduling) expect(ahead.n).toBeGreaterThan(0);
+    else expect(ahead.n).toBe(0);
+    return llm.dispose();
+  });
 
   it('32 concurrent requests of different lengths and params equal each run alone, token for token', async () => {
     const reqs = Array.from({ length: 32 }, (_, i) => ({
@@ -48,6 +68,23 @@ describe('tinystories-656K engine', () => {
     }
     expect(kvOf(llm).numFreeBlocks).toBe(kvOf(llm).numBlocks);
   });
+
+  if (asyncScheduling) {
+    it('gives the outputs of the engine without it: greedy requests ending on EOS or length, with sampled ones among them', async () => {
+      const sync = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256 });
+      const prompts = Array.from({ length: 12 }, (_, i) => ({ promptTokenIds: promptOf(4 + 5 * i, 300 + i) }));
+      // (A step with a sampled row waits for its tokens: the sampled requests end early, the rest run ahead.)
+      const params = prompts.map((_, i) => new SamplingParams({ temperature: i % 4 === 3 ? 0.7 : 0, seed: i, maxTokens: i % 4 === 3 ? 8 : 20 + 9 * i }));
+      const n0 = ahead.n;
+      const [a, b] = [await llm.generate(prompts, params), await sync.generate(prompts, params)];
+      expect(ahead.n).toBeGreaterThan(n0);
+      expect(a.map((o) => o.outputs[0].tokenIds)).toEqual(b.map((o) => o.outputs[0].tokenIds));
+      expect(a.map((o) => o.outputs[0].finishReason)).toEqual(b.map((o) => o.outputs[0].finishReason));
+      expect(b.some((o) => o.outputs[0].finishReason === 'stop')).toBe(true); // some ended on EOS
+      expect(kvOf(llm).numFreeBlocks).toBe(kvOf(llm).numBlocks);
+      await sync.dispose();
+    });
+  }
 
   it('aborting half of the requests mid-stream frees exactly their blocks; the others are unaffected', async () => {
     const kv = kvOf(llm);
@@ -117,7 +154,7 @@ describe('tinystories-656K engine', () => {
     expect(hit.numCachedTokens).toBe(48);
     const after = llm.engine.stats;
     expect(after.prefixCacheHits - before.prefixCacheHits).toBeGreaterThanOrEqual(48);
-    const cold = await loadLLM(modelDir('tinystories-656K'), { enablePrefixCaching: false });
+    const cold = await loadLLM(modelDir('tinystories-656K'), { enablePrefixCaching: false, asyncScheduling });
     const [ref] = await cold.generate({ promptTokenIds: b }, params);
     expect(ref.numCachedTokens).toBe(0);
     expect(hit.outputs[0].tokenIds).toEqual(ref.outputs[0].tokenIds);
@@ -125,7 +162,7 @@ describe('tinystories-656K engine', () => {
   });
 
   it('preempts under a tiny KV pool and still gives identical outputs', async () => {
-    const tiny = await loadLLM(modelDir('tinystories-656K'), { numGpuBlocksOverride: 10, blockSize: 16, maxModelLen: 96, maxNumSeqs: 8 });
+    const tiny = await loadLLM(modelDir('tinystories-656K'), { numGpuBlocksOverride: 10, blockSize: 16, maxModelLen: 96, maxNumSeqs: 8, asyncScheduling });
     const params = new SamplingParams({ temperature: 0, maxTokens: 40, ignoreEos: true });
     const prompts = Array.from({ length: 8 }, (_, i) => ({ promptTokenIds: promptOf(10 + 3 * i, 200 + i) }));
     const outs = await tiny.generate(prompts, params);

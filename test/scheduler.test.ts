@@ -621,3 +621,56 @@ describe('Scheduler: randomized invariants', () => {
     for (const v of Object.values(seen)) expect(v).toBeGreaterThan(10);
   });
 });
+
+describe('Scheduler: async scheduling (each step planned before the previous one\'s tokens are known)', () => {
+  /** Runs to the end one step ahead: schedule N + 1 after markPlaceholders(N), then apply N's tokens. */
+  function runAhead(s: Scheduler, reqs: Map<string, Request>, maxSteps = 2000) {
+    const outs: SchedulerOutput[] = [];
+    let cur: SchedulerOutput | null = null;
+    for (let i = 0; i < maxSteps && (cur || s.hasUnfinishedRequests()); i++) {
+      cur ??= s.schedule();
+      s.markPlaceholders(cur);
+      const next = s.schedule();
+      // The model sees each sequence as it is now: its previous token was appended by the last update.
+      const sampled = new Map<string, number[]>();
+      for (const sr of cur.scheduledRequests) if (sr.needsSample) sampled.set(sr.requestId, [nextToken(reqs.get(sr.requestId)!.allTokenIds)]);
+      s.updateFromOutput(cur, sampled);
+      outs.push(cur);
+      cur = next.totalNumScheduledTokens > 0 ? next : null;
+    }
+    return outs;
+  }
+
+  const mix = () =>
+    Array.from({ length: 8 }, (_, i) => mkReq(`r${i}`, range(10 + 7 * i, 2 + ((i * 5) % 11)), { maxTokens: 3 + ((i * 7) % 13), ...(i % 3 === 1 ? { stopTokenIds: [7, 11, 13] } : {}) }));
+
+  it('plans past placeholders (token -1), ends at stop tokens and length caps with the outputs of a synchronous run', () => {
+    const rs = mix();
+    const s = mkSched({ numBlocks: 64 });
+    for (const r of rs) s.addRequest(r);
+    const outs = runAhead(s, track(...rs));
+    expect(outs.some((o) => o.scheduledRequests.some((x) => x.tokenIds.includes(-1)))).toBe(true);
+    for (const [i, r] of rs.entries()) {
+      const ref = solo(r.promptTokenIds.slice(), { maxTokens: 3 + ((i * 7) % 13), ...(i % 3 === 1 ? { stopTokenIds: [7, 11, 13] } : {}) });
+      expect({ tokens: r.outputTokenIds, reason: r.finishReason }, r.requestId).toEqual(ref);
+    }
+    expect(rs.some((r) => r.finishReason === 'stop')).toBe(true);
+    // A request is never planned past its length cap.
+    for (const o of outs) for (const x of o.scheduledRequests) expect(x.startPosition).toBeLessThan(64);
+    expect(s.kvCacheManager.numFreeBlocks).toBe(64);
+    expect(s.hasUnfinishedRequests()).toBe(false);
+  });
+
+  it('gives a request preempted while its token is in flight that token, and the same outputs under a tiny pool', () => {
+    const rs = mix();
+    const s = mkSched({ numBlocks: 7 });
+    for (const r of rs) s.addRequest(r);
+    runAhead(s, track(...rs));
+    expect(s.stats.numPreemptions).toBeGreaterThan(0);
+    for (const [i, r] of rs.entries()) {
+      const ref = solo(r.promptTokenIds.slice(), { maxTokens: 3 + ((i * 7) % 13), ...(i % 3 === 1 ? { stopTokenIds: [7, 11, 13] } : {}) });
+      expect({ tokens: r.outputTokenIds, reason: r.finishReason }, r.requestId).toEqual(ref);
+    }
+    expect(s.kvCacheManager.numFreeBlocks).toBe(7);
+  });
+});

@@ -192,7 +192,8 @@ export class KVCacheManager {
     const blocks = this.#reqBlocks.get(req.requestId);
     if (!blocks) return;
     const B = this.blockSize;
-    const numFull = Math.min(Math.floor(req.numComputedTokens / B), blocks.length);
+    // (Async scheduling computes a placeholder's KV before its token is known: only known tokens are hashed.)
+    const numFull = Math.min(Math.floor(Math.min(req.numComputedTokens, req.numTokens) / B), blocks.length);
     const done = this.#numCachedBlocks.get(req.requestId) ?? 0;
     if (numFull <= done) return;
     const hashes = this.#hashesOf(req);

@@ -21,9 +21,9 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { EngineMetrics } from './metrics.js';
 import { yieldToEventLoop } from './yield.js';
 import { OutputProcessor, type CoreOutput } from './output-processor.js';
-import { ModelRunner, type ScheduledSeq } from './model-runner.js';
+import { ModelRunner, type ScheduledSeq, type StepResult } from './model-runner.js';
 import { topLogprobs } from '../sampling/logprobs.js';
-import { badWordsTokenIds, Sampler, type SamplerRequest } from '../sampling/sampler.js';
+import { badWordsTokenIds, needsLogitsRow, Sampler, type SamplerRequest } from '../sampling/sampler.js';
 import { Request, RequestStatus } from './request.js';
 import { RequestStream } from './request-stream.js';
 import { Scheduler } from './scheduler.js';
@@ -63,6 +63,21 @@ export interface EngineOptions {
   onProgress?: (progress: DownloadProgress) => void;
   /** Where the engine's notices go (one line each); default: console.warn, so stdout stays the caller's. */
   log?: (message: string) => void;
+  /**
+   * vLLM's async_scheduling: while a step runs on the GPU, the next one is scheduled, recorded and submitted, its
+   * decode tokens taken on the GPU from this step's argmax, so the CPU's part of a step overlaps the GPU's. Steps
+   * whose rows all sample greedily without logprobs run ahead; others wait for their tokens as without it. Same
+   * outputs; a request that ends on EOS computes one token more, dropped. Default false.
+   */
+  asyncScheduling?: boolean;
+}
+
+/** A submitted step: its plan, the runner's inputs and the pending result. */
+interface InFlight {
+  plan: ReturnType<Scheduler['schedule']>;
+  seqs: ScheduledSeq[];
+  forks: Map<string, string[]>;
+  running: Promise<StepResult>;
 }
 
 /** A prompt: text, or token ids. */
@@ -126,6 +141,8 @@ export class LLMEngine {
    * (as vLLM's front end detokenizes while its engine core runs on), or when the loop runs out of work.
    */
   private deferred: CoreOutput[] | null = null;
+  /** Async scheduling: the step submitted ahead of the one being finished. */
+  private ahead: InFlight | null = null;
   /** Token counters and latency histograms (vLLM's metrics). */
   readonly metrics: EngineMetrics;
   private loop: Promise<void> | null = null;
@@ -324,7 +341,7 @@ export class LLMEngine {
     await Promise.resolve();
     for (;;) {
       this.applyAborts();
-      if (!this.scheduler.hasUnfinishedRequests()) {
+      if (!this.scheduler.hasUnfinishedRequests() && !this.ahead) {
         // The last step's outputs still go to their streams (processing them only ends requests).
         this.processOutputs();
         return;
@@ -332,6 +349,9 @@ export class LLMEngine {
       try {
         await this.step();
       } catch (err) {
+        const ahead = this.ahead;
+        this.ahead = null;
+        await ahead?.running.catch(() => {});
         this.processOutputs();
         this.failAll(err);
         return;
@@ -356,13 +376,40 @@ export class LLMEngine {
     }
   }
 
-  /** One engine step: schedule, execute, update from output. */
+  /**
+   * One engine step: schedule, execute, update from output. With async scheduling the step may have been submitted
+   * by the previous call, and the next one is submitted before this one's results are awaited.
+   */
   private async step(): Promise<void> {
-    const plan = this.scheduler.schedule();
-    if (plan.totalNumScheduledTokens === 0) {
+    const cur = this.ahead ?? this.launch();
+    this.ahead = null;
+    if (!cur) {
       this.processOutputs();
       return;
     }
+    if (this.options.asyncScheduling && this.canRunAhead(cur)) {
+      this.scheduler.markPlaceholders(cur.plan);
+      this.ahead = this.launch();
+      this.ahead?.running.catch(() => {}); // awaited by the next step (or the loop's error path)
+    }
+    // The previous step's outputs are processed while the GPU runs: a stop string found there finishes its request
+    // now (safe between schedule and updateFromOutput); the tokens computed for it since are dropped.
+    this.processOutputs();
+    this.finish(cur, await cur.running);
+  }
+
+  /**
+   * Whether the step after `cur` can be planned before cur's tokens are known: every row cur samples is the GPU's
+   * argmax (greedy, no logprobs; still so one token later), with no forks or prompt logprobs.
+   */
+  private canRunAhead(cur: InFlight): boolean {
+    return cur.seqs.every((s) => !s.allLogits && !s.extraSamples && (!s.sample || !needsLogitsRow(s.sample.params, s.sample.outputTokenIds.length)));
+  }
+
+  /** Schedules a step and submits it to the runner (null: nothing to run). */
+  private launch(): InFlight | null {
+    const plan = this.scheduler.schedule();
+    if (plan.totalNumScheduledTokens === 0) return null;
     const forks = new Map<string, string[]>(); // first sequence -> the sequences forked from it this step
     const seqs: ScheduledSeq[] = plan.scheduledRequests.map((s) => {
       const info = this.seqs.get(s.requestId)!;
@@ -383,12 +430,12 @@ export class LLMEngine {
         allLogits: info.sample.params.promptLogprobs !== null && s.requestId === g.seqIds[0] && s.startPosition < promptLen,
       };
     });
-    // execute() records and submits the step before it first waits: the previous step's outputs are processed
-    // while the GPU runs this one. A stop string found there finishes its request now (safe between schedule and
-    // updateFromOutput); the token this step computes for it is dropped by updateFromOutput.
-    const running = this.runner.execute(seqs, plan.blockCopies);
-    this.processOutputs();
-    const result = await running;
+    // execute() records and submits the step before it first waits.
+    return { plan, seqs, forks, running: this.runner.execute(seqs, plan.blockCopies) };
+  }
+
+  /** Updates the requests from a step's results; the outputs are processed during the next step. */
+  private finish({ plan, seqs, forks }: InFlight, result: StepResult): void {
     for (const s of seqs) {
       const rows = result.allLogits.get(s.requestId);
       const info = this.seqs.get(s.requestId);

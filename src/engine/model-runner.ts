@@ -78,13 +78,19 @@ export class ModelRunner {
   private readonly sampledIds: GPUBuffer; // u32 [maxRows] argmax results
   private readonly candParams: Tensor; // f32 [logitRowsCap, 2]: per row 1/T and the min-p offset (candidateRowParams)
   private readonly candidates: Tensor; // u32 [logitRowsCap, candidateRecordWords(256)]: topKCandidates records
-  private staging: GPUBuffer | null = null;
+  /**
+   * Readback buffers, used in turn: with async scheduling the next step is recorded while this one's is still
+   * mapped. The third serves the candidates' fallback.
+   */
+  private readonly stagings: ({ buffer: GPUBuffer; size: number } | null)[] = [null, null, null];
+  private stagingTurn = 0;
+  /** Byte offset in sampledIds of each request's sampled token in the last step (async scheduling's source). */
+  private sampleRowOf = new Map<string, number>();
   /**
    * Sample from GPU-selected top candidates (max, exact normaliser, top-K) when they prove the token the full-row
    * sampler would draw; rows they cannot prove fall back to the full row in the same step. Off: always full rows.
    */
   candidateSampling = true;
-  private stagingSize = 0;
 
   constructor(
     readonly ctx: GpuContext,
@@ -174,6 +180,10 @@ export class ModelRunner {
     // 1. Prepare inputs.
     const bs = limits.blockSize;
     const maxBlocks = Math.max(1, ...seqs.map((s) => Math.ceil((s.startPos + s.tokenIds.length) / bs)));
+    // Placeholder tokens (-1, async scheduling): the previous step's argmax for the request, copied on the GPU.
+    const prevRows = this.sampleRowOf;
+    this.sampleRowOf = new Map();
+    const placeholders: [token: number, source: number][] = [];
     const buf = new ArrayBuffer(layout.size);
     const ids = new Uint32Array(buf, layout.ids, T);
     const positions = new Uint32Array(buf, layout.positions, T);
@@ -190,7 +200,13 @@ export class ModelRunner {
       for (let b = 0; b < nb; b++) tables[si * maxBlocks + b] = s.blockTable[b];
       for (let j = 0; j < s.tokenIds.length; j++, t++) {
         const pos = s.startPos + j;
-        ids[t] = s.tokenIds[j];
+        const id = s.tokenIds[j];
+        if (id < 0) {
+          const src = prevRows.get(s.requestId);
+          if (src === undefined) throw new Error(`request ${s.requestId}: a placeholder token with no sampled token in flight`);
+          placeholders.push([t, src]);
+        }
+        ids[t] = Math.max(0, id);
         positions[t] = pos;
         positionIds[t] = pos + cfg.learnedPositionOffset;
         seqIdx[t] = si;
@@ -218,6 +234,7 @@ export class ModelRunner {
     this.ctx.device.pushErrorScope('validation');
     const rec = new Recorder(this.ctx);
     this.copyBlocks(rec, blockCopies);
+    for (const [t, src] of placeholders) rec.copy(this.sampledIds, src, this.inputs, layout.ids + 4 * t, 4);
     const inputs = {
       T,
       ids: this.view(layout.ids, maxT, 'u32'),
@@ -257,7 +274,14 @@ export class ModelRunner {
       this.ctx.device.queue.writeBuffer(this.candParams.buffer, 0, rp);
     }
     const stagingSize = idsBytes + candBytes + nFull * rowBytes;
-    const staging = this.stagingBuffer(stagingSize);
+    this.stagingTurn ^= 1;
+    const staging = this.stagingBuffer(stagingSize, this.stagingTurn);
+    rows.forEach((r, i) => {
+      if (r.kind === 'sample' && r.extra === undefined) {
+        const c = Math.floor(i / cap);
+        this.sampleRowOf.set(seqs[r.seq].requestId, c * chunkStride + 4 * (i - c * cap));
+      }
+    });
     let fullAt = idsBytes + candBytes;
     const fullOffset = new Map<number, number>();
     for (let c = 0; c * cap < rows.length; c++) {
@@ -336,7 +360,7 @@ export class ModelRunner {
     const V = this.cfg.vocabSize;
     const rowBytes = V * 4;
     const size = rowsInChunk.length * rowBytes;
-    const staging = this.stagingBuffer(size);
+    const staging = this.stagingBuffer(size, 2);
     const rec = new Recorder(this.ctx, 'step.fallback');
     rowsInChunk.forEach((j, k) => rec.copy(this.acts.logits.buffer, j * rowBytes, staging, k * rowBytes, rowBytes));
     rec.submit();
@@ -365,13 +389,15 @@ export class ModelRunner {
     for (const [, dst] of copies) for (const b of buffers) rec.copy(scratch, (at += bytes) - bytes, b, dst * bytes, bytes);
   }
 
-  private stagingBuffer(size: number): GPUBuffer {
-    if (!this.staging || this.stagingSize < size) {
-      this.staging?.destroy();
-      this.stagingSize = alignUp(Math.max(size, 1 << 16), 1 << 16);
-      this.staging = this.ctx.device.createBuffer({ label: 'step.staging', size: this.stagingSize, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  private stagingBuffer(size: number, turn: number): GPUBuffer {
+    let s = this.stagings[turn];
+    if (!s || s.size < size) {
+      s?.buffer.destroy();
+      const bytes = alignUp(Math.max(size, 1 << 16), 1 << 16);
+      s = { buffer: this.ctx.device.createBuffer({ label: 'step.staging', size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }), size: bytes };
+      this.stagings[turn] = s;
     }
-    return this.staging;
+    return s.buffer;
   }
 
   dispose(): void {
@@ -379,7 +405,7 @@ export class ModelRunner {
     this.sampledIds.destroy();
     this.candParams.buffer.destroy();
     this.candidates.buffer.destroy();
-    this.staging?.destroy();
+    for (const s of this.stagings) s?.buffer.destroy();
     for (const t of [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)]) t.buffer.destroy();
   }
 }

@@ -100,6 +100,11 @@ export class Request {
   /** Prompt tokens served from the prefix cache when the request was first scheduled. */
   numCachedTokens = 0;
   numPreemptions = 0;
+  /**
+   * Tokens sampled by a step still in flight and not yet appended (async scheduling): the next step already
+   * computes from them, their ids taken on the GPU (Scheduler.markPlaceholders).
+   */
+  numPlaceholders = 0;
   readonly #outputTokenIds: number[] = [];
   // prompt ++ outputs, kept as one array so slices for the model need no concatenation.
   readonly #allTokenIds: number[];

@@ -15,6 +15,11 @@
  * updateFromOutput() then appends the sampled tokens, registers newly computed full blocks in the prefix cache, runs
  * the stop check and frees finished requests.
  *
+ * Async scheduling (vLLM's async_scheduling): markPlaceholders(out) counts the tokens a submitted step will sample
+ * before they are known, and the next schedule() plans past them (a decode of placeholder id -1, which the runner
+ * fills on the GPU), unless the request's length cap would end it there. updateFromOutput then replaces them; a
+ * request preempted meanwhile still takes its token (computed before its blocks were freed).
+ *
  * @example
  * const s = new Scheduler({ maxNumBatchedTokens: 512, maxNumSeqs: 16, maxModelLen: 2048 }, { numBlocks: 256, blockSize: 16 });
  * s.addRequest(req);
@@ -121,10 +126,8 @@ export class Scheduler {
     const preempted: Request[] = [];
 
     // 1. Running requests, decodes first.
-    const order = [
-      ...this.#running.filter((r) => r.numTokens - r.numComputedTokens <= 1),
-      ...this.#running.filter((r) => r.numTokens - r.numComputedTokens > 1),
-    ];
+    const left = (r: Request) => r.numTokens + r.numPlaceholders - r.numComputedTokens;
+    const order = [...this.#running.filter((r) => left(r) <= 1), ...this.#running.filter((r) => left(r) > 1)];
     for (const req of order) {
       if (budget === 0) break;
       if (req.status !== RequestStatus.RUNNING) continue; // preempted earlier in this loop
@@ -172,12 +175,14 @@ export class Scheduler {
     let total = 0;
     for (const [req, n] of scheduled) {
       const start = req.numComputedTokens;
+      const tokenIds = req.allTokenIds.slice(start, start + n);
+      while (tokenIds.length < n) tokenIds.push(-1); // placeholders: sampled by the step in flight
       scheduledRequests.push({
         requestId: req.requestId,
-        tokenIds: req.allTokenIds.slice(start, start + n),
+        tokenIds,
         startPosition: start,
         blockTable: kv.blockTable(req.requestId),
-        needsSample: start + n === req.numTokens,
+        needsSample: start + n === req.numTokens + req.numPlaceholders,
       });
       req.numComputedTokens += n;
       total += n;
@@ -202,7 +207,18 @@ export class Scheduler {
     const outputs: EngineCoreOutput[] = [];
     for (const sr of out.scheduledRequests) {
       const req = this.#requests.get(sr.requestId);
-      if (!req || req.status !== RequestStatus.RUNNING) continue;
+      if (!req) continue;
+      if (sr.needsSample && req.numPlaceholders > 0) {
+        req.numPlaceholders--;
+        // Preempted after this step was submitted: the token is still its next one.
+        if (req.status === RequestStatus.PREEMPTED) {
+          const ids = sampled.get(sr.requestId) ?? [];
+          if (ids.length === 0) throw new Error(`updateFromOutput: no sampled token for '${sr.requestId}'`);
+          outputs.push(this.#append(req, ids));
+          continue;
+        }
+      }
+      if (req.status !== RequestStatus.RUNNING) continue;
       this.kvCacheManager.cacheBlocks(req);
       const ids = sampled.get(sr.requestId) ?? [];
       if (!sr.needsSample) {
@@ -235,6 +251,17 @@ export class Scheduler {
       this.#running.push(child);
     } else {
       this.#enqueue(child, true);
+    }
+  }
+
+  /**
+   * Async scheduling: the step `out` is submitted and the next is planned before its results, so each request it
+   * samples holds a placeholder until updateFromOutput(out).
+   */
+  markPlaceholders(out: SchedulerOutput): void {
+    for (const sr of out.scheduledRequests) {
+      const req = this.#requests.get(sr.requestId);
+      if (sr.needsSample && req?.status === RequestStatus.RUNNING) req.numPlaceholders++;
     }
   }
 
@@ -311,7 +338,10 @@ export class Scheduler {
 
   // Tokens to give `req` (computed up to `computed`) this step.
   #numNewTokens(req: Request, computed: number, budget: number): number {
-    let n = req.numTokens - computed;
+    const ahead = req.numPlaceholders;
+    // A placeholder that reaches the length cap ends the request: nothing to compute after it.
+    if (ahead > 0 && (req.numOutputTokens + ahead >= req.params.maxTokens || req.numTokens + ahead >= this.config.maxModelLen)) return 0;
+    let n = req.numTokens + ahead - computed;
     const threshold = this.config.longPrefillTokenThreshold;
     if (threshold > 0) n = Math.min(n, threshold);
     return Math.min(n, budget);
