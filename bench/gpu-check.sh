@@ -26,7 +26,9 @@ if [ "${1:-}" = prepare ]; then
   exit 0
 fi
 quiet='^(Warning|Compilation log|warning|[0-9]+ warning)|deprecated builtin|^ *\^|^:[0-9]|subgroupMatrix(Load|Store)'
-node build/bench/goldens.js .goldens/goldens.json .goldens/tinystories-656K .goldens/stories260K .goldens/phi3-rand --copies 8 2>&1 | grep -E '^(ok|FAIL|  GPU errors)|models? (match|differ)'
+for a in "" --async; do
+  node build/bench/goldens.js .goldens/goldens.json .goldens/tinystories-656K .goldens/stories260K .goldens/phi3-rand --copies 8 $a 2>&1 | grep -E '^(ok|FAIL|  GPU errors)|models? (match|differ)'
+done
 node build/bench/engine.js .benchcfg/llama-3.2-1b --dummy --dtype float16 --repeat 3 --timing 2>&1 | grep -vE "$quiet"
 echo "# the same with async scheduling"
 node build/bench/engine.js .benchcfg/llama-3.2-1b --dummy --dtype float16 --repeat 3 --timing --async 2>&1 | grep -vE "$quiet"
