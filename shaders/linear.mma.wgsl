@@ -87,8 +87,9 @@ fn loadX(tileM: u32, e: u32, k0: u32) -> mat2x4<f32> {
 
 /**
  * Stores x chunk e at its place in xs. A thread's 8 halves go out as 4 pairs, chunk e starting at pair e % 4:
- * in order, the 4 chunks of a row that land on one bank (rows LD apart) would all store to it at once (4-way
- * conflicts; H200: an engine prefill chunk 48 -> 44 ms); rotated, each store of a subgroup hits distinct banks.
+ * stored in order, a subgroup's 32 chunks (rows LD halves apart) start on only 8 banks, 4 chunks each, which would
+ * store to the same bank at once (4-way conflicts; H200: an engine prefill chunk 48 -> 44 ms); the 4 chunks
+ * sharing a bank have distinct e % 4, so rotated, each store of a subgroup hits distinct banks.
  */
 fn stageX(e: u32, v: mat2x4<f32>) {
   let at = (e / CHUNKS) * LD + (e % CHUNKS) * 8u;

@@ -82,7 +82,7 @@ export class ModelRunner {
    * Readback buffers, used in turn: with async scheduling the next step is recorded while this one's is still
    * mapped. The third serves the candidates' fallback.
    */
-  private readonly stagings: ({ buffer: GPUBuffer; size: number } | null)[] = [null, null, null];
+  private readonly stagings: (GPUBuffer | null)[] = [null, null, null];
   private stagingTurn = 0;
   /** Byte offset in sampledIds of each request's sampled token in the last step (async scheduling's source). */
   private sampleRowOf = new Map<string, number>();
@@ -276,11 +276,10 @@ export class ModelRunner {
     const stagingSize = idsBytes + candBytes + nFull * rowBytes;
     this.stagingTurn ^= 1;
     const staging = this.stagingBuffer(stagingSize, this.stagingTurn);
+    /** Byte offset of row i's argmax in sampledIds (and in staging, which mirrors it). */
+    const idAt = (i: number) => Math.floor(i / cap) * chunkStride + 4 * (i % cap);
     rows.forEach((r, i) => {
-      if (r.kind === 'sample' && r.extra === undefined) {
-        const c = Math.floor(i / cap);
-        this.sampleRowOf.set(seqs[r.seq].requestId, c * chunkStride + 4 * (i - c * cap));
-      }
+      if (r.kind === 'sample' && r.extra === undefined) this.sampleRowOf.set(seqs[r.seq].requestId, idAt(i));
     });
     let fullAt = idsBytes + candBytes;
     const fullOffset = new Map<number, number>();
@@ -321,7 +320,6 @@ export class ModelRunner {
       const reqs: SamplerRequest[] = [];
       const ids: string[] = [];
       rows.forEach((r, i) => {
-        const c = Math.floor(i / cap);
         const fo = fullOffset.get(i);
         const s = seqs[r.seq];
         if (r.kind === 'all') {
@@ -334,7 +332,7 @@ export class ModelRunner {
           else result.sampled.set(idOf(r), { tokenId: id, logprobs: null });
         } else if (fo === undefined) {
           // Plain greedy: the GPU's argmax is the answer.
-          result.sampled.set(idOf(r), { tokenId: new Uint32Array(mapped, c * chunkStride, cap)[i - c * cap], logprobs: null });
+          result.sampled.set(idOf(r), { tokenId: new Uint32Array(mapped, idAt(i), 1)[0], logprobs: null });
         } else {
           views.push(new Float32Array(mapped, fo, V)); // the sampler copies each row once
           reqs.push(sampleOf(r));
@@ -390,14 +388,14 @@ export class ModelRunner {
   }
 
   private stagingBuffer(size: number, turn: number): GPUBuffer {
-    let s = this.stagings[turn];
-    if (!s || s.size < size) {
-      s?.buffer.destroy();
+    let buffer = this.stagings[turn];
+    if (!buffer || buffer.size < size) {
+      buffer?.destroy();
       const bytes = alignUp(Math.max(size, 1 << 16), 1 << 16);
-      s = { buffer: this.ctx.device.createBuffer({ label: 'step.staging', size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }), size: bytes };
-      this.stagings[turn] = s;
+      buffer = this.ctx.device.createBuffer({ label: 'step.staging', size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      this.stagings[turn] = buffer;
     }
-    return s.buffer;
+    return buffer;
   }
 
   dispose(): void {
@@ -405,7 +403,7 @@ export class ModelRunner {
     this.sampledIds.destroy();
     this.candParams.buffer.destroy();
     this.candidates.buffer.destroy();
-    for (const s of this.stagings) s?.buffer.destroy();
+    for (const b of this.stagings) b?.destroy();
     for (const t of [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)]) t.buffer.destroy();
   }
 }

@@ -208,18 +208,11 @@ export class Scheduler {
     for (const sr of out.scheduledRequests) {
       const req = this.#requests.get(sr.requestId);
       if (!req) continue;
-      if (sr.needsSample && req.numPlaceholders > 0) {
-        req.numPlaceholders--;
-        // Preempted after this step was submitted: the token is still its next one.
-        if (req.status === RequestStatus.PREEMPTED) {
-          const ids = sampled.get(sr.requestId) ?? [];
-          if (ids.length === 0) throw new Error(`updateFromOutput: no sampled token for '${sr.requestId}'`);
-          outputs.push(this.#append(req, ids));
-          continue;
-        }
-      }
-      if (req.status !== RequestStatus.RUNNING) continue;
-      this.kvCacheManager.cacheBlocks(req);
+      // A token in flight (async scheduling) is the request's next one, even if it was preempted since.
+      const inFlight = sr.needsSample && req.numPlaceholders > 0;
+      if (inFlight) req.numPlaceholders--;
+      if (req.status === RequestStatus.RUNNING) this.kvCacheManager.cacheBlocks(req);
+      else if (!(inFlight && req.status === RequestStatus.PREEMPTED)) continue;
       const ids = sampled.get(sr.requestId) ?? [];
       if (!sr.needsSample) {
         if (ids.length > 0) throw new Error(`updateFromOutput: '${sr.requestId}' got tokens for a chunk that needed no sample`);
