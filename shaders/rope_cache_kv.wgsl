@@ -6,7 +6,13 @@
 // rotate_half on dims i < R: a = positions[t] invFreq[i mod R/2], c = cos(a) scaling, s = sin(a) scaling,
 // x'[i] = x[i] c - x[i + R/2] s (i < R/2), x'[i] = x[i] c + x[i - R/2] s (R/2 <= i < R); dims >= R unchanged.
 //
-// Prelude (templated on the cache dtype): KS, EPW, pack as in cache_kv.wgsl.
+// qkv's values come through qkvAt(i) (element i of qkv [T, (nH + 2 nKv) D]), which the prelude defines: qkv[i]
+// itself, or (split-K, see linear's deferSplit) the sum of the tensor-core linear's K splits part[s, t, c] plus
+// bias[c]; then the q heads are written whole (their unrotated dims >= R too) and the k and v columns of qkv stay
+// unwritten. This saves the linear's reduce dispatch.
+//
+// Prelude (templated on the cache dtype): KS, EPW, pack as in cache_kv.wgsl; qkvAt (and with split sums, the
+// part and bias bindings 7 and 8).
 //
 // Bindings: qkv          f32 [T, (nH + 2 nKv) D]   (q heads written)
 //           positions    u32 [T]
@@ -17,8 +23,9 @@
 // D and R are even.
 //
 // Dispatch: one thread per (t, head of nH + 2 nKv, pair j < D / 2): index threadIndex (lib/thread.wgsl).
-// For a q head the thread rotates the pair (j, j + R/2) in place (threads j >= R/2 idle); for k and v heads it
-// writes cache elements 2j and 2j + 1 (one u32 word of an f16 cache, so no two threads share a word).
+// For a q head the thread rotates the pair (j, j + R/2) (threads j >= R/2 write dims R + 2 (j - R/2) and the
+// next as they are); for k and v heads it writes cache elements 2j and 2j + 1 (one u32 word of an f16 cache, so
+// no two threads share a word).
 
 struct Params {
   T: u32,
@@ -27,6 +34,8 @@ struct Params {
   D: u32,
   half: u32, // R / 2
   scaling: f32,
+  splits: u32, // split sums: K splits in part
+  hasBias: u32, // split sums: add bias
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -55,14 +64,14 @@ fn rotation(t: u32, i: u32) -> vec2<f32> {
 
 /** Element e of the k head starting at `base`, rotated. */
 fn rotatedK(t: u32, base: u32, e: u32) -> f32 {
-  let x = qkv[base + e];
+  let x = qkvAt(base + e);
   if (e < p.half) {
     let cs = rotation(t, e);
-    return x * cs.x - qkv[base + e + p.half] * cs.y;
+    return x * cs.x - qkvAt(base + e + p.half) * cs.y;
   }
   if (e < 2u * p.half) {
     let cs = rotation(t, e - p.half);
-    return x * cs.x + qkv[base + e - p.half] * cs.y;
+    return x * cs.x + qkvAt(base + e - p.half) * cs.y;
   }
   return x;
 }
@@ -83,10 +92,14 @@ fn main(thread: Thread) {
   if (h < p.nH) {
     if (j < p.half) {
       let cs = rotation(t, j);
-      let x1 = qkv[base + j];
-      let x2 = qkv[base + j + p.half];
+      let x1 = qkvAt(base + j);
+      let x2 = qkvAt(base + j + p.half);
       qkv[base + j] = x1 * cs.x - x2 * cs.y;
       qkv[base + j + p.half] = x2 * cs.x + x1 * cs.y;
+    } else {
+      let e = 2u * p.half + 2u * (j - p.half);
+      qkv[base + e] = qkvAt(base + e);
+      qkv[base + e + 1u] = qkvAt(base + e + 1u);
     }
     return;
   }
@@ -99,7 +112,7 @@ fn main(thread: Thread) {
   if (h < p.nH + p.nKv) {
     v = vec2<f32>(rotatedK(t, base, e), rotatedK(t, base, e + 1u));
   } else {
-    v = vec2<f32>(qkv[base + e], qkv[base + e + 1u]);
+    v = vec2<f32>(qkvAt(base + e), qkvAt(base + e + 1u));
   }
   // Cache element (slot, kvh, e) as words of EPW elements.
   let kvh = (h - p.nH) % p.nKv;

@@ -80,6 +80,11 @@ export interface KernelTuning {
   /** Row reductions (norms, argmax): threads per row (a power of two). */
   rowWorkgroup: number;
   /**
+   * The split-K epilogue fused with the next RMSNorm (shaders/linear.reduce.norm.wgsl): at most this many threads
+   * per row (a power of two), each adding up 4 columns of every split.
+   */
+  reduceNormWorkgroup: number;
+  /**
    * Bytes of padding after each weight row: rows of a power-of-two size (16 KiB for K = 8192 in f16) put every
    * row's same column on the same memory channels, and the GEMMs that walk many rows at once slowed down 2.5-4x
    * (H200, bench/ops.js --pad: down 8192 -> 2048 at 512 tokens 668 -> 265 us, at 1 token 41 -> 16 us; 16 bytes
@@ -135,6 +140,7 @@ export const GPU_TUNING: KernelTuning = {
   attentionSplitKeys: 32,
   attentionMaxSplits: 32,
   rowWorkgroup: 256,
+  reduceNormWorkgroup: 512,
   weightRowPadding: 64,
   submitEvery: 32,
 };
@@ -165,6 +171,7 @@ export const CPU_TUNING: KernelTuning = {
   attentionSplitKeys: 256,
   attentionMaxSplits: 8,
   rowWorkgroup: 8,
+  reduceNormWorkgroup: 8,
   weightRowPadding: 0,
   submitEvery: 0,
 };

@@ -113,14 +113,20 @@ export class Transformer {
     ops.embed(rec, inp.ids, w.embed, a.x, T);
     if (w.positions && inp.positionIds) ops.embed(rec, inp.positionIds, w.positions, a.x, T, true);
 
+    // True when the previous block's epilogue left x normalised for the next block in `a.h` (see residual).
+    let normed = false;
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l];
       // Attention block.
-      ops.linear(rec, this.normIn(rec, a, L.attnNorm, T), L.qkv, L.qkvBias, a.qkv, T, this.normOpts(L.attnNorm));
-      if (L.qNorm && L.kNorm) ops.qkNorm(rec, a.qkv, L.qNorm, L.kNorm, T, this.layout, cfg.normEps);
+      const qkNorm = L.qNorm && L.kNorm ? { q: L.qNorm, k: L.kNorm } : null;
+      const rope = cfg.rope && this.invFreq;
+      // With rope and no q/k norm, ropeCacheKV adds up the projection's split-K sums itself (deferSplit).
+      const qkvIn = normed ? a.h : this.normIn(rec, a, L.attnNorm, T);
+      const { split } = ops.linear(rec, qkvIn, L.qkv, L.qkvBias, a.qkv, T, { ...(normed ? {} : this.normOpts(L.attnNorm)), deferSplit: !qkNorm && !!rope });
+      if (qkNorm) ops.qkNorm(rec, a.qkv, qkNorm.q, qkNorm.k, T, this.layout, cfg.normEps);
       if (cfg.rope && this.invFreq) {
         const { rotaryDim, attentionScaling } = cfg.rope;
-        ops.ropeCacheKV(rec, a.qkv, inp.positions, this.invFreq, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout, rotaryDim, attentionScaling ?? 1);
+        ops.ropeCacheKV(rec, a.qkv, inp.positions, this.invFreq, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout, rotaryDim, attentionScaling ?? 1, split);
       } else {
         ops.cacheKV(rec, a.qkv, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout);
       }
@@ -130,17 +136,18 @@ export class Transformer {
         blockSize: cache.blockSize,
         maxBlocksPerSeq: inp.maxBlocksPerSeq,
       });
-      this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T);
+      normed = this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T, L.mlpNorm);
 
       // MLP block.
-      const mlpIn = this.normIn(rec, a, L.mlpNorm, T);
+      const mlpIn = normed ? a.h : this.normIn(rec, a, L.mlpNorm, T);
+      const mlpOpts = normed ? {} : this.normOpts(L.mlpNorm);
       if (cfg.gatedMlp) {
-        ops.linear(rec, mlpIn, L.up, L.upBias, a.act, T, { ...this.normOpts(L.mlpNorm), gated: gatedActName(cfg.act) });
+        ops.linear(rec, mlpIn, L.up, L.upBias, a.act, T, { ...mlpOpts, gated: gatedActName(cfg.act) });
       } else {
-        ops.linear(rec, mlpIn, L.up, L.upBias, a.up, T, this.normOpts(L.mlpNorm));
+        ops.linear(rec, mlpIn, L.up, L.upBias, a.up, T, mlpOpts);
         ops.act(rec, a.up, a.act, T * cfg.intermediateSize, plainActName(cfg.act));
       }
-      this.residual(rec, a, a.act, L.down, L.downBias, L.mlpNorm, T);
+      normed = this.residual(rec, a, a.act, L.down, L.downBias, L.mlpNorm, T, w.layers[l + 1]?.attnNorm);
     }
   }
 
@@ -171,10 +178,17 @@ export class Transformer {
     return this.cfg.preNorm && this.cfg.norm === 'rms' ? { rmsNorm: { weight: n.weight, eps: this.cfg.normEps } } : {};
   }
 
-  /** x += input W^T + b (the block's output projection), then the post-norm (x = norm(x)) when the model has it. */
-  private residual(rec: Recorder, a: Activations, input: Tensor, w: Weight, b: Tensor | null, n: Norm, T: number): void {
-    ops.linear(rec, input, w, b, a.x, T, { residual: true });
+  /**
+   * x += input W^T + b (the block's output projection), then the post-norm (x = norm(x)) when the model has it.
+   * With pre-RMSNorm, the next block's norm `next` rides along where linear can fuse it: returns true when a.h
+   * holds norm(x) for the next block.
+   */
+  private residual(rec: Recorder, a: Activations, input: Tensor, w: Weight, b: Tensor | null, n: Norm, T: number, next?: Norm): boolean {
+    const fuse = next && this.cfg.preNorm && this.cfg.norm === 'rms';
+    const normOut = fuse ? { weight: next.weight, eps: this.cfg.normEps, out: a.h } : undefined;
+    const { normed } = ops.linear(rec, input, w, b, a.x, T, { residual: true, normOut });
     if (!this.cfg.preNorm) this.postNorm(rec, a, n, T);
+    return normed;
   }
 
   /** Post-LN (OPT with do_layer_norm_before false): x = norm(x), through h since LayerNorm is not in place. */

@@ -9,6 +9,7 @@ import combineSource from '../../shaders/paged_attention.combine.wgsl';
 import cacheSource from '../../shaders/cache_kv.wgsl';
 import ropeCacheSource from '../../shaders/rope_cache_kv.wgsl';
 import { expectTensor, grid, isPowerOfTwo, wholeBuffer } from './common.js';
+import type { SplitSums } from './linear.js';
 import type { QkvLayout } from './rope.js';
 
 const CACHE_WG = 256;
@@ -100,6 +101,8 @@ const ROPE_CACHE_WG = 256;
  * @param slotMapping  i32 [T]
  * @param kCache       f32 | f16 [numBlocks, blockSize, nKv, D]
  * @param vCache       same as kCache
+ * @param split        qkv as the tensor-core linear's split-K sums (its deferSplit): they are added up here, and
+ *                     the q heads written whole into qkv
  * @example
  * ropeCacheKV(rec, qkv, positions, invFreq, slotMapping, kv[layer].k, kv[layer].v, T, layout, layout.headDim);
  */
@@ -115,6 +118,7 @@ export function ropeCacheKV(
   layout: QkvLayout,
   rotaryDim: number,
   attentionScaling = 1,
+  split: SplitSums | null = null,
 ): void {
   if (T === 0) return;
   const { ctx } = rec;
@@ -125,13 +129,18 @@ export function ropeCacheKV(
   expectTensor(invFreq, 'f32', rotaryDim / 2, 'ropeCacheKV invFreq');
   expectTensor(slotMapping, 'i32', T, 'ropeCacheKV slotMapping');
   const kt = cacheDtype(kCache, vCache, 'ropeCacheKV');
-  const key = `rope_cache_kv.${kt}`;
+  const cols = (nH + 2 * nKv) * D;
+  if (split) {
+    expectTensor(split.part, 'f32', split.splits * T * cols, 'ropeCacheKV split sums');
+    if (split.bias) expectTensor(split.bias, 'f32', cols, 'ropeCacheKV split bias');
+  }
+  const key = `rope_cache_kv.${kt}${split ? '.split' : ''}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: `${threadLib}\n${ropeCacheSource}`,
-    prelude: cacheWritePrelude(kt),
-    bindings: ['write', 'read', 'read', 'read', 'write', 'write'],
-    params: 'uuuuuf',
+    prelude: cacheWritePrelude(kt) + (split ? SPLIT_QKV : 'fn qkvAt(i: u32) -> f32 { return qkv[i]; }\n'),
+    bindings: split ? ['write', 'read', 'read', 'read', 'write', 'write', 'read', 'read'] : ['write', 'read', 'read', 'read', 'write', 'write'],
+    params: 'uuuuufuu',
     constants: { WG: ROPE_CACHE_WG },
   }));
   const [gx, gy] = grid(ctx, Math.ceil((T * (nH + 2 * nKv) * (D / 2)) / ROPE_CACHE_WG));
@@ -143,8 +152,27 @@ export function ropeCacheKV(
     bindTensor(ctx, kCache),
     bindTensor(ctx, vCache),
   ];
-  rec.run(kernel, [T, nH, nKv, D, rotaryDim / 2, attentionScaling], bindings, gx, gy);
+  if (split) bindings.push(bindTensor(ctx, split.part), split.bias ? bindTensor(ctx, split.bias) : wholeBuffer(ctx.dummy));
+  rec.run(kernel, [T, nH, nKv, D, rotaryDim / 2, attentionScaling, split?.splits ?? 1, split?.bias ? 1 : 0], bindings, gx, gy);
 }
+
+/** rope_cache_kv.wgsl's qkvAt over split-K sums: part f32 [splits, T, cols] (+ bias f32 [cols]). */
+const SPLIT_QKV = `@group(0) @binding(7) var<storage, read> part: array<f32>;
+@group(0) @binding(8) var<storage, read> bias: array<f32>;
+fn qkvAt(i: u32) -> f32 {
+  let cols = (p.nH + 2u * p.nKv) * p.D;
+  let t = i / cols;
+  let c = i % cols;
+  var v = 0.0;
+  if (p.hasBias != 0u) {
+    v = bias[c];
+  }
+  for (var s = 0u; s < p.splits; s++) {
+    v += part[(s * p.T + t) * cols + c];
+  }
+  return v;
+}
+`;
 
 /** Per-token metadata of a step, built by the model runner. */
 export interface AttentionMetadata {

@@ -1,5 +1,5 @@
 /** The transformer's math on WebGPU: each op records dispatches into a {@link Recorder}. */
-export { linear, linearReduce, type LinearOptions } from './linear.js';
+export { linear, linearReduce, type LinearOptions, type LinearResult, type RmsNormOut, type SplitSums } from './linear.js';
 export { rmsNorm, layerNorm, qkNorm, addRmsNorm, addLayerNorm } from './norm.js';
 export { rope, type QkvLayout } from './rope.js';
 export { cacheKV, ropeCacheKV, pagedAttention, type AttentionMetadata, type AttentionOptions } from './attention.js';

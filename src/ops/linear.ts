@@ -33,6 +33,8 @@ import gemvSource from '../../shaders/linear.gemv.wgsl';
 import tiledSource from '../../shaders/linear.tiled.wgsl';
 import gemmSource from '../../shaders/linear.gemm.wgsl';
 import reduceSource from '../../shaders/linear.reduce.wgsl';
+import reduceNormSource from '../../shaders/linear.reduce.norm.wgsl';
+import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import { actCode, gatedAct, type Activation } from './elementwise.js';
 import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 import { rmsNorm } from './norm.js';
@@ -49,6 +51,40 @@ export interface LinearOptions {
   gated?: Activation;
   /** Add into out (a residual): out[t, n] += result. */
   residual?: boolean;
+  /**
+   * Also write the RMSNorm of each finished output row into `out` (the next block's normalised input), when the
+   * kernel can fuse it: the tensor-core path's split-K epilogue, which holds whole rows. `linear` returns whether
+   * it did; if not, the caller normalises as usual (the GEMV fuses the norm into the next linear instead).
+   */
+  normOut?: RmsNormOut;
+  /**
+   * Leave the tensor-core path's split-K partial sums to the consumer instead of reducing them into out (one
+   * dispatch less): `linear` returns them as `split` (then out is not written), when it splits K at all (one weight
+   * part, no gating or residual). ropeCacheKV takes them.
+   */
+  deferSplit?: boolean;
+}
+
+/** What linear left undone for its consumer: split-K partial sums (see LinearOptions.deferSplit). */
+export interface SplitSums {
+  /** f32 [splits, T, N]: split s's sums of output column n of token t at (s T + t) N + n. */
+  part: Tensor;
+  splits: number;
+  /** f32 [N] to add to the sums, or null. */
+  bias: Tensor | null;
+}
+
+/** linear's result: whether it wrote opts.normOut, and the split sums it left (opts.deferSplit). */
+export interface LinearResult {
+  normed: boolean;
+  split: SplitSums | null;
+}
+
+/** An RMSNorm written after the epilogue: out[t, :] = y[t, :] / sqrt(mean(y[t, :]^2) + eps) * weight. */
+export interface RmsNormOut {
+  weight: Tensor;
+  eps: number;
+  out: Tensor;
 }
 
 type Path = 'gemv' | 'mma' | 'gemm' | 'tiled';
@@ -197,9 +233,10 @@ function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: n
  * linear(rec, normed, layer.qkvProj, layer.qkvBias, qkv, T); // [T, H] -> [T, (nH + 2 nKv) D]
  * linear(rec, hidden, layer.gateUp, null, mlp, T, { rmsNorm: { weight: layer.postNorm, eps: 1e-5 }, gated: 'silu' });
  * linear(rec, mlp, layer.down, null, hidden, T, { residual: true }); // hidden += mlp Wdown^T
+ * @returns whether `opts.normOut` was written, and the split sums left undone (`opts.deferSplit`)
  */
-export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null, out: Tensor, T: number, opts: LinearOptions = {}): void {
-  if (T === 0) return;
+export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null, out: Tensor, T: number, opts: LinearOptions = {}): LinearResult {
+  if (T === 0) return { normed: false, split: null };
   const { ctx } = rec;
   const K = w.cols;
   const gatedRows = opts.gated ? w.rows / 2 : 0;
@@ -220,7 +257,7 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     const both = scratchTensor(rec, 'linear.gated', T * w.rows);
     linear(rec, x, w, bias, both, T, { rmsNorm: opts.rmsNorm });
     gatedAct(rec, both, out, T, gatedRows, opts.gated);
-    return;
+    return { normed: false, split: null };
   }
   let input = x;
   if (opts.rmsNorm && path !== 'gemv') {
@@ -239,6 +276,10 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
   const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
   const tune = ctx.tuning;
+  // The fused RMSNorm needs each output row whole in one reduce: one weight part, no gating, N % 4 == 0.
+  const normOut = opts.normOut && w.parts.length === 1 && !opts.gated && N % 4 === 0 ? opts.normOut : undefined;
+  const defer = opts.deferSplit && w.parts.length === 1 && !opts.gated && !opts.residual;
+  const result: LinearResult = { normed: false, split: null };
   for (const part of w.parts) {
     if (part.rows === 0) continue;
     const cols = opts.gated ? gatedRows : part.rows; // output columns of this dispatch
@@ -274,12 +315,18 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
       rec.run(kernel, params, [xb, wb, bb, ob, partials], gx, tiles * splits, gz);
       if (splits > 1) {
         const partTensor: Tensor = { buffer: partials.buffer, offset: 0, shape: [splits * T * part.rows], dtype: 'f32' };
+        if (defer) {
+          result.split = { part: partTensor, splits, bias };
+          continue;
+        }
         linearReduce(rec, partTensor, bias, out, T, splits, cols, {
           outStride: N,
           colOffset: opts.gated ? 0 : part.rowStart,
           gated: opts.gated,
           residual: opts.residual,
+          normOut,
         });
+        result.normed = !!normOut;
       }
       continue;
     } else if (path === 'gemm') {
@@ -293,14 +340,24 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     const [gx, gz] = grid(ctx, Math.ceil(tileCols / perX));
     rec.run(kernel, params, [xb, wb, bb, ob], gx, Math.ceil(T / perY), gz);
   }
+  return result;
 }
 
 const REDUCE_WG = 256;
 
+/** Threads of the fused reduce + RMSNorm for rows of `cols`: a power of two covering cols / 4, within the tuning's cap. */
+function reduceNormWorkgroup(ctx: Recorder['ctx'], cols: number): number {
+  const cap = Math.min(ctx.tuning.reduceNormWorkgroup, ctx.limits.maxComputeInvocationsPerWorkgroup, ctx.limits.maxComputeWorkgroupSizeX);
+  let wg = 1;
+  while (wg < cols / 4 && wg < cap) wg *= 2;
+  return Math.max(wg, Math.min(32, cap));
+}
+
 /**
  * Split-K epilogue of the tensor-core linear (`shaders/linear.reduce.wgsl`): out[t, colOffset + n] (+)= the
  * epilogue of sum_s part[s, t, n] for n < cols, t < T, with bias, gating (part rows cols .. 2 cols - 1 hold the up
- * sums) and the residual add as in {@link linear}.
+ * sums) and the residual add as in {@link linear}; with `normOut` (whole rows only: cols == outStride, no column
+ * offset or gating), also the RMSNorm of each finished row (`shaders/linear.reduce.norm.wgsl`, one workgroup a row).
  *
  * @param part  f32 [splits, T, rows], rows = cols (gated: 2 cols)
  * @param bias  f32 [colOffset + rows] or null (gated: gate biases then up biases)
@@ -316,28 +373,42 @@ export function linearReduce(
   T: number,
   splits: number,
   cols: number,
-  opts: { outStride: number; colOffset?: number; gated?: Activation; residual?: boolean },
+  opts: { outStride: number; colOffset?: number; gated?: Activation; residual?: boolean; normOut?: RmsNormOut },
 ): void {
   const { ctx } = rec;
   const rows = opts.gated ? 2 * cols : cols;
   const colOffset = opts.colOffset ?? 0;
+  const { normOut } = opts;
   expectTensor(part, 'f32', splits * T * rows, 'linearReduce part');
   expectTensor(out, 'f32', T * opts.outStride, 'linearReduce out');
   if (bias) expectTensor(bias, 'f32', colOffset + rows, 'linearReduce bias');
+  if (normOut) {
+    if (opts.gated || colOffset !== 0 || cols !== opts.outStride || cols % 4 !== 0) {
+      throw new Error('linearReduce normOut: needs whole output rows (no gating or column offset) of a multiple of 4 columns');
+    }
+    expectTensor(normOut.weight, 'f32', cols, 'linearReduce normOut weight');
+    expectTensor(normOut.out, 'f32', T * cols, 'linearReduce normOut out');
+  }
   const fusion: Fusion = { norm: false, gated: opts.gated ? actCode(opts.gated) : -1, residual: !!opts.residual };
-  const key = `linear.reduce.${fusionKey(fusion)}`;
+  // normOut: one workgroup per row, a thread per 4 columns (up to the tuning's reduceNormWorkgroup).
+  const wg = normOut ? reduceNormWorkgroup(ctx, cols) : REDUCE_WG;
+  const key = `linear.reduce.${normOut ? `norm.${wg}.` : ''}${fusionKey(fusion)}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${threadLib}\n${activationLib}\n${linearLib}\n${reduceSource}`,
-    constants: { WG: REDUCE_WG, ...fusionConstants(fusion) },
-    bindings: ['read', 'read', 'write'],
+    code: normOut ? `${workgroupSumLib}\n${activationLib}\n${linearLib}\n${reduceNormSource}` : `${threadLib}\n${activationLib}\n${linearLib}\n${reduceSource}`,
+    constants: { WG: wg, ...fusionConstants(fusion) },
+    bindings: normOut ? ['read', 'read', 'write', 'read', 'write'] : ['read', 'read', 'write'],
     params: PARAMS,
   }));
   // Params as linear's, read by the reduce kernel: K / kSplit = splits (K = splits, kSplit = 1).
-  const params = [T, splits, cols, 0, opts.outStride, colOffset, bias ? 1 : 0, opts.gated ? cols : 0, 0, 1];
-  const bb = bias ? bindTensor(ctx, bias, 'linearReduce bias') : wholeBuffer(ctx.dummy);
-  const [gx, gy] = grid(ctx, Math.ceil((T * cols) / REDUCE_WG));
-  rec.run(kernel, params, [bindTensor(ctx, part, 'linearReduce part'), bb, bindTensor(ctx, out, 'linearReduce out')], gx, gy);
+  const params = [T, splits, cols, 0, opts.outStride, colOffset, bias ? 1 : 0, opts.gated ? cols : 0, normOut?.eps ?? 0, 1];
+  const bindings = [bindTensor(ctx, part, 'linearReduce part'), bias ? bindTensor(ctx, bias, 'linearReduce bias') : wholeBuffer(ctx.dummy), bindTensor(ctx, out, 'linearReduce out')];
+  if (normOut) {
+    bindings.push(bindTensor(ctx, normOut.weight, 'linearReduce normOut weight'), bindTensor(ctx, normOut.out, 'linearReduce normOut out'));
+    rec.run(kernel, params, bindings, ...grid(ctx, T));
+    return;
+  }
+  rec.run(kernel, params, bindings, ...grid(ctx, Math.ceil((T * cols) / REDUCE_WG)));
 }
 
 /**

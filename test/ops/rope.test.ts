@@ -60,18 +60,27 @@ describe('rope', async () => {
     ['D=128 f16 cache, odd R/2', { numHeads: 2, numKvHeads: 2, headDim: 128 }, 100, 'f16'],
   ];
   fused.forEach(([name, layout, R, kv], i) => {
-    it(`ropeCacheKV equals rope + cacheKV: ${name}`, async () => {
+    it(`ropeCacheKV equals rope + cacheKV, also from split-K sums: ${name}`, async () => {
       const pos = [0, 17, 3000, 5, 9];
       const slots = [3, -1, 0, 7, 5];
       const T = pos.length;
       const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
       const stride = (nH + 2 * nKv) * D;
-      const x = randomArray(rng(i + 90), T * stride);
+      // qkv as split-K sums (linear's deferSplit): x = bias + part[0] + part[1] + part[2], added in f32 in that order.
+      const S = 3;
+      const part = randomArray(rng(i + 50), S * T * stride);
+      const bias = randomArray(rng(i + 70), stride);
+      const x = Float32Array.from({ length: T * stride }, (_, e) => {
+        let v = bias[e % stride];
+        for (let k = 0; k < S; k++) v = Math.fround(v + part[k * T * stride + e]);
+        return v;
+      });
       const invFreq = f32(ctx, invFreqOf(R, 10000));
       const shape = [2, 4, nKv, D];
       const results = [];
-      for (const mode of ['separate', 'fused']) {
-        const qkv = f32(ctx, x, [T, stride]);
+      for (const mode of ['separate', 'fused', 'split']) {
+        const qkv = f32(ctx, mode === 'split' ? randomArray(rng(1), T * stride) : x, [T, stride]);
+        const split = mode === 'split' ? { part: f32(ctx, part), splits: S, bias: f32(ctx, bias) } : null;
         const k = createTensor(ctx, shape, kv);
         const v = createTensor(ctx, shape, kv);
         const positions = u32(ctx, pos);
@@ -79,7 +88,7 @@ describe('rope', async () => {
         const q = await run(
           ctx,
           (rec) => {
-            if (mode === 'fused') ropeCacheKV(rec, qkv, positions, invFreq, slotMapping, k, v, T, layout, R, 1.1);
+            if (mode !== 'separate') ropeCacheKV(rec, qkv, positions, invFreq, slotMapping, k, v, T, layout, R, 1.1, split);
             else {
               rope(rec, qkv, positions, invFreq, T, layout, R, 1.1);
               cacheKV(rec, qkv, slotMapping, k, v, T, layout);
@@ -90,7 +99,7 @@ describe('rope', async () => {
         const qOnly = Array.from({ length: T }, (_, t) => Array.from(q.subarray(t * stride, t * stride + nH * D))).flat();
         results.push({ q: qOnly, k: Array.from(await run(ctx, () => {}, k)), v: Array.from(await run(ctx, () => {}, v)) });
       }
-      const [a, b] = results;
+      const [a, b, c] = results;
       expectClose(b.q, a.q, 0, 1e-6);
       if (kv === 'f32') {
         expectClose(b.k, a.k, 0, 1e-6);
@@ -99,6 +108,10 @@ describe('rope', async () => {
         b.k.forEach((bits, e) => expect(Math.abs(bits - a.k[e])).toBeLessThanOrEqual(1));
       }
       expect(b.v).toEqual(a.v);
+      // From split sums: the same values, so the same results exactly (q heads whole, unrotated dims included).
+      expect(c.q).toEqual(b.q);
+      expect(c.k).toEqual(b.k);
+      expect(c.v).toEqual(b.v);
     });
   });
 });
