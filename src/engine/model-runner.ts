@@ -9,7 +9,7 @@ import { ropeInvFreq } from '../config/model-config.js';
 import type { GpuContext } from '../gpu/context.js';
 import { Recorder } from '../gpu/recorder.js';
 import type { DType, Tensor } from '../gpu/tensor.js';
-import type { KVCache, ModelWeights, Activations } from '../models/transformer.js';
+import type { KVCache, ModelWeights, Activations, ForwardInputs } from '../models/transformer.js';
 import { Transformer } from '../models/transformer.js';
 import * as ops from '../ops/index.js';
 import { candidateRecordWords, MAX_CANDIDATES, readCandidateRow, topKCandidates } from '../ops/topk.js';
@@ -52,6 +52,13 @@ export interface RunnerLimits {
 }
 
 const ALIGN = 256;
+
+/** Token counts whose steps the warm-up records: 1, 2, 3, and 2^k, 2^k + 1 up to maxT, and maxT. */
+export function warmupTokenCounts(maxT: number): number[] {
+  const ts = new Set([1, 2, 3, maxT]);
+  for (let p = 4; p <= maxT; p *= 2) ts.add(p).add(p + 1);
+  return [...ts].filter((t) => t <= maxT).sort((a, b) => a - b);
+}
 const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
 
 /** Sections of the one per-step input buffer (u32 / i32 arrays at 256-byte aligned offsets). */
@@ -71,6 +78,8 @@ export class ModelRunner {
   readonly cache: KVCache;
   private readonly acts: Activations;
   private readonly inputs: GPUBuffer;
+  /** The step's inputs on the CPU, reused (writeBuffer copies them at once). */
+  private readonly staged: ArrayBuffer;
   private readonly layout: InputLayout;
   private readonly maxBlocksPerSeq: number;
   /** Rows of logits one LM-head pass can hold (a storage binding is limited in size). */
@@ -151,6 +160,7 @@ export class ModelRunner {
       sampleRows: take(chunks * u32(rows)),
       size: off,
     };
+    this.staged = new ArrayBuffer(this.layout.size);
     this.inputs = dev.createBuffer({ label: 'step.inputs', size: this.layout.size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
     this.sampledIds = dev.createBuffer({ label: 'step.sampledIds', size: chunks * u32(rows), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
     this.candParams = this.tensor([rows, 2], 'f32', null, 'step.candParams');
@@ -169,6 +179,25 @@ export class ModelRunner {
     return { buffer: this.inputs, offset, shape: [n], dtype };
   }
 
+  /**
+   * The forward's inputs: views of the input buffer at their maximum shapes (so cached bind groups serve every
+   * step), T and the longest block table as counts.
+   */
+  private forwardInputs(T: number, maxBlocksPerSeq: number): ForwardInputs {
+    const { layout, limits } = this;
+    const maxT = limits.maxNumBatchedTokens;
+    return {
+      T,
+      ids: this.view(layout.ids, maxT, 'u32'),
+      positions: this.view(layout.positions, maxT, 'u32'),
+      positionIds: this.model.weights.positions ? this.view(layout.positionIds, maxT, 'u32') : null,
+      seqIdx: this.view(layout.seqIdx, maxT, 'u32'),
+      slotMapping: this.view(layout.slotMapping, maxT, 'i32'),
+      blockTables: this.view(layout.blockTables, limits.maxNumSeqs * this.maxBlocksPerSeq, 'u32'),
+      maxBlocksPerSeq,
+    };
+  }
+
   /** Runs one step: forward over every scheduled token, then sampling. */
   async execute(seqs: readonly ScheduledSeq[], blockCopies: readonly (readonly [number, number])[] = []): Promise<StepResult> {
     const { cfg, limits, layout } = this;
@@ -184,13 +213,13 @@ export class ModelRunner {
     const prevRows = this.sampleRowOf;
     this.sampleRowOf = new Map();
     const placeholders: [token: number, source: number][] = [];
-    const buf = new ArrayBuffer(layout.size);
+    const buf = this.staged;
     const ids = new Uint32Array(buf, layout.ids, T);
     const positions = new Uint32Array(buf, layout.positions, T);
     const positionIds = new Uint32Array(buf, layout.positionIds, T);
     const seqIdx = new Uint32Array(buf, layout.seqIdx, T);
     const slots = new Int32Array(buf, layout.slotMapping, T);
-    const tables = new Uint32Array(buf, layout.blockTables, seqs.length * maxBlocks);
+    const tables = new Uint32Array(buf, layout.blockTables, seqs.length * maxBlocks).fill(0);
     /** Token row of each logits row, and who it belongs to. */
     const rows: { row: number; seq: number; kind: 'sample' | 'all'; extra?: number }[] = [];
     let t = 0;
@@ -228,24 +257,17 @@ export class ModelRunner {
     this.ctx.device.queue.writeBuffer(this.inputs, 0, buf, 0, Math.max(used, layout.sampleRows));
 
     // 2. Execute.
-    // Views keep their maximum shapes so that cached bind groups serve every step; T and S go in as counts.
-    const maxT = limits.maxNumBatchedTokens;
     // A validation error would drop the whole step silently (stale results): catch it and fail loudly.
     this.ctx.device.pushErrorScope('validation');
     const rec = new Recorder(this.ctx);
     this.copyBlocks(rec, blockCopies);
-    for (const [t, src] of placeholders) rec.copy(this.sampledIds, src, this.inputs, layout.ids + 4 * t, 4);
-    const inputs = {
-      T,
-      ids: this.view(layout.ids, maxT, 'u32'),
-      positions: this.view(layout.positions, maxT, 'u32'),
-      positionIds: this.model.weights.positions ? this.view(layout.positionIds, maxT, 'u32') : null,
-      seqIdx: this.view(layout.seqIdx, maxT, 'u32'),
-      slotMapping: this.view(layout.slotMapping, maxT, 'i32'),
-      blockTables: this.view(layout.blockTables, limits.maxNumSeqs * this.maxBlocksPerSeq, 'u32'),
-      maxBlocksPerSeq: maxBlocks,
-    };
-    this.model.forward(rec, inputs, this.acts, this.cache);
+    // One copy per run of consecutive tokens whose sources are consecutive too (a steady decode batch: one copy).
+    for (let i = 0, j = 0; i < placeholders.length; i = j) {
+      const [t, src] = placeholders[i];
+      for (j = i + 1; j < placeholders.length && placeholders[j][0] === t + (j - i) && placeholders[j][1] === src + 4 * (j - i); j++);
+      rec.copy(this.sampledIds, src, this.inputs, layout.ids + 4 * t, 4 * (j - i));
+    }
+    this.model.forward(rec, this.forwardInputs(T, maxBlocks), this.acts, this.cache);
     // Which logits rows the CPU needs whole: non-greedy sampling, logprobs, all-token logits.
     const sampleOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].sample! : seqs[r.seq].extraSamples![r.extra].sample);
     const idOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].requestId : seqs[r.seq].extraSamples![r.extra].requestId);
@@ -348,6 +370,30 @@ export class ModelRunner {
       declined.forEach((i, j) => result.sampled.set(idOf(rows[i]), outs[j]));
     }
     return result;
+  }
+
+  /**
+   * Builds the pipelines (and bind groups and scratch buffers) of the kernels steps use, by recording steps of
+   * representative token counts without running them: a batch size first seen mid-run would otherwise hold every
+   * request up while its shaders compile (H200: ~200 ms for a new decode batch class). The part vLLM's warm-up and
+   * CUDA-graph capture play. Kernel choices change at the tuning's token thresholds (powers of two) and with
+   * split-K (fewer tokens, more splits), so T = 1, 2, 3 and every 2^k and 2^k + 1 up to maxNumBatchedTokens cover
+   * them; the LM head and argmax run over min(T, rows per pass) rows. Sampling's top-K kernels are left to first use.
+   */
+  warmup(): void {
+    const { layout } = this;
+    const rec = new Recorder(this.ctx, 'warmup');
+    rec.autoSubmit = false;
+    const cap = this.logitRowsCap;
+    const sampleRows = this.view(layout.sampleRows, cap, 'u32');
+    const idsOut: Tensor = { buffer: this.sampledIds, offset: 0, shape: [cap], dtype: 'u32' };
+    for (const T of warmupTokenCounts(this.limits.maxNumBatchedTokens)) {
+      this.model.forward(rec, this.forwardInputs(T, this.maxBlocksPerSeq), this.acts, this.cache);
+      const S = Math.min(T, cap);
+      this.model.logits(rec, sampleRows, S, this.acts);
+      ops.argmax(rec, this.acts.logits, idsOut, S, this.cfg.vocabSize);
+      rec.discard();
+    }
   }
 
   /**

@@ -77,6 +77,7 @@ export class Kernel {
 
   private build(aliased: number) {
     const { device } = this.cache;
+    this.cache.pipelinesBuilt++;
     const kinds = this.source.bindings.map((k, i): BindingKind => (aliased & (1 << i) ? 'write' : k));
     const layout = this.cache.layout(kinds);
     let code = this.source.prelude ? `${this.source.prelude}\n${this.source.code}` : this.source.code;
@@ -113,6 +114,8 @@ export class PipelineCache {
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextId = 1;
+  /** Compute pipelines built so far (each a shader compilation: ModelRunner.warmup front-loads them). */
+  pipelinesBuilt = 0;
 
   constructor(readonly device: GPUDevice) {}
 

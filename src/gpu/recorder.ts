@@ -69,6 +69,8 @@ export class Recorder {
   private pending = 0;
   /** When set, every dispatch runs in a pass of its own, timed (benchmarks only). */
   profiler: GpuProfiler | null = null;
+  /** Off: nothing is submitted before `submit()` (KernelTuning.submitEvery is ignored), e.g. to `discard()` it. */
+  autoSubmit = true;
 
   constructor(
     readonly ctx: GpuContext,
@@ -132,7 +134,7 @@ export class Recorder {
     if (this.profiler) this.endPass();
     // Hand the GPU what is recorded so far, so that it runs while the rest of the step is recorded.
     const every = this.ctx.tuning.submitEvery;
-    if (every > 0 && ++this.pending >= every) this.submit();
+    if (this.autoSubmit && every > 0 && ++this.pending >= every) this.submit();
   }
 
   /** Appends a buffer-to-buffer copy (offsets and size multiples of 4). */
@@ -160,6 +162,21 @@ export class Recorder {
       this.ctx.device.queue.submit([this.encoder.finish()]);
       this.encoder = undefined;
     }
+  }
+
+  /**
+   * Drops what was recorded since the last submit, unrun, and frees its uniform slots. Recording alone builds the
+   * pipelines and bind groups a step needs (a warm-up); record such steps with `autoSubmit` off.
+   */
+  discard(): void {
+    this.pending = 0;
+    this.endPass();
+    this.encoder = undefined;
+    if (this.lo === Infinity) return;
+    this.lo = Infinity;
+    this.hi = 0;
+    const ring = this.ctx.uniforms;
+    if (--ring.open === 0) ring.cursor = 0;
   }
 
   private computePass(): GPUComputePassEncoder {
