@@ -31,8 +31,9 @@ function countRunAhead(llm: LLM): { n: number } {
   return counter;
 }
 
-// Every test runs without and with async scheduling (the next step submitted before this one's tokens are known).
-for (const asyncScheduling of [false, true]) describe(`tinystories-656K engine${asyncScheduling ? ', async scheduling' : ''}`, () => {
+// Every test runs without and with async scheduling (the next step submitted before this one's tokens are known;
+// the default, so that suite passes no option).
+for (const asyncScheduling of [false, undefined]) describe(`tinystories-656K engine${asyncScheduling === false ? ', one step at a time' : ', async scheduling (default)'}`, () => {
   let llm: LLM;
   let ahead: { n: number };
   beforeAll(async () => {
@@ -41,7 +42,7 @@ for (const asyncScheduling of [false, true]) describe(`tinystories-656K engine${
   });
   afterAll(() => {
     // Async scheduling ran ahead, and only then.
-    if (asyncScheduling) expect(ahead.n).toBeGreaterThan(0);
+    if (asyncScheduling !== false) expect(ahead.n).toBeGreaterThan(0);
     else expect(ahead.n).toBe(0);
     return llm.dispose();
   });
@@ -69,9 +70,9 @@ for (const asyncScheduling of [false, true]) describe(`tinystories-656K engine${
     expect(kvOf(llm).numFreeBlocks).toBe(kvOf(llm).numBlocks);
   });
 
-  if (asyncScheduling) {
+  if (asyncScheduling !== false) {
     it('gives the outputs of the engine without it: greedy requests ending on EOS or length, with sampled ones among them', async () => {
-      const sync = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256 });
+      const sync = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, asyncScheduling: false });
       const prompts = Array.from({ length: 12 }, (_, i) => ({ promptTokenIds: promptOf(4 + 5 * i, 300 + i) }));
       // (A step with a sampled row waits for its tokens: the sampled requests end early, the rest run ahead.)
       const params = prompts.map((_, i) => new SamplingParams({ temperature: i % 4 === 3 ? 0.7 : 0, seed: i, maxTokens: i % 4 === 3 ? 8 : 20 + 9 * i }));
@@ -191,5 +192,32 @@ for (const asyncScheduling of [false, true]) describe(`tinystories-656K engine${
     const s = llm.engine.stats;
     expect(s.numRunning + s.numWaiting).toBe(0);
     expect(s.kvCacheUsage).toBe(0);
+  });
+});
+
+describe('warm-up', () => {
+  it('builds at load every kernel that steps of any size use: a run of many batch and prompt sizes compiles nothing more', async () => {
+    // Greedy requests (argmax on the GPU; sampling's top-K kernels are left to first use), arriving at once: steps
+    // of 16 decode tokens down to 1 as they end, prompt chunks from 3 to the whole 256-token budget.
+    const run = async (llm: LLM) => {
+      const lens = [3, 250, 17, 64, 5, 129, 33, 9, 1, 90, 200, 2, 48, 7, 120, 31];
+      const reqs = lens.map((n, i) => ({ promptTokenIds: promptOf(n, 700 + i) }));
+      const params = lens.map((_, i) => new SamplingParams({ temperature: 0, maxTokens: 2 + 3 * i, ignoreEos: true }));
+      return (await llm.generate(reqs, params)).map((o) => o.outputs[0].tokenIds);
+    };
+    const warm = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, warmup: true });
+    const pipelines = warm.engine.runner.ctx.pipelines;
+    const built = pipelines.pipelinesBuilt;
+    expect(built).toBeGreaterThan(5);
+    const a = await run(warm);
+    expect(pipelines.pipelinesBuilt).toBe(built);
+    await warm.dispose();
+    // Without it, the same run compiles as it goes, and gives the same tokens.
+    const lazy = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, warmup: false });
+    expect(lazy.engine.runner.ctx.pipelines.pipelinesBuilt).toBe(0);
+    const b = await run(lazy);
+    expect(lazy.engine.runner.ctx.pipelines.pipelinesBuilt).toBeGreaterThan(0);
+    expect(b).toEqual(a);
+    await lazy.dispose();
   });
 });

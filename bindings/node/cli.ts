@@ -28,14 +28,15 @@ const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] 
 
 usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--served-model-name NAME]
                   [--max-model-len N] [--max-num-seqs N] [--generation-config auto|vllm|DIR]
-                  [--chat-template FILE] [--dtype auto|float32|float16] [--async-scheduling]
+                  [--chat-template FILE] [--dtype auto|float32|float16] [--no-async-scheduling]
 
   MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
   --api-key KEY           require 'Authorization: Bearer KEY' on /v1/* (default: $VLLM_API_KEY)
   --served-model-name N   the name clients pass as 'model' (repeat for aliases; default: MODEL)
   --generation-config G   'auto': the model's generation_config.json defaults; 'vllm': none; DIR: that folder's
   --chat-template FILE    a Jinja chat template (file or text) instead of the tokenizer's
-  --async-scheduling      schedule and submit each step while the previous one runs (vLLM's flag)
+  --no-async-scheduling   run steps one at a time (by default each step is scheduled and submitted while the
+                          previous one runs: vLLM's async scheduling)
 
 usage: webgpu-llm demo [--host 127.0.0.1] [--port 8080]    serve the browser demo (demo/, dist/, models/)`;
 
@@ -129,7 +130,8 @@ async function serveCommand(argv: string[]): Promise<void> {
       'generation-config': { type: 'string', default: 'auto' },
       'chat-template': { type: 'string' },
       dtype: { type: 'string', default: 'auto' },
-      'async-scheduling': { type: 'boolean', default: false },
+      'async-scheduling': { type: 'boolean', default: true },
+      'no-async-scheduling': { type: 'boolean', default: false },
     },
   });
   if (positionals.length > 1) fail(`serve takes at most one MODEL argument\n${USAGE}`);
@@ -147,7 +149,7 @@ async function serveCommand(argv: string[]): Promise<void> {
     maxModelLen: num('max-model-len', values['max-model-len'], true),
     maxNumSeqs: num('max-num-seqs', values['max-num-seqs'], true),
     generationConfig: gc,
-    asyncScheduling: values['async-scheduling'],
+    asyncScheduling: values['async-scheduling'] && !values['no-async-scheduling'],
   });
   const names = values['served-model-name'] ?? [model ?? 'tinystories-656K'];
   const server = await serve({

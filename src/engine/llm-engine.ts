@@ -67,9 +67,16 @@ export interface EngineOptions {
    * vLLM's async_scheduling: while a step runs on the GPU, the next one is scheduled, recorded and submitted, its
    * decode tokens taken on the GPU from this step's argmax, so the CPU's part of a step overlaps the GPU's. Steps
    * whose rows all sample greedily without logprobs run ahead; others wait for their tokens as without it. Same
-   * outputs; a request that ends on EOS computes one token more, dropped. Default false.
+   * outputs; a request that ends on EOS computes one token more, dropped. Default true, as in vLLM (H200, Llama-3.2-1B
+   * shapes: 1 stream 382 -> 599 tok/s, 64 streams 9,747 -> 11,028); false steps one at a time.
    */
   asyncScheduling?: boolean;
+  /**
+   * Build every kernel steps use while loading (ModelRunner.warmup: steps of representative sizes recorded, not
+   * run), so that no request waits on shader compilation later. Default true; false loads faster and compiles on
+   * first use.
+   */
+  warmup?: boolean;
 }
 
 /** A submitted step: its plan, the runner's inputs and the pending result. */
@@ -188,6 +195,7 @@ export class LLMEngine {
       onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),
     });
     const runner = new ModelRunner(ctx, config, weights, limits, await Sampler.create(config.vocabSize));
+    if (options.warmup !== false) runner.warmup();
     const override = typeof given === 'object' ? given : null;
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? []), ...(override?.eosTokenIds ?? [])])];
     if (eos.length === 0 && tokenizer.eosTokenId !== null) eos.push(tokenizer.eosTokenId);
@@ -387,7 +395,7 @@ export class LLMEngine {
       this.processOutputs();
       return;
     }
-    if (this.options.asyncScheduling && this.canRunAhead(cur)) {
+    if (this.options.asyncScheduling !== false && this.canRunAhead(cur)) {
       this.scheduler.markPlaceholders(cur.plan);
       this.ahead = this.launch();
       this.ahead?.running.catch(() => {}); // awaited by the next step (or the loop's error path)
