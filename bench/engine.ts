@@ -3,14 +3,15 @@
  * tokens, through the whole engine (scheduler, runner, sampler, detokenizer, streams).
  *
  *   node build/bench/engine.js [MODEL_DIR] [--streams 1,8,32,64] [--prompt 128] [--tokens 128] [--dummy] [--dtype float16]
- *     [--repeat 3] [--timing] [--async]
+ *     [--repeat 3] [--timing] [--sync] [--tune key=value,...]
  *
  * Prints aggregate decode tokens/s and time to first token (p50/p99) per concurrency, and the ratio of the
  * highest concurrency's throughput to one stream's. --repeat R times every concurrency R times, the rounds
  * interleaved, and reports each one's median round (with the range of its tokens/s): a lent GPU's speed drifts
  * between runs and within one. --timing splits each concurrency's steps into the engine's parts (CPU time of
  * schedule, the runner's synchronous part (inputs, recording, submit), output processing, update; and the wait for
- * the GPU), per step, in the last round. --async runs the engine with asyncScheduling.
+ * the GPU), per step, in the last round. --sync runs the engine without async scheduling (one step at a time). --tune overrides fields of the
+ * device's KernelTuning (numbers, or a:b:c lists), as in bench/generate.
  */
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
@@ -27,12 +28,14 @@ const { values, positionals } = parseArgs({
     'kv-memory': { type: 'string', default: String(2 * 2 ** 30) },
     repeat: { type: 'string', default: '1' },
     timing: { type: 'boolean', default: false },
-    async: { type: 'boolean', default: false },
+    sync: { type: 'boolean', default: false },
+    tune: { type: 'string', default: '' },
   },
 });
 const streams = values.streams.split(',').map(Number);
 const promptLen = Number(values.prompt);
 const maxTokens = Number(values.tokens);
+const loadStart = performance.now();
 const llm = await LLM.create({
   model: positionals[0],
   loadFormat: values.dummy ? 'dummy' : 'auto',
@@ -41,10 +44,18 @@ const llm = await LLM.create({
   maxNumBatchedTokens: 2048,
   maxModelLen: promptLen + maxTokens + 16,
   kvCacheMemoryBytes: Number(values['kv-memory']),
-  asyncScheduling: values.async,
+  asyncScheduling: !values.sync,
 });
 const cfg = llm.engine.config;
 const ctx = llm.engine.runner.ctx;
+for (const kv of values.tune.split(',').filter(Boolean)) {
+  const [k, v] = kv.split('=');
+  (ctx.tuning as unknown as Record<string, unknown>)[k] = v.includes(':') ? v.split(':').map(Number) : Number(v);
+}
+if (values.tune) console.log(`# tuning: ${values.tune}`);
+const loadMs = performance.now() - loadStart;
+// Kernels compiled after load (the engine's warm-up should leave none to compile mid-run).
+const builtAtLoad = ctx.pipelines.pipelinesBuilt;
 console.log(`# ${positionals[0] ?? 'embedded default'}: ${cfg.architecture}, hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers, vocab ${cfg.vocabSize}; ${values.dummy ? 'dummy' : 'real'} weights`);
 console.log(`# adapter: ${ctx.adapter.info.vendor} ${ctx.adapter.info.device} ${ctx.adapter.info.description}; shader-f16 ${ctx.f16}`);
 console.log(`# ${promptLen}-token prompts, ${maxTokens} generated tokens each (ignore_eos)\n`);
@@ -128,5 +139,6 @@ for (const C of streams) {
 const lo = Math.min(...streams);
 const hi = Math.max(...streams);
 console.log(`\n${hi} streams / ${lo} stream aggregate decode throughput: ${(results[hi] / results[lo]).toFixed(1)}x`);
+console.log(`# load ${(loadMs / 1000).toFixed(1)} s; kernels compiled at load ${builtAtLoad}, after load ${ctx.pipelines.pipelinesBuilt - builtAtLoad}`);
 await llm.dispose();
 process.exit(0);

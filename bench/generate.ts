@@ -52,7 +52,8 @@ let gpu = await nodeGpu(); // also points Vulkan at a driver and installs the We
 // Held for the whole run: Dawn's instance must outlive its devices.
 if (values.unsafe || values.profile) {
   // --profile: full-resolution timestamps (Dawn rounds them to 100 us otherwise).
-  const flags = ['enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis'];
+  const extra = process.env.WEBGPU_LLM_DAWN_TOGGLES ? `,${process.env.WEBGPU_LLM_DAWN_TOGGLES}` : '';
+  const flags = [`enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis${extra}`];
   gpu = create(values.profile ? [...flags, 'disable-dawn-features=timestamp_quantization'] : flags);
 }
 const ctx = await GpuContext.create(gpu, {

@@ -4,11 +4,11 @@
  * test/models.test.ts. Each golden prompt is sent `copies` times in one batch, so that prefill and decode steps
  * have enough tokens for the subgroup-matrix kernels.
  *
- *   node build/bench/goldens.js GOLDENS_JSON MODEL_DIR... [--copies 4] [--async]
+ *   node build/bench/goldens.js GOLDENS_JSON MODEL_DIR... [--copies 4] [--sync]
  *
- * --async: the engine with async scheduling, and the greedy ids checked once more from a plain greedy run (the
- * logprobs run samples on the CPU, which async scheduling does not run ahead of), up to its first EOS (the
- * logprobs run bans EOS through minTokens, which also keeps rows on the CPU).
+ * The engine runs with async scheduling (its default; --sync: without), and the greedy ids are checked once more
+ * from a plain greedy run (the logprobs run samples on the CPU, which async scheduling does not run ahead of), up
+ * to its first EOS (the logprobs run bans EOS through minTokens, which also keeps rows on the CPU).
  *
  * Prints per model: top-20 logprobs of the first generated token (max error against the golden, where ranks
  * agree), and greedy ids matching the golden up to its first margin below 0.25 (f16 rounding), for every copy.
@@ -29,7 +29,7 @@ interface GoldenPrompt {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { copies: { type: 'string', default: '4' }, async: { type: 'boolean', default: false } },
+  options: { copies: { type: 'string', default: '4' }, sync: { type: 'boolean', default: false } },
 });
 const [goldensPath, ...dirs] = positionals;
 const goldens = JSON.parse(readFileSync(goldensPath, 'utf8')) as Record<string, { prompts: GoldenPrompt[] }>;
@@ -40,12 +40,12 @@ for (const dir of dirs) {
   const name = basename(dir);
   const g = goldens[name];
   if (!g) throw new Error(`no goldens for ${name}`);
-  const llm = await LLM.create({ model: dir, dtype: 'float16', maxNumSeqs: 64, kvCacheMemoryBytes: 64 << 20, asyncScheduling: values.async });
+  const llm = await LLM.create({ model: dir, dtype: 'float16', maxNumSeqs: 64, kvCacheMemoryBytes: 64 << 20, asyncScheduling: !values.sync });
   const ctx = llm.engine.runner.ctx;
   const n = g.prompts[0].greedy_ids.length;
   const prompts = g.prompts.flatMap((p) => Array.from({ length: copies }, () => ({ promptTokenIds: p.input_ids })));
   const outs = await llm.generate(prompts, new SamplingParams({ temperature: 0, maxTokens: n, minTokens: n, logprobs: 20 }));
-  const plain = values.async ? await llm.generate(prompts, new SamplingParams({ temperature: 0, maxTokens: n, ignoreEos: true })) : [];
+  const plain = !values.sync ? await llm.generate(prompts, new SamplingParams({ temperature: 0, maxTokens: n, ignoreEos: true })) : [];
   let worst = 0;
   let compared = 0;
   let matched = 0;
@@ -70,7 +70,7 @@ for (const dir of dirs) {
   if (!ok) failures++;
   console.log(
     `${ok ? 'ok  ' : 'FAIL'} ${name}: ${compared} sequences (${g.prompts.length} prompts x ${copies}); first-token top-20 max error ${worst.toExponential(1)}; ` +
-      `greedy ids equal up to the golden's first margin < ${MARGIN}: ${matched}/${compared}${values.async ? ' (also from async scheduling)' : ''}; subgroup matrices ${ctx.subgroupMatrix}`,
+      `greedy ids equal up to the golden's first margin < ${MARGIN}: ${matched}/${compared}${values.sync ? '' : ' (also from async scheduling)'}; subgroup matrices ${ctx.subgroupMatrix}`,
   );
   const errors = ctx.takeErrors();
   if (errors.length) console.log(`  GPU errors: ${errors.slice(0, 2).join(' | ')}`);

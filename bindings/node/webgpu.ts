@@ -15,8 +15,12 @@ import { fileURLToPath } from 'node:url';
 /**
  * Dawn toggles: NVIDIA's Vulkan driver exposes shader-f16 only with vulkan_enable_f16_on_nvidia; allow_unsafe_apis
  * exposes chromium-experimental-subgroup-matrix (tensor cores), which the GEMM uses for 9-64-token steps.
+ * WEBGPU_LLM_DAWN_TOGGLES (comma-separated Dawn toggle names) adds more, for experiments.
  */
-const DAWN_FLAGS = ['enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis'];
+function dawnFlags(): string[] {
+  const extra = process.env.WEBGPU_LLM_DAWN_TOGGLES?.split(',').filter(Boolean) ?? [];
+  return [`enable-dawn-features=${['vulkan_enable_f16_on_nvidia', 'allow_unsafe_apis', ...extra].join(',')}`];
+}
 
 const SYSTEM_ICD_DIRS = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
 
@@ -42,7 +46,7 @@ async function createGpu(): Promise<GPU> {
   for (const [name, value] of Object.entries(globals as Record<string, unknown>)) {
     if (!(name in globalThis)) (globalThis as Record<string, unknown>)[name] = value;
   }
-  dawnGpu = create(DAWN_FLAGS);
+  dawnGpu = create(dawnFlags());
   return dawnGpu;
 }
 
