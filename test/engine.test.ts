@@ -195,8 +195,8 @@ for (const asyncScheduling of [false, undefined]) describe(`tinystories-656K eng
   });
 });
 
-describe('warm-up', () => {
-  it('builds at load every kernel that steps of any size use: a run of many batch and prompt sizes compiles nothing more', async () => {
+describe('warm-up and step graphs', () => {
+  it('builds at load every kernel that steps of any size use, and replays forwards from step graphs: the tokens of a lazy, eager engine', async () => {
     // Greedy requests (argmax on the GPU; sampling's top-K kernels are left to first use), arriving at once: steps
     // of 16 decode tokens down to 1 as they end, prompt chunks from 3 to the whole 256-token budget.
     const run = async (llm: LLM) => {
@@ -211,12 +211,17 @@ describe('warm-up', () => {
     expect(built).toBeGreaterThan(5);
     const a = await run(warm);
     expect(pipelines.pipelinesBuilt).toBe(built);
+    // Steps of a shape seen before replayed its captured forward.
+    const { replayed, captured } = warm.engine.runner.graphStats;
+    expect(captured).toBeGreaterThan(0);
+    expect(replayed).toBeGreaterThan(captured);
     await warm.dispose();
-    // Without it, the same run compiles as it goes, and gives the same tokens.
-    const lazy = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, warmup: false });
+    // Without either, the same run compiles as it goes, records every forward, and gives the same tokens.
+    const lazy = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, warmup: false, enforceEager: true });
     expect(lazy.engine.runner.ctx.pipelines.pipelinesBuilt).toBe(0);
     const b = await run(lazy);
     expect(lazy.engine.runner.ctx.pipelines.pipelinesBuilt).toBeGreaterThan(0);
+    expect(lazy.engine.runner.graphStats).toEqual({ replayed: 0, captured: 0 });
     expect(b).toEqual(a);
     await lazy.dispose();
   });

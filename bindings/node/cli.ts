@@ -29,6 +29,7 @@ const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] 
 usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--served-model-name NAME]
                   [--max-model-len N] [--max-num-seqs N] [--generation-config auto|vllm|DIR]
                   [--chat-template FILE] [--dtype auto|float32|float16] [--no-async-scheduling]
+                  [--enforce-eager]
 
   MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
   --api-key KEY           require 'Authorization: Bearer KEY' on /v1/* (default: $VLLM_API_KEY)
@@ -37,6 +38,8 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
   --chat-template FILE    a Jinja chat template (file or text) instead of the tokenizer's
   --no-async-scheduling   run steps one at a time (by default each step is scheduled and submitted while the
                           previous one runs: vLLM's async scheduling)
+  --enforce-eager         record every step anew (by default a step replays the commands captured the first
+                          time a step of its shape ran, as vLLM's CUDA graphs)
 
 usage: webgpu-llm demo [--host 127.0.0.1] [--port 8080]    serve the browser demo (demo/, dist/, models/)`;
 
@@ -132,6 +135,7 @@ async function serveCommand(argv: string[]): Promise<void> {
       dtype: { type: 'string', default: 'auto' },
       'async-scheduling': { type: 'boolean', default: true },
       'no-async-scheduling': { type: 'boolean', default: false },
+      'enforce-eager': { type: 'boolean', default: false },
     },
   });
   if (positionals.length > 1) fail(`serve takes at most one MODEL argument\n${USAGE}`);
@@ -150,6 +154,7 @@ async function serveCommand(argv: string[]): Promise<void> {
     maxNumSeqs: num('max-num-seqs', values['max-num-seqs'], true),
     generationConfig: gc,
     asyncScheduling: values['async-scheduling'] && !values['no-async-scheduling'],
+    enforceEager: values['enforce-eager'],
   });
   const names = values['served-model-name'] ?? [model ?? 'tinystories-656K'];
   const server = await serve({

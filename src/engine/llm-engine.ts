@@ -77,6 +77,11 @@ export interface EngineOptions {
    * first use.
    */
   warmup?: boolean;
+  /**
+   * vLLM's enforce_eager: record every step's forward anew instead of replaying the commands captured the first
+   * time a step of its shape (token count, longest block table) ran. Default false.
+   */
+  enforceEager?: boolean;
 }
 
 /** A submitted step: its plan, the runner's inputs and the pending result. */
@@ -195,6 +200,7 @@ export class LLMEngine {
       onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),
     });
     const runner = new ModelRunner(ctx, config, weights, limits, await Sampler.create(config.vocabSize));
+    runner.stepGraphs = !options.enforceEager;
     if (options.warmup !== false) runner.warmup();
     const override = typeof given === 'object' ? given : null;
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? []), ...(override?.eosTokenIds ?? [])])];

@@ -7,7 +7,7 @@
 import type { ModelConfig } from '../config/model-config.js';
 import { ropeInvFreq } from '../config/model-config.js';
 import type { GpuContext } from '../gpu/context.js';
-import { Recorder } from '../gpu/recorder.js';
+import { Recorder, type StepGraph } from '../gpu/recorder.js';
 import type { DType, Tensor } from '../gpu/tensor.js';
 import type { KVCache, ModelWeights, Activations, ForwardInputs } from '../models/transformer.js';
 import { Transformer } from '../models/transformer.js';
@@ -52,6 +52,8 @@ export interface RunnerLimits {
 }
 
 const ALIGN = 256;
+/** Step graphs kept (each a forward's commands: a few hundred small objects). */
+const MAX_GRAPHS = 256;
 
 /** Token counts whose steps the warm-up records: 1, 2, 3, and 2^k, 2^k + 1 up to maxT, and maxT. */
 export function warmupTokenCounts(maxT: number): number[] {
@@ -100,6 +102,16 @@ export class ModelRunner {
    * sampler would draw; rows they cannot prove fall back to the full row in the same step. Off: always full rows.
    */
   candidateSampling = true;
+  /**
+   * Replay each forward's commands from a graph captured the first time a step of its shape ran (Recorder.capture:
+   * a forward's dispatches and params depend only on its token count and longest block table), sparing the CPU
+   * the ops' recording work; vLLM's CUDA graphs. Off (EngineOptions.enforceEager): every forward recorded anew.
+   */
+  stepGraphs = true;
+  /** Captured forwards by `${T}:${maxBlocksPerSeq}`, least recently used first (at most MAX_GRAPHS). */
+  private readonly graphs = new Map<string, StepGraph>();
+  /** Forwards replayed from a graph and captured, so far (tests, benchmarks). */
+  readonly graphStats = { replayed: 0, captured: 0 };
 
   constructor(
     readonly ctx: GpuContext,
@@ -177,6 +189,25 @@ export class ModelRunner {
 
   private view(offset: number, n: number, dtype: DType): Tensor {
     return { buffer: this.inputs, offset, shape: [n], dtype };
+  }
+
+  /** Records the forward of T tokens, from its step graph when one was captured (see stepGraphs). */
+  private forward(rec: Recorder, T: number, maxBlocks: number): void {
+    const record = () => this.model.forward(rec, this.forwardInputs(T, maxBlocks), this.acts, this.cache);
+    if (!this.stepGraphs) return record();
+    const key = `${T}:${maxBlocks}`;
+    const graph = this.graphs.get(key);
+    if (graph) {
+      // Most recently used last.
+      this.graphs.delete(key);
+      this.graphs.set(key, graph);
+      rec.replay(graph);
+      this.graphStats.replayed++;
+      return;
+    }
+    if (this.graphs.size >= MAX_GRAPHS) this.graphs.delete(this.graphs.keys().next().value!);
+    this.graphs.set(key, rec.capture(record));
+    this.graphStats.captured++;
   }
 
   /**
@@ -267,7 +298,7 @@ export class ModelRunner {
       for (j = i + 1; j < placeholders.length && placeholders[j][0] === t + (j - i) && placeholders[j][1] === src + 4 * (j - i); j++);
       rec.copy(this.sampledIds, src, this.inputs, layout.ids + 4 * t, 4 * (j - i));
     }
-    this.model.forward(rec, this.forwardInputs(T, maxBlocks), this.acts, this.cache);
+    this.forward(rec, T, maxBlocks);
     // Which logits rows the CPU needs whole: non-greedy sampling, logprobs, all-token logits.
     const sampleOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].sample! : seqs[r.seq].extraSamples![r.extra].sample);
     const idOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].requestId : seqs[r.seq].extraSamples![r.extra].requestId);

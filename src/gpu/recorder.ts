@@ -45,6 +45,23 @@ export class UniformRing {
   }
 }
 
+/** One command of a {@link StepGraph}. */
+type Command =
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; group: GPUBindGroup; params: Uint32Array; paramsSize: number; x: number; y: number; z: number; name: string }
+  | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number }
+  | { kind: 'clear'; buffer: GPUBuffer; offset: number; size: number | undefined };
+
+/**
+ * Commands recorded once by {@link Recorder.capture} and replayed into later steps by {@link Recorder.replay}: the
+ * pipelines, bind groups, uniform params (as raw words) and sizes of each dispatch, and the copies, in order. The
+ * ops' own work (checks, kernel choice, params, bind-group lookup) is done once; a replay only hands Dawn the
+ * commands, as vLLM's CUDA graphs spare the CPU a step's kernel launches. Valid while what the ops chose from is
+ * unchanged: the same buffers (bind groups hold them) and the same values of everything the params came from.
+ */
+export interface StepGraph {
+  readonly commands: readonly Command[];
+}
+
 /**
  * Records one engine step.
  *
@@ -71,6 +88,8 @@ export class Recorder {
   profiler: GpuProfiler | null = null;
   /** Off: nothing is submitted before `submit()` (KernelTuning.submitEvery is ignored), e.g. to `discard()` it. */
   autoSubmit = true;
+  /** Commands being captured (see capture). */
+  private log: Command[] | null = null;
 
   constructor(
     readonly ctx: GpuContext,
@@ -84,13 +103,7 @@ export class Recorder {
   run(kernel: Kernel, params: ArrayLike<number>, bindings: readonly BufferBinding[], x: number, y = 1, z = 1): void {
     if (x === 0 || y === 0 || z === 0) return;
     const ring = this.ctx.uniforms;
-    const slot = Math.ceil(kernel.paramsSize / ring.align) * ring.align;
-    if (ring.cursor + slot > ring.size) this.flushRing(slot);
-    if (this.lo === Infinity) ring.open++;
-    const offset = ring.cursor;
-    ring.cursor += slot;
-    this.lo = Math.min(this.lo, offset);
-    this.hi = Math.max(this.hi, offset + kernel.paramsSize);
+    const offset = this.slot(kernel.paramsSize);
     const base = offset >> 2;
     const types = kernel.paramTypes;
     for (let i = 0; i < types.length; i++) {
@@ -110,8 +123,58 @@ export class Recorder {
     }
     const variant = kernel.variant(aliased);
     const group = this.ctx.pipelines.bindGroup(variant.layout, ring.buffer, kernel.paramsSize, bindings);
+    const name = kernel.source.name;
+    const { paramsSize } = kernel;
+    this.log?.push({ kind: 'dispatch', pipeline: variant.pipeline, group, params: ring.u32.slice(base, base + types.length), paramsSize, x, y, z, name });
     this.offsets[0] = offset;
-    this.dispatch(variant.pipeline, group, x, y, z, this.offsets, kernel.source.name);
+    this.dispatch(variant.pipeline, group, x, y, z, this.offsets, name);
+  }
+
+  /**
+   * Runs `record` (which records through this recorder's run, copy and clear only), recording as usual, and returns its
+   * commands as a graph that {@link replay} appends to later steps without running `record` again.
+   */
+  capture(record: () => void): StepGraph {
+    if (this.log) throw new Error('Recorder.capture: already capturing');
+    const commands: Command[] = (this.log = []);
+    try {
+      record();
+    } finally {
+      this.log = null;
+    }
+    return { commands };
+  }
+
+  /** Appends a captured graph's commands: its dispatches with their params in fresh uniform slots, its copies. */
+  replay(graph: StepGraph): void {
+    const ring = this.ctx.uniforms;
+    for (const c of graph.commands) {
+      if (c.kind === 'copy') {
+        this.copy(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
+        continue;
+      }
+      if (c.kind === 'clear') {
+        this.clear(c.buffer, c.offset, c.size);
+        continue;
+      }
+      const offset = this.slot(c.paramsSize);
+      ring.u32.set(c.params, offset >> 2);
+      this.offsets[0] = offset;
+      this.dispatch(c.pipeline, c.group, c.x, c.y, c.z, this.offsets, c.name);
+    }
+  }
+
+  /** A fresh uniform slot for `paramsSize` bytes of params: its byte offset in the ring. */
+  private slot(paramsSize: number): number {
+    const ring = this.ctx.uniforms;
+    const slot = Math.ceil(paramsSize / ring.align) * ring.align;
+    if (ring.cursor + slot > ring.size) this.flushRing(slot);
+    if (this.lo === Infinity) ring.open++;
+    const offset = ring.cursor;
+    ring.cursor += slot;
+    this.lo = Math.min(this.lo, offset);
+    this.hi = Math.max(this.hi, offset + paramsSize);
+    return offset;
   }
 
   /** Appends a dispatch with a caller-built bind group. */
@@ -139,11 +202,13 @@ export class Recorder {
 
   /** Appends a buffer-to-buffer copy (offsets and size multiples of 4). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    this.log?.push({ kind: 'copy', src, srcOffset, dst, dstOffset, size });
     this.commandEncoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
   }
 
   /** Appends a zero fill of `size` bytes at `offset` (multiples of 4). */
   clear(buffer: GPUBuffer, offset = 0, size?: number): void {
+    this.log?.push({ kind: 'clear', buffer, offset, size });
     this.commandEncoder.clearBuffer(buffer, offset, size);
   }
 

@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { createStorageBuffer, readBuffer } from '../../src/gpu/buffers.js';
 import { f16ToF32, f32ToF16, fromHalfBits, toHalfBits } from '../../src/gpu/half.js';
 import { Recorder } from '../../src/gpu/recorder.js';
-import { createTensor, createWeight, readTensor, writeWeightRows, type Weight } from '../../src/gpu/tensor.js';
+import { createTensor, createWeight, readTensor, writeWeightRows, type Tensor, type Weight } from '../../src/gpu/tensor.js';
 import { add } from '../../src/ops/elementwise.js';
 import { fillConstant, fillRandom } from '../../src/ops/fill.js';
+import { rmsNorm } from '../../src/ops/norm.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { f32, randomArray, rng } from './util.js';
 
@@ -22,6 +23,12 @@ async function readWeight(ctx: Awaited<ReturnType<typeof getTestGpu>>, w: Weight
 
 describe('gpu plumbing', async () => {
   const ctx = await getTestGpu();
+  const clearTensors = async (...ts: Tensor[]) => {
+    const rec = new Recorder(ctx);
+    for (const t of ts) rec.clear(t.buffer);
+    rec.submit();
+    await ctx.finish();
+  };
 
   it('context reports its features and limits', () => {
     expect(typeof ctx.f16).toBe('boolean');
@@ -104,6 +111,39 @@ describe('gpu plumbing', async () => {
     expect(ctx.pipelines.bindGroupCount).toBe(groups);
     const got = (await readTensor(ctx, acc)) as Float32Array;
     expect(Array.from(got)).toEqual(new Array(n).fill(count));
+    expect(ctx.takeErrors()).toEqual([]);
+  });
+
+  it('a captured step graph replays its dispatches and copies, params included, into later steps', async () => {
+    const n = 40;
+    const x = f32(ctx, randomArray(rng(3), n));
+    const w = f32(ctx, randomArray(rng(4), n));
+    const y = f32(ctx, new Float32Array(n));
+    const z = f32(ctx, new Float32Array(n));
+    // y = rmsNorm(x) * w + x, then a copy of y into z: a norm with f32 params, an add, a copy.
+    const record = (rec: Recorder) => {
+      rmsNorm(rec, x, w, y, 4, n / 4, 1e-5);
+      add(rec, y, x, y, n);
+      rec.copy(y.buffer, 0, z.buffer, 0, n * 4);
+    };
+    const eager = new Recorder(ctx);
+    record(eager);
+    eager.submit();
+    const want = Array.from(await readTensor(ctx, z));
+    await clearTensors(y, z);
+    const rec = new Recorder(ctx);
+    const graph = rec.capture(() => record(rec));
+    rec.submit();
+    expect(graph.commands.map((c) => c.kind)).toEqual(['dispatch', 'dispatch', 'copy']);
+    expect(Array.from(await readTensor(ctx, z))).toEqual(want);
+    // Replayed in a later step: the same results, from the graph's two dispatches alone.
+    await clearTensors(y, z);
+    const dispatches = rec.dispatches;
+    rec.replay(graph);
+    rec.submit();
+    expect(rec.dispatches - dispatches).toBe(2);
+    expect(Array.from(await readTensor(ctx, z))).toEqual(want);
+    expect(() => rec.capture(() => rec.capture(() => {}))).toThrow(/already capturing/);
     expect(ctx.takeErrors()).toEqual([]);
   });
 
