@@ -3,14 +3,15 @@
  * tokens, through the whole engine (scheduler, runner, sampler, detokenizer, streams).
  *
  *   node build/bench/engine.js [MODEL_DIR] [--streams 1,8,32,64] [--prompt 128] [--tokens 128] [--dummy] [--dtype float16]
- *     [--repeat 3] [--timing] [--sync] [--tune key=value,...]
+ *     [--repeat 3] [--timing] [--sync] [--eager] [--tune key=value,...]
  *
  * Prints aggregate decode tokens/s and time to first token (p50/p99) per concurrency, and the ratio of the
  * highest concurrency's throughput to one stream's. --repeat R times every concurrency R times, the rounds
  * interleaved, and reports each one's median round (with the range of its tokens/s): a lent GPU's speed drifts
  * between runs and within one. --timing splits each concurrency's steps into the engine's parts (CPU time of
  * schedule, the runner's synchronous part (inputs, recording, submit), output processing, update; and the wait for
- * the GPU), per step, in the last round. --sync runs the engine without async scheduling (one step at a time). --tune overrides fields of the
+ * the GPU), per step, in the last round. --sync runs the engine without async scheduling (one step at a time), --eager
+ * without step graphs (every forward recorded anew: EngineOptions.enforceEager). --tune overrides fields of the
  * device's KernelTuning (numbers, or a:b:c lists), as in bench/generate.
  */
 import { parseArgs } from 'node:util';
@@ -29,6 +30,7 @@ const { values, positionals } = parseArgs({
     repeat: { type: 'string', default: '1' },
     timing: { type: 'boolean', default: false },
     sync: { type: 'boolean', default: false },
+    eager: { type: 'boolean', default: false },
     tune: { type: 'string', default: '' },
   },
 });
@@ -45,6 +47,7 @@ const llm = await LLM.create({
   maxModelLen: promptLen + maxTokens + 16,
   kvCacheMemoryBytes: Number(values['kv-memory']),
   asyncScheduling: !values.sync,
+  enforceEager: values.eager,
 });
 const cfg = llm.engine.config;
 const ctx = llm.engine.runner.ctx;

@@ -289,6 +289,22 @@ async function benchOverhead(ctx: GpuContext) {
     `\nrecording a ${L}-layer decode step: ${n} dispatches, ${(record / steps).toFixed(2)} ms recording + ` +
       `${(perStep - record / steps).toFixed(2)} ms submit (${((record / steps / n) * 1e3).toFixed(2)} us per dispatch)`,
   );
+  // The same step replayed from a captured graph (the runner's step graphs): Dawn's calls and the params alone.
+  const graph = rec.capture(() => step(rec));
+  rec.submit();
+  for (let i = 0; i < 30; i++) {
+    rec.replay(graph);
+    rec.submit();
+  }
+  let replay = 0;
+  for (let i = 0; i < steps; i++) {
+    const r0 = performance.now();
+    rec.replay(graph);
+    replay += performance.now() - r0;
+    rec.submit();
+  }
+  await ctx.finish();
+  console.log(`replayed from a step graph: ${(replay / steps).toFixed(2)} ms recording (${((replay / steps / n) * 1e3).toFixed(2)} us per dispatch)`);
   dispatchCosts(ctx);
 }
 
