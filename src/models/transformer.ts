@@ -119,10 +119,10 @@ export class Transformer {
       const L = w.layers[l];
       // Attention block.
       const qkNorm = L.qNorm && L.kNorm ? { q: L.qNorm, k: L.kNorm } : null;
-      const rope = cfg.rope && this.invFreq;
       // With rope and no q/k norm, ropeCacheKV adds up the projection's split-K sums itself (deferSplit).
       const qkvIn = normed ? a.h : this.normIn(rec, a, L.attnNorm, T);
-      const { split } = ops.linear(rec, qkvIn, L.qkv, L.qkvBias, a.qkv, T, { ...(normed ? {} : this.normOpts(L.attnNorm)), deferSplit: !qkNorm && !!rope });
+      const deferSplit = !qkNorm && !!cfg.rope && !!this.invFreq;
+      const { split } = ops.linear(rec, qkvIn, L.qkv, L.qkvBias, a.qkv, T, { ...(normed ? {} : this.normOpts(L.attnNorm)), deferSplit });
       if (qkNorm) ops.qkNorm(rec, a.qkv, qkNorm.q, qkNorm.k, T, this.layout, cfg.normEps);
       if (cfg.rope && this.invFreq) {
         const { rotaryDim, attentionScaling } = cfg.rope;
