@@ -73,8 +73,8 @@ export interface EngineOptions {
   asyncScheduling?: boolean;
   /**
    * Build every kernel steps use while loading (ModelRunner.warmup: steps of representative sizes recorded, not
-   * run), so that no request waits on shader compilation later. Default true; false loads faster and compiles on
-   * first use.
+   * run) and clear the KV cache and activations, so that no request waits on shader compilation or first-use
+   * zeroing later. Default true; false loads faster and pays both on first use.
    */
   warmup?: boolean;
   /**
@@ -201,7 +201,7 @@ export class LLMEngine {
     });
     const runner = new ModelRunner(ctx, config, weights, limits, await Sampler.create(config.vocabSize));
     runner.stepGraphs = !options.enforceEager;
-    if (options.warmup !== false) runner.warmup();
+    if (options.warmup !== false) await runner.warmup();
     const override = typeof given === 'object' ? given : null;
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? []), ...(override?.eosTokenIds ?? [])])];
     if (eos.length === 0 && tokenizer.eosTokenId !== null) eos.push(tokenizer.eosTokenId);

@@ -410,8 +410,11 @@ export class ModelRunner {
    * CUDA-graph capture play. Kernel choices change at the tuning's token thresholds (powers of two) and with
    * split-K (fewer tokens, more splits), so T = 1, 2, 3 and every 2^k and 2^k + 1 up to maxNumBatchedTokens cover
    * them; the LM head and argmax run over min(T, rows per pass) rows. Sampling's top-K kernels are left to first use.
+   * Then the KV cache and activations are cleared: Dawn zeroes a buffer on its first use (WebGPU's zero
+   * initialisation), which the first request would otherwise wait for (lavapipe: 1.1 s for a 256 MiB cache).
+   * Returns when the GPU is done.
    */
-  warmup(): void {
+  async warmup(): Promise<void> {
     const { layout } = this;
     const rec = new Recorder(this.ctx, 'warmup');
     rec.autoSubmit = false;
@@ -425,6 +428,10 @@ export class ModelRunner {
       ops.argmax(rec, this.acts.logits, idsOut, S, this.cfg.vocabSize);
       rec.discard();
     }
+    const clear = new Recorder(this.ctx, 'warmup.clear');
+    for (const t of [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)]) clear.clear(t.buffer);
+    clear.submit();
+    await this.ctx.finish();
   }
 
   /**
