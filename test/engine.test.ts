@@ -215,6 +215,10 @@ describe('warm-up and step graphs', () => {
     const { replayed, captured } = warm.engine.runner.graphStats;
     expect(captured).toBeGreaterThan(0);
     expect(replayed).toBeGreaterThan(captured);
+    // Forgotten graphs (clearGraphs, after a tuning change) are captured again, with the same results.
+    warm.engine.runner.clearGraphs();
+    expect(await run(warm)).toEqual(a);
+    expect(warm.engine.runner.graphStats.captured).toBeGreaterThan(captured);
     await warm.dispose();
     // Without either, the same run compiles as it goes, records every forward, and gives the same tokens.
     const lazy = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, warmup: false, enforceEager: true });

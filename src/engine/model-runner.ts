@@ -104,8 +104,10 @@ export class ModelRunner {
   candidateSampling = true;
   /**
    * Replay each forward's commands from a graph captured the first time a step of its shape ran (Recorder.capture:
-   * a forward's dispatches and params depend only on its token count and longest block table), sparing the CPU
-   * the ops' recording work; vLLM's CUDA graphs. Off (EngineOptions.enforceEager): every forward recorded anew.
+   * given the model, its buffers and ctx.tuning, a forward's dispatches and params depend only on its token count
+   * and longest block table; everything per token is in the input buffer), sparing the CPU the ops' recording
+   * work; vLLM's CUDA graphs. Off (EngineOptions.enforceEager): every forward recorded anew. Call clearGraphs
+   * after changing ctx.tuning.
    */
   stepGraphs = true;
   /** Captured forwards by `${T}:${maxBlocksPerSeq}`, least recently used first (at most MAX_GRAPHS). */
@@ -189,6 +191,11 @@ export class ModelRunner {
 
   private view(offset: number, n: number, dtype: DType): Tensor {
     return { buffer: this.inputs, offset, shape: [n], dtype };
+  }
+
+  /** Forgets the captured step graphs (after a change of ctx.tuning, which they were captured under). */
+  clearGraphs(): void {
+    this.graphs.clear();
   }
 
   /** Records the forward of T tokens, from its step graph when one was captured (see stepGraphs). */
