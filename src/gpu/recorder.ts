@@ -131,8 +131,8 @@ export class Recorder {
   }
 
   /**
-   * Runs `record` (which records through this recorder's run, copy and clear only), recording as usual, and returns its
-   * commands as a graph that {@link replay} appends to later steps without running `record` again.
+   * Runs `record` (which records through this recorder's run, copy and clear only), recording as usual, and
+   * returns its commands as a graph that {@link replay} appends to later steps without running `record` again.
    */
   capture(record: () => void): StepGraph {
     if (this.log) throw new Error('Recorder.capture: already capturing');
