@@ -11,8 +11,8 @@
 // bias[c]; then the q heads are written whole (their unrotated dims >= R too) and the k and v columns of qkv stay
 // unwritten. This saves the linear's reduce dispatch.
 //
-// Prelude (templated on the cache dtype): KS, EPW, pack as in cache_kv.wgsl; qkvAt (and with split sums, the
-// part and bias bindings 7 and 8).
+// Prelude (templated on the cache dtype): KS, EPW, pack as in cache_kv.wgsl; qkvAt and SPLIT (and with split
+// sums, the part and bias bindings 7 and 8).
 //
 // Bindings: qkv          f32 [T, (nH + 2 nKv) D]   (q heads written)
 //           positions    u32 [T]
@@ -23,8 +23,8 @@
 // D and R are even.
 //
 // Dispatch: one thread per (t, head of nH + 2 nKv, pair j < D / 2): index threadIndex (lib/thread.wgsl).
-// For a q head the thread rotates the pair (j, j + R/2) (threads j >= R/2 write dims R + 2 (j - R/2) and the
-// next as they are); for k and v heads it writes cache elements 2j and 2j + 1 (one u32 word of an f16 cache, so
+// For a q head the thread rotates the pair (j, j + R/2) (with split sums, threads j >= R/2 write dims
+// R + 2 (j - R/2) and the next as they are; otherwise they stay in place); for k and v heads it writes cache elements 2j and 2j + 1 (one u32 word of an f16 cache, so
 // no two threads share a word).
 
 struct Params {
@@ -96,7 +96,7 @@ fn main(thread: Thread) {
       let x2 = qkvAt(base + j + p.half);
       qkv[base + j] = x1 * cs.x - x2 * cs.y;
       qkv[base + j + p.half] = x2 * cs.x + x1 * cs.y;
-    } else {
+    } else if (SPLIT) {
       let e = 2u * p.half + 2u * (j - p.half);
       qkv[base + e] = qkvAt(base + e);
       qkv[base + e + 1u] = qkvAt(base + e + 1u);

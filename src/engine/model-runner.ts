@@ -52,6 +52,7 @@ export interface RunnerLimits {
 }
 
 const ALIGN = 256;
+const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
 /** Step graphs kept (each a forward's commands: a few hundred small objects). */
 const MAX_GRAPHS = 256;
 
@@ -61,7 +62,6 @@ export function warmupTokenCounts(maxT: number): number[] {
   for (let p = 4; p <= maxT; p *= 2) ts.add(p).add(p + 1);
   return [...ts].filter((t) => t <= maxT).sort((a, b) => a - b);
 }
-const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
 
 /** Sections of the one per-step input buffer (u32 / i32 arrays at 256-byte aligned offsets). */
 interface InputLayout {
@@ -345,10 +345,7 @@ export class ModelRunner {
     const fullOffset = new Map<number, number>();
     for (let c = 0; c * cap < rows.length; c++) {
       const S = Math.min(cap, rows.length - c * cap);
-      const sampleRows = this.view(layout.sampleRows + c * chunkStride, cap, 'u32');
-      this.model.logits(rec, sampleRows, S, this.acts);
-      const idsOut: Tensor = { buffer: this.sampledIds, offset: c * chunkStride, shape: [cap], dtype: 'u32' };
-      ops.argmax(rec, this.acts.logits, idsOut, S, V);
+      this.logitsArgmax(rec, c * chunkStride, S);
       rec.copy(this.sampledIds, c * chunkStride, staging, c * chunkStride, alignUp(S * 4, 4));
       if (nCand > 0) {
         // One chunk (oneChunk): records of every row of it, rows not sampled from candidates included (cheap).
@@ -422,23 +419,32 @@ export class ModelRunner {
    * Returns when the GPU is done.
    */
   async warmup(): Promise<void> {
-    const { layout } = this;
     const rec = new Recorder(this.ctx, 'warmup');
     rec.autoSubmit = false;
-    const cap = this.logitRowsCap;
-    const sampleRows = this.view(layout.sampleRows, cap, 'u32');
-    const idsOut: Tensor = { buffer: this.sampledIds, offset: 0, shape: [cap], dtype: 'u32' };
     for (const T of warmupTokenCounts(this.limits.maxNumBatchedTokens)) {
       this.model.forward(rec, this.forwardInputs(T, this.maxBlocksPerSeq), this.acts, this.cache);
-      const S = Math.min(T, cap);
-      this.model.logits(rec, sampleRows, S, this.acts);
-      ops.argmax(rec, this.acts.logits, idsOut, S, this.cfg.vocabSize);
+      this.logitsArgmax(rec, 0, Math.min(T, this.logitRowsCap));
       rec.discard();
     }
     const clear = new Recorder(this.ctx, 'warmup.clear');
-    for (const t of [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)]) clear.clear(t.buffer);
+    for (const t of this.stepTensors()) clear.clear(t.buffer);
     clear.submit();
     await this.ctx.finish();
+  }
+
+  /**
+   * Records the LM head over S rows of one chunk of sample rows (at byte `at` of the input buffer's sampleRows
+   * section) and their argmax into sampledIds at the same byte offset.
+   */
+  private logitsArgmax(rec: Recorder, at: number, S: number): void {
+    const cap = this.logitRowsCap;
+    this.model.logits(rec, this.view(this.layout.sampleRows + at, cap, 'u32'), S, this.acts);
+    ops.argmax(rec, this.acts.logits, { buffer: this.sampledIds, offset: at, shape: [cap], dtype: 'u32' }, S, this.cfg.vocabSize);
+  }
+
+  /** The KV cache and activation tensors, which live as long as the runner. */
+  private stepTensors(): Tensor[] {
+    return [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)];
   }
 
   /**
@@ -495,6 +501,6 @@ export class ModelRunner {
     this.candParams.buffer.destroy();
     this.candidates.buffer.destroy();
     for (const b of this.stagings) b?.destroy();
-    for (const t of [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)]) t.buffer.destroy();
+    for (const t of this.stepTensors()) t.buffer.destroy();
   }
 }

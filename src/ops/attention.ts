@@ -138,7 +138,7 @@ export function ropeCacheKV(
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: `${threadLib}\n${ropeCacheSource}`,
-    prelude: cacheWritePrelude(kt) + (split ? SPLIT_QKV : 'fn qkvAt(i: u32) -> f32 { return qkv[i]; }\n'),
+    prelude: cacheWritePrelude(kt) + (split ? SPLIT_QKV : 'const SPLIT = false;\nfn qkvAt(i: u32) -> f32 { return qkv[i]; }\n'),
     bindings: split ? ['write', 'read', 'read', 'read', 'write', 'write', 'read', 'read'] : ['write', 'read', 'read', 'read', 'write', 'write'],
     params: 'uuuuufuu',
     constants: { WG: ROPE_CACHE_WG },
@@ -157,7 +157,8 @@ export function ropeCacheKV(
 }
 
 /** rope_cache_kv.wgsl's qkvAt over split-K sums: part f32 [splits, T, cols] (+ bias f32 [cols]). */
-const SPLIT_QKV = `@group(0) @binding(7) var<storage, read> part: array<f32>;
+const SPLIT_QKV = `const SPLIT = true;
+@group(0) @binding(7) var<storage, read> part: array<f32>;
 @group(0) @binding(8) var<storage, read> bias: array<f32>;
 fn qkvAt(i: u32) -> f32 {
   let cols = (p.nH + 2u * p.nKv) * p.D;
