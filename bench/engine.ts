@@ -12,11 +12,12 @@
  * schedule, the runner's synchronous part (inputs, recording, submit), output processing, update; and the wait for
  * the GPU), per step, in the last round. --sync runs the engine without async scheduling (one step at a time), --eager
  * without step graphs (every forward recorded anew: EngineOptions.enforceEager). --tune overrides fields of the
- * device's KernelTuning (numbers, or a:b:c lists), as in bench/generate.
+ * device's KernelTuning (bench/tune.ts), as in bench/generate.
  */
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
 import { Generator } from '../src/sampling/generator.js';
+import { applyTune } from './tune.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -49,14 +50,11 @@ const llm = await LLM.create({
   asyncScheduling: !values.sync,
   enforceEager: values.eager,
 });
+const loadMs = performance.now() - loadStart;
 const cfg = llm.engine.config;
 const ctx = llm.engine.runner.ctx;
-for (const kv of values.tune.split(',').filter(Boolean)) {
-  const [k, v] = kv.split('=');
-  (ctx.tuning as unknown as Record<string, unknown>)[k] = v.includes(':') ? v.split(':').map(Number) : Number(v);
-}
+applyTune(ctx.tuning, values.tune);
 if (values.tune) console.log(`# tuning: ${values.tune}`);
-const loadMs = performance.now() - loadStart;
 // Kernels compiled after load (the engine's warm-up should leave none to compile mid-run).
 const builtAtLoad = ctx.pipelines.pipelinesBuilt;
 console.log(`# ${positionals[0] ?? 'embedded default'}: ${cfg.architecture}, hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers, vocab ${cfg.vocabSize}; ${values.dummy ? 'dummy' : 'real'} weights`);

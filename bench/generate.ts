@@ -11,12 +11,12 @@
  * copyBufferToBuffer and a vec4 compute copy (Dawn's copyBufferToBuffer can be far below what shaders reach).
  * --unsafe creates Dawn with allow_unsafe_apis (experimental features such as subgroup matrices, i.e. tensor cores);
  * --no-mma keeps linear off them. --profile prints GPU time per kernel of a decode step of each batch (timestamp
- * queries, one pass per dispatch). --tune overrides fields of the device's KernelTuning (numbers, or a,b,... lists).
+ * queries, one pass per dispatch). --tune overrides fields of the device's KernelTuning (bench/tune.ts).
  */
 import { parseArgs } from 'node:util';
 import { create } from 'webgpu';
 import { FsModelSource } from '../bindings/node/fs-source.js';
-import { nodeGpu } from '../bindings/node/webgpu.js';
+import { dawnFlags, nodeGpu } from '../bindings/node/webgpu.js';
 import { parseModelConfig, type ModelConfig } from '../src/config/model-config.js';
 import { ModelRunner, type ScheduledSeq } from '../src/engine/model-runner.js';
 import { GpuContext } from '../src/gpu/context.js';
@@ -26,6 +26,7 @@ import { loadWeights } from '../src/models/load-weights.js';
 import { Generator } from '../src/sampling/generator.js';
 import { SamplingParams } from '../src/sampling-params.js';
 import { Sampler } from '../src/sampling/sampler.js';
+import { applyTune } from './tune.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -52,9 +53,7 @@ let gpu = await nodeGpu(); // also points Vulkan at a driver and installs the We
 // Held for the whole run: Dawn's instance must outlive its devices.
 if (values.unsafe || values.profile) {
   // --profile: full-resolution timestamps (Dawn rounds them to 100 us otherwise).
-  const extra = process.env.WEBGPU_LLM_DAWN_TOGGLES ? `,${process.env.WEBGPU_LLM_DAWN_TOGGLES}` : '';
-  const flags = [`enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis${extra}`];
-  gpu = create(values.profile ? [...flags, 'disable-dawn-features=timestamp_quantization'] : flags);
+  gpu = create(values.profile ? [...dawnFlags(), 'disable-dawn-features=timestamp_quantization'] : dawnFlags());
 }
 const ctx = await GpuContext.create(gpu, {
   timestamps: values.profile,
@@ -62,11 +61,7 @@ const ctx = await GpuContext.create(gpu, {
   subgroupMatrix: values['no-mma'] ? false : undefined,
 });
 const dtype = ctx.f16 && values.dtype === 'float16' ? 'f16' : 'f32';
-for (const kv of values.tune.split(',').filter(Boolean)) {
-  const [k, v] = kv.split('=');
-  const value = v.includes(':') ? v.split(':').map(Number) : v === 'true' || v === 'false' ? v === 'true' : Number(v);
-  (ctx.tuning as unknown as Record<string, unknown>)[k] = value;
-}
+applyTune(ctx.tuning, values.tune);
 if (values['mma-tiles']) ctx.tuning.mmaTiles = JSON.parse(values['mma-tiles']);
 if (values.tune || values['mma-tiles']) console.log(`# tuning: ${JSON.stringify(ctx.tuning)}`);
 const info = ctx.adapter.info;

@@ -10,9 +10,10 @@
  * from workgroup memory every step, 435-474 TFLOPS. (This script's variable cases keep the operands in registers.)
  */
 import { create, globals } from 'webgpu';
+import { dawnFlags } from '../bindings/node/webgpu.js';
 
 Object.assign(globalThis, globals);
-const gpu = create(['enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis']);
+const gpu = create(dawnFlags());
 const adapter = await gpu.requestAdapter();
 if (!adapter?.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName)) {
   console.log('no subgroup matrices on this adapter');

@@ -16,7 +16,7 @@
  * onSubmittedWorkDone divided by iters (so it includes no recording), "cpu" the recording time per repetition.
  */
 import { create } from 'webgpu';
-import { nodeGpu } from '../bindings/node/webgpu.js';
+import { dawnFlags, nodeGpu } from '../bindings/node/webgpu.js';
 import { GpuContext } from '../src/gpu/context.js';
 import { Recorder } from '../src/gpu/recorder.js';
 import { createTensor, createWeight, destroyWeight, readTensor, uploadTensor, type Tensor } from '../src/gpu/tensor.js';
@@ -358,7 +358,7 @@ function dispatchCosts(ctx: GpuContext) {
 
 const tuningName = option('--tuning');
 let gpu = await nodeGpu(); // also points Vulkan at a driver and installs the WebGPU globals
-if (flag('--unsafe')) gpu = create(['enable-dawn-features=vulkan_enable_f16_on_nvidia,allow_unsafe_apis']);
+if (flag('--unsafe')) gpu = create(dawnFlags());
 const ctx = await GpuContext.create(gpu, tuningName ? { tuning: tuningName === 'cpu' ? CPU_TUNING : GPU_TUNING } : {});
 const info = ctx.adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number; subgroupMatrixConfigs?: unknown };
 console.log(`device: ${info.vendor} ${info.architecture} ${info.description}; shader-f16=${ctx.f16} subgroups=${ctx.subgroups} (${info.subgroupMinSize}..${info.subgroupMaxSize}) subgroup matrices=${ctx.subgroupMatrix}`);

@@ -15,9 +15,10 @@ import { fileURLToPath } from 'node:url';
 /**
  * Dawn toggles: NVIDIA's Vulkan driver exposes shader-f16 only with vulkan_enable_f16_on_nvidia; allow_unsafe_apis
  * exposes chromium-experimental-subgroup-matrix (tensor cores), which the GEMM uses for 9-64-token steps.
- * WEBGPU_LLM_DAWN_TOGGLES (comma-separated Dawn toggle names) adds more, for experiments.
+ * WEBGPU_LLM_DAWN_TOGGLES (comma-separated Dawn toggle names) adds more, for experiments. The benchmarks that
+ * create a Dawn instance of their own pass these too.
  */
-function dawnFlags(): string[] {
+export function dawnFlags(): string[] {
   const extra = process.env.WEBGPU_LLM_DAWN_TOGGLES?.split(',').filter(Boolean) ?? [];
   return [`enable-dawn-features=${['vulkan_enable_f16_on_nvidia', 'allow_unsafe_apis', ...extra].join(',')}`];
 }

@@ -1,0 +1,13 @@
+/**
+ * --tune for the benchmarks: `key=value,...` overrides fields of a KernelTuning (numbers, true/false, or a:b:c
+ * lists of numbers).
+ */
+import type { KernelTuning } from '../src/gpu/tuning.js';
+
+export function applyTune(tuning: KernelTuning, spec: string): void {
+  for (const kv of spec.split(',').filter(Boolean)) {
+    const [k, v] = kv.split('=');
+    const value = v.includes(':') ? v.split(':').map(Number) : v === 'true' || v === 'false' ? v === 'true' : Number(v);
+    (tuning as unknown as Record<string, unknown>)[k] = value;
+  }
+}
