@@ -20,5 +20,5 @@ for spec in "$@"; do
   echo "=== $name${tune:+ (--tune $tune)}"
   # shellcheck disable=SC2086 # args is a list of options
   node build/bench/generate.js .benchcfg/llama-3.2-1b $args ${tune:+--tune "$tune"} ${table:+--mma-tiles "$table"} 2>&1 |
-    grep -E '^\| (prefill|decode)|^# profile|^#  .*(mma|reduce)|GPU errors'
+    grep -E '^\| (prefill|decode)|^# profile|^#  .*(mma|reduce|to_half)|GPU errors'
 done

@@ -43,7 +43,6 @@
 // block (GATED: and the matching up block) to workgroup memory, and the threads add the SK partial sums and write
 // the outputs.
 
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> part: array<f32>;
@@ -60,7 +59,6 @@ const LD = BK + 8u;
 /** 8-element chunks per staged row. */
 const CHUNKS = BK / 8u;
 
-var<workgroup> xs: array<f16, BM * LD>;
 /** Per subgroup, one result block and (GATED) its up block. */
 var<workgroup> cs: array<f32, SG * 512u>;
 
@@ -74,6 +72,10 @@ fn stagedRow(o0: u32, v: u32) -> u32 {
   }
   return min(o0 + v, p.N - 1u);
 }
+
+// @x-f32 {  (x as f32, rounded to f16 when staged; XH 1 replaces this region with @x-f16's)
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+var<workgroup> xs: array<f16, BM * LD>;
 
 /** x chunk e (< BM CHUNKS) of the step at k0: 8 values of a token row (zeros past K). */
 fn loadX(tileM: u32, e: u32, k0: u32) -> mat2x4<f32> {
@@ -102,6 +104,31 @@ fn stageX(e: u32, v: mat2x4<f32>) {
     xs[at + 2u * j + 1u] = h.y;
   }
 }
+// @x-f32 }
+// @x-f16 {  (XH 1: x as f16 [T, K], staged like the weight)
+@group(0) @binding(1) var<storage, read> x: array<vec4<u32>>;
+var<workgroup> xs: array<f16, BM * LD>;
+
+/** x chunk e (< BM CHUNKS) of the step at k0: 8 halves of a token row (zeros past K). */
+fn loadX(tileM: u32, e: u32, k0: u32) -> vec4<u32> {
+  let chunk = k0 / 8u + e % CHUNKS;
+  if (chunk >= p.K / 8u) {
+    return vec4<u32>();
+  }
+  return x[min(tileM + e / CHUNKS, p.T - 1u) * (p.K / 8u) + chunk];
+}
+
+/** Stores x chunk e at its place in xs, its pairs rotated as in the f32 stageX. */
+fn stageX(e: u32, v: vec4<u32>) {
+  let at = (e / CHUNKS) * LD + (e % CHUNKS) * 8u;
+  for (var i = 0u; i < 4u; i++) {
+    let j = (i + e) % 4u;
+    let h = bitcast<vec2<f16>>(select(select(v.x, v.y, j == 1u), select(v.z, v.w, j == 3u), j >= 2u));
+    xs[at + 2u * j] = h.x;
+    xs[at + 2u * j + 1u] = h.y;
+  }
+}
+// @x-f16 }
 // @staged-w {  (the weight staged through workgroup memory; DIRECT tiles get w: array<f16> in its place)
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 var<workgroup> ws: array<f16, BN * LD>;

@@ -9,9 +9,10 @@
  * SGM x SGN subgroups over the workgroup's outputs, SK subgroups splitting K, each multiplying 32 KM of K per step
  * (KM default 1); DIRECT 1: weight blocks loaded from memory by each subgroup (one step ahead, in registers)
  * instead of staged in workgroup memory (default 0; needs K % (32 SK KM) == 0 and weight rows % 32 == 0, else the
- * tile runs staged). Gated weights need WN even.
+ * tile runs staged); XH 1: x converted to f16 by a to_half dispatch first, so that the tile stages half the bytes
+ * and converts nothing (default 0: x read as f32 and rounded as it is staged). Gated weights need WN even.
  */
-export type MmaTile = [number, number, number, number, number, number?, number?];
+export type MmaTile = [number, number, number, number, number, number?, number?, number?];
 
 export interface KernelTuning {
   /** linear: the largest token count served by the GEMV kernel (each weight row read once per gemvTokens tokens). */
@@ -115,12 +116,14 @@ export const GPU_TUNING: KernelTuning = {
   // the LM head and for prefills up to 256 tokens (128 tokens: 6.75 ms a step against 7.3 with the next). Beyond,
   // 128 x 256 tiles of 8 subgroups with 4 x 4 blocks each (47 KiB of workgroup memory; where the limit is lower,
   // the tiles that fit): an engine chunk of 2048 tokens 62 -> 48 ms of kernels (gate/up 75 -> 109 TFLOPS); 2 x 4
-  // blocks or KM 2 were slower.
+  // blocks or KM 2 were slower. There, x goes to f16 first (XH): an engine chunk 43.95 -> 42.79 ms of kernels
+  // (the products 35.4 -> 33.2 ms, the to_half dispatches 1.1 ms); at 16 and 64 tokens the to_half dispatches
+  // cost what the products gained, and XH with weight-direct tiles, KM 2, SK 4 or 4 x 4 blocks per subgroup lost.
   mmaTiles: [
     { maxTokens: 16, maxColumns: 32768, tile: [1, 2, 1, 2, 4, 1, 1] },
     { maxTokens: 64, maxColumns: 32768, tile: [4, 2, 1, 2, 2, 1, 1] },
     { maxTokens: 256, tile: [2, 4, 2, 2, 1] },
-    { maxTokens: Infinity, tile: [4, 4, 2, 4, 1] },
+    { maxTokens: Infinity, tile: [4, 4, 2, 4, 1, 1, 0, 1] },
   ],
   // H200 (bench/generate.js --tune mmaSplitWorkgroups=N): decode batch 16 7.6 -> 5.3-5.8 ms, batch 64 unchanged.
   mmaSplitWorkgroups: 264,

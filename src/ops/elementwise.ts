@@ -8,6 +8,7 @@ import actInplaceSource from '../../shaders/act.inplace.wgsl';
 import addSource from '../../shaders/add.wgsl';
 import addInplaceSource from '../../shaders/add.inplace.wgsl';
 import gatedSource from '../../shaders/gated_act.wgsl';
+import toHalfSource from '../../shaders/to_half.wgsl';
 import { expectTensor, grid } from './common.js';
 
 const ELEMENTWISE_WG = 256;
@@ -113,4 +114,28 @@ export function gatedAct(
   }));
   const [gx, gy] = grid(ctx, Math.ceil((T * I) / ELEMENTWISE_WG));
   rec.run(kernel, [T * I, I], [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
+}
+
+/**
+ * out = f16(x) for n elements (n % 8 == 0): the tensor-core linear's input in half the bytes.
+ *
+ * @param x    f32 [n]
+ * @param out  f16 [>= n]
+ * @example
+ * toHalf(rec, normed, xHalf, T * H);
+ */
+export function toHalf(rec: Recorder, x: Tensor, out: Tensor, n: number): void {
+  if (n % 8 !== 0) throw new Error(`toHalf: ${n} elements are not a multiple of 8`);
+  if (n === 0) return;
+  const { ctx } = rec;
+  expectTensor(x, 'f32', n, 'toHalf x');
+  expectTensor(out, 'f16', n, 'toHalf out');
+  const kernel = ctx.pipelines.kernel('to_half', () => ({
+    name: 'to_half',
+    code: `${threadLib}\n${toHalfSource}`,
+    bindings: ['read', 'write'],
+    params: 'u',
+    constants: { WG: ELEMENTWISE_WG },
+  }));
+  rec.run(kernel, [n / 8], [bindTensor(ctx, x), bindTensor(ctx, out)], ...grid(ctx, Math.ceil(n / 8 / ELEMENTWISE_WG)));
 }

@@ -19,7 +19,7 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** WGSL prelude and body of linear.mma.wgsl for `tile` (gated: WN / 2 gate blocks, then WN / 2 up blocks). */
 export function mmaKernelCode(tile: MmaTile, gated: boolean): { prelude: string; code: string } {
-  const [wm, wn, sgm, sgn, sk, km = 1, direct = 0] = tile;
+  const [wm, wn, sgm, sgn, sk, km = 1, direct = 0, xh = 0] = tile;
   const threads = 32 * sgm * sgn * sk;
   const chunks = mmaStepK(tile) / 8;
   // Per-thread chunks of a step: x rows, then (staged) w rows; a guard where the threads do not divide them evenly.
@@ -84,7 +84,10 @@ export function mmaKernelCode(tile: MmaTile, gated: boolean): { prelude: string;
   const generated: Record<string, string[]> = { declarations: decl, staging, current, prefetch, products, epilogue };
   // DIRECT: the staged-weight region (its binding, workgroup array, loadW, stageW) gives way to w as halves.
   const stagedW = /^\/\/ @staged-w \{[^]*?^\/\/ @staged-w \}$/m;
-  const source = direct ? mmaSource.replace(stagedW, '@group(0) @binding(2) var<storage, read> w: array<f16>;') : mmaSource;
+  let source = direct ? mmaSource.replace(stagedW, '@group(0) @binding(2) var<storage, read> w: array<f16>;') : mmaSource;
+  // x's form: the @x-f32 region or the @x-f16 one stays.
+  const xForm = xh ? 'x-f16' : 'x-f32';
+  source = source.replace(/^\/\/ @(x-[a-z0-9]+) \{[^]*?^\/\/ @\1 \}\n/gm, (region: string, name: string) => (name === xForm ? region : ''));
   const code = source.replace(/^( *)\/\/ @generated (\w+).*$/gm, (_line, indent: string, part: string) => {
     const lines = generated[part];
     if (!lines) throw new Error(`linear.mma.wgsl: no generated part '${part}'`);

@@ -35,7 +35,7 @@ import gemmSource from '../../shaders/linear.gemm.wgsl';
 import reduceSource from '../../shaders/linear.reduce.wgsl';
 import reduceNormSource from '../../shaders/linear.reduce.norm.wgsl';
 import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
-import { actCode, gatedAct, type Activation } from './elementwise.js';
+import { actCode, gatedAct, toHalf, type Activation } from './elementwise.js';
 import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 import { rmsNorm } from './norm.js';
 import { mmaKernelCode, mmaSharedBytes, mmaStepK } from './linear-mma.js';
@@ -200,7 +200,7 @@ export function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number
   const fits = (t: (typeof tiles)[number]) => T <= t.maxTokens && rows <= (t.maxColumns ?? Infinity) && K <= (t.maxDepth ?? Infinity);
   const tile = (tiles.find(fits) ?? tiles[tiles.length - 1]).tile;
   // Weight blocks loaded straight from memory need whole steps of K and whole 16-row blocks (gate and up alike).
-  if (tile[6] === 1 && (K % mmaStepK(tile) !== 0 || rows % 32 !== 0)) return [tile[0], tile[1], tile[2], tile[3], tile[4], tile[5] ?? 1, 0];
+  if (tile[6] === 1 && (K % mmaStepK(tile) !== 0 || rows % 32 !== 0)) return [tile[0], tile[1], tile[2], tile[3], tile[4], tile[5] ?? 1, 0, tile[7] ?? 0];
   return tile;
 }
 
@@ -270,6 +270,13 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     residual: !!opts.residual,
   };
   const kernel = linearKernel(rec, choice, w.dtype, vw, T, K, fusion);
+  // Tiles with XH: x in f16 first.
+  if (choice.path === 'mma' && choice.tile[7]) {
+    const buffer = ctx.scratchBuffer('linear.xHalf', T * K * 2);
+    const half: Tensor = { buffer, offset: 0, shape: [buffer.size / 2], dtype: 'f16' };
+    toHalf(rec, input, half, T * K);
+    input = half;
+  }
   const xb = bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createZeroBuffer, writeBuffer } from '../../src/gpu/buffers.js';
 import { createTensor, type Tensor } from '../../src/gpu/tensor.js';
-import { act, add, gatedAct } from '../../src/ops/elementwise.js';
+import { f32ToF16 } from '../../src/gpu/half.js';
+import { act, add, gatedAct, toHalf } from '../../src/ops/elementwise.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { expectClose, f32, randomArray, rng, run } from './util.js';
 
@@ -94,4 +95,16 @@ describe('elementwise', async () => {
       });
     }
   }
+
+  it('toHalf rounds to the nearest f16, leaving the rest of out as it was', async () => {
+    const n = 4104;
+    const x = randomArray(rng(5), n, -70000, 70000);
+    x.set([0, -0, 1, -1, 65504, -65504, 1e-8, 6e-5, 3.14159, 1e5, -1e5, 0.1, 2049, 2051]);
+    for (let i = 14; i < 1000; i++) x[i] /= 1e4; // the usual range of activations
+    const out = createTensor(ctx, [n + 8], 'f16');
+    const got = await run(ctx, (rec) => toHalf(rec, f32(ctx, x), out, n), out);
+    expect(Array.from(got.subarray(0, n))).toEqual(Array.from(f32ToF16(x)));
+    expect(Array.from(got.subarray(n))).toEqual(new Array(8).fill(0));
+    expect(() => toHalf(undefined as never, f32(ctx, x), out, n - 4)).toThrow(/not a multiple of 8/);
+  });
 });

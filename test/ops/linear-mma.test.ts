@@ -8,11 +8,11 @@ import { GPU_TUNING, type MmaTile } from '../../src/gpu/tuning.js';
 import { mmaKernelCode, mmaSharedBytes } from '../../src/ops/linear-mma.js';
 import { mmaTile } from '../../src/ops/linear.js';
 
-const TILES: MmaTile[] = [...GPU_TUNING.mmaTiles.map((t) => t.tile), [1, 1, 1, 1, 1], [4, 4, 2, 2, 1], [1, 2, 1, 2, 4], [2, 2, 1, 2, 2, 2], [4, 2, 1, 1, 2, 2, 1]];
+const TILES: MmaTile[] = [...GPU_TUNING.mmaTiles.map((t) => t.tile), [1, 1, 1, 1, 1], [4, 4, 2, 2, 1], [1, 2, 1, 2, 4], [2, 2, 1, 2, 2, 2], [4, 2, 1, 1, 2, 2, 1], [4, 2, 1, 2, 2, 1, 1, 1], [2, 2, 2, 2, 1, 2, 0, 1]];
 
 describe('linear.mma kernel generation', () => {
   it.each(TILES.map((t) => [t.join(''), t] as const))('tile %s: every generated part filled, one variable per block', (_name, tile) => {
-    const [wm, wn, sgm, sgn, sk, km = 1, direct = 0] = tile;
+    const [wm, wn, sgm, sgn, sk, km = 1, direct = 0, xh = 0] = tile;
     for (const gated of wn % 2 === 0 ? [false, true] : [false]) {
       const { prelude, code } = mmaKernelCode(tile, gated);
       expect(code).not.toMatch(/^ *\/\/ @generated/m);
@@ -39,6 +39,10 @@ describe('linear.mma kernel generation', () => {
         expect(code).toContain('var<workgroup> ws: array<f16, BN * LD>;');
       }
       expect(prelude).toContain(`const KM = ${km}u;`);
+      // x as f32 (rounded as it is staged) or, XH, as f16 chunks: one binding and one loadX / stageX either way.
+      expect(code.match(/@binding\(1\) var<storage, read> x: array<([^>]+>)>;/)?.[1]).toBe(xh ? 'vec4<u32>' : 'vec4<f32>');
+      expect(code.match(/^fn (loadX|stageX)\(/gm)).toEqual(['fn loadX(', 'fn stageX(']);
+      expect(code).not.toContain(xh ? '// @x-f32 {' : '// @x-f16 {');
       // Gated: each output block stores its up block beside it.
       const stores = code.match(/subgroupMatrixStore\(/g)?.length;
       expect(stores).toBe(wm * wn);
