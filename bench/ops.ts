@@ -6,9 +6,10 @@
  * Run (built by `npm run build` into build/bench, like the other benches):
  *   node build/bench/ops.js [--quick] [--f32] [--tuning cpu|gpu] [--only linear|attention|overhead] [--unsafe]
  *     [--tokens 1,8,64] [--shapes qkv,o,gate/up,down,lm-head] [--mma 44114,22221] [--split 0,264,528] [--repeat 3]
- *     [--pad 32]
- * --tokens, --shapes: which linear cases; --mma: subgroup-matrix tiles to time (WM WN SGM SGN SK, see
- * src/gpu/tuning.ts MmaTile); --split: time the tuned tiles (or each --mma tile) with these tuning.mmaSplitWorkgroups.
+ *     [--pad 32] [--cases 64x176x1,1x4096x1] [--heads 32x8x64]
+ * --tokens, --shapes: which linear cases; --mma: subgroup-matrix tiles to time (WM WN SGM SGN SK [KM DIRECT XH], see
+ * src/gpu/tuning.ts MmaTile); --cases: attention's (sequences x context x new tokens of each); --heads: its q heads x
+ * kv heads x head dim; --split: time the tuned tiles (or each --mma tile) with these tuning.mmaSplitWorkgroups.
  * --quick: small shapes for CPU WebGPU (lavapipe); default: Llama-3.2-1B's shapes (H 2048, I 8192, V 128256).
  * --pad: elements of padding after each weight row (default: tuning.weightRowPadding bytes). --unsafe: Dawn with allow_unsafe_apis, for the subgroup-matrix (tensor core) variants.
  *
@@ -139,7 +140,7 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
       ops.linear(rec0, x, w, null, refOut, T, opts);
       rec0.submit();
       const ref = (await readTensor(ctx, refOut, T * N)) as Float32Array;
-      const chosen = option('--mma')?.split(',').map((t) => mma([...t].map(Number) as MmaTile)); // 5 or 6 digits
+      const chosen = option('--mma')?.split(',').map((t) => mma([...t].map(Number) as MmaTile)); // 5 to 8 digits
       const mmas = !ctx.subgroupMatrix ? [] : chosen ?? (T <= 8 ? MMA_FEW.slice(0, 1) : T <= 64 ? MMA_FEW : MMA_MANY);
       const tiles = chosen ? [] : T > 512 ? TILE_VARIANTS.slice(0, 1) : TILE_VARIANTS;
       const splitList = option('--split')?.split(',').map(Number);
@@ -181,13 +182,13 @@ async function benchLinear(ctx: GpuContext, dtype: 'f32' | 'f16') {
 }
 
 async function benchAttention(ctx: GpuContext, kv: 'f32' | 'f16') {
-  const [nH, nKv, D] = quick ? [8, 2, 64] : [32, 8, 64];
+  const [nH, nKv, D] = quick ? [8, 2, 64] : (option('--heads') ?? '32x8x64').split('x').map(Number);
   const blockSize = 16;
   const layout = { numHeads: nH, numKvHeads: nKv, headDim: D };
   // [sequences, context length, new tokens per sequence]
   const cases: [number, number, number][] = quick
     ? [[1, 512, 1], [4, 512, 1], [1, 256, 256]]
-    : [[1, 176, 1], [8, 176, 1], [64, 176, 1], [1, 4096, 1], [1, 512, 512]];
+    : (option('--cases') ?? '1x176x1,8x176x1,64x176x1,1x4096x1,1x512x512').split(',').map((c) => c.split('x').map(Number) as [number, number, number]);
   console.log(`\nattention, ${kv} cache, nH=${nH} nKv=${nKv} D=${D}   seqs context  new split   gpu us    cpu us   KV GB/s`);
   const base = ctx.tuning;
   for (const [S, L, fresh] of cases) {
@@ -216,13 +217,16 @@ async function benchAttention(ctx: GpuContext, kv: 'f32' | 'f16') {
       ['128', { ...base, attentionSplitBelow: 1 << 20, attentionSplitKeys: 128 }],
       ['wg64', { ...base, attentionWorkgroup: 64 }],
       ['wg256', { ...base, attentionWorkgroup: 256 }],
+      ['h8', { ...base, attentionHeads: 8 }],
+      ['h4', { ...base, attentionHeads: 4 }],
+      ['h1', { ...base, attentionHeads: 1 }],
       ['port.', { ...base, attentionSubgroups: false, attentionWorkgroup: 64, attentionSplitKeys: 64 }],
     ];
     for (const [name, tuning] of splits) {
       ctx.tuning = tuning;
       const { gpu, cpu } = await time(ctx, iters, (rec) => ops.pagedAttention(rec, qkv, kCache, vCache, meta, out, T, layout, opts));
       console.log(
-        `${' '.repeat(44)}${col(S, 5)} ${col(L, 7)} ${col(fresh, 4)} ${col(name, 5)}` +
+        `${' '.repeat(44)}${col(S, 5)} ${col(L, 7)} ${col(fresh, 4)} ${col(name, 6)}` +
           `${num(gpu * 1e6)} ${num(cpu * 1e6)} ${num(kvBytes / gpu / 1e9)}`,
       );
     }

@@ -138,7 +138,11 @@ export const GPU_TUNING: KernelTuning = {
   gemmK: 16,
   attentionSubgroups: true,
   attentionWorkgroup: 128,
-  attentionHeads: 8,
+  // H200, decode steps (bench/generate.js --profile --tune attentionHeads=N, 16 layers): 2 heads a workgroup (each
+  // kv head's keys read by 2 workgroups) against 8: batch 64 at context 192 0.80 -> 0.67-0.69 ms, at context 1024
+  // 2.78 -> 2.40-2.53; batch 8 at 1024 1.17 -> 0.97; batch 1 0.47 -> 0.40. 1 head: better for batches of 1 and 16,
+  // worse for 64.
+  attentionHeads: 2,
   attentionSplitBelow: 256,
   attentionSplitKeys: 32,
   attentionMaxSplits: 32,

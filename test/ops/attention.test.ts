@@ -111,7 +111,7 @@ const L = (numHeads: number, numKvHeads: number, headDim: number): QkvLayout => 
 
 const cases: Case[] = [
   { name: 'decode over 3 chunks of keys', layout: L(1, 1, 8), seqs: [[40, 1]], blockSize: 4, window: null, kv: 'f32' },
-  { name: 'G=16 heads per kv head (2 workgroups each)', layout: L(32, 2, 16), seqs: [[30, 3]], blockSize: 8, window: null, kv: 'f16' },
+  { name: 'G=16 heads per kv head (several workgroups each)', layout: L(32, 2, 16), seqs: [[30, 3]], blockSize: 8, window: null, kv: 'f16' },
   { name: 'G=5 heads per kv head (uneven split on CPU)', layout: L(10, 2, 8), seqs: [[20, 2]], blockSize: 4, window: null, kv: 'f32' },
   { name: 'single decode token', layout: L(2, 2, 8), seqs: [[5, 1]], blockSize: 4, window: null, kv: 'f32' },
   { name: 'prefill from scratch, D=16, MQA', layout: L(4, 1, 16), seqs: [[11, 11]], blockSize: 4, window: null, kv: 'f32' },
