@@ -213,22 +213,11 @@ function lastStepInputs(T: number, seqLen: number) {
     acts: Parameters<typeof runner.model.forward>[2];
     inputs: GPUBuffer;
     layout: Record<string, number>;
-    maxBlocksPerSeq: number;
+    forwardInputs(T: number, maxBlocksPerSeq: number): Parameters<typeof runner.model.forward>[1];
   };
-  const L = r.layout;
-  const maxT = runner.limits.maxNumBatchedTokens;
-  const view = (offset: number, n: number, dt: 'u32' | 'i32') => ({ buffer: r.inputs, offset, shape: [n], dtype: dt });
-  const inputs = {
-    T,
-    ids: view(L.ids, maxT, 'u32'),
-    positions: view(L.positions, maxT, 'u32'),
-    positionIds: runner.model.weights.positions ? view(L.positionIds, maxT, 'u32') : null,
-    seqIdx: view(L.seqIdx, maxT, 'u32'),
-    slotMapping: view(L.slotMapping, maxT, 'i32'),
-    blockTables: view(L.blockTables, runner.limits.maxNumSeqs * r.maxBlocksPerSeq, 'u32'),
-    maxBlocksPerSeq: Math.ceil(seqLen / blockSize),
-  };
-  const rows = view(L.sampleRows, T, 'u32');
+  // The runner's own views of its input buffer, which still holds the last step's inputs (its tiles included).
+  const inputs = r.forwardInputs(T, Math.ceil(seqLen / blockSize));
+  const rows = { buffer: r.inputs, offset: r.layout.sampleRows, shape: [T], dtype: 'u32' as const };
   return { inputs, rows, r };
 }
 

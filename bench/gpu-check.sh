@@ -7,7 +7,8 @@
 #
 # prepare copies the bench shapes (Llama-3.2-1B config with llama3-rand's tokenizer) into .benchcfg and a few
 # golden fixtures into .goldens (both git-ignored; the carry limit is 64 MiB with .gpu). The run prints: the f16
-# GPU path against the goldens (tensor cores included; with and without async scheduling), the engine at 1-64
+# GPU path against the goldens (tensor cores included; with and without async scheduling), the tiled prompt
+# attention against the per-token kernels (bench/prompt-attention.js), the engine at 1-64
 # streams (median of 3 rounds; then with --sync, one step at a time), the runner's prefill and decode with a
 # per-kernel profile of each step, and one engine-like prefill chunk. Also in
 # the kit: bench/mma-tables.sh (bench/generate.js --mma-tiles JSON / --tune k=v over several tunings in one call:
@@ -29,6 +30,7 @@ quiet='^(Warning|Compilation log|warning|[0-9]+ warning)|deprecated builtin|^ *\
 for a in "" --sync; do
   node build/bench/goldens.js .goldens/goldens.json .goldens/tinystories-656K .goldens/stories260K .goldens/phi3-rand --copies 8 $a 2>&1 | grep -E '^(ok|FAIL|  GPU errors)|models? (match|differ)'
 done
+node build/bench/prompt-attention.js .goldens/tinystories-656K .goldens/phi3-rand 2>&1 | grep -E '^(ok|FAIL)'
 node build/bench/engine.js .benchcfg/llama-3.2-1b --dummy --dtype float16 --repeat 3 --timing 2>&1 | grep -vE "$quiet"
 echo "# the same without async scheduling (--sync)"
 node build/bench/engine.js .benchcfg/llama-3.2-1b --dummy --dtype float16 --repeat 3 --timing --sync 2>&1 | grep -vE "$quiet"

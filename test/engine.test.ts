@@ -230,3 +230,28 @@ describe('warm-up and step graphs', () => {
     await lazy.dispose();
   });
 });
+
+describe('tiled prompt attention', () => {
+  it('runs prompt-sized steps on the tiled kernel, giving the tokens of the per-token kernels', async () => {
+    // No prefix caching across the two runs: the second must compute every prompt again.
+    const llm = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, enablePrefixCaching: false });
+    const { ctx } = llm.engine.runner;
+    const keys = new Set<string>();
+    const kernel = ctx.pipelines.kernel.bind(ctx.pipelines);
+    ctx.pipelines.kernel = (key, make) => (keys.add(key.split('.').slice(0, 2).join('.')), kernel(key, make));
+    // Prompts of 1 to 2 chunks (a chunk's queries after keys of earlier steps), with decodes joining their steps.
+    const lens = [300, 129, 140, 5, 250, 60];
+    const reqs = lens.map((n, i) => ({ promptTokenIds: promptOf(n, i) }));
+    const params = new SamplingParams({ temperature: 0, maxTokens: 12, ignoreEos: true });
+    const tiled = (await llm.generate(reqs, params)).map((o) => o.outputs[0].tokenIds);
+    expect(keys).toContain('paged_attention.tiled');
+    ctx.tuning = { ...ctx.tuning, attentionTiledTokens: 0 };
+    llm.engine.runner.clearGraphs();
+    keys.clear();
+    const perToken = (await llm.generate(reqs, params)).map((o) => o.outputs[0].tokenIds);
+    expect(keys).not.toContain('paged_attention.tiled');
+    expect(tiled).toEqual(perToken);
+    await llm.dispose();
+  });
+});
+

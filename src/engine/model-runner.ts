@@ -71,6 +71,7 @@ interface InputLayout {
   seqIdx: number;
   slotMapping: number;
   blockTables: number;
+  tiles: number;
   sampleRows: number;
   size: number;
 }
@@ -171,6 +172,7 @@ export class ModelRunner {
       seqIdx: take(u32(maxT)),
       slotMapping: take(u32(maxT)),
       blockTables: take(u32(limits.maxNumSeqs * this.maxBlocksPerSeq)),
+      tiles: take(u32(2 * maxT)),
       sampleRows: take(chunks * u32(rows)),
       size: off,
     };
@@ -233,7 +235,14 @@ export class ModelRunner {
       slotMapping: this.view(layout.slotMapping, maxT, 'i32'),
       blockTables: this.view(layout.blockTables, limits.maxNumSeqs * this.maxBlocksPerSeq, 'u32'),
       maxBlocksPerSeq,
+      tiles: this.tileCount(T) ? { table: this.view(layout.tiles, 2 * maxT, 'u32'), count: this.tileCount(T) } : undefined,
     };
+  }
+
+  /** The tiled attention kernel's tile bound for a step of T tokens (0: the step runs the per-token kernels). */
+  private tileCount(T: number): number {
+    const tiling = ops.attentionTiling(this.ctx, this.model.layout, T);
+    return tiling ? ops.attentionTileCount(T, tiling.queries, this.limits.maxNumSeqs) : 0;
   }
 
   /** Runs one step: forward over every scheduled token, then sampling. */
@@ -284,6 +293,11 @@ export class ModelRunner {
       // Extra samples read the same row again (one logits row, one readback per draw; n is small).
       s.extraSamples?.forEach((_, k) => rows.push({ row: t - 1, seq: si, kind: 'sample', extra: k }));
     });
+    const tiling = ops.attentionTiling(this.ctx, this.model.layout, T);
+    if (tiling) {
+      const count = this.tileCount(T);
+      ops.attentionTiles(seqs.map((s) => s.tokenIds.length), tiling.queries, new Uint32Array(buf, layout.tiles, 2 * count), count);
+    }
     const cap = this.logitRowsCap;
     const chunkStride = alignUp(cap * 4);
     for (let c = 0; c * cap < rows.length; c++) {

@@ -78,6 +78,14 @@ export interface KernelTuning {
   attentionSplitBelow: number;
   attentionSplitKeys: number;
   attentionMaxSplits: number;
+  /**
+   * Steps of at least attentionTiledTokens tokens (0: never) run the tiled kernel for prompts
+   * (shaders/paged_attention.tiled.wgsl; needs subgroups and the runner's tile list): a workgroup per tile of
+   * consecutive tokens of one sequence, staging attentionTileKeys keys at a time (fewer where the head dim needs:
+   * 16 KiB of workgroup memory at most).
+   */
+  attentionTiledTokens: number;
+  attentionTileKeys: number;
   /** Row reductions (norms, argmax): threads per row (a power of two). */
   rowWorkgroup: number;
   /**
@@ -146,6 +154,8 @@ export const GPU_TUNING: KernelTuning = {
   attentionSplitBelow: 256,
   attentionSplitKeys: 32,
   attentionMaxSplits: 32,
+  attentionTiledTokens: 128,
+  attentionTileKeys: 32,
   rowWorkgroup: 256,
   reduceNormWorkgroup: 512,
   weightRowPadding: 64,
@@ -177,6 +187,8 @@ export const CPU_TUNING: KernelTuning = {
   attentionSplitBelow: 0,
   attentionSplitKeys: 256,
   attentionMaxSplits: 8,
+  attentionTiledTokens: 128,
+  attentionTileKeys: 32,
   rowWorkgroup: 8,
   reduceNormWorkgroup: 8,
   weightRowPadding: 0,

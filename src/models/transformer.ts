@@ -75,6 +75,7 @@ export interface ForwardInputs {
   slotMapping: Tensor; // i32 [T]: KV slot of each token
   blockTables: Tensor; // u32 [numSeqs, maxBlocksPerSeq]
   maxBlocksPerSeq: number;
+  tiles?: { table: Tensor; count: number }; // the query tiles of a prompt-sized step (ops.attentionTiles)
 }
 
 /** Activation buffers sized for the largest step; reused by every forward. */

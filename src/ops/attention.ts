@@ -5,6 +5,7 @@ import threadLib from '../../shaders/lib/thread.wgsl';
 import attentionLib from '../../shaders/lib/paged_attention.wgsl';
 import attentionSource from '../../shaders/paged_attention.wgsl';
 import attentionSubgroupSource from '../../shaders/paged_attention.subgroup.wgsl';
+import attentionTiledSource from '../../shaders/paged_attention.tiled.wgsl';
 import combineSource from '../../shaders/paged_attention.combine.wgsl';
 import cacheSource from '../../shaders/cache_kv.wgsl';
 import ropeCacheSource from '../../shaders/rope_cache_kv.wgsl';
@@ -183,7 +184,73 @@ export interface AttentionMetadata {
   positions: Tensor;
   /** u32 [S, maxBlocksPerSeq]: the cache blocks of each sequence, in order. */
   blockTables: Tensor;
+  /**
+   * The step's query tiles for the tiled kernel (see {@link attentionTiling}), when the step has them: table u32
+   * [2 count] of (first token, token count) pairs from {@link attentionTiles}, count a bound on their number
+   * (unused pairs (0, 0)). Without it, every step runs the per-token kernels.
+   */
+  tiles?: { table: Tensor; count: number };
 }
+
+/** The tiled prompt kernel's shape for a layout (see paged_attention.tiled.wgsl). */
+export interface AttentionTiling {
+  /** Lanes per query row, vec4s of the head per lane, q heads per workgroup, workgroups per kv head. */
+  lanes: number;
+  vec4sPerLane: number;
+  heads: number;
+  groupsPerKv: number;
+  /** Queries per tile, keys staged per step, threads per workgroup. */
+  queries: number;
+  keys: number;
+  threads: number;
+}
+
+/**
+ * The tiled kernel's shape for a step of T tokens with this layout, or null when the step runs the per-token
+ * kernels (T below tuning.attentionTiledTokens, no subgroups, or a head too wide for the lanes).
+ */
+export function attentionTiling(ctx: Recorder['ctx'], layout: QkvLayout, T: number): AttentionTiling | null {
+  const tune = ctx.tuning;
+  const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
+  if (!ctx.subgroups || !tune.attentionSubgroups || tune.attentionTiledTokens <= 0 || T < tune.attentionTiledTokens) return null;
+  if (D % 4 !== 0 || D > MAX_HEAD_DIM || nH % nKv !== 0) return null;
+  // A lane per 32 dims (registers), a power of two within the subgroup.
+  let lanes = 1;
+  while (lanes * 32 < D && lanes < ctx.subgroupMinSize) lanes *= 2;
+  const threads = Math.max(tune.attentionWorkgroup, lanes);
+  const rows = threads / lanes;
+  const G = nH / nKv;
+  const groupsPerKv = Math.ceil(G / rows);
+  const heads = Math.ceil(G / groupsPerKv);
+  const keys = Math.max(1, Math.min(tune.attentionTileKeys, Math.floor(2048 / D)));
+  return { lanes, vec4sPerLane: Math.ceil(D / 4 / lanes), heads, groupsPerKv, queries: Math.floor(rows / heads), keys, threads };
+}
+
+/**
+ * The tile list of a step for the tiled kernel: each sequence's tokens (consecutive in the flat batch, with
+ * consecutive positions) in tiles of up to `queries`, as (first token, count) pairs, written into `out` from 0
+ * and the rest of its first 2 `count` words zeroed; `count` = {@link attentionTileCount}. Returns the tiles used.
+ *
+ * @param tokensPerSeq  tokens of each sequence of the step, in flat-batch order
+ */
+export function attentionTiles(tokensPerSeq: readonly number[], queries: number, out: Uint32Array, count: number): number {
+  let tile = 0;
+  let t = 0;
+  for (const n of tokensPerSeq) {
+    for (let k = 0; k < n; k += queries) {
+      if (tile >= count) throw new Error(`attentionTiles: more than ${count} tiles`);
+      out[2 * tile] = t + k;
+      out[2 * tile + 1] = Math.min(queries, n - k);
+      tile++;
+    }
+    t += n;
+  }
+  out.fill(0, 2 * tile, 2 * count);
+  return tile;
+}
+
+/** A bound on the tiles of a step of T tokens from at most maxSeqs sequences (the tiled dispatch's size). */
+export const attentionTileCount = (T: number, queries: number, maxSeqs: number): number => Math.min(T, Math.ceil(T / queries) + maxSeqs);
 
 export interface AttentionOptions {
   /** Softmax scale, usually 1 / sqrt(headDim). */
@@ -231,6 +298,11 @@ export function pagedAttention(
   expectTensor(meta.positions, 'u32', T, 'pagedAttention positions');
   expectTensor(meta.blockTables, 'u32', opts.maxBlocksPerSeq, 'pagedAttention blockTables');
   const kt = cacheDtype(kCache, vCache, 'pagedAttention');
+  const tiling = meta.tiles ? attentionTiling(ctx, layout, T) : null;
+  if (tiling && meta.tiles) {
+    pagedAttentionTiled(rec, qkv, kCache, vCache, meta, meta.tiles, out, T, layout, opts, kt, tiling);
+    return;
+  }
   // q heads per workgroup: the whole group of heads sharing a kv head, or an even share of it.
   const tune = ctx.tuning;
   const G = nH / nKv;
@@ -289,4 +361,50 @@ export function pagedAttention(
     }));
     rec.run(combine, [T, nH, D, splits], [partialsBinding, bindTensor(ctx, out)], nH, T);
   }
+}
+
+/** pagedAttention's tiled kernel for prompts (shaders/paged_attention.tiled.wgsl). */
+function pagedAttentionTiled(
+  rec: Recorder,
+  qkv: Tensor,
+  kCache: Tensor,
+  vCache: Tensor,
+  meta: AttentionMetadata,
+  tiles: { table: Tensor; count: number },
+  out: Tensor,
+  T: number,
+  layout: QkvLayout,
+  opts: AttentionOptions,
+  kt: 'f32' | 'f16',
+  tiling: AttentionTiling,
+): void {
+  const { ctx } = rec;
+  const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
+  const { lanes, vec4sPerLane, heads, groupsPerKv, queries, keys, threads } = tiling;
+  expectTensor(tiles.table, 'u32', 2 * tiles.count, 'pagedAttention tiles');
+  if (tiles.count > ctx.limits.maxComputeWorkgroupsPerDimension) throw new Error(`pagedAttention: ${tiles.count} tiles exceed one dispatch`);
+  const key = `paged_attention.tiled.${kt}.${threads}.${heads}.${lanes}.${vec4sPerLane}.${queries}.${keys}.${D / 4}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: `${attentionLib}\n${attentionTiledSource}`,
+    prelude:
+      `enable subgroups;\n${cachePrelude(kt, heads)}` +
+      `const R = ${lanes}u;\nconst DR4 = ${vec4sPerLane}u;\nconst BQ = ${queries}u;\nconst BK = ${keys}u;\nconst D4C = ${D / 4}u;\n`,
+    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write', 'read'],
+    params: 'uuuuuuuufuuu',
+    constants: { WG: threads },
+  }));
+  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, opts.slidingWindow ?? 0, opts.scale, groupsPerKv, 1, 0];
+  const bindings = [
+    bindTensor(ctx, qkv),
+    bindTensor(ctx, kCache),
+    bindTensor(ctx, vCache),
+    bindTensor(ctx, meta.seqIdx),
+    bindTensor(ctx, meta.positions),
+    bindTensor(ctx, meta.blockTables),
+    bindTensor(ctx, out),
+    wholeBuffer(ctx.dummy),
+    bindTensor(ctx, tiles.table),
+  ];
+  rec.run(kernel, params, bindings, nKv * groupsPerKv, tiles.count);
 }

@@ -2,7 +2,17 @@
 export { linear, linearReduce, type LinearOptions, type LinearResult, type RmsNormOut, type SplitSums } from './linear.js';
 export { rmsNorm, layerNorm, qkNorm, addRmsNorm, addLayerNorm } from './norm.js';
 export { rope, type QkvLayout } from './rope.js';
-export { cacheKV, ropeCacheKV, pagedAttention, type AttentionMetadata, type AttentionOptions } from './attention.js';
+export {
+  cacheKV,
+  ropeCacheKV,
+  pagedAttention,
+  attentionTiling,
+  attentionTiles,
+  attentionTileCount,
+  type AttentionMetadata,
+  type AttentionOptions,
+  type AttentionTiling,
+} from './attention.js';
 export { add, act, gatedAct, type Activation } from './elementwise.js';
 export { embed, gatherRows } from './embedding.js';
 export { argmax } from './argmax.js';

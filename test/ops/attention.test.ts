@@ -3,7 +3,7 @@ import type { GpuContext } from '../../src/gpu/context.js';
 import { f32ToF16 } from '../../src/gpu/half.js';
 import { createTensor, uploadTensor, type Tensor } from '../../src/gpu/tensor.js';
 import { CPU_TUNING, GPU_TUNING, type KernelTuning } from '../../src/gpu/tuning.js';
-import { cacheKV, pagedAttention } from '../../src/ops/attention.js';
+import { attentionTileCount, attentionTiles, attentionTiling, cacheKV, pagedAttention } from '../../src/ops/attention.js';
 import type { QkvLayout } from '../../src/ops/rope.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { expectClose, f32, i32, randomArray, rng, roundF16, run, TUNINGS, u32, withTuning } from './util.js';
@@ -19,8 +19,11 @@ interface Case {
   qScale?: number;
 }
 
-/** A step's flat batch: tokens of several sequences in shuffled order, caches holding the earlier tokens. */
-function makeBatch(c: Case, seed: number) {
+/**
+ * A step's flat batch: tokens of several sequences in shuffled order (or, `shuffle` false, each sequence's in a run,
+ * as the model runner lays them out), caches holding the earlier tokens.
+ */
+function makeBatch(c: Case, seed: number, shuffle = true) {
   const rand = rng(seed);
   const { numHeads: nH, numKvHeads: nKv, headDim: D } = c.layout;
   const bs = c.blockSize;
@@ -59,7 +62,7 @@ function makeBatch(c: Case, seed: number) {
   c.seqs.forEach(([len, fresh], s) => {
     for (let pos = len - fresh; pos < len; pos++) tokens.push([s, pos]);
   });
-  for (let i = tokens.length - 1; i > 0; i--) {
+  for (let i = tokens.length - 1; i > 0 && shuffle; i--) {
     const j = Math.floor(rand() * (i + 1));
     [tokens[i], tokens[j]] = [tokens[j], tokens[i]];
   }
@@ -171,6 +174,57 @@ describe('pagedAttention + cacheKV', async () => {
       expectClose(got, attentionRef(c, b), 1e-5, 2e-6);
     }));
   }));
+
+  // The tiled kernel for prompts, forced on every case (the runner's flat batch: each sequence's tokens in a run).
+  const tiled: [string, KernelTuning][] = [
+    ['tiled, gpu tuning', { ...GPU_TUNING, attentionTiledTokens: 1 }],
+    ['tiled, cpu tuning', { ...CPU_TUNING, attentionTiledTokens: 1 }],
+    ['tiled, 16 threads, 3 keys a step', { ...GPU_TUNING, attentionTiledTokens: 1, attentionWorkgroup: 16, attentionTileKeys: 3 }],
+    ['tiled, 256 threads, 64 keys a step', { ...GPU_TUNING, attentionTiledTokens: 1, attentionWorkgroup: 256, attentionTileKeys: 64 }],
+  ];
+  cases.forEach((c, i) => tiled.forEach(([tuningName, tuning]) => {
+    it(`${c.name} (${tuningName})`, () => withTuning(ctx, tuning, async () => {
+      const b = makeBatch(c, 2000 + i, false);
+      const tiling = attentionTiling(ctx, c.layout, b.T);
+      expect(tiling).not.toBeNull();
+      const { numHeads: nH, headDim: D } = c.layout;
+      const kCache = cacheTensor(ctx, b.kCache, c, b.numBlocks);
+      const vCache = cacheTensor(ctx, b.vCache, c, b.numBlocks);
+      const qkv = f32(ctx, b.qkv, [b.T, b.qkv.length / b.T]);
+      const slots = i32(ctx, b.tokens.map(([s, pos]) => b.slotOf(s, pos)));
+      // A bound of a few spare tiles past the used ones (left (0, 0): skipped).
+      const count = attentionTileCount(b.T, tiling!.queries, c.seqs.length) + 2;
+      const table = new Uint32Array(2 * count).fill(7);
+      const used = attentionTiles(c.seqs.map(([, fresh]) => fresh), tiling!.queries, table, count);
+      expect(used).toBe(c.seqs.reduce((n, [, fresh]) => n + Math.ceil(fresh / tiling!.queries), 0));
+      const meta = {
+        seqIdx: u32(ctx, b.tokens.map(([s]) => s)),
+        positions: u32(ctx, b.tokens.map(([, pos]) => pos)),
+        blockTables: u32(ctx, b.tables, [c.seqs.length, b.maxBlocksPerSeq]),
+        tiles: { table: u32(ctx, table), count },
+      };
+      const out = createTensor(ctx, [b.T, nH * D], 'f32');
+      const opts = { scale: 1 / Math.sqrt(D), slidingWindow: c.window, blockSize: c.blockSize, maxBlocksPerSeq: b.maxBlocksPerSeq };
+      const got = await run(
+        ctx,
+        (rec) => {
+          cacheKV(rec, qkv, slots, kCache, vCache, b.T, c.layout);
+          pagedAttention(rec, qkv, kCache, vCache, meta, out, b.T, c.layout, opts);
+        },
+        out,
+      );
+      expectClose(got, attentionRef(c, b), 1e-5, 2e-6);
+    }));
+  }));
+
+  it('attentionTiles cuts each sequence into tiles and zeroes the rest of the bound', () => {
+    const out = new Uint32Array(2 * 8).fill(9);
+    expect(attentionTiles([5, 1, 8], 4, out, 8)).toBe(5);
+    expect(Array.from(out)).toEqual([0, 4, 4, 1, 5, 1, 6, 4, 10, 4, 0, 0, 0, 0, 0, 0]);
+    expect(() => attentionTiles([9], 4, out, 2)).toThrow(/more than 2 tiles/);
+    expect(attentionTileCount(2048, 16, 256)).toBe(384);
+    expect(attentionTileCount(64, 16, 256)).toBe(64);
+  });
 
   it('cacheKV writes f32 and f16 slots and skips slot -1', async () => {
     const layout = L(2, 2, 4);
