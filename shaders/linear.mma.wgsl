@@ -73,6 +73,11 @@ fn stagedRow(o0: u32, v: u32) -> u32 {
   return min(o0 + v, p.N - 1u);
 }
 
+/** Pair j (< 4) of an 8-half chunk held as 4 words (the staging functions store a chunk pair by pair). */
+fn chunkPair(v: vec4<u32>, j: u32) -> vec2<f16> {
+  return bitcast<vec2<f16>>(select(select(v.x, v.y, j == 1u), select(v.z, v.w, j == 3u), j >= 2u));
+}
+
 // @x-f32 {  (x as f32, rounded to f16 when staged; XH 1 replaces this region with @x-f16's)
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 var<workgroup> xs: array<f16, BM * LD>;
@@ -123,7 +128,7 @@ fn stageX(e: u32, v: vec4<u32>) {
   let at = (e / CHUNKS) * LD + (e % CHUNKS) * 8u;
   for (var i = 0u; i < 4u; i++) {
     let j = (i + e) % 4u;
-    let h = bitcast<vec2<f16>>(select(select(v.x, v.y, j == 1u), select(v.z, v.w, j == 3u), j >= 2u));
+    let h = chunkPair(v, j);
     xs[at + 2u * j] = h.x;
     xs[at + 2u * j + 1u] = h.y;
   }
@@ -147,7 +152,7 @@ fn stageW(e: u32, v: vec4<u32>) {
   let at = (e / CHUNKS) * LD + (e % CHUNKS) * 8u;
   for (var i = 0u; i < 4u; i++) {
     let j = (i + e) % 4u;
-    let h = bitcast<vec2<f16>>(select(select(v.x, v.y, j == 1u), select(v.z, v.w, j == 3u), j >= 2u));
+    let h = chunkPair(v, j);
     ws[at + 2u * j] = h.x;
     ws[at + 2u * j + 1u] = h.y;
   }

@@ -340,16 +340,7 @@ export function pagedAttention(
   const partials = splits > 1 ? ctx.scratchBuffer('attention partials', T * nH * splits * (1 + D4) * 16) : ctx.dummy;
   const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, window, opts.scale, perKv, splits, partLen];
   const partialsBinding = wholeBuffer(partials);
-  const bindings = [
-    bindTensor(ctx, qkv),
-    bindTensor(ctx, kCache),
-    bindTensor(ctx, vCache),
-    bindTensor(ctx, meta.seqIdx),
-    bindTensor(ctx, meta.positions),
-    bindTensor(ctx, meta.blockTables),
-    bindTensor(ctx, out),
-    partialsBinding,
-  ];
+  const bindings = attentionBindings(rec, qkv, kCache, vCache, meta, out, partials);
   rec.run(kernel, params, bindings, nKv * perKv, T, splits);
   if (splits > 1) {
     const combine = ctx.pipelines.kernel(`paged_attention.combine.${wg}`, () => ({
@@ -395,7 +386,14 @@ function pagedAttentionTiled(
     constants: { WG: threads },
   }));
   const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, opts.slidingWindow ?? 0, opts.scale, groupsPerKv, 1, 0];
-  const bindings = [
+  const bindings = [...attentionBindings(rec, qkv, kCache, vCache, meta, out, ctx.dummy), bindTensor(ctx, tiles.table)];
+  rec.run(kernel, params, bindings, nKv * groupsPerKv, tiles.count);
+}
+
+/** lib/paged_attention.wgsl's bindings 1-8. */
+function attentionBindings(rec: Recorder, qkv: Tensor, kCache: Tensor, vCache: Tensor, meta: AttentionMetadata, out: Tensor, partials: GPUBuffer) {
+  const { ctx } = rec;
+  return [
     bindTensor(ctx, qkv),
     bindTensor(ctx, kCache),
     bindTensor(ctx, vCache),
@@ -403,8 +401,6 @@ function pagedAttentionTiled(
     bindTensor(ctx, meta.positions),
     bindTensor(ctx, meta.blockTables),
     bindTensor(ctx, out),
-    wholeBuffer(ctx.dummy),
-    bindTensor(ctx, tiles.table),
+    wholeBuffer(partials),
   ];
-  rec.run(kernel, params, bindings, nKv * groupsPerKv, tiles.count);
 }

@@ -110,6 +110,31 @@ function cacheTensor(ctx: GpuContext, data: Float32Array, c: Case, numBlocks: nu
   return c.kv === 'f16' ? uploadTensor(ctx, f32ToF16(data), shape, 'f16') : uploadTensor(ctx, data, shape, 'f32');
 }
 
+/** cacheKV then pagedAttention over batch `b` of case `c` (with the tiled kernel's tiles when given): the output. */
+async function attend(ctx: GpuContext, c: Case, b: ReturnType<typeof makeBatch>, tiles?: { table: Uint32Array; count: number }) {
+  const { numHeads: nH, headDim: D } = c.layout;
+  const kCache = cacheTensor(ctx, b.kCache, c, b.numBlocks);
+  const vCache = cacheTensor(ctx, b.vCache, c, b.numBlocks);
+  const qkv = f32(ctx, b.qkv, [b.T, b.qkv.length / b.T]);
+  const slots = i32(ctx, b.tokens.map(([s, pos]) => b.slotOf(s, pos)));
+  const meta = {
+    seqIdx: u32(ctx, b.tokens.map(([s]) => s)),
+    positions: u32(ctx, b.tokens.map(([, pos]) => pos)),
+    blockTables: u32(ctx, b.tables, [c.seqs.length, b.maxBlocksPerSeq]),
+    ...(tiles ? { tiles: { table: u32(ctx, tiles.table), count: tiles.count } } : {}),
+  };
+  const out = createTensor(ctx, [b.T, nH * D], 'f32');
+  const opts = { scale: 1 / Math.sqrt(D), slidingWindow: c.window, blockSize: c.blockSize, maxBlocksPerSeq: b.maxBlocksPerSeq };
+  return run(
+    ctx,
+    (rec) => {
+      cacheKV(rec, qkv, slots, kCache, vCache, b.T, c.layout);
+      pagedAttention(rec, qkv, kCache, vCache, meta, out, b.T, c.layout, opts);
+    },
+    out,
+  );
+}
+
 const L = (numHeads: number, numKvHeads: number, headDim: number): QkvLayout => ({ numHeads, numKvHeads, headDim });
 
 const cases: Case[] = [
@@ -151,26 +176,7 @@ describe('pagedAttention + cacheKV', async () => {
   cases.forEach((c, i) => tunings.forEach(([tuningName, tuning]) => {
     it(`${c.name} (${tuningName})`, () => withTuning(ctx, tuning, async () => {
       const b = makeBatch(c, 1000 + i);
-      const { numHeads: nH, headDim: D } = c.layout;
-      const kCache = cacheTensor(ctx, b.kCache, c, b.numBlocks);
-      const vCache = cacheTensor(ctx, b.vCache, c, b.numBlocks);
-      const qkv = f32(ctx, b.qkv, [b.T, b.qkv.length / b.T]);
-      const slots = i32(ctx, b.tokens.map(([s, pos]) => b.slotOf(s, pos)));
-      const meta = {
-        seqIdx: u32(ctx, b.tokens.map(([s]) => s)),
-        positions: u32(ctx, b.tokens.map(([, pos]) => pos)),
-        blockTables: u32(ctx, b.tables, [c.seqs.length, b.maxBlocksPerSeq]),
-      };
-      const out = createTensor(ctx, [b.T, nH * D], 'f32');
-      const opts = { scale: 1 / Math.sqrt(D), slidingWindow: c.window, blockSize: c.blockSize, maxBlocksPerSeq: b.maxBlocksPerSeq };
-      const got = await run(
-        ctx,
-        (rec) => {
-          cacheKV(rec, qkv, slots, kCache, vCache, b.T, c.layout);
-          pagedAttention(rec, qkv, kCache, vCache, meta, out, b.T, c.layout, opts);
-        },
-        out,
-      );
+      const got = await attend(ctx, c, b);
       expectClose(got, attentionRef(c, b), 1e-5, 2e-6);
     }));
   }));
@@ -187,32 +193,12 @@ describe('pagedAttention + cacheKV', async () => {
       const b = makeBatch(c, 2000 + i, false);
       const tiling = attentionTiling(ctx, c.layout, b.T);
       expect(tiling).not.toBeNull();
-      const { numHeads: nH, headDim: D } = c.layout;
-      const kCache = cacheTensor(ctx, b.kCache, c, b.numBlocks);
-      const vCache = cacheTensor(ctx, b.vCache, c, b.numBlocks);
-      const qkv = f32(ctx, b.qkv, [b.T, b.qkv.length / b.T]);
-      const slots = i32(ctx, b.tokens.map(([s, pos]) => b.slotOf(s, pos)));
       // A bound of a few spare tiles past the used ones (left (0, 0): skipped).
       const count = attentionTileCount(b.T, tiling!.queries, c.seqs.length) + 2;
       const table = new Uint32Array(2 * count).fill(7);
       const used = attentionTiles(c.seqs.map(([, fresh]) => fresh), tiling!.queries, table, count);
       expect(used).toBe(c.seqs.reduce((n, [, fresh]) => n + Math.ceil(fresh / tiling!.queries), 0));
-      const meta = {
-        seqIdx: u32(ctx, b.tokens.map(([s]) => s)),
-        positions: u32(ctx, b.tokens.map(([, pos]) => pos)),
-        blockTables: u32(ctx, b.tables, [c.seqs.length, b.maxBlocksPerSeq]),
-        tiles: { table: u32(ctx, table), count },
-      };
-      const out = createTensor(ctx, [b.T, nH * D], 'f32');
-      const opts = { scale: 1 / Math.sqrt(D), slidingWindow: c.window, blockSize: c.blockSize, maxBlocksPerSeq: b.maxBlocksPerSeq };
-      const got = await run(
-        ctx,
-        (rec) => {
-          cacheKV(rec, qkv, slots, kCache, vCache, b.T, c.layout);
-          pagedAttention(rec, qkv, kCache, vCache, meta, out, b.T, c.layout, opts);
-        },
-        out,
-      );
+      const got = await attend(ctx, c, b, { table, count });
       expectClose(got, attentionRef(c, b), 1e-5, 2e-6);
     }));
   }));
