@@ -226,6 +226,7 @@ export class ModelRunner {
   private forwardInputs(T: number, maxBlocksPerSeq: number): ForwardInputs {
     const { layout, limits } = this;
     const maxT = limits.maxNumBatchedTokens;
+    const tiles = this.stepTiles(T);
     return {
       T,
       ids: this.view(layout.ids, maxT, 'u32'),
@@ -235,14 +236,17 @@ export class ModelRunner {
       slotMapping: this.view(layout.slotMapping, maxT, 'i32'),
       blockTables: this.view(layout.blockTables, limits.maxNumSeqs * this.maxBlocksPerSeq, 'u32'),
       maxBlocksPerSeq,
-      tiles: this.tileCount(T) ? { table: this.view(layout.tiles, 2 * maxT, 'u32'), count: this.tileCount(T) } : undefined,
+      tiles: tiles ? { table: this.view(layout.tiles, 2 * maxT, 'u32'), count: tiles.count } : undefined,
     };
   }
 
-  /** The tiled attention kernel's tile bound for a step of T tokens (0: the step runs the per-token kernels). */
-  private tileCount(T: number): number {
+  /**
+   * A step of T tokens on the tiled attention kernel: queries per tile and the tile bound (the dispatch's size); null
+   * when the step runs the per-token kernels.
+   */
+  private stepTiles(T: number): { queries: number; count: number } | null {
     const tiling = ops.attentionTiling(this.ctx, this.model.layout, T);
-    return tiling ? ops.attentionTileCount(T, tiling.queries, this.limits.maxNumSeqs) : 0;
+    return tiling ? { queries: tiling.queries, count: ops.attentionTileCount(T, tiling.queries, this.limits.maxNumSeqs) } : null;
   }
 
   /** Runs one step: forward over every scheduled token, then sampling. */
@@ -293,11 +297,8 @@ export class ModelRunner {
       // Extra samples read the same row again (one logits row, one readback per draw; n is small).
       s.extraSamples?.forEach((_, k) => rows.push({ row: t - 1, seq: si, kind: 'sample', extra: k }));
     });
-    const tiling = ops.attentionTiling(this.ctx, this.model.layout, T);
-    if (tiling) {
-      const count = this.tileCount(T);
-      ops.attentionTiles(seqs.map((s) => s.tokenIds.length), tiling.queries, new Uint32Array(buf, layout.tiles, 2 * count), count);
-    }
+    const tiles = this.stepTiles(T);
+    if (tiles) ops.attentionTiles(seqs.map((s) => s.tokenIds.length), tiles.queries, new Uint32Array(buf, layout.tiles, 2 * tiles.count), tiles.count);
     const cap = this.logitRowsCap;
     const chunkStride = alignUp(cap * 4);
     for (let c = 0; c * cap < rows.length; c++) {

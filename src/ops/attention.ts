@@ -298,11 +298,9 @@ export function pagedAttention(
   expectTensor(meta.positions, 'u32', T, 'pagedAttention positions');
   expectTensor(meta.blockTables, 'u32', opts.maxBlocksPerSeq, 'pagedAttention blockTables');
   const kt = cacheDtype(kCache, vCache, 'pagedAttention');
+  // A prompt-sized step the runner listed tiles for: the tiled kernel.
   const tiling = meta.tiles ? attentionTiling(ctx, layout, T) : null;
-  if (tiling && meta.tiles) {
-    pagedAttentionTiled(rec, qkv, kCache, vCache, meta, meta.tiles, out, T, layout, opts, kt, tiling);
-    return;
-  }
+  if (meta.tiles && tiling) return pagedAttentionTiled(rec, qkv, kCache, vCache, meta, meta.tiles, out, T, layout, opts, kt, tiling);
   // q heads per workgroup: the whole group of heads sharing a kv head, or an even share of it.
   const tune = ctx.tuning;
   const G = nH / nKv;
