@@ -20,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
 import { Generator } from '../src/sampling/generator.js';
 import { applyTune } from './tune.js';
+import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -54,7 +55,7 @@ const llm = await LLM.create({
 });
 const loadMs = performance.now() - loadStart;
 const cfg = llm.engine.config;
-const ctx = llm.engine.runner.ctx;
+const ctx = gpuRunnerOf(llm.engine).ctx;
 applyTune(ctx.tuning, values.tune);
 if (values.tune) console.log(`# tuning: ${values.tune}`);
 // Kernels compiled after load (the engine's warm-up should leave none to compile mid-run).

@@ -17,8 +17,11 @@ import { parseArgs } from 'node:util';
 import { create } from 'webgpu';
 import { FsModelSource } from '../bindings/node/fs-source.js';
 import { dawnFlags, nodeGpu } from '../bindings/node/webgpu.js';
-import { parseModelConfig, type ModelConfig } from '../src/config/model-config.js';
-import { ModelRunner, type ScheduledSeq } from '../src/engine/model-runner.js';
+import type { ModelConfig } from '../src/config/model-config.js';
+import { parseModelConfig } from '../src/models/registry.js';
+import { denseMethod } from '../src/layers/linear.js';
+import type { ScheduledSeq } from '../src/engine/executor.js';
+import { GpuModelRunner } from '../src/worker/gpu-model-runner.js';
 import { GpuContext } from '../src/gpu/context.js';
 import { Recorder } from '../src/gpu/recorder.js';
 import { GpuProfiler } from '../src/gpu/profiler.js';
@@ -74,7 +77,7 @@ const bestGBs = Math.max(copyGBs, shaderGBs);
 console.log(`# copy bandwidth (read+write): copyBufferToBuffer ${copyGBs.toFixed(1)} GB/s, vec4 compute copy ${shaderGBs.toFixed(1)} GB/s; ratios below are to ${bestGBs.toFixed(1)}`);
 
 let t0 = performance.now();
-const weights = await loadWeights(ctx, source, cfg, { dtype, dummy: true });
+const weights = await loadWeights(ctx, source, cfg, { method: denseMethod(dtype), dummy: true });
 await ctx.device.queue.onSubmittedWorkDone();
 console.log(`# dummy weights ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -89,7 +92,7 @@ const maxLen = Math.max(context + steps + 1, ...prefills);
 const blocksPerSeq = Math.ceil(maxLen / blockSize);
 const kvBytesPerBlock = 2 * cfg.numLayers * blockSize * cfg.numKvHeads * cfg.headDim * (dtype === 'f16' ? 2 : 4);
 const numBlocks = Math.max(maxBatch * blocksPerSeq, Math.floor(Number(values['kv-memory']) / kvBytesPerBlock));
-const runner = new ModelRunner(ctx, cfg, weights, {
+const runner = new GpuModelRunner(ctx, cfg, weights, {
   maxNumBatchedTokens: Math.max(maxBatch, context, ...prefills),
   maxNumSeqs: maxBatch,
   maxModelLen: maxLen,

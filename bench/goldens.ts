@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
+import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 
 interface GoldenPrompt {
   text: string;
@@ -41,7 +42,7 @@ for (const dir of dirs) {
   const g = goldens[name];
   if (!g) throw new Error(`no goldens for ${name}`);
   const llm = await LLM.create({ model: dir, dtype: 'float16', maxNumSeqs: 64, kvCacheMemoryBytes: 64 << 20, asyncScheduling: !values.sync });
-  const ctx = llm.engine.runner.ctx;
+  const ctx = gpuRunnerOf(llm.engine).ctx;
   const n = g.prompts[0].greedy_ids.length;
   const prompts = g.prompts.flatMap((p) => Array.from({ length: copies }, () => ({ promptTokenIds: p.input_ids })));
   const outs = await llm.generate(prompts, new SamplingParams({ temperature: 0, maxTokens: n, minTokens: n, logprobs: 20 }));

@@ -9,6 +9,7 @@
  */
 import { basename } from 'node:path';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
+import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 
 const promptOf = (n: number, seed: number) => [1, ...Array.from({ length: n - 1 }, (_, i) => 100 + ((seed * 37 + i * 11) % 1500))];
 const lens = [300, 129, 140, 5, 250, 60, 480, 200];
@@ -17,7 +18,7 @@ const params = new SamplingParams({ temperature: 0, maxTokens: 24, ignoreEos: tr
 
 async function run(model: string, tiled: boolean) {
   const llm = await LLM.create({ model, dtype: 'float16', maxNumSeqs: 16, maxNumBatchedTokens: 512, maxModelLen: 512, enablePrefixCaching: false });
-  const { runner } = llm.engine;
+  const runner = gpuRunnerOf(llm.engine);
   if (!tiled) runner.ctx.tuning = { ...runner.ctx.tuning, attentionTiledTokens: 0 };
   runner.clearGraphs();
   const out = (await llm.generate(reqs, params)).map((o) => o.outputs[0]);

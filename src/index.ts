@@ -5,7 +5,8 @@ export type { RequestOutput, CompletionOutput, Logprob, SampleLogprobs } from '.
 export { InvalidArgumentError, ModelFileError, CapacityError } from './errors.js';
 export type { Platform, ModelSource, ByteSource, DownloadProgress, OpenModelOptions } from './platform.js';
 export { Tokenizer, IncrementalDetokenizer } from './tokenizer/index.js';
-export { parseModelConfig, type ModelConfig } from './config/model-config.js';
+export type { ModelConfig } from './config/model-config.js';
+export { parseModelConfig, supportedArchitectures } from './models/registry.js';
 export type { EngineOptions, PromptInput } from './engine/llm-engine.js';
 export { applyChatTemplate, loadChatTemplate, resolveChatTemplate } from './chat/index.js';
 export type { ChatMessage, ChatContentPart, ChatToolCall, ChatTool, ChatTemplateOptions, ChatPrompt, ChatContentFormat, TextReader } from './chat/index.js';

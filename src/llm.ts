@@ -9,6 +9,9 @@
  */
 import { beamSearch, type BeamSearchOutput, type BeamSearchParams } from './beam-search.js';
 import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat/index.js';
+import type { ExecutorLoader } from './engine/executor.js';
+import { parseModelConfig } from './models/registry.js';
+import { GpuModelRunner } from './worker/gpu-model-runner.js';
 import { LLMEngine, type EngineOptions, type PromptInput } from './engine/llm-engine.js';
 import { InvalidArgumentError } from './errors.js';
 import { parseGenerationConfig } from './config/generation-config.js';
@@ -76,7 +79,10 @@ export class LLM {
       if (!(await folder.exists('generation_config.json'))) throw new InvalidArgumentError('generationConfig', `${file} does not exist (expected 'auto', 'vllm' or a folder holding it)`);
       generationConfig = parseGenerationConfig(await folder.readText('generation_config.json'), file);
     }
-    this.engineOrNull = await LLMEngine.create(source, await platform.gpu(), { ...this.options, generationConfig });
+    const config = parseModelConfig(await source.readText('config.json'), `${source.name}/config.json`);
+    const gpu = await platform.gpu();
+    const loadRunner: ExecutorLoader = (src, cfg, opts) => GpuModelRunner.load(src, cfg, gpu, opts);
+    this.engineOrNull = await LLMEngine.create(source, config, loadRunner, { ...this.options, generationConfig });
   }
 
   /**

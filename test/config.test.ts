@@ -2,9 +2,10 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseGenerationConfig } from '../src/config/generation-config.js';
-import { parseModelConfig, ropeAttentionScaling, ropeInvFreq, type ModelConfig } from '../src/config/model-config.js';
+import { ropeAttentionScaling, ropeInvFreq, type ModelConfig } from '../src/config/model-config.js';
+import { parseModelConfig } from '../src/models/registry.js';
 import { ModelFileError } from '../src/errors.js';
-import { paramCount } from '../src/loader/checkpoint-layout.js';
+import { paramCount } from '../src/models/registry.js';
 import { MODELS, modelDir } from './helpers/paths.js';
 
 const BENCH = resolve(MODELS, '../bench-models');

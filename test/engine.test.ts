@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SamplingParams, type LLM, type RequestOutput } from '../bindings/node/index.js';
 import { modelDir } from './helpers/paths.js';
 import { loadLLM } from './helpers/llm.js';
+import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 
 const kvOf = (llm: LLM) =>
   (llm.engine as unknown as { scheduler: { kvCacheManager: { numFreeBlocks: number; numBlocks: number } } }).scheduler.kvCacheManager;
@@ -206,26 +207,26 @@ describe('warm-up and step graphs', () => {
       return (await llm.generate(reqs, params)).map((o) => o.outputs[0].tokenIds);
     };
     const warm = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, warmup: true });
-    const pipelines = warm.engine.runner.ctx.pipelines;
+    const pipelines = gpuRunnerOf(warm.engine).ctx.pipelines;
     const built = pipelines.pipelinesBuilt;
     expect(built).toBeGreaterThan(5);
     const a = await run(warm);
     expect(pipelines.pipelinesBuilt).toBe(built);
     // Steps of a shape seen before replayed its captured forward.
-    const { replayed, captured } = warm.engine.runner.graphStats;
+    const { replayed, captured } = gpuRunnerOf(warm.engine).graphStats;
     expect(captured).toBeGreaterThan(0);
     expect(replayed).toBeGreaterThan(captured);
     // Forgotten graphs (clearGraphs, after a tuning change) are captured again, with the same results.
-    warm.engine.runner.clearGraphs();
+    gpuRunnerOf(warm.engine).clearGraphs();
     expect(await run(warm)).toEqual(a);
-    expect(warm.engine.runner.graphStats.captured).toBeGreaterThan(captured);
+    expect(gpuRunnerOf(warm.engine).graphStats.captured).toBeGreaterThan(captured);
     await warm.dispose();
     // Without either, the same run compiles as it goes, records every forward, and gives the same tokens.
     const lazy = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, warmup: false, enforceEager: true });
-    expect(lazy.engine.runner.ctx.pipelines.pipelinesBuilt).toBe(0);
+    expect(gpuRunnerOf(lazy.engine).ctx.pipelines.pipelinesBuilt).toBe(0);
     const b = await run(lazy);
-    expect(lazy.engine.runner.ctx.pipelines.pipelinesBuilt).toBeGreaterThan(0);
-    expect(lazy.engine.runner.graphStats).toEqual({ replayed: 0, captured: 0 });
+    expect(gpuRunnerOf(lazy.engine).ctx.pipelines.pipelinesBuilt).toBeGreaterThan(0);
+    expect(gpuRunnerOf(lazy.engine).graphStats).toEqual({ replayed: 0, captured: 0 });
     expect(b).toEqual(a);
     await lazy.dispose();
   });
@@ -235,7 +236,7 @@ describe('tiled prompt attention', () => {
   it('runs prompt-sized steps on the tiled kernel, giving the tokens of the per-token kernels', async () => {
     // No prefix caching across the two runs: the second must compute every prompt again.
     const llm = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 16, maxNumBatchedTokens: 256, enablePrefixCaching: false });
-    const { ctx } = llm.engine.runner;
+    const { ctx } = gpuRunnerOf(llm.engine);
     const keys = new Set<string>();
     const kernel = ctx.pipelines.kernel.bind(ctx.pipelines);
     ctx.pipelines.kernel = (key, make) => (keys.add(key.split('.').slice(0, 2).join('.')), kernel(key, make));
@@ -246,7 +247,7 @@ describe('tiled prompt attention', () => {
     const tiled = (await llm.generate(reqs, params)).map((o) => o.outputs[0].tokenIds);
     expect(keys).toContain('paged_attention.tiled');
     ctx.tuning = { ...ctx.tuning, attentionTiledTokens: 0 };
-    llm.engine.runner.clearGraphs();
+    gpuRunnerOf(llm.engine).clearGraphs();
     keys.clear();
     const perToken = (await llm.generate(reqs, params)).map((o) => o.outputs[0].tokenIds);
     expect(keys).not.toContain('paged_attention.tiled');

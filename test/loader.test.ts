@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FsByteSource, FsModelSource } from '../bindings/node/fs-source.js';
-import { parseModelConfig, type ModelConfig } from '../src/config/model-config.js';
+import type { ModelConfig } from '../src/config/model-config.js';
+import { parseModelConfig } from '../src/models/registry.js';
 import { ModelFileError } from '../src/errors.js';
-import { checkpointTensors } from '../src/loader/checkpoint-layout.js';
+import { checkpointTensors } from '../src/models/registry.js';
 import {
   f16BitsToF32, f32BitsToF16Bits, f32ToF16, toF16, toF32, transpose2d, convertTensor,
 } from '../src/loader/convert.js';
@@ -485,7 +486,7 @@ describe('dummy weights', () => {
   it.each(checkpoints)('%s: dummy tensors mirror the real checkpoint', async (name) => {
     const cfg = configOf(name);
     const ckpt = await readCheckpoint(await FsModelSource.open(modelDir(name)));
-    for (const chunk of streamDummyTensors(cfg, { dtype: 'f16' })) {
+    for (const chunk of streamDummyTensors(checkpointTensors(cfg), { dtype: 'f16' })) {
       const real = ckpt.tensors.get(chunk.info.name) ?? ckpt.tensors.get(ckpt.aliases.get(chunk.info.name)!);
       expect(real?.shape, chunk.info.name).toEqual(chunk.info.shape);
       expect(chunk.info.file).toBe(DUMMY_FILE);
@@ -494,7 +495,7 @@ describe('dummy weights', () => {
 
   it('fills uniform [-1e-3, 1e-3], norms 1, deterministic per seed', () => {
     const cfg = configOf('opt-rand');
-    const chunks = [...streamDummyTensors(cfg, { dtype: 'f32', seed: 7 })];
+    const chunks = [...streamDummyTensors(checkpointTensors(cfg), { dtype: 'f32', seed: 7 })];
     for (const c of chunks) {
       const v = toF32(c.data, 'F32');
       if (c.info.name.endsWith('layer_norm.weight')) expect(v.every((x) => x === 1)).toBe(true);
@@ -509,12 +510,12 @@ describe('dummy weights', () => {
         }
       }
     }
-    const again = [...streamDummyTensors(cfg, { dtype: 'f32', seed: 7 })];
+    const again = [...streamDummyTensors(checkpointTensors(cfg), { dtype: 'f32', seed: 7 })];
     expect(Buffer.from(again[1].data).equals(Buffer.from(chunks[1].data))).toBe(true);
-    const other = [...streamDummyTensors(cfg, { dtype: 'f32', seed: 8 })];
+    const other = [...streamDummyTensors(checkpointTensors(cfg), { dtype: 'f32', seed: 8 })];
     expect(Buffer.from(other[1].data).equals(Buffer.from(chunks[1].data))).toBe(false);
     // f16 dummies decode into the same range; norm weights are 1.0 = 0x3c00.
-    for (const c of streamDummyTensors(cfg, { dtype: 'f16' })) {
+    for (const c of streamDummyTensors(checkpointTensors(cfg), { dtype: 'f16' })) {
       const v = toF32(c.data, 'F16');
       if (c.info.name.endsWith('layer_norm.weight')) expect(new Uint16Array(c.data.buffer).every((b) => b === 0x3c00)).toBe(true);
       // The top bins round to f16(1e-3) = 0.0010004, as torch's uniform_ on a half tensor can.
@@ -538,7 +539,7 @@ describe('dummy weights', () => {
       for (const dtype of ['f16', 'f32'] as const) {
         let bytes = 0;
         const t0 = performance.now();
-        for (const c of streamDummyTensors(cfg, { dtype, reuseBuffer })) {
+        for (const c of streamDummyTensors(checkpointTensors(cfg), { dtype, reuseBuffer })) {
           bytes += c.data.byteLength;
           if (bytes >= budget) break;
         }
@@ -554,7 +555,7 @@ describe('dummy weights', () => {
     // Hash each chunk as it arrives: a reused chunk's bytes change when the next one is generated.
     const digest = (reuseBuffer: boolean) => {
       const out: string[] = [];
-      for (const c of streamDummyTensors(cfg, { maxChunkBytes: 4096, reuseBuffer })) out.push(createHash('sha1').update(c.data).digest('hex'));
+      for (const c of streamDummyTensors(checkpointTensors(cfg), { maxChunkBytes: 4096, reuseBuffer })) out.push(createHash('sha1').update(c.data).digest('hex'));
       return out;
     };
     expect(digest(true)).toEqual(digest(false));
@@ -572,4 +573,15 @@ describe('layering', () => {
       }
     }
   });
+
+  it('the engine reaches the hardware only through the executor port: src/engine imports no gpu/, ops/, models/, layers/ or worker/', () => {
+    for (const f of readdirSync(join(REPO, 'src/engine'))) {
+      const text = readFileSync(join(REPO, 'src/engine', f), 'utf8');
+      const imports = [...text.matchAll(/from '([^']+)'/g)].map((m) => m[1]);
+      expect(imports.filter((i) => /^\.\.\/(gpu|ops|models|layers|worker)\//.test(i)), `src/engine/${f}`).toEqual([]);
+    }
+  });
+
+
 });
+

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SamplingParams, type LLM } from '../bindings/node/index.js';
 import { modelDir } from './helpers/paths.js';
 import { loadLLM } from './helpers/llm.js';
+import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 
 const PROMPT = 'Once upon a time, there was a little girl named';
 
@@ -163,7 +164,7 @@ describe('GPU candidate sampling', () => {
     ].map((p, i) => new SamplingParams({ ...p, seed: 40 + i, maxTokens: 24, ignoreEos: true }));
     const prompts = params.map((_, i) => `Once upon a time, there was a ${['cat', 'dog', 'girl', 'boy', 'bird', 'tree'][i]}`);
     const on = await llm.generate(prompts, params);
-    llm.engine.runner.candidateSampling = false;
+    gpuRunnerOf(llm.engine).candidateSampling = false;
     const off = await llm.generate(prompts, params);
     expect(on.map((o) => o.outputs[0].tokenIds)).toEqual(off.map((o) => o.outputs[0].tokenIds));
     await llm.dispose();

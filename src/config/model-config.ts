@@ -1,26 +1,22 @@
 /**
- * config.json -> ModelConfig: one normalized description of a decoder-only checkpoint, so models and kernels never
- * read Hugging Face keys. Every supported family maps onto the same fields; defaults are the family's HF defaults.
- *
- * Families: Llama (incl. Llama 3.1 rope), Mistral (sliding window), Qwen2 (q/k/v bias), Qwen3 (q/k RMSNorm,
- * head_dim decoupled from hidden/heads), Phi-3 (fused qkv_proj / gate_up_proj, partial rotary, longrope),
- * OPT (learned positions offset by 2, LayerNorm, ReLU, optional post-LN and embedding projection) and GPT-2
- * (n_embd/n_layer/..., Conv1D weights stored [in, out]).
+ * ModelConfig: one normalized description of a decoder-only checkpoint, so models and kernels never read Hugging Face
+ * keys. Each family's file in src/models/ reads its config.json keys into these fields (defaults are the family's HF
+ * defaults); src/models/registry.ts's parseModelConfig picks the family by the class named in `architectures`.
+ * This file holds the type and the readers the families share.
  */
-import { JsonFields } from './json-fields.js';
-import { parseRope, type RopeConfig } from './rope.js';
+import type { JsonFields } from './json-fields.js';
+import type { RopeConfig } from './rope.js';
 
 export { ropeInvFreq, ropeAttentionScaling, type RopeConfig, type RopeScaling } from './rope.js';
 
-export type ModelType = 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'opt' | 'gpt2';
 export type Activation = 'silu' | 'gelu_new' | 'gelu' | 'relu';
 export type ModelDtype = 'float32' | 'float16' | 'bfloat16';
 
 export interface ModelConfig {
   /** The HF class named in `architectures`, e.g. `LlamaForCausalLM`. */
   architecture: string;
-  /** The family, which decides the checkpoint's weight names. */
-  modelType: ModelType;
+  /** The family (its file in src/models/), which decides the checkpoint's weight names and the forward. */
+  modelType: string;
   /** Residual stream width H (`hidden_size`, GPT-2 `n_embd`). */
   hiddenSize: number;
   numLayers: number;
@@ -81,17 +77,34 @@ export interface ModelConfig {
   dtype: ModelDtype;
   /** The parsed config.json, for anything not normalized here. */
   raw: Record<string, unknown>;
+  /**
+   * Per-layer variations, one entry per layer (Gemma's alternating local and global layers, SmolLM3's NoPE layers).
+   * Absent: every layer attends within `slidingWindow` and rotates with `rope`.
+   */
+  layerTypes?: LayerType[];
+  /** Rotary parameters of layers whose type says `rope: 'local'` (Gemma 3's sliding layers: base 10000). */
+  localRope?: RopeConfig;
+  /** Multiplier of the token embeddings (Gemma: sqrt(hidden), Granite: embedding_multiplier); absent: 1. */
+  embedScale?: number;
+  /** Multiplier of each block's output before the residual add (Granite: residual_multiplier); absent: 1. */
+  residualScale?: number;
+  /** Multiplier of the final logits (Granite: 1 / logits_scaling); absent: 1. */
+  logitScale?: number;
+  /** Multiplier of q.k in attention; absent: 1 / sqrt(headDim) (Gemma: query_pre_attn_scalar^-0.5, Granite: attention_multiplier). */
+  attnScale?: number;
 }
 
-const ARCHITECTURES: Record<string, ModelType> = {
-  LlamaForCausalLM: 'llama',
-  MistralForCausalLM: 'mistral',
-  Qwen2ForCausalLM: 'qwen2',
-  Qwen3ForCausalLM: 'qwen3',
-  Phi3ForCausalLM: 'phi3',
-  OPTForCausalLM: 'opt',
-  GPT2LMHeadModel: 'gpt2',
-};
+/** One layer's attention variant. */
+export interface LayerType {
+  /** Attend to at most this many most recent tokens; null: full attention. */
+  slidingWindow: number | null;
+  /** Which rotary table: the model's (`rope`), the local one (`localRope`), or none (a NoPE layer). */
+  rope: 'global' | 'local' | null;
+}
+
+
+/** The fields a family's reader fills; parseModelConfig adds the rest. */
+export type ConfigBody = Omit<ModelConfig, 'architecture' | 'modelType' | 'bosTokenId' | 'eosTokenIds' | 'dtype' | 'raw'>;
 
 const ACTIVATIONS: Record<string, Activation> = {
   silu: 'silu',
@@ -111,55 +124,7 @@ const DTYPES: Record<string, ModelDtype> = {
   bfloat16: 'bfloat16',
 };
 
-/**
- * Parses config.json (text or already-parsed JSON) into a ModelConfig.
- * Throws ModelFileError naming `file`, the key and the problem for unsupported architectures, missing required
- * keys and wrong types.
- *
- * @example
- *   const cfg = parseModelConfig(await source.readText('config.json'));
- *   cfg.numKvHeads; // 8 for Llama-3.2-1B
- */
-export function parseModelConfig(json: unknown, file = 'config.json'): ModelConfig {
-  const f = JsonFields.parse(json, file);
-  const { architecture, modelType } = identify(f);
-  const common = {
-    architecture,
-    modelType,
-    bosTokenId: f.tokenId('bos_token_id'),
-    eosTokenIds: f.tokenIds('eos_token_id'),
-    dtype: readDtype(f),
-    raw: f.obj,
-  };
-  const body = modelType === 'opt' ? readOpt(f) : modelType === 'gpt2' ? readGpt2(f) : readLlamaFamily(f, modelType);
-  const cfg: ModelConfig = { ...common, ...body };
-  if (cfg.numHeads % cfg.numKvHeads !== 0) {
-    f.fail('num_key_value_heads', `(${cfg.numKvHeads}) must divide num_attention_heads (${cfg.numHeads})`);
-  }
-  return cfg;
-}
-
-type Body = Omit<ModelConfig, 'architecture' | 'modelType' | 'bosTokenId' | 'eosTokenIds' | 'dtype' | 'raw'>;
-
-function identify(f: JsonFields): { architecture: string; modelType: ModelType } {
-  if (f.has('architectures')) {
-    const archs = f.obj.architectures;
-    if (!Array.isArray(archs) || !archs.every((a) => typeof a === 'string')) {
-      f.fail('architectures', 'must be a list of class names');
-    }
-    const known = (archs as string[]).find((a) => a in ARCHITECTURES);
-    if (!known) {
-      f.fail('architectures', `names ${JSON.stringify(archs)}, none of which is supported (${Object.keys(ARCHITECTURES).join(', ')})`);
-    }
-    return { architecture: known, modelType: ARCHITECTURES[known] };
-  }
-  const type = f.str('model_type');
-  const architecture = Object.keys(ARCHITECTURES).find((a) => ARCHITECTURES[a] === type);
-  if (!architecture) f.fail('model_type', `"${type}" is not supported (${[...new Set(Object.values(ARCHITECTURES))].join(', ')})`);
-  return { architecture, modelType: type as ModelType };
-}
-
-function readDtype(f: JsonFields): ModelDtype {
+export function readDtype(f: JsonFields): ModelDtype {
   const key = f.firstKey('dtype', 'torch_dtype');
   if (!key) return 'float32';
   const name = f.str(key).replace(/^torch\./, '');
@@ -168,7 +133,7 @@ function readDtype(f: JsonFields): ModelDtype {
   return dtype;
 }
 
-function readAct(f: JsonFields, key: string, fallback: string): Activation {
+export function readAct(f: JsonFields, key: string, fallback: string): Activation {
   const name = f.str(key, fallback);
   const act = ACTIVATIONS[name];
   if (!act) f.fail(key, `"${name}" is not a supported activation (${Object.keys(ACTIVATIONS).join(', ')})`);
@@ -176,149 +141,7 @@ function readAct(f: JsonFields, key: string, fallback: string): Activation {
 }
 
 /** hidden / heads, which must divide evenly when the config gives no head_dim. */
-function splitHeads(f: JsonFields, hiddenKey: string, hidden: number, heads: number): number {
+export function splitHeads(f: JsonFields, hiddenKey: string, hidden: number, heads: number): number {
   if (hidden % heads !== 0) f.fail(hiddenKey, `(${hidden}) must be divisible by the number of heads (${heads})`);
   return hidden / heads;
-}
-
-/** HF defaults that differ between the rotary families. */
-const LLAMA_FAMILY_DEFAULTS: Record<string, { maxPos: number; eps: number; theta: number }> = {
-  llama: { maxPos: 2048, eps: 1e-6, theta: 10000 },
-  mistral: { maxPos: 4096 * 32, eps: 1e-6, theta: 10000 },
-  qwen2: { maxPos: 32768, eps: 1e-6, theta: 10000 },
-  qwen3: { maxPos: 32768, eps: 1e-6, theta: 10000 },
-  phi3: { maxPos: 4096, eps: 1e-5, theta: 10000 },
-};
-
-function readLlamaFamily(f: JsonFields, type: ModelType): Body {
-  const d = LLAMA_FAMILY_DEFAULTS[type];
-  const hiddenSize = f.int('hidden_size');
-  const numHeads = f.int('num_attention_heads');
-  const numKvHeads = f.int('num_key_value_heads', numHeads);
-  // Qwen3's HF default head_dim is 128 whatever the hidden size; the others derive it.
-  const headDim = f.has('head_dim')
-    ? f.int('head_dim')
-    : type === 'qwen3'
-      ? 128
-      : splitHeads(f, 'hidden_size', hiddenSize, numHeads);
-  const maxModelLen = f.int('max_position_embeddings', d.maxPos);
-  const attentionBias = type === 'llama' || type === 'qwen3' ? f.bool('attention_bias', false) : false;
-  return {
-    hiddenSize,
-    numLayers: f.int('num_hidden_layers'),
-    numHeads,
-    numKvHeads,
-    headDim,
-    intermediateSize: f.int('intermediate_size'),
-    vocabSize: f.int('vocab_size'),
-    maxModelLen,
-    norm: 'rms',
-    normEps: f.positiveNum('rms_norm_eps', d.eps),
-    preNorm: true,
-    finalNorm: true,
-    act: readAct(f, 'hidden_act', 'silu'),
-    gatedMlp: true,
-    positions: 'rope',
-    learnedPositionOffset: 0,
-    rope: parseRope(f, headDim, maxModelLen, d.theta),
-    slidingWindow: readSlidingWindow(f, type),
-    qkvBias: type === 'qwen2' || attentionBias,
-    oBias: attentionBias,
-    mlpBias: type === 'llama' ? f.bool('mlp_bias', false) : false,
-    normBias: false,
-    qkNorm: type === 'qwen3',
-    wordEmbedProjDim: null,
-    conv1dWeights: false,
-    tieWordEmbeddings: f.bool('tie_word_embeddings', false),
-  };
-}
-
-function readSlidingWindow(f: JsonFields, type: ModelType): number | null {
-  if (type === 'llama') return null;
-  if (type === 'qwen2' || type === 'qwen3') {
-    // Qwen configs carry a sliding_window value that only applies when use_sliding_window is set, and then only
-    // to layers >= max_window_layers: a per-layer mix this engine does not implement.
-    if (f.bool('use_sliding_window', false)) f.fail('use_sliding_window', 'is true; per-layer sliding windows are not supported');
-    return null;
-  }
-  // MistralConfig defaults to a 4096 window when the key is absent (Mistral-7B-v0.1); null disables it (v0.2+).
-  if (!('sliding_window' in f.obj)) return type === 'mistral' ? 4096 : null;
-  return f.has('sliding_window') ? f.int('sliding_window') : null;
-}
-
-function readOpt(f: JsonFields): Body {
-  const hiddenSize = f.int('hidden_size');
-  const numHeads = f.int('num_attention_heads');
-  const preNorm = f.bool('do_layer_norm_before', true);
-  const bias = f.bool('enable_bias', true);
-  if (!f.bool('layer_norm_elementwise_affine', true)) {
-    f.fail('layer_norm_elementwise_affine', 'is false; LayerNorms without weights are not supported');
-  }
-  const proj = f.int('word_embed_proj_dim', hiddenSize);
-  return {
-    hiddenSize,
-    numLayers: f.int('num_hidden_layers'),
-    numHeads,
-    numKvHeads: numHeads,
-    headDim: splitHeads(f, 'hidden_size', hiddenSize, numHeads),
-    intermediateSize: f.int('ffn_dim'),
-    vocabSize: f.int('vocab_size'),
-    maxModelLen: f.int('max_position_embeddings', 2048),
-    norm: 'layer',
-    normEps: 1e-5, // nn.LayerNorm's default; OPT configs carry no epsilon
-    preNorm,
-    // HF OPTDecoder: final_layer_norm exists only with do_layer_norm_before and not _remove_final_layer_norm.
-    finalNorm: preNorm && !f.bool('_remove_final_layer_norm', false),
-    act: readAct(f, 'activation_function', 'relu'),
-    gatedMlp: false,
-    positions: 'learned',
-    learnedPositionOffset: 2,
-    rope: null,
-    slidingWindow: null,
-    qkvBias: bias,
-    oBias: bias,
-    mlpBias: bias,
-    normBias: true,
-    qkNorm: false,
-    wordEmbedProjDim: proj === hiddenSize ? null : proj,
-    conv1dWeights: false,
-    tieWordEmbeddings: f.bool('tie_word_embeddings', true),
-  };
-}
-
-function readGpt2(f: JsonFields): Body {
-  const hiddenSize = f.int('n_embd');
-  const numHeads = f.int('n_head');
-  if (f.bool('scale_attn_by_inverse_layer_idx', false)) {
-    f.fail('scale_attn_by_inverse_layer_idx', 'is true; per-layer attention scaling is not supported');
-  }
-  if (!f.bool('scale_attn_weights', true)) f.fail('scale_attn_weights', 'is false; unscaled attention is not supported');
-  return {
-    hiddenSize,
-    numLayers: f.int('n_layer'),
-    numHeads,
-    numKvHeads: numHeads,
-    headDim: splitHeads(f, 'n_embd', hiddenSize, numHeads),
-    intermediateSize: f.int('n_inner', 4 * hiddenSize),
-    vocabSize: f.int('vocab_size'),
-    maxModelLen: f.int('n_positions', 1024),
-    norm: 'layer',
-    normEps: f.positiveNum('layer_norm_epsilon', 1e-5),
-    preNorm: true,
-    finalNorm: true,
-    act: readAct(f, 'activation_function', 'gelu_new'),
-    gatedMlp: false,
-    positions: 'learned',
-    learnedPositionOffset: 0,
-    rope: null,
-    slidingWindow: null,
-    qkvBias: true,
-    oBias: true,
-    mlpBias: true,
-    normBias: true,
-    qkNorm: false,
-    wordEmbedProjDim: null,
-    conv1dWeights: true,
-    tieWordEmbeddings: f.bool('tie_word_embeddings', true),
-  };
 }

@@ -10,10 +10,8 @@
  * for await (const out of stream) console.log(out.outputs[0].text);
  */
 import { parseGenerationConfig, type GenerationConfig } from '../config/generation-config.js';
-import { parseModelConfig, type ModelConfig } from '../config/model-config.js';
+import type { ModelConfig } from '../config/model-config.js';
 import { CapacityError, InvalidArgumentError } from '../errors.js';
-import { GpuContext } from '../gpu/context.js';
-import { loadWeights } from '../models/load-weights.js';
 import type { DownloadProgress, ModelSource } from '../platform.js';
 import { Generator } from '../sampling/generator.js';
 import { SamplingParams, type SamplingParamsInit } from '../sampling-params.js';
@@ -21,13 +19,14 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { EngineMetrics } from './metrics.js';
 import { yieldToEventLoop } from './yield.js';
 import { OutputProcessor, type CoreOutput } from './output-processor.js';
-import { ModelRunner, type ScheduledSeq, type StepResult } from './model-runner.js';
+import type { Executor, ExecutorLoader, ScheduledSeq, StepResult } from './executor.js';
 import { topLogprobs } from '../sampling/logprobs.js';
-import { badWordsTokenIds, needsLogitsRow, Sampler, type SamplerRequest } from '../sampling/sampler.js';
+import { rowSampling } from '../sampling/row-sampling.js';
+import { badWordsTokenIds, type SamplerRequest } from '../sampling/sampler.js';
 import { Request, RequestStatus } from './request.js';
 import { RequestStream } from './request-stream.js';
 import { Scheduler } from './scheduler.js';
-import { defaultGenerationParams, engineLimits } from './engine-config.js';
+import { defaultGenerationParams } from './engine-config.js';
 
 export interface EngineOptions {
   /** Weight dtype on the GPU: 'auto' = f16 when the checkpoint is f16/bf16 and the adapter has shader-f16. */
@@ -166,7 +165,8 @@ export class LLMEngine {
     readonly config: ModelConfig,
     readonly generationConfig: GenerationConfig | null,
     readonly tokenizer: Tokenizer,
-    readonly runner: ModelRunner,
+    /** The backend that runs steps (WebGPU: GpuModelRunner). */
+    readonly runner: Executor,
     private readonly options: EngineOptions,
     /** EOS ids: config.json's and generation_config.json's together. */
     readonly eosTokenIds: number[],
@@ -180,28 +180,18 @@ export class LLMEngine {
     this.outputs = new OutputProcessor(tokenizer);
   }
 
-  /** Loads config, tokenizer and weights from a model source onto the GPU. */
-  static async create(source: ModelSource, gpu: GPU, options: EngineOptions = {}): Promise<LLMEngine> {
-    const config = parseModelConfig(await source.readText('config.json'), `${source.name}/config.json`);
+  /**
+   * Loads the tokenizer and generation_config.json from a model source, and the model (its parsed config.json
+   * given) through `loadExecutor`: the backend, which loads the weights and sizes the KV cache.
+   */
+  static async create(source: ModelSource, config: ModelConfig, loadExecutor: ExecutorLoader, options: EngineOptions = {}): Promise<LLMEngine> {
     let generationConfig: GenerationConfig | null = null;
     const given = options.generationConfig;
     if (await source.exists('generation_config.json')) {
       generationConfig = parseGenerationConfig(await source.readText('generation_config.json'), `${source.name}/generation_config.json`);
     }
     const tokenizer = await Tokenizer.fromSource(source);
-    const wantF16 = options.dtype === 'float16' || (options.dtype !== 'float32' && config.dtype !== 'float32');
-    const ctx = await GpuContext.create(gpu, { f16: options.dtype === 'float16' ? true : wantF16 ? undefined : false });
-    const weightDtype = ctx.f16 && wantF16 ? 'f16' : 'f32';
-    const limits = engineLimits(ctx, config, options, weightDtype);
-    const onProgress = options.onProgress;
-    const weights = await loadWeights(ctx, source, config, {
-      dtype: weightDtype,
-      dummy: options.loadFormat === 'dummy',
-      onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),
-    });
-    const runner = new ModelRunner(ctx, config, weights, limits, await Sampler.create(config.vocabSize));
-    runner.stepGraphs = !options.enforceEager;
-    if (options.warmup !== false) await runner.warmup();
+    const runner = await loadExecutor(source, config, options);
     const override = typeof given === 'object' ? given : null;
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? []), ...(override?.eosTokenIds ?? [])])];
     if (eos.length === 0 && tokenizer.eosTokenId !== null) eos.push(tokenizer.eosTokenId);
@@ -417,7 +407,7 @@ export class LLMEngine {
    * argmax (greedy, no logprobs; still so one token later), with no forks or prompt logprobs.
    */
   private canRunAhead(cur: InFlight): boolean {
-    return cur.seqs.every((s) => !s.allLogits && !s.extraSamples && (!s.sample || !needsLogitsRow(s.sample.params, s.sample.outputTokenIds.length)));
+    return cur.seqs.every((s) => !s.allLogits && !s.extraSamples && (!s.sample || rowSampling(s.sample, { candidates: false }) === 'argmax'));
   }
 
   /** Schedules a step and submits it to the runner (null: nothing to run). */
@@ -562,7 +552,6 @@ export class LLMEngine {
     this.disposed = true;
     this.failAll(new Error('the engine was disposed'));
     this.runner.dispose();
-    this.runner.ctx.destroy();
   }
 }
 

@@ -8,10 +8,18 @@
  * its own xorshift32 stream. Each 32-bit draw yields two values, each picked from a 65536-entry table of bin centres already
  * converted to the output dtype, so the fill costs a table lookup per element (no float math, no rounding).
  */
-import type { ModelConfig } from '../config/model-config.js';
-import { checkpointTensors, type TensorSpec } from './checkpoint-layout.js';
 import { f32BitsToF16Bits, type StorageDtype } from './convert.js';
 import { DEFAULT_MAX_CHUNK_BYTES, type TensorChunk, type TensorInfo } from './safetensors.js';
+
+/** How dummy weights fill a tensor: random uniform (matrices, biases), ones (norm weights) or zeros (norm biases). */
+export type DummyInit = 'uniform' | 'ones' | 'zeros';
+
+/** A checkpoint tensor to fabricate: its name and shape as the checkpoint holds them (a family's weight table). */
+export interface TensorSpec {
+  name: string;
+  shape: number[];
+  init: DummyInit;
+}
 
 export const DUMMY_LOW = -1e-3;
 export const DUMMY_HIGH = 1e-3;
@@ -112,15 +120,16 @@ function fillConstant(out: Uint8Array, dtype: StorageDtype, value: 0 | 1, fresh:
 }
 
 /**
- * Streams dummy weights for every tensor of the checkpoint `cfg` describes, in the chunk format of
- * `streamTensors` (TensorInfo dtype F16 or F32, `file` DUMMY_FILE), so the weight uploader takes either source.
+ * Streams dummy weights for every tensor of `specs` (a checkpoint's, from its family's weight table: see
+ * checkpointTensors in src/models/registry.ts), in the chunk format of `streamTensors` (TensorInfo dtype F16 or F32,
+ * `file` DUMMY_FILE), so the weight uploader takes either source.
  *
  * @example
- *   for (const chunk of streamDummyTensors(cfg, { dtype: 'f16' })) upload(chunk);
+ *   for (const chunk of streamDummyTensors(checkpointTensors(cfg), { dtype: 'f16' })) upload(chunk);
  */
-export function* streamDummyTensors(cfg: ModelConfig, opts: DummyOptions = {}): Generator<TensorChunk> {
+export function* streamDummyTensors(specs: Iterable<TensorSpec>, opts: DummyOptions = {}): Generator<TensorChunk> {
   const scratch: Scratch = { buf: null };
-  for (const spec of checkpointTensors(cfg)) yield* chunksOf(spec, opts, scratch);
+  for (const spec of specs) yield* chunksOf(spec, opts, scratch);
 }
 
 /** The reused buffer of `reuseBuffer`, shared across the tensors of one stream. */

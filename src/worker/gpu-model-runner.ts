@@ -5,51 +5,22 @@
  * (argmax ids for greedy rows; full logits rows only for rows the CPU sampler or logprobs need), sample.
  */
 import type { ModelConfig } from '../config/model-config.js';
-import { ropeInvFreq } from '../config/model-config.js';
-import type { GpuContext } from '../gpu/context.js';
+import type { Executor, RunnerLimits, ScheduledSeq, StepResult } from '../engine/executor.js';
+import type { EngineOptions } from '../engine/llm-engine.js';
+import { GpuContext } from '../gpu/context.js';
 import { Recorder, type StepGraph } from '../gpu/recorder.js';
 import type { DType, Tensor } from '../gpu/tensor.js';
-import type { KVCache, ModelWeights, Activations, ForwardInputs } from '../models/transformer.js';
-import { Transformer } from '../models/transformer.js';
+import { denseMethod } from '../layers/linear.js';
+import { loadWeights } from '../models/load-weights.js';
+import type { KVCache, ModelWeights, Activations, ForwardInputs } from '../models/decoder.js';
+import { Decoder } from '../models/decoder.js';
 import * as ops from '../ops/index.js';
+import type { ModelSource } from '../platform.js';
 import { candidateRecordWords, MAX_CANDIDATES, readCandidateRow, topKCandidates } from '../ops/topk.js';
-import { candidateCount, candidateRowParams, candidatesEligible, sampleCandidates } from '../sampling/candidates.js';
-import { needsLogitsRow, type SampleOut, type Sampler, type SamplerRequest } from '../sampling/sampler.js';
-
-/** One sequence's share of a step, as the engine hands it to the runner. */
-export interface ScheduledSeq {
-  requestId: string;
-  /** The tokens to compute this step (a prompt chunk, or the last sampled token). */
-  tokenIds: readonly number[];
-  /** Position of tokenIds[0] in the sequence. */
-  startPos: number;
-  /** The sequence's KV blocks, covering at least startPos + tokenIds.length tokens. */
-  blockTable: readonly number[];
-  /** Set when this step ends at the sequence's last known token, so a new token is sampled. */
-  sample: SamplerRequest | null;
-  /** More sequences sampled from the same logits row (n > 1: the forks' first tokens). */
-  extraSamples?: { requestId: string; sample: SamplerRequest }[];
-  /** Also return the logits of every token of this chunk (prompt logprobs, tests). */
-  allLogits?: boolean;
-}
-
-/** What sampling gave for one sequence. */
-export type SampleResult = SampleOut;
-
-export interface StepResult {
-  sampled: Map<string, SampleResult>;
-  /** Logits rows [tokens of the chunk][V] for sequences with `allLogits`. */
-  allLogits: Map<string, Float32Array[]>;
-}
-
-export interface RunnerLimits {
-  maxNumBatchedTokens: number;
-  maxNumSeqs: number;
-  maxModelLen: number;
-  blockSize: number;
-  numBlocks: number;
-  kvDtype: 'f32' | 'f16';
-}
+import { candidateCount, candidateRowParams, sampleCandidates } from '../sampling/candidates.js';
+import { Sampler, type SampleOut, type SamplerRequest } from '../sampling/sampler.js';
+import { rowSampling } from '../sampling/row-sampling.js';
+import { runnerLimits } from './runner-limits.js';
 
 const ALIGN = 256;
 const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
@@ -76,8 +47,8 @@ interface InputLayout {
   size: number;
 }
 
-export class ModelRunner {
-  readonly model: Transformer;
+export class GpuModelRunner implements Executor {
+  readonly model: Decoder;
   readonly cache: KVCache;
   private readonly acts: Activations;
   private readonly inputs: GPUBuffer;
@@ -116,20 +87,47 @@ export class ModelRunner {
   /** Forwards replayed from a graph and captured, so far (tests, benchmarks). */
   readonly graphStats = { replayed: 0, captured: 0 };
 
+  /**
+   * Loads a model onto the GPU (vLLM's GPUModelRunner owns loading too): a GPU context (f16 weights when
+   * the checkpoint is f16/bf16 and the adapter has shader-f16, unless options.dtype says otherwise), the KV cache sized
+   * to the options and the device's limits, the weights, and (options.warmup, default on) every kernel steps use.
+   */
+  static async load(source: ModelSource, config: ModelConfig, gpu: GPU, options: EngineOptions = {}): Promise<GpuModelRunner> {
+    const wantF16 = options.dtype === 'float16' || (options.dtype !== 'float32' && config.dtype !== 'float32');
+    const ctx = await GpuContext.create(gpu, { f16: options.dtype === 'float16' ? true : wantF16 ? undefined : false });
+    try {
+      const weightDtype = ctx.f16 && wantF16 ? 'f16' : 'f32';
+      const limits = runnerLimits(ctx, config, options, weightDtype);
+      const onProgress = options.onProgress;
+      const weights = await loadWeights(ctx, source, config, {
+        method: denseMethod(weightDtype),
+        dummy: options.loadFormat === 'dummy',
+        onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),
+      });
+      const runner = new GpuModelRunner(ctx, config, weights, limits, await Sampler.create(config.vocabSize));
+      runner.stepGraphs = !options.enforceEager;
+      if (options.warmup !== false) await runner.warmup();
+      return runner;
+    } catch (err) {
+      ctx.destroy();
+      throw err;
+    }
+  }
+
   constructor(
     readonly ctx: GpuContext,
-    readonly cfg: ModelConfig,
+    readonly config: ModelConfig,
     weights: ModelWeights,
     readonly limits: RunnerLimits,
     /** The CPU sampler (AssemblyScript) for rows that need more than the GPU argmax. */
     private readonly sampler: Sampler,
   ) {
+    const cfg = config;
     const dev = ctx.device;
     const H = cfg.hiddenSize;
     const V = cfg.vocabSize;
     const maxT = limits.maxNumBatchedTokens;
-    const invFreq = cfg.rope ? ropeInvFreq(cfg) : null;
-    this.model = new Transformer(cfg, weights, invFreq ? this.tensor([invFreq.length], 'f32', invFreq, 'rope.invFreq') : null);
+    this.model = new Decoder(ctx, cfg, weights);
     this.maxBlocksPerSeq = Math.ceil(limits.maxModelLen / limits.blockSize);
     const maxBinding = ctx.device.limits.maxStorageBufferBindingSize;
     this.logitRowsCap = Math.max(1, Math.min(Math.max(limits.maxNumSeqs, 64), Math.floor(maxBinding / (V * 4))));
@@ -149,13 +147,13 @@ export class ModelRunner {
     const rows = this.logitRowsCap;
     this.acts = {
       x: this.tensor([maxT, H], 'f32', null, 'act.x'),
-      h: this.tensor([maxT, Math.max(H, cfg.numHeads * cfg.headDim)], 'f32', null, 'act.h'),
+      h: this.tensor([maxT, Math.max(H, cfg.numHeads * cfg.headDim, cfg.wordEmbedProjDim ?? 0)], 'f32', null, 'act.h'),
       qkv: this.tensor([maxT, m.qkvDim], 'f32', null, 'act.qkv'),
       attn: this.tensor([maxT, cfg.numHeads * cfg.headDim], 'f32', null, 'act.attn'),
       up: this.tensor([maxT, m.upDim], 'f32', null, 'act.up'),
       act: this.tensor([maxT, I], 'f32', null, 'act.mlp'),
-      xs: this.tensor([rows, H], 'f32', null, 'act.xs'),
-      xsNorm: this.tensor([rows, H], 'f32', null, 'act.xsNorm'),
+      xs: this.tensor([rows, Math.max(H, cfg.wordEmbedProjDim ?? 0)], 'f32', null, 'act.xs'),
+      xsNorm: this.tensor([rows, Math.max(H, cfg.wordEmbedProjDim ?? 0)], 'f32', null, 'act.xsNorm'),
       logits: this.tensor([rows, V], 'f32', null, 'act.logits'),
     };
 
@@ -251,7 +249,7 @@ export class ModelRunner {
 
   /** Runs one step: forward over every scheduled token, then sampling. */
   async execute(seqs: readonly ScheduledSeq[], blockCopies: readonly (readonly [number, number])[] = []): Promise<StepResult> {
-    const { cfg, limits, layout } = this;
+    const { config: cfg, limits, layout } = this;
     const T = seqs.reduce((n, s) => n + s.tokenIds.length, 0);
     if (T === 0) return { sampled: new Map(), allLogits: new Map() };
     if (T > limits.maxNumBatchedTokens) throw new Error(`step has ${T} tokens, more than maxNumBatchedTokens ${limits.maxNumBatchedTokens}`);
@@ -328,12 +326,7 @@ export class ModelRunner {
     // top-K, and the whole row only if they cannot prove the token), 'full' (the whole row to the CPU sampler).
     // A declined row is copied from acts.logits after the first readback, so candidates need one LM-head chunk.
     const oneChunk = rows.length <= cap;
-    const mode = rows.map((r) => {
-      if (r.kind === 'all') return 'full';
-      const q = sampleOf(r);
-      if (!needsLogitsRow(q.params, q.outputTokenIds.length)) return 'argmax';
-      return this.candidateSampling && oneChunk && candidatesEligible(q.params, q.outputTokenIds.length) ? 'candidates' : 'full';
-    });
+    const mode = rows.map((r) => (r.kind === 'all' ? 'full' : rowSampling(sampleOf(r), { candidates: this.candidateSampling && oneChunk })));
     const needRow = mode.map((m) => m === 'full');
     const V = cfg.vocabSize;
     const rowBytes = V * 4;
@@ -454,7 +447,7 @@ export class ModelRunner {
   private logitsArgmax(rec: Recorder, at: number, S: number): void {
     const cap = this.logitRowsCap;
     this.model.logits(rec, this.view(this.layout.sampleRows + at, cap, 'u32'), S, this.acts);
-    ops.argmax(rec, this.acts.logits, { buffer: this.sampledIds, offset: at, shape: [cap], dtype: 'u32' }, S, this.cfg.vocabSize);
+    ops.argmax(rec, this.acts.logits, { buffer: this.sampledIds, offset: at, shape: [cap], dtype: 'u32' }, S, this.config.vocabSize);
   }
 
   /** The KV cache and activation tensors, which live as long as the runner. */
@@ -467,7 +460,7 @@ export class ModelRunner {
    * and sampled on the CPU. Their generators are untouched so far, so the tokens are what the full path gives.
    */
   private async sampleWholeRows(rowsInChunk: readonly number[], reqs: SamplerRequest[]): Promise<SampleOut[]> {
-    const V = this.cfg.vocabSize;
+    const V = this.config.vocabSize;
     const rowBytes = V * 4;
     const size = rowsInChunk.length * rowBytes;
     const staging = this.stagingBuffer(size, 2);
@@ -489,7 +482,7 @@ export class ModelRunner {
    */
   private copyBlocks(rec: Recorder, copies: readonly (readonly [number, number])[]): void {
     if (copies.length === 0) return;
-    const { cfg, cache } = this;
+    const { config: cfg, cache } = this;
     const bytes = cache.blockSize * cfg.numKvHeads * cfg.headDim * (this.limits.kvDtype === 'f16' ? 2 : 4);
     const buffers = [...cache.k, ...cache.v].map((t) => t.buffer);
     const scratch = this.ctx.scratchBuffer('kv-copy-on-write', copies.length * buffers.length * bytes);
@@ -517,5 +510,15 @@ export class ModelRunner {
     this.candidates.buffer.destroy();
     for (const b of this.stagings) b?.destroy();
     for (const t of this.stepTensors()) t.buffer.destroy();
+    this.ctx.destroy();
   }
+}
+
+/**
+ * The engine's executor as the WebGPU runner (tests and benchmarks reach its GPU context, step graphs and
+ * sampling switches); throws for any other backend.
+ */
+export function gpuRunnerOf(engine: { runner: Executor }): GpuModelRunner {
+  if (!(engine.runner instanceof GpuModelRunner)) throw new Error('the engine does not run on the WebGPU runner');
+  return engine.runner;
 }

@@ -1,7 +1,8 @@
 /**
- * The decoder-only transformer that every supported architecture is an instance of (Llama, Qwen2, Qwen3,
- * Mistral, Phi-3, OPT, GPT-2). The config decides the variations: RMSNorm or LayerNorm, pre- or post-norm,
- * rotary or learned positions, biases, q/k norm, gated or plain MLP, sliding window.
+ * The decoder-only transformer the families compose (src/models/<family>.ts: Llama, Qwen2, Qwen3, Mistral, Phi-3,
+ * OPT, GPT-2). The config decides the variations: RMSNorm or LayerNorm, pre- or post-norm, rotary or learned
+ * positions, biases, q/k norm, gated or plain MLP, sliding window. Weight matrices are LinearWeights (any storage
+ * format: layers/linear.ts), multiplied through their LinearMethod.
  *
  * One forward runs a flat batch of T tokens from many sequences (prompt chunks and decode steps mixed):
  *
@@ -23,9 +24,11 @@
  * projection, the residual adds inside the o and down projections, and rope inside the KV-cache write. A Llama
  * layer is then 6 dispatches: qkv, rope + cache, attention, o, gate/up, down.
  */
-import type { ModelConfig } from '../config/model-config.js';
+import { ropeInvFreq, type LayerType, type ModelConfig, type RopeConfig } from '../config/model-config.js';
+import type { GpuContext } from '../gpu/context.js';
 import type { Recorder } from '../gpu/recorder.js';
-import type { Tensor, Weight } from '../gpu/tensor.js';
+import { uploadTensor, type Tensor } from '../gpu/tensor.js';
+import { embed, linear, type LinearWeight } from '../layers/linear.js';
 import * as ops from '../ops/index.js';
 import type { QkvLayout } from '../ops/index.js';
 
@@ -36,24 +39,26 @@ export interface Norm {
 
 export interface LayerWeights {
   attnNorm: Norm;
-  qkv: Weight; // [(nH + 2 nKv) D, H]
+  qkv: LinearWeight; // [(nH + 2 nKv) D, H]
   qkvBias: Tensor | null; // [(nH + 2 nKv) D]
   qNorm: Tensor | null; // [D] (Qwen3)
   kNorm: Tensor | null; // [D]
-  o: Weight; // [H, nH D]
+  o: LinearWeight; // [H, nH D]
   oBias: Tensor | null; // [H]
   mlpNorm: Norm;
-  up: Weight; // gated: [2I, H] (gate rows then up rows); plain: [I, H]
+  up: LinearWeight; // gated: [2I, H] (gate rows then up rows); plain: [I, H]
   upBias: Tensor | null;
-  down: Weight; // [H, I]
+  down: LinearWeight; // [H, I]
   downBias: Tensor | null; // [H]
 }
 
 export interface ModelWeights {
-  embed: Weight; // [V, H]
-  positions: Weight | null; // [maxPositions + offset, H] (OPT, GPT-2)
+  embed: LinearWeight; // [V, H]
+  positions: LinearWeight | null; // [maxPositions + offset, H] (OPT, GPT-2)
+  projectIn: LinearWeight | null; // [H, P]: embeddings of width P to the stream (OPT word_embed_proj_dim)
+  projectOut: LinearWeight | null; // [P, H]: the stream back to P before the LM head
   finalNorm: Norm | null;
-  lmHead: Weight; // [V, H]; the same object as `embed` when tied
+  lmHead: LinearWeight; // [V, H]; the same object as `embed` when tied
   layers: LayerWeights[];
 }
 
@@ -91,16 +96,28 @@ export interface Activations {
   logits: Tensor; // f32 [maxS, V]
 }
 
-export class Transformer {
+export class Decoder {
   readonly layout: QkvLayout;
   readonly qkvDim: number;
   readonly upDim: number;
 
+  /** Each layer's attention variant: its window and rotary table (null: no rope). */
+  private readonly layerAttn: { slidingWindow: number | null; rope: { invFreq: Tensor; cfg: RopeConfig } | null }[];
+
   constructor(
+    ctx: GpuContext,
     readonly cfg: ModelConfig,
     readonly weights: ModelWeights,
-    readonly invFreq: Tensor | null, // f32 [rotaryDim / 2]
   ) {
+    // Rotary inverse frequencies, f32 [rotaryDim / 2], one table per rope config the layers use.
+    const table = (rope: RopeConfig, label: string) => {
+      const invFreq = ropeInvFreq({ rope });
+      return { invFreq: uploadTensor(ctx, invFreq, [invFreq.length], 'f32', label), cfg: rope };
+    };
+    const global = cfg.rope ? table(cfg.rope, 'rope.invFreq') : null;
+    const local = cfg.localRope ? table(cfg.localRope, 'rope.invFreq.local') : null;
+    const types: LayerType[] = cfg.layerTypes ?? Array.from({ length: cfg.numLayers }, () => ({ slidingWindow: cfg.slidingWindow, rope: 'global' }));
+    this.layerAttn = types.map((t) => ({ slidingWindow: t.slidingWindow, rope: t.rope === 'global' ? global : t.rope === 'local' ? local : null }));
     this.layout = { numHeads: cfg.numHeads, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim };
     this.qkvDim = (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim;
     this.upDim = cfg.gatedMlp ? 2 * cfg.intermediateSize : cfg.intermediateSize;
@@ -111,8 +128,14 @@ export class Transformer {
     const { cfg, weights: w } = this;
     const { T } = inp;
     const H = cfg.hiddenSize;
-    ops.embed(rec, inp.ids, w.embed, a.x, T);
-    if (w.positions && inp.positionIds) ops.embed(rec, inp.positionIds, w.positions, a.x, T, true);
+    if (w.projectIn) {
+      // OPT-350m: embeddings [T, P] (in h, which is at least as wide) projected to the stream [T, H].
+      embed(rec, inp.ids, w.embed, a.h, T);
+      linear(rec, a.h, w.projectIn, null, a.x, T);
+    } else {
+      embed(rec, inp.ids, w.embed, a.x, T);
+    }
+    if (w.positions && inp.positionIds) embed(rec, inp.positionIds, w.positions, a.x, T, true);
 
     // True when the previous block's epilogue left x normalised for the next block in `a.h` (see residual).
     let normed = false;
@@ -122,18 +145,19 @@ export class Transformer {
       const qkNorm = L.qNorm && L.kNorm ? { q: L.qNorm, k: L.kNorm } : null;
       // With rope and no q/k norm, ropeCacheKV adds up the projection's split-K sums itself (deferSplit).
       const qkvIn = normed ? a.h : this.normIn(rec, a, L.attnNorm, T);
-      const deferSplit = !qkNorm && !!cfg.rope && !!this.invFreq;
-      const { split } = ops.linear(rec, qkvIn, L.qkv, L.qkvBias, a.qkv, T, { ...(normed ? {} : this.normOpts(L.attnNorm)), deferSplit });
+      const { rope, slidingWindow } = this.layerAttn[l];
+      const deferSplit = !qkNorm && !!rope;
+      const { split } = linear(rec, qkvIn, L.qkv, L.qkvBias, a.qkv, T, { ...(normed ? {} : this.normOpts(L.attnNorm)), deferSplit });
       if (qkNorm) ops.qkNorm(rec, a.qkv, qkNorm.q, qkNorm.k, T, this.layout, cfg.normEps);
-      if (cfg.rope && this.invFreq) {
-        const { rotaryDim, attentionScaling } = cfg.rope;
-        ops.ropeCacheKV(rec, a.qkv, inp.positions, this.invFreq, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout, rotaryDim, attentionScaling ?? 1, split);
+      if (rope) {
+        const { rotaryDim, attentionScaling } = rope.cfg;
+        ops.ropeCacheKV(rec, a.qkv, inp.positions, rope.invFreq, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout, rotaryDim, attentionScaling ?? 1, split);
       } else {
         ops.cacheKV(rec, a.qkv, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout);
       }
       ops.pagedAttention(rec, a.qkv, cache.k[l], cache.v[l], inp, a.attn, T, this.layout, {
-        scale: 1 / Math.sqrt(cfg.headDim),
-        slidingWindow: cfg.slidingWindow,
+        scale: cfg.attnScale ?? 1 / Math.sqrt(cfg.headDim),
+        slidingWindow,
         blockSize: cache.blockSize,
         maxBlocksPerSeq: inp.maxBlocksPerSeq,
       });
@@ -143,9 +167,9 @@ export class Transformer {
       const mlpIn = normed ? a.h : this.normIn(rec, a, L.mlpNorm, T);
       const mlpOpts = normed ? {} : this.normOpts(L.mlpNorm);
       if (cfg.gatedMlp) {
-        ops.linear(rec, mlpIn, L.up, L.upBias, a.act, T, { ...mlpOpts, gated: gatedActName(cfg.act) });
+        linear(rec, mlpIn, L.up, L.upBias, a.act, T, { ...mlpOpts, gated: gatedActName(cfg.act) });
       } else {
-        ops.linear(rec, mlpIn, L.up, L.upBias, a.up, T, mlpOpts);
+        linear(rec, mlpIn, L.up, L.upBias, a.up, T, mlpOpts);
         ops.act(rec, a.up, a.act, T * cfg.intermediateSize, plainActName(cfg.act));
       }
       normed = this.residual(rec, a, a.act, L.down, L.downBias, L.mlpNorm, T, w.layers[l + 1]?.attnNorm);
@@ -158,11 +182,16 @@ export class Transformer {
     ops.gatherRows(rec, a.x, rows, a.xs, S, this.cfg.hiddenSize);
     const n = w.finalNorm;
     if (n && this.cfg.norm === 'rms') {
-      ops.linear(rec, a.xs, w.lmHead, null, a.logits, S, { rmsNorm: { weight: n.weight, eps: this.cfg.normEps } });
+      linear(rec, a.xs, w.lmHead, null, a.logits, S, { rmsNorm: { weight: n.weight, eps: this.cfg.normEps } });
       return;
     }
-    const last = n ? this.norm(rec, a.xs, n, a.xsNorm, S) : a.xs;
-    ops.linear(rec, last, w.lmHead, null, a.logits, S);
+    let last = n ? this.norm(rec, a.xs, n, a.xsNorm, S) : a.xs;
+    if (w.projectOut) {
+      const out = last === a.xs ? a.xsNorm : a.xs;
+      linear(rec, last, w.projectOut, null, out, S);
+      last = out;
+    }
+    linear(rec, last, w.lmHead, null, a.logits, S);
   }
 
   /**
@@ -184,10 +213,10 @@ export class Transformer {
    * With pre-RMSNorm, the next block's norm `next` rides along where linear can fuse it: returns true when a.h
    * holds norm(x) for the next block.
    */
-  private residual(rec: Recorder, a: Activations, input: Tensor, w: Weight, b: Tensor | null, n: Norm, T: number, next?: Norm): boolean {
+  private residual(rec: Recorder, a: Activations, input: Tensor, w: LinearWeight, b: Tensor | null, n: Norm, T: number, next?: Norm): boolean {
     const fuse = next && this.cfg.preNorm && this.cfg.norm === 'rms';
     const normOut = fuse ? { weight: next.weight, eps: this.cfg.normEps, out: a.h } : undefined;
-    const { normed } = ops.linear(rec, input, w, b, a.x, T, { residual: true, normOut });
+    const { normed } = linear(rec, input, w, b, a.x, T, { residual: true, normOut });
     if (!this.cfg.preNorm) this.postNorm(rec, a, n, T);
     return normed;
   }

@@ -1,0 +1,67 @@
+/**
+ * The executor port: what the engine needs from the hardware, and all it knows of it. A backend (WebGPU today:
+ * src/worker/gpu-model-runner.ts) loads the model, sizes the KV cache from the memory it has, runs a scheduler step's
+ * forward over its flat batch of tokens, samples, and frees its resources. The engine imports only this file's
+ * types, never gpu/ or models/ (vLLM V1's Executor and its workers' model runners).
+ */
+import type { ModelConfig } from '../config/model-config.js';
+import type { ModelSource } from '../platform.js';
+import type { SampleOut, SamplerRequest } from '../sampling/sampler.js';
+import type { EngineOptions } from './llm-engine.js';
+
+/** One sequence's share of a step, as the engine hands it to the executor. */
+export interface ScheduledSeq {
+  requestId: string;
+  /** The tokens to compute this step (a prompt chunk, or the last sampled token; -1: the token sampled last step). */
+  tokenIds: readonly number[];
+  /** Position of tokenIds[0] in the sequence. */
+  startPos: number;
+  /** The sequence's KV blocks, covering at least startPos + tokenIds.length tokens. */
+  blockTable: readonly number[];
+  /** Set when this step ends at the sequence's last known token, so a new token is sampled. */
+  sample: SamplerRequest | null;
+  /** More sequences sampled from the same logits row (n > 1: the forks' first tokens). */
+  extraSamples?: { requestId: string; sample: SamplerRequest }[];
+  /** Also return the logits of every token of this chunk (prompt logprobs, tests). */
+  allLogits?: boolean;
+}
+
+/** What sampling gave for one sequence. */
+export type SampleResult = SampleOut;
+
+export interface StepResult {
+  sampled: Map<string, SampleResult>;
+  /** Logits rows [tokens of the chunk][V] for sequences with `allLogits`. */
+  allLogits: Map<string, Float32Array[]>;
+}
+
+/** The sizes the executor settled at load (from the options and the memory it has). */
+export interface RunnerLimits {
+  maxNumBatchedTokens: number;
+  maxNumSeqs: number;
+  maxModelLen: number;
+  blockSize: number;
+  numBlocks: number;
+  kvDtype: 'f32' | 'f16';
+}
+
+export interface Executor {
+  /** The model's normalized config.json. */
+  readonly config: ModelConfig;
+  readonly limits: RunnerLimits;
+  /**
+   * Runs one step: copy-on-write block copies first, then the forward over every scheduled token, then sampling of
+   * the rows that ask for it. Submits its work before it first waits, so the next step can be planned meanwhile.
+   */
+  execute(seqs: readonly ScheduledSeq[], blockCopies?: readonly (readonly [number, number])[]): Promise<StepResult>;
+  /** Frees everything the executor holds (its device included). */
+  dispose(): void;
+}
+
+/**
+ * Loads a model onto a backend: config, weights, KV cache sized to the options and the device, kernels built.
+ *
+ * @example
+ *   const engine = await LLMEngine.create(source, config, (src, cfg, opts) => GpuModelRunner.load(src, cfg, gpu, opts), options);
+ */
+export type ExecutorLoader = (source: ModelSource, config: ModelConfig, options: EngineOptions) => Promise<Executor>;

@@ -1,0 +1,101 @@
+/**
+ * A family's weight table: every tensor its checkpoints hold, by the name Hugging Face writes, with its shape and
+ * the slot of the model it fills. One list serves three uses: the loader's name -> slot lookup, the dummy weights
+ * (`loadFormat: 'dummy'`: the same names and shapes, random) and parameter counts.
+ *
+ * Fused slots: `qkv` holds the q, k and v projections stacked by rows ([(nH + 2 nKv) D, H]) and `up` holds gate then
+ * up for gated MLPs ([2I, H]), so one matmul computes each; a checkpoint that stores them apart fills row ranges of
+ * the fused slot (`rowOffset`, `slotRows`).
+ */
+import type { TensorSpec } from '../loader/dummy.js';
+
+/** A weight matrix slot of a layer or of the model. */
+export type MatrixSlot = 'embed' | 'positions' | 'lmHead' | 'projectIn' | 'projectOut' | 'qkv' | 'o' | 'up' | 'down';
+/** A vector slot (norm weights and biases), kept in f32. */
+export type VectorSlot =
+  | 'finalNorm.weight' | 'finalNorm.bias'
+  | 'attnNorm.weight' | 'attnNorm.bias' | 'mlpNorm.weight' | 'mlpNorm.bias'
+  | 'qkvBias' | 'oBias' | 'upBias' | 'downBias' | 'qNorm' | 'kNorm';
+export type Slot = MatrixSlot | VectorSlot;
+
+export const MATRIX_SLOTS: ReadonlySet<string> = new Set<MatrixSlot>(['embed', 'positions', 'lmHead', 'projectIn', 'projectOut', 'qkv', 'o', 'up', 'down']);
+
+/** One checkpoint tensor and where it goes. */
+export interface WeightSpec extends TensorSpec {
+  slot: Slot;
+  /** Layer index, or -1 for model-level slots. */
+  layer: number;
+  /** First row (matrices) or element (vectors) of the slot this tensor fills; 0 unless the slot is fused. */
+  rowOffset: number;
+  /** Rows (elements) of the whole slot: shape[0] (the transposed shape's) unless the slot is fused. */
+  slotRows: number;
+  /** GPT-2 Conv1D: stored [in, out], the slot is [out, in]. */
+  transpose?: boolean;
+  /**
+   * A checkpoint may lack it: the LM head of tied models (and the embedding when only the LM head is stored, as
+   * tinystories-656K does: either serves as the other). Dummy weights leave optional tensors out.
+   */
+  optional?: boolean;
+  /**
+   * Multiply the values by this while loading: a constant of the forward folded into the weights (Granite's
+   * residual_multiplier into o_proj and down_proj, 1 / logits_scaling into the final norm).
+   */
+  scale?: number;
+  /** Add this to the values while loading: Gemma's RMSNorm multiplies by (1 + w). */
+  shift?: number;
+}
+
+/** Rows of a fused slot filled by one tensor: `[offset, rows]` of `[total]`. */
+export interface Fused {
+  offset: number;
+  total: number;
+}
+
+/**
+ * Builds a weight table in checkpoint order. Layer `l` of the specs added between `layer(l)` calls.
+ *
+ * @example
+ *   const t = new WeightTable();
+ *   t.matrix('model.embed_tokens.weight', V, H, 'embed');
+ *   t.layer(0).norm('model.layers.0.input_layernorm', H, 'attnNorm');
+ */
+export class WeightTable {
+  readonly specs: WeightSpec[] = [];
+  private at = -1;
+
+  /** Specs added next belong to layer l (-1: the model). */
+  layer(l: number): this {
+    this.at = l;
+    return this;
+  }
+
+  /** A matrix [out, inp] (HF [out, in] layout), or a row range of a fused slot. */
+  matrix(name: string, out: number, inp: number, slot: MatrixSlot, fused?: Fused, extra: Partial<WeightSpec> = {}): this {
+    this.specs.push({ name, shape: [out, inp], init: 'uniform', slot, layer: this.at, rowOffset: fused?.offset ?? 0, slotRows: fused?.total ?? out, ...extra });
+    return this;
+  }
+
+  /** A vector [n] (a bias or a norm's weight), or an element range of a fused bias. */
+  vector(name: string, n: number, slot: VectorSlot, init: TensorSpec['init'] = 'uniform', fused?: Fused): this {
+    this.specs.push({ name, shape: [n], init, slot, layer: this.at, rowOffset: fused?.offset ?? 0, slotRows: fused?.total ?? n });
+    return this;
+  }
+
+  /** `${name}.weight` [out, inp] and, with `bias`, `${name}.bias` [out] into the bias slot. */
+  linear(name: string, out: number, inp: number, slot: MatrixSlot, bias: VectorSlot | null, fused?: Fused): this {
+    this.matrix(`${name}.weight`, out, inp, slot, fused);
+    if (bias) this.vector(`${name}.bias`, out, bias, 'uniform', fused);
+    return this;
+  }
+
+  /** A norm's `${name}.weight` [n] (ones in dummy weights) and, for LayerNorm, `${name}.bias` [n] (zeros). */
+  norm(name: string, n: number, slot: 'finalNorm' | 'attnNorm' | 'mlpNorm' | 'qNorm' | 'kNorm', bias = false): this {
+    const weightSlot = slot === 'qNorm' || slot === 'kNorm' ? slot : (`${slot}.weight` as VectorSlot);
+    this.vector(`${name}.weight`, n, weightSlot, 'ones');
+    if (bias) this.vector(`${name}.bias`, n, `${slot}.bias` as VectorSlot, 'zeros');
+    return this;
+  }
+}
+
+/** Tensors checkpoints carry that are not weights (precomputed buffers): skipped by name. */
+export const NON_WEIGHTS = [/\.attn\.bias$/, /\.attn\.masked_bias$/, /rotary_emb\.inv_freq$/];

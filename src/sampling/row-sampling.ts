@@ -1,0 +1,23 @@
+/**
+ * How a logits row is sampled: the one place that decides it (the runner reads back what it says, the engine runs a
+ * step ahead only when every row is 'argmax').
+ * - 'argmax': plain greedy with nothing that edits the row: the GPU's argmax is the token.
+ * - 'candidates': random sampling whose only stage is the filters (temperature, top-k/p, min-p): the GPU's top-K
+ *   candidates, and the whole row only when they cannot prove the token (sampling/candidates.ts).
+ * - 'full': the whole row to the CPU sampler (penalties, logit bias, logprobs, allowed/banned tokens, processors).
+ */
+import { candidatesEligible } from './candidates.js';
+import { needsLogitsRow, type SamplerRequest } from './sampler.js';
+
+export type RowSampling = 'argmax' | 'candidates' | 'full';
+
+/**
+ * @param o.candidates  whether the executor can sample from GPU candidates this step
+ * @example
+ *   rowSampling({ params: new SamplingParams({ temperature: 0 }), outputTokenIds: [], ... }, { candidates: true }); // 'argmax'
+ */
+export function rowSampling(req: Pick<SamplerRequest, 'params' | 'outputTokenIds'>, o: { candidates: boolean }): RowSampling {
+  const n = req.outputTokenIds.length;
+  if (!needsLogitsRow(req.params, n)) return 'argmax';
+  return o.candidates && candidatesEligible(req.params, n) ? 'candidates' : 'full';
+}
