@@ -13,7 +13,7 @@ export {
   type AttentionOptions,
   type AttentionTiling,
 } from './attention.js';
-export { add, act, gatedAct, type Activation } from './elementwise.js';
+export { add, act, gatedAct, scaleSoftcap, type Activation } from './elementwise.js';
 export { embed, gatherRows } from './embedding.js';
 export { argmax } from './argmax.js';
 export { fillRandom, fillConstant } from './fill.js';
