@@ -28,6 +28,7 @@ const REF: Record<string, (x: number) => number> = {
   gelu: (x) => 0.5 * x * erfc(-x / Math.SQRT2),
   gelu_new: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
   gelu_tanh: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+  gelu_pytorch_tanh: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
   silu: (x) => x / (1 + Math.exp(-x)),
 };
 
@@ -79,7 +80,7 @@ describe('elementwise', async () => {
     });
   }
 
-  for (const name of ['silu', 'gelu', 'gelu_tanh'] as const) {
+  for (const name of ['silu', 'gelu', 'gelu_tanh', 'gelu_pytorch_tanh'] as const) {
     for (const [T, I] of [[1, 5], [6, 64], [33, 100]] as const) {
       it(`gatedAct ${name} T=${T} I=${I}`, async () => {
         const gate = inputs(T * I, T + I);
