@@ -2,17 +2,18 @@
 //   kCache[slot, kvh, d] = qkv[t, (nH + kvh) D + d],  vCache[slot, kvh, d] = qkv[t, (nH + nKv + kvh) D + d]
 // for slot = slotMapping[t] >= 0 (slot = block * blockSize + offset; negative slots are padding, skipped).
 //
-// Prelude (templated on the cache dtype): KS the cache storage word, EPW elements per word (f32: 1; f16: 2, packed
-// with pack2x16float, so no shader-f16 is needed), pack(vec2<f32>) -> KS.
+// Prelude (templated on the cache dtype and the parity of D): KS the cache storage word, storeK / storeV(e, v, two)
+// writing cache element e and, when two, e + 1 (f16 pairs packed with pack2x16float, so no shader-f16 is needed;
+// an odd D sets halves of words atomically: see cacheWritePrelude in src/ops/attention.ts).
 //
 // Bindings: qkv          f32     [T, (nH + 2 nKv) D]
 //           slotMapping  i32     [T]
 //           kCache       f32|f16 [numBlocks, blockSize, nKv, D]
 //           vCache       f32|f16 [numBlocks, blockSize, nKv, D]
-// D is even (two halves per word never straddle heads).
 //
-// Dispatch: one thread per cache word of (t, kvh, d .. d + EPW - 1): index i = threadIndex (lib/thread.wgsl)
-// over T nKv D / EPW, in a grid wrapped to stay within the per-dimension limit.
+// Dispatch: one thread per pair of elements (d, d + 1), d = 2 j, of a (t, kvh) head: index threadIndex
+// (lib/thread.wgsl) over T nKv ceil(D / 2), in a grid wrapped to stay within the per-dimension limit; with an odd
+// D the last pair of a head is its last element alone.
 
 struct Params {
   T: u32,
@@ -32,19 +33,22 @@ override WG: u32 = 256;
 @compute @workgroup_size(WG)
 fn main(thread: Thread) {
   let i = threadIndex(thread);
-  let kvw = p.nKv * p.D / EPW; // words of one token's k (or v)
-  if (i >= p.T * kvw) {
+  let pairs = (p.D + 1u) / 2u;
+  if (i >= p.T * p.nKv * pairs) {
     return;
   }
-  let t = i / kvw;
-  let e = (i % kvw) * EPW; // element kvh * D + d
+  let t = i / (p.nKv * pairs);
   let slot = slotMapping[t];
   if (slot < 0) {
     return;
   }
+  let kvh = (i / pairs) % p.nKv;
+  let d = 2u * (i % pairs);
+  let two = d + 1u < p.D;
+  let second = select(0u, 1u, two); // the pair's second element, or its first again
   let kvd = p.nKv * p.D;
-  let src = t * (p.nH + 2u * p.nKv) * p.D + p.nH * p.D + e;
-  let dst = u32(slot) * kvw + i % kvw;
-  kCache[dst] = pack(vec2<f32>(qkv[src], qkv[src + EPW - 1u]));
-  vCache[dst] = pack(vec2<f32>(qkv[src + kvd], qkv[src + kvd + EPW - 1u]));
+  let src = t * (p.nH + 2u * p.nKv) * p.D + (p.nH + kvh) * p.D + d;
+  let dst = (u32(slot) * p.nKv + kvh) * p.D + d;
+  storeK(dst, vec2<f32>(qkv[src], qkv[src + second]), two);
+  storeV(dst, vec2<f32>(qkv[src + kvd], qkv[src + kvd + second]), two);
 }

@@ -1,6 +1,7 @@
 // Embedding lookup for the ids that fall in one part of the table (rows rowStart .. rowStart + rows - 1):
-//   out[t, :] (=|+=) table[ids[t] - rowStart, :]   for t < T with rowStart <= ids[t] < rowStart + rows
-// `accumulate` adds into out (learned position embeddings on top of token embeddings).
+//   out[t, :] (=|+=) table[ids[t] - rowStart, :] scale   for t < T with rowStart <= ids[t] < rowStart + rows
+// `accumulate` adds into out (learned position embeddings on top of token embeddings); `scale` is the model's
+// embedding multiplier (Gemma: sqrt(H); Granite: embedding_multiplier; 1 for most, which is exact).
 //
 // Prelude (templated on the table dtype): WS the storage word and loadW(i) -> f32, the i-th element (f16 tables are
 // u32 words of two halves; see weightPrelude in src/ops/common.ts).
@@ -18,6 +19,7 @@ struct Params {
   rowStart: u32,
   rows: u32,
   accumulate: u32,
+  scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -39,7 +41,7 @@ fn main(thread: Thread) {
   if (id < p.rowStart || id - p.rowStart >= p.rows) {
     return;
   }
-  let v = loadW((id - p.rowStart) * p.stride + c);
+  let v = loadW((id - p.rowStart) * p.stride + c) * p.scale;
   if (p.accumulate != 0u) {
     out[e] += v;
   } else {

@@ -1,8 +1,8 @@
 // Paged attention, subgroup variant (the fast one; paged_attention.wgsl is the portable one): the math, params,
 // bindings and split-K partials are lib/paged_attention.wgsl's (prepended).
 //
-// Prelude: as the lib's, with enable subgroups, and EPL the vec4s of a head each lane holds (a const: it sizes
-// arrays).
+// Prelude: as the lib's (VW = 4: D % 4 == 0), with enable subgroups, and EPL the vec4s of a head each lane holds
+// (a const: it sizes arrays).
 //
 // Per workgroup (pieceOf): thread lid = kl DL + dl: DL lanes (a power of two no larger than the subgroup) share a
 // key, each holding vec4s dl, dl + DL, ... (EPL of them) of its k and v rows, so a key's row is read by consecutive
@@ -34,7 +34,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var g = 0u; g < GT; g++) {
     for (var e = 0u; e < EPL; e++) {
       let i = dl + e * DL;
-      ql[g * EPL + e] = select(vec4<f32>(0.0), q[g * 64u + min(i, 63u)], i < D4 && g < pc.heads);
+      ql[g * EPL + e] = select(vec4<f32>(0.0), q[g * QN + min(i, QN - 1u)], i < D4 && g < pc.heads);
     }
   }
 
@@ -75,6 +75,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         sa += subgroupShuffleXor(sa, o);
         sb += subgroupShuffleXor(sb, o);
       }
+      sa = capped(sa);
+      sb = capped(sb);
       var mNew = m[g];
       if (validA) {
         mNew = max(mNew, sa);
@@ -127,7 +129,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
       }
       if (p.splits > 1u && lid == 0u) {
-        partials[pi] = vec4<f32>(M, Ls, 0.0, 0.0);
+        storeStats(pi, M, Ls);
       }
     }
     workgroupBarrier();

@@ -3,7 +3,7 @@
 // memory) for all of its BQ GT queries, where the per-token kernels read it once per token. The math, params,
 // bindings and keyRow are lib/paged_attention.wgsl's (prepended); no split-K (partials unused).
 //
-// Prelude: as the lib's, with enable subgroups, and consts R (lanes per query row: a power of two no larger than
+// Prelude: as the lib's (VW = 4: D % 4 == 0), with enable subgroups, and consts R (lanes per query row: a power of two no larger than
 // the subgroup), DR4 (vec4s of the head each lane holds: ceil(D / 4 / R)), BQ (queries per tile), BK (keys staged
 // per step) and D4C (= D / 4, sizing the staged keys and values).
 //
@@ -83,6 +83,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       for (var o = R / 2u; o > 0u; o >>= 1u) {
         d += subgroupShuffleXor(d, o);
       }
+      d = capped(d);
       let j = kb + k;
       if (live && j >= lo && j <= pos) {
         let mNew = max(m, d);

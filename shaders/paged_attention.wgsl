@@ -1,10 +1,11 @@
 // Paged attention, portable variant (any WebGPU device; paged_attention.subgroup.wgsl is the fast one): the math,
 // params, bindings and split-K partials are lib/paged_attention.wgsl's (prepended).
 //
-// Prelude: as the lib's, and DPT = ceil(64 / WG) the output vec4s per thread per head (a const: it sizes arrays).
+// Prelude: as the lib's (VW 4 or 1: this kernel serves any head dim), and DPT = ceil(QN / WG) the output vectors
+// per thread per head (a const: it sizes arrays).
 //
 // Per workgroup (pieceOf): keys are taken WG at a time: thread i scores key lo + c + i for each head, a shared tree
-// reduces (max, sum of exp) pairs per head, and each thread accumulates p_j v_j for its output vec4s (lid, lid + WG,
+// reduces (max, sum of exp) pairs per head, and each thread accumulates p_j v_j for its output vectors (lid, lid + WG,
 // ...) of each head, with the online-softmax rescaling of flash attention between chunks.
 
 /** Threads per workgroup and keys per chunk; a power of two. */
@@ -12,7 +13,7 @@ override WG: u32 = 64;
 
 /** Per head and key of the chunk: exp(score - m): prob[g * WG + j]. */
 var<workgroup> prob: array<f32, WG * GT>;
-/** Per key of the chunk: the vec4 index of its (slot, kvh) row in the caches. */
+/** Per key of the chunk: the vector index of its (slot, kvh) row in the caches. */
 var<workgroup> row: array<u32, WG>;
 /** (max, sum of exp(score - max)) pairs per head for the tree reduction: red[g * WG + j]. */
 var<workgroup> red: array<vec2<f32>, WG * GT>;
@@ -26,13 +27,13 @@ fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
   let lid = lid3.x;
   let pc = pieceOf(wid);
-  let D4 = p.D / 4u;
+  let DV = p.D / VW;
   loadQueries(pc, lid);
   workgroupBarrier();
 
   var m: array<f32, GT>; // running max per head
   var l: array<f32, GT>; // running sum of exp(score - m) per head
-  var acc: array<vec4<f32>, GT * DPT>; // acc[g * DPT + i]: head g, output vec4 lid + i WG
+  var acc: array<QV, GT * DPT>; // acc[g * DPT + i]: head g, output vector lid + i WG
   for (var g = 0u; g < GT; g++) {
     m[g] = NEG_INF;
   }
@@ -53,13 +54,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       for (var g = 0u; g < GT; g++) {
         d[g] = 0.0;
       }
-      for (var i = 0u; i < D4; i++) {
+      for (var i = 0u; i < DV; i++) {
         let k = loadK(r + i);
         for (var g = 0u; g < GT; g++) {
-          d[g] += dot(q[g * 64u + i], k);
+          d[g] += vdot(q[g * QN + i], k);
         }
       }
-      s = d;
+      for (var g = 0u; g < GT; g++) {
+        s[g] = capped(d[g]);
+      }
     }
     for (var g = 0u; g < GT; g++) {
       red[g * WG + lid] = vec2<f32>(s[g], select(0.0, 1.0, valid));
@@ -87,14 +90,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     workgroupBarrier();
     let n = min(WG, pc.hi + 1u - c);
     for (var i = 0u; i < DPT; i++) {
-      let d4 = lid + i * WG;
-      if (d4 < D4) {
-        var a: array<vec4<f32>, GT>;
+      let dv = lid + i * WG;
+      if (dv < DV) {
+        var a: array<QV, GT>;
         for (var g = 0u; g < GT; g++) {
           a[g] = acc[g * DPT + i];
         }
         for (var jj = 0u; jj < n; jj++) {
-          let v = loadV(row[jj] + d4);
+          let v = loadV(row[jj] + dv);
           for (var g = 0u; g < GT; g++) {
             a[g] += prob[g * WG + jj] * v;
           }
@@ -113,12 +116,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var g = 0u; g < pc.heads; g++) {
       let pi = ((pc.t * p.nH + pc.h0 + g) * p.splits + wid.z);
       if (lid == 0u) {
-        partials[pi] = vec4<f32>(m[g], l[g], 0.0, 0.0);
+        storeStats(pi, m[g], l[g]);
       }
       for (var i = 0u; i < DPT; i++) {
-        let d4 = lid + i * WG;
-        if (d4 < D4) {
-          partials[pieces + pi * D4 + d4] = acc[g * DPT + i];
+        let dv = lid + i * WG;
+        if (dv < DV) {
+          partials[pieces * (4u / VW) + pi * DV + dv] = acc[g * DPT + i];
         }
       }
     }
@@ -126,9 +129,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   for (var g = 0u; g < pc.heads; g++) {
     for (var i = 0u; i < DPT; i++) {
-      let d4 = lid + i * WG;
-      if (d4 < D4) {
-        out[(pc.t * p.nH + pc.h0 + g) * D4 + d4] = acc[g * DPT + i] / l[g];
+      let dv = lid + i * WG;
+      if (dv < DV) {
+        out[(pc.t * p.nH + pc.h0 + g) * DV + dv] = acc[g * DPT + i] / l[g];
       }
     }
   }

@@ -1,12 +1,15 @@
-// RMSNorm in place over rows of H values:
+// RMSNorm in place over rows of H (g < split) or HB (g >= split) values:
 //   x[row] = x[row] / sqrt(mean(x[row]^2) + eps) * (g < split ? weightA : weightB),  g = r % groups
 // Row r (of `rows`) starts at element (r / groups) * tokenStride + (r % groups) * H: plain rows are groups = 1,
-// tokenStride = H, split = 1; Qwen3's per-head q/k norm views the q and k heads of a fused qkv as groups = nH + nKv
-// rows per token, tokenStride = (nH + 2 nKv) D, split = nH (q heads take weightA, k heads weightB).
+// tokenStride = H, split = 1, HB = H; the q/k norms of a fused qkv [T, (nH + 2 nKv) D], tokenStride = (nH + 2 nKv) D:
+// - per head (Qwen3, Gemma 3): groups = nH + nKv rows per token, H = HB = D, split = nH (q heads take weightA,
+//   k heads weightB);
+// - over the whole projection (OLMo 2): groups = 2 rows per token, the q row (H = nH D, weightA) and the k row
+//   (HB = nKv D, weightB), split = 1.
 //
 // Bindings: x        f32 [rows, H] (strided as above), read and written
 //           weightA  f32 [H]
-//           weightB  f32 [H]
+//           weightB  f32 [HB]
 //
 // Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; workgroupSum (lib/workgroup_sum.wgsl) sums the squares.
 
@@ -17,6 +20,7 @@ struct Params {
   tokenStride: u32,
   split: u32,
   eps: f32,
+  HB: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -39,19 +43,20 @@ fn main(
   }
   let g = r % p.groups;
   let base = (r / p.groups) * p.tokenStride + g * p.H;
+  let n = select(p.HB, p.H, g < p.split);
   var ss = 0.0;
-  for (var i = lid; i < p.H; i += WG) {
+  for (var i = lid; i < n; i += WG) {
     let v = x[base + i];
     ss += v * v;
   }
-  let inv = inverseSqrt(workgroupSum(ss, lid) / f32(p.H) + p.eps);
+  let inv = inverseSqrt(workgroupSum(ss, lid) / f32(n) + p.eps);
   // Each thread rewrites only the elements it read above.
   if (g < p.split) {
     for (var i = lid; i < p.H; i += WG) {
       x[base + i] = x[base + i] * inv * weightA[i];
     }
   } else {
-    for (var i = lid; i < p.H; i += WG) {
+    for (var i = lid; i < p.HB; i += WG) {
       x[base + i] = x[base + i] * inv * weightB[i];
     }
   }

@@ -11,8 +11,8 @@
 // bias[c]; then the q heads are written whole (their unrotated dims >= R too) and the k and v columns of qkv stay
 // unwritten. This saves the linear's reduce dispatch.
 //
-// Prelude (templated on the cache dtype): KS, EPW, pack as in cache_kv.wgsl; qkvAt and SPLIT (and with split
-// sums, the part and bias bindings 7 and 8).
+// Prelude (templated on the cache dtype and the parity of D): KS, storeK, storeV as in cache_kv.wgsl; qkvAt and
+// SPLIT (and with split sums, the part and bias bindings 7 and 8).
 //
 // Bindings: qkv          f32 [T, (nH + 2 nKv) D]   (q heads written)
 //           positions    u32 [T]
@@ -20,12 +20,12 @@
 //           slotMapping  i32 [T]
 //           kCache       f32|f16 [numBlocks, blockSize, nKv, D]
 //           vCache       f32|f16 [numBlocks, blockSize, nKv, D]
-// D and R are even.
+// R is even; D is any (with an odd D, a head's last pair is its last element alone).
 //
-// Dispatch: one thread per (t, head of nH + 2 nKv, pair j < D / 2): index threadIndex (lib/thread.wgsl).
+// Dispatch: one thread per (t, head of nH + 2 nKv, pair j < ceil(D / 2)): index threadIndex (lib/thread.wgsl).
 // For a q head the thread rotates the pair (j, j + R/2) (with split sums, threads j >= R/2 write dims
-// R + 2 (j - R/2) and the next as they are; otherwise they stay in place); for k and v heads it writes cache elements 2j and 2j + 1 (one u32 word of an f16 cache, so
-// no two threads share a word).
+// R + 2 (j - R/2) and the next as they are; otherwise they stay in place); for k and v heads it writes cache
+// elements 2j and 2j + 1 (with an even D one u32 word of an f16 cache, so no two threads share a word).
 
 struct Params {
   T: u32,
@@ -80,7 +80,7 @@ fn rotatedK(t: u32, base: u32, e: u32) -> f32 {
 fn main(thread: Thread) {
   let idx = threadIndex(thread);
   let heads = p.nH + 2u * p.nKv;
-  let pairs = p.D / 2u;
+  let pairs = (p.D + 1u) / 2u;
   if (idx >= p.T * heads * pairs) {
     return;
   }
@@ -98,8 +98,12 @@ fn main(thread: Thread) {
       qkv[base + j + p.half] = x2 * cs.x + x1 * cs.y;
     } else if (SPLIT) {
       let e = 2u * p.half + 2u * (j - p.half);
-      qkv[base + e] = qkvAt(base + e);
-      qkv[base + e + 1u] = qkvAt(base + e + 1u);
+      if (e < p.D) {
+        qkv[base + e] = qkvAt(base + e);
+      }
+      if (e + 1u < p.D) {
+        qkv[base + e + 1u] = qkvAt(base + e + 1u);
+      }
     }
     return;
   }
@@ -108,29 +112,12 @@ fn main(thread: Thread) {
     return;
   }
   let e = 2u * j;
-  var v: vec2<f32>;
+  let two = e + 1u < p.D;
+  let second = select(e, e + 1u, two); // the pair's second element, or its first again
+  let dst = (u32(slot) * p.nKv + (h - p.nH) % p.nKv) * p.D + e; // cache element (slot, kvh, e)
   if (h < p.nH + p.nKv) {
-    v = vec2<f32>(rotatedK(t, base, e), rotatedK(t, base, e + 1u));
+    storeK(dst, vec2<f32>(rotatedK(t, base, e), rotatedK(t, base, second)), two);
   } else {
-    v = vec2<f32>(qkvAt(base + e), qkvAt(base + e + 1u));
-  }
-  // Cache element (slot, kvh, e) as words of EPW elements.
-  let kvh = (h - p.nH) % p.nKv;
-  let dst = (u32(slot) * p.nKv + kvh) * p.D + e;
-  if (EPW == 2u) {
-    let word = pack(v);
-    if (h < p.nH + p.nKv) {
-      kCache[dst / 2u] = word;
-    } else {
-      vCache[dst / 2u] = word;
-    }
-  } else {
-    if (h < p.nH + p.nKv) {
-      kCache[dst] = pack(v.xx);
-      kCache[dst + 1u] = pack(v.yy);
-    } else {
-      vCache[dst] = pack(v.xx);
-      vCache[dst + 1u] = pack(v.yy);
-    }
+    storeV(dst, vec2<f32>(qkvAt(base + e), qkvAt(base + second)), two);
   }
 }

@@ -9,8 +9,13 @@
 // kvh = h / G (G = nH / nKv q heads share a kv head) and key j lives in cache slot
 // blockTables[s, j / blockSize] * blockSize + j % blockSize.
 //
-// Prelude (templated on the cache dtype and the head group): KS the cache storage word and loadK(i) / loadV(i) ->
-// vec4<f32>, the i-th vec4 of a cache; GT the q heads per workgroup (a const: it sizes arrays).
+// with the scores soft-capped (Gemma 2) when softcap > 0: scale q.k becomes softcap(scale q.k, softcap)
+// (lib/softcap.wgsl, prepended) before the softmax.
+//
+// Prelude (templated on the cache dtype, the vector width and the head group): QV the vector of VW f32 that heads
+// are read in (vec4<f32> when D % 4 == 0, else f32: any head dim), vdot(a, b), QN = 256 / VW the vectors of the
+// largest head, storeStats(pi, m, l) (a piece's split-K record); KS the cache storage word and loadK(i) / loadV(i)
+// -> QV, the i-th vector of a cache; GT the q heads per workgroup (a const: it sizes arrays).
 //
 // Bindings: qkv         f32     [T, (nH + 2 nKv) D]   q heads first (k, v columns unread: the cache holds them)
 //           kCache      f32|f16 [numBlocks, blockSize, nKv, D]
@@ -20,12 +25,13 @@
 //           blockTables u32     [S, maxBlocksPerSeq]
 //           out         f32     [T, nH D]
 //           partials    f32     [T nH splits (4 + D)] (split-K only; see below)
-// D is a multiple of 4 and at most 256.
+// D is at most 256 (DV = D / VW vectors per head).
 //
 // Split-K (flash decoding): with splits > 1 the keys lo .. p are cut into pieces of partLen keys, piece wid.z per
 // workgroup, so a few long sequences still fill the GPU. Each workgroup then writes its unnormalised partial
 // (m, l, acc) for paged_attention.combine.wgsl to merge, instead of out: with piece index
-// pi = (t nH + h) splits + wid.z, partials[pi] = (m, l, 0, 0) and partials[T nH splits + pi D / 4 + d4] = acc.
+// pi = (t nH + h) splits + wid.z, f32 words 4 pi .. 4 pi + 3 hold (m, l, 0, 0) (storeStats) and vector
+// T nH splits 4 / VW + pi DV + dv of partials holds vector dv of acc (whatever VW, the same bytes).
 //
 // Dispatch (both kernels): one workgroup per (group of GT q heads sharing a kv head, token, piece) = (wid.x, wid.y,
 // wid.z), so each key and value is read once for GT heads.
@@ -43,20 +49,21 @@ struct Params {
   groupsPerKv: u32, // workgroups per kv head: ceil(G / GT)
   splits: u32, // pieces of the key range (1: write out directly)
   partLen: u32, // keys per piece when splits > 1
+  softcap: f32, // > 0: scores soft-capped at it
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> qkv: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> qkv: array<QV>;
 @group(0) @binding(2) var<storage, read> kCache: array<KS>;
 @group(0) @binding(3) var<storage, read> vCache: array<KS>;
 @group(0) @binding(4) var<storage, read> seqIdx: array<u32>;
 @group(0) @binding(5) var<storage, read> positions: array<u32>;
 @group(0) @binding(6) var<storage, read> blockTables: array<u32>;
-@group(0) @binding(7) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read_write> partials: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> out: array<QV>;
+@group(0) @binding(8) var<storage, read_write> partials: array<QV>;
 
-/** The GT queries, scaled: q[g * 64 + i] (D / 4 <= 64 vec4s per head). */
-var<workgroup> q: array<vec4<f32>, 64 * GT>;
+/** The GT queries, scaled: q[g * QN + i] (DV <= QN vectors per head). */
+var<workgroup> q: array<QV, QN * GT>;
 
 const NEG_INF = -3.0e38;
 
@@ -92,16 +99,24 @@ fn pieceOf(wid: vec3<u32>) -> Piece {
 
 /** Stages the piece's scaled queries in q (the caller then waits at a barrier). */
 fn loadQueries(pc: Piece, lid: u32) {
-  let D4 = p.D / 4u;
-  for (var e = lid; e < pc.heads * D4; e += WG) {
-    let g = e / D4;
-    let i = e % D4;
-    q[g * 64u + i] = qkv[(pc.t * p.qkvStride + (pc.h0 + g) * p.D) / 4u + i] * p.scale;
+  let DV = p.D / VW;
+  for (var e = lid; e < pc.heads * DV; e += WG) {
+    let g = e / DV;
+    let i = e % DV;
+    q[g * QN + i] = qkv[(pc.t * p.qkvStride + (pc.h0 + g) * p.D) / VW + i] * p.scale;
   }
 }
 
-/** The vec4 index of key j's (cache slot, kv head) row in the caches, through the sequence's block table. */
+/** The vector index of key j's (cache slot, kv head) row in the caches, through the sequence's block table. */
 fn keyRow(pc: Piece, j: u32) -> u32 {
   let block = blockTables[pc.table + j / p.blockSize];
-  return ((block * p.blockSize + j % p.blockSize) * p.nKv + pc.kvh) * (p.D / 4u);
+  return ((block * p.blockSize + j % p.blockSize) * p.nKv + pc.kvh) * (p.D / VW);
+}
+
+/** A score (scale q.k) as the softmax takes it: soft-capped when p.softcap > 0. */
+fn capped(s: f32) -> f32 {
+  if (p.softcap > 0.0) {
+    return softcap(s, p.softcap);
+  }
+  return s;
 }

@@ -3,6 +3,7 @@ import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
 import attentionLib from '../../shaders/lib/paged_attention.wgsl';
+import softcapLib from '../../shaders/lib/softcap.wgsl';
 import attentionSource from '../../shaders/paged_attention.wgsl';
 import attentionSubgroupSource from '../../shaders/paged_attention.subgroup.wgsl';
 import attentionTiledSource from '../../shaders/paged_attention.tiled.wgsl';
@@ -14,35 +15,84 @@ import type { SplitSums } from './linear.js';
 import type { QkvLayout } from './rope.js';
 
 const CACHE_WG = 256;
-/** Largest head dim the attention kernel holds (its query lives in 64 vec4s of shared memory). */
+/** Largest head dim the attention kernel holds (its query lives in 256 f32 of shared memory per head). */
 const MAX_HEAD_DIM = 256;
 
-/** cache_kv.wgsl's prelude: cache words and packing (f16 pairs through pack2x16float: no shader-f16 needed). */
-const cacheWritePrelude = (kt: 'f32' | 'f16'): string =>
-  kt === 'f16'
-    ? 'alias KS = u32;\nconst EPW = 2u;\nfn pack(v: vec2<f32>) -> KS { return pack2x16float(v); }\n'
-    : 'alias KS = f32;\nconst EPW = 1u;\nfn pack(v: vec2<f32>) -> KS { return v.x; }\n';
+/**
+ * cache_kv.wgsl's and rope_cache_kv.wgsl's prelude: the cache word KS and storeK / storeV(e, v, two), which write
+ * cache element e (and e + 1 when `two`):
+ * - f32: a word per element.
+ * - f16, even head dim: e is even and `two` true, so the pair is one u32 word (pack2x16float: no shader-f16).
+ * - f16, odd head dim: a pair may straddle words, and a word two tokens' slots (when nKv D is odd), so each half is
+ *   set with atomicAnd then atomicOr on its own 16 bits: operations on disjoint bits commute, so two threads
+ *   writing a word's two halves both land.
+ */
+function cacheWritePrelude(kt: 'f32' | 'f16', D: number): string {
+  const store = (name: string, cache: string) => {
+    if (kt === 'f32') return `fn ${name}(e: u32, v: vec2<f32>, two: bool) { ${cache}[e] = v.x; if (two) { ${cache}[e + 1u] = v.y; } }\n`;
+    if (D % 2 === 0) return `fn ${name}(e: u32, v: vec2<f32>, two: bool) { ${cache}[e >> 1u] = pack2x16float(v); }\n`;
+    return `fn ${name}Half(e: u32, x: f32) {
+  let sh = (e & 1u) * 16u;
+  atomicAnd(&${cache}[e >> 1u], ~(0xffffu << sh));
+  atomicOr(&${cache}[e >> 1u], (pack2x16float(vec2<f32>(x, 0.0)) & 0xffffu) << sh);
+}
+fn ${name}(e: u32, v: vec2<f32>, two: bool) { ${name}Half(e, v.x); if (two) { ${name}Half(e + 1u, v.y); } }
+`;
+  };
+  const ks = kt === 'f32' ? 'f32' : D % 2 === 0 ? 'u32' : 'atomic<u32>';
+  return `alias KS = ${ks};\n${store('storeK', 'kCache')}${store('storeV', 'vCache')}`;
+}
 
-/** The attention kernels' prelude: vec4 reads of the caches and q heads per workgroup. */
-function cachePrelude(kt: 'f32' | 'f16', gt: number): string {
-  const read =
-    kt === 'f16'
-      ? (c: string) => `let v = ${c}[i]; return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));`
-      : (c: string) => `return ${c}[i];`;
-  return `alias KS = ${kt === 'f16' ? 'vec2<u32>' : 'vec4<f32>'};
-fn loadK(i: u32) -> vec4<f32> { ${read('kCache')} }
-fn loadV(i: u32) -> vec4<f32> { ${read('vCache')} }
+/** The vector width of the attention kernels for head dim D: vec4 reads when D % 4 == 0, else scalars. */
+const vectorWidth = (D: number): 1 | 4 => (D % 4 === 0 ? 4 : 1);
+
+/**
+ * The attention kernels' vectors (see lib/paged_attention.wgsl): QV of VW f32, vdot, QN vectors of the largest head,
+ * and the split-K record of a piece, (m, l) in f32 words 4 pi, 4 pi + 1 of partials: written by the attention
+ * kernels (storeStats), read by the combine kernel (statsAt).
+ */
+function vectorPrelude(vw: 1 | 4, stats: 'store' | 'read'): string {
+  const statsFn =
+    stats === 'store'
+      ? vw === 4
+        ? 'fn storeStats(pi: u32, m: f32, l: f32) { partials[pi] = vec4<f32>(m, l, 0.0, 0.0); }'
+        : 'fn storeStats(pi: u32, m: f32, l: f32) { partials[4u * pi] = m; partials[4u * pi + 1u] = l; }'
+      : vw === 4
+        ? 'fn statsAt(pi: u32) -> vec2<f32> { return partials[pi].xy; }'
+        : 'fn statsAt(pi: u32) -> vec2<f32> { return vec2<f32>(partials[4u * pi], partials[4u * pi + 1u]); }';
+  return `alias QV = ${vw === 4 ? 'vec4<f32>' : 'f32'};
+const VW = ${vw}u;
+const QN = ${MAX_HEAD_DIM / vw}u;
+fn vdot(a: QV, b: QV) -> f32 { return ${vw === 4 ? 'dot(a, b)' : 'a * b'}; }
+${statsFn}
+`;
+}
+
+/** The attention kernels' prelude: vector reads of the caches and q heads per workgroup. */
+function cachePrelude(kt: 'f32' | 'f16', vw: 1 | 4, gt: number): string {
+  let ks: string;
+  let read: (c: string) => string;
+  if (vw === 4) {
+    ks = kt === 'f16' ? 'vec2<u32>' : 'vec4<f32>';
+    read = kt === 'f16' ? (c) => `let v = ${c}[i]; return vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y));` : (c) => `return ${c}[i];`;
+  } else {
+    ks = kt === 'f16' ? 'u32' : 'f32';
+    read = kt === 'f16' ? (c) => `let v = unpack2x16float(${c}[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u);` : (c) => `return ${c}[i];`;
+  }
+  return `${vectorPrelude(vw, 'store')}alias KS = ${ks};
+fn loadK(i: u32) -> QV { ${read('kCache')} }
+fn loadV(i: u32) -> QV { ${read('vCache')} }
 const GT = ${gt}u;
 `;
 }
 
 /**
  * Lanes per key of paged_attention.subgroup.wgsl for head dim D: one vec4 each up to the subgroup's (or 32) width,
- * a power of two; 0 when the portable kernel must run (no subgroups).
+ * a power of two; 0 when the portable kernel must run (no subgroups, or D not a multiple of 4).
  */
 function keyLanes(rec: Recorder, D: number): number {
   const { ctx } = rec;
-  if (!ctx.subgroups || !ctx.tuning.attentionSubgroups) return 0;
+  if (!ctx.subgroups || !ctx.tuning.attentionSubgroups || D % 4 !== 0) return 0;
   let dl = 1;
   while (dl < D / 4 && dl < 32 && dl < ctx.subgroupMinSize) dl *= 2;
   return dl;
@@ -73,18 +123,16 @@ export function cacheKV(rec: Recorder, qkv: Tensor, slotMapping: Tensor, kCache:
   expectTensor(qkv, 'f32', T * (nH + 2 * nKv) * D, 'cacheKV qkv');
   expectTensor(slotMapping, 'i32', T, 'cacheKV slotMapping');
   const kt = cacheDtype(kCache, vCache, 'cacheKV');
-  if (D % 2 !== 0) throw new Error(`cacheKV: head dim ${D} must be even`);
-  const key = `cache_kv.${kt}`;
+  const key = `cache_kv.${kt}.${D % 2 ? 'odd' : 'even'}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: `${threadLib}\n${cacheSource}`,
-    prelude: cacheWritePrelude(kt),
+    prelude: cacheWritePrelude(kt, D),
     bindings: ['read', 'read', 'write', 'write'],
     params: 'uuuu',
     constants: { WG: CACHE_WG },
   }));
-  const words = (T * nKv * D) / (kt === 'f16' ? 2 : 1);
-  const [gx, gy] = grid(ctx, Math.ceil(words / CACHE_WG));
+  const [gx, gy] = grid(ctx, Math.ceil((T * nKv * Math.ceil(D / 2)) / CACHE_WG));
   const bindings = [bindTensor(ctx, qkv), bindTensor(ctx, slotMapping), bindTensor(ctx, kCache), bindTensor(ctx, vCache)];
   rec.run(kernel, [T, nH, nKv, D], bindings, gx, gy);
 }
@@ -124,7 +172,7 @@ export function ropeCacheKV(
   if (T === 0) return;
   const { ctx } = rec;
   const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
-  if (rotaryDim % 2 !== 0 || rotaryDim > D || D % 2 !== 0) throw new Error(`ropeCacheKV: rotaryDim ${rotaryDim} and head dim ${D} must be even, rotaryDim <= head dim`);
+  if (rotaryDim % 2 !== 0 || rotaryDim > D) throw new Error(`ropeCacheKV: rotaryDim ${rotaryDim} must be even and at most the head dim ${D}`);
   expectTensor(qkv, 'f32', T * (nH + 2 * nKv) * D, 'ropeCacheKV qkv');
   expectTensor(positions, 'u32', T, 'ropeCacheKV positions');
   expectTensor(invFreq, 'f32', rotaryDim / 2, 'ropeCacheKV invFreq');
@@ -135,16 +183,16 @@ export function ropeCacheKV(
     expectTensor(split.part, 'f32', split.splits * T * cols, 'ropeCacheKV split sums');
     if (split.bias) expectTensor(split.bias, 'f32', cols, 'ropeCacheKV split bias');
   }
-  const key = `rope_cache_kv.${kt}${split ? '.split' : ''}`;
+  const key = `rope_cache_kv.${kt}.${D % 2 ? 'odd' : 'even'}${split ? '.split' : ''}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: `${threadLib}\n${ropeCacheSource}`,
-    prelude: cacheWritePrelude(kt) + (split ? SPLIT_QKV : 'const SPLIT = false;\nfn qkvAt(i: u32) -> f32 { return qkv[i]; }\n'),
+    prelude: cacheWritePrelude(kt, D) + (split ? SPLIT_QKV : 'const SPLIT = false;\nfn qkvAt(i: u32) -> f32 { return qkv[i]; }\n'),
     bindings: split ? ['write', 'read', 'read', 'read', 'write', 'write', 'read', 'read'] : ['write', 'read', 'read', 'read', 'write', 'write'],
     params: 'uuuuufuu',
     constants: { WG: ROPE_CACHE_WG },
   }));
-  const [gx, gy] = grid(ctx, Math.ceil((T * (nH + 2 * nKv) * (D / 2)) / ROPE_CACHE_WG));
+  const [gx, gy] = grid(ctx, Math.ceil((T * (nH + 2 * nKv) * Math.ceil(D / 2)) / ROPE_CACHE_WG));
   const bindings = [
     bindTensor(ctx, qkv),
     bindTensor(ctx, positions),
@@ -259,6 +307,11 @@ export interface AttentionOptions {
   slidingWindow: number | null;
   blockSize: number;
   maxBlocksPerSeq: number;
+  /**
+   * Attention logit soft-capping (Gemma 2 `attn_logit_softcapping`): each score s = scale q.k becomes
+   * softcap tanh(s / softcap) before the softmax. 0 or absent: none.
+   */
+  softcap?: number;
 }
 
 /**
@@ -267,6 +320,7 @@ export interface AttentionOptions {
  * through blockTables[s]; q head h uses kv head h / (nH / nKv). Run cacheKV (or ropeCacheKV) for the step first.
  * One workgroup serves all q heads of a kv head (up to tuning.attentionHeads), reading each key once; when a step
  * has few tokens (decode), long key ranges are split over several workgroups and merged by a second dispatch.
+ * Heads are read in vec4s when D % 4 == 0; any other head dim (up to 256) runs the portable kernel on scalars.
  *
  * @param qkv  f32 [T, (nH + 2 nKv) D] (only the q heads are read)
  * @param out  f32 [T, nH D]
@@ -288,7 +342,9 @@ export function pagedAttention(
   if (T === 0) return;
   const { ctx } = rec;
   const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
-  if (D % 4 !== 0 || D > MAX_HEAD_DIM) throw new Error(`pagedAttention: head dim ${D} must be a multiple of 4, at most ${MAX_HEAD_DIM}`);
+  if (!(D >= 1 && D <= MAX_HEAD_DIM)) throw new Error(`pagedAttention: head dim ${D} must be 1 to ${MAX_HEAD_DIM}`);
+  const softcap = opts.softcap ?? 0;
+  if (!(softcap >= 0)) throw new Error(`pagedAttention: softcap ${softcap} must be >= 0`);
   if (nH % nKv !== 0) throw new Error(`pagedAttention: ${nH} heads are not a multiple of ${nKv} kv heads`);
   const wg = ctx.tuning.attentionWorkgroup;
   if (!isPowerOfTwo(wg)) throw new Error('pagedAttention: workgroup size must be a power of two');
@@ -307,17 +363,17 @@ export function pagedAttention(
   const perKv = Math.ceil(G / tune.attentionHeads);
   const gt = Math.ceil(G / perKv);
   const dl = keyLanes(rec, D);
-  const D4 = D / 4;
-  const epl = Math.ceil(D4 / Math.max(dl, 1));
-  const key = dl ? `paged_attention.subgroup.${kt}.${wg}.${gt}.${dl}.${epl}` : `paged_attention.${kt}.${wg}.${gt}`;
+  const vw = vectorWidth(D);
+  const epl = Math.ceil(D / 4 / Math.max(dl, 1));
+  const key = dl ? `paged_attention.subgroup.${kt}.${wg}.${gt}.${dl}.${epl}` : `paged_attention.${kt}.${vw}.${wg}.${gt}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${attentionLib}\n${dl ? attentionSubgroupSource : attentionSource}`,
+    code: `${softcapLib}\n${attentionLib}\n${dl ? attentionSubgroupSource : attentionSource}`,
     prelude: dl
-      ? `enable subgroups;\n${cachePrelude(kt, gt)}const EPL = ${epl}u;\n`
-      : `${cachePrelude(kt, gt)}const DPT = ${Math.ceil(MAX_HEAD_DIM / 4 / wg)}u;\n`,
+      ? `enable subgroups;\n${cachePrelude(kt, vw, gt)}const EPL = ${epl}u;\n`
+      : `${cachePrelude(kt, vw, gt)}const DPT = ${Math.ceil(MAX_HEAD_DIM / vw / wg)}u;\n`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write'],
-    params: 'uuuuuuuufuuu',
+    params: 'uuuuuuuufuuuf',
     constants: (dl ? { WG: wg, DL: dl } : { WG: wg }) as Record<string, number>,
   }));
   if (T > ctx.limits.maxComputeWorkgroupsPerDimension) throw new Error(`pagedAttention: ${T} tokens exceed one dispatch`);
@@ -335,15 +391,17 @@ export function pagedAttention(
     partLen = Math.ceil(span / splits / round) * round;
     splits = Math.ceil(span / partLen);
   }
-  const partials = splits > 1 ? ctx.scratchBuffer('attention partials', T * nH * splits * (1 + D4) * 16) : ctx.dummy;
-  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, window, opts.scale, perKv, splits, partLen];
+  // Per piece: its (m, l, 0, 0) record and its D accumulators (see lib/paged_attention.wgsl).
+  const partials = splits > 1 ? ctx.scratchBuffer('attention partials', T * nH * splits * (16 + 4 * D)) : ctx.dummy;
+  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, window, opts.scale, perKv, splits, partLen, softcap];
   const partialsBinding = wholeBuffer(partials);
   const bindings = attentionBindings(rec, qkv, kCache, vCache, meta, out, partials);
   rec.run(kernel, params, bindings, nKv * perKv, T, splits);
   if (splits > 1) {
-    const combine = ctx.pipelines.kernel(`paged_attention.combine.${wg}`, () => ({
+    const combine = ctx.pipelines.kernel(`paged_attention.combine.${vw}.${wg}`, () => ({
       name: 'paged_attention.combine',
       code: combineSource,
+      prelude: vectorPrelude(vw, 'read'),
       bindings: ['read', 'write'],
       params: 'uuuu',
       constants: { WG: wg },
@@ -375,15 +433,15 @@ function pagedAttentionTiled(
   const key = `paged_attention.tiled.${kt}.${threads}.${heads}.${lanes}.${vec4sPerLane}.${queries}.${keys}.${D / 4}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${attentionLib}\n${attentionTiledSource}`,
+    code: `${softcapLib}\n${attentionLib}\n${attentionTiledSource}`,
     prelude:
-      `enable subgroups;\n${cachePrelude(kt, heads)}` +
+      `enable subgroups;\n${cachePrelude(kt, 4, heads)}` +
       `const R = ${lanes}u;\nconst DR4 = ${vec4sPerLane}u;\nconst BQ = ${queries}u;\nconst BK = ${keys}u;\nconst D4C = ${D / 4}u;\n`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write', 'read'],
-    params: 'uuuuuuuufuuu',
+    params: 'uuuuuuuufuuuf',
     constants: { WG: threads },
   }));
-  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, opts.slidingWindow ?? 0, opts.scale, groupsPerKv, 1, 0];
+  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, opts.slidingWindow ?? 0, opts.scale, groupsPerKv, 1, 0, opts.softcap ?? 0];
   const bindings = [...attentionBindings(rec, qkv, kCache, vCache, meta, out, ctx.dummy), bindTensor(ctx, tiles.table)];
   rec.run(kernel, params, bindings, nKv * groupsPerKv, tiles.count);
 }

@@ -1,4 +1,4 @@
-/** Elementwise ops: residual add, activations, gated activations (SwiGLU, GeGLU). */
+/** Elementwise ops: residual add, activations, gated activations (SwiGLU, GeGLU), final logit scaling. */
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
@@ -9,6 +9,8 @@ import addSource from '../../shaders/add.wgsl';
 import addInplaceSource from '../../shaders/add.inplace.wgsl';
 import gatedSource from '../../shaders/gated_act.wgsl';
 import toHalfSource from '../../shaders/to_half.wgsl';
+import softcapLib from '../../shaders/lib/softcap.wgsl';
+import scaleSoftcapSource from '../../shaders/scale_softcap.wgsl';
 import { expectTensor, grid } from './common.js';
 
 const ELEMENTWISE_WG = 256;
@@ -114,6 +116,34 @@ export function gatedAct(
   }));
   const [gx, gy] = grid(ctx, Math.ceil((T * I) / ELEMENTWISE_WG));
   rec.run(kernel, [T * I, I], [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
+}
+
+/**
+ * The LM head's logits scaled and soft-capped in place: x[i] = cap tanh((x[i] / divisor) / cap) for i < n, or
+ * x[i] / divisor without a cap (Granite's `logits_scaling` is the divisor, Gemma 2's `final_logit_softcapping` the
+ * cap; both as in HF: a division, then the cap).
+ *
+ * @param x  f32 [S, V] (n = S V)
+ * @example
+ * scaleSoftcap(rec, logits, S * V, { softcap: 30 }); // Gemma 2
+ * scaleSoftcap(rec, logits, S * V, { divisor: 8 }); // Granite 3
+ */
+export function scaleSoftcap(rec: Recorder, x: Tensor, n: number, opts: { divisor?: number; softcap?: number }): void {
+  const divisor = opts.divisor ?? 1;
+  const cap = opts.softcap ?? 0;
+  if (!(Number.isFinite(divisor) && divisor !== 0)) throw new Error(`scaleSoftcap: divisor ${divisor} must be a finite non-zero number`);
+  if (!(cap >= 0 && Number.isFinite(cap))) throw new Error(`scaleSoftcap: softcap ${cap} must be a finite number >= 0`);
+  if (n === 0 || (divisor === 1 && cap === 0)) return;
+  const { ctx } = rec;
+  expectTensor(x, 'f32', n, 'scaleSoftcap x');
+  const kernel = ctx.pipelines.kernel('scale_softcap', () => ({
+    name: 'scale_softcap',
+    code: `${threadLib}\n${softcapLib}\n${scaleSoftcapSource}`,
+    bindings: ['write'],
+    params: 'uff',
+    constants: { WG: ELEMENTWISE_WG },
+  }));
+  rec.run(kernel, [n, divisor, cap], [bindTensor(ctx, x)], ...grid(ctx, Math.ceil(n / ELEMENTWISE_WG)));
 }
 
 /**

@@ -10,17 +10,21 @@ const EMBED_WG = 256;
 const GATHER_WG = 256;
 
 /**
- * out[t, :] = table[ids[t], :] for t < T, or += with `accumulate` (learned position embeddings: ids = positions +
- * offset). Each part of the table serves the ids in its row range.
+ * out[t, :] = table[ids[t], :] scale for t < T, or += with `accumulate` (learned position embeddings: ids =
+ * positions + offset). Each part of the table serves the ids in its row range.
  *
  * @param ids    u32 [T]
  * @param table  [V, H]
  * @param out    f32 [T, H]
+ * @param scale  the embedding multiplier, applied in f32 (Gemma: Math.fround(Math.sqrt(H)); Granite:
+ *               embedding_multiplier); 1 leaves the rows exact
  * @example
  * embed(rec, inputIds, model.embedTokens, hidden, T);
+ * embed(rec, inputIds, model.embedTokens, hidden, T, false, Math.sqrt(2304)); // Gemma 2 2B
  */
-export function embed(rec: Recorder, ids: Tensor, table: Weight, out: Tensor, T: number, accumulate = false): void {
+export function embed(rec: Recorder, ids: Tensor, table: Weight, out: Tensor, T: number, accumulate = false, scale = 1): void {
   if (T === 0) return;
+  if (!Number.isFinite(scale)) throw new Error(`embed: scale ${scale} is not a finite number`);
   const { ctx } = rec;
   const H = table.cols;
   expectTensor(ids, 'u32', T, 'embed ids');
@@ -31,7 +35,7 @@ export function embed(rec: Recorder, ids: Tensor, table: Weight, out: Tensor, T:
     code: `${threadLib}\n${embeddingSource}`,
     prelude: weightPrelude(table.dtype, 1),
     bindings: ['read', 'read', 'write'],
-    params: 'uuuuuu',
+    params: 'uuuuuuf',
     constants: { WG: EMBED_WG },
   }));
   const [gx, gy] = grid(ctx, Math.ceil((T * H) / EMBED_WG));
@@ -39,7 +43,7 @@ export function embed(rec: Recorder, ids: Tensor, table: Weight, out: Tensor, T:
   const ob = bindTensor(ctx, out);
   for (const part of table.parts) {
     if (part.rows === 0) continue;
-    const params = [T, H, table.rowStride, part.rowStart, part.rows, accumulate ? 1 : 0];
+    const params = [T, H, table.rowStride, part.rowStart, part.rows, accumulate ? 1 : 0, scale];
     rec.run(kernel, params, [ib, wholeBuffer(part.buffer), ob], gx, gy);
   }
 }

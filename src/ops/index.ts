@@ -1,6 +1,6 @@
 /** The transformer's math on WebGPU: each op records dispatches into a {@link Recorder}. */
 export { linear, linearReduce, type LinearOptions, type LinearResult, type RmsNormOut, type SplitSums } from './linear.js';
-export { rmsNorm, layerNorm, qkNorm, addRmsNorm, addLayerNorm } from './norm.js';
+export { rmsNorm, layerNorm, qkNorm, postNormAdd, addRmsNorm, addLayerNorm } from './norm.js';
 export { rope, type QkvLayout } from './rope.js';
 export {
   cacheKV,
@@ -13,7 +13,7 @@ export {
   type AttentionOptions,
   type AttentionTiling,
 } from './attention.js';
-export { add, act, gatedAct, type Activation } from './elementwise.js';
+export { add, act, gatedAct, scaleSoftcap, type Activation } from './elementwise.js';
 export { embed, gatherRows } from './embedding.js';
 export { argmax } from './argmax.js';
 export { fillRandom, fillConstant } from './fill.js';

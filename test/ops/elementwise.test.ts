@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createZeroBuffer, writeBuffer } from '../../src/gpu/buffers.js';
 import { createTensor, type Tensor } from '../../src/gpu/tensor.js';
 import { f32ToF16 } from '../../src/gpu/half.js';
-import { act, add, gatedAct, toHalf } from '../../src/ops/elementwise.js';
+import { act, add, gatedAct, scaleSoftcap, toHalf } from '../../src/ops/elementwise.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { expectClose, f32, randomArray, rng, run } from './util.js';
 
@@ -28,6 +28,7 @@ const REF: Record<string, (x: number) => number> = {
   gelu: (x) => 0.5 * x * erfc(-x / Math.SQRT2),
   gelu_new: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
   gelu_tanh: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
+  gelu_pytorch_tanh: (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))),
   silu: (x) => x / (1 + Math.exp(-x)),
 };
 
@@ -79,7 +80,7 @@ describe('elementwise', async () => {
     });
   }
 
-  for (const name of ['silu', 'gelu', 'gelu_tanh'] as const) {
+  for (const name of ['silu', 'gelu', 'gelu_tanh', 'gelu_pytorch_tanh'] as const) {
     for (const [T, I] of [[1, 5], [6, 64], [33, 100]] as const) {
       it(`gatedAct ${name} T=${T} I=${I}`, async () => {
         const gate = inputs(T * I, T + I);
@@ -95,6 +96,31 @@ describe('elementwise', async () => {
       });
     }
   }
+
+  // Final logits: Gemma 2's soft-cap 30, Granite's divisor 8, both, over rows of V logits with values far past the cap.
+  for (const [name, opts] of [['softcap 30', { softcap: 30 }], ['divisor 8', { divisor: 8 }], ['divisor 0.5 + softcap 2.5', { divisor: 0.5, softcap: 2.5 }]] as const) {
+    it(`scaleSoftcap ${name}, in place over [3, 1001]`, async () => {
+      const n = 3 * 1001;
+      const x = randomArray(rng(11), n, -200, 200);
+      x.set([0, -0, 1e-6, -1e-6, 1e30, -1e30, 30, -30, 3e-3]);
+      const divisor = 'divisor' in opts ? opts.divisor : 1;
+      const cap = 'softcap' in opts ? opts.softcap : 0;
+      const want = Array.from(x, (v) => {
+        const s = Math.fround(v / divisor); // the division is f32 on the GPU
+        return cap ? cap * Math.tanh(s / cap) : s;
+      });
+      const xt = f32(ctx, x);
+      const got = await run(ctx, (rec) => scaleSoftcap(rec, xt, n, opts), xt);
+      if (cap) expectClose(got, want, 0, cap * 4e-7); // tanh to about an ulp of 1, times the cap
+      else expect(Array.from(got)).toEqual(want); // a division by the f32 divisor, exact
+    });
+  }
+
+  it('scaleSoftcap rejects a zero divisor and a negative cap', () => {
+    const x = f32(ctx, new Float32Array(4));
+    expect(() => scaleSoftcap(undefined as never, x, 4, { divisor: 0 })).toThrow(/divisor 0 must be a finite non-zero number/);
+    expect(() => scaleSoftcap(undefined as never, x, 4, { softcap: -3 })).toThrow(/softcap -3 must be a finite number >= 0/);
+  });
 
   it('toHalf rounds to the nearest f16, leaving the rest of out as it was', async () => {
     const n = 4104;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Recorder } from '../../src/gpu/recorder.js';
 import { createTensor } from '../../src/gpu/tensor.js';
 import { argmax } from '../../src/ops/argmax.js';
 import { embed, gatherRows } from '../../src/ops/embedding.js';
@@ -29,6 +30,29 @@ describe('embed, gatherRows, argmax', async () => {
       expect(Array.from(got)).toEqual(Array.from(sum));
     });
   }
+
+  // Gemma's sqrt(H) in f32 and Granite's embedding_multiplier: each element times the f32 scale, exactly as f32 math.
+  for (const [name, scale] of [['Gemma sqrt(H), H=9', Math.fround(Math.sqrt(9 * 256))], ['Granite multiplier 12', 12], ['0.37', 0.37]] as const) {
+    it(`embed with a multiplier: ${name}, f16 table in parts, then accumulated`, async () => {
+      const [V, H] = [40, 9];
+      const table = roundF16(randomArray(rng(7), V * H));
+      const W = weight(ctx, table, V, H, 'f16', 12 * (H + 1) * 2);
+      const ids = [39, 0, 12, 12, 25];
+      const T = ids.length;
+      const out = createTensor(ctx, [T, H], 'f32');
+      const s = Math.fround(scale);
+      const want = Float32Array.from({ length: T * H }, (_, i) => Math.fround(table[ids[Math.floor(i / H)] * H + (i % H)] * s));
+      expect(Array.from(await run(ctx, (rec) => embed(rec, u32(ctx, ids), W, out, T, false, scale), out))).toEqual(Array.from(want));
+      const twice = want.map((v) => Math.fround(v + v));
+      expect(Array.from(await run(ctx, (rec) => embed(rec, u32(ctx, ids), W, out, T, true, scale), out))).toEqual(Array.from(twice));
+    });
+  }
+
+  it('embed rejects a scale that is not finite', () => {
+    const W = weight(ctx, new Float32Array(8), 2, 4, 'f32');
+    const out = createTensor(ctx, [1, 4], 'f32');
+    expect(() => embed(new Recorder(ctx), u32(ctx, [0]), W, out, 1, false, NaN)).toThrow(/scale NaN is not a finite number/);
+  });
 
   it('gatherRows picks rows in any order', async () => {
     const [T, H] = [9, 12];

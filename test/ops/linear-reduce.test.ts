@@ -10,13 +10,15 @@ import { getTestGpu } from '../helpers/gpu.js';
 import { expectClose, f32, randomArray, rng, run } from './util.js';
 
 const silu = (x: number) => x / (1 + Math.exp(-x));
+const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)));
 
 describe('linearReduce', () => {
   it.each([
     { name: 'plain', gated: false, residual: false, bias: false, colOffset: 0 },
     { name: 'bias, residual, column offset', gated: false, residual: true, bias: true, colOffset: 5 },
     { name: 'gated silu with bias', gated: true, residual: false, bias: true, colOffset: 0 },
-  ])('$name', async ({ gated, residual, bias, colOffset }) => {
+    { name: 'GeGLU (gelu_pytorch_tanh) with bias', gated: true, residual: false, bias: true, colOffset: 0, act: 'gelu_pytorch_tanh' as const },
+  ])('$name', async ({ gated, residual, bias, colOffset, act = 'silu' as const }) => {
     const ctx = await getTestGpu();
     const rand = rng(7);
     const [S, T, cols] = [3, 5, 37];
@@ -30,7 +32,7 @@ describe('linearReduce', () => {
       for (let n = 0; n < cols; n++) {
         const sum = (r: number) => [...Array(S).keys()].reduce((acc, s) => acc + part[(s * T + t) * rows + r], 0);
         let v = sum(n) + (b ? b[colOffset + n] : 0);
-        if (gated) v = silu(v) * (sum(cols + n) + (b ? b[cols + n] : 0));
+        if (gated) v = (act === 'silu' ? silu : geluTanh)(v) * (sum(cols + n) + (b ? b[cols + n] : 0));
         const o = t * outStride + colOffset + n;
         expected[o] = residual ? out0[o] + v : v;
       }
@@ -38,7 +40,7 @@ describe('linearReduce', () => {
     const out = f32(ctx, out0, [T, outStride]);
     const got = await run(
       ctx,
-      (rec) => linearReduce(rec, f32(ctx, part), b && f32(ctx, b), out, T, S, cols, { outStride, colOffset, gated: gated ? 'silu' : undefined, residual }),
+      (rec) => linearReduce(rec, f32(ctx, part), b && f32(ctx, b), out, T, S, cols, { outStride, colOffset, gated: gated ? act : undefined, residual }),
       out,
     );
     expectClose(got, expected, 1e-5, 1e-5);

@@ -164,9 +164,11 @@ describe('linear with fusions', async () => {
     [5, 100, 24, 'f32', undefined, false], // K % 8 != 0: register blocks, separate norm
     [2, 64, 24, 'f16', 10, true], // parts: gating as a second dispatch
   ];
-  const variants: [string, { norm?: boolean; gated?: 'silu' | 'gelu_tanh'; residual?: boolean }][] = [
+  // GeGLU under the name Gemma's configs give it (gelu_pytorch_tanh), on every path the shapes and tunings reach:
+  // GEMV, register blocks, shared-memory tiles, and a weight in parts (gatedAct as a second dispatch).
+  const variants: [string, { norm?: boolean; gated?: 'silu' | 'gelu_pytorch_tanh'; residual?: boolean }][] = [
     ['gated silu', { gated: 'silu' }],
-    ['rmsNorm + gated gelu_tanh', { norm: true, gated: 'gelu_tanh' }],
+    ['rmsNorm + GeGLU (gelu_pytorch_tanh)', { norm: true, gated: 'gelu_pytorch_tanh' }],
     ['rmsNorm + residual', { norm: true, residual: true }],
   ];
   for (const [T, K, rows, dtype, partRows, withBias] of shapes) for (const [vname, v] of variants) for (const [tuningName, tuning] of LINEAR_TUNINGS) {

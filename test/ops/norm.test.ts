@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createZeroBuffer, writeBuffer } from '../../src/gpu/buffers.js';
 import { Recorder } from '../../src/gpu/recorder.js';
 import { createTensor, type Tensor } from '../../src/gpu/tensor.js';
-import { addLayerNorm, addRmsNorm, layerNorm, qkNorm, rmsNorm } from '../../src/ops/norm.js';
+import { addLayerNorm, addRmsNorm, layerNorm, postNormAdd, qkNorm, rmsNorm } from '../../src/ops/norm.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { expectClose, f32, randomArray, rng, run, TUNINGS, withTuning } from './util.js';
 
@@ -130,4 +130,66 @@ describe('norms', async () => {
       expectClose(got, want, 1e-5, 1e-6);
     }));
   }
+
+  // OLMo 2: q_norm over the whole q row of a token [nH D], k_norm over the whole k row [nKv D]; head dims not a
+  // multiple of 4 included.
+  for (const [nH, nKv, D] of [[4, 2, 16], [3, 1, 5], [2, 2, 6], [16, 16, 64]] as const) for (const [tn, tuning] of TUNINGS) {
+    it(`qkNorm over the projection nH=${nH} nKv=${nKv} D=${D} (${tn})`, () => withTuning(ctx, tuning, async () => {
+      const T = 4;
+      const rand = rng(nH * 11 + D);
+      const stride = (nH + 2 * nKv) * D;
+      const x = randomArray(rand, T * stride, -2, 2);
+      const qw = randomArray(rand, nH * D, 0.5, 1.5);
+      const kw = randomArray(rand, nKv * D, 0.5, 1.5);
+      const qkv = f32(ctx, x, [T, stride]);
+      const layout = { numHeads: nH, numKvHeads: nKv, headDim: D };
+      const got = await run(ctx, (rec) => qkNorm(rec, qkv, f32(ctx, qw), f32(ctx, kw), T, layout, 1e-6, 'projection'), qkv);
+      const want = new Float64Array(x); // v columns untouched
+      for (let t = 0; t < T; t++) {
+        const q = t * stride;
+        const k = q + nH * D;
+        want.set(rmsRef(x.subarray(q, k), qw, 1, nH * D, 1e-6), q);
+        want.set(rmsRef(x.subarray(k, k + nKv * D), kw, 1, nKv * D, 1e-6), k);
+      }
+      expectClose(got, want, 1e-5, 1e-6);
+    }));
+  }
+
+  it('qkNorm checks the weights of its mode', () => {
+    const qkv = f32(ctx, new Float32Array(2 * 4 * 8));
+    const w8 = f32(ctx, new Float32Array(8));
+    expect(() => qkNorm(new Recorder(ctx), qkv, w8, w8, 2, { numHeads: 2, numKvHeads: 1, headDim: 8 }, 1e-6, 'projection')).toThrow(/qkNorm qWeight: \[8\] holds fewer than 16 elements/);
+    expect(() => qkNorm(new Recorder(ctx), qkv, w8, w8, 2, { numHeads: 2, numKvHeads: 1, headDim: 8 }, 1e-6, 'heads' as never)).toThrow(/mode 'heads'/);
+  });
+
+  // Gemma 2/3 and OLMo 2 sandwich norms: x += rmsNorm(h) * w, and Gemma's next input norm of the new x in the same pass.
+  for (const [rows, H] of [[1, 8], [5, 130], [3, 2304]] as const) for (const [tn, tuning] of TUNINGS) {
+    it(`postNormAdd rows=${rows} H=${H}, alone and with the next pre-norm (${tn})`, () => withTuning(ctx, tuning, async () => {
+      const rand = rng(rows * 13 + H);
+      const x = randomArray(rand, rows * H, -2, 2);
+      const h = randomArray(rand, rows * H, -8, 8);
+      const w = randomArray(rand, H, 0.5, 1.5);
+      const wNext = randomArray(rand, H, 0.5, 1.5);
+      const normed = rmsRef(h, w, rows, H, 1e-6);
+      const sum = Float32Array.from(x, (v, i) => v + normed[i]);
+      for (const next of [false, true]) {
+        const xt = f32(ctx, x, [rows, H]);
+        const ht = f32(ctx, h, [rows, H]);
+        const out = createTensor(ctx, [rows, H], 'f32');
+        const normOut = next ? { weight: f32(ctx, wNext), eps: 1e-5, out } : undefined;
+        const gotX = await run(ctx, (rec) => postNormAdd(rec, xt, ht, f32(ctx, w), rows, H, 1e-6, normOut), xt);
+        expectClose(gotX, sum, 1e-5, 1e-6);
+        expect(Array.from(await run(ctx, () => {}, ht))).toEqual(Array.from(h)); // h is only read
+        if (next) expectClose(await run(ctx, () => {}, out), rmsRef(gotX as Float32Array, wNext, rows, H, 1e-5), 1e-5, 1e-6);
+      }
+    }));
+  }
+
+  it('postNormAdd refuses h or normOut.out aliasing x', () => {
+    const t = f32(ctx, new Float32Array(16));
+    const w = f32(ctx, new Float32Array(8));
+    const rec = new Recorder(ctx);
+    expect(() => postNormAdd(rec, t, t, w, 2, 8, 1e-6)).toThrow(/x and h must be different/);
+    expect(() => postNormAdd(rec, t, f32(ctx, new Float32Array(16)), w, 2, 8, 1e-6, { weight: w, eps: 1e-6, out: t })).toThrow(/normOut.out must not be x or h/);
+  });
 });

@@ -58,6 +58,11 @@ describe('rope', async () => {
     ['GQA f32 cache', { numHeads: 4, numKvHeads: 2, headDim: 16 }, 16, 'f32'],
     ['MQA f16 cache, partial rotary', { numHeads: 3, numKvHeads: 1, headDim: 64 }, 32, 'f16'],
     ['D=128 f16 cache, odd R/2', { numHeads: 2, numKvHeads: 2, headDim: 128 }, 100, 'f16'],
+    // Head dims that are not multiples of 4: odd ones straddle the f16 cache's words (halves set atomically).
+    ['D=5 f16 cache, nKv D odd', { numHeads: 3, numKvHeads: 1, headDim: 5 }, 4, 'f16'],
+    ['D=5 f32 cache', { numHeads: 2, numKvHeads: 1, headDim: 5 }, 2, 'f32'],
+    ['D=6 f16 cache', { numHeads: 2, numKvHeads: 2, headDim: 6 }, 6, 'f16'],
+    ['D=10 f16 cache, partial rotary', { numHeads: 4, numKvHeads: 2, headDim: 10 }, 6, 'f16'],
   ];
   fused.forEach(([name, layout, R, kv], i) => {
     it(`ropeCacheKV equals rope + cacheKV, also from split-K sums: ${name}`, async () => {
