@@ -86,10 +86,24 @@ export interface ModelConfig {
   localRope?: RopeConfig;
   /** Multiplier of the token embeddings (Gemma: sqrt(hidden), Granite: embedding_multiplier); absent: 1. */
   embedScale?: number;
-  /** Multiplier of each block's output before the residual add (Granite: residual_multiplier); absent: 1. */
+  /**
+   * Multiplier of each block's output before the residual add (Granite: residual_multiplier); absent: 1. A constant
+   * of a linear map: the family's weight table folds it into the output projections, the forward never applies it.
+   */
   residualScale?: number;
-  /** Multiplier of the final logits (Granite: 1 / logits_scaling); absent: 1. */
+  /** Multiplier of the final logits (Granite: 1 / logits_scaling); absent: 1. Folded into the final norm likewise. */
   logitScale?: number;
+  /**
+   * RMSNorm of each block's output before it joins the residual stream: x += norm(block(h)) (Gemma 2/3's
+   * post_attention_layernorm / post_feedforward_layernorm with preNorm, OLMo 2's post norms without).
+   */
+  postNorms?: boolean;
+  /** q/k RMSNorm per head (weights [D]: Qwen3, Gemma 3; the default) or over the whole projection ([nH D]: OLMo 2). */
+  qkNormMode?: 'head' | 'projection';
+  /** Attention logits soft-capped: s = cap tanh(s / cap) (Gemma 2 attn_logit_softcapping). */
+  attnSoftcap?: number;
+  /** Final logits soft-capped likewise (Gemma 2 final_logit_softcapping). */
+  finalSoftcap?: number;
   /** Multiplier of q.k in attention; absent: 1 / sqrt(headDim) (Gemma: query_pre_attn_scalar^-0.5, Granite: attention_multiplier). */
   attnScale?: number;
 }

@@ -28,8 +28,8 @@ export interface LinearMethod {
   writeRows(ctx: GpuContext, w: LinearWeight, rowStart: number, data: Uint8Array, src: FloatDtype): void;
   /** out = x W^T + b (+ the fused work of `opts`); see ops.linear. */
   apply(rec: Recorder, x: Tensor, w: LinearWeight, bias: Tensor | null, out: Tensor, T: number, opts?: ops.LinearOptions): ops.LinearResult;
-  /** out[t, :] = W[ids[t], :] (or += with accumulate): the weight read as an embedding table. */
-  embed(rec: Recorder, ids: Tensor, w: LinearWeight, out: Tensor, T: number, accumulate?: boolean): void;
+  /** out[t, :] = W[ids[t], :] * scale (or += with accumulate): the weight read as an embedding table. */
+  embed(rec: Recorder, ids: Tensor, w: LinearWeight, out: Tensor, T: number, accumulate?: boolean, scale?: number): void;
   /** GPU bytes the weight holds. */
   bytes(w: LinearWeight): number;
   destroy(w: LinearWeight): void;
@@ -45,9 +45,9 @@ export function linear(rec: Recorder, x: Tensor, w: LinearWeight, bias: Tensor |
   return w.method.apply(rec, x, w, bias, out, T, opts);
 }
 
-/** Token (or position) embeddings: out[t, :] (+)= W[ids[t], :]. */
-export function embed(rec: Recorder, ids: Tensor, w: LinearWeight, out: Tensor, T: number, accumulate = false): void {
-  w.method.embed(rec, ids, w, out, T, accumulate);
+/** Token (or position) embeddings: out[t, :] (+)= W[ids[t], :] * scale. */
+export function embed(rec: Recorder, ids: Tensor, w: LinearWeight, out: Tensor, T: number, accumulate = false, scale = 1): void {
+  w.method.embed(rec, ids, w, out, T, accumulate, scale);
 }
 
 /** A dense weight: ops.linear's row-range parts (gpu/tensor.ts Weight) in f32 or f16. */
@@ -61,7 +61,7 @@ function makeDense(dtype: 'f32' | 'f16'): LinearMethod {
     create: (ctx, rows, cols, label) => ({ ...createWeight(ctx, rows, cols, dtype, label), method }),
     writeRows: (ctx, w, rowStart, data, src) => writeWeightRows(ctx, dense(w), rowStart, convertTensor(data, src, dtype)),
     apply: (rec, x, w, bias, out, T, opts) => ops.linear(rec, x, dense(w), bias, out, T, opts),
-    embed: (rec, ids, w, out, T, accumulate) => ops.embed(rec, ids, dense(w), out, T, accumulate),
+    embed: (rec, ids, w, out, T, accumulate, scale) => ops.embed(rec, ids, dense(w), out, T, accumulate, scale),
     bytes: (w) => dense(w).parts.reduce((n, p) => n + p.rows * dense(w).rowStride * dtypeBytes(dtype), 0),
     destroy: (w) => destroyWeight(dense(w)),
   };

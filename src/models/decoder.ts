@@ -46,6 +46,8 @@ export interface LayerWeights {
   o: LinearWeight; // [H, nH D]
   oBias: Tensor | null; // [H]
   mlpNorm: Norm;
+  postAttnNorm: Tensor | null; // [H]: the attention output's RMSNorm before the residual add (cfg.postNorms)
+  postMlpNorm: Tensor | null; // [H]: the MLP output's likewise
   up: LinearWeight; // gated: [2I, H] (gate rows then up rows); plain: [I, H]
   upBias: Tensor | null;
   down: LinearWeight; // [H, I]
@@ -133,7 +135,7 @@ export class Decoder {
       embed(rec, inp.ids, w.embed, a.h, T);
       linear(rec, a.h, w.projectIn, null, a.x, T);
     } else {
-      embed(rec, inp.ids, w.embed, a.x, T);
+      embed(rec, inp.ids, w.embed, a.x, T, false, cfg.embedScale ?? 1);
     }
     if (w.positions && inp.positionIds) embed(rec, inp.positionIds, w.positions, a.x, T, true);
 
@@ -148,7 +150,7 @@ export class Decoder {
       const { rope, slidingWindow } = this.layerAttn[l];
       const deferSplit = !qkNorm && !!rope;
       const { split } = linear(rec, qkvIn, L.qkv, L.qkvBias, a.qkv, T, { ...(normed ? {} : this.normOpts(L.attnNorm)), deferSplit });
-      if (qkNorm) ops.qkNorm(rec, a.qkv, qkNorm.q, qkNorm.k, T, this.layout, cfg.normEps);
+      if (qkNorm) ops.qkNorm(rec, a.qkv, qkNorm.q, qkNorm.k, T, this.layout, cfg.normEps, cfg.qkNormMode);
       if (rope) {
         const { rotaryDim, attentionScaling } = rope.cfg;
         ops.ropeCacheKV(rec, a.qkv, inp.positions, rope.invFreq, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout, rotaryDim, attentionScaling ?? 1, split);
@@ -158,10 +160,11 @@ export class Decoder {
       ops.pagedAttention(rec, a.qkv, cache.k[l], cache.v[l], inp, a.attn, T, this.layout, {
         scale: cfg.attnScale ?? 1 / Math.sqrt(cfg.headDim),
         slidingWindow,
+        softcap: cfg.attnSoftcap,
         blockSize: cache.blockSize,
         maxBlocksPerSeq: inp.maxBlocksPerSeq,
       });
-      normed = this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T, L.mlpNorm);
+      normed = this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T, L.mlpNorm, L.postAttnNorm);
 
       // MLP block.
       const mlpIn = normed ? a.h : this.normIn(rec, a, L.mlpNorm, T);
@@ -172,7 +175,7 @@ export class Decoder {
         linear(rec, mlpIn, L.up, L.upBias, a.up, T, mlpOpts);
         ops.act(rec, a.up, a.act, T * cfg.intermediateSize, plainActName(cfg.act));
       }
-      normed = this.residual(rec, a, a.act, L.down, L.downBias, L.mlpNorm, T, w.layers[l + 1]?.attnNorm);
+      normed = this.residual(rec, a, a.act, L.down, L.downBias, L.mlpNorm, T, w.layers[l + 1]?.attnNorm, L.postMlpNorm);
     }
   }
 
@@ -183,6 +186,7 @@ export class Decoder {
     const n = w.finalNorm;
     if (n && this.cfg.norm === 'rms') {
       linear(rec, a.xs, w.lmHead, null, a.logits, S, { rmsNorm: { weight: n.weight, eps: this.cfg.normEps } });
+      this.capLogits(rec, S, a);
       return;
     }
     let last = n ? this.norm(rec, a.xs, n, a.xsNorm, S) : a.xs;
@@ -192,6 +196,12 @@ export class Decoder {
       last = out;
     }
     linear(rec, last, w.lmHead, null, a.logits, S);
+    this.capLogits(rec, S, a);
+  }
+
+  /** The final logit soft-cap, if the model has one, over the S rows of logits. */
+  private capLogits(rec: Recorder, S: number, a: Activations): void {
+    if (this.cfg.finalSoftcap) ops.scaleSoftcap(rec, a.logits, S * this.cfg.vocabSize, { softcap: this.cfg.finalSoftcap });
   }
 
   /**
@@ -209,15 +219,22 @@ export class Decoder {
   }
 
   /**
-   * x += input W^T + b (the block's output projection), then the post-norm (x = norm(x)) when the model has it.
-   * With pre-RMSNorm, the next block's norm `next` rides along where linear can fuse it: returns true when a.h
-   * holds norm(x) for the next block.
+   * x += input W^T + b (the block's output projection), then the post-norm (x = norm(x)) when the model has it; with
+   * `post` (cfg.postNorms), x += rmsNorm(input W^T + b) * post instead. With pre-RMSNorm, the next block's norm `next`
+   * rides along where linear can fuse it: returns true when a.h holds norm(x) for the next block.
    */
-  private residual(rec: Recorder, a: Activations, input: Tensor, w: LinearWeight, b: Tensor | null, n: Norm, T: number, next?: Norm): boolean {
-    const fuse = next && this.cfg.preNorm && this.cfg.norm === 'rms';
-    const normOut = fuse ? { weight: next.weight, eps: this.cfg.normEps, out: a.h } : undefined;
+  private residual(rec: Recorder, a: Activations, input: Tensor, w: LinearWeight, b: Tensor | null, n: Norm, T: number, next?: Norm, post?: Tensor | null): boolean {
+    const { cfg } = this;
+    if (post) {
+      // The block's output in h (free here: the block's input was read), then normalised into the stream.
+      linear(rec, input, w, b, a.h, T);
+      ops.postNormAdd(rec, a.x, a.h, post, T, cfg.hiddenSize, cfg.normEps);
+      return false;
+    }
+    const fuse = next && cfg.preNorm && cfg.norm === 'rms';
+    const normOut = fuse ? { weight: next.weight, eps: cfg.normEps, out: a.h } : undefined;
     const { normed } = linear(rec, input, w, b, a.x, T, { residual: true, normOut });
-    if (!this.cfg.preNorm) this.postNorm(rec, a, n, T);
+    if (!cfg.preNorm) this.postNorm(rec, a, n, T);
     return normed;
   }
 

@@ -9,7 +9,7 @@
  */
 import type { JsonFields } from '../config/json-fields.js';
 import { readAct, splitHeads, type ConfigBody, type ModelConfig } from '../config/model-config.js';
-import { parseRope } from '../config/rope.js';
+import { parseRope, type RopeConfig } from '../config/rope.js';
 import type { ModelFamily } from './family.js';
 import { WeightTable, type WeightSpec } from './weights.js';
 
@@ -28,6 +28,8 @@ export interface LlamaLike {
   /** Per-head RMSNorm of q and k before rope (Qwen3). */
   qkNorm?: boolean;
   slidingWindow: (f: JsonFields) => number | null;
+  /** Reads the rotary parameters instead of parseRope (Gemma 3's per-layer-type configurations). */
+  rope?: (f: JsonFields, headDim: number, maxModelLen: number) => RopeConfig;
 }
 
 /** Reads a Llama-style config.json. */
@@ -55,7 +57,7 @@ export function readLlamaLike(f: JsonFields, o: LlamaLike): ConfigBody {
     gatedMlp: true,
     positions: 'rope',
     learnedPositionOffset: 0,
-    rope: parseRope(f, headDim, maxModelLen, o.theta),
+    rope: o.rope ? o.rope(f, headDim, maxModelLen) : parseRope(f, headDim, maxModelLen, o.theta),
     slidingWindow: o.slidingWindow(f),
     qkvBias: o.qkvBias === 'always' || attentionBias,
     oBias: attentionBias,

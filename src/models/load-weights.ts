@@ -111,6 +111,8 @@ function assemble(cfg: ModelConfig, store: SlotStore, hasSlot: Set<string>): Mod
       o: mat('o', l)!,
       oBias: vec('oBias', l),
       mlpNorm: { weight: vec('mlpNorm.weight', l)!, bias: vec('mlpNorm.bias', l) },
+      postAttnNorm: vec('postAttnNorm.weight', l),
+      postMlpNorm: vec('postMlpNorm.weight', l),
       up: mat('up', l)!,
       upBias: vec('upBias', l),
       down: mat('down', l)!,

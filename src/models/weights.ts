@@ -15,7 +15,8 @@ export type MatrixSlot = 'embed' | 'positions' | 'lmHead' | 'projectIn' | 'proje
 export type VectorSlot =
   | 'finalNorm.weight' | 'finalNorm.bias'
   | 'attnNorm.weight' | 'attnNorm.bias' | 'mlpNorm.weight' | 'mlpNorm.bias'
-  | 'qkvBias' | 'oBias' | 'upBias' | 'downBias' | 'qNorm' | 'kNorm';
+  | 'qkvBias' | 'oBias' | 'upBias' | 'downBias' | 'qNorm' | 'kNorm'
+  | 'postAttnNorm.weight' | 'postMlpNorm.weight';
 export type Slot = MatrixSlot | VectorSlot;
 
 export const MATRIX_SLOTS: ReadonlySet<string> = new Set<MatrixSlot>(['embed', 'positions', 'lmHead', 'projectIn', 'projectOut', 'qkv', 'o', 'up', 'down']);
@@ -89,9 +90,10 @@ export class WeightTable {
   }
 
   /** A norm's `${name}.weight` [n] (ones in dummy weights) and, for LayerNorm, `${name}.bias` [n] (zeros). */
-  norm(name: string, n: number, slot: 'finalNorm' | 'attnNorm' | 'mlpNorm' | 'qNorm' | 'kNorm', bias = false): this {
+  norm(name: string, n: number, slot: 'finalNorm' | 'attnNorm' | 'mlpNorm' | 'postAttnNorm' | 'postMlpNorm' | 'qNorm' | 'kNorm', bias = false, shift?: number): this {
     const weightSlot = slot === 'qNorm' || slot === 'kNorm' ? slot : (`${slot}.weight` as VectorSlot);
-    this.vector(`${name}.weight`, n, weightSlot, 'ones');
+    this.vector(`${name}.weight`, n, weightSlot, shift ? 'zeros' : 'ones');
+    if (shift) this.specs[this.specs.length - 1].shift = shift;
     if (bias) this.vector(`${name}.bias`, n, `${slot}.bias` as VectorSlot, 'zeros');
     return this;
   }
