@@ -19,6 +19,7 @@ import { GpuContext } from '../src/gpu/context.js';
 import { Recorder } from '../src/gpu/recorder.js';
 import { createTensor, readTensor, uploadTensor, type Tensor } from '../src/gpu/tensor.js';
 import { CPU_TUNING, GPU_TUNING } from '../src/gpu/tuning.js';
+import { f16ToF32 } from '../src/gpu/half.js';
 import * as ops from '../src/ops/index.js';
 
 const args = process.argv.slice(2);
@@ -114,7 +115,52 @@ async function result(T: number, tileRows: number): Promise<Float32Array> {
   return (await readTensor(ctx, out, T * H)) as Float32Array;
 }
 
-function relError(got: Float32Array, ref: Float32Array): number {
+/** Expert e's rows [rows, cols] of `w`, read back as f32. */
+async function expertRows(w: ops.ExpertWeights, e: number): Promise<Float32Array> {
+  const { weight } = w;
+  const part = weight.parts.find((p) => e * w.rows >= p.rowStart && e * w.rows < p.rowStart + p.rows)!;
+  const offset = (e * w.rows - part.rowStart) * weight.rowStride * (weight.dtype === 'f16' ? 2 : 4);
+  const t: Tensor = { buffer: part.buffer, offset, shape: [w.rows * weight.rowStride], dtype: weight.dtype };
+  const raw = await readTensor(ctx, t);
+  const all = weight.dtype === 'f16' ? f16ToF32(raw as Uint16Array) : (raw as Float32Array);
+  const rows = new Float32Array(w.rows * w.cols);
+  for (let r = 0; r < w.rows; r++) rows.set(all.subarray(r * weight.rowStride, r * weight.rowStride + w.cols), r * w.cols);
+  return rows;
+}
+
+/** The layer for routing 0 in f64 on the CPU from its ids and weights as the GPU routed them (the experts' part). */
+async function reference(T: number): Promise<Float64Array> {
+  const ids = (await readTensor(ctx, routings[0].ids, T * K)) as Uint32Array;
+  const wts = (await readTensor(ctx, routings[0].weights, T * K)) as Float32Array;
+  const ref = new Float64Array(T * H);
+  const silu = (v: number) => v / (1 + Math.exp(-v));
+  for (const e of new Set(ids)) {
+    const gu = await expertRows(gateUp, e);
+    const dn = await expertRows(down, e);
+    for (let i = 0; i < T * K; i++) {
+      if (ids[i] !== e) continue;
+      const t = Math.floor(i / K);
+      const h = new Float64Array(I);
+      for (let n = 0; n < I; n++) {
+        let g = 0;
+        let u = 0;
+        for (let j = 0; j < H; j++) {
+          g += xs[t * H + j] * gu[n * H + j];
+          u += xs[t * H + j] * gu[(I + n) * H + j];
+        }
+        h[n] = silu(g) * u;
+      }
+      for (let n = 0; n < H; n++) {
+        let y = 0;
+        for (let j = 0; j < I; j++) y += h[j] * dn[n * I + j];
+        ref[t * H + n] += wts[i] * y;
+      }
+    }
+  }
+  return ref;
+}
+
+function relError(got: Float32Array, ref: ArrayLike<number>): number {
   let d = 0;
   let r = 0;
   for (let i = 0; i < ref.length; i++) {
@@ -126,6 +172,12 @@ function relError(got: Float32Array, ref: Float32Array): number {
 }
 
 const col = (v: string | number, width: number) => String(v).padStart(width);
+// The GPU against the CPU at the smallest token count (f64, the routing as the GPU chose it).
+{
+  const T = Math.min(...Ts);
+  const err = relError(await result(T, 1), await reference(T));
+  console.log(`check: T=${T} against the CPU in f64: relative error ${err.toExponential(1)} ${err < 1e-4 ? 'ok' : 'FAIL'}`);
+}
 console.log(`\n    T  tiles of  experts/step  MB read/token  active MB/token    gpu us    cpu us    GB/s   rel.err`);
 for (const T of Ts) {
   const ref = await result(T, 1);
