@@ -6,8 +6,11 @@
  * relative difference from tiles of 1 pair (a check that the GPU agrees with itself across tilings).
  *
  * Run (built by `npm run build` into build/bench, like the other benches):
- *   node build/bench/moe.js [--quick] [--tokens 1,8,64,512] [--tiles 1,2,4,8,16] [--f32] [--tuning cpu|gpu] [--iters 50]
- * --quick: a small layer (H 256, E 16, top-4, I 128) for CPU WebGPU (lavapipe).
+ *   node build/bench/moe.js [--quick] [--tokens 1,8,64,512] [--tiles 1,2,4,8,16] [--rows 0,4] [--f32] [--tuning cpu|gpu]
+ *     [--iters 50]
+ * --quick: a small layer (H 256, E 16, top-4, I 128) for CPU WebGPU (lavapipe). --tiles: pairs per tile to time
+ * besides the default (moeTileRows, marked *); --rows: weight rows per GEMV row group (MoeOptions.rows; 0: the
+ * tuning's gemvRows).
  *
  * Routing: 8 sets of router logits (uniform random, so each token picks K distinct experts about uniformly, as a
  * load-balanced router does), cycled through the timed repetitions, so that repetitions read different experts
@@ -32,6 +35,8 @@ const [H, E, K, I] = quick ? [256, 16, 4, 128] : [2048, 128, 8, 768];
 const dtype = flag('--f32') ? 'f32' : 'f16';
 const Ts = list('--tokens', quick ? '1,8,64' : '1,8,64,512');
 const tileChoices = list('--tiles', quick ? '1,4' : '1,2,4,8,16');
+/** Weight rows per GEMV row group to compare (0: the default, tuning.gemvRows). */
+const rowChoices = list('--rows', '0,4').map((r) => (r === 0 ? undefined : (r as 1 | 2 | 4)));
 const iters = Number(option('--iters') ?? (quick ? 3 : 50));
 const ROUTINGS = 8;
 
@@ -66,22 +71,22 @@ const routings = Array.from({ length: ROUTINGS }, () => {
 });
 
 /** One layer for routing r: route, then the experts (the residual add into `out` included). */
-function layer(rec: Recorder, r: number, T: number, tileRows: number) {
+function layer(rec: Recorder, r: number, T: number, tileRows: number, rows?: 1 | 2 | 4) {
   const { logits, ids, weights } = routings[r % ROUTINGS];
   ops.moeRoute(rec, logits, ids, weights, T, E, K, true);
-  ops.fusedMoe(rec, x, ids, weights, gateUp, down, out, T, K, { tileRows });
+  ops.fusedMoe(rec, x, ids, weights, gateUp, down, out, T, K, { tileRows, rows });
 }
 
-async function time(T: number, tileRows: number): Promise<{ gpu: number; cpu: number }> {
+async function time(T: number, tileRows: number, rows?: 1 | 2 | 4): Promise<{ gpu: number; cpu: number }> {
   const saved = ctx.tuning;
   ctx.tuning = { ...saved, submitEvery: 0 }; // one submit: time the whole queue, not its tail
   try {
     const rec = new Recorder(ctx, 'bench');
-    for (let i = 0; i < Math.max(iters, ROUTINGS); i++) layer(rec, i, T, tileRows); // pipelines, bind groups, clocks, every routing
+    for (let i = 0; i < Math.max(iters, ROUTINGS); i++) layer(rec, i, T, tileRows, rows); // pipelines, bind groups, clocks, every routing
     rec.submit();
     await ctx.finish();
     const c0 = performance.now();
-    for (let i = 0; i < iters; i++) layer(rec, i, T, tileRows);
+    for (let i = 0; i < iters; i++) layer(rec, i, T, tileRows, rows);
     const c1 = performance.now();
     rec.submit();
     await ctx.finish();
@@ -107,10 +112,10 @@ async function meanTiles(T: number, tileRows: number): Promise<{ tiles: number; 
 }
 
 /** out after one layer from zero, for routing 0. */
-async function result(T: number, tileRows: number): Promise<Float32Array> {
+async function result(T: number, tileRows: number, rows?: 1 | 2 | 4): Promise<Float32Array> {
   const rec = new Recorder(ctx, 'check');
   rec.clear(out.buffer);
-  layer(rec, 0, T, tileRows);
+  layer(rec, 0, T, tileRows, rows);
   rec.submit();
   return (await readTensor(ctx, out, T * H)) as Float32Array;
 }
@@ -178,22 +183,22 @@ const col = (v: string | number, width: number) => String(v).padStart(width);
   const err = relError(await result(T, 1), await reference(T));
   console.log(`check: T=${T} against the CPU in f64: relative error ${err.toExponential(1)} ${err < 1e-4 ? 'ok' : 'FAIL'}`);
 }
-console.log(`\n    T  tiles of  experts/step  MB read/token  active MB/token    gpu us    cpu us    GB/s   rel.err`);
+console.log(`\n    T  tiles of  rows  experts/step  MB read/token  active MB/token    gpu us    cpu us    GB/s   rel.err`);
 for (const T of Ts) {
   const ref = await result(T, 1);
   const auto = ops.moeTileRows(T, K, E);
-  for (const tileRows of [...new Set([auto, ...tileChoices])]) {
-    const { gpu: g, cpu } = await time(T, tileRows);
+  for (const tileRows of [...new Set([auto, ...tileChoices])]) for (const rows of rowChoices) {
+    const { gpu: g, cpu } = await time(T, tileRows, rows);
     const { tiles, experts } = await meanTiles(T, tileRows);
     const bytes = tiles * expertBytes; // each tile reads its expert's gate, up and down rows once
-    const err = relError(await result(T, tileRows), ref);
+    const err = relError(await result(T, tileRows, rows), ref);
     console.log(
-      `${col(T, 5)}  ${col(`${tileRows}${tileRows === auto ? '*' : ' '}`, 8)}  ${col(experts.toFixed(1), 12)}  ${col((bytes / T / 1e6).toFixed(2), 13)}  ` +
+      `${col(T, 5)}  ${col(`${tileRows}${tileRows === auto ? '*' : ' '}`, 8)}  ${col(rows ?? '-', 4)}  ${col(experts.toFixed(1), 12)}  ${col((bytes / T / 1e6).toFixed(2), 13)}  ` +
         `${col((activeBytes / 1e6).toFixed(2), 15)}  ${col(g.toFixed(1), 8)}  ${col(cpu.toFixed(1), 8)}  ${col((bytes / (g * 1e-6) / 1e9).toFixed(1), 6)}  ${col(err.toExponential(1), 8)}`,
     );
   }
 }
-console.log('\n* the default (moeTileRows); MB read/token: tiles x 3 I H bytes / T, ignoring caches');
+console.log('\n* the default (moeTileRows); rows: weight rows per row group (-: tuning.gemvRows); MB read/token: tiles x 3 I H bytes / T, ignoring caches');
 const errors = ctx.takeErrors();
 if (errors.length) console.log('GPU errors:', errors);
 ctx.destroy();

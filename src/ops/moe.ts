@@ -192,6 +192,11 @@ export interface MoeOptions {
   act?: Activation;
   /** Pairs per tile (default {@link moeTileRows}); tests and benchmarks set it. */
   tileRows?: number;
+  /**
+   * Weight rows per row group of the GEMVs: 1, 2 or 4 (gate|up: 2 or 4, half gate rows, half up rows); more rows
+   * reuse each x load for more products. Default: tuning.gemvRows (gate|up at least 2). Benchmarks set it.
+   */
+  rows?: 1 | 2 | 4;
 }
 
 /** The most pairs per tile: the GEMV keeps tileRows x rows accumulators per thread. */
@@ -222,12 +227,12 @@ fn loadW8(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w[2u * c],
 }
 
 /** The grouped GEMV (moe.gemv.wgsl) for inner size K, and its output columns per workgroup. */
-function gemvKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: number, tileRows: number, K: number) {
+function gemvKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: number, tileRows: number, K: number, rowsOpt?: number) {
   const { ctx } = rec;
   const tune = ctx.tuning;
   const lanes = K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes;
   const wg = Math.max(tune.gemvWorkgroup, lanes);
-  const rows = gated ? Math.max(2, tune.gemvRows) : tune.gemvRows;
+  const rows = gated ? Math.max(2, rowsOpt ?? tune.gemvRows) : (rowsOpt ?? tune.gemvRows);
   // The butterfly needs every subgroup to hold whole row groups.
   const subgroup = ctx.subgroups && ctx.subgroupMinSize >= lanes;
   const key = `moe.gemv.${dtype}.${gated ? `g${act}` : 'd'}.${tileRows}.${wg}.${lanes}.${rows}.${subgroup ? 's' : 'w'}`;
@@ -286,6 +291,7 @@ export function fusedMoe(
   expectTensor(out, 'f32', T * H, 'fusedMoe out');
   const tileRows = opts.tileRows ?? moeTileRows(T, K, E);
   if (!(Number.isInteger(tileRows) && tileRows >= 1 && tileRows <= 16)) throw new Error(`fusedMoe: tileRows ${tileRows} must be in 1..16`);
+  if (opts.rows !== undefined && ![1, 2, 4].includes(opts.rows)) throw new Error(`fusedMoe: rows ${opts.rows} must be 1, 2 or 4`);
 
   const layout = moeGroupLayout(E, P, tileRows);
   const groups = scratch(rec, 'moe.groups', layout.words, 'u32');
@@ -302,7 +308,7 @@ export function fusedMoe(
     { w: down, gated: false, input: hb, output: yb, inner: I, N: H },
   ];
   for (const s of stages) {
-    const { kernel, columns } = gemvKernel(rec, s.w.weight.dtype, s.gated, actCode(opts.act ?? 'silu'), tileRows, s.inner);
+    const { kernel, columns } = gemvKernel(rec, s.w.weight.dtype, s.gated, actCode(opts.act ?? 'silu'), tileRows, s.inner, opts.rows);
     const [gx, gz] = grid(ctx, Math.ceil(s.N / columns));
     const { rowStride } = s.w.weight;
     for (const part of expertParts(s.w)) {

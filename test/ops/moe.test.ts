@@ -126,6 +126,7 @@ interface BlockCase {
   /** ids[t, k] given instead of random. */
   route?: (t: number, k: number) => number;
   tileRows?: number;
+  rows?: 1 | 2 | 4;
 }
 
 async function checkBlock(ctx: GpuContext, c: BlockCase) {
@@ -155,7 +156,7 @@ async function checkBlock(ctx: GpuContext, c: BlockCase) {
   const xt = f32(ctx, x, [T, H]);
   const idt = u32(ctx, routing.ids);
   const wt = f32(ctx, routing.weights);
-  const got = await run(ctx, (rec) => fusedMoe(rec, xt, idt, wt, gateUp, down, out, T, K, { tileRows: c.tileRows }), out);
+  const got = await run(ctx, (rec) => fusedMoe(rec, xt, idt, wt, gateUp, down, out, T, K, { tileRows: c.tileRows, rows: c.rows }), out);
   const ref = moeRef(x, routing.ids, routing.weights, gu, dn, residual, T, K, H, I);
   expectClose(got, ref.out, 1e-5, ref.atol);
 }
@@ -251,10 +252,14 @@ describe('fusedMoe', async () => {
       withTuning(ctx, tuning, () => checkBlock(ctx, { T: 70, E: 8, K: 2, dtype: 'f16', route: (_t, k) => (k === 0 ? 5 : 2) })));
     it(`every token to expert 0, T=33 E=4 K=1, parts of 2 (${name})`, () =>
       withTuning(ctx, tuning, () => checkBlock(ctx, { T: 33, E: 4, K: 1, dtype: 'f32', route: () => 0, partExperts: 2 })));
-    for (const tileRows of [1, 3, 8, 16]) {
-      it(`tiles of ${tileRows} pairs, T=33 E=8 K=2 f16, H=64 I=32 (${name})`, () =>
-        withTuning(ctx, tuning, () => checkBlock(ctx, { T: 33, E: 8, K: 2, dtype: 'f16', tileRows, H: 64, I: 32 })));
-    }
+  }
+  // [tile rows, weight rows per row group, tuning]: the variants the benchmark compares (GPU tuning: the
+  // shared-memory lane sums of 32 lanes on lavapipe's 8-wide subgroups).
+  const variants: [number, 1 | 2 | 4 | undefined, number][] = [[1, undefined, 0], [3, 4, 0], [16, 1, 0], [3, 1, 1], [4, 4, 1]];
+  for (const [tileRows, rows, tuningIndex] of variants) {
+    const [name, tuning] = TUNINGS[tuningIndex];
+    it(`tiles of ${tileRows} pairs, ${rows ?? 'default'} rows per group, T=33 E=8 K=2 f16, H=64 I=32 (${name})`, () =>
+      withTuning(ctx, tuning, () => checkBlock(ctx, { T: 33, E: 8, K: 2, dtype: 'f16', tileRows, rows, H: 64, I: 32 })));
   }
 
   it('tiles: one pair each for decode, up to 8 for prefill', () => {
