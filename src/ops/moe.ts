@@ -257,7 +257,7 @@ function gemvKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: nu
  * @param weights  f32 [T, K] routing weights, from moeRoute
  * @param gateUp   E experts of [2 I, H] (gate rows, then up rows)
  * @param down     E experts of [H, I]; I % 8 == 0
- * @param out      f32 [T, H], added into; must not alias x
+ * @param out      f32 [T, H], added into (may be x itself: x is read before the combine writes out)
  * @example
  * moeRoute(rec, routerLogits, ids, weights, T, E, K, true);
  * fusedMoe(rec, normed, ids, weights, layer.experts.gateUp, layer.experts.down, hidden, T, K);

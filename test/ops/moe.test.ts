@@ -11,6 +11,7 @@ import {
   moeGroupLayout,
   moeRoute,
   moeTileRows,
+  maxTiles,
   sharedExpertGate,
   writeExpertRows,
   type ExpertWeights,
@@ -262,6 +263,24 @@ describe('fusedMoe', async () => {
       withTuning(ctx, tuning, () => checkBlock(ctx, { T: 33, E: 8, K: 2, dtype: 'f16', tileRows, rows, H: 64, I: 32 })));
   }
 
+  it('the tile bound holds for any routing and any range of experts (a weight part)', () => {
+    const rand = rng(31);
+    for (let trial = 0; trial < 2000; trial++) {
+      const E = 1 + Math.floor(rand() * 40);
+      const K = 1 + Math.floor(rand() * Math.min(E, 8));
+      const T = 1 + Math.floor(rand() * 60);
+      const TR = 1 + Math.floor(rand() * 16);
+      // Skewed routings too: a few favourite experts.
+      const favourites = 1 + Math.floor(rand() * E);
+      const counts = new Array(E).fill(0);
+      for (const e of randomRouting(() => (rand() < 0.7 ? (rand() * favourites) / E : rand()), T, E, K).ids) counts[e]++;
+      const lo = Math.floor(rand() * E);
+      const hi = lo + 1 + Math.floor(rand() * (E - lo));
+      const tiles = counts.slice(lo, hi).reduce((a, c) => a + Math.ceil(c / TR), 0);
+      expect(tiles).toBeLessThanOrEqual(maxTiles(T, T * K, hi - lo, TR));
+    }
+  });
+
   it('tiles: one pair each for decode, up to 8 for prefill', () => {
     expect(moeTileRows(1, 8, 128)).toBe(1);
     expect(moeTileRows(64, 8, 128)).toBe(4);
@@ -303,6 +322,23 @@ describe('fusedMoe', async () => {
     const got = (await readTensor(ctx, out)) as Float32Array;
     expectClose(got, moeRef(x, second.ids, second.weights, gu, dn, zero, T, K, H, I).out, 1e-5, 1e-5);
     expect(ctx.takeErrors()).toEqual([]);
+  });
+
+  it('adds into x itself (out = x)', async () => {
+    const T = 5;
+    const E = 4;
+    const K = 2;
+    const H = 32;
+    const I = 16;
+    const rand = rng(55);
+    const gu = randomArray(rand, E * 2 * I * H, -0.5, 0.5);
+    const dn = randomArray(rand, E * H * I, -0.5, 0.5);
+    const x = randomArray(rand, T * H);
+    const routing = randomRouting(rand, T, E, K);
+    const xt = f32(ctx, x, [T, H]);
+    const got = await run(ctx, (rec) => fusedMoe(rec, xt, u32(ctx, routing.ids), f32(ctx, routing.weights), experts(ctx, gu, E, 2 * I, H, 'f32'), experts(ctx, dn, E, H, I, 'f32'), xt, T, K), xt);
+    const ref = moeRef(x, routing.ids, routing.weights, gu, dn, x, T, K, H, I);
+    expectClose(got, ref.out, 1e-5, ref.atol);
   });
 
   it('routes and combines from router logits end to end (Mixtral-style renormalised top-2)', async () => {
