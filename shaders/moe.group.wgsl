@@ -12,9 +12,9 @@
 // Bindings: ids     u32 [P]   (each < E; larger ids are clamped to E - 1)
 //           groups  u32 [see above]
 //
-// Dispatch: one workgroup of WG threads. Counts by workgroup atomics; one thread scans E entries; then blocks of
-// WG pairs are scattered, pair i at cursor[e] + (the pairs of e before i in its block), which keeps the order.
-// Cost: P / WG blocks of WG shared-memory reads per thread.
+// Dispatch: one workgroup of WG threads (a power of two). Counts by workgroup atomics; prefix sums by a scan over
+// the threads; then blocks of WG pairs are scattered, pair i at cursor[e] + (the pairs of e before i in its
+// block), which keeps the order. Cost: P / WG blocks of up to WG shared-memory reads per thread.
 
 struct Params {
   P: u32,
@@ -36,6 +36,7 @@ var<workgroup> counts: array<atomic<u32>, EMAX>;
 var<workgroup> cursor: array<atomic<u32>, EMAX>;
 var<workgroup> tileStart: array<u32, EMAX>;
 var<workgroup> block: array<u32, WG>;
+var<workgroup> scan: array<vec2<u32>, WG>;
 
 fn expertOf(i: u32) -> u32 {
   return min(ids[i], p.E - 1u);
@@ -51,21 +52,40 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     atomicAdd(&counts[expertOf(i)], 1u);
   }
   workgroupBarrier();
-  if (lid == 0u) {
-    var offset = 0u;
-    var tiles = 0u;
-    for (var e = 0u; e < p.E; e++) {
-      let c = atomicLoad(&counts[e]);
-      groups[e] = c;
-      groups[p.E + e] = offset;
-      groups[2u * p.E + 1u + e] = tiles;
-      atomicStore(&cursor[e], offset);
-      tileStart[e] = tiles;
-      offset += c;
-      tiles += (c + p.TR - 1u) / p.TR;
+  // Exclusive prefix sums of the counts and tile counts: thread lid takes experts lid per .. + per - 1 (a run, so
+  // one scan over the threads' totals orders them), then a Hillis-Steele scan over the WG totals.
+  let per = (p.E + WG - 1u) / WG;
+  let e0 = min(lid * per, p.E);
+  let e1 = min(e0 + per, p.E);
+  var own = vec2<u32>(0u);
+  for (var e = e0; e < e1; e++) {
+    let c = atomicLoad(&counts[e]);
+    own += vec2<u32>(c, (c + p.TR - 1u) / p.TR);
+  }
+  scan[lid] = own;
+  workgroupBarrier();
+  for (var o = 1u; o < WG; o <<= 1u) {
+    var left = vec2<u32>(0u);
+    if (lid >= o) {
+      left = scan[lid - o];
     }
-    groups[2u * p.E] = offset;
-    groups[3u * p.E + 1u] = tiles;
+    workgroupBarrier();
+    scan[lid] += left;
+    workgroupBarrier();
+  }
+  var run = scan[lid] - own; // pairs and tiles of the experts before e0
+  for (var e = e0; e < e1; e++) {
+    let c = atomicLoad(&counts[e]);
+    groups[e] = c;
+    groups[p.E + e] = run.x;
+    groups[2u * p.E + 1u + e] = run.y;
+    atomicStore(&cursor[e], run.x);
+    tileStart[e] = run.y;
+    run += vec2<u32>(c, (c + p.TR - 1u) / p.TR);
+  }
+  if (lid == WG - 1u) {
+    groups[2u * p.E] = scan[lid].x;
+    groups[3u * p.E + 1u] = scan[lid].y;
   }
   workgroupBarrier();
   for (var e = lid; e < p.E; e += WG) {

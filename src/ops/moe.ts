@@ -102,7 +102,6 @@ function expertParts(w: ExpertWeights) {
 }
 
 const ROUTE_WG = 64;
-const GROUP_WG = 256;
 const COMBINE_WG = 256;
 
 /**
@@ -171,17 +170,19 @@ export function moeGroup(rec: Recorder, ids: Tensor, groups: Tensor, T: number, 
   expectTensor(ids, 'u32', P, 'moeGroup ids');
   expectTensor(groups, 'u32', layout.words, 'moeGroup groups');
   const { ctx } = rec;
-  // Workgroup memory: 3 words per expert (room for E up to 1024 within WebGPU's guaranteed 16 KiB).
+  // Workgroup memory: 3 words per expert (room for E up to 1024 within WebGPU's guaranteed 16 KiB), 3 per thread.
   let emax = 64;
   while (emax < E) emax *= 2;
-  if (3 * emax * 4 + GROUP_WG * 4 > ctx.limits.maxComputeWorkgroupStorageSize) throw new Error(`moeGroup: ${E} experts exceed workgroup memory`);
-  const key = `moe.group.${emax}`;
+  // Row-reduction sized workgroups: 256 threads on GPUs, 8 on CPU drivers (where barriers are dear).
+  const wg = ctx.tuning.rowWorkgroup;
+  if (3 * emax * 4 + 3 * wg * 4 > ctx.limits.maxComputeWorkgroupStorageSize) throw new Error(`moeGroup: ${E} experts exceed workgroup memory`);
+  const key = `moe.group.${wg}.${emax}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: groupSource,
     bindings: ['read', 'write'],
     params: 'uuuuu',
-    constants: { WG: GROUP_WG, EMAX: emax },
+    constants: { WG: wg, EMAX: emax },
   }));
   rec.run(kernel, [P, E, tileRows, layout.sorted, layout.tiles], [bindTensor(ctx, ids, 'moeGroup ids'), bindTensor(ctx, groups, 'moeGroup groups')], 1);
 }

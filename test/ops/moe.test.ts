@@ -209,9 +209,10 @@ describe('moeGroup', async () => {
     [40, 128, 8, 2, 'top-k'],
     [33, 8, 2, 8, 'one expert'],
     [100, 5, 3, 3, 'any'], // repeats within a token, uneven tiles
+    [20, 300, 6, 2, 'top-k'], // more experts than GPU-tuned threads: runs of 2 per thread in the scan
   ];
-  for (const [T, E, K, TR, how] of cases) {
-    it(`T=${T} E=${E} K=${K} tiles of ${TR}, ${how}: counts, offsets, every pair once in stable order, tiles`, async () => {
+  for (const [T, E, K, TR, how] of cases) for (const [name, tuning] of TUNINGS) {
+    it(`T=${T} E=${E} K=${K} tiles of ${TR}, ${how}: counts, offsets, every pair once in stable order, tiles (${name})`, () => withTuning(ctx, tuning, async () => {
       const rand = rng(T + E + K + TR);
       const P = T * K;
       let ids = randomRouting(rand, T, E, K).ids;
@@ -237,7 +238,7 @@ describe('moeGroup', async () => {
       expect(Array.from(got.subarray(layout.sorted, layout.sorted + P))).toEqual(sorted);
       expect(tiles.length / 2).toBeLessThanOrEqual((layout.words - layout.tiles) / 2);
       expect(Array.from(got.subarray(layout.tiles, layout.tiles + tiles.length))).toEqual(tiles);
-    });
+    }));
   }
 });
 
