@@ -18,3 +18,4 @@ export { embed, gatherRows } from './embedding.js';
 export { argmax } from './argmax.js';
 export { fillRandom, fillConstant } from './fill.js';
 export { topKCandidates, readCandidateRow, candidateRecordWords, MAX_CANDIDATES, type CandidateRow } from './topk.js';
+export { createExpertWeights, writeExpertRows, moeRoute, moeGroup, moeGroupLayout, moeTileRows, maxTiles, fusedMoe, sharedExpertGate, type ExpertWeights, type MoeOptions } from './moe.js';
