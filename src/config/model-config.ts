@@ -104,8 +104,24 @@ export interface ModelConfig {
   attnSoftcap?: number;
   /** Final logits soft-capped likewise (Gemma 2 final_logit_softcapping). */
   finalSoftcap?: number;
+  /** Mixture-of-experts MLPs (Mixtral, Qwen2-MoE, Qwen3-MoE); absent: every MLP dense. */
+  moe?: MoeConfig;
   /** Multiplier of q.k in attention; absent: 1 / sqrt(headDim) (Gemma: query_pre_attn_scalar^-0.5, Granite: attention_multiplier). */
   attnScale?: number;
+}
+
+/** A mixture-of-experts MLP: each token's top-K of E gated experts, weighted by the router's softmax. */
+export interface MoeConfig {
+  numExperts: number;
+  topK: number;
+  /** Each expert's inner width (Mixtral `intermediate_size`, Qwen `moe_intermediate_size`). */
+  intermediateSize: number;
+  /** Renormalise the top-K probabilities to sum 1 (Mixtral always; Qwen `norm_topk_prob`). */
+  normTopK: boolean;
+  /** A shared expert every token goes through, gated by sigmoid(x . g) (Qwen2-MoE); null: none. */
+  sharedIntermediateSize: number | null;
+  /** Whether layer l's MLP is sparse (Qwen's mlp_only_layers / decoder_sparse_step keep some dense). */
+  sparseLayers: boolean[];
 }
 
 /** One layer's attention variant. */

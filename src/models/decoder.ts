@@ -28,7 +28,8 @@ import { ropeInvFreq, type LayerType, type ModelConfig, type RopeConfig } from '
 import type { GpuContext } from '../gpu/context.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { uploadTensor, type Tensor } from '../gpu/tensor.js';
-import { embed, linear, type LinearWeight } from '../layers/linear.js';
+import { embed, linear, type DenseWeight, type LinearWeight } from '../layers/linear.js';
+import type { ExpertWeights } from '../ops/moe.js';
 import * as ops from '../ops/index.js';
 import type { QkvLayout } from '../ops/index.js';
 
@@ -48,10 +49,20 @@ export interface LayerWeights {
   mlpNorm: Norm;
   postAttnNorm: Tensor | null; // [H]: the attention output's RMSNorm before the residual add (cfg.postNorms)
   postMlpNorm: Tensor | null; // [H]: the MLP output's likewise
+  moe: MoeWeights | null; // a sparse MLP in place of up/down (cfg.moe.sparseLayers)
   up: LinearWeight; // gated: [2I, H] (gate rows then up rows); plain: [I, H]
   upBias: Tensor | null;
   down: LinearWeight; // [H, I]
   downBias: Tensor | null; // [H]
+}
+
+/** A mixture-of-experts MLP's weights. */
+export interface MoeWeights {
+  router: LinearWeight; // [E, H]
+  gateUp: ExpertWeights; // E x [2I, H]
+  down: ExpertWeights; // E x [H, I]
+  /** Qwen2-MoE's shared expert: up [2Is, H] (gate rows then up rows), down [H, Is], gate [1, H]. */
+  shared: { up: LinearWeight; down: LinearWeight; gate: LinearWeight } | null;
 }
 
 export interface ModelWeights {
@@ -96,6 +107,8 @@ export interface Activations {
   xs: Tensor; // [maxS, H] rows to sample
   xsNorm: Tensor; // [maxS, H]
   logits: Tensor; // f32 [maxS, V]
+  /** Mixture-of-experts scratch (cfg.moe): router logits f32 [maxT, E], top-K ids u32 and weights f32 [maxT, K], the shared expert's output f32 [maxT, H]. */
+  moe?: { logits: Tensor; ids: Tensor; weights: Tensor; shared: Tensor };
 }
 
 export class Decoder {
@@ -167,6 +180,11 @@ export class Decoder {
       normed = this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T, L.mlpNorm, L.postAttnNorm);
 
       // MLP block.
+      if (L.moe) {
+        this.sparseMlp(rec, a, L, L.moe, T, normed);
+        normed = false;
+        continue;
+      }
       const mlpIn = normed ? a.h : this.normIn(rec, a, L.mlpNorm, T);
       const mlpOpts = normed ? {} : this.normOpts(L.mlpNorm);
       if (cfg.gatedMlp) {
@@ -202,6 +220,25 @@ export class Decoder {
   /** The final logit soft-cap, if the model has one, over the S rows of logits. */
   private capLogits(rec: Recorder, S: number, a: Activations): void {
     if (this.cfg.finalSoftcap) ops.scaleSoftcap(rec, a.logits, S * this.cfg.vocabSize, { softcap: this.cfg.finalSoftcap });
+  }
+
+  /**
+   * x += the routed experts' MLPs of norm(x), weighted by the router (and the shared expert's, gated): HF's sparse MoE
+   * blocks. `normed`: a.h already holds norm(x) (the o projection's epilogue).
+   */
+  private sparseMlp(rec: Recorder, a: Activations, L: LayerWeights, mw: MoeWeights, T: number, normed: boolean): void {
+    const { cfg } = this;
+    const m = cfg.moe!;
+    const s = a.moe!;
+    if (!normed) ops.rmsNorm(rec, a.x, L.mlpNorm.weight, a.h, T, cfg.hiddenSize, cfg.normEps);
+    linear(rec, a.h, mw.router, null, s.logits, T);
+    ops.moeRoute(rec, s.logits, s.ids, s.weights, T, m.numExperts, m.topK, m.normTopK);
+    if (mw.shared) {
+      linear(rec, a.h, mw.shared.up, null, a.act, T, { gated: gatedActName(cfg.act) });
+      linear(rec, a.act, mw.shared.down, null, s.shared, T);
+      ops.sharedExpertGate(rec, a.h, mw.shared.gate as DenseWeight, s.shared, a.x, T);
+    }
+    ops.fusedMoe(rec, a.h, s.ids, s.weights, mw.gateUp, mw.down, a.x, T, m.topK, { act: gatedActName(cfg.act) });
   }
 
   /**

@@ -14,9 +14,10 @@ import { convertTensor, transpose2d, type FloatDtype } from '../loader/convert.j
 import { DUMMY_FILE, streamDummyTensors } from '../loader/dummy.js';
 import { readCheckpoint, streamTensors, type TensorChunk } from '../loader/safetensors.js';
 import type { ModelSource } from '../platform.js';
-import type { LayerWeights, ModelWeights } from './decoder.js';
+import type { LayerWeights, ModelWeights, MoeWeights } from './decoder.js';
 import { familyOf, weightTable } from './registry.js';
-import { MATRIX_SLOTS, NON_WEIGHTS, type MatrixSlot, type VectorSlot, type WeightSpec } from './weights.js';
+import { createExpertWeights, writeExpertRows, type ExpertWeights } from '../ops/moe.js';
+import { EXPERT_SLOTS, MATRIX_SLOTS, NON_WEIGHTS, type ExpertSlot, type MatrixSlot, type VectorSlot, type WeightSpec } from './weights.js';
 
 export interface LoadOptions {
   /** How weight matrices are stored and multiplied (norms and biases stay f32). */
@@ -36,6 +37,7 @@ const PADDED: ReadonlySet<string> = new Set(['embed', 'lmHead', 'positions']);
 class SlotStore {
   readonly matrices = new Map<string, LinearWeight>();
   readonly vectors = new Map<string, Tensor>();
+  readonly experts = new Map<string, ExpertWeights>();
   constructor(
     private readonly ctx: GpuContext,
     private readonly method: LinearMethod,
@@ -48,6 +50,18 @@ class SlotStore {
       const cols = spec.transpose ? spec.shape[0] : spec.shape[1];
       w = this.method.create(this.ctx, spec.slotRows, cols, k);
       this.matrices.set(k, w);
+    }
+    return w;
+  }
+
+  /** Stacked expert weights (dense f32 / f16: the MoE kernels read them directly). */
+  expert(spec: WeightSpec): ExpertWeights {
+    const k = key(spec.slot, spec.layer);
+    let w = this.experts.get(k);
+    if (!w) {
+      const dtype = this.method.name === 'f16' ? 'f16' : 'f32';
+      w = createExpertWeights(this.ctx, spec.expert!.experts, spec.slotRows, spec.shape[1], dtype, k);
+      this.experts.set(k, w);
     }
     return w;
   }
@@ -113,6 +127,7 @@ function assemble(cfg: ModelConfig, store: SlotStore, hasSlot: Set<string>): Mod
       mlpNorm: { weight: vec('mlpNorm.weight', l)!, bias: vec('mlpNorm.bias', l) },
       postAttnNorm: vec('postAttnNorm.weight', l),
       postMlpNorm: vec('postMlpNorm.weight', l),
+      moe: cfg.moe?.sparseLayers[l] ? moeWeights(store, l) : null,
       up: mat('up', l)!,
       upBias: vec('upBias', l),
       down: mat('down', l)!,
@@ -128,6 +143,18 @@ function assemble(cfg: ModelConfig, store: SlotStore, hasSlot: Set<string>): Mod
     finalNorm: finalNorm ? { weight: finalNorm, bias: vec('finalNorm.bias') } : null,
     lmHead,
     layers,
+  };
+}
+
+function moeWeights(store: SlotStore, l: number): MoeWeights {
+  const ex = (slot: ExpertSlot) => store.experts.get(key(slot, l))!;
+  const mat = (slot: MatrixSlot) => store.matrices.get(key(slot, l)) ?? null;
+  const sharedGate = mat('sharedGate');
+  return {
+    router: mat('router')!,
+    gateUp: ex('experts.gateUp'),
+    down: ex('experts.down'),
+    shared: sharedGate ? { up: mat('sharedUp')!, down: mat('sharedDown')!, gate: sharedGate } : null,
   };
 }
 
@@ -170,7 +197,15 @@ async function uploadChunks(
       src = 'F32';
     }
     const esize = FLOAT_BYTES[src];
-    if (MATRIX_SLOTS.has(spec.slot)) {
+    if (EXPERT_SLOTS.has(spec.slot)) {
+      const w = store.expert(spec);
+      if (info.shape.length !== 2 || info.shape[0] !== spec.shape[0] || info.shape[1] !== spec.shape[1]) {
+        throw new ModelFileError(where, `tensor ${info.name} has shape [${info.shape}], expected [${spec.shape}] for ${cfg.architecture}`);
+      }
+      const dtype = w.weight.dtype;
+      writeExpertRows(ctx, w, spec.expert!.index, spec.rowOffset + chunk.rowStart, convertTensor(raw, src, dtype));
+      written.set(spec.name, (written.get(spec.name) ?? 0) + chunk.rows);
+    } else if (MATRIX_SLOTS.has(spec.slot)) {
       const w = store.matrix(spec);
       const [rows, cols] = spec.transpose ? [info.shape[1], info.shape[0]] : [info.shape[0], info.shape[1]];
       const okShape = info.shape.length === 2 && cols === w.cols && (rows === want || (PADDED.has(spec.slot) && rows >= want));

@@ -13,15 +13,18 @@ import { gpt2 } from './gpt2.js';
 import { granite } from './granite.js';
 import { llama } from './llama.js';
 import { mistral } from './mistral.js';
+import { mixtral } from './mixtral.js';
 import { olmo2 } from './olmo2.js';
 import { opt } from './opt.js';
 import { phi3 } from './phi3.js';
 import { qwen2 } from './qwen2.js';
+import { qwen2Moe } from './qwen2-moe.js';
 import { qwen3 } from './qwen3.js';
+import { qwen3Moe } from './qwen3-moe.js';
 import { smollm3 } from './smollm3.js';
 import type { WeightSpec } from './weights.js';
 
-const FAMILIES: readonly ModelFamily[] = [llama, mistral, qwen2, qwen3, phi3, smollm3, granite, olmo2, gemma2, gemma3, opt, gpt2];
+const FAMILIES: readonly ModelFamily[] = [llama, mistral, qwen2, qwen3, phi3, smollm3, granite, olmo2, gemma2, gemma3, mixtral, qwen2Moe, qwen3Moe, opt, gpt2];
 
 const BY_ARCHITECTURE = new Map(FAMILIES.flatMap((f) => f.architectures.map((a) => [a, f] as const)));
 const BY_MODEL_TYPE = new Map(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));

@@ -10,16 +10,23 @@
 import type { TensorSpec } from '../loader/dummy.js';
 
 /** A weight matrix slot of a layer or of the model. */
-export type MatrixSlot = 'embed' | 'positions' | 'lmHead' | 'projectIn' | 'projectOut' | 'qkv' | 'o' | 'up' | 'down';
+export type MatrixSlot =
+  | 'embed' | 'positions' | 'lmHead' | 'projectIn' | 'projectOut' | 'qkv' | 'o' | 'up' | 'down'
+  | 'router' | 'sharedUp' | 'sharedDown' | 'sharedGate';
+/** Stacked expert matrices (ops/moe.ts ExpertWeights): gate|up [E, 2I, H], down [E, H, I]. */
+export type ExpertSlot = 'experts.gateUp' | 'experts.down';
 /** A vector slot (norm weights and biases), kept in f32. */
 export type VectorSlot =
   | 'finalNorm.weight' | 'finalNorm.bias'
   | 'attnNorm.weight' | 'attnNorm.bias' | 'mlpNorm.weight' | 'mlpNorm.bias'
   | 'qkvBias' | 'oBias' | 'upBias' | 'downBias' | 'qNorm' | 'kNorm'
   | 'postAttnNorm.weight' | 'postMlpNorm.weight';
-export type Slot = MatrixSlot | VectorSlot;
+export type Slot = MatrixSlot | VectorSlot | ExpertSlot;
 
-export const MATRIX_SLOTS: ReadonlySet<string> = new Set<MatrixSlot>(['embed', 'positions', 'lmHead', 'projectIn', 'projectOut', 'qkv', 'o', 'up', 'down']);
+export const MATRIX_SLOTS: ReadonlySet<string> = new Set<MatrixSlot>([
+  'embed', 'positions', 'lmHead', 'projectIn', 'projectOut', 'qkv', 'o', 'up', 'down', 'router', 'sharedUp', 'sharedDown', 'sharedGate',
+]);
+export const EXPERT_SLOTS: ReadonlySet<string> = new Set<ExpertSlot>(['experts.gateUp', 'experts.down']);
 
 /** One checkpoint tensor and where it goes. */
 export interface WeightSpec extends TensorSpec {
@@ -30,6 +37,8 @@ export interface WeightSpec extends TensorSpec {
   rowOffset: number;
   /** Rows (elements) of the whole slot: shape[0] (the transposed shape's) unless the slot is fused. */
   slotRows: number;
+  /** Expert slots: which expert's rows (`rowOffset` and `slotRows` are within the expert); `experts`: how many. */
+  expert?: { index: number; experts: number };
   /** GPT-2 Conv1D: stored [in, out], the slot is [out, in]. */
   transpose?: boolean;
   /**
@@ -71,7 +80,7 @@ export class WeightTable {
   }
 
   /** A matrix [out, inp] (HF [out, in] layout), or a row range of a fused slot. */
-  matrix(name: string, out: number, inp: number, slot: MatrixSlot, fused?: Fused, extra: Partial<WeightSpec> = {}): this {
+  matrix(name: string, out: number, inp: number, slot: MatrixSlot | ExpertSlot, fused?: Fused, extra: Partial<WeightSpec> = {}): this {
     this.specs.push({ name, shape: [out, inp], init: 'uniform', slot, layer: this.at, rowOffset: fused?.offset ?? 0, slotRows: fused?.total ?? out, ...extra });
     return this;
   }
@@ -96,6 +105,19 @@ export class WeightTable {
     if (shift) this.specs[this.specs.length - 1].shift = shift;
     if (bias) this.vector(`${name}.bias`, n, `${slot}.bias` as VectorSlot, 'zeros');
     return this;
+  }
+}
+
+/**
+ * A mixture-of-experts MLP's tensors, as `${name(e, 'gate' | 'up' | 'down')}.weight` per expert e ([I, H], [I, H],
+ * [H, I]), stacked into the gate|up and down expert slots.
+ */
+export function expertTensors(t: WeightTable, E: number, I: number, H: number, name: (e: number, proj: 'gate' | 'up' | 'down') => string): void {
+  for (let e = 0; e < E; e++) {
+    const expert = { index: e, experts: E };
+    t.matrix(`${name(e, 'gate')}.weight`, I, H, 'experts.gateUp', { offset: 0, total: 2 * I }, { expert })
+      .matrix(`${name(e, 'up')}.weight`, I, H, 'experts.gateUp', { offset: I, total: 2 * I }, { expert })
+      .matrix(`${name(e, 'down')}.weight`, H, I, 'experts.down', undefined, { expert });
   }
 }
 

@@ -151,10 +151,18 @@ export class GpuModelRunner implements Executor {
       qkv: this.tensor([maxT, m.qkvDim], 'f32', null, 'act.qkv'),
       attn: this.tensor([maxT, cfg.numHeads * cfg.headDim], 'f32', null, 'act.attn'),
       up: this.tensor([maxT, m.upDim], 'f32', null, 'act.up'),
-      act: this.tensor([maxT, I], 'f32', null, 'act.mlp'),
+      act: this.tensor([maxT, Math.max(I, cfg.moe?.sharedIntermediateSize ?? 0)], 'f32', null, 'act.mlp'),
       xs: this.tensor([rows, Math.max(H, cfg.wordEmbedProjDim ?? 0)], 'f32', null, 'act.xs'),
       xsNorm: this.tensor([rows, Math.max(H, cfg.wordEmbedProjDim ?? 0)], 'f32', null, 'act.xsNorm'),
       logits: this.tensor([rows, V], 'f32', null, 'act.logits'),
+      moe: cfg.moe
+        ? {
+            logits: this.tensor([maxT, cfg.moe.numExperts], 'f32', null, 'act.moe.logits'),
+            ids: this.tensor([maxT, cfg.moe.topK], 'u32', null, 'act.moe.ids'),
+            weights: this.tensor([maxT, cfg.moe.topK], 'f32', null, 'act.moe.weights'),
+            shared: this.tensor([maxT, H], 'f32', null, 'act.moe.shared'),
+          }
+        : undefined,
     };
 
     // One input buffer per step; sample rows are laid out in chunks of logitRowsCap, each chunk aligned.
@@ -452,7 +460,8 @@ export class GpuModelRunner implements Executor {
 
   /** The KV cache and activation tensors, which live as long as the runner. */
   private stepTensors(): Tensor[] {
-    return [...this.cache.k, ...this.cache.v, ...Object.values(this.acts)];
+    const { moe, ...acts } = this.acts;
+    return [...this.cache.k, ...this.cache.v, ...Object.values(acts), ...(moe ? Object.values(moe) : [])];
   }
 
   /**

@@ -21,6 +21,7 @@ export function runnerLimits(ctx: GpuContext, cfg: ModelConfig, o: EngineOptions
     cfg.hiddenSize,
     (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim,
     cfg.gatedMlp ? 2 * cfg.intermediateSize : cfg.intermediateSize,
+    cfg.moe ? Math.max(cfg.moe.numExperts, cfg.moe.sharedIntermediateSize ?? 0) : 0,
   );
   const bindingTokens = Math.floor(maxBinding / (widest * 4));
   const maxNumBatchedTokens = Math.min(o.maxNumBatchedTokens ?? 2048, bindingTokens);
