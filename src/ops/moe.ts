@@ -337,8 +337,8 @@ export function fusedMoe(
     { w: gateUp, gated: true, input: bindTensor(ctx, x, 'fusedMoe x'), output: hb, inner: H, N: I },
     { w: down, gated: false, input: hb, output: yb, inner: I, N: H },
   ];
+  const act = actCode(opts.act ?? 'silu');
   for (const s of stages) {
-    const act = actCode(opts.act ?? 'silu');
     const { kernel, columns } = gemm ? gemmKernel(rec, s.w.weight.dtype, s.gated, act) : gemvKernel(rec, s.w.weight.dtype, s.gated, act, tileRows, s.inner, opts.rows);
     const [gx, gz] = grid(ctx, Math.ceil(s.N / columns));
     const { rowStride } = s.w.weight;
