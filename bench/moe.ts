@@ -1,7 +1,7 @@
 /**
  * MoE lab: one sparse MoE layer (moeRoute + fusedMoe, src/ops/moe.ts) of Qwen3-30B-A3B's shape (H 2048, E 128,
- * top-8, I 768, f16 experts: 805 MB gate|up + 403 MB down) at several token counts, with each tile size
- * (pairs per tile) against the default, printing the time per layer, the expert weight bytes the tiles read per
+ * top-8, I 768, f16 experts: 805 MB gate|up + 403 MB down) at several token counts: the default kernel choice, the
+ * GEMV at each tile size (pairs per tile) and rows per row group, and the shared-memory GEMM, printing the time per layer, the expert weight bytes the tiles read per
  * token against the active parameters (K 3 I H 2 bytes per token), the GB/s that makes, and each variant's
  * relative difference from tiles of 1 pair (a check that the GPU agrees with itself across tilings).
  *
@@ -71,22 +71,39 @@ const routings = Array.from({ length: ROUTINGS }, () => {
 });
 
 /** One layer for routing r: route, then the experts (the residual add into `out` included). */
-function layer(rec: Recorder, r: number, T: number, tileRows: number, rows?: 1 | 2 | 4) {
-  const { logits, ids, weights } = routings[r % ROUTINGS];
-  ops.moeRoute(rec, logits, ids, weights, T, E, K, true);
-  ops.fusedMoe(rec, x, ids, weights, gateUp, down, out, T, K, { tileRows, rows });
+/** A kernel choice: the default, or the GEMV with tiles of tileRows pairs and `rows` rows per group, or the GEMM. */
+interface Variant {
+  kernel?: 'gemv' | 'gemm';
+  tileRows?: number;
+  rows?: 1 | 2 | 4;
 }
 
-async function time(T: number, tileRows: number, rows?: 1 | 2 | 4): Promise<{ gpu: number; cpu: number }> {
+function layer(rec: Recorder, r: number, T: number, v: Variant) {
+  const { logits, ids, weights } = routings[r % ROUTINGS];
+  ops.moeRoute(rec, logits, ids, weights, T, E, K, true);
+  ops.fusedMoe(rec, x, ids, weights, gateUp, down, out, T, K, v);
+}
+
+/** Pairs per tile of a variant (as fusedMoe picks them). */
+function tileRowsOf(T: number, v: Variant): number {
+  const tune = ctx.tuning;
+  const gemm = v.kernel ? v.kernel === 'gemm' : tune.matmul === 'shared' && (T * K) / E >= 2 * tune.gemmWorkgroup[1];
+  return gemm ? 4 * tune.gemmWorkgroup[1] : (v.tileRows ?? ops.moeTileRows(T, K, E));
+}
+
+const describe = (T: number, v: Variant) =>
+  v.kernel === undefined ? `default (${tileRowsOf(T, v)})` : v.kernel === 'gemm' ? `gemm (${tileRowsOf(T, v)})` : `gemv ${v.tileRows} x${v.rows ?? '-'}`;
+
+async function time(T: number, v: Variant): Promise<{ gpu: number; cpu: number }> {
   const saved = ctx.tuning;
   ctx.tuning = { ...saved, submitEvery: 0 }; // one submit: time the whole queue, not its tail
   try {
     const rec = new Recorder(ctx, 'bench');
-    for (let i = 0; i < Math.max(iters, ROUTINGS); i++) layer(rec, i, T, tileRows, rows); // pipelines, bind groups, clocks, every routing
+    for (let i = 0; i < Math.max(iters, ROUTINGS); i++) layer(rec, i, T, v); // pipelines, bind groups, clocks, every routing
     rec.submit();
     await ctx.finish();
     const c0 = performance.now();
-    for (let i = 0; i < iters; i++) layer(rec, i, T, tileRows, rows);
+    for (let i = 0; i < iters; i++) layer(rec, i, T, v);
     const c1 = performance.now();
     rec.submit();
     await ctx.finish();
@@ -112,10 +129,10 @@ async function meanTiles(T: number, tileRows: number): Promise<{ tiles: number; 
 }
 
 /** out after one layer from zero, for routing 0. */
-async function result(T: number, tileRows: number, rows?: 1 | 2 | 4): Promise<Float32Array> {
+async function result(T: number, v: Variant): Promise<Float32Array> {
   const rec = new Recorder(ctx, 'check');
   rec.clear(out.buffer);
-  layer(rec, 0, T, tileRows, rows);
+  layer(rec, 0, T, v);
   rec.submit();
   return (await readTensor(ctx, out, T * H)) as Float32Array;
 }
@@ -180,25 +197,25 @@ const col = (v: string | number, width: number) => String(v).padStart(width);
 // The GPU against the CPU at the smallest token count (f64, the routing as the GPU chose it).
 {
   const T = Math.min(...Ts);
-  const err = relError(await result(T, 1), await reference(T));
+  const err = relError(await result(T, { kernel: 'gemv', tileRows: 1 }), await reference(T));
   console.log(`check: T=${T} against the CPU in f64: relative error ${err.toExponential(1)} ${err < 1e-4 ? 'ok' : 'FAIL'}`);
 }
-console.log(`\n    T  tiles of  rows  experts/step  MB read/token  active MB/token    gpu us    cpu us    GB/s   rel.err`);
+console.log(`\n    T  kernel (pairs/tile)  experts/step  MB read/token  active MB/token    gpu us    cpu us    GB/s   rel.err`);
 for (const T of Ts) {
-  const ref = await result(T, 1);
-  const auto = ops.moeTileRows(T, K, E);
-  for (const tileRows of [...new Set([auto, ...tileChoices])]) for (const rows of rowChoices) {
-    const { gpu: g, cpu } = await time(T, tileRows, rows);
-    const { tiles, experts } = await meanTiles(T, tileRows);
+  const ref = await result(T, { kernel: 'gemv', tileRows: 1 });
+  const variants: Variant[] = [{}, ...tileChoices.flatMap((tileRows) => rowChoices.map((rows): Variant => ({ kernel: 'gemv', tileRows, rows }))), { kernel: 'gemm' }];
+  for (const v of variants) {
+    const { gpu: g, cpu } = await time(T, v);
+    const { tiles, experts } = await meanTiles(T, tileRowsOf(T, v));
     const bytes = tiles * expertBytes; // each tile reads its expert's gate, up and down rows once
-    const err = relError(await result(T, tileRows, rows), ref);
+    const err = relError(await result(T, v), ref);
     console.log(
-      `${col(T, 5)}  ${col(`${tileRows}${tileRows === auto ? '*' : ' '}`, 8)}  ${col(rows ?? '-', 4)}  ${col(experts.toFixed(1), 12)}  ${col((bytes / T / 1e6).toFixed(2), 13)}  ` +
+      `${col(T, 5)}  ${describe(T, v).padEnd(20)}  ${col(experts.toFixed(1), 12)}  ${col((bytes / T / 1e6).toFixed(2), 13)}  ` +
         `${col((activeBytes / 1e6).toFixed(2), 15)}  ${col(g.toFixed(1), 8)}  ${col(cpu.toFixed(1), 8)}  ${col((bytes / (g * 1e-6) / 1e9).toFixed(1), 6)}  ${col(err.toExponential(1), 8)}`,
     );
   }
 }
-console.log('\n* the default (moeTileRows); rows: weight rows per row group (-: tuning.gemvRows); MB read/token: tiles x 3 I H bytes / T, ignoring caches');
+console.log('\ngemv A xB: tiles of A pairs, B weight rows per row group (-: tuning.gemvRows); MB read/token: tiles x 3 I H bytes / T, ignoring caches; rel.err: against gemv tiles of 1');
 const errors = ctx.takeErrors();
 if (errors.length) console.log('GPU errors:', errors);
 ctx.destroy();

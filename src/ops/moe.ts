@@ -6,11 +6,13 @@
  *   3. fusedMoe: out[t] += sum_k w[t, k] y_{e[t, k]}(x[t]), y_e(x) = (act(x G_e^T) * (x U_e^T)) D_e^T, as
  *      a. moe.group.wgsl    a counting sort of the T K (token, slot) pairs by expert and a list of tiles (runs of
  *                           up to TR pairs of one expert), on the GPU;
- *      b. moe.gemv.wgsl     per tile, gate|up rows of its expert times its tokens, act(gate) * up -> h [T K, I];
- *      c. moe.gemv.wgsl     per tile, down rows times h, scaled by the routing weight -> y [T K, H];
+ *      b. per tile, gate|up rows of its expert times its tokens, act(gate) * up -> h [T K, I];
+ *      c. per tile, down rows times h, scaled by the routing weight -> y [T K, H];
  *      d. moe.combine.wgsl  out[t] += sum_k y[t K + k] (no float atomics: deterministic sums).
+ *      b and c run moe.gemv.wgsl (decode: each tile's weight rows read once, in 16-byte chunks, for its up to 16
+ *      pairs) or, for many pairs per expert on GPUs, moe.gemm.wgsl (shared-memory tiles of 4 WY pairs).
  *   4. sharedExpertGate (Qwen2-MoE): out[t] += sigmoid(x[t] . g) y_shared[t], y_shared from linear.
- * Each chosen expert's weight rows are read once per tile of TR pairs (decode: once per step), in 16-byte chunks.
+ * Each chosen expert's weight rows are read once per tile (decode, T K <= E: once per step).
  *
  * Step graphs: every dispatch's grid and params depend on T and the shapes only, never on the routing: the tile
  * grids are upper bounds on the tiles (see maxTiles) and workgroups past the real ones, which they read from the
@@ -27,6 +29,7 @@ import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import routeSource from '../../shaders/moe.route.wgsl';
 import groupSource from '../../shaders/moe.group.wgsl';
 import gemvSource from '../../shaders/moe.gemv.wgsl';
+import gemmSource from '../../shaders/moe.gemm.wgsl';
 import combineSource from '../../shaders/moe.combine.wgsl';
 import sharedGateSource from '../../shaders/moe.shared_gate.wgsl';
 import { actCode, type Activation } from './elementwise.js';
@@ -191,7 +194,13 @@ export function moeGroup(rec: Recorder, ids: Tensor, groups: Tensor, T: number, 
 export interface MoeOptions {
   /** The experts' activation (default silu). */
   act?: Activation;
-  /** Pairs per tile (default {@link moeTileRows}); tests and benchmarks set it. */
+  /**
+   * The grouped kernels: 'gemv' (moe.gemv.wgsl: tiles of tileRows pairs, 16-byte weight loads; decode) or 'gemm'
+   * (moe.gemm.wgsl: shared-memory tiles of 4 tuning.gemmWorkgroup[1] pairs; prefill). Default: 'gemm' on GPUs
+   * (tuning.matmul 'shared') once an expert expects half a gemm tile of pairs (T K / E >= 2 gemmWorkgroup[1]).
+   */
+  kernel?: 'gemv' | 'gemm';
+  /** Pairs per gemv tile (default {@link moeTileRows}); tests and benchmarks set it. */
   tileRows?: number;
   /**
    * Weight rows per row group of the GEMVs: 1, 2 or 4 (gate|up: 2 or 4, half gate rows, half up rows); more rows
@@ -248,10 +257,28 @@ function gemvKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: nu
   return { kernel, columns: (wg / lanes) * (gated ? rows / 2 : rows) };
 }
 
+/** The grouped shared-memory GEMM (moe.gemm.wgsl) and its tile columns per workgroup (gated: 2 per output column). */
+function gemmKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: number) {
+  const { ctx } = rec;
+  const [wx, wy] = ctx.tuning.gemmWorkgroup;
+  const bk = ctx.tuning.gemmK;
+  const key = `moe.gemm.${dtype}.${gated ? `g${act}` : 'd'}.${wx}x${wy}.${bk}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: `${activationLib}\n${gemmSource}`,
+    prelude: weightPrelude(dtype, 4),
+    constants: { WX: wx, WY: wy, BK: bk, GATED: gated ? 1 : 0, ACT: act },
+    bindings: ['read', 'read', 'read', 'read', 'write'],
+    params: 'uuuuuuuuuu',
+  }));
+  // Output columns per workgroup: 4 WX tile columns, of which gated quads make 2 WX.
+  return { kernel, columns: gated ? 2 * wx : 4 * wx };
+}
+
 /**
  * out[t, :] += sum_k weights[t, k] y_{ids[t, k]}(x[t, :]) for t < T: the routed experts' gated MLPs,
- * y_e(x) = (act(x G_e^T) * (x U_e^T)) D_e^T, added into the residual stream `out`. Seven-odd dispatches (grouping,
- * a gate|up and a down dispatch per weight part, the combine), each sized by T alone.
+ * y_e(x) = (act(x G_e^T) * (x U_e^T)) D_e^T, added into the residual stream `out`. Four dispatches with weights
+ * in one part (grouping, gate|up, down, combine; a gate|up and a down per part), each sized by T alone.
  *
  * @param x        f32 [T, H] (the post-attention normed hidden state); H % 8 == 0
  * @param ids      u32 [T, K] experts, from moeRoute
@@ -290,8 +317,10 @@ export function fusedMoe(
   expectTensor(ids, 'u32', P, 'fusedMoe ids');
   expectTensor(weights, 'f32', P, 'fusedMoe weights');
   expectTensor(out, 'f32', T * H, 'fusedMoe out');
-  const tileRows = opts.tileRows ?? moeTileRows(T, K, E);
-  if (!(Number.isInteger(tileRows) && tileRows >= 1 && tileRows <= 16)) throw new Error(`fusedMoe: tileRows ${tileRows} must be in 1..16`);
+  const tune = ctx.tuning;
+  const gemm = opts.kernel ? opts.kernel === 'gemm' : tune.matmul === 'shared' && (T * K) / E >= 2 * tune.gemmWorkgroup[1];
+  const tileRows = gemm ? 4 * tune.gemmWorkgroup[1] : (opts.tileRows ?? moeTileRows(T, K, E));
+  if (!gemm && !(Number.isInteger(tileRows) && tileRows >= 1 && tileRows <= 16)) throw new Error(`fusedMoe: tileRows ${tileRows} must be in 1..16`);
   if (opts.rows !== undefined && ![1, 2, 4].includes(opts.rows)) throw new Error(`fusedMoe: rows ${opts.rows} must be 1, 2 or 4`);
 
   const layout = moeGroupLayout(E, P, tileRows);
@@ -308,8 +337,9 @@ export function fusedMoe(
     { w: gateUp, gated: true, input: bindTensor(ctx, x, 'fusedMoe x'), output: hb, inner: H, N: I },
     { w: down, gated: false, input: hb, output: yb, inner: I, N: H },
   ];
+  const act = actCode(opts.act ?? 'silu');
   for (const s of stages) {
-    const { kernel, columns } = gemvKernel(rec, s.w.weight.dtype, s.gated, actCode(opts.act ?? 'silu'), tileRows, s.inner, opts.rows);
+    const { kernel, columns } = gemm ? gemmKernel(rec, s.w.weight.dtype, s.gated, act) : gemvKernel(rec, s.w.weight.dtype, s.gated, act, tileRows, s.inner, opts.rows);
     const [gx, gz] = grid(ctx, Math.ceil(s.N / columns));
     const { rowStride } = s.w.weight;
     for (const part of expertParts(s.w)) {

@@ -4,6 +4,7 @@ import type { GpuContext } from '../../src/gpu/context.js';
 import { f32ToF16 } from '../../src/gpu/half.js';
 import { Recorder } from '../../src/gpu/recorder.js';
 import { createTensor, readTensor } from '../../src/gpu/tensor.js';
+import { CPU_TUNING, GPU_TUNING, type KernelTuning } from '../../src/gpu/tuning.js';
 import {
   createExpertWeights,
   fusedMoe,
@@ -128,6 +129,7 @@ interface BlockCase {
   route?: (t: number, k: number) => number;
   tileRows?: number;
   rows?: 1 | 2 | 4;
+  kernel?: 'gemv' | 'gemm';
 }
 
 async function checkBlock(ctx: GpuContext, c: BlockCase) {
@@ -157,7 +159,7 @@ async function checkBlock(ctx: GpuContext, c: BlockCase) {
   const xt = f32(ctx, x, [T, H]);
   const idt = u32(ctx, routing.ids);
   const wt = f32(ctx, routing.weights);
-  const got = await run(ctx, (rec) => fusedMoe(rec, xt, idt, wt, gateUp, down, out, T, K, { tileRows: c.tileRows, rows: c.rows }), out);
+  const got = await run(ctx, (rec) => fusedMoe(rec, xt, idt, wt, gateUp, down, out, T, K, { tileRows: c.tileRows, rows: c.rows, kernel: c.kernel }), out);
   const ref = moeRef(x, routing.ids, routing.weights, gu, dn, residual, T, K, H, I);
   expectClose(got, ref.out, 1e-5, ref.atol);
 }
@@ -262,6 +264,18 @@ describe('fusedMoe', async () => {
     const [name, tuning] = TUNINGS[tuningIndex];
     it(`tiles of ${tileRows} pairs, ${rows ?? 'default'} rows per group, T=33 E=8 K=2 f16, H=64 I=32 (${name})`, () =>
       withTuning(ctx, tuning, () => checkBlock(ctx, { T: 33, E: 8, K: 2, dtype: 'f16', tileRows, rows, H: 64, I: 32 })));
+  }
+
+  // The shared-memory kernel (prefill on GPUs): tiles of 4 WY pairs.
+  const gemmTunings: [string, KernelTuning][] = [
+    ['gpu tuning, 16x16 K16', GPU_TUNING],
+    ['8x4 K8', { ...CPU_TUNING, gemmWorkgroup: [8, 4], gemmK: 8 }],
+  ];
+  for (const [name, tuning] of gemmTunings) {
+    it(`gemm: T=70 E=4 K=2 f16, parts of 3 experts (${name})`, () => withTuning(ctx, tuning, () => checkBlock(ctx, { T: 70, E: 4, K: 2, dtype: 'f16', partExperts: 3, kernel: 'gemm' })));
+    it(`gemm: T=33 E=8 K=2 f32, H=48 I=40 (${name})`, () => withTuning(ctx, tuning, () => checkBlock(ctx, { T: 33, E: 8, K: 2, dtype: 'f32', H: 48, I: 40, kernel: 'gemm' })));
+    it(`gemm: every token to expert 1, T=70 E=4 K=1 f16 (${name})`, () => withTuning(ctx, tuning, () => checkBlock(ctx, { T: 70, E: 4, K: 1, dtype: 'f16', route: () => 1, kernel: 'gemm' })));
+    it(`gemm: T=1 E=8 K=2 f32 (${name})`, () => withTuning(ctx, tuning, () => checkBlock(ctx, { T: 1, E: 8, K: 2, dtype: 'f32', kernel: 'gemm' })));
   }
 
   it('the tile bound holds for any routing and any range of experts (a weight part)', () => {
