@@ -237,10 +237,22 @@ function report(phase: string, batch: number, tokens: number, ms: number, bytesP
 }
 
 /** Bytes of weight matrices one forward reads (the LM head once even when tied). */
+/**
+ * Weight bytes one token's forward reads: every matrix, except that a mixture-of-experts layer counts its router, its
+ * shared expert and top-K experts (the active parameters), not all E.
+ */
 function weightBytes(c: ModelConfig, dt: 'f16' | 'f32'): number {
   const H = c.hiddenSize;
-  const perLayer = H * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * H + (c.gatedMlp ? 3 : 2) * H * c.intermediateSize;
-  return (perLayer * c.numLayers + c.vocabSize * H) * (dt === 'f16' ? 2 : 4);
+  const attn = H * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * H;
+  let params = c.vocabSize * H;
+  for (let l = 0; l < c.numLayers; l++) {
+    const m = c.moe;
+    const mlp = m?.sparseLayers[l]
+      ? m.numExperts * H + m.topK * 3 * H * m.intermediateSize + (m.sharedIntermediateSize ? 3 * H * m.sharedIntermediateSize + H : 0)
+      : (c.gatedMlp ? 3 : 2) * H * c.intermediateSize;
+    params += attn + mlp;
+  }
+  return params * (dt === 'f16' ? 2 : 4);
 }
 
 /** Device copy bandwidth: copyBufferToBuffer of a large buffer, bytes read plus written per second. */

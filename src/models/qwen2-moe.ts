@@ -21,7 +21,8 @@ export function qwenSparseLayers(f: JsonFields, n: number, experts: number): boo
 
 function readQwen2Moe(f: JsonFields): ConfigBody {
   const body = readLlamaLike(f, { maxPos: 32768, eps: 1e-6, theta: 10000, qkvBias: 'always', slidingWindow: qwenSlidingWindow });
-  const E = f.int('num_experts', 60);
+  // transformers 5 writes num_local_experts, the hub's configs num_experts.
+  const E = f.int(f.has('num_experts') ? 'num_experts' : 'num_local_experts', 60);
   return {
     ...body,
     moe: {

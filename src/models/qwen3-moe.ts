@@ -11,7 +11,8 @@ import { moeLlamaWeights, QWEN_MOE_NAMES, qwenSparseLayers } from './qwen2-moe.j
 
 function readQwen3Moe(f: JsonFields): ConfigBody {
   const body = readLlamaLike(f, { maxPos: 32768, eps: 1e-6, theta: 10000, headDim: 128, qkvBias: 'attention_bias', qkNorm: true, slidingWindow: qwenSlidingWindow });
-  const E = f.int('num_experts', 128);
+  // transformers 5 writes num_local_experts, the hub's configs num_experts.
+  const E = f.int(f.has('num_experts') ? 'num_experts' : 'num_local_experts', 128);
   return {
     ...body,
     moe: {
