@@ -60,7 +60,7 @@ class SlotStore {
     let w = this.experts.get(k);
     if (!w) {
       const dtype = this.method.name === 'f16' ? 'f16' : 'f32';
-      w = createExpertWeights(this.ctx, spec.expert!.experts, spec.slotRows, spec.shape[1], dtype, k);
+      w = createExpertWeights(this.ctx, spec.expert!.experts, spec.slotRows, spec.shape[spec.shape.length - 1], dtype, k);
       this.experts.set(k, w);
     }
     return w;
@@ -199,12 +199,20 @@ async function uploadChunks(
     const esize = FLOAT_BYTES[src];
     if (EXPERT_SLOTS.has(spec.slot)) {
       const w = store.expert(spec);
-      if (info.shape.length !== 2 || info.shape[0] !== spec.shape[0] || info.shape[1] !== spec.shape[1]) {
+      if (info.shape.length !== spec.shape.length || info.shape.some((d, i) => d !== spec.shape[i])) {
         throw new ModelFileError(where, `tensor ${info.name} has shape [${info.shape}], expected [${spec.shape}] for ${cfg.architecture}`);
       }
-      const dtype = w.weight.dtype;
-      writeExpertRows(ctx, w, spec.expert!.index, spec.rowOffset + chunk.rowStart, convertTensor(raw, src, dtype));
-      written.set(spec.name, (written.get(spec.name) ?? 0) + chunk.rows);
+      const data = convertTensor(raw, src, w.weight.dtype);
+      const slotKey = key(spec.slot, spec.layer);
+      if (spec.expert!.index === 'all') {
+        // [E, rows, cols] in chunks of whole experts (chunk rows are experts).
+        const per = spec.shape[1] * spec.shape[2];
+        for (let j = 0; j < chunk.rows; j++) writeExpertRows(ctx, w, chunk.rowStart + j, 0, data.subarray(j * per, (j + 1) * per));
+        written.set(slotKey, (written.get(slotKey) ?? 0) + chunk.rows * spec.slotRows);
+      } else {
+        writeExpertRows(ctx, w, spec.expert!.index, spec.rowOffset + chunk.rowStart, data);
+        written.set(slotKey, (written.get(slotKey) ?? 0) + chunk.rows);
+      }
     } else if (MATRIX_SLOTS.has(spec.slot)) {
       const w = store.matrix(spec);
       const [rows, cols] = spec.transpose ? [info.shape[1], info.shape[0]] : [info.shape[0], info.shape[1]];
@@ -261,6 +269,11 @@ function checkComplete(cfg: ModelConfig, found: Map<string, WeightSpec>, written
   const embedOrHead = [...found.values()].some((s) => s.slot === 'embed' || s.slot === 'lmHead');
   const missing: string[] = [];
   for (const s of weightTable(cfg)) {
+    if (s.expert) {
+      // Either form of the experts (one tensor per expert and projection, or 3-D ones) fills the slot: count its rows.
+      if ((written.get(key(s.slot, s.layer)) ?? 0) < s.expert.experts * s.slotRows) missing.push(key(s.slot, s.layer));
+      continue;
+    }
     if (s.optional) continue;
     if ((s.slot === 'embed' || s.slot === 'lmHead') && embedOrHead && !present.has(s.name)) continue;
     if ((written.get(s.name) ?? 0) < slotPartRows(s)) missing.push(s.layer < 0 ? s.slot : key(s.slot, s.layer));

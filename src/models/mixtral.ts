@@ -37,4 +37,6 @@ export const mixtral: ModelFamily = {
   modelTypes: ['mixtral'],
   readConfig: readMixtral,
   weights: mixtralWeights,
+  // transformers 5 names the block `mlp` (its experts then come as 3-D tensors, which the table lists too).
+  canonicalName: (name) => name.replace(/\.mlp\.gate\.weight$/, '.block_sparse_moe.gate.weight'),
 };

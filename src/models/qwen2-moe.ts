@@ -60,7 +60,10 @@ export function moeLlamaWeights(cfg: ModelConfig, names: MoeNames): WeightSpec[]
       if (s.slot !== 'down') continue;
       const p = `model.layers.${s.layer}`;
       t.layer(s.layer).matrix(names.router(p), m.numExperts, H, 'router');
-      expertTensors(t, m.numExperts, m.intermediateSize, H, (e, proj) => names.expert(p, e, proj));
+      expertTensors(t, m.numExperts, m.intermediateSize, H, (e, proj) => names.expert(p, e, proj), {
+        gateUp: `${p}.mlp.experts.gate_up_proj`,
+        down: `${p}.mlp.experts.down_proj`,
+      });
       if (names.shared && m.sharedIntermediateSize) {
         const Is = m.sharedIntermediateSize;
         t.linear(names.shared.proj(p, 'gate'), Is, H, 'sharedUp', null, { offset: 0, total: 2 * Is })

@@ -37,8 +37,11 @@ export interface WeightSpec extends TensorSpec {
   rowOffset: number;
   /** Rows (elements) of the whole slot: shape[0] (the transposed shape's) unless the slot is fused. */
   slotRows: number;
-  /** Expert slots: which expert's rows (`rowOffset` and `slotRows` are within the expert); `experts`: how many. */
-  expert?: { index: number; experts: number };
+  /**
+   * Expert slots: which expert's rows (`rowOffset` and `slotRows` are within the expert; index 'all': a 3-D tensor
+   * [experts, rows, cols] holding every expert, as transformers 5 saves them); `experts`: how many.
+   */
+  expert?: { index: number | 'all'; experts: number };
   /** GPT-2 Conv1D: stored [in, out], the slot is [out, in]. */
   transpose?: boolean;
   /**
@@ -72,6 +75,11 @@ export interface Fused {
 export class WeightTable {
   readonly specs: WeightSpec[] = [];
   private at = -1;
+
+  /** The layer specs are added to. */
+  get current(): number {
+    return this.at;
+  }
 
   /** Specs added next belong to layer l (-1: the model). */
   layer(l: number): this {
@@ -112,7 +120,21 @@ export class WeightTable {
  * A mixture-of-experts MLP's tensors, as `${name(e, 'gate' | 'up' | 'down')}.weight` per expert e ([I, H], [I, H],
  * [H, I]), stacked into the gate|up and down expert slots.
  */
-export function expertTensors(t: WeightTable, E: number, I: number, H: number, name: (e: number, proj: 'gate' | 'up' | 'down') => string): void {
+export function expertTensors(
+  t: WeightTable,
+  E: number,
+  I: number,
+  H: number,
+  name: (e: number, proj: 'gate' | 'up' | 'down') => string,
+  /** The transformers 5 form's names: `experts.gate_up_proj` [E, 2I, H] and `experts.down_proj` [E, H, I]. */
+  fused: { gateUp: string; down: string },
+): void {
+  // Either form fills the slots: both are listed, neither is required alone (the loader checks the slots are full).
+  const all = { index: 'all' as const, experts: E };
+  t.specs.push(
+    { name: fused.gateUp, shape: [E, 2 * I, H], init: 'uniform', slot: 'experts.gateUp', layer: t.current, rowOffset: 0, slotRows: 2 * I, expert: all, optional: true },
+    { name: fused.down, shape: [E, H, I], init: 'uniform', slot: 'experts.down', layer: t.current, rowOffset: 0, slotRows: H, expert: all, optional: true },
+  );
   for (let e = 0; e < E; e++) {
     const expert = { index: e, experts: E };
     t.matrix(`${name(e, 'gate')}.weight`, I, H, 'experts.gateUp', { offset: 0, total: 2 * I }, { expert })
