@@ -12,7 +12,13 @@ import cacheSource from '../../shaders/cache_kv.wgsl';
 import ropeCacheSource from '../../shaders/rope_cache_kv.wgsl';
 import { expectTensor, grid, isPowerOfTwo, wholeBuffer } from './common.js';
 import type { SplitSums } from './linear.js';
-import type { QkvLayout } from './rope.js';
+
+/** Layout of a fused qkv activation [T, (nH + 2 nKv) D]: all q heads, then k heads, then v heads. */
+export interface QkvLayout {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
 
 const CACHE_WG = 256;
 /** Largest head dim the attention kernel holds (its query lives in 256 f32 of shared memory per head). */
@@ -140,13 +146,15 @@ export function cacheKV(rec: Recorder, qkv: Tensor, slotMapping: Tensor, kCache:
 const ROPE_CACHE_WG = 256;
 
 /**
- * rope fused with cacheKV (one dispatch instead of two): rotates the q heads in place, and writes the rotated k
- * heads and the v heads into the caches at slotMapping[t] (slot < 0 skips the token's k and v). Unlike rope, the
- * k columns of qkv are left unrotated: only the cache holds rotated keys (paged attention reads nothing else).
+ * Rotary position embedding (NeoX / HF rotate_half) fused with cacheKV: rotates the first `rotaryDim` dims of every
+ * q head of token t in place by positions[t] invFreq (x[i], x[i + R/2] <- x[i] cos - x[i + R/2] sin,
+ * x[i + R/2] cos + x[i] sin, cos and sin scaled by attentionScaling), and writes the k heads so rotated and the v
+ * heads into the caches at slotMapping[t] (slot < 0 skips the token's k and v). The k columns of qkv are left
+ * unrotated: only the cache holds rotated keys (paged attention reads nothing else). Any head dim.
  *
  * @param qkv          f32 [T, (nH + 2 nKv) D]
  * @param positions    u32 [T]
- * @param invFreq      f32 [rotaryDim / 2]
+ * @param invFreq      f32 [rotaryDim / 2] (HF's inv_freq, after any rope scaling)
  * @param slotMapping  i32 [T]
  * @param kCache       f32 | f16 [numBlocks, blockSize, nKv, D]
  * @param vCache       same as kCache

@@ -1,12 +1,10 @@
-/** Elementwise ops: residual add, activations, gated activations (SwiGLU, GeGLU), final logit scaling. */
+/** Elementwise ops: activations, gated activations (SwiGLU, GeGLU), final logit scaling, f16 conversion. */
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
 import activationLib from '../../shaders/lib/activation.wgsl';
 import actSource from '../../shaders/act.wgsl';
 import actInplaceSource from '../../shaders/act.inplace.wgsl';
-import addSource from '../../shaders/add.wgsl';
-import addInplaceSource from '../../shaders/add.inplace.wgsl';
 import gatedSource from '../../shaders/gated_act.wgsl';
 import toHalfSource from '../../shaders/to_half.wgsl';
 import softcapLib from '../../shaders/lib/softcap.wgsl';
@@ -24,40 +22,6 @@ export function actCode(act: string): number {
   const code = (ACT_CODES as Record<string, number>)[act];
   if (code === undefined) throw new Error(`unknown activation '${act}' (known: ${Object.keys(ACT_CODES).join(', ')})`);
   return code;
-}
-
-/**
- * out[i] = a[i] + b[i] for i < n; out may be a (residual add).
- *
- * @example
- * add(rec, hidden, attnOut, hidden, T * H);
- */
-export function add(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, n: number): void {
-  if (n === 0) return;
-  const { ctx } = rec;
-  expectTensor(a, 'f32', n, 'add a');
-  expectTensor(b, 'f32', n, 'add b');
-  expectTensor(out, 'f32', n, 'add out');
-  const [gx, gy] = grid(ctx, Math.ceil(n / ELEMENTWISE_WG));
-  if (sameStart(a, out)) {
-    const kernel = ctx.pipelines.kernel('add.inplace', () => ({
-      name: 'add.inplace',
-      code: `${threadLib}\n${addInplaceSource}`,
-      bindings: ['write', 'read'],
-      params: 'u',
-      constants: { WG: ELEMENTWISE_WG },
-    }));
-    rec.run(kernel, [n], [bindTensor(ctx, out), bindTensor(ctx, b)], gx, gy);
-    return;
-  }
-  const kernel = ctx.pipelines.kernel('add', () => ({
-    name: 'add',
-    code: `${threadLib}\n${addSource}`,
-    bindings: ['read', 'read', 'write'],
-    params: 'u',
-    constants: { WG: ELEMENTWISE_WG },
-  }));
-  rec.run(kernel, [n], [bindTensor(ctx, a), bindTensor(ctx, b), bindTensor(ctx, out)], gx, gy);
 }
 
 /**

@@ -1,20 +1,19 @@
 /**
- * Normalisations: RMSNorm, LayerNorm, Qwen3's per-head q/k RMSNorm on a fused qkv, and the residual add fused with
- * the next norm (one dispatch instead of two: per-step CPU cost is per dispatch).
+ * Normalisations: RMSNorm, LayerNorm, the q/k RMSNorm on a fused qkv (per head or over the whole projection), and
+ * the sandwich norm added to the residual stream with the next block's pre-norm fused (one dispatch instead of
+ * two: per-step CPU cost is per dispatch).
  */
 import type { BindingKind, BufferBinding, Kernel } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
 import rmsSource from '../../shaders/rms_norm.wgsl';
 import rmsInplaceSource from '../../shaders/rms_norm.inplace.wgsl';
-import rmsAddSource from '../../shaders/rms_norm.add.wgsl';
 import rmsPostAddSource from '../../shaders/rms_norm.post_add.wgsl';
 import layerSource from '../../shaders/layer_norm.wgsl';
-import layerAddSource from '../../shaders/layer_norm.add.wgsl';
 import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import { expectTensor, grid } from './common.js';
 import type { RmsNormOut } from './linear.js';
-import type { QkvLayout } from './rope.js';
+import type { QkvLayout } from './attention.js';
 
 /** A norm kernel: one workgroup of tuning.rowWorkgroup threads per row, summing through lib/workgroup_sum.wgsl. */
 function rowKernel(rec: Recorder, name: string, source: string, bindings: BindingKind[], params = 'uuf') {
@@ -98,27 +97,6 @@ export function qkNorm(
 }
 
 /**
- * Residual add fused with the next RMSNorm (vLLM's fused_add_rms_norm), both in place:
- * x += h, then h = rmsNorm(x) * weight. Replaces `add(rec, x, h, x, rows * H); rmsNorm(rec, x, weight, h, ...)`.
- *
- * @param x       f32 [rows, H]: the residual stream, updated
- * @param h       f32 [rows, H]: the sublayer's output, replaced by the normalised rows
- * @param weight  f32 [H]
- * @example
- * addRmsNorm(rec, hidden, attnProj, layer.postAttentionNorm, T, H, 1e-6); // hidden += attn; attnProj = norm(hidden)
- */
-export function addRmsNorm(rec: Recorder, x: Tensor, h: Tensor, weight: Tensor, rows: number, H: number, eps: number): void {
-  if (rows === 0) return;
-  const { ctx } = rec;
-  expectTensor(x, 'f32', rows * H, 'addRmsNorm x');
-  expectTensor(h, 'f32', rows * H, 'addRmsNorm h');
-  expectTensor(weight, 'f32', H, 'addRmsNorm weight');
-  if (sameStart(x, h)) throw new Error('addRmsNorm: x and h must be different tensors');
-  const kernel = rowKernel(rec, 'rms_norm.add', rmsAddSource, ['write', 'write', 'read']);
-  runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight)], rows, H, eps);
-}
-
-/**
  * Sandwich norm (Gemma 2/3's post_attention_layernorm and post_feedforward_layernorm, OLMo 2's post norms): the
  * block's output normalised, then added to the residual stream, in place: x[r, :] += rmsNorm(h[r, :]) * weight.
  * With `normOut`, also the next block's pre-norm of the new x in the same dispatch (Gemma: the next
@@ -167,35 +145,6 @@ const POST_ADD_NEXT = `const NEXT = true;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 fn writeNext(e: u32, i: u32, v: f32) { out[e] = v * nextWeight[i]; }
 `;
-
-/**
- * Residual add fused with the next LayerNorm, both in place: x += h, then h = layerNorm(x) * weight + bias.
- *
- * @param x       f32 [rows, H]: the residual stream, updated
- * @param h       f32 [rows, H]: the sublayer's output, replaced by the normalised rows
- * @example
- * addLayerNorm(rec, hidden, attnProj, layer.ln2Weight, layer.ln2Bias, T, 768, 1e-5);
- */
-export function addLayerNorm(
-  rec: Recorder,
-  x: Tensor,
-  h: Tensor,
-  weight: Tensor,
-  bias: Tensor,
-  rows: number,
-  H: number,
-  eps: number,
-): void {
-  if (rows === 0) return;
-  const { ctx } = rec;
-  expectTensor(x, 'f32', rows * H, 'addLayerNorm x');
-  expectTensor(h, 'f32', rows * H, 'addLayerNorm h');
-  expectTensor(weight, 'f32', H, 'addLayerNorm weight');
-  expectTensor(bias, 'f32', H, 'addLayerNorm bias');
-  if (sameStart(x, h)) throw new Error('addLayerNorm: x and h must be different tensors');
-  const kernel = rowKernel(rec, 'layer_norm.add', layerAddSource, ['write', 'write', 'read', 'read']);
-  runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight), bindTensor(ctx, bias)], rows, H, eps);
-}
 
 /**
  * out[r, :] = (x[r, :] - mean) / sqrt(var + eps) * weight + bias   for r < rows (biased variance); out must
