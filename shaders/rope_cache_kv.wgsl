@@ -27,18 +27,7 @@
 // R + 2 (j - R/2) and the next as they are; otherwise they stay in place); for k and v heads it writes cache
 // elements 2j and 2j + 1 (with an even D one u32 word of an f16 cache, so no two threads share a word).
 
-struct Params {
-  T: u32,
-  nH: u32,
-  nKv: u32,
-  D: u32,
-  half: u32, // R / 2
-  scaling: f32,
-  splits: u32, // split sums: K splits in part
-  hasBias: u32, // split sums: add bias
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: ROPE_CACHE_PARAMS in src/ops/attention.ts
 @group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> positions: array<u32>;
 @group(0) @binding(3) var<storage, read> invFreq: array<f32>;

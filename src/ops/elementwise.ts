@@ -1,4 +1,5 @@
 /** Elementwise ops: activations, gated activations (SwiGLU, GeGLU), final logit scaling, f16 conversion. */
+import { paramsStruct } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
@@ -12,6 +13,15 @@ import scaleSoftcapSource from '../../shaders/scale_softcap.wgsl';
 import { expectTensor, grid } from './common.js';
 
 const ELEMENTWISE_WG = 256;
+
+/** act.wgsl, act.inplace.wgsl: elements. */
+const ELEMENT_PARAMS = paramsStruct({ n: 'u32' });
+/** gated_act.wgsl: n = T I outputs, I per token. */
+const GATED_PARAMS = paramsStruct({ n: 'u32', I: 'u32' });
+/** scale_softcap.wgsl. */
+const SCALE_SOFTCAP_PARAMS = paramsStruct({ n: 'u32', divisor: 'f32', cap: 'f32' });
+/** to_half.wgsl: groups of 8 elements. */
+const TO_HALF_PARAMS = paramsStruct({ n8: 'u32' });
 
 /** Activation names as in HF configs (`hidden_act`), with the ACT code of shaders/lib/activation.wgsl. */
 const ACT_CODES = { relu: 0, gelu: 1, gelu_new: 2, gelu_tanh: 2, gelu_pytorch_tanh: 2, silu: 3 } as const;
@@ -42,11 +52,11 @@ export function act(rec: Recorder, x: Tensor, out: Tensor, n: number, act: 'relu
     name: key,
     code: `${threadLib}\n${activationLib}\n${inplace ? actInplaceSource : actSource}`,
     bindings: inplace ? ['write'] : ['read', 'write'],
-    params: 'u',
+    params: ELEMENT_PARAMS,
     constants: { WG: ELEMENTWISE_WG, ACT: code },
   }));
   const [gx, gy] = grid(ctx, Math.ceil(n / ELEMENTWISE_WG));
-  rec.run(kernel, [n], inplace ? [bindTensor(ctx, out)] : [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
+  rec.run(kernel, { n }, inplace ? [bindTensor(ctx, out)] : [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
 }
 
 /**
@@ -75,11 +85,11 @@ export function gatedAct(
     name: key,
     code: `${threadLib}\n${activationLib}\n${gatedSource}`,
     bindings: ['read', 'write'],
-    params: 'uu',
+    params: GATED_PARAMS,
     constants: { WG: ELEMENTWISE_WG, ACT: code },
   }));
   const [gx, gy] = grid(ctx, Math.ceil((T * I) / ELEMENTWISE_WG));
-  rec.run(kernel, [T * I, I], [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
+  rec.run(kernel, { n: T * I, I }, [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
 }
 
 /**
@@ -104,10 +114,10 @@ export function scaleSoftcap(rec: Recorder, x: Tensor, n: number, opts: { diviso
     name: 'scale_softcap',
     code: `${threadLib}\n${softcapLib}\n${scaleSoftcapSource}`,
     bindings: ['write'],
-    params: 'uff',
+    params: SCALE_SOFTCAP_PARAMS,
     constants: { WG: ELEMENTWISE_WG },
   }));
-  rec.run(kernel, [n, divisor, cap], [bindTensor(ctx, x)], ...grid(ctx, Math.ceil(n / ELEMENTWISE_WG)));
+  rec.run(kernel, { n, divisor, cap }, [bindTensor(ctx, x)], ...grid(ctx, Math.ceil(n / ELEMENTWISE_WG)));
 }
 
 /**
@@ -128,8 +138,8 @@ export function toHalf(rec: Recorder, x: Tensor, out: Tensor, n: number): void {
     name: 'to_half',
     code: `${threadLib}\n${toHalfSource}`,
     bindings: ['read', 'write'],
-    params: 'u',
+    params: TO_HALF_PARAMS,
     constants: { WG: ELEMENTWISE_WG },
   }));
-  rec.run(kernel, [n / 8], [bindTensor(ctx, x), bindTensor(ctx, out)], ...grid(ctx, Math.ceil(n / 8 / ELEMENTWISE_WG)));
+  rec.run(kernel, { n8: n / 8 }, [bindTensor(ctx, x), bindTensor(ctx, out)], ...grid(ctx, Math.ceil(n / 8 / ELEMENTWISE_WG)));
 }

@@ -3,7 +3,7 @@
  * the sandwich norm added to the residual stream with the next block's pre-norm fused (one dispatch instead of
  * two: per-step CPU cost is per dispatch).
  */
-import type { BindingKind, BufferBinding, Kernel } from '../gpu/pipelines.js';
+import { paramsStruct, type BindingKind, type BufferBinding, type Kernel, type ParamFields, type ParamsStruct } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
 import rmsSource from '../../shaders/rms_norm.wgsl';
@@ -15,8 +15,18 @@ import { expectTensor, grid } from './common.js';
 import type { RmsNormOut } from './linear.js';
 import type { QkvLayout } from './attention.js';
 
+/** rms_norm.wgsl, layer_norm.wgsl: rows of H. */
+const ROW_PARAMS = paramsStruct({ rows: 'u32', H: 'u32', eps: 'f32' });
+/**
+ * rms_norm.inplace.wgsl: rows of H (g < split) or HB (g >= split) elements, g = r % groups, row r at
+ * (r / groups) tokenStride + g H.
+ */
+const INPLACE_PARAMS = paramsStruct({ rows: 'u32', H: 'u32', groups: 'u32', tokenStride: 'u32', split: 'u32', eps: 'f32', HB: 'u32' });
+/** rms_norm.post_add.wgsl: rows of H, the sandwich norm's eps and the next pre-norm's. */
+const POST_ADD_PARAMS = paramsStruct({ rows: 'u32', H: 'u32', eps: 'f32', nextEps: 'f32' });
+
 /** A norm kernel: one workgroup of tuning.rowWorkgroup threads per row, summing through lib/workgroup_sum.wgsl. */
-function rowKernel(rec: Recorder, name: string, source: string, bindings: BindingKind[], params = 'uuf') {
+function rowKernel<F extends ParamFields>(rec: Recorder, name: string, source: string, bindings: BindingKind[], params: ParamsStruct<F>) {
   const wg = rec.ctx.tuning.rowWorkgroup;
   return rec.ctx.pipelines.kernel(`${name}.${wg}`, () => ({
     name,
@@ -28,11 +38,11 @@ function rowKernel(rec: Recorder, name: string, source: string, bindings: Bindin
 }
 
 /** Records `kernel` over `rows` rows with the norms' params (rows, H, eps). */
-function runRows(rec: Recorder, kernel: Kernel, bindings: BufferBinding[], rows: number, H: number, eps: number): void {
-  rec.run(kernel, [rows, H, eps], bindings, ...grid(rec.ctx, rows));
+function runRows(rec: Recorder, kernel: Kernel<typeof ROW_PARAMS.fields>, bindings: BufferBinding[], rows: number, H: number, eps: number): void {
+  rec.run(kernel, { rows, H, eps }, bindings, ...grid(rec.ctx, rows));
 }
 
-const rmsInplaceKernel = (rec: Recorder) => rowKernel(rec, 'rms_norm.inplace', rmsInplaceSource, ['write', 'read', 'read'], 'uuuuufu');
+const rmsInplaceKernel = (rec: Recorder) => rowKernel(rec, 'rms_norm.inplace', rmsInplaceSource, ['write', 'read', 'read'], INPLACE_PARAMS);
 
 /**
  * out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight   for r < rows; out may be x.
@@ -51,10 +61,10 @@ export function rmsNorm(rec: Recorder, x: Tensor, weight: Tensor, out: Tensor, r
   expectTensor(out, 'f32', rows * H, 'rmsNorm out');
   if (sameStart(x, out)) {
     const wb = bindTensor(ctx, weight);
-    rec.run(rmsInplaceKernel(rec), [rows, H, 1, H, 1, eps, H], [bindTensor(ctx, out), wb, wb], ...grid(ctx, rows));
+    rec.run(rmsInplaceKernel(rec), { rows, H, groups: 1, tokenStride: H, split: 1, eps, HB: H }, [bindTensor(ctx, out), wb, wb], ...grid(ctx, rows));
     return;
   }
-  const kernel = rowKernel(rec, 'rms_norm', rmsSource, ['read', 'read', 'write']);
+  const kernel = rowKernel(rec, 'rms_norm', rmsSource, ['read', 'read', 'write'], ROW_PARAMS);
   runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, out)], rows, H, eps);
 }
 
@@ -93,7 +103,8 @@ export function qkNorm(
   expectTensor(kWeight, 'f32', kn, 'qkNorm kWeight');
   const [gx, gy] = grid(ctx, T * groups);
   const bindings = [bindTensor(ctx, qkv), bindTensor(ctx, qWeight), bindTensor(ctx, kWeight)];
-  rec.run(rmsInplaceKernel(rec), [T * groups, qn, groups, stride, mode === 'head' ? nH : 1, eps, kn], bindings, gx, gy);
+  const params = { rows: T * groups, H: qn, groups, tokenStride: stride, split: mode === 'head' ? nH : 1, eps, HB: kn };
+  rec.run(rmsInplaceKernel(rec), params, bindings, gx, gy);
 }
 
 /**
@@ -131,12 +142,12 @@ export function postNormAdd(rec: Recorder, x: Tensor, h: Tensor, weight: Tensor,
     code: `${workgroupSumLib}\n${rmsPostAddSource}`,
     prelude: next ? POST_ADD_NEXT : 'const NEXT = false;\nfn writeNext(e: u32, i: u32, v: f32) {}\n',
     bindings: next ? ['write', 'read', 'read', 'read', 'write'] : ['write', 'read', 'read'],
-    params: 'uuff',
+    params: POST_ADD_PARAMS,
     constants: { WG: wg },
   }));
   const bindings = [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight)];
   if (normOut) bindings.push(bindTensor(ctx, normOut.weight), bindTensor(ctx, normOut.out));
-  rec.run(kernel, [rows, H, eps, normOut?.eps ?? 0], bindings, ...grid(ctx, rows));
+  rec.run(kernel, { rows, H, eps, nextEps: normOut?.eps ?? 0 }, bindings, ...grid(ctx, rows));
 }
 
 /** rms_norm.post_add.wgsl's next block's pre-norm: nextWeight f32 [H], out f32 [rows, H]. */
@@ -174,6 +185,6 @@ export function layerNorm(
   expectTensor(bias, 'f32', H, 'layerNorm bias');
   expectTensor(out, 'f32', rows * H, 'layerNorm out');
   if (sameStart(x, out)) throw new Error('layerNorm: out must not be x');
-  const kernel = rowKernel(rec, 'layer_norm', layerSource, ['read', 'read', 'read', 'write']);
+  const kernel = rowKernel(rec, 'layer_norm', layerSource, ['read', 'read', 'read', 'write'], ROW_PARAMS);
   runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, bias), bindTensor(ctx, out)], rows, H, eps);
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createStorageBuffer, readBuffer } from '../../src/gpu/buffers.js';
 import { f16ToF32, f32ToF16, fromHalfBits, toHalfBits } from '../../src/gpu/half.js';
+import { paramsStruct } from '../../src/gpu/pipelines.js';
 import { Recorder } from '../../src/gpu/recorder.js';
 import { createTensor, createWeight, readTensor, writeWeightRows, type Tensor, type Weight } from '../../src/gpu/tensor.js';
 import { scaleSoftcap } from '../../src/ops/elementwise.js';
@@ -97,6 +98,25 @@ describe('gpu plumbing', async () => {
       expect(Array.from(await readWeight(ctx, split))).toEqual(new Array(240).fill(1.5));
     }
     expect(ctx.takeErrors()).toEqual([]);
+  });
+
+  it('paramsStruct gives the WGSL struct and writes named values into words of their types, in field order', () => {
+    const P = paramsStruct({ T: 'u32', offset: 'i32', eps: 'f32', n: 'u32', scale: 'f32' });
+    expect(P.wgsl).toBe('struct Params {\n  T: u32,\n  offset: i32,\n  eps: f32,\n  n: u32,\n  scale: f32,\n}\n');
+    expect(P.size).toBe(32); // 5 words, padded to 16 bytes
+    expect(paramsStruct({ a: 'u32' }).size).toBe(16);
+    const words = new Uint32Array(10).fill(7);
+    const [i32, f32] = [new Int32Array(words.buffer), new Float32Array(words.buffer)];
+    P.write(words, i32, f32, 2, { eps: 1e-6, T: 3, scale: 0.1, n: 2 ** 32 - 1, offset: -5 });
+    const want = new Uint32Array(10).fill(7);
+    want[2] = 3;
+    new Int32Array(want.buffer)[3] = -5;
+    new Float32Array(want.buffer)[4] = 1e-6;
+    want[5] = 2 ** 32 - 1;
+    new Float32Array(want.buffer)[6] = 0.1;
+    expect(Array.from(words)).toEqual(Array.from(want));
+    expect(() => P.write(words, i32, f32, 0, { T: 1 } as never)).toThrow(/no value for field offset/);
+    expect(() => paramsStruct({ x: 'f16' as never })).toThrow(/field x has type 'f16'/);
   });
 
   it('a recorder survives more dispatches than its uniform ring holds, and reuses bind groups', async () => {
