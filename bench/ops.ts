@@ -19,6 +19,7 @@
 import { create } from 'webgpu';
 import { dawnFlags, nodeGpu } from '../bindings/node/webgpu.js';
 import { GpuContext } from '../src/gpu/context.js';
+import { paramsStruct } from '../src/gpu/pipelines.js';
 import { Recorder } from '../src/gpu/recorder.js';
 import { createTensor, createWeight, destroyWeight, readTensor, uploadTensor, type Tensor } from '../src/gpu/tensor.js';
 import { CPU_TUNING, GPU_TUNING, type KernelTuning, type MmaTile } from '../src/gpu/tuning.js';
@@ -320,12 +321,12 @@ function dispatchCosts(ctx: GpuContext) {
   const kernel = ctx.pipelines.kernel('bench.noop6', () => ({
     name: 'bench.noop6',
     code:
-      'struct P { n: u32 }\n@group(0) @binding(0) var<uniform> p: P;\n' +
+      '@group(0) @binding(0) var<uniform> p: Params;\n' +
       [1, 2, 3, 4, 5].map((i) => `@group(0) @binding(${i}) var<storage, read> b${i}: array<u32>;`).join('\n') +
       '\n@group(0) @binding(6) var<storage, read_write> o: array<u32>;\n' +
       '@compute @workgroup_size(1) fn main() { o[0] = p.n + b1[0] + b2[0] + b3[0] + b4[0] + b5[0]; }',
     bindings: ['read', 'read', 'read', 'read', 'read', 'write'],
-    params: 'u',
+    params: paramsStruct({ n: 'u32' }),
   }));
   const bufs = Array.from({ length: 6 }, () => createTensor(ctx, [64], 'f32'));
   const bindings = bufs.map((t) => ({ buffer: t.buffer, offset: 0, size: 256 }));
@@ -336,7 +337,7 @@ function dispatchCosts(ctx: GpuContext) {
     return ((performance.now() - t0) / N) * 1e3;
   };
   const rec = new Recorder(ctx, 'dispatch costs');
-  const whole = time(() => rec.run(kernel, [1], bindings, 1));
+  const whole = time(() => rec.run(kernel, { n: 1 }, bindings, 1));
   rec.submit();
   const variant = kernel.variant(0);
   const lookup = time(() => ctx.pipelines.bindGroup(variant.layout, ctx.uniforms.buffer, kernel.paramsSize, bindings));

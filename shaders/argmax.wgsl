@@ -7,12 +7,7 @@
 // Dispatch: one workgroup of WG threads per row s = wid.x + wid.y * nwg.x; thread i scans i, i + WG, ... keeping
 // its first maximum, then a shared tree keeps the larger value, or on ties the smaller index.
 
-struct Params {
-  S: u32,
-  V: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: ARGMAX_PARAMS in src/ops/argmax.ts
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 

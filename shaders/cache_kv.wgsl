@@ -15,14 +15,7 @@
 // (lib/thread.wgsl) over T nKv ceil(D / 2), in a grid wrapped to stay within the per-dimension limit; with an odd
 // D the last pair of a head is its last element alone.
 
-struct Params {
-  T: u32,
-  nH: u32,
-  nKv: u32,
-  D: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: CACHE_PARAMS in src/ops/attention.ts
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> slotMapping: array<i32>;
 @group(0) @binding(3) var<storage, read_write> kCache: array<KS>;

@@ -12,17 +12,7 @@
 //
 // Dispatch: one thread per output element: e = threadIndex (lib/thread.wgsl) over T H.
 
-struct Params {
-  T: u32,
-  H: u32,
-  stride: u32,
-  rowStart: u32,
-  rows: u32,
-  accumulate: u32,
-  scale: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: EMBED_PARAMS in src/ops/embedding.ts
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read> w: array<WS>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

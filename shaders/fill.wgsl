@@ -8,17 +8,7 @@
 //
 // Dispatch: one thread per word: i = threadIndex (lib/thread.wgsl).
 
-struct Params {
-  words: u32,
-  first: u32, // element index of word 0 in the whole weight
-  seed: u32,
-  halfs: u32, // 1: two f16 per word, 0: one f32
-  random: u32,
-  lo: f32,
-  hi: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: FILL_PARAMS in src/ops/fill.ts
 @group(0) @binding(1) var<storage, read_write> w: array<u32>;
 
 override WG: u32 = 256;

@@ -6,12 +6,7 @@
 //
 // Dispatch: one thread per output element: e = threadIndex (lib/thread.wgsl) over T I.
 
-struct Params {
-  n: u32, // T * I
-  I: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: GATED_PARAMS in src/ops/elementwise.ts
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 

@@ -6,12 +6,7 @@
 //
 // Dispatch: one thread per output element: e = threadIndex (lib/thread.wgsl) over S H.
 
-struct Params {
-  S: u32,
-  H: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: GATHER_PARAMS in src/ops/embedding.ts
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> rows: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

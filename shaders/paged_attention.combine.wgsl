@@ -11,14 +11,7 @@
 // Dispatch: one workgroup of WG threads per (head, token) = (wid.x, wid.y); thread dv = lid, lid + WG, ... merges
 // output vector dv.
 
-struct Params {
-  T: u32,
-  nH: u32,
-  D: u32,
-  splits: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: COMBINE_PARAMS in src/ops/attention.ts
 @group(0) @binding(1) var<storage, read> partials: array<QV>;
 @group(0) @binding(2) var<storage, read_write> out: array<QV>;
 

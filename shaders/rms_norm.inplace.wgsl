@@ -13,17 +13,7 @@
 //
 // Dispatch: one workgroup of WG threads per row r = wid.x + wid.y * nwg.x; workgroupSum (lib/workgroup_sum.wgsl) sums the squares.
 
-struct Params {
-  rows: u32,
-  H: u32,
-  groups: u32,
-  tokenStride: u32,
-  split: u32,
-  eps: f32,
-  HB: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: INPLACE_PARAMS in src/ops/norm.ts
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> weightA: array<f32>;
 @group(0) @binding(3) var<storage, read> weightB: array<f32>;

@@ -17,14 +17,7 @@
 // sums the squares. Each thread touches only elements i = lid, lid + WG, ... of its row, so the in-place update
 // needs no other barrier.
 
-struct Params {
-  rows: u32,
-  H: u32,
-  eps: f32,
-  nextEps: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: POST_ADD_PARAMS in src/ops/norm.ts
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> h: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;

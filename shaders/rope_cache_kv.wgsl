@@ -1,5 +1,5 @@
-// Rotary embedding fused with the KV-cache write (one dispatch instead of rope + cacheKV):
-//   q heads:  rotated in place in qkv, as rope.wgsl does (the attention kernel reads q from qkv)
+// Rotary embedding fused with the KV-cache write (one dispatch for rope and the cache write):
+//   q heads:  rotated in place in qkv (the attention kernel reads q from qkv)
 //   k heads:  rotated into kCache[slot] (qkv's own k columns are left unrotated: nothing reads them afterwards)
 //   v heads:  copied into vCache[slot]
 // for every token t with slot = slotMapping[t] >= 0 (q heads are rotated for every token). Rotation: NeoX/HF
@@ -27,18 +27,7 @@
 // R + 2 (j - R/2) and the next as they are; otherwise they stay in place); for k and v heads it writes cache
 // elements 2j and 2j + 1 (with an even D one u32 word of an f16 cache, so no two threads share a word).
 
-struct Params {
-  T: u32,
-  nH: u32,
-  nKv: u32,
-  D: u32,
-  half: u32, // R / 2
-  scaling: f32,
-  splits: u32, // split sums: K splits in part
-  hasBias: u32, // split sums: add bias
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: ROPE_CACHE_PARAMS in src/ops/attention.ts
 @group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> positions: array<u32>;
 @group(0) @binding(3) var<storage, read> invFreq: array<f32>;
@@ -48,7 +37,8 @@ struct Params {
 
 override WG: u32 = 256;
 
-// 2 pi = C1 + C2 + C3 (see rope.wgsl).
+// 2 pi = C1 + C2 + C3, where C1 and C2 have few enough significant bits that k * C1 and k * C2 are exact for
+// k < 2^15 (angles up to ~200k radians): the angle is reduced to [-pi, pi] before cos and sin.
 const INV_TWO_PI = 0.15915494309189535;
 const C1 = 6.28125;
 const C2 = 0.0019378662109375;

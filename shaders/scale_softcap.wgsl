@@ -7,13 +7,7 @@
 //
 // Dispatch: one thread per element: i = threadIndex (lib/thread.wgsl).
 
-struct Params {
-  n: u32,
-  divisor: f32,
-  cap: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: SCALE_SOFTCAP_PARAMS in src/ops/elementwise.ts
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 
 override WG: u32 = 256;

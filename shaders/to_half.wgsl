@@ -6,11 +6,7 @@
 //
 // Dispatch: one thread per 8 elements: i = threadIndex (lib/thread.wgsl), n8 = rows K / 8 of them.
 
-struct Params {
-  n8: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: TO_HALF_PARAMS in src/ops/elementwise.ts
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<u32>>;
 

@@ -10,14 +10,7 @@
 // [t * per, (t + 1) * per), per = ceil(NC / WG); an inclusive scan over threads gives block prefixes; a
 // candidate's chunk prefix is its block's exclusive prefix plus the chunks before it in the block (< per adds).
 
-struct Params {
-  S: u32,
-  V: u32,
-  NC: u32,
-  CH: u32, // logits per chunk (steps 1 and 3)
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: TOPK_COMBINE_PARAMS in src/ops/topk.ts
 @group(0) @binding(1) var<storage, read> partial: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 

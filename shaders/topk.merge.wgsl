@@ -16,13 +16,7 @@
 // reads the row's NC * K items from cand each round (L2-resident, NC * K * 8 bytes), the K taken go to
 // workgroup memory in any order, and a bitonic network (K a power of two) sorts them descending.
 
-struct Params {
-  S: u32,
-  V: u32,
-  NC: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: TOPK_PARAMS in src/ops/topk.ts
 @group(0) @binding(1) var<storage, read> cand: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read> rowParams: array<vec2<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;

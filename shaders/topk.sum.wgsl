@@ -17,13 +17,7 @@
 // order is id order), then an inclusive Hillis-Steele scan of the thread sums gives every thread's prefix;
 // a candidate's thread adds the few logits before it in that thread's run.
 
-struct Params {
-  S: u32,
-  V: u32,
-  NC: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: TOPK_PARAMS in src/ops/topk.ts
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> rowParams: array<vec2<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;

@@ -10,13 +10,7 @@
 // holds logits c * CH + t + e * WG for e < EPT (coalesced loads) as keys in registers; the radix select of
 // lib/topk.wgsl takes the K largest composites (key, ~id) in at most 8 rounds over those registers.
 
-struct Params {
-  S: u32,
-  V: u32,
-  NC: u32, // chunks per row, ceil(V / CH)
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: TOPK_PARAMS in src/ops/topk.ts
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cand: array<vec2<u32>>;
 

@@ -11,19 +11,6 @@
 // in quads, v = 4 b + c: gate rows 2 b, 2 b + 1, then up rows upOffset + 2 b, upOffset + 2 b + 1, so a vec4 of
 // results holds both factors of output columns 2 b and 2 b + 1 (2 N tile columns; needs one weight part).
 
-struct Params {
-  T: u32,
-  K: u32,
-  N: u32, // output columns (GATED: gate rows)
-  wStride: u32, // elements between weight rows
-  outStride: u32,
-  colOffset: u32, // the part's first row (0 when GATED)
-  hasBias: u32,
-  upOffset: u32, // GATED: weight row of the up row of output column 0
-  eps: f32, // linear.gemv NORM
-  kSplit: u32, // linear.mma: K per split (split-K across workgroups when < K; see linear.reduce.wgsl)
-}
-
 /** linear.mma split-K: the number of K splits, and the rows of one split's partial sums per token. */
 fn splits() -> u32 {
   return (p.K + p.kSplit - 1u) / p.kSplit;
@@ -33,7 +20,7 @@ fn partialRows() -> u32 {
   return select(p.N, p.upOffset + p.N, GATED == 1u);
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: LINEAR_PARAMS in src/ops/linear.ts
 
 override GATED: u32 = 0;
 override RESIDUAL: u32 = 0;

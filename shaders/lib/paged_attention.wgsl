@@ -36,23 +36,7 @@
 // Dispatch (both kernels): one workgroup per (group of GT q heads sharing a kv head, token, piece) = (wid.x, wid.y,
 // wid.z), so each key and value is read once for GT heads.
 
-struct Params {
-  T: u32,
-  nH: u32,
-  nKv: u32,
-  D: u32,
-  qkvStride: u32,
-  blockSize: u32,
-  maxBlocksPerSeq: u32,
-  window: u32,
-  scale: f32,
-  groupsPerKv: u32, // workgroups per kv head: ceil(G / GT)
-  splits: u32, // pieces of the key range (1: write out directly)
-  partLen: u32, // keys per piece when splits > 1
-  softcap: f32, // > 0: scores soft-capped at it
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: ATTENTION_PARAMS in src/ops/attention.ts
 @group(0) @binding(1) var<storage, read> qkv: array<QV>;
 @group(0) @binding(2) var<storage, read> kCache: array<KS>;
 @group(0) @binding(3) var<storage, read> vCache: array<KS>;

@@ -11,18 +11,76 @@
 /** How a kernel uses a storage binding. `read` bindings are declared `var<storage, read>` in WGSL. */
 export type BindingKind = 'read' | 'write';
 
+/** The WGSL type of a uniform params field (all 4 bytes, so fields sit in consecutive words). */
+export type ParamType = 'u32' | 'i32' | 'f32';
+export type ParamFields = Readonly<Record<string, ParamType>>;
+/** A dispatch's params by field name. */
+export type ParamValues<F extends ParamFields> = { readonly [K in keyof F]: number };
+
+const TYPE_CODES: Record<ParamType, number> = { u32: 0, i32: 1, f32: 2 };
+
+/**
+ * A kernel's uniform params struct, declared once in TS: the WGSL `struct Params` (prepended to the kernel's code,
+ * which binds it as `@group(0) @binding(0) var<uniform> p: Params;`) and the writer of a dispatch's named values
+ * into uniform words both come from it, so the two cannot disagree. Field i is word i, in declaration order.
+ */
+export class ParamsStruct<F extends ParamFields = ParamFields> {
+  readonly names: readonly (keyof F & string)[];
+  /** Per field (word): 0 = u32, 1 = i32, 2 = f32. */
+  readonly types: Uint8Array;
+  /** Byte size, padded to 16 as uniform buffers require. */
+  readonly size: number;
+  /** `struct Params { ... }` in WGSL. */
+  readonly wgsl: string;
+
+  constructor(readonly fields: F) {
+    this.names = Object.keys(fields);
+    if (this.names.length === 0) throw new Error('paramsStruct: a params struct needs at least one field');
+    this.types = Uint8Array.from(this.names, (n) => {
+      const code = TYPE_CODES[fields[n]];
+      if (code === undefined) throw new Error(`paramsStruct: field ${n} has type '${fields[n]}', not u32, i32 or f32`);
+      return code;
+    });
+    this.size = Math.max(16, Math.ceil((this.names.length * 4) / 16) * 16);
+    const body = this.names.map((n) => `  ${n}: ${fields[n]},\n`).join('');
+    this.wgsl = `struct Params {\n${body}}\n`;
+  }
+
+  /** Writes `values` into the words at `base` of a uniform mirror (its u32, i32 and f32 views of one buffer). */
+  write(u32: Uint32Array, i32: Int32Array, f32: Float32Array, base: number, values: ParamValues<F>): void {
+    const { names, types } = this;
+    for (let i = 0; i < names.length; i++) {
+      const v = values[names[i]];
+      if (v === undefined) throw new Error(`params: no value for field ${names[i]}`);
+      const t = types[i];
+      if (t === 0) u32[base + i] = v;
+      else if (t === 1) i32[base + i] = v;
+      else f32[base + i] = v;
+    }
+  }
+}
+
+/**
+ * Declares a params struct.
+ *
+ * @example
+ * const NORM_PARAMS = paramsStruct({ rows: 'u32', H: 'u32', eps: 'f32' });
+ * // The kernel's WGSL gets struct Params { rows: u32, H: u32, eps: f32 }; a dispatch passes { rows, H, eps }.
+ */
+export const paramsStruct = <F extends ParamFields>(fields: F): ParamsStruct<F> => new ParamsStruct(fields);
+
 /** What a kernel variant is made of; `key` in {@link PipelineCache.kernel} must identify it uniquely. */
-export interface KernelSource {
+export interface KernelSource<F extends ParamFields = ParamFields> {
   /** Shader name for labels, e.g. `linear.gemv`. */
   name: string;
-  /** WGSL source text (a file from `shaders/`). */
+  /** WGSL source text (a file from `shaders/`), without its params struct (that comes from `params`). */
   code: string;
   /** Text prepended to `code`: `enable` directives and aliases/consts for element type and vector width only. */
   prelude?: string;
   /** Kinds of the storage bindings 1..n (binding 0 is always the uniform params). */
   bindings: readonly BindingKind[];
-  /** Uniform params struct layout, one letter per 4-byte field in declaration order: u = u32, i = i32, f = f32. */
-  params: string;
+  /** The uniform params struct (binding 0, `p` in WGSL). */
+  params: ParamsStruct<F>;
   /** Values for the shader's `override` constants. */
   constants?: Record<string, number>;
 }
@@ -35,24 +93,22 @@ export interface BufferBinding {
 }
 
 /** A compiled kernel variant. Its pipelines are built on first use. */
-export class Kernel {
-  /** Byte size of the params struct, padded to 16 as uniform buffers require. */
-  readonly paramsSize: number;
-  /** Per params field: 0 = u32, 1 = i32, 2 = f32. */
-  readonly paramTypes: Uint8Array;
+export class Kernel<F extends ParamFields = ParamFields> {
   /** Pipelines by aliasing mask (see {@link variant}). */
   private readonly variants = new Map<number, { pipeline: GPUComputePipeline; layout: CachedLayout }>();
 
   constructor(
     private readonly cache: PipelineCache,
-    readonly source: KernelSource,
-  ) {
-    this.paramsSize = Math.max(16, Math.ceil((source.params.length * 4) / 16) * 16);
-    this.paramTypes = Uint8Array.from(source.params, (c) => {
-      const t = 'uif'.indexOf(c);
-      if (t < 0) throw new Error(`kernel ${source.name}: params letter '${c}' is not one of u, i, f`);
-      return t;
-    });
+    readonly source: KernelSource<F>,
+  ) {}
+
+  get params(): ParamsStruct<F> {
+    return this.source.params;
+  }
+
+  /** Byte size of the params struct, padded to 16 as uniform buffers require. */
+  get paramsSize(): number {
+    return this.source.params.size;
   }
 
   get bindings(): readonly BindingKind[] {
@@ -80,7 +136,8 @@ export class Kernel {
     this.cache.pipelinesBuilt++;
     const kinds = this.source.bindings.map((k, i): BindingKind => (aliased & (1 << i) ? 'write' : k));
     const layout = this.cache.layout(kinds);
-    let code = this.source.prelude ? `${this.source.prelude}\n${this.source.code}` : this.source.code;
+    const { prelude, params } = this.source;
+    let code = `${prelude ? `${prelude}\n` : ''}${params.wgsl}\n${this.source.code}`;
     if (aliased) {
       code = code.replace(/@binding\((\d+)\)(\s*)var<storage,\s*read>/g, (m, b: string, sp: string) =>
         aliased & (1 << (Number(b) - 1)) ? `@binding(${b})${sp}var<storage, read_write>` : m,
@@ -109,7 +166,7 @@ const MAX_BIND_GROUPS = 8192;
 
 /** Pipelines, layouts and bind groups of one device. */
 export class PipelineCache {
-  private readonly kernels = new Map<string, Kernel>();
+  private readonly kernels = new Map<string, unknown>();
   private readonly layouts = new Map<string, CachedLayout>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
@@ -123,8 +180,9 @@ export class PipelineCache {
    * The kernel variant named `key`, built by `make` the first time only (so callers pay one Map lookup per
    * dispatch, not a string template per dispatch).
    */
-  kernel(key: string, make: () => KernelSource): Kernel {
-    let k = this.kernels.get(key);
+  kernel<F extends ParamFields>(key: string, make: () => KernelSource<F>): Kernel<F> {
+    // A key names one source, so the kernel under it has the params `make` declares.
+    let k = this.kernels.get(key) as Kernel<F> | undefined;
     if (!k) {
       k = new Kernel(this, make());
       this.kernels.set(key, k);

@@ -5,7 +5,7 @@
  */
 import { BufferUsage } from './buffers.js';
 import type { GpuContext } from './context.js';
-import type { BufferBinding, Kernel } from './pipelines.js';
+import type { BufferBinding, Kernel, ParamFields, ParamValues } from './pipelines.js';
 import type { GpuProfiler } from './profiler.js';
 
 /** Bytes in the uniform ring: 4096 dispatches at NVIDIA's 256-byte offset alignment before a mid-step flush. */
@@ -97,21 +97,16 @@ export class Recorder {
   ) {}
 
   /**
-   * Appends a dispatch of `kernel`: writes `params` (typed by the kernel's params layout) into a fresh uniform slot
-   * and binds `bindings` to bindings 1.. (a cached bind group).
+   * Appends a dispatch of `kernel`: writes `params` (by field name, typed by the kernel's params struct) into a
+   * fresh uniform slot and binds `bindings` to bindings 1.. (a cached bind group).
    */
-  run(kernel: Kernel, params: ArrayLike<number>, bindings: readonly BufferBinding[], x: number, y = 1, z = 1): void {
+  run<F extends ParamFields>(kernel: Kernel<F>, params: ParamValues<F>, bindings: readonly BufferBinding[], x: number, y = 1, z = 1): void {
     if (x === 0 || y === 0 || z === 0) return;
     const ring = this.ctx.uniforms;
-    const offset = this.slot(kernel.paramsSize);
+    const struct = kernel.params;
+    const offset = this.slot(struct.size);
     const base = offset >> 2;
-    const types = kernel.paramTypes;
-    for (let i = 0; i < types.length; i++) {
-      const t = types[i];
-      if (t === 0) ring.u32[base + i] = params[i];
-      else if (t === 1) ring.i32[base + i] = params[i];
-      else ring.f32[base + i] = params[i];
-    }
+    struct.write(ring.u32, ring.i32, ring.f32, base, params);
     // Bit j: read binding j shares its buffer with a write binding (see Kernel.variant).
     let aliased = 0;
     const kinds = kernel.bindings;
@@ -125,7 +120,7 @@ export class Recorder {
     const group = this.ctx.pipelines.bindGroup(variant.layout, ring.buffer, kernel.paramsSize, bindings);
     const name = kernel.source.name;
     const { paramsSize } = kernel;
-    this.log?.push({ kind: 'dispatch', pipeline: variant.pipeline, group, params: ring.u32.slice(base, base + types.length), paramsSize, x, y, z, name });
+    this.log?.push({ kind: 'dispatch', pipeline: variant.pipeline, group, params: ring.u32.slice(base, base + struct.types.length), paramsSize, x, y, z, name });
     this.offsets[0] = offset;
     this.dispatch(variant.pipeline, group, x, y, z, this.offsets, name);
   }

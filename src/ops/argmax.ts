@@ -1,8 +1,12 @@
 /** Greedy sampling on the GPU: the index of each row's maximum. */
+import { paramsStruct } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../gpu/tensor.js';
 import argmaxSource from '../../shaders/argmax.wgsl';
 import { expectTensor, grid } from './common.js';
+
+/** argmax.wgsl: S rows of V logits. */
+const ARGMAX_PARAMS = paramsStruct({ S: 'u32', V: 'u32' });
 
 /**
  * out[s] = the first index of the maximum of logits[s, :] (torch.argmax semantics; NaN is not special-cased).
@@ -22,9 +26,9 @@ export function argmax(rec: Recorder, logits: Tensor, out: Tensor, S: number, V:
     name: 'argmax',
     code: argmaxSource,
     bindings: ['read', 'write'],
-    params: 'uu',
+    params: ARGMAX_PARAMS,
     constants: { WG: wg },
   }));
   const [gx, gy] = grid(ctx, S);
-  rec.run(kernel, [S, V], [bindTensor(ctx, logits), bindTensor(ctx, out)], gx, gy);
+  rec.run(kernel, { S, V }, [bindTensor(ctx, logits), bindTensor(ctx, out)], gx, gy);
 }

@@ -1,4 +1,5 @@
 /** The paged KV cache: writing this step's keys and values, and paged attention over them. */
+import { paramsStruct } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
@@ -12,9 +13,46 @@ import cacheSource from '../../shaders/cache_kv.wgsl';
 import ropeCacheSource from '../../shaders/rope_cache_kv.wgsl';
 import { expectTensor, grid, isPowerOfTwo, wholeBuffer } from './common.js';
 import type { SplitSums } from './linear.js';
-import type { QkvLayout } from './rope.js';
+
+/** Layout of a fused qkv activation [T, (nH + 2 nKv) D]: all q heads, then k heads, then v heads. */
+export interface QkvLayout {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
 
 const CACHE_WG = 256;
+
+/** cache_kv.wgsl: T tokens, the layout. */
+const CACHE_PARAMS = paramsStruct({ T: 'u32', nH: 'u32', nKv: 'u32', D: 'u32' });
+/**
+ * rope_cache_kv.wgsl: T tokens, the layout, half = R / 2 rotary pairs, the cos / sin scaling; with split sums, the
+ * K splits in part and hasBias (0 / 1).
+ */
+const ROPE_CACHE_PARAMS = paramsStruct({ T: 'u32', nH: 'u32', nKv: 'u32', D: 'u32', half: 'u32', scaling: 'f32', splits: 'u32', hasBias: 'u32' });
+/**
+ * lib/paged_attention.wgsl (all three attention kernels): T tokens, the layout, qkv's row stride, the cache's block
+ * size and block table width, the window (0: none), the softmax scale, groupsPerKv (workgroups per kv head:
+ * ceil(G / GT)), splits (pieces of the key range; 1: write out directly), partLen (keys per piece when splits > 1),
+ * softcap (> 0: scores soft-capped at it).
+ */
+const ATTENTION_PARAMS = paramsStruct({
+  T: 'u32',
+  nH: 'u32',
+  nKv: 'u32',
+  D: 'u32',
+  qkvStride: 'u32',
+  blockSize: 'u32',
+  maxBlocksPerSeq: 'u32',
+  window: 'u32',
+  scale: 'f32',
+  groupsPerKv: 'u32',
+  splits: 'u32',
+  partLen: 'u32',
+  softcap: 'f32',
+});
+/** paged_attention.combine.wgsl: T tokens of nH heads of D, the pieces per head. */
+const COMBINE_PARAMS = paramsStruct({ T: 'u32', nH: 'u32', D: 'u32', splits: 'u32' });
 /** Largest head dim the attention kernel holds (its query lives in 256 f32 of shared memory per head). */
 const MAX_HEAD_DIM = 256;
 
@@ -129,24 +167,26 @@ export function cacheKV(rec: Recorder, qkv: Tensor, slotMapping: Tensor, kCache:
     code: `${threadLib}\n${cacheSource}`,
     prelude: cacheWritePrelude(kt, D),
     bindings: ['read', 'read', 'write', 'write'],
-    params: 'uuuu',
+    params: CACHE_PARAMS,
     constants: { WG: CACHE_WG },
   }));
   const [gx, gy] = grid(ctx, Math.ceil((T * nKv * Math.ceil(D / 2)) / CACHE_WG));
   const bindings = [bindTensor(ctx, qkv), bindTensor(ctx, slotMapping), bindTensor(ctx, kCache), bindTensor(ctx, vCache)];
-  rec.run(kernel, [T, nH, nKv, D], bindings, gx, gy);
+  rec.run(kernel, { T, nH, nKv, D }, bindings, gx, gy);
 }
 
 const ROPE_CACHE_WG = 256;
 
 /**
- * rope fused with cacheKV (one dispatch instead of two): rotates the q heads in place, and writes the rotated k
- * heads and the v heads into the caches at slotMapping[t] (slot < 0 skips the token's k and v). Unlike rope, the
- * k columns of qkv are left unrotated: only the cache holds rotated keys (paged attention reads nothing else).
+ * Rotary position embedding (NeoX / HF rotate_half) fused with cacheKV: rotates the first `rotaryDim` dims of every
+ * q head of token t in place by positions[t] invFreq (x[i], x[i + R/2] <- x[i] cos - x[i + R/2] sin,
+ * x[i + R/2] cos + x[i] sin, cos and sin scaled by attentionScaling), and writes the k heads so rotated and the v
+ * heads into the caches at slotMapping[t] (slot < 0 skips the token's k and v). The k columns of qkv are left
+ * unrotated: only the cache holds rotated keys (paged attention reads nothing else). Any head dim.
  *
  * @param qkv          f32 [T, (nH + 2 nKv) D]
  * @param positions    u32 [T]
- * @param invFreq      f32 [rotaryDim / 2]
+ * @param invFreq      f32 [rotaryDim / 2] (HF's inv_freq, after any rope scaling)
  * @param slotMapping  i32 [T]
  * @param kCache       f32 | f16 [numBlocks, blockSize, nKv, D]
  * @param vCache       same as kCache
@@ -189,7 +229,7 @@ export function ropeCacheKV(
     code: `${threadLib}\n${ropeCacheSource}`,
     prelude: cacheWritePrelude(kt, D) + (split ? SPLIT_QKV : 'const SPLIT = false;\nfn qkvAt(i: u32) -> f32 { return qkv[i]; }\n'),
     bindings: split ? ['write', 'read', 'read', 'read', 'write', 'write', 'read', 'read'] : ['write', 'read', 'read', 'read', 'write', 'write'],
-    params: 'uuuuufuu',
+    params: ROPE_CACHE_PARAMS,
     constants: { WG: ROPE_CACHE_WG },
   }));
   const [gx, gy] = grid(ctx, Math.ceil((T * (nH + 2 * nKv) * Math.ceil(D / 2)) / ROPE_CACHE_WG));
@@ -202,7 +242,8 @@ export function ropeCacheKV(
     bindTensor(ctx, vCache),
   ];
   if (split) bindings.push(bindTensor(ctx, split.part), split.bias ? bindTensor(ctx, split.bias) : wholeBuffer(ctx.dummy));
-  rec.run(kernel, [T, nH, nKv, D, rotaryDim / 2, attentionScaling, split?.splits ?? 1, split?.bias ? 1 : 0], bindings, gx, gy);
+  const params = { T, nH, nKv, D, half: rotaryDim / 2, scaling: attentionScaling, splits: split?.splits ?? 1, hasBias: split?.bias ? 1 : 0 };
+  rec.run(kernel, params, bindings, gx, gy);
 }
 
 /** rope_cache_kv.wgsl's qkvAt over split-K sums: part f32 [splits, T, cols] (+ bias f32 [cols]). */
@@ -373,7 +414,7 @@ export function pagedAttention(
       ? `enable subgroups;\n${cachePrelude(kt, vw, gt)}const EPL = ${epl}u;\n`
       : `${cachePrelude(kt, vw, gt)}const DPT = ${Math.ceil(MAX_HEAD_DIM / vw / wg)}u;\n`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write'],
-    params: 'uuuuuuuufuuuf',
+    params: ATTENTION_PARAMS,
     constants: (dl ? { WG: wg, DL: dl } : { WG: wg }) as Record<string, number>,
   }));
   if (T > ctx.limits.maxComputeWorkgroupsPerDimension) throw new Error(`pagedAttention: ${T} tokens exceed one dispatch`);
@@ -393,7 +434,8 @@ export function pagedAttention(
   }
   // Per piece: its (m, l, 0, 0) record and its D accumulators (see lib/paged_attention.wgsl).
   const partials = splits > 1 ? ctx.scratchBuffer('attention partials', T * nH * splits * (16 + 4 * D)) : ctx.dummy;
-  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, window, opts.scale, perKv, splits, partLen, softcap];
+  const { blockSize, maxBlocksPerSeq, scale } = opts;
+  const params = { T, nH, nKv, D, qkvStride: (nH + 2 * nKv) * D, blockSize, maxBlocksPerSeq, window, scale, groupsPerKv: perKv, splits, partLen, softcap };
   const partialsBinding = wholeBuffer(partials);
   const bindings = attentionBindings(rec, qkv, kCache, vCache, meta, out, partials);
   rec.run(kernel, params, bindings, nKv * perKv, T, splits);
@@ -403,10 +445,10 @@ export function pagedAttention(
       code: combineSource,
       prelude: vectorPrelude(vw, 'read'),
       bindings: ['read', 'write'],
-      params: 'uuuu',
+      params: COMBINE_PARAMS,
       constants: { WG: wg },
     }));
-    rec.run(combine, [T, nH, D, splits], [partialsBinding, bindTensor(ctx, out)], nH, T);
+    rec.run(combine, { T, nH, D, splits }, [partialsBinding, bindTensor(ctx, out)], nH, T);
   }
 }
 
@@ -438,10 +480,12 @@ function pagedAttentionTiled(
       `enable subgroups;\n${cachePrelude(kt, 4, heads)}` +
       `const R = ${lanes}u;\nconst DR4 = ${vec4sPerLane}u;\nconst BQ = ${queries}u;\nconst BK = ${keys}u;\nconst D4C = ${D / 4}u;\n`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'write', 'write', 'read'],
-    params: 'uuuuuuuufuuuf',
+    params: ATTENTION_PARAMS,
     constants: { WG: threads },
   }));
-  const params = [T, nH, nKv, D, (nH + 2 * nKv) * D, opts.blockSize, opts.maxBlocksPerSeq, opts.slidingWindow ?? 0, opts.scale, groupsPerKv, 1, 0, opts.softcap ?? 0];
+  const { blockSize, maxBlocksPerSeq, scale } = opts;
+  const window = opts.slidingWindow ?? 0;
+  const params = { T, nH, nKv, D, qkvStride: (nH + 2 * nKv) * D, blockSize, maxBlocksPerSeq, window, scale, groupsPerKv, splits: 1, partLen: 0, softcap: opts.softcap ?? 0 };
   const bindings = [...attentionBindings(rec, qkv, kCache, vCache, meta, out, ctx.dummy), bindTensor(ctx, tiles.table)];
   rec.run(kernel, params, bindings, nKv * groupsPerKv, tiles.count);
 }

@@ -1,12 +1,11 @@
-/** Elementwise ops: residual add, activations, gated activations (SwiGLU, GeGLU), final logit scaling. */
+/** Elementwise ops: activations, gated activations (SwiGLU, GeGLU), final logit scaling, f16 conversion. */
+import { paramsStruct } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
 import activationLib from '../../shaders/lib/activation.wgsl';
 import actSource from '../../shaders/act.wgsl';
 import actInplaceSource from '../../shaders/act.inplace.wgsl';
-import addSource from '../../shaders/add.wgsl';
-import addInplaceSource from '../../shaders/add.inplace.wgsl';
 import gatedSource from '../../shaders/gated_act.wgsl';
 import toHalfSource from '../../shaders/to_half.wgsl';
 import softcapLib from '../../shaders/lib/softcap.wgsl';
@@ -14,6 +13,15 @@ import scaleSoftcapSource from '../../shaders/scale_softcap.wgsl';
 import { expectTensor, grid } from './common.js';
 
 const ELEMENTWISE_WG = 256;
+
+/** act.wgsl, act.inplace.wgsl: elements. */
+const ELEMENT_PARAMS = paramsStruct({ n: 'u32' });
+/** gated_act.wgsl: n = T I outputs, I per token. */
+const GATED_PARAMS = paramsStruct({ n: 'u32', I: 'u32' });
+/** scale_softcap.wgsl. */
+const SCALE_SOFTCAP_PARAMS = paramsStruct({ n: 'u32', divisor: 'f32', cap: 'f32' });
+/** to_half.wgsl: groups of 8 elements. */
+const TO_HALF_PARAMS = paramsStruct({ n8: 'u32' });
 
 /** Activation names as in HF configs (`hidden_act`), with the ACT code of shaders/lib/activation.wgsl. */
 const ACT_CODES = { relu: 0, gelu: 1, gelu_new: 2, gelu_tanh: 2, gelu_pytorch_tanh: 2, silu: 3 } as const;
@@ -24,40 +32,6 @@ export function actCode(act: string): number {
   const code = (ACT_CODES as Record<string, number>)[act];
   if (code === undefined) throw new Error(`unknown activation '${act}' (known: ${Object.keys(ACT_CODES).join(', ')})`);
   return code;
-}
-
-/**
- * out[i] = a[i] + b[i] for i < n; out may be a (residual add).
- *
- * @example
- * add(rec, hidden, attnOut, hidden, T * H);
- */
-export function add(rec: Recorder, a: Tensor, b: Tensor, out: Tensor, n: number): void {
-  if (n === 0) return;
-  const { ctx } = rec;
-  expectTensor(a, 'f32', n, 'add a');
-  expectTensor(b, 'f32', n, 'add b');
-  expectTensor(out, 'f32', n, 'add out');
-  const [gx, gy] = grid(ctx, Math.ceil(n / ELEMENTWISE_WG));
-  if (sameStart(a, out)) {
-    const kernel = ctx.pipelines.kernel('add.inplace', () => ({
-      name: 'add.inplace',
-      code: `${threadLib}\n${addInplaceSource}`,
-      bindings: ['write', 'read'],
-      params: 'u',
-      constants: { WG: ELEMENTWISE_WG },
-    }));
-    rec.run(kernel, [n], [bindTensor(ctx, out), bindTensor(ctx, b)], gx, gy);
-    return;
-  }
-  const kernel = ctx.pipelines.kernel('add', () => ({
-    name: 'add',
-    code: `${threadLib}\n${addSource}`,
-    bindings: ['read', 'read', 'write'],
-    params: 'u',
-    constants: { WG: ELEMENTWISE_WG },
-  }));
-  rec.run(kernel, [n], [bindTensor(ctx, a), bindTensor(ctx, b), bindTensor(ctx, out)], gx, gy);
 }
 
 /**
@@ -78,11 +52,11 @@ export function act(rec: Recorder, x: Tensor, out: Tensor, n: number, act: 'relu
     name: key,
     code: `${threadLib}\n${activationLib}\n${inplace ? actInplaceSource : actSource}`,
     bindings: inplace ? ['write'] : ['read', 'write'],
-    params: 'u',
+    params: ELEMENT_PARAMS,
     constants: { WG: ELEMENTWISE_WG, ACT: code },
   }));
   const [gx, gy] = grid(ctx, Math.ceil(n / ELEMENTWISE_WG));
-  rec.run(kernel, [n], inplace ? [bindTensor(ctx, out)] : [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
+  rec.run(kernel, { n }, inplace ? [bindTensor(ctx, out)] : [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
 }
 
 /**
@@ -111,11 +85,11 @@ export function gatedAct(
     name: key,
     code: `${threadLib}\n${activationLib}\n${gatedSource}`,
     bindings: ['read', 'write'],
-    params: 'uu',
+    params: GATED_PARAMS,
     constants: { WG: ELEMENTWISE_WG, ACT: code },
   }));
   const [gx, gy] = grid(ctx, Math.ceil((T * I) / ELEMENTWISE_WG));
-  rec.run(kernel, [T * I, I], [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
+  rec.run(kernel, { n: T * I, I }, [bindTensor(ctx, x), bindTensor(ctx, out)], gx, gy);
 }
 
 /**
@@ -140,10 +114,10 @@ export function scaleSoftcap(rec: Recorder, x: Tensor, n: number, opts: { diviso
     name: 'scale_softcap',
     code: `${threadLib}\n${softcapLib}\n${scaleSoftcapSource}`,
     bindings: ['write'],
-    params: 'uff',
+    params: SCALE_SOFTCAP_PARAMS,
     constants: { WG: ELEMENTWISE_WG },
   }));
-  rec.run(kernel, [n, divisor, cap], [bindTensor(ctx, x)], ...grid(ctx, Math.ceil(n / ELEMENTWISE_WG)));
+  rec.run(kernel, { n, divisor, cap }, [bindTensor(ctx, x)], ...grid(ctx, Math.ceil(n / ELEMENTWISE_WG)));
 }
 
 /**
@@ -164,8 +138,8 @@ export function toHalf(rec: Recorder, x: Tensor, out: Tensor, n: number): void {
     name: 'to_half',
     code: `${threadLib}\n${toHalfSource}`,
     bindings: ['read', 'write'],
-    params: 'u',
+    params: TO_HALF_PARAMS,
     constants: { WG: ELEMENTWISE_WG },
   }));
-  rec.run(kernel, [n / 8], [bindTensor(ctx, x), bindTensor(ctx, out)], ...grid(ctx, Math.ceil(n / 8 / ELEMENTWISE_WG)));
+  rec.run(kernel, { n8: n / 8 }, [bindTensor(ctx, x), bindTensor(ctx, out)], ...grid(ctx, Math.ceil(n / 8 / ELEMENTWISE_WG)));
 }

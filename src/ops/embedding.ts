@@ -1,4 +1,5 @@
 /** Row lookups: token (and learned position) embeddings, and gathering each sequence's last row. */
+import { paramsStruct } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor, type Weight } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
@@ -8,6 +9,14 @@ import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 
 const EMBED_WG = 256;
 const GATHER_WG = 256;
+
+/**
+ * embedding.wgsl, per table part: T tokens of H columns, the part's row stride, first row and row count,
+ * accumulate (0 / 1: += into out), the multiplier.
+ */
+const EMBED_PARAMS = paramsStruct({ T: 'u32', H: 'u32', stride: 'u32', rowStart: 'u32', rows: 'u32', accumulate: 'u32', scale: 'f32' });
+/** gather_rows.wgsl: S rows of H. */
+const GATHER_PARAMS = paramsStruct({ S: 'u32', H: 'u32' });
 
 /**
  * out[t, :] = table[ids[t], :] scale for t < T, or += with `accumulate` (learned position embeddings: ids =
@@ -35,7 +44,7 @@ export function embed(rec: Recorder, ids: Tensor, table: Weight, out: Tensor, T:
     code: `${threadLib}\n${embeddingSource}`,
     prelude: weightPrelude(table.dtype, 1),
     bindings: ['read', 'read', 'write'],
-    params: 'uuuuuuf',
+    params: EMBED_PARAMS,
     constants: { WG: EMBED_WG },
   }));
   const [gx, gy] = grid(ctx, Math.ceil((T * H) / EMBED_WG));
@@ -43,7 +52,7 @@ export function embed(rec: Recorder, ids: Tensor, table: Weight, out: Tensor, T:
   const ob = bindTensor(ctx, out);
   for (const part of table.parts) {
     if (part.rows === 0) continue;
-    const params = [T, H, table.rowStride, part.rowStart, part.rows, accumulate ? 1 : 0, scale];
+    const params = { T, H, stride: table.rowStride, rowStart: part.rowStart, rows: part.rows, accumulate: accumulate ? 1 : 0, scale };
     rec.run(kernel, params, [ib, wholeBuffer(part.buffer), ob], gx, gy);
   }
 }
@@ -67,9 +76,9 @@ export function gatherRows(rec: Recorder, x: Tensor, rows: Tensor, out: Tensor, 
     name: 'gather_rows',
     code: `${threadLib}\n${gatherSource}`,
     bindings: ['read', 'read', 'write'],
-    params: 'uu',
+    params: GATHER_PARAMS,
     constants: { WG: GATHER_WG },
   }));
   const [gx, gy] = grid(ctx, Math.ceil((S * H) / GATHER_WG));
-  rec.run(kernel, [S, H], [bindTensor(ctx, x), bindTensor(ctx, rows), bindTensor(ctx, out)], gx, gy);
+  rec.run(kernel, { S, H }, [bindTensor(ctx, x), bindTensor(ctx, rows), bindTensor(ctx, out)], gx, gy);
 }

@@ -1,5 +1,6 @@
 /** GPU fills for weights: uniform random values ('dummy' load format) or a constant, without uploading data. */
 import type { GpuContext } from '../gpu/context.js';
+import { paramsStruct } from '../gpu/pipelines.js';
 import { Recorder } from '../gpu/recorder.js';
 import type { Weight } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
@@ -8,6 +9,12 @@ import { grid, wholeBuffer } from './common.js';
 
 const FILL_WG = 256;
 
+/**
+ * fill.wgsl, per weight part: its words, the element index of word 0 in the whole weight, the seed, halfs (1: two
+ * f16 per word, 0: one f32), random (1) or constant lo (0), the range [lo, hi).
+ */
+const FILL_PARAMS = paramsStruct({ words: 'u32', first: 'u32', seed: 'u32', halfs: 'u32', random: 'u32', lo: 'f32', hi: 'f32' });
+
 function fill(target: Recorder | GpuContext, w: Weight, random: boolean, seed: number, lo: number, hi: number): void {
   const rec = target instanceof Recorder ? target : new Recorder(target, 'fill');
   const { ctx } = rec;
@@ -15,7 +22,7 @@ function fill(target: Recorder | GpuContext, w: Weight, random: boolean, seed: n
     name: 'fill',
     code: `${threadLib}\n${fillSource}`,
     bindings: ['write'],
-    params: 'uuuuuff',
+    params: FILL_PARAMS,
     constants: { WG: FILL_WG },
   }));
   const halfs = w.dtype === 'f16' ? 1 : 0;
@@ -24,7 +31,7 @@ function fill(target: Recorder | GpuContext, w: Weight, random: boolean, seed: n
     const words = halfs ? Math.ceil(elements / 2) : elements;
     if (words === 0) continue;
     const [gx, gy] = grid(ctx, Math.ceil(words / FILL_WG));
-    const params = [words, part.rowStart * w.rowStride, seed >>> 0, halfs, random ? 1 : 0, lo, hi];
+    const params = { words, first: part.rowStart * w.rowStride, seed: seed >>> 0, halfs, random: random ? 1 : 0, lo, hi };
     rec.run(kernel, params, [wholeBuffer(part.buffer)], gx, gy);
   }
   if (rec !== target) rec.submit();

@@ -1,7 +1,6 @@
 /** The transformer's math on WebGPU: each op records dispatches into a {@link Recorder}. */
 export { linear, linearReduce, type LinearOptions, type LinearResult, type RmsNormOut, type SplitSums } from './linear.js';
-export { rmsNorm, layerNorm, qkNorm, postNormAdd, addRmsNorm, addLayerNorm } from './norm.js';
-export { rope, type QkvLayout } from './rope.js';
+export { rmsNorm, layerNorm, qkNorm, postNormAdd } from './norm.js';
 export {
   cacheKV,
   ropeCacheKV,
@@ -12,8 +11,9 @@ export {
   type AttentionMetadata,
   type AttentionOptions,
   type AttentionTiling,
+  type QkvLayout,
 } from './attention.js';
-export { add, act, gatedAct, scaleSoftcap, type Activation } from './elementwise.js';
+export { act, gatedAct, scaleSoftcap, type Activation } from './elementwise.js';
 export { embed, gatherRows } from './embedding.js';
 export { argmax } from './argmax.js';
 export { fillRandom, fillConstant } from './fill.js';

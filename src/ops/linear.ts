@@ -20,7 +20,7 @@
  * All of them fuse gating and the residual; the RMSNorm outside the GEMV is a separate rmsNorm dispatch into a
  * scratch tensor. A weight split into parts is one dispatch per part, each writing its column range of the output.
  */
-import type { KernelSource } from '../gpu/pipelines.js';
+import { paramsStruct, type KernelSource } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import type { MmaTile } from '../gpu/tuning.js';
 import { bindTensor, type Tensor, type Weight } from '../gpu/tensor.js';
@@ -91,7 +91,25 @@ type Path = 'gemv' | 'mma' | 'gemm' | 'tiled';
 /** The chosen kernel, with its subgroup-matrix tile for 'mma'. */
 type Choice = { path: 'mma'; tile: MmaTile } | { path: Exclude<Path, 'mma'>; tile: null };
 
-const PARAMS = 'uuuuuuuufu';
+/**
+ * lib/linear.wgsl (every linear kernel and the split-K reduce): T tokens of K inputs; N output columns of this
+ * dispatch (gated: gate rows); wStride elements between weight rows; outStride, out's row stride; colOffset, the
+ * part's first row (0 when gated); hasBias (0 / 1); upOffset (gated: weight row of the up row of output column 0);
+ * eps (linear.gemv's fused RMSNorm, linear.reduce.norm's normOut); kSplit (linear.mma: K per split, split-K across
+ * workgroups when < K; see linear.reduce.wgsl).
+ */
+const LINEAR_PARAMS = paramsStruct({
+  T: 'u32',
+  K: 'u32',
+  N: 'u32',
+  wStride: 'u32',
+  outStride: 'u32',
+  colOffset: 'u32',
+  hasBias: 'u32',
+  upOffset: 'u32',
+  eps: 'f32',
+  kSplit: 'u32',
+});
 const BINDINGS = ['read', 'read', 'read', 'write'] as const;
 
 /** Tokens per GEMV workgroup: the fewest of 1, 2, 4, ... that covers T, at most tuning.gemvTokens. */
@@ -141,7 +159,7 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
   const fkey = fusionKey(f);
   const lib = `${activationLib}\n${linearLib}\n`;
   let key: string;
-  let make: () => KernelSource;
+  let make: () => KernelSource<typeof LINEAR_PARAMS.fields>;
   if (path === 'gemv') {
     const tt = gemvTokens(T, tune.gemvTokens);
     const rows = gemvRows(tune, f);
@@ -155,14 +173,14 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
       prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
       constants: { WG: tune.gemvWorkgroup, LANES: lanes, NORM: f.norm ? 1 : 0, ...fused },
       bindings: ['read', 'read', 'read', 'read', 'write'],
-      params: PARAMS,
+      params: LINEAR_PARAMS,
     });
   } else if (choice.path === 'mma') {
     const { tile } = choice;
     key = `linear.mma.${tile.join('.')}.${fkey}`;
     make = () => {
       const { prelude, code } = mmaKernelCode(tile, f.gated >= 0);
-      return { name: key, prelude, code: `${lib}\n${code}`, constants: fused, bindings: [...BINDINGS, 'write'], params: PARAMS };
+      return { name: key, prelude, code: `${lib}\n${code}`, constants: fused, bindings: [...BINDINGS, 'write'], params: LINEAR_PARAMS };
     };
   } else if (path === 'gemm') {
     const [wx, wy] = gemmWorkgroup(tune, T);
@@ -173,7 +191,7 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
       prelude: weightPrelude(dtype, 4),
       constants: { WX: wx, WY: wy, BK: tune.gemmK, ...fused },
       bindings: BINDINGS,
-      params: PARAMS,
+      params: LINEAR_PARAMS,
     });
   } else {
     const [wx, wy] = tune.tiledWorkgroup;
@@ -184,7 +202,7 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
       prelude: `${weightPrelude(dtype, vw)}const TM = ${tune.tiledTokens}u;\n`,
       constants: { WX: wx, WY: wy, ...fused },
       bindings: BINDINGS,
-      params: PARAMS,
+      params: LINEAR_PARAMS,
     });
   }
   return ctx.pipelines.kernel(key, make);
@@ -290,7 +308,8 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
   for (const part of w.parts) {
     if (part.rows === 0) continue;
     const cols = opts.gated ? gatedRows : part.rows; // output columns of this dispatch
-    const params = [T, K, cols, w.rowStride, N, opts.gated ? 0 : part.rowStart, bias ? 1 : 0, gatedRows, eps, K];
+    const colOffset = opts.gated ? 0 : part.rowStart;
+    const params = { T, K, N: cols, wStride: w.rowStride, outStride: N, colOffset, hasBias: bias ? 1 : 0, upOffset: gatedRows, eps, kSplit: K };
     const wb = wholeBuffer(part.buffer);
     if (path === 'gemv') {
       const rows = gemvRows(tune, fusion);
@@ -316,10 +335,9 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
       const want = Math.min(steps, Math.floor(tune.mmaSplitWorkgroups / (gx * gz * tiles)));
       const kSplit = want > 1 ? Math.max(Math.ceil(steps / want), Math.ceil(tune.mmaMinSplitK / bk)) * bk : K;
       const splits = Math.ceil(K / kSplit);
-      params[9] = kSplit;
       // (Not the dummy without a split: bias may be the dummy, and a buffer cannot be bound read and written.)
       const partials = wholeBuffer(ctx.scratchBuffer('linear.partials', splits * T * part.rows * 4));
-      rec.run(kernel, params, [xb, wb, bb, ob, partials], gx, tiles * splits, gz);
+      rec.run(kernel, { ...params, kSplit }, [xb, wb, bb, ob, partials], gx, tiles * splits, gz);
       if (splits > 1) {
         const partTensor: Tensor = { buffer: partials.buffer, offset: 0, shape: [splits * T * part.rows], dtype: 'f32' };
         if (defer) {
@@ -405,10 +423,11 @@ export function linearReduce(
     code: normOut ? `${workgroupSumLib}\n${activationLib}\n${linearLib}\n${reduceNormSource}` : `${threadLib}\n${activationLib}\n${linearLib}\n${reduceSource}`,
     constants: { WG: wg, ...fusionConstants(fusion) },
     bindings: normOut ? ['read', 'read', 'write', 'read', 'write'] : ['read', 'read', 'write'],
-    params: PARAMS,
+    params: LINEAR_PARAMS,
   }));
   // Params as linear's, read by the reduce kernel: K / kSplit = splits (K = splits, kSplit = 1).
-  const params = [T, splits, cols, 0, opts.outStride, colOffset, bias ? 1 : 0, opts.gated ? cols : 0, normOut?.eps ?? 0, 1];
+  const hasBias = bias ? 1 : 0;
+  const params = { T, K: splits, N: cols, wStride: 0, outStride: opts.outStride, colOffset, hasBias, upOffset: opts.gated ? cols : 0, eps: normOut?.eps ?? 0, kSplit: 1 };
   const bindings = [bindTensor(ctx, part, 'linearReduce part'), bias ? bindTensor(ctx, bias, 'linearReduce bias') : wholeBuffer(ctx.dummy), bindTensor(ctx, out, 'linearReduce out')];
   if (normOut) {
     bindings.push(bindTensor(ctx, normOut.weight, 'linearReduce normOut weight'), bindTensor(ctx, normOut.out, 'linearReduce normOut out'));

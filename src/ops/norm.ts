@@ -1,23 +1,32 @@
 /**
- * Normalisations: RMSNorm, LayerNorm, Qwen3's per-head q/k RMSNorm on a fused qkv, and the residual add fused with
- * the next norm (one dispatch instead of two: per-step CPU cost is per dispatch).
+ * Normalisations: RMSNorm, LayerNorm, the q/k RMSNorm on a fused qkv (per head or over the whole projection), and
+ * the sandwich norm added to the residual stream with the next block's pre-norm fused (one dispatch instead of
+ * two: per-step CPU cost is per dispatch).
  */
-import type { BindingKind, BufferBinding, Kernel } from '../gpu/pipelines.js';
+import { paramsStruct, type BindingKind, type BufferBinding, type Kernel, type ParamFields, type ParamsStruct } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, sameStart, type Tensor } from '../gpu/tensor.js';
 import rmsSource from '../../shaders/rms_norm.wgsl';
 import rmsInplaceSource from '../../shaders/rms_norm.inplace.wgsl';
-import rmsAddSource from '../../shaders/rms_norm.add.wgsl';
 import rmsPostAddSource from '../../shaders/rms_norm.post_add.wgsl';
 import layerSource from '../../shaders/layer_norm.wgsl';
-import layerAddSource from '../../shaders/layer_norm.add.wgsl';
 import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import { expectTensor, grid } from './common.js';
 import type { RmsNormOut } from './linear.js';
-import type { QkvLayout } from './rope.js';
+import type { QkvLayout } from './attention.js';
+
+/** rms_norm.wgsl, layer_norm.wgsl: rows of H. */
+const ROW_PARAMS = paramsStruct({ rows: 'u32', H: 'u32', eps: 'f32' });
+/**
+ * rms_norm.inplace.wgsl: rows of H (g < split) or HB (g >= split) elements, g = r % groups, row r at
+ * (r / groups) tokenStride + g H.
+ */
+const INPLACE_PARAMS = paramsStruct({ rows: 'u32', H: 'u32', groups: 'u32', tokenStride: 'u32', split: 'u32', eps: 'f32', HB: 'u32' });
+/** rms_norm.post_add.wgsl: rows of H, the sandwich norm's eps and the next pre-norm's. */
+const POST_ADD_PARAMS = paramsStruct({ rows: 'u32', H: 'u32', eps: 'f32', nextEps: 'f32' });
 
 /** A norm kernel: one workgroup of tuning.rowWorkgroup threads per row, summing through lib/workgroup_sum.wgsl. */
-function rowKernel(rec: Recorder, name: string, source: string, bindings: BindingKind[], params = 'uuf') {
+function rowKernel<F extends ParamFields>(rec: Recorder, name: string, source: string, bindings: BindingKind[], params: ParamsStruct<F>) {
   const wg = rec.ctx.tuning.rowWorkgroup;
   return rec.ctx.pipelines.kernel(`${name}.${wg}`, () => ({
     name,
@@ -29,11 +38,11 @@ function rowKernel(rec: Recorder, name: string, source: string, bindings: Bindin
 }
 
 /** Records `kernel` over `rows` rows with the norms' params (rows, H, eps). */
-function runRows(rec: Recorder, kernel: Kernel, bindings: BufferBinding[], rows: number, H: number, eps: number): void {
-  rec.run(kernel, [rows, H, eps], bindings, ...grid(rec.ctx, rows));
+function runRows(rec: Recorder, kernel: Kernel<typeof ROW_PARAMS.fields>, bindings: BufferBinding[], rows: number, H: number, eps: number): void {
+  rec.run(kernel, { rows, H, eps }, bindings, ...grid(rec.ctx, rows));
 }
 
-const rmsInplaceKernel = (rec: Recorder) => rowKernel(rec, 'rms_norm.inplace', rmsInplaceSource, ['write', 'read', 'read'], 'uuuuufu');
+const rmsInplaceKernel = (rec: Recorder) => rowKernel(rec, 'rms_norm.inplace', rmsInplaceSource, ['write', 'read', 'read'], INPLACE_PARAMS);
 
 /**
  * out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * weight   for r < rows; out may be x.
@@ -52,10 +61,10 @@ export function rmsNorm(rec: Recorder, x: Tensor, weight: Tensor, out: Tensor, r
   expectTensor(out, 'f32', rows * H, 'rmsNorm out');
   if (sameStart(x, out)) {
     const wb = bindTensor(ctx, weight);
-    rec.run(rmsInplaceKernel(rec), [rows, H, 1, H, 1, eps, H], [bindTensor(ctx, out), wb, wb], ...grid(ctx, rows));
+    rec.run(rmsInplaceKernel(rec), { rows, H, groups: 1, tokenStride: H, split: 1, eps, HB: H }, [bindTensor(ctx, out), wb, wb], ...grid(ctx, rows));
     return;
   }
-  const kernel = rowKernel(rec, 'rms_norm', rmsSource, ['read', 'read', 'write']);
+  const kernel = rowKernel(rec, 'rms_norm', rmsSource, ['read', 'read', 'write'], ROW_PARAMS);
   runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, out)], rows, H, eps);
 }
 
@@ -94,28 +103,8 @@ export function qkNorm(
   expectTensor(kWeight, 'f32', kn, 'qkNorm kWeight');
   const [gx, gy] = grid(ctx, T * groups);
   const bindings = [bindTensor(ctx, qkv), bindTensor(ctx, qWeight), bindTensor(ctx, kWeight)];
-  rec.run(rmsInplaceKernel(rec), [T * groups, qn, groups, stride, mode === 'head' ? nH : 1, eps, kn], bindings, gx, gy);
-}
-
-/**
- * Residual add fused with the next RMSNorm (vLLM's fused_add_rms_norm), both in place:
- * x += h, then h = rmsNorm(x) * weight. Replaces `add(rec, x, h, x, rows * H); rmsNorm(rec, x, weight, h, ...)`.
- *
- * @param x       f32 [rows, H]: the residual stream, updated
- * @param h       f32 [rows, H]: the sublayer's output, replaced by the normalised rows
- * @param weight  f32 [H]
- * @example
- * addRmsNorm(rec, hidden, attnProj, layer.postAttentionNorm, T, H, 1e-6); // hidden += attn; attnProj = norm(hidden)
- */
-export function addRmsNorm(rec: Recorder, x: Tensor, h: Tensor, weight: Tensor, rows: number, H: number, eps: number): void {
-  if (rows === 0) return;
-  const { ctx } = rec;
-  expectTensor(x, 'f32', rows * H, 'addRmsNorm x');
-  expectTensor(h, 'f32', rows * H, 'addRmsNorm h');
-  expectTensor(weight, 'f32', H, 'addRmsNorm weight');
-  if (sameStart(x, h)) throw new Error('addRmsNorm: x and h must be different tensors');
-  const kernel = rowKernel(rec, 'rms_norm.add', rmsAddSource, ['write', 'write', 'read']);
-  runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight)], rows, H, eps);
+  const params = { rows: T * groups, H: qn, groups, tokenStride: stride, split: mode === 'head' ? nH : 1, eps, HB: kn };
+  rec.run(rmsInplaceKernel(rec), params, bindings, gx, gy);
 }
 
 /**
@@ -153,12 +142,12 @@ export function postNormAdd(rec: Recorder, x: Tensor, h: Tensor, weight: Tensor,
     code: `${workgroupSumLib}\n${rmsPostAddSource}`,
     prelude: next ? POST_ADD_NEXT : 'const NEXT = false;\nfn writeNext(e: u32, i: u32, v: f32) {}\n',
     bindings: next ? ['write', 'read', 'read', 'read', 'write'] : ['write', 'read', 'read'],
-    params: 'uuff',
+    params: POST_ADD_PARAMS,
     constants: { WG: wg },
   }));
   const bindings = [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight)];
   if (normOut) bindings.push(bindTensor(ctx, normOut.weight), bindTensor(ctx, normOut.out));
-  rec.run(kernel, [rows, H, eps, normOut?.eps ?? 0], bindings, ...grid(ctx, rows));
+  rec.run(kernel, { rows, H, eps, nextEps: normOut?.eps ?? 0 }, bindings, ...grid(ctx, rows));
 }
 
 /** rms_norm.post_add.wgsl's next block's pre-norm: nextWeight f32 [H], out f32 [rows, H]. */
@@ -167,35 +156,6 @@ const POST_ADD_NEXT = `const NEXT = true;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 fn writeNext(e: u32, i: u32, v: f32) { out[e] = v * nextWeight[i]; }
 `;
-
-/**
- * Residual add fused with the next LayerNorm, both in place: x += h, then h = layerNorm(x) * weight + bias.
- *
- * @param x       f32 [rows, H]: the residual stream, updated
- * @param h       f32 [rows, H]: the sublayer's output, replaced by the normalised rows
- * @example
- * addLayerNorm(rec, hidden, attnProj, layer.ln2Weight, layer.ln2Bias, T, 768, 1e-5);
- */
-export function addLayerNorm(
-  rec: Recorder,
-  x: Tensor,
-  h: Tensor,
-  weight: Tensor,
-  bias: Tensor,
-  rows: number,
-  H: number,
-  eps: number,
-): void {
-  if (rows === 0) return;
-  const { ctx } = rec;
-  expectTensor(x, 'f32', rows * H, 'addLayerNorm x');
-  expectTensor(h, 'f32', rows * H, 'addLayerNorm h');
-  expectTensor(weight, 'f32', H, 'addLayerNorm weight');
-  expectTensor(bias, 'f32', H, 'addLayerNorm bias');
-  if (sameStart(x, h)) throw new Error('addLayerNorm: x and h must be different tensors');
-  const kernel = rowKernel(rec, 'layer_norm.add', layerAddSource, ['write', 'write', 'read', 'read']);
-  runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, h), bindTensor(ctx, weight), bindTensor(ctx, bias)], rows, H, eps);
-}
 
 /**
  * out[r, :] = (x[r, :] - mean) / sqrt(var + eps) * weight + bias   for r < rows (biased variance); out must
@@ -225,6 +185,6 @@ export function layerNorm(
   expectTensor(bias, 'f32', H, 'layerNorm bias');
   expectTensor(out, 'f32', rows * H, 'layerNorm out');
   if (sameStart(x, out)) throw new Error('layerNorm: out must not be x');
-  const kernel = rowKernel(rec, 'layer_norm', layerSource, ['read', 'read', 'read', 'write']);
+  const kernel = rowKernel(rec, 'layer_norm', layerSource, ['read', 'read', 'read', 'write'], ROW_PARAMS);
   runRows(rec, kernel, [bindTensor(ctx, x), bindTensor(ctx, weight), bindTensor(ctx, bias), bindTensor(ctx, out)], rows, H, eps);
 }

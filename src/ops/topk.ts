@@ -11,6 +11,7 @@
  *   4. topk.combine.wgsl  row: the row's sum and the candidates' full prefixes
  * Steps 1 and 3 read the row (S * V * 4 bytes each); 2 and 4 touch S * NC * K * 8 and S * NC * 8 bytes.
  */
+import { paramsStruct, type ParamFields, type ParamsStruct } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../gpu/tensor.js';
 import topkLib from '../../shaders/lib/topk.wgsl';
@@ -27,6 +28,11 @@ const EPT = 16;
 
 /** u32 words of one row's record in `out`: [max, floor, sumExp, nanCount, ids[K], logits[K], prefix[K]]. */
 export const candidateRecordWords = (K: number): number => 4 + 3 * K;
+
+/** topk.wgsl, topk.merge.wgsl, topk.sum.wgsl: S rows of V logits in NC = ceil(V / CH) chunks. */
+const TOPK_PARAMS = paramsStruct({ S: 'u32', V: 'u32', NC: 'u32' });
+/** topk.combine.wgsl: as TOPK_PARAMS, and CH the logits per chunk (steps 1 and 3). */
+const TOPK_COMBINE_PARAMS = paramsStruct({ S: 'u32', V: 'u32', NC: 'u32', CH: 'u32' });
 
 /**
  * Records the four dispatches for rows 0..S-1.
@@ -54,21 +60,22 @@ export function topKCandidates(rec: Recorder, logits: Tensor, rowParams: Tensor,
   const cand = wholeBuffer(ctx.scratchBuffer('topk.cand', S * NC * K * 8));
   const partial = wholeBuffer(ctx.scratchBuffer('topk.partial', S * NC * 8));
   const constants = { WG: wg, K, EPT };
-  const kernel = (name: string, code: string, bindings: ('read' | 'write')[], params: string, consts: Record<string, number>) =>
+  const kernel = <F extends ParamFields>(name: string, code: string, bindings: ('read' | 'write')[], params: ParamsStruct<F>, consts: Record<string, number>) =>
     ctx.pipelines.kernel(`${name}.${wg}.${K}`, () => ({ name, code, bindings, params, constants: consts }));
-  const select = kernel('topk', `${topkLib}\n${selectSource}`, ['read', 'write'], 'uuu', constants);
-  const merge = kernel('topk.merge', `${topkLib}\n${mergeSource}`, ['read', 'read', 'write'], 'uuu', { WG: wg, K });
-  const sum = kernel('topk.sum', `${topkLib}\n${sumSource}`, ['read', 'read', 'write', 'write'], 'uuu', constants);
-  const combine = kernel('topk.combine', combineSource, ['read', 'write'], 'uuuu', { WG: wg, K });
+  const select = kernel('topk', `${topkLib}\n${selectSource}`, ['read', 'write'], TOPK_PARAMS, constants);
+  const merge = kernel('topk.merge', `${topkLib}\n${mergeSource}`, ['read', 'read', 'write'], TOPK_PARAMS, { WG: wg, K });
+  const sum = kernel('topk.sum', `${topkLib}\n${sumSource}`, ['read', 'read', 'write', 'write'], TOPK_PARAMS, constants);
+  const combine = kernel('topk.combine', combineSource, ['read', 'write'], TOPK_COMBINE_PARAMS, { WG: wg, K });
   const l = bindTensor(ctx, logits);
   const rp = bindTensor(ctx, rowParams);
   const o = bindTensor(ctx, out);
   const [cx, cy] = grid(ctx, S * NC);
   const [rx, ry] = grid(ctx, S);
-  if (steps & 1) rec.run(select, [S, V, NC], [l, cand], cx, cy);
-  if (steps & 2) rec.run(merge, [S, V, NC], [cand, rp, o], rx, ry);
-  if (steps & 4) rec.run(sum, [S, V, NC], [l, rp, o, partial], cx, cy);
-  if (steps & 8) rec.run(combine, [S, V, NC, CH], [partial, o], rx, ry);
+  const params = { S, V, NC };
+  if (steps & 1) rec.run(select, params, [l, cand], cx, cy);
+  if (steps & 2) rec.run(merge, params, [cand, rp, o], rx, ry);
+  if (steps & 4) rec.run(sum, params, [l, rp, o, partial], cx, cy);
+  if (steps & 8) rec.run(combine, { S, V, NC, CH }, [partial, o], rx, ry);
 }
 
 /** One row's record, copied out of a readback (the shape src/sampling/candidates.ts takes as `Candidates`). */

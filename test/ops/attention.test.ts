@@ -4,8 +4,7 @@ import { f32ToF16 } from '../../src/gpu/half.js';
 import { Recorder } from '../../src/gpu/recorder.js';
 import { createTensor, uploadTensor, type Tensor } from '../../src/gpu/tensor.js';
 import { CPU_TUNING, GPU_TUNING, type KernelTuning } from '../../src/gpu/tuning.js';
-import { attentionTileCount, attentionTiles, attentionTiling, cacheKV, pagedAttention } from '../../src/ops/attention.js';
-import type { QkvLayout } from '../../src/ops/rope.js';
+import { attentionTileCount, attentionTiles, attentionTiling, cacheKV, pagedAttention, type QkvLayout } from '../../src/ops/attention.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { expectClose, f32, i32, randomArray, rng, roundF16, run, TUNINGS, u32, withTuning } from './util.js';
 

@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { createStorageBuffer, readBuffer } from '../../src/gpu/buffers.js';
 import { f16ToF32, f32ToF16, fromHalfBits, toHalfBits } from '../../src/gpu/half.js';
+import { paramsStruct } from '../../src/gpu/pipelines.js';
 import { Recorder } from '../../src/gpu/recorder.js';
 import { createTensor, createWeight, readTensor, writeWeightRows, type Tensor, type Weight } from '../../src/gpu/tensor.js';
-import { add } from '../../src/ops/elementwise.js';
+import { scaleSoftcap } from '../../src/ops/elementwise.js';
+import { embed } from '../../src/ops/embedding.js';
 import { fillConstant, fillRandom } from '../../src/ops/fill.js';
 import { rmsNorm } from '../../src/ops/norm.js';
 import { getTestGpu } from '../helpers/gpu.js';
-import { f32, randomArray, rng } from './util.js';
+import { f32, randomArray, rng, u32, weight } from './util.js';
 
 async function readWeight(ctx: Awaited<ReturnType<typeof getTestGpu>>, w: Weight): Promise<Float32Array> {
   const out = new Float32Array(w.rows * w.cols);
@@ -98,15 +100,36 @@ describe('gpu plumbing', async () => {
     expect(ctx.takeErrors()).toEqual([]);
   });
 
+  it('paramsStruct gives the WGSL struct and writes named values into words of their types, in field order', () => {
+    const P = paramsStruct({ T: 'u32', offset: 'i32', eps: 'f32', n: 'u32', scale: 'f32' });
+    expect(P.wgsl).toBe('struct Params {\n  T: u32,\n  offset: i32,\n  eps: f32,\n  n: u32,\n  scale: f32,\n}\n');
+    expect(P.size).toBe(32); // 5 words, padded to 16 bytes
+    expect(paramsStruct({ a: 'u32' }).size).toBe(16);
+    const words = new Uint32Array(10).fill(7);
+    const [i32, f32] = [new Int32Array(words.buffer), new Float32Array(words.buffer)];
+    P.write(words, i32, f32, 2, { eps: 1e-6, T: 3, scale: 0.1, n: 2 ** 32 - 1, offset: -5 });
+    const want = new Uint32Array(10).fill(7);
+    want[2] = 3;
+    new Int32Array(want.buffer)[3] = -5;
+    new Float32Array(want.buffer)[4] = 1e-6;
+    want[5] = 2 ** 32 - 1;
+    new Float32Array(want.buffer)[6] = 0.1;
+    expect(Array.from(words)).toEqual(Array.from(want));
+    expect(() => P.write(words, i32, f32, 0, { T: 1 } as never)).toThrow(/no value for field offset/);
+    expect(() => paramsStruct({ x: 'f16' as never })).toThrow(/field x has type 'f16'/);
+  });
+
   it('a recorder survives more dispatches than its uniform ring holds, and reuses bind groups', async () => {
+    // acc += a row of ones, count times (embed accumulating): the sum shows that every dispatch ran once.
     const n = 64;
     const acc = f32(ctx, new Float32Array(n));
-    const one = f32(ctx, new Float32Array(n).fill(1));
+    const ones = weight(ctx, new Float32Array(n).fill(1), 1, n, 'f32');
+    const ids = u32(ctx, [0]);
     const rec = new Recorder(ctx);
-    add(rec, acc, one, acc, n);
+    embed(rec, ids, ones, acc, 1, true);
     const groups = ctx.pipelines.bindGroupCount;
     const count = Math.ceil(ctx.uniforms.size / ctx.uniforms.align) + 10;
-    for (let i = 1; i < count; i++) add(rec, acc, one, acc, n);
+    for (let i = 1; i < count; i++) embed(rec, ids, ones, acc, 1, true);
     rec.submit();
     expect(ctx.pipelines.bindGroupCount).toBe(groups);
     const got = (await readTensor(ctx, acc)) as Float32Array;
@@ -120,10 +143,10 @@ describe('gpu plumbing', async () => {
     const w = f32(ctx, randomArray(rng(4), n));
     const y = f32(ctx, new Float32Array(n));
     const z = f32(ctx, new Float32Array(n));
-    // y = rmsNorm(x) * w + x, then a copy of y into z: a norm with f32 params, an add, a copy.
+    // y = softcap(rmsNorm(x) * w / 0.5, 1.5), then a copy of y into z: two dispatches with f32 params, a copy.
     const record = (rec: Recorder) => {
       rmsNorm(rec, x, w, y, 4, n / 4, 1e-5);
-      add(rec, y, x, y, n);
+      scaleSoftcap(rec, y, n, { divisor: 0.5, softcap: 1.5 });
       rec.copy(y.buffer, 0, z.buffer, 0, n * 4);
     };
     const eager = new Recorder(ctx);
