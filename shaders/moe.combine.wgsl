@@ -7,13 +7,7 @@
 //
 // Dispatch: one thread per 4 outputs: i = threadIndex (lib/thread.wgsl) over T H / 4.
 
-struct Params {
-  n: u32, // T * H / 4
-  H4: u32, // H / 4
-  K: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: COMBINE_PARAMS in src/ops/moe.ts
 @group(0) @binding(1) var<storage, read> y: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 

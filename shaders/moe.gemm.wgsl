@@ -25,20 +25,7 @@
 // through the sorted list) and the w tile staged transposed in shared memory as vec4s; thread (tx, ty) accumulates
 // a 4 x 4 block: pairs 4 ty .., tile columns 4 tx ... Pairs past the expert's are clamped (computed, never written).
 
-struct Params {
-  topK: u32,
-  K: u32,
-  N: u32,
-  wStride: u32,
-  eStride: u32,
-  expertStart: u32,
-  expertEnd: u32,
-  E: u32,
-  sortedAt: u32,
-  tilesAt: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: EXPERT_PARAMS in src/ops/moe.ts
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<WS>;
 @group(0) @binding(3) var<storage, read> groups: array<u32>;

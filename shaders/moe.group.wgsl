@@ -16,15 +16,7 @@
 // the threads; then blocks of WG pairs are scattered, pair i at cursor[e] + (the pairs of e before i in its
 // block), which keeps the order. Cost: P / WG blocks of up to WG shared-memory reads per thread.
 
-struct Params {
-  P: u32,
-  E: u32,
-  TR: u32, // pairs per tile
-  sortedAt: u32,
-  tilesAt: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: GROUP_PARAMS in src/ops/moe.ts
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> groups: array<u32>;
 

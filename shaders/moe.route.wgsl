@@ -12,14 +12,7 @@
 //
 // Dispatch: one thread per token: t = threadIndex (lib/thread.wgsl); O(K E) per thread (E <= a few hundred).
 
-struct Params {
-  T: u32,
-  E: u32,
-  K: u32,
-  norm: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: ROUTE_PARAMS in src/ops/moe.ts
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> weights: array<f32>;

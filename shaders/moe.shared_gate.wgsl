@@ -12,12 +12,7 @@
 // Dispatch: one workgroup of WG threads per token t = wid.x + wid.y nwg.x; workgroupSum (lib/workgroup_sum.wgsl)
 // adds the dot product.
 
-struct Params {
-  T: u32,
-  H: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: Params; // struct Params: SHARED_GATE_PARAMS in src/ops/moe.ts
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<WS>;
 @group(0) @binding(3) var<storage, read> y: array<f32>;

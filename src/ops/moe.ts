@@ -19,6 +19,7 @@
  * GPU, exit at once.
  */
 import type { GpuContext } from '../gpu/context.js';
+import { paramsStruct } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, createWeight, writeWeightRows, type Tensor, type Weight, type WeightOptions } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
@@ -105,6 +106,14 @@ function expertParts(w: ExpertWeights) {
 }
 
 const ROUTE_WG = 64;
+const ROUTE_PARAMS = paramsStruct({ T: 'u32', E: 'u32', K: 'u32', norm: 'u32' });
+const GROUP_PARAMS = paramsStruct({ P: 'u32', E: 'u32', TR: 'u32', sortedAt: 'u32', tilesAt: 'u32' });
+/** The grouped GEMV's and GEMM's params (moe.gemv.wgsl, moe.gemm.wgsl). */
+const EXPERT_PARAMS = paramsStruct({
+  topK: 'u32', K: 'u32', N: 'u32', wStride: 'u32', eStride: 'u32', expertStart: 'u32', expertEnd: 'u32', E: 'u32', sortedAt: 'u32', tilesAt: 'u32',
+});
+const COMBINE_PARAMS = paramsStruct({ n: 'u32', H4: 'u32', K: 'u32' });
+const SHARED_GATE_PARAMS = paramsStruct({ T: 'u32', H: 'u32' });
 const COMBINE_WG = 256;
 
 /**
@@ -131,11 +140,11 @@ export function moeRoute(rec: Recorder, logits: Tensor, ids: Tensor, weights: Te
     name: 'moe.route',
     code: `${threadLib}\n${routeSource}`,
     bindings: ['read', 'write', 'write'],
-    params: 'uuuu',
+    params: ROUTE_PARAMS,
     constants: { WG: ROUTE_WG },
   }));
   const bindings = [bindTensor(ctx, logits, 'moeRoute logits'), bindTensor(ctx, ids, 'moeRoute ids'), bindTensor(ctx, weights, 'moeRoute weights')];
-  rec.run(kernel, [T, E, K, normTopK ? 1 : 0], bindings, ...grid(ctx, Math.ceil(T / ROUTE_WG)));
+  rec.run(kernel, { T, E, K, norm: normTopK ? 1 : 0 }, bindings, ...grid(ctx, Math.ceil(T / ROUTE_WG)));
 }
 
 /**
@@ -184,10 +193,10 @@ export function moeGroup(rec: Recorder, ids: Tensor, groups: Tensor, T: number, 
     name: key,
     code: groupSource,
     bindings: ['read', 'write'],
-    params: 'uuuuu',
+    params: GROUP_PARAMS,
     constants: { WG: wg, EMAX: emax },
   }));
-  rec.run(kernel, [P, E, tileRows, layout.sorted, layout.tiles], [bindTensor(ctx, ids, 'moeGroup ids'), bindTensor(ctx, groups, 'moeGroup groups')], 1);
+  rec.run(kernel, { P, E, TR: tileRows, sortedAt: layout.sorted, tilesAt: layout.tiles }, [bindTensor(ctx, ids, 'moeGroup ids'), bindTensor(ctx, groups, 'moeGroup groups')], 1);
 }
 
 /** Options of {@link fusedMoe}. */
@@ -252,7 +261,7 @@ function gemvKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: nu
     prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}const TT = ${tileRows}u;\nconst R = ${rows}u;\n`,
     constants: { WG: wg, LANES: lanes, GATED: gated ? 1 : 0, ACT: act },
     bindings: ['read', 'read', 'read', 'read', 'write'],
-    params: 'uuuuuuuuuu',
+    params: EXPERT_PARAMS,
   }));
   return { kernel, columns: (wg / lanes) * (gated ? rows / 2 : rows) };
 }
@@ -269,7 +278,7 @@ function gemmKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: nu
     prelude: weightPrelude(dtype, 4),
     constants: { WX: wx, WY: wy, BK: bk, GATED: gated ? 1 : 0, ACT: act },
     bindings: ['read', 'read', 'read', 'read', 'write'],
-    params: 'uuuuuuuuuu',
+    params: EXPERT_PARAMS,
   }));
   // Output columns per workgroup: 4 WX tile columns, of which gated quads make 2 WX.
   return { kernel, columns: gated ? 2 * wx : 4 * wx };
@@ -345,7 +354,7 @@ export function fusedMoe(
     for (const part of expertParts(s.w)) {
       const tiles = maxTiles(T, P, part.expertEnd - part.expertStart, tileRows);
       if (tiles > ctx.limits.maxComputeWorkgroupsPerDimension) throw new Error(`fusedMoe: ${tiles} tiles exceed the grid; fewer tokens per step`);
-      const params = [K, s.inner, s.N, rowStride, s.w.rows * rowStride, part.expertStart, part.expertEnd, E, layout.sorted, layout.tiles];
+      const params = { topK: K, K: s.inner, N: s.N, wStride: rowStride, eStride: s.w.rows * rowStride, expertStart: part.expertStart, expertEnd: part.expertEnd, E, sortedAt: layout.sorted, tilesAt: layout.tiles };
       rec.run(kernel, params, [s.input, wholeBuffer(part.buffer), gb, wb, s.output], gx, tiles, gz);
     }
   }
@@ -354,11 +363,11 @@ export function fusedMoe(
     name: 'moe.combine',
     code: `${threadLib}\n${combineSource}`,
     bindings: ['read', 'write'],
-    params: 'uuu',
+    params: COMBINE_PARAMS,
     constants: { WG: COMBINE_WG },
   }));
   const n = (T * H) / 4;
-  rec.run(combine, [n, H / 4, K], [yb, bindTensor(ctx, out, 'fusedMoe out')], ...grid(ctx, Math.ceil(n / COMBINE_WG)));
+  rec.run(combine, { n, H4: H / 4, K }, [yb, bindTensor(ctx, out, 'fusedMoe out')], ...grid(ctx, Math.ceil(n / COMBINE_WG)));
 }
 
 /**
@@ -389,11 +398,11 @@ export function sharedExpertGate(rec: Recorder, x: Tensor, gate: Weight, y: Tens
     code: `${workgroupSumLib}\n${sharedGateSource}`,
     prelude: weightPrelude(gate.dtype, 1),
     bindings: ['read', 'read', 'read', 'write'],
-    params: 'uu',
+    params: SHARED_GATE_PARAMS,
     constants: { WG: wg },
   }));
   const bindings = [bindTensor(ctx, x, 'sharedExpertGate x'), wholeBuffer(gate.parts[0].buffer), bindTensor(ctx, y, 'sharedExpertGate y'), bindTensor(ctx, out, 'sharedExpertGate out')];
-  rec.run(kernel, [T, H], bindings, ...grid(ctx, T));
+  rec.run(kernel, { T, H }, bindings, ...grid(ctx, T));
 }
 
 /**
