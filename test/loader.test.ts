@@ -80,10 +80,16 @@ async function collectAll(gen: AsyncIterable<TensorChunk> | Iterable<TensorChunk
 
 const DTYPE_OF: Record<ModelConfig['dtype'], SafetensorsDtype> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
 
+/** The shared checkpoints and test/fixtures' (new families, made with transformers) by name -> folder. */
+const allCheckpoints: [string, string][] = [
+  ...checkpoints.map((n): [string, string] => [n, modelDir(n)]),
+  ...readdirSync(join(REPO, 'test/fixtures/models')).map((n): [string, string] => [n, join(REPO, 'test/fixtures/models', n)]),
+];
+
 describe('safetensors fixtures', () => {
-  it.each(checkpoints)('%s lists the tensors its config implies', async (name) => {
-    const cfg = configOf(name);
-    const ckpt = await readCheckpoint(await FsModelSource.open(modelDir(name)));
+  it.each(allCheckpoints)('%s lists the tensors its config implies', async (name, dir) => {
+    const cfg = parseModelConfig(readFileSync(join(dir, 'config.json'), 'utf8'));
+    const ckpt = await readCheckpoint(await FsModelSource.open(dir));
     expect(ckpt.files).toEqual(['model.safetensors']);
     const specs = checkpointTensors(cfg);
     const used = new Set<string>();

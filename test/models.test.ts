@@ -6,20 +6,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SamplingParams, type LLM, type RequestOutput } from '../bindings/node/index.js';
-import { loadGoldens, modelDir, type GoldenPrompt } from './helpers/paths.js';
+import { loadGoldens, modelDir } from './helpers/paths.js';
+import { goldenChecks, goldenRun } from './helpers/golden-checks.js';
 import { loadLLM } from './helpers/llm.js';
 
 const goldens = loadGoldens();
 const TRAINED = new Set(['stories260K', 'tinystories-656K']);
-/** Measured f32-path error on logits is ~1e-5; greedy steps with a smaller golden margin are not compared. */
-const MARGIN = 1e-3;
-
-/** Greedy ids must match up to the first step whose golden margin is below MARGIN (all steps for trained models). */
-function comparableSteps(model: string, g: GoldenPrompt): number {
-  if (TRAINED.has(model)) return g.greedy_ids.length;
-  const i = g.greedy_margins.findIndex((m) => m < MARGIN);
-  return i < 0 ? g.greedy_ids.length : i + 1; // the step with the small margin itself is a tie-break
-}
 
 describe.each(Object.keys(goldens))('%s', (model) => {
   const g = goldens[model];
@@ -27,49 +19,10 @@ describe.each(Object.keys(goldens))('%s', (model) => {
   let outs: RequestOutput[];
   beforeAll(async () => {
     llm = await loadLLM(modelDir(model));
-    const n = g.prompts[0].greedy_ids.length;
-    const params = new SamplingParams({ temperature: 0, maxTokens: n, minTokens: n, logprobs: 20, promptLogprobs: 1 });
-    outs = await llm.generate(g.prompts.map((p) => p.text), params);
+    outs = await goldenRun(llm, g.prompts);
   });
   afterAll(() => llm?.dispose());
-
-  it('tokenizes prompts like Hugging Face', () => {
-    g.prompts.forEach((p, i) => expect(outs[i].promptTokenIds).toEqual(p.input_ids));
-  });
-
-  it('matches the top-20 logprobs of the first generated token', () => {
-    g.prompts.forEach((p, i) => {
-      const first = outs[i].outputs[0].logprobs![0];
-      const byRank = [...first.entries()].filter(([, l]) => l.rank <= 20).sort((a, b) => a[1].rank - b[1].rank);
-      expect(byRank.length).toBe(20);
-      byRank.forEach(([id, l], r) => {
-        const gid = p.last_logits_top20.ids[r];
-        // Near-ties may swap ranks; then the values still agree.
-        if (id !== gid) expect(Math.abs(p.last_logprobs_top20[r] - l.logprob)).toBeLessThan(1e-3);
-        expect(l.logprob).toBeCloseTo(p.last_logprobs_top20[r], 3);
-      });
-    });
-  });
-
-  it('matches the argmax at every prompt position', () => {
-    g.prompts.forEach((p, i) => {
-      const plp = outs[i].promptLogprobs!;
-      const argmax = plp.slice(1).map((m) => [...m!.entries()].find(([, l]) => l.rank === 1)![0]);
-      argmax.push(outs[i].outputs[0].tokenIds[0]);
-      expect(argmax).toEqual(p.argmax_per_position);
-    });
-  });
-
-  it('greedy-decodes like Hugging Face', () => {
-    g.prompts.forEach((p, i) => {
-      const k = comparableSteps(model, p);
-      expect(outs[i].outputs[0].tokenIds.slice(0, k)).toEqual(p.greedy_ids.slice(0, k));
-      expect(outs[i].outputs[0].finishReason).toBe('length');
-      // HF decodes the ids alone, which drops a SentencePiece leading space; vLLM (and we) decode them after the
-      // prompt, which keeps it.
-      if (k === p.greedy_ids.length) expect(outs[i].outputs[0].text.trimStart()).toBe(p.greedy_text.trimStart());
-    });
-  });
+  goldenChecks(g.prompts, () => outs, { allSteps: TRAINED.has(model) });
 });
 
 describe('stories260K, llama2.c reference', () => {

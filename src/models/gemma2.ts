@@ -11,7 +11,7 @@ import type { JsonFields } from '../config/json-fields.js';
 import { readAct, type ConfigBody, type LayerType, type ModelConfig } from '../config/model-config.js';
 import type { ModelFamily } from './family.js';
 import { readLlamaLike, type LlamaLike } from './llama.js';
-import { WeightTable, type WeightSpec } from './weights.js';
+import { attentionTensors, gatedMlpTensors, WeightTable, type WeightSpec } from './weights.js';
 
 /** Layer l's kind from `layer_types` (sliding_attention / full_attention), else `defaultSliding(l)`. */
 export function gemmaLayerKinds(f: JsonFields, n: number, defaultSliding: (l: number) => boolean): boolean[] {
@@ -57,24 +57,14 @@ function readGemma2(f: JsonFields): ConfigBody {
 /** Gemma's checkpoint: Llama's names plus pre/post feed-forward norms; every norm weight w is used as 1 + w. */
 export function gemmaWeights(cfg: ModelConfig): WeightSpec[] {
   const { hiddenSize: H, numHeads: nH, numKvHeads: nKv, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
-  const qkvRows = (nH + 2 * nKv) * D;
-  const bias = cfg.qkvBias ? 'qkvBias' : null;
   const t = new WeightTable().matrix('model.embed_tokens.weight', V, H, 'embed');
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `model.layers.${i}`;
-    t.layer(i)
-      .norm(`${p}.input_layernorm`, H, 'attnNorm', false, 1)
-      .linear(`${p}.self_attn.q_proj`, nH * D, H, 'qkv', bias, { offset: 0, total: qkvRows })
-      .linear(`${p}.self_attn.k_proj`, nKv * D, H, 'qkv', bias, { offset: nH * D, total: qkvRows })
-      .linear(`${p}.self_attn.v_proj`, nKv * D, H, 'qkv', bias, { offset: (nH + nKv) * D, total: qkvRows });
+    t.layer(i).norm(`${p}.input_layernorm`, H, 'attnNorm', false, 1);
+    attentionTensors(t, p, H, nH, nKv, D, cfg.qkvBias, cfg.oBias);
     if (cfg.qkNorm) t.norm(`${p}.self_attn.q_norm`, D, 'qNorm', false, 1).norm(`${p}.self_attn.k_norm`, D, 'kNorm', false, 1);
-    t.linear(`${p}.self_attn.o_proj`, H, nH * D, 'o', cfg.oBias ? 'oBias' : null)
-      .norm(`${p}.post_attention_layernorm`, H, 'postAttnNorm', false, 1)
-      .norm(`${p}.pre_feedforward_layernorm`, H, 'mlpNorm', false, 1)
-      .linear(`${p}.mlp.gate_proj`, I, H, 'up', null, { offset: 0, total: 2 * I })
-      .linear(`${p}.mlp.up_proj`, I, H, 'up', null, { offset: I, total: 2 * I })
-      .linear(`${p}.mlp.down_proj`, H, I, 'down', null)
-      .norm(`${p}.post_feedforward_layernorm`, H, 'postMlpNorm', false, 1);
+    t.norm(`${p}.post_attention_layernorm`, H, 'postAttnNorm', false, 1).norm(`${p}.pre_feedforward_layernorm`, H, 'mlpNorm', false, 1);
+    gatedMlpTensors(t, p, H, I, false).norm(`${p}.post_feedforward_layernorm`, H, 'postMlpNorm', false, 1);
   }
   t.layer(-1).norm('model.norm', H, 'finalNorm', false, 1);
   t.matrix('lm_head.weight', V, H, 'lmHead', undefined, { optional: cfg.tieWordEmbeddings });

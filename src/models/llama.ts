@@ -11,7 +11,7 @@ import type { JsonFields } from '../config/json-fields.js';
 import { readAct, splitHeads, type ConfigBody, type ModelConfig } from '../config/model-config.js';
 import { parseRope, type RopeConfig } from '../config/rope.js';
 import type { ModelFamily } from './family.js';
-import { WeightTable, type WeightSpec } from './weights.js';
+import { attentionTensors, gatedMlpTensors, WeightTable, type WeightSpec } from './weights.js';
 
 /** What differs between the Llama-style families' configs. */
 export interface LlamaLike {
@@ -79,30 +79,24 @@ export interface LlamaTableOptions {
 /** The Llama-style checkpoint: `model.layers.{i}.self_attn.q_proj.weight`, ... (HF LlamaForCausalLM names). */
 export function llamaWeights(cfg: ModelConfig, o: LlamaTableOptions = {}): WeightSpec[] {
   const { hiddenSize: H, numHeads: nH, numKvHeads: nKv, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
-  const qkvRows = (nH + 2 * nKv) * D;
-  const qkvBias = cfg.qkvBias ? 'qkvBias' : null;
-  const mlpBias = cfg.mlpBias;
   const t = new WeightTable().matrix('model.embed_tokens.weight', V, H, 'embed');
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `model.layers.${i}`;
     t.layer(i).norm(`${p}.input_layernorm`, H, 'attnNorm');
     if (o.fused) {
-      t.linear(`${p}.self_attn.qkv_proj`, qkvRows, H, 'qkv', qkvBias);
+      t.linear(`${p}.self_attn.qkv_proj`, (nH + 2 * nKv) * D, H, 'qkv', cfg.qkvBias ? 'qkvBias' : null);
+      t.linear(`${p}.self_attn.o_proj`, H, nH * D, 'o', cfg.oBias ? 'oBias' : null);
     } else {
-      t.linear(`${p}.self_attn.q_proj`, nH * D, H, 'qkv', qkvBias, { offset: 0, total: qkvRows })
-        .linear(`${p}.self_attn.k_proj`, nKv * D, H, 'qkv', qkvBias, { offset: nH * D, total: qkvRows })
-        .linear(`${p}.self_attn.v_proj`, nKv * D, H, 'qkv', qkvBias, { offset: (nH + nKv) * D, total: qkvRows });
+      attentionTensors(t, p, H, nH, nKv, D, cfg.qkvBias, cfg.oBias);
     }
     if (cfg.qkNorm) t.norm(`${p}.self_attn.q_norm`, D, 'qNorm').norm(`${p}.self_attn.k_norm`, D, 'kNorm');
-    t.linear(`${p}.self_attn.o_proj`, H, nH * D, 'o', cfg.oBias ? 'oBias' : null);
     t.norm(`${p}.post_attention_layernorm`, H, 'mlpNorm');
     if (o.fused) {
-      t.linear(`${p}.mlp.gate_up_proj`, 2 * I, H, 'up', mlpBias ? 'upBias' : null);
+      t.linear(`${p}.mlp.gate_up_proj`, 2 * I, H, 'up', cfg.mlpBias ? 'upBias' : null);
+      t.linear(`${p}.mlp.down_proj`, H, I, 'down', cfg.mlpBias ? 'downBias' : null);
     } else {
-      t.linear(`${p}.mlp.gate_proj`, I, H, 'up', mlpBias ? 'upBias' : null, { offset: 0, total: 2 * I })
-        .linear(`${p}.mlp.up_proj`, I, H, 'up', mlpBias ? 'upBias' : null, { offset: I, total: 2 * I });
+      gatedMlpTensors(t, p, H, I, cfg.mlpBias);
     }
-    t.linear(`${p}.mlp.down_proj`, H, I, 'down', mlpBias ? 'downBias' : null);
   }
   t.layer(-1).norm('model.norm', H, 'finalNorm');
   t.matrix('lm_head.weight', V, H, 'lmHead', undefined, { optional: cfg.tieWordEmbeddings });

@@ -7,7 +7,7 @@ import type { JsonFields } from '../config/json-fields.js';
 import type { ConfigBody, ModelConfig } from '../config/model-config.js';
 import type { ModelFamily } from './family.js';
 import { readLlamaLike } from './llama.js';
-import { WeightTable, type WeightSpec } from './weights.js';
+import { attentionTensors, gatedMlpTensors, WeightTable, type WeightSpec } from './weights.js';
 
 function readOlmo2(f: JsonFields): ConfigBody {
   const body = readLlamaLike(f, { maxPos: 2048, eps: 1e-5, theta: 10000, qkvBias: 'attention_bias', slidingWindow: () => null });
@@ -16,23 +16,14 @@ function readOlmo2(f: JsonFields): ConfigBody {
 
 function olmo2Weights(cfg: ModelConfig): WeightSpec[] {
   const { hiddenSize: H, numHeads: nH, numKvHeads: nKv, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
-  const qkvRows = (nH + 2 * nKv) * D;
-  const bias = cfg.qkvBias ? 'qkvBias' : null;
   const t = new WeightTable().matrix('model.embed_tokens.weight', V, H, 'embed');
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `model.layers.${i}`;
-    t.layer(i)
-      .linear(`${p}.self_attn.q_proj`, nH * D, H, 'qkv', bias, { offset: 0, total: qkvRows })
-      .linear(`${p}.self_attn.k_proj`, nKv * D, H, 'qkv', bias, { offset: nH * D, total: qkvRows })
-      .linear(`${p}.self_attn.v_proj`, nKv * D, H, 'qkv', bias, { offset: (nH + nKv) * D, total: qkvRows })
+    attentionTensors(t.layer(i), p, H, nH, nKv, D, cfg.qkvBias, cfg.oBias)
       .norm(`${p}.self_attn.q_norm`, nH * D, 'qNorm')
       .norm(`${p}.self_attn.k_norm`, nKv * D, 'kNorm')
-      .linear(`${p}.self_attn.o_proj`, H, nH * D, 'o', cfg.oBias ? 'oBias' : null)
-      .norm(`${p}.post_attention_layernorm`, H, 'postAttnNorm')
-      .linear(`${p}.mlp.gate_proj`, I, H, 'up', null, { offset: 0, total: 2 * I })
-      .linear(`${p}.mlp.up_proj`, I, H, 'up', null, { offset: I, total: 2 * I })
-      .linear(`${p}.mlp.down_proj`, H, I, 'down', null)
-      .norm(`${p}.post_feedforward_layernorm`, H, 'postMlpNorm');
+      .norm(`${p}.post_attention_layernorm`, H, 'postAttnNorm');
+    gatedMlpTensors(t, p, H, I, false).norm(`${p}.post_feedforward_layernorm`, H, 'postMlpNorm');
   }
   t.layer(-1).norm('model.norm', H, 'finalNorm');
   t.matrix('lm_head.weight', V, H, 'lmHead', undefined, { optional: cfg.tieWordEmbeddings });

@@ -117,6 +117,28 @@ export class WeightTable {
 }
 
 /**
+ * A Llama-style attention block's projections, `${p}.self_attn.{q,k,v,o}_proj`: q, k and v into the fused qkv slot
+ * (rows by head counts), o apart; with `qkvBias` / `oBias` their biases.
+ */
+export function attentionTensors(t: WeightTable, p: string, H: number, nH: number, nKv: number, D: number, qkvBias: boolean, oBias: boolean): WeightTable {
+  const rows = (nH + 2 * nKv) * D;
+  const bias = qkvBias ? 'qkvBias' : null;
+  return t
+    .linear(`${p}.self_attn.q_proj`, nH * D, H, 'qkv', bias, { offset: 0, total: rows })
+    .linear(`${p}.self_attn.k_proj`, nKv * D, H, 'qkv', bias, { offset: nH * D, total: rows })
+    .linear(`${p}.self_attn.v_proj`, nKv * D, H, 'qkv', bias, { offset: (nH + nKv) * D, total: rows })
+    .linear(`${p}.self_attn.o_proj`, H, nH * D, 'o', oBias ? 'oBias' : null);
+}
+
+/** A gated MLP's `${p}.mlp.{gate,up,down}_proj`: gate and up into the fused up slot, down apart. */
+export function gatedMlpTensors(t: WeightTable, p: string, H: number, I: number, bias: boolean): WeightTable {
+  return t
+    .linear(`${p}.mlp.gate_proj`, I, H, 'up', bias ? 'upBias' : null, { offset: 0, total: 2 * I })
+    .linear(`${p}.mlp.up_proj`, I, H, 'up', bias ? 'upBias' : null, { offset: I, total: 2 * I })
+    .linear(`${p}.mlp.down_proj`, H, I, 'down', bias ? 'downBias' : null);
+}
+
+/**
  * A mixture-of-experts MLP's tensors, as `${name(e, 'gate' | 'up' | 'down')}.weight` per expert e ([I, H], [I, H],
  * [H, I]), stacked into the gate|up and down expert slots.
  */

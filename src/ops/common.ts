@@ -61,3 +61,17 @@ fn loadW(i: u32) -> XV { ${load} }
 fn vdot(a: XV, b: XV) -> f32 { return ${vw === 4 ? 'dot(a, b)' : 'a * b'}; }
 `;
 }
+
+/** WGSL for reading 8-element chunks of a weight bound as `w`: loadW8(c) -> array<vec4<f32>, 2> (linear.gemv, moe.gemv). */
+export function chunkPrelude(dtype: 'f32' | 'f16'): string {
+  return dtype === 'f16'
+    ? `alias WS = vec4<u32>;
+fn loadW8(c: u32) -> array<vec4<f32>, 2> {
+  let v = w[c];
+  return array<vec4<f32>, 2>(vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
+}
+`
+    : `alias WS = vec4<f32>;
+fn loadW8(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w[2u * c], w[2u * c + 1u]); }
+`;
+}

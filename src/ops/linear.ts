@@ -36,7 +36,7 @@ import reduceSource from '../../shaders/linear.reduce.wgsl';
 import reduceNormSource from '../../shaders/linear.reduce.norm.wgsl';
 import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import { actCode, gatedAct, toHalf, type Activation } from './elementwise.js';
-import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
+import { chunkPrelude, expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 import { rmsNorm } from './norm.js';
 import { mmaKernelCode, mmaSharedBytes, mmaStepK } from './linear-mma.js';
 
@@ -117,20 +117,6 @@ function gemvTokens(T: number, max: number): number {
   let tt = 1;
   while (tt < T && tt < max) tt *= 2;
   return tt;
-}
-
-/** WGSL for reading 8-element chunks of a weight: loadW8(c) -> array<vec4<f32>, 2> (see linear.gemv.wgsl). */
-function chunkPrelude(dtype: 'f32' | 'f16'): string {
-  return dtype === 'f16'
-    ? `alias WS = vec4<u32>;
-fn loadW8(c: u32) -> array<vec4<f32>, 2> {
-  let v = w[c];
-  return array<vec4<f32>, 2>(vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
-}
-`
-    : `alias WS = vec4<f32>;
-fn loadW8(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w[2u * c], w[2u * c + 1u]); }
-`;
 }
 
 /** Weight rows per GEMV row group: a gated one needs a gate and an up row at least. */

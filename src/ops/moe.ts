@@ -34,7 +34,7 @@ import gemmSource from '../../shaders/moe.gemm.wgsl';
 import combineSource from '../../shaders/moe.combine.wgsl';
 import sharedGateSource from '../../shaders/moe.shared_gate.wgsl';
 import { actCode, type Activation } from './elementwise.js';
-import { expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
+import { chunkPrelude, expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 
 /**
  * The stacked weights of E experts, each [rows, cols] (HF [out, in] layout): gate|up [E, 2 I, H] (per expert the
@@ -229,20 +229,6 @@ export function moeTileRows(T: number, K: number, E: number): number {
   let tr = 1;
   while (tr < (T * K) / E && tr < MAX_TILE_ROWS) tr *= 2;
   return tr;
-}
-
-/** WGSL for 8-element chunks of a weight: loadW8(c) -> array<vec4<f32>, 2> (as linear.gemv's). */
-function chunkPrelude(dtype: 'f32' | 'f16'): string {
-  return dtype === 'f16'
-    ? `alias WS = vec4<u32>;
-fn loadW8(c: u32) -> array<vec4<f32>, 2> {
-  let v = w[c];
-  return array<vec4<f32>, 2>(vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)), vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)));
-}
-`
-    : `alias WS = vec4<f32>;
-fn loadW8(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w[2u * c], w[2u * c + 1u]); }
-`;
 }
 
 /** The grouped GEMV (moe.gemv.wgsl) for inner size K, and its output columns per workgroup. */
