@@ -213,22 +213,24 @@ export interface MoeOptions {
   tileRows?: number;
   /**
    * Weight rows per row group of the GEMVs: 1, 2 or 4 (gate|up: 2 or 4, half gate rows, half up rows); more rows
-   * reuse each x load for more products. Default: tuning.gemvRows (gate|up at least 2). Benchmarks set it.
+   * reuse each x load for more products. Default 4 (MOE_GEMV_ROWS). Benchmarks set it.
    */
   rows?: 1 | 2 | 4;
 }
 
-/** The most pairs per tile: the GEMV keeps tileRows x rows accumulators per thread. */
-const MAX_TILE_ROWS = 8;
+/**
+ * The GEMVs' default rows per row group. H200, one Qwen3-30B-A3B layer (bench/moe.js, 2026-12-04): 4 rows beat the
+ * tuning's 2 at every token count (T = 8: 411 against 528 us with 1-pair tiles; T = 64: 822 against 893 us).
+ */
+const MOE_GEMV_ROWS = 4;
 
 /**
- * Pairs per tile for T tokens of top-K over E experts: the expected pairs per expert, T K / E, rounded up to a
- * power of two, at most 8. Decode (T K <= E) gets 1: no wasted tile rows.
+ * Pairs per tile for T tokens of top-K over E experts: 2 once an expert expects half a pair or more (T K / E >= 0.5),
+ * else 1 (decode: no wasted tile rows). Larger tiles read fewer bytes but ran slower on the H200 (T = 64, 4 rows:
+ * 1-pair tiles 822 us, 2-pair 712 us, 4-pair 964 us, 8-pair 1,135 us; T = 8: 2-pair 297 against 411 us).
  */
 export function moeTileRows(T: number, K: number, E: number): number {
-  let tr = 1;
-  while (tr < (T * K) / E && tr < MAX_TILE_ROWS) tr *= 2;
-  return tr;
+  return (T * K) / E >= 0.5 ? 2 : 1;
 }
 
 /** The grouped GEMV (moe.gemv.wgsl) for inner size K, and its output columns per workgroup. */
@@ -237,7 +239,7 @@ function gemvKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: nu
   const tune = ctx.tuning;
   const lanes = K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes;
   const wg = Math.max(tune.gemvWorkgroup, lanes);
-  const rows = gated ? Math.max(2, rowsOpt ?? tune.gemvRows) : (rowsOpt ?? tune.gemvRows);
+  const rows = gated ? Math.max(2, rowsOpt ?? MOE_GEMV_ROWS) : (rowsOpt ?? MOE_GEMV_ROWS);
   // The butterfly needs every subgroup to hold whole row groups.
   const subgroup = ctx.subgroups && ctx.subgroupMinSize >= lanes;
   const key = `moe.gemv.${dtype}.${gated ? `g${act}` : 'd'}.${tileRows}.${wg}.${lanes}.${rows}.${subgroup ? 's' : 'w'}`;

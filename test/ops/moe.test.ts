@@ -296,11 +296,12 @@ describe('fusedMoe', async () => {
     }
   });
 
-  it('tiles: one pair each for decode, up to 8 for prefill', () => {
+  it('tiles: one pair each for decode, two once an expert expects half a pair', () => {
     expect(moeTileRows(1, 8, 128)).toBe(1);
-    expect(moeTileRows(64, 8, 128)).toBe(4);
-    expect(moeTileRows(512, 8, 128)).toBe(8);
-    expect(moeTileRows(33, 2, 8)).toBe(8);
+    expect(moeTileRows(7, 8, 128)).toBe(1);
+    expect(moeTileRows(8, 8, 128)).toBe(2);
+    expect(moeTileRows(64, 8, 128)).toBe(2);
+    expect(moeTileRows(33, 2, 8)).toBe(2);
   });
 
   it('a recorded step replays right under another routing (grids depend on T only)', async () => {
