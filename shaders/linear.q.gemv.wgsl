@@ -1,0 +1,130 @@
+// linear on llama.cpp block weights (q8_0 / q4_0), GEMV path for few tokens (decode; memory bound), with the
+// neighbouring elementwise work fused in, as linear.gemv.wgsl:
+//   xin[t, :]  = x[t, :]                                            (NORM == 0)
+//              = x[t, :] g / sqrt(mean(x[t, :]^2) + eps)            (NORM == 1: RMSNorm of the input, weight g)
+//   y[t, r]    = sum_b d(r, b) dot(xin[t, 32 b .. 32 b + 31], q(r, b)) + (hasBias ? bias[colOffset + r] : 0)
+//   out[t, colOffset + n] (+)= y[t, n]                              (GATED == 0; += when RESIDUAL == 1)
+//   out[t, n]             (+)= act(y[t, n]) y[t, upOffset + n]      (GATED == 1)
+// where block b of weight row r has the scale d(r, b) and the 32 dequantized quants q(r, b) (q8_0: q; q4_0: q - 8):
+// the block's scale multiplies its dot product once, and the weights are never expanded in memory.
+//
+// Params, GATED, RESIDUAL, storeColumn: lib/linear.wgsl (p.wStride is the row stride in BYTES here).
+// Prelude: QB, qBlock(o) -> array<vec4<f32>, 8> (the block at byte o, unscaled), from the format; laneSum (as
+// linear.gemv); TT tokens per workgroup and R weight rows per row group. lib/q_block.wgsl comes along.
+//
+// Bindings: x     f32 [T, K]          read as vec4s; K % 32 == 0
+//           w     u32 words of the part: rows of p.wStride bytes (a multiple of 4), K / 32 blocks each, then padding
+//           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
+//           g     f32 [K]              (a dummy when NORM == 0)
+//           out   f32 [T, outStride]
+//
+// Dispatch: as linear.gemv: workgroup (g = wid.x + wid.z nwg.x, wid.y) serves tokens wid.y TT .. + TT - 1 and
+// WG / LANES row groups of R weight rows (GATED: R / 2 gate rows, then their up rows); a row group's LANES threads
+// split the row's blocks (lane i takes blocks i, i + LANES, ...) and laneSum adds their partial dots.
+
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+/** Threads per workgroup; a multiple of LANES. */
+override WG: u32 = 64;
+/** Threads per row group (splitting K by blocks); a power of two. */
+override LANES: u32 = 8;
+/** 1: RMSNorm the input rows (g, p.eps) before the product. */
+override NORM: u32 = 0;
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let opr = select(R, R / 2u, GATED == 1u); // output columns per row group
+  let groups = WG / LANES;
+  let first = (wid.x + wid.z * nwg.x) * groups * opr;
+  if (first >= p.N) {
+    return; // the whole workgroup: the reductions below stay in uniform control flow
+  }
+  let q = lid / LANES;
+  let lane = lid % LANES;
+  let n0 = first + q * opr;
+  let t0 = wid.y * TT;
+  let nb = p.K / 32u; // blocks per row
+  // First byte of accumulator j's weight row (columns past N are clamped to the last one: computed, never written).
+  var row: array<u32, R>;
+  for (var j = 0u; j < R; j++) {
+    var r = min(n0 + j, p.N - 1u);
+    if (GATED == 1u) {
+      r = min(n0 + j % opr, p.N - 1u) + select(0u, p.upOffset, j >= opr);
+    }
+    row[j] = r * p.wStride;
+  }
+  var xr: array<u32, TT>;
+  for (var i = 0u; i < TT; i++) {
+    xr[i] = min(t0 + i, p.T - 1u) * (p.K / 4u);
+  }
+
+  var acc: array<array<f32, R>, TT>;
+  var ss: array<f32, TT>;
+  for (var b = lane; b < nb; b += LANES) {
+    var ga: array<vec4<f32>, 8>;
+    for (var c = 0u; c < 8u; c++) {
+      ga[c] = select(vec4<f32>(1.0), g[8u * b + c], NORM == 1u);
+    }
+    var xv: array<array<vec4<f32>, 8>, TT>;
+    for (var i = 0u; i < TT; i++) {
+      for (var c = 0u; c < 8u; c++) {
+        let v = x[xr[i] + 8u * b + c];
+        if (NORM == 1u) {
+          ss[i] += dot(v, v);
+        }
+        xv[i][c] = v * ga[c];
+      }
+    }
+    for (var j = 0u; j < R; j++) {
+      let o = row[j] + b * QB;
+      let d = qScale(o);
+      let qv = qBlock(o);
+      for (var i = 0u; i < TT; i++) {
+        var s = 0.0;
+        for (var c = 0u; c < 8u; c++) {
+          s += dot(xv[i][c], qv[c]);
+        }
+        acc[i][j] += d * s;
+      }
+    }
+  }
+
+  for (var i = 0u; i < TT; i++) {
+    // Sums over the row group: four weight rows at a time, then the sum of squares.
+    var y: array<f32, R>;
+    for (var j0 = 0u; j0 < R; j0 += 4u) {
+      var v = vec4<f32>(0.0);
+      for (var c = 0u; c < 4u; c++) {
+        if (j0 + c < R) {
+          v[c] = acc[i][j0 + c];
+        }
+      }
+      v = laneSum(v, lid);
+      for (var c = 0u; c < 4u; c++) {
+        if (j0 + c < R) {
+          y[j0 + c] = v[c];
+        }
+      }
+    }
+    var scale = 1.0;
+    if (NORM == 1u) {
+      scale = inverseSqrt(laneSum(vec4<f32>(ss[i], 0.0, 0.0, 0.0), lid).x / f32(p.K) + p.eps);
+    }
+    let t = t0 + i;
+    if (lane == 0u && t < p.T) {
+      for (var j = 0u; j < R; j++) {
+        if (j < opr && n0 + j < p.N) {
+          storeColumn(t, n0 + j, y[j] * scale, y[(j + opr) % R] * scale);
+        }
+      }
+    }
+  }
+}

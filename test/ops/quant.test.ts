@@ -1,0 +1,156 @@
+import { describe, expect, it } from 'vitest';
+import { readBuffer } from '../../src/gpu/buffers.js';
+import { createTensor } from '../../src/gpu/tensor.js';
+import { linear, embed } from '../../src/layers/linear.js';
+import { blockBytes, createQuantWeight, dequantizeRows, quantizeRows, quantMethod, type QuantFormat } from '../../src/layers/quant/index.js';
+import { getTestGpu } from '../helpers/gpu.js';
+import { expectClose, f32, randomArray, rng, run, u32 } from './util.js';
+
+type Fusions = { norm?: boolean; gated?: 'silu' | 'gelu_pytorch_tanh'; residual?: boolean };
+
+const silu = (v: number) => v / (1 + Math.exp(-v));
+const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
+
+/**
+ * The fused linear in f64 on the dequantized weights w [rows, K]: optional RMSNorm of the input (weight g, eps
+ * 1e-5), product + bias, optional gating (gate rows, then up rows), optional residual; with an absolute tolerance
+ * from sum |x w| (f32 accumulation in another order).
+ */
+function fusedRef(x: Float32Array, w: Float32Array, b: Float32Array | null, T: number, K: number, rows: number, f: Fusions, g?: Float32Array, residual?: Float32Array) {
+  const xin = new Float64Array(T * K);
+  for (let t = 0; t < T; t++) {
+    let ss = 0;
+    for (let k = 0; k < K; k++) ss += x[t * K + k] ** 2;
+    const inv = f.norm ? 1 / Math.sqrt(ss / K + 1e-5) : 1;
+    for (let k = 0; k < K; k++) xin[t * K + k] = x[t * K + k] * inv * (f.norm ? g![k] : 1);
+  }
+  const y = new Float64Array(T * rows);
+  const m = new Float64Array(T * rows);
+  for (let t = 0; t < T; t++) {
+    for (let n = 0; n < rows; n++) {
+      let s = b ? b[n] : 0;
+      let a = b ? Math.abs(b[n]) : 0;
+      for (let k = 0; k < K; k++) {
+        s += xin[t * K + k] * w[n * K + k];
+        a += Math.abs(xin[t * K + k] * w[n * K + k]);
+      }
+      y[t * rows + n] = s;
+      m[t * rows + n] = a;
+    }
+  }
+  const act = f.gated === 'silu' ? silu : geluTanh;
+  const N = f.gated ? rows / 2 : rows;
+  const out = new Float64Array(T * N);
+  const atol = new Float64Array(T * N);
+  for (let t = 0; t < T; t++) {
+    for (let n = 0; n < N; n++) {
+      const i = t * N + n;
+      if (f.gated) {
+        const gv = y[t * rows + n];
+        const u = y[t * rows + N + n];
+        out[i] = act(gv) * u;
+        atol[i] = 4e-6 * (m[t * rows + n] * (Math.abs(u) + 1) + m[t * rows + N + n] * (Math.abs(act(gv)) + 1)) + 1e-6;
+      } else {
+        out[i] = y[t * rows + n] + (residual ? residual[i] : 0);
+        atol[i] = 4e-6 * m[t * rows + n] + 1e-6;
+      }
+    }
+  }
+  return { out, atol };
+}
+
+/** Bytes of a weight's row `r` as padded on the GPU. */
+const paddedRowBytes = (format: QuantFormat, K: number) => Math.ceil(((K / 32) * blockBytes(format)) / 4) * 4;
+
+describe('quantized linear (q8_0 / q4_0) against f64 products of the dequantized weights', async () => {
+  const ctx = await getTestGpu();
+  // [T, K, weight rows, rows per part (undefined: one part), bias, fusions]
+  const cases: [number, number, number, number | undefined, boolean, Fusions][] = [
+    [1, 64, 48, undefined, true, {}],
+    [1, 96, 40, undefined, false, { norm: true, gated: 'silu' }], // 3 blocks: rows padded, blocks at odd halves
+    [2, 256, 34, 12, true, {}], // parts
+    [2, 96, 24, 10, true, { gated: 'gelu_pytorch_tanh' }], // parts: gating as a second dispatch
+    [5, 128, 40, undefined, false, { norm: true, residual: true }],
+    [5, 64, 20, undefined, true, { gated: 'gelu_pytorch_tanh' }],
+    [33, 96, 36, 8, true, { norm: true, residual: true }], // register blocks, parts, separate norm
+    [33, 64, 40, undefined, false, { norm: true, gated: 'silu' }],
+    [70, 160, 20, undefined, true, {}], // several token tiles
+    [70, 64, 24, 6, false, { gated: 'silu' }],
+  ];
+  for (const format of ['q8_0', 'q4_0'] as const) {
+    for (const [T, K, rows, partRows, withBias, f] of cases) {
+      const fname = [f.norm && 'rmsNorm', f.gated, f.residual && 'residual'].filter(Boolean).join(' + ') || 'plain';
+      it(`${format} T=${T} K=${K} rows=${rows}${partRows ? ` parts of ${partRows}` : ''}${withBias ? ' +bias' : ''}: ${fname}`, async () => {
+        const rand = rng(T * 131 + K * 7 + rows + fname.length + (format === 'q8_0' ? 0 : 999));
+        const x = randomArray(rand, T * K, -2, 2);
+        const wf = randomArray(rand, rows * K, -0.5, 0.5);
+        const b = withBias ? randomArray(rand, rows) : null;
+        const g = f.norm ? randomArray(rand, K, 0.5, 1.5) : undefined;
+        const N = f.gated ? rows / 2 : rows;
+        const residual = f.residual ? randomArray(rand, T * N) : undefined;
+        const W = createQuantWeight(ctx, format, rows, K, 'w', partRows ? { maxPartBytes: partRows * paddedRowBytes(format, K) } : {});
+        if (partRows) expect(W.parts.length).toBe(Math.ceil(rows / partRows));
+        W.method.writeRows(ctx, W, 0, new Uint8Array(wf.buffer), 'F32');
+        const wq = dequantizeRows(format, quantizeRows(format, wf, rows, K), rows, K);
+        const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
+        const opts = { rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined, gated: f.gated, residual: f.residual };
+        const got = await run(ctx, (rec) => linear(rec, f32(ctx, x, [T, K]), W, b ? f32(ctx, b) : null, out, T, opts), out);
+        const ref = fusedRef(x, wq, b, T, K, rows, f, g, residual);
+        expectClose(got, ref.out, 1e-5, ref.atol);
+        W.method.destroy(W);
+      });
+    }
+  }
+
+  it('rejects rows that are not whole blocks of 32, naming the weight', () => {
+    expect(() => quantMethod('q8_0').create(ctx, 8, 100, 'layers.0.down')).toThrow(/layers.0.down: q8_0 stores rows in blocks of 32, but a row has 100 elements/);
+    expect(() => quantMethod('q4_0').create(ctx, 8, 0, 'w')).toThrow(/q4_0 .* 0 elements/);
+  });
+
+  it('bytes: rows of 34 / 18 bytes per 32 elements, padded to 4 bytes', () => {
+    const a = quantMethod('q8_0').create(ctx, 10, 96, 'a'); // 3 blocks: 102 -> 104 bytes a row
+    const b = quantMethod('q4_0').create(ctx, 10, 128, 'b'); // 4 blocks: 72 bytes a row
+    expect(a.method.bytes(a)).toBe(10 * 104);
+    expect(b.method.bytes(b)).toBe(10 * 72);
+    a.method.destroy(a);
+    b.method.destroy(b);
+  });
+
+  for (const format of ['q8_0', 'q4_0'] as const) {
+    it(`${format}: writeBlocks of raw (unpadded) rows stores what writeRows stores, across parts`, async () => {
+      const rows = 9;
+      const K = 96;
+      const wf = randomArray(rng(3), rows * K);
+      const raw = quantizeRows(format, wf, rows, K); // GGUF layout: rows of 3 blocks back to back
+      const opts = { maxPartBytes: 4 * paddedRowBytes(format, K) };
+      const A = createQuantWeight(ctx, format, rows, K, 'a', opts);
+      const B = createQuantWeight(ctx, format, rows, K, 'b', opts);
+      A.method.writeRows(ctx, A, 0, new Uint8Array(wf.buffer), 'F32');
+      quantMethod(format).writeBlocks(ctx, B, 0, raw.subarray(0, 5 * raw.length / rows));
+      quantMethod(format).writeBlocks(ctx, B, 5, raw.subarray(5 * raw.length / rows));
+      for (let p = 0; p < A.parts.length; p++) {
+        const n = A.parts[p].rows * A.rowStride;
+        expect(new Uint8Array(await readBuffer(ctx, B.parts[p].buffer, 0, n))).toEqual(new Uint8Array(await readBuffer(ctx, A.parts[p].buffer, 0, n)));
+      }
+      expect(() => quantMethod(format).writeBlocks(ctx, B, 0, raw.subarray(0, 10))).toThrow(/not whole rows/);
+    });
+
+    it(`${format}: embed reads rows dequantized (parts, scale, accumulate)`, async () => {
+      const V = 13;
+      const K = 96;
+      const wf = randomArray(rng(11), V * K);
+      const wq = dequantizeRows(format, quantizeRows(format, wf, V, K), V, K);
+      const W = createQuantWeight(ctx, format, V, K, 'embed', { maxPartBytes: 5 * paddedRowBytes(format, K) });
+      W.method.writeRows(ctx, W, 0, new Uint8Array(wf.buffer), 'F32');
+      const ids = [0, 12, 5, 4, 7, 12];
+      const T = ids.length;
+      const base = randomArray(rng(12), T * K);
+      const out = f32(ctx, base, [T, K]);
+      const scale = 1.5;
+      const got = await run(ctx, (rec) => embed(rec, u32(ctx, ids), W, out, T, true, scale), out);
+      const want = new Float64Array(T * K);
+      for (let t = 0; t < T; t++) for (let k = 0; k < K; k++) want[t * K + k] = base[t * K + k] + Math.fround(wq[ids[t] * K + k] * scale);
+      expectClose(got, want, 1e-6, 1e-6);
+    });
+  }
+});

@@ -1,0 +1,141 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { blockBytes, dequantizeRows, quantizeRows, type QuantFormat } from '../src/layers/quant/blocks.js';
+import { checkQuantization } from '../src/layers/quant/index.js';
+import { f16BitsToF32 } from '../src/loader/convert.js';
+
+/**
+ * llama.cpp's reference quantizers written out independently of blocks.ts, for one block of 32 values, as
+ * { d (the f16 value stored), q (the 32 quants, q4_0 still offset by 8) } (ggml-quants.c quantize_row_q8_0_ref /
+ * quantize_row_q4_0_ref; all arithmetic in f32).
+ */
+function refBlock(format: QuantFormat, x: number[]): { d: number; d32: number; q: number[] } {
+  const f = Math.fround;
+  let amax = 0;
+  let max = 0;
+  for (const v of x) {
+    if (Math.abs(v) > amax) {
+      amax = Math.abs(v);
+      max = v;
+    }
+  }
+  const d = format === 'q8_0' ? f(amax / 127) : f(max / -8);
+  const id = d === 0 ? 0 : f(1 / d);
+  const q = x.map((v) => {
+    const s = f(v * id);
+    if (format === 'q8_0') return (s < 0 ? -Math.round(-s) : Math.round(s)) | 0; // roundf: ties away from zero
+    return Math.min(15, Math.trunc(f(s + 8.5)));
+  });
+  return { d: toF16(d), d32: d, q };
+}
+
+/** Rounds to the nearest f16 value (ties to even), for normal and subnormal halves alike. */
+function toF16(v: number): number {
+  if (v === 0) return v; // keeps -0 (q4_0 of all zeros: d = 0 / -8)
+  const e = Math.max(Math.floor(Math.log2(Math.abs(v))), -14);
+  const ulp = 2 ** (e - 10);
+  const n = v / ulp;
+  const r = Math.abs(n - Math.trunc(n)) === 0.5 ? (Math.trunc(n) % 2 === 0 ? Math.trunc(n) : Math.trunc(n) + Math.sign(n)) : Math.round(n);
+  return r * ulp;
+}
+
+/** One block's (d, q) read from our bytes. */
+function readBlock(format: QuantFormat, bytes: Uint8Array, o: number): { d: number; q: number[] } {
+  const d = f16BitsToF32(bytes[o] | (bytes[o + 1] << 8));
+  const q: number[] = [];
+  if (format === 'q8_0') for (let j = 0; j < 32; j++) q.push((bytes[o + 2 + j] << 24) >> 24);
+  else {
+    for (let j = 0; j < 16; j++) q.push(bytes[o + 2 + j] & 15);
+    for (let j = 0; j < 16; j++) q.push(bytes[o + 2 + j] >> 4);
+  }
+  return { d, q };
+}
+
+const fill = (v: number) => new Array(32).fill(v);
+/** Blocks whose rounding is easy to get wrong. */
+const TRICKY: [string, number[]][] = [
+  ['all zeros', fill(0)],
+  ['zeros and one value', [0.75, ...fill(0).slice(1)]],
+  ['max magnitude negative', [-2, ...Array.from({ length: 31 }, (_, i) => (i - 15) / 8)]],
+  ['max magnitude positive, last', [...Array.from({ length: 31 }, (_, i) => (i - 15) / 8), 2]],
+  ['equal magnitudes of both signs (first wins)', Array.from({ length: 32 }, (_, i) => (i % 2 ? 1 : -1))],
+  ['exact ties of x / d (q8_0: 127 / 2 steps)', Array.from({ length: 32 }, (_, i) => (i === 0 ? 127 : i - 16 + 0.5))],
+  ['q4_0 ties: x / d = k + 0.5', Array.from({ length: 32 }, (_, i) => (i === 0 ? -8 : ((i % 16) - 8) + 0.5))],
+  ['negative zero and tiny values', [-0, 1e-30, -1e-30, ...fill(1e-7).slice(3)]],
+  ['f16-subnormal scale', Array.from({ length: 32 }, (_, i) => (i - 16) * 1e-7)],
+  ['large scale', [60000, ...Array.from({ length: 31 }, (_, i) => i * 1000 - 15000)]],
+];
+
+describe('quantization: llama.cpp block rules on the CPU', () => {
+  for (const format of ['q8_0', 'q4_0'] as const) {
+    for (const [name, values] of TRICKY) {
+      it(`${format}: ${name}`, () => {
+        const x = Float32Array.from(values);
+        const bytes = quantizeRows(format, x, 1, 32);
+        expect(bytes.length).toBe(blockBytes(format));
+        const got = readBlock(format, bytes, 0);
+        const ref = refBlock(format, Array.from(x));
+        expect(got.d + 0).toBe(ref.d + 0); // (0 / -8 stores -0)
+        expect(got.q).toEqual(ref.q);
+        // Dequantization: d q, or d (q - 8).
+        const deq = dequantizeRows(format, bytes, 1, 32);
+        const want = ref.q.map((q) => Math.fround(ref.d * (format === 'q8_0' ? q : q - 8)));
+        expect(Array.from(deq)).toEqual(want);
+        // The round trip error is at most half a step of the f32 scale (q4_0: a whole step, where +8 clamps to 7),
+        // plus the scale's rounding to f16 times the quant.
+        for (let j = 0; j < 32; j++) {
+          const qj = format === 'q8_0' ? ref.q[j] : ref.q[j] - 8;
+          const bound = Math.abs(ref.d32) * (format === 'q8_0' ? 0.5 : 1) * (1 + 1e-6) + Math.abs(qj) * Math.abs(ref.d - ref.d32);
+          expect(Math.abs(deq[j] - x[j])).toBeLessThanOrEqual(bound + 1e-30);
+        }
+      });
+    }
+  }
+
+  it('the largest magnitude round-trips to itself up to the f16 scale (q8_0: q = +-127; q4_0: q = 0, i.e. -8)', () => {
+    const x = Float32Array.from(Array.from({ length: 32 }, (_, i) => (i === 5 ? -3 : Math.sin(i))));
+    const q8 = readBlock('q8_0', quantizeRows('q8_0', x, 1, 32), 0);
+    expect(q8.q[5]).toBe(-127);
+    const q4 = readBlock('q4_0', quantizeRows('q4_0', x, 1, 32), 0);
+    expect(q4.q[5]).toBe(0);
+    expect(q4.d).toBe(toF16(3 / 8));
+  });
+
+  it('rejects rows that are not whole blocks, naming the format', () => {
+    expect(() => quantizeRows('q8_0', new Float32Array(40), 1, 40)).toThrow(/q8_0 stores rows in blocks of 32, but a row has 40/);
+    expect(() => dequantizeRows('q4_0', new Uint8Array(18), 1, 31)).toThrow(/q4_0 .* 31/);
+  });
+
+  it('validates the quantization option', () => {
+    expect(checkQuantization(null)).toBe(null);
+    expect(checkQuantization(undefined)).toBe(null);
+    expect(checkQuantization('q4_0')).toBe('q4_0');
+    expect(() => checkQuantization('q4_k')).toThrow(/quantization: 'q4_k' is not supported \(supported: q8_0, q4_0/);
+    expect(() => checkQuantization(8)).toThrow(/'8' is not supported/);
+  });
+});
+
+interface GgufCase {
+  x: number[];
+  blocks: string;
+  dequantized: number[];
+}
+const fixture = JSON.parse(readFileSync(new URL('./fixtures/quant/gguf-reference.json', import.meta.url), 'utf8')) as {
+  formats: Record<QuantFormat, GgufCase[]>;
+};
+const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
+
+describe('quantization: against the gguf Python package (test/fixtures/quant/make_gguf_reference.py)', () => {
+  for (const format of ['q8_0', 'q4_0'] as const) {
+    it(`${format}: our dequantizer equals gguf's on gguf's blocks, and our quantizer writes gguf's bytes`, () => {
+      const cases = fixture.formats[format];
+      expect(cases.length).toBeGreaterThanOrEqual(10);
+      for (const c of cases) {
+        const cols = c.x.length;
+        const blocks = hexBytes(c.blocks);
+        expect(Array.from(dequantizeRows(format, blocks, 1, cols))).toEqual(c.dequantized.map(Math.fround));
+        expect(Buffer.from(quantizeRows(format, Float32Array.from(c.x), 1, cols)).toString('hex')).toBe(c.blocks);
+      }
+    });
+  }
+});
