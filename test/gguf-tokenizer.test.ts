@@ -3,6 +3,7 @@
  * (models/ggml-vocab-*.gguf with their .inp texts and .out ids, made by Hugging Face's tokenizers and checked by
  * llama.cpp's test-tokenizer-0 with add_special = false) and against the tokenizer.json twins of the shared GGUFs.
  *
+ * Cases: SentencePiece (llama-spm, phi-3) and byte-level BPE of every pre-tokenizer group ggufTokenizer knows.
  * The vocab files come from the llama.cpp source tree that node-llama-cpp 3.21.1 (devDependency) ships as a git
  * bundle (node_modules/node-llama-cpp/llama/gitRelease.bundle); they are extracted once into the OS temp folder.
  */
@@ -22,7 +23,7 @@ import { HARD_STRINGS, prng, randomText } from './helpers/tokenizer-strings.js';
 const BUNDLE = join(REPO, 'node_modules/node-llama-cpp/llama/gitRelease.bundle');
 const TAG = JSON.parse(readFileSync(join(REPO, 'node_modules/node-llama-cpp/llama/llama.cpp.info.json'), 'utf8')).tag as string;
 const VOCABS = join(tmpdir(), `webgpu-llm-llama.cpp-${TAG}-vocab`);
-const CASES = ['llama-spm', 'llama-bpe', 'qwen2', 'gpt-2'];
+const CASES = ['llama-spm', 'phi-3', 'llama-bpe', 'qwen2', 'qwen35', 'gpt-2', 'mpt', 'starcoder', 'refact', 'command-r'];
 
 /** Extracts models/ggml-vocab-<name>.gguf{,.inp,.out} from the bundle (a clone without checkout, then git show). */
 function extractVocabs(): void {

@@ -8,8 +8,8 @@
  *     vocabulary is a merge, ranked by the merged piece's score (highest first), ties by vocabulary order, then by
  *     the ids of the two halves. Spaces become "▁", a "▁" is prepended when `add_space_prefix` (default true), bytes
  *     missing from the vocabulary fall back to <0xAB> tokens.
- *   tokenizer.ggml.model = "gpt2" (byte-level BPE with merges): the `pre` value picks the split regex
- *     (PRE_PATTERNS: gpt-2, llama-bpe / llama3, qwen2, ...).
+ *   tokenizer.ggml.model = "gpt2" (byte-level BPE with merges): the `pre` value picks the pre-tokenizer
+ *     (PRE_SPECS: gpt-2, llama-bpe / llama3, qwen2, starcoder, ...).
  *
  * token_type (llama.cpp's llama_token_type): 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
  * Unknown, control and user-defined tokens become added tokens (control and unknown special), as in HF's files.
@@ -27,23 +27,49 @@ const TOKEN_UNKNOWN = 2;
 const TOKEN_CONTROL = 3;
 const TOKEN_USER_DEFINED = 4;
 
-/** Split regexes (Oniguruma syntax, as tokenizer.json holds them) by `tokenizer.ggml.pre`. */
+/** Split regexes (Oniguruma syntax, as the models' tokenizer.json files hold them). */
 const LLAMA3_PATTERN =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const QWEN2_PATTERN =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-/** pre -> [split regex or null for GPT-2's own (ByteLevel use_regex), NFC normalization]. */
-const PRE_PATTERNS: Record<string, [string | null, boolean]> = {
-  'gpt-2': [null, false],
-  default: [null, false],
-  'llama-bpe': [LLAMA3_PATTERN, false],
-  llama3: [LLAMA3_PATTERN, false],
-  smollm: [LLAMA3_PATTERN, false],
-  qwen2: [QWEN2_PATTERN, true],
+const QWEN35_PATTERN =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/**
+ * How a gpt2-type vocabulary splits text, by `tokenizer.ggml.pre` (llama.cpp's llm_tokenizer_bpe groups):
+ *   'gpt2'   ByteLevel with GPT-2's own regex;
+ *   'digits' each digit apart, then GPT-2's regex (StarCoder, Refact, Command-R, SmolLM);
+ *   a regex  that split (Isolated), then ByteLevel without its regex (Llama 3, Qwen2).
+ * `nfc`: the tokenizer.json has an NFC normalizer; `ignoreMerges`: a word that is a token is not merged (Llama 3).
+ */
+interface PreSpec {
+  split: 'gpt2' | 'digits' | string;
+  nfc?: boolean;
+  ignoreMerges?: boolean;
+}
+const LLAMA3: PreSpec = { split: LLAMA3_PATTERN, ignoreMerges: true };
+const QWEN2: PreSpec = { split: QWEN2_PATTERN, nfc: true };
+const DIGITS: PreSpec = { split: 'digits' };
+const PRE_SPECS: Record<string, PreSpec> = {
+  default: { split: 'gpt2' },
+  'gpt-2': { split: 'gpt2' },
+  mpt: { split: 'gpt2', nfc: true },
+  olmo: { split: 'gpt2' },
+  'llama-bpe': LLAMA3,
+  llama3: LLAMA3,
+  dbrx: LLAMA3,
+  'smaug-bpe': LLAMA3,
+  qwen2: QWEN2,
+  stablelm2: QWEN2,
+  qwen35: { split: QWEN35_PATTERN },
+  starcoder: DIGITS,
+  refact: DIGITS,
+  'command-r': { split: 'digits', nfc: true },
+  smollm: DIGITS,
 };
 
 /** The GGUF `pre` values ggufTokenizer knows for gpt2-type vocabularies. */
-export const GGUF_PRE_TOKENIZERS = Object.keys(PRE_PATTERNS);
+export const GGUF_PRE_TOKENIZERS = Object.keys(PRE_SPECS);
 
 /** tokenizer.json and tokenizer_config.json equivalent to the GGUF vocabulary. */
 export interface GgufTokenizerFiles {
@@ -143,21 +169,22 @@ export function ggufTokenizerFiles(md: ReadonlyMap<string, GgufValue>, file: str
     const merges = md.get('tokenizer.ggml.merges');
     if (!Array.isArray(merges) || (merges.length > 0 && typeof merges[0] !== 'string')) fail('tokenizer.ggml.merges is missing or not a list of strings');
     const pre = md.get('tokenizer.ggml.pre') ?? 'default';
-    const known = PRE_PATTERNS[pre as string];
-    if (!known) fail(`tokenizer.ggml.pre "${String(pre)}" is not supported (${GGUF_PRE_TOKENIZERS.join(', ')})`);
-    const [pattern, nfc] = known;
-    const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: pattern === null };
+    const spec = PRE_SPECS[pre as string] ?? fail(`tokenizer.ggml.pre "${String(pre)}" is not supported (${GGUF_PRE_TOKENIZERS.join(', ')})`);
+    const byteLevel = (useRegex: boolean) => ({ type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: useRegex });
+    const preTokenizer =
+      spec.split === 'gpt2'
+        ? byteLevel(true)
+        : spec.split === 'digits'
+          ? { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel(true)] }
+          : { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: spec.split }, behavior: 'Isolated', invert: false }, byteLevel(false)] };
     const json = {
       version: '1.0',
       added_tokens: added,
-      normalizer: nfc ? { type: 'NFC' } : null,
-      pre_tokenizer:
-        pattern === null
-          ? byteLevel
-          : { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: pattern }, behavior: 'Isolated', invert: false }, byteLevel] },
+      normalizer: spec.nfc ? { type: 'NFC' } : null,
+      pre_tokenizer: preTokenizer,
       post_processor: null,
       decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-      model: { type: 'BPE', unk_token: null, fuse_unk: false, byte_fallback: false, ignore_merges: pattern === LLAMA3_PATTERN, vocab, merges },
+      model: { type: 'BPE', unk_token: null, fuse_unk: false, byte_fallback: false, ignore_merges: spec.ignoreMerges ?? false, vocab, merges },
     };
     return { tokenizerJson: json, tokenizerConfig: config };
   }
