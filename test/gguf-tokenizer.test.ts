@@ -8,12 +8,14 @@
  * bundle (node_modules/node-llama-cpp/llama/gitRelease.bundle); they are extracted once into the OS temp folder.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModelFileError } from '../src/errors.js';
 import { readGgufHeader } from '../src/loader/gguf.js';
+import { ggufModelConfig } from '../src/models/gguf-config.js';
+import { FsByteSource } from '../bindings/node/fs-source.js';
 import type { ByteSource } from '../src/platform.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
 import { ggufTokenizer, ggufTokenizerFiles } from '../src/tokenizer/gguf.js';
@@ -38,7 +40,7 @@ function extractVocabs(): void {
     writeFileSync(join(VOCABS, `${f}.${process.pid}`), bytes);
     renameSync(join(VOCABS, `${f}.${process.pid}`), join(VOCABS, f));
   }
-  execFileSync('rm', ['-rf', repo]);
+  rmSync(repo, { recursive: true, force: true });
 }
 
 function fileSource(path: string): ByteSource {
@@ -140,5 +142,37 @@ describe('GGUF tokenizer vs the tokenizer.json twin', () => {
     expect(() => ggufTokenizerFiles(md, 'q.gguf')).toThrow(/tokenizer\.ggml\.model "bert" is not supported/);
     md.delete('tokenizer.ggml.tokens');
     expect(() => ggufTokenizerFiles(md, 'q.gguf')).toThrow(/tokenizer\.ggml\.tokens is missing/);
+  });
+});
+
+describe('large GGUF headers (vocab-only files)', () => {
+  it('a 7.8 MB header is read in sequential 1 MiB windows through a file source, nothing twice', async () => {
+    const src = await FsByteSource.open(join(VOCABS, 'ggml-vocab-llama-bpe.gguf'));
+    const reads: [number, number][] = [];
+    const counting: ByteSource = { name: src.name, size: src.size, read: (o, l) => (reads.push([o, l]), src.read(o, l)) };
+    const h = await readGgufHeader(counting);
+    await src.close();
+    expect((h.metadata.get('tokenizer.ggml.merges') as string[]).length).toBe(280147);
+    expect(reads.length).toBeGreaterThan(5);
+    // Each window starts where parsing stood, after the previous one's start: the header is never re-read whole.
+    for (let i = 1; i < reads.length; i++) expect(reads[i][0]).toBeGreaterThan(reads[i - 1][0]);
+    const fetched = reads.reduce((a, [, l]) => a + l, 0);
+    expect(fetched).toBeLessThan(2 * h.headerBytes);
+  });
+
+  it('qwen2 and Llama 3 metadata -> ModelConfig', async () => {
+    const qwen = await readGgufHeader(fileSource(join(VOCABS, 'ggml-vocab-qwen2.gguf')));
+    expect(ggufModelConfig(qwen, 'qwen2.gguf')).toMatchObject({
+      architecture: 'Qwen2ForCausalLM', hiddenSize: 4096, numLayers: 32, numHeads: 32, numKvHeads: 32, headDim: 128,
+      intermediateSize: 11008, vocabSize: 151936, maxModelLen: 32768, normEps: 1e-6, qkvBias: true,
+      bosTokenId: 151643, eosTokenIds: [151643],
+    });
+    expect(ggufModelConfig(qwen, 'qwen2.gguf').rope).toMatchObject({ theta: 1e6, rotaryDim: 128 });
+    const llama3 = await readGgufHeader(fileSource(join(VOCABS, 'ggml-vocab-llama-bpe.gguf')));
+    expect(ggufModelConfig(llama3, 'llama3.gguf')).toMatchObject({
+      architecture: 'LlamaForCausalLM', hiddenSize: 4096, numKvHeads: 8, intermediateSize: 14336, vocabSize: 128256,
+      maxModelLen: 8192, bosTokenId: 128000, eosTokenIds: [128001],
+    });
+    expect(ggufModelConfig(llama3, 'llama3.gguf').rope).toMatchObject({ theta: 500000 });
   });
 });
