@@ -1,0 +1,187 @@
+/**
+ * GGUF metadata -> ModelConfig, and GGUF tensor names -> Hugging Face names, so a GGUF checkpoint can go through
+ * the same family files as a safetensors one.
+ *
+ * The metadata is turned into the config.json HF would write (`hfConfigFromGguf`), which parseModelConfig then
+ * reads: one reader per family, defaults included. Keys (llama.cpp's gguf-py constants, `{arch}` the value of
+ * general.architecture):
+ *   {arch}.embedding_length -> hidden_size          {arch}.block_count -> num_hidden_layers
+ *   {arch}.attention.head_count(_kv) -> num_attention_heads / num_key_value_heads
+ *   {arch}.feed_forward_length -> intermediate_size {arch}.context_length -> max_position_embeddings
+ *   {arch}.rope.freq_base -> rope_theta             {arch}.attention.layer_norm_rms_epsilon -> rms_norm_eps
+ *   {arch}.attention.key_length -> head_dim         {arch}.vocab_size, else the token list's length -> vocab_size
+ *   tokenizer.ggml.bos_token_id / eos_token_id      no `output.weight` tensor -> tie_word_embeddings
+ *
+ * Rotary rows: llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) reorders the rows of Llama's q and k
+ * projections from HF's half-split rotary layout to GGML's interleaved one; `unpermuteRotaryRows` undoes it.
+ * Qwen2/Qwen3 tensors are stored unpermuted (their converter does not call permute).
+ */
+import { ModelFileError } from '../errors.js';
+import type { ModelConfig } from '../config/model-config.js';
+import type { GgufHeader } from '../loader/gguf.js';
+import { parseModelConfig } from './registry.js';
+
+/** general.architecture -> the HF class and what its GGUF needs. */
+const ARCHITECTURES: Record<string, { hfClass: string; modelType: string; permutedQk: boolean }> = {
+  llama: { hfClass: 'LlamaForCausalLM', modelType: 'llama', permutedQk: true },
+  qwen2: { hfClass: 'Qwen2ForCausalLM', modelType: 'qwen2', permutedQk: false },
+  qwen3: { hfClass: 'Qwen3ForCausalLM', modelType: 'qwen3', permutedQk: false },
+};
+
+/** The architectures ggufModelConfig reads. */
+export const GGUF_ARCHITECTURES = Object.keys(ARCHITECTURES);
+
+/**
+ * The config.json Hugging Face would write for this GGUF file. Throws ModelFileError naming the key for an
+ * unsupported architecture, a missing required key or a wrong type.
+ */
+export function hfConfigFromGguf(header: GgufHeader, file: string): Record<string, unknown> {
+  const md = header.metadata;
+  const fail = (problem: string): never => {
+    throw new ModelFileError(file, problem);
+  };
+  const arch = md.get('general.architecture');
+  if (typeof arch !== 'string') fail('general.architecture is missing');
+  const a = ARCHITECTURES[arch as string];
+  if (!a) fail(`general.architecture "${String(arch)}" is not supported (${GGUF_ARCHITECTURES.join(', ')})`);
+  const p = `${arch}.`;
+  const int = (key: string, required: boolean): number | undefined => {
+    const v = md.get(p + key) ?? md.get(key);
+    if (v === undefined) return required ? fail(`${p + key} is missing`) : undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) fail(`${p + key} must be a non-negative integer, got ${String(v)}`);
+    return v as number;
+  };
+  const float = (key: string): number | undefined => {
+    const v = md.get(p + key);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !(v > 0)) fail(`${p + key} must be a positive number, got ${String(v)}`);
+    return shortestFloat32(v as number);
+  };
+  const tokenId = (key: string): number | undefined => {
+    const v = md.get(`tokenizer.ggml.${key}`);
+    // llama.cpp writes 0xffffffff (LLAMA_TOKEN_NULL as u32) for "none".
+    return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 0xffffffff ? v : undefined;
+  };
+  if (md.has(`${p}rope.scaling.type`) && md.get(`${p}rope.scaling.type`) !== 'none') {
+    fail(`${p}rope.scaling.type "${String(md.get(`${p}rope.scaling.type`))}" is not supported yet`);
+  }
+  const names = new Set(header.tensors.map((t) => t.name));
+  // Llama 3.x stores its rope scaling as precomputed frequency factors, not as metadata.
+  if (names.has('rope_freqs.weight')) fail('rope_freqs.weight (Llama 3 rope scaling factors) is not supported yet');
+
+  const tokens = md.get('tokenizer.ggml.tokens');
+  const vocabSize = int('vocab_size', false) ?? (Array.isArray(tokens) ? tokens.length : fail('neither llama.vocab_size nor tokenizer.ggml.tokens is present'));
+  const embd = header.tensors.find((t) => t.name === 'token_embd.weight');
+  const cfg: Record<string, unknown> = {
+    architectures: [a.hfClass],
+    model_type: a.modelType,
+    hidden_size: int('embedding_length', true),
+    num_hidden_layers: int('block_count', true),
+    num_attention_heads: int('attention.head_count', true),
+    num_key_value_heads: int('attention.head_count_kv', false) ?? int('attention.head_count', true),
+    intermediate_size: int('feed_forward_length', true),
+    max_position_embeddings: int('context_length', false),
+    rms_norm_eps: float('attention.layer_norm_rms_epsilon'),
+    rope_theta: float('rope.freq_base'),
+    head_dim: int('attention.key_length', false),
+    vocab_size: vocabSize,
+    bos_token_id: tokenId('bos_token_id'),
+    eos_token_id: tokenId('eos_token_id'),
+    tie_word_embeddings: !names.has('output.weight'),
+    // Biases are present as tensors; HF's flag says both q/k/v and o have them.
+    attention_bias: names.has('blk.0.attn_q.bias') && names.has('blk.0.attn_output.bias'),
+    torch_dtype: embd?.typeName === 'F16' ? 'float16' : embd?.typeName === 'BF16' ? 'bfloat16' : 'float32',
+  };
+  for (const k of Object.keys(cfg)) if (cfg[k] === undefined) delete cfg[k];
+  return cfg;
+}
+
+/**
+ * The ModelConfig of a GGUF checkpoint, as parseModelConfig gives for the equivalent config.json.
+ *
+ * @example
+ *   const cfg = ggufModelConfig(await readGgufHeader(src), src.name);
+ *   cfg.numKvHeads; // 4 for stories260K
+ */
+export function ggufModelConfig(header: GgufHeader, file: string): ModelConfig {
+  return parseModelConfig(hfConfigFromGguf(header, file), file);
+}
+
+/** Whether this architecture's q/k rows were permuted by the converter (undo with unpermuteRotaryRows). */
+export function ggufPermutesQk(architecture: string): boolean {
+  return ARCHITECTURES[architecture]?.permutedQk ?? false;
+}
+
+/** Per-layer GGUF tensor -> HF module name (Llama-style families; `.weight` / `.bias` kept). */
+const LAYER_NAMES: Record<string, string> = {
+  attn_norm: 'input_layernorm',
+  attn_q: 'self_attn.q_proj',
+  attn_k: 'self_attn.k_proj',
+  attn_v: 'self_attn.v_proj',
+  attn_output: 'self_attn.o_proj',
+  attn_q_norm: 'self_attn.q_norm',
+  attn_k_norm: 'self_attn.k_norm',
+  ffn_norm: 'post_attention_layernorm',
+  ffn_gate: 'mlp.gate_proj',
+  ffn_up: 'mlp.up_proj',
+  ffn_down: 'mlp.down_proj',
+};
+const GLOBAL_NAMES: Record<string, string> = {
+  'token_embd.weight': 'model.embed_tokens.weight',
+  'output_norm.weight': 'model.norm.weight',
+  'output.weight': 'lm_head.weight',
+};
+
+/**
+ * The HF name of a GGUF tensor of a Llama-style model (llama, qwen2, qwen3), or null for one HF has no counterpart
+ * of (e.g. rope_freqs.weight).
+ *
+ * @example
+ *   hfTensorName('blk.3.attn_q.weight'); // 'model.layers.3.self_attn.q_proj.weight'
+ */
+export function hfTensorName(ggufName: string): string | null {
+  const g = GLOBAL_NAMES[ggufName];
+  if (g) return g;
+  const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(ggufName);
+  const inner = m && LAYER_NAMES[m[2]];
+  return inner ? `model.layers.${m[1]}.${inner}.${m[3]}` : null;
+}
+
+/**
+ * Undoes the converter's rotary row permutation of a q or k projection, whatever the element type (rows are
+ * contiguous runs of `rowBytes`, so quantized blocks move whole).
+ *
+ * HF orders each head's D rows as [first halves of the rotary pairs | second halves]: row h*D + i*(D/2) + j, i in
+ * {0,1}, j < D/2. The converter's permute (reshape(nHead, 2, D/2, ...).swapaxes(1, 2)) stores that row at
+ * h*D + 2j + i, so pairs sit next to each other as GGML's rope expects. Here: hf[h, i, j] = gguf[h, j, i].
+ * `numHeads` is the head count of this projection (query heads for q, KV heads for k).
+ *
+ * @example  D = 4: GGUF rows [a0 b0 a1 b1] (pairs (a_j, b_j)) -> HF rows [a0 a1 b0 b1].
+ */
+export function unpermuteRotaryRows(data: Uint8Array, numHeads: number, rowBytes: number): Uint8Array {
+  const rows = data.length / rowBytes;
+  if (!Number.isInteger(rows) || rows % (2 * numHeads) !== 0) {
+    throw new RangeError(`unpermuteRotaryRows: ${data.length} bytes are not whole rows of ${rowBytes} bytes in ${numHeads} heads of even size`);
+  }
+  const d = rows / numHeads;
+  const half = d / 2;
+  const out = new Uint8Array(data.length);
+  for (let h = 0; h < numHeads; h++) {
+    for (let i = 0; i < 2; i++) {
+      for (let j = 0; j < half; j++) {
+        const src = (h * d + 2 * j + i) * rowBytes;
+        out.set(data.subarray(src, src + rowBytes), (h * d + i * half + j) * rowBytes);
+      }
+    }
+  }
+  return out;
+}
+
+/** A float32 metadata value as the shortest decimal that rounds to it (9.999999747e-6 -> 1e-5), as config.json has. */
+function shortestFloat32(v: number): number {
+  for (let p = 1; p <= 9; p++) {
+    const d = Number(v.toPrecision(p));
+    if (Math.fround(d) === v) return d;
+  }
+  return v;
+}

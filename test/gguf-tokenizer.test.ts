@@ -1,0 +1,178 @@
+/**
+ * Tokenizers built from GGUF metadata (src/tokenizer/gguf.ts) against llama.cpp's own vocabulary tests
+ * (models/ggml-vocab-*.gguf with their .inp texts and .out ids, made by Hugging Face's tokenizers and checked by
+ * llama.cpp's test-tokenizer-0 with add_special = false) and against the tokenizer.json twins of the shared GGUFs.
+ *
+ * Cases: SentencePiece (llama-spm, phi-3) and byte-level BPE of every pre-tokenizer group ggufTokenizer knows.
+ * The vocab files come from the llama.cpp source tree that node-llama-cpp 3.21.1 (devDependency) ships as a git
+ * bundle (node_modules/node-llama-cpp/llama/gitRelease.bundle); they are extracted once into the OS temp folder.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ModelFileError } from '../src/errors.js';
+import { readGgufHeader } from '../src/loader/gguf.js';
+import { ggufModelConfig } from '../src/models/gguf-config.js';
+import { FsByteSource } from '../bindings/node/fs-source.js';
+import type { ByteSource } from '../src/platform.js';
+import { Tokenizer } from '../src/tokenizer/index.js';
+import { ggufTokenizer, ggufTokenizerFiles } from '../src/tokenizer/gguf.js';
+import { MODELS, REPO, modelDir } from './helpers/paths.js';
+import { HARD_STRINGS, prng, randomText } from './helpers/tokenizer-strings.js';
+
+const BUNDLE = join(REPO, 'node_modules/node-llama-cpp/llama/gitRelease.bundle');
+const TAG = JSON.parse(readFileSync(join(REPO, 'node_modules/node-llama-cpp/llama/llama.cpp.info.json'), 'utf8')).tag as string;
+const VOCABS = join(tmpdir(), `webgpu-llm-llama.cpp-${TAG}-vocab`);
+const CASES = ['llama-spm', 'phi-3', 'llama-bpe', 'qwen2', 'qwen35', 'gpt-2', 'mpt', 'starcoder', 'refact', 'command-r'];
+
+/** Extracts models/ggml-vocab-<name>.gguf{,.inp,.out} from the bundle (a clone without checkout, then git show). */
+function extractVocabs(): void {
+  const files = CASES.flatMap((c) => ['', '.inp', '.out'].map((s) => `ggml-vocab-${c}.gguf${s}`));
+  if (files.every((f) => existsSync(join(VOCABS, f)))) return;
+  const repo = `${VOCABS}-git-${process.pid}`;
+  execFileSync('git', ['clone', '--quiet', '--no-checkout', BUNDLE, repo]);
+  mkdirSync(VOCABS, { recursive: true });
+  for (const f of files) {
+    const bytes = execFileSync('git', ['-C', repo, 'show', `HEAD:models/${f}`], { maxBuffer: 64 << 20 });
+    // Written then renamed, so a concurrent run never reads half a file.
+    writeFileSync(join(VOCABS, `${f}.${process.pid}`), bytes);
+    renameSync(join(VOCABS, `${f}.${process.pid}`), join(VOCABS, f));
+  }
+  rmSync(repo, { recursive: true, force: true });
+}
+
+function fileSource(path: string): ByteSource {
+  const bytes = new Uint8Array(readFileSync(path));
+  return { name: path, size: bytes.length, read: async (o, l) => bytes.slice(o, o + l) };
+}
+
+async function tokenizerOf(path: string): Promise<Tokenizer> {
+  const src = fileSource(path);
+  return ggufTokenizer((await readGgufHeader(src)).metadata, src.name);
+}
+
+/** test-tokenizer-0's parsing: texts separated by "\n__ggml_vocab_test__\n", one line of ids per text. */
+function vocabCases(name: string): [string, number[]][] {
+  const raw = readFileSync(join(VOCABS, `ggml-vocab-${name}.gguf.inp`), 'utf8');
+  const sep = '\n__ggml_vocab_test__\n';
+  const texts: string[] = [];
+  for (let pos = 0; pos < raw.length; ) {
+    const next = raw.indexOf(sep, pos);
+    if (next < 0) {
+      texts.push(raw.slice(pos));
+      break;
+    }
+    texts.push(raw.slice(pos, next));
+    pos = next + sep.length;
+  }
+  const outs = readFileSync(join(VOCABS, `ggml-vocab-${name}.gguf.out`), 'utf8').split('\n');
+  if (outs[outs.length - 1] === '') outs.pop();
+  expect(outs.length).toBe(texts.length);
+  return texts.map((t, i) => [t, outs[i].trim() === '' ? [] : outs[i].trim().split(' ').map(Number)]);
+}
+
+beforeAll(extractVocabs, 120_000);
+
+describe("llama.cpp's vocabulary tests", () => {
+  for (const name of CASES) {
+    it(`ggml-vocab-${name}: every .inp case encodes to its .out ids`, async () => {
+      const tok = await tokenizerOf(join(VOCABS, `ggml-vocab-${name}.gguf`));
+      const cases = vocabCases(name);
+      expect(cases.length).toBeGreaterThan(30);
+      for (const [text, ids] of cases) expect([text, tok.encode(text, { addSpecialTokens: false })]).toEqual([text, ids]);
+      tok.dispose();
+    }, 60_000);
+  }
+});
+
+describe('GGUF tokenizer vs the tokenizer.json twin', () => {
+  it('llama-2-tiny-random.gguf equals tiny-random-llama2/tokenizer.json on the shared strings', async () => {
+    const gguf = await tokenizerOf(join(MODELS, 'gguf/llama-2-tiny-random.gguf'));
+    const dir = modelDir('tiny-random-llama2');
+    const ref = await Tokenizer.fromJson(readFileSync(join(dir, 'tokenizer.json'), 'utf8'), JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')));
+    expect([gguf.vocabSize, gguf.bosTokenId, gguf.eosTokenId, gguf.unkTokenId]).toEqual([ref.vocabSize, ref.bosTokenId, ref.eosTokenId, ref.unkTokenId]);
+    // The two vocabularies differ in two tokens (the GGUF's converter wrote "" for U+FEFF at 30143, and U+2028 at
+    // 31353 where tokenizer.json has ""): texts with those characters are left out.
+    const files = ggufTokenizerFiles((await readGgufHeader(fileSource(join(MODELS, 'gguf/llama-2-tiny-random.gguf')))).metadata, 'x');
+    const ours = Object.entries((files.tokenizerJson.model as { vocab: Record<string, number> }).vocab);
+    const theirs = new Map(Object.entries(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')).model.vocab as Record<string, number>));
+    expect(ours.filter(([t, id]) => theirs.get(t) !== id)).toEqual([['', 30143], ['\u2028', 31353]]);
+    const rand = prng(16);
+    const texts = [...HARD_STRINGS, ...Array.from({ length: 300 }, () => randomText(rand, ['<s>', '</s>', '<unk>']))].filter(
+      (t) => !/[\ufeff\u2028]/.test(t),
+    );
+    expect(texts.length).toBeGreaterThan(250);
+    for (const text of texts) {
+      for (const addSpecialTokens of [true, false]) {
+        const ids = gguf.encode(text, { addSpecialTokens });
+        expect([text, ids]).toEqual([text, ref.encode(text, { addSpecialTokens })]);
+        expect(gguf.decode(ids)).toBe(ref.decode(ids));
+        expect(gguf.decode(ids, { skipSpecialTokens: true })).toBe(ref.decode(ids, { skipSpecialTokens: true }));
+      }
+    }
+    gguf.dispose();
+    ref.dispose();
+  });
+
+  it('stories260K.gguf and tinystories-656K-q8_0.gguf encode the goldens prompts as HF does', async () => {
+    const goldens = JSON.parse(readFileSync(join(MODELS, 'goldens.json'), 'utf8'));
+    for (const [file, twin] of [['stories260K.gguf', 'stories260K'], ['tinystories-656K-q8_0.gguf', 'tinystories-656K']]) {
+      const tok = await tokenizerOf(join(MODELS, 'gguf', file));
+      for (const p of goldens[twin].prompts as { text: string; input_ids: number[] }[]) {
+        expect([file, p.text, tok.encode(p.text)]).toEqual([file, p.text, p.input_ids]);
+      }
+      tok.dispose();
+    }
+  });
+
+  it('chat template from tokenizer.chat_template; unsupported vocabularies are named', async () => {
+    const src = fileSource(join(VOCABS, 'ggml-vocab-qwen2.gguf'));
+    const h = await readGgufHeader(src);
+    const tok = await ggufTokenizer(h.metadata, src.name);
+    expect(tok.chatTemplate).toBe(h.metadata.get('tokenizer.chat_template'));
+    expect(tok.chatTemplate).toContain('<|im_start|>');
+    tok.dispose();
+    const md = new Map(h.metadata);
+    md.set('tokenizer.ggml.pre', 'falcon');
+    expect(() => ggufTokenizerFiles(md, 'q.gguf')).toThrow(ModelFileError);
+    expect(() => ggufTokenizerFiles(md, 'q.gguf')).toThrow(/q\.gguf: tokenizer\.ggml\.pre "falcon" is not supported/);
+    md.set('tokenizer.ggml.model', 'bert');
+    expect(() => ggufTokenizerFiles(md, 'q.gguf')).toThrow(/tokenizer\.ggml\.model "bert" is not supported/);
+    md.delete('tokenizer.ggml.tokens');
+    expect(() => ggufTokenizerFiles(md, 'q.gguf')).toThrow(/tokenizer\.ggml\.tokens is missing/);
+  });
+});
+
+describe('large GGUF headers (vocab-only files)', () => {
+  it('a 7.8 MB header is read in sequential 1 MiB windows through a file source, nothing twice', async () => {
+    const src = await FsByteSource.open(join(VOCABS, 'ggml-vocab-llama-bpe.gguf'));
+    const reads: [number, number][] = [];
+    const counting: ByteSource = { name: src.name, size: src.size, read: (o, l) => (reads.push([o, l]), src.read(o, l)) };
+    const h = await readGgufHeader(counting);
+    await src.close();
+    expect((h.metadata.get('tokenizer.ggml.merges') as string[]).length).toBe(280147);
+    expect(reads.length).toBeGreaterThan(5);
+    // Each window starts where parsing stood, after the previous one's start: the header is never re-read whole.
+    for (let i = 1; i < reads.length; i++) expect(reads[i][0]).toBeGreaterThan(reads[i - 1][0]);
+    const fetched = reads.reduce((a, [, l]) => a + l, 0);
+    expect(fetched).toBeLessThan(2 * h.headerBytes);
+  });
+
+  it('qwen2 and Llama 3 metadata -> ModelConfig', async () => {
+    const qwen = await readGgufHeader(fileSource(join(VOCABS, 'ggml-vocab-qwen2.gguf')));
+    expect(ggufModelConfig(qwen, 'qwen2.gguf')).toMatchObject({
+      architecture: 'Qwen2ForCausalLM', hiddenSize: 4096, numLayers: 32, numHeads: 32, numKvHeads: 32, headDim: 128,
+      intermediateSize: 11008, vocabSize: 151936, maxModelLen: 32768, normEps: 1e-6, qkvBias: true,
+      bosTokenId: 151643, eosTokenIds: [151643],
+    });
+    expect(ggufModelConfig(qwen, 'qwen2.gguf').rope).toMatchObject({ theta: 1e6, rotaryDim: 128 });
+    const llama3 = await readGgufHeader(fileSource(join(VOCABS, 'ggml-vocab-llama-bpe.gguf')));
+    expect(ggufModelConfig(llama3, 'llama3.gguf')).toMatchObject({
+      architecture: 'LlamaForCausalLM', hiddenSize: 4096, numKvHeads: 8, intermediateSize: 14336, vocabSize: 128256,
+      maxModelLen: 8192, bosTokenId: 128000, eosTokenIds: [128001],
+    });
+    expect(ggufModelConfig(llama3, 'llama3.gguf').rope).toMatchObject({ theta: 500000 });
+  });
+});
