@@ -1,0 +1,50 @@
+/**
+ * Untrusted requests against the server's fetch handler (no socket): each of issue 19's findings as a regression
+ * test, with a greedy canary before and after that must stay exact.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LLM, SamplingParams } from '../bindings/node/index.js';
+import { createApp } from '../bindings/node/server.js';
+import { loadLLM } from './helpers/llm.js';
+import { modelDir } from './helpers/paths.js';
+
+const MODEL = 'tiny';
+const CANARY = 'Once upon a time, there was a little';
+
+describe('server hardening (tinystories-656K)', () => {
+  let llm: LLM;
+  let app: ReturnType<typeof createApp>;
+  let canary: { text: string; ids: number[] };
+  const post = (path: string, body: unknown, a = app) =>
+    a.fetch(new Request(`http://local${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) }));
+  /** A greedy completion through the server, and its token ids through /tokenize. */
+  const runCanary = async () => {
+    const res = await post('/v1/completions', { model: MODEL, prompt: CANARY, max_tokens: 12, temperature: 0, logprobs: 2 });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    const tok = await post('/tokenize', { model: MODEL, prompt: CANARY + body.choices[0].text });
+    expect(tok.status).toBe(200);
+    return { text: body.choices[0].text as string, ids: (await tok.json()).tokens as number[], logprobs: body.choices[0].logprobs };
+  };
+
+  beforeAll(async () => {
+    llm = await loadLLM(modelDir('tinystories-656K'));
+    app = createApp({ llm, servedModelName: MODEL });
+    canary = await runCanary();
+    const ref = (await llm.generate(CANARY, new SamplingParams({ temperature: 0, maxTokens: 12 })))[0];
+    expect(canary.text).toBe(ref.outputs[0].text);
+  });
+  afterAll(async () => {
+    await llm?.dispose();
+  });
+
+  it('1: a prompt too large for the tokenizer scratch fails cleanly and leaves the tokenizer exact', async () => {
+    const tokenizer = llm.engine.tokenizer;
+    // One 7M-character word: its BPE scratch (50 B a byte, rounded to a power of two) is past what wasm32 can give.
+    expect(() => tokenizer.encode('a'.repeat(7_000_000))).toThrow(/out of memory|too large/);
+    expect(await runCanary()).toEqual(canary);
+    // Again, so that a freed pointer kept by the first failure would be freed twice here.
+    expect(() => tokenizer.encode('b'.repeat(7_000_000))).toThrow(/out of memory|too large/);
+    expect(await runCanary()).toEqual(canary);
+  });
+});
