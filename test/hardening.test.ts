@@ -47,4 +47,32 @@ describe('server hardening (tinystories-656K)', () => {
     expect(() => tokenizer.encode('b'.repeat(7_000_000))).toThrow(/out of memory|too large/);
     expect(await runCanary()).toEqual(canary);
   });
+
+  it('1: prompts are bounded in characters before tokenizing, on every route, with a 400 naming the field', async () => {
+    // tinystories: maxModelLen 512, so the default bound is 32 x 512 characters.
+    const limit = 32 * 512;
+    const huge = 'a'.repeat(6_500_000);
+    const cases: [string, unknown, string][] = [
+      ['/tokenize', { model: MODEL, prompt: huge }, 'prompt'],
+      ['/tokenize', { model: MODEL, messages: [{ role: 'user', content: huge }] }, 'messages'],
+      ['/v1/completions', { model: MODEL, prompt: huge, max_tokens: 1 }, 'prompt'],
+      ['/v1/completions', { model: MODEL, prompt: ['Tom', 'b'.repeat(limit)], max_tokens: 1 }, 'prompt'],
+      ['/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: [{ type: 'text', text: huge }] }], max_tokens: 1 }, 'messages'],
+    ];
+    for (const [path, body, param] of cases) {
+      const res = await post(path, body);
+      expect(res.status, path).toBe(400);
+      const { error } = await res.json();
+      expect(error).toMatchObject({ type: 'BadRequestError', param, code: 400 });
+      expect(error.message).toContain(`limit of ${limit}`);
+    }
+    // At the limit is fine (and tokenizes).
+    const at = await post('/tokenize', { model: MODEL, prompt: 'a '.repeat(limit / 2) });
+    expect(at.status).toBe(200);
+    // A server may set its own bound.
+    const small = createApp({ llm, servedModelName: MODEL, maxPromptChars: 10 });
+    expect((await post('/tokenize', { model: MODEL, prompt: 'eleven char' }, small)).status).toBe(400);
+    expect((await post('/tokenize', { model: MODEL, prompt: 'ten chars!' }, small)).status).toBe(200);
+    expect(await runCanary()).toEqual(canary);
+  });
 });

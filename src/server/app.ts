@@ -33,6 +33,12 @@ export interface ServerOptions {
   generationDefaults?: SamplingParamsInit;
   /** Largest request body in bytes (default 8 MiB); larger ones get 413. */
   maxBodyBytes?: number;
+  /**
+   * The most prompt characters one request may send to the tokenizer (all its prompts, or all its messages'
+   * strings); longer ones get 400 before tokenizing. Default 32 per token of the model length: no vocabulary's
+   * tokens average that many characters, so a prompt past it could not fit the model anyway.
+   */
+  maxPromptChars?: number;
   /** Called with errors that became a 500 (the library itself never logs). */
   onInternalError?: (err: unknown) => void;
 }
@@ -68,6 +74,7 @@ export function createApp(options: ServerOptions): Hono<Env> {
       modelNames: names,
       maxModelLen,
       chatTemplate: options.chatTemplate ?? null,
+      maxPromptChars: options.maxPromptChars ?? 32 * maxModelLen,
       metrics: new ServerMetrics(names[0], engine),
       generationDefaults: options.generationDefaults ?? null,
       nextSeq: () => seq++,

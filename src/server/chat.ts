@@ -5,7 +5,7 @@
  */
 import { applyChatTemplate, type ChatMessage, type ChatTool } from '../chat/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { checkModel, unixTime, type ServerContext } from './context.js';
+import { checkModel, checkPromptChars, stringChars, unixTime, type ServerContext } from './context.js';
 import type { RequestMeta } from './completions.js';
 import { HttpError } from './errors.js';
 import { prepareBatch, runBatch, type TaggedOutput } from './generate.js';
@@ -41,6 +41,7 @@ export function renderChat(ctx: ServerContext, req: TemplateRequest): { prompt: 
   if (addGenerationPrompt && continueFinalMessage) {
     throw new HttpError(400, 'Cannot set both `continue_final_message` and `add_generation_prompt` to true.', 'continue_final_message');
   }
+  checkPromptChars(ctx, stringChars(req.messages) + stringChars(req.tools) + stringChars(req.documents), 'messages');
   // Absent and null are the same to a client; the template module validates roles and content parts.
   const messages = req.messages.map((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v !== null)) as unknown as ChatMessage);
   try {
