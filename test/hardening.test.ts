@@ -75,4 +75,31 @@ describe('server hardening (tinystories-656K)', () => {
     expect((await post('/tokenize', { model: MODEL, prompt: 'ten chars!' }, small)).status).toBe(200);
     expect(await runCanary()).toEqual(canary);
   });
+
+  it('2: logprobs and prompt_logprobs are capped at max logprobs (20), -1 (whole vocabulary) included, naming the field', async () => {
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['/v1/completions', { prompt: CANARY, logprobs: -1 }, 'logprobs'],
+      ['/v1/completions', { prompt: CANARY, logprobs: 21 }, 'logprobs'],
+      ['/v1/completions', { prompt: CANARY, prompt_logprobs: -1 }, 'prompt_logprobs'],
+      ['/v1/completions', { prompt: CANARY, prompt_logprobs: 50 }, 'prompt_logprobs'],
+      ['/v1/completions', { prompt: CANARY, logprobs: -2 }, 'logprobs'],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'Hi' }], prompt_logprobs: -1 }, 'prompt_logprobs'],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'Hi' }], logprobs: true, top_logprobs: 21 }, 'top_logprobs'],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'Hi' }], logprobs: true, top_logprobs: -1 }, 'top_logprobs'],
+    ];
+    const chatApp = createApp({ llm, servedModelName: MODEL, chatTemplate: '{% for m in messages %}{{ m.content }}{% endfor %}' });
+    for (const [path, body, param] of cases) {
+      const res = await post(path, { model: MODEL, max_tokens: 2, ...body }, chatApp);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await res.json()).error).toMatchObject({ type: 'BadRequestError', param, code: 400 });
+    }
+    // The cap itself is fine, for both fields.
+    const at = await post('/v1/completions', { model: MODEL, prompt: 'Tom', max_tokens: 2, temperature: 0, logprobs: 20, prompt_logprobs: 20 });
+    expect(at.status).toBe(200);
+    expect(Object.keys((await at.json()).choices[0].logprobs.top_logprobs[0]).length).toBeGreaterThanOrEqual(20);
+    // The LLM API: the same cap; -1 passes only where the cap covers the whole vocabulary (maxLogprobs -1).
+    await expect(llm.generate('Tom', new SamplingParams({ maxTokens: 1, logprobs: -1 }))).rejects.toThrow(/logprobs.*20/);
+    await expect(llm.generate('Tom', new SamplingParams({ maxTokens: 1, promptLogprobs: 21 }))).rejects.toThrow(/promptLogprobs.*20/);
+    expect(await runCanary()).toEqual(canary);
+  });
 });

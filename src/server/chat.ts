@@ -77,7 +77,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
   if (choice && choice !== 'none' && choice !== 'auto') {
     throw new HttpError(400, `tool_choice ${JSON.stringify(choice)} is not supported yet (it needs guided decoding): use 'auto' or 'none'`, 'tool_choice');
   }
-  const init = chatSamplingInit(body);
+  const init = chatSamplingInit(body, ctx.engine.maxLogprobs);
   const rendered = renderChat(ctx, body);
   const id = `chatcmpl-${meta.requestId}`;
   const batch = prepareBatch(ctx, [{ prompt: rendered, init, maxTokensExplicit: body.max_completion_tokens != null || body.max_tokens != null }], `${id}-${ctx.nextSeq()}`, {
