@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
-import { createApp } from '../bindings/node/server.js';
+import { request as httpRequest } from 'node:http';
+import { createApp, serve } from '../bindings/node/server.js';
 import { loadLLM } from './helpers/llm.js';
 import { modelDir } from './helpers/paths.js';
 
@@ -100,6 +101,52 @@ describe('server hardening (tinystories-656K)', () => {
     // The LLM API: the same cap; -1 passes only where the cap covers the whole vocabulary (maxLogprobs -1).
     await expect(llm.generate('Tom', new SamplingParams({ maxTokens: 1, logprobs: -1 }))).rejects.toThrow(/logprobs.*20/);
     await expect(llm.generate('Tom', new SamplingParams({ maxTokens: 1, promptLogprobs: 21 }))).rejects.toThrow(/promptLogprobs.*20/);
+    expect(await runCanary()).toEqual(canary);
+  });
+
+  it('4: chunked request bodies and OPTIONS work over node:http; CORS preflight with allowed origins', async () => {
+    /** A raw HTTP request (fetch would not send OPTIONS with a body or a chunked body of our making). */
+    const raw = (url: string, method: string, headers: Record<string, string>, chunks: string[]) =>
+      new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        const req = httpRequest(url, { method, headers }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        for (const c of chunks) req.write(c);
+        req.end();
+      });
+    const server = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: MODEL, maxBodyBytes: 4096 });
+    const cors = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: MODEL, allowedOrigins: ['https://app.example'] });
+    try {
+      const body = JSON.stringify({ model: MODEL, prompt: CANARY, max_tokens: 12, temperature: 0 });
+      const chunked = await raw(`${server.url}/v1/completions`, 'POST', { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, [body.slice(0, 10), body.slice(10)]);
+      expect(chunked.status, chunked.body).toBe(200);
+      expect(JSON.parse(chunked.body).choices[0].text).toBe(canary.text);
+      // Chunked past the limit: 413, not 500.
+      const big = await raw(`${server.url}/v1/completions`, 'POST', { 'transfer-encoding': 'chunked' }, ['{"prompt": "', 'x'.repeat(3000), 'x'.repeat(3000), '"}']);
+      expect(big.status).toBe(413);
+      expect(JSON.parse(big.body).error.code).toBe(413);
+      // OPTIONS without CORS configured: 204 naming the allowed methods; an unknown path stays 404.
+      const options = await raw(`${server.url}/v1/completions`, 'OPTIONS', {}, []);
+      expect(options.status).toBe(204);
+      expect(options.headers.allow).toBe('POST, OPTIONS');
+      expect((await raw(`${server.url}/v1/models`, 'OPTIONS', {}, [])).headers.allow).toBe('GET, OPTIONS');
+      expect((await raw(`${server.url}/v1/nothing`, 'OPTIONS', {}, [])).status).toBe(404);
+      // With allowed origins: preflight answers for an allowed origin, and responses carry the header.
+      const preflight = await raw(`${cors.url}/v1/chat/completions`, 'OPTIONS', { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' }, []);
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers['access-control-allow-origin']).toBe('https://app.example');
+      expect(String(preflight.headers['access-control-allow-methods'])).toContain('POST');
+      const other = await raw(`${cors.url}/v1/models`, 'GET', { origin: 'https://evil.example' }, []);
+      expect(other.status).toBe(200);
+      expect(other.headers['access-control-allow-origin']).toBeUndefined();
+      const allowed = await raw(`${cors.url}/v1/models`, 'GET', { origin: 'https://app.example' }, []);
+      expect(allowed.headers['access-control-allow-origin']).toBe('https://app.example');
+    } finally {
+      await server.close();
+      await cors.close();
+    }
     expect(await runCanary()).toEqual(canary);
   });
 });
