@@ -29,7 +29,8 @@ const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] 
 usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--served-model-name NAME]
                   [--max-model-len N] [--max-num-seqs N] [--generation-config auto|vllm|DIR]
                   [--chat-template FILE] [--dtype auto|float32|float16] [--no-async-scheduling]
-                  [--enforce-eager]
+                  [--enforce-eager] [--max-logprobs N] [--max-prompt-chars N]
+                  [--allowed-origins ORIGIN]
 
   MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
   --api-key KEY           require 'Authorization: Bearer KEY' on /v1/* (default: $VLLM_API_KEY)
@@ -38,6 +39,9 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
   --chat-template FILE    a Jinja chat template (file or text) instead of the tokenizer's
   --no-async-scheduling   run steps one at a time (by default each step is scheduled and submitted while the
                           previous one runs: vLLM's async scheduling)
+  --max-logprobs N        most logprobs / prompt_logprobs a request may ask for (default 20; -1: the vocabulary)
+  --allowed-origins O     answer CORS for this origin ('*': any; repeat for more; default: no CORS)
+  --max-prompt-chars N    most prompt characters a request may send to the tokenizer (default 32 x max model len)
   --enforce-eager         record every step anew (by default a step replays the commands captured the first
                           time a step of its shape ran, as vLLM's CUDA graphs)
 
@@ -136,6 +140,9 @@ async function serveCommand(argv: string[]): Promise<void> {
       'async-scheduling': { type: 'boolean', default: true },
       'no-async-scheduling': { type: 'boolean', default: false },
       'enforce-eager': { type: 'boolean', default: false },
+      'max-logprobs': { type: 'string' },
+      'max-prompt-chars': { type: 'string' },
+      'allowed-origins': { type: 'string', multiple: true },
     },
   });
   if (positionals.length > 1) fail(`serve takes at most one MODEL argument\n${USAGE}`);
@@ -146,6 +153,10 @@ async function serveCommand(argv: string[]): Promise<void> {
   if (!['auto', 'float32', 'float16'].includes(dtype)) fail(`--dtype must be auto, float32 or float16, got '${dtype}'`);
   // auto, vllm, or a folder (or repo id) whose generation_config.json replaces the model's, as vLLM's flag.
   const gc = values['generation-config']!;
+  const maxLogprobs = num('max-logprobs', values['max-logprobs'], true);
+  if (maxLogprobs !== undefined && maxLogprobs < -1) fail(`--max-logprobs must be -1 or at least 0, got ${maxLogprobs}`);
+  const maxPromptChars = num('max-prompt-chars', values['max-prompt-chars'], true);
+  if (maxPromptChars !== undefined && maxPromptChars < 1) fail(`--max-prompt-chars must be at least 1, got ${maxPromptChars}`);
   const chatTemplate = values['chat-template'] === undefined ? undefined : await loadChatTemplate(values['chat-template']);
   const llm = await LLM.create({
     model,
@@ -155,6 +166,7 @@ async function serveCommand(argv: string[]): Promise<void> {
     generationConfig: gc,
     asyncScheduling: values['async-scheduling'] && !values['no-async-scheduling'],
     enforceEager: values['enforce-eager'],
+    maxLogprobs,
   });
   const names = values['served-model-name'] ?? [model ?? 'tinystories-656K'];
   const server = await serve({
@@ -164,6 +176,8 @@ async function serveCommand(argv: string[]): Promise<void> {
     apiKey: values['api-key'] ?? process.env.VLLM_API_KEY,
     servedModelName: names,
     chatTemplate,
+    maxPromptChars,
+    allowedOrigins: values['allowed-origins'],
     onInternalError: (err) => process.stderr.write(`webgpu-llm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   });
   process.stderr.write(`webgpu-llm: serving '${names[0]}' at ${server.url}/v1 (Ctrl-C stops)\n`);

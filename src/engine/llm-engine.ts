@@ -71,6 +71,12 @@ export interface EngineOptions {
    */
   asyncScheduling?: boolean;
   /**
+   * vLLM's max_logprobs: the most logprobs (per sampled token) and prompt logprobs (per prompt token) a request may
+   * ask for; -1 for a request means the whole vocabulary, allowed only when this cap covers it. Default 20, as
+   * vLLM; -1 here lifts the cap to the vocabulary (each such request then costs O(vocab) host memory a token).
+   */
+  maxLogprobs?: number;
+  /**
    * Build every kernel steps use while loading (ModelRunner.warmup: steps of representative sizes recorded, not
    * run) and clear the KV cache and activations, so that no request waits on shader compilation or first-use
    * zeroing later. Default true; false loads faster and pays both on first use.
@@ -219,11 +225,32 @@ export class LLMEngine {
     return defaults.length === 0 ? params : params.clone(Object.fromEntries(defaults));
   }
 
+  /** The most logprobs a request may ask for (EngineOptions.maxLogprobs; -1 there: the vocabulary size). */
+  get maxLogprobs(): number {
+    const cap = this.options.maxLogprobs ?? 20;
+    return cap === -1 ? this.config.vocabSize : cap;
+  }
+
+  /** vLLM's check: a count (-1 = the vocabulary) past maxLogprobs is refused before any work is done for it. */
+  private verifyLogprobs(params: SamplingParams): void {
+    const cap = this.maxLogprobs;
+    for (const field of ['logprobs', 'promptLogprobs'] as const) {
+      const asked = params[field];
+      if (asked === null) continue;
+      const n = asked === -1 ? this.config.vocabSize : asked;
+      if (n > cap) {
+        const what = asked === -1 ? `-1 (the whole vocabulary, ${n})` : String(n);
+        throw new InvalidArgumentError(field, `${field} must be at most ${cap} (maxLogprobs / --max-logprobs), got ${what}.`);
+      }
+    }
+  }
+
   /** Tokenizes and validates a request; throws InvalidArgumentError / CapacityError without touching the engine. */
   prepareRequest(init: AddRequestInit): PreparedRequest {
     if (init.params !== undefined && !(init.params instanceof SamplingParams)) throw new InvalidArgumentError('params', 'must be a SamplingParams');
     const params = this.withModelDefaults(init.params ?? new SamplingParams());
     params.verifyForVocab(this.config.vocabSize);
+    this.verifyLogprobs(params);
     const p = init.prompt;
     let prompt: string | null;
     let ids: number[];

@@ -67,10 +67,13 @@ class Region {
   constructor(private readonly core: Core) {}
   ensure(bytes: number): number {
     if (bytes > this.bytes) {
+      // The new block first: if alloc throws, the old block and its size stay as they were (freeing first and
+      // then failing left `bytes` grown over a null pointer, so the next smaller ask wrote at address 0).
+      const size = Math.ceil(bytes / 65536) * 65536;
+      const ptr = this.core.alloc(size);
       this.core.free(this.ptr);
-      this.ptr = 0; // alloc may throw: never leave a freed pointer behind
-      this.bytes = Math.ceil(bytes / 65536) * 65536;
-      this.ptr = this.core.alloc(this.bytes);
+      this.ptr = ptr;
+      this.bytes = size;
     }
     return this.ptr;
   }

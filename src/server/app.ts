@@ -4,7 +4,7 @@
  * (vllm/entrypoints/openai/api_server.py).
  */
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import type { z } from 'zod';
 import { version } from '../../package.json';
@@ -31,8 +31,20 @@ export interface ServerOptions {
   chatTemplate?: string;
   /** Sampling defaults under the client's fields (vLLM's --generation-config DIR); the model's still fill the rest. */
   generationDefaults?: SamplingParamsInit;
-  /** Largest request body in bytes (default 8 MiB); larger ones get 413. */
+  /** Largest request body in bytes (default 8 MiB); larger ones get 413, chunked or not. */
   maxBodyBytes?: number;
+  /**
+   * Origins allowed to call the server from a browser (vLLM's --allowed-origins; '*' for any): CORS preflights
+   * are answered and responses carry Access-Control-Allow-Origin. Unset: no CORS headers, and OPTIONS is a plain
+   * 204 naming the route's methods.
+   */
+  allowedOrigins?: string[];
+  /**
+   * The most prompt characters one request may send to the tokenizer (all its prompts, or all its messages'
+   * strings); longer ones get 400 before tokenizing. Default 32 per token of the model length: no vocabulary's
+   * tokens average that many characters, so a prompt past it could not fit the model anyway.
+   */
+  maxPromptChars?: number;
   /** Called with errors that became a 500 (the library itself never logs). */
   onInternalError?: (err: unknown) => void;
 }
@@ -68,6 +80,7 @@ export function createApp(options: ServerOptions): Hono<Env> {
       modelNames: names,
       maxModelLen,
       chatTemplate: options.chatTemplate ?? null,
+      maxPromptChars: options.maxPromptChars ?? 32 * maxModelLen,
       metrics: new ServerMetrics(names[0], engine),
       generationDefaults: options.generationDefaults ?? null,
       nextSeq: () => seq++,
@@ -92,6 +105,17 @@ export function createApp(options: ServerOptions): Hono<Env> {
     c.res.headers.set('x-request-id', id);
   });
 
+  // Before the API key: browsers send preflights without credentials.
+  if (options.allowedOrigins !== undefined) {
+    const origins = options.allowedOrigins;
+    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, allowMethods: ['GET', 'POST', 'OPTIONS'] }));
+  }
+  app.options('*', (c) => {
+    const allow = ROUTE_METHODS[c.req.path];
+    if (allow === undefined) throw new HttpError(404, `Not Found: OPTIONS ${c.req.path}`);
+    return c.body(null, 204, { allow: `${allow}, OPTIONS` });
+  });
+
   if (options.apiKey !== undefined) {
     const expected = `Bearer ${options.apiKey}`;
     app.use('/v1/*', async (c, next) => {
@@ -101,13 +125,7 @@ export function createApp(options: ServerOptions): Hono<Env> {
   }
 
   const maxBody = options.maxBodyBytes ?? 8 << 20;
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: maxBody,
-      onError: (c) => c.json(errorBody(new HttpError(413, `the request body is larger than ${maxBody} bytes`)), 413),
-    }),
-  );
+  const parseBody = <S extends z.ZodType>(c: Context<Env>, schema: S) => parseBodyAs(c, schema, maxBody);
 
   app.get('/health', async (c) => {
     await context();
@@ -145,9 +163,53 @@ function meta(c: Context<Env>) {
   return { requestId: c.get('requestId'), signal: c.req.raw.signal };
 }
 
-/** Parses a JSON body against a schema; 400 naming the first field at fault. */
-async function parseBody<S extends z.ZodType>(c: Context<Env>, schema: S): Promise<z.infer<S>> {
-  const text = await c.req.text();
+/** Each route's methods, for OPTIONS (the routes above must be listed here). */
+const ROUTE_METHODS: Record<string, string> = {
+  '/health': 'GET',
+  '/version': 'GET',
+  '/metrics': 'GET',
+  '/v1/models': 'GET',
+  '/v1/completions': 'POST',
+  '/v1/chat/completions': 'POST',
+  '/tokenize': 'POST',
+  '/detokenize': 'POST',
+};
+
+/**
+ * The body as text, at most `max` bytes (413 past it). Read from the stream itself, so chunked bodies (no
+ * Content-Length) are counted as they arrive; a Content-Length above the limit is refused before reading. (Hono's
+ * bodyLimit rebuilt the Request around the read bytes, which @hono/node-server's requests do not survive: 500.)
+ */
+async function readBody(req: Request, max: number): Promise<string> {
+  const tooLarge = () => new HttpError(413, `the request body is larger than ${max} bytes`);
+  const declared = req.headers.get('content-length');
+  if (declared !== null && Number(declared) > max) throw tooLarge();
+  if (req.body === null) return '';
+  const reader = req.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      void reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    parts.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
+}
+
+/** Parses a JSON body (at most `maxBody` bytes) against a schema; 400 naming the first field at fault. */
+async function parseBodyAs<S extends z.ZodType>(c: Context<Env>, schema: S, maxBody: number): Promise<z.infer<S>> {
+  const text = await readBody(c.req.raw, maxBody);
   let json: unknown;
   try {
     json = JSON.parse(text);

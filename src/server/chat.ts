@@ -5,7 +5,7 @@
  */
 import { applyChatTemplate, type ChatMessage, type ChatTool } from '../chat/index.js';
 import { InvalidArgumentError } from '../errors.js';
-import { checkModel, unixTime, type ServerContext } from './context.js';
+import { checkModel, checkPromptChars, stringChars, unixTime, type ServerContext } from './context.js';
 import type { RequestMeta } from './completions.js';
 import { HttpError } from './errors.js';
 import { prepareBatch, runBatch, type TaggedOutput } from './generate.js';
@@ -41,6 +41,7 @@ export function renderChat(ctx: ServerContext, req: TemplateRequest): { prompt: 
   if (addGenerationPrompt && continueFinalMessage) {
     throw new HttpError(400, 'Cannot set both `continue_final_message` and `add_generation_prompt` to true.', 'continue_final_message');
   }
+  checkPromptChars(ctx, stringChars(req.messages) + stringChars(req.tools) + stringChars(req.documents), 'messages');
   // Absent and null are the same to a client; the template module validates roles and content parts.
   const messages = req.messages.map((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v !== null)) as unknown as ChatMessage);
   try {
@@ -76,7 +77,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
   if (choice && choice !== 'none' && choice !== 'auto') {
     throw new HttpError(400, `tool_choice ${JSON.stringify(choice)} is not supported yet (it needs guided decoding): use 'auto' or 'none'`, 'tool_choice');
   }
-  const init = chatSamplingInit(body);
+  const init = chatSamplingInit(body, ctx.engine.maxLogprobs);
   const rendered = renderChat(ctx, body);
   const id = `chatcmpl-${meta.requestId}`;
   const batch = prepareBatch(ctx, [{ prompt: rendered, init, maxTokensExplicit: body.max_completion_tokens != null || body.max_tokens != null }], `${id}-${ctx.nextSeq()}`, {

@@ -4,7 +4,7 @@
  * sends one chunk per choice per engine step.
  */
 import type { PromptInput } from '../engine/llm-engine.js';
-import { checkModel, unixTime, type ServerContext } from './context.js';
+import { checkModel, checkPromptChars, stringChars, unixTime, type ServerContext } from './context.js';
 import { prepareBatch, runBatch, type PreparedBatch, type TaggedOutput } from './generate.js';
 import { CompletionLogprobsBuilder, concatCompletionLogprobs, tokenTexts, type TokenText } from './logprobs.js';
 import type { CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, UsageInfo } from './protocol.js';
@@ -31,6 +31,7 @@ class ChoiceState {
 function promptsOf(ctx: ServerContext, body: CompletionRequest): PromptInput[] {
   const p = body.prompt;
   const list: (string | number[])[] = typeof p === 'string' ? [p] : typeof p[0] === 'number' ? [p as number[]] : (p as (string | number[])[]);
+  checkPromptChars(ctx, stringChars(list), 'prompt');
   return list.map((x) => {
     if (typeof x !== 'string') return { promptTokenIds: x };
     // vLLM: add_special_tokens (default true) decides whether BOS is added to text prompts.

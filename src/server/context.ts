@@ -12,6 +12,8 @@ export interface ServerContext extends GenerateContext {
   chatTemplate: string | null;
   /** GET /metrics: the engine's numbers in Prometheus text. */
   metrics: ServerMetrics;
+  /** The most characters of prompt text (all prompts of a request, or all message strings) tokenized for one request. */
+  maxPromptChars: number;
   /** A fresh number per request, so that engine request ids stay unique when clients reuse X-Request-Id. */
   nextSeq(): number;
 }
@@ -21,6 +23,24 @@ export function checkModel(ctx: ServerContext, model: string | null | undefined)
   if (model === null || model === undefined || model === '') return ctx.modelNames[0];
   if (!ctx.modelNames.includes(model)) throw new HttpError(404, `The model \`${model}\` does not exist.`, 'model');
   return model;
+}
+
+/**
+ * 400 when a request's prompt text is longer than `ctx.maxPromptChars`: checked on characters before tokenizing,
+ * so the tokenizer's work and wasm scratch stay bounded whatever the body limit allows.
+ */
+export function checkPromptChars(ctx: ServerContext, chars: number, param: string): void {
+  if (chars > ctx.maxPromptChars) {
+    throw new HttpError(400, `${param} has ${chars} characters, more than this server's limit of ${ctx.maxPromptChars} (--max-prompt-chars)`, param);
+  }
+}
+
+/** Characters in every string inside `value` (chat messages, tools): what a template can put in the prompt. */
+export function stringChars(value: unknown): number {
+  if (typeof value === 'string') return value.length;
+  if (Array.isArray(value)) return value.reduce((n: number, v) => n + stringChars(v), 0);
+  if (typeof value === 'object' && value !== null) return Object.values(value).reduce((n: number, v) => n + stringChars(v), 0);
+  return 0;
 }
 
 /** Seconds since the epoch, as OpenAI's `created`. */

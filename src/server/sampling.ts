@@ -6,9 +6,6 @@ import type { SamplingParamsInit } from '../sampling-params.js';
 import { HttpError } from './errors.js';
 import type { ChatCompletionRequest, CompletionRequest } from './protocol.js';
 
-/** vLLM's default `--max-logprobs`. */
-export const MAX_LOGPROBS = 20;
-
 const v = <T>(x: T | null | undefined): T | undefined => (x === null ? undefined : x);
 
 /** The sampling fields both endpoints share. */
@@ -19,9 +16,7 @@ function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsI
   if (req.stream_options && !req.stream) {
     throw new HttpError(400, 'stream_options can only be given when stream is true', 'stream_options');
   }
-  if (req.prompt_logprobs != null && req.prompt_logprobs > MAX_LOGPROBS) {
-    throw new HttpError(400, `prompt_logprobs must be at most ${MAX_LOGPROBS}, got ${req.prompt_logprobs}`, 'prompt_logprobs');
-  }
+  // logprobs and prompt_logprobs are checked against the engine's maxLogprobs when the request is prepared.
   const bias = req.logit_bias ? Object.entries(req.logit_bias) : undefined;
   const badKey = bias?.find(([k]) => !/^\d+$/.test(k));
   if (badKey) throw new HttpError(400, `logit_bias keys must be token ids, got '${badKey[0]}'`, 'logit_bias');
@@ -59,9 +54,6 @@ export function completionSamplingInit(req: CompletionRequest): SamplingParamsIn
   if (req.suffix !== undefined && req.suffix !== null) {
     throw new HttpError(400, 'suffix is not supported: this server does not do fill-in-the-middle', 'suffix');
   }
-  if (req.logprobs != null && req.logprobs > MAX_LOGPROBS) {
-    throw new HttpError(400, `logprobs must be at most ${MAX_LOGPROBS}, got ${req.logprobs}`, 'logprobs');
-  }
   const init = common(req);
   init.maxTokens = req.max_tokens === undefined ? 16 : v(req.max_tokens);
   init.logprobs = v(req.logprobs);
@@ -71,10 +63,11 @@ export function completionSamplingInit(req: CompletionRequest): SamplingParamsIn
 }
 
 /** /v1/chat/completions: `max_completion_tokens` wins over `max_tokens`; `logprobs` is a flag, `top_logprobs` the count. */
-export function chatSamplingInit(req: ChatCompletionRequest): SamplingParamsInit {
+export function chatSamplingInit(req: ChatCompletionRequest, maxLogprobs: number): SamplingParamsInit {
   const top = req.top_logprobs;
-  if (top != null && (top < 0 || top > MAX_LOGPROBS)) {
-    throw new HttpError(400, `top_logprobs must be in [0, ${MAX_LOGPROBS}], got ${top}`, 'top_logprobs');
+  // Checked here, not by the engine: it becomes the engine's `logprobs`, and the error must name top_logprobs.
+  if (top != null && (top < 0 || top > maxLogprobs)) {
+    throw new HttpError(400, `top_logprobs must be in [0, ${maxLogprobs}], got ${top}`, 'top_logprobs');
   }
   if (top != null && top > 0 && !req.logprobs) {
     throw new HttpError(400, 'top_logprobs needs logprobs set to true', 'top_logprobs');

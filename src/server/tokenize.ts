@@ -5,7 +5,7 @@
  * // {"prompt": "Hello"} -> {"count": 2, "max_model_len": 2048, "tokens": [1, 15043], "token_strs": null}
  */
 import { renderChat } from './chat.js';
-import { checkModel, type ServerContext } from './context.js';
+import { checkModel, checkPromptChars, stringChars, type ServerContext } from './context.js';
 import { HttpError } from './errors.js';
 import type { DetokenizeRequest, TokenizeRequest } from './protocol.js';
 
@@ -18,6 +18,8 @@ export interface TokenizeResponse {
 
 export function tokenize(ctx: ServerContext, body: TokenizeRequest): TokenizeResponse {
   checkModel(ctx, body.model);
+  if ('messages' in body) checkPromptChars(ctx, stringChars(body.messages) + stringChars(body.tools), 'messages');
+  else checkPromptChars(ctx, body.prompt.length, 'prompt');
   const tokens =
     'messages' in body
       ? renderChat(ctx, body).promptTokenIds

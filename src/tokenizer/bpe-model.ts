@@ -243,11 +243,14 @@ export class BpeModel {
     return result;
   }
 
+  // Both buffers grow by allocating the new block first: if that fails (a huge word or text), the RangeError
+  // leaves the old block, its pointer and the record's copy of it untouched, so the model stays usable.
   private ensureScratch(symbols: number): void {
     if (symbols <= this.scratchCap) return;
     const cap = Math.max(64, pow2AtLeast(symbols));
+    const scratch = this.core.alloc(cap * 50);
     this.core.free(this.scratch);
-    this.scratch = this.core.alloc(cap * 50);
+    this.scratch = scratch;
     this.scratchCap = cap;
     const i32 = this.core.i32();
     i32[(this.record >>> 2) + 8] = this.scratch;
@@ -257,8 +260,9 @@ export class BpeModel {
   private ensureIo(bytes: number): void {
     if (bytes <= this.ioSize) return;
     const size = Math.max(4096, pow2AtLeast(bytes));
+    const io = this.core.alloc(size);
     this.core.free(this.io);
-    this.io = this.core.alloc(size);
+    this.io = io;
     this.ioSize = size;
   }
 }

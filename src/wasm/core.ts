@@ -48,6 +48,12 @@ export interface CoreExports {
   utf16EndsToUtf8(blob: number, byteLen: number, ends: number, n: number): void;
 }
 
+/**
+ * The largest block `alloc` hands out: AssemblyScript's TLSF serves blocks below 2^30 bytes (its BLOCK_MAXSIZE,
+ * less the block header), and wasm32 memory tops out at 4 GiB anyway.
+ */
+export const MAX_ALLOC_BYTES = (1 << 30) - 4096;
+
 /** The instantiated module plus views of its memory that follow `memory.grow` (which detaches old views). */
 export class Core {
   private buffer: ArrayBuffer | undefined;
@@ -60,7 +66,17 @@ export class Core {
 
   /** Allocates `size` bytes (16-byte aligned). Views taken before this call may be detached after it. */
   alloc(size: number): number {
-    const ptr = this.exports.alloc(Math.max(size, 1));
+    // TLSF aborts on a block past its largest size class, and traps (unreachable) when memory.grow fails; both
+    // would surface as opaque wasm errors. The first is refused here, before wasm sees it; the second happens
+    // before TLSF changes any list, so the heap stays consistent and the trap becomes the same RangeError.
+    if (!(size <= MAX_ALLOC_BYTES)) throw new RangeError(`core.wasm: allocation of ${size} bytes is too large (at most ${MAX_ALLOC_BYTES})`);
+    let ptr: number;
+    try {
+      ptr = this.exports.alloc(Math.max(size, 1));
+    } catch (err) {
+      if (err instanceof WebAssembly.RuntimeError) throw new RangeError(`core.wasm: out of memory allocating ${size} bytes`);
+      throw err;
+    }
     if (ptr === 0) throw new RangeError(`core.wasm: out of memory allocating ${size} bytes`);
     return ptr;
   }

@@ -1,0 +1,152 @@
+/**
+ * Untrusted requests against the server's fetch handler (no socket): each of issue 19's findings as a regression
+ * test, with a greedy canary before and after that must stay exact.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LLM, SamplingParams } from '../bindings/node/index.js';
+import { request as httpRequest } from 'node:http';
+import { createApp, serve } from '../bindings/node/server.js';
+import { loadLLM } from './helpers/llm.js';
+import { modelDir } from './helpers/paths.js';
+
+const MODEL = 'tiny';
+const CANARY = 'Once upon a time, there was a little';
+
+describe('server hardening (tinystories-656K)', () => {
+  let llm: LLM;
+  let app: ReturnType<typeof createApp>;
+  let canary: { text: string; ids: number[] };
+  const post = (path: string, body: unknown, a = app) =>
+    a.fetch(new Request(`http://local${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) }));
+  /** A greedy completion through the server, and its token ids through /tokenize. */
+  const runCanary = async () => {
+    const res = await post('/v1/completions', { model: MODEL, prompt: CANARY, max_tokens: 12, temperature: 0, logprobs: 2 });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    const tok = await post('/tokenize', { model: MODEL, prompt: CANARY + body.choices[0].text });
+    expect(tok.status).toBe(200);
+    return { text: body.choices[0].text as string, ids: (await tok.json()).tokens as number[], logprobs: body.choices[0].logprobs };
+  };
+
+  beforeAll(async () => {
+    llm = await loadLLM(modelDir('tinystories-656K'));
+    app = createApp({ llm, servedModelName: MODEL });
+    canary = await runCanary();
+    const ref = (await llm.generate(CANARY, new SamplingParams({ temperature: 0, maxTokens: 12 })))[0];
+    expect(canary.text).toBe(ref.outputs[0].text);
+  });
+  afterAll(async () => {
+    await llm?.dispose();
+  });
+
+  it('1: a prompt too large for the tokenizer scratch fails cleanly and leaves the tokenizer exact', async () => {
+    const tokenizer = llm.engine.tokenizer;
+    // One 7M-character word: its BPE scratch (50 B a byte, rounded to a power of two) is past what wasm32 can give.
+    expect(() => tokenizer.encode('a'.repeat(7_000_000))).toThrow(/out of memory|too large/);
+    expect(await runCanary()).toEqual(canary);
+    // Again, so that a freed pointer kept by the first failure would be freed twice here.
+    expect(() => tokenizer.encode('b'.repeat(7_000_000))).toThrow(/out of memory|too large/);
+    expect(await runCanary()).toEqual(canary);
+  });
+
+  it('1: prompts are bounded in characters before tokenizing, on every route, with a 400 naming the field', async () => {
+    // tinystories: maxModelLen 512, so the default bound is 32 x 512 characters.
+    const limit = 32 * 512;
+    const huge = 'a'.repeat(6_500_000);
+    const cases: [string, unknown, string][] = [
+      ['/tokenize', { model: MODEL, prompt: huge }, 'prompt'],
+      ['/tokenize', { model: MODEL, messages: [{ role: 'user', content: huge }] }, 'messages'],
+      ['/v1/completions', { model: MODEL, prompt: huge, max_tokens: 1 }, 'prompt'],
+      ['/v1/completions', { model: MODEL, prompt: ['Tom', 'b'.repeat(limit)], max_tokens: 1 }, 'prompt'],
+      ['/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: [{ type: 'text', text: huge }] }], max_tokens: 1 }, 'messages'],
+    ];
+    for (const [path, body, param] of cases) {
+      const res = await post(path, body);
+      expect(res.status, path).toBe(400);
+      const { error } = await res.json();
+      expect(error).toMatchObject({ type: 'BadRequestError', param, code: 400 });
+      expect(error.message).toContain(`limit of ${limit}`);
+    }
+    // At the limit is fine (and tokenizes).
+    const at = await post('/tokenize', { model: MODEL, prompt: 'a '.repeat(limit / 2) });
+    expect(at.status).toBe(200);
+    // A server may set its own bound.
+    const small = createApp({ llm, servedModelName: MODEL, maxPromptChars: 10 });
+    expect((await post('/tokenize', { model: MODEL, prompt: 'eleven char' }, small)).status).toBe(400);
+    expect((await post('/tokenize', { model: MODEL, prompt: 'ten chars!' }, small)).status).toBe(200);
+    expect(await runCanary()).toEqual(canary);
+  });
+
+  it('2: logprobs and prompt_logprobs are capped at max logprobs (20), -1 (whole vocabulary) included, naming the field', async () => {
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['/v1/completions', { prompt: CANARY, logprobs: -1 }, 'logprobs'],
+      ['/v1/completions', { prompt: CANARY, logprobs: 21 }, 'logprobs'],
+      ['/v1/completions', { prompt: CANARY, prompt_logprobs: -1 }, 'prompt_logprobs'],
+      ['/v1/completions', { prompt: CANARY, prompt_logprobs: 50 }, 'prompt_logprobs'],
+      ['/v1/completions', { prompt: CANARY, logprobs: -2 }, 'logprobs'],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'Hi' }], prompt_logprobs: -1 }, 'prompt_logprobs'],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'Hi' }], logprobs: true, top_logprobs: 21 }, 'top_logprobs'],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'Hi' }], logprobs: true, top_logprobs: -1 }, 'top_logprobs'],
+    ];
+    const chatApp = createApp({ llm, servedModelName: MODEL, chatTemplate: '{% for m in messages %}{{ m.content }}{% endfor %}' });
+    for (const [path, body, param] of cases) {
+      const res = await post(path, { model: MODEL, max_tokens: 2, ...body }, chatApp);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await res.json()).error).toMatchObject({ type: 'BadRequestError', param, code: 400 });
+    }
+    // The cap itself is fine, for both fields.
+    const at = await post('/v1/completions', { model: MODEL, prompt: 'Tom', max_tokens: 2, temperature: 0, logprobs: 20, prompt_logprobs: 20 });
+    expect(at.status).toBe(200);
+    expect(Object.keys((await at.json()).choices[0].logprobs.top_logprobs[0]).length).toBeGreaterThanOrEqual(20);
+    // The LLM API: the same cap; -1 passes only where the cap covers the whole vocabulary (maxLogprobs -1).
+    await expect(llm.generate('Tom', new SamplingParams({ maxTokens: 1, logprobs: -1 }))).rejects.toThrow(/logprobs.*20/);
+    await expect(llm.generate('Tom', new SamplingParams({ maxTokens: 1, promptLogprobs: 21 }))).rejects.toThrow(/promptLogprobs.*20/);
+    expect(await runCanary()).toEqual(canary);
+  });
+
+  it('4: chunked request bodies and OPTIONS work over node:http; CORS preflight with allowed origins', async () => {
+    /** A raw HTTP request (fetch would not send OPTIONS with a body or a chunked body of our making). */
+    const raw = (url: string, method: string, headers: Record<string, string>, chunks: string[]) =>
+      new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        const req = httpRequest(url, { method, headers }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        for (const c of chunks) req.write(c);
+        req.end();
+      });
+    const server = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: MODEL, maxBodyBytes: 4096 });
+    const cors = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: MODEL, allowedOrigins: ['https://app.example'] });
+    try {
+      const body = JSON.stringify({ model: MODEL, prompt: CANARY, max_tokens: 12, temperature: 0 });
+      const chunked = await raw(`${server.url}/v1/completions`, 'POST', { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, [body.slice(0, 10), body.slice(10)]);
+      expect(chunked.status, chunked.body).toBe(200);
+      expect(JSON.parse(chunked.body).choices[0].text).toBe(canary.text);
+      // Chunked past the limit: 413, not 500.
+      const big = await raw(`${server.url}/v1/completions`, 'POST', { 'transfer-encoding': 'chunked' }, ['{"prompt": "', 'x'.repeat(3000), 'x'.repeat(3000), '"}']);
+      expect(big.status).toBe(413);
+      expect(JSON.parse(big.body).error.code).toBe(413);
+      // OPTIONS without CORS configured: 204 naming the allowed methods; an unknown path stays 404.
+      const options = await raw(`${server.url}/v1/completions`, 'OPTIONS', {}, []);
+      expect(options.status).toBe(204);
+      expect(options.headers.allow).toBe('POST, OPTIONS');
+      expect((await raw(`${server.url}/v1/models`, 'OPTIONS', {}, [])).headers.allow).toBe('GET, OPTIONS');
+      expect((await raw(`${server.url}/v1/nothing`, 'OPTIONS', {}, [])).status).toBe(404);
+      // With allowed origins: preflight answers for an allowed origin, and responses carry the header.
+      const preflight = await raw(`${cors.url}/v1/chat/completions`, 'OPTIONS', { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' }, []);
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers['access-control-allow-origin']).toBe('https://app.example');
+      expect(String(preflight.headers['access-control-allow-methods'])).toContain('POST');
+      const other = await raw(`${cors.url}/v1/models`, 'GET', { origin: 'https://evil.example' }, []);
+      expect(other.status).toBe(200);
+      expect(other.headers['access-control-allow-origin']).toBeUndefined();
+      const allowed = await raw(`${cors.url}/v1/models`, 'GET', { origin: 'https://app.example' }, []);
+      expect(allowed.headers['access-control-allow-origin']).toBe('https://app.example');
+    } finally {
+      await server.close();
+      await cors.close();
+    }
+    expect(await runCanary()).toEqual(canary);
+  });
+});
