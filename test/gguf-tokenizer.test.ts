@@ -87,6 +87,37 @@ describe("llama.cpp's vocabulary tests", () => {
   }
 });
 
+describe('GGUF tokenizer options', () => {
+  it('byte-level vocabularies round-trip every shared string (decode(encode(s)) == s)', async () => {
+    for (const name of ['llama-bpe', 'qwen2', 'gpt-2']) {
+      const tok = await tokenizerOf(join(VOCABS, `ggml-vocab-${name}.gguf`));
+      const rand = prng(7);
+      const texts = [...HARD_STRINGS, ...Array.from({ length: 100 }, () => randomText(rand, []))];
+      // Qwen2 normalizes to NFC, so its round trip is the NFC form.
+      for (const t of texts) expect(tok.decode(tok.encode(t, { addSpecialTokens: false }))).toBe(name === 'qwen2' ? t.normalize('NFC') : t);
+      tok.dispose();
+    }
+  });
+
+  it('SentencePiece: add_space_prefix, add_bos_token / add_eos_token from the metadata', async () => {
+    const h = await readGgufHeader(fileSource(join(VOCABS, 'ggml-vocab-llama-spm.gguf')));
+    const base = await ggufTokenizer(h.metadata, 'spm.gguf');
+    const id = (t: string) => base.tokenToId(t)!;
+    expect(base.encode('Hello world')).toEqual([1, id('▁Hello'), id('▁world')]);
+    const md = new Map(h.metadata);
+    md.set('tokenizer.ggml.add_space_prefix', false);
+    md.set('tokenizer.ggml.add_bos_token', false);
+    md.set('tokenizer.ggml.add_eos_token', true);
+    const tok = await ggufTokenizer(md, 'spm.gguf');
+    expect(tok.encode('Hello world')).toEqual([id('Hello'), id('▁world'), 2]);
+    expect(tok.decode(tok.encode('Hello world'), { skipSpecialTokens: true })).toBe('Hello world');
+    // Bytes missing from the vocabulary fall back to <0xAB> tokens and decode back.
+    expect(base.decode(base.encode('\u{1F999} \u0000'), { skipSpecialTokens: true })).toBe('\u{1F999} \u0000');
+    base.dispose();
+    tok.dispose();
+  });
+});
+
 describe('GGUF tokenizer vs the tokenizer.json twin', () => {
   it('llama-2-tiny-random.gguf equals tiny-random-llama2/tokenizer.json on the shared strings', async () => {
     const gguf = await tokenizerOf(join(MODELS, 'gguf/llama-2-tiny-random.gguf'));
