@@ -8,8 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { ModelFileError } from '../src/errors.js';
 import { GgufFormatError, readGgufHeader, readGgufTensorBytes, type GgufErrorKind } from '../src/loader/gguf.js';
 import { readSafetensorsHeader } from '../src/loader/safetensors.js';
-import { ggufModelConfig, ggufPermutesQk, hfConfigFromGguf, hfTensorName, unpermuteRotaryRows } from '../src/models/gguf-config.js';
-import { parseModelConfig } from '../src/models/registry.js';
+import {
+  ggufCheckpoint, ggufModelConfig, ggufPermutesQk, hfConfigFromGguf, hfTensorName, readGgufTensorAsHf, unpermuteRotaryRows,
+} from '../src/models/gguf-config.js';
+import { parseModelConfig, weightTable } from '../src/models/registry.js';
 import type { ByteSource } from '../src/platform.js';
 import { MODELS, modelDir } from './helpers/paths.js';
 
@@ -218,32 +220,41 @@ describe('GGUF -> ModelConfig', () => {
 });
 
 describe('GGUF tensors -> HF tensors', () => {
-  it('names map one to one onto the twin checkpoint, and un-permuted q/k equal it exactly', async () => {
+  it('stories260K.gguf as a checkpoint: every tensor in HF row order equals the twin exactly', async () => {
     const bytes = fileBytes('stories260K.gguf');
     const src = memSource(bytes);
     const h = await readGgufHeader(src);
-    const cfg = ggufModelConfig(h, 'stories260K.gguf');
+    const ckpt = ggufCheckpoint(h, 'stories260K.gguf');
     const st = await twinTensors('stories260K');
     expect(ggufPermutesQk('llama')).toBe(true);
+    expect(ckpt.unmapped).toEqual([]);
+    expect(ckpt.tensors.size).toBe(h.tensors.length);
     let permuted = 0;
-    for (const t of h.tensors) {
-      const name = hfTensorName(t.name);
-      expect(name, t.name).not.toBeNull();
+    for (const t of ckpt.tensors.values()) {
       // The twin ties lm_head to the embeddings: output.weight must equal them.
-      const ref = st.get(name!) ?? (name === 'lm_head.weight' ? st.get('model.embed_tokens.weight') : undefined);
-      expect(ref, name!).toBeDefined();
-      let data = await readGgufTensorBytes(src, t);
-      const m = /attn_(q|k)\.weight$/.exec(t.name);
-      if (m) {
-        // The stored rows differ from HF's before the inverse permutation (heads of 8 rows do get reordered).
-        expect(Buffer.compare(data, ref!)).not.toBe(0);
-        data = unpermuteRotaryRows(data, m[1] === 'q' ? cfg.numHeads : cfg.numKvHeads, t.ne[0] * 4);
+      const ref = st.get(t.name) ?? (t.name === 'lm_head.weight' ? st.get('model.embed_tokens.weight') : undefined);
+      expect(ref, t.name).toBeDefined();
+      if (t.rotaryHeads !== null) {
+        // Stored rows differ from HF's before the inverse permutation.
+        expect(Buffer.compare(await readGgufTensorBytes(src, t.info), ref!)).not.toBe(0);
+        expect(t.rotaryHeads).toBe(/q_proj/.test(t.name) ? ckpt.config.numHeads : ckpt.config.numKvHeads);
         permuted++;
       }
-      expect(Buffer.compare(data, ref!), name!).toBe(0);
+      expect(Buffer.compare(await readGgufTensorAsHf(src, t), ref!), t.name).toBe(0);
     }
-    expect(permuted).toBe(2 * cfg.numLayers);
+    expect(permuted).toBe(2 * ckpt.config.numLayers);
   });
+
+  for (const file of ['stories260K.gguf', 'tinystories-656K-q8_0.gguf', 'llama-2-tiny-random.gguf']) {
+    it(`${file}: every tensor of the family's weight table is present with its shape`, async () => {
+      const ckpt = ggufCheckpoint(await readGgufHeader(memSource(fileBytes(file))), file);
+      for (const spec of weightTable(ckpt.config)) {
+        const t = ckpt.tensors.get(spec.name);
+        if (spec.optional && !t) continue;
+        expect(t?.info.shape, spec.name).toEqual(spec.shape);
+      }
+    });
+  }
 
   it('unpermuteRotaryRows: a worked example and bad sizes', () => {
     // 2 heads of D = 4, one byte per row: GGUF rows [a0 b0 a1 b1 | c0 d0 c1 d1] -> HF [a0 a1 b0 b1 | c0 c1 d0 d1].

@@ -18,7 +18,8 @@
  */
 import { ModelFileError } from '../errors.js';
 import type { ModelConfig } from '../config/model-config.js';
-import type { GgufHeader } from '../loader/gguf.js';
+import { readGgufTensorBytes, type GgufHeader, type GgufTensorInfo } from '../loader/gguf.js';
+import type { ByteSource } from '../platform.js';
 import { parseModelConfig } from './registry.js';
 
 /** general.architecture -> the HF class and what its GGUF needs. */
@@ -175,6 +176,58 @@ export function unpermuteRotaryRows(data: Uint8Array, numHeads: number, rowBytes
     }
   }
   return out;
+}
+
+/** One GGUF tensor under its HF name. */
+export interface GgufCheckpointTensor {
+  /** The HF name, e.g. `model.layers.0.self_attn.q_proj.weight`. */
+  name: string;
+  info: GgufTensorInfo;
+  /** Rows stored in GGML's interleaved rotary order: undo with unpermuteRotaryRows over this many heads; else null. */
+  rotaryHeads: number | null;
+}
+
+/** A GGUF file seen as an HF checkpoint: what a weight loader needs beside the ModelConfig. */
+export interface GgufCheckpoint {
+  config: ModelConfig;
+  /** By HF name. */
+  tensors: Map<string, GgufCheckpointTensor>;
+  /** GGUF tensors without an HF counterpart (e.g. rope_freqs.weight). */
+  unmapped: string[];
+}
+
+/**
+ * The ModelConfig and the HF-named tensor map of a GGUF header: the seam where GGUF plugs into the weight tables
+ * (weightTable(config) names tensors; each maps to its GGUF info, byte layout and ggml type).
+ *
+ * @example
+ *   const ckpt = ggufCheckpoint(await readGgufHeader(src), src.name);
+ *   ckpt.tensors.get('model.layers.0.self_attn.k_proj.weight'); // { info: { typeName: 'Q8_0', ... }, rotaryHeads: 4 }
+ */
+export function ggufCheckpoint(header: GgufHeader, file: string): GgufCheckpoint {
+  const config = ggufModelConfig(header, file);
+  const permuted = ggufPermutesQk(header.metadata.get('general.architecture') as string);
+  const tensors = new Map<string, GgufCheckpointTensor>();
+  const unmapped: string[] = [];
+  for (const info of header.tensors) {
+    const name = hfTensorName(info.name);
+    if (name === null) {
+      unmapped.push(info.name);
+      continue;
+    }
+    const qk = /\.attn_(q|k)\.weight$/.exec(info.name);
+    const rotaryHeads = permuted && qk ? (qk[1] === 'q' ? config.numHeads : config.numKvHeads) : null;
+    tensors.set(name, { name, info, rotaryHeads });
+  }
+  return { config, tensors, unmapped };
+}
+
+/** A tensor's raw bytes (its ggml type's encoding) with rows in HF order (rotary rows un-permuted). */
+export async function readGgufTensorAsHf(src: ByteSource, t: GgufCheckpointTensor): Promise<Uint8Array> {
+  const data = await readGgufTensorBytes(src, t.info);
+  if (t.rotaryHeads === null) return data;
+  const rows = t.info.shape[0];
+  return unpermuteRotaryRows(data, t.rotaryHeads, t.info.byteLength / rows);
 }
 
 /** A float32 metadata value as the shortest decimal that rounds to it (9.999999747e-6 -> 1e-5), as config.json has. */
