@@ -116,6 +116,17 @@ describe('GGUF tokenizer options', () => {
     base.dispose();
     tok.dispose();
   });
+
+  it("BOS by llama.cpp's defaults when the file does not say: Llama 3 yes, Qwen2 and GPT-2 no", async () => {
+    for (const [name, first] of [['llama-bpe', 128000], ['qwen2', 9707], ['gpt-2', 15496]] as const) {
+      const src = fileSource(join(VOCABS, `ggml-vocab-${name}.gguf`));
+      const h = await readGgufHeader(src);
+      expect(h.metadata.has('tokenizer.ggml.add_bos_token')).toBe(false);
+      const tok = await ggufTokenizer(h.metadata, src.name);
+      expect(tok.encode('Hello')[0]).toBe(first);
+      tok.dispose();
+    }
+  });
 });
 
 describe('GGUF tokenizer vs the tokenizer.json twin', () => {

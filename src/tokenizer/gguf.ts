@@ -68,6 +68,9 @@ const PRE_SPECS: Record<string, PreSpec> = {
   smollm: DIGITS,
 };
 
+/** The `pre` values for which llama.cpp adds BOS when the file does not say. */
+const LLAMA3_PRES = new Set(['llama-bpe', 'llama3']);
+
 /** The GGUF `pre` values ggufTokenizer knows for gpt2-type vocabularies. */
 export const GGUF_PRE_TOKENIZERS = Object.keys(PRE_SPECS);
 
@@ -121,8 +124,8 @@ export function ggufTokenizerFiles(md: ReadonlyMap<string, GgufValue>, file: str
     eos_token: idToken('eos_token_id'),
     unk_token: idToken('unknown_token_id'),
     pad_token: idToken('padding_token_id'),
-    // llama.cpp's defaults: BOS for SentencePiece vocabularies, none for the others; never EOS.
-    add_bos_token: flag('add_bos_token') ?? model === 'llama',
+    // llama.cpp's defaults (llama_vocab::impl::load): BOS for SentencePiece and Llama 3 vocabularies; never EOS.
+    add_bos_token: flag('add_bos_token') ?? (model === 'llama' || (model === 'gpt2' && LLAMA3_PRES.has(md.get('tokenizer.ggml.pre') as string))),
     add_eos_token: flag('add_eos_token') ?? false,
     clean_up_tokenization_spaces: false,
   };
