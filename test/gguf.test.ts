@@ -14,6 +14,7 @@ import {
 import { parseModelConfig, weightTable } from '../src/models/registry.js';
 import type { ByteSource } from '../src/platform.js';
 import { MODELS, modelDir } from './helpers/paths.js';
+import { prng } from './helpers/tokenizer-strings.js';
 
 const GGUF = join(MODELS, 'gguf');
 const fileBytes = (name: string) => new Uint8Array(readFileSync(join(GGUF, name)));
@@ -142,6 +143,26 @@ describe('readGgufHeader on corrupted files', () => {
     await expectGgufError(edit((_, v) => v.setUint32(at, 5_000_000, true)), 'truncated', /array length 5000000 cannot fit/);
     // The first token string's length (u64 right after the array length).
     await expectGgufError(edit((_, v) => v.setUint32(at + 8, 0xfffffff0, true)), 'limit', /string length .* exceeds the limit/);
+  });
+
+  it('random corruption of header bytes: a parse or a GgufFormatError, never anything else', async () => {
+    const h = await readGgufHeader(memSource(good));
+    const rand = prng(2026);
+    let refused = 0;
+    for (let trial = 0; trial < 400; trial++) {
+      const b = good.slice();
+      // 1-4 random bytes anywhere in the header, biased to the first 4 KB where counts, types and lengths sit.
+      for (let k = 1 + Math.floor(rand() * 4); k > 0; k--) {
+        const at = Math.floor(rand() * (rand() < 0.5 ? 4096 : h.headerBytes));
+        b[at] = Math.floor(rand() * 256);
+      }
+      const err = await readGgufHeader(memSource(b)).then(() => null, (e: unknown) => e);
+      if (err !== null) {
+        expect(err, String(err)).toBeInstanceOf(GgufFormatError);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(20);
   });
 
   it('unknown value types, nested arrays, bad tensor infos', async () => {
