@@ -26,6 +26,8 @@ import { Tokenizer } from './index.js';
 const TOKEN_UNKNOWN = 2;
 const TOKEN_CONTROL = 3;
 const TOKEN_USER_DEFINED = 4;
+/** Longest piece (UTF-16 units) whose splits sentencePieceMerges considers. */
+const MAX_MERGED_PIECE = 256;
 
 /** Split regexes (Oniguruma syntax, as the models' tokenizer.json files hold them). */
 const LLAMA3_PATTERN =
@@ -202,7 +204,9 @@ function sentencePieceMerges(tokens: string[], vocab: Record<string, number>, sc
   const found: { left: string; right: string; score: number; l: number; r: number }[] = [];
   for (let id = 0; id < tokens.length; id++) {
     const piece = tokens[id];
-    if (vocab[piece] !== id) continue;
+    // Splitting costs O(length^2); a piece this long is no SentencePiece merge result (their pieces are at most a
+    // few dozen chars), only an added token matched before BPE, so a hostile vocabulary cannot make this quadratic.
+    if (vocab[piece] !== id || piece.length > MAX_MERGED_PIECE) continue;
     const local: typeof found = [];
     // Split between UTF-16 units but never inside a surrogate pair (both halves must be vocabulary strings).
     for (let i = 1; i < piece.length; i++) {
