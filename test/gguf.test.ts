@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelFileError } from '../src/errors.js';
-import { GgufFormatError, readGgufHeader, readGgufTensorBytes, type GgufErrorKind } from '../src/loader/gguf.js';
+import { GgufFormatError, readGgufHeader, readGgufTensorBytes, type GgufErrorKind, type GgufValue } from '../src/loader/gguf.js';
 import { readSafetensorsHeader } from '../src/loader/safetensors.js';
 import {
   ggufCheckpoint, ggufModelConfig, ggufPermutesQk, hfConfigFromGguf, hfTensorName, readGgufTensorAsHf, unpermuteRotaryRows,
@@ -223,6 +223,41 @@ describe('GGUF -> ModelConfig', () => {
       tieWordEmbeddings: false, dtype: 'float16',
     });
     expect(cfg.rope).toMatchObject({ theta: 10000, rotaryDim: 4 });
+  });
+
+  it('phi3: metadata as llama.cpp\'s converter writes it for phi3-rand -> its config.json\'s ModelConfig; fused tensor names', () => {
+    const ref = parseModelConfig(readFileSync(join(modelDir('phi3-rand'), 'config.json'), 'utf8'));
+    const f32 = Math.fround;
+    const metadata = new Map<string, GgufValue>([
+      ['general.architecture', 'phi3'],
+      ['phi3.context_length', 4096], ['phi3.rope.scaling.original_context_length', 4096], ['phi3.embedding_length', 64],
+      ['phi3.feed_forward_length', 96], ['phi3.block_count', 2], ['phi3.attention.head_count', 4],
+      ['phi3.attention.head_count_kv', 4], ['phi3.attention.layer_norm_rms_epsilon', f32(1e-5)],
+      ['phi3.rope.dimension_count', 16], ['phi3.rope.freq_base', 10000], ['phi3.attention.sliding_window', 0],
+      ['tokenizer.ggml.tokens', Array.from({ length: 32064 }, (_, i) => `t${i}`)],
+      ['tokenizer.ggml.bos_token_id', 1], ['tokenizer.ggml.eos_token_id', 32000],
+    ]);
+    // GGUF tensors named as the converter names them, shaped as the reference weight table says.
+    const ggufName: Record<string, string> = {
+      'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight',
+      input_layernorm: 'attn_norm', 'self_attn.qkv_proj': 'attn_qkv', 'self_attn.o_proj': 'attn_output',
+      post_attention_layernorm: 'ffn_norm', 'mlp.gate_up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+    };
+    const specs = weightTable(ref);
+    const tensors = specs.map((spec, i) => {
+      const m = /^model\.layers\.(\d+)\.(.+)\.weight$/.exec(spec.name);
+      const name = m ? `blk.${m[1]}.${ggufName[m[2]]}.weight` : ggufName[spec.name];
+      return { name, type: 1, typeName: 'F16', ne: [...spec.shape].reverse(), shape: spec.shape, offset: 1024 * i, byteLength: 0 };
+    });
+    const header = { version: 3, metadata, tensors, alignment: 32, dataOffset: 0, headerBytes: 0 };
+    const ckpt = ggufCheckpoint(header, 'phi3.gguf');
+    for (const k of FIELDS) expect([k, ckpt.config[k]]).toEqual([k, k === 'dtype' ? 'float16' : ref[k]]);
+    expect(ckpt.config.maxModelLen).toBe(ref.maxModelLen);
+    expect(ckpt.unmapped).toEqual([]);
+    for (const spec of specs) expect(ckpt.tensors.get(spec.name)?.info.shape, spec.name).toEqual(spec.shape);
+    expect([...ckpt.tensors.values()].every((t) => t.rotaryHeads === null)).toBe(true);
+    expect(hfTensorName('blk.0.ffn_up.weight', 'phi3')).toBe('model.layers.0.mlp.gate_up_proj.weight');
+    expect(hfTensorName('blk.0.ffn_up.weight', 'llama')).toBe('model.layers.0.mlp.up_proj.weight');
   });
 
   it('missing and unsupported keys are named', async () => {
