@@ -87,6 +87,48 @@ describe("llama.cpp's vocabulary tests", () => {
   }
 });
 
+describe('GGUF tokenizer options', () => {
+  it('byte-level vocabularies round-trip every shared string (decode(encode(s)) == s)', async () => {
+    for (const name of ['llama-bpe', 'qwen2', 'gpt-2']) {
+      const tok = await tokenizerOf(join(VOCABS, `ggml-vocab-${name}.gguf`));
+      const rand = prng(7);
+      const texts = [...HARD_STRINGS, ...Array.from({ length: 100 }, () => randomText(rand, []))];
+      // Qwen2 normalizes to NFC, so its round trip is the NFC form.
+      for (const t of texts) expect(tok.decode(tok.encode(t, { addSpecialTokens: false }))).toBe(name === 'qwen2' ? t.normalize('NFC') : t);
+      tok.dispose();
+    }
+  });
+
+  it('SentencePiece: add_space_prefix, add_bos_token / add_eos_token from the metadata', async () => {
+    const h = await readGgufHeader(fileSource(join(VOCABS, 'ggml-vocab-llama-spm.gguf')));
+    const base = await ggufTokenizer(h.metadata, 'spm.gguf');
+    const id = (t: string) => base.tokenToId(t)!;
+    expect(base.encode('Hello world')).toEqual([1, id('▁Hello'), id('▁world')]);
+    const md = new Map(h.metadata);
+    md.set('tokenizer.ggml.add_space_prefix', false);
+    md.set('tokenizer.ggml.add_bos_token', false);
+    md.set('tokenizer.ggml.add_eos_token', true);
+    const tok = await ggufTokenizer(md, 'spm.gguf');
+    expect(tok.encode('Hello world')).toEqual([id('Hello'), id('▁world'), 2]);
+    expect(tok.decode(tok.encode('Hello world'), { skipSpecialTokens: true })).toBe('Hello world');
+    // Bytes missing from the vocabulary fall back to <0xAB> tokens and decode back.
+    expect(base.decode(base.encode('\u{1F999} \u0000'), { skipSpecialTokens: true })).toBe('\u{1F999} \u0000');
+    base.dispose();
+    tok.dispose();
+  });
+
+  it("BOS by llama.cpp's defaults when the file does not say: Llama 3 yes, Qwen2 and GPT-2 no", async () => {
+    for (const [name, first] of [['llama-bpe', 128000], ['qwen2', 9707], ['gpt-2', 15496]] as const) {
+      const src = fileSource(join(VOCABS, `ggml-vocab-${name}.gguf`));
+      const h = await readGgufHeader(src);
+      expect(h.metadata.has('tokenizer.ggml.add_bos_token')).toBe(false);
+      const tok = await ggufTokenizer(h.metadata, src.name);
+      expect(tok.encode('Hello')[0]).toBe(first);
+      tok.dispose();
+    }
+  });
+});
+
 describe('GGUF tokenizer vs the tokenizer.json twin', () => {
   it('llama-2-tiny-random.gguf equals tiny-random-llama2/tokenizer.json on the shared strings', async () => {
     const gguf = await tokenizerOf(join(MODELS, 'gguf/llama-2-tiny-random.gguf'));
@@ -116,6 +158,24 @@ describe('GGUF tokenizer vs the tokenizer.json twin', () => {
     ref.dispose();
   });
 
+  it('stories260K.gguf equals stories260K/tokenizer.json on the shared strings', async () => {
+    const gguf = await tokenizerOf(join(MODELS, 'gguf/stories260K.gguf'));
+    const dir = modelDir('stories260K');
+    const read = (f: string) => readFileSync(join(dir, f), 'utf8');
+    const ref = await Tokenizer.fromJson(read('tokenizer.json'), JSON.parse(read('tokenizer_config.json')), JSON.parse(read('special_tokens_map.json')));
+    const rand = prng(3);
+    for (const text of [...HARD_STRINGS, ...Array.from({ length: 300 }, () => randomText(rand, ['<s>', '</s>', '<unk>']))]) {
+      const ids = gguf.encode(text);
+      expect([text, ids]).toEqual([text, ref.encode(text)]);
+      expect(gguf.decode(ids)).toBe(ref.decode(ids));
+    }
+    gguf.dispose();
+    ref.dispose();
+  });
+
+  // tinystories-656K's tokenizer.json is not compared string by string: it makes <|start_story|> / <|end_story|>
+  // normalized added tokens under a Prepend("▁") normalizer, which the GGUF's control tokens are not. On plain
+  // text (the goldens prompts) the two agree.
   it('stories260K.gguf and tinystories-656K-q8_0.gguf encode the goldens prompts as HF does', async () => {
     const goldens = JSON.parse(readFileSync(join(MODELS, 'goldens.json'), 'utf8'));
     for (const [file, twin] of [['stories260K.gguf', 'stories260K'], ['tinystories-656K-q8_0.gguf', 'tinystories-656K']]) {

@@ -6,12 +6,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelFileError } from '../src/errors.js';
-import { GgufFormatError, readGgufHeader, readGgufTensorBytes, type GgufErrorKind } from '../src/loader/gguf.js';
+import { GgufFormatError, readGgufHeader, readGgufTensorBytes, type GgufErrorKind, type GgufValue } from '../src/loader/gguf.js';
 import { readSafetensorsHeader } from '../src/loader/safetensors.js';
-import { ggufModelConfig, ggufPermutesQk, hfConfigFromGguf, hfTensorName, unpermuteRotaryRows } from '../src/models/gguf-config.js';
-import { parseModelConfig } from '../src/models/registry.js';
+import {
+  ggufCheckpoint, ggufModelConfig, ggufPermutesQk, hfConfigFromGguf, hfTensorName, readGgufTensorAsHf, unpermuteRotaryRows,
+} from '../src/models/gguf-config.js';
+import { parseModelConfig, weightTable } from '../src/models/registry.js';
 import type { ByteSource } from '../src/platform.js';
 import { MODELS, modelDir } from './helpers/paths.js';
+import { prng } from './helpers/tokenizer-strings.js';
 
 const GGUF = join(MODELS, 'gguf');
 const fileBytes = (name: string) => new Uint8Array(readFileSync(join(GGUF, name)));
@@ -142,6 +145,26 @@ describe('readGgufHeader on corrupted files', () => {
     await expectGgufError(edit((_, v) => v.setUint32(at + 8, 0xfffffff0, true)), 'limit', /string length .* exceeds the limit/);
   });
 
+  it('random corruption of header bytes: a parse or a GgufFormatError, never anything else', async () => {
+    const h = await readGgufHeader(memSource(good));
+    const rand = prng(2026);
+    let refused = 0;
+    for (let trial = 0; trial < 400; trial++) {
+      const b = good.slice();
+      // 1-4 random bytes anywhere in the header, biased to the first 4 KB where counts, types and lengths sit.
+      for (let k = 1 + Math.floor(rand() * 4); k > 0; k--) {
+        const at = Math.floor(rand() * (rand() < 0.5 ? 4096 : h.headerBytes));
+        b[at] = Math.floor(rand() * 256);
+      }
+      const err = await readGgufHeader(memSource(b)).then(() => null, (e: unknown) => e);
+      if (err !== null) {
+        expect(err, String(err)).toBeInstanceOf(GgufFormatError);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(20);
+  });
+
   it('unknown value types, nested arrays, bad tensor infos', async () => {
     const typeAt = afterKey(good, 'general.architecture');
     await expectGgufError(edit((_, v) => v.setUint32(typeAt, 13, true)), 'unknown-type', /"general.architecture" has unknown value type 13/);
@@ -202,6 +225,41 @@ describe('GGUF -> ModelConfig', () => {
     expect(cfg.rope).toMatchObject({ theta: 10000, rotaryDim: 4 });
   });
 
+  it('phi3: metadata as llama.cpp\'s converter writes it for phi3-rand -> its config.json\'s ModelConfig; fused tensor names', () => {
+    const ref = parseModelConfig(readFileSync(join(modelDir('phi3-rand'), 'config.json'), 'utf8'));
+    const f32 = Math.fround;
+    const metadata = new Map<string, GgufValue>([
+      ['general.architecture', 'phi3'],
+      ['phi3.context_length', 4096], ['phi3.rope.scaling.original_context_length', 4096], ['phi3.embedding_length', 64],
+      ['phi3.feed_forward_length', 96], ['phi3.block_count', 2], ['phi3.attention.head_count', 4],
+      ['phi3.attention.head_count_kv', 4], ['phi3.attention.layer_norm_rms_epsilon', f32(1e-5)],
+      ['phi3.rope.dimension_count', 16], ['phi3.rope.freq_base', 10000], ['phi3.attention.sliding_window', 0],
+      ['tokenizer.ggml.tokens', Array.from({ length: 32064 }, (_, i) => `t${i}`)],
+      ['tokenizer.ggml.bos_token_id', 1], ['tokenizer.ggml.eos_token_id', 32000],
+    ]);
+    // GGUF tensors named as the converter names them, shaped as the reference weight table says.
+    const ggufName: Record<string, string> = {
+      'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight',
+      input_layernorm: 'attn_norm', 'self_attn.qkv_proj': 'attn_qkv', 'self_attn.o_proj': 'attn_output',
+      post_attention_layernorm: 'ffn_norm', 'mlp.gate_up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+    };
+    const specs = weightTable(ref);
+    const tensors = specs.map((spec, i) => {
+      const m = /^model\.layers\.(\d+)\.(.+)\.weight$/.exec(spec.name);
+      const name = m ? `blk.${m[1]}.${ggufName[m[2]]}.weight` : ggufName[spec.name];
+      return { name, type: 1, typeName: 'F16', ne: [...spec.shape].reverse(), shape: spec.shape, offset: 1024 * i, byteLength: 0 };
+    });
+    const header = { version: 3, metadata, tensors, alignment: 32, dataOffset: 0, headerBytes: 0 };
+    const ckpt = ggufCheckpoint(header, 'phi3.gguf');
+    for (const k of FIELDS) expect([k, ckpt.config[k]]).toEqual([k, k === 'dtype' ? 'float16' : ref[k]]);
+    expect(ckpt.config.maxModelLen).toBe(ref.maxModelLen);
+    expect(ckpt.unmapped).toEqual([]);
+    for (const spec of specs) expect(ckpt.tensors.get(spec.name)?.info.shape, spec.name).toEqual(spec.shape);
+    expect([...ckpt.tensors.values()].every((t) => t.rotaryHeads === null)).toBe(true);
+    expect(hfTensorName('blk.0.ffn_up.weight', 'phi3')).toBe('model.layers.0.mlp.gate_up_proj.weight');
+    expect(hfTensorName('blk.0.ffn_up.weight', 'llama')).toBe('model.layers.0.mlp.up_proj.weight');
+  });
+
   it('missing and unsupported keys are named', async () => {
     const h = await readGgufHeader(memSource(fileBytes('stories260K.gguf')));
     const without = (key: string, value?: unknown) => {
@@ -218,32 +276,41 @@ describe('GGUF -> ModelConfig', () => {
 });
 
 describe('GGUF tensors -> HF tensors', () => {
-  it('names map one to one onto the twin checkpoint, and un-permuted q/k equal it exactly', async () => {
+  it('stories260K.gguf as a checkpoint: every tensor in HF row order equals the twin exactly', async () => {
     const bytes = fileBytes('stories260K.gguf');
     const src = memSource(bytes);
     const h = await readGgufHeader(src);
-    const cfg = ggufModelConfig(h, 'stories260K.gguf');
+    const ckpt = ggufCheckpoint(h, 'stories260K.gguf');
     const st = await twinTensors('stories260K');
     expect(ggufPermutesQk('llama')).toBe(true);
+    expect(ckpt.unmapped).toEqual([]);
+    expect(ckpt.tensors.size).toBe(h.tensors.length);
     let permuted = 0;
-    for (const t of h.tensors) {
-      const name = hfTensorName(t.name);
-      expect(name, t.name).not.toBeNull();
+    for (const t of ckpt.tensors.values()) {
       // The twin ties lm_head to the embeddings: output.weight must equal them.
-      const ref = st.get(name!) ?? (name === 'lm_head.weight' ? st.get('model.embed_tokens.weight') : undefined);
-      expect(ref, name!).toBeDefined();
-      let data = await readGgufTensorBytes(src, t);
-      const m = /attn_(q|k)\.weight$/.exec(t.name);
-      if (m) {
-        // The stored rows differ from HF's before the inverse permutation (heads of 8 rows do get reordered).
-        expect(Buffer.compare(data, ref!)).not.toBe(0);
-        data = unpermuteRotaryRows(data, m[1] === 'q' ? cfg.numHeads : cfg.numKvHeads, t.ne[0] * 4);
+      const ref = st.get(t.name) ?? (t.name === 'lm_head.weight' ? st.get('model.embed_tokens.weight') : undefined);
+      expect(ref, t.name).toBeDefined();
+      if (t.rotaryHeads !== null) {
+        // Stored rows differ from HF's before the inverse permutation.
+        expect(Buffer.compare(await readGgufTensorBytes(src, t.info), ref!)).not.toBe(0);
+        expect(t.rotaryHeads).toBe(/q_proj/.test(t.name) ? ckpt.config.numHeads : ckpt.config.numKvHeads);
         permuted++;
       }
-      expect(Buffer.compare(data, ref!), name!).toBe(0);
+      expect(Buffer.compare(await readGgufTensorAsHf(src, t), ref!), t.name).toBe(0);
     }
-    expect(permuted).toBe(2 * cfg.numLayers);
+    expect(permuted).toBe(2 * ckpt.config.numLayers);
   });
+
+  for (const file of ['stories260K.gguf', 'tinystories-656K-q8_0.gguf', 'llama-2-tiny-random.gguf']) {
+    it(`${file}: every tensor of the family's weight table is present with its shape`, async () => {
+      const ckpt = ggufCheckpoint(await readGgufHeader(memSource(fileBytes(file))), file);
+      for (const spec of weightTable(ckpt.config)) {
+        const t = ckpt.tensors.get(spec.name);
+        if (spec.optional && !t) continue;
+        expect(t?.info.shape, spec.name).toEqual(spec.shape);
+      }
+    });
+  }
 
   it('unpermuteRotaryRows: a worked example and bad sizes', () => {
     // 2 heads of D = 4, one byte per row: GGUF rows [a0 b0 a1 b1 | c0 d0 c1 d1] -> HF [a0 a1 b0 b1 | c0 c1 d0 d1].

@@ -18,7 +18,8 @@
  */
 import { ModelFileError } from '../errors.js';
 import type { ModelConfig } from '../config/model-config.js';
-import type { GgufHeader } from '../loader/gguf.js';
+import { readGgufTensorBytes, type GgufHeader, type GgufTensorInfo } from '../loader/gguf.js';
+import type { ByteSource } from '../platform.js';
 import { parseModelConfig } from './registry.js';
 
 /** general.architecture -> the HF class and what its GGUF needs. */
@@ -26,6 +27,8 @@ const ARCHITECTURES: Record<string, { hfClass: string; modelType: string; permut
   llama: { hfClass: 'LlamaForCausalLM', modelType: 'llama', permutedQk: true },
   qwen2: { hfClass: 'Qwen2ForCausalLM', modelType: 'qwen2', permutedQk: false },
   qwen3: { hfClass: 'Qwen3ForCausalLM', modelType: 'qwen3', permutedQk: false },
+  // Fused attn_qkv and ffn_up (gate and up stacked), as HF's qkv_proj / gate_up_proj.
+  phi3: { hfClass: 'Phi3ForCausalLM', modelType: 'phi3', permutedQk: false },
 };
 
 /** The architectures ggufModelConfig reads. */
@@ -92,6 +95,16 @@ export function hfConfigFromGguf(header: GgufHeader, file: string): Record<strin
     attention_bias: names.has('blk.0.attn_q.bias') && names.has('blk.0.attn_output.bias'),
     torch_dtype: embd?.typeName === 'F16' ? 'float16' : embd?.typeName === 'BF16' ? 'bfloat16' : 'float32',
   };
+  if (arch === 'phi3') {
+    if (names.has('rope_factors_long.weight')) fail('rope_factors_long.weight (Phi-3 LongRoPE) is not supported yet');
+    // The converter writes 0 for "no sliding window" (Phi-4).
+    const window = int('attention.sliding_window', false);
+    if (window) cfg.sliding_window = window;
+    cfg.original_max_position_embeddings = int('rope.scaling.original_context_length', false);
+    const rotary = int('rope.dimension_count', false);
+    const headDim = (cfg.hidden_size as number) / (cfg.num_attention_heads as number);
+    if (rotary !== undefined && rotary !== headDim) cfg.partial_rotary_factor = rotary / headDim;
+  }
   for (const k of Object.keys(cfg)) if (cfg[k] === undefined) delete cfg[k];
   return cfg;
 }
@@ -126,6 +139,11 @@ const LAYER_NAMES: Record<string, string> = {
   ffn_up: 'mlp.up_proj',
   ffn_down: 'mlp.down_proj',
 };
+/** Phi-3's fused projections. */
+const PHI3_LAYER_NAMES: Record<string, string> = {
+  attn_qkv: 'self_attn.qkv_proj',
+  ffn_up: 'mlp.gate_up_proj',
+};
 const GLOBAL_NAMES: Record<string, string> = {
   'token_embd.weight': 'model.embed_tokens.weight',
   'output_norm.weight': 'model.norm.weight',
@@ -133,17 +151,17 @@ const GLOBAL_NAMES: Record<string, string> = {
 };
 
 /**
- * The HF name of a GGUF tensor of a Llama-style model (llama, qwen2, qwen3), or null for one HF has no counterpart
- * of (e.g. rope_freqs.weight).
+ * The HF name of a GGUF tensor of a Llama-style model (llama, qwen2, qwen3, phi3: `architecture` is
+ * general.architecture), or null for one HF has no counterpart of (e.g. rope_freqs.weight).
  *
  * @example
  *   hfTensorName('blk.3.attn_q.weight'); // 'model.layers.3.self_attn.q_proj.weight'
  */
-export function hfTensorName(ggufName: string): string | null {
+export function hfTensorName(ggufName: string, architecture = 'llama'): string | null {
   const g = GLOBAL_NAMES[ggufName];
   if (g) return g;
   const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(ggufName);
-  const inner = m && LAYER_NAMES[m[2]];
+  const inner = m && ((architecture === 'phi3' && PHI3_LAYER_NAMES[m[2]]) || LAYER_NAMES[m[2]]);
   return inner ? `model.layers.${m[1]}.${inner}.${m[3]}` : null;
 }
 
@@ -175,6 +193,59 @@ export function unpermuteRotaryRows(data: Uint8Array, numHeads: number, rowBytes
     }
   }
   return out;
+}
+
+/** One GGUF tensor under its HF name. */
+export interface GgufCheckpointTensor {
+  /** The HF name, e.g. `model.layers.0.self_attn.q_proj.weight`. */
+  name: string;
+  info: GgufTensorInfo;
+  /** Rows stored in GGML's interleaved rotary order: undo with unpermuteRotaryRows over this many heads; else null. */
+  rotaryHeads: number | null;
+}
+
+/** A GGUF file seen as an HF checkpoint: what a weight loader needs beside the ModelConfig. */
+export interface GgufCheckpoint {
+  config: ModelConfig;
+  /** By HF name. */
+  tensors: Map<string, GgufCheckpointTensor>;
+  /** GGUF tensors without an HF counterpart (e.g. rope_freqs.weight). */
+  unmapped: string[];
+}
+
+/**
+ * The ModelConfig and the HF-named tensor map of a GGUF header: the seam where GGUF plugs into the weight tables
+ * (weightTable(config) names tensors; each maps to its GGUF info, byte layout and ggml type).
+ *
+ * @example
+ *   const ckpt = ggufCheckpoint(await readGgufHeader(src), src.name);
+ *   ckpt.tensors.get('model.layers.0.self_attn.k_proj.weight'); // { info: { typeName: 'Q8_0', ... }, rotaryHeads: 4 }
+ */
+export function ggufCheckpoint(header: GgufHeader, file: string): GgufCheckpoint {
+  const config = ggufModelConfig(header, file);
+  const arch = header.metadata.get('general.architecture') as string;
+  const permuted = ggufPermutesQk(arch);
+  const tensors = new Map<string, GgufCheckpointTensor>();
+  const unmapped: string[] = [];
+  for (const info of header.tensors) {
+    const name = hfTensorName(info.name, arch);
+    if (name === null) {
+      unmapped.push(info.name);
+      continue;
+    }
+    const qk = /\.attn_(q|k)\.weight$/.exec(info.name);
+    const rotaryHeads = permuted && qk ? (qk[1] === 'q' ? config.numHeads : config.numKvHeads) : null;
+    tensors.set(name, { name, info, rotaryHeads });
+  }
+  return { config, tensors, unmapped };
+}
+
+/** A tensor's raw bytes (its ggml type's encoding) with rows in HF order (rotary rows un-permuted). */
+export async function readGgufTensorAsHf(src: ByteSource, t: GgufCheckpointTensor): Promise<Uint8Array> {
+  const data = await readGgufTensorBytes(src, t.info);
+  if (t.rotaryHeads === null) return data;
+  const rows = t.info.shape[0];
+  return unpermuteRotaryRows(data, t.rotaryHeads, t.info.byteLength / rows);
 }
 
 /** A float32 metadata value as the shortest decimal that rounds to it (9.999999747e-6 -> 1e-5), as config.json has. */

@@ -26,6 +26,8 @@ import { Tokenizer } from './index.js';
 const TOKEN_UNKNOWN = 2;
 const TOKEN_CONTROL = 3;
 const TOKEN_USER_DEFINED = 4;
+/** Longest piece (UTF-16 units) whose splits sentencePieceMerges considers. */
+const MAX_MERGED_PIECE = 256;
 
 /** Split regexes (Oniguruma syntax, as the models' tokenizer.json files hold them). */
 const LLAMA3_PATTERN =
@@ -67,6 +69,9 @@ const PRE_SPECS: Record<string, PreSpec> = {
   'command-r': { split: 'digits', nfc: true },
   smollm: DIGITS,
 };
+
+/** The `pre` values for which llama.cpp adds BOS when the file does not say. */
+const LLAMA3_PRES = new Set(['llama-bpe', 'llama3']);
 
 /** The GGUF `pre` values ggufTokenizer knows for gpt2-type vocabularies. */
 export const GGUF_PRE_TOKENIZERS = Object.keys(PRE_SPECS);
@@ -121,8 +126,8 @@ export function ggufTokenizerFiles(md: ReadonlyMap<string, GgufValue>, file: str
     eos_token: idToken('eos_token_id'),
     unk_token: idToken('unknown_token_id'),
     pad_token: idToken('padding_token_id'),
-    // llama.cpp's defaults: BOS for SentencePiece vocabularies, none for the others; never EOS.
-    add_bos_token: flag('add_bos_token') ?? model === 'llama',
+    // llama.cpp's defaults (llama_vocab::impl::load): BOS for SentencePiece and Llama 3 vocabularies; never EOS.
+    add_bos_token: flag('add_bos_token') ?? (model === 'llama' || (model === 'gpt2' && LLAMA3_PRES.has(md.get('tokenizer.ggml.pre') as string))),
     add_eos_token: flag('add_eos_token') ?? false,
     clean_up_tokenization_spaces: false,
   };
@@ -199,7 +204,9 @@ function sentencePieceMerges(tokens: string[], vocab: Record<string, number>, sc
   const found: { left: string; right: string; score: number; l: number; r: number }[] = [];
   for (let id = 0; id < tokens.length; id++) {
     const piece = tokens[id];
-    if (vocab[piece] !== id) continue;
+    // Splitting costs O(length^2); a piece this long is no SentencePiece merge result (their pieces are at most a
+    // few dozen chars), only an added token matched before BPE, so a hostile vocabulary cannot make this quadratic.
+    if (vocab[piece] !== id || piece.length > MAX_MERGED_PIECE) continue;
     const local: typeof found = [];
     // Split between UTF-16 units but never inside a surrogate pair (both halves must be vocabulary strings).
     for (let i = 1; i < piece.length; i++) {
