@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { LLM, RequestOutput } from '../bindings/node/index.js';
+import type { LinearWeight } from '../src/layers/linear.js';
+import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
+import { goldenRun } from './helpers/golden-checks.js';
+import { loadLLM } from './helpers/llm.js';
+import { loadGoldens, modelDir } from './helpers/paths.js';
 import { blockBytes, dequantizeRows, quantizeRows, type QuantFormat } from '../src/layers/quant/blocks.js';
 import { checkQuantization } from '../src/layers/quant/index.js';
 import { f16BitsToF32 } from '../src/loader/convert.js';
@@ -138,4 +144,70 @@ describe('quantization: against the gguf Python package (test/fixtures/quant/mak
       }
     });
   }
+});
+
+describe('LLM.create({ quantization }) end to end', () => {
+  /** Every LinearWeight of the loaded model, once each (a tied LM head is the embedding). */
+  function linearWeights(llm: LLM): LinearWeight[] {
+    const w = gpuRunnerOf(llm.engine).model.weights;
+    const all = new Set<LinearWeight>([w.embed, w.lmHead]);
+    for (const layer of w.layers) for (const v of Object.values(layer)) if (v && typeof v === 'object' && 'method' in v) all.add(v as LinearWeight);
+    return [...all];
+  }
+  const byRank = (out: RequestOutput) =>
+    [...out.outputs[0].logprobs![0].values()].filter((l) => l.rank <= 20).sort((a, b) => a.rank - b.rank).map((l) => l.logprob);
+
+  /**
+   * Tolerances from measurements (lavapipe, see the log line this describe prints): largest |logprob - golden| over
+   * the first generated token's top 20 of every prompt: q8_0 0.117 (tinystories-656K), 0.094 (llama3-rand, whose
+   * 16-wide projections stay dense); q4_0 1.10 (tinystories-656K). Greedy tokens equal to the f32 path's before the
+   * first difference, per tinystories-656K prompt (of 48): q8_0 5, 18, 48, 18; q4_0 5, 0, 0, 4 (q4_0 on a
+   * 656K-parameter model changes its text: only its logprob bound is checked).
+   */
+  const BOUNDS = { q8_0: { logprob: 0.25, greedy: 4 }, q4_0: { logprob: 2.2 } };
+  const measured: Record<string, unknown> = {};
+  afterAll(() => console.log('quantization measurements', JSON.stringify(measured)));
+
+  for (const model of ['tinystories-656K', 'llama3-rand']) {
+    it(`${model}: q8_0 / q4_0 top-20 logprobs near the f32 goldens; greedy ids; weight bytes`, async () => {
+      const g = loadGoldens()[model];
+      const f32 = await loadLLM(modelDir(model));
+      const f32Outs = await goldenRun(f32, g.prompts);
+      const f32Bytes = linearWeights(f32).reduce((n, w) => n + w.method.bytes(w), 0);
+      await f32.dispose();
+      for (const format of ['q8_0', 'q4_0'] as const) {
+        const llm = await loadLLM(modelDir(model), { quantization: format });
+        const outs = await goldenRun(llm, g.prompts);
+        let err = 0;
+        g.prompts.forEach((p, i) => byRank(outs[i]).forEach((l, r) => (err = Math.max(err, Math.abs(l - p.last_logprobs_top20[r])))));
+        // Per prompt: how many greedy tokens agree with the f32 path's before the first difference.
+        const same = g.prompts.map((_, i) => {
+          const a = outs[i].outputs[0].tokenIds;
+          const b = f32Outs[i].outputs[0].tokenIds;
+          let k = 0;
+          while (k < a.length && a[k] === b[k]) k++;
+          return k;
+        });
+        const weights = linearWeights(llm);
+        const quantized = weights.filter((w) => w.method.name === format);
+        const qBytes = quantized.reduce((n, w) => n + w.method.bytes(w), 0);
+        const qF32Bytes = quantized.reduce((n, w) => n + w.rows * w.cols * 4, 0);
+        const total = weights.reduce((n, w) => n + w.method.bytes(w), 0);
+        measured[`${model} ${format}`] = { maxLogprobErr: err, greedySame: same, of: g.prompts[0].greedy_ids.length, quantizedRatio: qBytes / qF32Bytes, totalRatio: total / f32Bytes };
+        expect(err).toBeLessThan(BOUNDS[format].logprob);
+        if (model === 'tinystories-656K' && format === 'q8_0') for (const k of same) expect(k).toBeGreaterThanOrEqual(BOUNDS.q8_0.greedy);
+        expect(quantized.length).toBeGreaterThan(0);
+        // Bytes per f32 element of the quantized matrices: 34 / 128 (q8_0), 18 / 128 (q4_0), plus rows of an odd
+        // block count padded by 2 bytes to whole words (llama3-rand's o_proj: one block a row).
+        expect(qBytes / qF32Bytes).toBeGreaterThanOrEqual(blockBytes(format) / 128);
+        expect(qBytes / qF32Bytes).toBeLessThanOrEqual((blockBytes(format) + 2) / 128);
+        if (model === 'tinystories-656K') expect(qBytes / qF32Bytes).toBe(blockBytes(format) / 128);
+        await llm.dispose();
+      }
+    });
+  }
+
+  it('rejects an unknown quantization with a clear error', async () => {
+    await expect(loadLLM(modelDir('tinystories-656K'), { quantization: 'q4_k' as 'q4_0' })).rejects.toThrow(/quantization: 'q4_k' is not supported \(supported: q8_0, q4_0/);
+  });
 });

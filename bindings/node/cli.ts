@@ -18,7 +18,7 @@ import { serve } from './server.js';
 import { startStaticServer } from './static-server.js';
 
 const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] [--temperature T] [--seed S]
-                    [--top-p P] [--top-k K] [--ignore-eos] [--dtype auto|float32|float16]
+                    [--top-p P] [--top-k K] [--ignore-eos] [--dtype auto|float32|float16] [--quantization q8_0|q4_0]
 
   PROMPT          text to continue
   --model DIR     Hugging Face checkpoint folder (default: the embedded tinystories-656K)
@@ -28,7 +28,7 @@ const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] 
 
 usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--served-model-name NAME]
                   [--max-model-len N] [--max-num-seqs N] [--generation-config auto|vllm|DIR]
-                  [--chat-template FILE] [--dtype auto|float32|float16] [--no-async-scheduling]
+                  [--chat-template FILE] [--dtype auto|float32|float16] [--quantization q8_0|q4_0] [--no-async-scheduling]
                   [--enforce-eager]
 
   MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
@@ -74,6 +74,13 @@ function progressBar(): ((p: DownloadProgress) => void) | undefined {
   };
 }
 
+/** --quantization: q8_0 or q4_0 (absent: the checkpoint's dtype). */
+function quantizationFlag(value: string | undefined): 'q8_0' | 'q4_0' | null {
+  if (value === undefined) return null;
+  if (value !== 'q8_0' && value !== 'q4_0') fail(`--quantization must be q8_0 or q4_0, got '${value}'`);
+  return value;
+}
+
 async function generate(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -87,12 +94,14 @@ async function generate(argv: string[]): Promise<void> {
       'top-k': { type: 'string' },
       'ignore-eos': { type: 'boolean' },
       dtype: { type: 'string' },
+      quantization: { type: 'string' },
     },
   });
   if (positionals.length !== 1) fail(`generate takes one PROMPT argument\n${USAGE}`);
   const dtype = values.dtype ?? 'auto';
   if (!['auto', 'float32', 'float16'].includes(dtype)) fail(`--dtype must be auto, float32 or float16, got '${dtype}'`);
-  const llm = await LLM.create({ model: values.model, dtype: dtype as 'auto', onProgress: progressBar() });
+  const quantization = quantizationFlag(values.quantization);
+  const llm = await LLM.create({ model: values.model, dtype: dtype as 'auto', quantization, onProgress: progressBar() });
   const init: SamplingParamsInit = {
     maxTokens: num('max-tokens', values['max-tokens'], true) ?? 256,
     temperature: num('temperature', values.temperature),
@@ -133,6 +142,7 @@ async function serveCommand(argv: string[]): Promise<void> {
       'generation-config': { type: 'string', default: 'auto' },
       'chat-template': { type: 'string' },
       dtype: { type: 'string', default: 'auto' },
+      quantization: { type: 'string' },
       'async-scheduling': { type: 'boolean', default: true },
       'no-async-scheduling': { type: 'boolean', default: false },
       'enforce-eager': { type: 'boolean', default: false },
@@ -147,9 +157,11 @@ async function serveCommand(argv: string[]): Promise<void> {
   // auto, vllm, or a folder (or repo id) whose generation_config.json replaces the model's, as vLLM's flag.
   const gc = values['generation-config']!;
   const chatTemplate = values['chat-template'] === undefined ? undefined : await loadChatTemplate(values['chat-template']);
+  const quantization = quantizationFlag(values.quantization);
   const llm = await LLM.create({
     model,
     dtype: dtype as 'auto',
+    quantization,
     maxModelLen: num('max-model-len', values['max-model-len'], true),
     maxNumSeqs: num('max-num-seqs', values['max-num-seqs'], true),
     generationConfig: gc,

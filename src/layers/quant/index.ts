@@ -9,8 +9,12 @@ import { quantMethod } from './method.js';
 export { QUANT_FORMATS, QK, blockBytes, quantizeRows, dequantizeRows, type QuantFormat } from './blocks.js';
 export { quantMethod, createQuantWeight, type QuantMethod, type QuantLinearWeight } from './method.js';
 
-/** Matrix slots kept in the dense method: token and position embeddings and the LM head (load-weights' slot names). */
-const DENSE_SLOTS: ReadonlySet<string> = new Set(['embed', 'lmHead', 'positions']);
+/**
+ * Matrix slots kept in the dense method (weights.ts slot names): token and position embeddings and the LM head; the
+ * MoE router (llama.cpp keeps ffn_gate_inp in f32 too: routing flips on small errors) and the shared expert's gate
+ * (ops.sharedExpertGate reads it as a dense weight).
+ */
+const DENSE_SLOTS: ReadonlySet<string> = new Set(['embed', 'lmHead', 'positions', 'router', 'sharedGate']);
 
 /** Throws unless `value` names a quantization format (null / undefined: none). */
 export function checkQuantization(value: unknown): QuantFormat | null {
@@ -25,7 +29,8 @@ export function checkQuantization(value: unknown): QuantFormat | null {
  * The LinearMethod of a model quantized to `format` on load: every projection matrix in `format`, except the
  * embeddings and the LM head (their rows feed the logits directly; they stay in `dense`, as llama.cpp's q8_0 /
  * q4_0 files keep token embeddings and output at higher precision when asked) and matrices whose rows are not whole
- * blocks of 32 (dense too). The slot comes from create's label, which load-weights sets to `[layer.]slot`.
+ * blocks of 32 (dense too), and the MoE router and shared-expert gate (DENSE_SLOTS). MoE experts stay dense (the
+ * fused MoE kernels read f32 / f16). The slot comes from create's label, which load-weights sets to `[layer.]slot`.
  * Weights carry their own method, so loading and the kernels follow each weight's storage.
  *
  * @example
