@@ -223,6 +223,10 @@ describe('LLM.create({ quantization }) end to end', () => {
         expect(err).toBeLessThan(BOUNDS[format].logprob);
         if (model === 'tinystories-656K' && format === 'q8_0') for (const k of same) expect(k).toBeGreaterThanOrEqual(BOUNDS.q8_0.greedy);
         expect(quantized.length).toBeGreaterThan(0);
+        // Kept dense: the embedding (tied LM head) and matrices whose rows are not whole blocks (llama3-rand: 16 wide).
+        const loaded = gpuRunnerOf(llm.engine).model.weights;
+        expect([loaded.embed.method.name, loaded.lmHead.method.name]).toEqual(['f32', 'f32']);
+        for (const w of weights) expect(w.method.name).toBe(w.cols % 32 === 0 && w !== loaded.embed && w !== loaded.lmHead ? format : 'f32');
         // Bytes per f32 element of the quantized matrices: 34 / 128 (q8_0), 18 / 128 (q4_0), plus rows of an odd
         // block count padded by 2 bytes to whole words (llama3-rand's o_proj: one block a row).
         expect(qBytes / qF32Bytes).toBeGreaterThanOrEqual(blockBytes(format) / 128);
