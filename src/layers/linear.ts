@@ -4,7 +4,8 @@
  * heads share one storage). Models call `linear` / `embed` here and never see the storage, so a new weight format
  * (GGUF Q4_K, AWQ) is one more LinearMethod, with no change to any model file (vLLM's LinearMethodBase).
  *
- * Today: dense f32 and f16 (`denseMethod`), on ops.linear's kernels.
+ * Today: dense f32 and f16 (`denseMethod`), on ops.linear's kernels; llama.cpp's q8_0 and q4_0 blocks
+ * (`quantMethod` in layers/quant/, with kernels of their own; EngineOptions.quantization).
  */
 import type { GpuContext } from '../gpu/context.js';
 import type { Recorder } from '../gpu/recorder.js';
