@@ -69,9 +69,12 @@ fn main(
   var acc: array<array<f32, R>, TT>;
   var ss: array<f32, TT>;
   for (var b = lane; b < nb; b += LANES) {
-    var ga: array<vec4<f32>, 8>;
+    var ga: array<vec4<f32>, 8>; // the norm weights of the block's 32 inputs (1 without NORM)
     for (var c = 0u; c < 8u; c++) {
-      ga[c] = select(vec4<f32>(1.0), g[8u * b + c], NORM == 1u);
+      ga[c] = vec4<f32>(1.0);
+      if (NORM == 1u) {
+        ga[c] = g[8u * b + c];
+      }
     }
     var xv: array<array<vec4<f32>, 8>, TT>;
     for (var i = 0u; i < TT; i++) {

@@ -18,7 +18,7 @@ import { serve } from './server.js';
 import { startStaticServer } from './static-server.js';
 
 const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] [--temperature T] [--seed S]
-                    [--top-p P] [--top-k K] [--ignore-eos] [--dtype auto|float32|float16]
+                    [--top-p P] [--top-k K] [--ignore-eos] [--dtype auto|float32|float16] [--quantization q8_0|q4_0]
 
   PROMPT          text to continue
   --model DIR     Hugging Face checkpoint folder (default: the embedded tinystories-656K)
@@ -28,8 +28,8 @@ const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] 
 
 usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--served-model-name NAME]
                   [--max-model-len N] [--max-num-seqs N] [--generation-config auto|vllm|DIR]
-                  [--chat-template FILE] [--dtype auto|float32|float16] [--no-async-scheduling]
-                  [--enforce-eager] [--max-logprobs N] [--max-prompt-chars N]
+                  [--chat-template FILE] [--dtype auto|float32|float16] [--quantization q8_0|q4_0]
+                  [--no-async-scheduling] [--enforce-eager] [--max-logprobs N] [--max-prompt-chars N]
                   [--allowed-origins ORIGIN]
 
   MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
@@ -78,6 +78,13 @@ function progressBar(): ((p: DownloadProgress) => void) | undefined {
   };
 }
 
+/** --quantization: q8_0 or q4_0 (absent: the checkpoint's dtype). */
+function quantizationFlag(value: string | undefined): 'q8_0' | 'q4_0' | null {
+  if (value === undefined) return null;
+  if (value !== 'q8_0' && value !== 'q4_0') fail(`--quantization must be q8_0 or q4_0, got '${value}'`);
+  return value;
+}
+
 async function generate(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -91,12 +98,14 @@ async function generate(argv: string[]): Promise<void> {
       'top-k': { type: 'string' },
       'ignore-eos': { type: 'boolean' },
       dtype: { type: 'string' },
+      quantization: { type: 'string' },
     },
   });
   if (positionals.length !== 1) fail(`generate takes one PROMPT argument\n${USAGE}`);
   const dtype = values.dtype ?? 'auto';
   if (!['auto', 'float32', 'float16'].includes(dtype)) fail(`--dtype must be auto, float32 or float16, got '${dtype}'`);
-  const llm = await LLM.create({ model: values.model, dtype: dtype as 'auto', onProgress: progressBar() });
+  const quantization = quantizationFlag(values.quantization);
+  const llm = await LLM.create({ model: values.model, dtype: dtype as 'auto', quantization, onProgress: progressBar() });
   const init: SamplingParamsInit = {
     maxTokens: num('max-tokens', values['max-tokens'], true) ?? 256,
     temperature: num('temperature', values.temperature),
@@ -137,6 +146,7 @@ async function serveCommand(argv: string[]): Promise<void> {
       'generation-config': { type: 'string', default: 'auto' },
       'chat-template': { type: 'string' },
       dtype: { type: 'string', default: 'auto' },
+      quantization: { type: 'string' },
       'async-scheduling': { type: 'boolean', default: true },
       'no-async-scheduling': { type: 'boolean', default: false },
       'enforce-eager': { type: 'boolean', default: false },
@@ -158,9 +168,11 @@ async function serveCommand(argv: string[]): Promise<void> {
   const maxPromptChars = num('max-prompt-chars', values['max-prompt-chars'], true);
   if (maxPromptChars !== undefined && maxPromptChars < 1) fail(`--max-prompt-chars must be at least 1, got ${maxPromptChars}`);
   const chatTemplate = values['chat-template'] === undefined ? undefined : await loadChatTemplate(values['chat-template']);
+  const quantization = quantizationFlag(values.quantization);
   const llm = await LLM.create({
     model,
     dtype: dtype as 'auto',
+    quantization,
     maxModelLen: num('max-model-len', values['max-model-len'], true),
     maxNumSeqs: num('max-num-seqs', values['max-num-seqs'], true),
     generationConfig: gc,

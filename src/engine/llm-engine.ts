@@ -31,6 +31,12 @@ import { defaultGenerationParams } from './engine-config.js';
 export interface EngineOptions {
   /** Weight dtype on the GPU: 'auto' = f16 when the checkpoint is f16/bf16 and the adapter has shader-f16. */
   dtype?: 'auto' | 'float32' | 'float16';
+  /**
+   * vLLM's `quantization`: store the projection matrices in a llama.cpp block format, quantized on load (norms and
+   * biases stay f32; embeddings and the LM head stay in `dtype`); null / undefined: the checkpoint's dtype.
+   * 'q8_0': 34 bytes per 32 weights; 'q4_0': 18 bytes per 32. See src/layers/quant.
+   */
+  quantization?: 'q8_0' | 'q4_0' | null;
   /** KV cache dtype: 'auto' follows the weights. */
   kvCacheDtype?: 'auto' | 'float32' | 'float16';
   /** Longest prompt + output (default: the model's max_position_embeddings, at most 8192). */

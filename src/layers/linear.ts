@@ -4,7 +4,8 @@
  * heads share one storage). Models call `linear` / `embed` here and never see the storage, so a new weight format
  * (GGUF Q4_K, AWQ) is one more LinearMethod, with no change to any model file (vLLM's LinearMethodBase).
  *
- * Today: dense f32 and f16 (`denseMethod`), on ops.linear's kernels.
+ * Today: dense f32 and f16 (`denseMethod`), on ops.linear's kernels; llama.cpp's q8_0 and q4_0 blocks
+ * (`quantMethod` in layers/quant/, with kernels of their own; EngineOptions.quantization).
  */
 import type { GpuContext } from '../gpu/context.js';
 import type { Recorder } from '../gpu/recorder.js';
@@ -34,6 +35,12 @@ export interface LinearMethod {
   bytes(w: LinearWeight): number;
   destroy(w: LinearWeight): void;
 }
+
+/**
+ * Which method stores a model's matrix: by its slot (weights.ts: 'qkv', 'embed', 'experts.gateUp', ...) and its width
+ * (block formats need whole blocks). A model load takes one LinearMethod for all, or a chooser.
+ */
+export type MethodChooser = (slot: string, cols: number) => LinearMethod;
 
 /**
  * y = x W^T + b through the weight's method.

@@ -9,7 +9,7 @@ import { ModelFileError } from '../errors.js';
 import type { GpuContext } from '../gpu/context.js';
 import { createTensor, type Tensor } from '../gpu/tensor.js';
 import { writeBuffer } from '../gpu/buffers.js';
-import type { LinearMethod, LinearWeight } from '../layers/linear.js';
+import type { LinearMethod, LinearWeight, MethodChooser } from '../layers/linear.js';
 import { convertTensor, transpose2d, type FloatDtype } from '../loader/convert.js';
 import { DUMMY_FILE, streamDummyTensors } from '../loader/dummy.js';
 import { readCheckpoint, streamTensors, type TensorChunk } from '../loader/safetensors.js';
@@ -20,8 +20,11 @@ import { createExpertWeights, writeExpertRows, type ExpertWeights } from '../ops
 import { EXPERT_SLOTS, MATRIX_SLOTS, NON_WEIGHTS, type ExpertSlot, type MatrixSlot, type VectorSlot, type WeightSpec } from './weights.js';
 
 export interface LoadOptions {
-  /** How weight matrices are stored and multiplied (norms and biases stay f32). */
-  method: LinearMethod;
+  /**
+   * How weight matrices are stored and multiplied (norms and biases stay f32): one method for all, or one per slot
+   * (quantization keeps embeddings, the LM head and MoE routers dense).
+   */
+  method: LinearMethod | MethodChooser;
   /** Random weights from config.json alone (vLLM's load_format='dummy'). */
   dummy?: boolean;
   /** Progress of the upload, in bytes of checkpoint data. */
@@ -40,7 +43,7 @@ class SlotStore {
   readonly experts = new Map<string, ExpertWeights>();
   constructor(
     private readonly ctx: GpuContext,
-    private readonly method: LinearMethod,
+    private readonly methodOf: MethodChooser,
   ) {}
 
   matrix(spec: WeightSpec): LinearWeight {
@@ -48,7 +51,7 @@ class SlotStore {
     let w = this.matrices.get(k);
     if (!w) {
       const cols = spec.transpose ? spec.shape[0] : spec.shape[1];
-      w = this.method.create(this.ctx, spec.slotRows, cols, k);
+      w = this.methodOf(spec.slot, cols).create(this.ctx, spec.slotRows, cols, k);
       this.matrices.set(k, w);
     }
     return w;
@@ -59,7 +62,7 @@ class SlotStore {
     const k = key(spec.slot, spec.layer);
     let w = this.experts.get(k);
     if (!w) {
-      const dtype = this.method.name === 'f16' ? 'f16' : 'f32';
+      const dtype = this.methodOf(spec.slot, spec.shape[spec.shape.length - 1]).name === 'f32' ? 'f32' : 'f16';
       w = createExpertWeights(this.ctx, spec.expert!.experts, spec.slotRows, spec.shape[spec.shape.length - 1], dtype, k);
       this.experts.set(k, w);
     }
@@ -79,13 +82,15 @@ class SlotStore {
 
 export async function loadWeights(ctx: GpuContext, source: ModelSource, cfg: ModelConfig, opts: LoadOptions): Promise<ModelWeights> {
   const specs = weightTable(cfg);
-  const store = new SlotStore(ctx, opts.method);
+  const { method } = opts;
+  const methodOf: MethodChooser = typeof method === 'function' ? method : () => method;
+  const store = new SlotStore(ctx, methodOf);
   const hasSlot = new Set<string>();
   if (opts.dummy) {
     // Random weights with the checkpoint's names and shapes, through the same upload path as a real checkpoint.
     const present = specs.filter((s) => !s.optional);
     for (const s of present) hasSlot.add(s.slot);
-    const chunks = streamDummyTensors(present, { dtype: opts.method.name === 'f32' ? 'f32' : 'f16', reuseBuffer: true });
+    const chunks = streamDummyTensors(present, { dtype: methodOf('embed', cfg.hiddenSize).name === 'f32' ? 'f32' : 'f16', reuseBuffer: true });
     await uploadChunks(ctx, cfg, opts, chunks, Infinity, new Map(present.map((s) => [s.name, s])), store, `${source.name} (dummy)`, source.name);
   } else {
     const ckpt = await readCheckpoint(source);

@@ -98,7 +98,7 @@ type Choice = { path: 'mma'; tile: MmaTile } | { path: Exclude<Path, 'mma'>; til
  * eps (linear.gemv's fused RMSNorm, linear.reduce.norm's normOut); kSplit (linear.mma: K per split, split-K across
  * workgroups when < K; see linear.reduce.wgsl).
  */
-const LINEAR_PARAMS = paramsStruct({
+export const LINEAR_PARAMS = paramsStruct({
   T: 'u32',
   K: 'u32',
   N: 'u32',

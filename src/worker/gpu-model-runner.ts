@@ -11,6 +11,7 @@ import { GpuContext } from '../gpu/context.js';
 import { Recorder, type StepGraph } from '../gpu/recorder.js';
 import type { DType, Tensor } from '../gpu/tensor.js';
 import { denseMethod } from '../layers/linear.js';
+import { checkQuantization, modelQuantMethods } from '../layers/quant/index.js';
 import { loadWeights } from '../models/load-weights.js';
 import type { KVCache, ModelWeights, Activations, ForwardInputs } from '../models/decoder.js';
 import { Decoder } from '../models/decoder.js';
@@ -93,6 +94,7 @@ export class GpuModelRunner implements Executor {
    * to the options and the device's limits, the weights, and (options.warmup, default on) every kernel steps use.
    */
   static async load(source: ModelSource, config: ModelConfig, gpu: GPU, options: EngineOptions = {}): Promise<GpuModelRunner> {
+    const quantization = checkQuantization(options.quantization);
     const wantF16 = options.dtype === 'float16' || (options.dtype !== 'float32' && config.dtype !== 'float32');
     const ctx = await GpuContext.create(gpu, { f16: options.dtype === 'float16' ? true : wantF16 ? undefined : false });
     try {
@@ -100,7 +102,7 @@ export class GpuModelRunner implements Executor {
       const limits = runnerLimits(ctx, config, options, weightDtype);
       const onProgress = options.onProgress;
       const weights = await loadWeights(ctx, source, config, {
-        method: denseMethod(weightDtype),
+        method: quantization ? modelQuantMethods(quantization, denseMethod(weightDtype)) : denseMethod(weightDtype),
         dummy: options.loadFormat === 'dummy',
         onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),
       });

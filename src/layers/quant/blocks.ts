@@ -84,6 +84,9 @@ export function checkBlockCols(format: QuantFormat, cols: number, what: string):
 /**
  * Quantizes `rows` rows of `cols` floats (row-major) into rows of `rowStride` bytes (>= cols / 32 blocks; the
  * padding is left zero).
+ *
+ * @example
+ * const blocks = quantizeRows('q8_0', w, 64, 128); // 64 rows of 4 blocks: 64 * 136 bytes, GGUF's layout
  */
 export function quantizeRows(format: QuantFormat, x: Float32Array, rows: number, cols: number, rowStride = (cols / QK) * blockBytes(format)): Uint8Array {
   checkBlockCols(format, cols, 'quantizeRows');
@@ -94,7 +97,12 @@ export function quantizeRows(format: QuantFormat, x: Float32Array, rows: number,
   return out;
 }
 
-/** Dequantizes rows of `rowStride` bytes (whole blocks, then padding) into f32 [rows, cols]. */
+/**
+ * Dequantizes rows of `rowStride` bytes (whole blocks, then padding) into f32 [rows, cols].
+ *
+ * @example
+ * const w = dequantizeRows('q4_0', blocks, 64, 128); // Float32Array(64 * 128)
+ */
 export function dequantizeRows(format: QuantFormat, bytes: Uint8Array, rows: number, cols: number, rowStride = (cols / QK) * blockBytes(format)): Float32Array {
   checkBlockCols(format, cols, 'dequantizeRows');
   if (bytes.length < rows * rowStride) throw new Error(`dequantizeRows: ${bytes.length} bytes for ${rows} rows of ${rowStride}`);

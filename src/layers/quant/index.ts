@@ -2,15 +2,19 @@
  * Block-quantized weights (vLLM's `quantization` option): q8_0 and q4_0 LinearMethods, and the method a model
  * load uses for them.
  */
-import type { LinearMethod } from '../linear.js';
+import type { LinearMethod, MethodChooser } from '../linear.js';
 import { QK, QUANT_FORMATS, type QuantFormat } from './blocks.js';
 import { quantMethod } from './method.js';
 
 export { QUANT_FORMATS, QK, blockBytes, quantizeRows, dequantizeRows, type QuantFormat } from './blocks.js';
 export { quantMethod, createQuantWeight, type QuantMethod, type QuantLinearWeight } from './method.js';
 
-/** Matrix slots kept in the dense method: token and position embeddings and the LM head (load-weights' slot names). */
-const DENSE_SLOTS: ReadonlySet<string> = new Set(['embed', 'lmHead', 'positions']);
+/**
+ * Matrix slots kept in the dense method (weights.ts slot names): token and position embeddings and the LM head; the
+ * MoE router (llama.cpp keeps ffn_gate_inp in f32 too: routing flips on small errors), the shared expert's gate
+ * (ops.sharedExpertGate reads it as a dense weight) and the experts (ops/moe.ts reads dense stacks).
+ */
+const DENSE_SLOTS: ReadonlySet<string> = new Set(['embed', 'lmHead', 'positions', 'router', 'sharedGate', 'experts.gateUp', 'experts.down']);
 
 /** Throws unless `value` names a quantization format (null / undefined: none). */
 export function checkQuantization(value: unknown): QuantFormat | null {
@@ -22,23 +26,16 @@ export function checkQuantization(value: unknown): QuantFormat | null {
 }
 
 /**
- * The LinearMethod of a model quantized to `format` on load: every projection matrix in `format`, except the
- * embeddings and the LM head (their rows feed the logits directly; they stay in `dense`, as llama.cpp's q8_0 /
- * q4_0 files keep token embeddings and output at higher precision when asked) and matrices whose rows are not whole
- * blocks of 32 (dense too). The slot comes from create's label, which load-weights sets to `[layer.]slot`.
- * Weights carry their own method, so loading and the kernels follow each weight's storage.
+ * The methods of a model quantized to `format` on load (a MethodChooser for loadWeights): every projection matrix in
+ * `format`, except the embeddings and the LM head (their rows feed the logits directly; they stay in `dense`, as
+ * llama.cpp's q8_0 / q4_0 files keep token embeddings and output at higher precision when asked), matrices whose rows
+ * are not whole blocks of 32, the MoE router and shared-expert gate, and the MoE experts (the fused MoE kernels read
+ * f32 / f16): DENSE_SLOTS. Weights carry their own method, so the kernels follow each weight's storage.
  *
  * @example
- * loadWeights(ctx, source, config, { method: modelQuantMethod('q8_0', denseMethod('f16')) });
+ * loadWeights(ctx, source, config, { method: modelQuantMethods('q8_0', denseMethod('f16')) });
  */
-export function modelQuantMethod(format: QuantFormat, dense: LinearMethod): LinearMethod {
+export function modelQuantMethods(format: QuantFormat, dense: LinearMethod): MethodChooser {
   const quant = quantMethod(format);
-  return {
-    ...quant,
-    create(ctx, rows, cols, label) {
-      const slot = label.slice(label.indexOf('.') + 1);
-      const keepDense = DENSE_SLOTS.has(slot) || cols % QK !== 0;
-      return keepDense ? dense.create(ctx, rows, cols, label) : quant.create(ctx, rows, cols, label);
-    },
-  };
+  return (slot, cols) => (DENSE_SLOTS.has(slot) || cols % QK !== 0 ? dense : quant);
 }

@@ -14,7 +14,7 @@
 import { paramsStruct } from '../../gpu/pipelines.js';
 import type { Recorder } from '../../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../../gpu/tensor.js';
-import type { LinearOptions, LinearResult } from '../../ops/linear.js';
+import { LINEAR_PARAMS, type LinearOptions, type LinearResult } from '../../ops/linear.js';
 import { actCode, gatedAct } from '../../ops/elementwise.js';
 import { rmsNorm } from '../../ops/norm.js';
 import { expectTensor, grid, wholeBuffer } from '../../ops/common.js';
@@ -39,19 +39,6 @@ export interface QuantWeight {
   parts: { buffer: GPUBuffer; rowStart: number; rows: number }[];
 }
 
-/** lib/linear.wgsl's params (as ops.linear's LINEAR_PARAMS; wStride counts bytes here, kSplit is unused). */
-const LINEAR_PARAMS = paramsStruct({
-  T: 'u32',
-  K: 'u32',
-  N: 'u32',
-  wStride: 'u32',
-  outStride: 'u32',
-  colOffset: 'u32',
-  hasBias: 'u32',
-  upOffset: 'u32',
-  eps: 'f32',
-  kSplit: 'u32',
-});
 /** linear.q.embed.wgsl: T tokens of K columns, the part's row stride in bytes, first row and row count, accumulate (0 / 1), the multiplier. */
 const EMBED_PARAMS = paramsStruct({ T: 'u32', K: 'u32', stride: 'u32', rowStart: 'u32', rows: 'u32', accumulate: 'u32', scale: 'f32' });
 
@@ -73,21 +60,38 @@ const EMBED_WG = 64;
  * element j and its high nibble as element 16 + j, minus 8.
  */
 function formatPrelude(format: QuantFormat): string {
-  const body =
+  // The block's quant words, each loaded once: W words from a = (o + 2) / 4 (one more when o % 4 == 0, where quant
+  // word j is spliced from loaded words j and j + 1; see lib/q_block.wgsl).
+  const words = format === 'q8_0' ? 8 : 4;
+  const unpack =
     format === 'q8_0'
       ? `  for (var c = 0u; c < 8u; c++) {
-    let v = bitcast<vec4<i32>>(vec4<u32>(qWord(o, c)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
+    let v = bitcast<vec4<i32>>(vec4<u32>(qw[c]) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
     r[c] = vec4<f32>(v);
   }`
       : `  for (var c = 0u; c < 4u; c++) {
-    let v = vec4<u32>(qWord(o, c)) >> vec4<u32>(0u, 8u, 16u, 24u);
+    let v = vec4<u32>(qw[c]) >> vec4<u32>(0u, 8u, 16u, 24u);
     r[c] = vec4<f32>(v & vec4<u32>(15u)) - 8.0;
     r[c + 4u] = vec4<f32>((v >> vec4<u32>(4u)) & vec4<u32>(15u)) - 8.0;
   }`;
   return `const QB = ${blockBytes(format)}u;
 fn qBlock(o: u32) -> array<vec4<f32>, 8> {
+  let a = (o + 2u) >> 2u;
+  var u: array<u32, ${words + 1}>;
+  for (var i = 0u; i < ${words}u; i++) {
+    u[i] = w[a + i];
+  }
+  var qw: array<u32, ${words}>;
+  if ((o & 2u) != 0u) {
+    qw = array<u32, ${words}>(${Array.from({ length: words }, (_, i) => `u[${i}]`).join(', ')});
+  } else {
+    u[${words}] = w[a + ${words}u];
+    for (var j = 0u; j < ${words}u; j++) {
+      qw[j] = (u[j] >> 16u) | (u[j + 1u] << 16u);
+    }
+  }
   var r: array<vec4<f32>, 8>;
-${body}
+${unpack}
   return r;
 }
 `;
