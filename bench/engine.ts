@@ -36,6 +36,7 @@ const { values, positionals } = parseArgs({
     sync: { type: 'boolean', default: false },
     eager: { type: 'boolean', default: false },
     tune: { type: 'string', default: '' },
+    quantization: { type: 'string', default: '' },
   },
 });
 const streams = values.streams.split(',').map(Number);
@@ -52,6 +53,7 @@ const llm = await LLM.create({
   kvCacheMemoryBytes: Number(values['kv-memory']),
   asyncScheduling: !values.sync,
   enforceEager: values.eager,
+  quantization: (values.quantization || null) as 'q8_0' | 'q4_0' | null,
 });
 const loadMs = performance.now() - loadStart;
 const cfg = llm.engine.config;
