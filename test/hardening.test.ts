@@ -149,4 +149,17 @@ describe('server hardening (tinystories-656K)', () => {
     }
     expect(await runCanary()).toEqual(canary);
   });
+
+  it('6: an empty API key is no key; /v1/models does not show the model path', async () => {
+    const open = createApp({ llm, servedModelName: MODEL, apiKey: '' });
+    const res = await open.fetch(new Request('http://local/v1/models'));
+    expect(res.status).toBe(200);
+    const { data } = await res.json();
+    // The test loads the model from an absolute folder: neither it nor any path may show.
+    expect(llm.options.model).toMatch(/^\//);
+    expect(data[0].root).toBe(MODEL);
+    expect(JSON.stringify(data)).not.toContain(llm.options.model!);
+    const keyed = createApp({ llm, servedModelName: MODEL, apiKey: 'k' });
+    expect((await keyed.fetch(new Request('http://local/v1/models'))).status).toBe(401);
+  });
 });

@@ -173,7 +173,7 @@ async function serveCommand(argv: string[]): Promise<void> {
     llm,
     host: values.host,
     port,
-    apiKey: values['api-key'] ?? process.env.VLLM_API_KEY,
+    apiKey: values['api-key'] || process.env.VLLM_API_KEY || undefined, // empty is unset, as vLLM
     servedModelName: names,
     chatTemplate,
     maxPromptChars,

@@ -23,7 +23,7 @@ export interface ServerOptions {
   llm: LLM;
   /** The name(s) clients use in `model`; the first is the one responses carry (default: the LLM's `model`). */
   servedModelName?: string | string[];
-  /** When set, `/v1/*` requires `Authorization: Bearer <apiKey>` (vLLM's --api-key / VLLM_API_KEY). */
+  /** When set and not empty, `/v1/*` requires `Authorization: Bearer <apiKey>` (vLLM's --api-key / VLLM_API_KEY). */
   apiKey?: string;
   /** The longest prompt + output the server accepts (at most the engine's; default the engine's). */
   maxModelLen?: number;
@@ -116,7 +116,8 @@ export function createApp(options: ServerOptions): Hono<Env> {
     return c.body(null, 204, { allow: `${allow}, OPTIONS` });
   });
 
-  if (options.apiKey !== undefined) {
+  // vLLM: an empty key (VLLM_API_KEY="") is no key, not a key nobody can send.
+  if (options.apiKey !== undefined && options.apiKey !== '') {
     const expected = `Bearer ${options.apiKey}`;
     app.use('/v1/*', async (c, next) => {
       if (c.req.method === 'OPTIONS' || sameString(c.req.header('authorization') ?? '', expected)) return next();
@@ -139,7 +140,7 @@ export function createApp(options: ServerOptions): Hono<Env> {
   app.get('/v1/models', async (c) => {
     const s = await context();
     const created = unixTime();
-    const root = llm.options.model ?? names[0];
+    const root = modelRoot(llm.options.model, names[0]);
     const data = names.map((id) => ({ id, object: 'model', created, owned_by: 'vllm', root, parent: null, max_model_len: s.maxModelLen, permission: [] }));
     return c.json({ object: 'list', data });
   });
@@ -161,6 +162,14 @@ export function createApp(options: ServerOptions): Hono<Env> {
 
 function meta(c: Context<Env>) {
   return { requestId: c.get('requestId'), signal: c.req.raw.signal };
+}
+
+/**
+ * /v1/models' `root`: the Hub repo id the model came from, else the served name. Never a local path: it would tell
+ * any client the server's directory layout.
+ */
+function modelRoot(model: string | undefined, servedName: string): string {
+  return model !== undefined && /^[\w][\w.-]*\/[\w][\w.-]*$/.test(model) && !model.includes('..') ? model : servedName;
 }
 
 /** Each route's methods, for OPTIONS (the routes above must be listed here). */
