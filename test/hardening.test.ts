@@ -3,7 +3,7 @@
  * test, with a greedy canary before and after that must stay exact.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LLM, SamplingParams } from '../bindings/node/index.js';
+import { BeamSearchParams, LLM, SamplingParams } from '../bindings/node/index.js';
 import { request as httpRequest } from 'node:http';
 import { createApp, serve } from '../bindings/node/server.js';
 import { loadLLM } from './helpers/llm.js';
@@ -101,6 +101,9 @@ describe('server hardening (tinystories-656K)', () => {
     // The LLM API: the same cap; -1 passes only where the cap covers the whole vocabulary (maxLogprobs -1).
     await expect(llm.generate('Tom', new SamplingParams({ maxTokens: 1, logprobs: -1 }))).rejects.toThrow(/logprobs.*20/);
     await expect(llm.generate('Tom', new SamplingParams({ maxTokens: 1, promptLogprobs: 21 }))).rejects.toThrow(/promptLogprobs.*20/);
+    // Beam search takes 2 x beamWidth logprobs a step: a width past the cap is refused in its own terms.
+    await expect(llm.beamSearch(['Tom'], new BeamSearchParams({ beamWidth: 11, maxTokens: 2 }))).rejects.toThrow(/beamWidth must be at most 10/);
+    expect((await llm.beamSearch(['Tom'], new BeamSearchParams({ beamWidth: 10, maxTokens: 2 })))[0].sequences).toHaveLength(10);
     expect(await runCanary()).toEqual(canary);
   });
 
