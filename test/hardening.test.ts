@@ -3,7 +3,7 @@
  * test, with a greedy canary before and after that must stay exact.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BeamSearchParams, LLM, SamplingParams } from '../bindings/node/index.js';
+import { BeamSearchParams, InvalidArgumentError, LLM, SamplingParams } from '../bindings/node/index.js';
 import { request as httpRequest } from 'node:http';
 import { createApp, serve } from '../bindings/node/server.js';
 import { loadLLM } from './helpers/llm.js';
@@ -164,5 +164,36 @@ describe('server hardening (tinystories-656K)', () => {
     expect(JSON.stringify(data)).not.toContain(llm.options.model!);
     const keyed = createApp({ llm, servedModelName: MODEL, apiKey: 'k' });
     expect((await keyed.fetch(new Request('http://local/v1/models'))).status).toBe(401);
+  });
+
+  it('6: SamplingParams checks every field type, naming the field and the expected type', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ maxTokens: '10' }, /^maxTokens must be an integer or null, got "10"/],
+      [{ stop: 5 }, /^stop must be a string, a list of strings or null, got 5/],
+      [{ ignoreEos: 'yes' }, /^ignoreEos must be a boolean, got "yes"/],
+      [{ badWords: 'x' }, /^badWords must be a list of strings or null, got "x"/],
+      [{ temperature: '0.5' }, /^temperature must be a number, got "0.5"/],
+      [{ n: 1.5 }, /^n must be an integer, got 1.5/],
+      [{ stopTokenIds: [1, '2'] }, /^stopTokenIds must be a list of integers or null/],
+      [{ logitBias: [1, 2] }, /^logitBias must be/],
+      [{ logitsProcessors: ['f'] }, /^logitsProcessors must be a list of functions or null/],
+      [{ outputKind: 'all' }, /^outputKind must be 'cumulative', 'delta' or 'final', got "all"/],
+      [{ seed: {} }, /^seed must be an integer or null, got \{\}/],
+      [{ detokenize: 1 }, /^detokenize must be a boolean, got 1/],
+    ];
+    for (const [init, message] of cases) {
+      let err: unknown;
+      try {
+        new SamplingParams(init as never);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(init)).toBeInstanceOf(InvalidArgumentError);
+      expect((err as InvalidArgumentError).field).toBe(Object.keys(init)[0]);
+      expect((err as Error).message).toMatch(message);
+    }
+    // Right types still pass, ranges are still checked after types.
+    expect(new SamplingParams({ maxTokens: 10, stop: 'x', ignoreEos: true, badWords: ['x'], logitBias: { 3: 1 }, seed: null }).maxTokens).toBe(10);
+    expect(() => new SamplingParams({ maxTokens: 0 })).toThrow(/maxTokens must be at least 1, got 0/);
   });
 });
