@@ -196,4 +196,11 @@ describe('server hardening (tinystories-656K)', () => {
     expect(new SamplingParams({ maxTokens: 10, stop: 'x', ignoreEos: true, badWords: ['x'], logitBias: { 3: 1 }, seed: null }).maxTokens).toBe(10);
     expect(() => new SamplingParams({ maxTokens: 0 })).toThrow(/maxTokens must be at least 1, got 0/);
   });
+
+  it('6: a disposed LLM says so', async () => {
+    const other = await loadLLM(modelDir('tinystories-656K'));
+    await other.dispose();
+    expect(() => other.engine).toThrow(/disposed/);
+    await expect(other.generate('Tom', new SamplingParams({ maxTokens: 1 }))).rejects.toThrow(/disposed/);
+  });
 });
