@@ -203,4 +203,37 @@ describe('server hardening (tinystories-656K)', () => {
     expect(() => other.engine).toThrow(/disposed/);
     await expect(other.generate('Tom', new SamplingParams({ maxTokens: 1 }))).rejects.toThrow(/disposed/);
   });
+
+  it('3: a request chat template is refused unless trusted; every template renders within a step budget', async () => {
+    const messages = [{ role: 'user', content: 'Tom had a dog.' }];
+    const heavy = '{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ messages[0].content }}';
+    const light = '{% for m in messages %}{{ m.content }}{% endfor %}';
+    // Untrusted (the default): refused before rendering, on chat and on /tokenize, naming the field.
+    for (const [path, extra] of [['/v1/chat/completions', { max_tokens: 2 }], ['/tokenize', {}]] as const) {
+      for (const body of [{ chat_template: light }, { chat_template_kwargs: { chat_template: light } }]) {
+        const res = await post(path, { model: MODEL, messages, ...extra, ...body });
+        expect(res.status, path).toBe(400);
+        const { error } = await res.json();
+        expect(error.param).toBe('chat_template');
+        expect(error.message).toMatch(/trust-request-chat-template/);
+      }
+    }
+    // Trusted: a request template renders, but a runaway one stops at the budget with a 400, in well under a second
+    // of the 10^10 steps it asked for.
+    const trusted = createApp({ llm, servedModelName: MODEL, trustRequestChatTemplate: true });
+    const ok = await post('/tokenize', { model: MODEL, messages, chat_template: light }, trusted);
+    expect(ok.status).toBe(200);
+    expect((await ok.json()).tokens).toEqual(llm.engine.tokenizer.encode('Tom had a dog.', { addSpecialTokens: false }));
+    const t0 = Date.now();
+    const runaway = await post('/tokenize', { model: MODEL, messages, chat_template: heavy }, trusted);
+    expect(runaway.status).toBe(400);
+    expect((await runaway.json()).error.message).toMatch(/chat template.*budget/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    // The server's own template is bounded too (the model's would be the same).
+    const own = createApp({ llm, servedModelName: MODEL, chatTemplate: heavy, chatTemplateMaxSteps: 10_000 });
+    const res = await post('/v1/chat/completions', { model: MODEL, messages, max_tokens: 2 }, own);
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.message).toMatch(/10000 steps/);
+    expect(await runCanary()).toEqual(canary);
+  });
 });

@@ -30,7 +30,7 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
                   [--max-model-len N] [--max-num-seqs N] [--generation-config auto|vllm|DIR]
                   [--chat-template FILE] [--dtype auto|float32|float16] [--no-async-scheduling]
                   [--enforce-eager] [--max-logprobs N] [--max-prompt-chars N]
-                  [--allowed-origins ORIGIN]
+                  [--allowed-origins ORIGIN] [--trust-request-chat-template]
 
   MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
   --api-key KEY           require 'Authorization: Bearer KEY' on /v1/* (default: $VLLM_API_KEY)
@@ -40,6 +40,7 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
   --no-async-scheduling   run steps one at a time (by default each step is scheduled and submitted while the
                           previous one runs: vLLM's async scheduling)
   --max-logprobs N        most logprobs / prompt_logprobs a request may ask for (default 20; -1: the vocabulary)
+  --trust-request-chat-template  accept a request's own chat_template (default: refused with 400)
   --allowed-origins O     answer CORS for this origin ('*': any; repeat for more; default: no CORS)
   --max-prompt-chars N    most prompt characters a request may send to the tokenizer (default 32 x max model len)
   --enforce-eager         record every step anew (by default a step replays the commands captured the first
@@ -143,6 +144,7 @@ async function serveCommand(argv: string[]): Promise<void> {
       'max-logprobs': { type: 'string' },
       'max-prompt-chars': { type: 'string' },
       'allowed-origins': { type: 'string', multiple: true },
+      'trust-request-chat-template': { type: 'boolean', default: false },
     },
   });
   if (positionals.length > 1) fail(`serve takes at most one MODEL argument\n${USAGE}`);
@@ -178,6 +180,7 @@ async function serveCommand(argv: string[]): Promise<void> {
     chatTemplate,
     maxPromptChars,
     allowedOrigins: values['allowed-origins'],
+    trustRequestChatTemplate: values['trust-request-chat-template'],
     onInternalError: (err) => process.stderr.write(`webgpu-llm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   });
   process.stderr.write(`webgpu-llm: serving '${names[0]}' at ${server.url}/v1 (Ctrl-C stops)\n`);

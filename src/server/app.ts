@@ -29,6 +29,15 @@ export interface ServerOptions {
   maxModelLen?: number;
   /** A Jinja chat template used instead of the tokenizer's (vLLM's --chat-template). */
   chatTemplate?: string;
+  /**
+   * Accept a request's own `chat_template` (vLLM's --trust-request-chat-template). Default false: a template is
+   * code, and requests carrying one get 400.
+   */
+  trustRequestChatTemplate?: boolean;
+  /** Evaluation steps one chat template render may take, any template (default 1,000,000); past it, 400. */
+  chatTemplateMaxSteps?: number;
+  /** Milliseconds one chat template render may take (default 1000); past it, 400. */
+  chatTemplateTimeoutMs?: number;
   /** Sampling defaults under the client's fields (vLLM's --generation-config DIR); the model's still fill the rest. */
   generationDefaults?: SamplingParamsInit;
   /** Largest request body in bytes (default 8 MiB); larger ones get 413, chunked or not. */
@@ -81,6 +90,8 @@ export function createApp(options: ServerOptions): Hono<Env> {
       maxModelLen,
       chatTemplate: options.chatTemplate ?? null,
       maxPromptChars: options.maxPromptChars ?? 32 * maxModelLen,
+      trustRequestChatTemplate: options.trustRequestChatTemplate ?? false,
+      templateBudget: { maxSteps: options.chatTemplateMaxSteps, timeoutMs: options.chatTemplateTimeoutMs },
       metrics: new ServerMetrics(names[0], engine),
       generationDefaults: options.generationDefaults ?? null,
       nextSeq: () => seq++,
