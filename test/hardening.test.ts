@@ -236,4 +236,31 @@ describe('server hardening (tinystories-656K)', () => {
     expect((await res.json()).error.message).toMatch(/10000 steps/);
     expect(await runCanary()).toEqual(canary);
   });
+
+  it('5: shutdown stops accepting, lets short streams finish, ends the rest with an error event and [DONE]', async () => {
+    const server = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: MODEL });
+    const stream = (max: number) =>
+      fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt: 'Tom', max_tokens: max, ignore_eos: true, temperature: 0, stream: true }),
+      });
+    const [long, short] = await Promise.all([stream(500), stream(4)]);
+    const done = server.shutdown(150);
+    const events = async (res: Response) => (await res.text()).split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
+    const [longEvents, shortEvents] = await Promise.all([events(long), events(short)]);
+    await done;
+    // The short one finished in the grace period: its last chunk has a finish reason, no error.
+    expect(shortEvents.at(-1)).toBe('[DONE]');
+    expect(JSON.parse(shortEvents.at(-2)!).choices[0].finish_reason).toBe('length');
+    // The long one was cut: an error event (503) right before [DONE], after some tokens.
+    expect(longEvents.at(-1)).toBe('[DONE]');
+    expect(JSON.parse(longEvents.at(-2)!).error).toMatchObject({ code: 503, type: 'ServiceUnavailableError' });
+    const tokens = longEvents.slice(0, -2).length;
+    expect(tokens).toBeGreaterThan(0);
+    expect(tokens).toBeLessThan(500);
+    // No new connections; the engine still serves (the canary, exact).
+    await expect(fetch(`${server.url}/health`)).rejects.toThrow();
+    expect(await runCanary()).toEqual(canary);
+  });
 });

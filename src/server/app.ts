@@ -54,6 +54,11 @@ export interface ServerOptions {
    * tokens average that many characters, so a prompt past it could not fit the model anyway.
    */
   maxPromptChars?: number;
+  /**
+   * Aborted when the server shuts down for good (bindings/node's `shutdown`): running requests are aborted, and
+   * streams end with an error event and `[DONE]`.
+   */
+  shutdownSignal?: AbortSignal;
   /** Called with errors that became a 500 (the library itself never logs). */
   onInternalError?: (err: unknown) => void;
 }
@@ -157,12 +162,12 @@ export function createApp(options: ServerOptions): Hono<Env> {
   });
   app.post('/v1/completions', async (c) => {
     const body = await parseBody(c, CompletionRequest);
-    const res = await createCompletion(await context(), body, meta(c));
+    const res = await createCompletion(await context(), body, meta(c, options.shutdownSignal));
     return res instanceof Response ? res : c.json(res);
   });
   app.post('/v1/chat/completions', async (c) => {
     const body = await parseBody(c, ChatCompletionRequest);
-    const res = await createChatCompletion(await context(), body, meta(c));
+    const res = await createChatCompletion(await context(), body, meta(c, options.shutdownSignal));
     return res instanceof Response ? res : c.json(res);
   });
   app.post('/tokenize', async (c) => c.json(tokenize(await context(), await parseBody(c, TokenizeRequest))));
@@ -171,8 +176,9 @@ export function createApp(options: ServerOptions): Hono<Env> {
   return app;
 }
 
-function meta(c: Context<Env>) {
-  return { requestId: c.get('requestId'), signal: c.req.raw.signal };
+function meta(c: Context<Env>, shutdown: AbortSignal | undefined) {
+  const signal = shutdown ? AbortSignal.any([c.req.raw.signal, shutdown]) : c.req.raw.signal;
+  return { requestId: c.get('requestId'), signal, shutdown };
 }
 
 /**

@@ -184,5 +184,5 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       await outputs.return(undefined);
     }
   }
-  return sseResponse(chunks(), abort);
+  return sseResponse(chunks(), abort, meta.shutdown);
 }
