@@ -263,4 +263,85 @@ describe('server hardening (tinystories-656K)', () => {
     await expect(fetch(`${server.url}/health`)).rejects.toThrow();
     expect(await runCanary()).toEqual(canary);
   });
+
+  it('fuzz: 2000 malformed requests all get a 4xx with an OpenAI error body; memory stays bounded; canary exact', async () => {
+    // A seeded generator (mulberry32), so a failure names a reproducible case.
+    let state = 19;
+    const rand = () => {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+    // Each entry: a field and values no server may accept for it (wrong type, range or size).
+    const bad: Record<string, unknown[]> = {
+      temperature: [-1, 'x', {}, [], true, 'inf'],
+      top_p: [0, 2, 'a', -0.5],
+      top_k: [-2, 1.5, 'k'],
+      min_p: [2, -1, '0.1'],
+      max_tokens: [0, -5, 1.5, '10', 10_000, {}],
+      n: [0, -1, 'x', 2.5],
+      logprobs: [-1, 21, 'x', 1.5, 1000],
+      prompt_logprobs: [-2, 100, -1, 'p'],
+      stop: [5, [1], {}, [''], [null]],
+      seed: ['x', 1.5, {}],
+      presence_penalty: [3, -3, 'p'],
+      frequency_penalty: [2.5, []],
+      repetition_penalty: [0, -1, 'r'],
+      logit_bias: [{ a: 1 }, [1], 'b', { 999999: 1 }],
+      stop_token_ids: [[-1], ['x'], 5, [1e12]],
+      allowed_token_ids: [[], [-1], 'x'],
+      bad_words: ['x', [1], {}],
+      ignore_eos: ['yes', 1],
+      truncate_prompt_tokens: [0, -2, 'x'],
+      model: ['nope', 5, {}],
+      stream: ['yes', 1],
+      stream_options: [{ include_usage: true }, 'x'],
+    };
+    const prompts: unknown[] = [5, {}, [[-1]], [[1e9]], [1.5], [[]], 'x'.repeat(32 * 512 + 1), [true], null];
+    const messages: unknown[] = [[], [{ role: 5 }], 'x', [{ role: 'user', content: 5 }], [{ content: 'hi' }], [{ role: 'user', content: [{ type: 'image', x: 1 }] }], null];
+    const raws = ['', '{', '[]', '"x"', '5', 'null', '{"prompt": }', '['.repeat(5000), '{"a":'.repeat(3000), '\u0000{'];
+    const statuses = new Map<number, number>();
+    const heap0 = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 2000; i++) {
+      const kind = rand();
+      let path: string;
+      let body: string | Uint8Array<ArrayBuffer>;
+      if (kind < 0.1) {
+        path = pick(['/v1/completions', '/v1/chat/completions', '/tokenize', '/detokenize']);
+        body = pick(raws);
+      } else if (kind < 0.15) {
+        path = pick(['/v1/completions', '/v1/chat/completions']);
+        body = new Uint8Array(Array.from({ length: 1 + Math.floor(rand() * 64) }, (_, j) => (j === 0 ? 0x7b : Math.floor(rand() * 256))));
+      } else if (kind < 0.25) {
+        path = '/detokenize';
+        body = JSON.stringify({ model: MODEL, tokens: pick([[-1], [1e9], 'x', [1.5], null, [[1]]]) });
+      } else if (kind < 0.35) {
+        path = '/tokenize';
+        body = JSON.stringify(rand() < 0.5 ? { model: MODEL, prompt: pick(prompts.filter((p) => typeof p !== 'string' || p.length > 1000)) } : { model: MODEL, messages: pick(messages) });
+      } else {
+        const chat = rand() < 0.5;
+        path = chat ? '/v1/chat/completions' : '/v1/completions';
+        const req: Record<string, unknown> = chat ? { model: MODEL, messages: [{ role: 'user', content: 'Tom' }], max_tokens: 2 } : { model: MODEL, prompt: 'Tom', max_tokens: 2 };
+        const nFields = 1 + Math.floor(rand() * 3);
+        for (let k = 0; k < nFields; k++) {
+          const field = pick(Object.keys(bad));
+          req[field] = pick(bad[field]);
+        }
+        if (rand() < 0.2) req[chat ? 'messages' : 'prompt'] = pick(chat ? messages : prompts);
+        body = JSON.stringify(req);
+      }
+      const res = await app.fetch(new Request(`http://local${path}`, { method: 'POST', body }));
+      const text = await res.text();
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      const what = `case ${i}: ${path} ${typeof body === 'string' ? body.slice(0, 200) : `bytes ${Array.from(body).join(',')}`} -> ${res.status} ${text.slice(0, 200)}`;
+      expect(res.status >= 400 && res.status < 500, what).toBe(true);
+      const { error } = JSON.parse(text);
+      expect(error, what).toMatchObject({ message: expect.any(String), type: expect.any(String), code: res.status });
+    }
+    expect(process.memoryUsage().heapUsed - heap0).toBeLessThan(256 << 20);
+    expect([...statuses.keys()].every((s) => [400, 404, 413].includes(s))).toBe(true);
+    expect(await runCanary()).toEqual(canary);
+  }, 120_000);
 });
