@@ -344,4 +344,30 @@ describe('server hardening (tinystories-656K)', () => {
     expect([...statuses.keys()].every((s) => [400, 404, 413].includes(s))).toBe(true);
     expect(await runCanary()).toEqual(canary);
   }, 120_000);
+
+  it('fuzz: SamplingParams takes or refuses 3000 random inits, always with an InvalidArgumentError naming a field', () => {
+    let state = 7;
+    const rand = () => {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+    const values: unknown[] = [0, 1, -1, 2, 0.5, 1.5, -0.5, 1e9, NaN, Infinity, -Infinity, '', 'x', '10', true, false, null, {}, [], [1], ['a'], [''], { 1: 2 }, () => 0, [() => 0], new Map([[1, 2]]), 'cumulative'];
+    const fields = Object.keys(new SamplingParams()).filter((k) => k !== 'setFields');
+    let ok = 0;
+    for (let i = 0; i < 3000; i++) {
+      const init: Record<string, unknown> = {};
+      for (let k = 0; k < 1 + Math.floor(rand() * 3); k++) init[pick(fields)] = pick(values);
+      try {
+        new SamplingParams(init);
+        ok++;
+      } catch (e) {
+        expect(e, `${i}: ${String(Object.entries(init))}`).toBeInstanceOf(InvalidArgumentError);
+        expect(Object.keys(init).concat(['minTokens', 'bestOf'])).toContain((e as InvalidArgumentError).field);
+      }
+    }
+    expect(ok).toBeGreaterThan(50); // the values include right ones, so some inits pass
+  });
 });
