@@ -133,6 +133,10 @@ export async function beamSearch(
   const { beamWidth, maxTokens, ignoreEos, lengthPenalty } = params;
   const eos = engine.tokenizer.eosTokenId;
   const maxModelLen = engine.runner.limits.maxModelLen;
+  // Each step asks for 2 x beamWidth logprobs, which the engine's maxLogprobs caps (as vLLM): say so in beamWidth's terms.
+  if (2 * beamWidth > engine.maxLogprobs) {
+    throw new InvalidArgumentError('beamWidth', `beamWidth must be at most ${Math.floor(engine.maxLogprobs / 2)}: each step takes 2 x beamWidth logprobs and maxLogprobs (--max-logprobs) is ${engine.maxLogprobs}, got ${beamWidth}.`);
+  }
   // Every field the model's generation_config could fill is set, so each step sees exactly these (as vLLM, whose
   // beam search passes its own SamplingParams). Logprobs are the raw distribution's: temperature only changes
   // which extra token gets sampled.

@@ -48,6 +48,8 @@ export class LLM {
   /** Resolves when the model is loaded; methods await it, so `new LLM(opts)` is usable at once. */
   readonly ready: Promise<void>;
   private engineOrNull: LLMEngine | null = null;
+  /** Set by dispose, so later calls say so rather than "not loaded yet". */
+  private disposed = false;
 
   constructor(readonly options: LLMOptions = {}) {
     this.ready = this.load();
@@ -63,6 +65,7 @@ export class LLM {
 
   /** The engine (continuous batching, streaming requests); available once `ready` resolves. */
   get engine(): LLMEngine {
+    if (this.disposed) throw new Error('the LLM was disposed: create a new one (LLM.create)');
     if (!this.engineOrNull) throw new Error('the model is not loaded yet: await llm.ready (or use LLM.create)');
     return this.engineOrNull;
   }
@@ -148,6 +151,7 @@ export class LLM {
   /** Frees the GPU resources. */
   async dispose(): Promise<void> {
     await this.ready.catch(() => {});
+    this.disposed = true;
     this.engineOrNull?.dispose();
     this.engineOrNull = null;
   }

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { InvalidArgumentError } from './errors.js';
 
 /** Temperatures below this mean greedy decoding (vLLM's `_SAMPLING_EPS`). */
@@ -39,6 +40,62 @@ export interface SamplingParamsInit {
 }
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+// Field types, checked before any range (a string '10' must not read as "at least 1, got 10"). A number may be
+// infinite here (the range checks name it); NaN is no number.
+const real = z.custom<number>((v) => typeof v === 'number' && !Number.isNaN(v));
+const int = z.int();
+const ints = z.array(int);
+const bool = z.boolean();
+const strings = z.array(z.string());
+const nullable = <T extends z.ZodType>(t: T) => t.nullable();
+
+/** Each field's schema and the type its error names. */
+const FIELD_TYPES: { [K in keyof SamplingParamsInit]-?: [z.ZodType, string] } = {
+  n: [int, 'an integer'],
+  bestOf: [nullable(int), 'an integer or null'],
+  presencePenalty: [real, 'a number'],
+  frequencyPenalty: [real, 'a number'],
+  repetitionPenalty: [real, 'a number'],
+  temperature: [real, 'a number'],
+  topP: [real, 'a number'],
+  topK: [int, 'an integer'],
+  minP: [real, 'a number'],
+  seed: [nullable(int), 'an integer or null'],
+  stop: [z.union([z.string(), strings, z.null()]), 'a string, a list of strings or null'],
+  stopTokenIds: [nullable(ints), 'a list of integers or null'],
+  includeStopStrInOutput: [bool, 'a boolean'],
+  ignoreEos: [bool, 'a boolean'],
+  maxTokens: [nullable(int), 'an integer or null'],
+  minTokens: [int, 'an integer'],
+  logprobs: [nullable(int), 'an integer or null'],
+  promptLogprobs: [nullable(int), 'an integer or null'],
+  skipSpecialTokens: [bool, 'a boolean'],
+  spacesBetweenSpecialTokens: [bool, 'a boolean'],
+  logitBias: [
+    z.union([z.record(z.string().regex(/^\d+$/), real), z.map(int, real), z.null()]),
+    'an object or Map of token id -> number, or null',
+  ],
+  allowedTokenIds: [nullable(ints), 'a list of integers or null'],
+  badWords: [nullable(strings), 'a list of strings or null'],
+  logitsProcessors: [nullable(z.array(z.custom<LogitsProcessor>((v) => typeof v === 'function'))), 'a list of functions or null'],
+  truncatePromptTokens: [nullable(int), 'an integer or null'],
+  detokenize: [bool, 'a boolean'],
+  outputKind: [z.enum(['cumulative', 'delta', 'final']), "'cumulative', 'delta' or 'final'"],
+};
+
+/** A value as an error message shows it: JSON where it has one, else its kind. */
+function shown(v: unknown): string {
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'number' || v === undefined) return String(v);
+  if (v instanceof Map) return 'a Map';
+  try {
+    const j = JSON.stringify(v);
+    return j.length > 60 ? `${j.slice(0, 57)}...` : j;
+  } catch {
+    return typeof v;
+  }
+}
 
 function check(ok: boolean, field: string, message: string): void {
   if (!ok) throw new InvalidArgumentError(field, `${field} ${message}`);
@@ -86,7 +143,9 @@ export class SamplingParams {
     const set = new Set<keyof SamplingParamsInit>();
     for (const [k, v] of Object.entries(init) as [keyof SamplingParamsInit, unknown][]) {
       if (v === undefined) continue;
-      if (!(k in this)) throw new InvalidArgumentError(k, `unknown sampling parameter '${k}'`);
+      if (!Object.hasOwn(FIELD_TYPES, k)) throw new InvalidArgumentError(k, `unknown sampling parameter '${k}'`);
+      const [schema, expected] = FIELD_TYPES[k];
+      if (!schema.safeParse(v).success) throw new InvalidArgumentError(k, `${k} must be ${expected}, got ${shown(v)}.`);
       set.add(k);
     }
     this.setFields = set;

@@ -214,7 +214,8 @@ describe('tinystories-656K', () => {
 describe('stories260K', () => {
   let llm: LLM;
   beforeAll(async () => {
-    llm = await loadLLM(modelDir('stories260K'), { maxNumSeqs: 64 });
+    // The exact search asks for every token's logprob (logprobs -1) and the wide beam for 2 x 16: lift the cap.
+    llm = await loadLLM(modelDir('stories260K'), { maxNumSeqs: 64, maxLogprobs: -1 });
   });
   afterAll(() => llm.dispose());
 

@@ -30,7 +30,8 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
                   [--max-model-len N] [--max-num-seqs N] [--generation-config auto|vllm|DIR]
                   [--chat-template FILE] [--dtype auto|float32|float16] [--quantization q8_0|q4_0]
                   [--no-async-scheduling] [--enforce-eager] [--max-logprobs N] [--max-prompt-chars N]
-                  [--allowed-origins ORIGIN]
+                  [--allowed-origins ORIGIN] [--trust-request-chat-template]
+                  [--shutdown-grace-period SECONDS]
 
   MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
   --api-key KEY           require 'Authorization: Bearer KEY' on /v1/* (default: $VLLM_API_KEY)
@@ -40,6 +41,9 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
   --no-async-scheduling   run steps one at a time (by default each step is scheduled and submitted while the
                           previous one runs: vLLM's async scheduling)
   --max-logprobs N        most logprobs / prompt_logprobs a request may ask for (default 20; -1: the vocabulary)
+  --shutdown-grace-period S  on SIGTERM, let running requests finish for S seconds (default 10), then end the
+                          rest (streams get an error event and [DONE]); SIGINT stops at once
+  --trust-request-chat-template  accept a request's own chat_template (default: refused with 400)
   --allowed-origins O     answer CORS for this origin ('*': any; repeat for more; default: no CORS)
   --max-prompt-chars N    most prompt characters a request may send to the tokenizer (default 32 x max model len)
   --enforce-eager         record every step anew (by default a step replays the commands captured the first
@@ -153,6 +157,8 @@ async function serveCommand(argv: string[]): Promise<void> {
       'max-logprobs': { type: 'string' },
       'max-prompt-chars': { type: 'string' },
       'allowed-origins': { type: 'string', multiple: true },
+      'trust-request-chat-template': { type: 'boolean', default: false },
+      'shutdown-grace-period': { type: 'string', default: '10' },
     },
   });
   if (positionals.length > 1) fail(`serve takes at most one MODEL argument\n${USAGE}`);
@@ -167,6 +173,8 @@ async function serveCommand(argv: string[]): Promise<void> {
   if (maxLogprobs !== undefined && maxLogprobs < -1) fail(`--max-logprobs must be -1 or at least 0, got ${maxLogprobs}`);
   const maxPromptChars = num('max-prompt-chars', values['max-prompt-chars'], true);
   if (maxPromptChars !== undefined && maxPromptChars < 1) fail(`--max-prompt-chars must be at least 1, got ${maxPromptChars}`);
+  const graceS = num('shutdown-grace-period', values['shutdown-grace-period'])!;
+  if (graceS < 0) fail(`--shutdown-grace-period must be at least 0, got ${graceS}`);
   const chatTemplate = values['chat-template'] === undefined ? undefined : await loadChatTemplate(values['chat-template']);
   const quantization = quantizationFlag(values.quantization);
   const llm = await LLM.create({
@@ -185,19 +193,25 @@ async function serveCommand(argv: string[]): Promise<void> {
     llm,
     host: values.host,
     port,
-    apiKey: values['api-key'] ?? process.env.VLLM_API_KEY,
+    apiKey: values['api-key'] || process.env.VLLM_API_KEY || undefined, // empty is unset, as vLLM
     servedModelName: names,
     chatTemplate,
     maxPromptChars,
     allowedOrigins: values['allowed-origins'],
+    trustRequestChatTemplate: values['trust-request-chat-template'],
     onInternalError: (err) => process.stderr.write(`webgpu-llm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   });
   process.stderr.write(`webgpu-llm: serving '${names[0]}' at ${server.url}/v1 (Ctrl-C stops)\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  const signal = await new Promise<'SIGINT' | 'SIGTERM'>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
   });
-  await server.close();
+  if (signal === 'SIGTERM') {
+    process.stderr.write(`webgpu-llm: SIGTERM: finishing running requests (up to ${graceS} s)\n`);
+    await server.shutdown(graceS * 1000);
+  } else {
+    await server.close();
+  }
   await llm.dispose();
 }
 

@@ -31,15 +31,40 @@ export interface NodeServer {
   server: Server;
   /** Stops listening and ends open connections (streams included). */
   close(): Promise<void>;
+  /**
+   * Graceful stop (SIGTERM): stop accepting connections, let running requests finish for up to `graceMs`, then
+   * abort the rest (streams end with an error event and `[DONE]`) and close every connection.
+   */
+  shutdown(graceMs: number): Promise<void>;
 }
 
 /** Starts the server; resolves once it listens. */
 export function serve(options: ServeOptions): Promise<NodeServer> {
   const { host = '127.0.0.1', port = 8000, ...appOptions } = options;
-  const app = createApp(appOptions);
+  const stopping = new AbortController();
+  const shutdownSignal = appOptions.shutdownSignal ? AbortSignal.any([appOptions.shutdownSignal, stopping.signal]) : stopping.signal;
+  const app = createApp({ ...appOptions, shutdownSignal });
   return new Promise((resolve, reject) => {
     // overrideGlobalObjects: false keeps Node's own Request/Response globals (the process may also be a client).
     const server = serveNode({ fetch: app.fetch, hostname: host, port, overrideGlobalObjects: false }) as Server;
+    // Responses not yet finished (a stream is one until its last byte), so that shutdown knows when it may close.
+    let active = 0;
+    let idle: (() => void) | null = null;
+    server.on('request', (_req, res) => {
+      active++;
+      res.once('close', () => {
+        if (--active === 0) idle?.();
+      });
+    });
+    const drained = (ms: number) =>
+      new Promise<void>((done) => {
+        if (active === 0) return done();
+        const timer = setTimeout(done, ms);
+        idle = () => {
+          clearTimeout(timer);
+          done();
+        };
+      });
     server.once('error', reject);
     server.once('listening', () => {
       server.off('error', reject);
@@ -54,6 +79,15 @@ export function serve(options: ServeOptions): Promise<NodeServer> {
             server.close(() => done());
             server.closeAllConnections();
           }),
+        shutdown: async (graceMs: number) => {
+          const closed = new Promise<void>((done) => server.close(() => done()));
+          server.closeIdleConnections(); // keep-alive sockets with no request in flight
+          await drained(graceMs);
+          stopping.abort(); // the rest: engine requests aborted, streams end with an error event and [DONE]
+          await drained(1000);
+          server.closeAllConnections();
+          await closed;
+        },
       });
     });
   });

@@ -13,7 +13,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { detectContentFormat } from './content-format.js';
-import { parseTemplate, renderTemplate, TemplateRaisedError } from './jinja-env.js';
+import { parseTemplate, type RenderBudget, renderTemplate, TemplateRaisedError } from './jinja-env.js';
 import { normalizeMessages, type ChatContentFormat, type ChatMessage, type ConversationMessage } from './messages.js';
 
 /** A tool the model may call, in OpenAI's `tools` form. */
@@ -39,6 +39,8 @@ export interface ChatTemplateOptions {
   chatTemplateKwargs?: Record<string, unknown>;
   /** Let the tokenizer add its special tokens (BOS) on top of the template's (default false). */
   addSpecialTokens?: boolean;
+  /** Bounds on the render's work (default 1,000,000 steps, 1000 ms); past them, an InvalidArgumentError. */
+  renderBudget?: RenderBudget;
 }
 
 /** A rendered conversation. */
@@ -101,7 +103,7 @@ export function applyChatTemplate(tokenizer: Tokenizer, messages: readonly ChatM
       tools,
       documents,
       add_generation_prompt: addGenerationPrompt,
-    });
+    }, opts.renderBudget);
   } catch (e) {
     if (e instanceof TemplateRaisedError) throw new InvalidArgumentError('messages', e.message);
     throw new InvalidArgumentError('messages', `the chat template could not render these messages: ${(e as Error).message}`);

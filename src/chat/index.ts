@@ -9,5 +9,6 @@
  * });
  */
 export { applyChatTemplate, resolveChatTemplate, type ChatPrompt, type ChatTemplateOptions, type ChatTool } from './apply.js';
+export { DEFAULT_RENDER_BUDGET, type RenderBudget } from './jinja-env.js';
 export { loadChatTemplate, type TextReader } from './load.js';
 export type { ChatContentFormat, ChatContentPart, ChatMessage, ChatToolCall, ConversationMessage } from './messages.js';

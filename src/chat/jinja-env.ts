@@ -37,8 +37,62 @@ export function parseTemplate(source: string): Program {
   return program;
 }
 
-/** Renders a parsed template with `vars` as its top-level variables. Throws TemplateRaisedError for raise_exception. */
-export function renderTemplate(program: Program, vars: Record<string, unknown>): string {
+/**
+ * How much work one render may do: steps (an expression or statement evaluated, or a loop iteration) and wall
+ * time. A template is code (a request's, with trustRequestChatTemplate, or a model's from the Hub): a nested loop
+ * must fail as a bad input, not hold the event loop for every other request.
+ */
+export interface RenderBudget {
+  /** Evaluation steps (default 1,000,000: a long conversation through a large template takes tens of thousands). */
+  maxSteps?: number;
+  /** Milliseconds, checked every 4096 steps (default 1000). */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_RENDER_BUDGET: Required<RenderBudget> = { maxSteps: 1_000_000, timeoutMs: 1000 };
+
+/** Thrown when a render runs past its RenderBudget. */
+export class TemplateBudgetError extends Error {
+  override name = 'TemplateBudgetError';
+}
+
+type Env = ConstructorParameters<typeof Interpreter>[0];
+
+/** An Interpreter that counts its steps against a budget. */
+class BoundedInterpreter extends Interpreter {
+  private steps = 0;
+  private readonly deadline: number;
+
+  constructor(env: Env, private readonly budget: Required<RenderBudget>) {
+    super(env);
+    this.deadline = Date.now() + budget.timeoutMs;
+    // A loop iteration whose body is empty evaluates nothing but calls evaluateBlock, which the library declares
+    // private: counted through the instance, so `for i in range(n)` costs n steps whatever its body.
+    const self = this as unknown as { evaluateBlock: (statements: unknown, env: Env) => unknown };
+    const block = self.evaluateBlock.bind(this);
+    self.evaluateBlock = (statements, env) => {
+      this.tick();
+      return block(statements, env);
+    };
+  }
+
+  override evaluate(...args: Parameters<Interpreter['evaluate']>): ReturnType<Interpreter['evaluate']> {
+    this.tick();
+    return super.evaluate(...args);
+  }
+
+  private tick(): void {
+    const n = ++this.steps;
+    if (n > this.budget.maxSteps) throw new TemplateBudgetError(`the chat template ran past its budget of ${this.budget.maxSteps} steps`);
+    if ((n & 4095) === 0 && Date.now() > this.deadline) throw new TemplateBudgetError(`the chat template ran past its budget of ${this.budget.timeoutMs} ms`);
+  }
+}
+
+/**
+ * Renders a parsed template with `vars` as its top-level variables, within `budget`. Throws TemplateRaisedError for
+ * raise_exception, TemplateBudgetError past the budget.
+ */
+export function renderTemplate(program: Program, vars: Record<string, unknown>, budget: RenderBudget = {}): string {
   const env = new Environment();
   for (const [k, v] of Object.entries(GLOBALS)) env.set(k, v);
   for (const [k, v] of Object.entries(vars)) {
@@ -46,8 +100,11 @@ export function renderTemplate(program: Program, vars: Record<string, unknown>):
     env.variables.delete(k); // a render variable overrides a global of the same name, as in Jinja
     env.set(k, v);
   }
-  return new Interpreter(env).run(program).value as string;
+  const limits = { maxSteps: budget.maxSteps ?? DEFAULT_RENDER_BUDGET.maxSteps, timeoutMs: budget.timeoutMs ?? DEFAULT_RENDER_BUDGET.timeoutMs };
+  return new BoundedInterpreter(env, limits).run(program).value as string;
 }
+
+const MAX_RANGE = 1_000_000;
 
 const GLOBALS: Record<string, unknown> = {
   true: true,
@@ -62,6 +119,8 @@ const GLOBALS: Record<string, unknown> = {
   range: (start: number, stop?: number, step = 1): number[] => {
     if (stop === undefined) [start, stop] = [0, start];
     if (step === 0) throw new Error('range() arg 3 must not be zero');
+    // One step builds the whole list, so its length is bounded here rather than by the step budget.
+    if (Math.abs((stop - start) / step) > MAX_RANGE) throw new Error(`range() of more than ${MAX_RANGE} items`);
     const out: number[] = [];
     for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
     return out;

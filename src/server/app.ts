@@ -23,12 +23,21 @@ export interface ServerOptions {
   llm: LLM;
   /** The name(s) clients use in `model`; the first is the one responses carry (default: the LLM's `model`). */
   servedModelName?: string | string[];
-  /** When set, `/v1/*` requires `Authorization: Bearer <apiKey>` (vLLM's --api-key / VLLM_API_KEY). */
+  /** When set and not empty, `/v1/*` requires `Authorization: Bearer <apiKey>` (vLLM's --api-key / VLLM_API_KEY). */
   apiKey?: string;
   /** The longest prompt + output the server accepts (at most the engine's; default the engine's). */
   maxModelLen?: number;
   /** A Jinja chat template used instead of the tokenizer's (vLLM's --chat-template). */
   chatTemplate?: string;
+  /**
+   * Accept a request's own `chat_template` (vLLM's --trust-request-chat-template). Default false: a template is
+   * code, and requests carrying one get 400.
+   */
+  trustRequestChatTemplate?: boolean;
+  /** Evaluation steps one chat template render may take, any template (default 1,000,000); past it, 400. */
+  chatTemplateMaxSteps?: number;
+  /** Milliseconds one chat template render may take (default 1000); past it, 400. */
+  chatTemplateTimeoutMs?: number;
   /** Sampling defaults under the client's fields (vLLM's --generation-config DIR); the model's still fill the rest. */
   generationDefaults?: SamplingParamsInit;
   /** Largest request body in bytes (default 8 MiB); larger ones get 413, chunked or not. */
@@ -45,6 +54,11 @@ export interface ServerOptions {
    * tokens average that many characters, so a prompt past it could not fit the model anyway.
    */
   maxPromptChars?: number;
+  /**
+   * Aborted when the server shuts down for good (bindings/node's `shutdown`): running requests are aborted, and
+   * streams end with an error event and `[DONE]`.
+   */
+  shutdownSignal?: AbortSignal;
   /** Called with errors that became a 500 (the library itself never logs). */
   onInternalError?: (err: unknown) => void;
 }
@@ -81,6 +95,8 @@ export function createApp(options: ServerOptions): Hono<Env> {
       maxModelLen,
       chatTemplate: options.chatTemplate ?? null,
       maxPromptChars: options.maxPromptChars ?? 32 * maxModelLen,
+      trustRequestChatTemplate: options.trustRequestChatTemplate ?? false,
+      templateBudget: { maxSteps: options.chatTemplateMaxSteps, timeoutMs: options.chatTemplateTimeoutMs },
       metrics: new ServerMetrics(names[0], engine),
       generationDefaults: options.generationDefaults ?? null,
       nextSeq: () => seq++,
@@ -116,7 +132,8 @@ export function createApp(options: ServerOptions): Hono<Env> {
     return c.body(null, 204, { allow: `${allow}, OPTIONS` });
   });
 
-  if (options.apiKey !== undefined) {
+  // vLLM: an empty key (VLLM_API_KEY="") is no key, not a key nobody can send.
+  if (options.apiKey !== undefined && options.apiKey !== '') {
     const expected = `Bearer ${options.apiKey}`;
     app.use('/v1/*', async (c, next) => {
       if (c.req.method === 'OPTIONS' || sameString(c.req.header('authorization') ?? '', expected)) return next();
@@ -139,18 +156,18 @@ export function createApp(options: ServerOptions): Hono<Env> {
   app.get('/v1/models', async (c) => {
     const s = await context();
     const created = unixTime();
-    const root = llm.options.model ?? names[0];
+    const root = modelRoot(llm.options.model, names[0]);
     const data = names.map((id) => ({ id, object: 'model', created, owned_by: 'vllm', root, parent: null, max_model_len: s.maxModelLen, permission: [] }));
     return c.json({ object: 'list', data });
   });
   app.post('/v1/completions', async (c) => {
     const body = await parseBody(c, CompletionRequest);
-    const res = await createCompletion(await context(), body, meta(c));
+    const res = await createCompletion(await context(), body, meta(c, options.shutdownSignal));
     return res instanceof Response ? res : c.json(res);
   });
   app.post('/v1/chat/completions', async (c) => {
     const body = await parseBody(c, ChatCompletionRequest);
-    const res = await createChatCompletion(await context(), body, meta(c));
+    const res = await createChatCompletion(await context(), body, meta(c, options.shutdownSignal));
     return res instanceof Response ? res : c.json(res);
   });
   app.post('/tokenize', async (c) => c.json(tokenize(await context(), await parseBody(c, TokenizeRequest))));
@@ -159,8 +176,17 @@ export function createApp(options: ServerOptions): Hono<Env> {
   return app;
 }
 
-function meta(c: Context<Env>) {
-  return { requestId: c.get('requestId'), signal: c.req.raw.signal };
+function meta(c: Context<Env>, shutdown: AbortSignal | undefined) {
+  const signal = shutdown ? AbortSignal.any([c.req.raw.signal, shutdown]) : c.req.raw.signal;
+  return { requestId: c.get('requestId'), signal, shutdown };
+}
+
+/**
+ * /v1/models' `root`: the Hub repo id the model came from, else the served name. Never a local path: it would tell
+ * any client the server's directory layout.
+ */
+function modelRoot(model: string | undefined, servedName: string): string {
+  return model !== undefined && /^[\w][\w.-]*\/[\w][\w.-]*$/.test(model) && !model.includes('..') ? model : servedName;
 }
 
 /** Each route's methods, for OPTIONS (the routes above must be listed here). */

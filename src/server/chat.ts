@@ -42,6 +42,15 @@ export function renderChat(ctx: ServerContext, req: TemplateRequest): { prompt: 
     throw new HttpError(400, 'Cannot set both `continue_final_message` and `add_generation_prompt` to true.', 'continue_final_message');
   }
   checkPromptChars(ctx, stringChars(req.messages) + stringChars(req.tools) + stringChars(req.documents), 'messages');
+  // vLLM: a template is code; a request's runs only on a server that trusts requests with it.
+  const requestTemplate = req.chat_template ?? req.chat_template_kwargs?.chat_template;
+  if (requestTemplate !== undefined && requestTemplate !== null && !ctx.trustRequestChatTemplate) {
+    throw new HttpError(
+      400,
+      'Chat template is passed with request, but --trust-request-chat-template is not set. Refused request with untrusted chat template.',
+      'chat_template',
+    );
+  }
   // Absent and null are the same to a client; the template module validates roles and content parts.
   const messages = req.messages.map((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v !== null)) as unknown as ChatMessage);
   try {
@@ -53,6 +62,7 @@ export function renderChat(ctx: ServerContext, req: TemplateRequest): { prompt: 
       documents: req.documents ?? undefined,
       chatTemplateKwargs: req.chat_template_kwargs ?? undefined,
       addSpecialTokens: req.add_special_tokens ?? false,
+      renderBudget: ctx.templateBudget,
     });
   } catch (err) {
     if (err instanceof InvalidArgumentError || err instanceof HttpError) throw err;
@@ -174,5 +184,5 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       await outputs.return(undefined);
     }
   }
-  return sseResponse(chunks(), abort);
+  return sseResponse(chunks(), abort, meta.shutdown);
 }

@@ -15,6 +15,8 @@ import { sseResponse } from './sse.js';
 export interface RequestMeta {
   requestId: string;
   signal: AbortSignal;
+  /** The server's shutdown signal (streams end with an error event when it aborts), if it has one. */
+  shutdown?: AbortSignal;
 }
 
 /** One choice being assembled from deltas. */
@@ -147,5 +149,5 @@ export async function createCompletion(ctx: ServerContext, body: CompletionReque
       await outputs.return(undefined);
     }
   }
-  return sseResponse(chunks(), abort);
+  return sseResponse(chunks(), abort, meta.shutdown);
 }

@@ -1,4 +1,5 @@
 /** What every route handler reads: the engine, the served names, the metrics and the server's own limits. */
+import type { RenderBudget } from '../chat/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { HttpError } from './errors.js';
 import type { GenerateContext } from './generate.js';
@@ -14,6 +15,10 @@ export interface ServerContext extends GenerateContext {
   metrics: ServerMetrics;
   /** The most characters of prompt text (all prompts of a request, or all message strings) tokenized for one request. */
   maxPromptChars: number;
+  /** Whether a request may bring its own chat_template (--trust-request-chat-template). */
+  trustRequestChatTemplate: boolean;
+  /** Bounds on every chat template render (undefined fields: the defaults). */
+  templateBudget: RenderBudget;
   /** A fresh number per request, so that engine request ids stay unique when clients reuse X-Request-Id. */
   nextSeq(): number;
 }
