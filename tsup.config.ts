@@ -25,8 +25,8 @@ export default defineConfig([
     dts: true,
     sourcemap: true,
     loader,
-    // A page cannot resolve bare module names: bundle the template engine in.
-    noExternal: ['@huggingface/jinja'],
+    // A page cannot resolve bare module names: bundle the template engine and the schema library in.
+    noExternal: ['@huggingface/jinja', 'zod'],
   },
   {
     // Benchmarks, bundled so that a GPU machine needs only node, dawn.node and this folder.
