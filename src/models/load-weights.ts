@@ -91,7 +91,7 @@ export async function loadWeights(ctx: GpuContext, source: ModelSource, cfg: Mod
     const present = specs.filter((s) => !s.optional);
     for (const s of present) hasSlot.add(s.slot);
     const chunks = streamDummyTensors(present, { dtype: methodOf('embed', cfg.hiddenSize).name === 'f32' ? 'f32' : 'f16', reuseBuffer: true });
-    await uploadChunks(ctx, cfg, opts, chunks, Infinity, new Map(present.map((s) => [s.name, s])), store, `${source.name} (dummy)`, source.name);
+    await uploadChunks(ctx, cfg, opts, chunks, Infinity, specs, new Map(present.map((s) => [s.name, s])), store, `${source.name} (dummy)`, source.name);
   } else {
     const ckpt = await readCheckpoint(source);
     const canonical = familyOf(cfg).canonicalName ?? ((n: string) => n);
@@ -107,7 +107,7 @@ export async function loadWeights(ctx: GpuContext, source: ModelSource, cfg: Mod
     if (!hasSlot.has('embed') && !hasSlot.has('lmHead')) throw new ModelFileError(`${source.name}/${ckpt.files[0]}`, 'has neither token embeddings nor an LM head');
     const infos = [...ckpt.tensors.values()].filter((info) => found.has(info.name));
     const totalBytes = infos.reduce((n, i) => n + i.byteLength, 0);
-    await uploadChunks(ctx, cfg, opts, streamTensors(source, infos), totalBytes, found, store, where, source.name);
+    await uploadChunks(ctx, cfg, opts, streamTensors(source, infos), totalBytes, specs, found, store, where, source.name);
   }
   return assemble(cfg, store, hasSlot);
 }
@@ -173,6 +173,8 @@ async function uploadChunks(
   opts: LoadOptions,
   chunks: AsyncIterable<TensorChunk> | Iterable<TensorChunk>,
   totalBytes: number,
+  /** The whole weight table, and the tensors of it this stream holds by their stream names. */
+  specs: readonly WeightSpec[],
   found: Map<string, WeightSpec>,
   store: SlotStore,
   /** Names the checkpoint in errors about what is missing overall. */
@@ -248,7 +250,7 @@ async function uploadChunks(
     loadedBytes += chunk.data.byteLength;
     if (Number.isFinite(totalBytes)) opts.onProgress?.({ file: info.file, loadedBytes, totalBytes });
   }
-  checkComplete(cfg, found, written, whereAll);
+  checkComplete(cfg, specs, found, written, whereAll);
 }
 
 function concatBytes(parts: Uint8Array[]): Uint8Array {
@@ -269,11 +271,11 @@ function transposeRaw(data: Uint8Array, rows: number, cols: number, dtype: Float
  * Every tensor the config needs must have been written completely. The embedding and the LM head are checked
  * together (either serves as the other: see assemble), optional tensors not at all.
  */
-function checkComplete(cfg: ModelConfig, found: Map<string, WeightSpec>, written: Map<string, number>, where: string): void {
+function checkComplete(cfg: ModelConfig, specs: readonly WeightSpec[], found: Map<string, WeightSpec>, written: Map<string, number>, where: string): void {
   const present = new Set([...found.values()].map((s) => s.name));
   const embedOrHead = [...found.values()].some((s) => s.slot === 'embed' || s.slot === 'lmHead');
   const missing: string[] = [];
-  for (const s of weightTable(cfg)) {
+  for (const s of specs) {
     if (s.expert) {
       // Either form of the experts (one tensor per expert and projection, or 3-D ones) fills the slot: count its rows.
       if ((written.get(key(s.slot, s.layer)) ?? 0) < s.expert.experts * s.slotRows) missing.push(key(s.slot, s.layer));

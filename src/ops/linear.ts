@@ -98,6 +98,16 @@ type Choice = { path: 'mma'; tile: MmaTile } | { path: Exclude<Path, 'mma'>; til
  * eps (linear.gemv's fused RMSNorm, linear.reduce.norm's normOut); kSplit (linear.mma: K per split, split-K across
  * workgroups when < K; see linear.reduce.wgsl).
  */
+/**
+ * One weight part's dispatch params (lib/linear.wgsl): a plain part writes its own row range of the output's N
+ * columns; a gated weight (gatedRows > 0, one part) writes all gatedRows columns from its gate and up halves.
+ */
+export function partParams(part: { rowStart: number; rows: number }, wStride: number, T: number, K: number, N: number, gatedRows: number, hasBias: boolean, eps: number) {
+  const cols = gatedRows > 0 ? gatedRows : part.rows; // output columns of this dispatch
+  const colOffset = gatedRows > 0 ? 0 : part.rowStart;
+  return { T, K, N: cols, wStride, outStride: N, colOffset, hasBias: hasBias ? 1 : 0, upOffset: gatedRows, eps, kSplit: K };
+}
+
 export const LINEAR_PARAMS = paramsStruct({
   T: 'u32',
   K: 'u32',
@@ -293,9 +303,8 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
   const result: LinearResult = { normed: false, split: null };
   for (const part of w.parts) {
     if (part.rows === 0) continue;
-    const cols = opts.gated ? gatedRows : part.rows; // output columns of this dispatch
-    const colOffset = opts.gated ? 0 : part.rowStart;
-    const params = { T, K, N: cols, wStride: w.rowStride, outStride: N, colOffset, hasBias: bias ? 1 : 0, upOffset: gatedRows, eps, kSplit: K };
+    const params = partParams(part, w.rowStride, T, K, N, gatedRows, !!bias, eps);
+    const cols = params.N;
     const wb = wholeBuffer(part.buffer);
     if (path === 'gemv') {
       const rows = gemvRows(tune, fusion);
@@ -332,7 +341,7 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
         }
         linearReduce(rec, partTensor, bias, out, T, splits, cols, {
           outStride: N,
-          colOffset: opts.gated ? 0 : part.rowStart,
+          colOffset: params.colOffset,
           gated: opts.gated,
           residual: opts.residual,
           normOut,

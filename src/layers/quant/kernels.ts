@@ -14,7 +14,7 @@
 import { paramsStruct } from '../../gpu/pipelines.js';
 import type { Recorder } from '../../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../../gpu/tensor.js';
-import { LINEAR_PARAMS, type LinearOptions, type LinearResult } from '../../ops/linear.js';
+import { LINEAR_PARAMS, partParams, type LinearOptions, type LinearResult } from '../../ops/linear.js';
 import { actCode, gatedAct } from '../../ops/elementwise.js';
 import { rmsNorm } from '../../ops/norm.js';
 import { expectTensor, grid, wholeBuffer } from '../../ops/common.js';
@@ -157,9 +157,8 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const eps = norm ? opts.rmsNorm!.eps : 0;
   for (const part of w.parts) {
     if (part.rows === 0) continue;
-    const cols = opts.gated ? gatedRows : part.rows; // output columns of this dispatch
-    const colOffset = opts.gated ? 0 : part.rowStart;
-    const params = { T, K, N: cols, wStride: w.rowStride, outStride: N, colOffset, hasBias: bias ? 1 : 0, upOffset: gatedRows, eps, kSplit: K };
+    const params = partParams(part, w.rowStride, T, K, N, gatedRows, !!bias, eps);
+    const cols = params.N;
     const wb = wholeBuffer(part.buffer);
     if (gemv) {
       const tt = gemvTokens(T);
