@@ -1,26 +1,26 @@
-// linear on llama.cpp block weights (q8_0 / q4_0), GEMV path for few tokens (decode; memory bound), with the
+// linear on llama.cpp block weights (any format of src/layers/quant/formats/), GEMV path for few tokens (decode; memory bound), with the
 // neighbouring elementwise work fused in, as linear.gemv.wgsl:
 //   xin[t, :]  = x[t, :]                                            (NORM == 0)
 //              = x[t, :] g / sqrt(mean(x[t, :]^2) + eps)            (NORM == 1: RMSNorm of the input, weight g)
-//   y[t, r]    = sum_b d(r, b) dot(xin[t, 32 b .. 32 b + 31], q(r, b)) + (hasBias ? bias[colOffset + r] : 0)
+//   y[t, r]    = sum_c dot(xin[t, 32 c .. 32 c + 31], W(r, c)) + (hasBias ? bias[colOffset + r] : 0)
 //   out[t, colOffset + n] (+)= y[t, n]                              (GATED == 0; += when RESIDUAL == 1)
 //   out[t, n]             (+)= act(y[t, n]) y[t, upOffset + n]      (GATED == 1)
-// where block b of weight row r has the scale d(r, b) and the 32 dequantized quants q(r, b) (q8_0: q; q4_0: q - 8):
-// the block's scale multiplies its dot product once, and the weights are never expanded in memory.
+// where W(r, c) is chunk c (32 elements) of weight row r, dequantized in registers by the format's qChunk: the
+// weights are never expanded in memory.
 //
 // Params, GATED, RESIDUAL, storeColumn: lib/linear.wgsl (p.wStride is the row stride in BYTES here).
-// Prelude: QB, qBlock(o) -> array<vec4<f32>, 8> (the block at byte o, unscaled), from the format; laneSum (as
+// Prelude: qChunk(row, c) -> array<vec4<f32>, 8> (BlockFormat.wgsl, src/layers/quant/format.ts); laneSum (as
 // linear.gemv); TT tokens per workgroup and R weight rows per row group. lib/q_block.wgsl comes along.
 //
 // Bindings: x     f32 [T, K]          read as vec4s; K % 32 == 0
-//           w     u32 words of the part: rows of p.wStride bytes (a multiple of 4), K / 32 blocks each, then padding
+//           w     u32 words of the part: rows of p.wStride bytes (a multiple of 4): the row's blocks, then padding
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
 //           g     f32 [K]              (a dummy when NORM == 0)
 //           out   f32 [T, outStride]
 //
 // Dispatch: as linear.gemv: workgroup (g = wid.x + wid.z nwg.x, wid.y) serves tokens wid.y TT .. + TT - 1 and
 // WG / LANES row groups of R weight rows (GATED: R / 2 gate rows, then their up rows); a row group's LANES threads
-// split the row's blocks (lane i takes blocks i, i + LANES, ...) and laneSum adds their partial dots.
+// split the row's chunks (lane i takes chunks i, i + LANES, ...) and laneSum adds their partial dots.
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -51,7 +51,7 @@ fn main(
   let lane = lid % LANES;
   let n0 = first + q * opr;
   let t0 = wid.y * TT;
-  let nb = p.K / 32u; // blocks per row
+  let nb = p.K / 32u; // chunks per row
   // First byte of accumulator j's weight row (columns past N are clamped to the last one: computed, never written).
   var row: array<u32, R>;
   for (var j = 0u; j < R; j++) {
@@ -69,7 +69,7 @@ fn main(
   var acc: array<array<f32, R>, TT>;
   var ss: array<f32, TT>;
   for (var b = lane; b < nb; b += LANES) {
-    var ga: array<vec4<f32>, 8>; // the norm weights of the block's 32 inputs (1 without NORM)
+    var ga: array<vec4<f32>, 8>; // the norm weights of the chunk's 32 inputs (1 without NORM)
     for (var c = 0u; c < 8u; c++) {
       ga[c] = vec4<f32>(1.0);
       if (NORM == 1u) {
@@ -87,15 +87,13 @@ fn main(
       }
     }
     for (var j = 0u; j < R; j++) {
-      let o = row[j] + b * QB;
-      let d = qScale(o);
-      let qv = qBlock(o);
+      let qv = qChunk(row[j], b);
       for (var i = 0u; i < TT; i++) {
         var s = 0.0;
         for (var c = 0u; c < 8u; c++) {
           s += dot(xv[i][c], qv[c]);
         }
-        acc[i][j] += d * s;
+        acc[i][j] += s;
       }
     }
   }

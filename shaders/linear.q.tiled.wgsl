@@ -1,13 +1,15 @@
-// linear on llama.cpp block weights (q8_0 / q4_0), register-blocked path for many tokens (prefill):
-//   y[t, v] = sum_b d(r, b) dot(x[t, 32 b .. 32 b + 31], q(r, b))   with r = weightRow(v), for t < T, tile columns v
-// written by lib/linear.wgsl's epilogue (bias, GATED act(gate) * up, RESIDUAL add). Each block is dequantized into
-// registers once per thread and used for its TM tokens (no copy of the weights in memory).
+// linear on llama.cpp block weights (any format of src/layers/quant/formats/), register-blocked path for many
+// tokens (prefill):
+//   y[t, v] = sum_c dot(x[t, 32 c .. 32 c + 31], W(r, c))   with r = weightRow(v), for t < T, tile columns v
+// written by lib/linear.wgsl's epilogue (bias, GATED act(gate) * up, RESIDUAL add). Each 32-element chunk W(r, c) is
+// dequantized into registers once per thread (the format's qChunk) and used for its TM tokens (no copy of the
+// weights in memory).
 //
 // Params (p.wStride: the row stride in BYTES), tile columns, storeQuad: lib/linear.wgsl.
-// Prelude: QB, qBlock(o) (the format's), TM tokens per thread (a const: it sizes the accumulator array).
+// Prelude: qChunk(row, c) (the format's), TM tokens per thread (a const: it sizes the accumulator array).
 //
 // Bindings: x     f32 [T, K]          read as vec4s; K % 32 == 0
-//           w     u32 words of the part: rows of p.wStride bytes, K / 32 blocks each
+//           w     u32 words of the part: rows of p.wStride bytes: the row's blocks, then padding
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
 //           out   f32 [T, outStride]
 //
@@ -45,15 +47,13 @@ fn main(
   var acc: array<vec4<f32>, TM>;
   for (var b = 0u; b < nb; b++) {
     for (var c = 0u; c < 4u; c++) {
-      let o = rows[c] + b * QB;
-      let d = qScale(o);
-      let qv = qBlock(o);
+      let qv = qChunk(rows[c], b);
       for (var i = 0u; i < TM; i++) {
         var s = 0.0;
         for (var e = 0u; e < 8u; e++) {
           s += dot(x[xr[i] + 8u * b + e], qv[e]);
         }
-        acc[i][c] += d * s;
+        acc[i][c] += s;
       }
     }
   }

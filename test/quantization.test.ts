@@ -9,7 +9,7 @@ import { goldenRun } from './helpers/golden-checks.js';
 import { assembleFixture, loadFixtureGoldens } from './helpers/fixtures.js';
 import { loadLLM } from './helpers/llm.js';
 import { loadGoldens, modelDir } from './helpers/paths.js';
-import { blockBytes, dequantizeRows, quantizeRows, type QuantFormat } from '../src/layers/quant/blocks.js';
+import { blockBytes, dequantizeRows, quantizeRows, type QuantFormat } from '../src/layers/quant/index.js';
 import { checkQuantization } from '../src/layers/quant/index.js';
 import { f16BitsToF32 } from '../src/loader/convert.js';
 

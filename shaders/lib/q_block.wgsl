@@ -1,12 +1,24 @@
-// Reading llama.cpp blocks (q8_0, q4_0; see src/layers/quant/blocks.ts) from a weight bound as `w: array<u32>`
-// (declared by the including kernel). Blocks are 34 or 18 bytes and rows start 4-byte aligned, so a block starts
-// at an even byte o: its f16 scale is one half of word o / 4, and its quants start at byte o + 2, word aligned when
-// o % 4 == 2 and half a word off when o % 4 == 0 (then quant word j is (w[a + j] >> 16) | (w[a + j + 1] << 16),
-// a = (o + 2) / 4). The format's prelude (src/layers/quant/kernels.ts) defines QB (bytes per block) and qBlock(o),
-// the block's 32 unscaled values, loading each word of the block once.
+// Reading llama.cpp blocks (src/layers/quant/formats/) from a weight bound as `w: array<u32>` (declared by the
+// including kernel). Rows start 4-byte aligned and blocks have even sizes, so every block starts at an even byte o:
+// a field of the block at an even byte offset is either word aligned or half a word off. The format's prelude
+// (BlockFormat.wgsl) defines qChunk(row, c), the 32 dequantized values of a row's chunk c, using these helpers.
 
-/** The block's scale d: the f16 at byte o. */
-fn qScale(o: u32) -> f32 {
+/** The f16 at even byte o. */
+fn qHalf(o: u32) -> f32 {
   let h = unpack2x16float(w[o >> 2u]);
   return select(h.x, h.y, (o & 2u) != 0u);
+}
+
+/** The 4 bytes at even byte o as one little-endian word (two loads when o is half a word off). */
+fn qWord(o: u32) -> u32 {
+  let a = o >> 2u;
+  if ((o & 2u) == 0u) {
+    return w[a];
+  }
+  return (w[a] >> 16u) | (w[a + 1u] << 16u);
+}
+
+/** The byte at o. */
+fn qByte(o: u32) -> u32 {
+  return (w[o >> 2u] >> ((o & 3u) * 8u)) & 255u;
 }

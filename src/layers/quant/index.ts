@@ -1,12 +1,14 @@
 /**
- * Block-quantized weights (vLLM's `quantization` option): q8_0 and q4_0 LinearMethods, and the method a model
- * load uses for them.
+ * Block-quantized weights (vLLM's `quantization` option, GGUF tensor types): the LinearMethod of each format of
+ * formats/, and the methods a model load uses.
  */
 import type { LinearMethod, MethodChooser } from '../linear.js';
-import { QK, QUANT_FORMATS, type QuantFormat } from './blocks.js';
+import { blockFormat, ON_LOAD_FORMATS, type QuantFormat } from './formats/index.js';
 import { quantMethod } from './method.js';
 
-export { QUANT_FORMATS, QK, blockBytes, quantizeRows, dequantizeRows, type QuantFormat } from './blocks.js';
+export { QK, type BlockFormat } from './format.js';
+export { QUANT_FORMATS, ON_LOAD_FORMATS, blockFormat, formatOfGgmlType, type QuantFormat } from './formats/index.js';
+export { blockBytes, rowBytes, quantizeRows, dequantizeRows } from './blocks.js';
 export { quantMethod, createQuantWeight, type QuantMethod, type QuantLinearWeight } from './method.js';
 
 /**
@@ -16,11 +18,11 @@ export { quantMethod, createQuantWeight, type QuantMethod, type QuantLinearWeigh
  */
 const DENSE_SLOTS: ReadonlySet<string> = new Set(['embed', 'lmHead', 'positions', 'router', 'sharedGate', 'experts.gateUp', 'experts.down']);
 
-/** Throws unless `value` names a quantization format (null / undefined: none). */
+/** Throws unless `value` names a format a float checkpoint can be quantized to on load (null / undefined: none). */
 export function checkQuantization(value: unknown): QuantFormat | null {
   if (value === null || value === undefined) return null;
-  if (typeof value !== 'string' || !(QUANT_FORMATS as readonly string[]).includes(value)) {
-    throw new Error(`quantization: '${String(value)}' is not supported (supported: ${QUANT_FORMATS.join(', ')}, or null for the checkpoint's dtype)`);
+  if (typeof value !== 'string' || !(ON_LOAD_FORMATS as readonly string[]).includes(value)) {
+    throw new Error(`quantization: '${String(value)}' is not supported (supported: ${ON_LOAD_FORMATS.join(', ')}, or null for the checkpoint's dtype)`);
   }
   return value as QuantFormat;
 }
@@ -29,7 +31,7 @@ export function checkQuantization(value: unknown): QuantFormat | null {
  * The methods of a model quantized to `format` on load (a MethodChooser for loadWeights): every projection matrix in
  * `format`, except the embeddings and the LM head (their rows feed the logits directly; they stay in `dense`, as
  * llama.cpp's q8_0 / q4_0 files keep token embeddings and output at higher precision when asked), matrices whose rows
- * are not whole blocks of 32, the MoE router and shared-expert gate, and the MoE experts (the fused MoE kernels read
+ * are not whole blocks, the MoE router and shared-expert gate, and the MoE experts (the fused MoE kernels read
  * f32 / f16): DENSE_SLOTS. Weights carry their own method, so the kernels follow each weight's storage.
  *
  * @example
@@ -37,5 +39,6 @@ export function checkQuantization(value: unknown): QuantFormat | null {
  */
 export function modelQuantMethods(format: QuantFormat, dense: LinearMethod): MethodChooser {
   const quant = quantMethod(format);
-  return (slot, cols) => (DENSE_SLOTS.has(slot) || cols % QK !== 0 ? dense : quant);
+  const n = blockFormat(format).blockElems;
+  return (slot, cols) => (DENSE_SLOTS.has(slot) || cols % n !== 0 ? dense : quant);
 }

@@ -1,13 +1,13 @@
 /**
- * The kernels of the block-quantized LinearMethod (q8_0 / q4_0, see blocks.ts), which read packed blocks straight
- * from the weight buffers (never expanded in memory):
+ * The kernels of the block-quantized LinearMethod (any format of formats/), which read packed blocks straight from
+ * the weight buffers (never expanded in memory); rows are worked in chunks of 32 elements that the format's qChunk
+ * dequantizes in registers:
  * - GEMV (`shaders/linear.q.gemv.wgsl`, T <= GEMV_MAX_TOKENS): decode. A row group of LANES threads splits a
- *   weight row's blocks; each block's 32 quants are dequantized in registers and its scale multiplies the block's
- *   dot product once. RMSNorm of the input, gating, bias and the residual are fused.
+ *   weight row's chunks. RMSNorm of the input, gating, bias and the residual are fused.
  * - register-blocked (`shaders/linear.q.tiled.wgsl`, larger T): each thread holds TM tokens x 4 columns and
- *   dequantizes each block of its 4 weight rows once for its TM tokens. Bias, gating and the residual are fused;
+ *   dequantizes each chunk of its 4 weight rows once for its TM tokens. Bias, gating and the residual are fused;
  *   the input's RMSNorm is an rmsNorm dispatch into a scratch tensor first.
- * - embedding rows (`shaders/linear.q.embed.wgsl`): one thread per token and block.
+ * - embedding rows (`shaders/linear.q.embed.wgsl`): one thread per token and chunk.
  * A gated weight split into parts runs ungated into a scratch tensor, then gatedAct (as ops.linear).
  * normOut is never fused here (linear's result says so and the decoder normalises itself).
  */
@@ -27,14 +27,15 @@ import laneSumShared from '../../../shaders/lib/lane_sum.shared.wgsl';
 import gemvSource from '../../../shaders/linear.q.gemv.wgsl';
 import tiledSource from '../../../shaders/linear.q.tiled.wgsl';
 import embedSource from '../../../shaders/linear.q.embed.wgsl';
-import { blockBytes, QK, type QuantFormat } from './blocks.js';
+import { QK } from './format.js';
+import { blockFormat, type QuantFormat } from './formats/index.js';
 
-/** A block-quantized weight [rows, cols]: rows of `rowStride` bytes (cols / 32 blocks, padded to 4 bytes) in parts. */
+/** A block-quantized weight [rows, cols]: rows of `rowStride` bytes (the row's blocks, padded to 4 bytes) in parts. */
 export interface QuantWeight {
   rows: number;
   cols: number;
   format: QuantFormat;
-  /** Bytes between consecutive rows of a part: cols / 32 blocks, rounded up to a multiple of 4 (WebGPU words). */
+  /** Bytes between consecutive rows of a part: the row's blocks, rounded up to a multiple of 4 (WebGPU words). */
   rowStride: number;
   parts: { buffer: GPUBuffer; rowStart: number; rows: number }[];
 }
@@ -54,49 +55,6 @@ const TILED_WX = 8;
 const TILED_WY = 8;
 const EMBED_WG = 64;
 
-/**
- * The format's WGSL: QB (bytes per block) and qBlock(o), the block at byte o as 8 vec4s of unscaled values
- * (element 4 c + e in component e of vector c): q8_0 sign-extends each byte; q4_0 takes byte j's low nibble as
- * element j and its high nibble as element 16 + j, minus 8.
- */
-function formatPrelude(format: QuantFormat): string {
-  // The block's quant words, each loaded once: W words from a = (o + 2) / 4 (one more when o % 4 == 0, where quant
-  // word j is spliced from loaded words j and j + 1; see lib/q_block.wgsl).
-  const words = format === 'q8_0' ? 8 : 4;
-  const unpack =
-    format === 'q8_0'
-      ? `  for (var c = 0u; c < 8u; c++) {
-    let v = bitcast<vec4<i32>>(vec4<u32>(qw[c]) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
-    r[c] = vec4<f32>(v);
-  }`
-      : `  for (var c = 0u; c < 4u; c++) {
-    let v = vec4<u32>(qw[c]) >> vec4<u32>(0u, 8u, 16u, 24u);
-    r[c] = vec4<f32>(v & vec4<u32>(15u)) - 8.0;
-    r[c + 4u] = vec4<f32>((v >> vec4<u32>(4u)) & vec4<u32>(15u)) - 8.0;
-  }`;
-  return `const QB = ${blockBytes(format)}u;
-fn qBlock(o: u32) -> array<vec4<f32>, 8> {
-  let a = (o + 2u) >> 2u;
-  var u: array<u32, ${words + 1}>;
-  for (var i = 0u; i < ${words}u; i++) {
-    u[i] = w[a + i];
-  }
-  var qw: array<u32, ${words}>;
-  if ((o & 2u) != 0u) {
-    qw = array<u32, ${words}>(${Array.from({ length: words }, (_, i) => `u[${i}]`).join(', ')});
-  } else {
-    u[${words}] = w[a + ${words}u];
-    for (var j = 0u; j < ${words}u; j++) {
-      qw[j] = (u[j] >> 16u) | (u[j + 1u] << 16u);
-    }
-  }
-  var r: array<vec4<f32>, 8>;
-${unpack}
-  return r;
-}
-`;
-}
-
 /** Tokens per GEMV workgroup: the fewest of 1, 2, 4 that covers T. */
 function gemvTokens(T: number): number {
   let tt = 1;
@@ -114,7 +72,7 @@ function scratchTensor(rec: Recorder, name: string, count: number): Tensor {
  * out[t, :] (+)= f(x[t, :]) W^T + bias for t < T with W block-quantized; the options as ops.linear's (normOut is not
  * fused: the result's `normed` is false; deferSplit is ignored: there are no split sums).
  *
- * @param x     f32 [T, K] (K = w.cols, a multiple of 32)
+ * @param x     f32 [T, K] (K = w.cols, whole blocks)
  * @param bias  f32 [N] or null
  * @param out   f32 [T, N] (gated: [T, N / 2]); must not alias x
  * @example
@@ -168,7 +126,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
         code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvSource}`,
-        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${formatPrelude(w.format)}const TT = ${tt}u;\nconst R = ${GEMV_ROWS}u;\n`,
+        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(w.format).wgsl}const TT = ${tt}u;\nconst R = ${GEMV_ROWS}u;\n`,
         constants: { WG: GEMV_WG, LANES: GEMV_LANES, NORM: norm ? 1 : 0, ...fused },
         bindings: ['read', 'read', 'read', 'read', 'write'],
         params: LINEAR_PARAMS,
@@ -183,7 +141,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
     const kernel = ctx.pipelines.kernel(key, () => ({
       name: key,
       code: `${lib}${tiledSource}`,
-      prelude: `${formatPrelude(w.format)}const TM = ${TILED_TM}u;\n`,
+      prelude: `${blockFormat(w.format).wgsl}const TM = ${TILED_TM}u;\n`,
       constants: { WX: TILED_WX, WY: TILED_WY, ...fused },
       bindings: ['read', 'read', 'read', 'write'],
       params: LINEAR_PARAMS,
@@ -196,7 +154,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
 }
 
 /**
- * out[t, :] = W[ids[t], :] * scale (or += with accumulate), the rows dequantized: d q (q8_0), d (q - 8) (q4_0).
+ * out[t, :] = W[ids[t], :] * scale (or += with accumulate), the rows dequantized by the format.
  *
  * @param ids  u32 [T]
  * @param out  f32 [T, K]
@@ -212,7 +170,7 @@ export function quantEmbed(rec: Recorder, ids: Tensor, w: QuantWeight, out: Tens
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: `${threadLib}\n${qBlockLib}\n${embedSource}`,
-    prelude: formatPrelude(w.format),
+    prelude: blockFormat(w.format).wgsl,
     bindings: ['read', 'read', 'write'],
     params: EMBED_PARAMS,
     constants: { WG: EMBED_WG },

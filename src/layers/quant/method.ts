@@ -1,22 +1,23 @@
 /**
- * LinearMethods for llama.cpp's block formats q8_0 and q4_0 (vLLM's `quantization` option, GGUF's first formats):
- * weights are stored packed on the GPU (34 or 18 bytes per 32 elements, never expanded), filled either from float
- * checkpoint rows, quantized on the CPU in flight by llama.cpp's reference rules (blocks.ts), or from rows of raw
- * blocks (writeBlocks, for GGUF files).
+ * LinearMethods for llama.cpp's block formats (formats/: vLLM's `quantization` option, GGUF's tensor types):
+ * weights are stored packed on the GPU (never expanded), filled either from float checkpoint rows, quantized on the
+ * CPU in flight by llama.cpp's reference rules (formats with a quantizeBlock), or from rows of raw blocks
+ * (writeBlocks, for GGUF files).
  */
 import { alignUp, STORAGE_USAGE, writeBuffer } from '../../gpu/buffers.js';
 import type { GpuContext } from '../../gpu/context.js';
 import { toF32, type FloatDtype } from '../../loader/convert.js';
 import type { LinearMethod, LinearWeight } from '../linear.js';
-import { blockBytes, checkBlockCols, QK, QUANT_FORMATS, quantizeRows, type QuantFormat } from './blocks.js';
+import { checkBlockCols, quantizeRows, rowBytes } from './blocks.js';
+import { QUANT_FORMATS, type QuantFormat } from './formats/index.js';
 import { quantEmbed, quantLinear, type QuantWeight } from './kernels.js';
 
 /** A LinearMethod that also takes rows of raw blocks. */
 export interface QuantMethod extends LinearMethod {
   readonly name: QuantFormat;
   /**
-   * Fills rows rowStart.. from rows of raw blocks as GGUF stores them: each row cols / 32 blocks back to back
-   * (no padding), `bytes` holding whole rows.
+   * Fills rows rowStart.. from rows of raw blocks as GGUF stores them: each row's blocks back to back (no
+   * padding), `bytes` holding whole rows.
    */
   writeBlocks(ctx: GpuContext, w: LinearWeight, rowStart: number, bytes: Uint8Array): void;
 }
@@ -40,7 +41,7 @@ export interface QuantCreateOptions {
 export function createQuantWeight(ctx: GpuContext, format: QuantFormat, rows: number, cols: number, label: string, opts: QuantCreateOptions = {}): QuantLinearWeight {
   const method = quantMethod(format);
   checkBlockCols(format, cols, label);
-  const rowStride = alignUp((cols / QK) * blockBytes(format), 4);
+  const rowStride = alignUp(rowBytes(format, cols), 4);
   const cap = Math.min(opts.maxPartBytes ?? Infinity, ctx.maxBinding, ctx.limits.maxBufferSize);
   const partRows = Math.floor(cap / rowStride);
   if (partRows < 1) throw new Error(`${label}: a ${format} row of ${rowStride} bytes exceeds one storage binding (${cap} bytes)`);
@@ -81,7 +82,7 @@ function makeQuant(format: QuantFormat): QuantMethod {
     },
     writeBlocks(ctx, w, rowStart, bytes) {
       const q = quant(w);
-      const raw = (q.cols / QK) * blockBytes(format);
+      const raw = rowBytes(format, q.cols);
       const rows = bytes.byteLength / raw;
       if (!Number.isInteger(rows)) throw new Error(`${format} weight [${q.rows}, ${q.cols}]: ${bytes.byteLength} bytes are not whole rows of ${raw}`);
       let padded = bytes;
@@ -101,7 +102,8 @@ function makeQuant(format: QuantFormat): QuantMethod {
   return method;
 }
 
-const METHODS = { q8_0: makeQuant('q8_0'), q4_0: makeQuant('q4_0') };
+const METHODS = Object.fromEntries(QUANT_FORMATS.map((f) => [f, makeQuant(f)])) as Record<QuantFormat, QuantMethod>;
+
 
 /**
  * The LinearMethod storing weights in `format`.

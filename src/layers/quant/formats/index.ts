@@ -1,0 +1,29 @@
+/**
+ * The block formats the quantized LinearMethod knows, by name. Adding a format: a BlockFormat in a file of this
+ * folder (CPU reference + WGSL qChunk), listed here; nothing else changes.
+ */
+import type { BlockFormat } from '../format.js';
+import { q4_0, q8_0 } from './legacy.js';
+
+export const FORMATS = { q8_0, q4_0 } satisfies Record<string, BlockFormat>;
+
+/** A block format's name: 'q8_0', 'q4_0', ... */
+export type QuantFormat = keyof typeof FORMATS;
+
+/** Every format, by name (GGUF files may hold any of them). */
+export const QUANT_FORMATS = Object.keys(FORMATS) as QuantFormat[];
+
+/** The formats a float checkpoint can be quantized to on load (those with a reference quantizer). */
+export const ON_LOAD_FORMATS = QUANT_FORMATS.filter((f) => FORMATS[f].quantizeBlock !== undefined);
+
+/** The format named `name` (throws naming the known ones). */
+export function blockFormat(name: string): BlockFormat {
+  const f = (FORMATS as Record<string, BlockFormat>)[name];
+  if (!f) throw new Error(`unknown quantization format '${name}' (known: ${QUANT_FORMATS.join(', ')})`);
+  return f;
+}
+
+/** The format of a ggml type name ('Q4_K' -> q4_k), or undefined when none is implemented. */
+export function formatOfGgmlType(typeName: string): QuantFormat | undefined {
+  return QUANT_FORMATS.find((f) => FORMATS[f].ggmlType === typeName);
+}
