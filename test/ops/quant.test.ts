@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readBuffer } from '../../src/gpu/buffers.js';
 import { createTensor } from '../../src/gpu/tensor.js';
 import { linear, embed } from '../../src/layers/linear.js';
-import { blockBytes, createQuantWeight, dequantizeRows, quantizeRows, quantMethod, type QuantFormat } from '../../src/layers/quant/index.js';
+import { blockFormat, createQuantWeight, dequantizeRows, QUANT_FORMATS, quantizeRows, quantMethod, rowBytes, type QuantFormat } from '../../src/layers/quant/index.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { expectClose, f32, randomArray, rng, run, u32 } from './util.js';
 
@@ -60,9 +60,11 @@ function fusedRef(x: Float32Array, w: Float32Array, b: Float32Array | null, T: n
 }
 
 /** Bytes of a weight's row `r` as padded on the GPU. */
-const paddedRowBytes = (format: QuantFormat, K: number) => Math.ceil(((K / 32) * blockBytes(format)) / 4) * 4;
+const paddedRowBytes = (format: QuantFormat, K: number) => Math.ceil(rowBytes(format, K) / 4) * 4;
+/** The case's K in whole blocks of the format: as given for 32-element blocks, times 8 for 256-element ones. */
+const blockK = (format: QuantFormat, K: number) => (K * blockFormat(format).blockElems) / 32;
 
-describe('quantized linear (q8_0 / q4_0) against f64 products of the dequantized weights', async () => {
+describe('quantized linear (every format of layers/quant/formats) against f64 products of the dequantized weights', async () => {
   const ctx = await getTestGpu();
   // [T, K, weight rows, rows per part (undefined: one part), bias, fusions]
   const cases: [number, number, number, number | undefined, boolean, Fusions][] = [
@@ -77,11 +79,12 @@ describe('quantized linear (q8_0 / q4_0) against f64 products of the dequantized
     [70, 160, 20, undefined, true, {}], // several token tiles
     [70, 64, 24, 6, false, { gated: 'silu' }],
   ];
-  for (const format of ['q8_0', 'q4_0'] as const) {
-    for (const [T, K, rows, partRows, withBias, f] of cases) {
+  for (const format of QUANT_FORMATS) {
+    for (const [T, K32, rows, partRows, withBias, f] of cases) {
+      const K = blockK(format, K32);
       const fname = [f.norm && 'rmsNorm', f.gated, f.residual && 'residual'].filter(Boolean).join(' + ') || 'plain';
       it(`${format} T=${T} K=${K} rows=${rows}${partRows ? ` parts of ${partRows}` : ''}${withBias ? ' +bias' : ''}: ${fname}`, async () => {
-        const rand = rng(T * 131 + K * 7 + rows + fname.length + (format === 'q8_0' ? 0 : 999));
+        const rand = rng(T * 131 + K * 7 + rows + fname.length + QUANT_FORMATS.indexOf(format) * 999);
         const x = randomArray(rand, T * K, -2, 2);
         const wf = randomArray(rand, rows * K, -0.5, 0.5);
         const b = withBias ? randomArray(rand, rows) : null;
@@ -116,10 +119,42 @@ describe('quantized linear (q8_0 / q4_0) against f64 products of the dequantized
     b.method.destroy(b);
   });
 
-  for (const format of ['q8_0', 'q4_0'] as const) {
+  it('a weight of segments in different formats (a fused q|k|v of a mixed file) multiplies and embeds as one', async () => {
+    const formats = QUANT_FORMATS.slice(0, 3);
+    const K = Math.max(...formats.map((f) => blockK(f, 32)));
+    const segs = formats.map((format, i) => ({ format, rows: 5 + 3 * i }));
+    const rows = segs.reduce((n, s) => n + s.rows, 0);
+    const wf = randomArray(rng(77), rows * K, -0.5, 0.5);
+    const W = createQuantWeight(ctx, segs, rows, K, 'qkv', { maxPartBytes: 4 * paddedRowBytes(formats[0], K) });
+    const wq = new Float32Array(rows * K);
+    let at = 0;
+    for (const s of segs) {
+      const x = wf.subarray(at * K, (at + s.rows) * K);
+      quantMethod(s.format).writeBlocks(ctx, W, at, quantizeRows(s.format, x, s.rows, K));
+      wq.set(dequantizeRows(s.format, quantizeRows(s.format, x, s.rows, K), s.rows, K), at * K);
+      at += s.rows;
+    }
+    expect(() => quantMethod(formats[0]).writeBlocks(ctx, W, 3, new Uint8Array(rowBytes(formats[0], K) * 4))).toThrow(/span formats/);
+    for (const T of [3, 40]) {
+      const x = randomArray(rng(T), T * K, -2, 2);
+      const out = createTensor(ctx, [T, rows], 'f32');
+      const got = await run(ctx, (rec) => linear(rec, f32(ctx, x, [T, K]), W, null, out, T), out);
+      const ref = fusedRef(x, wq, null, T, K, rows, {});
+      expectClose(got, ref.out, 1e-5, ref.atol);
+    }
+    const ids = [0, rows - 1, 6, 9];
+    const out = createTensor(ctx, [ids.length, K], 'f32');
+    const got = await run(ctx, (rec) => embed(rec, u32(ctx, ids), W, out, ids.length), out);
+    const want = new Float64Array(ids.length * K);
+    ids.forEach((id, t) => want.set(wq.subarray(id * K, (id + 1) * K), t * K));
+    expectClose(got, want, 1e-6, 1e-6);
+    W.method.destroy(W);
+  });
+
+  for (const format of QUANT_FORMATS) {
     it(`${format}: writeBlocks of raw (unpadded) rows stores what writeRows stores, across parts`, async () => {
       const rows = 9;
-      const K = 96;
+      const K = blockK(format, 96);
       const wf = randomArray(rng(3), rows * K);
       const raw = quantizeRows(format, wf, rows, K); // GGUF layout: rows of 3 blocks back to back
       const opts = { maxPartBytes: 4 * paddedRowBytes(format, K) };
@@ -129,7 +164,7 @@ describe('quantized linear (q8_0 / q4_0) against f64 products of the dequantized
       quantMethod(format).writeBlocks(ctx, B, 0, raw.subarray(0, 5 * raw.length / rows));
       quantMethod(format).writeBlocks(ctx, B, 5, raw.subarray(5 * raw.length / rows));
       for (let p = 0; p < A.parts.length; p++) {
-        const n = A.parts[p].rows * A.rowStride;
+        const n = A.parts[p].rows * A.parts[p].rowStride;
         expect(new Uint8Array(await readBuffer(ctx, B.parts[p].buffer, 0, n))).toEqual(new Uint8Array(await readBuffer(ctx, A.parts[p].buffer, 0, n)));
       }
       expect(() => quantMethod(format).writeBlocks(ctx, B, 0, raw.subarray(0, 10))).toThrow(/not whole rows/);
@@ -137,7 +172,7 @@ describe('quantized linear (q8_0 / q4_0) against f64 products of the dequantized
 
     it(`${format}: embed reads rows dequantized (parts, scale, accumulate)`, async () => {
       const V = 13;
-      const K = 96;
+      const K = blockK(format, 96);
       const wf = randomArray(rng(11), V * K);
       const wq = dequantizeRows(format, quantizeRows(format, wf, V, K), V, K);
       const W = createQuantWeight(ctx, format, V, K, 'embed', { maxPartBytes: 5 * paddedRowBytes(format, K) });

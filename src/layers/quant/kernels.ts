@@ -30,14 +30,25 @@ import embedSource from '../../../shaders/linear.q.embed.wgsl';
 import { QK } from './format.js';
 import { blockFormat, type QuantFormat } from './formats/index.js';
 
-/** A block-quantized weight [rows, cols]: rows of `rowStride` bytes (the row's blocks, padded to 4 bytes) in parts. */
+/**
+ * A block-quantized weight [rows, cols] in parts of whole rows, each within one storage binding. A part holds rows
+ * of one format (rows of `rowStride` bytes: the row's blocks, padded to 4 bytes); parts of one weight may differ
+ * (a fused q|k|v of a Q4_K_M file: q and k in q4_k, v in q6_k).
+ */
 export interface QuantWeight {
   rows: number;
   cols: number;
+  parts: QuantPart[];
+}
+
+export interface QuantPart {
+  buffer: GPUBuffer;
+  /** The weight rows it holds: rowStart .. rowStart + rows - 1. */
+  rowStart: number;
+  rows: number;
   format: QuantFormat;
-  /** Bytes between consecutive rows of a part: the row's blocks, rounded up to a multiple of 4 (WebGPU words). */
+  /** Bytes between consecutive rows: the row's blocks, rounded up to a multiple of 4 (WebGPU words). */
   rowStride: number;
-  parts: { buffer: GPUBuffer; rowStart: number; rows: number }[];
 }
 
 /** linear.q.embed.wgsl: T tokens of K columns, the part's row stride in bytes, first row and row count, accumulate (0 / 1), the multiplier. */
@@ -85,7 +96,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const K = w.cols;
   const gatedRows = opts.gated ? w.rows / 2 : 0;
   if (opts.gated && (w.rows % 2 !== 0 || opts.residual)) {
-    throw new Error(`linear (${w.format}): a gated weight needs an even row count (got ${w.rows}) and no residual`);
+    throw new Error(`linear (${w.parts[0].format}): a gated weight needs an even row count (got ${w.rows}) and no residual`);
   }
   const N = opts.gated ? gatedRows : w.rows;
   expectTensor(x, 'f32', T * K, 'linear x');
@@ -115,18 +126,18 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const eps = norm ? opts.rmsNorm!.eps : 0;
   for (const part of w.parts) {
     if (part.rows === 0) continue;
-    const params = partParams(part, w.rowStride, T, K, N, gatedRows, !!bias, eps);
+    const params = partParams(part, part.rowStride, T, K, N, gatedRows, !!bias, eps);
     const cols = params.N;
     const wb = wholeBuffer(part.buffer);
     if (gemv) {
       const tt = gemvTokens(T);
       // The butterfly needs every subgroup to hold whole row groups.
       const subgroup = ctx.subgroups && ctx.subgroupMinSize >= GEMV_LANES;
-      const key = `linear.q.gemv.${w.format}.${tt}.${subgroup ? 's' : 'w'}.${fkey}`;
+      const key = `linear.q.gemv.${part.format}.${tt}.${subgroup ? 's' : 'w'}.${fkey}`;
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
         code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvSource}`,
-        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(w.format).wgsl}const TT = ${tt}u;\nconst R = ${GEMV_ROWS}u;\n`,
+        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(part.format).wgsl}const TT = ${tt}u;\nconst R = ${GEMV_ROWS}u;\n`,
         constants: { WG: GEMV_WG, LANES: GEMV_LANES, NORM: norm ? 1 : 0, ...fused },
         bindings: ['read', 'read', 'read', 'read', 'write'],
         params: LINEAR_PARAMS,
@@ -137,11 +148,11 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       rec.run(kernel, params, [xb, wb, bb, gb, ob], gx, Math.ceil(T / tt), gz);
       continue;
     }
-    const key = `linear.q.tiled.${w.format}.${fkey}`;
+    const key = `linear.q.tiled.${part.format}.${fkey}`;
     const kernel = ctx.pipelines.kernel(key, () => ({
       name: key,
       code: `${lib}${tiledSource}`,
-      prelude: `${blockFormat(w.format).wgsl}const TM = ${TILED_TM}u;\n`,
+      prelude: `${blockFormat(part.format).wgsl}const TM = ${TILED_TM}u;\n`,
       constants: { WX: TILED_WX, WY: TILED_WY, ...fused },
       bindings: ['read', 'read', 'read', 'write'],
       params: LINEAR_PARAMS,
@@ -166,21 +177,21 @@ export function quantEmbed(rec: Recorder, ids: Tensor, w: QuantWeight, out: Tens
   const K = w.cols;
   expectTensor(ids, 'u32', T, 'embed ids');
   expectTensor(out, 'f32', T * K, 'embed out');
-  const key = `linear.q.embed.${w.format}`;
-  const kernel = ctx.pipelines.kernel(key, () => ({
-    name: key,
-    code: `${threadLib}\n${qBlockLib}\n${embedSource}`,
-    prelude: blockFormat(w.format).wgsl,
-    bindings: ['read', 'read', 'write'],
-    params: EMBED_PARAMS,
-    constants: { WG: EMBED_WG },
-  }));
   const [gx, gy] = grid(ctx, Math.ceil((T * K) / QK / EMBED_WG));
   const ib = bindTensor(ctx, ids, 'embed ids');
   const ob = bindTensor(ctx, out, 'embed out');
   for (const part of w.parts) {
     if (part.rows === 0) continue;
-    const params = { T, K, stride: w.rowStride, rowStart: part.rowStart, rows: part.rows, accumulate: accumulate ? 1 : 0, scale };
+    const key = `linear.q.embed.${part.format}`;
+    const kernel = ctx.pipelines.kernel(key, () => ({
+      name: key,
+      code: `${threadLib}\n${qBlockLib}\n${embedSource}`,
+      prelude: blockFormat(part.format).wgsl,
+      bindings: ['read', 'read', 'write'],
+      params: EMBED_PARAMS,
+      constants: { WG: EMBED_WG },
+    }));
+    const params = { T, K, stride: part.rowStride, rowStart: part.rowStart, rows: part.rows, accumulate: accumulate ? 1 : 0, scale };
     rec.run(kernel, params, [ib, wholeBuffer(part.buffer), ob], gx, gy);
   }
 }
