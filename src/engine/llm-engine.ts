@@ -36,7 +36,7 @@ export interface EngineOptions {
    * biases stay f32; embeddings and the LM head stay in `dtype`); null / undefined: the checkpoint's dtype.
    * 'q8_0': 34 bytes per 32 weights; 'q4_0': 18 bytes per 32. See src/layers/quant.
    */
-  quantization?: 'q8_0' | 'q4_0' | null;
+  quantization?: string | null;
   /** KV cache dtype: 'auto' follows the weights. */
   kvCacheDtype?: 'auto' | 'float32' | 'float16';
   /** Longest prompt + output (default: the model's max_position_embeddings, at most 8192). */
