@@ -23,213 +23,15 @@
 import { f16BitsToF32 } from '../../../loader/convert.js';
 import type { BlockFormat } from '../format.js';
 import { toF16Bits } from './common.js';
+import { clamp, f, F01, GROUP_MAX_EPS, makeQ3Quants, makeQkx2Quants, makeQxQuants, nearestInt } from './k-quants-fit.js';
 
 const QK_K = 256;
-const f = Math.fround;
-/** ggml-quants.c's GROUP_MAX_EPS (1e-15f): a group of smaller magnitudes quantizes to zeros. */
-const GROUP_MAX_EPS = f(1e-15);
-const F01 = f(0.1);
-
-const niF = new Float32Array(1);
-const niI = new Int32Array(niF.buffer);
-/** ggml's nearest_int: the f32 sum v + 1.5 * 2^23 read as bits (round half to even for |v| < 2^22). */
-function nearestInt(v: number): number {
-  niF[0] = v + 12582912;
-  return (niI[0] & 0x007fffff) - 0x00400000;
-}
-
-const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
 const readF16 = (b: Uint8Array, o: number) => f16BitsToF32(b[o] | (b[o + 1] << 8));
 function writeF16(b: Uint8Array, o: number, v: number): void {
   const h = toF16Bits(v);
   b[o] = h & 0xff;
   b[o + 1] = h >> 8;
 }
-
-/**
- * ggml's make_qx_quants with rmse_type 1 and no importance weights (q6_k): symmetric levels L in [0, 2 nmax) for
- * x[xo .. xo + n) (into L[lo ..]), the scale found by trying 19 step sizes around max / -nmax, weighted by x^2.
- */
-function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: Int8Array, lo: number): number {
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[xo + i];
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    L.fill(0, lo, lo + n);
-    return 0;
-  }
-  let iscale = f(-nmax / max);
-  let sumlx = 0;
-  let suml2 = 0;
-  for (let i = 0; i < n; i++) {
-    const v = x[xo + i];
-    const l = clamp(nearestInt(f(iscale * v)), -nmax, nmax - 1);
-    L[lo + i] = l + nmax;
-    const w = f(v * v);
-    sumlx = f(sumlx + f(f(w * v) * l));
-    suml2 = f(suml2 + f(f(w * l) * l));
-  }
-  let scale = suml2 ? f(sumlx / suml2) : 0;
-  let best = f(scale * sumlx);
-  for (let is = -9; is <= 9; is++) {
-    if (is === 0) continue;
-    iscale = f(-f(nmax + f(F01 * is)) / max);
-    sumlx = suml2 = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[xo + i];
-      const l = clamp(nearestInt(f(iscale * v)), -nmax, nmax - 1);
-      const w = f(v * v);
-      sumlx = f(sumlx + f(f(w * v) * l));
-      suml2 = f(suml2 + f(f(w * l) * l));
-    }
-    if (suml2 > 0 && f(sumlx * sumlx) > f(best * suml2)) {
-      for (let i = 0; i < n; i++) L[lo + i] = nmax + clamp(nearestInt(f(iscale * x[xo + i])), -nmax, nmax - 1);
-      scale = f(sumlx / suml2);
-      best = f(scale * sumlx);
-    }
-  }
-  return scale;
-}
-
-/**
- * ggml's make_q3_quants with do_rmse (q3_k): symmetric levels in [0, 2 nmax), starting from max / -nmax and then
- * moving single levels while the x^2-weighted fit improves (up to 5 passes).
- */
-function makeQ3Quants(n: number, nmax: number, x: Float32Array, xo: number, L: Int8Array, lo: number): number {
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[xo + i];
-    }
-  }
-  if (amax < GROUP_MAX_EPS) {
-    L.fill(0, lo, lo + n);
-    return 0;
-  }
-  const iscale = f(-nmax / max);
-  let sumlx = 0;
-  let suml2 = 0;
-  for (let i = 0; i < n; i++) {
-    const v = x[xo + i];
-    const l = clamp(nearestInt(f(iscale * v)), -nmax, nmax - 1);
-    L[lo + i] = l;
-    const w = f(v * v);
-    sumlx = f(sumlx + f(f(w * v) * l));
-    suml2 = f(suml2 + f(f(w * l) * l));
-  }
-  for (let itry = 0; itry < 5; itry++) {
-    let changed = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[xo + i];
-      const w = f(v * v);
-      const li = L[lo + i];
-      let slx = f(sumlx - f(f(w * v) * li));
-      if (slx > 0) {
-        let sl2 = f(suml2 - f(f(w * li) * li));
-        const nl = clamp(nearestInt(f(f(v * sl2) / slx)), -nmax, nmax - 1);
-        if (nl !== li) {
-          slx = f(slx + f(f(w * v) * nl));
-          sl2 = f(sl2 + f(f(w * nl) * nl));
-          if (sl2 > 0 && f(f(slx * slx) * suml2) > f(f(sumlx * sumlx) * sl2)) {
-            L[lo + i] = nl;
-            sumlx = slx;
-            suml2 = sl2;
-            changed++;
-          }
-        }
-      }
-    }
-    if (!changed) break;
-  }
-  for (let i = 0; i < n; i++) L[lo + i] += nmax;
-  return suml2 > 0 ? f(sumlx / suml2) : 0;
-}
-
-/**
- * ggml's make_qkx2_quants: levels L in [0, nmax] and (scale, min) for x ~ scale L - min (min >= 0 stored into
- * mins[mi]), the best `weights`-weighted fit (squared or, with useMad, absolute error) of nstep + 1 least-squares
- * refits from step sizes (max - min) / (nmax + rmin + rdelta is).
- */
-function makeQkx2Quants(
-  n: number, nmax: number, x: Float32Array, xo: number, weights: Float32Array, L: Uint8Array, lo: number,
-  mins: Float32Array, mi: number, rmin: number, rdelta: number, nstep: number, useMad: boolean,
-): number {
-  let min = x[xo];
-  let max = x[xo];
-  let sumW = weights[0];
-  let sumX = f(sumW * x[xo]);
-  for (let i = 1; i < n; i++) {
-    const v = x[xo + i];
-    if (v < min) min = v;
-    if (v > max) max = v;
-    sumW = f(sumW + weights[i]);
-    sumX = f(sumX + f(weights[i] * v));
-  }
-  if (min > 0) min = 0;
-  if (max === min) {
-    L.fill(0, lo, lo + n);
-    mins[mi] = -min;
-    return 0;
-  }
-  let iscale = f(nmax / f(max - min));
-  let scale = f(1 / iscale);
-  let bestError = 0;
-  for (let i = 0; i < n; i++) {
-    const v = x[xo + i];
-    const l = clamp(nearestInt(f(iscale * f(v - min))), 0, nmax);
-    L[lo + i] = l;
-    const diff = f(f(f(scale * l) + min) - v);
-    bestError = f(bestError + f(weights[i] * (useMad ? Math.abs(diff) : f(diff * diff))));
-  }
-  const Laux = lauxScratch;
-  for (let is = 0; is <= nstep; is++) {
-    iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / f(max - min)); // min: the best fit's so far
-    let sumL = 0;
-    let sumL2 = 0;
-    let sumXL = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[xo + i];
-      const l = clamp(nearestInt(f(iscale * f(v - min))), 0, nmax);
-      Laux[i] = l;
-      const wl = f(weights[i] * l);
-      sumL = f(sumL + wl);
-      sumL2 = f(sumL2 + f(wl * l));
-      sumXL = f(sumXL + f(wl * v));
-    }
-    const D = f(f(sumW * sumL2) - f(sumL * sumL));
-    if (D > 0) {
-      let thisScale = f(f(f(sumW * sumXL) - f(sumX * sumL)) / D);
-      let thisMin = f(f(f(sumL2 * sumX) - f(sumL * sumXL)) / D);
-      if (thisMin > 0) {
-        thisMin = 0;
-        thisScale = f(sumXL / sumL2);
-      }
-      let curError = 0;
-      for (let i = 0; i < n; i++) {
-        const diff = f(f(f(thisScale * Laux[i]) + thisMin) - x[xo + i]);
-        curError = f(curError + f(weights[i] * (useMad ? Math.abs(diff) : f(diff * diff))));
-      }
-      if (curError < bestError) {
-        L.set(Laux.subarray(0, n), lo);
-        bestError = curError;
-        scale = thisScale;
-        min = thisMin;
-      }
-    }
-  }
-  mins[mi] = -min;
-  return scale;
-}
-const lauxScratch = new Uint8Array(32);
 
 /** ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j (of 8) from the 12 bytes at s (q4_k, q5_k). */
 function scaleMinK4(j: number, b: Uint8Array, s: number): [number, number] {
@@ -290,25 +92,12 @@ function quantizeScaleMin32(x: Float32Array, at: number, out: Uint8Array, o: num
 }
 
 /**
- * Reads the 32 bytes from even byte e as 8 words (one load each, plus one when e is half a word off) and the 16
- * bits at even byte e: the k-quants whose blocks are not a whole number of words (q6_k, q3_k) read their runs so.
+ * The k-quants whose blocks are not whole words (q6_k, q3_k) read runs of 32 bytes at even bytes e: word i of the
+ * run spliced from words a + i, a + i + 1 (a = e / 4) by s = 8 (e % 4), 0 or 16 (with s = 0 the second shift pair
+ * drops the next word, which is always inside the block): no branch, no array. kBits16: the 16 bits at even byte e.
  */
-const RUN_WGSL = `fn kWords8(e: u32) -> array<u32, 8> {
-  let a = e >> 2u;
-  var r: array<u32, 8>;
-  if ((e & 2u) == 0u) {
-    for (var i = 0u; i < 8u; i++) {
-      r[i] = w[a + i];
-    }
-  } else {
-    var lo = w[a];
-    for (var i = 0u; i < 8u; i++) {
-      let hi = w[a + i + 1u];
-      r[i] = (lo >> 16u) | (hi << 16u);
-      lo = hi;
-    }
-  }
-  return r;
+const RUN_WGSL = `fn kRunWord(a: u32, s: u32, i: u32) -> u32 {
+  return (w[a + i] >> s) | ((w[a + i + 1u] << 16u) << (16u - s));
 }
 fn kBits16(e: u32) -> u32 {
   return (w[e >> 2u] >> ((e & 2u) * 8u)) & 0xffffu;
@@ -420,17 +209,20 @@ ${RUN_WGSL}fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   let o = row + (c >> 3u) * QB;
   let h = (c >> 2u) & 1u;
   let t = c & 3u;
-  var ql = kWords8(o + 64u * h + 32u * (t & 1u));
-  var qh = kWords8(o + 128u + 32u * h);
-  let s = kBits16(o + 192u + 8u * h + 2u * t);
+  let el = o + 64u * h + 32u * (t & 1u);
+  let eh = o + 128u + 32u * h;
+  let s = (o & 2u) * 8u; // the runs' offset in their words (el, eh, o: same parity of half words)
+  let sc = kBits16(o + 192u + 8u * h + 2u * t);
   let d = qHalf(o + 208u);
-  let d0 = d * f32(bitcast<i32>(s << 24u) >> 24u);
-  let d1 = d * f32(bitcast<i32>(s << 16u) >> 24u);
+  let d0 = d * f32(bitcast<i32>(sc << 24u) >> 24u);
+  let d1 = d * f32(bitcast<i32>(sc << 16u) >> 24u);
   let ls = (t >> 1u) * 4u;
   let hs = 2u * t;
   var r: array<vec4<f32>, 8>;
   for (var i = 0u; i < 8u; i++) {
-    let v = ((ql[i] >> ls) & 0x0f0f0f0fu) | (((qh[i] >> hs) & 0x03030303u) << 4u);
+    let ql = kRunWord(el >> 2u, s, i);
+    let qh = kRunWord(eh >> 2u, s, i);
+    let v = ((ql >> ls) & 0x0f0f0f0fu) | (((qh >> hs) & 0x03030303u) << 4u);
     r[i] = select(d1, d0, i < 4u) * (vec4<f32>((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u)) - 32.0);
   }
   return r;
@@ -524,8 +316,8 @@ const Q3_K_WGSL = `const QB = 110u;
 ${RUN_WGSL}fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   let o = row + (c >> 3u) * QB;
   let k = c & 7u;
-  var hm = kWords8(o);
-  var qs = kWords8(o + 32u + 32u * (k >> 2u));
+  let eq = o + 32u + 32u * (k >> 2u);
+  let s = (o & 2u) * 8u; // the runs' offset in their words (o, eq: same parity of half words)
   let lo = kBits16(o + 96u + 2u * (k & 3u)) >> (4u * (k >> 2u));
   let hi = kBits16(o + 104u + 2u * (k & 1u)) >> (2u * (k >> 1u));
   let d = qHalf(o + 108u);
@@ -534,7 +326,9 @@ ${RUN_WGSL}fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   let qsh = 2u * (k & 3u);
   var r: array<vec4<f32>, 8>;
   for (var i = 0u; i < 8u; i++) {
-    let v = ((qs[i] >> qsh) & 0x03030303u) | (((hm[i] >> k) & 0x01010101u) << 2u);
+    let qs = kRunWord(eq >> 2u, s, i);
+    let hm = kRunWord(o >> 2u, s, i);
+    let v = ((qs >> qsh) & 0x03030303u) | (((hm >> k) & 0x01010101u) << 2u);
     r[i] = select(d1, d0, i < 4u) * (vec4<f32>((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u)) - 4.0);
   }
   return r;
