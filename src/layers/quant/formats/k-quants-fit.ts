@@ -13,8 +13,13 @@ export const F01 = f(0.1);
 
 const niF = new Float32Array(1);
 const niI = new Int32Array(niF.buffer);
-/** ggml's nearest_int: the f32 sum v + 1.5 * 2^23 read as bits (round half to even for |v| < 2^22). */
+/**
+ * ggml's nearest_int: the f32 sum v + 1.5 * 2^23 read as bits, which for |v| < 2^22 (ggml asserts it) is v rounded
+ * half to even: the f32 sum minus 1.5 * 2^23 (exact: the double sum rounds to f32 as the f32 sum does). Beyond,
+ * the bits, as C computes them.
+ */
 export function nearestInt(v: number): number {
+  if (v < 4194304 && v > -4194304) return f(v + 12582912) - 12582912;
   niF[0] = v + 12582912;
   return (niI[0] & 0x007fffff) - 0x00400000;
 }
@@ -167,14 +172,16 @@ export function makeQkx2Quants(
     bestError = f(bestError + f(weights[i] * (useMad ? Math.abs(diff) : f(diff * diff))));
   }
   const Laux = lauxScratch;
+  const xm = xmScratch; // x - min, for the current min (the best fit's so far)
+  for (let i = 0; i < n; i++) xm[i] = x[xo + i] - min;
   for (let is = 0; is <= nstep; is++) {
-    iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / f(max - min)); // min: the best fit's so far
+    iscale = f(f(f(rmin + f(rdelta * is)) + nmax) / f(max - min));
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
       const v = x[xo + i];
-      const l = clamp(nearestInt(f(iscale * f(v - min))), 0, nmax);
+      const l = clamp(nearestInt(f(iscale * xm[i])), 0, nmax);
       Laux[i] = l;
       const wl = f(weights[i] * l);
       sumL = f(sumL + wl);
@@ -195,10 +202,11 @@ export function makeQkx2Quants(
         curError = f(curError + f(weights[i] * (useMad ? Math.abs(diff) : f(diff * diff))));
       }
       if (curError < bestError) {
-        L.set(Laux.subarray(0, n), lo);
+        for (let i = 0; i < n; i++) L[lo + i] = Laux[i];
         bestError = curError;
         scale = thisScale;
         min = thisMin;
+        for (let i = 0; i < n; i++) xm[i] = x[xo + i] - min;
       }
     }
   }
@@ -206,3 +214,4 @@ export function makeQkx2Quants(
   return scale;
 }
 const lauxScratch = new Uint8Array(32);
+const xmScratch = new Float32Array(32);
