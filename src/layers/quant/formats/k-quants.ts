@@ -92,12 +92,13 @@ function quantizeScaleMin32(x: Float32Array, at: number, out: Uint8Array, o: num
 }
 
 /**
- * The k-quants whose blocks are not whole words (q6_k, q3_k) read runs of 32 bytes at even bytes e: word i of the
- * run spliced from words a + i, a + i + 1 (a = e / 4) by s = 8 (e % 4), 0 or 16 (with s = 0 the second shift pair
- * drops the next word, which is always inside the block): no branch, no array. kBits16: the 16 bits at even byte e.
+ * The k-quants whose blocks are not whole words (q6_k, q3_k) read runs of 32 bytes at even bytes e, the 9 words
+ * from a = e / 4 each loaded once: word i of the run is kSplice(word a + i, word a + i + 1, s) with s = 8 (e % 4),
+ * 0 or 16 (with s = 0 the second shift pair drops the next word, which is always inside the block). Branch-free.
+ * kBits16: the 16 bits at even byte e.
  */
-const RUN_WGSL = `fn kRunWord(a: u32, s: u32, i: u32) -> u32 {
-  return (w[a + i] >> s) | ((w[a + i + 1u] << 16u) << (16u - s));
+const RUN_WGSL = `fn kSplice(lo: u32, hi: u32, s: u32) -> u32 {
+  return (lo >> s) | ((hi << 16u) << (16u - s));
 }
 fn kBits16(e: u32) -> u32 {
   return (w[e >> 2u] >> ((e & 2u) * 8u)) & 0xffffu;
@@ -209,9 +210,9 @@ ${RUN_WGSL}fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   let o = row + (c >> 3u) * QB;
   let h = (c >> 2u) & 1u;
   let t = c & 3u;
-  let el = o + 64u * h + 32u * (t & 1u);
-  let eh = o + 128u + 32u * h;
-  let s = (o & 2u) * 8u; // the runs' offset in their words (el, eh, o: same parity of half words)
+  let al = (o + 64u * h + 32u * (t & 1u)) >> 2u;
+  let ah = (o + 128u + 32u * h) >> 2u;
+  let s = (o & 2u) * 8u; // the runs' offset in their words (their bytes and o: same parity of half words)
   let sc = kBits16(o + 192u + 8u * h + 2u * t);
   let d = qHalf(o + 208u);
   let d0 = d * f32(bitcast<i32>(sc << 24u) >> 24u);
@@ -219,9 +220,15 @@ ${RUN_WGSL}fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   let ls = (t >> 1u) * 4u;
   let hs = 2u * t;
   var r: array<vec4<f32>, 8>;
+  var l0 = w[al];
+  var h0 = w[ah];
   for (var i = 0u; i < 8u; i++) {
-    let ql = kRunWord(el >> 2u, s, i);
-    let qh = kRunWord(eh >> 2u, s, i);
+    let l1 = w[al + i + 1u];
+    let h1 = w[ah + i + 1u];
+    let ql = kSplice(l0, l1, s);
+    let qh = kSplice(h0, h1, s);
+    l0 = l1;
+    h0 = h1;
     let v = ((ql >> ls) & 0x0f0f0f0fu) | (((qh >> hs) & 0x03030303u) << 4u);
     r[i] = select(d1, d0, i < 4u) * (vec4<f32>((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u)) - 32.0);
   }
@@ -316,8 +323,9 @@ const Q3_K_WGSL = `const QB = 110u;
 ${RUN_WGSL}fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   let o = row + (c >> 3u) * QB;
   let k = c & 7u;
-  let eq = o + 32u + 32u * (k >> 2u);
-  let s = (o & 2u) * 8u; // the runs' offset in their words (o, eq: same parity of half words)
+  let aq = (o + 32u + 32u * (k >> 2u)) >> 2u;
+  let am = o >> 2u;
+  let s = (o & 2u) * 8u; // the runs' offset in their words
   let lo = kBits16(o + 96u + 2u * (k & 3u)) >> (4u * (k >> 2u));
   let hi = kBits16(o + 104u + 2u * (k & 1u)) >> (2u * (k >> 1u));
   let d = qHalf(o + 108u);
@@ -325,9 +333,15 @@ ${RUN_WGSL}fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   let d1 = d * f32(i32(((lo >> 8u) & 15u) | (((hi >> 8u) & 3u) << 4u)) - 32);
   let qsh = 2u * (k & 3u);
   var r: array<vec4<f32>, 8>;
+  var q0 = w[aq];
+  var m0 = w[am];
   for (var i = 0u; i < 8u; i++) {
-    let qs = kRunWord(eq >> 2u, s, i);
-    let hm = kRunWord(o >> 2u, s, i);
+    let q1 = w[aq + i + 1u];
+    let m1 = w[am + i + 1u];
+    let qs = kSplice(q0, q1, s);
+    let hm = kSplice(m0, m1, s);
+    q0 = q1;
+    m0 = m1;
     let v = ((qs >> qsh) & 0x03030303u) | (((hm >> k) & 0x01010101u) << 2u);
     r[i] = select(d1, d0, i < 4u) * (vec4<f32>((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u)) - 4.0);
   }
