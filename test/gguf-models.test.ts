@@ -84,9 +84,10 @@ describe('GGUF files against llama.cpp (node-llama-cpp on the CPU)', () => {
           const [out] = await llm.generate(text, new SamplingParams({ temperature: 0, maxTokens: STEPS, logprobs: 2, ignoreEos: true }));
           expect(out.promptTokenIds).toEqual(ref.prompt);
           for (let s = 0; s < STEPS; s++) {
-            expect(out.outputs[0].tokenIds[s], `step ${s}`).toBe(ref.greedy[s]);
+            // Past a near tie the paths may part legitimately: compare up to it.
             const [a, b] = [...out.outputs[0].logprobs![s].values()].map((l) => l.logprob).sort((x, y) => y - x);
             if (a - b < 2 * tol) break;
+            expect(out.outputs[0].tokenIds[s], `step ${s}`).toBe(ref.greedy[s]);
           }
         }
       } finally {
