@@ -12,62 +12,21 @@ import { getLlama, LlamaLogLevel, type Llama, type LlamaContextSequence } from '
 import { afterAll, describe, expect, it } from 'vitest';
 import { SamplingParams } from '../bindings/node/index.js';
 import { FsByteSource } from '../bindings/node/fs-source.js';
-import { blockFormat, formatOfGgmlType, quantizeRows, type QuantFormat } from '../src/layers/quant/index.js';
-import { readGgufHeader, type GgufValue } from '../src/loader/gguf.js';
+import { blockFormat, quantizeRows, type QuantFormat } from '../src/layers/quant/index.js';
+import { readGgufHeader } from '../src/loader/gguf.js';
 import { unpermuteRotaryRows } from '../src/models/gguf-config.js';
 import type { LinearWeight } from '../src/layers/linear.js';
 import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
-import { F32, writeGguf, type GgufTensorOut } from './helpers/gguf-writer.js';
+import { writeGguf, type GgufTensorOut } from './helpers/gguf-writer.js';
+import { FFN, GGML_ID, H, HEADS, KV_HEADS, kquantModel, LAYERS, MIXES, writeKquantGguf } from './helpers/kquant-model.js';
 import { loadLLM } from './helpers/llm.js';
 import { MODELS } from './helpers/paths.js';
-import { prng } from './helpers/tokenizer-strings.js';
 
-const H = 256;
-const LAYERS = 2;
-const HEADS = 4;
-const KV_HEADS = 2;
-const HEAD_DIM = H / HEADS;
-const FFN = 512;
 const STEPS = 12;
 const PROMPTS = ['Once upon a time there was', 'The cat sat on the mat and looked at the'];
-const GGML_ID: Record<string, number> = { F32: 0, Q4_K: 12, Q5_K: 13, Q6_K: 14, Q2_K: 10, Q3_K: 11 };
 
 const tmp = mkdtempSync(join(tmpdir(), 'gguf-kquants-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** The random model's f32 tensors in GGUF names, layout and (rotary-permuted q / k) row order: [name, ne, values]. */
-function randomModel(vocab: number): [string, number[], Float32Array][] {
-  const rand = prng(2026);
-  const normal = (n: number, std: number) => Float32Array.from({ length: n }, () => {
-    const u = Math.max(rand(), 1e-12);
-    return std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-  });
-  const ones = (n: number) => Float32Array.from({ length: n }, () => 1 + 0.1 * (rand() - 0.5));
-  const t: [string, number[], Float32Array][] = [['token_embd.weight', [H, vocab], normal(vocab * H, 0.5)]];
-  for (let l = 0; l < LAYERS; l++) {
-    const b = `blk.${l}.`;
-    t.push([`${b}attn_norm.weight`, [H], ones(H)]);
-    t.push([`${b}attn_q.weight`, [H, H], normal(H * H, 0.08)]);
-    t.push([`${b}attn_k.weight`, [H, KV_HEADS * HEAD_DIM], normal(KV_HEADS * HEAD_DIM * H, 0.08)]);
-    t.push([`${b}attn_v.weight`, [H, KV_HEADS * HEAD_DIM], normal(KV_HEADS * HEAD_DIM * H, 0.08)]);
-    t.push([`${b}attn_output.weight`, [H, H], normal(H * H, 0.08)]);
-    t.push([`${b}ffn_norm.weight`, [H], ones(H)]);
-    t.push([`${b}ffn_gate.weight`, [H, FFN], normal(FFN * H, 0.08)]);
-    t.push([`${b}ffn_up.weight`, [H, FFN], normal(FFN * H, 0.08)]);
-    t.push([`${b}ffn_down.weight`, [FFN, H], normal(H * FFN, 0.06)]);
-  }
-  t.push(['output_norm.weight', [H], ones(H)]);
-  t.push(['output.weight', [H, vocab], normal(vocab * H, 0.08)]);
-  return t;
-}
-
-/** llama.cpp-style mixes: the type of each matrix by its GGUF name. */
-const MIXES: Record<string, (name: string) => string> = {
-  Q4_K_M: (n) => (/attn_v|ffn_down|^output\./.test(n) ? 'Q6_K' : 'Q4_K'),
-  Q5_K_S: (n) => (/^output\./.test(n) ? 'Q6_K' : 'Q5_K'),
-  Q2_K: (n) => (/attn_v|ffn_down/.test(n) ? 'Q3_K' : /^output\./.test(n) ? 'Q6_K' : 'Q2_K'),
-  Q4_K: () => 'Q4_K',
-};
 
 let llamaCpp: Promise<Llama> | null = null;
 const llama = () => (llamaCpp ??= getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error }));
@@ -92,28 +51,11 @@ async function llamaCppRun(file: string, text: string) {
 }
 
 describe('k-quant GGUF files (a random Llama of width 256) against llama.cpp', async () => {
-  const storiesSrc = await FsByteSource.open(join(MODELS, 'gguf', 'stories260K.gguf'));
-  const stories = await readGgufHeader(storiesSrc);
-  await storiesSrc.close();
-  const vocab = (stories.metadata.get('tokenizer.ggml.tokens') as string[]).length;
-  const metadata: [string, GgufValue | F32][] = [
-    ['general.architecture', 'llama'],
-    ['llama.context_length', 256], ['llama.embedding_length', H], ['llama.block_count', LAYERS], ['llama.feed_forward_length', FFN],
-    ['llama.rope.dimension_count', HEAD_DIM], ['llama.attention.head_count', HEADS], ['llama.attention.head_count_kv', KV_HEADS],
-    ['llama.attention.layer_norm_rms_epsilon', new F32(1e-5)], ['llama.rope.freq_base', new F32(10000)],
-    ...[...stories.metadata.entries()].filter(([k]) => k.startsWith('tokenizer.')),
-  ];
-  const model = randomModel(vocab);
+  const km = await kquantModel();
+  const { metadata, vocab } = km;
+  const model = km.tensors;
   const files: Record<string, string> = {};
-  for (const [mix, typeOf] of Object.entries(MIXES)) {
-    const tensors: GgufTensorOut[] = model.map(([name, ne, v]) => {
-      if (ne.length === 1) return { name, type: 0, ne, data: new Uint8Array(v.buffer.slice(0)) };
-      const type = typeOf(name);
-      return { name, type: GGML_ID[type], ne, data: quantizeRows(formatOfGgmlType(type)!, v, ne[1], ne[0]) };
-    });
-    files[mix] = join(tmp, `random-${mix}.gguf`);
-    writeFileSync(files[mix], writeGguf(metadata, tensors));
-  }
+  for (const mix of Object.keys(MIXES)) files[mix] = writeKquantGguf(km, mix, tmp);
 
   // [mix, largest |logprob difference| of tokens with p > 5%, largest |probability difference| in the top 20]:
   // llama.cpp's CPU kernels quantize activations to q8_K for k-quant weights (measured: up to 0.073 / 0.06 / <0.1).
