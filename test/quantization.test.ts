@@ -10,7 +10,7 @@ import { assembleFixture, loadFixtureGoldens } from './helpers/fixtures.js';
 import { loadLLM } from './helpers/llm.js';
 import { loadGoldens, modelDir } from './helpers/paths.js';
 import { blockBytes, dequantizeRows, quantizeRows, type QuantFormat } from '../src/layers/quant/index.js';
-import { checkQuantization } from '../src/layers/quant/index.js';
+import { checkQuantization, ON_LOAD_FORMATS } from '../src/layers/quant/index.js';
 import { f16BitsToF32 } from '../src/loader/convert.js';
 
 /**
@@ -101,6 +101,42 @@ describe('quantization: llama.cpp block rules on the CPU', () => {
     }
   }
 
+  // q4_1 / q5_0 / q5_1: bit for bit against gguf-py below; here the round trip's error bound on the tricky blocks,
+  // from the block's own f32 scale (and minimum) and their f16 roundings read back from the bytes.
+  for (const format of ['q4_1', 'q5_0', 'q5_1'] as const) {
+    it(`${format}: tricky blocks round-trip within a step of the scale`, () => {
+      const f = Math.fround;
+      const levels = format === 'q4_1' ? 15 : 31;
+      for (const [, values] of TRICKY) {
+        const x = Float32Array.from(values);
+        const bytes = quantizeRows(format, x, 1, 32);
+        expect(bytes.length).toBe(blockBytes(format));
+        const deq = dequantizeRows(format, bytes, 1, 32);
+        const d16 = f16BitsToF32(bytes[0] | (bytes[1] << 8));
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const v of x) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+        if (format === 'q5_0') {
+          let max = 0; // the first of the largest magnitude
+          for (const v of x) if (Math.abs(v) > Math.abs(max)) max = v;
+          const d32 = f(max / -16);
+          expect(d16).toBe(toF16(d32));
+          // A whole step where +16 clamps to 15, then the f16 scale's error times |q - 16| <= 16.
+          for (let j = 0; j < 32; j++) expect(Math.abs(deq[j] - x[j])).toBeLessThanOrEqual(Math.abs(d32) * (1 + 1e-6) + 16 * Math.abs(d16 - d32) + 1e-30);
+        } else {
+          const d32 = f(f(hi - lo) / levels);
+          const m16 = f16BitsToF32(bytes[2] | (bytes[3] << 8));
+          expect([d16, m16]).toEqual([toF16(d32), toF16(lo)]);
+          // Half a step, the scale's rounding times q <= levels, the minimum's rounding, and the f32 sum.
+          for (let j = 0; j < 32; j++) {
+            const bound = d32 * 0.5 * (1 + 1e-5) + levels * Math.abs(d16 - d32) + Math.abs(m16 - lo) + Math.abs(x[j]) * 2 ** -23;
+            expect(Math.abs(deq[j] - x[j])).toBeLessThanOrEqual(bound + 1e-30);
+          }
+        }
+      }
+    });
+  }
+
   it('the largest magnitude round-trips to itself up to the f16 scale (q8_0: q = +-127; q4_0: q = 0, i.e. -8)', () => {
     const x = Float32Array.from(Array.from({ length: 32 }, (_, i) => (i === 5 ? -3 : Math.sin(i))));
     const q8 = readBlock('q8_0', quantizeRows('q8_0', x, 1, 32), 0);
@@ -159,7 +195,8 @@ const fixture = JSON.parse(readFileSync(new URL('./fixtures/quant/gguf-reference
 const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
 
 describe('quantization: against the gguf Python package (test/fixtures/quant/make_gguf_reference.py)', () => {
-  for (const format of ['q8_0', 'q4_0'] as const) {
+  it('covers every format with a reference quantizer', () => expect(Object.keys(fixture.formats).sort()).toEqual([...ON_LOAD_FORMATS].sort()));
+  for (const format of Object.keys(fixture.formats) as QuantFormat[]) {
     it(`${format}: our dequantizer equals gguf's on gguf's blocks, and our quantizer writes gguf's bytes`, () => {
       const cases = fixture.formats[format];
       expect(cases.length).toBeGreaterThanOrEqual(10);
@@ -245,7 +282,7 @@ describe('LLM.create({ quantization }) end to end', () => {
     });
   }
 
-  for (const format of ['q8_0', 'q4_0'] as const) {
+  for (const format of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1'] as const) {
     it(`tinystories-656K ${format} equals the f32 path on the same weights dequantized (a checkpoint rewritten on the CPU)`, async () => {
       // The projection matrices of the checkpoint replaced by dequantize(quantize(W)) (blocks.ts), the rest kept:
       // loaded in f32 it computes what the quantized load should, so what remains is f32 rounding in another order.
@@ -267,7 +304,8 @@ describe('LLM.create({ quantization }) end to end', () => {
         expect(outs[i].outputs[0].tokenIds).toEqual(refOuts[i].outputs[0].tokenIds);
       });
       measured[`tinystories-656K ${format} vs dequantized f32`] = { maxLogprobErr: err };
-      // Measured 6.7e-6 (q8_0) and 6.2e-6 (q4_0): the quantized kernels add no error of their own.
+      // Measured 4.8e-6 (q8_0), 6.7e-6 (q4_0, q4_1), 7.6e-6 (q5_0, q5_1): the quantized kernels add no error of
+      // their own.
       expect(err).toBeLessThan(1e-4);
     });
   }
