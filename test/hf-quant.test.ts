@@ -2,12 +2,16 @@
  * loader/hf-quant.ts: AWQ, GPTQ and compressed-tensors checkpoints made here from the formats' specifications
  * (packing written independently of the reader), their repacked blocks against the f32 weights they encode.
  */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dequantizeRows, formatOfGgmlType } from '../src/layers/quant/index.js';
 import type { CheckpointChunk, CheckpointTensor, WeightsReader } from '../src/loader/checkpoint.js';
 import { f16BitsToF32, f32BitsToF16Bits } from '../src/loader/convert.js';
 import { hasQuantizationConfig, quantizedCheckpointReader } from '../src/loader/hf-quant.js';
 import { ModelFileError } from '../src/errors.js';
+import { modelDir } from './helpers/paths.js';
 
 /** A tensor held in memory. */
 export interface MemTensor {
@@ -317,4 +321,158 @@ describe('hf-quant: unsupported configurations and inconsistent files', () => {
     const huge = packCompressed(w4, P, true, 'F32').map((x) => (x.name.endsWith('weight_scale') ? { ...x, data: bytesOf(new Float32Array(32).fill(1e6)) } : x));
     await expect(drain(make(ct(4, true), huge))).rejects.toThrow(/weight_scale: scale 1000000 \(element 0\) does not fit in f16/);
   });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Whole checkpoints: tinystories-656K's projections quantized (round to nearest, per group) into each layout, beside
+// a plain f32 checkpoint of the weights they encode.
+
+/** Round-to-nearest quantization of x [out, in] per group: asymmetric (AWQ-style min / max) or symmetric (z = 2^(b-1)). */
+export function quantizeRtn(x: Float32Array, out: number, inCols: number, bits: 4 | 8, group: number, sym: boolean, actOrderSeed?: number): IntWeight {
+  const w = intWeight(actOrderSeed ?? 0, out, inCols, bits, group, { sym, actOrder: actOrderSeed !== undefined });
+  const max = (1 << bits) - 1;
+  for (let n = 0; n < out; n++) {
+    for (let g = 0; g < w.groups; g++) {
+      const cols = [...w.gIdx.keys()].filter((k) => w.gIdx[k] === g);
+      const v = cols.map((k) => x[n * inCols + k]);
+      const lo = Math.min(0, ...v);
+      const hi = Math.max(0, ...v);
+      const scale = sym ? Math.max(hi, -lo) / (max >> 1) : (hi - lo) / max;
+      const h = f16Bits(scale || 1e-4);
+      const s = f16BitsToF32(h);
+      const z = sym ? 1 << (bits - 1) : Math.min(max, Math.max(0, Math.round(-lo / s)));
+      w.s[g * out + n] = h;
+      w.z[g * out + n] = z;
+      for (const k of cols) {
+        const q = Math.min(max, Math.max(0, Math.round(x[n * inCols + k] / s) + z));
+        w.q[n * inCols + k] = q;
+        w.x[n * inCols + k] = s * (q - z);
+      }
+    }
+  }
+  return w;
+}
+
+interface StTensor {
+  dtype: string;
+  shape: number[];
+  data: Uint8Array;
+}
+
+function readSafetensors(path: string): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
+  const b = readFileSync(path);
+  const n = Number(b.readBigUInt64LE(0));
+  const header = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const tensors = new Map<string, StTensor>();
+  let metadata: Record<string, string> = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') metadata = t as unknown as Record<string, string>;
+    else tensors.set(name, { dtype: t.dtype, shape: t.shape, data: new Uint8Array(b.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1])) });
+  }
+  return { tensors, metadata };
+}
+
+function writeSafetensors(path: string, tensors: Iterable<MemTensor>, metadata: Record<string, string>): void {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  const datas: Uint8Array[] = [];
+  let at = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [at, at + t.data.byteLength] };
+    datas.push(t.data);
+    at += t.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((json.length + 8) % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  writeFileSync(path, Buffer.concat([len, Buffer.from(json), ...datas]));
+}
+
+type Method = 'awq' | 'gptq' | 'gptq-desc-act' | 'ct-w8a16-asym';
+
+/**
+ * Two folders from a float checkpoint: `quantized` (config.json with quantization_config, the projections packed as
+ * `method` lays them out) and `reference` (the weights they encode, f32; act-order ones rounded to f16 as the reader
+ * presents them). Other files are linked.
+ */
+export function buildQuantizedPair(src: string, method: Method): { quantized: string; reference: string; dispose: () => void } {
+  const root = mkdtempSync(join(tmpdir(), `hf-quant-${method}-`));
+  const quantized = join(root, 'quantized');
+  const reference = join(root, 'reference');
+  mkdirSync(quantized);
+  mkdirSync(reference);
+  const { tensors, metadata } = readSafetensors(join(src, 'model.safetensors'));
+  const config = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const qc = {
+    awq: { ...AWQ, group_size: 64 },
+    gptq: { ...gptq(4, true), group_size: 32 },
+    'gptq-desc-act': { ...gptq(4, false), group_size: 32, desc_act: true, checkpoint_format: 'gptq_v2' },
+    'ct-w8a16-asym': ct(8, false),
+  }[method];
+  const packedList: MemTensor[] = [];
+  const refList: MemTensor[] = [];
+  let seed = 100;
+  for (const [name, t] of tensors) {
+    const m = /^(model\.layers\.\d+\.[a-z_]+\.[a-z_]+_proj)\.weight$/.exec(name);
+    if (!m) {
+      packedList.push({ name, ...t });
+      refList.push({ name, ...t });
+      continue;
+    }
+    const [out, inCols] = t.shape;
+    const x = new Float32Array(t.data.buffer, t.data.byteOffset, out * inCols);
+    const w =
+      method === 'awq' ? quantizeRtn(x, out, inCols, 4, 64, false)
+      : method === 'gptq' ? quantizeRtn(x, out, inCols, 4, 32, true)
+      : method === 'gptq-desc-act' ? quantizeRtn(x, out, inCols, 4, 32, false, seed++)
+      : quantizeRtn(x, out, inCols, 8, 64, false);
+    const prefix = m[1];
+    packedList.push(
+      ...(method === 'awq' ? packAwq(w, prefix) : method === 'ct-w8a16-asym' ? packCompressed(w, prefix, false) : packGptq(w, prefix, method === 'gptq')),
+    );
+    if (method === 'gptq-desc-act') w.x = f16Round(w.x);
+    refList.push({ name, dtype: 'F32', shape: [out, inCols], data: bytesOf(w.x) });
+  }
+  writeSafetensors(join(quantized, 'model.safetensors'), packedList, metadata);
+  writeSafetensors(join(reference, 'model.safetensors'), refList, metadata);
+  writeFileSync(join(quantized, 'config.json'), JSON.stringify({ ...config, quantization_config: qc }, null, 1));
+  writeFileSync(join(reference, 'config.json'), JSON.stringify(config, null, 1));
+  for (const f of readdirSync(src)) {
+    if (f === 'model.safetensors' || f === 'config.json') continue;
+    symlinkSync(join(src, f), join(quantized, f));
+    symlinkSync(join(src, f), join(reference, f));
+  }
+  return { quantized, reference, dispose: () => rmSync(root, { recursive: true }) };
+}
+
+describe('hf-quant: tinystories-656K quantized into each layout', () => {
+  for (const method of ['awq', 'gptq', 'gptq-desc-act', 'ct-w8a16-asym'] as const) {
+    it(`${method}: every projection repacks to the reference checkpoint's weight`, async () => {
+      const pair = buildQuantizedPair(modelDir('tinystories-656K'), method);
+      try {
+        const config = JSON.parse(readFileSync(join(pair.quantized, 'config.json'), 'utf8')) as Record<string, unknown>;
+        expect(hasQuantizationConfig(config)).toBe(true);
+        const packed = readSafetensors(join(pair.quantized, 'model.safetensors')).tensors;
+        const ref = readSafetensors(join(pair.reference, 'model.safetensors')).tensors;
+        const reader = quantizedCheckpointReader(memoryReader([...packed].map(([name, t]) => ({ name, ...t })), 64), config.quantization_config, 'config.json');
+        expect([...reader.tensors.keys()].sort()).toEqual([...ref.keys()].sort());
+        const dtypes = new Set<string>();
+        for (const [name, info] of reader.tensors) {
+          const r = ref.get(name)!;
+          expect(info.shape).toEqual(r.shape);
+          const { data } = await readWhole(reader, name);
+          // Bit for bit (Buffer.equals: toEqual on a megabyte of typed array is slow).
+          if (info.dtype === 'F32') {
+            expect(Buffer.from(data).equals(r.data)).toBe(true);
+            continue;
+          }
+          dtypes.add(info.dtype);
+          expect(Buffer.from(bytesOf(weightOf(info, data))).equals(r.data)).toBe(true);
+        }
+        expect([...dtypes]).toEqual([{ awq: 'Q4_ZP', gptq: 'Q4_0', 'gptq-desc-act': 'F16', 'ct-w8a16-asym': 'Q8_ZP' }[method]]);
+      } finally {
+        pair.dispose();
+      }
+    });
+  }
 });
