@@ -2,19 +2,17 @@
  * Hugging Face quantized checkpoints (config.json `quantization_config`) as a WeightsReader: each quantized module's
  * packed tensors are repacked on the CPU, one module at a time, into rows of llama.cpp-style blocks
  * (layers/quant/formats/) and presented as `<module>.weight` [out, in] with a block dtype; every other tensor passes
- * through. Three layouts, all x = s (q - z) per group of `group` input columns (s: the group's scale, z: its zero):
- *
- * | quant_method        | q                                   | z                                 | s                |
- * |---------------------|-------------------------------------|-----------------------------------|------------------|
- * | awq (GEMM)          | qweight I32 [in, out/8], 8 columns  | qzeros I32 [groups, out/8], as q  | scales [groups,  |
- * |                     | a word in AWQ's order: nibble i     |                                   | out]             |
- * |                     | holds column 8w + [0,2,4,6,1,3,5,7][i] |                                |                  |
- * | gptq                | qweight I32 [in/p, out]: word r     | qzeros I32 [groups, out/p]: word  | scales [groups,  |
- * |                     | holds inputs p r + i at bits b i    | c holds columns p c + i; v1       | out]; g_idx [in] |
- * |                     | (p = 32 / b)                        | ('gptq') stores z - 1             |                  |
- * | compressed-tensors  | weight_packed I32 [out, in/p]: word | weight_zero_point I32 [out/p,     | weight_scale     |
- * | (pack-quantized)    | c holds inputs p c + i              | groups] packed along out; absent  | [out, groups]    |
- * |                     |                                     | when symmetric: z = 2^(b-1)       |                  |
+ * through. Three layouts, all x = s (q - z) per group of `group` input columns (s: the group's scale, z: its zero;
+ * b bits, p = 32 / b values a little-endian int32, value i at bits b i):
+ * - awq (GEMM): qweight I32 [in, out/8], word (k, w) holding columns 8 w + AWQ's order [0, 2, 4, 6, 1, 3, 5, 7][i]
+ *   of input k; qzeros I32 [groups, out/8] the same way; scales [groups, out].
+ * - gptq: qweight I32 [in/p, out], word (r, n) holding inputs p r + i of column n; qzeros I32 [groups, out/p], word
+ *   (g, c) holding columns p c + i, minus one in v1 checkpoints (checkpoint_format 'gptq', the default: z = stored
+ *   + 1, 1 .. 2^b, as the CUDA kernels read it) and as is in 'gptq_v2'; scales [groups, out]; g_idx I32 [in] (the
+ *   group of each input column).
+ * - compressed-tensors (format pack-quantized): weight_packed I32 [out, in/p], word (n, c) holding inputs p c + i,
+ *   stored q + 2^(b-1); weight_zero_point I32 [out/p, groups] packed along out (absent when symmetric: z = 2^(b-1));
+ *   weight_scale [out, groups]; weight_shape [2] = [out, in]; weight_g_idx with actorder 'group'.
  *
  * The block format (exact wherever a 32-column chunk lies in one group, i.e. group a multiple of 32, and the scales
  * are f16 values):
@@ -44,7 +42,7 @@ export interface HfQuantOptions {
   /** Bytes of repacked rows per chunk (default 16 MiB; at least one row). */
   maxChunkBytes?: number;
 }
-/** AWQ's packing order: nibble i of a word holds column AWQ_ORDER[i] of its 8; column j sits in nibble AWQ_NIBBLE[j]. */
+/** AWQ's packing order inverted: nibble i holds column [0, 2, 4, 6, 1, 3, 5, 7][i] of its 8, so column j sits in nibble AWQ_NIBBLE[j]. */
 const AWQ_NIBBLE = [0, 4, 1, 5, 2, 6, 3, 7];
 
 type Layout = 'awq' | 'gptq' | 'compressed-tensors';
