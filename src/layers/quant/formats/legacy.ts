@@ -1,6 +1,6 @@
 /**
  * llama.cpp's first block formats, 32 elements a block with an f16 scale d at the block's first byte (ggml's
- * block_q8_0 / block_q4_0):
+ * block_q8_0, block_q4_0, block_q4_1, block_q5_0, block_q5_1 in ggml-common.h):
  * - q8_0 (34 bytes): d, then 32 int8 quants q; x = d q.
  * - q4_0 (18 bytes): d, then 16 bytes of nibbles: byte j holds element j in its low nibble and element 16 + j in its
  *   high nibble; x = d (q - 8).
