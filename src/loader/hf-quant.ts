@@ -39,7 +39,7 @@ import type { CheckpointChunk, CheckpointTensor, WeightsReader } from './checkpo
 const CHUNK_BYTES = 16 * 1024 * 1024;
 
 export interface HfQuantOptions {
-  /** Bytes of repacked rows per chunk (default 16 MiB; at least one row). */
+  /** Bytes of repacked rows per chunk (default 16 MiB; at least 8 rows). */
   maxChunkBytes?: number;
 }
 /** AWQ's packing order inverted: nibble i holds column [0, 2, 4, 6, 1, 3, 5, 7][i] of its 8, so column j sits in nibble AWQ_NIBBLE[j]. */
@@ -342,7 +342,7 @@ function readScales(t: CheckpointTensor, b: Uint8Array): { value: Float32Array; 
   return { value, half };
 }
 
-/** Yields the module's rows repacked, in chunks of at most chunkBytes (or one row). */
+/** Yields the module's rows repacked, in chunks of at most chunkBytes (or 8 rows). */
 function* repack(m: QuantModule, bytes: Map<string, Uint8Array>, chunkBytes: number): Generator<CheckpointChunk> {
   const { out, in: K, groups, group, scheme } = m;
   const b = scheme.bits;
@@ -378,29 +378,44 @@ function* repack(m: QuantModule, bytes: Map<string, Uint8Array>, chunkBytes: num
     if (m.layout === 'gptq') return ((zw[g * (out / p) + Math.floor(n / p)] >>> (b * (n % p))) & mask) + (scheme.zeroMinusOne ? 1 : 0);
     return (zw[Math.floor(n / p) * groups + g] >>> (b * (n % p))) & mask;
   };
-  const q = new Uint8Array(K);
-  const unpackRow = (n: number): void => {
+  // The quants of TILE output rows nt .. nt + tn - 1 into tile[j K + k], reading the packed words in memory order
+  // (AWQ: one word a column k holds the tile's 8 rows; GPTQ: a word row holds consecutive outputs).
+  const TILE = 8;
+  const tile = new Uint8Array(TILE * K);
+  const unpackTile = (nt: number, tn: number): void => {
     if (m.layout === 'awq') {
       const W = out / 8;
-      const shift = 4 * AWQ_NIBBLE[n & 7];
-      for (let k = 0, at = n >> 3; k < K; k++, at += W) q[k] = (qw[at] >>> shift) & 15;
-    } else {
-      // GPTQ: word (r, n) of [K / p, out]; compressed-tensors: word (n, r) of [out, K / p]; inputs p r + i.
-      const [base, step] = m.layout === 'gptq' ? [n, out] : [n * (K / p), 1];
-      for (let r = 0, at = base; r < K / p; r++, at += step) {
+      for (let k = 0, at = nt >> 3; k < K; k++, at += W) {
         const w = qw[at];
-        for (let i = 0; i < p; i++) q[r * p + i] = (w >>> (b * i)) & mask;
+        for (let j = 0; j < 8; j++) tile[j * K + k] = (w >>> (4 * AWQ_NIBBLE[j])) & 15;
+      }
+    } else if (m.layout === 'gptq') {
+      for (let r = 0; r < K / p; r++) {
+        for (let j = 0; j < tn; j++) {
+          const w = qw[r * out + nt + j];
+          for (let i = 0; i < p; i++) tile[j * K + r * p + i] = (w >>> (b * i)) & mask;
+        }
+      }
+    } else {
+      for (let j = 0; j < tn; j++) {
+        for (let r = 0, at = (nt + j) * (K / p); r < K / p; r++, at++) {
+          const w = qw[at];
+          for (let i = 0; i < p; i++) tile[j * K + r * p + i] = (w >>> (b * i)) & mask;
+        }
       }
     }
   };
 
   const rowBytes = m.presented.byteLength / out;
-  const step = Math.max(1, Math.floor(chunkBytes / rowBytes));
+  // Chunks of whole tiles (AWQ's words hold 8 outputs; out is a multiple of 8 there).
+  const step = TILE * Math.max(1, Math.floor(chunkBytes / rowBytes / TILE));
   for (let n0 = 0; n0 < out; n0 += step) {
     const rows = Math.min(step, out - n0);
     const data = new Uint8Array(rows * rowBytes);
     for (let n = n0; n < n0 + rows; n++) {
-      unpackRow(n);
+      const j = (n - n0) % TILE;
+      if (j === 0) unpackTile(n, Math.min(TILE, n0 + rows - n));
+      const q = tile.subarray(j * K, (j + 1) * K);
       const o = (n - n0) * rowBytes;
       if (m.dtype === 'F16') {
         const h = new Uint16Array(data.buffer, o, K);
