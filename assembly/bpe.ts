@@ -28,12 +28,14 @@ export function mergeTableInit(table: usize, mask: u32): void {
 }
 
 /**
- * Inserts `n` merges given as u32 triples [left, right, merged] in rank order (rank = index). A repeated pair
- * keeps the later rank, as Rust's `HashMap::collect` does in `tokenizers`.
+ * Inserts `n` merges given as u32 triples [left, right, merged] in rank order (rank = index, or ranks[index] when
+ * `ranks` is not 0: equal ranks then merge leftmost first, as llama.cpp's SentencePiece does for equal scores). A
+ * repeated pair keeps the later rank, as Rust's `HashMap::collect` does in `tokenizers`.
  */
-export function mergeTableBuild(table: usize, mask: u32, triples: usize, n: u32): void {
-  for (let r: u32 = 0; r < n; r++) {
-    const t = triples + (<usize>r) * 12;
+export function mergeTableBuild(table: usize, mask: u32, triples: usize, n: u32, ranks: usize): void {
+  for (let i: u32 = 0; i < n; i++) {
+    const t = triples + (<usize>i) * 12;
+    const r = ranks != 0 ? load<u32>(ranks + (<usize>i << 2)) : i;
     const left = load<u32>(t);
     const right = load<u32>(t, 4);
     const merged = load<u32>(t, 8);

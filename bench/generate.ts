@@ -77,7 +77,7 @@ const bestGBs = Math.max(copyGBs, shaderGBs);
 console.log(`# copy bandwidth (read+write): copyBufferToBuffer ${copyGBs.toFixed(1)} GB/s, vec4 compute copy ${shaderGBs.toFixed(1)} GB/s; ratios below are to ${bestGBs.toFixed(1)}`);
 
 let t0 = performance.now();
-const weights = await loadWeights(ctx, source, cfg, { method: denseMethod(dtype), dummy: true });
+const weights = await loadWeights(ctx, { name: source.name, openWeights: () => Promise.reject(new Error('dummy weights')) }, cfg, { method: denseMethod(dtype), dummy: true });
 await ctx.device.queue.onSubmittedWorkDone();
 console.log(`# dummy weights ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 

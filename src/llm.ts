@@ -10,19 +10,20 @@
 import { beamSearch, type BeamSearchOutput, type BeamSearchParams } from './beam-search.js';
 import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat/index.js';
 import type { ExecutorLoader } from './engine/executor.js';
-import { parseModelConfig } from './models/registry.js';
 import { GpuModelRunner } from './worker/gpu-model-runner.js';
 import { LLMEngine, type EngineOptions, type PromptInput } from './engine/llm-engine.js';
 import { InvalidArgumentError } from './errors.js';
 import { parseGenerationConfig } from './config/generation-config.js';
 import type { RequestOutput } from './outputs.js';
-import type { OpenModelOptions, Platform } from './platform.js';
+import type { Platform } from './platform.js';
+import { resolveModel, type ModelOptions } from './resolve-model.js';
 import { SamplingParams } from './sampling-params.js';
 
-export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, OpenModelOptions {
+export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, ModelOptions {
   /**
-   * A local folder (Node), a URL prefix, or a Hugging Face repo id (`org/name`, with `revision`); omitted: the
-   * embedded default model (tinystories-656K).
+   * A local folder (Node), a URL prefix, or a Hugging Face repo id (`org/name`, with `revision`); a GGUF file (path or
+   * URL ending in .gguf) or `org/name:Q4_K_M` (a repo's GGUF of that quant type); omitted: the embedded default
+   * model (tinystories-656K). See resolve-model.ts.
    */
   model?: string;
   /**
@@ -73,7 +74,7 @@ export class LLM {
   private async load(): Promise<void> {
     const platform = this.options.platform ?? defaultPlatform;
     if (!platform) throw new Error('no platform: import webgpu-llm through its Node or browser entry point');
-    const source = await platform.openModel(this.options.model, this.options);
+    const model = await resolveModel(platform, this.options);
     const gc = this.options.generationConfig;
     let generationConfig: EngineOptions['generationConfig'] = gc === 'vllm' ? 'vllm' : 'auto';
     if (gc !== undefined && gc !== 'auto' && gc !== 'vllm') {
@@ -82,10 +83,9 @@ export class LLM {
       if (!(await folder.exists('generation_config.json'))) throw new InvalidArgumentError('generationConfig', `${file} does not exist (expected 'auto', 'vllm' or a folder holding it)`);
       generationConfig = parseGenerationConfig(await folder.readText('generation_config.json'), file);
     }
-    const config = parseModelConfig(await source.readText('config.json'), `${source.name}/config.json`);
     const gpu = await platform.gpu();
-    const loadRunner: ExecutorLoader = (src, cfg, opts) => GpuModelRunner.load(src, cfg, gpu, opts);
-    this.engineOrNull = await LLMEngine.create(source, config, loadRunner, { ...this.options, generationConfig });
+    const loadRunner: ExecutorLoader = (m, opts) => GpuModelRunner.load(m, gpu, opts);
+    this.engineOrNull = await LLMEngine.create(model, loadRunner, { ...this.options, generationConfig });
   }
 
   /**

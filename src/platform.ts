@@ -21,6 +21,11 @@ export interface ModelSource {
   exists(file: string): Promise<boolean>;
   readText(file: string): Promise<string>;
   open(file: string): Promise<ByteSource>;
+  /**
+   * The folder's files, relative, subfolders included (`Q4_K_M/x-Q4_K_M.gguf`); absent where a source cannot list
+   * (a URL prefix). Used to find GGUF files by quant type.
+   */
+  list?(): Promise<string[]>;
 }
 
 /** Progress of one model file; `loadedBytes === totalBytes` once it is complete. */

@@ -3,7 +3,7 @@
  * multi-GB safetensors file is never mapped or read whole.
  */
 import { constants } from 'node:fs';
-import { access, open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { access, open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ModelFileError } from '../../src/errors.js';
 import type { ByteSource, ModelSource } from '../../src/platform.js';
@@ -99,6 +99,22 @@ export class FsModelSource implements ModelSource {
     } catch {
       return false;
     }
+  }
+
+  /** Files of the folder and of its subfolders two levels down (a GGUF repo's `Q4_K_M/` folders), at most 10,000. */
+  async list(): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (rel: string, depth: number): Promise<void> => {
+      const entries = await readdir(join(this.name, rel), { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        if (out.length >= 10_000) return;
+        const name = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isFile() || (e.isSymbolicLink() && (await stat(join(this.name, name)).catch(() => null))?.isFile())) out.push(name);
+        else if (e.isDirectory() && depth < 2 && !e.name.startsWith('.')) await walk(name, depth + 1);
+      }
+    };
+    await walk('', 0);
+    return out;
   }
 
   async readText(file: string): Promise<string> {

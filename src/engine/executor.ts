@@ -5,7 +5,7 @@
  * types, never gpu/ or models/ (vLLM V1's Executor and its workers' model runners).
  */
 import type { ModelConfig } from '../config/model-config.js';
-import type { ModelSource } from '../platform.js';
+import type { WeightsReader } from '../loader/checkpoint.js';
 import type { SampleOut, SamplerRequest } from '../sampling/sampler.js';
 import type { EngineOptions } from './llm-engine.js';
 
@@ -58,10 +58,19 @@ export interface Executor {
   dispose(): void;
 }
 
+/** What a backend loads: the model's config and its checkpoint (opened only when real weights are loaded). */
+export interface ModelHandle {
+  /** The model's name in errors and logs (a folder, URL or repo id). */
+  readonly name: string;
+  readonly config: ModelConfig;
+  /** The checkpoint's tensors (safetensors, GGUF, a repacked AWQ / GPTQ one): loader/checkpoint.ts. */
+  openWeights(): Promise<WeightsReader>;
+}
+
 /**
  * Loads a model onto a backend: config, weights, KV cache sized to the options and the device, kernels built.
  *
  * @example
- *   const engine = await LLMEngine.create(source, config, (src, cfg, opts) => GpuModelRunner.load(src, cfg, gpu, opts), options);
+ *   const engine = await LLMEngine.create(model, (m, opts) => GpuModelRunner.load(m, gpu, opts), options);
  */
-export type ExecutorLoader = (source: ModelSource, config: ModelConfig, options: EngineOptions) => Promise<Executor>;
+export type ExecutorLoader = (model: ModelHandle, options: EngineOptions) => Promise<Executor>;

@@ -9,17 +9,17 @@
  * const stream = llm.engine.addRequest({ prompt: 'Hello', params: new SamplingParams({ maxTokens: 64 }) });
  * for await (const out of stream) console.log(out.outputs[0].text);
  */
-import { parseGenerationConfig, type GenerationConfig } from '../config/generation-config.js';
+import type { GenerationConfig } from '../config/generation-config.js';
 import type { ModelConfig } from '../config/model-config.js';
 import { CapacityError, InvalidArgumentError } from '../errors.js';
 import type { DownloadProgress, ModelSource } from '../platform.js';
 import { Generator } from '../sampling/generator.js';
 import { SamplingParams, type SamplingParamsInit } from '../sampling-params.js';
-import { Tokenizer } from '../tokenizer/index.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import { EngineMetrics } from './metrics.js';
 import { yieldToEventLoop } from './yield.js';
 import { OutputProcessor, type CoreOutput } from './output-processor.js';
-import type { Executor, ExecutorLoader, ScheduledSeq, StepResult } from './executor.js';
+import type { Executor, ExecutorLoader, ModelHandle, ScheduledSeq, StepResult } from './executor.js';
 import { topLogprobs } from '../sampling/logprobs.js';
 import { rowSampling } from '../sampling/row-sampling.js';
 import { badWordsTokenIds, type SamplerRequest } from '../sampling/sampler.js';
@@ -153,6 +153,13 @@ interface GroupInfo {
   generated: number;
 }
 
+/** A model found and read, ready to load: its config and checkpoint, tokenizer and generation_config.json. */
+export interface EngineModel extends ModelHandle {
+  readonly tokenizer: Tokenizer;
+  /** The model's generation_config.json, or null when it has none. */
+  readonly generationConfig: GenerationConfig | null;
+}
+
 export class LLMEngine {
   private readonly scheduler: Scheduler;
   private readonly outputs: OutputProcessor;
@@ -193,17 +200,13 @@ export class LLMEngine {
   }
 
   /**
-   * Loads the tokenizer and generation_config.json from a model source, and the model (its parsed config.json
-   * given) through `loadExecutor`: the backend, which loads the weights and sizes the KV cache.
+   * Loads the model (its config, tokenizer and generation_config found: resolve-model.ts) through `loadExecutor`:
+   * the backend, which loads the weights and sizes the KV cache.
    */
-  static async create(source: ModelSource, config: ModelConfig, loadExecutor: ExecutorLoader, options: EngineOptions = {}): Promise<LLMEngine> {
-    let generationConfig: GenerationConfig | null = null;
+  static async create(model: EngineModel, loadExecutor: ExecutorLoader, options: EngineOptions = {}): Promise<LLMEngine> {
+    const { config, tokenizer, generationConfig } = model;
     const given = options.generationConfig;
-    if (await source.exists('generation_config.json')) {
-      generationConfig = parseGenerationConfig(await source.readText('generation_config.json'), `${source.name}/generation_config.json`);
-    }
-    const tokenizer = await Tokenizer.fromSource(source);
-    const runner = await loadExecutor(source, config, options);
+    const runner = await loadExecutor(model, options);
     const override = typeof given === 'object' ? given : null;
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? []), ...(override?.eosTokenIds ?? [])])];
     if (eos.length === 0 && tokenizer.eosTokenId !== null) eos.push(tokenizer.eosTokenId);

@@ -7,7 +7,8 @@
  * ('Q8_0', 'Q4_K', ...: each row its blocks back to back, as GGUF stores them and
  * layers/quant/formats/ reads them). 1-D tensors are always float.
  */
-import type { TensorChunk, TensorInfo } from './safetensors.js';
+import type { ModelSource } from '../platform.js';
+import { readCheckpoint, streamTensors, type TensorChunk, type TensorInfo } from './safetensors.js';
 
 /** A tensor as a reader lists it: `dtype` may also be a ggml block type name; `file` names it in errors. */
 export type CheckpointTensor = Omit<TensorInfo, 'dtype'> & { dtype: string };
@@ -25,4 +26,20 @@ export interface WeightsReader {
    * time).
    */
   stream(tensors: Iterable<CheckpointTensor>): AsyncIterable<CheckpointChunk>;
+}
+
+/**
+ * A safetensors checkpoint (model.safetensors, or shards listed by model.safetensors.index.json) as a WeightsReader.
+ *
+ * @example
+ *   const weights = await safetensorsReader(source);
+ *   weights.tensors.get('model.norm.weight'); // { dtype: 'BF16', shape: [2048], file: 'model.safetensors', ... }
+ */
+export async function safetensorsReader(source: ModelSource): Promise<WeightsReader> {
+  const ckpt = await readCheckpoint(source);
+  return {
+    files: ckpt.files,
+    tensors: ckpt.tensors,
+    stream: (tensors) => streamTensors(source, tensors as Iterable<TensorInfo>),
+  };
 }

@@ -278,7 +278,11 @@ function isPlainRelative(p: string): boolean {
 export async function* streamTensors(
   model: ModelSource,
   infos: Iterable<TensorInfo>,
-  opts: { maxChunkBytes?: number } = {},
+  opts: {
+    maxChunkBytes?: number;
+    /** Rows per chunk of a tensor are a multiple of this (e.g. a rotary head's rows); default 1. */
+    rowMultiple?: (info: TensorInfo) => number;
+  } = {},
 ): AsyncGenerator<TensorChunk> {
   const maxChunk = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
   if (!(maxChunk > 0)) throw new RangeError(`maxChunkBytes must be positive, got ${maxChunk}`);
@@ -296,7 +300,8 @@ export async function* streamTensors(
         continue;
       }
       const rowBytes = info.byteLength / totalRows;
-      const step = info.byteLength <= maxChunk ? totalRows : Math.max(1, Math.floor(maxChunk / rowBytes));
+      const m = opts.rowMultiple?.(info) ?? 1;
+      const step = info.byteLength <= maxChunk ? totalRows : Math.max(m, Math.floor(maxChunk / rowBytes / m) * m);
       for (let r = 0; r < totalRows; r += step) {
         const rows = Math.min(step, totalRows - r);
         const bytes = await readExactly(src, info.offset + r * rowBytes, rows * rowBytes, `tensor "${info.name}"`);

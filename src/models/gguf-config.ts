@@ -18,8 +18,10 @@
  */
 import { ModelFileError } from '../errors.js';
 import type { ModelConfig } from '../config/model-config.js';
-import { readGgufTensorBytes, type GgufHeader, type GgufTensorInfo } from '../loader/gguf.js';
-import type { ByteSource } from '../platform.js';
+import type { CheckpointTensor, WeightsReader } from '../loader/checkpoint.js';
+import { GgufFormatError, readGgufHeader, readGgufTensorBytes, type GgufHeader, type GgufTensorInfo, type GgufValue } from '../loader/gguf.js';
+import { streamTensors, type TensorInfo } from '../loader/safetensors.js';
+import type { ByteSource, ModelSource } from '../platform.js';
 import { parseModelConfig } from './registry.js';
 
 /** general.architecture -> the HF class and what its GGUF needs. */
@@ -93,7 +95,8 @@ export function hfConfigFromGguf(header: GgufHeader, file: string): Record<strin
     tie_word_embeddings: !names.has('output.weight'),
     // Biases are present as tensors; HF's flag says both q/k/v and o have them.
     attention_bias: names.has('blk.0.attn_q.bias') && names.has('blk.0.attn_output.bias'),
-    torch_dtype: embd?.typeName === 'F16' ? 'float16' : embd?.typeName === 'BF16' ? 'bfloat16' : 'float32',
+    // An F32 file asks for f32 weights; a quantized one came from f16 / bf16 weights (the KV cache follows this).
+    torch_dtype: embd?.typeName === 'F32' ? 'float32' : embd?.typeName === 'BF16' ? 'bfloat16' : 'float16',
   };
   if (arch === 'phi3') {
     if (names.has('rope_factors_long.weight')) fail('rope_factors_long.weight (Phi-3 LongRoPE) is not supported yet');
@@ -255,4 +258,83 @@ function shortestFloat32(v: number): number {
     if (Math.fround(d) === v) return d;
   }
   return v;
+}
+
+/** A split GGUF's file name: `<stem>-00001-of-00003.gguf` (llama.cpp's gguf-split). */
+const SPLIT_NAME = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
+
+/** A GGUF model: its metadata (the first file's), config, and tensors as a WeightsReader. */
+export interface GgufModel {
+  /** The files, in split order (one for an unsplit file). */
+  files: string[];
+  metadata: ReadonlyMap<string, GgufValue>;
+  config: ModelConfig;
+  weights: WeightsReader;
+}
+
+/**
+ * Opens a GGUF model in `source`: `file`, or, when it is one of a split (`-0000k-of-0000N.gguf`), all N files
+ * (metadata from the first; the tensors of all). Only the headers are read here; the weights stream when loaded.
+ *
+ * @example
+ *   const m = await openGgufModel(source, 'Llama-3.2-1B-Instruct-Q4_K_M.gguf');
+ *   m.config.numLayers; // 16
+ *   m.weights.tensors.get('model.layers.0.mlp.down_proj.weight')!.dtype; // 'Q6_K'
+ */
+export async function openGgufModel(source: ModelSource, file: string): Promise<GgufModel> {
+  const split = SPLIT_NAME.exec(file);
+  const count = split ? Number(split[3]) : 1;
+  if (split && (count < 1 || count > 1000)) throw new ModelFileError(`${source.name}/${file}`, `a split count of ${count} is not plausible`);
+  const files = split ? Array.from({ length: count }, (_, i) => `${split[1]}-${String(i + 1).padStart(5, '0')}-of-${split[3]}.gguf`) : [file];
+  const headers: GgufHeader[] = [];
+  for (const [i, f] of files.entries()) {
+    const src = await source.open(f);
+    try {
+      const h = await readGgufHeader(src);
+      const no = h.metadata.get('split.no');
+      if (split && no !== undefined && no !== i) throw new GgufFormatError(src.name, 'invalid', `split.no is ${String(no)}, expected ${i} for this file name`);
+      headers.push(h);
+    } finally {
+      await src.close?.();
+    }
+  }
+  const first = headers[0];
+  const declared = first.metadata.get('split.count');
+  if (declared !== undefined && declared !== count) {
+    throw new GgufFormatError(`${source.name}/${files[0]}`, 'invalid', `split.count is ${String(declared)}, but the file name says ${count} file(s)`);
+  }
+  const where = `${source.name}/${files[0]}`;
+  const all: GgufHeader = { ...first, tensors: headers.flatMap((h) => h.tensors) };
+  const fileOf = new Map(headers.flatMap((h, i) => h.tensors.map((t) => [t, files[i]] as const)));
+  const names = new Set<string>();
+  for (const t of all.tensors) {
+    if (names.has(t.name)) throw new GgufFormatError(where, 'invalid', `tensor "${t.name}" appears in two split files`);
+    names.add(t.name);
+  }
+  const ckpt = ggufCheckpoint(all, where);
+  const tensors = new Map<string, CheckpointTensor & { rotaryHeads: number | null }>();
+  for (const [name, t] of ckpt.tensors) {
+    const { info } = t;
+    tensors.set(name, { name, dtype: info.typeName, shape: info.shape, file: fileOf.get(info)!, offset: info.offset, byteLength: info.byteLength, rotaryHeads: t.rotaryHeads });
+  }
+  const headDim = ckpt.config.headDim;
+  const weights: WeightsReader = {
+    files,
+    tensors,
+    async *stream(list) {
+      const infos = [...list] as (CheckpointTensor & { rotaryHeads?: number | null })[];
+      // Rotary q / k rows come in whole heads, so each chunk is un-permuted on its own.
+      const chunks = streamTensors(source, infos as unknown as TensorInfo[], { rowMultiple: (i) => ((i as { rotaryHeads?: number | null }).rotaryHeads ? headDim : 1) });
+      for await (const chunk of chunks) {
+        const info = chunk.info as unknown as CheckpointTensor & { rotaryHeads?: number | null };
+        if (!info.rotaryHeads) {
+          yield chunk;
+          continue;
+        }
+        const rowBytes = info.byteLength / info.shape[0];
+        yield { ...chunk, data: unpermuteRotaryRows(chunk.data, chunk.rows / headDim, rowBytes) };
+      }
+    },
+  };
+  return { files, metadata: first.metadata, config: ckpt.config, weights };
 }

@@ -1,8 +1,13 @@
 /**
  * Loads a checkpoint onto the GPU, tensor by tensor: host memory holds one tensor (or one 64 MiB row range of a
- * big one) at a time. The family's weight table (weights.ts) says which slot each tensor fills; matrices are stored
- * by the LinearMethod given (layers/linear.ts), norms and biases in f32; fused slots (qkv, gate|up) are filled by
- * row ranges; tied embeddings share one weight. `dummy` fills random weights from the config alone (benchmarks).
+ * big one) at a time. The checkpoint comes as a WeightsReader (loader/checkpoint.ts: safetensors, GGUF, a repacked
+ * AWQ / GPTQ one). The family's weight table (weights.ts) says which slot each tensor fills; fused slots (qkv,
+ * gate|up) are filled by row ranges; tied embeddings share one weight; norms and biases are f32. A matrix slot whose
+ * tensors are float is stored by the LinearMethod given (layers/linear.ts: dense, or quantized on load); one whose
+ * tensors are ggml blocks keeps them as they are (layers/quant: each tensor's rows in its own format), unless it
+ * mixes float and block tensors or the slot needs float values (folded constants, transposes, MoE experts): then
+ * the blocks are dequantized on the CPU and stored like float ones. `dummy` fills random weights from the config
+ * alone (benchmarks).
  */
 import type { ModelConfig } from '../config/model-config.js';
 import { ModelFileError } from '../errors.js';
@@ -11,9 +16,9 @@ import { createTensor, type Tensor } from '../gpu/tensor.js';
 import { writeBuffer } from '../gpu/buffers.js';
 import type { LinearMethod, LinearWeight, MethodChooser } from '../layers/linear.js';
 import { convertTensor, transpose2d, type FloatDtype } from '../loader/convert.js';
+import type { CheckpointChunk, CheckpointTensor, WeightsReader } from '../loader/checkpoint.js';
 import { DUMMY_FILE, streamDummyTensors } from '../loader/dummy.js';
-import { readCheckpoint, streamTensors, type TensorChunk } from '../loader/safetensors.js';
-import type { ModelSource } from '../platform.js';
+import { createQuantWeight, dequantizeRows, formatOfGgmlType, QUANT_FORMATS, quantMethod, rowBytes, type QuantFormat, type QuantSegment } from '../layers/quant/index.js';
 import type { LayerWeights, ModelWeights, MoeWeights } from './decoder.js';
 import { familyOf, weightTable } from './registry.js';
 import { createExpertWeights, writeExpertRows, type ExpertWeights } from '../ops/moe.js';
@@ -44,6 +49,8 @@ class SlotStore {
   constructor(
     private readonly ctx: GpuContext,
     private readonly methodOf: MethodChooser,
+    /** Matrix slots (by key) kept in the checkpoint's block formats: their segments of rows, top to bottom. */
+    private readonly blockLayouts: ReadonlyMap<string, QuantSegment[]> = new Map(),
   ) {}
 
   matrix(spec: WeightSpec): LinearWeight {
@@ -51,10 +58,16 @@ class SlotStore {
     let w = this.matrices.get(k);
     if (!w) {
       const cols = spec.transpose ? spec.shape[0] : spec.shape[1];
-      w = this.methodOf(spec.slot, cols).create(this.ctx, spec.slotRows, cols, k);
+      const layout = this.blockLayouts.get(k);
+      w = layout ? createQuantWeight(this.ctx, layout, spec.slotRows, cols, k) : this.methodOf(spec.slot, cols).create(this.ctx, spec.slotRows, cols, k);
       this.matrices.set(k, w);
     }
     return w;
+  }
+
+  /** Whether a slot keeps its checkpoint blocks. */
+  keepsBlocks(spec: WeightSpec): boolean {
+    return this.blockLayouts.has(key(spec.slot, spec.layer));
   }
 
   /** Stacked expert weights (dense f32 / f16: the MoE kernels read them directly). */
@@ -80,36 +93,81 @@ class SlotStore {
   }
 }
 
-export async function loadWeights(ctx: GpuContext, source: ModelSource, cfg: ModelConfig, opts: LoadOptions): Promise<ModelWeights> {
+/** Where the weights come from: a name for errors, and the checkpoint's tensors (not opened for dummy weights). */
+export interface WeightsSource {
+  readonly name: string;
+  openWeights(): Promise<WeightsReader>;
+}
+
+export async function loadWeights(ctx: GpuContext, source: WeightsSource, cfg: ModelConfig, opts: LoadOptions): Promise<ModelWeights> {
   const specs = weightTable(cfg);
   const { method } = opts;
   const methodOf: MethodChooser = typeof method === 'function' ? method : () => method;
-  const store = new SlotStore(ctx, methodOf);
   const hasSlot = new Set<string>();
   if (opts.dummy) {
     // Random weights with the checkpoint's names and shapes, through the same upload path as a real checkpoint.
+    const store = new SlotStore(ctx, methodOf);
     const present = specs.filter((s) => !s.optional);
     for (const s of present) hasSlot.add(s.slot);
     const chunks = streamDummyTensors(present, { dtype: methodOf('embed', cfg.hiddenSize).name === 'f32' ? 'f32' : 'f16', reuseBuffer: true });
     await uploadChunks(ctx, cfg, opts, chunks, Infinity, specs, new Map(present.map((s) => [s.name, s])), store, `${source.name} (dummy)`, source.name);
-  } else {
-    const ckpt = await readCheckpoint(source);
-    const canonical = familyOf(cfg).canonicalName ?? ((n: string) => n);
-    const byName = new Map(specs.map((s) => [s.name, s]));
-    // Checkpoint name -> spec; names the table does not know (other layers, unused extras) are skipped.
-    const found = new Map<string, WeightSpec>();
-    for (const name of ckpt.tensors.keys()) {
-      const spec = NON_WEIGHTS.some((re) => re.test(name)) ? undefined : byName.get(canonical(name));
-      if (spec) found.set(name, spec);
-    }
-    for (const s of found.values()) hasSlot.add(s.slot);
-    const where = `${source.name}/${ckpt.files.join(', ')}`;
-    if (!hasSlot.has('embed') && !hasSlot.has('lmHead')) throw new ModelFileError(`${source.name}/${ckpt.files[0]}`, 'has neither token embeddings nor an LM head');
-    const infos = [...ckpt.tensors.values()].filter((info) => found.has(info.name));
-    const totalBytes = infos.reduce((n, i) => n + i.byteLength, 0);
-    await uploadChunks(ctx, cfg, opts, streamTensors(source, infos), totalBytes, specs, found, store, where, source.name);
+    return assemble(cfg, store, hasSlot);
   }
+  const ckpt = await source.openWeights();
+  const canonical = familyOf(cfg).canonicalName ?? ((n: string) => n);
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  // Checkpoint name -> spec; names the table does not know (other layers, unused extras) are skipped.
+  const found = new Map<string, WeightSpec>();
+  for (const name of ckpt.tensors.keys()) {
+    const spec = NON_WEIGHTS.some((re) => re.test(name)) ? undefined : byName.get(canonical(name));
+    if (spec) found.set(name, spec);
+  }
+  for (const s of found.values()) hasSlot.add(s.slot);
+  const where = `${source.name}/${ckpt.files.join(', ')}`;
+  if (!hasSlot.has('embed') && !hasSlot.has('lmHead')) throw new ModelFileError(`${source.name}/${ckpt.files[0]}`, 'has neither token embeddings nor an LM head');
+  const infos = [...ckpt.tensors.values()].filter((info) => found.has(info.name));
+  const store = new SlotStore(ctx, methodOf, blockLayouts(infos, found, `${source.name}/${ckpt.files[0]}`));
+  const totalBytes = infos.reduce((n, i) => n + i.byteLength, 0);
+  await uploadChunks(ctx, cfg, opts, ckpt.stream(infos), totalBytes, specs, found, store, where, source.name);
   return assemble(cfg, store, hasSlot);
+}
+
+/**
+ * The matrix slots that keep their checkpoint's ggml blocks, with their segments: those whose tensors are all of
+ * implemented block formats and need no float work (no folded constants, no transpose, not MoE experts). A tensor
+ * of a block type with no implementation is an error naming it.
+ */
+function blockLayouts(infos: readonly CheckpointTensor[], found: ReadonlyMap<string, WeightSpec>, where: string): Map<string, QuantSegment[]> {
+  const bySlot = new Map<string, { spec: WeightSpec; format: QuantFormat | null }[]>();
+  for (const info of infos) {
+    const spec = found.get(info.name)!;
+    const format = FLOAT_BYTES[info.dtype] ? null : formatOfGgmlType(info.dtype);
+    if (format === undefined) {
+      const known = QUANT_FORMATS.map((f) => f.toUpperCase()).join(', ');
+      throw new ModelFileError(where, `tensor ${info.name} has type ${info.dtype}, which webgpu-llm cannot load yet (it loads F32, F16, BF16, ${known})`);
+    }
+    if (!MATRIX_SLOTS.has(spec.slot) || EXPERT_SLOTS.has(spec.slot)) continue;
+    const k = key(spec.slot, spec.layer);
+    bySlot.set(k, [...(bySlot.get(k) ?? []), { spec, format }]);
+  }
+  const layouts = new Map<string, QuantSegment[]>();
+  for (const [k, parts] of bySlot) {
+    if (parts.some((p) => p.format === null || p.spec.transpose || p.spec.scale !== undefined || p.spec.shift !== undefined)) continue;
+    parts.sort((a, b) => a.spec.rowOffset - b.spec.rowOffset);
+    const slotRows = parts[0].spec.slotRows;
+    const segments: QuantSegment[] = [];
+    let at = 0;
+    for (const { spec, format } of parts) {
+      if (spec.rowOffset !== at) break; // a gap: incomplete, reported after the upload
+      const rows = Math.min(slotPartRows(spec), slotRows - at);
+      const last = segments[segments.length - 1];
+      if (last?.format === format) last.rows += rows;
+      else segments.push({ format: format!, rows });
+      at += rows;
+    }
+    if (at === slotRows) layouts.set(k, segments);
+  }
+  return layouts;
 }
 
 /** The loaded slots as the decoder's weights: which of embedding / LM head the checkpoint has decides tying. */
@@ -171,7 +229,7 @@ async function uploadChunks(
   ctx: GpuContext,
   cfg: ModelConfig,
   opts: LoadOptions,
-  chunks: AsyncIterable<TensorChunk> | Iterable<TensorChunk>,
+  chunks: AsyncIterable<CheckpointChunk> | Iterable<CheckpointChunk>,
   totalBytes: number,
   /** The whole weight table, and the tensors of it this stream holds by their stream names. */
   specs: readonly WeightSpec[],
@@ -190,10 +248,35 @@ async function uploadChunks(
     const where = info.file === DUMMY_FILE ? whereAll : `${sourceName}/${info.file}`;
     const spec = found.get(info.name);
     if (!spec) continue;
-    if (!FLOAT_BYTES[info.dtype]) throw new ModelFileError(where, `tensor ${info.name} has dtype ${info.dtype}; expected F32, F16 or BF16`);
-    let src = info.dtype as FloatDtype;
-    let raw = chunk.data;
     const want = slotPartRows(spec);
+    if (!FLOAT_BYTES[info.dtype] && store.keepsBlocks(spec)) {
+      // Rows of raw blocks, stored as they are (padded rows beyond the config's are dropped).
+      const w = store.matrix(spec);
+      const cols = info.shape[1];
+      if (info.shape.length !== 2 || cols !== w.cols || !(info.shape[0] === want || (PADDED.has(spec.slot) && info.shape[0] >= want))) {
+        throw new ModelFileError(where, `tensor ${info.name} has shape [${info.shape}], expected [${spec.shape}] for ${cfg.architecture}`);
+      }
+      const rowBytes = chunk.data.byteLength / chunk.rows;
+      const n = Math.min(chunk.rows, Math.max(0, want - chunk.rowStart));
+      if (n > 0) quantMethod(formatOfGgmlType(info.dtype)!).writeBlocks(ctx, w, spec.rowOffset + chunk.rowStart, chunk.data.subarray(0, n * rowBytes));
+      written.set(spec.name, (written.get(spec.name) ?? 0) + n);
+      loadedBytes += chunk.data.byteLength;
+      if (Number.isFinite(totalBytes)) opts.onProgress?.({ file: info.file, loadedBytes, totalBytes });
+      continue;
+    }
+    let src: FloatDtype;
+    let raw = chunk.data;
+    if (FLOAT_BYTES[info.dtype]) {
+      src = info.dtype as FloatDtype;
+    } else {
+      // Blocks in a slot that needs float values: dequantized on the CPU (one chunk at a time).
+      const format = formatOfGgmlType(info.dtype)!;
+      const cols = info.shape[info.shape.length - 1];
+      if (info.shape.length < 2) throw new ModelFileError(where, `tensor ${info.name} of shape [${info.shape}] has block type ${info.dtype}; 1-D tensors must be F32, F16 or BF16`);
+      const v = dequantizeRows(format, raw, raw.byteLength / rowBytes(format, cols), cols);
+      raw = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+      src = 'F32';
+    }
     if (spec.scale !== undefined || spec.shift !== undefined) {
       // Folded constants: the values in f32, (x + shift) * scale.
       const v = convertTensor(raw, src, 'f32') as Float32Array;

@@ -164,6 +164,22 @@ export class HubModelSource implements ModelSource {
     return found.open();
   }
 
+  /**
+   * The repository's files at the revision (the hub's model API: `GET {endpoint}/api/models/{repo}/revision/{rev}`,
+   * its `siblings`). Offline, or when the hub cannot say, an error asks for the file by name.
+   */
+  async list(): Promise<string[]> {
+    const ask = 'name the GGUF file (ggufFile, or a URL ending in .gguf)';
+    if (this.opts.offline) throw new ModelFileError(this.name, `offline mode cannot list the repository's files: ${ask}`);
+    const url = `${this.endpoint}/api/models/${this.repo}/revision/${encodeURIComponent(this.commit ?? this.revision)}`;
+    const res = await this.fetchFn(url, { headers: this.authHeaders(url) });
+    if (!res.ok) throw new ModelFileError(url, `HTTP ${res.status} listing the repository's files: ${ask}`);
+    const body = (await res.json().catch(() => null)) as { siblings?: unknown } | null;
+    const siblings = Array.isArray(body?.siblings) ? (body.siblings as { rfilename?: unknown }[]) : null;
+    if (!siblings) throw new ModelFileError(url, `the answer has no list of files: ${ask}`);
+    return siblings.slice(0, 100_000).map((f) => f?.rfilename).filter((f): f is string => typeof f === 'string');
+  }
+
   /** The commit files are read at, once known. */
   get resolvedCommit(): string | null {
     return this.commit;

@@ -101,7 +101,8 @@ export class BpeModel {
     model.blocks.push(mergeTable);
     const mBytesCap = align4(merges.units * 3);
     const mEndsLen = merges.count * (merges.pairForm ? 2 : 1);
-    const tmp = core.alloc(mBytesCap + 4 * mEndsLen + 12 * merges.count);
+    const ranks = mergeRanks(obj.merge_ranks, merges.count, child(at, 'merge_ranks'));
+    const tmp = core.alloc(mBytesCap + 4 * mEndsLen + 12 * merges.count + (ranks ? 4 * merges.count : 0));
     const mEnds = tmp + mBytesCap;
     const triples = mEnds + 4 * mEndsLen;
     writeUtf8(core, merges.strings, tmp, mBytesCap, mEnds);
@@ -113,7 +114,9 @@ export class BpeModel {
       badMerge(merges, bad, new Set(keys), child(at, 'merges'));
     }
     x.mergeTableInit(mergeTable, mergeMask);
-    x.mergeTableBuild(mergeTable, mergeMask, triples, merges.count);
+    const rankPtr = ranks ? triples + 12 * merges.count : 0;
+    if (ranks) core.u32().set(ranks, rankPtr >>> 2);
+    x.mergeTableBuild(mergeTable, mergeMask, triples, merges.count, rankPtr);
     core.free(tmp);
 
     // Single-char tokens: the initial symbols of SentencePiece-style words.
@@ -297,6 +300,22 @@ interface Merges {
   pairForm: boolean;
   /** UTF-16 units in all strings. */
   units: number;
+}
+
+/**
+ * `merge_ranks` (a webgpu-llm extension, written for GGUF SentencePiece vocabularies by tokenizer/gguf.ts): each
+ * merge's rank, equal ranks allowed; absent: a merge's rank is its index.
+ */
+function mergeRanks(v: unknown, count: number, at: JsonAt): Uint32Array | null {
+  if (v === undefined || v === null) return null;
+  if (!Array.isArray(v) || v.length !== count) fail(at, `expected ${count} ranks, one per merge`);
+  const out = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    const r = (v as unknown[])[i];
+    if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= 2 ** 31) fail(child(at, i), `expected a rank (a non-negative integer), got ${JSON.stringify(r)}`);
+    out[i] = r as number;
+  }
+  return out;
 }
 
 /** tokenizer.json's merges: "a b" strings (older files) or [a, b] pairs (newer ones, whose tokens may hold spaces). */

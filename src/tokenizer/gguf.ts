@@ -165,7 +165,7 @@ export function ggufTokenizerFiles(md: ReadonlyMap<string, GgufValue>, file: str
         fuse_unk: true,
         byte_fallback: true,
         vocab,
-        merges: sentencePieceMerges(list, vocab, scores),
+        ...sentencePieceMerges(list, vocab, scores),
       },
     };
     return { tokenizerJson: json, tokenizerConfig: config };
@@ -199,8 +199,11 @@ export function ggufTokenizerFiles(md: ReadonlyMap<string, GgufValue>, file: str
 /**
  * SentencePiece merges from scores, as transformers' SentencePieceExtractor: for each piece in id order, its splits
  * into two vocabulary pieces sorted by (left id, right id); then a stable sort by the piece's score, highest first.
+ * Their ranks (merge_ranks, see tokenizer/bpe-model.ts) are the dense ranks of the scores: pieces of equal score
+ * merge leftmost first, as llama.cpp's SentencePiece tokenizer does (vocabularies converted from BPE ones carry one
+ * score for every piece).
  */
-function sentencePieceMerges(tokens: string[], vocab: Record<string, number>, scores: ArrayLike<number>): [string, string][] {
+function sentencePieceMerges(tokens: string[], vocab: Record<string, number>, scores: ArrayLike<number>): { merges: [string, string][]; merge_ranks: number[] } {
   const found: { left: string; right: string; score: number; l: number; r: number }[] = [];
   for (let id = 0; id < tokens.length; id++) {
     const piece = tokens[id];
@@ -219,7 +222,9 @@ function sentencePieceMerges(tokens: string[], vocab: Record<string, number>, sc
   }
   // Array.prototype.sort is stable.
   found.sort((a, b) => b.score - a.score);
-  return found.map((m) => [m.left, m.right]);
+  const ranks: number[] = [];
+  for (let i = 0; i < found.length; i++) ranks.push(i > 0 && found[i].score === found[i - 1].score ? ranks[i - 1] : i);
+  return { merges: found.map((m) => [m.left, m.right]), merge_ranks: ranks };
 }
 
 /** A numeric array metadata value of length n, or undefined when absent. */

@@ -15,7 +15,7 @@ export interface CoreExports {
   alloc(size: number): number;
   free(ptr: number): void;
   mergeTableInit(table: number, mask: number): void;
-  mergeTableBuild(table: number, mask: number, triples: number, n: number): void;
+  mergeTableBuild(table: number, mask: number, triples: number, n: number, ranks: number): void;
   charTableInit(table: number, mask: number): void;
   charTableBuild(table: number, mask: number, pairs: number, n: number): void;
   bpeEncodeWords(

@@ -5,7 +5,7 @@
  * (argmax ids for greedy rows; full logits rows only for rows the CPU sampler or logprobs need), sample.
  */
 import type { ModelConfig } from '../config/model-config.js';
-import type { Executor, RunnerLimits, ScheduledSeq, StepResult } from '../engine/executor.js';
+import type { Executor, ModelHandle, RunnerLimits, ScheduledSeq, StepResult } from '../engine/executor.js';
 import type { EngineOptions } from '../engine/llm-engine.js';
 import { GpuContext } from '../gpu/context.js';
 import { Recorder, type StepGraph } from '../gpu/recorder.js';
@@ -16,7 +16,6 @@ import { loadWeights } from '../models/load-weights.js';
 import type { KVCache, ModelWeights, Activations, ForwardInputs } from '../models/decoder.js';
 import { Decoder } from '../models/decoder.js';
 import * as ops from '../ops/index.js';
-import type { ModelSource } from '../platform.js';
 import { candidateRecordWords, MAX_CANDIDATES, readCandidateRow, topKCandidates } from '../ops/topk.js';
 import { candidateCount, candidateRowParams, sampleCandidates } from '../sampling/candidates.js';
 import { Sampler, type SampleOut, type SamplerRequest } from '../sampling/sampler.js';
@@ -93,7 +92,8 @@ export class GpuModelRunner implements Executor {
    * the checkpoint is f16/bf16 and the adapter has shader-f16, unless options.dtype says otherwise), the KV cache sized
    * to the options and the device's limits, the weights, and (options.warmup, default on) every kernel steps use.
    */
-  static async load(source: ModelSource, config: ModelConfig, gpu: GPU, options: EngineOptions = {}): Promise<GpuModelRunner> {
+  static async load(model: ModelHandle, gpu: GPU, options: EngineOptions = {}): Promise<GpuModelRunner> {
+    const { config } = model;
     const quantization = checkQuantization(options.quantization);
     const wantF16 = options.dtype === 'float16' || (options.dtype !== 'float32' && config.dtype !== 'float32');
     const ctx = await GpuContext.create(gpu, { f16: options.dtype === 'float16' ? true : wantF16 ? undefined : false });
@@ -101,7 +101,7 @@ export class GpuModelRunner implements Executor {
       const weightDtype = ctx.f16 && wantF16 ? 'f16' : 'f32';
       const limits = runnerLimits(ctx, config, options, weightDtype);
       const onProgress = options.onProgress;
-      const weights = await loadWeights(ctx, source, config, {
+      const weights = await loadWeights(ctx, model, config, {
         method: quantization ? modelQuantMethods(quantization, denseMethod(weightDtype)) : denseMethod(weightDtype),
         dummy: options.loadFormat === 'dummy',
         onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),

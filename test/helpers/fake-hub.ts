@@ -7,15 +7,17 @@
  *     missing file: 404 X-Error-Code EntryNotFound; unknown repo: 401 RepoNotFound; unknown revision: 404
  *     gated repo without the token: 401 GatedRepo
  *     renamed repo: 307 to the new name (relative Location)
+ *     *.gguf files are LFS too
+ *   GET /api/models/{org}/{name}/revision/{rev}: { sha, siblings: [{ rfilename }] } (the files, subfolders included)
  *   GET http://127.0.0.2:{port}/cdn-lfs/{sha256}: the CDN, another host as the hub's is, with Range
  * with CORS headers on every answer, as the hub and its CDN send them,
  * plus static mounts (dist/, models/) for the browser tests. It counts requests and can break a download off.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { serveStatic, type Mounts } from '../../bindings/node/static-server.js';
 
 export interface FakeHubOptions {
@@ -118,6 +120,14 @@ export class FakeHub {
       if (!blob) return void res.writeHead(404).end();
       return this.send(req, res, blob, { ETag: `"${blob.etag}"` });
     }
+    const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(path);
+    if (api) {
+      const folder = this.opts.repos[api[1]];
+      if (!folder) return void res.writeHead(401, { 'X-Error-Code': 'RepoNotFound' }).end();
+      const files = (await readdir(folder, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+      const siblings = files.map((e) => ({ rfilename: relative(folder, join(e.parentPath, e.name)).split(sep).join('/') }));
+      return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ sha: fakeCommit(api[1]), siblings }));
+    }
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
     if (!m) {
       if (this.opts.mounts && (await serveStatic(this.opts.mounts, req, res))) return;
@@ -164,7 +174,7 @@ export class FakeHub {
       return null;
     }
     const bytes = await readFile(path);
-    const lfs = path.endsWith('.safetensors');
+    const lfs = path.endsWith('.safetensors') || path.endsWith('.gguf');
     const etag = lfs
       ? createHash('sha256').update(bytes).digest('hex')
       : createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex');

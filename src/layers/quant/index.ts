@@ -9,7 +9,7 @@ import { quantMethod } from './method.js';
 export { QK, type BlockFormat } from './format.js';
 export { QUANT_FORMATS, ON_LOAD_FORMATS, blockFormat, formatOfGgmlType, type QuantFormat } from './formats/index.js';
 export { blockBytes, rowBytes, quantizeRows, dequantizeRows } from './blocks.js';
-export { quantMethod, createQuantWeight, type QuantMethod, type QuantLinearWeight } from './method.js';
+export { quantMethod, createQuantWeight, type QuantMethod, type QuantLinearWeight, type QuantSegment } from './method.js';
 
 /**
  * Matrix slots kept in the dense method (weights.ts slot names): token and position embeddings and the LM head; the
