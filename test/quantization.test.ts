@@ -1,14 +1,19 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { getLlama, LlamaLogLevel, type LlamaContextSequence } from 'node-llama-cpp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SamplingParams } from '../bindings/node/index.js';
+import { FsByteSource } from '../bindings/node/fs-source.js';
+import { readGgufHeader, readGgufTensorBytes, type GgufValue } from '../src/loader/gguf.js';
+import { writeGguf } from './helpers/gguf-writer.js';
 import type { LLM, RequestOutput } from '../bindings/node/index.js';
 import type { LinearWeight } from '../src/layers/linear.js';
 import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 import { goldenRun } from './helpers/golden-checks.js';
 import { assembleFixture, loadFixtureGoldens } from './helpers/fixtures.js';
 import { loadLLM } from './helpers/llm.js';
-import { loadGoldens, modelDir } from './helpers/paths.js';
+import { loadGoldens, modelDir, MODELS } from './helpers/paths.js';
 import { blockBytes, dequantizeRows, quantizeRows, type QuantFormat } from '../src/layers/quant/index.js';
 import { checkQuantization, ON_LOAD_FORMATS } from '../src/layers/quant/index.js';
 import { f16BitsToF32 } from '../src/loader/convert.js';
@@ -338,4 +343,83 @@ describe('LLM.create({ quantization }) end to end', () => {
   it('rejects an unknown quantization with a clear error', async () => {
     await expect(loadLLM(modelDir('tinystories-656K'), { quantization: 'q4_k' as 'q4_0' })).rejects.toThrow(/quantization: 'q4_k' is not supported \(supported: q8_0, q4_0/);
   });
+});
+
+/**
+ * llama.cpp's prompt ids, greedy ids and per-step distributions over `file` (node-llama-cpp on the CPU, an f32 KV
+ * cache as ours).
+ */
+async function llamaCppGreedy(file: string, text: string, steps: number) {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: file });
+  try {
+    const ids = model.tokenize(text, false) as number[];
+    const prompt = model.tokens.shouldPrependBosToken && model.tokens.bos !== null ? [model.tokens.bos as number, ...ids] : ids;
+    const ctx = await model.createContext({ contextSize: 256, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+    const greedy: number[] = [];
+    const probs: Map<number, number>[] = [];
+    for await (const r of ctx.getSequence().evaluateWithMetadata(prompt as unknown as Parameters<LlamaContextSequence['evaluate']>[0], { probabilities: true }, { temperature: 0 })) {
+      greedy.push(r.token as number);
+      probs.push(r.probabilities as Map<number, number>);
+      if (greedy.length >= steps) break;
+    }
+    await ctx.dispose();
+    return { prompt, greedy, probs };
+  } finally {
+    await model.dispose();
+  }
+}
+
+describe('GGUF files in every legacy format against llama.cpp (node-llama-cpp on the CPU)', () => {
+  // stories260K.gguf (f32) with its block matrices quantized by our reference quantizers (bit for bit ggml's), so
+  // llama.cpp and we read the same blocks. llama.cpp's CPU kernels quantize the activations to q8_0 / q8_1 for
+  // these weights, so its numbers differ from exact products by more than ours do: the bound is on probabilities
+  // (measured over two prompts: largest top-20 probability difference 0.022 (q4_1), 0.012 (q5_0), 0.0073 (q5_1);
+  // greedy ids equal for all 12 steps).
+  const GGML_TYPE = { q4_0: 2, q4_1: 3, q5_0: 6, q5_1: 7, q8_0: 8 } as const;
+  const STEPS = 12;
+  const measured: Record<string, unknown> = {};
+  afterAll(() => console.log('legacy GGUF vs llama.cpp', JSON.stringify(measured)));
+  for (const format of ['q4_1', 'q5_0', 'q5_1'] as const) {
+    it(`stories260K as ${format}: top-20 probabilities along llama.cpp's greedy path, and greedy ids`, async () => {
+      const src = await FsByteSource.open(join(MODELS, 'gguf', 'stories260K.gguf'));
+      const h = await readGgufHeader(src);
+      const tensors = await Promise.all(
+        h.tensors.map(async (t) => {
+          const data = await readGgufTensorBytes(src, t);
+          if (!/^blk\.\d+\./.test(t.name) || t.ne.length !== 2 || t.typeName !== 'F32' || t.ne[0] % 32 !== 0) return { name: t.name, type: t.type, ne: t.ne, data };
+          const x = new Float32Array(data.buffer, data.byteOffset, t.ne[0] * t.ne[1]);
+          return { name: t.name, type: GGML_TYPE[format], ne: t.ne, data: quantizeRows(format, x, t.ne[1], t.ne[0]) };
+        }),
+      );
+      await src.close();
+      expect(tensors.filter((t) => t.type === GGML_TYPE[format]).length).toBeGreaterThan(0);
+      const dir = mkdtempSync(join(tmpdir(), 'legacy-gguf-'));
+      const file = join(dir, `stories260K-${format}.gguf`);
+      writeFileSync(file, writeGguf(h.metadata.entries() as Iterable<[string, GgufValue]>, tensors));
+      const llm = await loadLLM(file);
+      try {
+        let maxP = 0;
+        const sameGreedy: number[] = [];
+        for (const text of ['The little dog saw a big red ball and']) {
+          const ref = await llamaCppGreedy(file, text, STEPS);
+          const [scored] = await llm.generate({ promptTokenIds: [...ref.prompt, ...ref.greedy] }, new SamplingParams({ temperature: 0, maxTokens: 1, promptLogprobs: 20 }));
+          for (let s = 0; s < STEPS; s++) {
+            for (const [id, lp] of scored.promptLogprobs![ref.prompt.length + s]!) maxP = Math.max(maxP, Math.abs(Math.exp(lp.logprob) - ref.probs[s].get(id)!));
+          }
+          const [out] = await llm.generate(text, new SamplingParams({ temperature: 0, maxTokens: STEPS, ignoreEos: true }));
+          expect(out.promptTokenIds).toEqual(ref.prompt);
+          let k = 0;
+          while (k < STEPS && out.outputs[0].tokenIds[k] === ref.greedy[k]) k++;
+          sameGreedy.push(k);
+        }
+        measured[format] = { maxProbDiff: maxP, greedySameSteps: sameGreedy };
+        expect(maxP).toBeLessThan(0.04);
+        expect(Math.min(...sameGreedy)).toBeGreaterThanOrEqual(6);
+      } finally {
+        await llm.dispose();
+        rmSync(dir, { recursive: true });
+      }
+    });
+  }
 });
