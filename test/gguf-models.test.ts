@@ -14,6 +14,8 @@ import { ModelFileError } from '../src/errors.js';
 import { FsByteSource } from '../bindings/node/fs-source.js';
 import { FakeHub } from './helpers/fake-hub.js';
 import { loadLLM } from './helpers/llm.js';
+import type { LinearWeight } from '../src/layers/linear.js';
+import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 import { MODELS } from './helpers/paths.js';
 import { writeGguf } from './helpers/gguf-writer.js';
 
@@ -82,9 +84,10 @@ describe('GGUF files against llama.cpp (node-llama-cpp on the CPU)', () => {
           const [out] = await llm.generate(text, new SamplingParams({ temperature: 0, maxTokens: STEPS, logprobs: 2, ignoreEos: true }));
           expect(out.promptTokenIds).toEqual(ref.prompt);
           for (let s = 0; s < STEPS; s++) {
-            expect(out.outputs[0].tokenIds[s], `step ${s}`).toBe(ref.greedy[s]);
+            // Past a near tie the paths may part legitimately: compare up to it.
             const [a, b] = [...out.outputs[0].logprobs![s].values()].map((l) => l.logprob).sort((x, y) => y - x);
             if (a - b < 2 * tol) break;
+            expect(out.outputs[0].tokenIds[s], `step ${s}`).toBe(ref.greedy[s]);
           }
         }
       } finally {
@@ -92,6 +95,28 @@ describe('GGUF files against llama.cpp (node-llama-cpp on the CPU)', () => {
       }
     });
   }
+
+  it('weights on the GPU take the bytes they take in the file (within 2%): blocks stay blocks', async () => {
+    for (const file of ['tinystories-656K-q8_0.gguf', 'llama-2-tiny-random.gguf']) {
+      const h = await readGgufHeader(await FsByteSource.open(join(GGUF, file)));
+      const fileBytes = h.tensors.filter((t) => t.shape.length === 2).reduce((n, t) => n + t.byteLength, 0);
+      const llm = await loadLLM(join(GGUF, file), { dtype: 'auto' });
+      try {
+        const weights = new Set<LinearWeight>();
+        const visit = (v: unknown, depth: number): void => {
+          if (!v || typeof v !== 'object' || depth > 8) return;
+          if ('method' in v) weights.add(v as LinearWeight);
+          else for (const x of Object.values(v)) visit(x, depth + 1);
+        };
+        visit(gpuRunnerOf(llm.engine).model.weights, 0);
+        const gpuBytes = [...weights].reduce((n, w) => n + w.method.bytes(w), 0);
+        expect(gpuBytes / fileBytes, file).toBeGreaterThanOrEqual(1);
+        expect(gpuBytes / fileBytes, file).toBeLessThan(1.02);
+      } finally {
+        await llm.dispose();
+      }
+    }
+  });
 
   it('stories260K.gguf gives exactly what its safetensors twin gives (same f32 weights, rotary rows un-permuted)', async () => {
     const params = new SamplingParams({ temperature: 0, maxTokens: 24, logprobs: 5, ignoreEos: true });

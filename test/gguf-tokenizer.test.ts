@@ -136,12 +136,12 @@ describe('GGUF tokenizer vs the tokenizer.json twin', () => {
     const dir = modelDir('tiny-random-llama2');
     const ref = await Tokenizer.fromJson(readFileSync(join(dir, 'tokenizer.json'), 'utf8'), JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')));
     expect([gguf.vocabSize, gguf.bosTokenId, gguf.eosTokenId, gguf.unkTokenId]).toEqual([ref.vocabSize, ref.bosTokenId, ref.eosTokenId, ref.unkTokenId]);
-    // The two vocabularies differ in two tokens (the GGUF's converter wrote "" for U+FEFF at 30143, and U+2028 at
-    // 31353 where tokenizer.json has ""): texts with those characters are left out.
+    // The two vocabularies differ in one token (U+2028 at 31353 where tokenizer.json has ""): texts with it are
+    // left out. (U+FEFF at 30143 is a token of both: a GGUF string that starts with it keeps it.)
     const files = ggufTokenizerFiles((await readGgufHeader(fileSource(join(MODELS, 'gguf/llama-2-tiny-random.gguf')))).metadata, 'x');
     const ours = Object.entries((files.tokenizerJson.model as { vocab: Record<string, number> }).vocab);
     const theirs = new Map(Object.entries(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')).model.vocab as Record<string, number>));
-    expect(ours.filter(([t, id]) => theirs.get(t) !== id)).toEqual([['', 30143], ['\u2028', 31353]]);
+    expect(ours.filter(([t, id]) => theirs.get(t) !== id)).toEqual([['\u2028', 31353]]);
     const rand = prng(16);
     const texts = [...HARD_STRINGS, ...Array.from({ length: 300 }, () => randomText(rand, ['<s>', '</s>', '<unk>']))].filter(
       (t) => !/[\ufeff\u2028]/.test(t),
@@ -186,7 +186,11 @@ describe('GGUF tokenizer vs the tokenizer.json twin', () => {
       const path = join(MODELS, 'gguf', file);
       const tok = await tokenizerOf(path);
       const ref = await llama.loadModel({ modelPath: path, vocabOnly: true });
-      const texts = [...(goldens[twin].prompts as { text: string }[]).map((p) => p.text), ...HARD_STRINGS];
+      // Special-token text (<s>) is text for llama.cpp without parse_special, a special token for HF tokenizers: left
+      // out. A vocabulary without byte tokens (tinystories-656K's) makes llama.cpp abort on a character it lacks.
+      const tokens = new Set((await readGgufHeader(fileSource(path))).metadata.get('tokenizer.ggml.tokens') as string[]);
+      const encodable = (t: string) => tokens.has('<0x41>') || [...t.replaceAll(' ', '▁')].every((c) => tokens.has(c));
+      const texts = [...(goldens[twin].prompts as { text: string }[]).map((p) => p.text), ...HARD_STRINGS].filter((t) => !/<\/?s>|<\||<unk>/.test(t) && encodable(t));
       for (const text of texts) {
         const want = [ref.tokens.bos as number, ...(ref.tokenize(text, false) as number[])];
         expect([file, text, tok.encode(text)]).toEqual([file, text, want]);

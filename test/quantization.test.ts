@@ -15,9 +15,9 @@ import { assembleFixture, loadFixtureGoldens } from './helpers/fixtures.js';
 import { loadLLM } from './helpers/llm.js';
 import { loadGoldens, modelDir, MODELS } from './helpers/paths.js';
 import { blockBytes, dequantizeRows, quantizeRows, type QuantFormat } from '../src/layers/quant/index.js';
-import { checkQuantization, ON_LOAD_FORMATS } from '../src/layers/quant/index.js';
+import { checkQuantization } from '../src/layers/quant/index.js';
 import { f16BitsToF32 } from '../src/loader/convert.js';
-import { HF_FORMATS } from '../src/layers/quant/formats/hf.js';
+import * as legacyFormats from '../src/layers/quant/formats/legacy.js';
 
 /**
  * llama.cpp's reference quantizers written out independently of blocks.ts, for one block of 32 values, as
@@ -161,7 +161,8 @@ describe('quantization: llama.cpp block rules on the CPU', () => {
     expect(checkQuantization(null)).toBe(null);
     expect(checkQuantization(undefined)).toBe(null);
     expect(checkQuantization('q4_0')).toBe('q4_0');
-    expect(() => checkQuantization('q4_k')).toThrow(/quantization: 'q4_k' is not supported \(supported: q8_0, q4_0/);
+    expect(checkQuantization('q4_k')).toBe('q4_k');
+    expect(() => checkQuantization('iq4_xs')).toThrow(/quantization: 'iq4_xs' is not supported \(supported: q8_0, q4_0, q4_k, q6_k, q5_k, q3_k, q2_k,/);
     expect(() => checkQuantization(8)).toThrow(/'8' is not supported/);
   });
 });
@@ -201,8 +202,7 @@ const fixture = JSON.parse(readFileSync(new URL('./fixtures/quant/gguf-reference
 const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
 
 describe('quantization: against the gguf Python package (test/fixtures/quant/make_gguf_reference.py)', () => {
-  it('covers every llama.cpp format with a reference quantizer', () =>
-    expect(Object.keys(fixture.formats).sort()).toEqual(ON_LOAD_FORMATS.filter((f) => !(f in HF_FORMATS)).sort()));
+  it('covers every format of formats/legacy.ts', () => expect(Object.keys(fixture.formats).sort()).toEqual(Object.keys(legacyFormats).sort()));
   for (const format of Object.keys(fixture.formats) as QuantFormat[]) {
     it(`${format}: our dequantizer equals gguf's on gguf's blocks, and our quantizer writes gguf's bytes`, () => {
       const cases = fixture.formats[format];
@@ -341,7 +341,7 @@ describe('LLM.create({ quantization }) end to end', () => {
   }
 
   it('rejects an unknown quantization with a clear error', async () => {
-    await expect(loadLLM(modelDir('tinystories-656K'), { quantization: 'q4_k' as 'q4_0' })).rejects.toThrow(/quantization: 'q4_k' is not supported \(supported: q8_0, q4_0/);
+    await expect(loadLLM(modelDir('tinystories-656K'), { quantization: 'iq4_xs' as 'q4_0' })).rejects.toThrow(/quantization: 'iq4_xs' is not supported \(supported: q8_0, q4_0/);
   });
 });
 

@@ -208,7 +208,8 @@ export async function readGgufTensorBytes(src: ByteSource, t: GgufTensorInfo): P
   return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a string that starts with U+FEFF keeps it (Llama 2's vocabulary has a token of it).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Sequential little-endian reads over a window of the file that slides forward as parsing goes. */
 class HeaderReader {

@@ -15,10 +15,10 @@ import type { GpuContext } from '../gpu/context.js';
 import { createTensor, type Tensor } from '../gpu/tensor.js';
 import { writeBuffer } from '../gpu/buffers.js';
 import type { LinearMethod, LinearWeight, MethodChooser } from '../layers/linear.js';
-import { convertTensor, transpose2d, type FloatDtype } from '../loader/convert.js';
+import { convertTensor, toF32, transpose2d, type FloatDtype } from '../loader/convert.js';
 import type { CheckpointChunk, CheckpointTensor, WeightsReader } from '../loader/checkpoint.js';
 import { DUMMY_FILE, streamDummyTensors } from '../loader/dummy.js';
-import { createQuantWeight, dequantizeRows, formatOfGgmlType, QUANT_FORMATS, quantMethod, rowBytes, type QuantFormat, type QuantSegment } from '../layers/quant/index.js';
+import { blockFormat, createQuantWeight, dequantizeRows, formatOfGgmlType, QUANT_FORMATS, quantizeRows, quantMethod, rowBytes, type QuantFormat, type QuantSegment } from '../layers/quant/index.js';
 import type { LayerWeights, ModelWeights, MoeWeights } from './decoder.js';
 import { familyOf, weightTable } from './registry.js';
 import { createExpertWeights, writeExpertRows, type ExpertWeights } from '../ops/moe.js';
@@ -106,11 +106,40 @@ export async function loadWeights(ctx: GpuContext, source: WeightsSource, cfg: M
   const hasSlot = new Set<string>();
   if (opts.dummy) {
     // Random weights with the checkpoint's names and shapes, through the same upload path as a real checkpoint.
-    const store = new SlotStore(ctx, methodOf);
     const present = specs.filter((s) => !s.optional);
     for (const s of present) hasSlot.add(s.slot);
+    const found = new Map(present.map((s) => [s.name, s]));
     const chunks = streamDummyTensors(present, { dtype: methodOf('embed', cfg.hiddenSize).name === 'f32' ? 'f32' : 'f16', reuseBuffer: true });
-    await uploadChunks(ctx, cfg, opts, chunks, Infinity, specs, new Map(present.map((s) => [s.name, s])), store, `${source.name} (dummy)`, source.name);
+    // Matrices of a quantized method come as blocks already (a checkpoint of that type), so that a benchmark of a
+    // 4-bit model does not spend minutes quantizing noise on the CPU.
+    const blockType = (s: WeightSpec): string | null => {
+      if (!MATRIX_SLOTS.has(s.slot) || EXPERT_SLOTS.has(s.slot) || s.transpose || s.scale !== undefined || s.shift !== undefined) return null;
+      const m = methodOf(s.slot, s.transpose ? s.shape[0] : s.shape[1]);
+      return 'writeBlocks' in m ? blockFormat(m.name).ggmlType : null;
+    };
+    const infos = present.map((s) => ({ name: s.name, dtype: blockType(s) ?? 'F32', shape: s.shape, file: DUMMY_FILE, offset: 0, byteLength: 0 }));
+    const store = new SlotStore(ctx, methodOf, blockLayouts(infos, found, `${source.name} (dummy)`));
+    const tiles = new Map<string, Uint8Array>();
+    const blocks = mapChunks(chunks, (chunk) => {
+      const spec = found.get(chunk.info.name)!;
+      const type = blockType(spec);
+      if (!type) return chunk;
+      // The chunk's first rows quantized once per (type, width), repeated: noise of the right format and size.
+      const format = formatOfGgmlType(type)!;
+      const cols = spec.shape[1];
+      const key = `${format}:${cols}`;
+      let tile = tiles.get(key);
+      if (!tile) {
+        const rows = Math.min(chunk.rows, 8);
+        tile = quantizeRows(format, toF32(chunk.data.subarray(0, (chunk.data.byteLength / chunk.rows) * rows), chunk.info.dtype as FloatDtype), rows, cols);
+        tiles.set(key, tile);
+      }
+      const rowB = rowBytes(format, cols);
+      const data = new Uint8Array(chunk.rows * rowB);
+      for (let at = 0; at < data.length; at += tile.length) data.set(tile.subarray(0, Math.min(tile.length, data.length - at)), at);
+      return { ...chunk, info: { ...chunk.info, dtype: type }, data };
+    });
+    await uploadChunks(ctx, cfg, opts, blocks, Infinity, specs, found, store, `${source.name} (dummy)`, source.name);
     return assemble(cfg, store, hasSlot);
   }
   const ckpt = await source.openWeights();
@@ -168,6 +197,10 @@ function blockLayouts(infos: readonly CheckpointTensor[], found: ReadonlyMap<str
     if (at === slotRows) layouts.set(k, segments);
   }
   return layouts;
+}
+
+function* mapChunks(chunks: Iterable<CheckpointChunk>, f: (c: CheckpointChunk) => CheckpointChunk): Generator<CheckpointChunk> {
+  for (const c of chunks) yield f(c);
 }
 
 /** The loaded slots as the decoder's weights: which of embedding / LM head the checkpoint has decides tying. */

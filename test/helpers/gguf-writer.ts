@@ -14,6 +14,11 @@ export interface GgufTensorOut {
   data: Uint8Array;
 }
 
+/** A number written as f32 whatever its value (writeGguf writes integers as u32 otherwise). */
+export class F32 {
+  constructor(readonly value: number) {}
+}
+
 class Out {
   private parts: Uint8Array[] = [];
   length = 0;
@@ -52,8 +57,11 @@ const ARRAY_TYPES: [new (...a: never[]) => unknown, number, 1 | 2 | 4 | 8, 'u' |
   [Int32Array, 5, 4, 'i'], [Float32Array, 6, 4, 'f'], [BigUint64Array, 10, 8, 'u'], [BigInt64Array, 11, 8, 'i'], [Float64Array, 12, 8, 'f'],
 ];
 
-function writeValue(o: Out, v: GgufValue): void {
-  if (typeof v === 'string') {
+function writeValue(o: Out, v: GgufValue | F32): void {
+  if (v instanceof F32) {
+    o.num(6, 4, 'u');
+    o.num(v.value, 4, 'f');
+  } else if (typeof v === 'string') {
     o.num(8, 4, 'u');
     o.str(v);
   } else if (typeof v === 'boolean') {
@@ -83,7 +91,7 @@ function writeValue(o: Out, v: GgufValue): void {
 }
 
 /** A GGUF v3 file of these metadata pairs (in order) and tensors (data aligned to `alignment`). */
-export function writeGguf(metadata: Iterable<[string, GgufValue]>, tensors: GgufTensorOut[], alignment = 32): Uint8Array {
+export function writeGguf(metadata: Iterable<[string, GgufValue | F32]>, tensors: GgufTensorOut[], alignment = 32): Uint8Array {
   const kv = [...metadata];
   const o = new Out();
   o.bytes(new TextEncoder().encode('GGUF'));
