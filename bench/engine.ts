@@ -53,7 +53,7 @@ const llm = await LLM.create({
   kvCacheMemoryBytes: Number(values['kv-memory']),
   asyncScheduling: !values.sync,
   enforceEager: values.eager,
-  quantization: (values.quantization || null) as 'q8_0' | 'q4_0' | null,
+  quantization: values.quantization || null,
 });
 const loadMs = performance.now() - loadStart;
 const cfg = llm.engine.config;

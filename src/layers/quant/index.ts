@@ -18,13 +18,26 @@ export { quantMethod, createQuantWeight, type QuantMethod, type QuantLinearWeigh
  */
 const DENSE_SLOTS: ReadonlySet<string> = new Set(['embed', 'lmHead', 'positions', 'router', 'sharedGate', 'experts.gateUp', 'experts.down']);
 
-/** Throws unless `value` names a format a float checkpoint can be quantized to on load (null / undefined: none). */
-export function checkQuantization(value: unknown): QuantFormat | null {
+/**
+ * llama.cpp-style mixes for quantization on load: the format of each matrix slot. Q4_K_M / Q5_K_M files keep the
+ * MLP's down projection (and attn_v, fused into qkv here) at q6_k; here down is q6_k and the rest q4_k / q5_k.
+ */
+const MIXES: Record<string, (slot: string) => QuantFormat> = {
+  q4_k_m: (slot) => (slot === 'down' ? 'q6_k' : 'q4_k'),
+  q5_k_m: (slot) => (slot === 'down' ? 'q6_k' : 'q5_k'),
+};
+
+/** What `quantization` may name: a format with a quantizer, or a mix of them. */
+export type Quantization = QuantFormat | keyof typeof MIXES;
+
+/** Throws unless `value` names a format or mix a float checkpoint can be quantized to on load (null / undefined: none). */
+export function checkQuantization(value: unknown): Quantization | null {
   if (value === null || value === undefined) return null;
-  if (typeof value !== 'string' || !(ON_LOAD_FORMATS as readonly string[]).includes(value)) {
-    throw new Error(`quantization: '${String(value)}' is not supported (supported: ${ON_LOAD_FORMATS.join(', ')}, or null for the checkpoint's dtype)`);
+  const known = [...ON_LOAD_FORMATS, ...Object.keys(MIXES)];
+  if (typeof value !== 'string' || !known.includes(value)) {
+    throw new Error(`quantization: '${String(value)}' is not supported (supported: ${known.join(', ')}, or null for the checkpoint's dtype)`);
   }
-  return value as QuantFormat;
+  return value as Quantization;
 }
 
 /**
@@ -37,8 +50,10 @@ export function checkQuantization(value: unknown): QuantFormat | null {
  * @example
  * loadWeights(ctx, source, config, { method: modelQuantMethods('q8_0', denseMethod('f16')) });
  */
-export function modelQuantMethods(format: QuantFormat, dense: LinearMethod): MethodChooser {
-  const quant = quantMethod(format);
-  const n = blockFormat(format).blockElems;
-  return (slot, cols) => (DENSE_SLOTS.has(slot) || cols % n !== 0 ? dense : quant);
+export function modelQuantMethods(quantization: Quantization, dense: LinearMethod): MethodChooser {
+  const mix = MIXES[quantization] ?? (() => quantization as QuantFormat);
+  return (slot, cols) => {
+    const format = mix(slot);
+    return DENSE_SLOTS.has(slot) || cols % blockFormat(format).blockElems !== 0 ? dense : quantMethod(format);
+  };
 }
