@@ -1,17 +1,23 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { getLlama, LlamaLogLevel, type LlamaContextSequence } from 'node-llama-cpp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SamplingParams } from '../bindings/node/index.js';
+import { FsByteSource } from '../bindings/node/fs-source.js';
+import { readGgufHeader, readGgufTensorBytes, type GgufValue } from '../src/loader/gguf.js';
+import { writeGguf } from './helpers/gguf-writer.js';
 import type { LLM, RequestOutput } from '../bindings/node/index.js';
 import type { LinearWeight } from '../src/layers/linear.js';
 import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 import { goldenRun } from './helpers/golden-checks.js';
 import { assembleFixture, loadFixtureGoldens } from './helpers/fixtures.js';
 import { loadLLM } from './helpers/llm.js';
-import { loadGoldens, modelDir } from './helpers/paths.js';
+import { loadGoldens, modelDir, MODELS } from './helpers/paths.js';
 import { blockBytes, dequantizeRows, quantizeRows, type QuantFormat } from '../src/layers/quant/index.js';
 import { checkQuantization } from '../src/layers/quant/index.js';
 import { f16BitsToF32 } from '../src/loader/convert.js';
+import * as legacyFormats from '../src/layers/quant/formats/legacy.js';
 
 /**
  * llama.cpp's reference quantizers written out independently of blocks.ts, for one block of 32 values, as
@@ -101,6 +107,42 @@ describe('quantization: llama.cpp block rules on the CPU', () => {
     }
   }
 
+  // q4_1 / q5_0 / q5_1: bit for bit against gguf-py below; here the round trip's error bound on the tricky blocks,
+  // from the block's own f32 scale (and minimum) and their f16 roundings read back from the bytes.
+  for (const format of ['q4_1', 'q5_0', 'q5_1'] as const) {
+    it(`${format}: tricky blocks round-trip within a step of the scale`, () => {
+      const f = Math.fround;
+      const levels = format === 'q4_1' ? 15 : 31;
+      for (const [, values] of TRICKY) {
+        const x = Float32Array.from(values);
+        const bytes = quantizeRows(format, x, 1, 32);
+        expect(bytes.length).toBe(blockBytes(format));
+        const deq = dequantizeRows(format, bytes, 1, 32);
+        const d16 = f16BitsToF32(bytes[0] | (bytes[1] << 8));
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const v of x) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+        if (format === 'q5_0') {
+          let max = 0; // the first of the largest magnitude
+          for (const v of x) if (Math.abs(v) > Math.abs(max)) max = v;
+          const d32 = f(max / -16);
+          expect(d16).toBe(toF16(d32));
+          // A whole step where +16 clamps to 15, then the f16 scale's error times |q - 16| <= 16.
+          for (let j = 0; j < 32; j++) expect(Math.abs(deq[j] - x[j])).toBeLessThanOrEqual(Math.abs(d32) * (1 + 1e-6) + 16 * Math.abs(d16 - d32) + 1e-30);
+        } else {
+          const d32 = f(f(hi - lo) / levels);
+          const m16 = f16BitsToF32(bytes[2] | (bytes[3] << 8));
+          expect([d16, m16]).toEqual([toF16(d32), toF16(lo)]);
+          // Half a step, the scale's rounding times q <= levels, the minimum's rounding, and the f32 sum.
+          for (let j = 0; j < 32; j++) {
+            const bound = d32 * 0.5 * (1 + 1e-5) + levels * Math.abs(d16 - d32) + Math.abs(m16 - lo) + Math.abs(x[j]) * 2 ** -23;
+            expect(Math.abs(deq[j] - x[j])).toBeLessThanOrEqual(bound + 1e-30);
+          }
+        }
+      }
+    });
+  }
+
   it('the largest magnitude round-trips to itself up to the f16 scale (q8_0: q = +-127; q4_0: q = 0, i.e. -8)', () => {
     const x = Float32Array.from(Array.from({ length: 32 }, (_, i) => (i === 5 ? -3 : Math.sin(i))));
     const q8 = readBlock('q8_0', quantizeRows('q8_0', x, 1, 32), 0);
@@ -160,7 +202,8 @@ const fixture = JSON.parse(readFileSync(new URL('./fixtures/quant/gguf-reference
 const hexBytes = (hex: string) => Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
 
 describe('quantization: against the gguf Python package (test/fixtures/quant/make_gguf_reference.py)', () => {
-  for (const format of ['q8_0', 'q4_0'] as const) {
+  it('covers every format of formats/legacy.ts', () => expect(Object.keys(fixture.formats).sort()).toEqual(Object.keys(legacyFormats).sort()));
+  for (const format of Object.keys(fixture.formats) as QuantFormat[]) {
     it(`${format}: our dequantizer equals gguf's on gguf's blocks, and our quantizer writes gguf's bytes`, () => {
       const cases = fixture.formats[format];
       expect(cases.length).toBeGreaterThanOrEqual(10);
@@ -246,7 +289,7 @@ describe('LLM.create({ quantization }) end to end', () => {
     });
   }
 
-  for (const format of ['q8_0', 'q4_0'] as const) {
+  for (const format of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1'] as const) {
     it(`tinystories-656K ${format} equals the f32 path on the same weights dequantized (a checkpoint rewritten on the CPU)`, async () => {
       // The projection matrices of the checkpoint replaced by dequantize(quantize(W)) (blocks.ts), the rest kept:
       // loaded in f32 it computes what the quantized load should, so what remains is f32 rounding in another order.
@@ -268,7 +311,8 @@ describe('LLM.create({ quantization }) end to end', () => {
         expect(outs[i].outputs[0].tokenIds).toEqual(refOuts[i].outputs[0].tokenIds);
       });
       measured[`tinystories-656K ${format} vs dequantized f32`] = { maxLogprobErr: err };
-      // Measured 6.7e-6 (q8_0) and 6.2e-6 (q4_0): the quantized kernels add no error of their own.
+      // Measured 4.8e-6 (q8_0), 6.7e-6 (q4_0, q4_1), 7.6e-6 (q5_0, q5_1): the quantized kernels add no error of
+      // their own.
       expect(err).toBeLessThan(1e-4);
     });
   }
@@ -299,4 +343,83 @@ describe('LLM.create({ quantization }) end to end', () => {
   it('rejects an unknown quantization with a clear error', async () => {
     await expect(loadLLM(modelDir('tinystories-656K'), { quantization: 'iq4_xs' as 'q4_0' })).rejects.toThrow(/quantization: 'iq4_xs' is not supported \(supported: q8_0, q4_0/);
   });
+});
+
+/**
+ * llama.cpp's prompt ids, greedy ids and per-step distributions over `file` (node-llama-cpp on the CPU, an f32 KV
+ * cache as ours).
+ */
+async function llamaCppGreedy(file: string, text: string, steps: number) {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: file });
+  try {
+    const ids = model.tokenize(text, false) as number[];
+    const prompt = model.tokens.shouldPrependBosToken && model.tokens.bos !== null ? [model.tokens.bos as number, ...ids] : ids;
+    const ctx = await model.createContext({ contextSize: 256, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+    const greedy: number[] = [];
+    const probs: Map<number, number>[] = [];
+    for await (const r of ctx.getSequence().evaluateWithMetadata(prompt as unknown as Parameters<LlamaContextSequence['evaluate']>[0], { probabilities: true }, { temperature: 0 })) {
+      greedy.push(r.token as number);
+      probs.push(r.probabilities as Map<number, number>);
+      if (greedy.length >= steps) break;
+    }
+    await ctx.dispose();
+    return { prompt, greedy, probs };
+  } finally {
+    await model.dispose();
+  }
+}
+
+describe('GGUF files in every legacy format against llama.cpp (node-llama-cpp on the CPU)', () => {
+  // stories260K.gguf (f32) with its block matrices quantized by our reference quantizers (bit for bit ggml's), so
+  // llama.cpp and we read the same blocks. llama.cpp's CPU kernels quantize the activations to q8_0 / q8_1 for
+  // these weights, so its numbers differ from exact products by more than ours do: the bound is on probabilities
+  // (measured over two prompts: largest top-20 probability difference 0.022 (q4_1), 0.012 (q5_0), 0.0073 (q5_1);
+  // greedy ids equal for all 12 steps).
+  const GGML_TYPE = { q4_0: 2, q4_1: 3, q5_0: 6, q5_1: 7, q8_0: 8 } as const;
+  const STEPS = 12;
+  const measured: Record<string, unknown> = {};
+  afterAll(() => console.log('legacy GGUF vs llama.cpp', JSON.stringify(measured)));
+  for (const format of ['q4_1', 'q5_0', 'q5_1'] as const) {
+    it(`stories260K as ${format}: top-20 probabilities along llama.cpp's greedy path, and greedy ids`, async () => {
+      const src = await FsByteSource.open(join(MODELS, 'gguf', 'stories260K.gguf'));
+      const h = await readGgufHeader(src);
+      const tensors = await Promise.all(
+        h.tensors.map(async (t) => {
+          const data = await readGgufTensorBytes(src, t);
+          if (!/^blk\.\d+\./.test(t.name) || t.ne.length !== 2 || t.typeName !== 'F32' || t.ne[0] % 32 !== 0) return { name: t.name, type: t.type, ne: t.ne, data };
+          const x = new Float32Array(data.buffer, data.byteOffset, t.ne[0] * t.ne[1]);
+          return { name: t.name, type: GGML_TYPE[format], ne: t.ne, data: quantizeRows(format, x, t.ne[1], t.ne[0]) };
+        }),
+      );
+      await src.close();
+      expect(tensors.filter((t) => t.type === GGML_TYPE[format]).length).toBeGreaterThan(0);
+      const dir = mkdtempSync(join(tmpdir(), 'legacy-gguf-'));
+      const file = join(dir, `stories260K-${format}.gguf`);
+      writeFileSync(file, writeGguf(h.metadata.entries() as Iterable<[string, GgufValue]>, tensors));
+      const llm = await loadLLM(file);
+      try {
+        let maxP = 0;
+        const sameGreedy: number[] = [];
+        for (const text of ['The little dog saw a big red ball and']) {
+          const ref = await llamaCppGreedy(file, text, STEPS);
+          const [scored] = await llm.generate({ promptTokenIds: [...ref.prompt, ...ref.greedy] }, new SamplingParams({ temperature: 0, maxTokens: 1, promptLogprobs: 20 }));
+          for (let s = 0; s < STEPS; s++) {
+            for (const [id, lp] of scored.promptLogprobs![ref.prompt.length + s]!) maxP = Math.max(maxP, Math.abs(Math.exp(lp.logprob) - ref.probs[s].get(id)!));
+          }
+          const [out] = await llm.generate(text, new SamplingParams({ temperature: 0, maxTokens: STEPS, ignoreEos: true }));
+          expect(out.promptTokenIds).toEqual(ref.prompt);
+          let k = 0;
+          while (k < STEPS && out.outputs[0].tokenIds[k] === ref.greedy[k]) k++;
+          sameGreedy.push(k);
+        }
+        measured[format] = { maxProbDiff: maxP, greedySameSteps: sameGreedy };
+        expect(maxP).toBeLessThan(0.04);
+        expect(Math.min(...sameGreedy)).toBeGreaterThanOrEqual(6);
+      } finally {
+        await llm.dispose();
+        rmSync(dir, { recursive: true });
+      }
+    });
+  }
 });
