@@ -44,6 +44,12 @@ export interface SamplerRequest {
   stopTokenIds?: readonly number[];
   /** `params.badWords` tokenized by `badWordsTokenIds`; required when `params.badWords` is non-empty. */
   badWordsTokenIds?: readonly (readonly number[])[];
+  /**
+   * Structured outputs: the tokens the request's grammar allows this step, Int32Array [ceil(V / 32)] with bit t % 32
+   * of word t >> 5 set = allowed (xgrammar's layout). The others are -inf before stage 1, as vLLM applies the
+   * grammar bitmask to the logits before its sampler (so logprobs are of the masked row). Null/absent: no grammar.
+   */
+  tokenBitmask?: Int32Array | null;
 }
 
 /** What sampling gave for one row. */
@@ -90,6 +96,7 @@ class Region {
 export function onlyFiltersApply(params: SamplingParams, numOutputTokens: number): boolean {
   return (
     params.logprobs === null &&
+    !params.structuredOutputs &&
     !params.logitBias?.size &&
     !params.allowedTokenIds &&
     !params.badWords?.length &&
@@ -208,6 +215,8 @@ export class Sampler {
       const f = this.views().f32; // a logits processor may have grown memory
       f.set(row(r), logits / 4);
       f.fill(-Infinity, logits / 4 + V, logits / 4 + vp);
+      const mask = reqs[r].tokenBitmask;
+      if (mask) applyTokenBitmask(f.subarray(logits / 4, logits / 4 + V), mask);
       if (reqs[r].params.logitsProcessors?.length) {
         run(r, 1, 2);
         this.runProcessors(reqs[r], logits);
@@ -278,6 +287,21 @@ export class Sampler {
   private views() {
     const buf = this.core.exports.memory.buffer;
     return { f32: new Float32Array(buf), i32: new Int32Array(buf), u32: new Uint32Array(buf) };
+  }
+}
+
+/**
+ * Sets the logits of the tokens `mask` does not allow to -inf (bit t % 32 of word t >> 5 set = allowed). Words of
+ * all ones, most of a JSON string's, are skipped whole.
+ */
+export function applyTokenBitmask(row: Float32Array, mask: Int32Array): void {
+  const V = row.length;
+  if (mask.length < Math.ceil(V / 32)) throw new RangeError(`tokenBitmask has ${mask.length} words; ${Math.ceil(V / 32)} needed for ${V} logits`);
+  for (let w = 0, base = 0; base < V; w++, base += 32) {
+    const bits = mask[w];
+    if (bits === -1) continue;
+    const end = Math.min(32, V - base);
+    for (let b = 0; b < end; b++) if (((bits >>> b) & 1) === 0) row[base + b] = -Infinity;
   }
 }
 
