@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { checkModel, checkPromptChars, stringChars, unixTime, type ServerContext } from './context.js';
 import type { RequestMeta } from './completions.js';
 import { HttpError } from './errors.js';
-import { prepareBatch, runBatch, type TaggedOutput } from './generate.js';
+import { compileGrammars, prepareBatch, runBatch, type TaggedOutput } from './generate.js';
 import { chatLogprobs, tokenTexts } from './logprobs.js';
 import type {
   ChatChoiceLogprobs,
@@ -21,6 +21,7 @@ import type {
 } from './protocol.js';
 import { chatSamplingInit } from './sampling.js';
 import { sseResponse } from './sse.js';
+import { forcedToolCalls, forcedTools, hasKind, structuredOutputsOf, toolCallId, withOptions } from './structured.js';
 
 /** The template's options as a chat request (or a chat-form /tokenize) gives them. */
 export interface TemplateRequest {
@@ -83,11 +84,17 @@ interface ChoiceState {
 
 export async function createChatCompletion(ctx: ServerContext, body: ChatCompletionRequest, meta: RequestMeta): Promise<ChatCompletionResponse | Response> {
   const model = checkModel(ctx, body.model);
-  const choice = body.tool_choice;
-  if (choice && choice !== 'none' && choice !== 'auto') {
-    throw new HttpError(400, `tool_choice ${JSON.stringify(choice)} is not supported yet (it needs guided decoding): use 'auto' or 'none'`, 'tool_choice');
-  }
   const init = chatSamplingInit(body, ctx.engine.maxLogprobs);
+  // tool_choice 'required' or a named function: the output is constrained to valid calls (vLLM does the same).
+  const forced = forcedTools(body);
+  if (forced) {
+    if (init.structuredOutputs && hasKind(init.structuredOutputs)) {
+      throw new HttpError(400, `tool_choice ${JSON.stringify(body.tool_choice)} cannot be combined with ${structuredOutputsOf(body)!.param}`, 'tool_choice');
+    }
+    init.structuredOutputs = withOptions(body, forced.structured).params;
+  }
+  // vLLM's finish reason: 'tool_calls' for tool_choice 'required' ended by the grammar; a named call keeps 'stop'.
+  const finishReason = (reason: string | null, called: boolean) => (called && forced?.mode === 'required' && reason === 'stop' ? 'tool_calls' : reason);
   const rendered = renderChat(ctx, body);
   const id = `chatcmpl-${meta.requestId}`;
   const batch = prepareBatch(ctx, [{ prompt: rendered, init, maxTokensExplicit: body.max_completion_tokens != null || body.max_tokens != null }], `${id}-${ctx.nextSeq()}`, {
@@ -95,6 +102,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     lengthPenalty: body.length_penalty ?? null,
     priority: body.priority ?? 0,
   });
+  await compileGrammars(ctx, batch, forced?.structured.param ?? structuredOutputsOf(body)?.param ?? 'structured_outputs');
   const n = batch.beam ? batch.beam.beamWidth : batch.prepared[0].params.n;
   const promptTokens = batch.prepared[0].promptTokenIds.length;
   const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
@@ -143,13 +151,16 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     }
     const choices: ChatCompletionChoice[] = [...states.entries()]
       .sort((a, b) => a[0] - b[0])
-      .map(([index, s]) => ({
-        index,
-        message: { role: 'assistant', content: echo + s.content, tool_calls: [] },
-        logprobs: s.logprobs ? { content: s.logprobs } : null,
-        finish_reason: s.finishReason,
-        stop_reason: s.stopReason,
-      }));
+      .map(([index, s]) => {
+        const calls = forced ? forcedToolCalls(forced, s.content) : null;
+        return {
+          index,
+          message: calls ? { role: 'assistant', content: null, tool_calls: calls } : { role: 'assistant', content: echo + s.content, tool_calls: [] },
+          logprobs: s.logprobs ? { content: s.logprobs } : null,
+          finish_reason: finishReason(s.finishReason, calls !== null),
+          stop_reason: s.stopReason,
+        };
+      });
     return { id, object: 'chat.completion', created, model, choices, usage: usage() };
   }
 
@@ -164,6 +175,20 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     const k = s?.numTokens ?? 0;
     return () => ({ prompt_tokens: promptTokens, completion_tokens: k, total_tokens: promptTokens + k });
   };
+  /** Streamed tool calls: a named call's arguments as they come (the id and name first); 'required' calls once parsed at the end. */
+  const namedIds = new Map<number, string>();
+  const toolDelta = (index: number, s: ChoiceState, text: string, finish: string | null): ChatCompletionChunkChoice['delta'] | null => {
+    if (forced?.mode === 'named') {
+      if (text === '') return null;
+      const first = !namedIds.has(index);
+      if (first) namedIds.set(index, toolCallId());
+      const call = first ? { index: 0, id: namedIds.get(index), type: 'function', function: { name: forced.name, arguments: text } } : { index: 0, function: { arguments: text } };
+      return { tool_calls: [call] };
+    }
+    if (finish === null) return null;
+    const calls = forcedToolCalls(forced!, s.content);
+    return calls ? { tool_calls: calls.map((c, i) => ({ index: i, ...c })) } : { content: s.content };
+  };
   async function* chunks(): AsyncGenerator<unknown> {
     try {
       for (let i = 0; i < n; i++) {
@@ -173,7 +198,15 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       for await (const t of outputs) {
         for (const d of deltas(t)) {
           if (d.text === '' && d.finish === null && d.logprobs === null) continue;
-          const c: ChatCompletionChunkChoice = { index: d.index, delta: d.text === '' ? {} : { content: d.text }, logprobs: d.logprobs, finish_reason: d.finish };
+          let delta: ChatCompletionChunkChoice['delta'] = d.text === '' ? {} : { content: d.text };
+          let finish = d.finish;
+          if (forced) {
+            const td = toolDelta(d.index, d.s, d.text, d.finish);
+            if (td === null && d.finish === null && d.logprobs === null) continue;
+            delta = td ?? {};
+            finish = finishReason(d.finish, td?.tool_calls !== undefined);
+          }
+          const c: ChatCompletionChunkChoice = { index: d.index, delta, logprobs: d.logprobs, finish_reason: finish };
           if (d.finish !== null) c.stop_reason = d.stop;
           yield chunk([c], continuousUsage ? running(d.s) : undefined);
         }
