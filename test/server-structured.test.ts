@@ -149,6 +149,44 @@ describe('structured outputs through the server (qwen3-rand)', () => {
     expect(args).toBe(call.function.arguments);
   });
 
+  it("--tool-call-parser hermes and --reasoning-parser qwen3: calls and reasoning out of the text, streamed too", async () => {
+    const parsed = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: [MODEL], enableAutoToolChoice: true, toolCallParser: 'hermes', reasoningParser: 'qwen3' });
+    try {
+      const c2 = new OpenAI({ baseURL: `${parsed.url}/v1`, apiKey: 'none', maxRetries: 0 });
+      // Random weights write no calls of their own: a grammar makes them write one in Qwen's form.
+      const grammar = 'root ::= "<think>" [a-z]{1,8} "</think>\\n\\n" [a-z]{0,4} "<tool_call>\\n{\\"name\\": \\"get_time\\", \\"arguments\\": {\\"zone\\": \\"" ("utc" | "cet") "\\"}}\\n</tool_call>"';
+      const req = { model: MODEL, messages, tools: TOOLS, seed: 7, max_tokens: 80, structured_outputs: { grammar } };
+      const res = (await c2.chat.completions.create(req as never)) as OpenAI.ChatCompletion;
+      const m = res.choices[0].message as OpenAI.ChatCompletionMessage & { reasoning?: string };
+      expect(res.choices[0].finish_reason).toBe('tool_calls');
+      expect(m.reasoning).toMatch(/^[a-z]{1,8}$/);
+      expect(m.content ?? '').toMatch(/^[a-z]{0,4}$/);
+      const tc = m.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+      expect(tc.function.name).toBe('get_time');
+      expect(JSON.parse(tc.function.arguments).zone).toMatch(/^(utc|cet)$/);
+      const stream = (await c2.chat.completions.create({ ...req, stream: true } as never)) as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>;
+      let reasoning = '';
+      let content = '';
+      const calls: unknown[] = [];
+      let finish: string | null = null;
+      for await (const chunk of stream) {
+        const d = chunk.choices[0]?.delta as (OpenAI.ChatCompletionChunk.Choice.Delta & { reasoning?: string }) | undefined;
+        reasoning += d?.reasoning ?? '';
+        content += d?.content ?? '';
+        calls.push(...(d?.tool_calls ?? []));
+        finish = chunk.choices[0]?.finish_reason ?? finish;
+      }
+      expect({ reasoning, content, finish }).toEqual({ reasoning: m.reasoning, content: m.content ?? '', finish: 'tool_calls' });
+      expect(calls).toMatchObject([{ index: 0, type: 'function', function: { name: 'get_time', arguments: tc.function.arguments } }]);
+      // tool_choice 'none' leaves the text alone.
+      const raw = (await c2.chat.completions.create({ ...req, tool_choice: 'none' } as never)) as OpenAI.ChatCompletion;
+      expect(raw.choices[0].message.tool_calls ?? []).toEqual([]);
+      expect(raw.choices[0].message.content).toContain('<tool_call>');
+    } finally {
+      await parsed.close();
+    }
+  });
+
   it('refused constraints are 400s with OpenAI error bodies, and the server goes on', async () => {
     const cases: [unknown, string, RegExp][] = [
       [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'objekt' } } } }, 'response_format', /objekt/],

@@ -21,7 +21,8 @@ import type {
 } from './protocol.js';
 import { chatSamplingInit } from './sampling.js';
 import { sseResponse } from './sse.js';
-import { forcedToolCalls, forcedTools, hasKind, structuredOutputsOf, toolCallId, withOptions } from './structured.js';
+import { MessageBuilder, type MessageOptions } from './chat-message.js';
+import { forcedTools, hasKind, structuredOutputsOf, withOptions } from './structured.js';
 
 /** The template's options as a chat request (or a chat-form /tokenize) gives them. */
 export interface TemplateRequest {
@@ -80,6 +81,8 @@ interface ChoiceState {
   stopReason: string | number | null;
   /** The last token so far (context for the next token's string). */
   prev: number | null;
+  /** The assistant message: content, tool calls, reasoning. */
+  builder: MessageBuilder;
 }
 
 export async function createChatCompletion(ctx: ServerContext, body: ChatCompletionRequest, meta: RequestMeta): Promise<ChatCompletionResponse | Response> {
@@ -93,8 +96,10 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     }
     init.structuredOutputs = withOptions(body, forced.structured).params;
   }
-  // vLLM's finish reason: 'tool_calls' for tool_choice 'required' ended by the grammar; a named call keeps 'stop'.
-  const finishReason = (reason: string | null, called: boolean) => (called && forced?.mode === 'required' && reason === 'stop' ? 'tool_calls' : reason);
+  // tool_choice 'auto' (the default with tools) parses calls out of the text when the server has a tool-call parser.
+  const toolParser = !forced && ctx.toolParser && body.tools?.length && (body.tool_choice ?? 'auto') === 'auto' ? ctx.toolParser : null;
+  if (toolParser?.needsSpecialTokens && init.skipSpecialTokens === undefined) init.skipSpecialTokens = false;
+  const messageOptions: MessageOptions = { forced, toolParser, reasoning: ctx.reasoningParser };
   const rendered = renderChat(ctx, body);
   const id = `chatcmpl-${meta.requestId}`;
   const batch = prepareBatch(ctx, [{ prompt: rendered, init, maxTokensExplicit: body.max_completion_tokens != null || body.max_tokens != null }], `${id}-${ctx.nextSeq()}`, {
@@ -123,7 +128,15 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     for (const o of t.out.outputs) {
       let s = states.get(o.index);
       if (!s) {
-        s = { content: '', numTokens: 0, logprobs: topLogprobs !== null ? [] : null, finishReason: null, stopReason: null, prev: t.out.promptTokenIds.at(-1) ?? null };
+        s = {
+          content: '',
+          numTokens: 0,
+          logprobs: topLogprobs !== null ? [] : null,
+          finishReason: null,
+          stopReason: null,
+          prev: t.out.promptTokenIds.at(-1) ?? null,
+          builder: new MessageBuilder(messageOptions),
+        };
         states.set(o.index, s);
       }
       const lp = topLogprobs !== null && o.logprobs ? chatLogprobs(o.tokenIds, o.logprobs, topLogprobs, text, s.prev) : null;
@@ -152,14 +165,9 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     const choices: ChatCompletionChoice[] = [...states.entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([index, s]) => {
-        const calls = forced ? forcedToolCalls(forced, s.content) : null;
-        return {
-          index,
-          message: calls ? { role: 'assistant', content: null, tool_calls: calls } : { role: 'assistant', content: echo + s.content, tool_calls: [] },
-          logprobs: s.logprobs ? { content: s.logprobs } : null,
-          finish_reason: finishReason(s.finishReason, calls !== null),
-          stop_reason: s.stopReason,
-        };
+        s.builder.text = s.content;
+        const { message, finishReason } = s.builder.message(s.finishReason, echo);
+        return { index, message, logprobs: s.logprobs ? { content: s.logprobs } : null, finish_reason: finishReason, stop_reason: s.stopReason };
       });
     return { id, object: 'chat.completion', created, model, choices, usage: usage() };
   }
@@ -175,20 +183,6 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     const k = s?.numTokens ?? 0;
     return () => ({ prompt_tokens: promptTokens, completion_tokens: k, total_tokens: promptTokens + k });
   };
-  /** Streamed tool calls: a named call's arguments as they come (the id and name first); 'required' calls once parsed at the end. */
-  const namedIds = new Map<number, string>();
-  const toolDelta = (index: number, s: ChoiceState, text: string, finish: string | null): ChatCompletionChunkChoice['delta'] | null => {
-    if (forced?.mode === 'named') {
-      if (text === '') return null;
-      const first = !namedIds.has(index);
-      if (first) namedIds.set(index, toolCallId());
-      const call = first ? { index: 0, id: namedIds.get(index), type: 'function', function: { name: forced.name, arguments: text } } : { index: 0, function: { arguments: text } };
-      return { tool_calls: [call] };
-    }
-    if (finish === null) return null;
-    const calls = forcedToolCalls(forced!, s.content);
-    return calls ? { tool_calls: calls.map((c, i) => ({ index: i, ...c })) } : { content: s.content };
-  };
   async function* chunks(): AsyncGenerator<unknown> {
     try {
       for (let i = 0; i < n; i++) {
@@ -197,16 +191,9 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       }
       for await (const t of outputs) {
         for (const d of deltas(t)) {
-          if (d.text === '' && d.finish === null && d.logprobs === null) continue;
-          let delta: ChatCompletionChunkChoice['delta'] = d.text === '' ? {} : { content: d.text };
-          let finish = d.finish;
-          if (forced) {
-            const td = toolDelta(d.index, d.s, d.text, d.finish);
-            if (td === null && d.finish === null && d.logprobs === null) continue;
-            delta = td ?? {};
-            finish = finishReason(d.finish, td?.tool_calls !== undefined);
-          }
-          const c: ChatCompletionChunkChoice = { index: d.index, delta, logprobs: d.logprobs, finish_reason: finish };
+          const m = d.s.builder.delta(d.text, d.finish);
+          if (m.delta === null && d.finish === null && d.logprobs === null) continue;
+          const c: ChatCompletionChunkChoice = { index: d.index, delta: m.delta ?? {}, logprobs: d.logprobs, finish_reason: m.finishReason };
           if (d.finish !== null) c.stop_reason = d.stop;
           yield chunk([c], continuousUsage ? running(d.s) : undefined);
         }

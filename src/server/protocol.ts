@@ -221,8 +221,8 @@ export interface ChatChoiceLogprobs {
 
 export interface ChatCompletionChoice {
   index: number;
-  /** content is null when the message is tool calls (OpenAI's shape). */
-  message: { role: 'assistant'; content: string | null; tool_calls: unknown[] };
+  /** content is null when the message is tool calls (OpenAI's shape); reasoning with a --reasoning-parser. */
+  message: { role: 'assistant'; content: string | null; tool_calls: unknown[]; reasoning?: string | null; reasoning_content?: string | null };
   logprobs: ChatChoiceLogprobs | null;
   finish_reason: string | null;
   stop_reason: string | number | null;
@@ -239,7 +239,7 @@ export interface ChatCompletionResponse {
 
 export interface ChatCompletionChunkChoice {
   index: number;
-  delta: { role?: 'assistant'; content?: string; tool_calls?: unknown[] };
+  delta: { role?: 'assistant'; content?: string; tool_calls?: unknown[]; reasoning?: string; reasoning_content?: string };
   logprobs: ChatChoiceLogprobs | null;
   finish_reason: string | null;
   stop_reason?: string | number | null;
