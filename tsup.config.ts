@@ -26,7 +26,8 @@ export default defineConfig([
     sourcemap: true,
     loader,
     // A page cannot resolve bare module names: bundle the template engine and the schema library in.
-    noExternal: ['@huggingface/jinja', 'zod'],
+    // xgrammar (1.1 MB, its wasm inside) is imported dynamically: its own chunk, loaded on the first constrained request.
+    noExternal: ['@huggingface/jinja', 'zod', '@mlc-ai/web-xgrammar'],
   },
   {
     // Benchmarks, bundled so that a GPU machine needs only node, dawn.node and this folder.
