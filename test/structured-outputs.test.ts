@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, SamplingParams, type LLM } from '../bindings/node/index.js';
 import { applyTokenBitmask } from '../src/sampling/sampler.js';
 import { structuredSpec } from '../src/sampling/structured/params.js';
+import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 import { loadLLM } from './helpers/llm.js';
 import { modelDir } from './helpers/paths.js';
 
@@ -150,6 +151,38 @@ for (const model of ['qwen3-rand', 'llama3-rand']) {
       expect(mixed[0].outputs[0].tokenIds).toEqual(alone[0].outputs[0].tokenIds);
       expect(mixed[2].outputs[0].tokenIds).toEqual(alone[1].outputs[0].tokenIds);
       expect(ajv.validate(PERSON, JSON.parse(mixed[1].outputs[0].text))).toBe(true);
+    });
+
+    it('the GPU bitmask (rows then sampled as free rows) gives the tokens of the CPU mask (whole rows)', async () => {
+      const runner = gpuRunnerOf(llm.engine);
+      const params = [
+        ...SEEDS.slice(0, 4).map((seed) => new SamplingParams({ structuredOutputs: { json: PERSON, disableAnyWhitespace: true }, seed, temperature: 1, maxTokens: 60 })),
+        new SamplingParams({ structuredOutputs: { regex: '[a-z]{3,9}@[a-z]{2,5}\\.com' }, temperature: 0, maxTokens: 30 }),
+        new SamplingParams({ structuredOutputs: { choice: ['red', 'green', 'blue'] }, seed: 3, temperature: 0.7, topK: 20, topP: 0.9, maxTokens: 10 }),
+        new SamplingParams({ temperature: 1, seed: 4, maxTokens: 12, ignoreEos: true }),
+      ];
+      const prompts = params.map((_, i) => `Prompt ${i}:`);
+      const before = { gpu: runner.gpuTokenMask };
+      try {
+        runner.gpuTokenMask = false;
+        const cpu = await llm.generate(prompts, params);
+        runner.gpuTokenMask = true;
+        // Rows the CPU sampler sees: with the GPU mask, only candidates' rare fallbacks.
+        const sampler = (runner as unknown as { sampler: { sample: (rows: unknown[], reqs: unknown[]) => unknown } }).sampler;
+        const sample = sampler.sample;
+        let cpuRows = 0;
+        sampler.sample = function (this: unknown, rows: unknown[], reqs: unknown[]) {
+          cpuRows += reqs.length;
+          return sample.call(this, rows, reqs);
+        };
+        const gpu = await llm.generate(prompts, params).finally(() => (sampler.sample = sample));
+        const tokens = gpu.reduce((n, o) => n + o.outputs[0].tokenIds.length, 0);
+        expect(cpuRows).toBeLessThan(tokens / 4); // llama3-rand: 16 of 137 (flat random rows decline more often)
+        expect(gpu.map((o) => o.outputs[0].tokenIds)).toEqual(cpu.map((o) => o.outputs[0].tokenIds));
+        for (const o of gpu.slice(0, 4)) expect(ajv.validate(PERSON, JSON.parse(o.outputs[0].text))).toBe(true);
+      } finally {
+        runner.gpuTokenMask = before.gpu;
+      }
     });
 
     it('a schema xgrammar refuses is an InvalidArgumentError, and the engine goes on', async () => {

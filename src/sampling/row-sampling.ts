@@ -5,9 +5,11 @@
  * - 'candidates': random sampling whose only stage is the filters (temperature, top-k/p, min-p): the GPU's top-K
  *   candidates, and the whole row only when they cannot prove the token (sampling/candidates.ts).
  * - 'full': the whole row to the CPU sampler (penalties, logit bias, logprobs, allowed/banned tokens, processors).
+ * A structured-outputs row is 'full' (masked on the CPU) unless `maskedOnGpu`: the runner applied its bitmask to the
+ * logits (ops.tokenBitmask) before the argmax and top-K, and it is then sampled as a free row would be.
  */
 import { candidatesEligible } from './candidates.js';
-import { needsLogitsRow, type SamplerRequest } from './sampler.js';
+import { needsLogitsRow, type MaskPlace, type SamplerRequest } from './sampler.js';
 
 export type RowSampling = 'argmax' | 'candidates' | 'full';
 
@@ -16,8 +18,8 @@ export type RowSampling = 'argmax' | 'candidates' | 'full';
  * @example
  *   rowSampling({ params: new SamplingParams({ temperature: 0 }), outputTokenIds: [], ... }, { candidates: true }); // 'argmax'
  */
-export function rowSampling(req: Pick<SamplerRequest, 'params' | 'outputTokenIds'>, o: { candidates: boolean }): RowSampling {
+export function rowSampling(req: Pick<SamplerRequest, 'params' | 'outputTokenIds'>, o: { candidates: boolean } & MaskPlace): RowSampling {
   const n = req.outputTokenIds.length;
-  if (!needsLogitsRow(req.params, n)) return 'argmax';
-  return o.candidates && candidatesEligible(req.params, n) ? 'candidates' : 'full';
+  if (!needsLogitsRow(req.params, n, o)) return 'argmax';
+  return o.candidates && candidatesEligible(req.params, n, o) ? 'candidates' : 'full';
 }

@@ -89,14 +89,20 @@ class Region {
   }
 }
 
+/** Where a row's structured-outputs bitmask is applied. */
+export interface MaskPlace {
+  /** The GPU masked the row (ops.tokenBitmask) before its argmax / top-K: the grammar edits nothing more. */
+  maskedOnGpu?: boolean;
+}
+
 /**
  * True when only temperature and the top-k/top-p/min-p filters act on the row: no logprobs, masks, bias, bad words,
- * logits processors, minTokens still to reach, or penalties.
+ * logits processors, minTokens still to reach, or penalties (a grammar's mask counts unless the GPU applied it).
  */
-export function onlyFiltersApply(params: SamplingParams, numOutputTokens: number): boolean {
+export function onlyFiltersApply(params: SamplingParams, numOutputTokens: number, o: MaskPlace = {}): boolean {
   return (
     params.logprobs === null &&
-    !params.structuredOutputs &&
+    (!params.structuredOutputs || !!o.maskedOnGpu) &&
     !params.logitBias?.size &&
     !params.allowedTokenIds &&
     !params.badWords?.length &&
@@ -109,8 +115,8 @@ export function onlyFiltersApply(params: SamplingParams, numOutputTokens: number
 }
 
 /** True when the row's logits are needed on the CPU: everything but plain greedy (the GPU argmax suffices). */
-export function needsLogitsRow(params: SamplingParams, numOutputTokens: number): boolean {
-  return !(params.greedy && onlyFiltersApply(params, numOutputTokens));
+export function needsLogitsRow(params: SamplingParams, numOutputTokens: number, o: MaskPlace = {}): boolean {
+  return !(params.greedy && onlyFiltersApply(params, numOutputTokens, o));
 }
 
 /** A row's id lists, gathered and checked before anything is written to wasm memory. */
