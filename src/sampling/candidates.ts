@@ -44,7 +44,7 @@
  */
 import type { SamplingParams } from '../sampling-params.js';
 import { Generator } from './generator.js';
-import { onlyFiltersApply, type MaskPlace, type SamplerRequest } from './sampler.js';
+import { onlyFiltersApply, type SamplerRequest } from './sampler.js';
 
 /** One row's GPU candidates (ops/topk.ts readCandidateRow gives this shape). */
 export interface Candidates {
@@ -87,8 +87,8 @@ const MAGIC = 12582912;
 const WIDEN = -2;
 
 /** True when a row can be sampled from candidates: stage 4 alone, on the model's raw row, no logprobs. */
-export function candidatesEligible(params: SamplingParams, numOutputTokens: number, o: MaskPlace = {}): boolean {
-  return !params.greedy && onlyFiltersApply(params, numOutputTokens, o);
+export function candidatesEligible(params: SamplingParams, numOutputTokens: number): boolean {
+  return !params.greedy && onlyFiltersApply(params, numOutputTokens);
 }
 
 /** K for a step: 64, or the next of 128 / 256 above the largest top-k (path 2 needs K > top-k). */
@@ -112,9 +112,9 @@ export function candidateRowParams(params: SamplingParams): [number, number] {
  * The token the CPU sampler would draw for this row and generator state, or null when the candidates cannot
  * prove it (then the generator is untouched). On a token, `q.generator` has advanced by one uniform().
  */
-export function sampleCandidates(c: Candidates, q: SamplerRequest, vocabSize: number, o: MaskPlace = {}): number | null {
+export function sampleCandidates(c: Candidates, q: SamplerRequest, vocabSize: number): number | null {
   const p = q.params;
-  if (!candidatesEligible(p, q.outputTokenIds.length, o) || c.nanCount !== 0) return null;
+  if (!candidatesEligible(p, q.outputTokenIds.length) || c.nanCount !== 0) return null;
   const n = Math.min(c.ids.length, vocabSize, MAX_LIST); // the top of a longer list is a list too
   const t = f(p.temperature);
   if (n === 0 || !(t >= EPS)) return null;

@@ -5,8 +5,9 @@
  * - 'candidates': random sampling whose only stage is the filters (temperature, top-k/p, min-p): the GPU's top-K
  *   candidates, and the whole row only when they cannot prove the token (sampling/candidates.ts).
  * - 'full': the whole row to the CPU sampler (penalties, logit bias, logprobs, allowed/banned tokens, processors).
- * A structured-outputs row is 'full' (masked on the CPU) unless `maskedOnGpu`: the runner applied its bitmask to the
- * logits (ops.tokenBitmask) before the argmax and top-K, and it is then sampled as a free row would be.
+ * A structured-outputs row is 'full' (masked by the CPU sampler). With `maskedOnGpu` (the runner applied its bitmask
+ * to the logits, ops.tokenBitmask, before the argmax) a greedy one is 'argmax'; a random one stays 'full': on rows
+ * mostly -inf the candidates decline and fall back to a second readback (lavapipe, qwen3-rand: 8x slower per step).
  */
 import { candidatesEligible } from './candidates.js';
 import { needsLogitsRow, type MaskPlace, type SamplerRequest } from './sampler.js';
@@ -21,5 +22,5 @@ export type RowSampling = 'argmax' | 'candidates' | 'full';
 export function rowSampling(req: Pick<SamplerRequest, 'params' | 'outputTokenIds'>, o: { candidates: boolean } & MaskPlace): RowSampling {
   const n = req.outputTokenIds.length;
   if (!needsLogitsRow(req.params, n, o)) return 'argmax';
-  return o.candidates && candidatesEligible(req.params, n, o) ? 'candidates' : 'full';
+  return o.candidates && candidatesEligible(req.params, n) ? 'candidates' : 'full';
 }

@@ -77,8 +77,9 @@ export class GpuModelRunner implements Executor {
   candidateSampling = true;
   /**
    * Structured outputs: apply each constrained row's grammar bitmask on the GPU (ops.tokenBitmask, between the LM
-   * head and the argmax / top-K), so the row is then sampled as a free row is (argmax or candidates, no whole-row
-   * readback). Off, or when a step's sample rows take more than one LM-head pass: the CPU sampler masks whole rows.
+   * head and the argmax / top-K), so that a greedy constrained row is the GPU's argmax (no whole-row readback); a
+   * random one is read back masked (see rowSampling). Off, or when a step's sample rows take more than one LM-head
+   * pass: the CPU sampler masks whole rows.
    */
   gpuTokenMask = true;
   /** Masked rows' indices, then their bitmasks (u32 [M], then at a 256-byte boundary u32 [M, ceil(V / 32)]). */
@@ -415,7 +416,7 @@ export class GpuModelRunner implements Executor {
           list.push(new Float32Array(mapped.slice(fo!, fo! + rowBytes)));
           result.allLogits.set(s.requestId, list);
         } else if (mode[i] === 'candidates') {
-          const id = sampleCandidates(readCandidateRow(mapped, idsBytes + i * recordBytes, K), sampleOf(r), V, { maskedOnGpu });
+          const id = sampleCandidates(readCandidateRow(mapped, idsBytes + i * recordBytes, K), sampleOf(r), V);
           if (id === null) declined.push(i);
           else result.sampled.set(idOf(r), { tokenId: id, logprobs: null });
         } else if (fo === undefined) {
