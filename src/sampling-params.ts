@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { InvalidArgumentError } from './errors.js';
+import { structuredSpec, type StructuredOutputsParams, type StructuredSpec } from './sampling/structured/params.js';
+
+export type { StructuredOutputsParams };
 
 /** Temperatures below this mean greedy decoding (vLLM's `_SAMPLING_EPS`). */
 export const SAMPLING_EPS = 1e-5;
@@ -37,6 +40,11 @@ export interface SamplingParamsInit {
   detokenize?: boolean;
   /** 'cumulative' (default) or 'delta' (each streamed output carries only the new text and ids). */
   outputKind?: 'cumulative' | 'delta' | 'final';
+  /**
+   * vLLM's `structured_outputs`: constrain the output to a JSON schema, regex, choice list, EBNF grammar, any JSON
+   * object or a structural tag (exactly one), e.g. `{ json: { type: 'object' } }` or `{ choice: ['yes', 'no'] }`.
+   */
+  structuredOutputs?: StructuredOutputsParams | null;
 }
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
@@ -82,6 +90,7 @@ const FIELD_TYPES: { [K in keyof SamplingParamsInit]-?: [z.ZodType, string] } = 
   truncatePromptTokens: [nullable(int), 'an integer or null'],
   detokenize: [bool, 'a boolean'],
   outputKind: [z.enum(['cumulative', 'delta', 'final']), "'cumulative', 'delta' or 'final'"],
+  structuredOutputs: [z.union([z.record(z.string(), z.unknown()), z.null()]), 'an object (StructuredOutputsParams) or null'],
 };
 
 /** A value as an error message shows it: JSON where it has one, else its kind. */
@@ -136,6 +145,7 @@ export class SamplingParams {
   truncatePromptTokens: number | null = null;
   detokenize = true;
   outputKind: 'cumulative' | 'delta' | 'final' = 'cumulative';
+  structuredOutputs: StructuredOutputsParams | null = null;
   /** The fields the caller set explicitly. */
   readonly setFields: ReadonlySet<keyof SamplingParamsInit>;
 
@@ -169,6 +179,14 @@ export class SamplingParams {
     }
     if (this.topK === -1) this.topK = 0;
   }
+
+  /** The validated structured-outputs constraint (kind, canonical spec, cache key), or null. */
+  get structuredSpec(): StructuredSpec | null {
+    if (!this.structuredOutputs) return null;
+    this.#spec ??= structuredSpec(this.structuredOutputs);
+    return this.#spec;
+  }
+  #spec: StructuredSpec | undefined;
 
   /** Greedy decoding (temperature below 1e-5). */
   get greedy(): boolean {
@@ -215,6 +233,7 @@ export class SamplingParams {
     if (this.allowedTokenIds !== null) {
       check(Array.isArray(this.allowedTokenIds) && this.allowedTokenIds.length > 0 && this.allowedTokenIds.every((t) => isInt(t) && t >= 0), 'allowedTokenIds', 'must be a non-empty list of token ids.');
     }
+    if (this.structuredOutputs) this.#spec = structuredSpec(this.structuredOutputs);
     check(['cumulative', 'delta', 'final'].includes(this.outputKind), 'outputKind', `must be 'cumulative', 'delta' or 'final', got ${this.outputKind}.`);
   }
 

@@ -14,6 +14,8 @@ import { parseArgs } from 'node:util';
 import { loadChatTemplate } from './chat-template.js';
 import { LLM, packageRoot, SamplingParams, type SamplingParamsInit } from './index.js';
 import type { DownloadProgress } from '../../src/platform.js';
+import { REASONING_PARSERS } from '../../src/server/reasoning-parsers.js';
+import { TOOL_PARSERS } from '../../src/server/tool-parsers.js';
 import { serve } from './server.js';
 import { startStaticServer } from './static-server.js';
 
@@ -31,7 +33,8 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
                   [--chat-template FILE] [--dtype auto|float32|float16] [--quantization q8_0|q4_0]
                   [--no-async-scheduling] [--enforce-eager] [--max-logprobs N] [--max-prompt-chars N]
                   [--allowed-origins ORIGIN] [--trust-request-chat-template]
-                  [--shutdown-grace-period SECONDS]
+                  [--shutdown-grace-period SECONDS] [--enable-auto-tool-choice --tool-call-parser NAME]
+                  [--reasoning-parser qwen3|deepseek_r1]
 
   MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
   --api-key KEY           require 'Authorization: Bearer KEY' on /v1/* (default: $VLLM_API_KEY)
@@ -46,6 +49,9 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
   --trust-request-chat-template  accept a request's own chat_template (default: refused with 400)
   --allowed-origins O     answer CORS for this origin ('*': any; repeat for more; default: no CORS)
   --max-prompt-chars N    most prompt characters a request may send to the tokenizer (default 32 x max model len)
+  --enable-auto-tool-choice  with --tool-call-parser NAME (hermes, llama3_json, mistral, pythonic): tool_choice
+                          'auto' returns the calls the model writes as message.tool_calls
+  --reasoning-parser NAME the think block (qwen3, deepseek_r1) goes to the message's 'reasoning' field
   --enforce-eager         record every step anew (by default a step replays the commands captured the first
                           time a step of its shape ran, as vLLM's CUDA graphs)
 
@@ -159,6 +165,9 @@ async function serveCommand(argv: string[]): Promise<void> {
       'allowed-origins': { type: 'string', multiple: true },
       'trust-request-chat-template': { type: 'boolean', default: false },
       'shutdown-grace-period': { type: 'string', default: '10' },
+      'enable-auto-tool-choice': { type: 'boolean', default: false },
+      'tool-call-parser': { type: 'string' },
+      'reasoning-parser': { type: 'string' },
     },
   });
   if (positionals.length > 1) fail(`serve takes at most one MODEL argument\n${USAGE}`);
@@ -175,6 +184,11 @@ async function serveCommand(argv: string[]): Promise<void> {
   if (maxPromptChars !== undefined && maxPromptChars < 1) fail(`--max-prompt-chars must be at least 1, got ${maxPromptChars}`);
   const graceS = num('shutdown-grace-period', values['shutdown-grace-period'])!;
   if (graceS < 0) fail(`--shutdown-grace-period must be at least 0, got ${graceS}`);
+  const toolCallParser = values['tool-call-parser'];
+  if (values['enable-auto-tool-choice'] && !toolCallParser) fail('--enable-auto-tool-choice needs --tool-call-parser NAME');
+  if (toolCallParser !== undefined && !(toolCallParser in TOOL_PARSERS)) fail(`--tool-call-parser must be one of ${Object.keys(TOOL_PARSERS).join(', ')}, got '${toolCallParser}'`);
+  const reasoningParser = values['reasoning-parser'];
+  if (reasoningParser !== undefined && !(reasoningParser in REASONING_PARSERS)) fail(`--reasoning-parser must be one of ${Object.keys(REASONING_PARSERS).join(', ')}, got '${reasoningParser}'`);
   const chatTemplate = values['chat-template'] === undefined ? undefined : await loadChatTemplate(values['chat-template']);
   const quantization = quantizationFlag(values.quantization);
   const llm = await LLM.create({
@@ -199,6 +213,9 @@ async function serveCommand(argv: string[]): Promise<void> {
     maxPromptChars,
     allowedOrigins: values['allowed-origins'],
     trustRequestChatTemplate: values['trust-request-chat-template'],
+    enableAutoToolChoice: values['enable-auto-tool-choice'],
+    toolCallParser,
+    reasoningParser,
     onInternalError: (err) => process.stderr.write(`webgpu-llm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   });
   process.stderr.write(`webgpu-llm: serving '${names[0]}' at ${server.url}/v1 (Ctrl-C stops)\n`);

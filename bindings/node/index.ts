@@ -16,6 +16,8 @@ import { UrlModelSource } from '../../src/sources/url-source.js';
 import { FsModelSource } from './fs-source.js';
 import { HfCache, hubCacheDir, hubOffline, hubToken } from './hf-cache.js';
 import { nodeGpu } from './webgpu.js';
+import { loadXGrammarNode } from './xgrammar.js';
+import { setXGrammarLoader } from '../../src/sampling/structured/xgrammar.js';
 
 /** The folder holding webgpu-llm's package.json (walks up from this module: it runs from src or dist). */
 export function packageRoot(): string {
@@ -54,6 +56,7 @@ export const nodePlatform: Platform = {
 };
 
 setDefaultPlatform(nodePlatform);
+setXGrammarLoader(loadXGrammarNode);
 
 export * from '../../src/index.js';
 // Reads template files from disk (the core version needs a reader for paths).

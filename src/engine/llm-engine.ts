@@ -23,6 +23,7 @@ import type { Executor, ExecutorLoader, ModelHandle, ScheduledSeq, StepResult } 
 import { topLogprobs } from '../sampling/logprobs.js';
 import { rowSampling } from '../sampling/row-sampling.js';
 import { badWordsTokenIds, type SamplerRequest } from '../sampling/sampler.js';
+import { StructuredOutputManager, type SequenceGrammar } from '../sampling/structured/manager.js';
 import { Request, RequestStatus } from './request.js';
 import { RequestStream } from './request-stream.js';
 import { Scheduler } from './scheduler.js';
@@ -135,6 +136,8 @@ interface SeqInfo {
   lastTokenAt: number;
   /** What the sampler needs besides the logits (the params may differ from the user's: see submit). */
   sample: SamplerRequest;
+  /** Structured outputs: this sequence's grammar state (its bitmask goes into sample.tokenBitmask each step). */
+  grammar: SequenceGrammar | null;
 }
 
 /** Engine-side state of one user request: its sequences and the forks still to make. */
@@ -177,6 +180,8 @@ export class LLMEngine {
   /** Token counters and latency histograms (vLLM's metrics). */
   readonly metrics: EngineMetrics;
   private loop: Promise<void> | null = null;
+  /** Grammars for structured outputs, made on the first request that asks for one. */
+  private structured: StructuredOutputManager | null = null;
   private nextId = 0;
   private seedCounter = 0;
   private disposed = false;
@@ -332,6 +337,7 @@ export class LLMEngine {
         outputTokenIds,
         lastTokenAt: 0,
         sample: { params: sampleParams, generator, promptTokenIds: r.promptTokenIds, outputTokenIds, stopTokenIds, badWordsTokenIds: badWords },
+        grammar: null,
       });
     });
     const stream = new RequestStream(r.requestId);
@@ -347,6 +353,34 @@ export class LLMEngine {
       generated: 0,
     });
     this.outputs.addRequest(r.requestId, r.prompt, r.promptTokenIds, params, stream, seqIds);
+    const spec = params.structuredSpec;
+    if (spec) {
+      // vLLM's WAITING_FOR_FSM: the request joins the scheduler once its grammar is compiled; steps go on meanwhile.
+      Promise.all(seqIds.map(() => this.structuredOutputs.grammar(spec))).then(
+        (grammars) => {
+          const g = this.groups.get(r.requestId);
+          if (!g || g.stream !== stream || this.pendingAborts.has(r.requestId)) return grammars.forEach((m) => m.dispose());
+          seqIds.forEach((id, i) => (this.seqs.get(id)!.grammar = grammars[i]));
+          try {
+            this.enqueue(r);
+          } catch (err) {
+            this.outputs.finish(r.requestId, 'abort', err);
+          }
+        },
+        (err) => {
+          if (this.groups.get(r.requestId)?.stream !== stream) return;
+          this.outputs.finish(r.requestId, 'abort', err);
+          this.release(r.requestId, 'abort');
+        },
+      );
+      return stream;
+    }
+    this.enqueue(r);
+    return stream;
+  }
+
+  /** Hands a submitted request to the scheduler. */
+  private enqueue(r: PreparedRequest): void {
     try {
       this.scheduler.addRequest(this.coreRequest(r.requestId, r.promptTokenIds));
     } catch (err) {
@@ -354,7 +388,21 @@ export class LLMEngine {
       throw err;
     }
     this.kick();
-    return stream;
+  }
+
+  /** The structured-outputs manager (xgrammar over this model's vocabulary), made on first use. */
+  get structuredOutputs(): StructuredOutputManager {
+    this.structured ??= new StructuredOutputManager(this.tokenizer, this.config.vocabSize, this.eosTokenIds);
+    return this.structured;
+  }
+
+  /**
+   * Compiles (or finds cached) the grammar of `params.structuredOutputs`, throwing InvalidArgumentError when the
+   * grammar engine refuses it: a server awaits this to answer 400 before it streams. Submit compiles on its own.
+   */
+  async compileStructuredOutputs(params: SamplingParams): Promise<void> {
+    const spec = params.structuredSpec;
+    if (spec) await this.structuredOutputs.compile(spec);
   }
 
   private coreRequest(seqId: string, promptTokenIds: readonly number[]): Request {
@@ -471,8 +519,24 @@ export class LLMEngine {
         allLogits: info.sample.params.promptLogprobs !== null && s.requestId === g.seqIds[0] && s.startPosition < promptLen,
       };
     });
-    // execute() records and submits the step before it first waits.
-    return { plan, seqs, forks, running: this.runner.execute(seqs, plan.blockCopies) };
+    // execute() records and submits the step before it first waits; constrained rows first get their bitmasks.
+    const masked = this.maskGrammars(seqs);
+    const running = masked ? masked.then(() => this.runner.execute(seqs, plan.blockCopies)) : this.runner.execute(seqs, plan.blockCopies);
+    return { plan, seqs, forks, running };
+  }
+
+  /** Sets the step's bitmask on each sampled row whose sequence has a grammar; null when there is none. */
+  private maskGrammars(seqs: ScheduledSeq[]): Promise<void> | null {
+    const work: Promise<void>[] = [];
+    const mask = (id: string, sample: SamplerRequest) => {
+      const grammar = this.seqs.get(id)?.grammar;
+      if (grammar) work.push(grammar.bitmask().then((m) => void (sample.tokenBitmask = m)));
+    };
+    for (const s of seqs) {
+      if (s.sample) mask(s.requestId, s.sample);
+      s.extraSamples?.forEach((e) => mask(e.requestId, e.sample));
+    }
+    return work.length > 0 ? Promise.all(work).then(() => {}) : null;
   }
 
   /** Updates the requests from a step's results; the outputs are processed during the next step. */
@@ -508,6 +572,9 @@ export class LLMEngine {
       const info = this.seqs.get(o.requestId);
       if (info) {
         info.outputTokenIds.push(...o.newTokenIds);
+        if (info.grammar && !info.grammar.accept(o.newTokenIds)) {
+          (this.options.log ?? console.warn)(`webgpu-llm: request ${o.requestId}: a sampled token was refused by its grammar`);
+        }
         this.recordTokens(info, o.newTokenIds.length, now);
       }
       const lp = result.sampled.get(o.requestId)?.logprobs;
@@ -531,6 +598,7 @@ export class LLMEngine {
       if (o.finishReason === null && !stoppedSet.has(o.requestId)) continue;
       const info = this.seqs.get(o.requestId);
       if (!info) continue;
+      info.grammar?.dispose();
       this.seqs.delete(o.requestId);
       const g = this.groups.get(info.group)!;
       // The group ends when none of its sequences runs or is still to be forked.
@@ -568,7 +636,10 @@ export class LLMEngine {
         m.requestGenerationTokens.observe(g.generated);
       }
     }
-    for (const id of g.seqIds) this.seqs.delete(id);
+    for (const id of g.seqIds) {
+      this.seqs.get(id)?.grammar?.dispose();
+      this.seqs.delete(id);
+    }
     this.groups.delete(requestId);
   }
 

@@ -16,6 +16,7 @@ export {
 export { act, gatedAct, scaleSoftcap, type Activation } from './elementwise.js';
 export { embed, gatherRows } from './embedding.js';
 export { argmax } from './argmax.js';
+export { tokenBitmask } from './token-bitmask.js';
 export { fillRandom, fillConstant } from './fill.js';
 export { topKCandidates, readCandidateRow, candidateRecordWords, MAX_CANDIDATES, type CandidateRow } from './topk.js';
 export { createExpertWeights, writeExpertRows, moeRoute, moeGroup, moeGroupLayout, moeTileRows, maxTiles, fusedMoe, sharedExpertGate, type ExpertWeights, type MoeOptions } from './moe.js';

@@ -5,9 +5,12 @@
  * - 'candidates': random sampling whose only stage is the filters (temperature, top-k/p, min-p): the GPU's top-K
  *   candidates, and the whole row only when they cannot prove the token (sampling/candidates.ts).
  * - 'full': the whole row to the CPU sampler (penalties, logit bias, logprobs, allowed/banned tokens, processors).
+ * A structured-outputs row is 'full' (masked by the CPU sampler). With `maskedOnGpu` (the runner applied its bitmask
+ * to the logits, ops.tokenBitmask, before the argmax) a greedy one is 'argmax'; a random one stays 'full': on rows
+ * mostly -inf the candidates decline and fall back to a second readback (lavapipe, qwen3-rand: 8x slower per step).
  */
 import { candidatesEligible } from './candidates.js';
-import { needsLogitsRow, type SamplerRequest } from './sampler.js';
+import { needsLogitsRow, type MaskPlace, type SamplerRequest } from './sampler.js';
 
 export type RowSampling = 'argmax' | 'candidates' | 'full';
 
@@ -16,8 +19,8 @@ export type RowSampling = 'argmax' | 'candidates' | 'full';
  * @example
  *   rowSampling({ params: new SamplingParams({ temperature: 0 }), outputTokenIds: [], ... }, { candidates: true }); // 'argmax'
  */
-export function rowSampling(req: Pick<SamplerRequest, 'params' | 'outputTokenIds'>, o: { candidates: boolean }): RowSampling {
+export function rowSampling(req: Pick<SamplerRequest, 'params' | 'outputTokenIds'>, o: { candidates: boolean } & MaskPlace): RowSampling {
   const n = req.outputTokenIds.length;
-  if (!needsLogitsRow(req.params, n)) return 'argmax';
+  if (!needsLogitsRow(req.params, n, o)) return 'argmax';
   return o.candidates && candidatesEligible(req.params, n) ? 'candidates' : 'full';
 }

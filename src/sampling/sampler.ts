@@ -44,6 +44,12 @@ export interface SamplerRequest {
   stopTokenIds?: readonly number[];
   /** `params.badWords` tokenized by `badWordsTokenIds`; required when `params.badWords` is non-empty. */
   badWordsTokenIds?: readonly (readonly number[])[];
+  /**
+   * Structured outputs: the tokens the request's grammar allows this step, Int32Array [ceil(V / 32)] with bit t % 32
+   * of word t >> 5 set = allowed (xgrammar's layout). The others are -inf before stage 1, as vLLM applies the
+   * grammar bitmask to the logits before its sampler (so logprobs are of the masked row). Null/absent: no grammar.
+   */
+  tokenBitmask?: Int32Array | null;
 }
 
 /** What sampling gave for one row. */
@@ -83,13 +89,20 @@ class Region {
   }
 }
 
+/** Where a row's structured-outputs bitmask is applied. */
+export interface MaskPlace {
+  /** The GPU masked the row (ops.tokenBitmask) before its argmax / top-K: the grammar edits nothing more. */
+  maskedOnGpu?: boolean;
+}
+
 /**
  * True when only temperature and the top-k/top-p/min-p filters act on the row: no logprobs, masks, bias, bad words,
- * logits processors, minTokens still to reach, or penalties.
+ * logits processors, minTokens still to reach, or penalties (a grammar's mask counts unless the GPU applied it).
  */
-export function onlyFiltersApply(params: SamplingParams, numOutputTokens: number): boolean {
+export function onlyFiltersApply(params: SamplingParams, numOutputTokens: number, o: MaskPlace = {}): boolean {
   return (
     params.logprobs === null &&
+    (!params.structuredOutputs || !!o.maskedOnGpu) &&
     !params.logitBias?.size &&
     !params.allowedTokenIds &&
     !params.badWords?.length &&
@@ -102,8 +115,8 @@ export function onlyFiltersApply(params: SamplingParams, numOutputTokens: number
 }
 
 /** True when the row's logits are needed on the CPU: everything but plain greedy (the GPU argmax suffices). */
-export function needsLogitsRow(params: SamplingParams, numOutputTokens: number): boolean {
-  return !(params.greedy && onlyFiltersApply(params, numOutputTokens));
+export function needsLogitsRow(params: SamplingParams, numOutputTokens: number, o: MaskPlace = {}): boolean {
+  return !(params.greedy && onlyFiltersApply(params, numOutputTokens, o));
 }
 
 /** A row's id lists, gathered and checked before anything is written to wasm memory. */
@@ -208,6 +221,8 @@ export class Sampler {
       const f = this.views().f32; // a logits processor may have grown memory
       f.set(row(r), logits / 4);
       f.fill(-Infinity, logits / 4 + V, logits / 4 + vp);
+      const mask = reqs[r].tokenBitmask;
+      if (mask) applyTokenBitmask(f.subarray(logits / 4, logits / 4 + V), mask);
       if (reqs[r].params.logitsProcessors?.length) {
         run(r, 1, 2);
         this.runProcessors(reqs[r], logits);
@@ -278,6 +293,21 @@ export class Sampler {
   private views() {
     const buf = this.core.exports.memory.buffer;
     return { f32: new Float32Array(buf), i32: new Int32Array(buf), u32: new Uint32Array(buf) };
+  }
+}
+
+/**
+ * Sets the logits of the tokens `mask` does not allow to -inf (bit t % 32 of word t >> 5 set = allowed). Words of
+ * all ones, most of a JSON string's, are skipped whole.
+ */
+export function applyTokenBitmask(row: Float32Array, mask: Int32Array): void {
+  const V = row.length;
+  if (mask.length < Math.ceil(V / 32)) throw new RangeError(`tokenBitmask has ${mask.length} words; ${Math.ceil(V / 32)} needed for ${V} logits`);
+  for (let w = 0, base = 0; base < V; w++, base += 32) {
+    const bits = mask[w];
+    if (bits === -1) continue;
+    const end = Math.min(32, V - base);
+    for (let b = 0; b < end; b++) if (((bits >>> b) & 1) === 0) row[base + b] = -Infinity;
   }
 }
 

@@ -15,6 +15,8 @@ import { createCompletion } from './completions.js';
 import { unixTime, type ServerContext } from './context.js';
 import { errorBody, HttpError, toHttpError } from './errors.js';
 import { ServerMetrics } from './metrics.js';
+import { REASONING_PARSERS } from './reasoning-parsers.js';
+import { TOOL_PARSERS } from './tool-parsers.js';
 import { ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest } from './protocol.js';
 import { detokenize, tokenize } from './tokenize.js';
 
@@ -59,6 +61,14 @@ export interface ServerOptions {
    * streams end with an error event and `[DONE]`.
    */
   shutdownSignal?: AbortSignal;
+  /**
+   * vLLM's --enable-auto-tool-choice with --tool-call-parser NAME: for tool_choice 'auto', calls are parsed out of
+   * the text into message.tool_calls ('hermes', 'llama3_json', 'mistral', 'pythonic'). Without them they stay text.
+   */
+  enableAutoToolChoice?: boolean;
+  toolCallParser?: string;
+  /** vLLM's --reasoning-parser NAME ('qwen3', 'deepseek_r1'): the think block goes to the message's `reasoning`. */
+  reasoningParser?: string;
   /** Called with errors that became a 500 (the library itself never logs). */
   onInternalError?: (err: unknown) => void;
 }
@@ -77,6 +87,11 @@ export function createApp(options: ServerOptions): Hono<Env> {
   const { llm } = options;
   const names = options.servedModelName === undefined ? [llm.options.model ?? 'default'] : [options.servedModelName].flat();
   if (names.length === 0 || names.some((n) => typeof n !== 'string' || n === '')) throw new TypeError('servedModelName must be a non-empty name or list of names');
+  if (options.enableAutoToolChoice && !options.toolCallParser) throw new TypeError('enableAutoToolChoice needs toolCallParser (--tool-call-parser NAME)');
+  const toolParser = options.toolCallParser ? TOOL_PARSERS[options.toolCallParser] : null;
+  if (toolParser === undefined) throw new TypeError(`unknown tool call parser '${options.toolCallParser}' (one of ${Object.keys(TOOL_PARSERS).join(', ')})`);
+  const reasoningParser = options.reasoningParser ? REASONING_PARSERS[options.reasoningParser] : null;
+  if (reasoningParser === undefined) throw new TypeError(`unknown reasoning parser '${options.reasoningParser}' (one of ${Object.keys(REASONING_PARSERS).join(', ')})`);
   let ctx: ServerContext | null = null;
   const context = async (): Promise<ServerContext> => {
     if (ctx) return ctx;
@@ -99,6 +114,8 @@ export function createApp(options: ServerOptions): Hono<Env> {
       templateBudget: { maxSteps: options.chatTemplateMaxSteps, timeoutMs: options.chatTemplateTimeoutMs },
       metrics: new ServerMetrics(names[0], engine),
       generationDefaults: options.generationDefaults ?? null,
+      toolParser: options.enableAutoToolChoice ? toolParser : null,
+      reasoningParser,
       nextSeq: () => seq++,
     };
     return ctx;

@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { checkModel, checkPromptChars, stringChars, unixTime, type ServerContext } from './context.js';
 import type { RequestMeta } from './completions.js';
 import { HttpError } from './errors.js';
-import { prepareBatch, runBatch, type TaggedOutput } from './generate.js';
+import { compileGrammars, prepareBatch, runBatch, type TaggedOutput } from './generate.js';
 import { chatLogprobs, tokenTexts } from './logprobs.js';
 import type {
   ChatChoiceLogprobs,
@@ -21,6 +21,8 @@ import type {
 } from './protocol.js';
 import { chatSamplingInit } from './sampling.js';
 import { sseResponse } from './sse.js';
+import { MessageBuilder, type MessageOptions } from './chat-message.js';
+import { forcedTools, hasKind, structuredOutputsOf, withOptions } from './structured.js';
 
 /** The template's options as a chat request (or a chat-form /tokenize) gives them. */
 export interface TemplateRequest {
@@ -79,15 +81,25 @@ interface ChoiceState {
   stopReason: string | number | null;
   /** The last token so far (context for the next token's string). */
   prev: number | null;
+  /** The assistant message: content, tool calls, reasoning. */
+  builder: MessageBuilder;
 }
 
 export async function createChatCompletion(ctx: ServerContext, body: ChatCompletionRequest, meta: RequestMeta): Promise<ChatCompletionResponse | Response> {
   const model = checkModel(ctx, body.model);
-  const choice = body.tool_choice;
-  if (choice && choice !== 'none' && choice !== 'auto') {
-    throw new HttpError(400, `tool_choice ${JSON.stringify(choice)} is not supported yet (it needs guided decoding): use 'auto' or 'none'`, 'tool_choice');
-  }
   const init = chatSamplingInit(body, ctx.engine.maxLogprobs);
+  // tool_choice 'required' or a named function: the output is constrained to valid calls (vLLM does the same).
+  const forced = forcedTools(body);
+  if (forced) {
+    if (init.structuredOutputs && hasKind(init.structuredOutputs)) {
+      throw new HttpError(400, `tool_choice ${JSON.stringify(body.tool_choice)} cannot be combined with ${structuredOutputsOf(body)!.param}`, 'tool_choice');
+    }
+    init.structuredOutputs = withOptions(body, forced.structured).params;
+  }
+  // tool_choice 'auto' (the default with tools) parses calls out of the text when the server has a tool-call parser.
+  const toolParser = !forced && ctx.toolParser && body.tools?.length && (body.tool_choice ?? 'auto') === 'auto' ? ctx.toolParser : null;
+  if (toolParser?.needsSpecialTokens && init.skipSpecialTokens === undefined) init.skipSpecialTokens = false;
+  const messageOptions: MessageOptions = { forced, toolParser, reasoning: ctx.reasoningParser };
   const rendered = renderChat(ctx, body);
   const id = `chatcmpl-${meta.requestId}`;
   const batch = prepareBatch(ctx, [{ prompt: rendered, init, maxTokensExplicit: body.max_completion_tokens != null || body.max_tokens != null }], `${id}-${ctx.nextSeq()}`, {
@@ -95,6 +107,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     lengthPenalty: body.length_penalty ?? null,
     priority: body.priority ?? 0,
   });
+  await compileGrammars(ctx, batch, forced?.structured.param ?? structuredOutputsOf(body)?.param ?? 'structured_outputs');
   const n = batch.beam ? batch.beam.beamWidth : batch.prepared[0].params.n;
   const promptTokens = batch.prepared[0].promptTokenIds.length;
   const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
@@ -115,7 +128,15 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     for (const o of t.out.outputs) {
       let s = states.get(o.index);
       if (!s) {
-        s = { content: '', numTokens: 0, logprobs: topLogprobs !== null ? [] : null, finishReason: null, stopReason: null, prev: t.out.promptTokenIds.at(-1) ?? null };
+        s = {
+          content: '',
+          numTokens: 0,
+          logprobs: topLogprobs !== null ? [] : null,
+          finishReason: null,
+          stopReason: null,
+          prev: t.out.promptTokenIds.at(-1) ?? null,
+          builder: new MessageBuilder(messageOptions),
+        };
         states.set(o.index, s);
       }
       const lp = topLogprobs !== null && o.logprobs ? chatLogprobs(o.tokenIds, o.logprobs, topLogprobs, text, s.prev) : null;
@@ -143,13 +164,11 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     }
     const choices: ChatCompletionChoice[] = [...states.entries()]
       .sort((a, b) => a[0] - b[0])
-      .map(([index, s]) => ({
-        index,
-        message: { role: 'assistant', content: echo + s.content, tool_calls: [] },
-        logprobs: s.logprobs ? { content: s.logprobs } : null,
-        finish_reason: s.finishReason,
-        stop_reason: s.stopReason,
-      }));
+      .map(([index, s]) => {
+        s.builder.text = s.content;
+        const { message, finishReason } = s.builder.message(s.finishReason, echo);
+        return { index, message, logprobs: s.logprobs ? { content: s.logprobs } : null, finish_reason: finishReason, stop_reason: s.stopReason };
+      });
     return { id, object: 'chat.completion', created, model, choices, usage: usage() };
   }
 
@@ -172,8 +191,9 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       }
       for await (const t of outputs) {
         for (const d of deltas(t)) {
-          if (d.text === '' && d.finish === null && d.logprobs === null) continue;
-          const c: ChatCompletionChunkChoice = { index: d.index, delta: d.text === '' ? {} : { content: d.text }, logprobs: d.logprobs, finish_reason: d.finish };
+          const m = d.s.builder.delta(d.text, d.finish);
+          if (m.delta === null && d.finish === null && d.logprobs === null) continue;
+          const c: ChatCompletionChunkChoice = { index: d.index, delta: m.delta ?? {}, logprobs: d.logprobs, finish_reason: m.finishReason };
           if (d.finish !== null) c.stop_reason = d.stop;
           yield chunk([c], continuousUsage ? running(d.s) : undefined);
         }

@@ -5,7 +5,8 @@
  */
 import type { PromptInput } from '../engine/llm-engine.js';
 import { checkModel, checkPromptChars, stringChars, unixTime, type ServerContext } from './context.js';
-import { prepareBatch, runBatch, type PreparedBatch, type TaggedOutput } from './generate.js';
+import { compileGrammars, prepareBatch, runBatch, type PreparedBatch, type TaggedOutput } from './generate.js';
+import { structuredOutputsOf } from './structured.js';
 import { CompletionLogprobsBuilder, concatCompletionLogprobs, tokenTexts, type TokenText } from './logprobs.js';
 import type { CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, UsageInfo } from './protocol.js';
 import { completionSamplingInit } from './sampling.js';
@@ -107,6 +108,7 @@ export async function createCompletion(ctx: ServerContext, body: CompletionReque
     lengthPenalty: body.length_penalty ?? null,
     priority: body.priority ?? 0,
   });
+  await compileGrammars(ctx, batch, structuredOutputsOf(body)?.param ?? 'structured_outputs');
   const created = unixTime();
   const asm = new CompletionAssembler(ctx, body, batch);
   const controller = new AbortController();

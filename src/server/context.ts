@@ -1,6 +1,8 @@
 /** What every route handler reads: the engine, the served names, the metrics and the server's own limits. */
 import type { RenderBudget } from '../chat/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
+import type { ReasoningParser } from './reasoning-parsers.js';
+import type { ToolParser } from './tool-parsers.js';
 import { HttpError } from './errors.js';
 import type { GenerateContext } from './generate.js';
 import type { ServerMetrics } from './metrics.js';
@@ -19,6 +21,10 @@ export interface ServerContext extends GenerateContext {
   trustRequestChatTemplate: boolean;
   /** Bounds on every chat template render (undefined fields: the defaults). */
   templateBudget: RenderBudget;
+  /** tool_choice 'auto': the --tool-call-parser (with --enable-auto-tool-choice), or null: calls stay text. */
+  toolParser: ToolParser | null;
+  /** The --reasoning-parser, or null. */
+  reasoningParser: ReasoningParser | null;
   /** A fresh number per request, so that engine request ids stay unique when clients reuse X-Request-Id. */
   nextSeq(): number;
 }

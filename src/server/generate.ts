@@ -7,6 +7,7 @@ import { beamSearch, BeamSearchParams } from '../beam-search.js';
 import type { LLMEngine, PreparedRequest, PromptInput } from '../engine/llm-engine.js';
 import type { CompletionOutput, RequestOutput } from '../outputs.js';
 import { SamplingParams, type SamplingParamsInit } from '../sampling-params.js';
+import { InvalidArgumentError } from '../errors.js';
 import { HttpError } from './errors.js';
 
 /** One prompt of a request, as the engine will see it. */
@@ -98,6 +99,21 @@ export function prepareBatch(
     });
   }
   return { prepared, beam };
+}
+
+/**
+ * Compiles the grammars of a batch's structured outputs (cached by the engine) before anything runs or streams, so
+ * that a schema, regex or grammar the engine refuses is a 400 naming `param`, the request field it came from.
+ */
+export async function compileGrammars(ctx: GenerateContext, batch: PreparedBatch, param: string): Promise<void> {
+  if (!batch.prepared.some((r) => r.params.structuredOutputs)) return;
+  if (batch.beam) throw new HttpError(400, 'structured outputs cannot be combined with use_beam_search', param);
+  try {
+    for (const r of batch.prepared) await ctx.engine.compileStructuredOutputs(r.params);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new HttpError(400, err.message.replace(/^structuredOutputs: /, `${param}: `), param);
+    throw err;
+  }
 }
 
 /**

@@ -45,6 +45,14 @@ const samplingFields = {
   length_penalty: z.number().nullish(),
   add_special_tokens: z.boolean().nullish(),
   priority: int.nullish(),
+  // Structured outputs (src/server/structured.ts): vLLM's extra body, and its older guided_* names.
+  structured_outputs: z.record(z.string(), z.unknown()).nullish(),
+  guided_json: z.union([z.string(), z.record(z.string(), z.unknown())]).nullish(),
+  guided_regex: z.string().nullish(),
+  guided_choice: z.array(z.string()).nullish(),
+  guided_grammar: z.string().nullish(),
+  guided_whitespace_pattern: z.string().nullish(),
+  guided_decoding_backend: z.string().nullish(),
 };
 
 /** POST /v1/completions. */
@@ -150,6 +158,7 @@ const WIRE: Record<string, string> = {
   allowedTokenIds: 'allowed_token_ids',
   badWords: 'bad_words',
   truncatePromptTokens: 'truncate_prompt_tokens',
+  structuredOutputs: 'structured_outputs',
   promptTokenIds: 'prompt',
   chatTemplate: 'chat_template',
   chatTemplateKwargs: 'chat_template_kwargs',
@@ -212,7 +221,8 @@ export interface ChatChoiceLogprobs {
 
 export interface ChatCompletionChoice {
   index: number;
-  message: { role: 'assistant'; content: string; tool_calls: unknown[] };
+  /** content is null when the message is tool calls (OpenAI's shape); reasoning with a --reasoning-parser. */
+  message: { role: 'assistant'; content: string | null; tool_calls: unknown[]; reasoning?: string | null; reasoning_content?: string | null };
   logprobs: ChatChoiceLogprobs | null;
   finish_reason: string | null;
   stop_reason: string | number | null;
@@ -229,7 +239,7 @@ export interface ChatCompletionResponse {
 
 export interface ChatCompletionChunkChoice {
   index: number;
-  delta: { role?: 'assistant'; content?: string };
+  delta: { role?: 'assistant'; content?: string; tool_calls?: unknown[]; reasoning?: string; reasoning_content?: string };
   logprobs: ChatChoiceLogprobs | null;
   finish_reason: string | null;
   stop_reason?: string | number | null;

@@ -4,15 +4,15 @@
  */
 import type { SamplingParamsInit } from '../sampling-params.js';
 import { HttpError } from './errors.js';
+import { structuredOutputsOf } from './structured.js';
 import type { ChatCompletionRequest, CompletionRequest } from './protocol.js';
 
 const v = <T>(x: T | null | undefined): T | undefined => (x === null ? undefined : x);
 
 /** The sampling fields both endpoints share. */
 function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsInit {
-  if (req.response_format && req.response_format.type !== 'text') {
-    throw new HttpError(400, `response_format type '${req.response_format.type}' is not supported yet (only 'text')`, 'response_format');
-  }
+  const structured = structuredOutputsOf(req);
+  if (req.guided_whitespace_pattern != null) throw new HttpError(400, 'guided_whitespace_pattern is not supported (xgrammar has no whitespace pattern)', 'guided_whitespace_pattern');
   if (req.stream_options && !req.stream) {
     throw new HttpError(400, 'stream_options can only be given when stream is true', 'stream_options');
   }
@@ -44,6 +44,7 @@ function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsI
     allowedTokenIds: v(req.allowed_token_ids),
     badWords: v(req.bad_words),
     truncatePromptTokens: v(req.truncate_prompt_tokens),
+    structuredOutputs: structured?.params,
     // The server consumes every request as deltas: it streams them, or joins them.
     outputKind: 'delta',
   };

@@ -75,6 +75,15 @@ export class GpuModelRunner implements Executor {
    */
   candidateSampling = true;
   /**
+   * Structured outputs: apply each constrained row's grammar bitmask on the GPU (ops.tokenBitmask, between the LM
+   * head and the argmax / top-K), so that a greedy constrained row is the GPU's argmax (no whole-row readback); a
+   * random one is read back masked (see rowSampling). Off, or when a step's sample rows take more than one LM-head
+   * pass: the CPU sampler masks whole rows.
+   */
+  gpuTokenMask = true;
+  /** Masked rows' indices, then their bitmasks (u32 [M], then at a 256-byte boundary u32 [M, ceil(V / 32)]). */
+  private maskBuffer: GPUBuffer | null = null;
+  /**
    * Replay each forward's commands from a graph captured the first time a step of its shape ran (Recorder.capture:
    * given the model, its buffers and ctx.tuning, a forward's dispatches and params depend only on its token count
    * and longest block table; everything per token is in the input buffer), sparing the CPU the ops' recording
@@ -336,7 +345,12 @@ export class GpuModelRunner implements Executor {
     // top-K, and the whole row only if they cannot prove the token), 'full' (the whole row to the CPU sampler).
     // A declined row is copied from acts.logits after the first readback, so candidates need one LM-head chunk.
     const oneChunk = rows.length <= cap;
-    const mode = rows.map((r) => (r.kind === 'all' ? 'full' : rowSampling(sampleOf(r), { candidates: this.candidateSampling && oneChunk })));
+    // Rows with a grammar bitmask: masked on the GPU (one chunk: the mask serves one LM-head pass), then sampled as
+    // free rows are; else the CPU sampler masks their whole rows.
+    const maskedOnGpu = this.gpuTokenMask && oneChunk;
+    const masked = maskedOnGpu ? rows.flatMap((r, i) => (r.kind === 'sample' && sampleOf(r).tokenBitmask ? [i] : [])) : [];
+    const masks = masked.length > 0 ? this.uploadMasks(masked, masked.map((i) => sampleOf(rows[i]).tokenBitmask!)) : null;
+    const mode = rows.map((r) => (r.kind === 'all' ? 'full' : rowSampling(sampleOf(r), { candidates: this.candidateSampling && oneChunk, maskedOnGpu })));
     const needRow = mode.map((m) => m === 'full');
     const V = cfg.vocabSize;
     const rowBytes = V * 4;
@@ -363,7 +377,7 @@ export class GpuModelRunner implements Executor {
     const fullOffset = new Map<number, number>();
     for (let c = 0; c * cap < rows.length; c++) {
       const S = Math.min(cap, rows.length - c * cap);
-      this.logitsArgmax(rec, c * chunkStride, S);
+      this.logitsArgmax(rec, c * chunkStride, S, c === 0 ? masks : null);
       rec.copy(this.sampledIds, c * chunkStride, staging, c * chunkStride, alignUp(S * 4, 4));
       if (nCand > 0) {
         // One chunk (oneChunk): records of every row of it, rows not sampled from candidates included (cheap).
@@ -452,12 +466,30 @@ export class GpuModelRunner implements Executor {
 
   /**
    * Records the LM head over S rows of one chunk of sample rows (at byte `at` of the input buffer's sampleRows
-   * section) and their argmax into sampledIds at the same byte offset.
+   * section), the grammar bitmasks of its constrained rows, and their argmax into sampledIds at the same byte offset.
    */
-  private logitsArgmax(rec: Recorder, at: number, S: number): void {
+  private logitsArgmax(rec: Recorder, at: number, S: number, masks: { rows: Tensor; mask: Tensor; M: number } | null = null): void {
     const cap = this.logitRowsCap;
     this.model.logits(rec, this.view(this.layout.sampleRows + at, cap, 'u32'), S, this.acts);
+    if (masks) ops.tokenBitmask(rec, this.acts.logits, masks.rows, masks.mask, masks.M, this.config.vocabSize);
     ops.argmax(rec, this.acts.logits, { buffer: this.sampledIds, offset: at, shape: [cap], dtype: 'u32' }, S, this.config.vocabSize);
+  }
+
+  /** Uploads the bitmasks of logits rows `rows` (Int32Array [ceil(V / 32)] each) for ops.tokenBitmask. */
+  private uploadMasks(rows: readonly number[], masks: readonly Int32Array[]): { rows: Tensor; mask: Tensor; M: number } {
+    const M = rows.length;
+    const W = Math.ceil(this.config.vocabSize / 32);
+    const rowsBytes = alignUp(M * 4);
+    const size = rowsBytes + M * W * 4;
+    if (!this.maskBuffer || this.maskBuffer.size < size) {
+      this.maskBuffer?.destroy();
+      this.maskBuffer = this.ctx.device.createBuffer({ label: 'step.tokenBitmask', size: alignUp(size, 1 << 16), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    }
+    const data = new Uint32Array(size / 4);
+    data.set(rows);
+    masks.forEach((m, k) => data.set(new Uint32Array(m.buffer, m.byteOffset, W), rowsBytes / 4 + k * W));
+    this.ctx.device.queue.writeBuffer(this.maskBuffer, 0, data);
+    return { rows: { buffer: this.maskBuffer, offset: 0, shape: [M], dtype: 'u32' }, mask: { buffer: this.maskBuffer, offset: rowsBytes, shape: [M * W], dtype: 'u32' }, M };
   }
 
   /** The KV cache and activation tensors, which live as long as the runner. */
@@ -517,6 +549,7 @@ export class GpuModelRunner implements Executor {
   dispose(): void {
     this.inputs.destroy();
     this.sampledIds.destroy();
+    this.maskBuffer?.destroy();
     this.candParams.buffer.destroy();
     this.candidates.buffer.destroy();
     for (const b of this.stagings) b?.destroy();
