@@ -13,7 +13,9 @@
 //   KM        KW = 32 KM: K per subgroup per step (more products and bytes in flight per pair of barriers)
 // (DIRECT, the generator's choice, not a const: the weight is not staged; each subgroup loads its own weight
 // blocks from memory with subgroupMatrixLoad one step ahead, which measured faster for decode batches; the
-// `@staged-w` region below is then replaced by w declared as array<f16>.)
+// `@staged-w` region below is then replaced by w declared as array<f16>. BLOCKS, likewise: the weight holds rows
+// of a block format (src/layers/quant/formats/) whose qChunk comes in the prelude, and the `@staged-q` region,
+// which dequantizes whole 32-element chunks as it stages them, takes the place of `@staged-w`.)
 // and the generated statements that go where the `@generated` lines stand: subgroup matrices cannot live in
 // arrays (an array of them goes to local memory: measured 13x slower on an H200), so every result block is a
 // variable of its own (c<i>_<j>), and the loads, products and per-thread staging chunks are unrolled.
@@ -26,7 +28,8 @@
 //
 // Bindings: x     f32 [T, K]  read as vec4s (K % 8 == 0)
 //           w     f16 [rows, wStride] read as 8-element chunks (one part of the weight; wStride % 8 == 0);
-//                 DIRECT: as halves, 16 x 16 blocks (K % BK == 0, rows % 32 == 0: whole blocks of gate and up rows)
+//                 DIRECT: as halves, 16 x 16 blocks (K % BK == 0, rows % 32 == 0: whole blocks of gate and up rows);
+//                 BLOCKS: u32 words of rows of wStride bytes (K % 32 == 0)
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
 //           out   f32 [T, outStride]
 //           part  f32 [splits, T, partialRows()]  (split-K only; a dummy otherwise)
@@ -158,6 +161,44 @@ fn stageW(e: u32, v: vec4<u32>) {
   }
 }
 // @staged-w }
+// @staged-q {  (BLOCKS: a block-quantized weight, src/layers/quant/; its rows dequantized as they are staged)
+@group(0) @binding(2) var<storage, read> w: array<u32>;
+var<workgroup> ws: array<f16, BN * LD>;
+
+/** 32-element chunks of a staged row per step. */
+const QCHUNKS = BK / 32u;
+
+/**
+ * Weight chunk e (< BN QCHUNKS) of the step at k0: the 32 values of a staged row that the format's qChunk
+ * dequantizes (p.wStride: bytes between rows), rounded to f16 and packed in pairs (zeros past K).
+ */
+fn loadW(o0: u32, e: u32, k0: u32) -> array<vec4<u32>, 4> {
+  var r: array<vec4<u32>, 4>;
+  let c = k0 / 32u + e % QCHUNKS;
+  if (c >= p.K / 32u) {
+    return r;
+  }
+  let v = qChunk(stagedRow(o0, e / QCHUNKS) * p.wStride, c);
+  for (var i = 0u; i < 4u; i++) {
+    let a = v[2u * i];
+    let b = v[2u * i + 1u];
+    r[i] = vec4<u32>(pack2x16float(a.xy), pack2x16float(a.zw), pack2x16float(b.xy), pack2x16float(b.zw));
+  }
+  return r;
+}
+
+/** Stores weight chunk e at its place in ws. */
+fn stageW(e: u32, v: array<vec4<u32>, 4>) {
+  let at = (e / QCHUNKS) * LD + (e % QCHUNKS) * 32u;
+  for (var i = 0u; i < 4u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+      let h = bitcast<vec2<f16>>(v[i][j]);
+      ws[at + 8u * i + 2u * j] = h.x;
+      ws[at + 8u * i + 2u * j + 1u] = h.y;
+    }
+  }
+}
+// @staged-q }
 
 /**
  * Writes result block position (i, j) of every subgroup, stored in cs (block at sg 512, up block at + 256):

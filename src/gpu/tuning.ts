@@ -29,6 +29,12 @@ export interface KernelTuning {
   gemvRows: number;
   gemvTokens: number;
   /**
+   * linear GEMV on block-quantized weights (shaders/linear.q.gemv.wgsl; tokens up to gemvMaxTokens, gemvTokens per
+   * workgroup): threads per workgroup, threads per row group (splitting K in 32-element chunks; a power of two) and
+   * weight rows per row group (2 or 4).
+   */
+  quantGemv: [number, number, number];
+  /**
    * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
    * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for T >= mmaMinTokens (0: never), with the tile of
    * the first of mmaTiles whose maxTokens covers T, maxColumns (default: any) the weight's rows and maxDepth
@@ -115,6 +121,7 @@ export const GPU_TUNING: KernelTuning = {
   gemvLongLanes: 64,
   gemvRows: 2,
   gemvTokens: 4,
+  quantGemv: [128, 32, 2],
   mmaMinTokens: 9,
   // H200, chosen by the kernel time of whole steps (bench/generate.js --mma-tiles --profile; step times swing with
   // the host, and before its warm-up the first case ran at a low clock). Weight-direct tiles (DIRECT): 16 x 64 up
@@ -170,6 +177,7 @@ export const CPU_TUNING: KernelTuning = {
   gemvLongLanes: 8,
   gemvRows: 2,
   gemvTokens: 4,
+  quantGemv: [64, 8, 2],
   mmaMinTokens: 0,
   mmaTiles: [{ maxTokens: Infinity, tile: [2, 2, 1, 1, 1] }],
   mmaSplitWorkgroups: 0,

@@ -6,6 +6,7 @@
  */
 import type { MmaTile } from '../gpu/tuning.js';
 import mmaSource from '../../shaders/linear.mma.wgsl';
+import qBlockLib from '../../shaders/lib/q_block.wgsl';
 
 /** Workgroup memory a tile needs (bytes): the staged x rows, w rows (unless DIRECT) and the epilogue's blocks. */
 export function mmaSharedBytes([wm, wn, sgm, sgn, sk, km = 1, direct = 0]: MmaTile): number {
@@ -17,15 +18,21 @@ export const mmaStepK = ([, , , , sk, km = 1]: MmaTile): number => 32 * sk * km;
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-/** WGSL prelude and body of linear.mma.wgsl for `tile` (gated: WN / 2 gate blocks, then WN / 2 up blocks). */
-export function mmaKernelCode(tile: MmaTile, gated: boolean): { prelude: string; code: string } {
+/**
+ * WGSL prelude and body of linear.mma.wgsl for `tile` (gated: WN / 2 gate blocks, then WN / 2 up blocks); with
+ * `blocks` (a block format's WGSL, BlockFormat.wgsl: its qChunk), for weights of that format (never DIRECT).
+ */
+export function mmaKernelCode(tile: MmaTile, gated: boolean, blocks?: string): { prelude: string; code: string } {
   const [wm, wn, sgm, sgn, sk, km = 1, direct = 0, xh = 0] = tile;
+  if (blocks && direct) throw new Error(`linear.mma: tile ${tile.join('')} loads f16 weight blocks directly; block formats are staged`);
   const threads = 32 * sgm * sgn * sk;
   const chunks = mmaStepK(tile) / 8;
-  // Per-thread chunks of a step: x rows, then (staged) w rows; a guard where the threads do not divide them evenly.
+  // Per-thread chunks of a step: x rows, then (staged) w rows (block formats: 32-element chunks); a guard where
+  // the threads do not divide them evenly.
+  const wChunks = blocks ? mmaStepK(tile) / 32 : chunks;
   const parts = [
     { name: 'x', total: 16 * wm * sgm * chunks, load: 'loadX(tileM, ', stage: 'stageX' },
-    ...(direct ? [] : [{ name: 'w', total: 16 * wn * sgn * chunks, load: 'loadW(o0, ', stage: 'stageW' }]),
+    ...(direct ? [] : [{ name: 'w', total: 16 * wn * sgn * wChunks, load: 'loadW(o0, ', stage: 'stageW' }]),
   ];
   const decl: string[] = [];
   const stage: string[] = [];
@@ -82,9 +89,12 @@ export function mmaKernelCode(tile: MmaTile, gated: boolean): { prelude: string;
     ]),
   );
   const generated: Record<string, string[]> = { declarations: decl, staging, current, prefetch, products, epilogue };
-  // DIRECT: the staged-weight region (its binding, workgroup array, loadW, stageW) gives way to w as halves.
-  const stagedW = /^\/\/ @staged-w \{[^]*?^\/\/ @staged-w \}$/m;
-  let source = direct ? mmaSource.replace(stagedW, '@group(0) @binding(2) var<storage, read> w: array<f16>;') : mmaSource;
+  // DIRECT: the staged-weight region (its binding, workgroup array, loadW, stageW) gives way to w as halves;
+  // block formats: to the staged-q region, which dequantizes as it stages.
+  const region = (name: string) => new RegExp(`^// @${name} \\{[^]*?^// @${name} \\}$`, 'm');
+  let source = mmaSource.replace(region('staged-q'), '');
+  if (direct) source = source.replace(region('staged-w'), '@group(0) @binding(2) var<storage, read> w: array<f16>;');
+  if (blocks) source = source.replace(region('staged-w'), () => mmaSource.match(region('staged-q'))![0]) + `\n${qBlockLib}`;
   // x's form: the @x-f32 region or the @x-f16 one stays.
   const xForm = xh ? 'x-f16' : 'x-f32';
   source = source.replace(/^\/\/ @(x-[a-z0-9]+) \{[^]*?^\/\/ @\1 \}\n/gm, (region: string, name: string) => (name === xForm ? region : ''));
@@ -96,6 +106,7 @@ export function mmaKernelCode(tile: MmaTile, gated: boolean): { prelude: string;
   const prelude =
     'enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\n' +
     'diagnostic(off, chromium.subgroup_matrix_uniformity);\n' +
-    `const WM = ${wm}u;\nconst WN = ${wn}u;\nconst SGM = ${sgm}u;\nconst SGN = ${sgn}u;\nconst SK = ${sk}u;\nconst KM = ${km}u;\n`;
+    `const WM = ${wm}u;\nconst WN = ${wn}u;\nconst SGM = ${sgm}u;\nconst SGN = ${sgn}u;\nconst SK = ${sk}u;\nconst KM = ${km}u;\n` +
+    (blocks ?? '');
   return { prelude, code };
 }

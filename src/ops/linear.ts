@@ -7,7 +7,8 @@
  * - GEMV (`shaders/linear.gemv.wgsl`, T <= tuning.gemvMaxTokens, K % 8 == 0): decode is memory bound, so each
  *   weight row is read once, in 16-byte chunks spread over tuning.gemvLanes threads, for up to
  *   tuning.gemvTokens tokens; RMSNorm, gating and the residual are fused.
- * - subgroup matrices (`shaders/linear.mma.wgsl`, f16 weights, T >= tuning.mmaMinTokens, when the device has
+ * - subgroup matrices (`shaders/linear.mma.wgsl`, f16 weights (and block formats: layers/quant/ calls mmaLinear),
+ *   T >= tuning.mmaMinTokens, when the device has
  *   chromium-experimental-subgroup-matrix): tensor cores on tiles of x (rounded to f16) and w staged in workgroup
  *   memory, products accumulated in f32; the tile shape per token count and weight shape comes from
  *   tuning.mmaTiles (src/ops/linear-mma.ts writes out each tile's kernel). When the tiles give fewer than
@@ -132,17 +133,17 @@ function gemvTokens(T: number, max: number): number {
 /** Weight rows per GEMV row group: a gated one needs a gate and an up row at least. */
 const gemvRows = (tune: Recorder['ctx']['tuning'], f: Fusion): number => (f.gated >= 0 ? Math.max(2, tune.gemvRows) : tune.gemvRows);
 
-interface Fusion {
+export interface Fusion {
   norm: boolean;
   gated: number; // activation code, -1 when not gated
   residual: boolean;
 }
 
 /** The override constants of the fused epilogue (lib/linear.wgsl), shared by every linear kernel. */
-const fusionConstants = (f: Fusion) => ({ GATED: f.gated >= 0 ? 1 : 0, RESIDUAL: f.residual ? 1 : 0, ACT: Math.max(0, f.gated) });
+export const fusionConstants = (f: Fusion) => ({ GATED: f.gated >= 0 ? 1 : 0, RESIDUAL: f.residual ? 1 : 0, ACT: Math.max(0, f.gated) });
 
 /** The fusions in a pipeline key: n (RMSNorm), g<act> (gated), r (residual). */
-const fusionKey = (f: Fusion) => `${f.norm ? 'n' : ''}${f.gated >= 0 ? `g${f.gated}` : ''}${f.residual ? 'r' : ''}`;
+export const fusionKey = (f: Fusion) => `${f.norm ? 'n' : ''}${f.gated >= 0 ? `g${f.gated}` : ''}${f.residual ? 'r' : ''}`;
 
 /** GEMV threads per row group for rows of K: more for long rows (more loads in flight per row). */
 const gemvLanes = (tune: Recorder['ctx']['tuning'], K: number): number => (K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes);
@@ -172,12 +173,7 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
       params: LINEAR_PARAMS,
     });
   } else if (choice.path === 'mma') {
-    const { tile } = choice;
-    key = `linear.mma.${tile.join('.')}.${fkey}`;
-    make = () => {
-      const { prelude, code } = mmaKernelCode(tile, f.gated >= 0);
-      return { name: key, prelude, code: `${lib}\n${code}`, constants: fused, bindings: [...BINDINGS, 'write'], params: LINEAR_PARAMS };
-    };
+    return mmaKernel(rec, choice.tile, f, null);
   } else if (path === 'gemm') {
     const [wx, wy] = gemmWorkgroup(tune, T);
     key = `linear.gemm.${dtype}.${wx}x${wy}.${tune.gemmK}.${fkey}`;
@@ -283,24 +279,17 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     gated: opts.gated ? actCode(opts.gated) : -1,
     residual: !!opts.residual,
   };
-  const kernel = linearKernel(rec, choice, w.dtype, vw, T, K, fusion);
-  // Tiles with XH: x in f16 first.
-  if (choice.path === 'mma' && choice.tile[7]) {
-    const buffer = ctx.scratchBuffer('linear.xHalf', T * K * 2);
-    const half: Tensor = { buffer, offset: 0, shape: [buffer.size / 2], dtype: 'f16' };
-    toHalf(rec, input, half, T * K);
-    input = half;
+  if (choice.path === 'mma') {
+    const parts = w.parts.map((p) => ({ ...p, wStride: w.rowStride }));
+    return mmaLinear(rec, input, parts, null, choice.tile, K, N, bias, out, T, fusion, opts);
   }
+  const kernel = linearKernel(rec, choice, w.dtype, vw, T, K, fusion);
   const xb = bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
   const tune = ctx.tuning;
-  // The fused RMSNorm needs each output row whole in one reduce: one weight part, no gating, N % 4 == 0.
-  const normOut = opts.normOut && w.parts.length === 1 && !opts.gated && N % 4 === 0 ? opts.normOut : undefined;
-  const defer = opts.deferSplit && w.parts.length === 1 && !opts.gated && !opts.residual;
-  const result: LinearResult = { normed: false, split: null };
   for (const part of w.parts) {
     if (part.rows === 0) continue;
     const params = partParams(part, w.rowStride, T, K, N, gatedRows, !!bias, eps);
@@ -318,38 +307,7 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     const tileCols = opts.gated ? 2 * cols : cols;
     let perX: number;
     let perY: number;
-    if (choice.path === 'mma') {
-      const { tile } = choice;
-      const [wm, wn, sgm, sgn] = tile;
-      const [gx, gz] = grid(ctx, Math.ceil(tileCols / (16 * wn * sgn)));
-      const tiles = Math.ceil(T / (16 * wm * sgm));
-      // Split K across workgroups when the tiles alone give fewer than tuning.mmaSplitWorkgroups of them, each split
-      // at least tuning.mmaMinSplitK deep.
-      const bk = mmaStepK(tile);
-      const steps = Math.ceil(K / bk);
-      const want = Math.min(steps, Math.floor(tune.mmaSplitWorkgroups / (gx * gz * tiles)));
-      const kSplit = want > 1 ? Math.max(Math.ceil(steps / want), Math.ceil(tune.mmaMinSplitK / bk)) * bk : K;
-      const splits = Math.ceil(K / kSplit);
-      // (Not the dummy without a split: bias may be the dummy, and a buffer cannot be bound read and written.)
-      const partials = wholeBuffer(ctx.scratchBuffer('linear.partials', splits * T * part.rows * 4));
-      rec.run(kernel, { ...params, kSplit }, [xb, wb, bb, ob, partials], gx, tiles * splits, gz);
-      if (splits > 1) {
-        const partTensor: Tensor = { buffer: partials.buffer, offset: 0, shape: [splits * T * part.rows], dtype: 'f32' };
-        if (defer) {
-          result.split = { part: partTensor, splits, bias };
-          continue;
-        }
-        linearReduce(rec, partTensor, bias, out, T, splits, cols, {
-          outStride: N,
-          colOffset: params.colOffset,
-          gated: opts.gated,
-          residual: opts.residual,
-          normOut,
-        });
-        result.normed = !!normOut;
-      }
-      continue;
-    } else if (path === 'gemm') {
+    if (path === 'gemm') {
       const [wx, wy] = gemmWorkgroup(tune, T);
       perX = 4 * wx;
       perY = 4 * wy;
@@ -359,6 +317,107 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     }
     const [gx, gz] = grid(ctx, Math.ceil(tileCols / perX));
     rec.run(kernel, params, [xb, wb, bb, ob], gx, Math.ceil(T / perY), gz);
+  }
+  return { normed: false, split: null };
+}
+
+/** A weight part as the subgroup-matrix kernel reads it: rows rowStart.. of the weight, wStride between rows (f16: elements; block formats: bytes). */
+export interface MmaPart {
+  buffer: GPUBuffer;
+  rowStart: number;
+  rows: number;
+  wStride: number;
+}
+
+/** A block format as the subgroup-matrix kernel dequantizes it: its name (in kernel keys) and WGSL (its qChunk). */
+export interface MmaBlocks {
+  name: string;
+  wgsl: string;
+}
+
+/** The subgroup-matrix kernel of `tile` with the fusions `f`, for f16 weights or (`blocks`) a block format. */
+function mmaKernel(rec: Recorder, tile: MmaTile, f: Fusion, blocks: MmaBlocks | null) {
+  const key = `linear.mma.${blocks ? `${blocks.name}.` : ''}${tile.join('.')}.${fusionKey(f)}`;
+  return rec.ctx.pipelines.kernel(key, () => {
+    const { prelude, code } = mmaKernelCode(tile, f.gated >= 0, blocks?.wgsl);
+    const lib = `${activationLib}\n${linearLib}\n`;
+    return { name: key, prelude, code: `${lib}\n${code}`, constants: fusionConstants(f), bindings: [...BINDINGS, 'write'], params: LINEAR_PARAMS };
+  });
+}
+
+/**
+ * The subgroup-matrix (tensor core) path of linear over weight parts of f16 rows or (`blocks`) of a block format:
+ * x in f16 first where the tile asks (XH), one dispatch per part, K split across workgroups when the tiles alone
+ * give fewer than tuning.mmaSplitWorkgroups of them (then linear.reduce adds the splits, with opts.normOut where
+ * whole rows allow, or leaves them to the consumer with opts.deferSplit). `x` is already normalised (f.norm is
+ * never set here); a gated weight is one part.
+ */
+export function mmaLinear(
+  rec: Recorder,
+  x: Tensor,
+  parts: readonly MmaPart[],
+  blocks: MmaBlocks | null,
+  tile: MmaTile,
+  K: number,
+  N: number,
+  bias: Tensor | null,
+  out: Tensor,
+  T: number,
+  f: Fusion,
+  opts: Pick<LinearOptions, 'gated' | 'residual' | 'normOut' | 'deferSplit'>,
+): LinearResult {
+  const { ctx } = rec;
+  const tune = ctx.tuning;
+  const kernel = mmaKernel(rec, tile, f, blocks);
+  let input = x;
+  // Tiles with XH: x in f16 first.
+  if (tile[7]) {
+    const buffer = ctx.scratchBuffer('linear.xHalf', T * K * 2);
+    const half: Tensor = { buffer, offset: 0, shape: [buffer.size / 2], dtype: 'f16' };
+    toHalf(rec, x, half, T * K);
+    input = half;
+  }
+  const gatedRows = opts.gated ? N : 0;
+  const xb = bindTensor(ctx, input, 'linear x');
+  const ob = bindTensor(ctx, out, 'linear out');
+  const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
+  // The fused RMSNorm needs each output row whole in one reduce: one weight part, no gating, N % 4 == 0.
+  const normOut = opts.normOut && parts.length === 1 && !opts.gated && N % 4 === 0 ? opts.normOut : undefined;
+  const defer = opts.deferSplit && parts.length === 1 && !opts.gated && !opts.residual;
+  const result: LinearResult = { normed: false, split: null };
+  const [wm, wn, sgm, sgn] = tile;
+  for (const part of parts) {
+    if (part.rows === 0) continue;
+    const params = partParams(part, part.wStride, T, K, N, gatedRows, !!bias, 0);
+    const cols = params.N;
+    const tileCols = opts.gated ? 2 * cols : cols;
+    const [gx, gz] = grid(ctx, Math.ceil(tileCols / (16 * wn * sgn)));
+    const tiles = Math.ceil(T / (16 * wm * sgm));
+    // Split K across workgroups when the tiles alone give fewer than tuning.mmaSplitWorkgroups of them, each split
+    // at least tuning.mmaMinSplitK deep.
+    const bk = mmaStepK(tile);
+    const steps = Math.ceil(K / bk);
+    const want = Math.min(steps, Math.floor(tune.mmaSplitWorkgroups / (gx * gz * tiles)));
+    const kSplit = want > 1 ? Math.max(Math.ceil(steps / want), Math.ceil(tune.mmaMinSplitK / bk)) * bk : K;
+    const splits = Math.ceil(K / kSplit);
+    // (Not the dummy without a split: bias may be the dummy, and a buffer cannot be bound read and written.)
+    const partials = wholeBuffer(ctx.scratchBuffer('linear.partials', splits * T * part.rows * 4));
+    rec.run(kernel, { ...params, kSplit }, [xb, wholeBuffer(part.buffer), bb, ob, partials], gx, tiles * splits, gz);
+    if (splits > 1) {
+      const partTensor: Tensor = { buffer: partials.buffer, offset: 0, shape: [splits * T * part.rows], dtype: 'f32' };
+      if (defer) {
+        result.split = { part: partTensor, splits, bias };
+        continue;
+      }
+      linearReduce(rec, partTensor, bias, out, T, splits, cols, {
+        outStride: N,
+        colOffset: params.colOffset,
+        gated: opts.gated,
+        residual: opts.residual,
+        normOut,
+      });
+      result.normed = !!normOut;
+    }
   }
   return result;
 }

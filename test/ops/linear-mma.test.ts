@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { GPU_TUNING, type MmaTile } from '../../src/gpu/tuning.js';
 import { mmaKernelCode, mmaSharedBytes } from '../../src/ops/linear-mma.js';
 import { mmaTile } from '../../src/ops/linear.js';
+import { blockFormat, QUANT_FORMATS } from '../../src/layers/quant/formats/index.js';
 
 const TILES: MmaTile[] = [...GPU_TUNING.mmaTiles.map((t) => t.tile), [1, 1, 1, 1, 1], [4, 4, 2, 2, 1], [1, 2, 1, 2, 4], [2, 2, 1, 2, 2, 2], [4, 2, 1, 1, 2, 2, 1], [4, 2, 1, 2, 2, 1, 1, 1], [2, 2, 2, 2, 1, 2, 0, 1]];
 
@@ -47,6 +48,24 @@ describe('linear.mma kernel generation', () => {
       const stores = code.match(/subgroupMatrixStore\(/g)?.length;
       expect(stores).toBe(wm * wn);
     }
+  });
+
+  it.each(QUANT_FORMATS.map((f) => [f] as const))('block format %s: the staged-q region in place of staged-w, 32-element chunks per thread', (format) => {
+    for (const tile of [...GPU_TUNING.mmaTiles.map((t) => t.tile), [2, 2, 1, 2, 2, 2] as MmaTile]) {
+      const [, wn, , sgn, sk, km = 1, , xh = 0] = tile;
+      const staged: MmaTile = [tile[0], wn, tile[2], sgn, sk, km, 0, xh];
+      const { prelude, code } = mmaKernelCode(staged, false, blockFormat(format).wgsl);
+      expect(prelude).toContain('fn qChunk(');
+      expect(code).toContain('var<storage, read> w: array<u32>;');
+      expect(code).toContain('fn qHalf(');
+      expect(code).not.toMatch(/^\/\/ @staged-w \{/m);
+      expect(code.match(/^fn (loadW|stageW)\(/gm)).toEqual(['fn loadW(', 'fn stageW(']);
+      const threads = 32 * tile[2] * sgn * sk;
+      expect(code.match(/var pw\d+ = /g)?.length).toBe(Math.ceil((16 * wn * sgn * sk * km) / threads));
+      // f16 weights never see the block region.
+      expect(mmaKernelCode(staged, false).code).not.toMatch(/^\/\/ @staged-q \{/m);
+    }
+    expect(() => mmaKernelCode([1, 2, 1, 2, 4, 1, 1], false, blockFormat(format).wgsl)).toThrow(/staged/);
   });
 
   it('fits every GPU tile in the workgroup memory of common GPUs (48 KiB)', () => {

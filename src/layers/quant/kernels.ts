@@ -4,17 +4,22 @@
  * dequantizes in registers:
  * - GEMV (`shaders/linear.q.gemv.wgsl`, T <= GEMV_MAX_TOKENS): decode. A row group of LANES threads splits a
  *   weight row's chunks. RMSNorm of the input, gating, bias and the residual are fused.
- * - register-blocked (`shaders/linear.q.tiled.wgsl`, larger T): each thread holds TM tokens x 4 columns and
- *   dequantizes each chunk of its 4 weight rows once for its TM tokens. Bias, gating and the residual are fused;
- *   the input's RMSNorm is an rmsNorm dispatch into a scratch tensor first.
+ * - subgroup matrices (tensor cores; larger T where the device has them, as ops.linear's f16 path and with its
+ *   tiles, split-K and epilogues: ops.mmaLinear): linear.mma.wgsl's staged-q form dequantizes each 32-element
+ *   chunk of the tile's weight rows as it stages them in workgroup memory (in f16).
+ * - register-blocked (`shaders/linear.q.tiled.wgsl`, larger T elsewhere: CPU drivers): each thread holds TM tokens
+ *   x 4 columns and dequantizes each chunk of its 4 weight rows once for its TM tokens. Bias, gating and the
+ *   residual are fused; the input's RMSNorm is an rmsNorm dispatch into a scratch tensor first (the tensor-core
+ *   path's likewise).
  * - embedding rows (`shaders/linear.q.embed.wgsl`): one thread per token and chunk.
  * A gated weight split into parts runs ungated into a scratch tensor, then gatedAct (as ops.linear).
- * normOut is never fused here (linear's result says so and the decoder normalises itself).
+ * normOut and deferSplit are honoured on the tensor-core path for single-part weights, as ops.linear does
+ * (linear's result says what was done).
  */
 import { paramsStruct } from '../../gpu/pipelines.js';
 import type { Recorder } from '../../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../../gpu/tensor.js';
-import { LINEAR_PARAMS, partParams, type LinearOptions, type LinearResult } from '../../ops/linear.js';
+import { fusionConstants, fusionKey, LINEAR_PARAMS, mmaLinear, mmaTile, partParams, type Fusion, type LinearOptions, type LinearResult } from '../../ops/linear.js';
 import { actCode, gatedAct } from '../../ops/elementwise.js';
 import { rmsNorm } from '../../ops/norm.js';
 import { expectTensor, grid, wholeBuffer } from '../../ops/common.js';
@@ -54,12 +59,9 @@ export interface QuantPart {
 /** linear.q.embed.wgsl: T tokens of K columns, the part's row stride in bytes, first row and row count, accumulate (0 / 1), the multiplier. */
 const EMBED_PARAMS = paramsStruct({ T: 'u32', K: 'u32', stride: 'u32', rowStart: 'u32', rows: 'u32', accumulate: 'u32', scale: 'f32' });
 
-/** Largest T on the GEMV; tokens per GEMV workgroup at most; its threads, lanes per row and weight rows per row group. */
+/** Largest T on the GEMV; tokens per GEMV workgroup at most (its threads, lanes and rows: tuning.quantGemv). */
 const GEMV_MAX_TOKENS = 8;
 const GEMV_TOKENS = 4;
-const GEMV_WG = 64;
-const GEMV_LANES = 8;
-const GEMV_ROWS = 2;
 /** Register-blocked kernel: tokens per thread and the workgroup. */
 const TILED_TM = 4;
 const TILED_WX = 8;
@@ -80,8 +82,8 @@ function scratchTensor(rec: Recorder, name: string, count: number): Tensor {
 }
 
 /**
- * out[t, :] (+)= f(x[t, :]) W^T + bias for t < T with W block-quantized; the options as ops.linear's (normOut is not
- * fused: the result's `normed` is false; deferSplit is ignored: there are no split sums).
+ * out[t, :] (+)= f(x[t, :]) W^T + bias for t < T with W block-quantized; the options as ops.linear's (normOut and
+ * deferSplit only on the tensor-core path; the result says).
  *
  * @param x     f32 [T, K] (K = w.cols, whole blocks)
  * @param bias  f32 [N] or null
@@ -109,21 +111,39 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
     gatedAct(rec, both, out, T, gatedRows, opts.gated);
     return result;
   }
+  const tune = ctx.tuning;
   const gemv = T <= GEMV_MAX_TOKENS;
+  // Tensor cores where the device has them (the weight's chunks dequantized as they are staged): a tile of the
+  // tuning's, staged (DIRECT tiles load f16 blocks straight from memory), whose gated blocks pair up.
+  let tile = !gemv && ctx.subgroupMatrix && tune.mmaMinTokens > 0 && T >= tune.mmaMinTokens ? mmaTile(tune, T, w.rows, K, ctx.limits.maxComputeWorkgroupStorageSize) : null;
+  if (tile) tile = [tile[0], tile[1], tile[2], tile[3], tile[4], tile[5] ?? 1, 0, tile[7] ?? 0];
+  if (tile && opts.gated && tile[1] % 2 !== 0) tile = null;
   let input = x;
   if (opts.rmsNorm && !gemv) {
     input = scratchTensor(rec, 'linear.normed', T * K);
     rmsNorm(rec, x, opts.rmsNorm.weight, input, T, K, opts.rmsNorm.eps);
   }
-  const norm = !!opts.rmsNorm && gemv;
   const gated = opts.gated ? actCode(opts.gated) : -1;
-  const fused = { GATED: gated >= 0 ? 1 : 0, RESIDUAL: opts.residual ? 1 : 0, ACT: Math.max(0, gated) };
-  const fkey = `${norm ? 'n' : ''}${gated >= 0 ? `g${gated}` : ''}${opts.residual ? 'r' : ''}`;
+  const fusion: Fusion = { norm: !!opts.rmsNorm && gemv, gated, residual: !!opts.residual };
+  if (tile) {
+    // One part of one format at a time (a Q4_K_M weight mixes formats); opts.normOut and deferSplit need one part.
+    const single = w.parts.length === 1 ? opts : { gated: opts.gated, residual: opts.residual };
+    for (const part of w.parts) {
+      if (part.rows === 0) continue;
+      const blocks = { name: part.format, wgsl: blockFormat(part.format).wgsl };
+      const r = mmaLinear(rec, input, [{ ...part, wStride: part.rowStride }], blocks, tile, K, N, bias, out, T, fusion, single);
+      if (w.parts.length === 1) return r;
+    }
+    return result;
+  }
+  const fused = fusionConstants(fusion);
+  const fkey = fusionKey(fusion);
   const lib = `${activationLib}\n${linearLib}\n${qBlockLib}\n`;
   const xb = bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
-  const eps = norm ? opts.rmsNorm!.eps : 0;
+  const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
+  const [gemvWg, gemvLanes, gemvRows] = tune.quantGemv;
   for (const part of w.parts) {
     if (part.rows === 0) continue;
     const params = partParams(part, part.rowStride, T, K, N, gatedRows, !!bias, eps);
@@ -132,18 +152,19 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
     if (gemv) {
       const tt = gemvTokens(T);
       // The butterfly needs every subgroup to hold whole row groups.
-      const subgroup = ctx.subgroups && ctx.subgroupMinSize >= GEMV_LANES;
-      const key = `linear.q.gemv.${part.format}.${tt}.${subgroup ? 's' : 'w'}.${fkey}`;
+      const subgroup = ctx.subgroups && ctx.subgroupMinSize >= gemvLanes;
+      const rows = opts.gated ? Math.max(2, gemvRows) : gemvRows;
+      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}`;
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
         code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvSource}`,
-        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(part.format).wgsl}const TT = ${tt}u;\nconst R = ${GEMV_ROWS}u;\n`,
-        constants: { WG: GEMV_WG, LANES: GEMV_LANES, NORM: norm ? 1 : 0, ...fused },
+        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(part.format).wgsl}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
+        constants: { WG: gemvWg, LANES: gemvLanes, NORM: fusion.norm ? 1 : 0, ...fused },
         bindings: ['read', 'read', 'read', 'read', 'write'],
         params: LINEAR_PARAMS,
       }));
-      const gb = norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
-      const perGroup = (GEMV_WG / GEMV_LANES) * (opts.gated ? GEMV_ROWS / 2 : GEMV_ROWS);
+      const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
+      const perGroup = (gemvWg / gemvLanes) * (opts.gated ? rows / 2 : rows);
       const [gx, gz] = grid(ctx, Math.ceil(cols / perGroup));
       rec.run(kernel, params, [xb, wb, bb, gb, ob], gx, Math.ceil(T / tt), gz);
       continue;
