@@ -162,6 +162,8 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     } finally {
       meta.signal.removeEventListener('abort', abort);
     }
+    const stopped = meta.stopped?.();
+    if (stopped) throw stopped;
     const choices: ChatCompletionChoice[] = [...states.entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([index, s]) => {
@@ -204,5 +206,5 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       await outputs.return(undefined);
     }
   }
-  return sseResponse(chunks(), abort, meta.shutdown);
+  return sseResponse(chunks(), abort, meta.stopped);
 }
