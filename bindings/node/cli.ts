@@ -14,8 +14,8 @@ import { parseArgs } from 'node:util';
 import { loadChatTemplate } from './chat-template.js';
 import { LLM, packageRoot, SamplingParams, type SamplingParamsInit } from './index.js';
 import type { DownloadProgress } from '../../src/platform.js';
-import { REASONING_PARSERS } from '../../src/server/reasoning-parsers.js';
-import { TOOL_PARSERS } from '../../src/server/tool-parsers.js';
+import { REASONING_PARSERS } from '../../src/tool-calls/reasoning-parsers.js';
+import { TOOL_PARSERS } from '../../src/tool-calls/tool-parsers.js';
 import { serve } from './server.js';
 import { startStaticServer } from './static-server.js';
 

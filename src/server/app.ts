@@ -15,8 +15,8 @@ import { createCompletion, type RequestMeta } from './completions.js';
 import { unixTime, type ServerContext } from './context.js';
 import { errorBody, HttpError, toHttpError } from './errors.js';
 import { ServerMetrics } from './metrics.js';
-import { REASONING_PARSERS } from './reasoning-parsers.js';
-import { TOOL_PARSERS } from './tool-parsers.js';
+import { REASONING_PARSERS } from '../tool-calls/reasoning-parsers.js';
+import { TOOL_PARSERS } from '../tool-calls/tool-parsers.js';
 import { ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest } from './protocol.js';
 import { detokenize, tokenize } from './tokenize.js';
 
