@@ -155,8 +155,9 @@ export async function loadWeights(ctx: GpuContext, source: WeightsSource, cfg: M
   const where = `${source.name}/${ckpt.files.join(', ')}`;
   if (!hasSlot.has('embed') && !hasSlot.has('lmHead')) throw new ModelFileError(`${source.name}/${ckpt.files[0]}`, 'has neither token embeddings nor an LM head');
   const infos = [...ckpt.tensors.values()].filter((info) => found.has(info.name));
+  const layouts = blockLayouts(infos, found, `${source.name}/${ckpt.files[0]}`); // types first: an unloadable one is named as such
   checkShapes(cfg, infos, found, source.name);
-  const store = new SlotStore(ctx, methodOf, blockLayouts(infos, found, `${source.name}/${ckpt.files[0]}`));
+  const store = new SlotStore(ctx, methodOf, layouts);
   const totalBytes = infos.reduce((n, i) => n + i.byteLength, 0);
   await uploadChunks(ctx, cfg, opts, ckpt.stream(infos), totalBytes, specs, found, store, where, source.name);
   return assemble(cfg, store, hasSlot);
