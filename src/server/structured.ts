@@ -3,9 +3,8 @@
  * `response_format` (`json_object`, `json_schema`, vLLM's `structural_tag`), vLLM's extra body `structured_outputs`
  * (snake_case StructuredOutputsParams) and the older `guided_json` / `guided_regex` / `guided_choice` /
  * `guided_grammar` / `guided_whitespace_pattern` names, which vLLM still maps onto structured_outputs; and tool
- * calls forced with `tool_choice`: 'required' (a JSON array of `{name, parameters}` objects, one per call, each
- * valid for its tool's parameters schema) or a named function (its arguments, valid for its schema), as vLLM builds
- * them. One request names at most one of these sources.
+ * calls forced with `tool_choice` ('required' or a named function; the constraint is built by
+ * src/tool-calls/forced-tools.ts, which the library's llm.chat shares). One request names at most one of these.
  *
  * @example
  *   structuredOutputsOf({ response_format: { type: 'json_schema', json_schema: { name: 'p', schema } } }); // { json: schema }
