@@ -18,6 +18,11 @@ import type { RequestOutput } from './outputs.js';
 import type { Platform } from './platform.js';
 import { resolveModel, type ModelOptions } from './resolve-model.js';
 import { SamplingParams } from './sampling-params.js';
+import { STRUCTURED_KINDS as STRUCTURED_KIND_KEYS } from './sampling/structured/params.js';
+import { parseAssistant, type AssistantParsing } from './tool-calls/assistant-message.js';
+import { forcedTools, type ToolChoice } from './tool-calls/forced-tools.js';
+import { REASONING_PARSERS, type ReasoningParser } from './tool-calls/reasoning-parsers.js';
+import { TOOL_PARSERS, type ToolParser } from './tool-calls/tool-parsers.js';
 
 export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, ModelOptions {
   /**
@@ -36,6 +41,27 @@ export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, Mod
   generationConfig?: 'auto' | 'vllm' | string;
   /** The platform port; the package's entry points (Node, browser) provide it. */
   platform?: Platform;
+}
+
+/**
+ * `llm.chat`'s options: the chat template's (`tools`, `chatTemplateKwargs`, ...) and, as the server's request fields
+ * and flags, how tool calls and reasoning are read back onto the outputs (CompletionOutput.toolCalls / reasoning).
+ */
+export interface ChatOptions extends ChatTemplateOptions {
+  /**
+   * OpenAI's tool_choice (default 'auto' with tools): 'required' or `{type: 'function', function: {name}}`
+   * constrain the output to valid calls of the tools (their parameter schemas), as vLLM does; 'auto' reads calls
+   * out of the text when a `toolParser` is given; 'none' leaves the text alone.
+   */
+  toolChoice?: ToolChoice;
+  /** false: 'required' makes exactly one call (OpenAI's parallel_tool_calls). Default true. */
+  parallelToolCalls?: boolean;
+  /** Forced tool calls as compact JSON (the server's structured_outputs.disable_any_whitespace). Default false. */
+  disableAnyWhitespace?: boolean;
+  /** For toolChoice 'auto': vLLM's --tool-call-parser ('hermes', 'llama3_json', 'mistral', 'pythonic') or a parser. */
+  toolParser?: string | ToolParser;
+  /** vLLM's --reasoning-parser ('qwen3', 'deepseek_r1') or a parser: the think block goes to `reasoning`. */
+  reasoningParser?: string | ReasoningParser;
 }
 
 let defaultPlatform: Platform | undefined;
@@ -110,24 +136,68 @@ export class LLM {
    * rendered with the model's chat template (or `opts.chatTemplate`), tokenized without adding special tokens again,
    * and generated like `generate({ promptTokenIds })`; each output's `prompt` is the rendered text.
    *
+   * With `tools`, `toolChoice` 'required' or a named function constrains each output to valid calls and puts them on
+   * `outputs[i].toolCalls` (the server's tool_choice, shared code); 'auto' with a `toolParser` reads calls out of the
+   * text; a `reasoningParser` splits the think block into `outputs[i].reasoning`. `content` is the rest.
+   *
    * @example
    * const [out] = await llm.chat([{ role: 'user', content: 'Tell me a story.' }], new SamplingParams({ maxTokens: 64 }));
    * const outs = await llm.chat([conversationA, conversationB], params, { chatTemplateKwargs: { enable_thinking: false } });
+   * const [call] = await llm.chat(messages, params, { tools, toolChoice: 'required' });
+   * call.outputs[0].toolCalls; // [{ id, type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]
    */
   async chat(
     messages: ChatMessage[] | ChatMessage[][],
     samplingParams?: SamplingParams | SamplingParams[],
-    opts: ChatTemplateOptions = {},
+    opts: ChatOptions = {},
   ): Promise<RequestOutput[]> {
     await this.ready;
     if (!Array.isArray(messages)) throw new InvalidArgumentError('messages', 'messages must be a list of messages, or a list of conversations');
     // vLLM: a list whose items are all lists is a batch of conversations.
     const conversations = messages.every((m) => Array.isArray(m)) ? (messages as ChatMessage[][]) : [messages as ChatMessage[]];
+    const { toolChoice, parallelToolCalls, toolParser, reasoningParser, disableAnyWhitespace, ...templateOpts } = opts;
+    const parsing = this.assistantParsing(opts);
     const prompts = conversations.map((c) => {
-      const { prompt, promptTokenIds } = applyChatTemplate(this.engine.tokenizer, c, opts);
+      const { prompt, promptTokenIds } = applyChatTemplate(this.engine.tokenizer, c, templateOpts);
       return { prompt, promptTokenIds };
     });
-    return this.generate(prompts, samplingParams);
+    let params = samplingParams;
+    if (parsing) {
+      const adapt = (p: SamplingParams) => {
+        if (parsing.forced) {
+          if (p.structuredOutputs && STRUCTURED_KIND_KEYS.some((k) => p.structuredOutputs![k] != null && p.structuredOutputs![k] !== false)) {
+            throw new InvalidArgumentError('toolChoice', `toolChoice ${JSON.stringify(toolChoice)} cannot be combined with structuredOutputs`);
+          }
+          const compact = disableAnyWhitespace ? { disableAnyWhitespace: true } : {};
+          return p.clone({ structuredOutputs: { ...p.structuredOutputs, ...compact, ...parsing.forced.structured } });
+        }
+        // A parser whose marker is a special token (mistral's [TOOL_CALLS]) needs it in the text.
+        if (parsing.toolParser?.needsSpecialTokens && !p.setFields.has('skipSpecialTokens')) return p.clone({ skipSpecialTokens: false });
+        return p;
+      };
+      const base = params ?? this.engine.defaultSamplingParams();
+      params = Array.isArray(base) ? base.map(adapt) : adapt(base);
+    }
+    const outs = await this.generate(prompts, params);
+    if (parsing) for (const r of outs) for (const o of r.outputs) Object.assign(o, parseAssistant(o.text, parsing));
+    return outs;
+  }
+
+  /** How chat outputs are read back (null: they are not). */
+  private assistantParsing(opts: ChatOptions): AssistantParsing | null {
+    const forced = forcedTools(opts.tools as never, opts.toolChoice, opts.parallelToolCalls);
+    const named = <P>(v: string | P | undefined, table: Record<string, P>, field: string): P | null => {
+      if (v === undefined) return null;
+      if (typeof v !== 'string') return v;
+      const p = table[v];
+      if (!p) throw new InvalidArgumentError(field, `unknown ${field} '${v}' (one of ${Object.keys(table).join(', ')})`);
+      return p;
+    };
+    const auto = !forced && (opts.tools?.length ?? 0) > 0 && (opts.toolChoice ?? 'auto') === 'auto';
+    const toolParser = named(opts.toolParser, TOOL_PARSERS, 'toolParser');
+    const reasoning = named(opts.reasoningParser, REASONING_PARSERS, 'reasoningParser');
+    const parsing = { forced, toolParser: auto ? toolParser : null, reasoning };
+    return parsing.forced || parsing.toolParser || parsing.reasoning ? parsing : null;
   }
 
   /**

@@ -6,6 +6,8 @@
  * console.log(out.outputs[0].text, out.outputs[0].finishReason);
  */
 
+import type { ToolCall } from './tool-calls/forced-tools.js';
+
 /** One candidate token and its log-probability, as vLLM's `Logprob`. */
 export interface Logprob {
   logprob: number;
@@ -32,6 +34,16 @@ export interface CompletionOutput {
   finishReason: 'stop' | 'length' | 'abort' | null;
   /** The stop string or stop token id that ended the sequence; null for EOS or length. */
   stopReason: string | number | null;
+  /**
+   * `llm.chat` with `tools` and a `toolChoice` of 'required' or a named function (the output is constrained to
+   * valid calls), or 'auto' with a `toolParser`: the calls read out of `text`, OpenAI-shaped (put them in the next
+   * turn's assistant message as `tool_calls`); null when the text holds none. Absent on other outputs.
+   */
+  toolCalls?: ToolCall[] | null;
+  /** `llm.chat` with a `reasoningParser`: the think block split off `text` (null if none); absent otherwise. */
+  reasoning?: string | null;
+  /** With `toolCalls` or `reasoning`: the text that is neither (null when nothing is left). */
+  content?: string | null;
 }
 
 /** The result of one request (vLLM's `RequestOutput`). */

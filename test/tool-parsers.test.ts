@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MessageBuilder, type MessageDelta } from '../src/server/chat-message.js';
-import { REASONING_PARSERS, splitStreaming } from '../src/server/reasoning-parsers.js';
-import { TOOL_PARSERS } from '../src/server/tool-parsers.js';
+import { REASONING_PARSERS, splitStreaming } from '../src/tool-calls/reasoning-parsers.js';
+import { TOOL_PARSERS } from '../src/tool-calls/tool-parsers.js';
 
 const call = (name: string, args: object) => ({ name, arguments: JSON.stringify(args) });
 

@@ -14,8 +14,8 @@ import { parseArgs } from 'node:util';
 import { loadChatTemplate } from './chat-template.js';
 import { LLM, packageRoot, SamplingParams, type SamplingParamsInit } from './index.js';
 import type { DownloadProgress } from '../../src/platform.js';
-import { REASONING_PARSERS } from '../../src/server/reasoning-parsers.js';
-import { TOOL_PARSERS } from '../../src/server/tool-parsers.js';
+import { REASONING_PARSERS } from '../../src/tool-calls/reasoning-parsers.js';
+import { TOOL_PARSERS } from '../../src/tool-calls/tool-parsers.js';
 import { serve } from './server.js';
 import { startStaticServer } from './static-server.js';
 
@@ -33,7 +33,7 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
                   [--chat-template FILE] [--dtype auto|float32|float16] [--quantization q8_0|q4_0]
                   [--no-async-scheduling] [--enforce-eager] [--max-logprobs N] [--max-prompt-chars N]
                   [--allowed-origins ORIGIN] [--trust-request-chat-template]
-                  [--shutdown-grace-period SECONDS] [--enable-auto-tool-choice --tool-call-parser NAME]
+                  [--shutdown-grace-period SECONDS] [--request-timeout SECONDS] [--enable-auto-tool-choice --tool-call-parser NAME]
                   [--reasoning-parser qwen3|deepseek_r1]
 
   MODEL                   checkpoint folder to serve (default: the embedded tinystories-656K)
@@ -49,6 +49,8 @@ usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY]
   --trust-request-chat-template  accept a request's own chat_template (default: refused with 400)
   --allowed-origins O     answer CORS for this origin ('*': any; repeat for more; default: no CORS)
   --max-prompt-chars N    most prompt characters a request may send to the tokenizer (default 32 x max model len)
+  --request-timeout S     a generation request running longer than S seconds (queueing included) is aborted alone
+                          and answers 408 (streams: an error event, then [DONE]); default: no limit
   --enable-auto-tool-choice  with --tool-call-parser NAME (hermes, llama3_json, mistral, pythonic): tool_choice
                           'auto' returns the calls the model writes as message.tool_calls
   --reasoning-parser NAME the think block (qwen3, deepseek_r1) goes to the message's 'reasoning' field
@@ -162,6 +164,7 @@ async function serveCommand(argv: string[]): Promise<void> {
       'enforce-eager': { type: 'boolean', default: false },
       'max-logprobs': { type: 'string' },
       'max-prompt-chars': { type: 'string' },
+      'request-timeout': { type: 'string' },
       'allowed-origins': { type: 'string', multiple: true },
       'trust-request-chat-template': { type: 'boolean', default: false },
       'shutdown-grace-period': { type: 'string', default: '10' },
@@ -182,6 +185,8 @@ async function serveCommand(argv: string[]): Promise<void> {
   if (maxLogprobs !== undefined && maxLogprobs < -1) fail(`--max-logprobs must be -1 or at least 0, got ${maxLogprobs}`);
   const maxPromptChars = num('max-prompt-chars', values['max-prompt-chars'], true);
   if (maxPromptChars !== undefined && maxPromptChars < 1) fail(`--max-prompt-chars must be at least 1, got ${maxPromptChars}`);
+  const requestTimeoutS = num('request-timeout', values['request-timeout']);
+  if (requestTimeoutS !== undefined && !(requestTimeoutS > 0)) fail(`--request-timeout must be positive, got ${requestTimeoutS}`);
   const graceS = num('shutdown-grace-period', values['shutdown-grace-period'])!;
   if (graceS < 0) fail(`--shutdown-grace-period must be at least 0, got ${graceS}`);
   const toolCallParser = values['tool-call-parser'];
@@ -211,6 +216,7 @@ async function serveCommand(argv: string[]): Promise<void> {
     servedModelName: names,
     chatTemplate,
     maxPromptChars,
+    requestTimeoutMs: requestTimeoutS === undefined ? undefined : requestTimeoutS * 1000,
     allowedOrigins: values['allowed-origins'],
     trustRequestChatTemplate: values['trust-request-chat-template'],
     enableAutoToolChoice: values['enable-auto-tool-choice'],

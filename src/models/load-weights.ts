@@ -155,10 +155,28 @@ export async function loadWeights(ctx: GpuContext, source: WeightsSource, cfg: M
   const where = `${source.name}/${ckpt.files.join(', ')}`;
   if (!hasSlot.has('embed') && !hasSlot.has('lmHead')) throw new ModelFileError(`${source.name}/${ckpt.files[0]}`, 'has neither token embeddings nor an LM head');
   const infos = [...ckpt.tensors.values()].filter((info) => found.has(info.name));
-  const store = new SlotStore(ctx, methodOf, blockLayouts(infos, found, `${source.name}/${ckpt.files[0]}`));
+  const layouts = blockLayouts(infos, found, `${source.name}/${ckpt.files[0]}`); // types first: an unloadable one is named as such
+  checkShapes(cfg, infos, found, source.name);
+  const store = new SlotStore(ctx, methodOf, layouts);
   const totalBytes = infos.reduce((n, i) => n + i.byteLength, 0);
   await uploadChunks(ctx, cfg, opts, ckpt.stream(infos), totalBytes, specs, found, store, where, source.name);
   return assemble(cfg, store, hasSlot);
+}
+
+/**
+ * Every tensor's shape against the config's, before any GPU buffer is sized from the config: a config that
+ * disagrees with its checkpoint (vocab_size 2^40 beside a [2048, 128] embedding) is the file error the upload would
+ * give, instead of slots allocated for the config's sizes first (which ran lavapipe out of memory: a native abort).
+ */
+function checkShapes(cfg: ModelConfig, infos: readonly CheckpointTensor[], found: ReadonlyMap<string, WeightSpec>, sourceName: string): void {
+  for (const info of infos) {
+    const spec = found.get(info.name)!;
+    const want = spec.shape;
+    // Embeddings and learned positions may hold more rows than the config uses (padded vocabularies).
+    const padded = PADDED.has(spec.slot) && !spec.transpose;
+    const ok = info.shape.length === want.length && info.shape.every((d, i) => d === want[i] || (i === 0 && padded && d >= want[0]));
+    if (!ok) throw new ModelFileError(`${sourceName}/${info.file}`, `tensor ${info.name} has shape [${info.shape}], expected [${want}] for ${cfg.architecture}`);
+  }
 }
 
 /**

@@ -11,12 +11,12 @@ import { version } from '../../package.json';
 import type { LLM } from '../llm.js';
 import type { SamplingParamsInit } from '../sampling-params.js';
 import { createChatCompletion } from './chat.js';
-import { createCompletion } from './completions.js';
+import { createCompletion, type RequestMeta } from './completions.js';
 import { unixTime, type ServerContext } from './context.js';
 import { errorBody, HttpError, toHttpError } from './errors.js';
 import { ServerMetrics } from './metrics.js';
-import { REASONING_PARSERS } from './reasoning-parsers.js';
-import { TOOL_PARSERS } from './tool-parsers.js';
+import { REASONING_PARSERS } from '../tool-calls/reasoning-parsers.js';
+import { TOOL_PARSERS } from '../tool-calls/tool-parsers.js';
 import { ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest } from './protocol.js';
 import { detokenize, tokenize } from './tokenize.js';
 
@@ -56,6 +56,12 @@ export interface ServerOptions {
    * tokens average that many characters, so a prompt past it could not fit the model anyway.
    */
   maxPromptChars?: number;
+  /**
+   * Milliseconds one generation request may run, queueing included (--request-timeout, in seconds); past it the
+   * request alone is aborted, freeing its KV blocks, and answers 408 (a stream: an error event, then `[DONE]`).
+   * Default: no limit.
+   */
+  requestTimeoutMs?: number;
   /**
    * Aborted when the server shuts down for good (bindings/node's `shutdown`): running requests are aborted, and
    * streams end with an error event and `[DONE]`.
@@ -159,6 +165,9 @@ export function createApp(options: ServerOptions): Hono<Env> {
   }
 
   const maxBody = options.maxBodyBytes ?? 8 << 20;
+  const timeoutMs = options.requestTimeoutMs;
+  if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new TypeError(`requestTimeoutMs must be a positive number, got ${timeoutMs}`);
+  const meta = (c: Context<Env>) => requestMeta(c, options.shutdownSignal, timeoutMs);
   const parseBody = <S extends z.ZodType>(c: Context<Env>, schema: S) => parseBodyAs(c, schema, maxBody);
 
   app.get('/health', async (c) => {
@@ -179,12 +188,12 @@ export function createApp(options: ServerOptions): Hono<Env> {
   });
   app.post('/v1/completions', async (c) => {
     const body = await parseBody(c, CompletionRequest);
-    const res = await createCompletion(await context(), body, meta(c, options.shutdownSignal));
+    const res = await createCompletion(await context(), body, meta(c));
     return res instanceof Response ? res : c.json(res);
   });
   app.post('/v1/chat/completions', async (c) => {
     const body = await parseBody(c, ChatCompletionRequest);
-    const res = await createChatCompletion(await context(), body, meta(c, options.shutdownSignal));
+    const res = await createChatCompletion(await context(), body, meta(c));
     return res instanceof Response ? res : c.json(res);
   });
   app.post('/tokenize', async (c) => c.json(tokenize(await context(), await parseBody(c, TokenizeRequest))));
@@ -193,9 +202,20 @@ export function createApp(options: ServerOptions): Hono<Env> {
   return app;
 }
 
-function meta(c: Context<Env>, shutdown: AbortSignal | undefined) {
-  const signal = shutdown ? AbortSignal.any([c.req.raw.signal, shutdown]) : c.req.raw.signal;
-  return { requestId: c.get('requestId'), signal, shutdown };
+/**
+ * A generation request's identity and signals: it is aborted when the client goes away, the server shuts down or
+ * its time (--request-timeout) runs out; `stopped` says which of the server's reasons ended it.
+ */
+function requestMeta(c: Context<Env>, shutdown: AbortSignal | undefined, timeoutMs: number | undefined): RequestMeta {
+  const deadline = timeoutMs !== undefined ? AbortSignal.timeout(timeoutMs) : undefined;
+  const signals = [c.req.raw.signal, shutdown, deadline].filter((s): s is AbortSignal => s !== undefined);
+  const signal = signals.length > 1 ? AbortSignal.any(signals) : c.req.raw.signal;
+  const stopped = (): HttpError | null => {
+    if (shutdown?.aborted) return new HttpError(503, 'the server is shutting down: this request was ended before it finished');
+    if (deadline?.aborted) return new HttpError(408, `the request did not finish within this server's request timeout of ${timeoutMs! / 1000} s (--request-timeout)`);
+    return null;
+  };
+  return { requestId: c.get('requestId'), signal, shutdown, stopped };
 }
 
 /**

@@ -9,19 +9,11 @@
  *   const b = new MessageBuilder({ forced: null, toolParser: TOOL_PARSERS.hermes, reasoning: null });
  *   b.delta('<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>', 'stop'); // { tool_calls: [...] }, 'tool_calls'
  */
-import type { ReasoningParser } from './reasoning-parsers.js';
-import { splitStreaming } from './reasoning-parsers.js';
-import { forcedToolCalls, toolCallId, type ForcedTools, type ToolCall } from './structured.js';
-import type { ToolParser } from './tool-parsers.js';
+import { parseAssistant, reasoningSplit, type AssistantParsing } from '../tool-calls/assistant-message.js';
+import { forcedToolCalls, toolCallId, type ToolCall } from '../tool-calls/forced-tools.js';
 
-export interface MessageOptions {
-  /** tool_choice 'required' / named: the text is the calls' JSON. */
-  forced: ForcedTools | null;
-  /** tool_choice 'auto' with --enable-auto-tool-choice: the parser that finds calls in the text. */
-  toolParser: ToolParser | null;
-  /** --reasoning-parser: splits the think block off. */
-  reasoning: ReasoningParser | null;
-}
+/** tool_choice 'required' / named (forced), --tool-call-parser with 'auto', --reasoning-parser. */
+export type MessageOptions = AssistantParsing;
 
 /** The assistant message of a non-streamed response. */
 export interface AssistantMessage {
@@ -56,28 +48,15 @@ export class MessageBuilder {
   }
 
   private split(final: boolean): { reasoning: string | null; body: string } {
-    if (!this.o.reasoning || this.o.forced) return { reasoning: null, body: this.text };
-    const s = splitStreaming(this.o.reasoning, this.text, final);
-    return { reasoning: s.reasoning, body: s.content ?? '' };
+    return reasoningSplit(this.o, this.text, final);
   }
 
   /** The whole message once generation ended with `reason`; `echo` goes before the content. */
   message(reason: string | null, echo = ''): { message: AssistantMessage; finishReason: string | null } {
-    const { reasoning, body } = this.split(true);
-    const withReasoning = (m: AssistantMessage): AssistantMessage => (this.o.reasoning ? { ...m, reasoning, reasoning_content: reasoning } : m);
-    let calls: ToolCall[] | null = null;
-    let content: string | null = echo + body;
-    if (this.o.forced) {
-      calls = forcedToolCalls(this.o.forced, body);
-      if (calls) content = null;
-    } else if (this.o.toolParser) {
-      const ex = this.o.toolParser.extract(body);
-      if (ex.calls.length > 0) {
-        calls = ex.calls.map((c) => ({ id: toolCallId(), type: 'function', function: c }));
-        content = ex.content === null ? null : echo + ex.content;
-      }
-    }
-    return { message: withReasoning({ role: 'assistant', content, tool_calls: calls ?? [] }), finishReason: this.finishReason(reason, calls !== null) };
+    const { content, toolCalls, reasoning } = parseAssistant(this.text, this.o, echo);
+    const m: AssistantMessage = { role: 'assistant', content, tool_calls: toolCalls ?? [] };
+    const message = this.o.reasoning ? { ...m, reasoning, reasoning_content: reasoning } : m;
+    return { message, finishReason: this.finishReason(reason, toolCalls !== null) };
   }
 
   /**

@@ -99,7 +99,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
   // tool_choice 'auto' (the default with tools) parses calls out of the text when the server has a tool-call parser.
   const toolParser = !forced && ctx.toolParser && body.tools?.length && (body.tool_choice ?? 'auto') === 'auto' ? ctx.toolParser : null;
   if (toolParser?.needsSpecialTokens && init.skipSpecialTokens === undefined) init.skipSpecialTokens = false;
-  const messageOptions: MessageOptions = { forced, toolParser, reasoning: ctx.reasoningParser };
+  const messageOptions: MessageOptions = { forced: forced && { ...forced, structured: forced.structured.params }, toolParser, reasoning: ctx.reasoningParser };
   const rendered = renderChat(ctx, body);
   const id = `chatcmpl-${meta.requestId}`;
   const batch = prepareBatch(ctx, [{ prompt: rendered, init, maxTokensExplicit: body.max_completion_tokens != null || body.max_tokens != null }], `${id}-${ctx.nextSeq()}`, {
@@ -162,6 +162,8 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     } finally {
       meta.signal.removeEventListener('abort', abort);
     }
+    const stopped = meta.stopped?.();
+    if (stopped) throw stopped;
     const choices: ChatCompletionChoice[] = [...states.entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([index, s]) => {
@@ -204,5 +206,5 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       await outputs.return(undefined);
     }
   }
-  return sseResponse(chunks(), abort, meta.shutdown);
+  return sseResponse(chunks(), abort, meta.stopped);
 }

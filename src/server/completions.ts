@@ -3,6 +3,7 @@
  * `prompt * n + output`; `echo` puts the prompt (and, with `logprobs`, its logprobs) before the text; streaming
  * sends one chunk per choice per engine step.
  */
+import type { HttpError } from './errors.js';
 import type { PromptInput } from '../engine/llm-engine.js';
 import { checkModel, checkPromptChars, stringChars, unixTime, type ServerContext } from './context.js';
 import { compileGrammars, prepareBatch, runBatch, type PreparedBatch, type TaggedOutput } from './generate.js';
@@ -18,6 +19,11 @@ export interface RequestMeta {
   signal: AbortSignal;
   /** The server's shutdown signal (streams end with an error event when it aborts), if it has one. */
   shutdown?: AbortSignal;
+  /**
+   * Why the server ended this request before it finished (shutdown: 503, request timeout: 408), or null: a body is
+   * then that error, and a stream ends with it as an error event before `[DONE]`.
+   */
+  stopped?: () => HttpError | null;
 }
 
 /** One choice being assembled from deltas. */
@@ -123,6 +129,8 @@ export async function createCompletion(ctx: ServerContext, body: CompletionReque
     } finally {
       meta.signal.removeEventListener('abort', abort);
     }
+    const stopped = meta.stopped?.();
+    if (stopped) throw stopped;
     const choices: CompletionChoice[] = [...asm.choices.entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([index, s]) => ({ index, text: s.text, logprobs: s.logprobs, finish_reason: s.finishReason, stop_reason: s.stopReason }));
@@ -151,5 +159,5 @@ export async function createCompletion(ctx: ServerContext, body: CompletionReque
       await outputs.return(undefined);
     }
   }
-  return sseResponse(chunks(), abort, meta.shutdown);
+  return sseResponse(chunks(), abort, meta.stopped);
 }

@@ -1,8 +1,8 @@
 /** What every route handler reads: the engine, the served names, the metrics and the server's own limits. */
 import type { RenderBudget } from '../chat/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import type { ReasoningParser } from './reasoning-parsers.js';
-import type { ToolParser } from './tool-parsers.js';
+import type { ReasoningParser } from '../tool-calls/reasoning-parsers.js';
+import type { ToolParser } from '../tool-calls/tool-parsers.js';
 import { HttpError } from './errors.js';
 import type { GenerateContext } from './generate.js';
 import type { ServerMetrics } from './metrics.js';

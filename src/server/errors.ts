@@ -14,6 +14,7 @@ const TYPES: Record<number, string> = {
   401: 'AuthenticationError',
   404: 'NotFoundError',
   405: 'MethodNotAllowedError',
+  408: 'RequestTimeoutError',
   413: 'RequestEntityTooLargeError',
   500: 'InternalServerError',
   503: 'ServiceUnavailableError',

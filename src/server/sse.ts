@@ -10,23 +10,24 @@ const encoder = new TextEncoder();
 const event = (data: unknown) => encoder.encode(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
 
 /**
- * `shutdown`: the server's shutdown signal. The request's own signal aborts with it (so its engine requests end);
- * a stream that ends while it is aborted says why in an error event (503) before `[DONE]`, so clients can tell a
- * cut stream from a finished one.
+ * `stopped`: why the server ended the request (shutdown 503, request timeout 408), or null. The request's own signal
+ * aborts with those (so its engine requests end); a stream that ends once the server stopped it says why in an
+ * error event before `[DONE]`, so clients can tell a cut stream from a finished one.
  */
-export function sseResponse(chunks: AsyncGenerator<unknown>, onCancel: () => void, shutdown?: AbortSignal): Response {
+export function sseResponse(chunks: AsyncGenerator<unknown>, onCancel: () => void, stopped: () => HttpError | null = () => null): Response {
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         const r = await chunks.next();
-        if (!r.done && !shutdown?.aborted) {
+        const stop = stopped();
+        if (!r.done && !stop) {
           controller.enqueue(event(r.value));
           return;
         }
-        if (shutdown?.aborted) {
+        if (stop) {
           onCancel();
           chunks.return(undefined).catch(() => {});
-          controller.enqueue(event(errorBody(new HttpError(503, 'the server is shutting down: this stream was ended before it finished'))));
+          controller.enqueue(event(errorBody(stop)));
         }
       } catch (err) {
         controller.enqueue(event(errorBody(toHttpError(err))));

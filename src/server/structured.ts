@@ -3,14 +3,15 @@
  * `response_format` (`json_object`, `json_schema`, vLLM's `structural_tag`), vLLM's extra body `structured_outputs`
  * (snake_case StructuredOutputsParams) and the older `guided_json` / `guided_regex` / `guided_choice` /
  * `guided_grammar` / `guided_whitespace_pattern` names, which vLLM still maps onto structured_outputs; and tool
- * calls forced with `tool_choice`: 'required' (a JSON array of `{name, parameters}` objects, one per call, each
- * valid for its tool's parameters schema) or a named function (its arguments, valid for its schema), as vLLM builds
- * them. One request names at most one of these sources.
+ * calls forced with `tool_choice` ('required' or a named function; the constraint is built by
+ * src/tool-calls/forced-tools.ts, which the library's llm.chat shares). One request names at most one of these.
  *
  * @example
  *   structuredOutputsOf({ response_format: { type: 'json_schema', json_schema: { name: 'p', schema } } }); // { json: schema }
  */
+import { InvalidArgumentError } from '../errors.js';
 import { STRUCTURED_KINDS, type StructuredOutputsParams } from '../sampling/structured/params.js';
+import { forcedTools as forcedToolsOf, type ChatToolDefinition, type ForcedTools, type ToolChoice } from '../tool-calls/forced-tools.js';
 import { HttpError } from './errors.js';
 
 /** The request fields this module reads (completions and chat share them). */
@@ -117,95 +118,27 @@ export function withOptions(req: StructuredRequest, forced: StructuredFromReques
   return options ? { ...forced, params: { ...options, ...forced.params } } : forced;
 }
 
-/** A function tool of a chat request. */
-export interface FunctionTool {
-  name: string;
-  parameters?: Record<string, unknown>;
-}
-
-/** How tool_choice shapes the output: 'named' (one call's arguments) or 'required' (a JSON array of calls). */
-export interface ForcedTools {
-  mode: 'named' | 'required';
-  /** The named function (mode 'named'). */
-  name: string | null;
+/** A forced-tools constraint and the request field it came from. */
+export interface ForcedToolsRequest extends Omit<ForcedTools, 'structured'> {
   structured: StructuredFromRequest;
 }
 
-/** The tools' function definitions, checked. */
-function functionTools(tools: readonly { type: string; function?: unknown }[] | null | undefined): FunctionTool[] {
-  return (tools ?? []).map((t, i) => {
-    const f = t.function as FunctionTool | undefined;
-    if (t.type !== 'function' || !f || typeof f.name !== 'string') throw new HttpError(400, `tools[${i}] must be {type: 'function', function: {name, parameters}}`, 'tools');
-    return f;
-  });
-}
-
-/** A tool's parameters schema (none: any object). */
-const paramsSchema = (f: FunctionTool) => f.parameters ?? { type: 'object', properties: {} };
-
 /**
- * The constraint tool_choice forces, as vLLM builds it (`_get_json_schema_from_tool`), or null for 'none' / 'auto'
- * / absent. 'required': an array of at least one `{name, parameters}` object, each one of the tools (anyOf);
- * `parallel_tool_calls: false` allows exactly one.
+ * The constraint tool_choice forces (src/tool-calls/forced-tools.ts), or null for 'none' / 'auto' / absent; errors
+ * name `tool_choice` or `tools`.
  */
 export function forcedTools(req: {
-  tools?: readonly { type: string; function?: unknown }[] | null;
-  tool_choice?: 'none' | 'auto' | 'required' | { type: string; function: { name: string } } | null;
+  tools?: readonly ChatToolDefinition[] | null;
+  tool_choice?: ToolChoice | null;
   parallel_tool_calls?: boolean | null;
-}): ForcedTools | null {
-  const choice = req.tool_choice;
-  if (!choice || choice === 'none' || choice === 'auto') return null;
-  const tools = functionTools(req.tools);
-  if (tools.length === 0) throw new HttpError(400, `tool_choice ${JSON.stringify(choice)} needs tools`, 'tool_choice');
-  if (choice === 'required') {
-    const schema = {
-      type: 'array',
-      minItems: 1,
-      ...(req.parallel_tool_calls === false ? { maxItems: 1 } : {}),
-      items: {
-        type: 'object',
-        anyOf: tools.map((f) => ({
-          properties: { name: { type: 'string', enum: [f.name] }, parameters: paramsSchema(f) },
-          required: ['name', 'parameters'],
-        })),
-      },
-    };
-    return { mode: 'required', name: null, structured: { params: { json: schema }, param: 'tool_choice' } };
-  }
-  if (choice.type !== 'function') throw new HttpError(400, `tool_choice type must be 'function', got '${choice.type}'`, 'tool_choice');
-  const f = tools.find((t) => t.name === choice.function.name);
-  if (!f) throw new HttpError(400, `tool_choice names function '${choice.function.name}', which is not among the tools`, 'tool_choice');
-  return { mode: 'named', name: f.name, structured: { params: { json: paramsSchema(f) }, param: 'tool_choice' } };
-}
-
-/** OpenAI's tool call (message.tool_calls[i]). */
-export interface ToolCall {
-  id: string;
-  type: 'function';
-  function: { name: string; arguments: string };
-}
-
-/** vLLM's tool call ids: `chatcmpl-tool-` and 32 hex digits. */
-export function toolCallId(): string {
-  return `chatcmpl-tool-${crypto.randomUUID().replaceAll('-', '')}`;
-}
-
-/**
- * The tool calls of a forced output: 'named' -> one call whose arguments are the text; 'required' -> one call per
- * array element. Text that does not parse (cut by max_tokens) gives no calls: the client sees the raw text.
- */
-export function forcedToolCalls(forced: ForcedTools, text: string): ToolCall[] | null {
-  if (forced.mode === 'named') return [{ id: toolCallId(), type: 'function', function: { name: forced.name!, arguments: text } }];
-  let calls: unknown;
+}): ForcedToolsRequest | null {
+  let f: ForcedTools | null;
   try {
-    calls = JSON.parse(text);
-  } catch {
-    return null;
+    f = forcedToolsOf(req.tools, req.tool_choice, req.parallel_tool_calls);
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    const param = err.field === 'toolChoice' ? 'tool_choice' : err.field;
+    throw new HttpError(400, err.message.replace(/^toolChoice/, 'tool_choice'), param);
   }
-  if (!Array.isArray(calls)) return null;
-  return calls.map((c: { name: string; parameters: unknown }) => ({
-    id: toolCallId(),
-    type: 'function',
-    function: { name: c.name, arguments: JSON.stringify(c.parameters) },
-  }));
+  return f && { ...f, structured: { params: f.structured, param: 'tool_choice' } };
 }

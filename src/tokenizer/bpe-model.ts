@@ -43,8 +43,8 @@ export class BpeModel {
   private constructor(
     private readonly core: Core,
     tokens: string[],
-    /** The model record, followed by the byte tables. */
-    private readonly record: number,
+    /** The model record, followed by the byte tables (0 once disposed). */
+    private record: number,
     /** The other blocks this model owns. */
     private readonly blocks: number[],
   ) {
@@ -57,7 +57,6 @@ export class BpeModel {
       const v = optString(obj, key, at);
       if (v) fail(child(at, key), `a non-empty ${key} (${JSON.stringify(v)}) is not supported`);
     }
-    const x = core.exports;
     // Vocabulary: checked, then its keys' UTF-8 into wasm and the hash table.
     const vocabAt = child(at, 'vocab');
     const vocabObj = expectObject(obj.vocab, vocabAt);
@@ -76,6 +75,23 @@ export class BpeModel {
     const record = core.alloc(RECORD_BYTES + 3 * 1024);
     const model = new BpeModel(core, tokens, record, []);
     model.size = n;
+    // From here on a malformed field (merges, merge_ranks, unk_token, flags) or a failed allocation gives back what
+    // the model holds so far: a tokenizer that fails to load leaves core.wasm as it found it.
+    try {
+      model.build(obj, at, vocabObj, keys, units);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+    return model;
+  }
+
+  /** The wasm tables of a model whose record is allocated (load's second half). */
+  private build(obj: Json, at: JsonAt, vocabObj: Json, keys: string[], units: number): void {
+    const { core, record } = this;
+    const model = this;
+    const x = core.exports;
+    const n = keys.length;
     const vocabMask = pow2AtLeast(2 * n) - 1;
     const blobCap = align4(units * 3);
     const vocab = core.alloc(blobCap + 8 * n + (vocabMask + 1) * 8);
@@ -103,21 +119,20 @@ export class BpeModel {
     const mEndsLen = merges.count * (merges.pairForm ? 2 : 1);
     const ranks = mergeRanks(obj.merge_ranks, merges.count, child(at, 'merge_ranks'));
     const tmp = core.alloc(mBytesCap + 4 * mEndsLen + 12 * merges.count + (ranks ? 4 * merges.count : 0));
-    const mEnds = tmp + mBytesCap;
-    const triples = mEnds + 4 * mEndsLen;
-    writeUtf8(core, merges.strings, tmp, mBytesCap, mEnds);
-    const vocabArgs = [table, vocabMask, blob, ends] as const;
-    const bad = x.resolveMerges(...vocabArgs, ids, tmp, mEnds, merges.count, merges.pairForm ? 1 : 0, triples);
-    if (bad >= 0) {
+    try {
+      const mEnds = tmp + mBytesCap;
+      const triples = mEnds + 4 * mEndsLen;
+      writeUtf8(core, merges.strings, tmp, mBytesCap, mEnds);
+      const vocabArgs = [table, vocabMask, blob, ends] as const;
+      const bad = x.resolveMerges(...vocabArgs, ids, tmp, mEnds, merges.count, merges.pairForm ? 1 : 0, triples);
+      if (bad >= 0) badMerge(merges, bad, new Set(keys), child(at, 'merges'));
+      x.mergeTableInit(mergeTable, mergeMask);
+      const rankPtr = ranks ? triples + 12 * merges.count : 0;
+      if (ranks) core.u32().set(ranks, rankPtr >>> 2);
+      x.mergeTableBuild(mergeTable, mergeMask, triples, merges.count, rankPtr);
+    } finally {
       core.free(tmp);
-      model.dispose();
-      badMerge(merges, bad, new Set(keys), child(at, 'merges'));
     }
-    x.mergeTableInit(mergeTable, mergeMask);
-    const rankPtr = ranks ? triples + 12 * merges.count : 0;
-    if (ranks) core.u32().set(ranks, rankPtr >>> 2);
-    x.mergeTableBuild(mergeTable, mergeMask, triples, merges.count, rankPtr);
-    core.free(tmp);
 
     // Single-char tokens: the initial symbols of SentencePiece-style words.
     const nChars = x.countSingleChars(blob, ends, n);
@@ -152,7 +167,6 @@ export class BpeModel {
       const e = utf8.encode(BYTE_TO_CHAR[b]);
       u8.set([e.length, ...e], byteUtf8 + 4 * b);
     }
-    return model;
   }
 
   /** The vocabulary id of a token string (added tokens aside). */
@@ -199,7 +213,7 @@ export class BpeModel {
   dispose(): void {
     for (const p of [this.record, ...this.blocks, this.scratch, this.io]) this.core.free(p);
     this.blocks.length = 0;
-    this.scratch = this.io = 0;
+    this.record = this.scratch = this.io = 0; // a second dispose frees nothing twice
   }
 
   private remember(cache: Map<string, Int32Array>, w: string, ids: Int32Array): void {

@@ -64,7 +64,24 @@ export async function loadParts(tokenizerJson: unknown, config: Json, specialTok
   let postProcessor = buildPostProcessor(json.post_processor, child(root, 'post_processor'));
   const fileAdded = addedTokensOf(json.added_tokens, child(root, 'added_tokens'));
   const model = BpeModel.load(core, modelObj, modelAt);
+  try {
+    return assembleParts(json, config, specialTokensMap, model, { normalizer, pre, decoder, postProcessor, fileAdded });
+  } catch (err) {
+    model.dispose(); // what follows the model's tables can still fail (added tokens, special tokens): give them back
+    throw err;
+  }
+}
 
+/** The parts around a loaded BPE model: added and special tokens, post-processor, template, decode sets. */
+function assembleParts(
+  json: Json,
+  config: Json,
+  specialTokensMap: Json,
+  model: BpeModel,
+  built: { normalizer: TokenizerParts['normalizer']; pre: ReturnType<typeof buildPreTokenizer>; decoder: TokenizerParts['decoder']; postProcessor: TokenizerParts['postProcessor']; fileAdded: ReturnType<typeof addedTokensOf> },
+): TokenizerParts {
+  const { normalizer, pre, decoder, fileAdded } = built;
+  let { postProcessor } = built;
   const added = new AddedTokens(model);
   for (const t of fileAdded) added.add(t);
   const specials = specialTokensOf(config, specialTokensMap);
