@@ -251,7 +251,8 @@ export function formatHelp(spec: CommandSpec, columns = 100): string {
   out.push('flags:');
   for (const f of spec.flags) {
     const names = f.kind === 'boolean' ? (f.negatable ? `--[no-]${f.name}` : `--${f.name}`) : `--${f.name} ${metavar(f)}`;
-    const extra = [f.aliases?.length ? `also ${f.aliases.map((a) => `--${a}`).join(', ')}` : '', f.multiple ? 'repeatable' : '', f.defaultText ? `default ${f.defaultText}` : '']
+    const oneOf = f.kind === 'choice' && f.metavar ? `one of ${f.choices!.join(', ')}` : '';
+    const extra = [oneOf, f.aliases?.length ? `also ${f.aliases.map((a) => `--${a}`).join(', ')}` : '', f.multiple ? 'repeatable' : '', f.defaultText ? `default ${f.defaultText}` : '']
       .filter(Boolean)
       .join('; ');
     row(names, extra ? `${f.help} (${extra})` : f.help);

@@ -13,7 +13,7 @@ import { percentile, table } from './table.js';
 
 export const BENCH_SERVE: CommandSpec = {
   name: 'bench serve',
-  usage: '[--base-url URL] [--endpoint /v1/completions] [--model NAME] [--num-prompts N] [--request-rate R] [flags]',
+  usage: '[--base-url URL] [--model NAME] [--num-prompts N] [--request-rate R] [flags]',
   summary:
     'Load test of an OpenAI-compatible server, as `vllm bench serve`: --num-prompts streaming requests of about --input-len prompt tokens and --output-len generated tokens, arriving at --request-rate per second (Poisson; inf: all at once), at most --max-concurrency at a time. Prints throughput and the mean, median and P99 of TTFT (time to first token), TPOT (time per output token after the first), ITL (inter-token latency) and E2EL (end-to-end latency). Works against this package\'s `serve`, vLLM and llama.cpp\'s llama-server.',
   flags: [

@@ -20,7 +20,7 @@ const SHAPE_FLAGS: FlagSpec[] = [
 
 export const BENCH_LATENCY: CommandSpec = {
   name: 'bench latency',
-  usage: '[--model MODEL] [--input-len N] [--output-len N] [--batch-size N] [--num-iters N] [flags]',
+  usage: '[--model MODEL] [--input-len N] [--output-len N] [--batch-size N] [flags]',
   summary:
     "Latency of one batch, as `vllm bench latency`: --batch-size requests of --input-len random prompt tokens each generate --output-len tokens (EOS ignored); the batch is timed end to end --num-iters times after --num-iters-warmup untimed runs. Prints the mean and percentiles in seconds.",
   flags: [

@@ -28,7 +28,7 @@ export const ENGINE_FLAGS: FlagSpec[] = [
   { name: 'tokenizer', kind: 'string', metavar: 'MODEL', help: "use this folder's or repo's Hugging Face tokenizer (and chat template) instead of the model's (vLLM recommends it for GGUF)" },
   { name: 'download-dir', kind: 'string', metavar: 'DIR', help: 'the Hugging Face cache folder for downloads', defaultText: '$HF_HUB_CACHE or $HF_HOME/hub' },
   { name: 'dtype', kind: 'choice', choices: ['auto', 'float32', 'float16', 'half', 'float'], help: "weight dtype on the GPU: 'auto' is float16 when the checkpoint is 16-bit and the adapter has shader-f16, else float32", defaultText: 'auto' },
-  { name: 'quantization', kind: 'choice', choices: QUANTIZATIONS, help: "quantize the projection matrices on load to a llama.cpp block format (q8_0 8.5 bits a weight ... q2_k 2.625); q4_k_m / q5_k_m keep the MLP's down projection in q6_k; a GGUF or AWQ/GPTQ checkpoint keeps its own format", defaultText: "the checkpoint's dtype" },
+  { name: 'quantization', kind: 'choice', choices: QUANTIZATIONS, metavar: 'FORMAT', help: "quantize the projection matrices on load to a llama.cpp block format (q8_0 8.5 bits a weight ... q2_k 2.625); q4_k_m / q5_k_m keep the MLP's down projection in q6_k; a GGUF or AWQ/GPTQ checkpoint keeps its own format", defaultText: "the checkpoint's dtype" },
   { name: 'load-format', kind: 'choice', choices: ['auto', 'dummy'], help: "'dummy': random weights from config.json alone (benchmarks without downloading weights)", defaultText: 'auto' },
   { name: 'max-model-len', kind: 'int', min: 2, help: 'longest prompt + output in tokens', defaultText: "the model's max_position_embeddings, at most 8192 and what the KV cache holds" },
   { name: 'generation-config', kind: 'string', metavar: 'auto|vllm|DIR', help: "default sampling parameters: 'auto' from the model's generation_config.json, 'vllm' none (vLLM's defaults), or a folder or repo whose generation_config.json to use", defaultText: 'auto' },
@@ -44,7 +44,7 @@ export const ENGINE_FLAGS: FlagSpec[] = [
   { name: 'enforce-eager', kind: 'boolean', help: 'record every step anew (by default a step replays the commands captured the first time a step of its shape ran, as vLLM CUDA graphs)' },
   { name: 'async-scheduling', kind: 'boolean', negatable: true, help: 'schedule and submit each step while the previous one runs on the GPU', defaultText: 'on' },
   { name: 'max-logprobs', kind: 'int', min: -1, help: 'most logprobs / prompt_logprobs a request may ask for (-1: the whole vocabulary)', defaultText: '20' },
-  { name: 'log-level', kind: 'choice', choices: LOG_LEVELS, aliases: ['uvicorn-log-level'], help: "stderr verbosity: 'debug' adds Dawn's adapter warnings and the notice of the model's sampling defaults", defaultText: 'info' },
+  { name: 'log-level', kind: 'choice', choices: LOG_LEVELS, metavar: 'LEVEL', aliases: ['uvicorn-log-level'], help: "stderr verbosity: 'debug' adds Dawn's adapter warnings and the notice of the model's sampling defaults", defaultText: 'info' },
 ];
 
 /** Sampling flags (a request's SamplingParams). */

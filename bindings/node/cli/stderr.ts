@@ -50,8 +50,9 @@ export class DawnLogFilter {
       this.pending = this.pending.slice(nl + 1);
       out += this.line(line);
     }
-    // A partial line: hold it only while it may still become a Dawn line.
+    // A partial line: hold it only while it may still become a Dawn line (or a block's indented continuation).
     const p = this.pending;
+    if (p !== '' && this.inBlock && !p.startsWith(' ')) this.inBlock = false;
     if (p !== '' && !this.midLine && !this.inBlock && !WARNING.startsWith(p) && !p.startsWith(WARNING)) {
       out += p;
       this.pending = '';
@@ -65,7 +66,7 @@ export class DawnLogFilter {
 
   /** What is still held at the end of the stream. */
   flush(): string {
-    const rest = this.inBlock || this.pending.startsWith(WARNING) ? '' : this.pending;
+    const rest = (this.inBlock && this.pending.startsWith(' ')) || this.pending.startsWith(WARNING) ? '' : this.pending;
     this.pending = '';
     return rest;
   }
