@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { REPO } from './helpers/paths.js';
 
 const run = promisify(execFile);
@@ -76,5 +76,31 @@ describe.skipIf(!existsSync(join(REPO, 'dist/index.d.ts')))('the packed package'
     // And the installed package runs: its entry points load in plain Node.
     const { stdout: ran } = await run('node', ['--input-type=module', '-e', "import { SamplingParams } from 'webgpu-llm'; import { createApp } from 'webgpu-llm/server'; console.log(new SamplingParams({ maxTokens: 3 }).maxTokens, typeof createApp)"], { cwd: dir });
     expect(ran).toBe('3 function\n');
+  });
+});
+
+describe('tests without ../shared/models', () => {
+  it('turn a file that reads the shared models into one skipped test naming why, and leave others alone', async () => {
+    const { needsSharedModels, skipWithoutSharedModels } = await import('./helpers/shared-models.js');
+    expect(needsSharedModels("import { loadGoldens } from './helpers/paths.js';")).toBe(true);
+    expect(needsSharedModels("const d = modelDir('qwen3-rand');")).toBe(true);
+    expect(needsSharedModels("import { tokenizerFor } from './helpers/tokenizer-source.js';")).toBe(true);
+    expect(needsSharedModels("import { REPO } from './helpers/paths.js';")).toBe(false);
+    // Fresh modules that see no shared-models folder.
+    vi.stubEnv('WEBGPU_LLM_TEST_MODELS', '/nonexistent-models');
+    vi.resetModules();
+    const absent = await import('./helpers/shared-models.js');
+    vi.unstubAllEnvs();
+    vi.resetModules();
+    const lines: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (lines.push(String(s)), true));
+    const a = absent.skipWithoutSharedModels('/r/test/a.test.ts', 'loadGoldens()');
+    const b = absent.skipWithoutSharedModels('/r/test/b.test.ts', 'REPO');
+    const c = absent.skipWithoutSharedModels('/r/test/helpers/c.ts', 'loadGoldens()');
+    write.mockRestore();
+    expect(a).toBe("import { it } from 'vitest';\nit.skip(\"a.test.ts needs the shared test models at /nonexistent-models (absent; see README \\\"Quick start\\\")\", () => {});\n");
+    expect([b, c]).toEqual([null, null]);
+    expect(lines).toEqual(['skipped: a.test.ts needs the shared test models at /nonexistent-models (absent; see README "Quick start")\n']);
+    expect(skipWithoutSharedModels('/r/test/a.test.ts', 'loadGoldens()')).toBe(existsSync(join(REPO, '../shared/models')) ? null : expect.any(String));
   });
 });
