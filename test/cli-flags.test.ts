@@ -22,6 +22,7 @@ import { DawnLogFilter } from '../bindings/node/cli/stderr.js';
 import { deviceMemory } from '../bindings/node/cli/memory.js';
 import { percentile } from '../bindings/node/cli/table.js';
 import type { LLM } from '../bindings/node/index.js';
+import { startStaticServer } from '../bindings/node/static-server.js';
 import { REPO } from './helpers/paths.js';
 
 const run = promisify(execFile);
@@ -131,6 +132,20 @@ describe('flag parser', () => {
     for (const piece of [dawn.slice(0, 5), dawn.slice(5, 90), dawn.slice(90), 'webgpu-llm: real\n', '\rupload [##', '...]', '\n', 'Warn', 'ing: x\n', 'tail']) out += f.push(piece);
     out += f.flush();
     expect(out).toBe('webgpu-llm: real\n\rupload [##...]\ntail');
+  });
+
+  it('the static server redirects a mount without its slash (/demo -> /demo/), keeping the query', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cli-static-'));
+    writeFileSync(join(dir, 'index.html'), '<p>demo</p>');
+    const { server, url } = await startStaticServer({ '/demo/': dir }, 0);
+    try {
+      const r = await fetch(`${url}demo?model=x`, { redirect: 'manual' });
+      expect([r.status, r.headers.get('location')]).toEqual([301, '/demo/?model=x']);
+      expect(await (await fetch(`${url}demo`)).text()).toBe('<p>demo</p>');
+      expect((await fetch(`${url}other`)).status).toBe(404);
+    } finally {
+      server.close();
+    }
   });
 
   it('takes percentiles as numpy', () => {
