@@ -1,6 +1,9 @@
 import { defineConfig } from 'tsup';
 
 const loader = { '.wgsl': 'text', '.wasm': 'binary' } as const;
+// The declarations name WebGPU's types (GPUDevice, ...): a consumer's compiler finds them through @webgpu/types, a
+// dependency of the package, without listing it in its own tsconfig.
+const dtsBanner = '/// <reference types="@webgpu/types" />';
 
 export default defineConfig([
   {
@@ -9,7 +12,7 @@ export default defineConfig([
     format: ['esm'],
     platform: 'node',
     target: 'node20',
-    dts: { entry: { index: 'bindings/node/index.ts', server: 'bindings/node/server.ts' } },
+    dts: { entry: { index: 'bindings/node/index.ts', server: 'bindings/node/server.ts' }, banner: dtsBanner },
     sourcemap: true,
     clean: true,
     loader,
@@ -22,7 +25,7 @@ export default defineConfig([
     format: ['esm'],
     platform: 'browser',
     target: 'es2022',
-    dts: true,
+    dts: { banner: dtsBanner },
     sourcemap: true,
     loader,
     // A page cannot resolve bare module names: bundle the template engine and the schema library in.

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { defineConfig, type Plugin } from 'vitest/config';
+import { skipWithoutSharedModels } from './test/helpers/shared-models.js';
 
 // Mirrors tsup's loaders: `.wgsl` -> source text, `.wasm` -> embedded bytes.
 function assets(): Plugin {
@@ -14,6 +15,10 @@ function assets(): Plugin {
         return `export default Uint8Array.from(atob(${JSON.stringify(b64)}), (c) => c.charCodeAt(0));`;
       }
       return null;
+    },
+    // Test files that need ../shared/models become one skipped test saying so where it is absent.
+    transform(code, id) {
+      return skipWithoutSharedModels(id.split('?')[0], code);
     },
   };
 }

@@ -1,9 +1,13 @@
 /**
  * Outputs in vLLM's shape (vllm/outputs.py), camelCase.
  *
+ * Log-probabilities are Maps (token id -> Logprob), as vLLM's dicts; JSON.stringify(Map) gives `{}`, so the
+ * engine's outputs carry a (non-enumerable) `toJSON` that writes them as plain objects keyed by token id.
+ *
  * @example
  * const [out] = await llm.generate('Once upon a time');
  * console.log(out.outputs[0].text, out.outputs[0].finishReason);
+ * JSON.stringify(out); // logprobs as [{ "464": { "logprob": -0.1, "rank": 1, "decodedToken": " The" } }, ...]
  */
 
 import type { ToolCall } from './tool-calls/forced-tools.js';
@@ -44,6 +48,8 @@ export interface CompletionOutput {
   reasoning?: string | null;
   /** With `toolCalls` or `reasoning`: the text that is neither (null when nothing is left). */
   content?: string | null;
+  /** The output as plain JSON data (logprobs Maps as objects keyed by token id); JSON.stringify calls it. */
+  toJSON?(): CompletionOutputJSON;
 }
 
 /** The result of one request (vLLM's `RequestOutput`). */
@@ -57,4 +63,42 @@ export interface RequestOutput {
   finished: boolean;
   /** Prompt tokens served from the prefix cache. */
   numCachedTokens: number;
+  /** The output as plain JSON data (logprobs Maps as objects keyed by token id); JSON.stringify calls it. */
+  toJSON?(): RequestOutputJSON;
+}
+
+/** Token id (as a string key) -> Logprob: one position's logprobs as JSON. */
+export type LogprobsJSON = Record<string, Logprob>;
+
+export interface CompletionOutputJSON extends Omit<CompletionOutput, 'logprobs' | 'toJSON'> {
+  logprobs: LogprobsJSON[] | null;
+}
+
+export interface RequestOutputJSON extends Omit<RequestOutput, 'promptLogprobs' | 'outputs' | 'toJSON'> {
+  promptLogprobs: (LogprobsJSON | null)[] | null;
+  outputs: CompletionOutputJSON[];
+}
+
+const plain = (m: Map<number, Logprob>): LogprobsJSON => Object.fromEntries(m);
+
+/** A completion as plain JSON data. */
+export function completionOutputToJSON(c: CompletionOutput): CompletionOutputJSON {
+  const { toJSON: _, ...rest } = c;
+  return { ...rest, logprobs: c.logprobs ? c.logprobs.map(plain) : null };
+}
+
+/** A request output as plain JSON data. */
+export function requestOutputToJSON(out: RequestOutput): RequestOutputJSON {
+  const { toJSON: _, ...rest } = out;
+  return { ...rest, promptLogprobs: out.promptLogprobs ? out.promptLogprobs.map((m) => (m ? plain(m) : null)) : null, outputs: out.outputs.map(completionOutputToJSON) };
+}
+
+/**
+ * Gives an output and its completions their toJSON, not enumerable (so equality checks and spreads see the data
+ * fields only). The engine's output processor calls it on every output it emits.
+ */
+export function withToJSON(out: RequestOutput): RequestOutput {
+  for (const c of out.outputs) Object.defineProperty(c, 'toJSON', { value: () => completionOutputToJSON(c), enumerable: false, configurable: true });
+  Object.defineProperty(out, 'toJSON', { value: () => requestOutputToJSON(out), enumerable: false, configurable: true });
+  return out;
 }

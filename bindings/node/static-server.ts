@@ -86,7 +86,7 @@ export async function serveStatic(mounts: Mounts, req: IncomingMessage, res: Ser
 
 /**
  * Starts a static server on `host:port` (port 0: any free one) and resolves once it listens; `/` redirects to
- * `home` when given.
+ * `home` when given, and a mount's prefix without its slash (`/demo`) to the prefix (`/demo/`).
  *
  * @example
  *   const { server, url } = await startStaticServer({ '/': 'demo', '/dist/': 'dist' });
@@ -94,6 +94,9 @@ export async function serveStatic(mounts: Mounts, req: IncomingMessage, res: Ser
 export async function startStaticServer(mounts: Mounts, port = 0, host = '127.0.0.1', home?: string): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     if (home && (req.url === '/' || req.url === '')) return void res.writeHead(302, { Location: home }).end();
+    // A mount's folder named without its trailing slash (/demo): redirect, so the page's relative URLs resolve.
+    const [path, query] = (req.url ?? '').split(/\?(.*)/s, 2);
+    if (path.length > 1 && `${path}/` in mounts) return void res.writeHead(301, { Location: `${path}/${query === undefined ? '' : `?${query}`}` }).end();
     serveStatic(mounts, req, res).then(
       (served) => {
         if (!served) res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');

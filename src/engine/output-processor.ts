@@ -6,7 +6,7 @@
  * A request is a group of sequences: `n` outputs (or `bestOf` candidates of which the best `n` are returned),
  * each its own engine-core request, all reported in one RequestOutput.
  */
-import type { Logprob, RequestOutput, CompletionOutput } from '../outputs.js';
+import { withToJSON, type Logprob, type RequestOutput, type CompletionOutput } from '../outputs.js';
 import type { TokenLogprobs } from '../sampling/logprobs.js';
 import type { SamplingParams } from '../sampling-params.js';
 import type { Tokenizer } from '../tokenizer/index.js';
@@ -210,7 +210,7 @@ export class OutputProcessor {
     else if (delta) seqs = seqs.filter((s) => s.dirty || finished);
     const outputs = seqs.map((s, k) => this.completion(s, finished || s.finishReason !== null, delta, g.selectsBest ? k : s.index));
     for (const s of g.seqs) s.dirty = false;
-    return {
+    return withToJSON({
       requestId: g.requestId,
       prompt: g.prompt,
       promptTokenIds: g.promptTokenIds,
@@ -218,7 +218,7 @@ export class OutputProcessor {
       outputs,
       finished,
       numCachedTokens: g.numCachedTokens,
-    };
+    });
   }
 
   private completion(s: SeqState, done: boolean, delta: boolean, index: number): CompletionOutput {

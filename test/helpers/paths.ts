@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 
 /** The repository root. */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-/** Shared test checkpoints (../shared/models beside the repository). */
-export const MODELS = resolve(REPO, '../shared/models');
+/** Shared test checkpoints (../shared/models beside the repository; WEBGPU_LLM_TEST_MODELS names another folder). */
+export const MODELS = resolve(REPO, process.env.WEBGPU_LLM_TEST_MODELS ?? '../shared/models');
 /** The embedded default model. */
 export const DEFAULT_MODEL = join(REPO, 'models/tinystories-656K');
 
