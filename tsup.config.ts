@@ -31,6 +31,9 @@ export default defineConfig([
     // A page cannot resolve bare module names: bundle the template engine and the schema library in.
     // xgrammar (1.1 MB, its wasm inside) is imported dynamically: its own chunk, loaded on the first constrained request.
     noExternal: ['@huggingface/jinja', 'zod', '@mlc-ai/web-xgrammar'],
+    // xgrammar's Emscripten loader names Node's `url` and `module` on a branch only Node takes: left as requires
+    // that a page never reaches.
+    external: ['url', 'module'],
   },
   {
     // Benchmarks, bundled so that a GPU machine needs only node, dawn.node and this folder.
