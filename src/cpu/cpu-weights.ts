@@ -102,6 +102,8 @@ export async function loadCpuWeights(cpu: CpuKernels, source: WeightsSource, cfg
     if (!(name in CPU_FORMATS)) throw new InvalidArgumentError('quantization', `the CPU backend reads f32, f16, q8_0, q4_0 and q4_k weights; quantization '${quantization}' asks for ${name}`);
     return name as CpuFormat;
   };
+  // Refused up front, whatever widths this model's slots have (a mix's formats included).
+  for (const slot of ['qkv', 'up', 'down']) formatOf(slot, 1 << 16);
 
   let infos: CheckpointTensor[];
   let stream: AsyncIterable<CheckpointChunk> | Iterable<CheckpointChunk>;
