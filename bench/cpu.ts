@@ -5,7 +5,7 @@
  * on WebGPU. Decode runs `--streams` sequences per step (each its own KV blocks) after a prefill of `--prompt`
  * tokens each; prefill is one step of `--prompt` tokens.
  *
- *   node build/bench/cpu.js [--prompt 128] [--steps 32] [--streams 1,8] [--models embedded,smollm2] [--no-gpu]
+ *   node build/bench/cpu.js [--prompt 128] [--steps 32] [--streams 1,8] [--models embedded,smollm2] [--no-gpu] [--only f32,q8_0,q4_0]
  */
 import { parseArgs } from 'node:util';
 import { FsModelSource } from '../bindings/node/fs-source.js';
@@ -27,6 +27,8 @@ const { values } = parseArgs({
     streams: { type: 'string', default: '1,8' },
     models: { type: 'string', default: 'embedded,smollm2' },
     'no-gpu': { type: 'boolean', default: false },
+    /** Only these variants (labels without the device: f32, q8_0, q4_0). */
+    only: { type: 'string', default: '' },
   },
 });
 const P = Number(values.prompt);
@@ -78,12 +80,14 @@ const variants: { label: string; device: 'cpu' | 'webgpu'; opts: EngineOptions }
   ...(values['no-gpu'] ? [] : [{ label: 'webgpu (lavapipe) f32', device: 'webgpu' as const, opts: { dtype: 'float32' as const } }]),
 ];
 
+const only = values.only ? new Set(values.only.split(',')) : null;
+const chosen = variants.filter((v) => !only || only.has(v.label.split(' ').pop()!));
 console.log(`# prefill: one step of ${P} tokens; decode: ${STEPS} steps of 1 token per stream after a ${P}-token prompt`);
 console.log('| model | backend | prefill tok/s | ' + STREAMS.map((b) => `decode tok/s (${b} stream${b > 1 ? 's' : ''})`).join(' | ') + ' |');
 console.log('|---|---|---|' + STREAMS.map(() => '---|').join(''));
 for (const name of values.models.split(',')) {
   const { model, dummy } = await handle(name);
-  for (const v of variants) {
+  for (const v of chosen) {
     const maxSeqs = Math.max(...STREAMS) + 1;
     const opts: EngineOptions = { ...v.opts, loadFormat: dummy ? 'dummy' : 'auto', maxNumSeqs: maxSeqs, maxNumBatchedTokens: Math.max(P, maxSeqs), kvCacheMemoryBytes: 256 << 20, maxModelLen: 1024 };
     const runner = v.device === 'cpu' ? await CpuModelRunner.load(model, opts) : await GpuModelRunner.load(model, await nodeGpu(), opts);

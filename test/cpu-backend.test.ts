@@ -180,3 +180,20 @@ describe('device selection', () => {
     await expect(loadLLM(DEFAULT_MODEL, { device: 'cpu', quantization: 'q6_k' })).rejects.toThrow(/q6_k/);
   });
 });
+
+describe.each(['llama3-rand', 'qwen3-rand', 'tinystories-656K'])('%s with f16 weights on the CPU', (model) => {
+  it('matches the top-20 logprobs within 3e-2', async () => {
+    const llm = await loadLLM(modelDir(model), { device: 'cpu', dtype: 'float16' });
+    const g = goldens[model];
+    const outs = await llm.generate(g.prompts.map((p) => p.text), new SamplingParams({ temperature: 0, maxTokens: 1, logprobs: 20 }));
+    g.prompts.forEach((p, i) => {
+      const lp = outs[i].outputs[0].logprobs![0];
+      p.last_logits_top20.ids.forEach((id, r) => {
+        const mine = lp.get(id);
+        if (mine) expect(Math.abs(mine.logprob - p.last_logprobs_top20[r])).toBeLessThan(3e-2);
+        else expect(r).toBeGreaterThanOrEqual(5);
+      });
+    });
+    await llm.dispose();
+  });
+});

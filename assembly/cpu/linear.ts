@@ -19,19 +19,25 @@ export const FMT_Q4_K: i32 = 4;
 /** Tokens from which the panel GEMM beats the per-token dequantizing GEMV. */
 const GEMM_MIN_T: i32 = 4;
 
-/** 2^112: scales the bits of an f16 shifted into an f32's place (exponent rebias 15 -> 127; subnormals too). */
-const HALF_SCALE: f32 = reinterpret<f32>(0x77800000);
-
-/** An f16 (bits h) as f32: exact for normal and subnormal values (inf / NaN are not expected in weights). */
+/**
+ * An f16 (bits h) as f32, exactly, without touching a subnormal f32 (x86 takes a slow microcode path on every
+ * arithmetic op with a subnormal operand, and wasm cannot set flush-to-zero): normal values by rebiasing the
+ * exponent in the integer domain (+112 << 23), subnormal ones as their integer mantissa times 2^-24.
+ * Inf / NaN are not expected in weights.
+ */
 @inline export function halfToF32(h: u32): f32 {
-  const mag = reinterpret<f32>((h & 0x7fff) << 13) * HALF_SCALE;
+  const m = h & 0x7fff;
+  const mag = m < 0x400 ? <f32>m * reinterpret<f32>(0x33800000) : reinterpret<f32>((m << 13) + 0x38000000);
   return reinterpret<f32>(reinterpret<u32>(mag) | ((h & 0x8000) << 16));
 }
 
 /** Four f16 at p as f32x4 (halfToF32 per lane). */
 @inline function halves4(p: usize): v128 {
   const h = v128.load16x4_u(p);
-  const mag = f32x4.mul(i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13), f32x4.splat(HALF_SCALE));
+  const m = v128.and(h, i32x4.splat(0x7fff));
+  const normal = i32x4.add(i32x4.shl(m, 13), i32x4.splat(0x38000000));
+  const sub = f32x4.mul(f32x4.convert_i32x4_s(m), f32x4.splat(reinterpret<f32>(0x33800000)));
+  const mag = v128.bitselect(sub, normal, i32x4.lt_s(m, i32x4.splat(0x400)));
   return v128.or(mag, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
 }
 

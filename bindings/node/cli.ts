@@ -21,16 +21,18 @@ import { startStaticServer } from './static-server.js';
 
 const USAGE = `usage: webgpu-llm generate PROMPT [--model DIR] [--max-tokens N] [--temperature T] [--seed S]
                     [--top-p P] [--top-k K] [--ignore-eos] [--dtype auto|float32|float16] [--quantization q8_0|q4_0]
+                    [--device auto|webgpu|cpu]
 
   PROMPT          text to continue
   --model DIR     Hugging Face checkpoint folder (default: the embedded tinystories-656K)
   --max-tokens N  tokens to generate (default 256)
   --temperature T sampling temperature; 0 = greedy (default: the model's generation_config, else 1)
   --seed S        seed for reproducible sampling
+  --device D      auto (default: WebGPU when there is an adapter, else the CPU backend), webgpu or cpu
 
 usage: webgpu-llm serve [MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--served-model-name NAME]
                   [--max-model-len N] [--max-num-seqs N] [--generation-config auto|vllm|DIR]
-                  [--chat-template FILE] [--dtype auto|float32|float16] [--quantization q8_0|q4_0]
+                  [--chat-template FILE] [--dtype auto|float32|float16] [--quantization q8_0|q4_0] [--device auto|webgpu|cpu]
                   [--no-async-scheduling] [--enforce-eager] [--max-logprobs N] [--max-prompt-chars N]
                   [--allowed-origins ORIGIN] [--trust-request-chat-template]
                   [--shutdown-grace-period SECONDS] [--enable-auto-tool-choice --tool-call-parser NAME]
@@ -88,6 +90,13 @@ function progressBar(): ((p: DownloadProgress) => void) | undefined {
   };
 }
 
+/** --device: auto, webgpu or cpu (absent: auto). */
+function deviceFlag(value: string | undefined): 'auto' | 'webgpu' | 'cpu' {
+  if (value === undefined) return 'auto';
+  if (value !== 'auto' && value !== 'webgpu' && value !== 'cpu') fail(`--device must be auto, webgpu or cpu, got '${value}'`);
+  return value;
+}
+
 /** --quantization: q8_0 or q4_0 (absent: the checkpoint's dtype). */
 function quantizationFlag(value: string | undefined): 'q8_0' | 'q4_0' | null {
   if (value === undefined) return null;
@@ -109,13 +118,14 @@ async function generate(argv: string[]): Promise<void> {
       'ignore-eos': { type: 'boolean' },
       dtype: { type: 'string' },
       quantization: { type: 'string' },
+      device: { type: 'string' },
     },
   });
   if (positionals.length !== 1) fail(`generate takes one PROMPT argument\n${USAGE}`);
   const dtype = values.dtype ?? 'auto';
   if (!['auto', 'float32', 'float16'].includes(dtype)) fail(`--dtype must be auto, float32 or float16, got '${dtype}'`);
   const quantization = quantizationFlag(values.quantization);
-  const llm = await LLM.create({ model: values.model, dtype: dtype as 'auto', quantization, onProgress: progressBar() });
+  const llm = await LLM.create({ model: values.model, dtype: dtype as 'auto', quantization, device: deviceFlag(values.device), onProgress: progressBar() });
   const init: SamplingParamsInit = {
     maxTokens: num('max-tokens', values['max-tokens'], true) ?? 256,
     temperature: num('temperature', values.temperature),
@@ -157,6 +167,7 @@ async function serveCommand(argv: string[]): Promise<void> {
       'chat-template': { type: 'string' },
       dtype: { type: 'string', default: 'auto' },
       quantization: { type: 'string' },
+      device: { type: 'string' },
       'async-scheduling': { type: 'boolean', default: true },
       'no-async-scheduling': { type: 'boolean', default: false },
       'enforce-eager': { type: 'boolean', default: false },
@@ -195,6 +206,7 @@ async function serveCommand(argv: string[]): Promise<void> {
     model,
     dtype: dtype as 'auto',
     quantization,
+    device: deviceFlag(values.device),
     maxModelLen: num('max-model-len', values['max-model-len'], true),
     maxNumSeqs: num('max-num-seqs', values['max-num-seqs'], true),
     generationConfig: gc,

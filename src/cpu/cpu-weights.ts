@@ -18,7 +18,7 @@ import { InvalidArgumentError, ModelFileError } from '../errors.js';
 import { denseMethod, type MethodChooser } from '../layers/linear.js';
 import { checkQuantization, dequantizeRows, formatOfGgmlType, modelQuantMethods, quantizeRows, rowBytes as quantRowBytes, type QuantFormat } from '../layers/quant/index.js';
 import type { WeightsSource } from '../models/load-weights.js';
-import { familyOf, weightTable } from '../models/registry.js';
+import { familyOf, paramCount, weightTable } from '../models/registry.js';
 import { EXPERT_SLOTS, MATRIX_SLOTS, NON_WEIGHTS, type MatrixSlot, type VectorSlot, type WeightSpec } from '../models/weights.js';
 import { CPU_FORMATS, type CpuFormat, type CpuKernels } from './cpu-wasm.js';
 
@@ -78,6 +78,8 @@ export interface CpuLoadOptions {
   onProgress?: (p: { file: string; loadedBytes: number; totalBytes: number }) => void;
 }
 
+/** dtype 'auto' keeps weights f32 up to this size (then f16). */
+const AUTO_F32_MAX_BYTES = 1 << 30;
 const NATIVE_BLOCKS: ReadonlySet<string> = new Set(['q8_0', 'q4_0', 'q4_k']);
 const FLOAT_DTYPES: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16']);
 /** Slots whose checkpoint tensors may hold more rows than the config uses (padded vocabularies, position tables). */
@@ -94,7 +96,9 @@ export function cpuRowBytes(format: CpuFormat, cols: number): number {
 export async function loadCpuWeights(cpu: CpuKernels, source: WeightsSource, cfg: ModelConfig, o: CpuLoadOptions): Promise<CpuModelWeights> {
   if (cfg.moe) throw new InvalidArgumentError('device', `the CPU backend does not run mixture-of-experts models yet (${cfg.architecture}); use device 'webgpu'`);
   const specs = weightTable(cfg);
-  const dense = o.dtype === 'float16' || (o.dtype !== 'float32' && cfg.dtype !== 'float32') ? 'f16' : 'f32';
+  // 'auto': f32 (bf16 / f16 values exactly, and the fastest the f32 SIMD reads: f16 needs a conversion per weight),
+  // unless f32 weights would pass AUTO_F32_MAX_BYTES of wasm32's 4 GiB; then f16.
+  const dense = o.dtype === 'float16' || (o.dtype !== 'float32' && cfg.dtype !== 'float32' && 4 * paramCount(cfg) > AUTO_F32_MAX_BYTES) ? 'f16' : 'f32';
   const quantization = checkQuantization(o.quantization);
   const chooser: MethodChooser = quantization ? modelQuantMethods(quantization, denseMethod(dense)) : () => denseMethod(dense);
   const formatOf = (slot: string, cols: number): CpuFormat => {

@@ -103,6 +103,26 @@ describe('linear', () => {
     });
   });
 
+  it('reads f16 subnormals exactly (weights and q8_0 block scales)', () => {
+    // Every f16 bit pattern but inf / NaN, as one row: dequantRow must give f16BitsToF32 of each.
+    const bits = Uint16Array.from({ length: 0x10000 }, (_, i) => i).filter((h) => (h & 0x7c00) !== 0x7c00);
+    const K = bits.length - (bits.length % 4);
+    const out = cpu.alloc(4 * K);
+    cpu.k.dequantRow(CPU_FORMATS.f16, out, put(bits), K);
+    const got = getF32(out, K);
+    for (let i = 0; i < K; i++) expect(got[i]).toBe(f16BitsToF32(bits[i]));
+    // A q8_0 block whose scale is subnormal (dummy weights of +-1e-3 quantize to d ~ 8e-6).
+    const block = new Uint8Array(34);
+    block[0] = 0x85; // d = 0x0085: 133 * 2^-24
+    for (let j = 0; j < 32; j++) block[2 + j] = (j * 9 - 100) & 0xff;
+    const x = randoms(32, rng(5));
+    const o = cpu.alloc(4);
+    cpu.k.linear(CPU_FORMATS.q8_0, o, 1, put(x), 32, put(block), 34, 1, 1, 32, false, 0);
+    const d = 133 * 2 ** -24;
+    const want = x.reduce((a, v, j) => a + v * d * (((j * 9 - 100) << 24) >> 24), 0);
+    expect(getF32(o, 1)[0]).toBeCloseTo(want, 9);
+  });
+
   it('handles K that is not a multiple of 4 (f32, f16)', () => {
     for (const format of ['f32', 'f16'] as const) {
       const [T, N, K] = [5, 6, 37];
