@@ -5,10 +5,12 @@
  * on WebGPU. Decode runs `--streams` sequences per step (each its own KV blocks) after a prefill of `--prompt`
  * tokens each; prefill is one step of `--prompt` tokens.
  *
- *   node build/bench/cpu.js [--prompt 128] [--steps 32] [--streams 1,8] [--models embedded,smollm2] [--no-gpu] [--only f32,q8_0,q4_0]
+ *   node build/bench/cpu.js [--prompt 128] [--steps 32] [--streams 1,8] [--models embedded,smollm2] [--no-gpu] [--only f32,q8_0,q4_0,webgpu]
+ *                           [--threads 1,2]
  */
 import { parseArgs } from 'node:util';
 import { FsModelSource } from '../bindings/node/fs-source.js';
+import { nodeCpuWorkers } from '../bindings/node/cpu-workers.js';
 import { nodeGpu } from '../bindings/node/webgpu.js';
 import { CpuModelRunner } from '../src/cpu/cpu-model-runner.js';
 import type { ModelConfig } from '../src/config/model-config.js';
@@ -27,6 +29,8 @@ const { values } = parseArgs({
     streams: { type: 'string', default: '1,8' },
     models: { type: 'string', default: 'embedded,smollm2' },
     'no-gpu': { type: 'boolean', default: false },
+    /** CPU threads per run, as a list (each a row of the table). */
+    threads: { type: 'string', default: `1,${nodeCpuWorkers.defaultThreads}` },
     /** Only these variants (labels without the device: f32, q8_0, q4_0). */
     only: { type: 'string', default: '' },
   },
@@ -81,7 +85,10 @@ const variants: { label: string; device: 'cpu' | 'webgpu'; opts: EngineOptions }
 ];
 
 const only = values.only ? new Set(values.only.split(',')) : null;
-const chosen = variants.filter((v) => !only || only.has(v.label.split(' ').pop()!));
+const threadCounts = [...new Set(values.threads.split(',').map(Number))];
+const chosen = variants
+  .filter((v) => !only || only.has(v.label.split(' ').pop()!) || (v.device === 'webgpu' && only.has('webgpu')))
+  .flatMap((v) => (v.device === 'cpu' ? threadCounts.map((t) => ({ ...v, threads: t, label: `${v.label}, ${t} thread${t > 1 ? 's' : ''}` })) : [{ ...v, threads: 1 }]));
 console.log(`# prefill: one step of ${P} tokens; decode: ${STEPS} steps of 1 token per stream after a ${P}-token prompt`);
 console.log('| model | backend | prefill tok/s | ' + STREAMS.map((b) => `decode tok/s (${b} stream${b > 1 ? 's' : ''})`).join(' | ') + ' |');
 console.log('|---|---|---|' + STREAMS.map(() => '---|').join(''));
@@ -90,7 +97,7 @@ for (const name of values.models.split(',')) {
   for (const v of chosen) {
     const maxSeqs = Math.max(...STREAMS) + 1;
     const opts: EngineOptions = { ...v.opts, loadFormat: dummy ? 'dummy' : 'auto', maxNumSeqs: maxSeqs, maxNumBatchedTokens: Math.max(P, maxSeqs), kvCacheMemoryBytes: 256 << 20, maxModelLen: 1024 };
-    const runner = v.device === 'cpu' ? await CpuModelRunner.load(model, opts) : await GpuModelRunner.load(model, await nodeGpu(), opts);
+    const runner = v.device === 'cpu' ? await CpuModelRunner.load(model, opts, { threads: v.threads, host: nodeCpuWorkers }) : await GpuModelRunner.load(model, await nodeGpu(), opts);
     const cells: string[] = [];
     let prefill = 0;
     for (const B of STREAMS) {

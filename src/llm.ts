@@ -45,6 +45,11 @@ export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, Mod
    * const llm = await LLM.create({ device: 'cpu' }); // the embedded model on the CPU backend
    */
   device?: 'auto' | 'webgpu' | 'cpu';
+  /**
+   * Threads of the CPU backend (its matmuls split by rows; same outputs): default the platform's cores (Node), 1
+   * where the platform gives no workers.
+   */
+  cpuThreads?: number;
 }
 
 let defaultPlatform: Platform | undefined;
@@ -58,7 +63,10 @@ async function executorLoader(platform: Platform, o: LLMOptions): Promise<Execut
   if (device !== 'auto' && device !== 'webgpu' && device !== 'cpu') {
     throw new InvalidArgumentError('device', `device must be 'auto', 'webgpu' or 'cpu', got ${JSON.stringify(device)}`);
   }
-  const cpu: ExecutorLoader = (m, opts) => CpuModelRunner.load(m, opts);
+  const host = platform.cpuWorkers ?? null;
+  const threads = o.cpuThreads ?? host?.defaultThreads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError('cpuThreads', `cpuThreads must be a positive integer, got ${threads}`);
+  const cpu: ExecutorLoader = (m, opts) => CpuModelRunner.load(m, opts, { threads, host });
   if (device === 'cpu') return cpu;
   if (device === 'webgpu') {
     const gpu = await platform.gpu();

@@ -120,7 +120,7 @@ export class CpuDecoder {
 
   /** out[t, :N] (+)= x[t, :K] W^T for the matrix's every segment (each its own columns of out). */
   private linear(m: CpuMatrix, out: number, ldo: number, x: number, ldx: number, T: number, acc = false): void {
-    const k = this.cpu.k;
+    const k = this.cpu;
     for (const s of m.segments) k.linear(CPU_FORMATS[s.format], out + 4 * s.rowStart, ldo, x, ldx, s.ptr, s.rowBytes, T, s.rows, m.cols, acc, this.panel);
   }
 

@@ -4,7 +4,8 @@
  * `kvCacheMemoryBytes`), then per step prepare inputs (one flat batch of tokens from many sequences, positions, KV
  * slots, block tables), run the forward (cpu-decoder.ts), and sample every row with the CPU sampler
  * (sampling/sampler.ts: the same SamplingParams, generators, logprobs and masks as the GPU path's CPU fallback).
- * Single-threaded; a step runs to completion inside execute().
+ * Matmuls split across threads where the platform gives workers (cpu-threads.ts); a step runs to completion inside
+ * execute().
  *
  * @example
  *   const engine = await LLMEngine.create(model, (m, opts) => CpuModelRunner.load(m, opts), options);
@@ -15,6 +16,7 @@ import type { EngineOptions } from '../engine/llm-engine.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Sampler, type SamplerRequest } from '../sampling/sampler.js';
 import { CpuDecoder } from './cpu-decoder.js';
+import type { CpuWorkerHost } from './cpu-threads.js';
 import { loadCpuKernels, type CpuKernels } from './cpu-wasm.js';
 import { loadCpuWeights } from './cpu-weights.js';
 
@@ -56,10 +58,21 @@ export class CpuModelRunner implements Executor {
    * Loads a model into a fresh cpu.wasm instance: weights (dtype, quantization and loadFormat as on the GPU path),
    * the KV cache and activations sized by the limits.
    */
-  static async load(model: ModelHandle, options: EngineOptions = {}): Promise<CpuModelRunner> {
+  static async load(model: ModelHandle, options: EngineOptions = {}, threads: { threads: number; host: CpuWorkerHost | null } = { threads: 1, host: null }): Promise<CpuModelRunner> {
+    const { config: c } = model;
+    const limits = cpuRunnerLimits(c, options);
+    const maxK = Math.max(c.hiddenSize, c.numHeads * c.headDim, c.intermediateSize, c.wordEmbedProjDim ?? 0);
+    const cpu = await loadCpuKernels({ ...threads, maxK });
+    try {
+      return await CpuModelRunner.loadInto(cpu, model, options, limits);
+    } catch (err) {
+      cpu.dispose();
+      throw err;
+    }
+  }
+
+  private static async loadInto(cpu: CpuKernels, model: ModelHandle, options: EngineOptions, limits: RunnerLimits): Promise<CpuModelRunner> {
     const { config } = model;
-    const limits = cpuRunnerLimits(config, options);
-    const cpu = await loadCpuKernels();
     const onProgress = options.onProgress;
     const weights = await loadCpuWeights(cpu, model, config, {
       dtype: options.dtype,
@@ -173,6 +186,7 @@ export class CpuModelRunner implements Executor {
     if (this.disposed) return;
     this.disposed = true;
     this.sampler.dispose();
+    this.cpu.dispose();
     // The weights and cache go with the module's memory once nothing references it.
   }
 }
