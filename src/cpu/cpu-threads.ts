@@ -40,7 +40,7 @@ export const CPU_WORKER_BODY = `(receive, send) => receive(async ({ module, memo
 
 const SLOT_WORDS = 16;
 /** Matmuls smaller than this many weights (rows x K) run on the calling thread alone (a handoff costs ~10 us). */
-const MIN_SPLIT = 1 << 18;
+const MIN_SPLIT = 1 << 19;
 
 type LinearFn = (fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number) => void;
 
