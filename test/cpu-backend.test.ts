@@ -150,6 +150,23 @@ describe('sampling through the engine on the CPU', () => {
   });
 });
 
+describe('chunked prefill and paged KV on the CPU', () => {
+  it('a long prompt in 16-token chunks over 4-token blocks gives the one-step prefill result', async () => {
+    const prompt = [...storyPrompts, ...storyPrompts, ...storyPrompts].join(' ');
+    const params = new SamplingParams({ temperature: 0, maxTokens: 16, minTokens: 16, logprobs: 3, promptLogprobs: 1 });
+    const whole = await loadLLM(DEFAULT_MODEL, { device: 'cpu' });
+    const [a] = await whole.generate(prompt, params);
+    await whole.dispose();
+    const chunked = await loadLLM(DEFAULT_MODEL, { device: 'cpu', maxNumBatchedTokens: 16, blockSize: 4 });
+    const [b] = await chunked.generate(prompt, params);
+    await chunked.dispose();
+    expect(a.promptTokenIds.length).toBeGreaterThan(48); // four chunks and more
+    expect(b.outputs[0].tokenIds).toEqual(a.outputs[0].tokenIds);
+    b.outputs[0].logprobs!.forEach((m, s) => m.forEach((l, id) => expect(l.logprob).toBeCloseTo(a.outputs[0].logprobs![s].get(id)!.logprob, 4)));
+    b.promptLogprobs!.slice(1).forEach((m, j) => m!.forEach((l, id) => expect(l.logprob).toBeCloseTo(a.promptLogprobs![j + 1]!.get(id)!.logprob, 4)));
+  });
+});
+
 describe('device selection', () => {
   it("'auto' without a WebGPU adapter runs on the CPU and says so", async () => {
     const lines: string[] = [];
