@@ -11,6 +11,7 @@ import { beamSearch, type BeamSearchOutput, type BeamSearchParams } from './beam
 import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat/index.js';
 import type { ExecutorLoader } from './engine/executor.js';
 import { GpuModelRunner } from './worker/gpu-model-runner.js';
+import { CpuModelRunner } from './cpu/cpu-model-runner.js';
 import { LLMEngine, type EngineOptions, type PromptInput } from './engine/llm-engine.js';
 import { InvalidArgumentError } from './errors.js';
 import { parseGenerationConfig } from './config/generation-config.js';
@@ -41,6 +42,19 @@ export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, Mod
   generationConfig?: 'auto' | 'vllm' | string;
   /** The platform port; the package's entry points (Node, browser) provide it. */
   platform?: Platform;
+  /**
+   * Where the model runs: 'webgpu' (a WebGPU adapter, else an error), 'cpu' (the WebAssembly backend, src/cpu/:
+   * any runtime, no adapter needed), or 'auto' (default): WebGPU when the platform has an adapter, else the CPU,
+   * saying which in one log line.
+   * @example
+   * const llm = await LLM.create({ device: 'cpu' }); // the embedded model on the CPU backend
+   */
+  device?: 'auto' | 'webgpu' | 'cpu';
+  /**
+   * Threads of the CPU backend (its matmuls split by rows; same outputs): default the platform's cores (Node), 1
+   * where the platform gives no workers.
+   */
+  cpuThreads?: number;
 }
 
 /**
@@ -65,6 +79,42 @@ export interface ChatOptions extends ChatTemplateOptions {
 }
 
 let defaultPlatform: Platform | undefined;
+
+/**
+ * The executor loader options.device picks: the WebGPU runner, the CPU runner, or ('auto') WebGPU when the platform
+ * gives an adapter, else the CPU (one log line says which, and why).
+ */
+async function executorLoader(platform: Platform, o: LLMOptions): Promise<ExecutorLoader> {
+  const device = o.device ?? 'auto';
+  if (device !== 'auto' && device !== 'webgpu' && device !== 'cpu') {
+    throw new InvalidArgumentError('device', `device must be 'auto', 'webgpu' or 'cpu', got ${JSON.stringify(device)}`);
+  }
+  const host = platform.cpuWorkers ?? null;
+  const threads = o.cpuThreads ?? host?.defaultThreads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError('cpuThreads', `cpuThreads must be a positive integer, got ${threads}`);
+  const cpu: ExecutorLoader = (m, opts) => CpuModelRunner.load(m, opts, { threads, host });
+  if (device === 'cpu') return cpu;
+  if (device === 'webgpu') {
+    const gpu = await platform.gpu();
+    return (m, opts) => GpuModelRunner.load(m, gpu, opts);
+  }
+  const log = o.log ?? console.warn;
+  let why: string;
+  try {
+    const gpu = await platform.gpu();
+    const adapter = await gpu.requestAdapter();
+    if (adapter) {
+      const info = adapter.info;
+      log(`webgpu-llm: device 'auto': WebGPU (${[info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'adapter found'})`);
+      return (m, opts) => GpuModelRunner.load(m, gpu, opts);
+    }
+    why = 'no WebGPU adapter';
+  } catch (err) {
+    why = `WebGPU unavailable: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  log(`webgpu-llm: device 'auto': the CPU backend (WebAssembly), ${why}`);
+  return cpu;
+}
 
 /** Called by the package entry (bindings/node, bindings/browser) to provide the platform. */
 export function setDefaultPlatform(platform: Platform): void {
@@ -109,8 +159,7 @@ export class LLM {
       if (!(await folder.exists('generation_config.json'))) throw new InvalidArgumentError('generationConfig', `${file} does not exist (expected 'auto', 'vllm' or a folder holding it)`);
       generationConfig = parseGenerationConfig(await folder.readText('generation_config.json'), file);
     }
-    const gpu = await platform.gpu();
-    const loadRunner: ExecutorLoader = (m, opts) => GpuModelRunner.load(m, gpu, opts);
+    const loadRunner = await executorLoader(platform, this.options);
     this.engineOrNull = await LLMEngine.create(model, loadRunner, { ...this.options, generationConfig });
   }
 

@@ -3,6 +3,8 @@
  * WebGPU types only; `bindings/node` and `bindings/browser` implement these interfaces.
  */
 
+import type { CpuWorkerHost } from './cpu/cpu-threads.js';
+
 /** Random-access bytes: a local file (Node), an HTTP resource with Range requests (browser), or memory. */
 export interface ByteSource {
   /** Display name used in error messages (a path or URL). */
@@ -60,6 +62,11 @@ export interface OpenModelOptions {
 
 /** What a binding provides to the core. */
 export interface Platform {
+  /**
+   * Workers for the CPU backend's threads (src/cpu/cpu-threads.ts): Node's worker_threads; absent where the runtime
+   * has none the backend can block on (a page's main thread), which then runs single-threaded.
+   */
+  cpuWorkers?: CpuWorkerHost;
   /** The WebGPU entry point (`navigator.gpu` in a browser, Dawn's `create()` result in Node). */
   gpu(): Promise<GPU>;
   /**

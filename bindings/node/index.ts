@@ -16,6 +16,7 @@ import { UrlModelSource } from '../../src/sources/url-source.js';
 import { FsModelSource } from './fs-source.js';
 import { HfCache, hubCacheDir, hubOffline, hubToken } from './hf-cache.js';
 import { nodeGpu } from './webgpu.js';
+import { nodeCpuWorkers } from './cpu-workers.js';
 import { loadXGrammarNode } from './xgrammar.js';
 import { setXGrammarLoader } from '../../src/sampling/structured/xgrammar.js';
 
@@ -36,6 +37,7 @@ export const DEFAULT_MODEL_DIR = (): string => join(packageRoot(), 'models/tinys
 
 export const nodePlatform: Platform = {
   gpu: nodeGpu,
+  cpuWorkers: nodeCpuWorkers,
   /**
    * `model` is, in this order: omitted (the embedded model), an http(s) URL prefix, an existing local folder, or a
    * Hugging Face repo id `org/name` (downloaded into the Hugging Face cache, see hf-cache.ts).

@@ -1,0 +1,198 @@
+/**
+ * The CPU backend's model runner: the executor port (engine/executor.ts) over cpu.wasm, for machines and runtimes
+ * without a WebGPU adapter. The same verbs as the GPU runner: load (weights into wasm memory, KV cache sized from
+ * `kvCacheMemoryBytes`), then per step prepare inputs (one flat batch of tokens from many sequences, positions, KV
+ * slots, block tables), run the forward (cpu-decoder.ts), and sample every row with the CPU sampler
+ * (sampling/sampler.ts: the same SamplingParams, generators, logprobs and masks as the GPU path's CPU fallback).
+ * Matmuls split across threads where the platform gives workers (cpu-threads.ts); a step runs to completion inside
+ * execute().
+ *
+ * @example
+ *   const engine = await LLMEngine.create(model, (m, opts) => CpuModelRunner.load(m, opts), options);
+ */
+import type { ModelConfig } from '../config/model-config.js';
+import type { Executor, ModelHandle, RunnerLimits, ScheduledSeq, StepResult } from '../engine/executor.js';
+import type { EngineOptions } from '../engine/llm-engine.js';
+import { InvalidArgumentError } from '../errors.js';
+import { Sampler, type SamplerRequest } from '../sampling/sampler.js';
+import { CpuDecoder } from './cpu-decoder.js';
+import type { CpuWorkerHost } from './cpu-threads.js';
+import { loadCpuKernels, type CpuKernels } from './cpu-wasm.js';
+import { loadCpuWeights } from './cpu-weights.js';
+
+const MiB = 1 << 20;
+/** Logits rows one LM-head pass computes (prompt logprobs of a long chunk go through in passes). */
+const LOGIT_ROWS = 64;
+
+/** The CPU runner's sizing: defaults suited to a CPU (shorter steps, a smaller KV cache than the GPU's). */
+export function cpuRunnerLimits(cfg: ModelConfig, o: EngineOptions): RunnerLimits {
+  const maxModelLen = o.maxModelLen ?? Math.min(cfg.maxModelLen, 8192);
+  if (!Number.isInteger(maxModelLen) || maxModelLen < 2) throw new InvalidArgumentError('maxModelLen', `maxModelLen must be an integer >= 2, got ${maxModelLen}`);
+  if (maxModelLen > cfg.maxModelLen && cfg.positions === 'learned') {
+    throw new InvalidArgumentError('maxModelLen', `maxModelLen ${maxModelLen} exceeds the model's ${cfg.maxModelLen} learned positions`);
+  }
+  if (o.kvCacheDtype === 'float16') throw new InvalidArgumentError('kvCacheDtype', "the CPU backend keeps its KV cache in float32 (kvCacheDtype 'auto' or 'float32')");
+  const blockSize = o.blockSize ?? 16;
+  const maxNumSeqs = o.maxNumSeqs ?? 64;
+  const maxNumBatchedTokens = o.maxNumBatchedTokens ?? 512;
+  if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < 1) throw new InvalidArgumentError('maxNumBatchedTokens', 'maxNumBatchedTokens must be at least 1');
+  const blockBytesPerLayer = blockSize * cfg.numKvHeads * cfg.headDim * 4;
+  const byBudget = Math.floor((o.kvCacheMemoryBytes ?? 64 * MiB) / (2 * cfg.numLayers * blockBytesPerLayer));
+  const numBlocks = o.numGpuBlocksOverride ?? byBudget;
+  if (!Number.isInteger(numBlocks) || numBlocks < 1) {
+    throw new InvalidArgumentError('kvCacheMemoryBytes', `the KV cache budget holds no block of ${blockSize} tokens; raise kvCacheMemoryBytes`);
+  }
+  const capacity = numBlocks * blockSize;
+  if (maxModelLen > capacity && o.maxModelLen !== undefined) {
+    throw new InvalidArgumentError('maxModelLen', `maxModelLen ${maxModelLen} is more than the KV cache holds (${capacity} tokens in ${numBlocks} blocks); raise kvCacheMemoryBytes or lower maxModelLen`);
+  }
+  return { maxNumBatchedTokens, maxNumSeqs, maxModelLen: Math.min(maxModelLen, capacity), blockSize, numBlocks, kvDtype: 'f32' };
+}
+
+export class CpuModelRunner implements Executor {
+  /** The token each request sampled last step: what a placeholder token (-1, async scheduling) stands for. */
+  private lastSampled = new Map<string, number>();
+  private disposed = false;
+
+  /**
+   * Loads a model into a fresh cpu.wasm instance: weights (dtype, quantization and loadFormat as on the GPU path),
+   * the KV cache and activations sized by the limits.
+   */
+  static async load(model: ModelHandle, options: EngineOptions = {}, threads: { threads: number; host: CpuWorkerHost | null } = { threads: 1, host: null }): Promise<CpuModelRunner> {
+    const { config: c } = model;
+    const limits = cpuRunnerLimits(c, options);
+    const maxK = Math.max(c.hiddenSize, c.numHeads * c.headDim, c.intermediateSize, c.wordEmbedProjDim ?? 0);
+    const cpu = await loadCpuKernels({ ...threads, maxK });
+    try {
+      return await CpuModelRunner.loadInto(cpu, model, options, limits);
+    } catch (err) {
+      cpu.dispose();
+      throw err;
+    }
+  }
+
+  private static async loadInto(cpu: CpuKernels, model: ModelHandle, options: EngineOptions, limits: RunnerLimits): Promise<CpuModelRunner> {
+    const { config } = model;
+    const onProgress = options.onProgress;
+    const weights = await loadCpuWeights(cpu, model, config, {
+      dtype: options.dtype,
+      quantization: options.quantization,
+      dummy: options.loadFormat === 'dummy',
+      onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),
+    });
+    const decoder = new CpuDecoder(cpu, config, weights, {
+      maxTokens: limits.maxNumBatchedTokens,
+      maxSeqs: limits.maxNumSeqs,
+      maxBlocksPerSeq: Math.ceil(limits.maxModelLen / limits.blockSize),
+      maxModelLen: limits.maxModelLen,
+      numBlocks: limits.numBlocks,
+      blockSize: limits.blockSize,
+      logitRows: LOGIT_ROWS,
+    });
+    return new CpuModelRunner(cpu, config, limits, decoder, await Sampler.create(config.vocabSize));
+  }
+
+  constructor(
+    readonly cpu: CpuKernels,
+    readonly config: ModelConfig,
+    readonly limits: RunnerLimits,
+    readonly decoder: CpuDecoder,
+    private readonly sampler: Sampler,
+  ) {}
+
+  async execute(seqs: readonly ScheduledSeq[], blockCopies: readonly (readonly [number, number])[] = []): Promise<StepResult> {
+    if (this.disposed) throw new Error('the CPU runner was disposed');
+    const { limits, decoder: d, config: cfg } = this;
+    const T = seqs.reduce((n, s) => n + s.tokenIds.length, 0);
+    const result: StepResult = { sampled: new Map(), allLogits: new Map() };
+    if (T === 0) return result;
+    if (T > limits.maxNumBatchedTokens) throw new Error(`step has ${T} tokens, more than maxNumBatchedTokens ${limits.maxNumBatchedTokens}`);
+    if (seqs.length > limits.maxNumSeqs) throw new Error(`step has ${seqs.length} sequences, more than maxNumSeqs ${limits.maxNumSeqs}`);
+    d.copyBlocks(blockCopies);
+
+    // 1. Prepare inputs.
+    const bs = limits.blockSize;
+    const maxBlocks = Math.max(1, ...seqs.map((s) => Math.ceil((s.startPos + s.tokenIds.length) / bs)));
+    const i32 = this.cpu.i32();
+    const ids = i32.subarray(d.ids / 4, d.ids / 4 + T);
+    const positions = i32.subarray(d.positions / 4, d.positions / 4 + T);
+    const positionIds = i32.subarray(d.positionIds / 4, d.positionIds / 4 + T);
+    const seqIdx = i32.subarray(d.seqIdx / 4, d.seqIdx / 4 + T);
+    const slots = i32.subarray(d.slots / 4, d.slots / 4 + T);
+    const tables = i32.subarray(d.tables / 4, d.tables / 4 + seqs.length * maxBlocks).fill(0);
+    /** Token row of each logits row, and who it belongs to. */
+    const rows: { row: number; seq: number; kind: 'sample' | 'all'; extra?: number }[] = [];
+    let t = 0;
+    seqs.forEach((s, si) => {
+      const nb = Math.ceil((s.startPos + s.tokenIds.length) / bs);
+      if (s.blockTable.length < nb) throw new Error(`request ${s.requestId}: block table has ${s.blockTable.length} blocks, needs ${nb}`);
+      for (let b = 0; b < nb; b++) tables[si * maxBlocks + b] = s.blockTable[b];
+      for (let j = 0; j < s.tokenIds.length; j++, t++) {
+        const pos = s.startPos + j;
+        let id = s.tokenIds[j];
+        if (id < 0) {
+          const prev = this.lastSampled.get(s.requestId);
+          if (prev === undefined) throw new Error(`request ${s.requestId}: a placeholder token with no sampled token in flight`);
+          id = prev;
+        }
+        ids[t] = id;
+        positions[t] = pos;
+        positionIds[t] = pos + cfg.learnedPositionOffset;
+        seqIdx[t] = si;
+        slots[t] = s.blockTable[Math.floor(pos / bs)] * bs + (pos % bs);
+        if (s.allLogits) rows.push({ row: t, seq: si, kind: 'all' });
+      }
+      if (s.sample) rows.push({ row: t - 1, seq: si, kind: 'sample' });
+      s.extraSamples?.forEach((_, k) => rows.push({ row: t - 1, seq: si, kind: 'sample', extra: k }));
+    });
+
+    // 2. Execute.
+    d.forward({ T, maxBlocks });
+
+    // 3. Logits (in passes of LOGIT_ROWS rows) and sampling.
+    const V = cfg.vocabSize;
+    const sampleOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].sample! : seqs[r.seq].extraSamples![r.extra].sample);
+    const idOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].requestId : seqs[r.seq].extraSamples![r.extra].requestId);
+    this.lastSampled = new Map();
+    for (let c = 0; c < rows.length; c += LOGIT_ROWS) {
+      const part = rows.slice(c, c + LOGIT_ROWS);
+      const ptr = d.logitsOf(part.map((r) => r.row));
+      const views: Float32Array[] = [];
+      const reqs: SamplerRequest[] = [];
+      const who: string[] = [];
+      part.forEach((r, i) => {
+        // A copy: the sampler (core.wasm) and logits processors may run while cpu.wasm's memory grows.
+        const row = this.cpu.f32().slice(ptr / 4 + i * V, ptr / 4 + (i + 1) * V);
+        if (r.kind === 'all') {
+          const id = seqs[r.seq].requestId;
+          result.allLogits.set(id, [...(result.allLogits.get(id) ?? []), row]);
+        } else {
+          views.push(row);
+          reqs.push(sampleOf(r));
+          who.push(idOf(r));
+        }
+      });
+      if (reqs.length > 0) {
+        this.sampler.sample(views, reqs).forEach((o, j) => {
+          result.sampled.set(who[j], o);
+          this.lastSampled.set(who[j], o.tokenId);
+        });
+      }
+    }
+    return result;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.sampler.dispose();
+    this.cpu.dispose();
+    // The weights and cache go with the module's memory once nothing references it.
+  }
+}
+
+/** The engine's executor as the CPU runner (tests, benchmarks); throws for any other backend. */
+export function cpuRunnerOf(engine: { runner: Executor }): CpuModelRunner {
+  if (!(engine.runner instanceof CpuModelRunner)) throw new Error('the engine does not run on the CPU runner');
+  return engine.runner;
+}

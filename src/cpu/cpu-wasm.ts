@@ -1,0 +1,137 @@
+/**
+ * build/cpu.wasm (AssemblyScript, assembly/cpu/): the CPU backend's kernels, in a module and memory of its own (the
+ * model's weights and KV cache live there, beside nothing else), from bytes the bundler embeds, as core.wasm is
+ * (src/wasm/core.ts). Multi-threaded: build/cpu-mt.wasm, the same kernels over an imported shared memory, which
+ * workers instantiate too (cpu-threads.ts). Pointers are byte offsets into `memory`; views are taken after every
+ * allocation (growing memory detaches the old ones).
+ *
+ * @example
+ *   const cpu = await loadCpuKernels();
+ *   const p = cpu.alloc(64); cpu.f32().fill(1, p / 4, p / 4 + 16);
+ */
+import wasmBytes from '../../build/cpu.wasm';
+import mtWasmBytes from '../../build/cpu-mt.wasm';
+import { MAX_ALLOC_BYTES } from '../wasm/core.js';
+import { CpuThreads, type CpuWorkerHost } from './cpu-threads.js';
+
+/** Storage formats of a weight matrix, as assembly/cpu/linear.ts numbers them. */
+export const CPU_FORMATS = { f32: 0, f16: 1, q8_0: 2, q4_0: 3, q4_k: 4 } as const;
+export type CpuFormat = keyof typeof CPU_FORMATS;
+
+/** Activations, as assembly/cpu/ops.ts numbers them. */
+export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;
+
+/** The raw exports (assembly/cpu/index.ts). */
+export interface CpuExports {
+  readonly memory: WebAssembly.Memory;
+  alloc(size: number): number;
+  free(ptr: number): void;
+  linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
+  dequantRow(fmt: number, out: number, w: number, K: number): void;
+  rmsNorm(out: number, ldo: number, x: number, ldx: number, w: number, rows: number, H: number, eps: number): void;
+  layerNorm(out: number, ldo: number, x: number, ldx: number, w: number, b: number, rows: number, H: number, eps: number): void;
+  rope(qkv: number, ld: number, positions: number, invFreq: number, T: number, heads: number, D: number, R: number, scaling: number, cs: number): void;
+  gatedAct(act: number, out: number, ldo: number, u: number, ldu: number, T: number, I: number): void;
+  actInPlace(act: number, x: number, n: number): void;
+  addBias(out: number, ldo: number, b: number, T: number, N: number): void;
+  axpby(y: number, a: number, x: number, b: number, n: number): void;
+  softcap(x: number, n: number, cap: number): void;
+  pagedAttention(
+    out: number, qkv: number, ldq: number, kCache: number, vCache: number, tables: number, maxBlocks: number, seqIdx: number, positions: number,
+    T: number, nH: number, nKv: number, D: number, blockSize: number, scale: number, cap: number, window: number, scores: number,
+  ): void;
+}
+
+/** The instantiated module, with allocation that reports out-of-memory as a RangeError and views that follow growth. */
+export class CpuKernels {
+  private buffer: ArrayBuffer | undefined;
+  private u8View = new Uint8Array(0);
+  private i32View = new Int32Array(0);
+  private f32View = new Float32Array(0);
+
+  /** The workers matmuls are split with (null: single-threaded). */
+  threads: CpuThreads | null = null;
+
+  constructor(readonly k: CpuExports) {}
+
+  /** linear (assembly/cpu/linear.ts), its rows split across the threads when there are several. */
+  linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
+    if (this.threads) this.threads.linear(this.k.linear, fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+    else this.k.linear(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+  }
+
+  /** Stops the workers, if any. */
+  dispose(): void {
+    this.threads?.stop();
+    this.threads = null;
+  }
+
+  /** Allocates `size` bytes (16-byte aligned). */
+  alloc(size: number): number {
+    if (!(size <= MAX_ALLOC_BYTES)) throw new RangeError(`cpu.wasm: allocation of ${size} bytes is too large (at most ${MAX_ALLOC_BYTES})`);
+    let ptr: number;
+    try {
+      ptr = this.k.alloc(Math.max(size, 16));
+    } catch (err) {
+      if (err instanceof WebAssembly.RuntimeError) throw new RangeError(`cpu.wasm: out of memory allocating ${size} bytes (wasm32 memory holds at most 4 GiB)`);
+      throw err;
+    }
+    if (ptr === 0) throw new RangeError(`cpu.wasm: out of memory allocating ${size} bytes`);
+    return ptr;
+  }
+
+  free(ptr: number): void {
+    if (ptr !== 0) this.k.free(ptr);
+  }
+
+  u8(): Uint8Array {
+    this.refresh();
+    return this.u8View;
+  }
+
+  i32(): Int32Array {
+    this.refresh();
+    return this.i32View;
+  }
+
+  f32(): Float32Array {
+    this.refresh();
+    return this.f32View;
+  }
+
+  private refresh(): void {
+    const buf = this.k.memory.buffer;
+    if (buf !== this.buffer) {
+      this.buffer = buf;
+      this.u8View = new Uint8Array(buf);
+      this.i32View = new Int32Array(buf);
+      this.f32View = new Float32Array(buf);
+    }
+  }
+}
+
+const abort = (_msg: number, _file: number, line: number, column: number): never => {
+  throw new Error(`cpu.wasm aborted at ${line}:${column}`);
+};
+
+/** wasm32's largest memory, in 64 KiB pages: a shared memory declares its maximum up front (address space only). */
+const MAX_PAGES = 65536;
+
+/**
+ * A fresh instance of the kernels: each CPU runner has its own (its memory holds one model; disposing the runner lets
+ * the whole memory go, which a wasm memory cannot otherwise give back). With `threads` > 1 and a worker host, the
+ * shared-memory build and threads - 1 workers (`maxK`: the widest matmul input, for their panels).
+ */
+export async function loadCpuKernels(o: { threads?: number; host?: CpuWorkerHost | null; maxK?: number } = {}): Promise<CpuKernels> {
+  const threads = o.threads ?? 1;
+  if (threads > 1 && o.host) {
+    const module = await WebAssembly.compile(mtWasmBytes as Uint8Array<ArrayBuffer>);
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    const instance = await WebAssembly.instantiate(module, { env: { memory, abort } });
+    const cpu = new CpuKernels(instance.exports as unknown as CpuExports);
+    cpu.threads = await CpuThreads.start(o.host, module, memory, threads, (n) => cpu.alloc(n), o.maxK ?? 4096);
+    return cpu;
+  }
+  const { instance } = await WebAssembly.instantiate(wasmBytes as Uint8Array<ArrayBuffer>, { env: { abort } });
+  return new CpuKernels(instance.exports as unknown as CpuExports);
+}

@@ -1,0 +1,72 @@
+/**
+ * The CPU backend's threads (src/cpu/cpu-threads.ts, Node's worker_threads): a matmul split across workers gives
+ * the single-threaded result bit for bit, in every format, with ragged row splits; through the engine, the same
+ * logprobs on 1 and 3 threads.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeCpuWorkers } from '../../bindings/node/cpu-workers.js';
+import { SamplingParams, type RequestOutput } from '../../bindings/node/index.js';
+import { CPU_FORMATS, loadCpuKernels, type CpuFormat, type CpuKernels } from '../../src/cpu/cpu-wasm.js';
+import { cpuRowBytes } from '../../src/cpu/cpu-weights.js';
+import { quantizeRows } from '../../src/layers/quant/index.js';
+import { f32ToF16 } from '../../src/loader/convert.js';
+import { loadLLM } from '../helpers/llm.js';
+import { loadGoldens, modelDir } from '../helpers/paths.js';
+
+const uniform = (n: number, seed: number) => {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0), s / 2 ** 32 - 0.5));
+};
+
+function weights(format: CpuFormat, N: number, K: number): Uint8Array {
+  const x = uniform(N * K, 1);
+  if (format === 'f32') return new Uint8Array(x.buffer);
+  if (format === 'f16') return new Uint8Array(f32ToF16(x).buffer);
+  return quantizeRows(format, x, N, K);
+}
+
+describe('linear on 3 threads', () => {
+  let single: CpuKernels;
+  let multi: CpuKernels;
+  beforeAll(async () => {
+    single = await loadCpuKernels();
+    multi = await loadCpuKernels({ threads: 3, host: nodeCpuWorkers, maxK: 1024 });
+    expect(multi.threads?.count).toBe(3);
+  });
+  afterAll(() => multi?.dispose());
+
+  const run = (cpu: CpuKernels, format: CpuFormat, T: number, N: number, K: number, acc: boolean) => {
+    const bytes = weights(format, N, K);
+    const w = cpu.alloc(bytes.length);
+    cpu.u8().set(bytes, w);
+    const x = cpu.alloc(4 * T * K);
+    cpu.f32().set(uniform(T * K, 2), x / 4);
+    const out = cpu.alloc(4 * T * N);
+    cpu.f32().set(uniform(T * N, 3), out / 4);
+    cpu.linear(CPU_FORMATS[format], out, N, x, K, w, cpuRowBytes(format, K), T, N, K, acc, cpu.alloc(16 * K));
+    return cpu.f32().slice(out / 4, out / 4 + T * N);
+  };
+
+  it.each(Object.keys(CPU_FORMATS) as CpuFormat[])('%s: the single-threaded result, bit for bit', (format) => {
+    for (const [T, acc] of [[1, false], [5, true]] as const) {
+      const N = 250; // rows split 84 / 84 / 82
+      const K = 1024;
+      expect(run(multi, format, T, N, K, acc)).toEqual(run(single, format, T, N, K, acc));
+    }
+  });
+});
+
+it('the engine on 1 and 3 CPU threads gives the same logprobs', async () => {
+  const g = loadGoldens()['llama3-rand'];
+  const params = new SamplingParams({ temperature: 0, maxTokens: 6, logprobs: 5 });
+  const outs: RequestOutput[][] = [];
+  for (const cpuThreads of [1, 3]) {
+    const llm = await loadLLM(modelDir('llama3-rand'), { device: 'cpu', cpuThreads });
+    outs.push(await llm.generate(g.prompts.map((p) => p.text), params));
+    await llm.dispose();
+  }
+  outs[0].forEach((o, i) => {
+    expect(outs[1][i].outputs[0].tokenIds).toEqual(o.outputs[0].tokenIds);
+    o.outputs[0].logprobs!.forEach((m, s) => m.forEach((l, id) => expect(outs[1][i].outputs[0].logprobs![s].get(id)!.logprob).toBe(l.logprob)));
+  });
+});
