@@ -31,9 +31,17 @@ export default defineConfig([
     // A page cannot resolve bare module names: bundle the template engine and the schema library in.
     // xgrammar (1.1 MB, its wasm inside) is imported dynamically: its own chunk, loaded on the first constrained request.
     noExternal: ['@huggingface/jinja', 'zod', '@mlc-ai/web-xgrammar'],
-    // xgrammar's Emscripten loader names Node's `url` and `module` on a branch only Node takes: left as requires
-    // that a page never reaches.
-    external: ['url', 'module'],
+    // xgrammar's Emscripten loader names Node's `url` and `module` on a branch only Node takes: empty modules here,
+    // so the bundle imports nothing from outside.
+    esbuildPlugins: [
+      {
+        name: 'node-builtins-empty',
+        setup(build) {
+          build.onResolve({ filter: /^(url|module)$/ }, (args) => ({ path: args.path, namespace: 'empty' }));
+          build.onLoad({ filter: /.*/, namespace: 'empty' }, () => ({ contents: 'export default {};', loader: 'js' }));
+        },
+      },
+    ],
   },
   {
     // Benchmarks, bundled so that a GPU machine needs only node, dawn.node and this folder.

@@ -82,7 +82,7 @@ let defaultPlatform: Platform | undefined;
 
 /**
  * The executor loader options.device picks: the WebGPU runner, the CPU runner, or ('auto') WebGPU when the platform
- * gives an adapter, else the CPU (one log line says which, and why).
+ * gives an adapter, else the CPU (then one log line says so, and why; the WebGPU choice, the expected one, is quiet).
  */
 async function executorLoader(platform: Platform, o: LLMOptions): Promise<ExecutorLoader> {
   const device = o.device ?? 'auto';
@@ -104,8 +104,6 @@ async function executorLoader(platform: Platform, o: LLMOptions): Promise<Execut
     const gpu = await platform.gpu();
     const adapter = await gpu.requestAdapter();
     if (adapter) {
-      const info = adapter.info;
-      log(`webgpu-llm: device 'auto': WebGPU (${[info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'adapter found'})`);
       return (m, opts) => GpuModelRunner.load(m, gpu, opts);
     }
     why = 'no WebGPU adapter';
