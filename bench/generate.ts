@@ -3,7 +3,7 @@
  *
  *   node build/bench/generate.js [CONFIG_DIR] [--dtype float16|float32] [--batch 1,8,32] [--prefill 128,512]
  *                                [--context 128] [--steps 32] [--unsafe] [--no-mma] [--profile] [--tune key=value,...] (lists as a:b:c)
- *                                [--prefill-seqs N] (each prefill of P tokens as N prompts of P / N, like an engine chunk)
+ *                                [--quantization q4_0|q4_k_m|...] [--prefill-seqs N] (each prefill of P tokens as N prompts of P / N, like an engine chunk)
  *                                [--mma-tiles JSON] (tuning.mmaTiles, e.g. '[{"maxTokens":null,"tile":[2,4,2,2,1]}]'; null = Infinity)
  *
  * Prints tokens/s, the bytes a decode step must move per token (weights once per step, KV reads per sequence),
@@ -20,6 +20,7 @@ import { dawnFlags, nodeGpu } from '../bindings/node/webgpu.js';
 import type { ModelConfig } from '../src/config/model-config.js';
 import { parseModelConfig } from '../src/models/registry.js';
 import { denseMethod } from '../src/layers/linear.js';
+import { blockFormat, checkQuantization, modelQuantMethods, slotFormat, type Quantization } from '../src/layers/quant/index.js';
 import type { ScheduledSeq } from '../src/engine/executor.js';
 import { GpuModelRunner } from '../src/worker/gpu-model-runner.js';
 import { GpuContext } from '../src/gpu/context.js';
@@ -46,12 +47,14 @@ const { values, positionals } = parseArgs({
     tune: { type: 'string', default: '' },
     'mma-tiles': { type: 'string', default: '' },
     profile: { type: 'boolean', default: false },
+    quantization: { type: 'string', default: '' },
   },
 });
 const list = (s: string) => s.split(',').map(Number);
 const dir = positionals[0] ?? 'models/tinystories-656K';
 const source = await FsModelSource.open(dir);
 const cfg = parseModelConfig(await source.readText('config.json'));
+const quantization = checkQuantization(values.quantization || null);
 let gpu = await nodeGpu(); // also points Vulkan at a driver and installs the WebGPU globals
 // Held for the whole run: Dawn's instance must outlive its devices.
 if (values.unsafe || values.profile) {
@@ -77,7 +80,10 @@ const bestGBs = Math.max(copyGBs, shaderGBs);
 console.log(`# copy bandwidth (read+write): copyBufferToBuffer ${copyGBs.toFixed(1)} GB/s, vec4 compute copy ${shaderGBs.toFixed(1)} GB/s; ratios below are to ${bestGBs.toFixed(1)}`);
 
 let t0 = performance.now();
-const weights = await loadWeights(ctx, { name: source.name, openWeights: () => Promise.reject(new Error('dummy weights')) }, cfg, { method: denseMethod(dtype), dummy: true });
+const weights = await loadWeights(ctx, { name: source.name, openWeights: () => Promise.reject(new Error('dummy weights')) }, cfg, {
+  method: quantization ? modelQuantMethods(quantization, denseMethod(dtype)) : denseMethod(dtype),
+  dummy: true,
+});
 await ctx.device.queue.onSubmittedWorkDone();
 console.log(`# dummy weights ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -123,7 +129,7 @@ for (const P of prefills) {
   t0 = performance.now();
   for (let r = 0; r < reps; r++) await runner.execute(seqs);
   const ms = (performance.now() - t0) / reps;
-  const bytes = weightBytes(cfg, dtype);
+  const bytes = weightBytes(cfg, dtype, quantization);
   report('prefill', prefillSeqs, n * prefillSeqs, ms, bytes / (n * prefillSeqs));
   checkErrors(`prefill ${P}`);
   if (values.profile) breakdown.push(await profileStep(n * prefillSeqs, prefillSeqs, n));
@@ -140,7 +146,7 @@ for (const B of batches) {
   for (let k = 1; k <= steps; k++) await runner.execute(step(k));
   const ms = (performance.now() - t0) / steps;
   const kvRead = (context + steps / 2) * 2 * cfg.numLayers * cfg.numKvHeads * cfg.headDim * (dtype === 'f16' ? 2 : 4);
-  report('decode', B, B, ms, weightBytes(cfg, dtype) / B + kvRead);
+  report('decode', B, B, ms, weightBytes(cfg, dtype, quantization) / B + kvRead);
   checkErrors(`decode ${B}`);
   breakdown.push(await decodeBreakdown(B, ms));
   if (values.profile) breakdown.push(await profileStep(B, B, context + steps + 1));
@@ -241,18 +247,25 @@ function report(phase: string, batch: number, tokens: number, ms: number, bytesP
  * Weight bytes one token's forward reads: every matrix, except that a mixture-of-experts layer counts its router, its
  * shared expert and top-K experts (the active parameters), not all E.
  */
-function weightBytes(c: ModelConfig, dt: 'f16' | 'f32'): number {
+function weightBytes(c: ModelConfig, dt: 'f16' | 'f32', q: Quantization | null): number {
+  const dense = dt === 'f16' ? 2 : 4;
+  // Bytes per element of a projection matrix in slot `slot` (embeddings and the LM head stay dense).
+  const per = (slot: string) => {
+    if (!q) return dense;
+    const f = blockFormat(slotFormat(q, slot));
+    return f.blockBytes / f.blockElems;
+  };
   const H = c.hiddenSize;
-  const attn = H * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * H;
-  let params = c.vocabSize * H;
+  const attn = H * (c.numHeads + 2 * c.numKvHeads) * c.headDim * per('qkv') + c.numHeads * c.headDim * H * per('o');
+  let bytes = c.vocabSize * H * dense;
   for (let l = 0; l < c.numLayers; l++) {
     const m = c.moe;
     const mlp = m?.sparseLayers[l]
-      ? m.numExperts * H + m.topK * 3 * H * m.intermediateSize + (m.sharedIntermediateSize ? 3 * H * m.sharedIntermediateSize + H : 0)
-      : (c.gatedMlp ? 3 : 2) * H * c.intermediateSize;
-    params += attn + mlp;
+      ? (m.numExperts * H + m.topK * 3 * H * m.intermediateSize + (m.sharedIntermediateSize ? 3 * H * m.sharedIntermediateSize + H : 0)) * dense
+      : ((c.gatedMlp ? 2 : 1) * per('up') + per('down')) * H * c.intermediateSize;
+    bytes += attn + mlp;
   }
-  return params * (dt === 'f16' ? 2 : 4);
+  return bytes;
 }
 
 /** Device copy bandwidth: copyBufferToBuffer of a large buffer, bytes read plus written per second. */

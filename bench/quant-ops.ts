@@ -101,7 +101,7 @@ async function main() {
       for (const T of Ts) {
         const variants: [string, KernelTuning][] =
           T <= 8
-            ? gemvs.map((g) => [`gemv ${g.join('/')}`, { ...base, quantGemv: g }])
+            ? gemvs.map((g) => [`gemv ${g.join('/')}`, { ...base, quantGemv: g, quantGemvOne: g }])
             : [
                 ...(ctx.subgroupMatrix ? [['mma', base] as [string, KernelTuning]] : []),
                 ['tiled', { ...base, mmaMinTokens: 0 }],

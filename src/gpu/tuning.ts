@@ -34,6 +34,8 @@ export interface KernelTuning {
    * weight rows per row group (2 or 4).
    */
   quantGemv: [number, number, number];
+  /** quantGemv's shape for one token (batch-1 decode), where more rows per row group pay off (H200: 64/32/4). */
+  quantGemvOne: [number, number, number];
   /**
    * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
    * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for T >= mmaMinTokens (0: never), with the tile of
@@ -122,6 +124,9 @@ export const GPU_TUNING: KernelTuning = {
   gemvRows: 2,
   gemvTokens: 4,
   quantGemv: [128, 32, 2],
+  // H200 (bench/quant-ops.js, 2026-12-05): at T = 1, 64/32/4 took 16 / 30 / 33 us on q4_0 qkv / gate|up / down
+  // against 27 / 46 / 28 for 128/32/2; at T = 4 the 4-row groups lose (gate|up 156 us against 95).
+  quantGemvOne: [64, 32, 4],
   mmaMinTokens: 9,
   // H200, chosen by the kernel time of whole steps (bench/generate.js --mma-tiles --profile; step times swing with
   // the host, and before its warm-up the first case ran at a low clock). Weight-direct tiles (DIRECT): 16 x 64 up
@@ -178,6 +183,7 @@ export const CPU_TUNING: KernelTuning = {
   gemvRows: 2,
   gemvTokens: 4,
   quantGemv: [64, 8, 2],
+  quantGemvOne: [64, 8, 2],
   mmaMinTokens: 0,
   mmaTiles: [{ maxTokens: Infinity, tile: [2, 2, 1, 1, 1] }],
   mmaSplitWorkgroups: 0,

@@ -30,6 +30,11 @@ const MIXES: Record<string, (slot: string) => QuantFormat> = {
 /** What `quantization` may name: a format with a quantizer, or a mix of them. */
 export type Quantization = QuantFormat | keyof typeof MIXES;
 
+/** The format a `quantization` gives the matrix slot `slot` (before DENSE_SLOTS and whole-block checks). */
+export function slotFormat(quantization: Quantization, slot: string): QuantFormat {
+  return MIXES[quantization]?.(slot) ?? (quantization as QuantFormat);
+}
+
 /** Throws unless `value` names a format or mix a float checkpoint can be quantized to on load (null / undefined: none). */
 export function checkQuantization(value: unknown): Quantization | null {
   if (value === null || value === undefined) return null;
@@ -51,9 +56,8 @@ export function checkQuantization(value: unknown): Quantization | null {
  * loadWeights(ctx, source, config, { method: modelQuantMethods('q8_0', denseMethod('f16')) });
  */
 export function modelQuantMethods(quantization: Quantization, dense: LinearMethod): MethodChooser {
-  const mix = MIXES[quantization] ?? (() => quantization as QuantFormat);
   return (slot, cols) => {
-    const format = mix(slot);
+    const format = slotFormat(quantization, slot);
     return DENSE_SLOTS.has(slot) || cols % blockFormat(format).blockElems !== 0 ? dense : quantMethod(format);
   };
 }

@@ -59,7 +59,7 @@ export interface QuantPart {
 /** linear.q.embed.wgsl: T tokens of K columns, the part's row stride in bytes, first row and row count, accumulate (0 / 1), the multiplier. */
 const EMBED_PARAMS = paramsStruct({ T: 'u32', K: 'u32', stride: 'u32', rowStart: 'u32', rows: 'u32', accumulate: 'u32', scale: 'f32' });
 
-/** Largest T on the GEMV; tokens per GEMV workgroup at most (its threads, lanes and rows: tuning.quantGemv). */
+/** Largest T on the GEMV; tokens per GEMV workgroup at most (its threads, lanes and rows: tuning.quantGemv, quantGemvOne for one token). */
 const GEMV_MAX_TOKENS = 8;
 const GEMV_TOKENS = 4;
 /** Register-blocked kernel: tokens per thread and the workgroup. */
@@ -143,7 +143,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
-  const [gemvWg, gemvLanes, gemvRows] = tune.quantGemv;
+  const [gemvWg, gemvLanes, gemvRows] = T === 1 ? tune.quantGemvOne : tune.quantGemv;
   for (const part of w.parts) {
     if (part.rows === 0) continue;
     const params = partParams(part, part.rowStride, T, K, N, gatedRows, !!bias, eps);
