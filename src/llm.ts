@@ -25,6 +25,15 @@ import { forcedTools, type ToolChoice } from './tool-calls/forced-tools.js';
 import { REASONING_PARSERS, type ReasoningParser } from './tool-calls/reasoning-parsers.js';
 import { TOOL_PARSERS, type ToolParser } from './tool-calls/tool-parsers.js';
 
+/** `LLM.generate`'s options beyond prompts and params. */
+export interface GenerateOptions {
+  /**
+   * One priority per prompt (vLLM's `priority`): lower runs first when the LLM was made with schedulingPolicy
+   * 'priority'; any non-zero value is an error under the default 'fcfs'.
+   */
+  priority?: number[];
+}
+
 export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, ModelOptions {
   /**
    * A local folder (Node), a URL prefix, or a Hugging Face repo id (`org/name`, with `revision`); a GGUF file (path or
@@ -165,15 +174,20 @@ export class LLM {
    * Generates completions for one prompt or many, batched together; outputs come back in prompt order.
    * A prompt is a string or `{ promptTokenIds }`. `params` may be one SamplingParams or one per prompt.
    */
-  async generate(prompts: PromptInput | PromptInput[], params?: SamplingParams | SamplingParams[]): Promise<RequestOutput[]> {
+  async generate(prompts: PromptInput | PromptInput[], params?: SamplingParams | SamplingParams[], opts: GenerateOptions = {}): Promise<RequestOutput[]> {
     await this.ready;
     const list = Array.isArray(prompts) ? prompts : [prompts];
     if (Array.isArray(params) && params.length !== list.length) {
       throw new InvalidArgumentError('samplingParams', `got ${params.length} SamplingParams for ${list.length} prompts`);
     }
+    const { priority } = opts;
+    if (priority !== undefined && (!Array.isArray(priority) || priority.length !== list.length)) {
+      // vLLM: "The lengths of prompts and priority must be the same."
+      throw new InvalidArgumentError('priority', `priority must be a list of ${list.length} integers (one per prompt), got ${JSON.stringify(priority)}`);
+    }
     const perPrompt = (i: number) => (Array.isArray(params) ? params[i] : params) ?? this.engine.defaultSamplingParams();
     // Validate every request before any runs, so that one bad prompt fails the call without side effects.
-    const requests = list.map((prompt, i) => this.engine.prepareRequest({ prompt, params: perPrompt(i) }));
+    const requests = list.map((prompt, i) => this.engine.prepareRequest({ prompt, params: perPrompt(i), priority: priority?.[i] }));
     const streams = requests.map((r) => this.engine.submit(r));
     return Promise.all(streams.map((s) => s.final()));
   }

@@ -10,7 +10,10 @@
  * JSON.stringify(out); // logprobs as [{ "464": { "logprob": -0.1, "rank": 1, "decodedToken": " The" } }, ...]
  */
 
+import type { RequestStateStats } from './engine/metrics.js';
 import type { ToolCall } from './tool-calls/forced-tools.js';
+
+export type { RequestStateStats };
 
 /** One candidate token and its log-probability, as vLLM's `Logprob`. */
 export interface Logprob {
@@ -63,6 +66,12 @@ export interface RequestOutput {
   finished: boolean;
   /** Prompt tokens served from the prefix cache. */
   numCachedTokens: number;
+  /**
+   * The request's timestamps when this output was made (vLLM's RequestOutput.metrics, a RequestStateStats): arrival
+   * (epoch seconds), queued / first scheduled / first token / last token (monotonic seconds), first-token latency,
+   * tokens generated. Absent on outputs not made by the engine (beam search's).
+   */
+  metrics?: RequestStateStats;
   /** The output as plain JSON data (logprobs Maps as objects keyed by token id); JSON.stringify calls it. */
   toJSON?(): RequestOutputJSON;
 }

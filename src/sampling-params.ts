@@ -172,6 +172,8 @@ export class SamplingParams {
       for (const [k, v] of this.logitBias) this.logitBias.set(k, Math.min(100, Math.max(-100, v)));
     }
     if (this.temperature < SAMPLING_EPS) {
+      // vLLM: n greedy samples would be n copies of one.
+      check(this.n === 1, 'n', `must be 1 when using greedy sampling, got ${this.n}.`);
       // Greedy: the filters are meaningless, as in vLLM.
       this.topP = 1;
       this.topK = 0;
@@ -232,6 +234,9 @@ export class SamplingParams {
     }
     if (this.allowedTokenIds !== null) {
       check(Array.isArray(this.allowedTokenIds) && this.allowedTokenIds.length > 0 && this.allowedTokenIds.every((t) => isInt(t) && t >= 0), 'allowedTokenIds', 'must be a non-empty list of token ids.');
+    }
+    if (this.badWords !== null) {
+      check(this.badWords.every((w) => w.length > 0), 'badWords', `cannot contain an empty string. Got badWords=${shown(this.badWords)}`);
     }
     if (this.structuredOutputs) this.#spec = structuredSpec(this.structuredOutputs);
     check(['cumulative', 'delta', 'final'].includes(this.outputKind), 'outputKind', `must be 'cumulative', 'delta' or 'final', got ${this.outputKind}.`);

@@ -16,7 +16,7 @@ import type { DownloadProgress, ModelSource } from '../platform.js';
 import { Generator } from '../sampling/generator.js';
 import { SamplingParams, type SamplingParamsInit } from '../sampling-params.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { EngineMetrics } from './metrics.js';
+import { EngineMetrics, newRequestStateStats, type RequestStateStats } from './metrics.js';
 import { yieldToEventLoop } from './yield.js';
 import { OutputProcessor, type CoreOutput } from './output-processor.js';
 import type { Executor, ExecutorLoader, ModelHandle, ScheduledSeq, StepResult } from './executor.js';
@@ -112,8 +112,11 @@ export interface AddRequestInit {
   prompt: PromptInput;
   params?: SamplingParams;
   requestId?: string;
+  /** Lower runs first, with schedulingPolicy 'priority' (anything but 0 is an error under 'fcfs', as in vLLM). */
   priority?: number;
   signal?: AbortSignal;
+  /** With truncatePromptTokens: 'left' (default) keeps the prompt's last tokens, 'right' its first. */
+  truncationSide?: 'left' | 'right';
 }
 
 /** A validated, tokenized request not yet in the engine. */
@@ -155,6 +158,13 @@ interface GroupInfo {
   promptTokens: number;
   /** Tokens generated so far, over all its sequences. */
   generated: number;
+  /** Its timestamps (RequestOutput.metrics, and the phase histograms when it ends). */
+  stats: RequestStateStats;
+  /** Its `n` and `maxTokens` (request_params_* histograms). */
+  n: number;
+  maxTokensParam: number | null;
+  /** The most tokens one of its sequences generated (request_max_num_generation_tokens). */
+  maxSeqTokens: number;
 }
 
 /** A model found and read, ready to load: its config and checkpoint, tokenizer and generation_config.json. */
@@ -195,6 +205,12 @@ export class LLMEngine {
     private readonly options: EngineOptions,
     /** EOS ids: config.json's and generation_config.json's together. */
     readonly eosTokenIds: number[],
+    /**
+     * The tokenizer's EOS id (vLLM's primary eos_token_id): it ends a sequence with stop_reason null. The other EOS
+     * ids (generation_config.json's eos_token_id list) are stop tokens, as vLLM's update_from_generation_config
+     * makes them: a sequence they end reports the id as its stop_reason.
+     */
+    readonly primaryEosTokenId: number | null = eosTokenIds[0] ?? null,
   ) {
     const l = runner.limits;
     this.metrics = new EngineMetrics(l.maxModelLen);
@@ -225,7 +241,10 @@ export class LLMEngine {
         `webgpu-llm: default sampling parameters from ${from}: ${JSON.stringify(defaults)} (generationConfig: 'vllm' ignores them; fields you set always win)`,
       );
     }
-    return new LLMEngine(config, applied, tokenizer, runner, options, eos);
+    // vLLM's primary EOS is the tokenizer's; kept only when the model's EOS list has it (a tokenizer whose EOS the
+    // config disagrees with, as tiny-random-gpt2's, does not end sequences on a token the model never ends on).
+    const primary = tokenizer.eosTokenId !== null && eos.includes(tokenizer.eosTokenId) ? tokenizer.eosTokenId : null;
+    return new LLMEngine(config, applied, tokenizer, runner, options, eos, primary);
   }
 
   /** vLLM's defaults with the model's generation_config.json applied (unless generationConfig: 'vllm'). */
@@ -282,7 +301,8 @@ export class LLMEngine {
       throw new InvalidArgumentError('prompt', 'must be a string or { promptTokenIds }');
     }
     if (params.truncatePromptTokens !== null && params.truncatePromptTokens > 0 && ids.length > params.truncatePromptTokens) {
-      ids = ids.slice(ids.length - params.truncatePromptTokens);
+      // vLLM's truncation_side: 'left' (default) keeps the last tokens, 'right' the first.
+      ids = init.truncationSide === 'right' ? ids.slice(0, params.truncatePromptTokens) : ids.slice(ids.length - params.truncatePromptTokens);
     }
     if (ids.length === 0) throw new InvalidArgumentError('prompt', 'the prompt is empty: it must have at least one token');
     const maxLen = this.runner.limits.maxModelLen;
@@ -293,9 +313,15 @@ export class LLMEngine {
     if (ids.length + 1 > capacity) {
       throw new CapacityError(`the prompt has ${ids.length} tokens but the KV cache holds only ${capacity} tokens (${this.runner.limits.numBlocks} blocks of ${this.runner.limits.blockSize}); raise kvCacheMemoryBytes`);
     }
+    const priority = init.priority ?? 0;
+    if (!Number.isSafeInteger(priority)) throw new InvalidArgumentError('priority', `priority must be an integer, got ${priority}.`);
+    // vLLM: a priority means nothing to first-come-first-served scheduling, so asking for one is an error.
+    if (priority !== 0 && (this.options.schedulingPolicy ?? 'fcfs') !== 'priority') {
+      throw new InvalidArgumentError('priority', `Got priority ${priority} but Priority scheduling is not enabled (schedulingPolicy: 'priority', --scheduling-policy priority).`);
+    }
     const requestId = init.requestId ?? String(this.nextId++);
     if (this.groups.has(requestId)) throw new InvalidArgumentError('requestId', `request id '${requestId}' is already running`);
-    return { requestId, prompt, promptTokenIds: ids, params, priority: init.priority ?? 0 };
+    return { requestId, prompt, promptTokenIds: ids, params, priority };
   }
 
   /** Adds a request; the stream yields its outputs as they are produced. */
@@ -319,7 +345,9 @@ export class LLMEngine {
     const { params } = r;
     const maxLen = this.runner.limits.maxModelLen;
     const maxTokens = Math.min(params.maxTokens ?? Infinity, maxLen - r.promptTokenIds.length);
-    const stopInit = { maxTokens, minTokens: Math.min(params.minTokens, maxTokens), ignoreEos: params.ignoreEos, stopTokenIds: params.stopTokenIds };
+    // EOS ids other than the tokenizer's are stop tokens (unless ignoreEos), reported as the stop_reason.
+    const eosStops = params.ignoreEos ? [] : this.eosTokenIds.filter((t) => t !== this.primaryEosTokenId);
+    const stopInit = { maxTokens, minTokens: Math.min(params.minTokens, maxTokens), ignoreEos: params.ignoreEos, stopTokenIds: [...new Set([...eosStops, ...params.stopTokenIds])] };
     const numSeqs = params.numSequences;
     const seqIds = Array.from({ length: numSeqs }, (_, i) => (i === 0 ? r.requestId : `${i}_${r.requestId}`));
     // best_of > n ranks candidates by cumulative logprob, so the sampler must compute it.
@@ -341,6 +369,7 @@ export class LLMEngine {
       });
     });
     const stream = new RequestStream(r.requestId);
+    const stats = newRequestStateStats();
     this.groups.set(r.requestId, {
       seqIds,
       pendingForks: seqIds.slice(1),
@@ -351,8 +380,12 @@ export class LLMEngine {
       firstTokenAt: null,
       promptTokens: r.promptTokenIds.length,
       generated: 0,
+      stats,
+      n: params.n,
+      maxTokensParam: params.maxTokens,
+      maxSeqTokens: 0,
     });
-    this.outputs.addRequest(r.requestId, r.prompt, r.promptTokenIds, params, stream, seqIds);
+    this.outputs.addRequest(r.requestId, r.prompt, r.promptTokenIds, params, stream, seqIds, stats);
     const spec = params.structuredSpec;
     if (spec) {
       // vLLM's WAITING_FOR_FSM: the request joins the scheduler once its grammar is compiled; steps go on meanwhile.
@@ -407,7 +440,8 @@ export class LLMEngine {
 
   private coreRequest(seqId: string, promptTokenIds: readonly number[]): Request {
     const g = this.groups.get(this.seqs.get(seqId)!.group)!;
-    return new Request({ requestId: seqId, promptTokenIds, samplingParams: g.stopInit, eosTokenIds: this.eosTokenIds, priority: g.priority });
+    const eos = this.primaryEosTokenId === null ? [] : [this.primaryEosTokenId];
+    return new Request({ requestId: seqId, promptTokenIds, samplingParams: g.stopInit, eosTokenIds: eos, priority: g.priority });
   }
 
   /** Stops a request (all its sequences) at the next step boundary and frees its KV blocks. */
@@ -500,10 +534,12 @@ export class LLMEngine {
     const plan = this.scheduler.schedule();
     if (plan.totalNumScheduledTokens === 0) return null;
     const forks = new Map<string, string[]>(); // first sequence -> the sequences forked from it this step
+    const now = performance.now() / 1000;
     const seqs: ScheduledSeq[] = plan.scheduledRequests.map((s) => {
       const info = this.seqs.get(s.requestId)!;
       const g = this.groups.get(info.group)!;
       const promptLen = info.promptTokenIds.length;
+      g.stats.scheduledTs ??= now;
       let extraSamples: ScheduledSeq['extraSamples'];
       if (s.needsSample && g.pendingForks.length > 0 && s.requestId === g.seqIds[0]) {
         forks.set(s.requestId, g.pendingForks.splice(0));
@@ -560,6 +596,7 @@ export class LLMEngine {
       if (r) sampled.set(s.requestId, [r.tokenId]);
     }
     const update = this.scheduler.updateFromOutput(plan, sampled);
+    this.metrics.iterationTokens.observe(plan.totalNumScheduledTokens);
     const coreOutputs = [...update.outputs];
     for (const children of forks.values()) {
       for (const id of children) {
@@ -614,9 +651,15 @@ export class LLMEngine {
     const m = this.metrics;
     m.generationTokens += n;
     g.generated += n;
+    g.stats.numGenerationTokens = g.generated;
+    g.maxSeqTokens = Math.max(g.maxSeqTokens, info.outputTokenIds.length);
+    g.stats.lastTokenTs = now / 1000;
     if (g.firstTokenAt === null) {
       g.firstTokenAt = now;
+      g.stats.firstTokenTs = now / 1000;
+      g.stats.firstTokenLatency = (now - g.arrival) / 1000;
       m.promptTokens += g.promptTokens;
+      m.requestParamsN.observe(g.n);
       m.timeToFirstToken.observe((now - g.arrival) / 1000);
     } else if (info.lastTokenAt > 0) {
       for (let i = 0; i < n; i++) m.interTokenLatency.observe((now - info.lastTokenAt) / 1000 / n);
@@ -631,6 +674,7 @@ export class LLMEngine {
       const m = this.metrics;
       m.requestsFinished[reason]++;
       m.e2eLatency.observe((performance.now() - g.arrival) / 1000);
+      m.observeFinished(g.stats, g.maxTokensParam, g.maxSeqTokens);
       if (g.generated > 0) {
         m.requestPromptTokens.observe(g.promptTokens);
         m.requestGenerationTokens.observe(g.generated);
@@ -649,6 +693,21 @@ export class LLMEngine {
       this.outputs.finish(id, 'abort', err);
       this.release(id, 'abort');
     }
+  }
+
+  /**
+   * The KV cache's configuration as vLLM's CacheConfig.metrics_info() gives it (the labels of
+   * vllm:cache_config_info): strings, as Prometheus labels are.
+   */
+  get cacheConfigInfo(): Record<string, string> {
+    const l = this.runner.limits;
+    return {
+      block_size: String(l.blockSize),
+      cache_dtype: l.kvDtype === 'f16' ? 'float16' : 'float32',
+      enable_prefix_caching: this.options.enablePrefixCaching === false ? 'False' : 'True',
+      num_gpu_blocks: String(l.numBlocks),
+      num_gpu_blocks_override: this.options.numGpuBlocksOverride === undefined ? 'None' : String(this.options.numGpuBlocksOverride),
+    };
   }
 
   /** Scheduler statistics (running/waiting counts, KV usage, prefix cache hits). */

@@ -51,6 +51,34 @@ function buckets125(max: number): number[] {
   }
 }
 
+/** vLLM's iteration_tokens_total buckets: tokens in one engine step. */
+const ITERATION_BUCKETS = [1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384];
+/** vLLM's request_params_n buckets. */
+const N_BUCKETS = [1, 2, 5, 10, 20];
+
+/**
+ * One request's timestamps, as vLLM's RequestStateStats (RequestOutput.metrics): `arrivalTime` is wall-clock
+ * seconds since the epoch; the `*Ts` fields are monotonic seconds (performance.now() / 1000), comparable among
+ * themselves only. Null until the event happens.
+ */
+export interface RequestStateStats {
+  arrivalTime: number;
+  /** When the request entered the scheduler's queue. */
+  queuedTs: number;
+  /** When a step first computed any of its tokens. */
+  scheduledTs: number | null;
+  firstTokenTs: number | null;
+  lastTokenTs: number | null;
+  /** Seconds from arrival to the first token. */
+  firstTokenLatency: number | null;
+  /** Tokens generated so far, over all its sequences. */
+  numGenerationTokens: number;
+}
+
+export function newRequestStateStats(): RequestStateStats {
+  return { arrivalTime: Date.now() / 1000, queuedTs: performance.now() / 1000, scheduledTs: null, firstTokenTs: null, lastTokenTs: null, firstTokenLatency: null, numGenerationTokens: 0 };
+}
+
 export interface MetricsSnapshot {
   promptTokens: number;
   generationTokens: number;
@@ -72,11 +100,39 @@ export class EngineMetrics {
   /** Per finished request that generated tokens: its prompt tokens, and the tokens generated for it. */
   readonly requestPromptTokens: Histogram;
   readonly requestGenerationTokens: Histogram;
+  /** Tokens computed per engine step (prompt and generated). */
+  readonly iterationTokens = new Histogram(ITERATION_BUCKETS);
+  /** Per request: its `n`, its `maxTokens`, and the most tokens one of its sequences generated. */
+  readonly requestParamsN = new Histogram(N_BUCKETS);
+  readonly requestParamsMaxTokens: Histogram;
+  readonly requestMaxNumGenerationTokens: Histogram;
+  /** Per finished request (seconds): waiting, prefill (scheduled to first token), decode, running (both), TPOT. */
+  readonly requestQueueTime = new Histogram(E2E_BUCKETS);
+  readonly requestPrefillTime = new Histogram(E2E_BUCKETS);
+  readonly requestDecodeTime = new Histogram(E2E_BUCKETS);
+  readonly requestInferenceTime = new Histogram(E2E_BUCKETS);
+  readonly requestTimePerOutputToken = new Histogram(ITL_BUCKETS);
 
   /** `maxModelLen` bounds the per-request token histograms (1, 2, 5, 10, ... up to it). */
   constructor(maxModelLen = 1 << 20) {
     this.requestPromptTokens = new Histogram(buckets125(maxModelLen));
     this.requestGenerationTokens = new Histogram(buckets125(maxModelLen));
+    this.requestParamsMaxTokens = new Histogram(buckets125(maxModelLen));
+    this.requestMaxNumGenerationTokens = new Histogram(buckets125(maxModelLen));
+  }
+
+  /** A finished request's phase times, from its stats (vLLM's FinishedRequestStats); none if never scheduled. */
+  observeFinished(stats: RequestStateStats, maxTokens: number | null, maxSeqTokens: number): void {
+    if (maxTokens !== null) this.requestParamsMaxTokens.observe(maxTokens);
+    if (stats.scheduledTs === null) return;
+    this.requestMaxNumGenerationTokens.observe(maxSeqTokens);
+    const last = stats.lastTokenTs ?? stats.scheduledTs;
+    const first = stats.firstTokenTs ?? last;
+    this.requestQueueTime.observe(stats.scheduledTs - stats.queuedTs);
+    this.requestPrefillTime.observe(first - stats.scheduledTs);
+    this.requestDecodeTime.observe(last - first);
+    this.requestInferenceTime.observe(last - stats.scheduledTs);
+    if (stats.numGenerationTokens > 1) this.requestTimePerOutputToken.observe((last - first) / (stats.numGenerationTokens - 1));
   }
 
   /** Counters and histogram totals at this moment (a copy). */

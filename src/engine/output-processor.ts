@@ -11,6 +11,7 @@ import type { TokenLogprobs } from '../sampling/logprobs.js';
 import type { SamplingParams } from '../sampling-params.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { IncrementalDetokenizer } from '../tokenizer/index.js';
+import type { RequestStateStats } from './metrics.js';
 import type { RequestStream } from './request-stream.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -68,6 +69,8 @@ class Group {
     /** The user's parameters (what to report), not the engine's internal copy. */
     readonly params: SamplingParams,
     readonly stream: RequestStream,
+    /** The engine's timestamps for it (copied into each output's `metrics`). */
+    readonly stats: RequestStateStats | null,
   ) {
     this.promptLogprobs = params.promptLogprobs !== null ? [null] : null;
   }
@@ -89,8 +92,16 @@ export class OutputProcessor {
   constructor(private readonly tokenizer: Tokenizer) {}
 
   /** Registers a request whose sequences have the engine-core ids `seqIds` (index order). */
-  addRequest(requestId: string, prompt: string | null, promptTokenIds: number[], params: SamplingParams, stream: RequestStream, seqIds: readonly string[]): void {
-    const g = new Group(requestId, prompt, promptTokenIds, params, stream);
+  addRequest(
+    requestId: string,
+    prompt: string | null,
+    promptTokenIds: number[],
+    params: SamplingParams,
+    stream: RequestStream,
+    seqIds: readonly string[],
+    stats: RequestStateStats | null = null,
+  ): void {
+    const g = new Group(requestId, prompt, promptTokenIds, params, stream, stats);
     g.seqs = seqIds.map((_, i) => new SeqState(i, g, this.tokenizer));
     seqIds.forEach((id, i) => this.seqs.set(id, g.seqs[i]));
     this.groups.set(requestId, g);
@@ -156,7 +167,9 @@ export class OutputProcessor {
       return;
     }
     for (const s of g.seqs) {
-      if (s.finishReason === null) s.finishReason = reason;
+      // Sequences that finished before keep their reason and are not reported again (in delta mode).
+      if (s.finishReason !== null) continue;
+      s.finishReason = reason;
       s.dirty = true;
     }
     g.stream.push(this.output(g, true));
@@ -207,7 +220,9 @@ export class OutputProcessor {
     const delta = g.params.outputKind === 'delta' && !g.selectsBest;
     let seqs = g.seqs;
     if (g.selectsBest) seqs = [...seqs].sort((a, b) => b.cumulativeLogprob - a.cumulativeLogprob).slice(0, g.params.n);
-    else if (delta) seqs = seqs.filter((s) => s.dirty || finished);
+    // Deltas carry the sequences with news only: one that finished earlier already sent its finish reason (vLLM
+    // sends exactly one per choice), so the request's last output does not repeat it.
+    else if (delta) seqs = seqs.filter((s) => s.dirty);
     const outputs = seqs.map((s, k) => this.completion(s, finished || s.finishReason !== null, delta, g.selectsBest ? k : s.index));
     for (const s of g.seqs) s.dirty = false;
     return withToJSON({
@@ -218,6 +233,7 @@ export class OutputProcessor {
       outputs,
       finished,
       numCachedTokens: g.numCachedTokens,
+      ...(g.stats ? { metrics: { ...g.stats } } : {}),
     });
   }
 

@@ -75,6 +75,11 @@ export interface ServerOptions {
   toolCallParser?: string;
   /** vLLM's --reasoning-parser NAME ('qwen3', 'deepseek_r1'): the think block goes to the message's `reasoning`. */
   reasoningParser?: string;
+  /**
+   * vLLM's --return-tokens-as-token-ids: logprobs name tokens as `token_id:N` (tokens that are not valid UTF-8 on
+   * their own stay identifiable); a request's `return_tokens_as_token_ids` overrides it.
+   */
+  returnTokensAsTokenIds?: boolean;
   /** Called with errors that became a 500 (the library itself never logs). */
   onInternalError?: (err: unknown) => void;
 }
@@ -122,6 +127,7 @@ export function createApp(options: ServerOptions): Hono<Env> {
       generationDefaults: options.generationDefaults ?? null,
       toolParser: options.enableAutoToolChoice ? toolParser : null,
       reasoningParser,
+      returnTokensAsTokenIds: options.returnTokensAsTokenIds ?? false,
       nextSeq: () => seq++,
     };
     return ctx;
@@ -170,10 +176,14 @@ export function createApp(options: ServerOptions): Hono<Env> {
   const meta = (c: Context<Env>) => requestMeta(c, options.shutdownSignal, timeoutMs);
   const parseBody = <S extends z.ZodType>(c: Context<Env>, schema: S) => parseBodyAs(c, schema, maxBody);
 
-  app.get('/health', async (c) => {
+  const health = async (c: Context<Env>) => {
     await context();
     return c.body(null, 200);
-  });
+  };
+  app.get('/health', health);
+  // vLLM's SageMaker routes: /ping is /health; /invocations serves a chat or completion body by its shape.
+  app.get('/ping', health);
+  app.post('/ping', health);
   app.get('/version', (c) => c.json({ version }));
   app.get('/metrics', async (c) => {
     const s = await context();
@@ -194,6 +204,17 @@ export function createApp(options: ServerOptions): Hono<Env> {
   app.post('/v1/chat/completions', async (c) => {
     const body = await parseBody(c, ChatCompletionRequest);
     const res = await createChatCompletion(await context(), body, meta(c));
+    return res instanceof Response ? res : c.json(res);
+  });
+  app.post('/invocations', async (c) => {
+    const text = await readJsonText(c.req.raw, maxBody);
+    const json = parseJson(text);
+    const isChat = 'messages' in json;
+    if (!isChat && !('prompt' in json)) {
+      throw new HttpError(400, "/invocations takes a chat completion body (with 'messages') or a completion body (with 'prompt')", null);
+    }
+    const s = await context();
+    const res = isChat ? await createChatCompletion(s, validate(ChatCompletionRequest, json), meta(c)) : await createCompletion(s, validate(CompletionRequest, json), meta(c));
     return res instanceof Response ? res : c.json(res);
   });
   app.post('/tokenize', async (c) => c.json(tokenize(await context(), await parseBody(c, TokenizeRequest))));
@@ -229,6 +250,8 @@ function modelRoot(model: string | undefined, servedName: string): string {
 /** Each route's methods, for OPTIONS (the routes above must be listed here). */
 const ROUTE_METHODS: Record<string, string> = {
   '/health': 'GET',
+  '/ping': 'GET, POST',
+  '/invocations': 'POST',
   '/version': 'GET',
   '/metrics': 'GET',
   '/v1/models': 'GET',
@@ -270,9 +293,20 @@ async function readBody(req: Request, max: number): Promise<string> {
   return new TextDecoder().decode(bytes);
 }
 
-/** Parses a JSON body (at most `maxBody` bytes) against a schema; 400 naming the first field at fault. */
-async function parseBodyAs<S extends z.ZodType>(c: Context<Env>, schema: S, maxBody: number): Promise<z.infer<S>> {
-  const text = await readBody(c.req.raw, maxBody);
+/**
+ * The body of a JSON request. vLLM refuses bodies sent as a form (its validate_json_request): a client that posts
+ * JSON as `application/x-www-form-urlencoded` or `multipart/form-data` (curl -d without -H) gets 400, not a guess.
+ * Other content types, or none, are read as JSON (fetch's text/plain default included).
+ */
+async function readJsonText(req: Request, maxBody: number): Promise<string> {
+  const media = (req.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (media === 'application/x-www-form-urlencoded' || media === 'multipart/form-data') {
+    throw new HttpError(400, `Unsupported Media Type: Only 'application/json' is allowed (got '${media}')`);
+  }
+  return readBody(req, maxBody);
+}
+
+function parseJson(text: string): Record<string, unknown> {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -280,6 +314,15 @@ async function parseBodyAs<S extends z.ZodType>(c: Context<Env>, schema: S, maxB
     throw new HttpError(400, `the request body is not valid JSON (${(err as Error).message})`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new HttpError(400, 'the request body must be a JSON object');
+  return json as Record<string, unknown>;
+}
+
+/** Parses a JSON body (at most `maxBody` bytes) against a schema; 400 naming the first field at fault. */
+async function parseBodyAs<S extends z.ZodType>(c: Context<Env>, schema: S, maxBody: number): Promise<z.infer<S>> {
+  return validate(schema, parseJson(await readJsonText(c.req.raw, maxBody)));
+}
+
+function validate<S extends z.ZodType>(schema: S, json: unknown): z.infer<S> {
   const r = schema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];

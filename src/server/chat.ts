@@ -9,7 +9,7 @@ import { checkModel, checkPromptChars, stringChars, unixTime, type ServerContext
 import type { RequestMeta } from './completions.js';
 import { HttpError } from './errors.js';
 import { compileGrammars, prepareBatch, runBatch, type TaggedOutput } from './generate.js';
-import { chatLogprobs, tokenTexts } from './logprobs.js';
+import { chatLogprobs, promptLogprobsWire, requestTokenTexts } from './logprobs.js';
 import type {
   ChatChoiceLogprobs,
   ChatCompletionChoice,
@@ -83,10 +83,30 @@ interface ChoiceState {
   prev: number | null;
   /** The assistant message: content, tool calls, reasoning. */
   builder: MessageBuilder;
+  /** Generated ids (return_token_ids). */
+  tokenIds: number[];
+}
+
+/**
+ * vLLM's tool checks (protocol.py check_tool_usage, serving_chat): `tools: []` is refused; tools without a
+ * tool_choice mean 'auto'; a tool_choice other than 'none' needs tools; 'auto' needs a server that parses calls
+ * (--enable-auto-tool-choice --tool-call-parser), or the client would silently get no calls.
+ */
+function checkToolUsage(ctx: ServerContext, body: ChatCompletionRequest): void {
+  if (body.tools && body.tools.length === 0) {
+    throw new HttpError(400, '`tools` must not be an empty array. Either provide at least one tool or omit the field entirely.', 'tools');
+  }
+  const choice = body.tool_choice ?? (body.tools ? 'auto' : 'none');
+  if (choice === 'none') return;
+  if (!body.tools) throw new HttpError(400, 'When using `tool_choice`, `tools` must be set.', 'tool_choice');
+  if (choice === 'auto' && !ctx.toolParser) {
+    throw new HttpError(400, '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set', 'tool_choice');
+  }
 }
 
 export async function createChatCompletion(ctx: ServerContext, body: ChatCompletionRequest, meta: RequestMeta): Promise<ChatCompletionResponse | Response> {
   const model = checkModel(ctx, body.model);
+  checkToolUsage(ctx, body);
   const init = chatSamplingInit(body, ctx.engine.maxLogprobs);
   // tool_choice 'required' or a named function: the output is constrained to valid calls (vLLM does the same).
   const forced = forcedTools(body);
@@ -106,12 +126,14 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     useBeamSearch: body.use_beam_search ?? false,
     lengthPenalty: body.length_penalty ?? null,
     priority: body.priority ?? 0,
+    truncationSide: body.truncation_side,
   });
   await compileGrammars(ctx, batch, forced?.structured.param ?? structuredOutputsOf(body)?.param ?? 'structured_outputs');
   const n = batch.beam ? batch.beam.beamWidth : batch.prepared[0].params.n;
   const promptTokens = batch.prepared[0].promptTokenIds.length;
   const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-  const text = tokenTexts(ctx.tokenizer);
+  const text = requestTokenTexts(ctx.tokenizer, body.return_tokens_as_token_ids ?? ctx.returnTokensAsTokenIds);
+  let promptLogprobs: TaggedOutput['out']['promptLogprobs'] = null;
   // vLLM's chat `echo`: the final assistant message (being continued) comes back before the new text.
   const last = body.messages[body.messages.length - 1];
   const echo = body.echo && last.role === 'assistant' && typeof last.content === 'string' ? last.content : '';
@@ -124,7 +146,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
 
   const states = new Map<number, ChoiceState>();
   /** The delta of each choice that `t` advanced. */
-  function* deltas(t: TaggedOutput): Generator<{ index: number; s: ChoiceState; text: string; logprobs: ChatChoiceLogprobs | null; finish: string | null; stop: string | number | null }> {
+  function* deltas(t: TaggedOutput): Generator<{ index: number; s: ChoiceState; text: string; ids: number[]; logprobs: ChatChoiceLogprobs | null; finish: string | null; stop: string | number | null }> {
     for (const o of t.out.outputs) {
       let s = states.get(o.index);
       if (!s) {
@@ -136,6 +158,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
           stopReason: null,
           prev: t.out.promptTokenIds.at(-1) ?? null,
           builder: new MessageBuilder(messageOptions),
+          tokenIds: [],
         };
         states.set(o.index, s);
       }
@@ -143,12 +166,14 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       s.prev = o.tokenIds.at(-1) ?? s.prev;
       s.content += o.text;
       s.numTokens += o.tokenIds.length;
+      s.tokenIds.push(...o.tokenIds);
+      if (t.out.promptLogprobs) promptLogprobs = t.out.promptLogprobs;
       if (lp) s.logprobs!.push(...lp);
       if (o.finishReason !== null) {
         s.finishReason = o.finishReason;
         s.stopReason = o.stopReason;
       }
-      yield { index: o.index, s, text: o.text, logprobs: lp ? { content: lp } : null, finish: o.finishReason, stop: o.stopReason };
+      yield { index: o.index, s, text: o.text, ids: o.tokenIds, logprobs: lp ? { content: lp } : null, finish: o.finishReason, stop: o.stopReason };
     }
   }
   const usage = () => {
@@ -169,9 +194,15 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       .map(([index, s]) => {
         s.builder.text = s.content;
         const { message, finishReason } = s.builder.message(s.finishReason, echo);
-        return { index, message, logprobs: s.logprobs ? { content: s.logprobs } : null, finish_reason: finishReason, stop_reason: s.stopReason };
+        const choice: ChatCompletionChoice = { index, message, logprobs: s.logprobs ? { content: s.logprobs } : null, finish_reason: finishReason, stop_reason: s.stopReason };
+        if (body.return_token_ids) choice.token_ids = s.tokenIds;
+        return choice;
       });
-    return { id, object: 'chat.completion', created, model, choices, usage: usage() };
+    const res: ChatCompletionResponse = { id, object: 'chat.completion', created, model, choices, usage: usage() };
+    // vLLM's extras, on the response (one prompt per chat request).
+    if (promptLogprobs) res.prompt_logprobs = promptLogprobsWire(promptLogprobs);
+    if (body.return_token_ids) res.prompt_token_ids = batch.prepared[0].promptTokenIds;
+    return res;
   }
 
   const includeUsage = body.stream_options?.include_usage ?? false;
@@ -188,7 +219,10 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
   async function* chunks(): AsyncGenerator<unknown> {
     try {
       for (let i = 0; i < n; i++) {
-        yield chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], continuousUsage ? running(undefined) : undefined);
+        const role = chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], continuousUsage ? running(undefined) : undefined);
+        // vLLM's return_token_ids: the prompt's ids on the first chunk.
+        if (body.return_token_ids && i === 0) role.prompt_token_ids = batch.prepared[0].promptTokenIds;
+        yield role;
         if (echo) yield chunk([{ index: i, delta: { content: echo }, logprobs: null, finish_reason: null }], continuousUsage ? running(undefined) : undefined);
       }
       for await (const t of outputs) {
@@ -197,6 +231,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
           if (m.delta === null && d.finish === null && d.logprobs === null) continue;
           const c: ChatCompletionChunkChoice = { index: d.index, delta: m.delta ?? {}, logprobs: d.logprobs, finish_reason: m.finishReason };
           if (d.finish !== null) c.stop_reason = d.stop;
+          if (body.return_token_ids) c.token_ids = d.ids;
           yield chunk([c], continuousUsage ? running(d.s) : undefined);
         }
       }

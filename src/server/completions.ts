@@ -5,12 +5,13 @@
  */
 import type { HttpError } from './errors.js';
 import type { PromptInput } from '../engine/llm-engine.js';
+import type { RequestOutput } from '../outputs.js';
 import { checkModel, checkPromptChars, stringChars, unixTime, type ServerContext } from './context.js';
 import { compileGrammars, prepareBatch, runBatch, type PreparedBatch, type TaggedOutput } from './generate.js';
 import { structuredOutputsOf } from './structured.js';
-import { CompletionLogprobsBuilder, concatCompletionLogprobs, tokenTexts, type TokenText } from './logprobs.js';
+import { CompletionLogprobsBuilder, concatCompletionLogprobs, promptLogprobsWire, requestTokenTexts, type TokenText } from './logprobs.js';
 import type { CompletionChoice, CompletionLogprobs, CompletionRequest, CompletionResponse, UsageInfo } from './protocol.js';
-import { completionSamplingInit } from './sampling.js';
+import { completionSamplingInit, echoOnly } from './sampling.js';
 import { sseResponse } from './sse.js';
 
 /** The request's identity: the response id and the client's disconnect signal. */
@@ -34,6 +35,9 @@ class ChoiceState {
   finishReason: string | null = null;
   stopReason: string | number | null = null;
   started = false;
+  /** Generated ids (return_token_ids), and the prompt's logprobs once computed (prompt_logprobs). */
+  tokenIds: number[] = [];
+  promptLogprobs: RequestOutput['promptLogprobs'] = null;
   constructor(readonly builder: CompletionLogprobsBuilder | null) {}
 }
 
@@ -53,13 +57,16 @@ class CompletionAssembler {
   readonly choices = new Map<number, ChoiceState>();
   readonly n: number;
   private readonly text: TokenText;
+  /** echo with max_tokens 0: the prompt alone, the token computed for it dropped. */
+  private readonly echoOnly: boolean;
   constructor(
     private readonly ctx: ServerContext,
     private readonly body: CompletionRequest,
     readonly batch: PreparedBatch,
   ) {
     this.n = batch.beam ? batch.beam.beamWidth : batch.prepared[0].params.n;
-    this.text = tokenTexts(ctx.tokenizer);
+    this.text = requestTokenTexts(ctx.tokenizer, body.return_tokens_as_token_ids ?? ctx.returnTokensAsTokenIds);
+    this.echoOnly = echoOnly(body);
   }
 
   /** The delta of each choice that `t` advanced: text (with the echoed prompt first), logprobs, finish. */
@@ -76,6 +83,7 @@ class CompletionAssembler {
       }
       let text = o.text;
       let logprobs: CompletionLogprobs | null = null;
+      const first = !s.started;
       if (!s.started) {
         s.started = true;
         if (this.body.echo) {
@@ -83,15 +91,24 @@ class CompletionAssembler {
           if (s.builder) logprobs = s.builder.build(out.promptTokenIds, out.promptLogprobs ?? []);
         }
       }
-      if (s.builder && o.logprobs) logprobs = concatCompletionLogprobs(logprobs, s.builder.build(o.tokenIds, o.logprobs));
+      if (this.echoOnly) text = text.slice(0, text.length - o.text.length);
+      else if (s.builder && o.logprobs) logprobs = concatCompletionLogprobs(logprobs, s.builder.build(o.tokenIds, o.logprobs));
+      const tokenIds = this.echoOnly ? [] : o.tokenIds;
       s.text += text;
       s.numTokens += o.tokenIds.length;
+      s.tokenIds.push(...tokenIds);
+      if (out.promptLogprobs) s.promptLogprobs = out.promptLogprobs;
       if (logprobs) s.logprobs = concatCompletionLogprobs(s.logprobs, logprobs);
       if (o.finishReason !== null) {
         s.finishReason = o.finishReason;
         s.stopReason = o.stopReason;
       }
       const choice: CompletionChoice = { index, text, logprobs, finish_reason: o.finishReason, stop_reason: o.stopReason };
+      // vLLM's return_token_ids: the prompt's ids with a choice's first chunk, each chunk's new ids.
+      if (this.body.return_token_ids) {
+        if (first) choice.prompt_token_ids = out.promptTokenIds;
+        choice.token_ids = tokenIds;
+      }
       yield { state: s, choice, index };
     }
   }
@@ -113,6 +130,7 @@ export async function createCompletion(ctx: ServerContext, body: CompletionReque
     useBeamSearch: body.use_beam_search ?? false,
     lengthPenalty: body.length_penalty ?? null,
     priority: body.priority ?? 0,
+    truncationSide: body.truncation_side,
   });
   await compileGrammars(ctx, batch, structuredOutputsOf(body)?.param ?? 'structured_outputs');
   const created = unixTime();
@@ -133,7 +151,15 @@ export async function createCompletion(ctx: ServerContext, body: CompletionReque
     if (stopped) throw stopped;
     const choices: CompletionChoice[] = [...asm.choices.entries()]
       .sort((a, b) => a[0] - b[0])
-      .map(([index, s]) => ({ index, text: s.text, logprobs: s.logprobs, finish_reason: s.finishReason, stop_reason: s.stopReason }));
+      .map(([index, s]) => {
+        const choice: CompletionChoice = { index, text: s.text, logprobs: s.logprobs, finish_reason: s.finishReason, stop_reason: s.stopReason };
+        if (s.promptLogprobs) choice.prompt_logprobs = promptLogprobsWire(s.promptLogprobs);
+        if (body.return_token_ids) {
+          choice.prompt_token_ids = batch.prepared[Math.floor(index / asm.n)].promptTokenIds;
+          choice.token_ids = s.tokenIds;
+        }
+        return choice;
+      });
     return { id, object: 'text_completion', created, model, choices, usage: asm.usage() };
   }
 
@@ -144,7 +170,7 @@ export async function createCompletion(ctx: ServerContext, body: CompletionReque
     try {
       for await (const t of outputs) {
         for (const { state, choice, index } of asm.deltas(t)) {
-          if (choice.text === '' && choice.finish_reason === null && choice.logprobs === null) continue;
+          if (choice.text === '' && choice.finish_reason === null && choice.logprobs === null && !choice.prompt_token_ids) continue;
           const chunk: Record<string, unknown> = { id, object: 'text_completion', created, model, choices: [choice] };
           if (continuousUsage) {
             const p = promptLen(index);

@@ -25,6 +25,8 @@ export interface ServerContext extends GenerateContext {
   toolParser: ToolParser | null;
   /** The --reasoning-parser, or null. */
   reasoningParser: ReasoningParser | null;
+  /** --return-tokens-as-token-ids: logprobs name tokens `token_id:N` unless a request says otherwise. */
+  returnTokensAsTokenIds: boolean;
   /** A fresh number per request, so that engine request ids stay unique when clients reuse X-Request-Id. */
   nextSeq(): number;
 }

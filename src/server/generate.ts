@@ -58,7 +58,7 @@ export function prepareBatch(
   ctx: GenerateContext,
   prompts: PromptSpec[],
   requestId: string,
-  opts: { useBeamSearch: boolean; lengthPenalty: number | null; priority: number },
+  opts: { useBeamSearch: boolean; lengthPenalty: number | null; priority: number; truncationSide?: 'left' | 'right' | null },
 ): PreparedBatch {
   if (!opts.useBeamSearch && opts.lengthPenalty !== null && opts.lengthPenalty !== 1) {
     throw new HttpError(400, 'length_penalty only applies with use_beam_search', 'length_penalty');
@@ -67,7 +67,7 @@ export function prepareBatch(
     // Beam search ranks n beams itself; the engine validates the prompt and the other fields as one sequence.
     const init = opts.useBeamSearch ? { ...p.init, n: 1, bestOf: undefined } : p.init;
     const params = samplingParams(ctx, init);
-    const r = ctx.engine.prepareRequest({ prompt: p.prompt, params, requestId: `${requestId}-${i}`, priority: opts.priority });
+    const r = ctx.engine.prepareRequest({ prompt: p.prompt, params, requestId: `${requestId}-${i}`, priority: opts.priority, truncationSide: opts.truncationSide ?? undefined });
     const len = r.promptTokenIds.length;
     if (len >= ctx.maxModelLen) {
       throw new HttpError(400, `This model's maximum context length is ${ctx.maxModelLen} tokens. However, your request has ${len} input tokens. Please reduce the length of the input.`, 'prompt');

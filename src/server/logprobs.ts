@@ -8,7 +8,7 @@
  */
 import type { Logprob } from '../outputs.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import type { ChatLogprob, ChatLogprobContent, CompletionLogprobs } from './protocol.js';
+import type { ChatLogprob, ChatLogprobContent, CompletionLogprobs, PromptLogprobsWire } from './protocol.js';
 
 const finite = (x: number) => Math.max(x, -9999);
 const utf8 = new TextEncoder();
@@ -25,6 +25,22 @@ export function tokenTexts(tokenizer: Tokenizer): TokenText {
     const both = decode([prev, id]);
     return both.startsWith(before) ? both.slice(before.length) : decode([id]);
   };
+}
+
+/**
+ * The TokenText a request's logprobs use: the tokens' text, or with vLLM's return_tokens_as_token_ids (the request
+ * field, else the server's --return-tokens-as-token-ids) `token_id:N`, which names tokens that are not valid UTF-8
+ * on their own.
+ */
+export function requestTokenTexts(tokenizer: Tokenizer, asTokenIds: boolean): TokenText {
+  return asTokenIds ? (_prev, id) => `token_id:${id}` : tokenTexts(tokenizer);
+}
+
+/** Prompt logprobs as vLLM sends them: per position, token id -> {logprob, rank, decoded_token}; -inf as -9999. */
+export function promptLogprobsWire(entries: readonly (Map<number, Logprob> | null)[]): PromptLogprobsWire {
+  return entries.map((e) =>
+    e ? Object.fromEntries([...e].map(([t, lp]) => [String(t), { logprob: finite(lp.logprob), rank: lp.rank, decoded_token: lp.decodedToken }])) : null,
+  );
 }
 
 /** The `k` most likely entries of one position, most likely first. */

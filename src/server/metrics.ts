@@ -14,6 +14,8 @@ import type { SchedulerStats } from '../engine/scheduler-output.js';
 export interface MetricsSource {
   readonly stats: SchedulerStats;
   readonly metrics: EngineMetrics;
+  /** vllm:cache_config_info's labels (absent: the family is left out). */
+  readonly cacheConfigInfo?: Record<string, string>;
 }
 
 export class ServerMetrics {
@@ -26,7 +28,7 @@ export class ServerMetrics {
   render(): string {
     const s = this.source.stats;
     const m = this.source.metrics;
-    const label = `model_name="${this.modelName.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+    const label = `model_name="${escapeLabel(this.modelName)}"`;
     const lines: string[] = [];
     const family = (name: string, type: string, help: string) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     const sample = (name: string, value: number, extra = '') => lines.push(`${name}{${label}${extra}} ${num(value)}`);
@@ -59,8 +61,29 @@ export class ServerMetrics {
     histogram('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', m.e2eLatency);
     histogram('vllm:request_prompt_tokens', 'Number of prefill tokens processed.', m.requestPromptTokens);
     histogram('vllm:request_generation_tokens', 'Number of generation tokens processed.', m.requestGenerationTokens);
+    histogram('vllm:iteration_tokens_total', 'Histogram of number of tokens per engine_step.', m.iterationTokens);
+    histogram('vllm:request_max_num_generation_tokens', 'Histogram of maximum number of requested generation tokens.', m.requestMaxNumGenerationTokens);
+    histogram('vllm:request_params_n', 'Histogram of the n request parameter.', m.requestParamsN);
+    histogram('vllm:request_params_max_tokens', 'Histogram of the max_tokens request parameter.', m.requestParamsMaxTokens);
+    histogram('vllm:request_queue_time_seconds', 'Histogram of time spent in WAITING phase for request.', m.requestQueueTime);
+    histogram('vllm:request_inference_time_seconds', 'Histogram of time spent in RUNNING phase for request.', m.requestInferenceTime);
+    histogram('vllm:request_prefill_time_seconds', 'Histogram of time spent in PREFILL phase for request.', m.requestPrefillTime);
+    histogram('vllm:request_decode_time_seconds', 'Histogram of time spent in DECODE phase for request.', m.requestDecodeTime);
+    histogram('vllm:request_time_per_output_token_seconds', 'Histogram of time_per_output_token_seconds per request.', m.requestTimePerOutputToken);
+    const info = this.source.cacheConfigInfo;
+    if (info) {
+      // An info metric: a gauge fixed at 1 whose labels carry the configuration.
+      family('vllm:cache_config_info', 'gauge', 'Information of the LLMEngine CacheConfig');
+      const labels = Object.entries(info).map(([k, v]) => `,${k}="${escapeLabel(v)}"`).join('');
+      sample('vllm:cache_config_info', 1, labels);
+    }
     return `${lines.join('\n')}\n`;
   }
+}
+
+/** A Prometheus label value: backslash, quote and newline escaped. */
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
 /** Prometheus numbers: floats as JavaScript prints them, infinities as +Inf/-Inf. */

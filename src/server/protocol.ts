@@ -41,6 +41,9 @@ const samplingFields = {
   bad_words: z.array(z.string()).nullish(),
   prompt_logprobs: int.nullish(),
   truncate_prompt_tokens: int.nullish(),
+  truncation_side: z.enum(['left', 'right']).nullish(),
+  return_token_ids: z.boolean().nullish(),
+  return_tokens_as_token_ids: z.boolean().nullish(),
   use_beam_search: z.boolean().nullish(),
   length_penalty: z.number().nullish(),
   add_special_tokens: z.boolean().nullish(),
@@ -196,7 +199,20 @@ export interface CompletionChoice {
   finish_reason: string | null;
   /** vLLM's extra: the stop string or token id that ended the choice. */
   stop_reason: string | number | null;
+  /** vLLM's extras: the prompt's logprobs (with prompt_logprobs), its ids and the choice's (with return_token_ids). */
+  prompt_logprobs?: PromptLogprobsWire | null;
+  prompt_token_ids?: number[] | null;
+  token_ids?: number[] | null;
 }
+
+/** vLLM's Logprob as JSON. */
+export interface LogprobWire {
+  logprob: number;
+  rank: number | null;
+  decoded_token: string | null;
+}
+/** Prompt logprobs on the wire: per prompt position, token id -> Logprob (null for the first position). */
+export type PromptLogprobsWire = (Record<string, LogprobWire> | null)[];
 
 export interface CompletionResponse {
   id: string;
@@ -226,6 +242,8 @@ export interface ChatCompletionChoice {
   logprobs: ChatChoiceLogprobs | null;
   finish_reason: string | null;
   stop_reason: string | number | null;
+  /** vLLM's extra with return_token_ids: the choice's generated ids. */
+  token_ids?: number[] | null;
 }
 
 export interface ChatCompletionResponse {
@@ -235,6 +253,9 @@ export interface ChatCompletionResponse {
   model: string;
   choices: ChatCompletionChoice[];
   usage: UsageInfo;
+  /** vLLM's extras: the rendered prompt's logprobs (prompt_logprobs) and ids (return_token_ids). */
+  prompt_logprobs?: PromptLogprobsWire | null;
+  prompt_token_ids?: number[] | null;
 }
 
 export interface ChatCompletionChunkChoice {
@@ -243,4 +264,5 @@ export interface ChatCompletionChunkChoice {
   logprobs: ChatChoiceLogprobs | null;
   finish_reason: string | null;
   stop_reason?: string | number | null;
+  token_ids?: number[] | null;
 }

@@ -17,9 +17,18 @@ function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsI
     throw new HttpError(400, 'stream_options can only be given when stream is true', 'stream_options');
   }
   // logprobs and prompt_logprobs are checked against the engine's maxLogprobs when the request is prepared.
+  // vLLM's protocol checks (completion and chat protocol.py model validators).
+  const pl = req.prompt_logprobs;
+  if (req.stream && pl != null && (pl > 0 || pl === -1)) {
+    throw new HttpError(400, '`prompt_logprobs` are not available when `stream=True`.', 'prompt_logprobs');
+  }
+  if (req.stream && req.use_beam_search) throw new HttpError(400, 'Streaming is not supported with beam search (use_beam_search).', 'stream');
   const bias = req.logit_bias ? Object.entries(req.logit_bias) : undefined;
-  const badKey = bias?.find(([k]) => !/^\d+$/.test(k));
-  if (badKey) throw new HttpError(400, `logit_bias keys must be token ids, got '${badKey[0]}'`, 'logit_bias');
+  // vLLM names every key that is not a token id, not only the first.
+  const badKeys = bias?.filter(([k]) => !/^\d+$/.test(k)).map(([k]) => k) ?? [];
+  if (badKeys.length > 0) {
+    throw new HttpError(400, `logit_bias contains key(s) that cannot be converted to integer token IDs: ${JSON.stringify(badKeys)}`, 'logit_bias');
+  }
   const logitBias = bias ? Object.fromEntries(bias.map(([k, b]) => [Number(k), b])) : undefined;
   return {
     n: v(req.n),
@@ -56,11 +65,18 @@ export function completionSamplingInit(req: CompletionRequest): SamplingParamsIn
     throw new HttpError(400, 'suffix is not supported: this server does not do fill-in-the-middle', 'suffix');
   }
   const init = common(req);
-  init.maxTokens = req.max_tokens === undefined ? 16 : v(req.max_tokens);
+  // vLLM: absent or null, max_tokens is 16; echo with max_tokens 0 returns the prompt alone (one token is
+  // computed, for the prompt's logprobs, and not shown).
+  init.maxTokens = echoOnly(req) ? 1 : (req.max_tokens ?? 16);
   init.logprobs = v(req.logprobs);
   // vLLM: echo with logprobs also returns the prompt's logprobs.
   if (req.echo && req.logprobs != null && init.promptLogprobs === undefined) init.promptLogprobs = req.logprobs;
   return init;
+}
+
+/** A completion request that only echoes its prompt (`echo` with `max_tokens: 0`). */
+export function echoOnly(req: CompletionRequest): boolean {
+  return req.echo === true && req.max_tokens === 0;
 }
 
 /** /v1/chat/completions: `max_completion_tokens` wins over `max_tokens`; `logprobs` is a flag, `top_logprobs` the count. */
