@@ -1,5 +1,5 @@
 /** webgpu-llm's public API (the platform-independent part; entry points add the bindings). */
-export { LLM, setDefaultPlatform, type ChatOptions, type LLMOptions } from './llm.js';
+export { LLM, setDefaultPlatform, type ChatOptions, type GenerateOptions, type LLMOptions } from './llm.js';
 export { SamplingParams, type SamplingParamsInit, type LogitsProcessor } from './sampling-params.js';
 export type { ToolCall, ToolChoice } from './tool-calls/forced-tools.js';
 export { TOOL_PARSERS, type ToolParser } from './tool-calls/tool-parsers.js';

@@ -199,7 +199,7 @@ describe('structured outputs through the server (qwen3-rand)', () => {
       [{ response_format: { type: 'json_object' }, guided_regex: 'a' }, 'guided_regex', /only one kind/],
       [{ response_format: { type: 'xml' } }, 'response_format', /not supported/],
       [{ tools: TOOLS, tool_choice: { type: 'function', function: { name: 'nope' } } }, 'tool_choice', /not among the tools/],
-      [{ tool_choice: 'required' }, 'tool_choice', /needs tools/],
+      [{ tool_choice: 'required' }, 'tool_choice', /When using `tool_choice`, `tools` must be set/],
     ];
     for (const [extra, param, message] of cases) {
       for (let k = 0; k < 2; k++) {

@@ -45,6 +45,7 @@ export const ENGINE_FLAGS: FlagSpec[] = [
   { name: 'enable-prefix-caching', kind: 'boolean', negatable: true, help: 'reuse KV cache blocks of prompt prefixes already computed', defaultText: 'on' },
   { name: 'enforce-eager', kind: 'boolean', help: 'record every step anew (by default a step replays the commands captured the first time a step of its shape ran, as vLLM CUDA graphs)' },
   { name: 'async-scheduling', kind: 'boolean', negatable: true, help: 'schedule and submit each step while the previous one runs on the GPU', defaultText: 'on' },
+  { name: 'scheduling-policy', kind: 'choice', choices: ['fcfs', 'priority'], help: "'fcfs': first come, first served; 'priority': requests' priority (lower first, then arrival); a request with a priority under fcfs is refused", defaultText: 'fcfs' },
   { name: 'max-logprobs', kind: 'int', min: -1, help: 'most logprobs / prompt_logprobs a request may ask for (-1: the whole vocabulary)', defaultText: '20' },
   { name: 'log-level', kind: 'choice', choices: LOG_LEVELS, metavar: 'LEVEL', aliases: ['uvicorn-log-level'], help: "stderr verbosity: 'debug' adds Dawn's adapter warnings and the notice of the model's sampling defaults", defaultText: 'info' },
 ];
@@ -108,6 +109,7 @@ export function engineOptions(v: FlagValues, model: string | undefined): LLMOpti
     enforceEager: bool(v, 'enforce-eager'),
     asyncScheduling: bool(v, 'async-scheduling'),
     maxLogprobs: n(v, 'max-logprobs'),
+    schedulingPolicy: str(v, 'scheduling-policy') as LLMOptions['schedulingPolicy'],
   };
   // Unset flags leave the library's defaults.
   for (const k of Object.keys(o) as (keyof LLMOptions)[]) if (o[k] === undefined) delete o[k];

@@ -12,7 +12,7 @@ export const SERVE: CommandSpec = {
   name: 'serve',
   usage: '[MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [flags]',
   summary:
-    "Serves MODEL over HTTP with OpenAI's API, as vLLM's `vllm serve`: /v1/completions, /v1/chat/completions, /v1/models, /tokenize, /detokenize, /health, /metrics. OpenAI clients use http://HOST:PORT/v1 as their base URL. Loading progress and (at --log-level info) one line per request go to stderr. SIGTERM lets running requests finish (--shutdown-grace-period); Ctrl-C stops at once.",
+    "Serves MODEL over HTTP with OpenAI's API, as vLLM's `vllm serve`: /v1/completions, /v1/chat/completions, /v1/models, /tokenize, /detokenize, /health, /ping, /invocations, /metrics. OpenAI clients use http://HOST:PORT/v1 as their base URL. Loading progress and (at --log-level info) one line per request go to stderr. SIGTERM lets running requests finish (--shutdown-grace-period); Ctrl-C stops at once.",
   positionals: [{ name: 'MODEL', help: 'the model to serve (as --model)' }],
   maxPositionals: 1,
   flags: [
@@ -28,6 +28,7 @@ export const SERVE: CommandSpec = {
     { name: 'enable-auto-tool-choice', kind: 'boolean', help: "with --tool-call-parser: tool_choice 'auto' returns the calls the model writes as message.tool_calls" },
     { name: 'tool-call-parser', kind: 'choice', choices: Object.keys(TOOL_PARSERS), help: 'how tool calls are read from the text' },
     { name: 'reasoning-parser', kind: 'choice', choices: Object.keys(REASONING_PARSERS), help: "the think block goes to the message's 'reasoning' field" },
+    { name: 'return-tokens-as-token-ids', kind: 'boolean', help: "logprobs name tokens as 'token_id:N' (a request's return_tokens_as_token_ids overrides)" },
     { name: 'shutdown-grace-period', kind: 'number', min: 0, metavar: 'SECONDS', help: 'on SIGTERM, let running requests finish this long, then end the rest (streams get an error event and [DONE])', defaultText: '10' },
     { name: 'request-timeout', kind: 'number', min: 0.001, metavar: 'SECONDS', help: 'a generation request running longer than this (queueing included) is aborted alone and answers 408 (streams: an error event, then [DONE])', defaultText: 'no limit' },
     { name: 'disable-log-requests', kind: 'boolean', aliases: ['disable-uvicorn-access-log'], help: 'no stderr line per request (shown at --log-level info, the default)' },
@@ -55,6 +56,7 @@ export function serveOptions(v: FlagValues, llm: LLM, model: string | undefined,
     enableAutoToolChoice: v['enable-auto-tool-choice'] === true,
     toolCallParser: v['tool-call-parser'] as string | undefined,
     reasoningParser: v['reasoning-parser'] as string | undefined,
+    returnTokensAsTokenIds: v['return-tokens-as-token-ids'] === true,
     onInternalError: (err) => log('error', `webgpu-llm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
   };
 }
