@@ -79,12 +79,13 @@ describe('flag parser', () => {
       '--load-format', 'dummy', '--max-model-len', '128', '--generation-config', 'vllm', '--seed', '7', '--kv-cache-memory', '8M',
       '--num-gpu-blocks-override', '9', '--block-size', '32', '--kv-cache-dtype', 'float32', '--max-num-seqs', '4',
       '--max-num-batched-tokens', '256', '--no-enable-prefix-caching', '--enforce-eager', '--no-async-scheduling', '--max-logprobs', '-1',
-      '--max-tokens', '5', '--temperature', '0.5', '--top-p', '0.9', '--top-k', '40', '--min-p', '0.1', '--repetition-penalty', '1.2', '--ignore-eos',
+      '--scheduling-policy', 'priority', '--max-tokens', '5', '--temperature', '0.5', '--top-p', '0.9', '--top-k', '40', '--min-p', '0.1', '--repetition-penalty', '1.2', '--ignore-eos',
     ]);
     expect(engineOptions(values, 'm')).toEqual({
       model: 'm', revision: 'v1', tokenizer: 'tok', downloadDir: '/c', dtype: 'float16', quantization: 'q4_k_m', loadFormat: 'dummy',
       maxModelLen: 128, generationConfig: 'vllm', seed: 7, kvCacheMemoryBytes: 8 * 2 ** 20, numGpuBlocksOverride: 9, blockSize: 32,
       kvCacheDtype: 'float32', maxNumSeqs: 4, maxNumBatchedTokens: 256, enablePrefixCaching: false, enforceEager: true, asyncScheduling: false, maxLogprobs: -1,
+      schedulingPolicy: 'priority',
     });
     expect(samplingInit(values)).toEqual({ maxTokens: 5, temperature: 0.5, topP: 0.9, topK: 40, minP: 0.1, repetitionPenalty: 1.2, ignoreEos: true });
     expect(engineOptions(parseCommand(GENERATE, ['p']).values, undefined)).toEqual({ quantization: null });
@@ -96,13 +97,14 @@ describe('flag parser', () => {
       '--host', '0.0.0.0', '--port', '9000', '--api-key', 'k', '--served-model-name', 'x', '--allowed-origins', 'https://a.example',
       '--max-prompt-chars', '100', '--trust-request-chat-template', '--enable-auto-tool-choice', '--tool-call-parser', 'hermes',
       '--reasoning-parser', 'qwen3', '--disable-log-requests', '--shutdown-grace-period', '3', '--log-level', 'warning',
+      '--return-tokens-as-token-ids',
     ]);
     const llm = {} as LLM;
     const o = serveOptions(values, llm, 'm', 'T', () => {});
     expect({ ...o, onInternalError: undefined }).toEqual({
       llm, host: '0.0.0.0', port: 9000, apiKey: 'k', servedModelName: ['x'], chatTemplate: 'T', maxPromptChars: 100,
       allowedOrigins: ['https://a.example'], trustRequestChatTemplate: true, enableAutoToolChoice: true, toolCallParser: 'hermes',
-      reasoningParser: 'qwen3', onInternalError: undefined,
+      reasoningParser: 'qwen3', returnTokensAsTokenIds: true, onInternalError: undefined,
     });
     expect(values['disable-log-requests']).toBe(true);
     expect(values['shutdown-grace-period']).toBe(3);
