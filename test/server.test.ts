@@ -257,7 +257,7 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     await bad({ max_tokens: 1.5 }, 400, 'max_tokens', /int/);
     await bad({ min_tokens: 9, max_tokens: 4 }, 400, 'min_tokens', /min_tokens/);
     await bad({ stop_token_ids: [99999] }, 400, 'stop_token_ids', /99999/);
-    await bad({ logit_bias: { abc: 1 } }, 400, 'logit_bias', /token ids, got 'abc'/);
+    await bad({ logit_bias: { abc: 1 } }, 400, 'logit_bias', /cannot be converted to integer token IDs: \["abc"\]/);
     await bad({ suffix: 'The end.' }, 400, 'suffix', /suffix is not supported/);
     await bad({ logprobs: 21 }, 400, 'logprobs', /at most 20/);
     await bad({ prompt: [5, 99999] }, 400, 'prompt', /99999/);
