@@ -64,6 +64,11 @@ describe('LLM on tinystories-656K (tests/entrypoints/llm)', () => {
     expect(out.outputs[0]).toMatchObject({ tokenIds: [2], finishReason: 'stop', stopReason: null, text: '' });
   });
 
+  it('refuses a bad word that tokenizes to nothing (update_from_tokenizer)', async () => {
+    await expect(llm.generate('Tom', new SamplingParams({ badWords: ['cat', '   '] }))).rejects.toThrow(/badWords entries must tokenize to at least one token/);
+    await expect(llm.generate('Tom', new SamplingParams({ badWords: [' cat'], maxTokens: 2 }))).resolves.toHaveLength(1);
+  });
+
   it('RequestOutput.metrics carries the request timestamps, in order (RequestStateStats)', async () => {
     const before = Date.now() / 1000;
     const [out] = await llm.generate('Once upon a time', new SamplingParams({ temperature: 0, maxTokens: 5, ignoreEos: true }));

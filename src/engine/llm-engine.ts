@@ -285,6 +285,12 @@ export class LLMEngine {
     const params = this.withModelDefaults(init.params ?? new SamplingParams());
     params.verifyForVocab(this.config.vocabSize);
     this.verifyLogprobs(params);
+    // vLLM's update_from_tokenizer: a bad word that tokenizes to nothing (only spaces) could never be banned.
+    for (const w of params.badWords ?? []) {
+      if (this.tokenizer.encode(w.trimStart(), { addSpecialTokens: false }).length === 0) {
+        throw new InvalidArgumentError('badWords', `badWords entries must tokenize to at least one token, got ${JSON.stringify(w)}.`);
+      }
+    }
     const p = init.prompt;
     let prompt: string | null;
     let ids: number[];
