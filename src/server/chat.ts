@@ -85,7 +85,22 @@ interface ChoiceState {
   builder: MessageBuilder;
 }
 
+/** A streamed chat completion before it becomes SSE: its chunk objects, and how to abort its requests. */
+export interface ChatStream {
+  chunks: AsyncGenerator<Record<string, unknown>>;
+  abort: () => void;
+}
+
 export async function createChatCompletion(ctx: ServerContext, body: ChatCompletionRequest, meta: RequestMeta): Promise<ChatCompletionResponse | Response> {
+  const res = await runChatCompletion(ctx, body, meta);
+  return 'chunks' in res ? sseResponse(res.chunks, res.abort, meta.stopped) : res;
+}
+
+/**
+ * The chat path itself: the whole response, or (`stream`) the chunks unsent. POST /v1/responses runs on it too, so
+ * both routes render, sample and parse tool calls and reasoning the same way.
+ */
+export async function runChatCompletion(ctx: ServerContext, body: ChatCompletionRequest, meta: RequestMeta): Promise<ChatCompletionResponse | ChatStream> {
   const model = checkModel(ctx, body.model);
   const init = chatSamplingInit(body, ctx.engine.maxLogprobs);
   // tool_choice 'required' or a named function: the output is constrained to valid calls (vLLM does the same).
@@ -185,7 +200,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     const k = s?.numTokens ?? 0;
     return () => ({ prompt_tokens: promptTokens, completion_tokens: k, total_tokens: promptTokens + k });
   };
-  async function* chunks(): AsyncGenerator<unknown> {
+  async function* chunks(): AsyncGenerator<Record<string, unknown>> {
     try {
       for (let i = 0; i < n; i++) {
         yield chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], continuousUsage ? running(undefined) : undefined);
@@ -206,5 +221,5 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       await outputs.return(undefined);
     }
   }
-  return sseResponse(chunks(), abort, meta.stopped);
+  return { chunks: chunks(), abort };
 }
