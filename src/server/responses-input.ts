@@ -60,6 +60,8 @@ function toolOutput(output: unknown, where: string): string {
 export function inputMessages(input: ResponsesRequest['input']): ChatMessageIn[] {
   if (typeof input === 'string') return [{ role: 'user', content: input }];
   if (input.length === 0) throw bad('input', 'is empty: give a string or at least one item');
+  const max = RESPONSES_LIMITS.inputItems;
+  if (input.length > max) throw bad('input', `has ${input.length} items, more than this server's limit of ${max}`);
   const messages: ChatMessageIn[] = [];
   /** The assistant turn later items of the same turn join (null after any other message). */
   let turn: ChatMessageIn | null = null;
@@ -189,7 +191,8 @@ function checkUnsupported(body: ResponsesRequest): void {
   for (const [k, v] of meta) {
     if (k.length > L.metadataKey || v.length > L.metadataValue) throw bad('metadata', `keys may have ${L.metadataKey} characters and values ${L.metadataValue} ('${k.slice(0, 80)}')`);
   }
-  if (body.text?.format != null && body.structured_outputs != null) throw bad('structured_outputs', 'cannot be combined with text.format (vLLM refuses both)');
+  // text.format with structured_outputs: as on the chat route, its options (disable_any_whitespace, ...) apply to
+  // the format and a second constraint kind is a 400 (vLLM refuses any structured_outputs next to text.format).
 }
 
 /** Whether the response should carry output_text logprobs (OpenAI: `include`, with `top_logprobs` alternatives). */
@@ -252,10 +255,11 @@ const PARAMS: Record<string, string> = {
   messages: 'input',
 };
 
-/** An error of the chat path, naming the Responses field the client sent. */
+/** An error of the chat path, naming the Responses field the client sent (in `param` and in the message). */
 export function responsesError(err: unknown): HttpError {
   const e = toHttpError(err);
-  if (e.param === null || !(e.param in PARAMS)) return e;
-  const param = PARAMS[e.param];
-  return new HttpError(e.status, e.message.split(e.param).join(param), param);
+  // 'messages' stays in messages: its indices count the chat conversation, not the input items.
+  const message = e.message.replace(/\b(max_completion_tokens|max_tokens|response_format)\b/g, (name) => PARAMS[name]);
+  const param = e.param !== null ? (PARAMS[e.param] ?? e.param) : null;
+  return message === e.message && param === e.param ? e : new HttpError(e.status, message, param);
 }

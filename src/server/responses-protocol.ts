@@ -26,7 +26,7 @@ const loose = z.object({}).loose();
 
 export const ResponsesRequest = z.object({
   model: z.string().nullish(),
-  input: z.union([z.string(), z.array(loose).max(RESPONSES_LIMITS.inputItems)]),
+  input: z.union([z.string(), z.array(loose)]),
   instructions: z.string().nullish(),
   max_output_tokens: int.nullish(),
   max_tool_calls: int.nullish(),
