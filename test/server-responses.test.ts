@@ -109,6 +109,12 @@ describe('Responses API through the server (qwen3-rand)', () => {
     const part = (r.output[0] as OpenAI.Responses.ResponseOutputMessage).content[0] as OpenAI.Responses.ResponseOutputText;
     expect(part.logprobs).toEqual(chat.choices[0].logprobs!.content);
     expect(part.logprobs!.map((l) => l.token).join('')).toBe(part.text);
+    // Streamed: each text delta carries its tokens' logprobs.
+    const events = await collect(await client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 5, include: ['message.output_text.logprobs'], top_logprobs: 2, stream: true }));
+    const streamed = events.flatMap((e) => (e.type === 'response.output_text.delta' ? e.logprobs : []));
+    expect(streamed).toEqual(part.logprobs);
+    const done = events.find((e) => e.type === 'response.output_text.done') as OpenAI.Responses.ResponseTextDoneEvent;
+    expect(done.logprobs).toEqual(part.logprobs);
   });
 
   it('streamed: OpenAI\'s event sequence, the same text and usage, and the stream helper\'s final response', async () => {
@@ -274,6 +280,24 @@ describe('Responses API through the server (qwen3-rand)', () => {
     expect((final.output[0] as OpenAI.Responses.ResponseReasoningItem).content).toEqual(reasoning.content);
     expect((final.output[1] as OpenAI.Responses.ResponseOutputMessage).content[0]).toMatchObject({ text: m.content });
     expect(final.output[2]).toMatchObject({ name: 'get_weather', arguments: fc.arguments });
+
+    // The three items sent back with the call's output are one assistant turn (reasoning, text, call) to the template.
+    const output = '{"temp": 21}';
+    const back = await call({ model: MODEL, input: [{ role: 'user', content: 'Weather?' }, ...r.output, { type: 'function_call_output', call_id: fc.call_id, output }], tools: TOOLS, tool_choice: 'none', temperature: 0, max_output_tokens: 8 });
+    const chatBack = await chatApp({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'Weather?' }, { role: 'assistant', content: m.content, reasoning_content: m.reasoning, tool_calls: [{ id: fc.call_id, type: 'function', function: { name: fc.name, arguments: fc.arguments } }] }, { role: 'tool', tool_call_id: fc.call_id, content: output }],
+      tools: CHAT_TOOLS,
+      tool_choice: 'none',
+      temperature: 0,
+      max_tokens: 8,
+    });
+    const b = (await back.json()) as OpenAI.Responses.Response;
+    const cb = await chatBack.json();
+    expect(b.usage!.input_tokens).toBe(cb.usage.prompt_tokens);
+    const text = (b.output.find((o) => o.type === 'message') as OpenAI.Responses.ResponseOutputMessage | undefined)?.content[0];
+    expect((text as OpenAI.Responses.ResponseOutputText | undefined)?.text ?? '').toBe(cb.choices[0].message.content ?? '');
+    expect((b.output.find((o) => o.type === 'reasoning') as OpenAI.Responses.ResponseReasoningItem | undefined)?.content?.[0].text ?? null).toBe(cb.choices[0].message.reasoning ?? null);
   });
 
   it('a stream cut by the request timeout ends with error and response.failed events', async () => {
