@@ -22,7 +22,6 @@ function fromChat(res: ChatCompletionResponse, base: ResponseObject, logprobs: b
   const itemStatus = status === 'incomplete' ? 'incomplete' : 'completed';
   const m = choice.message;
   const output: OutputItem[] = [];
-  if (m.reasoning) output.push(reasoningItem(m.reasoning, itemStatus));
   const calls: FunctionCallItem[] = (m.tool_calls as { id: string; function: { name: string; arguments: string } }[]).map((c) => ({
     id: itemId('fc'),
     type: 'function_call',
@@ -31,6 +30,8 @@ function fromChat(res: ChatCompletionResponse, base: ResponseObject, logprobs: b
     arguments: c.function.arguments,
     status: 'completed',
   }));
+  // Reasoning that text or calls followed is complete (as a streamed one is closed when they begin).
+  if (m.reasoning) output.push(reasoningItem(m.reasoning, m.content || calls.length > 0 ? 'completed' : itemStatus));
   // A message when there is text, or when nothing else came out (clients read output_text either way).
   if (m.content || (calls.length === 0 && output.length === 0)) {
     output.push(messageItem(m.content ?? '', logprobs ? outputLogprobs(choice.logprobs?.content) : [], itemStatus));
