@@ -19,6 +19,8 @@ import { REASONING_PARSERS } from '../tool-calls/reasoning-parsers.js';
 import { TOOL_PARSERS } from '../tool-calls/tool-parsers.js';
 import { ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest } from './protocol.js';
 import { detokenize, tokenize } from './tokenize.js';
+import { createResponse } from './responses.js';
+import { ResponsesRequest } from './responses-protocol.js';
 
 export interface ServerOptions {
   /** The model to serve; requests wait for `llm.ready`. */
@@ -217,6 +219,10 @@ export function createApp(options: ServerOptions): Hono<Env> {
     const res = isChat ? await createChatCompletion(s, validate(ChatCompletionRequest, json), meta(c)) : await createCompletion(s, validate(CompletionRequest, json), meta(c));
     return res instanceof Response ? res : c.json(res);
   });
+  app.post('/v1/responses', async (c) => {
+    const res = await createResponse(await context(), await parseBody(c, ResponsesRequest), meta(c));
+    return res instanceof Response ? res : c.json(res);
+  });
   app.post('/tokenize', async (c) => c.json(tokenize(await context(), await parseBody(c, TokenizeRequest))));
   app.post('/detokenize', async (c) => c.json(detokenize(await context(), await parseBody(c, DetokenizeRequest))));
 
@@ -257,6 +263,7 @@ const ROUTE_METHODS: Record<string, string> = {
   '/v1/models': 'GET',
   '/v1/completions': 'POST',
   '/v1/chat/completions': 'POST',
+  '/v1/responses': 'POST',
   '/tokenize': 'POST',
   '/detokenize': 'POST',
 };

@@ -104,7 +104,22 @@ function checkToolUsage(ctx: ServerContext, body: ChatCompletionRequest): void {
   }
 }
 
+/** A streamed chat completion before it becomes SSE: its chunk objects, and how to abort its requests. */
+export interface ChatStream {
+  chunks: AsyncGenerator<Record<string, unknown>>;
+  abort: () => void;
+}
+
 export async function createChatCompletion(ctx: ServerContext, body: ChatCompletionRequest, meta: RequestMeta): Promise<ChatCompletionResponse | Response> {
+  const res = await runChatCompletion(ctx, body, meta);
+  return 'chunks' in res ? sseResponse(res.chunks, res.abort, meta.stopped) : res;
+}
+
+/**
+ * The chat path itself: the whole response, or (`stream`) the chunks unsent. POST /v1/responses runs on it too, so
+ * both routes render, sample and parse tool calls and reasoning the same way.
+ */
+export async function runChatCompletion(ctx: ServerContext, body: ChatCompletionRequest, meta: RequestMeta): Promise<ChatCompletionResponse | ChatStream> {
   const model = checkModel(ctx, body.model);
   checkToolUsage(ctx, body);
   const init = chatSamplingInit(body, ctx.engine.maxLogprobs);
@@ -216,7 +231,7 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
     const k = s?.numTokens ?? 0;
     return () => ({ prompt_tokens: promptTokens, completion_tokens: k, total_tokens: promptTokens + k });
   };
-  async function* chunks(): AsyncGenerator<unknown> {
+  async function* chunks(): AsyncGenerator<Record<string, unknown>> {
     try {
       for (let i = 0; i < n; i++) {
         const role = chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }], continuousUsage ? running(undefined) : undefined);
@@ -241,5 +256,5 @@ export async function createChatCompletion(ctx: ServerContext, body: ChatComplet
       await outputs.return(undefined);
     }
   }
-  return sseResponse(chunks(), abort, meta.stopped);
+  return { chunks: chunks(), abort };
 }

@@ -12,7 +12,7 @@ export const SERVE: CommandSpec = {
   name: 'serve',
   usage: '[MODEL] [--host 127.0.0.1] [--port 8000] [--api-key KEY] [flags]',
   summary:
-    "Serves MODEL over HTTP with OpenAI's API, as vLLM's `vllm serve`: /v1/completions, /v1/chat/completions, /v1/models, /tokenize, /detokenize, /health, /ping, /invocations, /metrics. OpenAI clients use http://HOST:PORT/v1 as their base URL. Loading progress and (at --log-level info) one line per request go to stderr. SIGTERM lets running requests finish (--shutdown-grace-period); Ctrl-C stops at once.",
+    "Serves MODEL over HTTP with OpenAI's API, as vLLM's `vllm serve`: /v1/completions, /v1/chat/completions, /v1/responses, /v1/models, /tokenize, /detokenize, /health, /ping, /invocations, /metrics. OpenAI clients use http://HOST:PORT/v1 as their base URL. Loading progress and (at --log-level info) one line per request go to stderr. SIGTERM lets running requests finish (--shutdown-grace-period); Ctrl-C stops at once.",
   positionals: [{ name: 'MODEL', help: 'the model to serve (as --model)' }],
   maxPositionals: 1,
   flags: [
