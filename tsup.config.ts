@@ -21,7 +21,8 @@ export default defineConfig([
   {
     // Browser: the same core with navigator.gpu and fetch; no Node built-ins.
     // server-web: the platform-free server (createApp) for workers, sharing this build's chunks with browser.js.
-    entry: { browser: 'bindings/browser/index.ts', 'server-web': 'src/server/index.ts' },
+    // edge: the same for isolates without a filesystem (workerd, edge-runtime): models as bytes, wasm precompiled.
+    entry: { browser: 'bindings/browser/index.ts', 'server-web': 'src/server/index.ts', edge: 'bindings/edge/index.ts' },
     format: ['esm'],
     platform: 'browser',
     target: 'es2022',

@@ -1,11 +1,14 @@
 /**
  * The runtime matrix (issue 18): the built package (dist/) with its embedded default model gives Node's greedy token
  * ids everywhere. Node without an adapter (Vulkan driver hidden) through device 'auto' -> the CPU backend; Deno and
- * Bun (npm packages `deno`, `bun`) running test/runtimes/generate.mjs. A runtime whose binary is not installed is
- * skipped with one line saying so.
+ * Bun (npm packages `deno`, `bun`) running test/runtimes/generate.mjs; Cloudflare's workerd (miniflare) and Vercel's
+ * edge-runtime running test/runtimes/edge-app.mjs, bundled with esbuild as wrangler and Vercel do, the model's files
+ * and the precompiled wasm given to the isolate (no filesystem, no wasm compiled from bytes). A runtime whose binary
+ * is not installed is skipped with one line saying so.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,10 +31,12 @@ interface Result {
 
 /** Node's greedy ids for the run's prompts, in this process on the CPU backend. */
 let nodeIds: number[][];
+let nodeTexts: string[];
 beforeAll(async () => {
   const llm = await LLM.create({ model: DEFAULT_MODEL, device: 'cpu' });
   const outs = await llm.generate(RUN.prompts, new SamplingParams({ temperature: 0, maxTokens: RUN.maxTokens }));
   nodeIds = outs.map((o) => o.outputs[0].tokenIds);
+  nodeTexts = outs.map((o) => o.outputs[0].text);
   await llm.dispose();
 });
 
@@ -54,5 +59,74 @@ describe.skipIf(!built)('the built package in other runtimes, embedded model, no
     expect(out.ids).toEqual(nodeIds);
     expect(out.ids.every((ids) => ids.length === RUN.maxTokens)).toBe(true);
     expect(out.text).toMatch(/^, a little girl named Lily/);
+  });
+});
+
+/** The isolate's assets: dist/wasm's modules and the embedded model's files. */
+const WASM = ['core', 'cpu'].map((n) => ({ name: n, bytes: readFileSync(join(REPO, `dist/wasm/${n}.wasm`)) }));
+const MODEL_FILES = readdirSync(DEFAULT_MODEL);
+
+/** esbuild bundles `entry` into one file (format esm or iife), leaving the isolate's asset imports to it. */
+async function bundle(entry: string, format: 'esm' | 'iife'): Promise<string> {
+  const esbuild = await import('esbuild');
+  const out = await esbuild.build({ entryPoints: [join(REPO, 'test/runtimes', entry)], bundle: true, write: false, format, platform: 'browser', target: 'es2022', external: ['./wasm/*', './model/*'], logLevel: 'silent' });
+  return out.outputFiles[0].text;
+}
+
+/** Asks an isolate's handler for the ids and one OpenAI completion; checks both against Node. */
+async function expectNodeGreedy(fetchIn: (url: string, init?: RequestInit) => Promise<{ status: number; json(): Promise<unknown> }>): Promise<void> {
+  const ids = (await (await fetchIn('http://edge/ids')).json()) as { ids: number[][]; logs: string[] };
+  expect(ids.logs).toEqual(["webgpu-llm: device 'auto': the CPU backend (WebAssembly), WebGPU unavailable: WebGPU is not available in this runtime (navigator.gpu is undefined): use device 'cpu'"]);
+  expect(ids.ids).toEqual(nodeIds);
+  const res = await fetchIn('http://edge/v1/completions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tinystories', prompt: RUN.prompts[0], max_tokens: RUN.maxTokens, temperature: 0 }),
+  });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { choices: { text: string; finish_reason: string }[]; usage: { completion_tokens: number } };
+  expect(body.choices[0].text).toBe(nodeTexts[0]);
+  expect(body.usage.completion_tokens).toBe(RUN.maxTokens);
+}
+
+describe.skipIf(!built)('edge isolates: the OpenAI fetch handler with the embedded model inside', () => {
+  it('Cloudflare workerd (miniflare): wasm as CompiledWasm modules, the model as Data and Text modules', async () => {
+    if (!existsSync(join(REPO, 'node_modules/miniflare'))) return void console.warn('skipped: workerd: miniflare is not installed (npm install)');
+    const { Miniflare } = await import('miniflare');
+    const root = mkdtempSync(join(tmpdir(), 'workerd-'));
+    const modules = [
+      { type: 'ESModule' as const, path: join(root, 'worker.mjs'), contents: await bundle('workerd.mjs', 'esm') },
+      ...WASM.map((w) => ({ type: 'CompiledWasm' as const, path: join(root, `wasm/${w.name}.wasm`), contents: w.bytes })),
+      ...MODEL_FILES.map((f) => ({ type: f.endsWith('.json') ? ('Text' as const) : ('Data' as const), path: join(root, 'model', f), contents: f.endsWith('.json') ? readFileSync(join(DEFAULT_MODEL, f), 'utf8') : readFileSync(join(DEFAULT_MODEL, f)) })),
+    ];
+    const mf = new Miniflare({ modules, modulesRoot: root, compatibilityDate: '2025-09-01' });
+    try {
+      await expectNodeGreedy((url, init) => mf.dispatchFetch(url, init as never) as never);
+    } finally {
+      await mf.dispose();
+    }
+  });
+
+  it("Vercel's edge-runtime: precompiled modules and ArrayBuffers given to the isolate, no wasm compiled from bytes there", async () => {
+    if (!existsSync(join(REPO, 'node_modules/edge-runtime'))) return void console.warn('skipped: edge-runtime is not installed (npm install)');
+    const { EdgeRuntime } = await import('edge-runtime');
+    const modules = Object.fromEntries(await Promise.all(WASM.map(async (w) => [w.name, await WebAssembly.compile(w.bytes)])));
+    const model = Object.fromEntries(MODEL_FILES.map((f) => { const b = readFileSync(join(DEFAULT_MODEL, f)); return [f, b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)]; }));
+    const runtime = new EdgeRuntime({
+      initialCode: await bundle('edge-runtime.mjs', 'iife'),
+      // As Vercel's production isolates: no eval, no wasm compiled from bytes.
+      codeGeneration: { strings: false, wasm: false },
+      extend: (context: Record<string, unknown>) => Object.assign(context, { __EDGE_ASSETS__: { wasm: modules, model } }),
+    } as never);
+    await expectNodeGreedy((url, init) => runtime.dispatchFetch(url, init as never) as never);
+    // Without the precompiled modules, the error says what to pass.
+    const bare = new EdgeRuntime({
+      initialCode: await bundle('edge-runtime.mjs', 'iife'),
+      codeGeneration: { strings: false, wasm: false },
+      extend: (context: Record<string, unknown>) => Object.assign(context, { __EDGE_ASSETS__: { model } }),
+    } as never);
+    const failed = await bare.dispatchFetch('http://edge/ids');
+    expect(failed.status).toBe(500);
+    expect(((await failed.json()) as { error: { message: string } }).error.message).toMatch(/core\.wasm cannot be compiled from bytes in this runtime \(.*disallowed.*\): pass the precompiled module, e\.g\. edgePlatform\(\{ wasm: \{ core \} \}\)/);
   });
 });
