@@ -4,10 +4,11 @@
  * Bun (npm packages `deno`, `bun`) running test/runtimes/generate.mjs; Cloudflare's workerd (miniflare) and Vercel's
  * edge-runtime running test/runtimes/edge-app.mjs, bundled with esbuild as wrangler and Vercel do, the model's files
  * and the precompiled wasm given to the isolate (no filesystem, no wasm compiled from bytes). A runtime whose binary
- * is not installed is skipped with one line saying so.
+ * is not installed is skipped with one line saying so. Headless Chromium with WebGPU off: dist/browser.js falls back to
+ * the CPU backend in the page and in a Web Worker (WorkerLLM).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -128,5 +129,56 @@ describe.skipIf(!built)('edge isolates: the OpenAI fetch handler with the embedd
     const failed = await bare.dispatchFetch('http://edge/ids');
     expect(failed.status).toBe(500);
     expect(((await failed.json()) as { error: { message: string } }).error.message).toMatch(/core\.wasm cannot be compiled from bytes in this runtime \(.*disallowed.*\): pass the precompiled module, e\.g\. edgePlatform\(\{ wasm: \{ core \} \}\)/);
+  });
+});
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+/** The page: the embedded model from beside dist/ with device 'auto', in the page and in a worker. */
+const PAGE = `<!doctype html><meta charset="utf-8"><title>cpu</title>
+<script type="module">
+import { LLM, WorkerLLM, SamplingParams } from '/dist/browser.js';
+window.runCpu = async ({ prompts, maxTokens }) => {
+  const params = new SamplingParams({ temperature: 0, maxTokens });
+  const gpu = navigator.gpu ? String(await navigator.gpu.requestAdapter()) : 'no navigator.gpu';
+  const logs = [];
+  const llm = await LLM.create({ device: 'auto', log: (line) => logs.push(line) });
+  const page = (await llm.generate(prompts, params)).map((o) => o.outputs[0].tokenIds);
+  await llm.dispose();
+  const wllm = await WorkerLLM.create({ device: 'auto' });
+  const worker = (await wllm.generate(prompts, params)).map((o) => o.outputs[0].tokenIds);
+  await wllm.dispose();
+  return { gpu, logs, page, worker };
+};
+window.ready = true;
+</script>`;
+
+describe.skipIf(!built || !existsSync(join(REPO, 'dist/browser.js')))('headless Chromium with WebGPU off', () => {
+  it('falls back to the CPU backend in the page and in a worker, with Node\'s greedy ids', async () => {
+    if (!existsSync(CHROMIUM)) return void console.warn(`skipped: Chromium: ${CHROMIUM} is not installed (bash scripts/setup-browser.sh)`);
+    const { chromium } = await import('playwright-core');
+    const { FakeHub } = await import('./helpers/fake-hub.js');
+    const pageDir = mkdtempSync(join(tmpdir(), 'cpu-page-'));
+    writeFileSync(join(pageDir, 'index.html'), PAGE);
+    const server = await FakeHub.start({ repos: {}, mounts: { '/dist/': join(REPO, 'dist'), '/models/': join(REPO, 'models'), '/page/': pageDir } });
+    // WebGPU off (no --enable-unsafe-webgpu, no GPU process): no adapter, whatever the machine has.
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-features=WebGPU', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${server.url}/page/`);
+      await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, null, { timeout: 30_000 });
+      const out = await page.evaluate((args) => (window as unknown as { runCpu: (a: unknown) => Promise<{ gpu: string; logs: string[]; page: number[][]; worker: number[][] }> }).runCpu(args), RUN);
+      // Chromium keeps navigator.gpu with its GPU process off and gives no adapter; builds without WebGPU have none.
+      const why = out.gpu === 'null' ? 'no WebGPU adapter' : 'WebGPU unavailable: WebGPU is not available in this browser (navigator.gpu is undefined)';
+      expect(['null', 'no navigator.gpu']).toContain(out.gpu);
+      expect(out.logs).toEqual([`webgpu-llm: device 'auto': the CPU backend (WebAssembly), ${why}`]);
+      expect(out.page).toEqual(nodeIds);
+      expect(out.worker).toEqual(nodeIds);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await server.close();
+    }
   });
 });
