@@ -14,14 +14,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
+import { noAdapterEnv } from './helpers/pack.js';
 import { DEFAULT_MODEL, REPO } from './helpers/paths.js';
 
 const run = promisify(execFile);
 const RUN = JSON.parse(readFileSync(join(REPO, 'test/runtimes/prompts.json'), 'utf8')) as { prompts: string[]; maxTokens: number };
 const SCRIPT = join(REPO, 'test/runtimes/generate.mjs');
 const BIN = join(REPO, 'node_modules/.bin');
-/** No Vulkan driver: the loader reads only this (absent) file, so Dawn finds no adapter. */
-export const NO_ADAPTER_ENV = { ...process.env, VK_ICD_FILENAMES: join(REPO, '.no-vulkan-driver.json'), VK_DRIVER_FILES: '', VK_ADD_DRIVER_FILES: '', WEBGPU_LLM_VULKAN_ICD: '' };
 const built = existsSync(join(REPO, 'dist/index.js'));
 
 interface Result {
@@ -54,7 +53,7 @@ describe.skipIf(!built)('the built package in other runtimes, embedded model, no
       console.warn(`skipped: ${name}: ${bin} is not installed (npm install)`);
       return;
     }
-    const { stdout } = await run(bin, args, { cwd: REPO, env: NO_ADAPTER_ENV, maxBuffer: 16 << 20 });
+    const { stdout } = await run(bin, args, { cwd: REPO, env: noAdapterEnv(), maxBuffer: 16 << 20 });
     const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as Result;
     expect(out.logs).toEqual(["webgpu-llm: device 'auto': the CPU backend (WebAssembly), no WebGPU adapter"]);
     expect(out.ids).toEqual(nodeIds);
