@@ -85,8 +85,7 @@ describe('tests without ../shared/models', () => {
     expect(needsSharedModels("import { loadGoldens } from './helpers/paths.js';")).toBe(true);
     expect(needsSharedModels("const d = modelDir('qwen3-rand');")).toBe(true);
     expect(needsSharedModels("import { tokenizerFor } from './helpers/tokenizer-source.js';")).toBe(true);
-    expect(needsSharedModels("import { packTarball } from './helpers/pack.js';
-import { REPO } from './helpers/paths.js';")).toBe(false);
+    expect(needsSharedModels("import { REPO } from './helpers/paths.js';")).toBe(false);
     // Fresh modules that see no shared-models folder.
     vi.stubEnv('WEBGPU_LLM_TEST_MODELS', '/nonexistent-models');
     vi.resetModules();

@@ -49,7 +49,7 @@ export async function instantiateWasm(name: keyof WasmModules, bytes: Uint8Array
   } catch (err) {
     // workerd: "Wasm code generation disallowed by embedder"; the fix is a precompiled module.
     if (err instanceof Error && /disallowed|not allowed|CompileError.*embedder/i.test(err.message)) {
-      throw new Error(`${name}.wasm cannot be compiled from bytes in this runtime (${err.message}): pass the precompiled module, e.g. edgePlatform({ wasm: { ${name} } }) from 'webgpu-llm/edge' (see README "Runtimes")`);
+      throw new Error(`${name}.wasm cannot be compiled from bytes in this runtime (${err.message}): pass the precompiled module, e.g. edgePlatform({ wasm: { ${name} } }) of webgpu-llm/edge (see README "Runtimes")`);
     }
     throw err;
   }
