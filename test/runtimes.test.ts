@@ -21,7 +21,7 @@ const run = promisify(execFile);
 const RUN = JSON.parse(readFileSync(join(REPO, 'test/runtimes/prompts.json'), 'utf8')) as { prompts: string[]; maxTokens: number };
 const SCRIPT = join(REPO, 'test/runtimes/generate.mjs');
 const BIN = join(REPO, 'node_modules/.bin');
-const built = existsSync(join(REPO, 'dist/index.js'));
+const built = existsSync(join(REPO, 'dist/index.js')) && existsSync(join(REPO, 'dist/wasm/cpu.wasm'));
 
 interface Result {
   ids: number[][];
@@ -63,7 +63,7 @@ describe.skipIf(!built)('the built package in other runtimes, embedded model, no
 });
 
 /** The isolate's assets: dist/wasm's modules and the embedded model's files. */
-const WASM = ['core', 'cpu'].map((n) => ({ name: n, bytes: readFileSync(join(REPO, `dist/wasm/${n}.wasm`)) }));
+const WASM = built ? ['core', 'cpu'].map((n) => ({ name: n, bytes: readFileSync(join(REPO, `dist/wasm/${n}.wasm`)) })) : [];
 const MODEL_FILES = readdirSync(DEFAULT_MODEL);
 
 /** esbuild bundles `entry` into one file (format esm or iife), leaving the isolate's asset imports to it. */
