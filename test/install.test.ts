@@ -89,4 +89,25 @@ describe.skipIf(!existsSync(join(REPO, 'dist/cli.js')))('npm install of the tarb
     expect(err?.code).toBe(1);
     expect(err?.stderr).toContain("run 'npx webgpu-llm setup' (a CPU Vulkan driver, Linux x86-64) or use --device cpu");
   });
+
+  it.skipIf(process.platform !== 'linux' || process.arch !== 'x64' || !existsSync('/usr/bin/apt-get'))(
+    'npx webgpu-llm setup fetches lavapipe into the user cache; doctor then finds it, and device auto picks WebGPU',
+    async () => {
+      // The user's machine without our hidden driver: only the fresh HOME (no lavapipe of ours yet).
+      const withDriver = { ...env, VK_ICD_FILENAMES: undefined, VK_DRIVER_FILES: undefined, VK_ADD_DRIVER_FILES: undefined, WEBGPU_LLM_VULKAN_ICD: undefined };
+      const { stdout: icd, stderr } = await run('npx', ['webgpu-llm', 'setup'], { cwd: dir, env: withDriver });
+      expect(icd.trim()).toBe(join(env.HOME!, '.cache/webgpu-llm/lavapipe/lvp_icd.json'));
+      expect(stderr).toContain('[setup] lavapipe ready');
+      const again = await run('npx', ['webgpu-llm', 'setup'], { cwd: dir, env: withDriver });
+      expect(again.stderr).toContain('[setup] lavapipe is already there');
+      const r = JSON.parse((await run('npx', ['webgpu-llm', 'doctor', '--json'], { cwd: dir, env: withDriver })).stdout);
+      expect(r.webgpu.lavapipe).toBe(icd.trim());
+      const lvp = r.webgpu.adapters.find((a: { description: string }) => /llvmpipe/.test(a.description));
+      expect(lvp.features).toContain('shader-f16');
+      expect(lvp.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+      expect(r.auto.device).toBe('webgpu');
+      expect(r.hints).toEqual([]);
+    },
+    300_000,
+  );
 });
