@@ -8,8 +8,11 @@
 import { ModelFileError } from '../errors.js';
 import type { ByteSource, ModelSource } from '../platform.js';
 
-/** A file's contents: bytes, or text (JSON files, templates). */
-export type MemoryFile = ArrayBuffer | ArrayBufferView | string;
+/**
+ * A file's contents: bytes, text, or a JSON file already parsed (a bundler's JSON import: wrangler's and esbuild's
+ * default), written back with JSON.stringify.
+ */
+export type MemoryFile = ArrayBuffer | ArrayBufferView | string | Record<string, unknown>;
 
 export class MemoryModelSource implements ModelSource {
   private readonly files = new Map<string, Uint8Array>();
@@ -22,7 +25,8 @@ export class MemoryModelSource implements ModelSource {
       if (typeof data === 'string') this.files.set(file, new TextEncoder().encode(data));
       else if (ArrayBuffer.isView(data)) this.files.set(file, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       else if (isArrayBuffer(data)) this.files.set(file, new Uint8Array(data));
-      else throw new ModelFileError(`${name}/${file}`, `a model file must be an ArrayBuffer, a typed array or text, got ${Object.prototype.toString.call(data)}`);
+      else if (isPlainObject(data) && file.endsWith('.json')) this.files.set(file, new TextEncoder().encode(JSON.stringify(data)));
+      else throw new ModelFileError(`${name}/${file}`, `a model file must be an ArrayBuffer, a typed array, text or (a .json file) a parsed object, got ${Object.prototype.toString.call(data)}`);
     }
   }
 
@@ -58,4 +62,8 @@ export class MemoryModelSource implements ModelSource {
 /** instanceof fails for an ArrayBuffer from another realm (a vm context, a worker's structured clone). */
 function isArrayBuffer(x: unknown): x is ArrayBuffer {
   return Object.prototype.toString.call(x) === '[object ArrayBuffer]';
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return Object.prototype.toString.call(x) === '[object Object]';
 }

@@ -13,7 +13,8 @@ import { edgeApp } from './edge-app.mjs';
 const handle = edgeApp({
   wasm: { core, cpu },
   model: {
-    'config.json': config,
+    // A parsed object, as wrangler's JSON import gives; the others as Text modules.
+    'config.json': JSON.parse(config),
     'generation_config.json': generationConfig,
     'model.safetensors': weights,
     'special_tokens_map.json': specialTokens,
