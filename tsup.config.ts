@@ -1,3 +1,4 @@
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 const loader = { '.wgsl': 'text', '.wasm': 'binary' } as const;
@@ -21,7 +22,8 @@ export default defineConfig([
   {
     // Browser: the same core with navigator.gpu and fetch; no Node built-ins.
     // server-web: the platform-free server (createApp) for workers, sharing this build's chunks with browser.js.
-    entry: { browser: 'bindings/browser/index.ts', 'server-web': 'src/server/index.ts' },
+    // edge: the same for isolates without a filesystem (workerd, edge-runtime): models as bytes, wasm precompiled.
+    entry: { browser: 'bindings/browser/index.ts', 'server-web': 'src/server/index.ts', edge: 'bindings/edge/index.ts' },
     format: ['esm'],
     platform: 'browser',
     target: 'es2022',
@@ -31,6 +33,12 @@ export default defineConfig([
     // A page cannot resolve bare module names: bundle the template engine and the schema library in.
     // xgrammar (1.1 MB, its wasm inside) is imported dynamically: its own chunk, loaded on the first constrained request.
     noExternal: ['@huggingface/jinja', 'zod', '@mlc-ai/web-xgrammar'],
+    // The wasm modules as files too (webgpu-llm/wasm/*.wasm): isolates that cannot compile wasm from bytes import
+    // them precompiled (bindings/edge).
+    async onSuccess() {
+      mkdirSync('dist/wasm', { recursive: true });
+      for (const name of ['core', 'cpu']) copyFileSync(`build/${name}.wasm`, `dist/wasm/${name}.wasm`);
+    },
     // xgrammar's Emscripten loader names Node's `url` and `module` on a branch only Node takes: empty modules here,
     // so the bundle imports nothing from outside.
     esbuildPlugins: [

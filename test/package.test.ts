@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it, vi } from 'vitest';
+import { packTarball } from './helpers/pack.js';
 import { REPO } from './helpers/paths.js';
 
 const run = promisify(execFile);
@@ -46,8 +47,7 @@ describe.skipIf(!existsSync(join(REPO, 'dist/index.d.ts')))('the packed package'
 
   it('type-checks a strict consumer project (skipLibCheck: false) against the tarball, installed offline', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'webgpu-llm-consumer-'));
-    const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: REPO });
-    const tarball = join(dir, JSON.parse(stdout)[0].filename as string);
+    const tarball = await packTarball(dir);
     const modules = join(dir, 'node_modules');
     mkdirSync(join(modules, '@types'), { recursive: true });
     mkdirSync(join(modules, 'webgpu-llm'));

@@ -4,13 +4,15 @@
  * Dawn's `create()` result must stay strongly referenced for as long as any device made from it lives (dawn.node
  * segfaults or hangs otherwise), so it is created once per process and held here, in the binding, never in `src/`.
  *
- * On a machine without a Vulkan driver we point the Vulkan loader at the project's CPU driver (Mesa lavapipe,
- * unpacked into `.cache/lavapipe` by `scripts/setup.sh`) before Dawn starts.
+ * On a machine without a Vulkan driver we point the Vulkan loader at the CPU driver (Mesa lavapipe, fetched by
+ * `webgpu-llm setup` into ~/.cache/webgpu-llm/lavapipe, or by `scripts/setup.sh` into the checkout's .cache/lavapipe)
+ * before Dawn starts.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findLavapipeIcd } from './lavapipe.js';
 
 /**
  * Dawn toggles: NVIDIA's Vulkan driver exposes shader-f16 only with vulkan_enable_f16_on_nvidia; allow_unsafe_apis
@@ -53,7 +55,7 @@ async function createGpu(): Promise<GPU> {
 
 /**
  * Chooses the Vulkan driver before Dawn loads. A user's choice (VK_ICD_FILENAMES, VK_DRIVER_FILES,
- * WEBGPU_LLM_VULKAN_ICD) wins. Otherwise the project's lavapipe, when present, is the only driver on a machine
+ * WEBGPU_LLM_VULKAN_ICD) wins. Otherwise the fetched lavapipe (lavapipe.ts), when present, is the only driver on a machine
  * without one, and an additional driver on a machine with some: a GPU is still preferred, and an outdated system
  * lavapipe (Mesa 22 lacks features Dawn requires) is skipped by Dawn in favour of ours.
  */
@@ -71,9 +73,8 @@ function prepareVulkanEnv(): void {
     env.VK_ICD_FILENAMES = env.WEBGPU_LLM_VULKAN_ICD;
     return;
   }
-  const root = packageRoot();
-  const icd = root && join(root, '.cache/lavapipe/lvp_icd.json');
-  if (!icd || !existsSync(icd)) return;
+  const icd = findLavapipeIcd(packageRoot());
+  if (!icd) return;
   if (!SYSTEM_ICD_DIRS.some(hasIcdJson)) env.VK_ICD_FILENAMES = icd;
   else if (!env.VK_ADD_DRIVER_FILES?.split(':').includes(icd)) {
     env.VK_ADD_DRIVER_FILES = env.VK_ADD_DRIVER_FILES ? `${env.VK_ADD_DRIVER_FILES}:${icd}` : icd;

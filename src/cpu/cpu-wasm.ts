@@ -12,6 +12,7 @@
 import wasmBytes from '../../build/cpu.wasm';
 import mtWasmBytes from '../../build/cpu-mt.wasm';
 import { MAX_ALLOC_BYTES } from '../wasm/core.js';
+import { instantiateWasm } from '../wasm/modules.js';
 import { CpuThreads, type CpuWorkerHost } from './cpu-threads.js';
 
 /** Storage formats of a weight matrix, as assembly/cpu/linear.ts numbers them. */
@@ -132,6 +133,6 @@ export async function loadCpuKernels(o: { threads?: number; host?: CpuWorkerHost
     cpu.threads = await CpuThreads.start(o.host, module, memory, threads, (n) => cpu.alloc(n), o.maxK ?? 4096);
     return cpu;
   }
-  const { instance } = await WebAssembly.instantiate(wasmBytes as Uint8Array<ArrayBuffer>, { env: { abort } });
-  return new CpuKernels(instance.exports as unknown as CpuExports);
+  const exports = await instantiateWasm('cpu', wasmBytes, { env: { abort } });
+  return new CpuKernels(exports as unknown as CpuExports);
 }

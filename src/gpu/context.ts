@@ -126,7 +126,7 @@ export class GpuContext {
 
   static async create(gpu: GPU, opts: GpuContextOptions = {}): Promise<GpuContext> {
     const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
-    if (!adapter) throw new Error('WebGPU: no adapter available');
+    if (!adapter) throw new Error("WebGPU: no adapter available (no GPU, or no driver for it; device 'cpu' runs without one)");
     const f16 = (opts.f16 ?? true) && adapter.features.has('shader-f16');
     if (opts.f16 === true && !f16) throw new Error('WebGPU: f16 requested but the adapter lacks shader-f16');
     const subgroups = (opts.subgroups ?? true) && adapter.features.has('subgroups');

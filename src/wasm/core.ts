@@ -8,6 +8,7 @@
  *   const p = core.alloc(1024); core.u8().fill(0, p, p + 1024); core.free(p);
  */
 import wasmBytes from '../../build/core.wasm';
+import { instantiateWasm } from './modules.js';
 
 /** The raw exports of core.wasm. Pointers and sizes are byte offsets/counts into `memory` (wasm32). */
 export interface CoreExports {
@@ -121,7 +122,7 @@ let core: Promise<Core> | undefined;
 
 /** Instantiates core.wasm on first use; later calls share the instance. */
 export function loadCore(): Promise<Core> {
-  core ??= WebAssembly.instantiate(wasmBytes as Uint8Array<ArrayBuffer>, {
+  core ??= instantiateWasm('core', wasmBytes, {
     env: {
       // AssemblyScript calls this on a failed assertion or trap-like condition (asserts are off in release).
       abort(_msg: number, _file: number, line: number, column: number): never {
@@ -129,7 +130,7 @@ export function loadCore(): Promise<Core> {
       },
     },
   }).then(
-    ({ instance }) => new Core(instance.exports as unknown as CoreExports),
+    (exports) => new Core(exports as unknown as CoreExports),
     (e: unknown) => {
       core = undefined; // let a later call try again
       throw e;

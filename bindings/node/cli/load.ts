@@ -70,7 +70,13 @@ export async function loadModel(v: FlagValues, model: string | undefined, log: L
   const o = await llmOptions(v, model, log);
   const t0 = performance.now();
   if (progressLines) log('info', `webgpu-llm: loading ${model ?? 'the embedded tinystories-656K'}`);
-  const llm = await LLM.create({ ...o, onProgress: progressReporter(progressLines), log: engineLog(log) });
+  const llm = await LLM.create({ ...o, onProgress: progressReporter(progressLines), log: engineLog(log) }).catch((err: unknown) => {
+    // --device webgpu on a machine without one: say how to get an adapter, or to do without.
+    if (err instanceof Error && /no adapter available/.test(err.message)) {
+      throw new Error(`${err.message}: run 'npx webgpu-llm setup' (a CPU Vulkan driver, Linux x86-64) or use --device cpu; 'npx webgpu-llm doctor' shows what this machine has`);
+    }
+    throw err;
+  });
   if (progressLines) {
     const l = llm.engine.runner.limits;
     log('info', `webgpu-llm: loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s (max model len ${l.maxModelLen}, KV cache ${l.numBlocks} blocks of ${l.blockSize} tokens)`);

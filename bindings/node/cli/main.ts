@@ -11,8 +11,10 @@ import { formatHelp, parseCommand, usageLine, UsageError, closest, type CommandS
 import { BENCH_HELP, BENCH_SUBCOMMANDS, benchCommand } from './bench.js';
 import { CHAT, chatCommand } from './chat.js';
 import { DEMO, demoCommand } from './demo.js';
+import { DOCTOR, doctorCommand } from './doctor.js';
 import { GENERATE, generateCommand } from './generate.js';
 import { SERVE, serveCommand } from './serve.js';
+import { SETUP, setupCommand } from './setup.js';
 import { CHILD_ENV, runFiltered, stderrColumns } from './stderr.js';
 
 interface Command {
@@ -29,6 +31,8 @@ const COMMANDS: Record<string, Command> = {
   serve: { spec: SERVE, run: serveCommand, gpu: true, line: 'an OpenAI-compatible server (vLLM\'s `vllm serve`)' },
   bench: { spec: null, run: benchCommand, gpu: true, line: 'benchmarks: latency, throughput, serve (any OpenAI-compatible URL)' },
   demo: { spec: DEMO, run: demoCommand, gpu: false, line: 'serve the browser demo page' },
+  doctor: { spec: DOCTOR, run: doctorCommand, gpu: true, line: "backends, WebGPU adapters (features, limits), and what device 'auto' picks" },
+  setup: { spec: SETUP, run: setupCommand, gpu: false, line: 'fetch a CPU Vulkan driver (lavapipe) for WebGPU without a GPU (optional)' },
 };
 
 export function version(): string {
@@ -49,7 +53,8 @@ flags:
   -V, --version    print the version
 
 Without --model, commands use the embedded tinystories-656K (656K parameters, English stories), so every command
-runs offline at once. Models: a Hugging Face folder or repo id (org/name), a .gguf file or org/name:Q4_K_M.
+runs offline at once. Without a WebGPU adapter the model runs on the CPU backend (WebAssembly); 'webgpu-llm doctor'
+tells what this machine has. Models: a Hugging Face folder or repo id (org/name), a .gguf file or org/name:Q4_K_M.
 `;
 
 /** The spec whose usage line an error of `argv` should show. */
