@@ -2,7 +2,8 @@
  * The n-gram proposer (vLLM V1's `spec_decode/ngram_proposer.py`, prompt lookup decoding): the draft for a request
  * is what followed the last occurrence of its current suffix earlier in prompt + output. For n from
  * promptLookupMax down to promptLookupMin, the last n tokens are searched for in the earlier tokens; at the first n
- * with a match, the (up to) k tokens after the latest such match are the proposal.
+ * with a match, the (up to) k tokens after the earliest such match are the proposal (vLLM V1 takes the earliest
+ * too: it leaves the most tokens to propose, where a match just before the suffix leaves only a few).
  *
  * Bounded work: each n scans the sequence once (O(len * n) comparisons), and the scan looks at most
  * MAX_LOOKBACK tokens back, so a 100k-token prompt costs the same per step as a 4k one.
@@ -30,8 +31,8 @@ export class NgramProposer {
     if (k <= 0) return [];
     const from = Math.max(0, L - MAX_LOOKBACK);
     for (let n = Math.min(hi, L - 1); n >= lo; n--) {
-      // The suffix is tokens[L-n, L); a match starts at i < L - n, latest first (the most recent context).
-      for (let i = L - n - 1; i >= from; i--) {
+      // The suffix is tokens[L-n, L); a match starts at i < L - n, earliest first.
+      for (let i = from; i < L - n; i++) {
         let j = 0;
         while (j < n && tokens[i + j] === tokens[L - n + j]) j++;
         if (j < n) continue;
