@@ -13,6 +13,10 @@ import { rejectGreedy, rejectRandom, targetProbs } from '../src/sampling/rejecti
 import { Sampler } from '../src/sampling/sampler.js';
 import { parseSpeculativeConfig } from '../src/spec-decode/config.js';
 import { MAX_LOOKBACK, NgramProposer } from '../src/spec-decode/ngram-proposer.js';
+import { parseCommand, UsageError } from '../bindings/node/cli/args.js';
+import { engineOptions } from '../bindings/node/cli/flags.js';
+import { SERVE } from '../bindings/node/cli/serve.js';
+import { ServerMetrics } from '../src/server/metrics.js';
 import { loadLLM } from './helpers/llm.js';
 import { DEFAULT_MODEL } from './helpers/paths.js';
 
@@ -62,6 +66,16 @@ describe('parseSpeculativeConfig', () => {
     ];
     for (const [c, msg] of bad) expect(() => parseSpeculativeConfig(c)).toThrow(msg);
     expect(() => parseSpeculativeConfig({ method: 'x' })).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('serve --speculative-config', () => {
+  it("takes vLLM's JSON and refuses what is not a JSON object", () => {
+    const o = engineOptions(parseCommand(SERVE, ['m', '--speculative-config', '{"method": "ngram", "num_speculative_tokens": 3}']).values, 'm');
+    expect(parseSpeculativeConfig(o.speculativeConfig)).toEqual({ method: 'ngram', numSpeculativeTokens: 3, promptLookupMin: 1, promptLookupMax: 5 });
+    expect(engineOptions(parseCommand(SERVE, ['m']).values, 'm').speculativeConfig).toBeUndefined();
+    expect(() => engineOptions(parseCommand(SERVE, ['m', '--speculative-config', '{method: ngram}']).values, 'm')).toThrow(UsageError);
+    expect(() => engineOptions(parseCommand(SERVE, ['m', '--speculative-config', '[1]']).values, 'm')).toThrow(/must be a JSON object/);
   });
 });
 
@@ -196,6 +210,17 @@ describe.each([
     // Position j is accepted only if position j - 1 was.
     for (let j = 1; j < s.numAcceptedTokensPerPos.length; j++) expect(s.numAcceptedTokensPerPos[j]).toBeLessThanOrEqual(s.numAcceptedTokensPerPos[j - 1]);
     expect(base.engine.stats.specDecoding).toBeNull();
+    // /metrics: vLLM's spec_decode counters, equal to the engine's.
+    const text = new ServerMetrics('m', spec.engine).render();
+    expect(text).toContain(`vllm:spec_decode_num_drafts_total{model_name="m"} ${s.numDrafts}.0`);
+    expect(text).toContain(`vllm:spec_decode_num_draft_tokens_total{model_name="m"} ${s.numDraftTokens}.0`);
+    expect(text).toContain(`vllm:spec_decode_num_accepted_tokens_total{model_name="m"} ${s.numAcceptedTokens}.0`);
+    expect(text).toContain(`vllm:spec_decode_num_accepted_tokens_per_pos_total{model_name="m",position="0"} ${s.numAcceptedTokensPerPos[0]}.0`);
+    expect(new ServerMetrics('m', base.engine).render()).not.toContain('spec_decode');
+  });
+
+  it('a bad speculativeConfig fails LLM.create before loading, naming the field', async () => {
+    await expect(loadLLM(DEFAULT_MODEL, { ...device, speculativeConfig: { method: 'ngram', numSpeculativeTokens: 99 } })).rejects.toThrow(/speculativeConfig.numSpeculativeTokens/);
   });
 
   it('max_tokens is exact when a step accepts several tokens (no overshoot)', async () => {

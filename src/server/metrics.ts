@@ -59,6 +59,15 @@ export class ServerMetrics {
     histogram('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', m.e2eLatency);
     histogram('vllm:request_prompt_tokens', 'Number of prefill tokens processed.', m.requestPromptTokens);
     histogram('vllm:request_generation_tokens', 'Number of generation tokens processed.', m.requestGenerationTokens);
+    const spec = s.specDecoding;
+    if (spec) {
+      // vLLM's SpecDecodingProm names (vllm/v1/spec_decode/metrics.py).
+      scalar('vllm:spec_decode_num_drafts_total', 'counter', 'Number of spec decoding drafts.', spec.numDrafts);
+      scalar('vllm:spec_decode_num_draft_tokens_total', 'counter', 'Number of draft tokens.', spec.numDraftTokens);
+      scalar('vllm:spec_decode_num_accepted_tokens_total', 'counter', 'Number of accepted tokens.', spec.numAcceptedTokens);
+      family('vllm:spec_decode_num_accepted_tokens_per_pos_total', 'counter', 'Accepted tokens per draft position.');
+      spec.numAcceptedTokensPerPos.forEach((c, j) => sample('vllm:spec_decode_num_accepted_tokens_per_pos_total', c, `,position="${j}"`));
+    }
     return `${lines.join('\n')}\n`;
   }
 }
