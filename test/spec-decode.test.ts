@@ -17,6 +17,8 @@ import { parseCommand, UsageError } from '../bindings/node/cli/args.js';
 import { engineOptions } from '../bindings/node/cli/flags.js';
 import { SERVE } from '../bindings/node/cli/serve.js';
 import { ServerMetrics } from '../src/server/metrics.js';
+import { Request } from '../src/engine/request.js';
+import { Scheduler } from '../src/engine/scheduler.js';
 import { loadLLM } from './helpers/llm.js';
 import { DEFAULT_MODEL } from './helpers/paths.js';
 
@@ -76,6 +78,62 @@ describe('serve --speculative-config', () => {
     expect(engineOptions(parseCommand(SERVE, ['m']).values, 'm').speculativeConfig).toBeUndefined();
     expect(() => engineOptions(parseCommand(SERVE, ['m', '--speculative-config', '{method: ngram}']).values, 'm')).toThrow(UsageError);
     expect(() => engineOptions(parseCommand(SERVE, ['m', '--speculative-config', '[1]']).values, 'm')).toThrow(/must be a JSON object/);
+  });
+});
+
+describe('Scheduler with speculative decoding', () => {
+  const mk = (maxTokens: number) => new Request({ requestId: 'r', promptTokenIds: [1, 2, 3, 4], samplingParams: { maxTokens }, eosTokenIds: [0] });
+  it('schedules 1 + k tokens, rolls back rejected drafts and frees the blocks that held only them', () => {
+    const s = new Scheduler({ maxNumBatchedTokens: 64, maxNumSeqs: 4, maxModelLen: 64, numSpeculativeTokens: 4 }, { numBlocks: 8, blockSize: 4 });
+    s.addRequest(mk(20));
+    s.updateFromOutput(s.schedule(), new Map([['r', [5]]]));
+    s.updateDraftTokenIds(new Map([['r', [6, 7, 8, 9, 10]]])); // more than k: cut to 4
+    let out = s.schedule();
+    expect(out.scheduledRequests[0]).toMatchObject({ tokenIds: [5, 6, 7, 8, 9], startPosition: 4, blockTable: [0, 1, 2], needsSample: true, specTokenIds: [6, 7, 8, 9] });
+    expect(out.totalNumScheduledTokens).toBe(5);
+    // Every draft rejected: one token (the target's at the first draft's position); positions 6..8 were garbage.
+    let o = s.updateFromOutput(out, new Map([['r', [11]]]));
+    expect(o.outputs[0].newTokenIds).toEqual([11]);
+    expect(s.kvCacheManager.blockTable('r')).toEqual([0, 1]);
+    expect(o.stats.specDecoding).toMatchObject({ numDrafts: 1, numDraftTokens: 4, numAcceptedTokens: 0, numAcceptedTokensPerPos: [0, 0, 0, 0] });
+    // No drafts: a plain decode from position 5 (the computed tokens were rolled back to 5).
+    out = s.schedule();
+    expect(out.scheduledRequests[0]).toMatchObject({ tokenIds: [11], startPosition: 5, blockTable: [0, 1] });
+    expect(out.scheduledRequests[0].specTokenIds).toBeUndefined();
+    s.updateFromOutput(out, new Map([['r', [12]]]));
+    s.updateDraftTokenIds(new Map([['r', [13, 14]]]));
+    out = s.schedule();
+    expect(out.scheduledRequests[0]).toMatchObject({ tokenIds: [12, 13, 14], startPosition: 6, specTokenIds: [13, 14] });
+    // Both accepted, plus the bonus token.
+    o = s.updateFromOutput(out, new Map([['r', [13, 14, 15]]]));
+    expect(o.outputs[0].newTokenIds).toEqual([13, 14, 15]);
+    out = s.schedule();
+    expect(out.scheduledRequests[0]).toMatchObject({ tokenIds: [15], startPosition: 9 });
+    expect(o.stats.specDecoding).toMatchObject({ numDrafts: 2, numDraftTokens: 6, numAcceptedTokens: 2, numAcceptedTokensPerPos: [1, 1, 0, 0], acceptanceRate: 2 / 6 });
+  });
+  it('never verifies drafts past max_tokens, and a step that accepts several stops at the cap', () => {
+    const s = new Scheduler({ maxNumBatchedTokens: 64, maxNumSeqs: 4, maxModelLen: 64, numSpeculativeTokens: 4 }, { numBlocks: 8, blockSize: 4 });
+    s.addRequest(mk(3));
+    s.updateFromOutput(s.schedule(), new Map([['r', [5]]]));
+    s.updateDraftTokenIds(new Map([['r', [6, 7, 8, 9]]]));
+    const out = s.schedule();
+    // 1 output so far, cap 3: this step can add 2 tokens, so one draft (and its bonus) at most.
+    expect(out.scheduledRequests[0]).toMatchObject({ tokenIds: [5, 6], specTokenIds: [6] });
+    const o = s.updateFromOutput(out, new Map([['r', [6, 7]]]));
+    expect(o.outputs[0]).toMatchObject({ newTokenIds: [6, 7], finishReason: 'length' });
+    expect(s.kvCacheManager.numFreeBlocks).toBe(8);
+  });
+  it('drafts wait for the budget: a step with little left verifies fewer', () => {
+    const s = new Scheduler({ maxNumBatchedTokens: 3, maxNumSeqs: 4, maxModelLen: 64, numSpeculativeTokens: 4 }, { numBlocks: 8, blockSize: 4 });
+    s.addRequest(mk(20));
+    let out = s.schedule();
+    expect(out.totalNumScheduledTokens).toBe(3);
+    s.updateFromOutput(out, new Map());
+    out = s.schedule();
+    s.updateFromOutput(out, new Map([['r', [5]]]));
+    s.updateDraftTokenIds(new Map([['r', [6, 7, 8, 9]]]));
+    out = s.schedule();
+    expect(out.scheduledRequests[0]).toMatchObject({ tokenIds: [5, 6, 7], specTokenIds: [6, 7] });
   });
 });
 
