@@ -52,8 +52,9 @@ describe('NgramProposer', () => {
 describe('parseSpeculativeConfig', () => {
   it("takes vLLM's keys, camelCase or snake_case, with defaults", () => {
     expect(parseSpeculativeConfig(undefined)).toBeNull();
-    expect(parseSpeculativeConfig({ method: 'ngram', num_speculative_tokens: 4, prompt_lookup_max: 3 })).toEqual({ method: 'ngram', numSpeculativeTokens: 4, promptLookupMin: 1, promptLookupMax: 3 });
-    expect(parseSpeculativeConfig({ method: 'ngram', numSpeculativeTokens: 2, promptLookupMin: 2 })).toEqual({ method: 'ngram', numSpeculativeTokens: 2, promptLookupMin: 2, promptLookupMax: 5 });
+    expect(parseSpeculativeConfig({ method: 'ngram', num_speculative_tokens: 4, prompt_lookup_max: 3 })).toEqual({ method: 'ngram', numSpeculativeTokens: 4, promptLookupMin: 3, promptLookupMax: 3 });
+    expect(parseSpeculativeConfig({ method: 'ngram', numSpeculativeTokens: 2, promptLookupMin: 2 })).toEqual({ method: 'ngram', numSpeculativeTokens: 2, promptLookupMin: 2, promptLookupMax: 2 });
+    expect(parseSpeculativeConfig({ method: 'ngram', numSpeculativeTokens: 2, promptLookupMin: 1, promptLookupMax: 4 })).toMatchObject({ promptLookupMin: 1, promptLookupMax: 4 });
   });
   it('refuses what it cannot do, naming the field', () => {
     const bad: [unknown, RegExp][] = [
@@ -74,7 +75,7 @@ describe('parseSpeculativeConfig', () => {
 describe('serve --speculative-config', () => {
   it("takes vLLM's JSON and refuses what is not a JSON object", () => {
     const o = engineOptions(parseCommand(SERVE, ['m', '--speculative-config', '{"method": "ngram", "num_speculative_tokens": 3}']).values, 'm');
-    expect(parseSpeculativeConfig(o.speculativeConfig)).toEqual({ method: 'ngram', numSpeculativeTokens: 3, promptLookupMin: 1, promptLookupMax: 5 });
+    expect(parseSpeculativeConfig(o.speculativeConfig)).toEqual({ method: 'ngram', numSpeculativeTokens: 3, promptLookupMin: 5, promptLookupMax: 5 });
     expect(engineOptions(parseCommand(SERVE, ['m']).values, 'm').speculativeConfig).toBeUndefined();
     expect(() => engineOptions(parseCommand(SERVE, ['m', '--speculative-config', '{method: ngram}']).values, 'm')).toThrow(UsageError);
     expect(() => engineOptions(parseCommand(SERVE, ['m', '--speculative-config', '[1]']).values, 'm')).toThrow(/must be a JSON object/);

@@ -4,7 +4,7 @@
  *
  * @example
  *   parseSpeculativeConfig({ method: 'ngram', numSpeculativeTokens: 4, promptLookupMax: 4 });
- *   // { method: 'ngram', numSpeculativeTokens: 4, promptLookupMin: 1, promptLookupMax: 4 }
+ *   // { method: 'ngram', numSpeculativeTokens: 4, promptLookupMin: 4, promptLookupMax: 4 }
  */
 import { InvalidArgumentError } from '../errors.js';
 
@@ -12,9 +12,9 @@ export interface NgramConfig {
   method: 'ngram';
   /** Draft tokens proposed (and verified) per step, k. */
   numSpeculativeTokens: number;
-  /** Shortest suffix looked up (default 1 when promptLookupMax is set, as vLLM). */
+  /** Shortest suffix looked up (default: promptLookupMax, or 5 when neither is set, as vLLM). */
   promptLookupMin: number;
-  /** Longest suffix looked up, tried first. */
+  /** Longest suffix looked up, tried first (default: promptLookupMin, or 5). */
   promptLookupMax: number;
 }
 
@@ -54,9 +54,11 @@ export function parseSpeculativeConfig(given: unknown): SpeculativeConfig | null
   };
   if (c.numSpeculativeTokens === undefined) throw new InvalidArgumentError('speculativeConfig.numSpeculativeTokens', 'speculativeConfig.numSpeculativeTokens is required.');
   const k = int('numSpeculativeTokens', c.numSpeculativeTokens, 1, MAX_SPECULATIVE_TOKENS);
-  // vLLM: either bound alone sets the other (min defaults to 1, max to min); neither: 5 and 5? vLLM requires one.
-  const min = c.promptLookupMin === undefined ? 1 : int('promptLookupMin', c.promptLookupMin, 1, MAX_PROMPT_LOOKUP);
-  const max = c.promptLookupMax === undefined ? Math.max(min, 5) : int('promptLookupMax', c.promptLookupMax, 1, MAX_PROMPT_LOOKUP);
+  // As vLLM's SpeculativeConfig: neither bound given -> both 5; one given -> the other equals it.
+  const givenMin = c.promptLookupMin === undefined ? undefined : int('promptLookupMin', c.promptLookupMin, 1, MAX_PROMPT_LOOKUP);
+  const givenMax = c.promptLookupMax === undefined ? undefined : int('promptLookupMax', c.promptLookupMax, 1, MAX_PROMPT_LOOKUP);
+  const min = givenMin ?? givenMax ?? 5;
+  const max = givenMax ?? givenMin ?? 5;
   if (min > max) throw new InvalidArgumentError('speculativeConfig.promptLookupMin', `speculativeConfig.promptLookupMin (${min}) must not exceed promptLookupMax (${max}).`);
   return { method: 'ngram', numSpeculativeTokens: k, promptLookupMin: min, promptLookupMax: max };
 }
