@@ -236,6 +236,8 @@ const PROMPTS = [
   'The cat sat on the mat. The dog sat on the mat. The bird',
   'One day, a boy went to the park.',
 ];
+// Its random continuations repeat the prompt often enough (T 0.4: ~25% of drafts accepted).
+const REPEAT = 'Lily and Ben are friends. They like to play. Lily and Ben are friends. They like to play. Lily and Ben';
 const SPEC = { method: 'ngram', numSpeculativeTokens: 4, promptLookupMin: 1, promptLookupMax: 3 } as const;
 const greedy = (maxTokens: number, extra: Record<string, unknown> = {}) => new SamplingParams({ temperature: 0, maxTokens, ignoreEos: true, ...extra });
 const ids = (outs: RequestOutput[]) => outs.map((o) => o.outputs[0].tokenIds);
@@ -312,6 +314,51 @@ describe.each([
     expect(ids(a)).toEqual(ids(b));
     const lp = greedy(24, { logprobs: 1 });
     expect(ids(await spec.generate(PROMPTS, lp))).toEqual(ids(await base.generate(PROMPTS, lp)));
+  });
+});
+
+describe('speculative decoding with random sampling (CPU)', () => {
+  it('the tokens after accepted or rejected drafts are distributed as without speculation (two-sample chi-square)', async () => {
+    const base = await loadLLM(DEFAULT_MODEL, { device: 'cpu', maxNumSeqs: 64 });
+    const spec = await loadLLM(DEFAULT_MODEL, { device: 'cpu', maxNumSeqs: 64, speculativeConfig: SPEC });
+    try {
+      // Seeds differ between the runs: the two samples are independent draws of the same distribution.
+      const draw = (llm: LLM, seed0: number) =>
+        llm.generate(
+          Array.from({ length: 400 }, () => REPEAT),
+          Array.from({ length: 400 }, (_, i) => new SamplingParams({ temperature: 0.4, maxTokens: 8, ignoreEos: true, seed: seed0 + i })),
+        );
+      const a = ids(await draw(base, 0));
+      const b = ids(await draw(spec, 100000));
+      const st = spec.engine.stats.specDecoding!;
+      expect(st.numAcceptedTokens).toBeGreaterThan(100);
+      expect(st.numAcceptedTokens).toBeLessThan(st.numDraftTokens); // rejections happened too
+      // Positions 1..7 follow verified drafts; categories: tokens seen >= 10 times in all, the rest pooled.
+      for (let pos = 1; pos < 8; pos++) {
+        const count = (rows: number[][]) => rows.reduce((m, r) => m.set(r[pos], (m.get(r[pos]) ?? 0) + 1), new Map<number, number>());
+        const ca = count(a);
+        const cb = count(b);
+        const all = new Set([...ca.keys(), ...cb.keys()]);
+        const cells: [number, number][] = [];
+        let rest: [number, number] = [0, 0];
+        for (const t of all) {
+          const x = ca.get(t) ?? 0;
+          const y = cb.get(t) ?? 0;
+          if (x + y >= 10) cells.push([x, y]);
+          else rest = [rest[0] + x, rest[1] + y];
+        }
+        if (rest[0] + rest[1] > 0) cells.push(rest);
+        // Equal sample sizes: chi2 = sum (x - y)^2 / (x + y), df = cells - 1.
+        const stat = cells.reduce((acc, [x, y]) => acc + (x - y) ** 2 / (x + y), 0);
+        const df = cells.length - 1;
+        // The 0.001 critical value, by the Wilson-Hilferty approximation.
+        const crit = df * (1 - 2 / (9 * df) + 3.09 * Math.sqrt(2 / (9 * df))) ** 3;
+        expect(stat, `position ${pos}: chi2 ${stat.toFixed(1)} over ${df} df`).toBeLessThan(crit);
+      }
+    } finally {
+      base.dispose();
+      spec.dispose();
+    }
   });
 });
 
