@@ -14,7 +14,7 @@ import type { ModelConfig } from '../config/model-config.js';
 import type { Executor, ModelHandle, RunnerLimits, ScheduledSeq, StepResult } from '../engine/executor.js';
 import type { EngineOptions } from '../engine/llm-engine.js';
 import { InvalidArgumentError } from '../errors.js';
-import { Sampler, type SamplerRequest } from '../sampling/sampler.js';
+import { argmax, Sampler, type SamplerRequest } from '../sampling/sampler.js';
 import { CpuDecoder } from './cpu-decoder.js';
 import type { CpuWorkerHost } from './cpu-threads.js';
 import { loadCpuKernels, type CpuKernels } from './cpu-wasm.js';
@@ -121,7 +121,7 @@ export class CpuModelRunner implements Executor {
     const slots = i32.subarray(d.slots / 4, d.slots / 4 + T);
     const tables = i32.subarray(d.tables / 4, d.tables / 4 + seqs.length * maxBlocks).fill(0);
     /** Token row of each logits row, and who it belongs to. */
-    const rows: { row: number; seq: number; kind: 'sample' | 'all'; extra?: number }[] = [];
+    const rows: { row: number; seq: number; kind: 'sample' | 'all' | 'spec'; extra?: number }[] = [];
     let t = 0;
     seqs.forEach((s, si) => {
       const nb = Math.ceil((s.startPos + s.tokenIds.length) / bs);
@@ -140,7 +140,10 @@ export class CpuModelRunner implements Executor {
         positionIds[t] = pos + cfg.learnedPositionOffset;
         seqIdx[t] = si;
         slots[t] = s.blockTable[Math.floor(pos / bs)] * bs + (pos % bs);
-        if (s.allLogits) rows.push({ row: t, seq: si, kind: 'all' });
+        const k = s.verify?.numSpecTokens ?? 0;
+        const verified = j >= s.tokenIds.length - 1 - k;
+        if (s.allLogits || (verified && s.verify?.rows === 'logits')) rows.push({ row: t, seq: si, kind: 'all' });
+        else if (verified && j < s.tokenIds.length - 1 && s.verify?.rows === 'argmax') rows.push({ row: t, seq: si, kind: 'spec' });
       }
       if (s.sample) rows.push({ row: t - 1, seq: si, kind: 'sample' });
       s.extraSamples?.forEach((_, k) => rows.push({ row: t - 1, seq: si, kind: 'sample', extra: k }));
@@ -166,6 +169,11 @@ export class CpuModelRunner implements Executor {
         if (r.kind === 'all') {
           const id = seqs[r.seq].requestId;
           result.allLogits.set(id, [...(result.allLogits.get(id) ?? []), row]);
+        } else if (r.kind === 'spec') {
+          // A greedy row's verdict: its argmax, ties to the lowest id as the sampler's.
+          const id = seqs[r.seq].requestId;
+          const specArgmax = (result.specArgmax ??= new Map());
+          specArgmax.set(id, [...(specArgmax.get(id) ?? []), argmax(row)]);
         } else {
           views.push(row);
           reqs.push(sampleOf(r));

@@ -24,6 +24,13 @@ export interface ScheduledSeq {
   extraSamples?: { requestId: string; sample: SamplerRequest }[];
   /** Also return the logits of every token of this chunk (prompt logprobs, tests). */
   allLogits?: boolean;
+  /**
+   * Speculative decoding: the chunk ends in `numSpecTokens` draft tokens, and the target's verdict is needed at
+   * each of the chunk's last numSpecTokens + 1 positions. 'argmax': the argmax of each (greedy rows; `sample` then
+   * gives the last one, the rest go to StepResult.specArgmax). 'logits': their whole logits rows in
+   * StepResult.allLogits, nothing sampled (`sample` null: the engine's rejection sampler draws).
+   */
+  verify?: { numSpecTokens: number; rows: 'argmax' | 'logits' };
 }
 
 /** What sampling gave for one sequence. */
@@ -31,8 +38,10 @@ export type SampleResult = SampleOut;
 
 export interface StepResult {
   sampled: Map<string, SampleResult>;
-  /** Logits rows [tokens of the chunk][V] for sequences with `allLogits`. */
+  /** Logits rows [tokens of the chunk][V] for sequences with `allLogits` (or verify.rows 'logits': [k + 1][V]). */
   allLogits: Map<string, Float32Array[]>;
+  /** verify.rows 'argmax': the argmax at the k positions before the chunk's last (the last one is in `sampled`). */
+  specArgmax?: Map<string, number[]>;
 }
 
 /** The sizes the executor settled at load (from the options and the memory it has). */

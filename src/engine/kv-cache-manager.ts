@@ -184,6 +184,20 @@ export class KVCacheManager {
   }
 
   /**
+   * Frees the request's blocks past the one that holds its next token to compute (position numComputedTokens):
+   * after speculative decoding rejected drafts, the blocks that held only rejected tokens go back to the pool.
+   * Such blocks were never registered in the prefix cache (their tokens were not computed-and-known).
+   */
+  trimSlots(req: Request): void {
+    const blocks = this.#reqBlocks.get(req.requestId);
+    if (!blocks) return;
+    const keep = Math.max(1, this.numBlocksFor(req.numComputedTokens + 1));
+    if (blocks.length <= keep) return;
+    const dropped = blocks.splice(keep);
+    this.#pool.freeBlocks(dropped.reverse());
+  }
+
+  /**
    * Registers the request's full blocks whose tokens are all computed (`req.numComputedTokens`), so later requests
    * can hit them. Call after the step that computed them has run.
    */

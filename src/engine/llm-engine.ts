@@ -28,6 +28,10 @@ import { Request, RequestStatus } from './request.js';
 import { RequestStream } from './request-stream.js';
 import { Scheduler } from './scheduler.js';
 import { defaultGenerationParams } from './engine-config.js';
+import { parseSpeculativeConfig, type SpeculativeConfig } from '../spec-decode/config.js';
+import { MAX_LOOKBACK, NgramProposer } from '../spec-decode/ngram-proposer.js';
+import { rejectGreedy, rejectRandom, targetProbs } from '../sampling/rejection-sampler.js';
+import { onlyFiltersApply } from '../sampling/sampler.js';
 
 export interface EngineOptions {
   /** Weight dtype on the GPU: 'auto' = f16 when the checkpoint is f16/bf16 and the adapter has shader-f16. */
@@ -95,7 +99,17 @@ export interface EngineOptions {
    * time a step of its shape (token count, longest block table) ran. Default false.
    */
   enforceEager?: boolean;
+  /**
+   * vLLM's speculative_config: `{ method: 'ngram', numSpeculativeTokens, promptLookupMin?, promptLookupMax? }`
+   * (snake_case keys accepted too). Each decode step also verifies up to numSpeculativeTokens draft tokens found
+   * by prompt lookup, in the same forward; outputs are as without it (greedy: token for token; random: the same
+   * distribution). Off by default. Turns async scheduling off. See src/spec-decode/.
+   */
+  speculativeConfig?: SpeculativeConfigInit | null;
 }
+
+/** What LLM.create and `--speculative-config` take (checked by parseSpeculativeConfig). */
+export type SpeculativeConfigInit = { method: 'ngram'; numSpeculativeTokens: number; promptLookupMin?: number; promptLookupMax?: number } | Record<string, unknown>;
 
 /** A submitted step: its plan, the runner's inputs and the pending result. */
 interface InFlight {
@@ -192,6 +206,9 @@ export class LLMEngine {
   private loop: Promise<void> | null = null;
   /** Grammars for structured outputs, made on the first request that asks for one. */
   private structured: StructuredOutputManager | null = null;
+  /** Speculative decoding (EngineOptions.speculativeConfig); null: off. */
+  readonly speculativeConfig: SpeculativeConfig | null;
+  private readonly proposer: NgramProposer | null;
   private nextId = 0;
   private seedCounter = 0;
   private disposed = false;
@@ -214,8 +231,16 @@ export class LLMEngine {
   ) {
     const l = runner.limits;
     this.metrics = new EngineMetrics(l.maxModelLen);
+    this.speculativeConfig = parseSpeculativeConfig(options.speculativeConfig);
+    this.proposer = this.speculativeConfig && new NgramProposer(this.speculativeConfig);
     this.scheduler = new Scheduler(
-      { maxNumSeqs: l.maxNumSeqs, maxNumBatchedTokens: l.maxNumBatchedTokens, maxModelLen: l.maxModelLen, policy: options.schedulingPolicy ?? 'fcfs' },
+      {
+        maxNumSeqs: l.maxNumSeqs,
+        maxNumBatchedTokens: l.maxNumBatchedTokens,
+        maxModelLen: l.maxModelLen,
+        policy: options.schedulingPolicy ?? 'fcfs',
+        numSpeculativeTokens: this.speculativeConfig?.numSpeculativeTokens ?? 0,
+      },
       { numBlocks: l.numBlocks, blockSize: l.blockSize, enablePrefixCaching: options.enablePrefixCaching ?? true },
     );
     this.outputs = new OutputProcessor(tokenizer);
@@ -228,6 +253,7 @@ export class LLMEngine {
   static async create(model: EngineModel, loadExecutor: ExecutorLoader, options: EngineOptions = {}): Promise<LLMEngine> {
     const { config, tokenizer, generationConfig } = model;
     const given = options.generationConfig;
+    parseSpeculativeConfig(options.speculativeConfig); // a bad config fails before the weights load
     const runner = await loadExecutor(model, options);
     const override = typeof given === 'object' ? given : null;
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? []), ...(override?.eosTokenIds ?? [])])];
@@ -532,6 +558,8 @@ export class LLMEngine {
    * argmax (greedy, no logprobs; still so one token later), with no forks or prompt logprobs.
    */
   private canRunAhead(cur: InFlight): boolean {
+    // Speculative decoding: the next step's drafts come from this step's tokens (vLLM V1 too ran them apart).
+    if (this.proposer) return false;
     return cur.seqs.every((s) => !s.allLogits && !s.extraSamples && (!s.sample || rowSampling(s.sample, { candidates: false }) === 'argmax'));
   }
 
@@ -551,12 +579,16 @@ export class LLMEngine {
         forks.set(s.requestId, g.pendingForks.splice(0));
         extraSamples = forks.get(s.requestId)!.map((id) => ({ requestId: id, sample: this.seqs.get(id)!.sample }));
       }
+      const k = s.specTokenIds?.length ?? 0;
+      // Greedy rows verify on the argmaxes; random ones on whole rows, drawn by the rejection sampler.
+      const verify = k > 0 ? { numSpecTokens: k, rows: rowSampling(info.sample, { candidates: false }) === 'argmax' ? ('argmax' as const) : ('logits' as const) } : undefined;
       return {
         requestId: s.requestId,
         tokenIds: s.tokenIds,
         startPos: s.startPosition,
         blockTable: s.blockTable,
-        sample: s.needsSample ? info.sample : null,
+        sample: s.needsSample && verify?.rows !== 'logits' ? info.sample : null,
+        verify,
         extraSamples,
         allLogits: info.sample.params.promptLogprobs !== null && s.requestId === g.seqIds[0] && s.startPosition < promptLen,
       };
@@ -586,7 +618,7 @@ export class LLMEngine {
     for (const s of seqs) {
       const rows = result.allLogits.get(s.requestId);
       const info = this.seqs.get(s.requestId);
-      if (!rows || !info) continue;
+      if (!rows || !info || s.verify) continue;
       const prompt = info.promptTokenIds;
       const entries = rows.map((row, j) => topLogprobs(row, prompt[Math.min(s.startPos + j + 1, prompt.length - 1)], info.sample.params.promptLogprobs!));
       this.outputs.addPromptLogprobs(s.requestId, s.startPos, entries);
@@ -601,6 +633,7 @@ export class LLMEngine {
       const r = result.sampled.get(s.requestId);
       if (r) sampled.set(s.requestId, [r.tokenId]);
     }
+    for (const s of seqs) if (s.verify) sampled.set(s.requestId, this.verifyDrafts(s, result));
     const update = this.scheduler.updateFromOutput(plan, sampled);
     this.metrics.iterationTokens.observe(plan.totalNumScheduledTokens);
     const coreOutputs = [...update.outputs];
@@ -624,6 +657,41 @@ export class LLMEngine {
       return { ...o, newLogprobs: lp ? [lp] : null };
     });
     this.deferred = core;
+    if (this.proposer) this.proposeDrafts(coreOutputs);
+  }
+
+  /** The tokens a speculative step gives a request: the rejection sampler over the target's verdicts. */
+  private verifyDrafts(s: ScheduledSeq, result: StepResult): number[] {
+    const drafts = s.tokenIds.slice(s.tokenIds.length - s.verify!.numSpecTokens);
+    const info = this.seqs.get(s.requestId)!;
+    if (s.verify!.rows === 'argmax') {
+      const targets = [...(result.specArgmax?.get(s.requestId) ?? []), result.sampled.get(s.requestId)!.tokenId];
+      return rejectGreedy(drafts, targets);
+    }
+    const rows = result.allLogits.get(s.requestId)!;
+    const p = info.sample.params;
+    return rejectRandom(drafts, rows.map((row) => targetProbs(row, p)), info.sample.generator);
+  }
+
+  /**
+   * Proposes the next step's drafts for the sequences that got tokens and still run. Excluded from speculation (they
+   * decode one token a step, as without it): structured outputs, logprobs (best_of and beam search ask for them),
+   * penalties, logit bias, allowed / bad words, logits processors, and a sequence short of its minTokens.
+   */
+  private proposeDrafts(outputs: readonly { requestId: string; finishReason: unknown }[]): void {
+    const drafts = new Map<string, number[]>();
+    for (const o of outputs) {
+      const info = this.seqs.get(o.requestId);
+      if (o.finishReason !== null || !info || info.grammar) continue;
+      const n = info.outputTokenIds.length;
+      if (!onlyFiltersApply(info.sample.params, n) || info.sample.params.logprobs !== null) continue;
+      // The proposer looks back at most MAX_LOOKBACK tokens: only that tail of prompt + output is copied.
+      const prompt = info.promptTokenIds;
+      const tail = n >= MAX_LOOKBACK ? info.outputTokenIds.slice(n - MAX_LOOKBACK) : [...prompt.slice(Math.max(0, prompt.length - (MAX_LOOKBACK - n))), ...info.outputTokenIds];
+      const d = this.proposer!.propose(tail);
+      if (d.length > 0) drafts.set(o.requestId, d);
+    }
+    this.scheduler.updateDraftTokenIds(drafts);
   }
 
   /**

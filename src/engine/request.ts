@@ -105,6 +105,11 @@ export class Request {
    * computes from them, their ids taken on the GPU (Scheduler.markPlaceholders).
    */
   numPlaceholders = 0;
+  /**
+   * Speculative decoding: draft tokens proposed after the last sampled one, to be verified by the next step
+   * (vLLM's spec_token_ids). Never part of allTokenIds; cleared when scheduled or preempted.
+   */
+  specTokenIds: number[] = [];
   readonly #outputTokenIds: number[] = [];
   // prompt ++ outputs, kept as one array so slices for the model need no concatenation.
   readonly #allTokenIds: number[];

@@ -20,6 +20,12 @@ export interface ScheduledRequest {
    * from the logits of the chunk's last position. False for an earlier prompt chunk: compute KV only.
    */
   needsSample: boolean;
+  /**
+   * Speculative decoding: the draft tokens at the end of tokenIds (tokenIds = [last sampled token, ...drafts]).
+   * The runner returns the target's verdict at each of the 1 + k last positions; updateFromOutput then takes
+   * 1 .. k + 1 tokens and rolls numComputedTokens back past the rejected drafts. Absent or empty: none.
+   */
+  specTokenIds?: readonly number[];
 }
 
 /** What one engine step must compute: enough to build a flat batch (ids, positions, slot mapping, block tables). */
@@ -66,6 +72,22 @@ export interface SchedulerStats {
   prefixCacheHitRate: number;
   /** Preemptions since the scheduler was created. */
   numPreemptions: number;
+  /** Speculative decoding counters since the scheduler was created (vLLM's SpecDecodingStats); null when off. */
+  specDecoding: SpecDecodingStats | null;
+}
+
+/** Speculative decoding counters (vLLM's vllm:spec_decode_* metrics). */
+export interface SpecDecodingStats {
+  /** Verification steps of a request with at least one draft token. */
+  numDrafts: number;
+  /** Draft tokens verified. */
+  numDraftTokens: number;
+  /** Of those, accepted. */
+  numAcceptedTokens: number;
+  /** Accepted drafts by position in the draft (index 0: the first draft token). */
+  numAcceptedTokensPerPos: number[];
+  /** numAcceptedTokens / numDraftTokens (0 before any draft). */
+  acceptanceRate: number;
 }
 
 /** Result of updateFromOutput. */

@@ -32,7 +32,7 @@
 import { CapacityError, InvalidArgumentError } from '../errors.js';
 import { KVCacheManager } from './kv-cache-manager.js';
 import { isFinishedStatus, RequestStatus, type Request } from './request.js';
-import type { EngineCoreOutput, EngineCoreOutputs, ScheduledRequest, SchedulerOutput, SchedulerStats } from './scheduler-output.js';
+import type { EngineCoreOutput, EngineCoreOutputs, ScheduledRequest, SchedulerOutput, SchedulerStats, SpecDecodingStats } from './scheduler-output.js';
 
 export interface SchedulerConfig {
   /** Token budget of one step: the most tokens one forward pass computes. */
@@ -45,6 +45,8 @@ export interface SchedulerConfig {
   longPrefillTokenThreshold?: number;
   /** 'fcfs' (default): arrival order. 'priority': lower `priority` first, then earlier arrival. */
   policy?: 'fcfs' | 'priority';
+  /** Speculative decoding: the most draft tokens per request and step (0: off, the default). */
+  numSpeculativeTokens?: number;
 }
 
 /** KV-cache geometry (the model runner allocates numBlocks * blockSize slots per layer). */
@@ -70,6 +72,7 @@ export class Scheduler {
   // Finished since the previous schedule(); reported once in SchedulerOutput.finishedRequestIds.
   #finishedIds: string[] = [];
   #numPreemptions = 0;
+  #spec: SpecDecodingStats | null = null;
 
   constructor(config: SchedulerConfig, cache: CacheConfig) {
     for (const k of ['maxNumBatchedTokens', 'maxNumSeqs', 'maxModelLen'] as const) {
@@ -83,7 +86,10 @@ export class Scheduler {
     if (policy !== 'fcfs' && policy !== 'priority') {
       throw new InvalidArgumentError('policy', `policy must be 'fcfs' or 'priority', got '${policy}'.`);
     }
-    this.config = { ...config, longPrefillTokenThreshold: threshold, policy };
+    const k = config.numSpeculativeTokens ?? 0;
+    if (!Number.isInteger(k) || k < 0) throw new InvalidArgumentError('numSpeculativeTokens', `numSpeculativeTokens must be a non-negative integer, got ${k}.`);
+    this.config = { ...config, longPrefillTokenThreshold: threshold, policy, numSpeculativeTokens: k };
+    if (k > 0) this.#spec = { numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, numAcceptedTokensPerPos: new Array<number>(k).fill(0), acceptanceRate: 0 };
     this.kvCacheManager = new KVCacheManager({ ...cache, maxModelLen: config.maxModelLen });
   }
 
@@ -124,6 +130,7 @@ export class Scheduler {
     let budget = this.config.maxNumBatchedTokens;
     const scheduled = new Map<Request, number>(); // insertion order = batch order
     const preempted: Request[] = [];
+    const specOf = new Map<Request, number[]>(); // draft tokens scheduled for verification
 
     // 1. Running requests, decodes first.
     const left = (r: Request) => r.numTokens + r.numPlaceholders - r.numComputedTokens;
@@ -131,8 +138,15 @@ export class Scheduler {
     for (const req of order) {
       if (budget === 0) break;
       if (req.status !== RequestStatus.RUNNING) continue; // preempted earlier in this loop
-      const n = this.#numNewTokens(req, req.numComputedTokens, budget);
+      let n = this.#numNewTokens(req, req.numComputedTokens, budget);
       if (n === 0) continue;
+      // Speculative decoding: a decode also verifies its drafts, which take budget and KV slots like any token.
+      const drafts = req.specTokenIds;
+      req.specTokenIds = [];
+      if (drafts.length > 0 && n === 1 && left(req) === 1 && req.numPlaceholders === 0) {
+        specOf.set(req, drafts.slice(0, this.#maxDrafts(req, budget - 1)));
+        n += specOf.get(req)!.length;
+      }
       let fits = true;
       while (kv.allocateSlots(req, n) === null) {
         const victim = this.#pickVictim();
@@ -141,6 +155,7 @@ export class Scheduler {
           budget += undone;
           scheduled.delete(victim);
         }
+        specOf.delete(victim);
         this.#preempt(victim);
         preempted.push(victim);
         if (victim === req) {
@@ -175,14 +190,17 @@ export class Scheduler {
     let total = 0;
     for (const [req, n] of scheduled) {
       const start = req.numComputedTokens;
-      const tokenIds = req.allTokenIds.slice(start, start + n);
+      const drafts = specOf.get(req) ?? [];
+      const tokenIds = req.allTokenIds.slice(start, start + n - drafts.length);
+      tokenIds.push(...drafts);
       while (tokenIds.length < n) tokenIds.push(-1); // placeholders: sampled by the step in flight
       scheduledRequests.push({
         requestId: req.requestId,
         tokenIds,
         startPosition: start,
         blockTable: kv.blockTable(req.requestId),
-        needsSample: start + n === req.numTokens + req.numPlaceholders,
+        needsSample: start + n - drafts.length === req.numTokens + req.numPlaceholders,
+        ...(drafts.length > 0 ? { specTokenIds: drafts } : {}),
       });
       req.numComputedTokens += n;
       total += n;
@@ -211,9 +229,18 @@ export class Scheduler {
       // A token in flight (async scheduling) is the request's next one, even if it was preempted since.
       const inFlight = sr.needsSample && req.numPlaceholders > 0;
       if (inFlight) req.numPlaceholders--;
+      const ids = sampled.get(sr.requestId) ?? [];
+      const k = sr.specTokenIds?.length ?? 0;
+      if (k > 0 && req.status === RequestStatus.RUNNING) {
+        if (ids.length < 1 || ids.length > k + 1) throw new Error(`updateFromOutput: '${sr.requestId}' verified ${k} drafts but got ${ids.length} tokens`);
+        this.#recordAcceptance(k, ids.length - 1);
+        // The rejected drafts' KV is garbage: forget it (their slots are rewritten next step) and free whole
+        // blocks past what stays computed.
+        req.numComputedTokens -= k + 1 - ids.length;
+        this.kvCacheManager.trimSlots(req);
+      }
       if (req.status === RequestStatus.RUNNING) this.kvCacheManager.cacheBlocks(req);
       else if (!(inFlight && req.status === RequestStatus.PREEMPTED)) continue;
-      const ids = sampled.get(sr.requestId) ?? [];
       if (!sr.needsSample) {
         if (ids.length > 0) throw new Error(`updateFromOutput: '${sr.requestId}' got tokens for a chunk that needed no sample`);
         continue;
@@ -255,6 +282,18 @@ export class Scheduler {
     for (const sr of out.scheduledRequests) {
       const req = this.#requests.get(sr.requestId);
       if (sr.needsSample && req?.status === RequestStatus.RUNNING) req.numPlaceholders++;
+    }
+  }
+
+  /**
+   * Speculative decoding: sets the draft tokens of running requests (requestId -> drafts), to be verified by the
+   * next schedule(); requests unknown, finished or waiting are skipped (vLLM's update_draft_token_ids).
+   */
+  updateDraftTokenIds(drafts: ReadonlyMap<string, readonly number[]>): void {
+    if (this.config.numSpeculativeTokens === 0) return;
+    for (const [id, ids] of drafts) {
+      const req = this.#requests.get(id);
+      if (req?.status === RequestStatus.RUNNING) req.specTokenIds = ids.slice(0, this.config.numSpeculativeTokens);
     }
   }
 
@@ -326,6 +365,11 @@ export class Scheduler {
       prefixCacheHits: hits,
       prefixCacheHitRate: queries === 0 ? 0 : hits / queries,
       numPreemptions: this.#numPreemptions,
+      specDecoding: this.#spec && {
+        ...this.#spec,
+        numAcceptedTokensPerPos: this.#spec.numAcceptedTokensPerPos.slice(),
+        acceptanceRate: this.#spec.numDraftTokens === 0 ? 0 : this.#spec.numAcceptedTokens / this.#spec.numDraftTokens,
+      },
     };
   }
 
@@ -338,6 +382,22 @@ export class Scheduler {
     const threshold = this.config.longPrefillTokenThreshold;
     if (threshold > 0) n = Math.min(n, threshold);
     return Math.min(n, budget);
+  }
+
+  // Drafts a decode of `req` may verify: within the budget left after its own token, and never past its length
+  // cap (a draft token at the cap could not be kept anyway: the step's tokens end at maxTokens / maxModelLen).
+  #maxDrafts(req: Request, budget: number): number {
+    const byLength = Math.min(req.params.maxTokens - req.numOutputTokens, this.config.maxModelLen - req.numTokens) - 1;
+    return Math.max(0, Math.min(budget, byLength, this.config.numSpeculativeTokens));
+  }
+
+  #recordAcceptance(numDrafts: number, numAccepted: number): void {
+    const s = this.#spec;
+    if (!s) return;
+    s.numDrafts++;
+    s.numDraftTokens += numDrafts;
+    s.numAcceptedTokens += numAccepted;
+    for (let j = 0; j < numAccepted; j++) s.numAcceptedTokensPerPos[j]++;
   }
 
   // vLLM's stop check (sched/utils.py check_stop), plus minTokens for EOS and stop tokens.
@@ -378,6 +438,7 @@ export class Scheduler {
     this.kvCacheManager.free(req);
     req.status = RequestStatus.PREEMPTED;
     req.numComputedTokens = 0;
+    req.specTokenIds = [];
     req.numPreemptions++;
     this.#numPreemptions++;
     this.#enqueue(req, true);

@@ -77,6 +77,15 @@ export class ServerMetrics {
       const labels = Object.entries(info).map(([k, v]) => `,${k}="${escapeLabel(v)}"`).join('');
       sample('vllm:cache_config_info', 1, labels);
     }
+    const spec = s.specDecoding;
+    if (spec) {
+      // vLLM's SpecDecodingProm names (vllm/v1/spec_decode/metrics.py).
+      scalar('vllm:spec_decode_num_drafts_total', 'counter', 'Number of spec decoding drafts.', spec.numDrafts);
+      scalar('vllm:spec_decode_num_draft_tokens_total', 'counter', 'Number of draft tokens.', spec.numDraftTokens);
+      scalar('vllm:spec_decode_num_accepted_tokens_total', 'counter', 'Number of accepted tokens.', spec.numAcceptedTokens);
+      family('vllm:spec_decode_num_accepted_tokens_per_pos_total', 'counter', 'Accepted tokens per draft position.');
+      spec.numAcceptedTokensPerPos.forEach((c, j) => sample('vllm:spec_decode_num_accepted_tokens_per_pos_total', c, `,position="${j}"`));
+    }
     return `${lines.join('\n')}\n`;
   }
 }

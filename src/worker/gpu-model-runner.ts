@@ -289,7 +289,7 @@ export class GpuModelRunner implements Executor {
     const slots = new Int32Array(buf, layout.slotMapping, T);
     const tables = new Uint32Array(buf, layout.blockTables, seqs.length * maxBlocks).fill(0);
     /** Token row of each logits row, and who it belongs to. */
-    const rows: { row: number; seq: number; kind: 'sample' | 'all'; extra?: number }[] = [];
+    const rows: { row: number; seq: number; kind: 'sample' | 'all' | 'spec'; extra?: number }[] = [];
     let t = 0;
     seqs.forEach((s, si) => {
       const nb = Math.ceil((s.startPos + s.tokenIds.length) / bs);
@@ -308,7 +308,11 @@ export class GpuModelRunner implements Executor {
         positionIds[t] = pos + cfg.learnedPositionOffset;
         seqIdx[t] = si;
         slots[t] = s.blockTable[Math.floor(pos / bs)] * bs + (pos % bs);
-        if (s.allLogits) rows.push({ row: t, seq: si, kind: 'all' });
+        // Speculative decoding: the verdict at each of the last k + 1 positions (the last one is the sample row).
+        const k = s.verify?.numSpecTokens ?? 0;
+        const verified = j >= s.tokenIds.length - 1 - k;
+        if (s.allLogits || (verified && s.verify?.rows === 'logits')) rows.push({ row: t, seq: si, kind: 'all' });
+        else if (verified && j < s.tokenIds.length - 1 && s.verify?.rows === 'argmax') rows.push({ row: t, seq: si, kind: 'spec' });
       }
       if (s.sample) rows.push({ row: t - 1, seq: si, kind: 'sample' });
       // Extra samples read the same row again (one logits row, one readback per draw; n is small).
@@ -350,7 +354,7 @@ export class GpuModelRunner implements Executor {
     const maskedOnGpu = this.gpuTokenMask && oneChunk;
     const masked = maskedOnGpu ? rows.flatMap((r, i) => (r.kind === 'sample' && sampleOf(r).tokenBitmask ? [i] : [])) : [];
     const masks = masked.length > 0 ? this.uploadMasks(masked, masked.map((i) => sampleOf(rows[i]).tokenBitmask!)) : null;
-    const mode = rows.map((r) => (r.kind === 'all' ? 'full' : rowSampling(sampleOf(r), { candidates: this.candidateSampling && oneChunk, maskedOnGpu })));
+    const mode = rows.map((r) => (r.kind === 'all' ? 'full' : r.kind === 'spec' ? 'argmax' : rowSampling(sampleOf(r), { candidates: this.candidateSampling && oneChunk, maskedOnGpu })));
     const needRow = mode.map((m) => m === 'full');
     const V = cfg.vocabSize;
     const rowBytes = V * 4;
@@ -415,6 +419,9 @@ export class GpuModelRunner implements Executor {
           const list = result.allLogits.get(s.requestId) ?? [];
           list.push(new Float32Array(mapped.slice(fo!, fo! + rowBytes)));
           result.allLogits.set(s.requestId, list);
+        } else if (r.kind === 'spec') {
+          const specArgmax = (result.specArgmax ??= new Map());
+          specArgmax.set(s.requestId, [...(specArgmax.get(s.requestId) ?? []), new Uint32Array(mapped, idAt(i), 1)[0]]);
         } else if (mode[i] === 'candidates') {
           const id = sampleCandidates(readCandidateRow(mapped, idsBytes + i * recordBytes, K), sampleOf(r), V);
           if (id === null) declined.push(i);

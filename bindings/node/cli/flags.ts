@@ -46,6 +46,7 @@ export const ENGINE_FLAGS: FlagSpec[] = [
   { name: 'enforce-eager', kind: 'boolean', help: 'record every step anew (by default a step replays the commands captured the first time a step of its shape ran, as vLLM CUDA graphs)' },
   { name: 'async-scheduling', kind: 'boolean', negatable: true, help: 'schedule and submit each step while the previous one runs on the GPU', defaultText: 'on' },
   { name: 'scheduling-policy', kind: 'choice', choices: ['fcfs', 'priority'], help: "'fcfs': first come, first served; 'priority': requests' priority (lower first, then arrival); a request with a priority under fcfs is refused", defaultText: 'fcfs' },
+  { name: 'speculative-config', kind: 'string', metavar: 'JSON', help: 'speculative decoding, as vLLM: \'{"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4}\' (n-gram prompt lookup; outputs as without it)', defaultText: 'off' },
   { name: 'max-logprobs', kind: 'int', min: -1, help: 'most logprobs / prompt_logprobs a request may ask for (-1: the whole vocabulary)', defaultText: '20' },
   { name: 'log-level', kind: 'choice', choices: LOG_LEVELS, metavar: 'LEVEL', aliases: ['uvicorn-log-level'], help: "stderr verbosity: 'debug' adds Dawn's adapter warnings and the notice of the model's sampling defaults", defaultText: 'info' },
 ];
@@ -65,6 +66,19 @@ export const SAMPLING_FLAGS: FlagSpec[] = [
 const str = (v: FlagValues, k: string) => v[k] as string | undefined;
 const n = (v: FlagValues, k: string) => v[k] as number | undefined;
 const bool = (v: FlagValues, k: string) => v[k] as boolean | undefined;
+
+/** --speculative-config's JSON (its fields are checked by the engine: src/spec-decode/config.ts). */
+function specConfig(text: string | undefined): LLMOptions['speculativeConfig'] {
+  if (text === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--speculative-config must be a JSON object: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--speculative-config must be a JSON object, got ${text}`);
+  return parsed as Record<string, unknown>;
+}
 
 /** The current log level of parsed values. */
 export function logLevelOf(v: FlagValues): LogLevel {
@@ -110,6 +124,7 @@ export function engineOptions(v: FlagValues, model: string | undefined): LLMOpti
     asyncScheduling: bool(v, 'async-scheduling'),
     maxLogprobs: n(v, 'max-logprobs'),
     schedulingPolicy: str(v, 'scheduling-policy') as LLMOptions['schedulingPolicy'],
+    speculativeConfig: specConfig(str(v, 'speculative-config')),
   };
   // Unset flags leave the library's defaults.
   for (const k of Object.keys(o) as (keyof LLMOptions)[]) if (o[k] === undefined) delete o[k];
