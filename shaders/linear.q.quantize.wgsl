@@ -1,0 +1,78 @@
+// The activations of the int8 GEMV (linear.q.gemv.i8.wgsl), quantized once per linear as llama.cpp's q8_1 blocks:
+//   xin[t, :] = x[t, :]                                       (NORM == 0)
+//             = x[t, :] g / sqrt(mean(x[t, :]^2) + eps)       (NORM == 1: the linear's fused RMSNorm)
+//   for each block b of 32: d = max |xin| / 127, a = roundf(xin / d) (half away from zero, as C's roundf; 0 when
+//   d == 0), xq[t, b] = a packed 4 to a word (element 4 i + e in byte e of word i), xs[t, b] = (d, d sum(a)).
+// d sum(a) serves the weights with a block minimum (q4_1, q5_1, q4_k, q5_k: sum(x (d_w q + m)) = ... + m d sum(a)).
+//
+// Bindings: x   f32 [T, K] as vec4s (K % 32 == 0)
+//           g   f32 [K]     (a dummy when NORM == 0)
+//           xq  u32 [T, K / 4] as vec4s: two per block
+//           xs  vec2<f32> [T, K / 32]
+//
+// Dispatch: (ceil(K / 32 / WG), T): a thread per block; with NORM every workgroup first sums its token's squares
+// (K floats, from cache; T <= 8 tokens here).
+
+@group(0) @binding(0) var<uniform> p: Params; // QUANTIZE_PARAMS in src/layers/quant/kernels-i8.ts
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> xq: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> xs: array<vec2<f32>>;
+
+override WG: u32 = 64;
+override NORM: u32 = 0;
+
+var<workgroup> red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wid.y;
+  let nb = p.K / 32u;
+  let row = t * (p.K / 4u);
+  var scale = 1.0;
+  if (NORM == 1u) {
+    var ss = 0.0;
+    for (var i = lid; i < p.K / 4u; i += WG) {
+      let v = x[row + i];
+      ss += dot(v, v);
+    }
+    red[lid] = ss;
+    workgroupBarrier();
+    for (var o = WG / 2u; o > 0u; o >>= 1u) {
+      if (lid < o) {
+        red[lid] += red[lid + o];
+      }
+      workgroupBarrier();
+    }
+    scale = inverseSqrt(red[0] / f32(p.K) + p.eps);
+  }
+  let b = wid.x * WG + lid;
+  if (b >= nb) {
+    return;
+  }
+  var v: array<vec4<f32>, 8>;
+  var amax = 0.0;
+  for (var i = 0u; i < 8u; i++) {
+    v[i] = x[row + 8u * b + i];
+    if (NORM == 1u) {
+      v[i] = v[i] * scale * g[8u * b + i];
+    }
+    let m = abs(v[i]);
+    amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
+  }
+  let d = amax / 127.0;
+  let id = select(0.0, 1.0 / d, d != 0.0);
+  var q: array<u32, 8>;
+  var sum = 0i;
+  for (var i = 0u; i < 8u; i++) {
+    let s = v[i] * id;
+    let r = trunc(s); // s - r is exact: halves go away from zero (floor(|s| + 0.5) would round 0.49999997 up)
+    let a = vec4<i32>(r + select(vec4<f32>(0.0), sign(s), abs(s - r) >= vec4<f32>(0.5)));
+    sum += a.x + a.y + a.z + a.w;
+    q[i] = pack4xI8Clamp(a);
+  }
+  let o = 2u * (t * nb + b);
+  xq[o] = vec4<u32>(q[0], q[1], q[2], q[3]);
+  xq[o + 1u] = vec4<u32>(q[4], q[5], q[6], q[7]);
+  xs[t * nb + b] = vec2<f32>(d, d * f32(sum));
+}
