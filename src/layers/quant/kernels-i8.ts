@@ -83,11 +83,13 @@ export function int8Gemv(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tensor 
       code: `${activationLib}\n${linearLib}\n${qBlockLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvI8Source}`,
       prelude: `${subgroup ? 'enable subgroups;\n' : ''}${QI8_STRUCT}${I8_WGSL[part.format]}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
       constants: { WG: wg, LANES: lanes, ...fused },
-      bindings: ['read', 'read', 'read', 'read', 'write'],
+      // Binding 6: the weight again, as vec4<u32> (the readers of 16-byte aligned blocks declare it: formats/int8.ts).
+      bindings: ['read', 'read', 'read', 'read', 'write', 'read'],
       params: LINEAR_PARAMS,
     }));
     const perGroup = (wg / lanes) * (opts.gated ? rows / 2 : rows);
     const [gx, gz] = grid(ctx, Math.ceil(params.N / perGroup));
-    rec.run(kernel, params, [wholeBuffer(xq), wholeBuffer(xs), wholeBuffer(part.buffer), bb, ob], gx, Math.ceil(T / tt), gz);
+    const wb = wholeBuffer(part.buffer);
+    rec.run(kernel, params, [wholeBuffer(xq), wholeBuffer(xs), wb, bb, ob, wb], gx, Math.ceil(T / tt), gz);
   }
 }

@@ -100,20 +100,24 @@ export const I8_WGSL: Record<string, string> = {
 };
 
 /**
- * q4_k / q5_k (blocks of 144 / 176 bytes, whole words): chunk k is sub-block k, scale d sc_k and min -dmin m_k; the
- * nibbles of qs pair k / 2 (16-byte aligned: one vec4 of words per 4), q5_k's fifth bits from bit k of the qh words.
+ * q4_k / q5_k (blocks of 144 / 176 bytes: multiples of 16, as are the rows, so every block starts at a vec4): read
+ * as vec4<u32> through `w4` (binding 6, the weight buffer bound a second time): the header (d, dmin, 12 bytes of
+ * scales) is one vec4, chunk k's nibbles (qs pair k / 2) two, q5_k's qh (bit k of each byte) two more. Chunk k is
+ * sub-block k: scale d sc_k, minimum -dmin m_k.
  */
 export function scaleMinI8(blockBytes: number, q5: boolean): string {
-  const qs = q5 ? 12 : 4;
-  return `const QB = ${blockBytes}u;
+  const qs = q5 ? 3 : 1; // first vec4 of qs in the block
+  return `@group(0) @binding(6) var<storage, read> w4: array<vec4<u32>>;
+const QB = ${blockBytes}u;
 fn qChunkI8(row: u32, c: u32) -> QI8 {
-  let a = (row + (c >> 3u) * QB) >> 2u;
+  let a = (row + (c >> 3u) * QB) >> 4u;
   let k = c & 7u;
-  let dm = unpack2x16float(w[a]);
+  let hd = w4[a];
+  let dm = unpack2x16float(hd.x);
   let sh = (k & 3u) * 8u;
-  let b0 = (w[a + 1u] >> sh) & 255u;
-  let b1 = (w[a + 2u] >> sh) & 255u;
-  let b2 = (w[a + 3u] >> sh) & 255u;
+  let b0 = (hd.y >> sh) & 255u;
+  let b1 = (hd.z >> sh) & 255u;
+  let b2 = (hd.w >> sh) & 255u;
   let lo = k < 4u;
   let sc = select((b2 & 15u) | ((b0 >> 6u) << 4u), b0 & 63u, lo);
   let mn = select((b2 >> 4u) | ((b1 >> 6u) << 4u), b1 & 63u, lo);
@@ -121,11 +125,14 @@ fn qChunkI8(row: u32, c: u32) -> QI8 {
   let d = dm.x * f32(sc);
   r.d = vec2<f32>(d, d);
   r.m = -(dm.y * f32(mn));
-  let q = a + ${qs}u + 8u * (k >> 1u);
-  let ns = (k & 1u) * 4u;
-  for (var i = 0u; i < 8u; i++) {
-    r.q[i] = ((w[q + i] >> ns) & 0x0f0f0f0fu)${q5 ? ' | (((w[a + 4u + i] >> k) & 0x01010101u) << 4u)' : ''};
-  }
+  let q = a + ${qs}u + 2u * (k >> 1u);
+  let ns = vec4<u32>((k & 1u) * 4u);
+  var v0 = (w4[q] >> ns) & vec4<u32>(0x0f0f0f0fu);
+  var v1 = (w4[q + 1u] >> ns) & vec4<u32>(0x0f0f0f0fu);${q5 ? `
+  let kk = vec4<u32>(k);
+  v0 |= ((w4[a + 1u] >> kk) & vec4<u32>(0x01010101u)) << vec4<u32>(4u);
+  v1 |= ((w4[a + 2u] >> kk) & vec4<u32>(0x01010101u)) << vec4<u32>(4u);` : ''}
+  r.q = array<u32, 8>(v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w);
   return r;
 }
 `;
