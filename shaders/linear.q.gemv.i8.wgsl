@@ -14,6 +14,8 @@
 //           w     u32 words of the part: rows of p.wStride bytes
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
 //           out   f32 [T, outStride]
+//           w4    (binding 6) the weight buffer again as vec4<u32>, declared by the readers of 16-byte aligned
+//                 blocks (q4_k, q5_k) only
 //
 // Dispatch: as linear.q.gemv.wgsl.
 
