@@ -7,22 +7,26 @@
 //
 // Bindings: x   f32 [T, K] as vec4s (K % 32 == 0)
 //           g   f32 [K]     (a dummy when NORM == 0)
-//           xq  u32 [T, K / 4] as vec4s: two per block
+//           xq  u32 [T, K / 4]: 8 words per block (read by the GEMV as two vec4s)
 //           xs  vec2<f32> [T, K / 32]
 //
-// Dispatch: (ceil(K / 32 / WG), T): a thread per block; with NORM every workgroup first sums its token's squares
-// (K floats, from cache; T <= 8 tokens here).
+// Dispatch: (ceil(K / 32 / (WG / 8)), T): 8 threads per block, a vec4 each (coalesced loads; the block's max and
+// sum over its 8 threads in workgroup memory); with NORM every workgroup first sums its token's squares (K floats,
+// from cache; T <= 8 tokens here).
 
 @group(0) @binding(0) var<uniform> p: Params; // QUANTIZE_PARAMS in src/layers/quant/kernels-i8.ts
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> g: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> xq: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read_write> xq: array<u32>;
 @group(0) @binding(4) var<storage, read_write> xs: array<vec2<f32>>;
 
-override WG: u32 = 64;
+/** Threads per workgroup: a multiple of 8 and a power of two. */
+override WG: u32 = 256;
 override NORM: u32 = 0;
 
 var<workgroup> red: array<f32, WG>;
+var<workgroup> amx: array<f32, WG>;
+var<workgroup> isum: array<i32, WG>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -46,33 +50,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     scale = inverseSqrt(red[0] / f32(p.K) + p.eps);
   }
-  let b = wid.x * WG + lid;
-  if (b >= nb) {
-    return;
-  }
-  var v: array<vec4<f32>, 8>;
-  var amax = 0.0;
-  for (var i = 0u; i < 8u; i++) {
-    v[i] = x[row + 8u * b + i];
+  let b = wid.x * (WG / 8u) + lid / 8u;
+  let e = lid % 8u;
+  let valid = b < nb;
+  var v = vec4<f32>(0.0);
+  if (valid) {
+    v = x[row + 8u * b + e];
     if (NORM == 1u) {
-      v[i] = v[i] * scale * g[8u * b + i];
+      v = v * scale * g[8u * b + e];
     }
-    let m = abs(v[i]);
-    amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
   }
-  let d = amax / 127.0;
+  let m = abs(v);
+  amx[lid] = max(max(m.x, m.y), max(m.z, m.w));
+  workgroupBarrier();
+  for (var o = 4u; o > 0u; o >>= 1u) {
+    if (e < o) {
+      amx[lid] = max(amx[lid], amx[lid + o]);
+    }
+    workgroupBarrier();
+  }
+  let d = amx[lid - e] / 127.0;
   let id = select(0.0, 1.0 / d, d != 0.0);
-  var q: array<u32, 8>;
-  var sum = 0i;
-  for (var i = 0u; i < 8u; i++) {
-    let s = v[i] * id;
-    let r = trunc(s); // s - r is exact: halves go away from zero (floor(|s| + 0.5) would round 0.49999997 up)
-    let a = vec4<i32>(r + select(vec4<f32>(0.0), sign(s), abs(s - r) >= vec4<f32>(0.5)));
-    sum += a.x + a.y + a.z + a.w;
-    q[i] = pack4xI8Clamp(a);
+  let s = v * id;
+  let r = trunc(s); // s - r is exact: halves go away from zero (floor(|s| + 0.5) would round 0.49999997 up)
+  let a = vec4<i32>(r + select(vec4<f32>(0.0), sign(s), abs(s - r) >= vec4<f32>(0.5)));
+  isum[lid] = a.x + a.y + a.z + a.w;
+  workgroupBarrier();
+  for (var o = 4u; o > 0u; o >>= 1u) {
+    if (e < o) {
+      isum[lid] += isum[lid + o];
+    }
+    workgroupBarrier();
   }
-  let o = 2u * (t * nb + b);
-  xq[o] = vec4<u32>(q[0], q[1], q[2], q[3]);
-  xq[o + 1u] = vec4<u32>(q[4], q[5], q[6], q[7]);
-  xs[t * nb + b] = vec2<f32>(d, d * f32(sum));
+  if (valid) {
+    xq[8u * (t * nb + b) + e] = pack4xI8Clamp(a);
+    if (e == 0u) {
+      xs[t * nb + b] = vec2<f32>(d, d * f32(isum[lid]));
+    }
+  }
 }

@@ -92,7 +92,8 @@ const roundf = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
 describe('int8-activation quantized GEMV (forced on over lavapipe)', async () => {
   const ctx = await getTestGpu();
   const base = ctx.tuning;
-  ctx.tuning = { ...base, quantGemvInt8: true };
+  // rowWorkgroup 64: quantize workgroups of 8 blocks (some partly past K), as on GPUs (the e2e test runs lavapipe's 1).
+  ctx.tuning = { ...base, quantGemvInt8: true, rowWorkgroup: 64 };
 
   it('lavapipe has packed_4x8_integer_dot_product; the CPU tuning keeps int8 off; formats without a reader fall back', () => {
     expect(ctx.packedDot).toBe(true);

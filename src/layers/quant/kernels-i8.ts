@@ -24,8 +24,6 @@ import type { QuantWeight } from './kernels.js';
 
 /** linear.q.quantize.wgsl: tokens, columns, the RMSNorm's eps. */
 const QUANTIZE_PARAMS = paramsStruct({ T: 'u32', K: 'u32', eps: 'f32' });
-/** Threads (blocks of 32) per quantize workgroup. */
-const QUANTIZE_WG = 64;
 
 /** Whether this linear runs on the int8 GEMV: the device and tuning allow it and every part's format has a reader. */
 export function useInt8Gemv(rec: Recorder, w: QuantWeight): boolean {
@@ -40,16 +38,18 @@ export function quantizeActivations(rec: Recorder, x: Tensor, T: number, K: numb
   const xq = ctx.scratchBuffer('linear.xq', T * K);
   const xs = ctx.scratchBuffer('linear.xs', T * nb * 8);
   const norm = opts.rmsNorm ? 1 : 0;
-  const key = `linear.q.quantize.${norm}`;
+  // Threads per workgroup, 8 per block of 32: the row reductions' (256 on GPUs, 8 on CPU drivers).
+  const wg = Math.max(8, ctx.tuning.rowWorkgroup);
+  const key = `linear.q.quantize.${norm}.${wg}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
     code: quantizeSource,
     bindings: ['read', 'read', 'write', 'write'],
     params: QUANTIZE_PARAMS,
-    constants: { WG: QUANTIZE_WG, NORM: norm },
+    constants: { WG: wg, NORM: norm },
   }));
   const g = opts.rmsNorm ? bindTensor(ctx, opts.rmsNorm.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
-  rec.run(kernel, { T, K, eps: opts.rmsNorm?.eps ?? 0 }, [bindTensor(ctx, x, 'linear x'), g, wholeBuffer(xq), wholeBuffer(xs)], Math.ceil(nb / QUANTIZE_WG), T);
+  rec.run(kernel, { T, K, eps: opts.rmsNorm?.eps ?? 0 }, [bindTensor(ctx, x, 'linear x'), g, wholeBuffer(xq), wholeBuffer(xs)], Math.ceil(nb / (wg / 8)), T);
   return { xq, xs };
 }
 
