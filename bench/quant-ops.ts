@@ -6,9 +6,13 @@
  *
  * Run (built by `npm run build` into build/bench):
  *   node build/bench/quant-ops.js [--formats q4_0,q8_0,q4_k,q6_k] [--tokens 1,4,16,64,512]
- *     [--gemv 128:32:2,64:8:2] [--shapes qkv,gate/up,down] [--quick] [--unsafe]
- * --gemv: tuning.quantGemv variants (threads:lanes:rows) for T <= 8; above 8, 'mma' (subgroup matrices, where the
- * device has them) and 'tiled' (registers). --quick: small shapes for CPU WebGPU.
+ *     [--gemv 128:32:2,64:8:2] [--int8 off,on] [--shapes qkv,gate/up,down] [--quick] [--unsafe]
+ * --gemv: tuning.quantGemv variants (threads:lanes:rows) for T <= 8 (default: the device's tuning, quantGemvOne
+ * at T = 1); above 8, 'mma' (subgroup matrices, where the device has them) and 'tiled' (registers). --int8: the
+ * GEMV with float activations (off) and/or int8 ones (on: tuning.quantGemvInt8, where the device has
+ * packed_4x8_integer_dot_product; default: the device's tuning); with both, the int8 rows print their speedup
+ * (off time / on time). --quick: small shapes for CPU WebGPU.
+ * The int8 comparison on an H200: node build/bench/quant-ops.js --tokens 1,4,8 --int8 off,on
  *
  * Timing as bench/ops.js: repetitions recorded into one submit, cycling through copies of the weight (>= 256 MB in
  * all) so that each call streams its weight from memory; GB/s counts the weight's bytes once per call.
@@ -67,16 +71,21 @@ async function main() {
   let gpu = await nodeGpu();
   if (flag('--unsafe')) gpu = create(dawnFlags());
   const ctx = await GpuContext.create(gpu);
-  console.log(`device: ${ctx.adapterInfo.vendor} ${ctx.adapterInfo.architecture} ${ctx.adapterInfo.description}; subgroup matrices=${ctx.subgroupMatrix}`);
+  console.log(`device: ${ctx.adapterInfo.vendor} ${ctx.adapterInfo.architecture} ${ctx.adapterInfo.description}; subgroup matrices=${ctx.subgroupMatrix}; packed int8 dot=${ctx.packedDot}`);
   const formats = list('--formats', 'q4_0,q8_0,q4_k,q6_k') as QuantFormat[];
   const Ts = list('--tokens', quick ? '1,4,16,64' : '1,4,16,64,512').map(Number);
-  const gemvs = list('--gemv', `${ctx.tuning.quantGemv.join(':')}`).map((v) => v.split(':').map(Number) as [number, number, number]);
+  const gemvs = option('--gemv') ? list('--gemv', '').map((v) => v.split(':').map(Number) as [number, number, number]) : [null];
+  const int8s = list('--int8', ctx.tuning.quantGemvInt8 && ctx.packedDot ? 'on' : 'off').map((v) => {
+    if (v !== 'on' && v !== 'off') throw new Error(`--int8: '${v}' is neither on nor off`);
+    return v === 'on';
+  });
+  if (int8s.includes(true) && !ctx.packedDot) throw new Error('--int8 on: this device lacks WGSL packed_4x8_integer_dot_product');
   const pick = option('--shapes')?.split(',');
   const shapes: [string, number, number, boolean][] = quick
     ? [['square', 512, 512, false], ['gate/up', 2048, 512, true]]
     : [['qkv', 3072, 2048, false], ['gate/up', 16384, 2048, true], ['down', 2048, 8192, false]];
   const base: KernelTuning = ctx.tuning;
-  console.log('\n| format | shape | T | kernel | us | GB/s | rel.err |\n|---|---|---|---|---|---|---|');
+  console.log('\n| format | shape | T | kernel | us | GB/s | rel.err | int8 speedup |\n|---|---|---|---|---|---|---|---|');
   for (const format of formats) {
     for (const [label, rows, K, gated] of shapes) {
       if (pick && !pick.includes(label)) continue;
@@ -101,11 +110,18 @@ async function main() {
       for (const T of Ts) {
         const variants: [string, KernelTuning][] =
           T <= 8
-            ? gemvs.map((g) => [`gemv ${g.join('/')}`, { ...base, quantGemv: g, quantGemvOne: g }])
+            ? gemvs.flatMap((g) =>
+                int8s.map((int8): [string, KernelTuning] => {
+                  const shape = g ?? (T === 1 ? base.quantGemvOne : base.quantGemv);
+                  return [`gemv ${shape.join('/')}${int8 ? ' int8' : ''}`, { ...base, quantGemv: g ?? base.quantGemv, quantGemvOne: g ?? base.quantGemvOne, quantGemvInt8: int8 }];
+                }),
+              )
             : [
                 ...(ctx.subgroupMatrix ? [['mma', base] as [string, KernelTuning]] : []),
                 ['tiled', { ...base, mmaMinTokens: 0 }],
               ];
+        /** Float-activation GEMV times by shape, for the int8 rows' speedup. */
+        const floatTimes = new Map<string, number>();
         for (const [name, tuning] of variants) {
           ctx.tuning = tuning;
           const run = (rec: Recorder, i: number) => copies[i % copies.length].method.apply(rec, x, copies[i % copies.length], null, out, T, gated ? { gated: 'silu' } : {});
@@ -136,7 +152,11 @@ async function main() {
           const iters = quick ? 5 : Math.max(20, Math.min(400, Math.round(2e5 / T)));
           const s = await time(ctx, iters, run);
           const bytes = rows * (fmt.blockBytes * K) / fmt.blockElems;
-          console.log(`| ${format} | ${label} ${rows}x${K} | ${T} | ${name} | ${(s * 1e6).toFixed(1)} | ${(bytes / s / 1e9).toFixed(0)} | ${err.toExponential(1)} |`);
+          const shapeName = name.replace(/ int8$/, '');
+          if (!name.endsWith(' int8')) floatTimes.set(shapeName, s);
+          const off = floatTimes.get(shapeName);
+          const speedup = name.endsWith(' int8') && off ? `${(off / s).toFixed(2)}x` : '';
+          console.log(`| ${format} | ${label} ${rows}x${K} | ${T} | ${name} | ${(s * 1e6).toFixed(1)} | ${(bytes / s / 1e9).toFixed(0)} | ${err.toExponential(1)} | ${speedup} |`);
         }
       }
       ctx.tuning = base;

@@ -107,6 +107,8 @@ export class GpuContext {
     readonly subgroups: boolean,
     /** chromium-experimental-subgroup-matrix is enabled and linear uses it (see GpuContextOptions). */
     readonly subgroupMatrix: boolean,
+    /** WGSL has packed_4x8_integer_dot_product (dot4I8Packed, pack4xI8): the int8 quantized GEMV can run. */
+    readonly packedDot: boolean,
     tuning: KernelTuning,
   ) {
     this.tuning = tuning;
@@ -144,7 +146,8 @@ export class GpuContext {
       if (typeof value === 'number') requiredLimits[name] = value;
     }
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webgpu-llm' });
-    return new GpuContext(gpu, adapter, device, f16, subgroups, subgroupMatrix, opts.tuning ?? defaultTuning(adapter.info));
+    const packedDot = gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false;
+    return new GpuContext(gpu, adapter, device, f16, subgroups, subgroupMatrix, packedDot, opts.tuning ?? defaultTuning(adapter.info));
   }
 
   /**

@@ -1,0 +1,95 @@
+/**
+ * The quantized GEMV with int8 activations (llama.cpp's MMVQ), for decode steps (T <= 8) where the device has WGSL's
+ * packed_4x8_integer_dot_product and tuning.quantGemvInt8 is on: the input (RMSNorm fused) is quantized once per
+ * linear to blocks of 32 int8 with a scale (shaders/linear.q.quantize.wgsl), then every part of the weight runs
+ * shaders/linear.q.gemv.i8.wgsl, whose format reader (formats/int8.ts) hands it int8 quants for dot4I8Packed.
+ * The activations' rounding (|error| <= d_x / 2 per element, d_x = max |x| / 127 over its block) is the only
+ * difference from the float GEMV: a relative error of the product near 1e-2 at worst, well below a 4-bit weight's.
+ */
+import { paramsStruct } from '../../gpu/pipelines.js';
+import type { Recorder } from '../../gpu/recorder.js';
+import { bindTensor, type Tensor } from '../../gpu/tensor.js';
+import { fusionConstants, fusionKey, LINEAR_PARAMS, partParams, type Fusion, type LinearOptions } from '../../ops/linear.js';
+import { actCode } from '../../ops/elementwise.js';
+import { grid, wholeBuffer } from '../../ops/common.js';
+import activationLib from '../../../shaders/lib/activation.wgsl';
+import linearLib from '../../../shaders/lib/linear.wgsl';
+import qBlockLib from '../../../shaders/lib/q_block.wgsl';
+import laneSumSubgroup from '../../../shaders/lib/lane_sum.subgroup.wgsl';
+import laneSumShared from '../../../shaders/lib/lane_sum.shared.wgsl';
+import quantizeSource from '../../../shaders/linear.q.quantize.wgsl';
+import gemvI8Source from '../../../shaders/linear.q.gemv.i8.wgsl';
+import { I8_WGSL, QI8_STRUCT } from './formats/int8.js';
+import type { QuantWeight } from './kernels.js';
+
+/** linear.q.quantize.wgsl: tokens, columns, the RMSNorm's eps. */
+const QUANTIZE_PARAMS = paramsStruct({ T: 'u32', K: 'u32', eps: 'f32' });
+
+/** Whether this linear runs on the int8 GEMV: the device and tuning allow it and every part's format has a reader. */
+export function useInt8Gemv(rec: Recorder, w: QuantWeight): boolean {
+  const { ctx } = rec;
+  return ctx.packedDot && ctx.tuning.quantGemvInt8 && w.parts.every((p) => p.rows === 0 || I8_WGSL[p.format] !== undefined);
+}
+
+/** The int8 activations of x [T, K] (RMSNorm first when opts.rmsNorm): blocks [T, K / 32] of 8 words, scales (d, d sum). */
+export function quantizeActivations(rec: Recorder, x: Tensor, T: number, K: number, opts: LinearOptions): { xq: GPUBuffer; xs: GPUBuffer } {
+  const { ctx } = rec;
+  const nb = K / 32;
+  const xq = ctx.scratchBuffer('linear.xq', T * K);
+  const xs = ctx.scratchBuffer('linear.xs', T * nb * 8);
+  const norm = opts.rmsNorm ? 1 : 0;
+  // Threads per workgroup, 8 per block of 32: the row reductions' (256 on GPUs, 8 on CPU drivers).
+  const wg = Math.max(8, ctx.tuning.rowWorkgroup);
+  const key = `linear.q.quantize.${norm}.${wg}`;
+  const kernel = ctx.pipelines.kernel(key, () => ({
+    name: key,
+    code: quantizeSource,
+    bindings: ['read', 'read', 'write', 'write'],
+    params: QUANTIZE_PARAMS,
+    constants: { WG: wg, NORM: norm },
+  }));
+  const g = opts.rmsNorm ? bindTensor(ctx, opts.rmsNorm.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
+  rec.run(kernel, { T, K, eps: opts.rmsNorm?.eps ?? 0 }, [bindTensor(ctx, x, 'linear x'), g, wholeBuffer(xq), wholeBuffer(xs)], Math.ceil(nb / (wg / 8)), T);
+  return { xq, xs };
+}
+
+/**
+ * out (+)= f(x) W^T + bias on the int8 GEMV (T <= 8; the caller checked useInt8Gemv and the shapes), with quantLinear's
+ * fusions: RMSNorm in the quantize pass, bias / gating / residual in the GEMV's epilogue.
+ *
+ * @param tt    tokens per workgroup (1, 2 or 4)
+ * @param shape [threads per workgroup, threads per row group, rows per row group] (tuning.quantGemv / quantGemvOne)
+ */
+export function int8Gemv(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tensor | null, out: Tensor, T: number, opts: LinearOptions, tt: number, shape: readonly [number, number, number]): void {
+  const { ctx } = rec;
+  const K = w.cols;
+  const gatedRows = opts.gated ? w.rows / 2 : 0;
+  const N = opts.gated ? gatedRows : w.rows;
+  const { xq, xs } = quantizeActivations(rec, x, T, K, opts);
+  const fusion: Fusion = { norm: false, gated: opts.gated ? actCode(opts.gated) : -1, residual: !!opts.residual };
+  const fused = fusionConstants(fusion);
+  const fkey = fusionKey(fusion);
+  const [wg, lanes, rows0] = shape;
+  const subgroup = ctx.subgroups && ctx.subgroupMinSize >= lanes;
+  const rows = opts.gated ? Math.max(2, rows0) : rows0;
+  const ob = bindTensor(ctx, out, 'linear out');
+  const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
+  for (const part of w.parts) {
+    if (part.rows === 0) continue;
+    const params = partParams(part, part.rowStride, T, K, N, gatedRows, !!bias, 0);
+    const key = `linear.q.gemv.i8.${part.format}.${tt}.${wg}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}`;
+    const kernel = ctx.pipelines.kernel(key, () => ({
+      name: key,
+      code: `${activationLib}\n${linearLib}\n${qBlockLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvI8Source}`,
+      prelude: `${subgroup ? 'enable subgroups;\n' : ''}${QI8_STRUCT}${I8_WGSL[part.format]}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
+      constants: { WG: wg, LANES: lanes, ...fused },
+      // Binding 6: the weight again, as vec4<u32> (the readers of 16-byte aligned blocks declare it: formats/int8.ts).
+      bindings: ['read', 'read', 'read', 'read', 'write', 'read'],
+      params: LINEAR_PARAMS,
+    }));
+    const perGroup = (wg / lanes) * (opts.gated ? rows / 2 : rows);
+    const [gx, gz] = grid(ctx, Math.ceil(params.N / perGroup));
+    const wb = wholeBuffer(part.buffer);
+    rec.run(kernel, params, [wholeBuffer(xq), wholeBuffer(xs), wb, bb, ob, wb], gx, Math.ceil(T / tt), gz);
+  }
+}
