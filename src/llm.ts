@@ -17,6 +17,7 @@ import { InvalidArgumentError } from './errors.js';
 import { parseGenerationConfig } from './config/generation-config.js';
 import type { RequestOutput } from './outputs.js';
 import type { Platform } from './platform.js';
+import type { Tokenizer } from './tokenizer/index.js';
 import { resolveModel, type ModelOptions } from './resolve-model.js';
 import { SamplingParams } from './sampling-params.js';
 import { STRUCTURED_KINDS as STRUCTURED_KIND_KEYS } from './sampling/structured/params.js';
@@ -272,6 +273,16 @@ export class LLM {
   async beamSearch(prompts: PromptInput | PromptInput[], params: BeamSearchParams, opts: { signal?: AbortSignal } = {}): Promise<BeamSearchOutput[]> {
     await this.ready;
     return beamSearch(this.engine, Array.isArray(prompts) ? prompts : [prompts], params, opts);
+  }
+
+  /**
+   * The model's tokenizer, as vLLM's `LLM.get_tokenizer()` (available once `ready` resolves).
+   *
+   * @example
+   * const ids = llm.getTokenizer().encode('Once upon a time'); // BOS included where the model adds one
+   */
+  getTokenizer(): Tokenizer {
+    return this.engine.tokenizer;
   }
 
   /** The default SamplingParams: vLLM's, with the model's generation_config.json applied. */
