@@ -9,7 +9,7 @@
  *     [--gemv 128:32:2,64:8:2] [--int8 off,on] [--shapes qkv,gate/up,down] [--quick] [--unsafe]
  * --gemv: tuning.quantGemv variants (threads:lanes:rows) for T <= 8 (default: the device's tuning, quantGemvOne
  * at T = 1); above 8, 'mma' (subgroup matrices, where the device has them) and 'tiled' (registers). --int8: the
- * GEMV with float activations (off) and/or int8 ones (on: tuning.quantGemvInt8, where the device has
+ * GEMV with float activations (off) and/or int8 ones (on: tuning.quantGemvInt8MinTokens = 1, where the device has
  * packed_4x8_integer_dot_product; default: the device's tuning); with both, the int8 rows print their speedup
  * (off time / on time). --quick: small shapes for CPU WebGPU.
  * The int8 comparison on an H200: node build/bench/quant-ops.js --tokens 1,4,8 --int8 off,on
@@ -75,7 +75,7 @@ async function main() {
   const formats = list('--formats', 'q4_0,q8_0,q4_k,q6_k') as QuantFormat[];
   const Ts = list('--tokens', quick ? '1,4,16,64' : '1,4,16,64,512').map(Number);
   const gemvs = option('--gemv') ? list('--gemv', '').map((v) => v.split(':').map(Number) as [number, number, number]) : [null];
-  const int8s = list('--int8', ctx.tuning.quantGemvInt8 && ctx.packedDot ? 'on' : 'off').map((v) => {
+  const int8s = list('--int8', ctx.tuning.quantGemvInt8MinTokens > 0 && ctx.packedDot ? 'on' : 'off').map((v) => {
     if (v !== 'on' && v !== 'off') throw new Error(`--int8: '${v}' is neither on nor off`);
     return v === 'on';
   });
@@ -113,7 +113,7 @@ async function main() {
             ? gemvs.flatMap((g) =>
                 int8s.map((int8): [string, KernelTuning] => {
                   const shape = g ?? (T === 1 ? base.quantGemvOne : base.quantGemv);
-                  return [`gemv ${shape.join('/')}${int8 ? ' int8' : ''}`, { ...base, quantGemv: g ?? base.quantGemv, quantGemvOne: g ?? base.quantGemvOne, quantGemvInt8: int8 }];
+                  return [`gemv ${shape.join('/')}${int8 ? ' int8' : ''}`, { ...base, quantGemv: g ?? base.quantGemv, quantGemvOne: g ?? base.quantGemvOne, quantGemvInt8MinTokens: int8 ? 1 : 0 }];
                 }),
               )
             : [

@@ -31,7 +31,7 @@ const MARGIN = 0.15;
 /** Greedy ids, each step's chosen logprob and top-two margin, with int8 GEMVs on or off. */
 async function greedy(llm: LLM, int8: boolean, text: string) {
   const runner = gpuRunnerOf(llm.engine);
-  runner.ctx.tuning = { ...runner.ctx.tuning, quantGemvInt8: int8 };
+  runner.ctx.tuning = { ...runner.ctx.tuning, quantGemvInt8MinTokens: int8 ? 1 : 0 };
   runner.clearGraphs();
   const [out] = await llm.generate(text, new SamplingParams({ temperature: 0, maxTokens: STEPS, logprobs: 2, ignoreEos: true }));
   const o = out.outputs[0];

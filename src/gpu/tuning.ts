@@ -39,10 +39,13 @@ export interface KernelTuning {
   /**
    * The quantized GEMV with int8 activations (linear.q.gemv.i8.wgsl, llama.cpp's MMVQ: activations quantized to
    * blocks of 32 int8 once per linear, dot4I8Packed on the weights' quants) where the device has WGSL's
-   * packed_4x8_integer_dot_product (GpuContext.packedDot) and the format has an int8 reader. Off on CPU drivers,
-   * whose emulated dot4I8Packed is slower than float FMAs; tests force it on by setting it in ctx.tuning.
+   * packed_4x8_integer_dot_product (GpuContext.packedDot) and the format has an int8 reader, for T >= this many
+   * tokens (0: never). On an H200 (bench/quant-ops.js --int8 off,on) the float GEMV wins at T = 1 for most shapes
+   * (int8 0.6-0.8x for q4_0/q8_0: its quantize pass and lower occupancy cost more than the bytes it saves) and int8
+   * wins from T = 4 (1.1-3.5x: the weights are read once for all tokens and the dot products are packed). Off on
+   * CPU drivers, whose emulated dot4I8Packed is slower than float FMAs; tests force it on by setting it to 1.
    */
-  quantGemvInt8: boolean;
+  quantGemvInt8MinTokens: number;
   /**
    * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
    * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for T >= mmaMinTokens (0: never), with the tile of
@@ -134,7 +137,7 @@ export const GPU_TUNING: KernelTuning = {
   // H200 (bench/quant-ops.js, 2026-12-05): at T = 1, 64/32/4 took 16 / 30 / 33 us on q4_0 qkv / gate|up / down
   // against 27 / 46 / 28 for 128/32/2; at T = 4 the 4-row groups lose (gate|up 156 us against 95).
   quantGemvOne: [64, 32, 4],
-  quantGemvInt8: true,
+  quantGemvInt8MinTokens: 2,
   mmaMinTokens: 9,
   // H200, chosen by the kernel time of whole steps (bench/generate.js --mma-tiles --profile; step times swing with
   // the host, and before its warm-up the first case ran at a low clock). Weight-direct tiles (DIRECT): 16 x 64 up
@@ -192,7 +195,7 @@ export const CPU_TUNING: KernelTuning = {
   gemvTokens: 4,
   quantGemv: [64, 8, 2],
   quantGemvOne: [64, 8, 2],
-  quantGemvInt8: false,
+  quantGemvInt8MinTokens: 0,
   mmaMinTokens: 0,
   mmaTiles: [{ maxTokens: Infinity, tile: [2, 2, 1, 1, 1] }],
   mmaSplitWorkgroups: 0,

@@ -93,17 +93,20 @@ describe('int8-activation quantized GEMV (forced on over lavapipe)', async () =>
   const ctx = await getTestGpu();
   const base = ctx.tuning;
   // rowWorkgroup 64: quantize workgroups of 8 blocks (some partly past K), as on GPUs (the e2e test runs lavapipe's 1).
-  ctx.tuning = { ...base, quantGemvInt8: true, rowWorkgroup: 64 };
+  ctx.tuning = { ...base, quantGemvInt8MinTokens: 1, rowWorkgroup: 64 };
 
   it('lavapipe has packed_4x8_integer_dot_product; the CPU tuning keeps int8 off; formats without a reader fall back', () => {
     expect(ctx.packedDot).toBe(true);
-    expect(base.quantGemvInt8).toBe(false);
+    expect(base.quantGemvInt8MinTokens).toBe(0);
     expect(Object.keys(I8_WGSL).sort()).toEqual([...FORMATS].sort());
     const rec = new Recorder(ctx, 'probe');
     const w = createQuantWeight(ctx, 'q3_k', 4, 256, 'w');
-    expect(useInt8Gemv(rec, w)).toBe(false);
+    expect(useInt8Gemv(rec, w, 1)).toBe(false);
     const v = createQuantWeight(ctx, [{ format: 'q4_k', rows: 2 }, { format: 'q6_k', rows: 2 }], 4, 256, 'v');
-    expect(useInt8Gemv(rec, v)).toBe(true);
+    expect(useInt8Gemv(rec, v, 1)).toBe(true);
+    ctx.tuning = { ...ctx.tuning, quantGemvInt8MinTokens: 2 };
+    expect([1, 2, 8].map((T) => useInt8Gemv(rec, v, T))).toEqual([false, true, true]);
+    ctx.tuning = { ...ctx.tuning, quantGemvInt8MinTokens: 1 };
   });
 
   // [T, K (in 32-element blocks: times 8 for the k-quants), weight rows, rows per part, bias, fusions]
@@ -136,7 +139,7 @@ describe('int8-activation quantized GEMV (forced on over lavapipe)', async () =>
         const opts = { rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined, gated: f.gated, residual: f.residual };
         const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
         const got = await run(ctx, (rec) => {
-          expect(useInt8Gemv(rec, W)).toBe(true);
+          expect(useInt8Gemv(rec, W, T)).toBe(true);
           linear(rec, xt, W, b ? f32(ctx, b) : null, out, T, opts);
         }, out);
 

@@ -1,6 +1,6 @@
 /**
  * The quantized GEMV with int8 activations (llama.cpp's MMVQ), for decode steps (T <= 8) where the device has WGSL's
- * packed_4x8_integer_dot_product and tuning.quantGemvInt8 is on: the input (RMSNorm fused) is quantized once per
+ * packed_4x8_integer_dot_product and T >= tuning.quantGemvInt8MinTokens: the input (RMSNorm fused) is quantized once per
  * linear to blocks of 32 int8 with a scale (shaders/linear.q.quantize.wgsl), then every part of the weight runs
  * shaders/linear.q.gemv.i8.wgsl, whose format reader (formats/int8.ts) hands it int8 quants for dot4I8Packed.
  * The activations' rounding (|error| <= d_x / 2 per element, d_x = max |x| / 127 over its block) is the only
@@ -25,10 +25,11 @@ import type { QuantWeight } from './kernels.js';
 /** linear.q.quantize.wgsl: tokens, columns, the RMSNorm's eps. */
 const QUANTIZE_PARAMS = paramsStruct({ T: 'u32', K: 'u32', eps: 'f32' });
 
-/** Whether this linear runs on the int8 GEMV: the device and tuning allow it and every part's format has a reader. */
-export function useInt8Gemv(rec: Recorder, w: QuantWeight): boolean {
+/** Whether this linear of T tokens runs on the int8 GEMV: device and tuning allow it, every part's format has a reader. */
+export function useInt8Gemv(rec: Recorder, w: QuantWeight, T: number): boolean {
   const { ctx } = rec;
-  return ctx.packedDot && ctx.tuning.quantGemvInt8 && w.parts.every((p) => p.rows === 0 || I8_WGSL[p.format] !== undefined);
+  const min = ctx.tuning.quantGemvInt8MinTokens;
+  return ctx.packedDot && min > 0 && T >= min && w.parts.every((p) => p.rows === 0 || I8_WGSL[p.format] !== undefined);
 }
 
 /** The int8 activations of x [T, K] (RMSNorm first when opts.rmsNorm): blocks [T, K / 32] of 8 words, scales (d, d sum). */

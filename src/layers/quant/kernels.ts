@@ -4,7 +4,7 @@
  * dequantizes in registers:
  * - GEMV (`shaders/linear.q.gemv.wgsl`, T <= GEMV_MAX_TOKENS): decode. A row group of LANES threads splits a
  *   weight row's chunks. RMSNorm of the input, gating, bias and the residual are fused. Where the device has
- *   packed 4x8 integer dot products (and tuning.quantGemvInt8), the int8-activation GEMV instead (kernels-i8.ts).
+ *   packed 4x8 integer dot products (from tuning.quantGemvInt8MinTokens tokens on), the int8-activation GEMV instead (kernels-i8.ts).
  * - subgroup matrices (tensor cores; larger T where the device has them, as ops.linear's f16 path and with its
  *   tiles, split-K and epilogues: ops.mmaLinear): linear.mma.wgsl's staged-q form dequantizes each 32-element
  *   chunk of the tile's weight rows as it stages them in workgroup memory (in f16).
@@ -146,7 +146,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
   const [gemvWg, gemvLanes, gemvRows] = T === 1 ? tune.quantGemvOne : tune.quantGemv;
-  if (gemv && useInt8Gemv(rec, w)) {
+  if (gemv && useInt8Gemv(rec, w, T)) {
     int8Gemv(rec, x, w, bias, out, T, opts, gemvTokens(T), [gemvWg, gemvLanes, gemvRows]);
     return result;
   }
