@@ -5,6 +5,7 @@
  *
  *   node build/bench/structured.js MODEL_DIR [--free 32] [--constrained 32] [--tokens 64] [--prompt 32] [--repeat 2]
  *     [--constrained-temperature 1]   (0: greedy constrained rows, the GPU argmax of the masked row)
+ *     [--dtype float16] [--dummy]     (--dummy: random weights for a config.json + tokenizer folder, e.g. .benchcfg/llama-3.2-1b)
  *
  * Prints per run the free streams' decode throughput (their tokens over the time until the last of them ends), its
  * ratio to the free-only run, the constrained streams' throughput, and the engine steps' mean time.
@@ -22,6 +23,7 @@ const { values, positionals } = parseArgs({
     prompt: { type: 'string', default: '32' },
     repeat: { type: 'string', default: '2' },
     dtype: { type: 'string', default: 'auto' },
+    dummy: { type: 'boolean', default: false },
     'constrained-temperature': { type: 'string', default: '1' },
   },
 });
@@ -39,7 +41,7 @@ const SCHEMA = {
   items: { type: 'object', properties: { id: { type: 'integer' }, name: { type: 'string', maxLength: 8 }, ok: { type: 'boolean' } }, required: ['id', 'name', 'ok'] },
 };
 
-const llm = await LLM.create({ model, dtype: values.dtype as 'auto', maxNumSeqs: Math.max(64, F + C), kvCacheMemoryBytes: 512 << 20 });
+const llm = await LLM.create({ model, dtype: values.dtype as 'auto', loadFormat: values.dummy ? 'dummy' : 'auto', maxNumSeqs: Math.max(64, F + C), kvCacheMemoryBytes: 512 << 20 });
 const runner = gpuRunnerOf(llm.engine);
 const prompt = (i: number) => ({ promptTokenIds: Array.from({ length: P }, (_, k) => 1000 + ((i * 7919 + k * 104729) % 20000)) });
 
