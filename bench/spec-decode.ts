@@ -3,7 +3,10 @@
  * prompt (a code edit that copies most of its input) and on free generation.
  *
  *   node build/bench/spec-decode.js [MODEL_DIR] [--dummy] [--dtype float16] [--tokens 128] [--k 4] [--lookup 1:4]
- *     [--oracle 0,0.5,0.8,0.9,1] [--device webgpu|cpu]
+ *     [--draft DRAFT_DIR] [--oracle 0,0.5,0.8,0.9,1] [--device webgpu|cpu]
+ *
+ * --draft uses a draft model (speculativeConfig { method: 'draft_model', model: DRAFT_DIR }) instead of the n-gram
+ * proposer: it runs on the target's backend, k forwards of its own per step.
  *
  * With dummy weights the model's text is noise and n-gram drafts are almost never accepted, so acceptance says
  * nothing; --oracle A,B,... then replaces the n-gram proposer by one that proposes the greedy run without
@@ -14,6 +17,7 @@
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
 import { Generator } from '../src/sampling/generator.js';
+import type { ProposeRequest, Proposer } from '../src/spec-decode/proposer.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -24,6 +28,7 @@ const { values, positionals } = parseArgs({
     k: { type: 'string', default: '4' },
     lookup: { type: 'string', default: '1:4' },
     oracle: { type: 'string', default: '' },
+    draft: { type: 'string' },
     device: { type: 'string', default: 'auto' },
   },
 });
@@ -58,7 +63,11 @@ async function load(spec: boolean): Promise<LLM> {
     device: values.device as 'auto',
     maxNumSeqs: 4,
     maxModelLen: 1024,
-    speculativeConfig: spec ? { method: 'ngram', numSpeculativeTokens: k, promptLookupMin: lookMin, promptLookupMax: lookMax } : null,
+    speculativeConfig: !spec
+      ? null
+      : values.draft
+        ? { method: 'draft_model', model: values.draft, numSpeculativeTokens: k }
+        : { method: 'ngram', numSpeculativeTokens: k, promptLookupMin: lookMin, promptLookupMax: lookMax },
   });
 }
 
@@ -88,26 +97,32 @@ async function best(llm: LLM, prompt: string) {
 const base = await load(false);
 const cfg = base.engine.config;
 console.log(`# ${positionals[0] ?? 'embedded default'}: ${cfg.architecture}, hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers; ${values.dummy ? 'dummy' : 'real'} weights; ${maxTokens} tokens, greedy, batch 1`);
-console.log(`# speculation: ngram k=${k}, prompt lookup ${lookMin}..${lookMax}${oracle.length ? `; oracle acceptance ${oracle.join(', ')}` : ''}\n`);
+const method = values.draft ? `draft model ${values.draft}` : `ngram, prompt lookup ${lookMin}..${lookMax}`;
+console.log(`# speculation: ${method}, k=${k}${oracle.length ? `; oracle acceptance ${oracle.join(', ')}` : ''}\n`);
 const baseline = new Map<string, { ids: number[]; tokPerS: number }>();
 for (const w of WORKLOADS) baseline.set(w.name, await best(base, w.prompt));
 base.dispose();
 
 const spec = await load(true);
-const engine = spec.engine as unknown as { proposer: { propose(tokens: ArrayLike<number>): number[] } };
-const ngram = engine.proposer;
+const engine = spec.engine as unknown as { proposer: Proposer };
+const configured = engine.proposer;
 console.log('| workload | proposer | tok/s without | tok/s with | speed-up | acceptance rate | mean accepted per step | same tokens |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const w of WORKLOADS) {
   const want = baseline.get(w.name)!;
-  const promptLen = spec.engine.tokenizer.encode(w.prompt).length;
-  const modes: [string, (typeof engine)['proposer']][] = [['ngram', ngram]];
+  const modes: [string, Proposer][] = [[values.draft ? 'draft model' : 'ngram', configured]];
   for (const a of oracle) {
     const g = new Generator(1234);
     const V = cfg.vocabSize;
     // Drafts from the greedy run: right with probability a, else the next id (never the target's token).
-    const propose = (tokens: ArrayLike<number>) => want.ids.slice(tokens.length - promptLen, tokens.length - promptLen + k).map((t) => (g.uniform() < a ? t : (t + 1) % V));
-    modes.push([`oracle ${a}`, { propose }]);
+    const propose = async (reqs: readonly ProposeRequest[]) =>
+      new Map(
+        reqs.map((r) => {
+          const at = r.outputTokenIds.length;
+          return [r.requestId, { tokenIds: want.ids.slice(at, at + r.maxTokens).map((t) => (g.uniform() < a ? t : (t + 1) % V)) }];
+        }),
+      );
+    modes.push([`oracle ${a}`, { propose, release() {}, dispose() {} }]);
   }
   for (const [name, proposer] of modes) {
     engine.proposer = proposer;
@@ -124,4 +139,5 @@ for (const w of WORKLOADS) {
     );
   }
 }
+engine.proposer = configured; // disposed with the engine
 spec.dispose();

@@ -59,12 +59,12 @@ describe('parseSpeculativeConfig', () => {
   it('refuses what it cannot do, naming the field', () => {
     const bad: [unknown, RegExp][] = [
       [{ method: 'eagle', numSpeculativeTokens: 2 }, /method must be 'ngram'/],
-      [{ model: 'some/draft', numSpeculativeTokens: 2 }, /method must be 'ngram'/],
+      [{ method: 'ngram', model: 'some/draft', numSpeculativeTokens: 2 }, /method 'ngram' does not take: model/],
       [{ method: 'ngram' }, /numSpeculativeTokens is required/],
       [{ method: 'ngram', numSpeculativeTokens: 0 }, /numSpeculativeTokens must be an integer in \[1, 16\]/],
       [{ method: 'ngram', numSpeculativeTokens: 2.5 }, /numSpeculativeTokens/],
       [{ method: 'ngram', numSpeculativeTokens: 2, promptLookupMin: 4, promptLookupMax: 2 }, /promptLookupMin \(4\) must not exceed/],
-      [{ method: 'ngram', numSpeculativeTokens: 2, lookahead: 1 }, /unknown field\(s\): lookahead/],
+      [{ method: 'ngram', numSpeculativeTokens: 2, lookahead: 1 }, /does not take: lookahead/],
       ['ngram', /must be an object/],
     ];
     for (const [c, msg] of bad) expect(() => parseSpeculativeConfig(c)).toThrow(msg);

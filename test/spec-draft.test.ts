@@ -16,6 +16,9 @@ import { Generator } from '../src/sampling/generator.js';
 import { rejectRandom } from '../src/sampling/rejection-sampler.js';
 import { ServerMetrics } from '../src/server/metrics.js';
 import { parseSpeculativeConfig } from '../src/spec-decode/config.js';
+import type { DraftModelProposer } from '../src/spec-decode/draft-model-proposer.js';
+import { CpuModelRunner } from '../src/cpu/cpu-model-runner.js';
+import { GpuModelRunner } from '../src/worker/gpu-model-runner.js';
 import { truncatedDraft } from './helpers/draft-model.js';
 import { loadLLM } from './helpers/llm.js';
 import { DEFAULT_MODEL, modelDir } from './helpers/paths.js';
@@ -132,7 +135,7 @@ describe('draft model validation', () => {
 
 describe.each([
   ['cpu', { device: 'cpu' }],
-  ['webgpu (lavapipe)', {}],
+  ['webgpu (lavapipe)', { device: 'webgpu' }],
 ] as [string, LLMOptions][])('draft-model speculative decoding end to end, %s', (_, device) => {
   let base: LLM;
   let self: LLM;
@@ -141,6 +144,11 @@ describe.each([
     base = await loadLLM(DEFAULT_MODEL, { ...device, asyncScheduling: false });
     self = await loadLLM(DEFAULT_MODEL, { ...device, speculativeConfig: { model: DEFAULT_MODEL, numSpeculativeTokens: K } });
     small = await loadLLM(DEFAULT_MODEL, { ...device, speculativeConfig: { method: 'draft_model', model: shallow, num_speculative_tokens: K } });
+    // The draft runs on the target's backend.
+    const runnerOf = (llm: LLM) => (llm.engine as unknown as { proposer: DraftModelProposer }).proposer.runner;
+    const kind = device.device === 'cpu' ? CpuModelRunner : GpuModelRunner;
+    for (const llm of [self, small]) expect(runnerOf(llm)).toBeInstanceOf(kind);
+    expect(small.engine.runner).toBeInstanceOf(kind);
   });
   afterAll(() => {
     base?.dispose();
