@@ -41,6 +41,8 @@ interface DraftSeq {
   req: Request;
   /** The tokens whose KV the draft holds, in position order: prompt + output as last seen, then its own drafts. */
   fed: number[];
+  /** How many leading tokens of prompt + output it saw last time: those are final, so fed agrees with them. */
+  known: number;
   /** The propose() call that last used it (eviction order). */
   lastUsed: number;
 }
@@ -129,11 +131,13 @@ export class DraftModelProposer implements Proposer {
   private reconcile(requestId: string, tokens: readonly number[]): DraftSeq {
     let seq = this.seqs.get(requestId);
     if (!seq) {
-      seq = { req: new Request({ requestId, promptTokenIds: [0], samplingParams: { maxTokens: 1 }, eosTokenIds: [] }), fed: [], lastUsed: 0 };
+      seq = { req: new Request({ requestId, promptTokenIds: [0], samplingParams: { maxTokens: 1 }, eosTokenIds: [] }), fed: [], known: 0, lastUsed: 0 };
       this.seqs.set(requestId, seq);
     }
-    let common = 0;
+    // A sequence's tokens only grow: what it had last time still agrees, only the drafts past it need checking.
     const n = Math.min(seq.fed.length, tokens.length);
+    let common = Math.min(seq.known, n);
+    seq.known = tokens.length;
     while (common < n && seq.fed[common] === tokens[common]) common++;
     // The last token is always fed again: its logits give draft 1 (never the case after a normal step).
     common = Math.min(common, tokens.length - 1);
