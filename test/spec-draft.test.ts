@@ -259,6 +259,9 @@ describe('draft-model speculative decoding with random sampling (CPU)', () => {
         expect(st.numAcceptedTokens).toBeLessThan(st.numDraftTokens);
         expectSameDistribution(a, b, 8);
       }
+      // Drafts drawn from the request's own generator: a seeded request reproduces with probabilistic drafts too.
+      const again = ids(await sampledDraft.generate(PROMPTS, PROMPTS.map((_, i) => new SamplingParams({ temperature: 0.9, maxTokens: 16, ignoreEos: true, seed: 7 + i }))));
+      expect(ids(await sampledDraft.generate(PROMPTS, PROMPTS.map((_, i) => new SamplingParams({ temperature: 0.9, maxTokens: 16, ignoreEos: true, seed: 7 + i }))))).toEqual(again);
     } finally {
       base.dispose();
       greedyDraft.dispose();
