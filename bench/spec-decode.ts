@@ -3,7 +3,10 @@
  * prompt (a code edit that copies most of its input) and on free generation.
  *
  *   node build/bench/spec-decode.js [MODEL_DIR] [--dummy] [--dtype float16] [--tokens 128] [--k 4] [--lookup 1:4]
- *     [--oracle 0,0.5,0.8,0.9,1] [--device webgpu|cpu]
+ *     [--draft DRAFT_DIR] [--oracle 0,0.5,0.8,0.9,1] [--device webgpu|cpu]
+ *
+ * --draft uses a draft model (speculativeConfig { method: 'draft_model', model: DRAFT_DIR }) instead of the n-gram
+ * proposer: it runs on the target's backend, k forwards of its own per step.
  *
  * With dummy weights the model's text is noise and n-gram drafts are almost never accepted, so acceptance says
  * nothing; --oracle A,B,... then replaces the n-gram proposer by one that proposes the greedy run without
@@ -14,6 +17,7 @@
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
 import { Generator } from '../src/sampling/generator.js';
+import type { ProposeRequest, Proposer } from '../src/spec-decode/proposer.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -24,6 +28,7 @@ const { values, positionals } = parseArgs({
     k: { type: 'string', default: '4' },
     lookup: { type: 'string', default: '1:4' },
     oracle: { type: 'string', default: '' },
+    draft: { type: 'string' },
     device: { type: 'string', default: 'auto' },
   },
 });
@@ -58,7 +63,11 @@ async function load(spec: boolean): Promise<LLM> {
     device: values.device as 'auto',
     maxNumSeqs: 4,
     maxModelLen: 1024,
-    speculativeConfig: spec ? { method: 'ngram', numSpeculativeTokens: k, promptLookupMin: lookMin, promptLookupMax: lookMax } : null,
+    speculativeConfig: !spec
+      ? null
+      : values.draft
+        ? { method: 'draft_model', model: values.draft, numSpeculativeTokens: k }
+        : { method: 'ngram', numSpeculativeTokens: k, promptLookupMin: lookMin, promptLookupMax: lookMax },
   });
 }
 
@@ -88,29 +97,48 @@ async function best(llm: LLM, prompt: string) {
 const base = await load(false);
 const cfg = base.engine.config;
 console.log(`# ${positionals[0] ?? 'embedded default'}: ${cfg.architecture}, hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers; ${values.dummy ? 'dummy' : 'real'} weights; ${maxTokens} tokens, greedy, batch 1`);
-console.log(`# speculation: ngram k=${k}, prompt lookup ${lookMin}..${lookMax}${oracle.length ? `; oracle acceptance ${oracle.join(', ')}` : ''}\n`);
+const method = values.draft ? `draft model ${values.draft}` : `ngram, prompt lookup ${lookMin}..${lookMax}`;
+console.log(`# speculation: ${method}, k=${k}${oracle.length ? `; oracle acceptance ${oracle.join(', ')}` : ''}\n`);
 const baseline = new Map<string, { ids: number[]; tokPerS: number }>();
 for (const w of WORKLOADS) baseline.set(w.name, await best(base, w.prompt));
 base.dispose();
 
 const spec = await load(true);
-const engine = spec.engine as unknown as { proposer: { propose(tokens: ArrayLike<number>): number[] } };
-const ngram = engine.proposer;
-console.log('| workload | proposer | tok/s without | tok/s with | speed-up | acceptance rate | mean accepted per step | same tokens |');
-console.log('|---|---|---|---|---|---|---|---|');
+const engine = spec.engine as unknown as { proposer: Proposer };
+const configured = engine.proposer;
+console.log('| workload | proposer | tok/s without | tok/s with | speed-up | acceptance rate | mean accepted per step | propose ms/step | ms/token without | same tokens |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const w of WORKLOADS) {
   const want = baseline.get(w.name)!;
-  const promptLen = spec.engine.tokenizer.encode(w.prompt).length;
-  const modes: [string, (typeof engine)['proposer']][] = [['ngram', ngram]];
+  const modes: [string, Proposer][] = [[values.draft ? 'draft model' : 'ngram', configured]];
   for (const a of oracle) {
     const g = new Generator(1234);
     const V = cfg.vocabSize;
     // Drafts from the greedy run: right with probability a, else the next id (never the target's token).
-    const propose = (tokens: ArrayLike<number>) => want.ids.slice(tokens.length - promptLen, tokens.length - promptLen + k).map((t) => (g.uniform() < a ? t : (t + 1) % V));
-    modes.push([`oracle ${a}`, { propose }]);
+    const propose = async (reqs: readonly ProposeRequest[]) =>
+      new Map(
+        reqs.map((r) => {
+          const at = r.outputTokenIds.length;
+          return [r.requestId, { tokenIds: want.ids.slice(at, at + r.maxTokens).map((t) => (g.uniform() < a ? t : (t + 1) % V)) }];
+        }),
+      );
+    modes.push([`oracle ${a}`, { propose, release() {}, dispose() {} }]);
   }
   for (const [name, proposer] of modes) {
-    engine.proposer = proposer;
+    // Host time in the proposer (a draft model's forwards), per call: the cost drafting adds to a step.
+    let proposeMs = 0;
+    let calls = 0;
+    engine.proposer = {
+      propose: async (reqs) => {
+        const t0 = performance.now();
+        const out = await proposer.propose(reqs);
+        proposeMs += performance.now() - t0;
+        calls++;
+        return out;
+      },
+      release: (ids) => proposer.release(ids),
+      dispose: () => proposer.dispose(),
+    };
     const before = spec.engine.stats.specDecoding!;
     const got = await best(spec, w.prompt);
     const after = spec.engine.stats.specDecoding!;
@@ -120,8 +148,10 @@ for (const w of WORKLOADS) {
     const same = got.ids.length === want.ids.length && got.ids.every((t, i) => t === want.ids[i]);
     console.log(
       `| ${w.name} | ${name} | ${want.tokPerS.toFixed(1)} | ${got.tokPerS.toFixed(1)} | ${(got.tokPerS / want.tokPerS).toFixed(2)}x | ` +
-        `${drafts ? ((100 * accepted) / drafts).toFixed(1) : '-'}% | ${steps ? (accepted / steps).toFixed(2) : '-'} | ${same ? 'yes' : 'NO'} |`,
+        `${drafts ? ((100 * accepted) / drafts).toFixed(1) : '-'}% | ${steps ? (accepted / steps).toFixed(2) : '-'} | ${(proposeMs / Math.max(1, calls)).toFixed(2)} | ` +
+        `${(1000 / want.tokPerS).toFixed(2)} | ${same ? 'yes' : 'NO'} |`,
     );
   }
 }
+engine.proposer = configured; // disposed with the engine
 spec.dispose();

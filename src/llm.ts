@@ -168,7 +168,9 @@ export class LLM {
       generationConfig = parseGenerationConfig(await folder.readText('generation_config.json'), file);
     }
     const loadRunner = await executorLoader(platform, this.options);
-    this.engineOrNull = await LLMEngine.create(model, loadRunner, { ...this.options, generationConfig });
+    // A speculative draft model is found as `model` is (same platform, hub options), under its own name and revision.
+    const openModel = (name: string, revision: string | null) => resolveModel(platform, { ...this.options, model: name, revision: revision ?? undefined, ggufFile: undefined, tokenizer: undefined });
+    this.engineOrNull = await LLMEngine.create(model, loadRunner, { ...this.options, generationConfig }, openModel);
   }
 
   /**

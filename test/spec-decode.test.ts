@@ -26,26 +26,26 @@ const ngram = (k: number, lo: number, hi: number) => new NgramProposer({ method:
 
 describe('NgramProposer', () => {
   it('proposes what followed the earliest earlier occurrence of the longest matching suffix', () => {
-    expect(ngram(3, 1, 3).propose([1, 2, 3, 4, 1, 2])).toEqual([3, 4, 1]);
+    expect(ngram(3, 1, 3).lookup([1, 2, 3, 4, 1, 2])).toEqual([3, 4, 1]);
     // "2 3" occurs twice before: the earliest one (followed by 5 2) wins.
-    expect(ngram(2, 2, 2).propose([2, 3, 5, 2, 3, 9, 7, 2, 3])).toEqual([5, 2]);
+    expect(ngram(2, 2, 2).lookup([2, 3, 5, 2, 3, 9, 7, 2, 3])).toEqual([5, 2]);
     // The 3-gram "6 8 9" matches at 3 (followed by 7); the 1-gram "9" alone matches first at 1 (followed by 4).
-    expect(ngram(1, 1, 3).propose([5, 9, 4, 6, 8, 9, 7, 6, 8, 9])).toEqual([7]);
-    expect(ngram(1, 1, 1).propose([5, 9, 4, 6, 8, 9, 7, 6, 8, 9])).toEqual([4]);
+    expect(ngram(1, 1, 3).lookup([5, 9, 4, 6, 8, 9, 7, 6, 8, 9])).toEqual([7]);
+    expect(ngram(1, 1, 1).lookup([5, 9, 4, 6, 8, 9, 7, 6, 8, 9])).toEqual([4]);
   });
   it('proposes fewer than k tokens near the end, and nothing without a match of at least promptLookupMin', () => {
-    expect(ngram(5, 1, 2).propose([1, 2, 1])).toEqual([2, 1]);
-    expect(ngram(3, 2, 3).propose([1, 2, 3, 1])).toEqual([]);
-    expect(ngram(3, 1, 3).propose([5])).toEqual([]);
-    expect(ngram(3, 1, 3).propose([])).toEqual([]);
-    expect(ngram(3, 1, 1).propose([1, 1, 1, 1, 1], 2)).toEqual([1, 1]);
-    expect(ngram(3, 1, 3).propose([1, 1, 1, 1])).toEqual([1]); // the 3-gram at 0: one token follows it
+    expect(ngram(5, 1, 2).lookup([1, 2, 1])).toEqual([2, 1]);
+    expect(ngram(3, 2, 3).lookup([1, 2, 3, 1])).toEqual([]);
+    expect(ngram(3, 1, 3).lookup([5])).toEqual([]);
+    expect(ngram(3, 1, 3).lookup([])).toEqual([]);
+    expect(ngram(3, 1, 1).lookup([1, 1, 1, 1, 1], 2)).toEqual([1, 1]);
+    expect(ngram(3, 1, 3).lookup([1, 1, 1, 1])).toEqual([1]); // the 3-gram at 0: one token follows it
   });
   it('looks back at most MAX_LOOKBACK tokens', () => {
     const far = [42, 43, ...new Array<number>(MAX_LOOKBACK).fill(0).map((_, i) => 100 + (i % 1000) * 0 + i), 42];
-    expect(ngram(1, 1, 1).propose(far)).toEqual([]);
-    expect(ngram(1, 1, 1).propose(far.slice(1 + 2))).toEqual([]);
-    expect(ngram(1, 1, 1).propose([42, 43, 1, 2, 42])).toEqual([43]);
+    expect(ngram(1, 1, 1).lookup(far)).toEqual([]);
+    expect(ngram(1, 1, 1).lookup(far.slice(1 + 2))).toEqual([]);
+    expect(ngram(1, 1, 1).lookup([42, 43, 1, 2, 42])).toEqual([43]);
   });
 });
 
@@ -59,12 +59,12 @@ describe('parseSpeculativeConfig', () => {
   it('refuses what it cannot do, naming the field', () => {
     const bad: [unknown, RegExp][] = [
       [{ method: 'eagle', numSpeculativeTokens: 2 }, /method must be 'ngram'/],
-      [{ model: 'some/draft', numSpeculativeTokens: 2 }, /method must be 'ngram'/],
+      [{ method: 'ngram', model: 'some/draft', numSpeculativeTokens: 2 }, /method 'ngram' does not take: model/],
       [{ method: 'ngram' }, /numSpeculativeTokens is required/],
       [{ method: 'ngram', numSpeculativeTokens: 0 }, /numSpeculativeTokens must be an integer in \[1, 16\]/],
       [{ method: 'ngram', numSpeculativeTokens: 2.5 }, /numSpeculativeTokens/],
       [{ method: 'ngram', numSpeculativeTokens: 2, promptLookupMin: 4, promptLookupMax: 2 }, /promptLookupMin \(4\) must not exceed/],
-      [{ method: 'ngram', numSpeculativeTokens: 2, lookahead: 1 }, /unknown field\(s\): lookahead/],
+      [{ method: 'ngram', numSpeculativeTokens: 2, lookahead: 1 }, /does not take: lookahead/],
       ['ngram', /must be an object/],
     ];
     for (const [c, msg] of bad) expect(() => parseSpeculativeConfig(c)).toThrow(msg);

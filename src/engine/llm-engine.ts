@@ -29,7 +29,8 @@ import { RequestStream } from './request-stream.js';
 import { Scheduler } from './scheduler.js';
 import { defaultGenerationParams } from './engine-config.js';
 import { parseSpeculativeConfig, type SpeculativeConfig } from '../spec-decode/config.js';
-import { MAX_LOOKBACK, NgramProposer } from '../spec-decode/ngram-proposer.js';
+import { createProposer, type ProposerContext } from '../spec-decode/create-proposer.js';
+import type { ProposeRequest, Proposer } from '../spec-decode/proposer.js';
 import { rejectGreedy, rejectRandom, targetProbs } from '../sampling/rejection-sampler.js';
 import { onlyFiltersApply } from '../sampling/sampler.js';
 
@@ -100,16 +101,20 @@ export interface EngineOptions {
    */
   enforceEager?: boolean;
   /**
-   * vLLM's speculative_config: `{ method: 'ngram', numSpeculativeTokens, promptLookupMin?, promptLookupMax? }`
-   * (snake_case keys accepted too). Each decode step also verifies up to numSpeculativeTokens draft tokens found
-   * by prompt lookup, in the same forward; outputs are as without it (greedy: token for token; random: the same
-   * distribution). Off by default. Turns async scheduling off. See src/spec-decode/.
+   * vLLM's speculative_config (snake_case keys accepted too): `{ method: 'ngram', numSpeculativeTokens,
+   * promptLookupMin?, promptLookupMax? }` (prompt lookup) or `{ method: 'draft_model', model, numSpeculativeTokens,
+   * draftSampleMethod? }` (a smaller model with the same vocabulary, on the same backend). Each decode step also
+   * verifies up to numSpeculativeTokens draft tokens in the same forward; outputs are as without it (greedy: token
+   * for token; random: the same distribution). Off by default. Turns async scheduling off. See src/spec-decode/.
    */
   speculativeConfig?: SpeculativeConfigInit | null;
 }
 
 /** What LLM.create and `--speculative-config` take (checked by parseSpeculativeConfig). */
-export type SpeculativeConfigInit = { method: 'ngram'; numSpeculativeTokens: number; promptLookupMin?: number; promptLookupMax?: number } | Record<string, unknown>;
+export type SpeculativeConfigInit =
+  | { method: 'ngram'; numSpeculativeTokens: number; promptLookupMin?: number; promptLookupMax?: number }
+  | { method?: 'draft_model'; model: string; numSpeculativeTokens: number; draftSampleMethod?: 'greedy' | 'probabilistic'; revision?: string; quantization?: string }
+  | Record<string, unknown>;
 
 /** A submitted step: its plan, the runner's inputs and the pending result. */
 interface InFlight {
@@ -155,6 +160,8 @@ interface SeqInfo {
   sample: SamplerRequest;
   /** Structured outputs: this sequence's grammar state (its bitmask goes into sample.tokenBitmask each step). */
   grammar: SequenceGrammar | null;
+  /** Speculative decoding: the distributions its pending drafts were drawn from (absent: point masses). */
+  draftProbs?: Float64Array[];
 }
 
 /** Engine-side state of one user request: its sequences and the forks still to make. */
@@ -208,7 +215,6 @@ export class LLMEngine {
   private structured: StructuredOutputManager | null = null;
   /** Speculative decoding (EngineOptions.speculativeConfig); null: off. */
   readonly speculativeConfig: SpeculativeConfig | null;
-  private readonly proposer: NgramProposer | null;
   private nextId = 0;
   private seedCounter = 0;
   private disposed = false;
@@ -227,12 +233,13 @@ export class LLMEngine {
      * ids (generation_config.json's eos_token_id list) are stop tokens, as vLLM's update_from_generation_config
      * makes them: a sequence they end reports the id as its stop_reason.
      */
-    readonly primaryEosTokenId: number | null = eosTokenIds[0] ?? null,
+    readonly primaryEosTokenId: number | null,
+    /** Speculative decoding's drafter (src/spec-decode/proposer.ts); null: off. */
+    private readonly proposer: Proposer | null,
   ) {
     const l = runner.limits;
     this.metrics = new EngineMetrics(l.maxModelLen);
     this.speculativeConfig = parseSpeculativeConfig(options.speculativeConfig);
-    this.proposer = this.speculativeConfig && new NgramProposer(this.speculativeConfig);
     this.scheduler = new Scheduler(
       {
         maxNumSeqs: l.maxNumSeqs,
@@ -248,13 +255,21 @@ export class LLMEngine {
 
   /**
    * Loads the model (its config, tokenizer and generation_config found: resolve-model.ts) through `loadExecutor`:
-   * the backend, which loads the weights and sizes the KV cache.
+   * the backend, which loads the weights and sizes the KV cache. `openModel` finds a speculative draft model by
+   * name (LLM.create passes resolve-model's).
    */
-  static async create(model: EngineModel, loadExecutor: ExecutorLoader, options: EngineOptions = {}): Promise<LLMEngine> {
+  static async create(model: EngineModel, loadExecutor: ExecutorLoader, options: EngineOptions = {}, openModel?: ProposerContext['openModel']): Promise<LLMEngine> {
     const { config, tokenizer, generationConfig } = model;
     const given = options.generationConfig;
-    parseSpeculativeConfig(options.speculativeConfig); // a bad config fails before the weights load
+    const spec = parseSpeculativeConfig(options.speculativeConfig); // a bad config fails before the weights load
     const runner = await loadExecutor(model, options);
+    let proposer: Proposer | null = null;
+    try {
+      proposer = spec && (await createProposer(spec, { target: model, limits: runner.limits, loadExecutor, options, openModel }));
+    } catch (err) {
+      runner.dispose();
+      throw err;
+    }
     const override = typeof given === 'object' ? given : null;
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? []), ...(override?.eosTokenIds ?? [])])];
     if (eos.length === 0 && tokenizer.eosTokenId !== null) eos.push(tokenizer.eosTokenId);
@@ -270,7 +285,7 @@ export class LLMEngine {
     // vLLM's primary EOS is the tokenizer's; kept only when the model's EOS list has it (a tokenizer whose EOS the
     // config disagrees with, as tiny-random-gpt2's, does not end sequences on a token the model never ends on).
     const primary = tokenizer.eosTokenId !== null && eos.includes(tokenizer.eosTokenId) ? tokenizer.eosTokenId : null;
-    return new LLMEngine(config, applied, tokenizer, runner, options, eos, primary);
+    return new LLMEngine(config, applied, tokenizer, runner, options, eos, primary, proposer);
   }
 
   /** vLLM's defaults with the model's generation_config.json applied (unless generationConfig: 'vllm'). */
@@ -550,7 +565,8 @@ export class LLMEngine {
     // The previous step's outputs are processed while the GPU runs: a stop string found there finishes its request
     // now (safe between schedule and updateFromOutput); the tokens computed for it since are dropped.
     this.processOutputs();
-    this.finish(cur, await cur.running);
+    const outputs = this.finish(cur, await cur.running);
+    if (this.proposer) await this.proposeDrafts(outputs);
   }
 
   /**
@@ -613,8 +629,8 @@ export class LLMEngine {
     return work.length > 0 ? Promise.all(work).then(() => {}) : null;
   }
 
-  /** Updates the requests from a step's results; the outputs are processed during the next step. */
-  private finish({ plan, seqs, forks }: InFlight, result: StepResult): void {
+  /** Updates the requests from a step's results (returned); the outputs are processed during the next step. */
+  private finish({ plan, seqs, forks }: InFlight, result: StepResult): readonly { requestId: string; finishReason: unknown }[] {
     for (const s of seqs) {
       const rows = result.allLogits.get(s.requestId);
       const info = this.seqs.get(s.requestId);
@@ -657,7 +673,7 @@ export class LLMEngine {
       return { ...o, newLogprobs: lp ? [lp] : null };
     });
     this.deferred = core;
-    if (this.proposer) this.proposeDrafts(coreOutputs);
+    return coreOutputs;
   }
 
   /** The tokens a speculative step gives a request: the rejection sampler over the target's verdicts. */
@@ -670,7 +686,7 @@ export class LLMEngine {
     }
     const rows = result.allLogits.get(s.requestId)!;
     const p = info.sample.params;
-    return rejectRandom(drafts, rows.map((row) => targetProbs(row, p)), info.sample.generator);
+    return rejectRandom(drafts, rows.map((row) => targetProbs(row, p)), info.sample.generator, info.draftProbs);
   }
 
   /**
@@ -678,20 +694,31 @@ export class LLMEngine {
    * decode one token a step, as without it): structured outputs, logprobs (best_of and beam search ask for them),
    * penalties, logit bias, allowed / bad words, logits processors, and a sequence short of its minTokens.
    */
-  private proposeDrafts(outputs: readonly { requestId: string; finishReason: unknown }[]): void {
-    const drafts = new Map<string, number[]>();
+  private async proposeDrafts(outputs: readonly { requestId: string; finishReason: unknown }[]): Promise<void> {
+    const k = this.speculativeConfig!.numSpeculativeTokens;
+    const maxLen = this.runner.limits.maxModelLen;
+    const requests: ProposeRequest[] = [];
     for (const o of outputs) {
       const info = this.seqs.get(o.requestId);
       if (o.finishReason !== null || !info || info.grammar) continue;
+      info.draftProbs = undefined;
       const n = info.outputTokenIds.length;
       if (!onlyFiltersApply(info.sample.params, n) || info.sample.params.logprobs !== null) continue;
-      // The proposer looks back at most MAX_LOOKBACK tokens: only that tail of prompt + output is copied.
-      const prompt = info.promptTokenIds;
-      const tail = n >= MAX_LOOKBACK ? info.outputTokenIds.slice(n - MAX_LOOKBACK) : [...prompt.slice(Math.max(0, prompt.length - (MAX_LOOKBACK - n))), ...info.outputTokenIds];
-      const d = this.proposer!.propose(tail);
-      if (d.length > 0) drafts.set(o.requestId, d);
+      // As the scheduler's cap: a draft at max_tokens or the model length could not be kept.
+      const cap = this.groups.get(info.group)!.stopInit.maxTokens;
+      const maxTokens = Math.min(k, Math.min(cap - n, maxLen - info.promptTokenIds.length - n) - 1);
+      if (maxTokens <= 0) continue;
+      requests.push({ requestId: o.requestId, promptTokenIds: info.promptTokenIds, outputTokenIds: info.outputTokenIds, maxTokens, sample: info.sample });
     }
-    this.scheduler.updateDraftTokenIds(drafts);
+    const drafts = await this.proposer!.propose(requests);
+    const ids = new Map<string, number[]>();
+    for (const [id, d] of drafts) {
+      const info = this.seqs.get(id);
+      if (!info || d.tokenIds.length === 0) continue;
+      ids.set(id, d.tokenIds);
+      info.draftProbs = d.probs;
+    }
+    this.scheduler.updateDraftTokenIds(ids);
   }
 
   /**
@@ -711,6 +738,7 @@ export class LLMEngine {
       if (!info) continue;
       info.grammar?.dispose();
       this.seqs.delete(o.requestId);
+      this.proposer?.release([o.requestId]);
       const g = this.groups.get(info.group)!;
       // The group ends when none of its sequences runs or is still to be forked.
       if (g.pendingForks.length === 0 && g.seqIds.every((id) => !this.seqs.has(id))) {
@@ -758,6 +786,7 @@ export class LLMEngine {
       this.seqs.get(id)?.grammar?.dispose();
       this.seqs.delete(id);
     }
+    this.proposer?.release(g.seqIds);
     this.groups.delete(requestId);
   }
 
@@ -793,6 +822,7 @@ export class LLMEngine {
     this.disposed = true;
     this.failAll(new Error('the engine was disposed'));
     this.runner.dispose();
+    this.proposer?.dispose();
   }
 }
 

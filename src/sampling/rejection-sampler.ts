@@ -4,10 +4,12 @@
  * the request gains this step (1 .. k + 1 of them), distributed exactly as the target model alone would give.
  *   1. greedy: accept drafts while each equals the target's argmax at its position; then append the target's argmax
  *      at the first mismatch, or the bonus token (the argmax after the last draft) when all were accepted.
- *   2. random: an n-gram draft is a point mass q = 1{x}, so draft x at position j is accepted with probability
- *      min(1, p_j(x) / q(x)) = p_j(x); on rejection the token is drawn from the residual norm(max(p_j - q, 0)),
- *      which is p_j with x removed and renormalized; all accepted: a bonus token is drawn from p_k. One uniform per
- *      accept test and one per draw, all from the request's own generator, so seeded requests reproduce.
+ *   2. random: draft x at position j, drawn from the proposer's distribution q_j, is accepted with probability
+ *      min(1, p_j(x) / q_j(x)); on rejection the token is drawn from the residual norm(max(p_j - q_j, 0)); all
+ *      accepted: a bonus token is drawn from p_k (Leviathan et al. 2023, Chen et al. 2023; vLLM's
+ *      rejection_sample). An n-gram or greedy draft is a point mass q = 1{x}: accepted with probability p_j(x),
+ *      the residual being p_j with x removed. One uniform per accept test and one per draw, all from the request's
+ *      own generator, so seeded requests reproduce.
  * p_j is the target's distribution after temperature and the top-k / top-p / min-p filters (targetProbs below).
  *
  * @example
@@ -28,26 +30,52 @@ export function rejectGreedy(drafts: readonly number[], targets: readonly number
 }
 
 /**
- * Random verification against point-mass drafts: `probs[j]` is the target distribution at position j (k + 1 rows
- * of V probabilities summing to 1).
+ * Random verification: `probs[j]` is the target distribution at position j (k + 1 rows of V probabilities summing
+ * to 1); `draftProbs[j]` the distribution draft j was drawn from (absent: point masses).
  */
-export function rejectRandom(drafts: readonly number[], probs: readonly Float32Array[] | readonly Float64Array[], generator: Generator): number[] {
+export function rejectRandom(
+  drafts: readonly number[],
+  probs: readonly Float32Array[] | readonly Float64Array[],
+  generator: Generator,
+  draftProbs?: readonly Float64Array[],
+): number[] {
   if (probs.length !== drafts.length + 1) throw new Error(`rejectRandom: ${drafts.length} drafts need ${drafts.length + 1} distributions, got ${probs.length}`);
+  if (draftProbs && draftProbs.length < drafts.length) throw new Error(`rejectRandom: ${drafts.length} drafts need ${drafts.length} draft distributions, got ${draftProbs.length}`);
   const out: number[] = [];
   for (let j = 0; j < drafts.length; j++) {
     const x = drafts[j];
     const p = probs[j];
+    const q = draftProbs?.[j];
     const px = x >= 0 && x < p.length ? p[x] : 0;
-    // u < p(x) accepts: probability p(x). (u in [0, 1): p(x) = 0 never accepts, p(x) = 1 always does.)
-    if (generator.uniform() < px) {
+    const qx = q ? q[x] : 1;
+    // u * q(x) < p(x) accepts: probability min(1, p(x) / q(x)) for u in [0, 1) (p(x) = 0 never accepts).
+    if (generator.uniform() * qx < px) {
       out.push(x);
       continue;
     }
-    out.push(drawExcluding(p, x, 1 - px, generator.uniform()));
+    out.push(q ? drawResidual(p, q, generator.uniform()) : drawExcluding(p, x, 1 - px, generator.uniform()));
     return out;
   }
   out.push(drawExcluding(probs[drafts.length], -1, 1, generator.uniform()));
   return out;
+}
+
+// Inverse-CDF draw from norm(max(p - q, 0)); u in [0, 1). A rejection implies p(x) < q(x) for the draft x, so
+// some token has p > q and the residual has mass (rounding aside: then p itself).
+function drawResidual(p: ArrayLike<number>, q: ArrayLike<number>, u: number): number {
+  let mass = 0;
+  for (let t = 0; t < p.length; t++) if (p[t] > q[t]) mass += p[t] - q[t];
+  if (!(mass > 1e-12)) return drawExcluding(p, -1, 1, u);
+  const target = u * mass;
+  let acc = 0;
+  let last = -1;
+  for (let t = 0; t < p.length; t++) {
+    if (!(p[t] > q[t])) continue;
+    acc += p[t] - q[t];
+    last = t;
+    if (acc > target) return t;
+  }
+  return last;
 }
 
 // Inverse-CDF draw from p without token `skip`, whose remaining mass is `mass`; u in [0, 1).

@@ -10,21 +10,35 @@
  *
  * @example
  *   const p = new NgramProposer({ method: 'ngram', numSpeculativeTokens: 3, promptLookupMin: 1, promptLookupMax: 3 });
- *   p.propose([1, 2, 3, 4, 1, 2]); // [3, 4, 1]: "1 2" occurred before, followed by 3 4 1
+ *   p.lookup([1, 2, 3, 4, 1, 2]); // [3, 4, 1]: "1 2" occurred before, followed by 3 4 1
  */
 import type { NgramConfig } from './config.js';
+import type { Draft, ProposeRequest, Proposer } from './proposer.js';
 
 /** Tokens the proposer looks back over (vLLM scans the whole sequence; this bounds a step's host work). */
 export const MAX_LOOKBACK = 4096;
 
-export class NgramProposer {
+export class NgramProposer implements Proposer {
   constructor(readonly config: Readonly<NgramConfig>) {}
+
+  async propose(requests: readonly ProposeRequest[]): Promise<Map<string, Draft>> {
+    const drafts = new Map<string, Draft>();
+    for (const r of requests) {
+      // Only the tail of prompt + output the lookup reads is copied.
+      const n = r.outputTokenIds.length;
+      const prompt = r.promptTokenIds;
+      const tail = n >= MAX_LOOKBACK ? r.outputTokenIds.slice(n - MAX_LOOKBACK) : [...prompt.slice(Math.max(0, prompt.length - (MAX_LOOKBACK - n))), ...r.outputTokenIds];
+      const d = this.lookup(tail, r.maxTokens);
+      if (d.length > 0) drafts.set(r.requestId, { tokenIds: d });
+    }
+    return drafts;
+  }
 
   /**
    * The draft tokens for a sequence `tokens` (prompt + output), at most `maxTokens` of them (default
    * numSpeculativeTokens); [] when no suffix of length promptLookupMin..promptLookupMax occurred before.
    */
-  propose(tokens: ArrayLike<number>, maxTokens = this.config.numSpeculativeTokens): number[] {
+  lookup(tokens: ArrayLike<number>, maxTokens = this.config.numSpeculativeTokens): number[] {
     const { promptLookupMin: lo, promptLookupMax: hi } = this.config;
     const k = Math.min(maxTokens, this.config.numSpeculativeTokens);
     const L = tokens.length;
@@ -43,4 +57,8 @@ export class NgramProposer {
     }
     return [];
   }
+
+  release(): void {}
+
+  dispose(): void {}
 }

@@ -46,7 +46,7 @@ export const ENGINE_FLAGS: FlagSpec[] = [
   { name: 'enforce-eager', kind: 'boolean', help: 'record every step anew (by default a step replays the commands captured the first time a step of its shape ran, as vLLM CUDA graphs)' },
   { name: 'async-scheduling', kind: 'boolean', negatable: true, help: 'schedule and submit each step while the previous one runs on the GPU', defaultText: 'on' },
   { name: 'scheduling-policy', kind: 'choice', choices: ['fcfs', 'priority'], help: "'fcfs': first come, first served; 'priority': requests' priority (lower first, then arrival); a request with a priority under fcfs is refused", defaultText: 'fcfs' },
-  { name: 'speculative-config', kind: 'string', metavar: 'JSON', help: 'speculative decoding, as vLLM: \'{"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4}\' (n-gram prompt lookup; outputs as without it)', defaultText: 'off' },
+  { name: 'speculative-config', kind: 'string', metavar: 'JSON', help: 'speculative decoding, as vLLM: \'{"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4}\' (n-gram prompt lookup) or \'{"model": "DRAFT", "num_speculative_tokens": 4}\' (a draft model with the same vocabulary); outputs as without it', defaultText: 'off' },
   { name: 'max-logprobs', kind: 'int', min: -1, help: 'most logprobs / prompt_logprobs a request may ask for (-1: the whole vocabulary)', defaultText: '20' },
   { name: 'log-level', kind: 'choice', choices: LOG_LEVELS, metavar: 'LEVEL', aliases: ['uvicorn-log-level'], help: "stderr verbosity: 'debug' adds Dawn's adapter warnings and the notice of the model's sampling defaults", defaultText: 'info' },
 ];
