@@ -296,7 +296,8 @@ export class LLMEngine {
     const cap = this.maxLogprobs;
     for (const field of ['logprobs', 'promptLogprobs'] as const) {
       const asked = params[field];
-      if (asked === null) continue;
+      // Explicit ids are bounded by MAX_LOGPROB_TOKEN_IDS instead (vLLM's _validate_logprobs).
+      if (asked === null || (field === 'logprobs' && params.logprobTokenIds?.length)) continue;
       const n = asked === -1 ? this.config.vocabSize : asked;
       if (n > cap) {
         const what = asked === -1 ? `-1 (the whole vocabulary, ${n})` : String(n);

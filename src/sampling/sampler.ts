@@ -23,6 +23,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { SamplingParams } from '../sampling-params.js';
 import { loadCore, type Core } from '../wasm/core.js';
 import { bannedByBadWords } from './bad-words.js';
+import { logSumExp } from './logprobs.js';
 import type { Generator } from './generator.js';
 import type { TokenLogprobs } from './logprobs.js';
 import { F, NUM_FIELDS } from './sampler-layout.js';
@@ -216,6 +217,7 @@ export class Sampler {
       topAt += 8 * Math.max(l.k, 0);
     });
 
+    const asked: (Map<number, [number, number]> | undefined)[] = [];
     const run = (r: number, first: number, last: number) => this.ex.samplerRun(S, r, r + 1, V, vp, logits, params, pool, this.scratch, first, last);
     for (let r = 0; r < S; r++) {
       const f = this.views().f32; // a logits processor may have grown memory
@@ -223,6 +225,8 @@ export class Sampler {
       f.fill(-Infinity, logits / 4 + V, logits / 4 + vp);
       const mask = reqs[r].tokenBitmask;
       if (mask) applyTokenBitmask(f.subarray(logits / 4, logits / 4 + V), mask);
+      const ids = reqs[r].params.logprobTokenIds;
+      if (ids?.length) asked[r] = idLogprobs(f.subarray(logits / 4, logits / 4 + V), ids);
       if (reqs[r].params.logitsProcessors?.length) {
         run(r, 1, 2);
         this.runProcessors(reqs[r], logits);
@@ -244,6 +248,11 @@ export class Sampler {
       for (let j = 0; j < k; j++) {
         top.set(v.i32[at + j], v.f32[at + k + j]);
         ranks.set(v.i32[at + j], j + 1);
+      }
+      // logprobTokenIds: exactly the asked ids, with their true ranks, in place of the top-k.
+      for (const [id, [lp, rank]] of asked[r] ?? []) {
+        top.set(id, lp);
+        ranks.set(id, rank);
       }
       return { tokenId, logprobs: { sampled: v.f32[put(F.logprob, r)], top, ranks } };
     });
@@ -272,7 +281,8 @@ export class Sampler {
       for (const word of q.badWordsTokenIds) checkIds('badWords', word, V);
       banned.push(...bannedByBadWords(q.badWordsTokenIds, q.outputTokenIds));
     }
-    const k = p.logprobs === null ? -1 : p.logprobs < 0 ? V : Math.min(p.logprobs, V);
+    // With logprobTokenIds the wasm stage 5 gives only the sampled token's logprob (k = 0); the ids come from TS.
+    const k = p.logprobs === null ? -1 : p.logprobTokenIds?.length ? 0 : p.logprobs < 0 ? V : Math.min(p.logprobs, V);
     const edits = penalised || bias.length + allowed.length + banned.length > 0 || !!p.logitsProcessors?.length;
     return { prompt, output, bias, allowed, banned, k, edits };
   }
@@ -309,6 +319,40 @@ export function applyTokenBitmask(row: Float32Array, mask: Int32Array): void {
     const end = Math.min(32, V - base);
     for (let b = 0; b < end; b++) if (((bits >>> b) & 1) === 0) row[base + b] = -Infinity;
   }
+}
+
+/**
+ * The logprob and rank of each of `ids` in the raw row (vLLM's logprob_token_ids): id -> [logprob, rank], the rank
+ * being the number of tokens whose logit is >= its own (as the sampler ranks the sampled token). One pass over the
+ * row, a binary search among the sorted asked logits per token: O(V log m).
+ */
+export function idLogprobs(row: Float32Array, ids: readonly number[]): Map<number, [number, number]> {
+  const V = row.length;
+  checkIds('logprobTokenIds', ids, V);
+  const lse = logSumExp(row);
+  const asked = [...new Set(ids)];
+  const sorted = Float64Array.from(asked, (id) => row[id]).sort();
+  // counts[j]: tokens whose logit is >= sorted[j] and < sorted[j + 1]; suffix sums give each rank.
+  const counts = new Float64Array(sorted.length);
+  for (let i = 0; i < V; i++) {
+    const x = row[i];
+    if (!(x >= sorted[0])) continue;
+    let lo = 0;
+    let hi = sorted.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (sorted[mid] <= x) lo = mid;
+      else hi = mid - 1;
+    }
+    counts[lo]++;
+  }
+  for (let j = sorted.length - 2; j >= 0; j--) counts[j] += counts[j + 1];
+  const out = new Map<number, [number, number]>();
+  for (const id of ids) {
+    const j = sorted.indexOf(row[id]);
+    out.set(id, [row[id] - lse, counts[j]]);
+  }
+  return out;
 }
 
 /** Throws unless every id is an integer in [0, V). */
