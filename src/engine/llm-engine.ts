@@ -24,6 +24,7 @@ import { topLogprobs } from '../sampling/logprobs.js';
 import { rowSampling } from '../sampling/row-sampling.js';
 import { badWordsTokenIds, type SamplerRequest } from '../sampling/sampler.js';
 import { StructuredOutputManager, type SequenceGrammar } from '../sampling/structured/manager.js';
+import { reasoningTokenIds, ThinkingBudget, type ReasoningConfig, type ReasoningTokenIds } from '../sampling/thinking-budget.js';
 import { Request, RequestStatus } from './request.js';
 import { RequestStream } from './request-stream.js';
 import { Scheduler } from './scheduler.js';
@@ -70,6 +71,12 @@ export interface EngineOptions {
   schedulingPolicy?: 'fcfs' | 'priority';
   /** Seed for requests without their own seed (vLLM's LLM(seed=...)). */
   seed?: number;
+  /**
+   * vLLM's reasoning config (`--reasoning-config`): the strings delimiting the reasoning section, which
+   * `thinkingTokenBudget` counts in, e.g. `{ reasoningStartStr: '<think>', reasoningEndStr: '</think>' }`. The server's
+   * reasoning parser sets it when it is not given (as `--reasoning-parser` does in vLLM).
+   */
+  reasoningConfig?: ReasoningConfig | null;
   /** Weight upload progress, in bytes of checkpoint data (`phase: 'upload'`). */
   onProgress?: (progress: DownloadProgress) => void;
   /** Where the engine's notices go (one line each); default: console.warn, so stdout stays the caller's. */
@@ -155,6 +162,8 @@ interface SeqInfo {
   sample: SamplerRequest;
   /** Structured outputs: this sequence's grammar state (its bitmask goes into sample.tokenBitmask each step). */
   grammar: SequenceGrammar | null;
+  /** thinkingTokenBudget: its think-section state (its forced token goes into sample.forcedTokenId each step). */
+  thinking: ThinkingBudget | null;
 }
 
 /** Engine-side state of one user request: its sequences and the forks still to make. */
@@ -209,6 +218,8 @@ export class LLMEngine {
   /** Speculative decoding (EngineOptions.speculativeConfig); null: off. */
   readonly speculativeConfig: SpeculativeConfig | null;
   private readonly proposer: NgramProposer | null;
+  /** The reasoning section's token ids (reasoningConfig), for thinkingTokenBudget; null: not configured. */
+  private reasoningIds: ReasoningTokenIds | null = null;
   private nextId = 0;
   private seedCounter = 0;
   private disposed = false;
@@ -244,6 +255,16 @@ export class LLMEngine {
       { numBlocks: l.numBlocks, blockSize: l.blockSize, enablePrefixCaching: options.enablePrefixCaching ?? true },
     );
     this.outputs = new OutputProcessor(tokenizer);
+    if (options.reasoningConfig) this.configureReasoning(options.reasoningConfig);
+  }
+
+  /**
+   * Sets the reasoning section's delimiters (vLLM's ReasoningConfig) unless the engine was made with its own: the
+   * server calls it with its reasoning parser's strings, as vLLM's `--reasoning-parser` fills the config.
+   */
+  configureReasoning(config: ReasoningConfig): void {
+    if (this.reasoningIds && this.options.reasoningConfig) return;
+    this.reasoningIds = reasoningTokenIds(config, (t) => this.tokenizer.encode(t, { addSpecialTokens: false }));
   }
 
   /**
@@ -312,6 +333,13 @@ export class LLMEngine {
     const params = this.withModelDefaults(init.params ?? new SamplingParams());
     params.verifyForVocab(this.config.vocabSize);
     this.verifyLogprobs(params);
+    if (params.thinkingTokenBudget !== null && !this.reasoningIds) {
+      // vLLM's input processor check (its message, our option names).
+      throw new InvalidArgumentError(
+        'thinkingTokenBudget',
+        'thinkingTokenBudget is set but reasoning_config is not configured. Create the LLM with reasoningConfig, or serve with --reasoning-parser and/or --reasoning-config, to use thinkingTokenBudget.',
+      );
+    }
     // vLLM's update_from_tokenizer: a bad word that tokenizes to nothing (only spaces) could never be banned.
     for (const w of params.badWords ?? []) {
       if (this.tokenizer.encode(w.trimStart(), { addSpecialTokens: false }).length === 0) {
@@ -399,6 +427,7 @@ export class LLMEngine {
         lastTokenAt: 0,
         sample: { params: sampleParams, generator, promptTokenIds: r.promptTokenIds, outputTokenIds, stopTokenIds, badWordsTokenIds: badWords },
         grammar: null,
+        thinking: params.thinkingTokenBudget !== null && this.reasoningIds ? new ThinkingBudget(this.reasoningIds, params.thinkingTokenBudget, r.promptTokenIds) : null,
       });
     });
     const stream = new RequestStream(r.requestId);
@@ -561,7 +590,15 @@ export class LLMEngine {
   private canRunAhead(cur: InFlight): boolean {
     // Speculative decoding: the next step's drafts come from this step's tokens (vLLM V1 too ran them apart).
     if (this.proposer) return false;
-    return cur.seqs.every((s) => !s.allLogits && !s.extraSamples && (!s.sample || rowSampling(s.sample, { candidates: false }) === 'argmax'));
+    return cur.seqs.every(
+      (s) => !s.allLogits && !s.extraSamples && (!s.sample || rowSampling(s.sample, { candidates: false }) === 'argmax') && !this.budgeted(s.requestId),
+    );
+  }
+
+  /** Whether a sequence's thinking budget still acts (its next tokens may be forced: no step ahead, no drafts). */
+  private budgeted(seqId: string): boolean {
+    const t = this.seqs.get(seqId)?.thinking;
+    return !!t && !t.finished;
   }
 
   /** Schedules a step and submits it to the runner (null: nothing to run). */
@@ -580,6 +617,9 @@ export class LLMEngine {
         forks.set(s.requestId, g.pendingForks.splice(0));
         extraSamples = forks.get(s.requestId)!.map((id) => ({ requestId: id, sample: this.seqs.get(id)!.sample }));
       }
+      // thinkingTokenBudget: the end of thinking this step must give, if any (forks share the first's state).
+      info.sample.forcedTokenId = info.thinking?.forcedTokenId() ?? null;
+      extraSamples?.forEach((e) => (e.sample.forcedTokenId = this.seqs.get(e.requestId)?.thinking?.forcedTokenId() ?? null));
       const k = s.specTokenIds?.length ?? 0;
       // Greedy rows verify on the argmaxes; random ones on whole rows, drawn by the rejection sampler.
       const verify = k > 0 ? { numSpecTokens: k, rows: rowSampling(info.sample, { candidates: false }) === 'argmax' ? ('argmax' as const) : ('logits' as const) } : undefined;
@@ -649,6 +689,7 @@ export class LLMEngine {
       const info = this.seqs.get(o.requestId);
       if (info) {
         info.outputTokenIds.push(...o.newTokenIds);
+        info.thinking?.accept(o.newTokenIds);
         if (info.grammar && !info.grammar.accept(o.newTokenIds)) {
           (this.options.log ?? console.warn)(`webgpu-llm: request ${o.requestId}: a sampled token was refused by its grammar`);
         }
@@ -683,7 +724,7 @@ export class LLMEngine {
     const drafts = new Map<string, number[]>();
     for (const o of outputs) {
       const info = this.seqs.get(o.requestId);
-      if (o.finishReason !== null || !info || info.grammar) continue;
+      if (o.finishReason !== null || !info || info.grammar || this.budgeted(o.requestId)) continue;
       const n = info.outputTokenIds.length;
       if (!onlyFiltersApply(info.sample.params, n) || info.sample.params.logprobs !== null) continue;
       // The proposer looks back at most MAX_LOOKBACK tokens: only that tail of prompt + output is copied.

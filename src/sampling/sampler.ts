@@ -6,6 +6,8 @@
  *   2b. `logitsProcessors` (JS callbacks, here in TS; V1's slot for custom processors: after the built-in
  *      masks and bias, before penalties; they see the masked row and their result is what gets penalised);
  *   3. `repetitionPenalty` (prompt + output), `frequencyPenalty` and `presencePenalty` (output);
+ *   3b. a forced token (thinkingTokenBudget's end of thinking): its logit becomes 1e9, as vLLM raises it after the
+ *      penalties, so nothing else can be drawn;
  *   4. greedy argmax, or `temperature`, `minP`, `topK`, `topP` and one draw from the request's generator;
  *   5. the sampled token's logprob and rank, and the top-`logprobs` of the raw row.
  * The facade owns every allocation: one logits row of Vp floats (V rounded up to 16, padded with -inf), one raw
@@ -51,6 +53,8 @@ export interface SamplerRequest {
    * grammar bitmask to the logits before its sampler (so logprobs are of the masked row). Null/absent: no grammar.
    */
   tokenBitmask?: Int32Array | null;
+  /** The token this step must give (thinking-budget.ts: the end of a think section over budget); null: none. */
+  forcedTokenId?: number | null;
 }
 
 /** What sampling gave for one row. */
@@ -89,6 +93,9 @@ class Region {
     this.ptr = this.bytes = 0;
   }
 }
+
+/** The logit a forced token gets (vLLM's thinking-budget state sets 1e9): every other token's probability is 0. */
+const FORCED_LOGIT = 1e9;
 
 /** Where a row's structured-outputs bitmask is applied. */
 export interface MaskPlace {
@@ -227,12 +234,20 @@ export class Sampler {
       if (mask) applyTokenBitmask(f.subarray(logits / 4, logits / 4 + V), mask);
       const ids = reqs[r].params.logprobTokenIds;
       if (ids?.length) asked[r] = idLogprobs(f.subarray(logits / 4, logits / 4 + V), ids);
+      const forced = reqs[r].forcedTokenId;
       if (reqs[r].params.logitsProcessors?.length) {
         run(r, 1, 2);
         this.runProcessors(reqs[r], logits);
-        run(r, 3, 5);
-      } else {
+        if (forced == null) run(r, 3, 5);
+        else run(r, 3, 3);
+      } else if (forced == null) {
         run(r, 1, 5);
+      } else {
+        run(r, 1, 3);
+      }
+      if (forced != null) {
+        this.views().f32[logits / 4 + checkIds('forcedTokenId', [forced], V)[0]] = FORCED_LOGIT;
+        run(r, 4, 5);
       }
     }
 
@@ -283,7 +298,7 @@ export class Sampler {
     }
     // With logprobTokenIds the wasm stage 5 gives only the sampled token's logprob (k = 0); the ids come from TS.
     const k = p.logprobs === null ? -1 : p.logprobTokenIds?.length ? 0 : p.logprobs < 0 ? V : Math.min(p.logprobs, V);
-    const edits = penalised || bias.length + allowed.length + banned.length > 0 || !!p.logitsProcessors?.length;
+    const edits = penalised || bias.length + allowed.length + banned.length > 0 || !!p.logitsProcessors?.length || q.forcedTokenId != null;
     return { prompt, output, bias, allowed, banned, k, edits };
   }
 

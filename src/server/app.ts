@@ -114,6 +114,10 @@ export function createApp(options: ServerOptions): Hono<Env> {
       throw new HttpError(503, `the model failed to load: ${err instanceof Error ? err.message : String(err)}`);
     }
     const engine = llm.engine;
+    // vLLM's --reasoning-parser also fills the engine's reasoning config (thinking_token_budget counts in it).
+    if (reasoningParser?.reasoningStartStr && reasoningParser.reasoningEndStr) {
+      engine.configureReasoning({ reasoningStartStr: reasoningParser.reasoningStartStr, reasoningEndStr: reasoningParser.reasoningEndStr });
+    }
     const maxModelLen = Math.min(options.maxModelLen ?? Infinity, engine.runner.limits.maxModelLen);
     let seq = 0;
     ctx = {
