@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { repetitionDetectionError, type RepetitionDetection } from './engine/repetition.js';
 import { InvalidArgumentError } from './errors.js';
 import { structuredSpec, type StructuredOutputsParams, type StructuredSpec } from './sampling/structured/params.js';
 
@@ -44,6 +45,11 @@ export interface SamplingParamsInit {
    * reasoning parser (`reasoningParser`).
    */
   thinkingTokenBudget?: number | null;
+  /**
+   * vLLM's `repetition_detection`: end the request (finishReason 'repetition', stopReason 'repetition_detected') when
+   * the output ends with a pattern of minPatternSize..maxPatternSize tokens repeated minCount times.
+   */
+  repetitionDetection?: Partial<RepetitionDetection> | null;
   skipSpecialTokens?: boolean;
   spacesBetweenSpecialTokens?: boolean;
   logitBias?: Record<number, number> | Map<number, number> | null;
@@ -94,6 +100,10 @@ const FIELD_TYPES: { [K in keyof SamplingParamsInit]-?: [z.ZodType, string] } = 
   promptLogprobs: [nullable(int), 'an integer or null'],
   logprobTokenIds: [nullable(ints), 'a list of integers or null'],
   thinkingTokenBudget: [nullable(int), 'a non-negative integer, -1 (unlimited) or null'],
+  repetitionDetection: [
+    nullable(z.object({ maxPatternSize: int.optional(), minPatternSize: int.optional(), minCount: int.optional() }).strict()),
+    'an object { maxPatternSize, minPatternSize, minCount } of integers, or null',
+  ],
   skipSpecialTokens: [bool, 'a boolean'],
   spacesBetweenSpecialTokens: [bool, 'a boolean'],
   logitBias: [
@@ -154,6 +164,7 @@ export class SamplingParams {
   promptLogprobs: number | null = null;
   logprobTokenIds: number[] | null = null;
   thinkingTokenBudget: number | null = null;
+  repetitionDetection: RepetitionDetection | null = null;
   skipSpecialTokens = true;
   spacesBetweenSpecialTokens = true;
   logitBias: Map<number, number> | null = null;
@@ -178,6 +189,10 @@ export class SamplingParams {
     }
     this.setFields = set;
     Object.assign(this, Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)));
+    if (init.repetitionDetection) {
+      const given = Object.entries(init.repetitionDetection).filter(([, x]) => x !== undefined);
+      this.repetitionDetection = { maxPatternSize: 0, minPatternSize: 0, minCount: 0, ...Object.fromEntries(given) };
+    }
     if (typeof init.stop === 'string') this.stop = [init.stop];
     if (init.stop === null) this.stop = [];
     if (init.stopTokenIds === null) this.stopTokenIds = [];
@@ -258,6 +273,10 @@ export class SamplingParams {
       if (this.logprobs !== null) {
         check(this.logprobs === n, 'logprobTokenIds', `When both logprobs and logprobTokenIds are set, logprobs must equal len(logprobTokenIds). Got logprobs=${this.logprobs}, len(logprobTokenIds)=${n}.`);
       }
+    }
+    if (this.repetitionDetection) {
+      const err = repetitionDetectionError(this.repetitionDetection);
+      if (err) throw new InvalidArgumentError('repetitionDetection', err);
     }
     if (this.thinkingTokenBudget !== null) {
       check(this.thinkingTokenBudget >= -1, 'thinkingTokenBudget', `must be a non-negative integer or -1 for unlimited, got ${this.thinkingTokenBudget}.`);

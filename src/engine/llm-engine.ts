@@ -24,6 +24,7 @@ import { topLogprobs } from '../sampling/logprobs.js';
 import { rowSampling } from '../sampling/row-sampling.js';
 import { badWordsTokenIds, type SamplerRequest } from '../sampling/sampler.js';
 import { StructuredOutputManager, type SequenceGrammar } from '../sampling/structured/manager.js';
+import type { RepetitionDetection } from './repetition.js';
 import { reasoningTokenIds, ThinkingBudget, type ReasoningConfig, type ReasoningTokenIds } from '../sampling/thinking-budget.js';
 import { Request, RequestStatus } from './request.js';
 import { RequestStream } from './request-stream.js';
@@ -173,7 +174,7 @@ interface GroupInfo {
   pendingForks: string[];
   stream: RequestStream;
   /** Engine-core stop parameters shared by every sequence. */
-  stopInit: { maxTokens: number; minTokens: number; ignoreEos: boolean; stopTokenIds: number[] };
+  stopInit: { maxTokens: number; minTokens: number; ignoreEos: boolean; stopTokenIds: number[]; repetitionDetection: RepetitionDetection | null };
   priority: number;
   /** performance.now() at submit, and of the first token (metrics). */
   arrival: number;
@@ -408,7 +409,13 @@ export class LLMEngine {
     const maxTokens = Math.min(params.maxTokens ?? Infinity, maxLen - r.promptTokenIds.length);
     // EOS ids other than the tokenizer's are stop tokens (unless ignoreEos), reported as the stop_reason.
     const eosStops = params.ignoreEos ? [] : this.eosTokenIds.filter((t) => t !== this.primaryEosTokenId);
-    const stopInit = { maxTokens, minTokens: Math.min(params.minTokens, maxTokens), ignoreEos: params.ignoreEos, stopTokenIds: [...new Set([...eosStops, ...params.stopTokenIds])] };
+    const stopInit = {
+      maxTokens,
+      minTokens: Math.min(params.minTokens, maxTokens),
+      ignoreEos: params.ignoreEos,
+      stopTokenIds: [...new Set([...eosStops, ...params.stopTokenIds])],
+      repetitionDetection: params.repetitionDetection,
+    };
     const numSeqs = params.numSequences;
     const seqIds = Array.from({ length: numSeqs }, (_, i) => (i === 0 ? r.requestId : `${i}_${r.requestId}`));
     // best_of > n ranks candidates by cumulative logprob, so the sampler must compute it.
@@ -783,7 +790,7 @@ export class LLMEngine {
     info.lastTokenAt = now;
   }
 
-  private release(requestId: string, reason: 'stop' | 'length' | 'abort' | null = null): void {
+  private release(requestId: string, reason: 'stop' | 'length' | 'abort' | 'repetition' | null = null): void {
     const g = this.groups.get(requestId);
     if (!g) return;
     if (reason) {

@@ -14,7 +14,7 @@ import { IncrementalDetokenizer } from '../tokenizer/index.js';
 import type { RequestStateStats } from './metrics.js';
 import type { RequestStream } from './request-stream.js';
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type FinishReason = 'stop' | 'length' | 'abort' | 'repetition';
 
 /** What the engine core reports for one sequence after a step. */
 export interface CoreOutput {

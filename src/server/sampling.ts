@@ -57,6 +57,9 @@ function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsI
     badWords: v(req.bad_words),
     truncatePromptTokens: v(req.truncate_prompt_tokens),
     thinkingTokenBudget: v(req.thinking_token_budget),
+    repetitionDetection: req.repetition_detection
+      ? { maxPatternSize: v(req.repetition_detection.max_pattern_size), minPatternSize: v(req.repetition_detection.min_pattern_size), minCount: v(req.repetition_detection.min_count) }
+      : undefined,
     structuredOutputs: structured?.params,
     // The server consumes every request as deltas: it streams them, or joins them.
     outputKind: 'delta',
