@@ -50,6 +50,11 @@ export interface SamplingParamsInit {
    * the output ends with a pattern of minPatternSize..maxPatternSize tokens repeated minCount times.
    */
   repetitionDetection?: Partial<RepetitionDetection> | null;
+  /**
+   * vLLM's `stream_interval`: streamed outputs carry this many new tokens each (the first and the last go at once);
+   * it raises the engine's `streamInterval`, never lowers it. Null: the engine's.
+   */
+  streamInterval?: number | null;
   skipSpecialTokens?: boolean;
   spacesBetweenSpecialTokens?: boolean;
   logitBias?: Record<number, number> | Map<number, number> | null;
@@ -100,6 +105,7 @@ const FIELD_TYPES: { [K in keyof SamplingParamsInit]-?: [z.ZodType, string] } = 
   promptLogprobs: [nullable(int), 'an integer or null'],
   logprobTokenIds: [nullable(ints), 'a list of integers or null'],
   thinkingTokenBudget: [nullable(int), 'a non-negative integer, -1 (unlimited) or null'],
+  streamInterval: [nullable(int), 'an integer or null'],
   repetitionDetection: [
     nullable(z.object({ maxPatternSize: int.optional(), minPatternSize: int.optional(), minCount: int.optional() }).strict()),
     'an object { maxPatternSize, minPatternSize, minCount } of integers, or null',
@@ -165,6 +171,7 @@ export class SamplingParams {
   logprobTokenIds: number[] | null = null;
   thinkingTokenBudget: number | null = null;
   repetitionDetection: RepetitionDetection | null = null;
+  streamInterval: number | null = null;
   skipSpecialTokens = true;
   spacesBetweenSpecialTokens = true;
   logitBias: Map<number, number> | null = null;
@@ -274,6 +281,7 @@ export class SamplingParams {
         check(this.logprobs === n, 'logprobTokenIds', `When both logprobs and logprobTokenIds are set, logprobs must equal len(logprobTokenIds). Got logprobs=${this.logprobs}, len(logprobTokenIds)=${n}.`);
       }
     }
+    if (this.streamInterval !== null) check(this.streamInterval >= 1, 'streamInterval', `must be at least 1, got ${this.streamInterval}.`);
     if (this.repetitionDetection) {
       const err = repetitionDetectionError(this.repetitionDetection);
       if (err) throw new InvalidArgumentError('repetitionDetection', err);

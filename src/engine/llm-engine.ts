@@ -78,6 +78,11 @@ export interface EngineOptions {
    * reasoning parser sets it when it is not given (as `--reasoning-parser` does in vLLM).
    */
   reasoningConfig?: ReasoningConfig | null;
+  /**
+   * vLLM's --stream-interval: streamed outputs batch this many new tokens (default 1: every token); the first and
+   * last outputs go at once. A request's streamInterval may raise it.
+   */
+  streamInterval?: number;
   /** Weight upload progress, in bytes of checkpoint data (`phase: 'upload'`). */
   onProgress?: (progress: DownloadProgress) => void;
   /** Where the engine's notices go (one line each); default: console.warn, so stdout stays the caller's. */
@@ -255,7 +260,9 @@ export class LLMEngine {
       },
       { numBlocks: l.numBlocks, blockSize: l.blockSize, enablePrefixCaching: options.enablePrefixCaching ?? true },
     );
-    this.outputs = new OutputProcessor(tokenizer);
+    const interval = options.streamInterval ?? 1;
+    if (!Number.isSafeInteger(interval) || interval < 1) throw new InvalidArgumentError('streamInterval', `streamInterval must be an integer >= 1, got ${interval}`);
+    this.outputs = new OutputProcessor(tokenizer, interval);
     if (options.reasoningConfig) this.configureReasoning(options.reasoningConfig);
   }
 

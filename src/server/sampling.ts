@@ -57,6 +57,7 @@ function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsI
     badWords: v(req.bad_words),
     truncatePromptTokens: v(req.truncate_prompt_tokens),
     thinkingTokenBudget: v(req.thinking_token_budget),
+    streamInterval: v(req.stream_interval),
     repetitionDetection: req.repetition_detection
       ? { maxPatternSize: v(req.repetition_detection.max_pattern_size), minPatternSize: v(req.repetition_detection.min_pattern_size), minCount: v(req.repetition_detection.min_count) }
       : undefined,
