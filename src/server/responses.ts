@@ -130,7 +130,8 @@ function startBackground(ctx: ServerContext, store: ResponseStore, body: Respons
   };
   const run = async () => {
     store.update({ ...base, status: 'in_progress' });
-    store.get(base.id)!.cancel = () => controller.abort();
+    const entry = store.get(base.id); // evicted already when the store is full of newer responses
+    if (entry) entry.cancel = () => controller.abort();
     const res = await runChatCompletion(ctx, { ...chatRequest, stream: false, stream_options: null }, { ...meta, signal, stopped: () => null });
     finish(fromChat(res as ChatCompletionResponse, base, wantsLogprobs(body)));
   };
