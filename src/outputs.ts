@@ -37,8 +37,11 @@ export interface CompletionOutput {
   cumulativeLogprob: number | null;
   /** Top-k log-probabilities per generated token; null unless requested. */
   logprobs: SampleLogprobs | null;
-  /** 'stop' (EOS, stop token or stop string), 'length' (maxTokens or model length), 'abort'; null while running. */
-  finishReason: 'stop' | 'length' | 'abort' | null;
+  /**
+   * 'stop' (EOS, stop token or stop string), 'length' (maxTokens or model length), 'abort', 'repetition'
+   * (repetitionDetection; stopReason 'repetition_detected'); null while running.
+   */
+  finishReason: 'stop' | 'length' | 'abort' | 'repetition' | null;
   /** The stop string or stop token id that ended the sequence; null for EOS or length. */
   stopReason: string | number | null;
   /**

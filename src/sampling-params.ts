@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { repetitionDetectionError, type RepetitionDetection } from './engine/repetition.js';
 import { InvalidArgumentError } from './errors.js';
 import { structuredSpec, type StructuredOutputsParams, type StructuredSpec } from './sampling/structured/params.js';
 
@@ -6,6 +7,9 @@ export type { StructuredOutputsParams };
 
 /** Temperatures below this mean greedy decoding (vLLM's `_SAMPLING_EPS`). */
 export const SAMPLING_EPS = 1e-5;
+
+/** The most ids `logprobTokenIds` may list (vLLM's MAX_LOGPROB_TOKEN_IDS). */
+export const MAX_LOGPROB_TOKEN_IDS = 128;
 
 /** A per-request logits processor: receives the output ids so far and the logits row, returns the logits. */
 export type LogitsProcessor = (outputTokenIds: readonly number[], logits: Float32Array) => Float32Array;
@@ -30,6 +34,27 @@ export interface SamplingParamsInit {
   minTokens?: number;
   logprobs?: number | null;
   promptLogprobs?: number | null;
+  /**
+   * vLLM's `logprob_token_ids`: the ids whose logprobs each output position returns, instead of the top-`logprobs`
+   * (the sampled token's always comes too). `logprobs` defaults to its length and must equal it when set.
+   */
+  logprobTokenIds?: number[] | null;
+  /**
+   * vLLM's `thinking_token_budget`: at most this many tokens inside the reasoning section (between the reasoning
+   * parser's start and end tokens); then the end token(s) are forced. -1 or null: no budget. Needs an LLM with a
+   * reasoning parser (`reasoningParser`).
+   */
+  thinkingTokenBudget?: number | null;
+  /**
+   * vLLM's `repetition_detection`: end the request (finishReason 'repetition', stopReason 'repetition_detected') when
+   * the output ends with a pattern of minPatternSize..maxPatternSize tokens repeated minCount times.
+   */
+  repetitionDetection?: Partial<RepetitionDetection> | null;
+  /**
+   * vLLM's `stream_interval`: streamed outputs carry this many new tokens each (the first and the last go at once);
+   * it raises the engine's `streamInterval`, never lowers it. Null: the engine's.
+   */
+  streamInterval?: number | null;
   skipSpecialTokens?: boolean;
   spacesBetweenSpecialTokens?: boolean;
   logitBias?: Record<number, number> | Map<number, number> | null;
@@ -78,6 +103,13 @@ const FIELD_TYPES: { [K in keyof SamplingParamsInit]-?: [z.ZodType, string] } = 
   minTokens: [int, 'an integer'],
   logprobs: [nullable(int), 'an integer or null'],
   promptLogprobs: [nullable(int), 'an integer or null'],
+  logprobTokenIds: [nullable(ints), 'a list of integers or null'],
+  thinkingTokenBudget: [nullable(int), 'a non-negative integer, -1 (unlimited) or null'],
+  streamInterval: [nullable(int), 'an integer or null'],
+  repetitionDetection: [
+    nullable(z.object({ maxPatternSize: int.optional(), minPatternSize: int.optional(), minCount: int.optional() }).strict()),
+    'an object { maxPatternSize, minPatternSize, minCount } of integers, or null',
+  ],
   skipSpecialTokens: [bool, 'a boolean'],
   spacesBetweenSpecialTokens: [bool, 'a boolean'],
   logitBias: [
@@ -136,6 +168,10 @@ export class SamplingParams {
   minTokens = 0;
   logprobs: number | null = null;
   promptLogprobs: number | null = null;
+  logprobTokenIds: number[] | null = null;
+  thinkingTokenBudget: number | null = null;
+  repetitionDetection: RepetitionDetection | null = null;
+  streamInterval: number | null = null;
   skipSpecialTokens = true;
   spacesBetweenSpecialTokens = true;
   logitBias: Map<number, number> | null = null;
@@ -160,6 +196,10 @@ export class SamplingParams {
     }
     this.setFields = set;
     Object.assign(this, Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)));
+    if (init.repetitionDetection) {
+      const given = Object.entries(init.repetitionDetection).filter(([, x]) => x !== undefined);
+      this.repetitionDetection = { maxPatternSize: 0, minPatternSize: 0, minCount: 0, ...Object.fromEntries(given) };
+    }
     if (typeof init.stop === 'string') this.stop = [init.stop];
     if (init.stop === null) this.stop = [];
     if (init.stopTokenIds === null) this.stopTokenIds = [];
@@ -180,6 +220,10 @@ export class SamplingParams {
       this.minP = 0;
     }
     if (this.topK === -1) this.topK = 0;
+    // vLLM: -1 means no budget.
+    if (this.thinkingTokenBudget === -1) this.thinkingTokenBudget = null;
+    // vLLM's num_logprobs: the requested ids are the logprobs returned when `logprobs` is unset.
+    if (this.logprobs === null && this.logprobTokenIds?.length) this.logprobs = this.logprobTokenIds.length;
   }
 
   /** The validated structured-outputs constraint (kind, canonical spec, cache key), or null. */
@@ -215,7 +259,10 @@ export class SamplingParams {
     check(this.presencePenalty >= -2 && this.presencePenalty <= 2, 'presencePenalty', `must be in [-2, 2], got ${this.presencePenalty}.`);
     check(this.frequencyPenalty >= -2 && this.frequencyPenalty <= 2, 'frequencyPenalty', `must be in [-2, 2], got ${this.frequencyPenalty}.`);
     check(this.repetitionPenalty > 0 && Number.isFinite(this.repetitionPenalty), 'repetitionPenalty', `must be greater than zero, got ${this.repetitionPenalty}.`);
-    check(this.temperature >= 0 && Number.isFinite(this.temperature), 'temperature', `must be non-negative, got ${this.temperature}.`);
+    check(Number.isFinite(this.temperature), 'temperature', `must be a finite number, got ${this.temperature}.`);
+    check(this.temperature >= 0, 'temperature', `must be non-negative, got ${this.temperature}.`);
+    // vLLM >= 0.24 (PR #44965): OpenAI's range, [0, 2].
+    check(this.temperature <= 2, 'temperature', `must be in [0, 2], got ${this.temperature}.`);
     check(this.topP > 0 && this.topP <= 1, 'topP', `must be in (0, 1], got ${this.topP}.`);
     check(isInt(this.topK) && this.topK >= -1, 'topK', `must be -1 (disable), 0 (disable) or at least 1, got ${this.topK}.`);
     check(this.minP >= 0 && this.minP <= 1, 'minP', `must be in [0, 1], got ${this.minP}.`);
@@ -227,6 +274,21 @@ export class SamplingParams {
     }
     if (this.logprobs !== null) check(isInt(this.logprobs) && this.logprobs >= -1, 'logprobs', `must be non-negative or -1 (whole vocabulary), got ${this.logprobs}.`);
     if (this.promptLogprobs !== null) check(isInt(this.promptLogprobs) && this.promptLogprobs >= -1, 'promptLogprobs', `must be non-negative or -1 (whole vocabulary), got ${this.promptLogprobs}.`);
+    if (this.logprobTokenIds !== null) {
+      const n = this.logprobTokenIds.length;
+      check(n <= MAX_LOGPROB_TOKEN_IDS, 'logprobTokenIds', `has ${n} ids, which is greater than max allowed: ${MAX_LOGPROB_TOKEN_IDS}.`);
+      if (this.logprobs !== null) {
+        check(this.logprobs === n, 'logprobTokenIds', `When both logprobs and logprobTokenIds are set, logprobs must equal len(logprobTokenIds). Got logprobs=${this.logprobs}, len(logprobTokenIds)=${n}.`);
+      }
+    }
+    if (this.streamInterval !== null) check(this.streamInterval >= 1, 'streamInterval', `must be at least 1, got ${this.streamInterval}.`);
+    if (this.repetitionDetection) {
+      const err = repetitionDetectionError(this.repetitionDetection);
+      if (err) throw new InvalidArgumentError('repetitionDetection', err);
+    }
+    if (this.thinkingTokenBudget !== null) {
+      check(this.thinkingTokenBudget >= -1, 'thinkingTokenBudget', `must be a non-negative integer or -1 for unlimited, got ${this.thinkingTokenBudget}.`);
+    }
     check(Array.isArray(this.stop) && this.stop.every((s) => typeof s === 'string' && s.length > 0), 'stop', 'cannot contain an empty string.');
     check(Array.isArray(this.stopTokenIds) && this.stopTokenIds.every((t) => isInt(t) && t >= 0), 'stopTokenIds', 'must be a list of non-negative integer token ids.');
     if (this.truncatePromptTokens !== null) {
@@ -254,6 +316,11 @@ export class SamplingParams {
       if (!ids) continue;
       const b = bad(ids);
       if (b !== undefined) throw new InvalidArgumentError(field, `${field} contains token id ${b}, out of vocabulary [0, ${vocabSize}).`);
+    }
+    const outside = (this.logprobTokenIds ?? []).filter((t) => t < 0 || t >= vocabSize);
+    if (outside.length > 0) {
+      // vLLM's message, every bad id listed.
+      throw new InvalidArgumentError('logprobTokenIds', `token_id(s) [${outside.join(', ')}] in logprobTokenIds contain out-of-vocab token ids. Vocabulary size: ${vocabSize}`);
     }
   }
 }

@@ -104,9 +104,24 @@ describe('flag parser', () => {
     expect({ ...o, onInternalError: undefined }).toEqual({
       llm, host: '0.0.0.0', port: 9000, apiKey: 'k', servedModelName: ['x'], chatTemplate: 'T', maxPromptChars: 100,
       allowedOrigins: ['https://a.example'], trustRequestChatTemplate: true, enableAutoToolChoice: true, toolCallParser: 'hermes',
-      reasoningParser: 'qwen3', returnTokensAsTokenIds: true, onInternalError: undefined,
+      reasoningParser: 'qwen3', returnTokensAsTokenIds: true, onInternalError: undefined, responsesStore: false,
     });
     expect(values['disable-log-requests']).toBe(true);
+    // The Responses store: the flag, or vLLM's environment variable.
+    expect(serveOptions(parseCommand(SERVE, ['--enable-responses-store']).values, llm, 'm', 'T', () => {}).responsesStore).toBe(true);
+    const env = process.env.VLLM_ENABLE_RESPONSES_API_STORE;
+    process.env.VLLM_ENABLE_RESPONSES_API_STORE = '1';
+    try {
+      expect(serveOptions(parseCommand(SERVE, []).values, llm, 'm', 'T', () => {}).responsesStore).toBe(true);
+    } finally {
+      if (env === undefined) delete process.env.VLLM_ENABLE_RESPONSES_API_STORE;
+      else process.env.VLLM_ENABLE_RESPONSES_API_STORE = env;
+    }
+    // --reasoning-config: vLLM's JSON keys.
+    const rc = (json: string) => engineOptions(parseCommand(SERVE, ['--reasoning-config', json]).values, undefined).reasoningConfig;
+    expect(rc('{"reasoning_start_str": "<think>", "reasoning_end_str": "</think>"}')).toEqual({ reasoningStartStr: '<think>', reasoningEndStr: '</think>' });
+    expect(() => rc('{"reasoning_start_str": "<think>"}')).toThrow(/--reasoning-config needs "reasoning_start_str" and "reasoning_end_str"/);
+    expect(() => rc('nope')).toThrow(/--reasoning-config must be a JSON object/);
     expect(values['shutdown-grace-period']).toBe(3);
   });
 

@@ -325,8 +325,8 @@ describe('Responses API through the server (qwen3-rand)', () => {
       [{ tools: [{ type: 'function' }] }, 'tools[0].name', /name/],
       [{ tool_choice: 'required' }, 'tool_choice', /tools/],
       [{ tools: TOOLS, tool_choice: { type: 'file_search' } }, 'tool_choice.type', /file_search/],
-      [{ previous_response_id: 'resp_1' }, 'previous_response_id', /stores no responses/],
-      [{ background: true }, 'background', /store/],
+      // Without a store (vLLM's default; server-responses-store.test.ts has it on): background needs one.
+      [{ background: true }, 'background', /does not support `store=True`/],
       [{ truncation: 'auto' }, 'truncation', /auto/],
       [{ include: ['file_search_call.results'] }, 'include', /file_search_call.results/],
       [{ text: { format: { type: 'xml' } } }, 'text.format.type', /xml/],
@@ -344,6 +344,10 @@ describe('Responses API through the server (qwen3-rand)', () => {
       expect(body.error.message).toMatch(message);
     }
     expect((await post({ model: 'nope', input: 'Hi' })).status).toBe(404);
+    // vLLM: an unknown previous_response_id (any, without a store) is 404 naming response_id.
+    const prev = await post({ model: MODEL, input: 'Hi', previous_response_id: 'resp_1' });
+    expect(prev.status).toBe(404);
+    expect((await prev.json()).error).toMatchObject({ message: "Response with id 'resp_1' not found.", param: 'response_id' });
     await expect(client.responses.create({ model: MODEL, input: 'Hi', tools: [{ type: 'web_search' }] })).rejects.toThrow(/web_search/);
     const ok = await client.responses.create({ model: MODEL, input: 'Hi', max_output_tokens: 3, temperature: 0 });
     expect(ok.usage!.output_tokens).toBe(3);

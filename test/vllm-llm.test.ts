@@ -33,6 +33,9 @@ describe('SamplingParams validation (vllm/sampling_params.py _verify_args, _veri
       [{ frequencyPenalty: -3 }, /frequencyPenalty must be in \[-2, 2\]/],
       [{ repetitionPenalty: 0 }, /repetitionPenalty must be greater than zero/],
       [{ temperature: -1 }, /temperature must be non-negative/],
+      // vLLM >= 0.24 (#44965): temperature must be in [0, 2]; infinity is not a finite number.
+      [{ temperature: 2.01 }, /temperature must be in \[0, 2\], got 2.01/],
+      [{ temperature: Infinity }, /temperature must be a finite number/],
       [{ topP: 0 }, /topP must be in \(0, 1\]/],
       [{ topK: -2 }, /topK must be/],
       [{ minP: 1.5 }, /minP must be in \[0, 1\]/],
@@ -44,6 +47,7 @@ describe('SamplingParams validation (vllm/sampling_params.py _verify_args, _veri
       [{ stop: ['a', ''] }, /stop cannot contain an empty string/],
     ];
     for (const [init, message] of cases) expect(() => new SamplingParams(init), JSON.stringify(init)).toThrow(message);
+    expect(new SamplingParams({ temperature: 2 }).temperature).toBe(2);
   });
 });
 

@@ -166,6 +166,7 @@ describe('vLLM server parity (tinystories-656K)', () => {
     await expect400('/v1/completions', { prompt: 'x', logprobs: 21 }, 'logprobs', /at most 20/);
     await expect400('/v1/chat/completions', { messages, logprobs: true, top_logprobs: 21 }, 'top_logprobs', /\[0, 20\]/);
     await expect400('/v1/completions', { prompt: 'x', logit_bias: { '1': 1, a: 2, '-3': 1, b: 0 } }, 'logit_bias', /\["a","-3","b"\]/);
+    await expect400('/v1/chat/completions', { messages, temperature: 2.5 }, 'temperature', /temperature must be in \[0, 2\], got 2.5/);
   });
 
   it('a JSON body sent as a form is refused (validate_json_request)', async () => {

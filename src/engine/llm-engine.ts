@@ -24,6 +24,8 @@ import { topLogprobs } from '../sampling/logprobs.js';
 import { rowSampling } from '../sampling/row-sampling.js';
 import { badWordsTokenIds, type SamplerRequest } from '../sampling/sampler.js';
 import { StructuredOutputManager, type SequenceGrammar } from '../sampling/structured/manager.js';
+import type { RepetitionDetection } from './repetition.js';
+import { reasoningTokenIds, ThinkingBudget, type ReasoningConfig, type ReasoningTokenIds } from '../sampling/thinking-budget.js';
 import { Request, RequestStatus } from './request.js';
 import { RequestStream } from './request-stream.js';
 import { Scheduler } from './scheduler.js';
@@ -71,6 +73,17 @@ export interface EngineOptions {
   schedulingPolicy?: 'fcfs' | 'priority';
   /** Seed for requests without their own seed (vLLM's LLM(seed=...)). */
   seed?: number;
+  /**
+   * vLLM's reasoning config (`--reasoning-config`): the strings delimiting the reasoning section, which
+   * `thinkingTokenBudget` counts in, e.g. `{ reasoningStartStr: '<think>', reasoningEndStr: '</think>' }`. The server's
+   * reasoning parser sets it when it is not given (as `--reasoning-parser` does in vLLM).
+   */
+  reasoningConfig?: ReasoningConfig | null;
+  /**
+   * vLLM's --stream-interval: streamed outputs batch this many new tokens (default 1: every token); the first and
+   * last outputs go at once. A request's streamInterval may raise it.
+   */
+  streamInterval?: number;
   /** Weight upload progress, in bytes of checkpoint data (`phase: 'upload'`). */
   onProgress?: (progress: DownloadProgress) => void;
   /** Where the engine's notices go (one line each); default: console.warn, so stdout stays the caller's. */
@@ -162,6 +175,8 @@ interface SeqInfo {
   grammar: SequenceGrammar | null;
   /** Speculative decoding: the distributions its pending drafts were drawn from (absent: point masses). */
   draftProbs?: Float64Array[];
+  /** thinkingTokenBudget: its think-section state (its forced token goes into sample.forcedTokenId each step). */
+  thinking: ThinkingBudget | null;
 }
 
 /** Engine-side state of one user request: its sequences and the forks still to make. */
@@ -171,7 +186,7 @@ interface GroupInfo {
   pendingForks: string[];
   stream: RequestStream;
   /** Engine-core stop parameters shared by every sequence. */
-  stopInit: { maxTokens: number; minTokens: number; ignoreEos: boolean; stopTokenIds: number[] };
+  stopInit: { maxTokens: number; minTokens: number; ignoreEos: boolean; stopTokenIds: number[]; repetitionDetection: RepetitionDetection | null };
   priority: number;
   /** performance.now() at submit, and of the first token (metrics). */
   arrival: number;
@@ -215,6 +230,8 @@ export class LLMEngine {
   private structured: StructuredOutputManager | null = null;
   /** Speculative decoding (EngineOptions.speculativeConfig); null: off. */
   readonly speculativeConfig: SpeculativeConfig | null;
+  /** The reasoning section's token ids (reasoningConfig), for thinkingTokenBudget; null: not configured. */
+  private reasoningIds: ReasoningTokenIds | null = null;
   private nextId = 0;
   private seedCounter = 0;
   private disposed = false;
@@ -250,7 +267,19 @@ export class LLMEngine {
       },
       { numBlocks: l.numBlocks, blockSize: l.blockSize, enablePrefixCaching: options.enablePrefixCaching ?? true },
     );
-    this.outputs = new OutputProcessor(tokenizer);
+    const interval = options.streamInterval ?? 1;
+    if (!Number.isSafeInteger(interval) || interval < 1) throw new InvalidArgumentError('streamInterval', `streamInterval must be an integer >= 1, got ${interval}`);
+    this.outputs = new OutputProcessor(tokenizer, interval);
+    if (options.reasoningConfig) this.configureReasoning(options.reasoningConfig);
+  }
+
+  /**
+   * Sets the reasoning section's delimiters (vLLM's ReasoningConfig) unless the engine was made with its own: the
+   * server calls it with its reasoning parser's strings, as vLLM's `--reasoning-parser` fills the config.
+   */
+  configureReasoning(config: ReasoningConfig): void {
+    if (this.reasoningIds && this.options.reasoningConfig) return;
+    this.reasoningIds = reasoningTokenIds(config, (t) => this.tokenizer.encode(t, { addSpecialTokens: false }));
   }
 
   /**
@@ -311,7 +340,8 @@ export class LLMEngine {
     const cap = this.maxLogprobs;
     for (const field of ['logprobs', 'promptLogprobs'] as const) {
       const asked = params[field];
-      if (asked === null) continue;
+      // Explicit ids are bounded by MAX_LOGPROB_TOKEN_IDS instead (vLLM's _validate_logprobs).
+      if (asked === null || (field === 'logprobs' && params.logprobTokenIds?.length)) continue;
       const n = asked === -1 ? this.config.vocabSize : asked;
       if (n > cap) {
         const what = asked === -1 ? `-1 (the whole vocabulary, ${n})` : String(n);
@@ -326,6 +356,13 @@ export class LLMEngine {
     const params = this.withModelDefaults(init.params ?? new SamplingParams());
     params.verifyForVocab(this.config.vocabSize);
     this.verifyLogprobs(params);
+    if (params.thinkingTokenBudget !== null && !this.reasoningIds) {
+      // vLLM's input processor check (its message, our option names).
+      throw new InvalidArgumentError(
+        'thinkingTokenBudget',
+        'thinkingTokenBudget is set but reasoning_config is not configured. Create the LLM with reasoningConfig, or serve with --reasoning-parser and/or --reasoning-config, to use thinkingTokenBudget.',
+      );
+    }
     // vLLM's update_from_tokenizer: a bad word that tokenizes to nothing (only spaces) could never be banned.
     for (const w of params.badWords ?? []) {
       if (this.tokenizer.encode(w.trimStart(), { addSpecialTokens: false }).length === 0) {
@@ -394,7 +431,13 @@ export class LLMEngine {
     const maxTokens = Math.min(params.maxTokens ?? Infinity, maxLen - r.promptTokenIds.length);
     // EOS ids other than the tokenizer's are stop tokens (unless ignoreEos), reported as the stop_reason.
     const eosStops = params.ignoreEos ? [] : this.eosTokenIds.filter((t) => t !== this.primaryEosTokenId);
-    const stopInit = { maxTokens, minTokens: Math.min(params.minTokens, maxTokens), ignoreEos: params.ignoreEos, stopTokenIds: [...new Set([...eosStops, ...params.stopTokenIds])] };
+    const stopInit = {
+      maxTokens,
+      minTokens: Math.min(params.minTokens, maxTokens),
+      ignoreEos: params.ignoreEos,
+      stopTokenIds: [...new Set([...eosStops, ...params.stopTokenIds])],
+      repetitionDetection: params.repetitionDetection,
+    };
     const numSeqs = params.numSequences;
     const seqIds = Array.from({ length: numSeqs }, (_, i) => (i === 0 ? r.requestId : `${i}_${r.requestId}`));
     // best_of > n ranks candidates by cumulative logprob, so the sampler must compute it.
@@ -413,6 +456,7 @@ export class LLMEngine {
         lastTokenAt: 0,
         sample: { params: sampleParams, generator, promptTokenIds: r.promptTokenIds, outputTokenIds, stopTokenIds, badWordsTokenIds: badWords },
         grammar: null,
+        thinking: params.thinkingTokenBudget !== null && this.reasoningIds ? new ThinkingBudget(this.reasoningIds, params.thinkingTokenBudget, r.promptTokenIds) : null,
       });
     });
     const stream = new RequestStream(r.requestId);
@@ -576,7 +620,15 @@ export class LLMEngine {
   private canRunAhead(cur: InFlight): boolean {
     // Speculative decoding: the next step's drafts come from this step's tokens (vLLM V1 too ran them apart).
     if (this.proposer) return false;
-    return cur.seqs.every((s) => !s.allLogits && !s.extraSamples && (!s.sample || rowSampling(s.sample, { candidates: false }) === 'argmax'));
+    return cur.seqs.every(
+      (s) => !s.allLogits && !s.extraSamples && (!s.sample || rowSampling(s.sample, { candidates: false }) === 'argmax') && !this.budgeted(s.requestId),
+    );
+  }
+
+  /** Whether a sequence's thinking budget still acts (its next tokens may be forced: no step ahead, no drafts). */
+  private budgeted(seqId: string): boolean {
+    const t = this.seqs.get(seqId)?.thinking;
+    return !!t && !t.finished;
   }
 
   /** Schedules a step and submits it to the runner (null: nothing to run). */
@@ -595,6 +647,9 @@ export class LLMEngine {
         forks.set(s.requestId, g.pendingForks.splice(0));
         extraSamples = forks.get(s.requestId)!.map((id) => ({ requestId: id, sample: this.seqs.get(id)!.sample }));
       }
+      // thinkingTokenBudget: the end of thinking this step must give, if any (forks share the first's state).
+      info.sample.forcedTokenId = info.thinking?.forcedTokenId() ?? null;
+      extraSamples?.forEach((e) => (e.sample.forcedTokenId = this.seqs.get(e.requestId)?.thinking?.forcedTokenId() ?? null));
       const k = s.specTokenIds?.length ?? 0;
       // Greedy rows verify on the argmaxes; random ones on whole rows, drawn by the rejection sampler.
       const verify = k > 0 ? { numSpecTokens: k, rows: rowSampling(info.sample, { candidates: false }) === 'argmax' ? ('argmax' as const) : ('logits' as const) } : undefined;
@@ -664,6 +719,7 @@ export class LLMEngine {
       const info = this.seqs.get(o.requestId);
       if (info) {
         info.outputTokenIds.push(...o.newTokenIds);
+        info.thinking?.accept(o.newTokenIds);
         if (info.grammar && !info.grammar.accept(o.newTokenIds)) {
           (this.options.log ?? console.warn)(`webgpu-llm: request ${o.requestId}: a sampled token was refused by its grammar`);
         }
@@ -700,7 +756,7 @@ export class LLMEngine {
     const requests: ProposeRequest[] = [];
     for (const o of outputs) {
       const info = this.seqs.get(o.requestId);
-      if (o.finishReason !== null || !info || info.grammar) continue;
+      if (o.finishReason !== null || !info || info.grammar || this.budgeted(o.requestId)) continue;
       info.draftProbs = undefined;
       const n = info.outputTokenIds.length;
       if (!onlyFiltersApply(info.sample.params, n) || info.sample.params.logprobs !== null) continue;
@@ -769,7 +825,7 @@ export class LLMEngine {
     info.lastTokenAt = now;
   }
 
-  private release(requestId: string, reason: 'stop' | 'length' | 'abort' | null = null): void {
+  private release(requestId: string, reason: 'stop' | 'length' | 'abort' | 'repetition' | null = null): void {
     const g = this.groups.get(requestId);
     if (!g) return;
     if (reason) {

@@ -82,7 +82,7 @@ export function newRequestStateStats(): RequestStateStats {
 export interface MetricsSnapshot {
   promptTokens: number;
   generationTokens: number;
-  requestsFinished: Record<'stop' | 'length' | 'abort', number>;
+  requestsFinished: Record<'stop' | 'length' | 'abort' | 'repetition', number>;
   timeToFirstToken: { count: number; sum: number };
   interTokenLatency: { count: number; sum: number };
   e2eLatency: { count: number; sum: number };
@@ -93,7 +93,7 @@ export interface MetricsSnapshot {
 export class EngineMetrics {
   promptTokens = 0;
   generationTokens = 0;
-  readonly requestsFinished = { stop: 0, length: 0, abort: 0 };
+  readonly requestsFinished = { stop: 0, length: 0, abort: 0, repetition: 0 };
   readonly timeToFirstToken = new Histogram(TTFT_BUCKETS);
   readonly interTokenLatency = new Histogram(ITL_BUCKETS);
   readonly e2eLatency = new Histogram(E2E_BUCKETS);

@@ -14,7 +14,7 @@ import { IncrementalDetokenizer } from '../tokenizer/index.js';
 import type { RequestStateStats } from './metrics.js';
 import type { RequestStream } from './request-stream.js';
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type FinishReason = 'stop' | 'length' | 'abort' | 'repetition';
 
 /** What the engine core reports for one sequence after a step. */
 export interface CoreOutput {
@@ -59,6 +59,8 @@ class SeqState {
 class Group {
   seqs: SeqState[] = [];
   numCachedTokens = 0;
+  /** Whether an output went out yet (stream_interval: the first goes at once). */
+  emitted = false;
   /** Prompt logprobs by prompt position (entry 0 stays null), when requested. */
   promptLogprobs: (Map<number, Logprob> | null)[] | null;
 
@@ -89,7 +91,11 @@ export class OutputProcessor {
   private readonly seqs = new Map<string, SeqState>();
   private readonly groups = new Map<string, Group>();
 
-  constructor(private readonly tokenizer: Tokenizer) {}
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    /** The engine's stream interval (vLLM's --stream-interval): outputs batch this many new tokens; a request may raise it. */
+    private readonly streamInterval = 1,
+  ) {}
 
   /** Registers a request whose sequences have the engine-core ids `seqIds` (index order). */
   addRequest(
@@ -213,6 +219,11 @@ export class OutputProcessor {
     const finished = g.finished;
     if (finished) this.forget(g);
     if ((g.params.outputKind === 'final' || g.selectsBest) && !finished) return;
+    // vLLM's stream_interval: the first and the final outputs go at once, the others once a sequence has that many
+    // new tokens (held outputs are not lost: deltas accumulate until the next one goes).
+    const interval = Math.max(this.streamInterval, g.params.streamInterval ?? 1);
+    if (interval > 1 && g.emitted && !finished && !g.seqs.some((s) => s.tokenIds.length - s.sentTokens >= interval)) return;
+    g.emitted = true;
     g.stream.push(this.output(g, finished));
   }
 

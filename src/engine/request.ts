@@ -10,6 +10,7 @@
  * });
  * req.numTokens; // 3
  */
+import type { RepetitionDetection } from './repetition.js';
 import { InvalidArgumentError } from '../errors.js';
 
 /** Where a request is in its life. Finished statuses are terminal. */
@@ -23,17 +24,20 @@ export enum RequestStatus {
   /** maxTokens reached, or the sequence reached maxModelLen. */
   FINISHED_LENGTH_CAPPED = 'finished_length_capped',
   FINISHED_ABORTED = 'finished_aborted',
+  /** The output ended in a repeated pattern (repetitionDetection). */
+  FINISHED_REPETITION = 'finished_repetition',
 }
 
 /** vLLM's finish reasons as they appear in outputs. */
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type FinishReason = 'stop' | 'length' | 'abort' | 'repetition';
 
 /** True for the three terminal statuses. */
 export function isFinishedStatus(status: RequestStatus): boolean {
   return (
     status === RequestStatus.FINISHED_STOPPED ||
     status === RequestStatus.FINISHED_LENGTH_CAPPED ||
-    status === RequestStatus.FINISHED_ABORTED
+    status === RequestStatus.FINISHED_ABORTED ||
+    status === RequestStatus.FINISHED_REPETITION
   );
 }
 
@@ -42,6 +46,7 @@ export function finishReasonOf(status: RequestStatus): FinishReason | null {
   if (status === RequestStatus.FINISHED_STOPPED) return 'stop';
   if (status === RequestStatus.FINISHED_LENGTH_CAPPED) return 'length';
   if (status === RequestStatus.FINISHED_ABORTED) return 'abort';
+  if (status === RequestStatus.FINISHED_REPETITION) return 'repetition';
   return null;
 }
 
@@ -56,6 +61,8 @@ export interface StopParams {
   stopTokenIds: readonly number[];
   /** The model's EOS ids; empty when ignoreEos. An EOS stop reports `stopReason` null. */
   eosTokenIds: readonly number[];
+  /** vLLM's repetition_detection: the output ending in a repeated pattern ends the request. */
+  repetitionDetection?: RepetitionDetection | null;
 }
 
 /** The stop fields of a SamplingParams (a SamplingParams instance fits as is). `maxTokens: null` = no limit. */
@@ -64,6 +71,7 @@ export interface StopParamsInit {
   minTokens?: number;
   ignoreEos?: boolean;
   stopTokenIds?: readonly number[];
+  repetitionDetection?: RepetitionDetection | null;
 }
 
 /** Constructor argument of Request. */
@@ -134,7 +142,14 @@ export class Request {
     this.requestId = requestId;
     this.promptTokenIds = promptTokenIds.slice();
     this.#allTokenIds = promptTokenIds.slice();
-    this.params = { maxTokens, minTokens, ignoreEos, stopTokenIds: stopTokenIds.slice(), eosTokenIds: ignoreEos ? [] : eosTokenIds.slice() };
+    this.params = {
+      maxTokens,
+      minTokens,
+      ignoreEos,
+      stopTokenIds: stopTokenIds.slice(),
+      eosTokenIds: ignoreEos ? [] : eosTokenIds.slice(),
+      repetitionDetection: sp.repetitionDetection ?? null,
+    };
     this.priority = priority;
     this.arrivalTime = init.arrivalTime ?? performance.now();
   }

@@ -29,6 +29,7 @@
  *   for (const o of s.updateFromOutput(out, sampled).outputs) emit(o);
  * }
  */
+import { endsInRepetition } from './repetition.js';
 import { CapacityError, InvalidArgumentError } from '../errors.js';
 import { KVCacheManager } from './kv-cache-manager.js';
 import { isFinishedStatus, RequestStatus, type Request } from './request.js';
@@ -416,6 +417,11 @@ export class Scheduler {
     if (p.stopTokenIds.includes(last)) {
       req.status = RequestStatus.FINISHED_STOPPED;
       req.stopReason = last;
+      return true;
+    }
+    if (p.repetitionDetection && endsInRepetition(req.outputTokenIds, p.repetitionDetection)) {
+      req.status = RequestStatus.FINISHED_REPETITION;
+      req.stopReason = 'repetition_detected';
       return true;
     }
     return false;

@@ -19,7 +19,9 @@ export type RowSampling = 'argmax' | 'candidates' | 'full';
  * @example
  *   rowSampling({ params: new SamplingParams({ temperature: 0 }), outputTokenIds: [], ... }, { candidates: true }); // 'argmax'
  */
-export function rowSampling(req: Pick<SamplerRequest, 'params' | 'outputTokenIds'>, o: { candidates: boolean } & MaskPlace): RowSampling {
+export function rowSampling(req: Pick<SamplerRequest, 'params' | 'outputTokenIds' | 'forcedTokenId'>, o: { candidates: boolean } & MaskPlace): RowSampling {
+  // A forced token is set on the whole row by the CPU sampler (its logprobs and generator draw stay as vLLM's).
+  if (req.forcedTokenId != null) return 'full';
   const n = req.outputTokenIds.length;
   if (!needsLogitsRow(req.params, n, o)) return 'argmax';
   return o.candidates && candidatesEligible(req.params, n) ? 'candidates' : 'full';

@@ -6,6 +6,8 @@
  *   2b. `logitsProcessors` (JS callbacks, here in TS; V1's slot for custom processors: after the built-in
  *      masks and bias, before penalties; they see the masked row and their result is what gets penalised);
  *   3. `repetitionPenalty` (prompt + output), `frequencyPenalty` and `presencePenalty` (output);
+ *   3b. a forced token (thinkingTokenBudget's end of thinking): its logit becomes 1e9, as vLLM raises it after the
+ *      penalties, so nothing else can be drawn;
  *   4. greedy argmax, or `temperature`, `minP`, `topK`, `topP` and one draw from the request's generator;
  *   5. the sampled token's logprob and rank, and the top-`logprobs` of the raw row.
  * The facade owns every allocation: one logits row of Vp floats (V rounded up to 16, padded with -inf), one raw
@@ -23,6 +25,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { SamplingParams } from '../sampling-params.js';
 import { loadCore, type Core } from '../wasm/core.js';
 import { bannedByBadWords } from './bad-words.js';
+import { logSumExp } from './logprobs.js';
 import type { Generator } from './generator.js';
 import type { TokenLogprobs } from './logprobs.js';
 import { F, NUM_FIELDS } from './sampler-layout.js';
@@ -50,6 +53,8 @@ export interface SamplerRequest {
    * grammar bitmask to the logits before its sampler (so logprobs are of the masked row). Null/absent: no grammar.
    */
   tokenBitmask?: Int32Array | null;
+  /** The token this step must give (thinking-budget.ts: the end of a think section over budget); null: none. */
+  forcedTokenId?: number | null;
 }
 
 /** What sampling gave for one row. */
@@ -88,6 +93,9 @@ class Region {
     this.ptr = this.bytes = 0;
   }
 }
+
+/** The logit a forced token gets (vLLM's thinking-budget state sets 1e9): every other token's probability is 0. */
+const FORCED_LOGIT = 1e9;
 
 /** Where a row's structured-outputs bitmask is applied. */
 export interface MaskPlace {
@@ -216,6 +224,7 @@ export class Sampler {
       topAt += 8 * Math.max(l.k, 0);
     });
 
+    const asked: (Map<number, [number, number]> | undefined)[] = [];
     const run = (r: number, first: number, last: number) => this.ex.samplerRun(S, r, r + 1, V, vp, logits, params, pool, this.scratch, first, last);
     for (let r = 0; r < S; r++) {
       const f = this.views().f32; // a logits processor may have grown memory
@@ -223,12 +232,22 @@ export class Sampler {
       f.fill(-Infinity, logits / 4 + V, logits / 4 + vp);
       const mask = reqs[r].tokenBitmask;
       if (mask) applyTokenBitmask(f.subarray(logits / 4, logits / 4 + V), mask);
+      const ids = reqs[r].params.logprobTokenIds;
+      if (ids?.length) asked[r] = idLogprobs(f.subarray(logits / 4, logits / 4 + V), ids);
+      const forced = reqs[r].forcedTokenId;
       if (reqs[r].params.logitsProcessors?.length) {
         run(r, 1, 2);
         this.runProcessors(reqs[r], logits);
-        run(r, 3, 5);
-      } else {
+        if (forced == null) run(r, 3, 5);
+        else run(r, 3, 3);
+      } else if (forced == null) {
         run(r, 1, 5);
+      } else {
+        run(r, 1, 3);
+      }
+      if (forced != null) {
+        this.views().f32[logits / 4 + checkIds('forcedTokenId', [forced], V)[0]] = FORCED_LOGIT;
+        run(r, 4, 5);
       }
     }
 
@@ -244,6 +263,11 @@ export class Sampler {
       for (let j = 0; j < k; j++) {
         top.set(v.i32[at + j], v.f32[at + k + j]);
         ranks.set(v.i32[at + j], j + 1);
+      }
+      // logprobTokenIds: exactly the asked ids, with their true ranks, in place of the top-k.
+      for (const [id, [lp, rank]] of asked[r] ?? []) {
+        top.set(id, lp);
+        ranks.set(id, rank);
       }
       return { tokenId, logprobs: { sampled: v.f32[put(F.logprob, r)], top, ranks } };
     });
@@ -272,8 +296,9 @@ export class Sampler {
       for (const word of q.badWordsTokenIds) checkIds('badWords', word, V);
       banned.push(...bannedByBadWords(q.badWordsTokenIds, q.outputTokenIds));
     }
-    const k = p.logprobs === null ? -1 : p.logprobs < 0 ? V : Math.min(p.logprobs, V);
-    const edits = penalised || bias.length + allowed.length + banned.length > 0 || !!p.logitsProcessors?.length;
+    // With logprobTokenIds the wasm stage 5 gives only the sampled token's logprob (k = 0); the ids come from TS.
+    const k = p.logprobs === null ? -1 : p.logprobTokenIds?.length ? 0 : p.logprobs < 0 ? V : Math.min(p.logprobs, V);
+    const edits = penalised || bias.length + allowed.length + banned.length > 0 || !!p.logitsProcessors?.length || q.forcedTokenId != null;
     return { prompt, output, bias, allowed, banned, k, edits };
   }
 
@@ -309,6 +334,40 @@ export function applyTokenBitmask(row: Float32Array, mask: Int32Array): void {
     const end = Math.min(32, V - base);
     for (let b = 0; b < end; b++) if (((bits >>> b) & 1) === 0) row[base + b] = -Infinity;
   }
+}
+
+/**
+ * The logprob and rank of each of `ids` in the raw row (vLLM's logprob_token_ids): id -> [logprob, rank], the rank
+ * being the number of tokens whose logit is >= its own (as the sampler ranks the sampled token). One pass over the
+ * row, a binary search among the sorted asked logits per token: O(V log m).
+ */
+export function idLogprobs(row: Float32Array, ids: readonly number[]): Map<number, [number, number]> {
+  const V = row.length;
+  checkIds('logprobTokenIds', ids, V);
+  const lse = logSumExp(row);
+  const asked = [...new Set(ids)];
+  const sorted = Float64Array.from(asked, (id) => row[id]).sort();
+  // counts[j]: tokens whose logit is >= sorted[j] and < sorted[j + 1]; suffix sums give each rank.
+  const counts = new Float64Array(sorted.length);
+  for (let i = 0; i < V; i++) {
+    const x = row[i];
+    if (!(x >= sorted[0])) continue;
+    let lo = 0;
+    let hi = sorted.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (sorted[mid] <= x) lo = mid;
+      else hi = mid - 1;
+    }
+    counts[lo]++;
+  }
+  for (let j = sorted.length - 2; j >= 0; j--) counts[j] += counts[j + 1];
+  const out = new Map<number, [number, number]>();
+  for (const id of ids) {
+    const j = sorted.indexOf(row[id]);
+    out.set(id, [row[id] - lse, counts[j]]);
+  }
+  return out;
 }
 
 /** Throws unless every id is an integer in [0, V). */

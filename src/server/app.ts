@@ -19,7 +19,8 @@ import { REASONING_PARSERS } from '../tool-calls/reasoning-parsers.js';
 import { TOOL_PARSERS } from '../tool-calls/tool-parsers.js';
 import { ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest } from './protocol.js';
 import { detokenize, tokenize } from './tokenize.js';
-import { createResponse } from './responses.js';
+import { cancelResponse, createResponse, deleteResponse, retrieveResponse } from './responses.js';
+import { ResponseStore, type ResponseStoreLimits } from './responses-store.js';
 import { ResponsesRequest } from './responses-protocol.js';
 
 export interface ServerOptions {
@@ -82,6 +83,12 @@ export interface ServerOptions {
    * their own stay identifiable); a request's `return_tokens_as_token_ids` overrides it.
    */
   returnTokensAsTokenIds?: boolean;
+  /**
+   * The Responses API store (vLLM's VLLM_ENABLE_RESPONSES_API_STORE=1): true, or its bounds (default 1024 responses,
+   * 64 MiB). Kept responses serve previous_response_id, GET / DELETE /v1/responses/{id}, background and cancel.
+   * Default off: `store` is answered false, as vLLM.
+   */
+  responsesStore?: boolean | ResponseStoreLimits;
   /** Called with errors that became a 500 (the library itself never logs). */
   onInternalError?: (err: unknown) => void;
 }
@@ -105,6 +112,8 @@ export function createApp(options: ServerOptions): Hono<Env> {
   if (toolParser === undefined) throw new TypeError(`unknown tool call parser '${options.toolCallParser}' (one of ${Object.keys(TOOL_PARSERS).join(', ')})`);
   const reasoningParser = options.reasoningParser ? REASONING_PARSERS[options.reasoningParser] : null;
   if (reasoningParser === undefined) throw new TypeError(`unknown reasoning parser '${options.reasoningParser}' (one of ${Object.keys(REASONING_PARSERS).join(', ')})`);
+  const rs = options.responsesStore;
+  const responsesStore = rs ? new ResponseStore(rs === true ? {} : rs) : null;
   let ctx: ServerContext | null = null;
   const context = async (): Promise<ServerContext> => {
     if (ctx) return ctx;
@@ -114,6 +123,10 @@ export function createApp(options: ServerOptions): Hono<Env> {
       throw new HttpError(503, `the model failed to load: ${err instanceof Error ? err.message : String(err)}`);
     }
     const engine = llm.engine;
+    // vLLM's --reasoning-parser also fills the engine's reasoning config (thinking_token_budget counts in it).
+    if (reasoningParser?.reasoningStartStr && reasoningParser.reasoningEndStr) {
+      engine.configureReasoning({ reasoningStartStr: reasoningParser.reasoningStartStr, reasoningEndStr: reasoningParser.reasoningEndStr });
+    }
     const maxModelLen = Math.min(options.maxModelLen ?? Infinity, engine.runner.limits.maxModelLen);
     let seq = 0;
     ctx = {
@@ -130,6 +143,7 @@ export function createApp(options: ServerOptions): Hono<Env> {
       toolParser: options.enableAutoToolChoice ? toolParser : null,
       reasoningParser,
       returnTokensAsTokenIds: options.returnTokensAsTokenIds ?? false,
+      responsesStore,
       nextSeq: () => seq++,
     };
     return ctx;
@@ -155,10 +169,10 @@ export function createApp(options: ServerOptions): Hono<Env> {
   // Before the API key: browsers send preflights without credentials.
   if (options.allowedOrigins !== undefined) {
     const origins = options.allowedOrigins;
-    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, allowMethods: ['GET', 'POST', 'OPTIONS'] }));
+    app.use('*', cors({ origin: origins.includes('*') ? '*' : origins, allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'] }));
   }
   app.options('*', (c) => {
-    const allow = ROUTE_METHODS[c.req.path];
+    const allow = ROUTE_METHODS[c.req.path] ?? (/^\/v1\/responses\/[^/]+\/cancel$/.test(c.req.path) ? 'POST' : /^\/v1\/responses\/[^/]+$/.test(c.req.path) ? 'GET, DELETE' : undefined);
     if (allow === undefined) throw new HttpError(404, `Not Found: OPTIONS ${c.req.path}`);
     return c.body(null, 204, { allow: `${allow}, OPTIONS` });
   });
@@ -223,6 +237,9 @@ export function createApp(options: ServerOptions): Hono<Env> {
     const res = await createResponse(await context(), await parseBody(c, ResponsesRequest), meta(c));
     return res instanceof Response ? res : c.json(res);
   });
+  app.get('/v1/responses/:id', async (c) => c.json(retrieveResponse(await context(), c.req.param('id'), c.req.query('stream') === 'true')));
+  app.delete('/v1/responses/:id', async (c) => c.json(deleteResponse(await context(), c.req.param('id'))));
+  app.post('/v1/responses/:id/cancel', async (c) => c.json(cancelResponse(await context(), c.req.param('id'))));
   app.post('/tokenize', async (c) => c.json(tokenize(await context(), await parseBody(c, TokenizeRequest))));
   app.post('/detokenize', async (c) => c.json(detokenize(await context(), await parseBody(c, DetokenizeRequest))));
 

@@ -177,7 +177,7 @@ export async function runChatCompletion(ctx: ServerContext, body: ChatCompletion
         };
         states.set(o.index, s);
       }
-      const lp = topLogprobs !== null && o.logprobs ? chatLogprobs(o.tokenIds, o.logprobs, topLogprobs, text, s.prev) : null;
+      const lp = topLogprobs !== null && o.logprobs ? chatLogprobs(o.tokenIds, o.logprobs, topLogprobs, text, s.prev, body.logprob_token_ids) : null;
       s.prev = o.tokenIds.at(-1) ?? s.prev;
       s.content += o.text;
       s.numTokens += o.tokenIds.length;

@@ -92,7 +92,7 @@ class CompletionAssembler {
         }
       }
       if (this.echoOnly) text = text.slice(0, text.length - o.text.length);
-      else if (s.builder && o.logprobs) logprobs = concatCompletionLogprobs(logprobs, s.builder.build(o.tokenIds, o.logprobs));
+      else if (s.builder && o.logprobs) logprobs = concatCompletionLogprobs(logprobs, s.builder.build(o.tokenIds, o.logprobs, this.body.logprob_token_ids));
       const tokenIds = this.echoOnly ? [] : o.tokenIds;
       s.text += text;
       s.numTokens += o.tokenIds.length;

@@ -6,6 +6,7 @@ import type { ToolParser } from '../tool-calls/tool-parsers.js';
 import { HttpError } from './errors.js';
 import type { GenerateContext } from './generate.js';
 import type { ServerMetrics } from './metrics.js';
+import type { ResponseStore } from './responses-store.js';
 
 export interface ServerContext extends GenerateContext {
   tokenizer: Tokenizer;
@@ -27,6 +28,8 @@ export interface ServerContext extends GenerateContext {
   reasoningParser: ReasoningParser | null;
   /** --return-tokens-as-token-ids: logprobs name tokens `token_id:N` unless a request says otherwise. */
   returnTokensAsTokenIds: boolean;
+  /** The Responses API store (VLLM_ENABLE_RESPONSES_API_STORE), or null: responses are not kept. */
+  responsesStore: ResponseStore | null;
   /** A fresh number per request, so that engine request ids stay unique when clients reuse X-Request-Id. */
   nextSeq(): number;
 }

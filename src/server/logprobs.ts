@@ -43,8 +43,12 @@ export function promptLogprobsWire(entries: readonly (Map<number, Logprob> | nul
   );
 }
 
-/** The `k` most likely entries of one position, most likely first. */
-function topK(entry: Map<number, Logprob>, k: number): [number, Logprob][] {
+/**
+ * The `k` most likely entries of one position, most likely first; with `asked` (vLLM's logprob_token_ids) those
+ * ids' entries instead, in the order asked.
+ */
+function topK(entry: Map<number, Logprob>, k: number, asked?: readonly number[] | null): [number, Logprob][] {
+  if (asked?.length) return [...new Set(asked)].flatMap((t) => (entry.has(t) ? [[t, entry.get(t)!] as [number, Logprob]] : []));
   if (k <= 0) return [];
   return [...entry].sort((a, b) => b[1].logprob - a[1].logprob).slice(0, k);
 }
@@ -64,7 +68,7 @@ export class CompletionLogprobsBuilder {
    * Positions `ids[i]` with `entries[i]` (null: no distribution, the first prompt token). The sampled token and
    * the top `k` (so up to k + 1 entries, as OpenAI documents).
    */
-  build(ids: readonly number[], entries: readonly (Map<number, Logprob> | null)[]): CompletionLogprobs {
+  build(ids: readonly number[], entries: readonly (Map<number, Logprob> | null)[], asked?: readonly number[] | null): CompletionLogprobs {
     const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
     ids.forEach((id, i) => {
       const entry = entries[i] ?? null;
@@ -77,7 +81,7 @@ export class CompletionLogprobsBuilder {
       if (entry) {
         const top: Record<string, number> = {};
         if (sampled) top[token] = finite(sampled.logprob);
-        for (const [t, lp] of topK(entry, this.k)) top[this.text(this.prev, t)] = finite(lp.logprob);
+        for (const [t, lp] of topK(entry, this.k, asked)) top[this.text(this.prev, t)] = finite(lp.logprob);
         out.top_logprobs.push(top);
       } else {
         out.top_logprobs.push(null);
@@ -103,14 +107,21 @@ export function concatCompletionLogprobs(a: CompletionLogprobs | null, b: Comple
  * Chat: `choices[].logprobs.content[]` for generated positions, each with its `k` most likely alternatives.
  * `prev` is the token before `ids[0]` (the last prompt token, or the previous delta's last token).
  */
-export function chatLogprobs(ids: readonly number[], entries: readonly Map<number, Logprob>[], k: number, text: TokenText, prev: number | null): ChatLogprobContent[] {
+export function chatLogprobs(
+  ids: readonly number[],
+  entries: readonly Map<number, Logprob>[],
+  k: number,
+  text: TokenText,
+  prev: number | null,
+  asked?: readonly number[] | null,
+): ChatLogprobContent[] {
   return ids.map((id, i) => {
     const entry = entries[i] ?? new Map<number, Logprob>();
     const item = (t: number, lp: Logprob | undefined): ChatLogprob => {
       const token = text(prev, t);
       return { token, logprob: finite(lp?.logprob ?? -Infinity), bytes: [...utf8.encode(token)] };
     };
-    const content = { ...item(id, entry.get(id)), top_logprobs: topK(entry, k).map(([t, lp]) => item(t, lp)) };
+    const content = { ...item(id, entry.get(id)), top_logprobs: topK(entry, k, asked).map(([t, lp]) => item(t, lp)) };
     prev = id;
     return content;
   });

@@ -55,7 +55,7 @@ export class ServerMetrics {
     scalar('vllm:prompt_tokens_total', 'counter', 'Number of prefill tokens processed.', m.promptTokens);
     scalar('vllm:generation_tokens_total', 'counter', 'Number of generation tokens processed.', m.generationTokens);
     family('vllm:request_success_total', 'counter', 'Count of successfully processed requests.');
-    for (const reason of ['stop', 'length', 'abort'] as const) sample('vllm:request_success_total', m.requestsFinished[reason], `,finished_reason="${reason}"`);
+    for (const reason of ['stop', 'length', 'abort', 'repetition'] as const) sample('vllm:request_success_total', m.requestsFinished[reason], `,finished_reason="${reason}"`);
     histogram('vllm:time_to_first_token_seconds', 'Histogram of time to first token in seconds.', m.timeToFirstToken);
     histogram('vllm:inter_token_latency_seconds', 'Histogram of inter-token latency in seconds.', m.interTokenLatency);
     histogram('vllm:e2e_request_latency_seconds', 'Histogram of e2e request latency in seconds.', m.e2eLatency);

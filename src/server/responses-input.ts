@@ -3,7 +3,8 @@
  * messages: `instructions` becomes a leading system message; `input` (a string, or items) becomes the conversation;
  * function tools take chat's nested form; `text.format` becomes `response_format`; `max_output_tokens` becomes
  * `max_tokens`; `reasoning.effort` reaches the chat template as `reasoning_effort` (and `enable_thinking`, as vLLM
- * sets it). What this server cannot do (built-in tools, files, images, stored responses) is a 400 naming the field.
+ * sets it); with previous_response_id, the stored conversation and output come first (`conversation`). What this
+ * server cannot do (built-in tools, files, images, conversations) is a 400 naming the field.
  *
  * @example
  *   toChatRequest({ input: [{ role: 'user', content: [{ type: 'input_text', text: 'Hi' }] }], instructions: 'Be terse.' })
@@ -177,10 +178,6 @@ function responseFormat(format: Record<string, unknown> & { type: string }): Cha
 
 /** Refuses what this server cannot serve, each with the field named. */
 function checkUnsupported(body: ResponsesRequest): void {
-  if (body.previous_response_id != null) {
-    throw bad('previous_response_id', 'this server stores no responses (as vLLM without --enable-store): send the whole conversation in `input`');
-  }
-  if (body.background) throw bad('background', 'background responses need a response store, which this server does not keep');
   if (body.prompt != null) throw bad('prompt', 'prompt templates are not supported (vLLM refuses them too)');
   if (body.conversation != null) throw bad('conversation', 'conversations need a store, which this server does not keep: send the whole conversation in `input`');
   if (body.truncation === 'auto') throw bad('truncation', "'auto' is not supported: prompts past the model length are refused, not cut");
@@ -201,10 +198,9 @@ export function wantsLogprobs(body: ResponsesRequest): boolean {
 }
 
 /** The chat request that runs a Responses request. */
-export function toChatRequest(body: ResponsesRequest): ChatCompletionRequest {
+export function toChatRequest(body: ResponsesRequest, previous: PreviousTurn | null = null): ChatCompletionRequest {
   checkUnsupported(body);
-  const messages = inputMessages(body.input);
-  if (body.instructions != null) messages.unshift({ role: 'system', content: body.instructions });
+  const messages = conversation(body, previous);
   const tools = body.tools?.length ? chatTools(body.tools) : null;
   // vLLM: without tools, 'auto' and 'none' mean no tool use; 'required' or a named function is a 400 (chat's).
   const toolChoice = body.tool_choice != null ? chatToolChoice(body.tool_choice) : null;
@@ -245,6 +241,27 @@ export function toChatRequest(body: ResponsesRequest): ChatCompletionRequest {
     // The usage chunk gives the streamed response its usage.
     stream_options: body.stream ? { include_usage: true } : null,
   };
+}
+
+/** A stored response a request continues (previous_response_id): its conversation and its output. */
+export interface PreviousTurn {
+  messages: ChatMessageIn[];
+  output: readonly object[];
+}
+
+/**
+ * The chat messages of a request, as vLLM's construct_input_messages builds them: the instructions (a system
+ * message), the previous response's conversation and its output, then the new input. The output goes in as the
+ * input items it is (message, reasoning, function calls), so a function_call_output can answer a stored call.
+ */
+export function conversation(body: ResponsesRequest, previous: PreviousTurn | null): ChatMessageIn[] {
+  const messages: ChatMessageIn[] = body.instructions != null ? [{ role: 'system', content: body.instructions }] : [];
+  if (previous) {
+    messages.push(...previous.messages);
+    if (previous.output.length > 0) messages.push(...inputMessages(previous.output as Record<string, unknown>[]));
+  }
+  messages.push(...inputMessages(body.input));
+  return messages;
 }
 
 /** Chat's field names in errors, as the Responses request spells them. */

@@ -11,14 +11,17 @@ export function itemId(prefix: string): string {
   return `${prefix}_${crypto.randomUUID().replaceAll('-', '')}`;
 }
 
-/** The response object's fields that do not change while it runs (the request's, echoed). */
-export function responseBase(body: ResponsesRequest, id: string, model: string): ResponseObject {
+/**
+ * The response object's fields that do not change while it runs (the request's, echoed); `stored`: whether the
+ * server keeps it (vLLM answers `store: false` when its store is off, whatever the request said).
+ */
+export function responseBase(body: ResponsesRequest, id: string, model: string, stored = false): ResponseObject {
   return {
     id,
     object: 'response',
     created_at: unixTime(),
     status: 'in_progress',
-    background: false,
+    background: body.background ?? false,
     error: null,
     incomplete_details: null,
     instructions: body.instructions ?? null,
@@ -28,10 +31,10 @@ export function responseBase(body: ResponsesRequest, id: string, model: string):
     model,
     output: [],
     parallel_tool_calls: body.parallel_tool_calls ?? true,
-    previous_response_id: null,
+    previous_response_id: body.previous_response_id ?? null,
     reasoning: body.reasoning ? { effort: body.reasoning.effort ?? null, summary: body.reasoning.summary ?? null } : null,
     service_tier: body.service_tier ?? 'auto',
-    store: false,
+    store: stored,
     temperature: body.temperature ?? null,
     text: { format: body.text?.format ?? { type: 'text' } },
     tool_choice: body.tool_choice ?? (body.tools?.length ? 'auto' : 'none'),

@@ -129,7 +129,7 @@ export interface ResponseUsage {
   total_tokens: number;
 }
 
-export type ResponseStatus = 'completed' | 'incomplete' | 'in_progress' | 'failed';
+export type ResponseStatus = 'completed' | 'incomplete' | 'in_progress' | 'failed' | 'queued' | 'cancelled';
 
 /** OpenAI's Response object; request fields are echoed as the client sent them (null when absent). */
 export interface ResponseObject {
@@ -137,7 +137,7 @@ export interface ResponseObject {
   object: 'response';
   created_at: number;
   status: ResponseStatus;
-  background: false;
+  background: boolean;
   error: { code: string; message: string } | null;
   incomplete_details: { reason: 'max_output_tokens' } | null;
   instructions: string | null;
@@ -147,10 +147,10 @@ export interface ResponseObject {
   model: string;
   output: OutputItem[];
   parallel_tool_calls: boolean;
-  previous_response_id: null;
+  previous_response_id: string | null;
   reasoning: { effort: string | null; summary: string | null } | null;
   service_tier: string;
-  store: false;
+  store: boolean;
   temperature: number | null;
   text: { format: Record<string, unknown> };
   tool_choice: unknown;

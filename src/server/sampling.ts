@@ -22,6 +22,9 @@ function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsI
   if (req.stream && pl != null && (pl > 0 || pl === -1)) {
     throw new HttpError(400, '`prompt_logprobs` are not available when `stream=True`.', 'prompt_logprobs');
   }
+  if (req.use_beam_search && req.logprob_token_ids?.length) {
+    throw new HttpError(400, '`logprob_token_ids` is not supported with beam search (use_beam_search).', 'logprob_token_ids');
+  }
   if (req.stream && req.use_beam_search) throw new HttpError(400, 'Streaming is not supported with beam search (use_beam_search).', 'stream');
   const bias = req.logit_bias ? Object.entries(req.logit_bias) : undefined;
   // vLLM names every key that is not a token id, not only the first.
@@ -53,6 +56,11 @@ function common(req: CompletionRequest | ChatCompletionRequest): SamplingParamsI
     allowedTokenIds: v(req.allowed_token_ids),
     badWords: v(req.bad_words),
     truncatePromptTokens: v(req.truncate_prompt_tokens),
+    thinkingTokenBudget: v(req.thinking_token_budget),
+    streamInterval: v(req.stream_interval),
+    repetitionDetection: req.repetition_detection
+      ? { maxPatternSize: v(req.repetition_detection.max_pattern_size), minPatternSize: v(req.repetition_detection.min_pattern_size), minCount: v(req.repetition_detection.min_count) }
+      : undefined,
     structuredOutputs: structured?.params,
     // The server consumes every request as deltas: it streams them, or joins them.
     outputKind: 'delta',
@@ -65,10 +73,16 @@ export function completionSamplingInit(req: CompletionRequest): SamplingParamsIn
     throw new HttpError(400, 'suffix is not supported: this server does not do fill-in-the-middle', 'suffix');
   }
   const init = common(req);
+  const ids = req.logprob_token_ids;
+  if (ids?.length && echoOnly(req)) {
+    throw new HttpError(400, '`logprob_token_ids` needs generated positions: echo with max_tokens 0 generates none (the prompt uses prompt_logprobs).', 'logprob_token_ids');
+  }
   // vLLM: absent or null, max_tokens is 16; echo with max_tokens 0 returns the prompt alone (one token is
   // computed, for the prompt's logprobs, and not shown).
   init.maxTokens = echoOnly(req) ? 1 : (req.max_tokens ?? 16);
   init.logprobs = v(req.logprobs);
+  // vLLM: with `logprobs` on, non-empty ids replace the top-k (the count then is theirs); an empty list changes nothing.
+  if (ids?.length && req.logprobs != null) Object.assign(init, { logprobs: ids.length, logprobTokenIds: ids });
   // vLLM: echo with logprobs also returns the prompt's logprobs.
   if (req.echo && req.logprobs != null && init.promptLogprobs === undefined) init.promptLogprobs = req.logprobs;
   return init;
@@ -92,5 +106,7 @@ export function chatSamplingInit(req: ChatCompletionRequest, maxLogprobs: number
   const init = common(req);
   init.maxTokens = v(req.max_completion_tokens) ?? v(req.max_tokens);
   if (req.logprobs) init.logprobs = top ?? 0;
+  // vLLM: with `logprobs` on, non-empty ids replace the top_logprobs (their count no longer has to match).
+  if (req.logprobs && req.logprob_token_ids?.length) Object.assign(init, { logprobs: req.logprob_token_ids.length, logprobTokenIds: req.logprob_token_ids });
   return init;
 }

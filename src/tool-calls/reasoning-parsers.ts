@@ -17,6 +17,9 @@ export interface ReasoningSplit {
 
 export interface ReasoningParser {
   split(text: string): ReasoningSplit;
+  /** The section's delimiters (vLLM's reasoning_start_str / reasoning_end_str): thinkingTokenBudget counts between them. */
+  reasoningStartStr?: string;
+  reasoningEndStr?: string;
 }
 
 const START = '<think>';
@@ -33,8 +36,12 @@ function splitAt(text: string, noEnd: (body: string, opened: boolean) => Reasoni
 
 /** The parsers by vLLM's --reasoning-parser names. */
 export const REASONING_PARSERS: Record<string, ReasoningParser> = {
-  qwen3: { split: (text) => splitAt(text, (body, opened) => (opened ? { reasoning: body, content: null } : { reasoning: null, content: text })) },
-  deepseek_r1: { split: (text) => splitAt(text, (body) => ({ reasoning: body, content: null })) },
+  qwen3: {
+    split: (text) => splitAt(text, (body, opened) => (opened ? { reasoning: body, content: null } : { reasoning: null, content: text })),
+    reasoningStartStr: START,
+    reasoningEndStr: END,
+  },
+  deepseek_r1: { split: (text) => splitAt(text, (body) => ({ reasoning: body, content: null })), reasoningStartStr: START, reasoningEndStr: END },
 };
 
 /**

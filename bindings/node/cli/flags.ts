@@ -47,6 +47,8 @@ export const ENGINE_FLAGS: FlagSpec[] = [
   { name: 'async-scheduling', kind: 'boolean', negatable: true, help: 'schedule and submit each step while the previous one runs on the GPU', defaultText: 'on' },
   { name: 'scheduling-policy', kind: 'choice', choices: ['fcfs', 'priority'], help: "'fcfs': first come, first served; 'priority': requests' priority (lower first, then arrival); a request with a priority under fcfs is refused", defaultText: 'fcfs' },
   { name: 'speculative-config', kind: 'string', metavar: 'JSON', help: 'speculative decoding, as vLLM: \'{"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 4}\' (n-gram prompt lookup) or \'{"model": "DRAFT", "num_speculative_tokens": 4}\' (a draft model with the same vocabulary); outputs as without it', defaultText: 'off' },
+  { name: 'stream-interval', kind: 'int', min: 1, help: 'streamed outputs carry this many new tokens each (the first and last go at once); a request\'s stream_interval may raise it', defaultText: '1' },
+  { name: 'reasoning-config', kind: 'string', metavar: 'JSON', help: 'the reasoning section\'s delimiters, as vLLM: \'{"reasoning_start_str": "<think>", "reasoning_end_str": "</think>"}\' (thinking_token_budget counts in it; --reasoning-parser sets it otherwise)', defaultText: 'off' },
   { name: 'max-logprobs', kind: 'int', min: -1, help: 'most logprobs / prompt_logprobs a request may ask for (-1: the whole vocabulary)', defaultText: '20' },
   { name: 'log-level', kind: 'choice', choices: LOG_LEVELS, metavar: 'LEVEL', aliases: ['uvicorn-log-level'], help: "stderr verbosity: 'debug' adds Dawn's adapter warnings and the notice of the model's sampling defaults", defaultText: 'info' },
 ];
@@ -78,6 +80,23 @@ function specConfig(text: string | undefined): LLMOptions['speculativeConfig'] {
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--speculative-config must be a JSON object, got ${text}`);
   return parsed as Record<string, unknown>;
+}
+
+/** --reasoning-config's JSON: vLLM's snake_case keys (or camelCase), both strings. */
+function reasoningConfig(text: string | undefined): LLMOptions['reasoningConfig'] {
+  if (text === undefined) return undefined;
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--reasoning-config must be a JSON object: ${(err as Error).message}`);
+  }
+  const start = parsed?.reasoning_start_str ?? parsed?.reasoningStartStr;
+  const end = parsed?.reasoning_end_str ?? parsed?.reasoningEndStr;
+  if (typeof start !== 'string' || typeof end !== 'string' || start === '' || end === '') {
+    throw new UsageError(`--reasoning-config needs "reasoning_start_str" and "reasoning_end_str" (non-empty strings), got ${text}`);
+  }
+  return { reasoningStartStr: start, reasoningEndStr: end };
 }
 
 /** The current log level of parsed values. */
@@ -125,6 +144,8 @@ export function engineOptions(v: FlagValues, model: string | undefined): LLMOpti
     maxLogprobs: n(v, 'max-logprobs'),
     schedulingPolicy: str(v, 'scheduling-policy') as LLMOptions['schedulingPolicy'],
     speculativeConfig: specConfig(str(v, 'speculative-config')),
+    reasoningConfig: reasoningConfig(str(v, 'reasoning-config')),
+    streamInterval: n(v, 'stream-interval'),
   };
   // Unset flags leave the library's defaults.
   for (const k of Object.keys(o) as (keyof LLMOptions)[]) if (o[k] === undefined) delete o[k];

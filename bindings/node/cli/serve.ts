@@ -27,6 +27,7 @@ export const SERVE: CommandSpec = {
     { name: 'max-prompt-chars', kind: 'int', min: 1, help: 'most prompt characters a request may send to the tokenizer', defaultText: '32 x max model len' },
     { name: 'enable-auto-tool-choice', kind: 'boolean', help: "with --tool-call-parser: tool_choice 'auto' returns the calls the model writes as message.tool_calls" },
     { name: 'tool-call-parser', kind: 'choice', choices: Object.keys(TOOL_PARSERS), help: 'how tool calls are read from the text' },
+    { name: 'enable-responses-store', kind: 'boolean', help: 'keep Responses API responses (previous_response_id, GET/DELETE /v1/responses/{id}, background, cancel); also VLLM_ENABLE_RESPONSES_API_STORE=1 (in memory: at most 1024 responses, 64 MiB)' },
     { name: 'reasoning-parser', kind: 'choice', choices: Object.keys(REASONING_PARSERS), help: "the think block goes to the message's 'reasoning' field" },
     { name: 'return-tokens-as-token-ids', kind: 'boolean', help: "logprobs name tokens as 'token_id:N' (a request's return_tokens_as_token_ids overrides)" },
     { name: 'shutdown-grace-period', kind: 'number', min: 0, metavar: 'SECONDS', help: 'on SIGTERM, let running requests finish this long, then end the rest (streams get an error event and [DONE])', defaultText: '10' },
@@ -57,6 +58,8 @@ export function serveOptions(v: FlagValues, llm: LLM, model: string | undefined,
     toolCallParser: v['tool-call-parser'] as string | undefined,
     reasoningParser: v['reasoning-parser'] as string | undefined,
     returnTokensAsTokenIds: v['return-tokens-as-token-ids'] === true,
+    // vLLM's switch is the environment variable (an integer: non-zero is on).
+    responsesStore: v['enable-responses-store'] === true || Number(process.env.VLLM_ENABLE_RESPONSES_API_STORE ?? 0) !== 0,
     onInternalError: (err) => log('error', `webgpu-llm: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
   };
 }
