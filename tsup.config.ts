@@ -54,7 +54,7 @@ export default defineConfig([
   },
   {
     // Benchmarks, bundled so that a GPU machine needs only node, dawn.node and this folder.
-    entry: { generate: 'bench/generate.ts', engine: 'bench/engine.ts', structured: 'bench/structured.ts', sampling: 'bench/sampling.ts', sampler: 'bench/sampler.ts', ops: 'bench/ops.ts', 'quant-ops': 'bench/quant-ops.ts', goldens: 'bench/goldens.ts', 'mma-peak': 'bench/mma-peak.ts', 'prompt-attention': 'bench/prompt-attention.ts', moe: 'bench/moe.ts', cpu: 'bench/cpu.ts', 'cpu-compare': 'bench/cpu-compare.ts', 'spec-decode': 'bench/spec-decode.ts' },
+    entry: { generate: 'bench/generate.ts', engine: 'bench/engine.ts', structured: 'bench/structured.ts', sampling: 'bench/sampling.ts', sampler: 'bench/sampler.ts', ops: 'bench/ops.ts', 'quant-ops': 'bench/quant-ops.ts', goldens: 'bench/goldens.ts', 'mma-peak': 'bench/mma-peak.ts', 'prompt-attention': 'bench/prompt-attention.ts', moe: 'bench/moe.ts', cpu: 'bench/cpu.ts', 'cpu-compare': 'bench/cpu-compare.ts', 'cpu-memory': 'bench/cpu-memory.ts', 'spec-decode': 'bench/spec-decode.ts' },
     outDir: 'build/bench',
     format: ['esm'],
     platform: 'node',

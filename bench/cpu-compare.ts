@@ -19,7 +19,7 @@ import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadLlamaCpp, loadOurs, type BenchEngine, type LoadSpec, type TokenTimes } from './cpu-compare-peers.js';
-import { smollm2Gguf, SMOLLM2, type BenchQuant } from './smollm2-gguf.js';
+import { PADDING_FROM, smollm2Gguf, SMOLLM2, type BenchQuant } from './smollm2-gguf.js';
 
 const { values } = parseArgs({
   options: {
@@ -64,16 +64,20 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** A random prompt per stream, different in every run (no engine can reuse a cached prefix). */
+/**
+ * A random prompt per stream, different in every run (no engine can reuse a cached prefix): BOS, then padding
+ * tokens of the vocabulary (each one word of text, for wllama).
+ */
 function prompts(B: number, run: number): number[][] {
   let s = (run * 7919 + 1) >>> 0;
   const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s);
-  return Array.from({ length: B }, () => [1, ...Array.from({ length: P - 1 }, () => 3 + (next() % (SMOLLM2.vocab - 3)))]);
+  return Array.from({ length: B }, () => [1, ...Array.from({ length: P - 1 }, () => PADDING_FROM + (next() % (SMOLLM2.vocab - PADDING_FROM)))]);
 }
 
 async function loadEngine(name: string, spec: LoadSpec): Promise<BenchEngine> {
   if (name === 'ours') return loadOurs(spec);
   if (name === 'llama.cpp') return loadLlamaCpp(spec);
+  if (name === 'wllama') return (await import('./wllama-peer.js')).loadWllama(spec);
   throw new Error(`unknown engine ${name} (ours, llama.cpp, wllama)`);
 }
 
@@ -85,6 +89,7 @@ const head = ['model', 'threads', 'streams', 'ours prefill tok/s', 'ours decode 
 for (const p of peers) head.push(`${p} prefill`, `${p} decode`, `${p} TTFT ms`, `prefill ours/${p}`, `decode ours/${p}`);
 console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---|').join('')}`);
 
+const failed = new Map<string, string>();
 for (const quant of list(values.models) as BenchQuant[]) {
   const file = await smollm2Gguf(quant, values.dir, values.vocab);
   for (const threads of list(values.threads).map(Number)) {
@@ -93,13 +98,21 @@ for (const quant of list(values.models) as BenchQuant[]) {
     // time on the cores), so a noisy neighbour's bursts fall on all of them.
     for (let rep = 0; rep < REPS; rep++) {
       for (const name of ENGINES) {
-        const engine = await loadEngine(name, { model: resolve(file), threads, maxStreams, maxLen });
-        await engine.run(prompts(2, 999), 4); // warm-up: workers started, kernels and buffers touched
-        for (const B of STREAMS) {
-          const key = `${name} ${B}`;
-          cells.set(key, [...(cells.get(key) ?? []), cellOf(await engine.run(prompts(B, rep * 1000 + B), N))]);
+        if (failed.has(name)) continue;
+        let engine: BenchEngine | undefined;
+        try {
+          engine = await loadEngine(name, { model: resolve(file), threads, maxStreams, maxLen });
+          await engine.run(prompts(2, 999), 4); // warm-up: workers started, kernels and buffers touched
+          for (const B of STREAMS) {
+            const key = `${name} ${B}`;
+            cells.set(key, [...(cells.get(key) ?? []), cellOf(await engine.run(prompts(B, rep * 1000 + B), N))]);
+          }
+        } catch (err) {
+          // A peer that cannot run here (no Chromium, no package) leaves its cells empty; the others go on.
+          failed.set(name, String(err instanceof Error ? err.message : err).split('\n')[0]);
+        } finally {
+          await engine?.dispose();
         }
-        await engine.dispose();
       }
     }
     for (const B of STREAMS) {
@@ -117,3 +130,4 @@ for (const quant of list(values.models) as BenchQuant[]) {
     }
   }
 }
+for (const [name, why] of failed) console.log(`# ${name} did not run: ${why}`);

@@ -15,6 +15,17 @@ import { readGgufHeader, type GgufValue } from '../src/loader/gguf.js';
 import { F32, writeGguf, type GgufTensorOut } from '../test/helpers/gguf-writer.js';
 
 export const SMOLLM2 = { hidden: 576, layers: 30, heads: 9, kvHeads: 3, ffn: 1536, vocab: 49152 } as const;
+/** The borrowed vocabulary's size: ids from here on are the padding tokens `▁w{id - PADDING_FROM}`. */
+export const PADDING_FROM = 512;
+
+/**
+ * The text of a prompt of BOS (1) then padding-token ids, for engines that take text only (wllama): one word
+ * `w{i}` per token, which llama.cpp's SentencePiece tokenizer reads back as exactly those ids (BOS added by it).
+ */
+export function paddingText(ids: readonly number[]): string {
+  if (ids[0] !== 1 || ids.slice(1).some((t) => t < PADDING_FROM)) throw new Error('paddingText: expects BOS then padding-token ids');
+  return ids.slice(1).map((t) => `w${t - PADDING_FROM}`).join(' ');
+}
 
 /** ggml type id, bytes per block of 32, general.file_type. */
 const FORMATS = { q8_0: { type: 8, block: 34, fileType: 7 }, q4_0: { type: 2, block: 18, fileType: 2 } } as const;
@@ -61,6 +72,7 @@ async function metadata(format: BenchQuant, storiesGguf: string): Promise<[strin
   const baseScores = stories.get('tokenizer.ggml.scores') as Float32Array;
   const baseTypes = stories.get('tokenizer.ggml.token_type') as Int32Array;
   const V = SMOLLM2.vocab;
+  if (base.length !== PADDING_FROM) throw new Error(`${storiesGguf}: expected a vocabulary of ${PADDING_FROM} tokens, got ${base.length}`);
   const tokens = [...base, ...Array.from({ length: V - base.length }, (_, i) => `▁w${i}`)];
   const scores = new Float32Array(V).fill(-1e4);
   scores.set(baseScores);
