@@ -105,7 +105,10 @@ for (const quant of list(values.models) as BenchQuant[]) {
           await engine.run(prompts(2, 999), 4); // warm-up: workers started, kernels and buffers touched
           for (const B of STREAMS) {
             const key = `${name} ${B}`;
-            cells.set(key, [...(cells.get(key) ?? []), cellOf(await engine.run(prompts(B, rep * 1000 + B), N))]);
+            const c = cellOf(await engine.run(prompts(B, rep * 1000 + B), N));
+            cells.set(key, [...(cells.get(key) ?? []), c]);
+            // Each run as it ends (stderr), so a run cut short still leaves its figures.
+            console.error(`# ${quant} threads ${threads} rep ${rep} ${name} ${B} streams: prefill ${fmt(c.prefill)} tok/s, decode ${fmt(c.decode, 1)} tok/s, TTFT ${fmt(c.ttft)} ms`);
           }
         } catch (err) {
           // A peer that cannot run here (no Chromium, no package) leaves its cells empty; the others go on.
