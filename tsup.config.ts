@@ -1,6 +1,7 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
+const BENCH_PEERS = ['node-llama-cpp', 'playwright-core', '@wllama/wllama'];
 const loader = { '.wgsl': 'text', '.wasm': 'binary' } as const;
 // The declarations name WebGPU's types (GPUDevice, ...): a consumer's compiler finds them through @webgpu/types, a
 // dependency of the package, without listing it in its own tsconfig.
@@ -53,15 +54,16 @@ export default defineConfig([
   },
   {
     // Benchmarks, bundled so that a GPU machine needs only node, dawn.node and this folder.
-    entry: { generate: 'bench/generate.ts', engine: 'bench/engine.ts', structured: 'bench/structured.ts', sampling: 'bench/sampling.ts', sampler: 'bench/sampler.ts', ops: 'bench/ops.ts', 'quant-ops': 'bench/quant-ops.ts', goldens: 'bench/goldens.ts', 'mma-peak': 'bench/mma-peak.ts', 'prompt-attention': 'bench/prompt-attention.ts', moe: 'bench/moe.ts', cpu: 'bench/cpu.ts', 'spec-decode': 'bench/spec-decode.ts' },
+    entry: { generate: 'bench/generate.ts', engine: 'bench/engine.ts', structured: 'bench/structured.ts', sampling: 'bench/sampling.ts', sampler: 'bench/sampler.ts', ops: 'bench/ops.ts', 'quant-ops': 'bench/quant-ops.ts', goldens: 'bench/goldens.ts', 'mma-peak': 'bench/mma-peak.ts', 'prompt-attention': 'bench/prompt-attention.ts', moe: 'bench/moe.ts', cpu: 'bench/cpu.ts', 'cpu-compare': 'bench/cpu-compare.ts', 'cpu-memory': 'bench/cpu-memory.ts', 'spec-decode': 'bench/spec-decode.ts' },
     outDir: 'build/bench',
     format: ['esm'],
     platform: 'node',
     target: 'node20',
     loader,
-    external: ['webgpu'],
+    // The peers of bench/cpu-compare.ts (native addons, a browser driver) load from node_modules at run time.
+    external: ['webgpu', ...BENCH_PEERS],
     // Everything else inside: the GPU machine has no node_modules.
-    noExternal: [/^(?!webgpu$)/],
+    noExternal: [/^(?!webgpu$|node-llama-cpp$|playwright-core$|@wllama\/wllama)/],
     clean: true,
   },
 ]);

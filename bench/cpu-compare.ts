@@ -1,0 +1,136 @@
+/**
+ * Our CPU backend (WebAssembly) against llama.cpp on the CPU, in one run, on the same GGUF files: a
+ * SmolLM2-135M-shaped model with random weights in Q8_0 and Q4_0 (bench/smollm2-gguf.ts, written once into
+ * `--dir`). For each model, thread count and number of concurrent streams: every stream gets its own random
+ * `--prompt`-token prompt and generates `--tokens` tokens greedily (EOS ignored), all submitted at once.
+ *
+ *   TTFT     median over streams of the time to the stream's first token;
+ *   prefill  streams x prompt tokens / the time until the last stream's first token;
+ *   decode   tokens emitted after that moment, over all streams / the time from then to the last token.
+ *
+ * Each cell is the median of `--reps` runs; the engines take turns within a rep, so a noisy neighbour on shared
+ * cores hits all of them. Peers: llama.cpp's native build through node-llama-cpp (bench/cpu-compare-peers.ts) and, with
+ * `--engines ...,wllama`, llama.cpp compiled to WebAssembly (@wllama/wllama in Chromium, bench/wllama-peer.ts).
+ *
+ *   node build/bench/cpu-compare.js [--models q8_0,q4_0] [--threads 1,2] [--streams 1,8,32] [--prompt 128]
+ *                                   [--tokens 32] [--reps 3] [--engines ours,llama.cpp] [--dir .cache/bench]
+ */
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadLlamaCpp, loadOurs, type BenchEngine, type LoadSpec, type TokenTimes } from './cpu-compare-peers.js';
+import { PADDING_FROM, smollm2Gguf, SMOLLM2, type BenchQuant } from './smollm2-gguf.js';
+
+const { values } = parseArgs({
+  options: {
+    models: { type: 'string', default: 'q8_0,q4_0' },
+    threads: { type: 'string', default: '1,2' },
+    streams: { type: 'string', default: '1,8,32' },
+    prompt: { type: 'string', default: '128' },
+    tokens: { type: 'string', default: '32' },
+    reps: { type: 'string', default: '3' },
+    engines: { type: 'string', default: 'ours,llama.cpp' },
+    dir: { type: 'string', default: '.cache/bench' },
+    /** The GGUF whose vocabulary the random models borrow. */
+    vocab: { type: 'string', default: '../shared/models/gguf/stories260K.gguf' },
+  },
+});
+const list = (s: string) => s.split(',').filter(Boolean);
+const P = Number(values.prompt);
+const N = Number(values.tokens);
+const REPS = Number(values.reps);
+const STREAMS = list(values.streams).map(Number);
+const ENGINES = list(values.engines);
+const maxStreams = Math.max(...STREAMS);
+const maxLen = Math.ceil((P + N + 1) / 16) * 16;
+
+interface Cell {
+  ttft: number;
+  prefill: number;
+  decode: number;
+}
+
+/** The three figures of one run (see the header). */
+function cellOf(times: TokenTimes): Cell {
+  const firsts = times.map((t) => t[0]);
+  const firstAll = Math.max(...firsts);
+  const end = Math.max(...times.map((t) => t[t.length - 1]));
+  const after = times.reduce((n, t) => n + t.filter((x) => x > firstAll).length, 0);
+  return { ttft: median(firsts), prefill: (times.length * P) / (firstAll / 1000), decode: after / ((end - firstAll) / 1000) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/**
+ * A random prompt per stream, different in every run (no engine can reuse a cached prefix): BOS, then padding
+ * tokens of the vocabulary (each one word of text, for wllama).
+ */
+function prompts(B: number, run: number): number[][] {
+  let s = (run * 7919 + 1) >>> 0;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s);
+  return Array.from({ length: B }, () => [1, ...Array.from({ length: P - 1 }, () => PADDING_FROM + (next() % (SMOLLM2.vocab - PADDING_FROM)))]);
+}
+
+async function loadEngine(name: string, spec: LoadSpec): Promise<BenchEngine> {
+  if (name === 'ours') return loadOurs(spec);
+  if (name === 'llama.cpp') return loadLlamaCpp(spec);
+  if (name === 'wllama') return (await import('./wllama-peer.js')).loadWllama(spec);
+  throw new Error(`unknown engine ${name} (ours, llama.cpp, wllama)`);
+}
+
+const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+console.log(`# ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), shared with other jobs; medians of ${REPS} runs; node ${process.version}`);
+console.log(`# each stream: ${P}-token random prompt, ${N} greedy tokens; prefill = streams x ${P} / time to the last first token; decode = aggregate tok/s after it`);
+const peers = ENGINES.filter((e) => e !== 'ours');
+const head = ['model', 'threads', 'streams', 'ours prefill tok/s', 'ours decode tok/s', 'ours TTFT ms'];
+for (const p of peers) head.push(`${p} prefill`, `${p} decode`, `${p} TTFT ms`, `prefill ours/${p}`, `decode ours/${p}`);
+console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---|').join('')}`);
+
+const failed = new Map<string, string>();
+for (const quant of list(values.models) as BenchQuant[]) {
+  const file = await smollm2Gguf(quant, values.dir, values.vocab);
+  for (const threads of list(values.threads).map(Number)) {
+    const cells = new Map<string, Cell[]>(); // `${engine} ${B}` -> one per rep
+    // Reps outermost: each engine loads, runs every stream count and is disposed in turn (one engine's threads at a
+    // time on the cores), so a noisy neighbour's bursts fall on all of them.
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const name of ENGINES) {
+        if (failed.has(name)) continue;
+        let engine: BenchEngine | undefined;
+        try {
+          engine = await loadEngine(name, { model: resolve(file), threads, maxStreams, maxLen });
+          await engine.run(prompts(2, 999), 4); // warm-up: workers started, kernels and buffers touched
+          for (const B of STREAMS) {
+            const key = `${name} ${B}`;
+            const c = cellOf(await engine.run(prompts(B, rep * 1000 + B), N));
+            cells.set(key, [...(cells.get(key) ?? []), c]);
+            // Each run as it ends (stderr), so a run cut short still leaves its figures.
+            console.error(`# ${quant} threads ${threads} rep ${rep} ${name} ${B} streams: prefill ${fmt(c.prefill)} tok/s, decode ${fmt(c.decode, 1)} tok/s, TTFT ${fmt(c.ttft)} ms`);
+          }
+        } catch (err) {
+          // A peer that cannot run here (no Chromium, no package) leaves its cells empty; the others go on.
+          failed.set(name, String(err instanceof Error ? err.message : err).split('\n')[0]);
+        } finally {
+          await engine?.dispose();
+        }
+      }
+    }
+    for (const B of STREAMS) {
+      const med = (e: string): Cell => {
+        const cs = cells.get(`${e} ${B}`) ?? [];
+        return { ttft: median(cs.map((c) => c.ttft)), prefill: median(cs.map((c) => c.prefill)), decode: median(cs.map((c) => c.decode)) };
+      };
+      const ours = med('ours');
+      const row = [`SmolLM2-135M-shaped ${quant.toUpperCase()}`, threads, B, fmt(ours.prefill), fmt(ours.decode, 1), fmt(ours.ttft)];
+      for (const p of peers) {
+        const c = med(p);
+        row.push(fmt(c.prefill), fmt(c.decode, 1), fmt(c.ttft), fmt(ours.prefill / c.prefill, 2), fmt(ours.decode / c.decode, 2));
+      }
+      console.log(`| ${row.join(' | ')} |`);
+    }
+  }
+}
+for (const [name, why] of failed) console.log(`# ${name} did not run: ${why}`);
