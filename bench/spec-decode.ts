@@ -6,14 +6,17 @@
  *     [--oracle 0,0.5,0.8,0.9,1] [--device webgpu|cpu]
  *
  * With dummy weights the model's text is noise and n-gram drafts are almost never accepted, so acceptance says
- * nothing; --oracle A,B,... then replaces the n-gram proposer by one that proposes the greedy run without
- * speculation (computed first), each draft token right with probability A (else a wrong token; seeded), which
+ * nothing; --oracle A,B,... then puts in place of the n-gram proposer (EngineOptions.proposer) one that proposes
+ * the greedy run without speculation (computed first), each draft token right with probability A (else a wrong token; seeded), which
  * measures the verification step's speed-up at a chosen acceptance. Greedy outputs are checked equal to the run
  * without speculation in every mode.
  */
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
 import { Generator } from '../src/sampling/generator.js';
+import { parseSpeculativeConfig } from '../src/spec-decode/config.js';
+import { NgramProposer } from '../src/spec-decode/ngram-proposer.js';
+import type { Proposer } from '../src/spec-decode/proposer.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -49,6 +52,10 @@ const WORKLOADS = [
   { name: 'free generation', prompt: 'Once upon a time' },
 ];
 const params = new SamplingParams({ temperature: 0, maxTokens, ignoreEos: true });
+const specConfig = { method: 'ngram', numSpeculativeTokens: k, promptLookupMin: lookMin, promptLookupMax: lookMax } as const;
+const ngram = new NgramProposer(parseSpeculativeConfig(specConfig)!);
+/** The proposer of the mode being measured: the engine's proposer hands its requests here. */
+let current: Proposer = ngram;
 
 async function load(spec: boolean): Promise<LLM> {
   return LLM.create({
@@ -58,7 +65,8 @@ async function load(spec: boolean): Promise<LLM> {
     device: values.device as 'auto',
     maxNumSeqs: 4,
     maxModelLen: 1024,
-    speculativeConfig: spec ? { method: 'ngram', numSpeculativeTokens: k, promptLookupMin: lookMin, promptLookupMax: lookMax } : null,
+    speculativeConfig: spec ? specConfig : null,
+    proposer: spec ? { propose: (tokens, max) => current.propose(tokens, max) } : undefined,
   });
 }
 
@@ -94,14 +102,12 @@ for (const w of WORKLOADS) baseline.set(w.name, await best(base, w.prompt));
 base.dispose();
 
 const spec = await load(true);
-const engine = spec.engine as unknown as { proposer: { propose(tokens: ArrayLike<number>): number[] } };
-const ngram = engine.proposer;
 console.log('| workload | proposer | tok/s without | tok/s with | speed-up | acceptance rate | mean accepted per step | same tokens |');
 console.log('|---|---|---|---|---|---|---|---|');
 for (const w of WORKLOADS) {
   const want = baseline.get(w.name)!;
   const promptLen = spec.engine.tokenizer.encode(w.prompt).length;
-  const modes: [string, (typeof engine)['proposer']][] = [['ngram', ngram]];
+  const modes: [string, Proposer][] = [['ngram', ngram]];
   for (const a of oracle) {
     const g = new Generator(1234);
     const V = cfg.vocabSize;
@@ -110,7 +116,7 @@ for (const w of WORKLOADS) {
     modes.push([`oracle ${a}`, { propose }]);
   }
   for (const [name, proposer] of modes) {
-    engine.proposer = proposer;
+    current = proposer;
     const before = spec.engine.stats.specDecoding!;
     const got = await best(spec, w.prompt);
     const after = spec.engine.stats.specDecoding!;

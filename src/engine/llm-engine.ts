@@ -30,6 +30,7 @@ import { Scheduler } from './scheduler.js';
 import { defaultGenerationParams } from './engine-config.js';
 import { parseSpeculativeConfig, type SpeculativeConfig } from '../spec-decode/config.js';
 import { MAX_LOOKBACK, NgramProposer } from '../spec-decode/ngram-proposer.js';
+import type { Proposer } from '../spec-decode/proposer.js';
 import { rejectGreedy, rejectRandom, targetProbs } from '../sampling/rejection-sampler.js';
 import { onlyFiltersApply } from '../sampling/sampler.js';
 
@@ -106,6 +107,11 @@ export interface EngineOptions {
    * distribution). Off by default. Turns async scheduling off. See src/spec-decode/.
    */
   speculativeConfig?: SpeculativeConfigInit | null;
+  /**
+   * The draft proposer of speculative decoding, in place of the n-gram one speculativeConfig makes (which still
+   * turns speculation on and bounds the drafts: numSpeculativeTokens). See src/spec-decode/proposer.ts.
+   */
+  proposer?: Proposer;
 }
 
 /** What LLM.create and `--speculative-config` take (checked by parseSpeculativeConfig). */
@@ -208,7 +214,7 @@ export class LLMEngine {
   private structured: StructuredOutputManager | null = null;
   /** Speculative decoding (EngineOptions.speculativeConfig); null: off. */
   readonly speculativeConfig: SpeculativeConfig | null;
-  private readonly proposer: NgramProposer | null;
+  private readonly proposer: Proposer | null;
   private nextId = 0;
   private seedCounter = 0;
   private disposed = false;
@@ -232,7 +238,7 @@ export class LLMEngine {
     const l = runner.limits;
     this.metrics = new EngineMetrics(l.maxModelLen);
     this.speculativeConfig = parseSpeculativeConfig(options.speculativeConfig);
-    this.proposer = this.speculativeConfig && new NgramProposer(this.speculativeConfig);
+    this.proposer = this.speculativeConfig && (options.proposer ?? new NgramProposer(this.speculativeConfig));
     this.scheduler = new Scheduler(
       {
         maxNumSeqs: l.maxNumSeqs,
@@ -253,7 +259,10 @@ export class LLMEngine {
   static async create(model: EngineModel, loadExecutor: ExecutorLoader, options: EngineOptions = {}): Promise<LLMEngine> {
     const { config, tokenizer, generationConfig } = model;
     const given = options.generationConfig;
-    parseSpeculativeConfig(options.speculativeConfig); // a bad config fails before the weights load
+    // A bad config fails before the weights load.
+    if (!parseSpeculativeConfig(options.speculativeConfig) && options.proposer) {
+      throw new InvalidArgumentError('proposer', 'proposer needs speculativeConfig (it turns speculation on and sets numSpeculativeTokens).');
+    }
     const runner = await loadExecutor(model, options);
     const override = typeof given === 'object' ? given : null;
     const eos = [...new Set([...config.eosTokenIds, ...(generationConfig?.eosTokenIds ?? []), ...(override?.eosTokenIds ?? [])])];
@@ -688,8 +697,9 @@ export class LLMEngine {
       // The proposer looks back at most MAX_LOOKBACK tokens: only that tail of prompt + output is copied.
       const prompt = info.promptTokenIds;
       const tail = n >= MAX_LOOKBACK ? info.outputTokenIds.slice(n - MAX_LOOKBACK) : [...prompt.slice(Math.max(0, prompt.length - (MAX_LOOKBACK - n))), ...info.outputTokenIds];
-      const d = this.proposer!.propose(tail);
-      if (d.length > 0) drafts.set(o.requestId, d);
+      const k = this.speculativeConfig!.numSpeculativeTokens;
+      const d = this.proposer!.propose(tail, k);
+      if (d.length > 0) drafts.set(o.requestId, d.length > k ? d.slice(0, k) : d);
     }
     this.scheduler.updateDraftTokenIds(drafts);
   }

@@ -13,11 +13,12 @@
  *   p.propose([1, 2, 3, 4, 1, 2]); // [3, 4, 1]: "1 2" occurred before, followed by 3 4 1
  */
 import type { NgramConfig } from './config.js';
+import type { Proposer } from './proposer.js';
 
 /** Tokens the proposer looks back over (vLLM scans the whole sequence; this bounds a step's host work). */
 export const MAX_LOOKBACK = 4096;
 
-export class NgramProposer {
+export class NgramProposer implements Proposer {
   constructor(readonly config: Readonly<NgramConfig>) {}
 
   /**
