@@ -29,11 +29,8 @@ export const abortImport =
   };
 
 export class WasmHeap {
-  private buffer: ArrayBuffer | undefined;
-  private u8View = new Uint8Array(0);
-  private i32View = new Int32Array(0);
-  private u32View = new Uint32Array(0);
-  private f32View = new Float32Array(0);
+  /** Views of the memory's buffer; memory.grow replaces the buffer (detaching them), so current() makes new ones. */
+  private views = { buffer: null as ArrayBuffer | null, u8: new Uint8Array(0), i32: new Int32Array(0), u32: new Uint32Array(0), f32: new Float32Array(0) };
 
   /**
    * @param heap the module's exports
@@ -70,33 +67,24 @@ export class WasmHeap {
   }
 
   u8(): Uint8Array {
-    this.refresh();
-    return this.u8View;
+    return this.current().u8;
   }
 
   i32(): Int32Array {
-    this.refresh();
-    return this.i32View;
+    return this.current().i32;
   }
 
   u32(): Uint32Array {
-    this.refresh();
-    return this.u32View;
+    return this.current().u32;
   }
 
   f32(): Float32Array {
-    this.refresh();
-    return this.f32View;
+    return this.current().f32;
   }
 
-  private refresh(): void {
+  private current() {
     const buf = this.heap.memory.buffer;
-    if (buf !== this.buffer) {
-      this.buffer = buf;
-      this.u8View = new Uint8Array(buf);
-      this.i32View = new Int32Array(buf);
-      this.u32View = new Uint32Array(buf);
-      this.f32View = new Float32Array(buf);
-    }
+    if (buf !== this.views.buffer) this.views = { buffer: buf, u8: new Uint8Array(buf), i32: new Int32Array(buf), u32: new Uint32Array(buf), f32: new Float32Array(buf) };
+    return this.views;
   }
 }
