@@ -7,7 +7,8 @@
 //                                                                    act from lib/activation.wgsl: ACT)
 // for t < T and output columns n < N, where w is one part of a weight and colOffset the part's first row.
 //
-// Params, GATED and RESIDUAL come from lib/linear.wgsl (with lib/activation.wgsl).
+// Params, GATED and RESIDUAL come from lib/linear.wgsl (with lib/activation.wgsl); the row-group sums, the norm's
+// scale and the writes of the outputs from lib/gemv.wgsl.
 //
 // Prelude (templated on weight dtype and reduction): WS the weight storage word; loadW8(c) -> array<vec4<f32>, 2>,
 // the c-th 8-element chunk of w (f16: one vec4<u32> of 8 halves, 16 bytes, unpacked with unpack2x16float, so no
@@ -26,7 +27,7 @@
 // columns n0 = (g WG / LANES + q) OPR .. + OPR - 1, i.e. R weight rows (GATED: the gate rows of those columns, then
 // their up rows). Its LANES threads split K into 8-element chunks (lane i takes chunks i, i + LANES, ...), so a warp
 // reads whole 16-byte words of consecutive chunks of a row; each thread keeps TT x R partial dots (and, for NORM,
-// TT partial sums of squares), which laneSum adds up.
+// TT partial sums of squares), which laneSum adds up (lib/gemv.wgsl).
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<WS>;
@@ -101,33 +102,10 @@ fn main(
   }
 
   for (var i = 0u; i < TT; i++) {
-    // Sums over the row group: four weight rows at a time, then the sum of squares.
-    var y: array<f32, R>;
-    for (var j0 = 0u; j0 < R; j0 += 4u) {
-      var v = vec4<f32>(0.0);
-      for (var c = 0u; c < 4u; c++) {
-        if (j0 + c < R) {
-          v[c] = acc[i][j0 + c];
-        }
-      }
-      v = laneSum(v, lid);
-      for (var c = 0u; c < 4u; c++) {
-        if (j0 + c < R) {
-          y[j0 + c] = v[c];
-        }
-      }
-    }
-    var scale = 1.0;
-    if (NORM == 1u) {
-      scale = inverseSqrt(laneSum(vec4<f32>(ss[i], 0.0, 0.0, 0.0), lid).x / f32(p.K) + p.eps);
-    }
+    let y = rowGroupSumNormed(acc[i], ss[i], NORM == 1u, p.eps, lid);
     let t = t0 + i;
     if (lane == 0u && t < p.T) {
-      for (var j = 0u; j < R; j++) { // constant trip count: y stays in registers
-        if (j < opr && n0 + j < p.N) {
-          storeColumn(t, n0 + j, y[j] * scale, y[(j + opr) % R] * scale);
-        }
-      }
+      storeRowGroup(t, n0, y);
     }
   }
 }

@@ -6,7 +6,8 @@
 // then the epilogue of lib/linear.wgsl (bias, gating, residual: storeColumn). The activations are read as 1 byte
 // each (two vec4<u32> per chunk and token), so T = 4 reads each weight chunk once for 4 tokens at little more cost.
 //
-// Params, GATED, RESIDUAL, storeColumn: lib/linear.wgsl (p.wStride is the row stride in BYTES).
+// Params, GATED, RESIDUAL, storeColumn: lib/linear.wgsl (p.wStride is the row stride in BYTES); the row-group sums
+// and the epilogue: lib/gemv.wgsl.
 // Prelude: QI8 and qChunkI8 (formats/int8.ts); laneSum; TT tokens per workgroup, R weight rows per row group.
 //
 // Bindings: xq    u32 [T, K / 4] as vec4s (two per chunk)
@@ -80,28 +81,10 @@ fn main(
   }
 
   for (var i = 0u; i < TT; i++) {
-    var y: array<f32, R>;
-    for (var j0 = 0u; j0 < R; j0 += 4u) {
-      var v = vec4<f32>(0.0);
-      for (var c = 0u; c < 4u; c++) {
-        if (j0 + c < R) {
-          v[c] = acc[i][j0 + c];
-        }
-      }
-      v = laneSum(v, lid);
-      for (var c = 0u; c < 4u; c++) {
-        if (j0 + c < R) {
-          y[j0 + c] = v[c];
-        }
-      }
-    }
+    let y = rowGroupSum(acc[i], lid);
     let t = t0 + i;
     if (lane == 0u && t < p.T) {
-      for (var j = 0u; j < R; j++) {
-        if (j < opr && n0 + j < p.N) {
-          storeColumn(t, n0 + j, y[j], y[(j + opr) % R]);
-        }
-      }
+      storeRowGroup(t, n0, y);
     }
   }
 }

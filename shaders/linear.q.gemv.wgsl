@@ -8,7 +8,8 @@
 // where W(r, c) is chunk c (32 elements) of weight row r, dequantized in registers by the format's qChunk: the
 // weights are never expanded in memory.
 //
-// Params, GATED, RESIDUAL, storeColumn: lib/linear.wgsl (p.wStride is the row stride in BYTES here).
+// Params, GATED, RESIDUAL, storeColumn: lib/linear.wgsl (p.wStride is the row stride in BYTES here); the row-group
+// sums, the norm's scale and the epilogue: lib/gemv.wgsl.
 // Prelude: qChunk(row, c) -> array<vec4<f32>, 8> (BlockFormat.wgsl, src/layers/quant/format.ts); laneSum (as
 // linear.gemv); TT tokens per workgroup and R weight rows per row group. lib/q_block.wgsl comes along.
 //
@@ -99,33 +100,10 @@ fn main(
   }
 
   for (var i = 0u; i < TT; i++) {
-    // Sums over the row group: four weight rows at a time, then the sum of squares.
-    var y: array<f32, R>;
-    for (var j0 = 0u; j0 < R; j0 += 4u) {
-      var v = vec4<f32>(0.0);
-      for (var c = 0u; c < 4u; c++) {
-        if (j0 + c < R) {
-          v[c] = acc[i][j0 + c];
-        }
-      }
-      v = laneSum(v, lid);
-      for (var c = 0u; c < 4u; c++) {
-        if (j0 + c < R) {
-          y[j0 + c] = v[c];
-        }
-      }
-    }
-    var scale = 1.0;
-    if (NORM == 1u) {
-      scale = inverseSqrt(laneSum(vec4<f32>(ss[i], 0.0, 0.0, 0.0), lid).x / f32(p.K) + p.eps);
-    }
+    let y = rowGroupSumNormed(acc[i], ss[i], NORM == 1u, p.eps, lid);
     let t = t0 + i;
     if (lane == 0u && t < p.T) {
-      for (var j = 0u; j < R; j++) {
-        if (j < opr && n0 + j < p.N) {
-          storeColumn(t, n0 + j, y[j] * scale, y[(j + opr) % R] * scale);
-        }
-      }
+      storeRowGroup(t, n0, y);
     }
   }
 }

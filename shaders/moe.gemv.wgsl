@@ -7,8 +7,8 @@
 // order so that the down GEMV reads its tile's inputs contiguously; y rows follow the pair order for the combine.
 //
 // Prelude (templated on the weight dtype): WS the weight word and loadW8(c) -> array<vec4<f32>, 2>, the c-th
-// 8-element chunk of w (f16: one vec4<u32>, 16 bytes); laneSum (lib/lane_sum.*.wgsl); TT pairs per tile and R
-// weight rows per row group (consts: they size the accumulators).
+// 8-element chunk of w (f16: one vec4<u32>, 16 bytes); laneSum (lib/lane_sum.*.wgsl, for lib/gemv.wgsl); TT pairs
+// per tile and R weight rows per row group (consts: they size the accumulators).
 //
 // Bindings: x       f32 [rows, K]    GATED: tokens [T, K]; else h [P, K] by sorted position; K % 8 == 0
 //           w       f32|f16 [experts, rows, wStride]  one part of the expert weights: experts
@@ -22,7 +22,7 @@
 // on T only, so a recorded step replays whatever the routing). Within it, as linear.gemv.wgsl: row group
 // q = lid / LANES owns OPR = R (GATED: R / 2) output columns n0 = (g WG / LANES + q) OPR .., i.e. R weight rows
 // (GATED: the gate rows, then the up rows); its LANES threads split K into 16-byte chunks and keep TT x R
-// partial dots, which laneSum adds up. Tile rows past the expert's pairs are clamped (computed, never written).
+// partial dots, which lib/gemv.wgsl adds up and writes through storeColumn. Tile rows past the expert's pairs are clamped (computed, never written).
 
 @group(0) @binding(0) var<uniform> p: Params; // struct Params: EXPERT_PARAMS in src/ops/moe.ts
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -36,6 +36,16 @@ override WG: u32 = 128;
 /** Threads per row group (splitting K); a power of two. */
 override LANES: u32 = 32;
 override GATED: u32 = 1;
+
+/** The epilogue's writer (lib/gemv.wgsl) for sorted position s: h by position (GATED), else y by pair. */
+fn storeColumn(s: u32, n: u32, y: f32, yUp: f32) {
+  if (GATED == 1u) {
+    out[s * p.N + n] = activation(y) * yUp;
+    return;
+  }
+  let pair = groups[p.sortedAt + s];
+  out[pair * p.N + n] = scale[pair] * y;
+}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -90,34 +100,10 @@ fn main(
   }
 
   for (var i = 0u; i < TT; i++) {
-    var y: array<f32, R>;
-    for (var j0 = 0u; j0 < R; j0 += 4u) {
-      var v = vec4<f32>(0.0);
-      for (var c = 0u; c < 4u; c++) {
-        if (j0 + c < R) {
-          v[c] = acc[i][j0 + c];
-        }
-      }
-      v = laneSum(v, lid);
-      for (var c = 0u; c < 4u; c++) {
-        if (j0 + c < R) {
-          y[j0 + c] = v[c];
-        }
-      }
-    }
+    let y = rowGroupSum(acc[i], lid);
     let s = s0 + i;
     if (lane == 0u && s < end) {
-      let pair = groups[p.sortedAt + s];
-      for (var j = 0u; j < R; j++) { // constant trip count: y stays in registers
-        let n = n0 + j;
-        if (j < opr && n < p.N) {
-          if (GATED == 1u) {
-            out[s * p.N + n] = activation(y[j]) * y[(j + opr) % R];
-          } else {
-            out[pair * p.N + n] = scale[pair] * y[j];
-          }
-        }
-      }
+      storeRowGroup(s, n0, y);
     }
   }
 }

@@ -5,11 +5,10 @@
  * aggregate tokens/s (not asserted: the machine is shared).
  */
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LLM, SamplingParams } from '../bindings/node/index.js';
-import { serve, type NodeServer } from '../bindings/node/server.js';
-import { loadLLM } from './helpers/llm.js';
+import { describe, expect, it } from 'vitest';
+import { SamplingParams } from '../bindings/node/index.js';
 import { modelDir } from './helpers/paths.js';
+import { serveForTests } from './helpers/server.js';
 
 const TEMPLATE = '{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}';
 const MODEL = 'tiny';
@@ -36,36 +35,28 @@ const metricValue = (text: string, name: string, labels = ''): number => {
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
 describe('server under load (tinystories-656K)', () => {
-  let llm: LLM;
-  let server: NodeServer;
-  let client: OpenAI;
-
-  beforeAll(async () => {
-    llm = await loadLLM(modelDir('tinystories-656K'), { maxNumSeqs: 64, kvCacheMemoryBytes: 32 << 20 });
-    server = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: MODEL, chatTemplate: TEMPLATE });
-    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0, timeout: 300_000 });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await llm?.dispose();
-  });
+  const served = serveForTests(
+    modelDir('tinystories-656K'),
+    { servedModelName: MODEL, chatTemplate: TEMPLATE },
+    { llm: { maxNumSeqs: 64, kvCacheMemoryBytes: 32 << 20 }, client: { timeout: 300_000 } },
+  );
 
   it(`serves ${CLIENTS} streaming chat clients beside ${ABORTING} that disconnect`, async () => {
     // What each prompt gives alone (greedy), from the ids the template renders.
     const expected: string[] = [];
     for (const start of STARTS) {
-      const ids = llm.engine.tokenizer.encode(`<|start_story|>${OPENING}${start}`, { addSpecialTokens: false });
-      const [out] = await llm.generate({ promptTokenIds: ids }, new SamplingParams({ temperature: 0, maxTokens: MAX_TOKENS }));
+      const ids = served.llm.engine.tokenizer.encode(`<|start_story|>${OPENING}${start}`, { addSpecialTokens: false });
+      const [out] = await served.llm.generate({ promptTokenIds: ids }, new SamplingParams({ temperature: 0, maxTokens: MAX_TOKENS }));
       expected.push(out.outputs[0].text);
     }
-    const freeBefore = llm.engine.stats.kvCacheUsage;
+    const freeBefore = served.llm.engine.stats.kvCacheUsage;
     expect(freeBefore).toBe(0);
-    const metricsBefore = await (await fetch(`${server.url}/metrics`)).text();
+    const metricsBefore = await (await fetch(`${served.server.url}/metrics`)).text();
 
     const t0 = performance.now();
     const finishing = Array.from({ length: CLIENTS }, async (_, i) => {
       const start = performance.now();
-      const stream = await client.chat.completions.create({
+      const stream = await served.client.chat.completions.create({
         model: MODEL,
         messages: [{ role: 'user', content: OPENING + STARTS[i % STARTS.length] }],
         max_tokens: MAX_TOKENS,
@@ -88,7 +79,7 @@ describe('server under load (tinystories-656K)', () => {
     });
     const aborting = Array.from({ length: ABORTING }, async (_, i) => {
       const controller = new AbortController();
-      const stream = await client.chat.completions.create(
+      const stream = await served.client.chat.completions.create(
         { model: MODEL, messages: [{ role: 'user', content: OPENING + STARTS[i % STARTS.length] }], max_tokens: 400, temperature: 0, stream: true, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsStreaming,
         { signal: controller.signal },
       );
@@ -111,12 +102,12 @@ describe('server under load (tinystories-656K)', () => {
 
     // Aborted requests are freed at the engine's next step: every KV block comes back.
     const end = Date.now() + 10_000;
-    while (llm.engine.stats.numRunning + llm.engine.stats.numWaiting > 0 || llm.engine.stats.kvCacheUsage > 0) {
-      if (Date.now() > end) throw new Error(`blocks not freed: ${JSON.stringify(llm.engine.stats)}`);
+    while (served.llm.engine.stats.numRunning + served.llm.engine.stats.numWaiting > 0 || served.llm.engine.stats.kvCacheUsage > 0) {
+      if (Date.now() > end) throw new Error(`blocks not freed: ${JSON.stringify(served.llm.engine.stats)}`);
       await new Promise((r) => setTimeout(r, 20));
     }
 
-    const m = await (await fetch(`${server.url}/metrics`)).text();
+    const m = await (await fetch(`${served.server.url}/metrics`)).text();
     const delta = (name: string, labels = '') => metricValue(m, name, labels) - metricValue(metricsBefore, name, labels);
     const tokens = results.reduce((n, r) => n + r.tokens, 0);
     expect(delta('vllm:request_success_total', 'finished_reason="stop"') + delta('vllm:request_success_total', 'finished_reason="length"')).toBe(CLIENTS);

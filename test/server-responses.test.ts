@@ -9,12 +9,11 @@
 import Ajv from 'ajv';
 import OpenAI from 'openai';
 import { zodTextFormat } from 'openai/helpers/zod';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { LLM } from '../bindings/node/index.js';
-import { createApp, serve, type NodeServer } from '../bindings/node/server.js';
-import { loadLLM } from './helpers/llm.js';
+import { createApp } from '../bindings/node/server.js';
 import { modelDir } from './helpers/paths.js';
+import { serveForTests } from './helpers/server.js';
 
 const MODEL = 'qwen3-rand';
 const WEATHER = {
@@ -40,21 +39,8 @@ async function collect(stream: AsyncIterable<Event>): Promise<Event[]> {
 }
 
 describe('Responses API through the server (qwen3-rand)', () => {
-  let llm: LLM;
-  let server: NodeServer;
-  let client: OpenAI;
+  const served = serveForTests(modelDir(MODEL), { servedModelName: [MODEL] });
   const ajv = new Ajv();
-  const post = (body: unknown) => fetch(`${server.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-
-  beforeAll(async () => {
-    llm = await loadLLM(modelDir(MODEL));
-    server = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: [MODEL] });
-    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await llm?.dispose();
-  });
 
   // One conversation in both forms: instructions + input items, and chat messages.
   const input: OpenAI.Responses.ResponseInput = [
@@ -72,8 +58,8 @@ describe('Responses API through the server (qwen3-rand)', () => {
   ];
 
   it('non-streamed: the chat route\'s greedy text, usage, the request echoed, incomplete at max_output_tokens', async () => {
-    const chat = await client.chat.completions.create({ model: MODEL, messages, temperature: 0, max_tokens: 12 });
-    const r = await client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 12, metadata: { run: 'a' }, user: 'u1' });
+    const chat = await served.client.chat.completions.create({ model: MODEL, messages, temperature: 0, max_tokens: 12 });
+    const r = await served.client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 12, metadata: { run: 'a' }, user: 'u1' });
     expect(r.id).toMatch(/^resp_/);
     expect(r).toMatchObject({ object: 'response', model: MODEL, store: false, metadata: { run: 'a' }, user: 'u1', instructions: 'Be brief.', max_output_tokens: 12, error: null });
     expect(chat.choices[0].finish_reason).toBe('length');
@@ -93,24 +79,24 @@ describe('Responses API through the server (qwen3-rand)', () => {
       total_tokens: chat.usage!.prompt_tokens + 12,
     });
     // A plain string input is one user message; a stop string ends the response 'completed'.
-    const plain = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], temperature: 0, max_tokens: 6 });
-    const s = await client.responses.create({ model: MODEL, input: 'Hi', temperature: 0, max_output_tokens: 6 });
+    const plain = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hi' }], temperature: 0, max_tokens: 6 });
+    const s = await served.client.responses.create({ model: MODEL, input: 'Hi', temperature: 0, max_output_tokens: 6 });
     expect(s.output_text).toBe(plain.choices[0].message.content);
     const stop = plain.choices[0].message.content!.slice(2, 4);
-    const stopped = await client.responses.create({ model: MODEL, input: 'Hi', temperature: 0, max_output_tokens: 6, stop } as never);
+    const stopped = await served.client.responses.create({ model: MODEL, input: 'Hi', temperature: 0, max_output_tokens: 6, stop } as never);
     expect(stopped.status).toBe('completed');
     expect(stopped.incomplete_details).toBeNull();
     expect(plain.choices[0].message.content!.startsWith(stopped.output_text)).toBe(true);
   });
 
   it('output_text logprobs with include, as the chat route gives them', async () => {
-    const chat = await client.chat.completions.create({ model: MODEL, messages, temperature: 0, max_tokens: 5, logprobs: true, top_logprobs: 2 });
-    const r = await client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 5, include: ['message.output_text.logprobs'], top_logprobs: 2 });
+    const chat = await served.client.chat.completions.create({ model: MODEL, messages, temperature: 0, max_tokens: 5, logprobs: true, top_logprobs: 2 });
+    const r = await served.client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 5, include: ['message.output_text.logprobs'], top_logprobs: 2 });
     const part = (r.output[0] as OpenAI.Responses.ResponseOutputMessage).content[0] as OpenAI.Responses.ResponseOutputText;
     expect(part.logprobs).toEqual(chat.choices[0].logprobs!.content);
     expect(part.logprobs!.map((l) => l.token).join('')).toBe(part.text);
     // Streamed: each text delta carries its tokens' logprobs.
-    const events = await collect(await client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 5, include: ['message.output_text.logprobs'], top_logprobs: 2, stream: true }));
+    const events = await collect(await served.client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 5, include: ['message.output_text.logprobs'], top_logprobs: 2, stream: true }));
     const streamed = events.flatMap((e) => (e.type === 'response.output_text.delta' ? e.logprobs : []));
     expect(streamed).toEqual(part.logprobs);
     const done = events.find((e) => e.type === 'response.output_text.done') as OpenAI.Responses.ResponseTextDoneEvent;
@@ -118,8 +104,8 @@ describe('Responses API through the server (qwen3-rand)', () => {
   });
 
   it('streamed: OpenAI\'s event sequence, the same text and usage, and the stream helper\'s final response', async () => {
-    const whole = await client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 12 });
-    const events = await collect(await client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 12, stream: true }));
+    const whole = await served.client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 12 });
+    const events = await collect(await served.client.responses.create({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 12, stream: true }));
     const types = events.map((e) => e.type);
     const deltas = types.filter((t) => t === 'response.output_text.delta').length;
     expect(deltas).toBeGreaterThan(1);
@@ -148,7 +134,7 @@ describe('Responses API through the server (qwen3-rand)', () => {
     expect(last.response.output).toEqual([done.item]);
     expect(last.response).toMatchObject({ status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } });
     // The client's stream helper accumulates the same response.
-    const helper = client.responses.stream({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 12 });
+    const helper = served.client.responses.stream({ model: MODEL, instructions: 'Be brief.', input, temperature: 0, max_output_tokens: 12 });
     let helperText = '';
     helper.on('response.output_text.delta', (e) => (helperText += e.delta));
     await helper.done();
@@ -158,7 +144,7 @@ describe('Responses API through the server (qwen3-rand)', () => {
   it('tools: function_call items with valid arguments, streamed; function_call_output round trip equals the chat route', async () => {
     const validate = ajv.compile(WEATHER);
     const req = { model: MODEL, input: 'What is the weather in Paris?', tools: TOOLS, tool_choice: { type: 'function' as const, name: 'get_weather' }, seed: 5, max_output_tokens: 60, ...COMPACT };
-    const r = await client.responses.create(req as never) as OpenAI.Responses.Response;
+    const r = await served.client.responses.create(req as never) as OpenAI.Responses.Response;
     expect(r.status).toBe('completed');
     expect(r.output).toHaveLength(1);
     const call = r.output[0] as OpenAI.Responses.ResponseFunctionToolCall;
@@ -168,7 +154,7 @@ describe('Responses API through the server (qwen3-rand)', () => {
     expect(validate(JSON.parse(call.arguments)), call.arguments).toBe(true);
     expect(r.tools).toEqual(TOOLS);
     // Streamed: one function_call item whose argument deltas add up to the same arguments (same seed).
-    const events = await collect((await client.responses.create({ ...req, stream: true } as never)) as unknown as AsyncIterable<Event>);
+    const events = await collect((await served.client.responses.create({ ...req, stream: true } as never)) as unknown as AsyncIterable<Event>);
     const types = [...new Set(events.map((e) => e.type))];
     expect(types).toEqual(['response.created', 'response.in_progress', 'response.output_item.added', 'response.function_call_arguments.delta', 'response.function_call_arguments.done', 'response.output_item.done', 'response.completed']);
     const args = events.flatMap((e) => (e.type === 'response.function_call_arguments.delta' ? [e.delta] : [])).join('');
@@ -181,7 +167,7 @@ describe('Responses API through the server (qwen3-rand)', () => {
     // The call and its output sent back as items (the output items as returned): the chat route's text for the
     // same conversation with an assistant tool_calls message and a tool message.
     const output = '{"temp": 21, "unit": "c"}';
-    const round = await client.responses.create({
+    const round = await served.client.responses.create({
       model: MODEL,
       input: [{ role: 'user', content: 'What is the weather in Paris?' }, ...r.output, { type: 'function_call_output', call_id: call.call_id, output }] as OpenAI.Responses.ResponseInput,
       tools: TOOLS,
@@ -189,7 +175,7 @@ describe('Responses API through the server (qwen3-rand)', () => {
       temperature: 0,
       max_output_tokens: 10,
     });
-    const chat = await client.chat.completions.create({
+    const chat = await served.client.chat.completions.create({
       model: MODEL,
       messages: [
         { role: 'user', content: 'What is the weather in Paris?' },
@@ -209,23 +195,23 @@ describe('Responses API through the server (qwen3-rand)', () => {
     const validate = ajv.compile(WEATHER);
     let completed = 0;
     for (const seed of [1, 2, 3, 4]) {
-      const r = await client.responses.create({ model: MODEL, input: 'Weather as JSON', seed, max_output_tokens: 60, text: { format: { type: 'json_schema', name: 'weather', schema: WEATHER, strict: true } }, ...COMPACT } as never) as OpenAI.Responses.Response;
+      const r = await served.client.responses.create({ model: MODEL, input: 'Weather as JSON', seed, max_output_tokens: 60, text: { format: { type: 'json_schema', name: 'weather', schema: WEATHER, strict: true } }, ...COMPACT } as never) as OpenAI.Responses.Response;
       expect(r.text?.format).toMatchObject({ type: 'json_schema', name: 'weather' });
       if (r.status !== 'completed') continue;
       expect(validate(JSON.parse(r.output_text)), r.output_text).toBe(true);
       completed++;
     }
     expect(completed).toBeGreaterThanOrEqual(2);
-    const o = await client.responses.create({ model: MODEL, input: 'JSON please', seed: 3, max_output_tokens: 60, text: { format: { type: 'json_object' } }, ...COMPACT } as never) as OpenAI.Responses.Response;
+    const o = await served.client.responses.create({ model: MODEL, input: 'JSON please', seed: 3, max_output_tokens: 60, text: { format: { type: 'json_object' } }, ...COMPACT } as never) as OpenAI.Responses.Response;
     if (o.status === 'completed') expect(typeof JSON.parse(o.output_text)).toBe('object');
     const Answer = z.object({ verdict: z.enum(['yes', 'no']), score: z.number().int().min(0).max(9) });
-    const p = await client.responses.parse({ model: MODEL, input: 'Verdict?', seed: 2, max_output_tokens: 40, text: { format: zodTextFormat(Answer, 'answer') }, ...COMPACT } as never);
+    const p = await served.client.responses.parse({ model: MODEL, input: 'Verdict?', seed: 2, max_output_tokens: 40, text: { format: zodTextFormat(Answer, 'answer') }, ...COMPACT } as never);
     expect(p.status).toBe('completed');
     expect(Answer.parse(p.output_parsed)).toEqual(p.output_parsed);
   });
 
   it('--reasoning-parser and --tool-call-parser: reasoning, message and function_call items, streamed too', async () => {
-    const app = createApp({ llm, servedModelName: MODEL, enableAutoToolChoice: true, toolCallParser: 'hermes', reasoningParser: 'qwen3' });
+    const app = createApp({ llm: served.llm, servedModelName: MODEL, enableAutoToolChoice: true, toolCallParser: 'hermes', reasoningParser: 'qwen3' });
     const call = async (body: unknown) => app.fetch(new Request('http://local/v1/responses', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }));
     const chatApp = (body: unknown) => app.fetch(new Request('http://local/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }));
     // Random weights write no think block or call of their own: a grammar makes them write both in Qwen's form.
@@ -301,7 +287,7 @@ describe('Responses API through the server (qwen3-rand)', () => {
   });
 
   it('a stream cut by the request timeout ends with error and response.failed events', async () => {
-    const app = createApp({ llm, servedModelName: MODEL, requestTimeoutMs: 200 });
+    const app = createApp({ llm: served.llm, servedModelName: MODEL, requestTimeoutMs: 200 });
     const res = await app.fetch(new Request('http://local/v1/responses', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, input: 'Hi', max_output_tokens: 2000, ignore_eos: true, stream: true }) }));
     expect(res.status).toBe(200);
     const events = (await res.text()).trim().split('\n\n').map((b) => JSON.parse(b.split('\n')[1].slice(6)));
@@ -337,19 +323,19 @@ describe('Responses API through the server (qwen3-rand)', () => {
       [{ prompt: { id: 'p' } }, 'prompt', /not supported/],
     ];
     for (const [extra, param, message] of cases) {
-      const res = await post({ model: MODEL, input: 'Hi', max_output_tokens: 4, ...extra });
+      const res = await served.post('/v1/responses', { model: MODEL, input: 'Hi', max_output_tokens: 4, ...extra });
       const body = await res.json();
       expect(res.status, `${param}: ${JSON.stringify(body)}`).toBe(400);
       expect(body.error).toMatchObject({ type: 'BadRequestError', param, code: 400 });
       expect(body.error.message).toMatch(message);
     }
-    expect((await post({ model: 'nope', input: 'Hi' })).status).toBe(404);
+    expect((await served.post('/v1/responses', { model: 'nope', input: 'Hi' })).status).toBe(404);
     // vLLM: an unknown previous_response_id (any, without a store) is 404 naming response_id.
-    const prev = await post({ model: MODEL, input: 'Hi', previous_response_id: 'resp_1' });
+    const prev = await served.post('/v1/responses', { model: MODEL, input: 'Hi', previous_response_id: 'resp_1' });
     expect(prev.status).toBe(404);
     expect((await prev.json()).error).toMatchObject({ message: "Response with id 'resp_1' not found.", param: 'response_id' });
-    await expect(client.responses.create({ model: MODEL, input: 'Hi', tools: [{ type: 'web_search' }] })).rejects.toThrow(/web_search/);
-    const ok = await client.responses.create({ model: MODEL, input: 'Hi', max_output_tokens: 3, temperature: 0 });
+    await expect(served.client.responses.create({ model: MODEL, input: 'Hi', tools: [{ type: 'web_search' }] })).rejects.toThrow(/web_search/);
+    const ok = await served.client.responses.create({ model: MODEL, input: 'Hi', max_output_tokens: 3, temperature: 0 });
     expect(ok.usage!.output_tokens).toBe(3);
   });
 });

@@ -7,12 +7,11 @@
 import Ajv from 'ajv';
 import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import type { LLM } from '../bindings/node/index.js';
-import { serve, type NodeServer } from '../bindings/node/server.js';
-import { loadLLM } from './helpers/llm.js';
+import { serve } from '../bindings/node/server.js';
 import { modelDir } from './helpers/paths.js';
+import { serveForTests } from './helpers/server.js';
 
 const MODEL = 'qwen3-rand';
 const SEEDS = [1, 2, 3, 4, 5, 6];
@@ -35,26 +34,13 @@ const messages = [{ role: 'user' as const, content: 'What is the weather in Pari
 const COMPACT = { structured_outputs: { disable_any_whitespace: true } };
 
 describe('structured outputs through the server (qwen3-rand)', () => {
-  let llm: LLM;
-  let server: NodeServer;
-  let client: OpenAI;
+  const served = serveForTests(modelDir(MODEL), { servedModelName: [MODEL] });
   const ajv = new Ajv();
-  const post = (path: string, body: unknown) => fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-
-  beforeAll(async () => {
-    llm = await loadLLM(modelDir(MODEL));
-    server = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: [MODEL] });
-    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await llm?.dispose();
-  });
 
   it('chat.completions.parse with a zod schema gives parsed objects', async () => {
     const Answer = z.object({ verdict: z.enum(['yes', 'no', 'unsure']), score: z.number().int().min(0).max(9), ok: z.boolean() });
     for (const seed of SEEDS) {
-      const res = await client.chat.completions.parse({ model: MODEL, messages, seed, max_tokens: 60, response_format: zodResponseFormat(Answer, 'answer'), ...COMPACT });
+      const res = await served.client.chat.completions.parse({ model: MODEL, messages, seed, max_tokens: 60, response_format: zodResponseFormat(Answer, 'answer'), ...COMPACT });
       const m = res.choices[0].message;
       expect(res.choices[0].finish_reason).toBe('stop');
       expect(Answer.parse(m.parsed)).toEqual(m.parsed);
@@ -63,11 +49,11 @@ describe('structured outputs through the server (qwen3-rand)', () => {
   });
 
   it('response_format json_object and json_schema (streamed too)', async () => {
-    const obj = await client.chat.completions.create({ model: MODEL, messages, seed: 3, max_tokens: 100, response_format: { type: 'json_object' }, ...COMPACT } as never);
+    const obj = await served.client.chat.completions.create({ model: MODEL, messages, seed: 3, max_tokens: 100, response_format: { type: 'json_object' }, ...COMPACT } as never);
     const c = (obj as OpenAI.ChatCompletion).choices[0];
     if (c.finish_reason === 'stop') expect(() => JSON.parse(c.message.content!)).not.toThrow();
     const validate = ajv.compile(WEATHER);
-    const stream = await client.chat.completions.create({
+    const stream = await served.client.chat.completions.create({
       model: MODEL,
       messages,
       seed: 4,
@@ -89,24 +75,24 @@ describe('structured outputs through the server (qwen3-rand)', () => {
   it("completions take vLLM's structured_outputs and guided_* extras", async () => {
     const choice = ['alpha', 'beta', 'gamma'];
     for (const seed of SEEDS) {
-      const a = await client.completions.create({ model: MODEL, prompt: 'Pick one:', seed, max_tokens: 20, structured_outputs: { choice } } as never);
+      const a = await served.client.completions.create({ model: MODEL, prompt: 'Pick one:', seed, max_tokens: 20, structured_outputs: { choice } } as never);
       expect(choice).toContain((a as OpenAI.Completion).choices[0].text);
-      const b = await client.completions.create({ model: MODEL, prompt: 'Code:', seed, max_tokens: 20, guided_regex: '[A-Z]{2}-[0-9]{3}' } as never);
+      const b = await served.client.completions.create({ model: MODEL, prompt: 'Code:', seed, max_tokens: 20, guided_regex: '[A-Z]{2}-[0-9]{3}' } as never);
       expect((b as OpenAI.Completion).choices[0].text).toMatch(/^[A-Z]{2}-[0-9]{3}$/);
     }
-    const c = await client.completions.create({ model: MODEL, prompt: 'JSON:', seed: 9, max_tokens: 60, structured_outputs: { json: WEATHER, disable_any_whitespace: true }, n: 3 } as never);
+    const c = await served.client.completions.create({ model: MODEL, prompt: 'JSON:', seed: 9, max_tokens: 60, structured_outputs: { json: WEATHER, disable_any_whitespace: true }, n: 3 } as never);
     for (const ch of (c as OpenAI.Completion).choices) expect(ajv.validate(WEATHER, JSON.parse(ch.text)), ch.text).toBe(true);
     // guided_json, whitespace allowed: what ends by the grammar validates; a cut text is a prefix of valid JSON.
-    const g = await client.completions.create({ model: MODEL, prompt: 'JSON:', seed: 9, max_tokens: 100, guided_json: WEATHER, n: 3 } as never);
+    const g = await served.client.completions.create({ model: MODEL, prompt: 'JSON:', seed: 9, max_tokens: 100, guided_json: WEATHER, n: 3 } as never);
     for (const ch of (g as OpenAI.Completion).choices) if (ch.finish_reason === 'stop') expect(ajv.validate(WEATHER, JSON.parse(ch.text)), ch.text).toBe(true);
-    const d = await client.chat.completions.create({ model: MODEL, messages, seed: 2, max_tokens: 20, structured_outputs: { grammar: 'root ::= "ok" | "no"' } } as never);
+    const d = await served.client.chat.completions.create({ model: MODEL, messages, seed: 2, max_tokens: 20, structured_outputs: { grammar: 'root ::= "ok" | "no"' } } as never);
     expect(['ok', 'no']).toContain((d as OpenAI.ChatCompletion).choices[0].message.content);
   });
 
   it("tool_choice 'required': valid calls with ids and finish_reason 'tool_calls'", async () => {
     let checked = 0;
     for (const seed of SEEDS) {
-      const res = await client.chat.completions.create({ model: MODEL, messages, tools: TOOLS, tool_choice: 'required', seed, max_tokens: 80, ...COMPACT, parallel_tool_calls: seed > 4 } as never);
+      const res = await served.client.chat.completions.create({ model: MODEL, messages, tools: TOOLS, tool_choice: 'required', seed, max_tokens: 80, ...COMPACT, parallel_tool_calls: seed > 4 } as never);
       const c = (res as OpenAI.ChatCompletion).choices[0];
       if (c.finish_reason === 'length') continue; // cut by max_tokens: raw text, as vLLM
       expect(c.finish_reason).toBe('tool_calls');
@@ -128,13 +114,13 @@ describe('structured outputs through the server (qwen3-rand)', () => {
   it('a named tool_choice: that function, valid arguments, streamed as tool-call deltas', async () => {
     const validate = ajv.compile(WEATHER);
     const tool_choice = { type: 'function' as const, function: { name: 'get_weather' } };
-    const res = (await client.chat.completions.create({ model: MODEL, messages, tools: TOOLS, tool_choice, seed: 5, max_tokens: 60, ...COMPACT } as never)) as OpenAI.ChatCompletion;
+    const res = (await served.client.chat.completions.create({ model: MODEL, messages, tools: TOOLS, tool_choice, seed: 5, max_tokens: 60, ...COMPACT } as never)) as OpenAI.ChatCompletion;
     const call = res.choices[0].message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
     expect(call.function.name).toBe('get_weather');
     expect(validate(JSON.parse(call.function.arguments))).toBe(true);
     expect(res.choices[0].finish_reason).toBe('stop');
     // The same request streamed: the first delta carries id and name, the arguments add up to the same text.
-    const stream = (await client.chat.completions.create({ model: MODEL, messages, tools: TOOLS, tool_choice, seed: 5, max_tokens: 60, stream: true, ...COMPACT } as never)) as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>;
+    const stream = (await served.client.chat.completions.create({ model: MODEL, messages, tools: TOOLS, tool_choice, seed: 5, max_tokens: 60, stream: true, ...COMPACT } as never)) as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>;
     let args = '';
     let id: string | undefined;
     let name: string | undefined;
@@ -151,7 +137,7 @@ describe('structured outputs through the server (qwen3-rand)', () => {
   });
 
   it("--tool-call-parser hermes and --reasoning-parser qwen3: calls and reasoning out of the text, streamed too", async () => {
-    const parsed = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: [MODEL], enableAutoToolChoice: true, toolCallParser: 'hermes', reasoningParser: 'qwen3' });
+    const parsed = await serve({ llm: served.llm, host: '127.0.0.1', port: 0, servedModelName: [MODEL], enableAutoToolChoice: true, toolCallParser: 'hermes', reasoningParser: 'qwen3' });
     try {
       const c2 = new OpenAI({ baseURL: `${parsed.url}/v1`, apiKey: 'none', maxRetries: 0 });
       // Random weights write no calls of their own: a grammar makes them write one in Qwen's form.
@@ -203,15 +189,15 @@ describe('structured outputs through the server (qwen3-rand)', () => {
     ];
     for (const [extra, param, message] of cases) {
       for (let k = 0; k < 2; k++) {
-        const res = await post('/v1/chat/completions', { model: MODEL, messages, max_tokens: 8, ...(extra as object) });
+        const res = await served.post('/v1/chat/completions', { model: MODEL, messages, max_tokens: 8, ...(extra as object) });
         const body = await res.json();
         expect(res.status, JSON.stringify(body)).toBe(400);
         expect(body.error).toMatchObject({ type: 'BadRequestError', param, code: 400 });
         expect(body.error.message).toMatch(message);
       }
     }
-    expect((await fetch(`${server.url}/health`)).status).toBe(200);
-    const ok = await client.chat.completions.create({ model: MODEL, messages, seed: 1, max_tokens: 10, structured_outputs: { choice: ['a', 'b'] } } as never);
+    expect((await fetch(`${served.server.url}/health`)).status).toBe(200);
+    const ok = await served.client.chat.completions.create({ model: MODEL, messages, seed: 1, max_tokens: 10, structured_outputs: { choice: ['a', 'b'] } } as never);
     expect(['a', 'b']).toContain((ok as OpenAI.ChatCompletion).choices[0].message.content);
   });
 });

@@ -7,11 +7,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LLM, SamplingParams, type SamplingParamsInit } from '../bindings/node/index.js';
-import { createApp, serve, type NodeServer } from '../bindings/node/server.js';
-import { loadLLM } from './helpers/llm.js';
+import { describe, expect, it } from 'vitest';
+import { SamplingParams, type SamplingParamsInit } from '../bindings/node/index.js';
+import { createApp, serve } from '../bindings/node/server.js';
 import { modelDir, REPO } from './helpers/paths.js';
+import { serveForTests } from './helpers/server.js';
 
 /** tinystories has no chat template: this one continues the user's text as a story. */
 const TEMPLATE = "{{ bos_token }}{% for m in messages %}{% if m.role == 'system' %}{{ m.content }}\n{% else %}{{ m.content }}{% endif %}{% endfor %}";
@@ -36,52 +36,38 @@ async function until(check: () => boolean, ms = 10_000): Promise<void> {
 }
 
 describe('OpenAI-compatible server (tinystories-656K)', () => {
-  let llm: LLM;
-  let server: NodeServer;
-  let client: OpenAI;
-  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const served = serveForTests(modelDir('tinystories-656K'), { servedModelName: [MODEL, 'tinystories'], chatTemplate: TEMPLATE });
   /** The output of the same request run alone through the LLM. */
   const reference = async (prompt: string | { promptTokenIds: number[] }, init: SamplingParamsInit) =>
-    (await llm.generate(prompt, new SamplingParams({ temperature: 0, ...init })))[0];
-
-  beforeAll(async () => {
-    llm = await loadLLM(modelDir('tinystories-656K'));
-    server = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: [MODEL, 'tinystories'], chatTemplate: TEMPLATE });
-    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await llm?.dispose();
-  });
+    (await served.llm.generate(prompt, new SamplingParams({ temperature: 0, ...init })))[0];
 
   it('lists the served model, answers /health and /version', async () => {
-    const models = await client.models.list();
+    const models = await served.client.models.list();
     expect(models.data.map((m) => m.id)).toEqual([MODEL, 'tinystories']);
     expect(models.data[0]).toMatchObject({ object: 'model', owned_by: 'vllm', max_model_len: 512 });
-    expect((await fetch(`${server.url}/health`)).status).toBe(200);
-    expect(await (await fetch(`${server.url}/version`)).json()).toEqual({ version: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+    expect((await fetch(`${served.server.url}/health`)).status).toBe(200);
+    expect(await (await fetch(`${served.server.url}/version`)).json()).toEqual({ version: expect.stringMatching(/^\d+\.\d+\.\d+/) });
   });
 
   it('completes text as LLM.generate does, with usage', async () => {
     const prompt = 'Once upon a time';
     const ref = await reference(prompt, { maxTokens: 24 });
-    const res = await client.completions.create({ model: MODEL, prompt, max_tokens: 24, temperature: 0 });
+    const res = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 24, temperature: 0 });
     expect(res.object).toBe('text_completion');
     expect(res.model).toBe(MODEL);
     expect(res.choices).toHaveLength(1);
     expect(res.choices[0]).toMatchObject({ index: 0, text: ref.outputs[0].text, finish_reason: ref.outputs[0].finishReason });
-    const promptTokens = llm.engine.tokenizer.encode(prompt).length;
+    const promptTokens = served.llm.engine.tokenizer.encode(prompt).length;
     expect(res.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: ref.outputs[0].tokenIds.length, total_tokens: promptTokens + ref.outputs[0].tokenIds.length });
     // OpenAI's default max_tokens is 16; the other served name works too.
-    const short = await client.completions.create({ model: 'tinystories', prompt, temperature: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+    const short = await served.client.completions.create({ model: 'tinystories', prompt, temperature: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
     expect(short.usage?.completion_tokens).toBe(16);
   });
 
   it('streams completions with usage once or in every chunk', async () => {
     const prompt = 'The little dog ran to the park and';
     const ref = await reference(prompt, { maxTokens: 20 });
-    const stream = await client.completions.create({ model: MODEL, prompt, max_tokens: 20, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 20, temperature: 0, stream: true, stream_options: { include_usage: true } });
     let text = '';
     const chunks: OpenAI.Completion[] = [];
     for await (const chunk of stream) {
@@ -96,7 +82,7 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     expect(chunks.at(-2)!.choices[0].finish_reason).toBe(ref.outputs[0].finishReason);
     expect(chunks.slice(0, -1).every((c) => c.usage == null)).toBe(true);
 
-    const cont = await client.completions.create({
+    const cont = await served.client.completions.create({
       model: MODEL, prompt, max_tokens: 8, temperature: 0, stream: true, ignore_eos: true,
       stream_options: { include_usage: true, continuous_usage_stats: true },
     } as OpenAI.CompletionCreateParamsStreaming);
@@ -109,22 +95,22 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
   it('takes several prompts, token ids and echo', async () => {
     const prompts = ['Lily had a red ball. She', 'Tom'];
     const refs = await Promise.all(prompts.map((p) => reference(p, { maxTokens: 12 })));
-    const res = await client.completions.create({ model: MODEL, prompt: prompts, max_tokens: 12, temperature: 0 });
+    const res = await served.client.completions.create({ model: MODEL, prompt: prompts, max_tokens: 12, temperature: 0 });
     expect(res.choices.map((c) => c.index)).toEqual([0, 1]);
     expect(res.choices.map((c) => c.text)).toEqual(refs.map((r) => r.outputs[0].text));
 
-    const ids = llm.engine.tokenizer.encode(prompts[0]);
-    const byIds = await client.completions.create({ model: MODEL, prompt: [ids, ids], max_tokens: 12, temperature: 0 });
+    const ids = served.llm.engine.tokenizer.encode(prompts[0]);
+    const byIds = await served.client.completions.create({ model: MODEL, prompt: [ids, ids], max_tokens: 12, temperature: 0 });
     expect(byIds.choices.map((c) => c.text)).toEqual([refs[0].outputs[0].text, refs[0].outputs[0].text]);
 
-    const echoed = await client.completions.create({ model: MODEL, prompt: prompts[1], max_tokens: 12, temperature: 0, echo: true });
+    const echoed = await served.client.completions.create({ model: MODEL, prompt: prompts[1], max_tokens: 12, temperature: 0, echo: true });
     expect(echoed.choices[0].text).toBe(prompts[1] + refs[1].outputs[0].text);
   });
 
   it('returns completion logprobs in OpenAI shape, echo included', async () => {
     const prompt = 'A cat';
     const ref = await reference(prompt, { maxTokens: 8, logprobs: 3, ignoreEos: true });
-    const res = await client.completions.create({ model: MODEL, prompt, max_tokens: 8, temperature: 0, logprobs: 3, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+    const res = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 8, temperature: 0, logprobs: 3, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
     const lp = res.choices[0].logprobs!;
     expect(lp.tokens).toHaveLength(8);
     expect(lp.tokens!.join('')).toBe(res.choices[0].text);
@@ -136,9 +122,9 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     }
     expect(lp.text_offset).toEqual(lp.tokens!.map((_, i) => lp.tokens!.slice(0, i).join('').length));
 
-    const echoed = await client.completions.create({ model: MODEL, prompt, max_tokens: 4, temperature: 0, logprobs: 1, echo: true });
+    const echoed = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 4, temperature: 0, logprobs: 1, echo: true });
     const elp = echoed.choices[0].logprobs!;
-    const promptLen = llm.engine.tokenizer.encode(prompt).length;
+    const promptLen = served.llm.engine.tokenizer.encode(prompt).length;
     expect(elp.tokens).toHaveLength(promptLen + 4);
     expect(elp.token_logprobs![0]).toBeNull();
     expect(elp.token_logprobs!.slice(1).every((x) => typeof x === 'number' && x <= 0)).toBe(true);
@@ -149,10 +135,10 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     const ref = await reference(prompt, { maxTokens: 40 });
     const full = ref.outputs[0].text;
     const word = full.trim().split(/\s+/)[4];
-    const res = await client.completions.create({ model: MODEL, prompt, max_tokens: 40, temperature: 0, stop: [word] });
+    const res = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 40, temperature: 0, stop: [word] });
     expect(res.choices[0].text).toBe(full.slice(0, full.indexOf(word)));
     expect(res.choices[0]).toMatchObject({ finish_reason: 'stop', stop_reason: word });
-    const stream = await client.completions.create({ model: MODEL, prompt, max_tokens: 40, temperature: 0, stop: word, stream: true });
+    const stream = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 40, temperature: 0, stop: word, stream: true });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
     expect(text).toBe(res.choices[0].text);
@@ -160,17 +146,17 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
 
   it('chats through the template, streaming the role first and [DONE] last', async () => {
     const messages = [{ role: 'user' as const, content: 'Once upon a time, a girl' }];
-    const tok = await (await post('/tokenize', { model: MODEL, messages })).json();
-    expect(tok.tokens).toEqual(llm.engine.tokenizer.encode('<|start_story|>Once upon a time, a girl', { addSpecialTokens: false }));
+    const tok = await (await served.post('/tokenize', { model: MODEL, messages })).json();
+    expect(tok.tokens).toEqual(served.llm.engine.tokenizer.encode('<|start_story|>Once upon a time, a girl', { addSpecialTokens: false }));
     const ref = await reference({ promptTokenIds: tok.tokens }, { maxTokens: 20 });
 
-    const res = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 20, temperature: 0 });
+    const res = await served.client.chat.completions.create({ model: MODEL, messages, max_tokens: 20, temperature: 0 });
     expect(res.object).toBe('chat.completion');
     expect(res.choices[0].message).toMatchObject({ role: 'assistant', content: ref.outputs[0].text });
     expect(res.choices[0].finish_reason).toBe(ref.outputs[0].finishReason);
     expect(res.usage).toMatchObject({ prompt_tokens: tok.count, completion_tokens: ref.outputs[0].tokenIds.length });
 
-    const stream = await client.chat.completions.create({ model: MODEL, messages, max_completion_tokens: 20, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await served.client.chat.completions.create({ model: MODEL, messages, max_completion_tokens: 20, temperature: 0, stream: true, stream_options: { include_usage: true } });
     let content = '';
     const chunks: OpenAI.ChatCompletionChunk[] = [];
     for await (const chunk of stream) {
@@ -181,7 +167,7 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     expect(content).toBe(ref.outputs[0].text);
     expect(chunks.at(-1)!.usage?.total_tokens).toBe(tok.count + ref.outputs[0].tokenIds.length);
 
-    const raw = await sseData(await post('/v1/chat/completions', { model: MODEL, messages, max_tokens: 4, temperature: 0, stream: true }));
+    const raw = await sseData(await served.post('/v1/chat/completions', { model: MODEL, messages, max_tokens: 4, temperature: 0, stream: true }));
     expect(JSON.parse(raw[0]).choices[0].delta.role).toBe('assistant');
     expect(raw.at(-1)).toBe('[DONE]');
     expect(JSON.parse(raw.at(-2)!).choices[0].finish_reason).not.toBeNull();
@@ -189,7 +175,7 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
 
   it('returns chat logprobs with top alternatives', async () => {
     const messages = [{ role: 'user' as const, content: 'Tom' }];
-    const res = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 2, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const res = await served.client.chat.completions.create({ model: MODEL, messages, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 2, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     const content = res.choices[0].logprobs!.content!;
     expect(content).toHaveLength(6);
     expect(content.map((c) => c.token).join('')).toBe(res.choices[0].message.content);
@@ -204,18 +190,18 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
   it('gives n choices per prompt once the engine samples n > 1, and a clear 400 until then', async (ctx) => {
     let supported = true;
     try {
-      llm.engine.prepareRequest({ prompt: 'x', params: new SamplingParams({ n: 2 }), requestId: 'probe-n' });
+      served.llm.engine.prepareRequest({ prompt: 'x', params: new SamplingParams({ n: 2 }), requestId: 'probe-n' });
     } catch {
       supported = false;
     }
     const req = { model: MODEL, prompt: ['Tom', 'A cat'], n: 3, max_tokens: 6, temperature: 1, seed: 7 };
     if (!supported) {
-      await expect(client.completions.create(req)).rejects.toMatchObject({ status: 400, param: 'n' });
+      await expect(served.client.completions.create(req)).rejects.toMatchObject({ status: 400, param: 'n' });
       ctx.skip();
     }
-    const res = await client.completions.create(req);
+    const res = await served.client.completions.create(req);
     expect(res.choices.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5]);
-    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Tom' }], n: 2, max_tokens: 6, stream: true });
+    const stream = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Tom' }], n: 2, max_tokens: 6, stream: true });
     const roles = new Map<number, string>();
     const text = new Map<number, string>();
     for await (const chunk of stream) {
@@ -232,20 +218,20 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     const prompt = 'Once upon a time';
     const ref = await reference(prompt, { maxTokens: 8 });
     const beam = (n: number) => ({ model: MODEL, prompt, max_tokens: 8, n, use_beam_search: true }) as OpenAI.CompletionCreateParamsNonStreaming;
-    const one = await client.completions.create(beam(1));
+    const one = await served.client.completions.create(beam(1));
     expect(one.choices[0].text).toBe(ref.outputs[0].text);
-    const three = await client.completions.create(beam(3));
+    const three = await served.client.completions.create(beam(3));
     expect(three.choices.map((c) => c.index)).toEqual([0, 1, 2]);
     expect(new Set(three.choices.map((c) => c.text)).size).toBe(3);
     expect(three.usage?.completion_tokens).toBeGreaterThanOrEqual(3);
     expect(three.usage?.completion_tokens).toBeLessThanOrEqual(3 * 8);
-    const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: prompt }], max_tokens: 8, n: 2, use_beam_search: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const chat = await served.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: prompt }], max_tokens: 8, n: 2, use_beam_search: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     expect(chat.choices.map((c) => c.index)).toEqual([0, 1]);
   });
 
   it('answers bad requests with OpenAI error bodies and the right status', async () => {
     const bad = async (req: object, status: number, param: string | null, message: RegExp) => {
-      const res = await post('/v1/completions', { model: MODEL, prompt: 'Tom', ...req });
+      const res = await served.post('/v1/completions', { model: MODEL, prompt: 'Tom', ...req });
       expect(res.status).toBe(status);
       const body = await res.json();
       expect(body.error).toMatchObject({ param, code: status, type: expect.any(String) });
@@ -262,7 +248,7 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     await bad({ logprobs: 21 }, 400, 'logprobs', /at most 20/);
     await bad({ prompt: [5, 99999] }, 400, 'prompt', /99999/);
     const long = 'word '.repeat(600);
-    const longLen = llm.engine.tokenizer.encode(long).length;
+    const longLen = served.llm.engine.tokenizer.encode(long).length;
     await bad({ prompt: long }, 400, 'prompt', new RegExp(`${longLen}\\b.*\\b512|512\\b.*\\b${longLen}`));
     await bad({ max_tokens: 600 }, 400, 'max_tokens', /512/);
     await bad({ model: 'gpt-4' }, 404, 'model', /gpt-4/);
@@ -270,14 +256,14 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     await bad({ use_beam_search: true, n: 0 }, 400, 'n', /n must be/);
 
     // Through the client: typed errors carrying the body's fields.
-    await expect(client.completions.create({ model: MODEL, prompt: 'Tom', temperature: -1 })).rejects.toMatchObject({ status: 400, param: 'temperature', type: 'BadRequestError' });
-    await expect(client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await expect(served.client.completions.create({ model: MODEL, prompt: 'Tom', temperature: -1 })).rejects.toMatchObject({ status: 400, param: 'temperature', type: 'BadRequestError' });
+    await expect(served.client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     await expect(
-      client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], add_generation_prompt: true, continue_final_message: true } as OpenAI.ChatCompletionCreateParamsNonStreaming),
+      served.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], add_generation_prompt: true, continue_final_message: true } as OpenAI.ChatCompletionCreateParamsNonStreaming),
     ).rejects.toMatchObject({ status: 400, param: 'continue_final_message' });
-    await expect(client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], top_logprobs: 50, logprobs: true })).rejects.toMatchObject({ status: 400, param: 'top_logprobs' });
+    await expect(served.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'x' }], top_logprobs: 50, logprobs: true })).rejects.toMatchObject({ status: 400, param: 'top_logprobs' });
     await expect(
-      client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://127.0.0.1/x.png' } }] }] }),
+      served.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://127.0.0.1/x.png' } }] }] }),
     ).rejects.toMatchObject({ status: 400, param: 'messages' });
   });
 
@@ -289,23 +275,23 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
       ['{"model": "tiny", "prompt": {"text": "x"}}', 400, /prompt/],
     ];
     for (const [body, status, message] of cases) {
-      const res = await post('/v1/completions', body);
+      const res = await served.post('/v1/completions', body);
       expect(res.status).toBe(status);
       const json = await res.json();
       expect(json.error.message).toMatch(message);
       expect(json.error.type).toBe('BadRequestError');
     }
-    const chat = await post('/v1/chat/completions', { model: MODEL, messages: 'hello' });
+    const chat = await served.post('/v1/chat/completions', { model: MODEL, messages: 'hello' });
     expect(chat.status).toBe(400);
     expect((await chat.json()).error.param).toBe('messages');
-    const missing = await fetch(`${server.url}/v1/embeddings`, { method: 'POST', body: '{}' });
+    const missing = await fetch(`${served.server.url}/v1/embeddings`, { method: 'POST', body: '{}' });
     expect(missing.status).toBe(404);
     expect((await missing.json()).error.type).toBe('NotFoundError');
-    expect((await client.completions.create({ model: MODEL, prompt: 'Tom', max_tokens: 2 })).choices).toHaveLength(1);
+    expect((await served.client.completions.create({ model: MODEL, prompt: 'Tom', max_tokens: 2 })).choices).toHaveLength(1);
   });
 
   it('limits body size: 413 from the fetch handler, without a socket', async () => {
-    const app = createApp({ llm, servedModelName: MODEL, maxBodyBytes: 1024 });
+    const app = createApp({ llm: served.llm, servedModelName: MODEL, maxBodyBytes: 1024 });
     const big = JSON.stringify({ model: MODEL, prompt: 'x'.repeat(2000) });
     const withLength = await app.fetch(new Request('http://local/v1/completions', { method: 'POST', headers: { 'content-length': String(big.length) }, body: big }));
     expect(withLength.status).toBe(413);
@@ -320,22 +306,22 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
   it('a bad request beside a running stream does not disturb it', async () => {
     const prompt = 'There was a boy who loved to read books about dragons and';
     const ref = await reference(prompt, { maxTokens: 40, ignoreEos: true });
-    const stream = await client.completions.create({ model: MODEL, prompt, max_tokens: 40, temperature: 0, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming);
+    const stream = await served.client.completions.create({ model: MODEL, prompt, max_tokens: 40, temperature: 0, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming);
     let text = '';
     let i = 0;
     for await (const chunk of stream) {
       text += chunk.choices[0]?.text ?? '';
       if (i++ === 2) {
-        expect((await post('/v1/completions', '{oops')).status).toBe(400);
-        expect((await post('/v1/completions', { model: MODEL, prompt: 'x', top_k: -5 })).status).toBe(400);
-        expect((await post('/v1/completions', { model: MODEL, prompt: 'word '.repeat(600) })).status).toBe(400);
+        expect((await served.post('/v1/completions', '{oops')).status).toBe(400);
+        expect((await served.post('/v1/completions', { model: MODEL, prompt: 'x', top_k: -5 })).status).toBe(400);
+        expect((await served.post('/v1/completions', { model: MODEL, prompt: 'word '.repeat(600) })).status).toBe(400);
       }
     }
     expect(text).toBe(ref.outputs[0].text);
   });
 
   it('requires the API key on /v1 only, and echoes X-Request-Id', async () => {
-    const secured = await serve({ llm, host: '127.0.0.1', port: 0, servedModelName: MODEL, apiKey: 'sekret' });
+    const secured = await serve({ llm: served.llm, host: '127.0.0.1', port: 0, servedModelName: MODEL, apiKey: 'sekret' });
     try {
       const anon = new OpenAI({ baseURL: `${secured.url}/v1`, apiKey: 'wrong', maxRetries: 0 });
       await expect(anon.models.list()).rejects.toMatchObject({ status: 401, type: 'AuthenticationError' });
@@ -361,22 +347,22 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
   });
 
   it('tokenizes and detokenizes with vLLM bodies', async () => {
-    const tok = await (await post('/tokenize', { model: MODEL, prompt: 'Once upon a time', return_token_strs: true })).json();
-    const ids = llm.engine.tokenizer.encode('Once upon a time');
-    expect(tok).toEqual({ count: ids.length, max_model_len: 512, tokens: ids, token_strs: llm.engine.tokenizer.convertIdsToTokens(ids) });
-    const plain = await (await post('/tokenize', { prompt: 'Once upon a time', add_special_tokens: false })).json();
+    const tok = await (await served.post('/tokenize', { model: MODEL, prompt: 'Once upon a time', return_token_strs: true })).json();
+    const ids = served.llm.engine.tokenizer.encode('Once upon a time');
+    expect(tok).toEqual({ count: ids.length, max_model_len: 512, tokens: ids, token_strs: served.llm.engine.tokenizer.convertIdsToTokens(ids) });
+    const plain = await (await served.post('/tokenize', { prompt: 'Once upon a time', add_special_tokens: false })).json();
     expect(plain.tokens).toEqual(ids.slice(1));
-    expect(await (await post('/detokenize', { model: MODEL, tokens: ids.slice(1) })).json()).toEqual({ prompt: 'Once upon a time' });
-    const bad = await post('/detokenize', { tokens: [1, 5000] });
+    expect(await (await served.post('/detokenize', { model: MODEL, tokens: ids.slice(1) })).json()).toEqual({ prompt: 'Once upon a time' });
+    const bad = await served.post('/detokenize', { tokens: [1, 5000] });
     expect(bad.status).toBe(400);
     expect((await bad.json()).error.param).toBe('tokens');
   });
 
   it('aborts a request whose client disconnects, freeing its KV blocks, and /metrics shows it', async () => {
-    const before = await (await fetch(`${server.url}/metrics`)).text();
+    const before = await (await fetch(`${served.server.url}/metrics`)).text();
     const aborts = (m: string) => Number(/vllm:request_success_total\{[^}]*finished_reason="abort"\} (\S+)/.exec(m)![1]);
     const controller = new AbortController();
-    const stream = await client.completions.create(
+    const stream = await served.client.completions.create(
       { model: MODEL, prompt: 'Once upon a time', max_tokens: 400, temperature: 0, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming,
       { signal: controller.signal },
     );
@@ -387,13 +373,13 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
       // the client may end the iteration or throw its abort error
     }
     expect(seen).toBe(3);
-    await until(() => llm.engine.stats.numRunning === 0 && llm.engine.stats.kvCacheUsage === 0);
-    const after = await (await fetch(`${server.url}/metrics`)).text();
+    await until(() => served.llm.engine.stats.numRunning === 0 && served.llm.engine.stats.kvCacheUsage === 0);
+    const after = await (await fetch(`${served.server.url}/metrics`)).text();
     expect(aborts(after)).toBe(aborts(before) + 1);
   });
 
   it('exports Prometheus metrics with vLLM names', async () => {
-    const m = await (await fetch(`${server.url}/metrics`)).text();
+    const m = await (await fetch(`${served.server.url}/metrics`)).text();
     for (const name of ['vllm:num_requests_running', 'vllm:num_requests_waiting', 'vllm:kv_cache_usage_perc', 'vllm:prefix_cache_queries_total', 'vllm:prefix_cache_hits_total']) {
       expect(m).toMatch(new RegExp(`^${name}\\{model_name="${MODEL}"\\} \\S+$`, 'm'));
     }
@@ -409,7 +395,7 @@ describe('OpenAI-compatible server (tinystories-656K)', () => {
     expect(generated).toBeGreaterThan(0);
     expect(generated).toBeLessThanOrEqual(value(/^vllm:generation_tokens_total\{[^}]*\} (\S+)$/m));
     expect(value(/^vllm:request_generation_tokens_bucket\{[^}]*le="\+Inf"\} (\S+)$/m)).toBe(value(/^vllm:request_generation_tokens_count\{[^}]*\} (\S+)$/m));
-    expect(value(/^vllm:prompt_tokens_total\{[^}]*\} (\S+)$/m)).toBe(llm.engine.metrics.promptTokens);
+    expect(value(/^vllm:prompt_tokens_total\{[^}]*\} (\S+)$/m)).toBe(served.llm.engine.metrics.promptTokens);
     expect(value(/^vllm:num_requests_running\{[^}]*\} (\S+)$/m)).toBe(0);
   });
 });

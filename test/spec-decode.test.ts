@@ -1,7 +1,8 @@
 /**
  * Speculative decoding (src/spec-decode/, src/sampling/rejection-sampler.ts, the scheduler's verify-and-roll-back):
- * the n-gram proposer and the config; the rejection sampler against known target distributions (chi-square over
- * many seeded draws) and against the CPU sampler's own draws; and end to end on the trained tinystories-656K, whose
+ * the n-gram proposer and the config; the proposer port (an oracle's drafts in place of the n-gram ones); the
+ * rejection sampler against known target distributions (chi-square over many seeded draws) and against the CPU
+ * sampler's own draws; and end to end on the trained tinystories-656K, whose
  * stories repeat enough for drafts to be accepted: greedy outputs token for token equal to those without
  * speculation (batches, preemption, prefix caching, the CPU runner and the WebGPU one on lavapipe), max_tokens and
  * stop strings exact when one step accepts several tokens, seeded random runs reproducible, and the counters.
@@ -13,6 +14,7 @@ import { rejectGreedy, rejectRandom, targetProbs } from '../src/sampling/rejecti
 import { Sampler } from '../src/sampling/sampler.js';
 import { parseSpeculativeConfig } from '../src/spec-decode/config.js';
 import { MAX_LOOKBACK, NgramProposer } from '../src/spec-decode/ngram-proposer.js';
+import type { Proposer } from '../src/spec-decode/proposer.js';
 import { parseCommand, UsageError } from '../bindings/node/cli/args.js';
 import { engineOptions } from '../bindings/node/cli/flags.js';
 import { SERVE } from '../bindings/node/cli/serve.js';
@@ -380,5 +382,51 @@ describe('speculative decoding under memory pressure (CPU)', () => {
       base.dispose();
       spec.dispose();
     }
+  });
+});
+
+describe('the proposer port (EngineOptions.proposer, CPU)', () => {
+  it('drafts in place of the n-gram one: right drafts all accepted, wrong ones none, the output unchanged', async () => {
+    const base = await loadLLM(DEFAULT_MODEL, { device: 'cpu' });
+    const [want] = await base.generate(PROMPTS[2], greedy(24));
+    const V = base.engine.config.vocabSize;
+    base.dispose();
+    const wantIds = want.outputs[0].tokenIds;
+    const promptLen = want.promptTokenIds.length;
+    const asked = new Set<number>();
+    let wrong = false;
+    // An oracle: the greedy continuation of the tokens it is given, or (wrong) the next id of each of its tokens.
+    const proposer: Proposer = {
+      async propose(requests) {
+        const drafts = new Map<string, { tokenIds: number[] }>();
+        for (const r of requests) {
+          asked.add(r.maxTokens);
+          const n = r.outputTokenIds.length;
+          const next = wantIds.slice(n, n + r.maxTokens);
+          drafts.set(r.requestId, { tokenIds: wrong ? next.map((t) => (t + 1) % V) : next });
+        }
+        return drafts;
+      },
+      release() {},
+      dispose() {},
+    };
+    const spec = await loadLLM(DEFAULT_MODEL, { device: 'cpu', speculativeConfig: SPEC, proposer });
+    try {
+      const [right] = await spec.generate(PROMPTS[2], greedy(24));
+      expect(right.outputs[0].tokenIds).toEqual(wantIds);
+      const s = { ...spec.engine.stats.specDecoding! };
+      expect(s.numDraftTokens).toBeGreaterThan(0);
+      expect(s.numAcceptedTokens).toBe(s.numDraftTokens);
+      expect([...asked]).toEqual([SPEC.numSpeculativeTokens]);
+      wrong = true;
+      const [w] = await spec.generate(PROMPTS[2], greedy(24));
+      expect(w.outputs[0].tokenIds).toEqual(wantIds);
+      const t = spec.engine.stats.specDecoding!;
+      expect(t.numDraftTokens).toBeGreaterThan(s.numDraftTokens);
+      expect(t.numAcceptedTokens).toBe(s.numAcceptedTokens);
+    } finally {
+      spec.dispose();
+    }
+    await expect(loadLLM(DEFAULT_MODEL, { device: 'cpu', proposer })).rejects.toThrow(/proposer needs speculativeConfig/);
   });
 });

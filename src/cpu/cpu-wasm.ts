@@ -11,7 +11,7 @@
  */
 import wasmBytes from '../../build/cpu.wasm';
 import mtWasmBytes from '../../build/cpu-mt.wasm';
-import { MAX_ALLOC_BYTES } from '../wasm/core.js';
+import { abortImport, WasmHeap, type HeapExports } from '../wasm/heap.js';
 import { instantiateWasm } from '../wasm/modules.js';
 import { CpuThreads, type CpuWorkerHost } from './cpu-threads.js';
 
@@ -23,10 +23,7 @@ export type CpuFormat = keyof typeof CPU_FORMATS;
 export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;
 
 /** The raw exports (assembly/cpu/index.ts). */
-export interface CpuExports {
-  readonly memory: WebAssembly.Memory;
-  alloc(size: number): number;
-  free(ptr: number): void;
+export interface CpuExports extends HeapExports {
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
   dequantRow(fmt: number, out: number, w: number, K: number): void;
   rmsNorm(out: number, ldo: number, x: number, ldx: number, w: number, rows: number, H: number, eps: number): void;
@@ -44,16 +41,13 @@ export interface CpuExports {
 }
 
 /** The instantiated module, with allocation that reports out-of-memory as a RangeError and views that follow growth. */
-export class CpuKernels {
-  private buffer: ArrayBuffer | undefined;
-  private u8View = new Uint8Array(0);
-  private i32View = new Int32Array(0);
-  private f32View = new Float32Array(0);
-
+export class CpuKernels extends WasmHeap {
   /** The workers matmuls are split with (null: single-threaded). */
   threads: CpuThreads | null = null;
 
-  constructor(readonly k: CpuExports) {}
+  constructor(readonly k: CpuExports) {
+    super(k, 'cpu.wasm', 16, ' (wasm32 memory holds at most 4 GiB)');
+  }
 
   /** linear (assembly/cpu/linear.ts), its rows split across the threads when there are several. */
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
@@ -66,54 +60,9 @@ export class CpuKernels {
     this.threads?.stop();
     this.threads = null;
   }
-
-  /** Allocates `size` bytes (16-byte aligned). */
-  alloc(size: number): number {
-    if (!(size <= MAX_ALLOC_BYTES)) throw new RangeError(`cpu.wasm: allocation of ${size} bytes is too large (at most ${MAX_ALLOC_BYTES})`);
-    let ptr: number;
-    try {
-      ptr = this.k.alloc(Math.max(size, 16));
-    } catch (err) {
-      if (err instanceof WebAssembly.RuntimeError) throw new RangeError(`cpu.wasm: out of memory allocating ${size} bytes (wasm32 memory holds at most 4 GiB)`);
-      throw err;
-    }
-    if (ptr === 0) throw new RangeError(`cpu.wasm: out of memory allocating ${size} bytes`);
-    return ptr;
-  }
-
-  free(ptr: number): void {
-    if (ptr !== 0) this.k.free(ptr);
-  }
-
-  u8(): Uint8Array {
-    this.refresh();
-    return this.u8View;
-  }
-
-  i32(): Int32Array {
-    this.refresh();
-    return this.i32View;
-  }
-
-  f32(): Float32Array {
-    this.refresh();
-    return this.f32View;
-  }
-
-  private refresh(): void {
-    const buf = this.k.memory.buffer;
-    if (buf !== this.buffer) {
-      this.buffer = buf;
-      this.u8View = new Uint8Array(buf);
-      this.i32View = new Int32Array(buf);
-      this.f32View = new Float32Array(buf);
-    }
-  }
 }
 
-const abort = (_msg: number, _file: number, line: number, column: number): never => {
-  throw new Error(`cpu.wasm aborted at ${line}:${column}`);
-};
+const abort = abortImport('cpu.wasm');
 
 /** wasm32's largest memory, in 64 KiB pages: a shared memory declares its maximum up front (address space only). */
 const MAX_PAGES = 65536;

@@ -19,7 +19,7 @@ import { denseMethod, type MethodChooser } from '../layers/linear.js';
 import { checkQuantization, dequantizeRows, formatOfGgmlType, modelQuantMethods, quantizeRows, rowBytes as quantRowBytes, type QuantFormat } from '../layers/quant/index.js';
 import type { WeightsSource } from '../models/load-weights.js';
 import { familyOf, paramCount, weightTable } from '../models/registry.js';
-import { EXPERT_SLOTS, MATRIX_SLOTS, NON_WEIGHTS, type MatrixSlot, type VectorSlot, type WeightSpec } from '../models/weights.js';
+import { assembleSlots, EXPERT_SLOTS, MATRIX_SLOTS, NON_WEIGHTS, type MatrixSlot, type VectorSlot, type WeightSpec } from '../models/weights.js';
 import { CPU_FORMATS, type CpuFormat, type CpuKernels } from './cpu-wasm.js';
 
 /** Rows [rowStart, rowStart + rows) of a matrix, stored in one format at ptr (rowBytes each). */
@@ -338,36 +338,6 @@ class SlotStore {
     }
     const mat = (slot: MatrixSlot, l = -1) => this.matrices.get(key(slot, l)) ?? null;
     const vec = (slot: VectorSlot, l = -1) => this.vectors.get(key(slot, l)) ?? null;
-    const embed = this.present.has('embed') ? mat('embed')! : mat('lmHead')!;
-    const lmHead = this.present.has('lmHead') ? mat('lmHead')! : embed;
-    const layers: CpuLayerWeights[] = [];
-    for (let l = 0; l < cfg.numLayers; l++) {
-      layers.push({
-        attnNorm: { weight: vec('attnNorm.weight', l)!, bias: vec('attnNorm.bias', l) },
-        qkv: mat('qkv', l)!,
-        qkvBias: vec('qkvBias', l),
-        qNorm: vec('qNorm', l),
-        kNorm: vec('kNorm', l),
-        o: mat('o', l)!,
-        oBias: vec('oBias', l),
-        mlpNorm: { weight: vec('mlpNorm.weight', l)!, bias: vec('mlpNorm.bias', l) },
-        postAttnNorm: vec('postAttnNorm.weight', l),
-        postMlpNorm: vec('postMlpNorm.weight', l),
-        up: mat('up', l)!,
-        upBias: vec('upBias', l),
-        down: mat('down', l)!,
-        downBias: vec('downBias', l),
-      });
-    }
-    const finalNorm = vec('finalNorm.weight');
-    return {
-      embed,
-      positions: mat('positions'),
-      projectIn: mat('projectIn'),
-      projectOut: mat('projectOut'),
-      finalNorm: finalNorm !== null ? { weight: finalNorm, bias: vec('finalNorm.bias') } : null,
-      lmHead,
-      layers,
-    };
+    return assembleSlots(cfg.numLayers, this.present, mat, vec);
   }
 }

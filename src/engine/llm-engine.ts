@@ -121,6 +121,11 @@ export interface EngineOptions {
    * for token; random: the same distribution). Off by default. Turns async scheduling off. See src/spec-decode/.
    */
   speculativeConfig?: SpeculativeConfigInit | null;
+  /**
+   * A draft proposer of your own in place of the one speculativeConfig makes (which still turns speculation on and
+   * bounds the drafts: numSpeculativeTokens), e.g. an oracle in a benchmark. See src/spec-decode/proposer.ts.
+   */
+  proposer?: Proposer;
 }
 
 /** What LLM.create and `--speculative-config` take (checked by parseSpeculativeConfig). */
@@ -291,10 +296,11 @@ export class LLMEngine {
     const { config, tokenizer, generationConfig } = model;
     const given = options.generationConfig;
     const spec = parseSpeculativeConfig(options.speculativeConfig); // a bad config fails before the weights load
+    if (options.proposer && !spec) throw new InvalidArgumentError('proposer', 'proposer needs speculativeConfig (it sets numSpeculativeTokens)');
     const runner = await loadExecutor(model, options);
     let proposer: Proposer | null = null;
     try {
-      proposer = spec && (await createProposer(spec, { target: model, limits: runner.limits, loadExecutor, options, openModel }));
+      proposer = spec && (options.proposer ?? (await createProposer(spec, { target: model, limits: runner.limits, loadExecutor, options, openModel })));
     } catch (err) {
       runner.dispose();
       throw err;

@@ -22,7 +22,7 @@ import { blockFormat, createQuantWeight, dequantizeRows, formatOfGgmlType, QUANT
 import type { LayerWeights, ModelWeights, MoeWeights } from './decoder.js';
 import { familyOf, weightTable } from './registry.js';
 import { createExpertWeights, writeExpertRows, type ExpertWeights } from '../ops/moe.js';
-import { EXPERT_SLOTS, MATRIX_SLOTS, NON_WEIGHTS, type ExpertSlot, type MatrixSlot, type VectorSlot, type WeightSpec } from './weights.js';
+import { assembleSlots, EXPERT_SLOTS, MATRIX_SLOTS, NON_WEIGHTS, type ExpertSlot, type MatrixSlot, type VectorSlot, type WeightSpec } from './weights.js';
 
 export interface LoadOptions {
   /**
@@ -225,39 +225,9 @@ function* mapChunks(chunks: Iterable<CheckpointChunk>, f: (c: CheckpointChunk) =
 function assemble(cfg: ModelConfig, store: SlotStore, hasSlot: Set<string>): ModelWeights {
   const mat = (slot: MatrixSlot, layer = -1) => store.matrices.get(key(slot, layer)) ?? null;
   const vec = (slot: VectorSlot, layer = -1) => store.vectors.get(key(slot, layer)) ?? null;
-  // An LM head alone (tinystories-656K) serves as the embedding, and an embedding alone as the LM head.
-  const embed = hasSlot.has('embed') ? mat('embed')! : mat('lmHead')!;
-  const lmHead = hasSlot.has('lmHead') ? mat('lmHead')! : embed;
-  const layers: LayerWeights[] = [];
-  for (let l = 0; l < cfg.numLayers; l++) {
-    layers.push({
-      attnNorm: { weight: vec('attnNorm.weight', l)!, bias: vec('attnNorm.bias', l) },
-      qkv: mat('qkv', l)!,
-      qkvBias: vec('qkvBias', l),
-      qNorm: vec('qNorm', l),
-      kNorm: vec('kNorm', l),
-      o: mat('o', l)!,
-      oBias: vec('oBias', l),
-      mlpNorm: { weight: vec('mlpNorm.weight', l)!, bias: vec('mlpNorm.bias', l) },
-      postAttnNorm: vec('postAttnNorm.weight', l),
-      postMlpNorm: vec('postMlpNorm.weight', l),
-      moe: cfg.moe?.sparseLayers[l] ? moeWeights(store, l) : null,
-      up: mat('up', l)!,
-      upBias: vec('upBias', l),
-      down: mat('down', l)!,
-      downBias: vec('downBias', l),
-    });
-  }
-  const finalNorm = vec('finalNorm.weight');
-  return {
-    embed,
-    positions: mat('positions'),
-    projectIn: mat('projectIn'),
-    projectOut: mat('projectOut'),
-    finalNorm: finalNorm ? { weight: finalNorm, bias: vec('finalNorm.bias') } : null,
-    lmHead,
-    layers,
-  };
+  const w = assembleSlots(cfg.numLayers, hasSlot, mat, vec);
+  const layers: LayerWeights[] = w.layers.map((layer, l) => ({ ...layer, moe: cfg.moe?.sparseLayers[l] ? moeWeights(store, l) : null }));
+  return { ...w, layers };
 }
 
 function moeWeights(store: SlotStore, l: number): MoeWeights {

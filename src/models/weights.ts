@@ -167,3 +167,79 @@ export function expertTensors(
 
 /** Tensors checkpoints carry that are not weights (precomputed buffers): skipped by name. */
 export const NON_WEIGHTS = [/\.attn\.bias$/, /\.attn\.masked_bias$/, /rotary_emb\.inv_freq$/];
+
+/** A dense layer's weights in a backend's storage: M a matrix, V a vector (see LayerWeights in decoder.ts). */
+export interface DenseLayerSlots<M, V> {
+  attnNorm: { weight: V; bias: V | null };
+  qkv: M;
+  qkvBias: V | null;
+  qNorm: V | null;
+  kNorm: V | null;
+  o: M;
+  oBias: V | null;
+  mlpNorm: { weight: V; bias: V | null };
+  postAttnNorm: V | null;
+  postMlpNorm: V | null;
+  up: M;
+  upBias: V | null;
+  down: M;
+  downBias: V | null;
+}
+
+/** A model's weights in a backend's storage (see ModelWeights in decoder.ts), MoE aside. */
+export interface ModelSlots<M, V> {
+  embed: M;
+  positions: M | null;
+  projectIn: M | null;
+  projectOut: M | null;
+  finalNorm: { weight: V; bias: V | null } | null;
+  lmHead: M;
+  layers: DenseLayerSlots<M, V>[];
+}
+
+/**
+ * The model from its loaded slots (`mat` and `vec` give a slot of a layer, or of the model without one; null where
+ * the checkpoint has none), for the WebGPU and the CPU loader alike. Which of embedding / LM head the checkpoint has
+ * (`has`) decides tying: an LM head alone (tinystories-656K) serves as the embedding, an embedding alone as the head.
+ *
+ * @example
+ *   const w = assembleSlots(cfg.numLayers, present, (s, l = -1) => matrices.get(key(s, l)) ?? null, vec);
+ */
+export function assembleSlots<M, V>(
+  numLayers: number,
+  has: ReadonlySet<string>,
+  mat: (slot: MatrixSlot, layer?: number) => M | null,
+  vec: (slot: VectorSlot, layer?: number) => V | null,
+): ModelSlots<M, V> {
+  const embed = has.has('embed') ? mat('embed')! : mat('lmHead')!;
+  const lmHead = has.has('lmHead') ? mat('lmHead')! : embed;
+  const layers: DenseLayerSlots<M, V>[] = [];
+  for (let l = 0; l < numLayers; l++) {
+    layers.push({
+      attnNorm: { weight: vec('attnNorm.weight', l)!, bias: vec('attnNorm.bias', l) },
+      qkv: mat('qkv', l)!,
+      qkvBias: vec('qkvBias', l),
+      qNorm: vec('qNorm', l),
+      kNorm: vec('kNorm', l),
+      o: mat('o', l)!,
+      oBias: vec('oBias', l),
+      mlpNorm: { weight: vec('mlpNorm.weight', l)!, bias: vec('mlpNorm.bias', l) },
+      postAttnNorm: vec('postAttnNorm.weight', l),
+      postMlpNorm: vec('postMlpNorm.weight', l),
+      up: mat('up', l)!,
+      upBias: vec('upBias', l),
+      down: mat('down', l)!,
+      downBias: vec('downBias', l),
+    });
+  }
+  const finalNorm = vec('finalNorm.weight');
+  return {
+    embed,
+    positions: mat('positions'),
+    projectIn: mat('projectIn'),
+    projectOut: mat('projectOut'),
+    finalNorm: finalNorm !== null ? { weight: finalNorm, bias: vec('finalNorm.bias') } : null,
+    lmHead,
+    layers,
+  };
+}

@@ -30,6 +30,7 @@ import activationLib from '../../shaders/lib/activation.wgsl';
 import linearLib from '../../shaders/lib/linear.wgsl';
 import laneSumSubgroup from '../../shaders/lib/lane_sum.subgroup.wgsl';
 import laneSumShared from '../../shaders/lib/lane_sum.shared.wgsl';
+import gemvLib from '../../shaders/lib/gemv.wgsl';
 import gemvSource from '../../shaders/linear.gemv.wgsl';
 import tiledSource from '../../shaders/linear.tiled.wgsl';
 import gemmSource from '../../shaders/linear.gemm.wgsl';
@@ -166,7 +167,7 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
     key = `linear.gemv.${dtype}.${tt}.${tune.gemvWorkgroup}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}`;
     make = () => ({
       name: key,
-      code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvSource}`,
+      code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
       prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
       constants: { WG: tune.gemvWorkgroup, LANES: lanes, NORM: f.norm ? 1 : 0, ...fused },
       bindings: ['read', 'read', 'read', 'read', 'write'],

@@ -26,6 +26,7 @@ import threadLib from '../../shaders/lib/thread.wgsl';
 import activationLib from '../../shaders/lib/activation.wgsl';
 import laneSumSubgroup from '../../shaders/lib/lane_sum.subgroup.wgsl';
 import laneSumShared from '../../shaders/lib/lane_sum.shared.wgsl';
+import gemvLib from '../../shaders/lib/gemv.wgsl';
 import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import routeSource from '../../shaders/moe.route.wgsl';
 import groupSource from '../../shaders/moe.group.wgsl';
@@ -245,7 +246,7 @@ function gemvKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: nu
   const key = `moe.gemv.${dtype}.${gated ? `g${act}` : 'd'}.${tileRows}.${wg}.${lanes}.${rows}.${subgroup ? 's' : 'w'}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${activationLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvSource}`,
+    code: `${activationLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
     prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}const TT = ${tileRows}u;\nconst R = ${rows}u;\n`,
     constants: { WG: wg, LANES: lanes, GATED: gated ? 1 : 0, ACT: act },
     bindings: ['read', 'read', 'read', 'read', 'write'],

@@ -30,6 +30,7 @@ import threadLib from '../../../shaders/lib/thread.wgsl';
 import qBlockLib from '../../../shaders/lib/q_block.wgsl';
 import laneSumSubgroup from '../../../shaders/lib/lane_sum.subgroup.wgsl';
 import laneSumShared from '../../../shaders/lib/lane_sum.shared.wgsl';
+import gemvLib from '../../../shaders/lib/gemv.wgsl';
 import gemvSource from '../../../shaders/linear.q.gemv.wgsl';
 import tiledSource from '../../../shaders/linear.q.tiled.wgsl';
 import embedSource from '../../../shaders/linear.q.embed.wgsl';
@@ -163,7 +164,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}`;
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
-        code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvSource}`,
+        code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
         prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(part.format).wgsl}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
         constants: { WG: gemvWg, LANES: gemvLanes, NORM: fusion.norm ? 1 : 0, ...fused },
         bindings: ['read', 'read', 'read', 'read', 'write'],

@@ -1,0 +1,55 @@
+// Shared by the GEMV kernels (linear.gemv, linear.q.gemv, linear.q.gemv.i8, moe.gemv; included by prepending): the
+// row-group reduction and the epilogue of one token. A row group of LANES threads owns OPR = R (GATED: R / 2)
+// output columns n0 .. n0 + OPR - 1 and R weight rows (GATED: the OPR gate rows, then their up rows); each of its
+// threads holds partial dots acc[j] of those rows, which rowGroupSum adds up (four rows per laneSum) and
+// storeRowGroup hands, column by column, to the kernel's writer:
+//   storeColumn(t, n, y, yUp)   y from weight row n's sum, yUp (GATED) from its up row's
+// (lib/linear.wgsl's for the linear kernels: bias, gating, residual). The including kernel declares R (a const),
+// LANES, GATED, storeColumn and Params with N and K; laneSum comes from lib/lane_sum.*.wgsl.
+
+/** The sums over lid's row group of a thread's R partial dots. Every thread of the workgroup must call it. */
+fn rowGroupSum(acc: array<f32, R>, lid: u32) -> array<f32, R> {
+  var y: array<f32, R>;
+  for (var j0 = 0u; j0 < R; j0 += 4u) {
+    var v = vec4<f32>(0.0);
+    for (var c = 0u; c < 4u; c++) {
+      if (j0 + c < R) {
+        v[c] = acc[j0 + c];
+      }
+    }
+    v = laneSum(v, lid);
+    for (var c = 0u; c < 4u; c++) {
+      if (j0 + c < R) {
+        y[j0 + c] = v[c];
+      }
+    }
+  }
+  return y;
+}
+
+/**
+ * rowGroupSum for a kernel with the input's RMSNorm fused (linear.gemv, linear.q.gemv): the sums times
+ * 1 / sqrt(mean(x^2) + eps), the mean from the row group's partial sums of squares ss over K inputs, when norm
+ * (else times 1). Every thread of the workgroup must call it, with a uniform norm.
+ */
+fn rowGroupSumNormed(acc: array<f32, R>, ss: f32, norm: bool, eps: f32, lid: u32) -> array<f32, R> {
+  var y = rowGroupSum(acc, lid);
+  var scale = 1.0;
+  if (norm) {
+    scale = inverseSqrt(laneSum(vec4<f32>(ss, 0.0, 0.0, 0.0), lid).x / f32(p.K) + eps);
+  }
+  for (var j = 0u; j < R; j++) {
+    y[j] *= scale;
+  }
+  return y;
+}
+
+/** Writes token t's output columns n0 + j < N (j < OPR) from the row group's sums y; called by one thread. */
+fn storeRowGroup(t: u32, n0: u32, y: array<f32, R>) {
+  let opr = select(R, R / 2u, GATED == 1u);
+  for (var j = 0u; j < R; j++) { // constant trip count: y stays in registers
+    if (j < opr && n0 + j < p.N) {
+      storeColumn(t, n0 + j, y[j], y[(j + opr) % R]);
+    }
+  }
+}
