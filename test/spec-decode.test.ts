@@ -417,7 +417,9 @@ describe('the proposer port (EngineOptions.proposer, CPU)', () => {
       const s = { ...spec.engine.stats.specDecoding! };
       expect(s.numDraftTokens).toBeGreaterThan(0);
       expect(s.numAcceptedTokens).toBe(s.numDraftTokens);
-      expect([...asked]).toEqual([SPEC.numSpeculativeTokens]);
+      // k drafts asked for, fewer only where max_tokens is near.
+      expect(Math.max(...asked)).toBe(SPEC.numSpeculativeTokens);
+      expect(Math.min(...asked)).toBeGreaterThan(0);
       wrong = true;
       const [w] = await spec.generate(PROMPTS[2], greedy(24));
       expect(w.outputs[0].tokenIds).toEqual(wantIds);
