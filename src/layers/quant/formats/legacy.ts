@@ -21,7 +21,7 @@ const QK = 32;
  * quant word is loaded once (W words from a = (o + 2) / 4, one more when o % 4 == 0, where quant word j is spliced
  * from loaded words j and j + 1; see lib/q_block.wgsl); `unpack` turns qw into r (unscaled values).
  */
-function scaledBlockWgsl(bytes: number, words: number, unpack: string): string {
+export function scaledBlockWgsl(bytes: number, words: number, unpack: string): string {
   return `const QB = ${bytes}u;
 fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   let o = row + c * QB;
