@@ -14,9 +14,8 @@
  */
 import { f16BitsToF32 } from '../../../loader/convert.js';
 import type { BlockFormat } from '../format.js';
-import { toF16Bits } from './common.js';
+import { scaledBlockWgsl, toF16Bits } from './common.js';
 import { f, GROUP_MAX_EPS, nearestInt } from './k-quants-fit.js';
-import { scaledBlockWgsl } from './legacy.js';
 
 /** ggml's kvalues_iq4nl. */
 export const IQ4_VALUES: readonly number[] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
