@@ -104,18 +104,19 @@ describe('quantized weights: the CPU gives the WebGPU path quantized output', ()
     expectSameRun(cpu, gpu, 2e-3);
   });
 
-  describe('k-quant GGUF files (a random Llama of width 256)', () => {
+  describe('k-quant and iq4 GGUF files (a random Llama of width 256)', () => {
     let tmp: string;
     const files: Record<string, string> = {};
     beforeAll(async () => {
       tmp = mkdtempSync(join(tmpdir(), 'cpu-kquants-'));
       const km = await kquantModel();
-      for (const mix of ['Q4_K', 'Q4_K_M']) files[mix] = writeKquantGguf(km, mix, tmp);
+      for (const mix of ['Q4_K', 'Q4_K_M', 'IQ4_NL', 'IQ4_XS']) files[mix] = writeKquantGguf(km, mix, tmp);
     });
     afterAll(() => rmSync(tmp, { recursive: true, force: true }));
     // Q4_K: every matrix (the embedding included) in q4_k blocks, read packed; Q4_K_M: attn_v and ffn_down in
-    // q6_k, which the CPU dequantizes on load (the fused qkv slot with them).
-    it.each(['Q4_K', 'Q4_K_M'])('%s', async (mix) => {
+    // q6_k, which the CPU dequantizes on load (the fused qkv slot with them). IQ4_NL / IQ4_XS: iq4 blocks read packed
+    // (the embedding included), the q6_k LM head dequantized on load.
+    it.each(['Q4_K', 'Q4_K_M', 'IQ4_NL', 'IQ4_XS'])('%s', async (mix) => {
       const [cpu, gpu] = await cpuAndGpu(files[mix], ['Once upon a time', 'The cat sat'], greedy(16));
       expectSameRun(cpu, gpu, 2e-3);
     });

@@ -1,8 +1,9 @@
 /**
- * k-quant GGUF models end to end, against llama.cpp (node-llama-cpp on the CPU): a random Llama of width 256 (the
- * k-quants' block) written in the set-up as GGUF files of llama.cpp's mixes (Q4_K_M: q4_k with q6_k for attn_v,
- * ffn_down and the output; Q5_K_S-like: q5_k; Q2_K / Q3_K-like: q2_k with q3_k), quantized by our reference
- * quantizers (bit for bit ggml's, test/quant-kquants.test.ts), with stories260K's vocabulary; and its f32 twin as a
+ * k-quant and iq4 GGUF models end to end, against llama.cpp (node-llama-cpp on the CPU): a random Llama of width 256
+ * (the k-quants' block) written in the set-up as GGUF files of llama.cpp's mixes (Q4_K_M: q4_k with q6_k for attn_v,
+ * ffn_down and the output; Q5_K_S-like: q5_k; Q2_K / Q3_K-like: q2_k with q3_k; IQ4_NL / IQ4_XS: iq4_nl / iq4_xs
+ * with a q6_k output, the embedding included), quantized by our reference quantizers (bit for bit ggml's, test/quant-kquants.test.ts,
+ * test/quant-iq4.test.ts), with stories260K's vocabulary; and its f32 twin as a
  * Hugging Face folder, which `quantization: 'q4_k'` must turn into exactly the q4_k GGUF's weights.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
@@ -50,7 +51,7 @@ async function llamaCppRun(file: string, text: string) {
   }
 }
 
-describe('k-quant GGUF files (a random Llama of width 256) against llama.cpp', async () => {
+describe('k-quant and iq4 GGUF files (a random Llama of width 256) against llama.cpp', async () => {
   const km = await kquantModel();
   const { metadata, vocab } = km;
   const model = km.tensors;
@@ -58,11 +59,17 @@ describe('k-quant GGUF files (a random Llama of width 256) against llama.cpp', a
   for (const mix of Object.keys(MIXES)) files[mix] = writeKquantGguf(km, mix, tmp);
 
   // [mix, largest |logprob difference| of tokens with p > 5%, largest |probability difference| in the top 20]:
-  // llama.cpp's CPU kernels quantize activations to q8_K for k-quant weights (measured: up to 0.073 / 0.06 / <0.1).
-  const cases: [string, number, number][] = [['Q4_K_M', 0.1, 0.02], ['Q5_K_S', 0.1, 0.02], ['Q2_K', 0.1, 0.02]];
-  for (const [mix, tol, ptol] of cases) {
-    it(`${mix}: prompt ids, top-20 logprobs along llama.cpp's greedy path, greedy ids, weight bytes as the file's`, async () => {
-      const llm = await loadLLM(files[mix]);
+  // llama.cpp's CPU kernels quantize activations to q8_K for k-quant and iq4_xs weights, to q8_0 for iq4_nl
+  // (measured: up to 0.073 / 0.06 / <0.1 for the k-quants).
+  // The iq4 files also on the CPU backend (its iq4 kernels read the blocks packed).
+  const cases: [string, number, number, ('webgpu' | 'cpu')?][] = [
+    ['Q4_K_M', 0.1, 0.02], ['Q5_K_S', 0.1, 0.02], ['Q2_K', 0.1, 0.02], ['IQ4_NL', 0.1, 0.02], ['IQ4_XS', 0.1, 0.02],
+    ['IQ4_NL', 0.1, 0.02, 'cpu'], ['IQ4_XS', 0.1, 0.02, 'cpu'],
+  ];
+  for (const [mix, tol, ptol, device] of cases) {
+    const gpu = device !== 'cpu';
+    it(`${mix}${gpu ? '' : ' on the CPU backend'}: prompt ids, top-20 logprobs along llama.cpp's greedy path, greedy ids${gpu ? ", weight bytes as the file's" : ''}`, async () => {
+      const llm = await loadLLM(files[mix], device ? { device } : {});
       try {
         for (const text of PROMPTS) {
           const ref = await llamaCppRun(files[mix], text);
@@ -86,6 +93,7 @@ describe('k-quant GGUF files (a random Llama of width 256) against llama.cpp', a
             expect(out.outputs[0].tokenIds[s], `step ${s}`).toBe(ref.greedy[s]);
           }
         }
+        if (!gpu) return;
         const h = await readGgufHeader(await FsByteSource.open(files[mix]));
         const fileBytes = h.tensors.filter((t) => t.shape.length === 2).reduce((n, t) => n + t.byteLength, 0);
         const weights = new Set<LinearWeight>();
@@ -101,7 +109,7 @@ describe('k-quant GGUF files (a random Llama of width 256) against llama.cpp', a
       } finally {
         await llm.dispose();
       }
-    });
+    }, 300_000); // two llama.cpp runs and ours: minutes on a loaded 2-core machine
   }
 
   it("quantization: 'q4_k' on the f32 Hugging Face twin gives exactly the q4_k GGUF's logprobs", async () => {

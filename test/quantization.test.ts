@@ -162,7 +162,7 @@ describe('quantization: llama.cpp block rules on the CPU', () => {
     expect(checkQuantization(undefined)).toBe(null);
     expect(checkQuantization('q4_0')).toBe('q4_0');
     expect(checkQuantization('q4_k')).toBe('q4_k');
-    expect(() => checkQuantization('iq4_xs')).toThrow(/quantization: 'iq4_xs' is not supported \(supported: q8_0, q4_0, q4_k, q6_k, q5_k, q3_k, q2_k,/);
+    expect(() => checkQuantization('iq2_xxs')).toThrow(/quantization: 'iq2_xxs' is not supported \(supported: q8_0, q4_0, q4_k, q6_k, q5_k, q3_k, q2_k,/);
     expect(() => checkQuantization(8)).toThrow(/'8' is not supported/);
   });
 });
@@ -341,7 +341,7 @@ describe('LLM.create({ quantization }) end to end', () => {
   }
 
   it('rejects an unknown quantization with a clear error', async () => {
-    await expect(loadLLM(modelDir('tinystories-656K'), { quantization: 'iq4_xs' as 'q4_0' })).rejects.toThrow(/quantization: 'iq4_xs' is not supported \(supported: q8_0, q4_0/);
+    await expect(loadLLM(modelDir('tinystories-656K'), { quantization: 'iq2_xxs' as 'q4_0' })).rejects.toThrow(/quantization: 'iq2_xxs' is not supported \(supported: q8_0, q4_0/);
   });
 });
 

@@ -1,7 +1,8 @@
 // Matmul over a weight matrix in its storage format, rows read packed:
 //   out[t, n] (+)= sum_k x[t, k] W[n, k]        x: f32 [T, ldx], W: [N, K] (row n at w + n * rowBytes), out: f32 [T, ldo]
-// Formats (FMT_*): f32, f16 (IEEE half bits), and llama.cpp's q8_0 / q4_0 (blocks of 32) and q4_k (blocks of 256);
-// the block layouts are ggml's (src/layers/quant/formats/legacy.ts, k-quants.ts state them byte by byte).
+// Formats (FMT_*): f32, f16 (IEEE half bits), and llama.cpp's q8_0 / q4_0 / iq4_nl (blocks of 32) and q4_k / iq4_xs
+// (blocks of 256); the block layouts are ggml's (src/layers/quant/formats/legacy.ts, k-quants.ts, iq4.ts state them
+// byte by byte).
 //
 // Two paths:
 // - GEMV (T < GEMM_MIN_T, decode): each quantized row's blocks are dequantized in registers inside the dot product
@@ -15,6 +16,13 @@ export const FMT_F16: i32 = 1;
 export const FMT_Q8_0: i32 = 2;
 export const FMT_Q4_0: i32 = 3;
 export const FMT_Q4_K: i32 = 4;
+export const FMT_IQ4_NL: i32 = 5;
+export const FMT_IQ4_XS: i32 = 6;
+
+/** ggml's kvalues_iq4nl as int8 lanes: i8x16.swizzle(iq4Table(), indices) looks 16 of them up at once. */
+@inline function iq4Table(): v128 {
+  return i8x16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+}
 
 /** Tokens from which the panel GEMM beats the per-token dequantizing GEMV. */
 const GEMM_MIN_T: i32 = 4;
@@ -175,8 +183,53 @@ function dotQ4_K(w: usize, x: usize, K: i32): f32 {
   return hsum(acc);
 }
 
+/** iq4_nl: 18-byte blocks as q4_0's, the nibbles indices into the table; x = d KV[q]. */
+function dotIQ4_NL(w: usize, x: usize, K: i32): f32 {
+  let acc = f32x4.splat(0);
+  const nb = K >> 5;
+  const mask = i8x16.splat(0x0f);
+  const table = iq4Table();
+  for (let b = 0; b < nb; b++) {
+    const p = w + <usize>b * 18;
+    const xb = x + (<usize>b << 7);
+    const d = halfToF32(load<u16>(p));
+    const v = v128.load(p + 2);
+    const s = f32x4.add(dot16(i8x16.swizzle(table, v128.and(v, mask)), xb), dot16(i8x16.swizzle(table, i8x16.shr_u(v, 4)), xb + 64));
+    acc = f32x4.add(acc, f32x4.mul(s, f32x4.splat(d)));
+  }
+  return hsum(acc);
+}
+
+/** iq4_xs sub-block j's scale ls - 32 (6 bits: 4 from scales_l at p + 4, 2 from scales_h at p + 2). */
+@inline function iq4xsScale(p: usize, j: i32): f32 {
+  const lo = (<u32>load<u8>(p + 4 + (j >> 1)) >> (4 * (j & 1))) & 15;
+  const hi = (<u32>load<u16>(p + 2) >> (2 * j)) & 3;
+  return <f32>(<i32>(lo | (hi << 4)) - 32);
+}
+
+/** iq4_xs: 136-byte blocks of 256: f16 d, u16 scales_h, 4 bytes scales_l, 8 sub-blocks of 16 index bytes as iq4_nl's. */
+function dotIQ4_XS(w: usize, x: usize, K: i32): f32 {
+  let acc = f32x4.splat(0);
+  const nb = K >> 8;
+  const mask = i8x16.splat(0x0f);
+  const table = iq4Table();
+  for (let b = 0; b < nb; b++) {
+    const p = w + <usize>b * 136;
+    const d = halfToF32(load<u16>(p));
+    for (let j = 0; j < 8; j++) {
+      const xb = x + (<usize>(b * 256 + j * 32) << 2);
+      const v = v128.load(p + 8 + j * 16);
+      const s = f32x4.add(dot16(i8x16.swizzle(table, v128.and(v, mask)), xb), dot16(i8x16.swizzle(table, i8x16.shr_u(v, 4)), xb + 64));
+      acc = f32x4.add(acc, f32x4.mul(s, f32x4.splat(d * iq4xsScale(p, j))));
+    }
+  }
+  return hsum(acc);
+}
+
 @inline function dotRow(fmt: i32, w: usize, x: usize, K: i32): f32 {
   if (fmt == FMT_Q8_0) return dotQ8_0(w, x, K);
+  if (fmt == FMT_IQ4_NL) return dotIQ4_NL(w, x, K);
+  if (fmt == FMT_IQ4_XS) return dotIQ4_XS(w, x, K);
   if (fmt == FMT_Q4_0) return dotQ4_0(w, x, K);
   if (fmt == FMT_Q4_K) return dotQ4_K(w, x, K);
   if (fmt == FMT_F16) return dotF16(w, x, K);
@@ -305,6 +358,21 @@ export function dequantRow(fmt: i32, out: usize, w: usize, K: i32): void {
         store16m(o + 128, i8x16.shr_u(q0, 4), d2, m2);
         store16m(o + 192, i8x16.shr_u(q1, 4), d2, m2);
       }
+    }
+  } else if (fmt == FMT_IQ4_NL || fmt == FMT_IQ4_XS) {
+    // d KV[q] (iq4_nl) and d (ls - 32) KV[q] (iq4_xs): f32 products as the CPU reference's, both exact.
+    const mask = i8x16.splat(0x0f);
+    const table = iq4Table();
+    const xs = fmt == FMT_IQ4_XS;
+    for (let c = 0; c < K >> 5; c++) {
+      const p = xs ? w + <usize>(c >> 3) * 136 : w + <usize>c * 18;
+      const q = xs ? p + 8 + (c & 7) * 16 : p + 2;
+      const h = halfToF32(load<u16>(p));
+      const d = f32x4.splat(xs ? h * iq4xsScale(p, c & 7) : h);
+      const v = v128.load(q);
+      const o = out + (<usize>c << 7);
+      store16(o, i8x16.swizzle(table, v128.and(v, mask)), d);
+      store16(o + 64, i8x16.swizzle(table, i8x16.shr_u(v, 4)), d);
     }
   }
 }

@@ -16,7 +16,7 @@ import { instantiateWasm } from '../wasm/modules.js';
 import { CpuThreads, type CpuWorkerHost } from './cpu-threads.js';
 
 /** Storage formats of a weight matrix, as assembly/cpu/linear.ts numbers them. */
-export const CPU_FORMATS = { f32: 0, f16: 1, q8_0: 2, q4_0: 3, q4_k: 4 } as const;
+export const CPU_FORMATS = { f32: 0, f16: 1, q8_0: 2, q4_0: 3, q4_k: 4, iq4_nl: 5, iq4_xs: 6 } as const;
 export type CpuFormat = keyof typeof CPU_FORMATS;
 
 /** Activations, as assembly/cpu/ops.ts numbers them. */

@@ -3,8 +3,8 @@
  * checkpoint's tensors from its WeightsReader (or dummy ones), matched to slots by the family's weight table
  * (weights.ts), fused slots filled by row ranges, tied embeddings shared, norms and biases f32, folded constants
  * applied. Each matrix slot is stored as segments of rows, each in one format the kernels read packed
- * (assembly/cpu/linear.ts: f32, f16, q8_0, q4_0, q4_k):
- * - a slot whose tensors are all q8_0 / q4_0 / q4_k blocks keeps them as they are (a GGUF file);
+ * (assembly/cpu/linear.ts: f32, f16, q8_0, q4_0, q4_k, iq4_nl, iq4_xs):
+ * - a slot whose tensors are all blocks of those formats keeps them as they are (a GGUF file);
  * - otherwise the slot takes the format the options choose (modelQuantMethods, as the GPU path: projections in
  *   `quantization`, embeddings and the LM head dense; dense in f16 or f32 as `dtype` says), quantized on load;
  *   blocks of other formats (q6_k, ...) are dequantized on load first.
@@ -80,7 +80,7 @@ export interface CpuLoadOptions {
 
 /** dtype 'auto' keeps weights f32 up to this size (then f16). */
 const AUTO_F32_MAX_BYTES = 1 << 30;
-const NATIVE_BLOCKS: ReadonlySet<string> = new Set(['q8_0', 'q4_0', 'q4_k']);
+const NATIVE_BLOCKS: ReadonlySet<string> = new Set(['q8_0', 'q4_0', 'q4_k', 'iq4_nl', 'iq4_xs']);
 const FLOAT_DTYPES: ReadonlySet<string> = new Set(['F32', 'F16', 'BF16']);
 /** Slots whose checkpoint tensors may hold more rows than the config uses (padded vocabularies, position tables). */
 const PADDED: ReadonlySet<string> = new Set(['embed', 'lmHead', 'positions']);
@@ -103,7 +103,7 @@ export async function loadCpuWeights(cpu: CpuKernels, source: WeightsSource, cfg
   const chooser: MethodChooser = quantization ? modelQuantMethods(quantization, denseMethod(dense)) : () => denseMethod(dense);
   const formatOf = (slot: string, cols: number): CpuFormat => {
     const name = chooser(slot, cols).name;
-    if (!(name in CPU_FORMATS)) throw new InvalidArgumentError('quantization', `the CPU backend reads f32, f16, q8_0, q4_0 and q4_k weights; quantization '${quantization}' asks for ${name}`);
+    if (!(name in CPU_FORMATS)) throw new InvalidArgumentError('quantization', `the CPU backend reads f32, f16, q8_0, q4_0, q4_k, iq4_nl and iq4_xs weights; quantization '${quantization}' asks for ${name}`);
     return name as CpuFormat;
   };
   // Refused up front, whatever widths this model's slots have (a mix's formats included).

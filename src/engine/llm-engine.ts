@@ -42,7 +42,8 @@ export interface EngineOptions {
   /**
    * vLLM's `quantization`: store the projection matrices in a llama.cpp block format, quantized on load (norms and
    * biases stay f32; embeddings and the LM head stay in `dtype`); null / undefined: the checkpoint's dtype.
-   * 'q8_0', 'q4_0', 'q6_k', 'q5_k', 'q4_k', 'q3_k', 'q2_k' (8.5 .. 2.625 bits a weight; src/layers/quant/formats), or the
+   * 'q8_0', 'q4_0', 'q6_k', 'q5_k', 'q4_k', 'q3_k', 'q2_k' (8.5 .. 2.625 bits a weight; src/layers/quant/formats),
+   * 'iq4_nl' / 'iq4_xs' (4.5 / 4.25 bits: a non-linear 4-bit table), or the
    * mixes 'q4_k_m' / 'q5_k_m' (the MLP's down projection in q6_k, as llama.cpp's files of those names).
    */
   quantization?: string | null;

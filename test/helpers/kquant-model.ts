@@ -1,6 +1,6 @@
 /**
- * A random Llama of width 256 (the k-quants' block) as GGUF files of llama.cpp's mixes, with stories260K's
- * vocabulary, for the k-quant tests against llama.cpp (test/gguf-kquants.test.ts) and the browser test.
+ * A random Llama of width 256 (the k-quants' and iq4_xs's block) as GGUF files of llama.cpp's mixes, with stories260K's
+ * vocabulary, for the k-quant and iq4 tests against llama.cpp (test/gguf-kquants.test.ts) and the browser test.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ export const HEADS = 4;
 export const KV_HEADS = 2;
 export const HEAD_DIM = H / HEADS;
 export const FFN = 512;
-export const GGML_ID: Record<string, number> = { F32: 0, Q4_K: 12, Q5_K: 13, Q6_K: 14, Q2_K: 10, Q3_K: 11 };
+export const GGML_ID: Record<string, number> = { F32: 0, Q4_K: 12, Q5_K: 13, Q6_K: 14, Q2_K: 10, Q3_K: 11, IQ4_NL: 20, IQ4_XS: 23 };
 
 /** The random model's f32 tensors in GGUF names, layout and (rotary-permuted q / k) row order: [name, ne, values]. */
 export function randomModel(vocab: number): [string, number[], Float32Array][] {
@@ -51,6 +51,10 @@ export const MIXES: Record<string, (name: string) => string> = {
   Q5_K_S: (n) => (/^output\./.test(n) ? 'Q6_K' : 'Q5_K'),
   Q2_K: (n) => (/attn_v|ffn_down/.test(n) ? 'Q3_K' : /^output\./.test(n) ? 'Q6_K' : 'Q2_K'),
   Q4_K: () => 'Q4_K',
+  // As llama-quantize's IQ4_NL / IQ4_XS (llama-quant.cpp): output in q6_k; attn_v stays iq4 below 4 query heads per
+  // KV head, ffn_down below 8 layers; iq4_xs's fallback to iq4_nl (rows not whole 256s) does not arise here.
+  IQ4_NL: (n) => (/^output\./.test(n) ? 'Q6_K' : 'IQ4_NL'),
+  IQ4_XS: (n) => (/^output\./.test(n) ? 'Q6_K' : 'IQ4_XS'),
 };
 
 /** The model: its GGUF metadata (stories260K's vocabulary), vocabulary size and f32 tensors. */

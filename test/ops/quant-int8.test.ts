@@ -25,7 +25,7 @@ type Fusions = { norm?: boolean; gated?: 'silu' | 'gelu_pytorch_tanh'; residual?
 const silu = (v: number) => v / (1 + Math.exp(-v));
 const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
 
-const FORMATS: QuantFormat[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'];
+const FORMATS: QuantFormat[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
 const paddedRowBytes = (format: QuantFormat, K: number) => Math.ceil(rowBytes(format, K) / 4) * 4;
 const blockK = (format: QuantFormat, K: number) => (K * blockFormat(format).blockElems) / 32;
 

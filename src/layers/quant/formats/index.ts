@@ -4,10 +4,11 @@
  */
 import type { BlockFormat } from '../format.js';
 import { HF_FORMATS } from './hf.js';
+import { iq4_nl, iq4_xs } from './iq4.js';
 import { q2_k, q3_k, q4_k, q5_k, q6_k } from './k-quants.js';
 import { q4_0, q4_1, q5_0, q5_1, q8_0 } from './legacy.js';
 
-export const FORMATS = { q8_0, q4_0, q4_k, q6_k, q5_k, q3_k, q2_k, q4_1, q5_0, q5_1, ...HF_FORMATS } satisfies Record<string, BlockFormat>;
+export const FORMATS = { q8_0, q4_0, q4_k, q6_k, q5_k, q3_k, q2_k, q4_1, q5_0, q5_1, iq4_nl, iq4_xs, ...HF_FORMATS } satisfies Record<string, BlockFormat>;
 
 /** A block format's name: 'q8_0', 'q4_0', ... */
 export type QuantFormat = keyof typeof FORMATS;

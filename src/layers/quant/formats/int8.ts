@@ -9,9 +9,10 @@
  * chunk costs 8 integer dot instructions per token; m (a block minimum: q4_1, q5_1, q4_k, q5_k) multiplies the
  * activation block's sum. Formats whose quants are offset (q4_0's q - 8, q5_0's q - 16, q6_k's q - 32) are turned
  * into signed bytes in the word: flip the sign bit of the field, then copy it into the byte's upper bits (a
- * multiplication of the sign bits that cannot carry across bytes). Formats without a reader (q2_k, q3_k, the HF
- * formats) run the float GEMV.
+ * multiplication of the sign bits that cannot carry across bytes). iq4_nl / iq4_xs look their int8 levels up
+ * (iq4.ts's IQ4_LOOKUP_WGSL). Formats without a reader (q2_k, q3_k, the HF formats) run the float GEMV.
  */
+import { IQ4_LOOKUP_WGSL } from './iq4.js';
 
 /** The struct every reader returns (declared once by the kernel's prelude: linear.q.gemv.i8.wgsl needs it). */
 export const QI8_STRUCT = `struct QI8 {
@@ -173,6 +174,37 @@ fn qChunkI8(row: u32, c: u32) -> QI8 {
 }
 `;
 
+/**
+ * iq4_xs (blocks of 136 bytes: whole words): chunk k is sub-block k, its indices the 4 words from a + 2 + 4 k, its
+ * scale d (ls - 32) from the header word (d, scales_h) and word a + 1 (scales_l).
+ */
+const IQ4_XS_I8 = `${IQ4_LOOKUP_WGSL}const QB = 136u;
+fn qChunkI8(row: u32, c: u32) -> QI8 {
+  let a = (row + (c >> 3u) * QB) >> 2u;
+  let k = c & 7u;
+  let h = w[a];
+  let ls = ((w[a + 1u] >> (4u * k)) & 15u) | (((h >> (16u + 2u * k)) & 3u) << 4u);
+  let d = unpack2x16float(h).x * f32(i32(ls) - 32);
+  var r: QI8;
+  r.d = vec2<f32>(d, d);
+  for (var i = 0u; i < 4u; i++) {
+    let q = w[a + 2u + 4u * k + i];
+    r.q[i] = iq4Bytes(iq4Nibbles(q, false));
+    r.q[i + 4u] = iq4Bytes(iq4Nibbles(q, true));
+  }
+  return r;
+}
+`;
+
+I8_WGSL.iq4_nl = IQ4_LOOKUP_WGSL + scaledI8(
+  18,
+  4,
+  `  for (var i = 0u; i < 4u; i++) {
+    r.q[i] = iq4Bytes(iq4Nibbles(qw[i], false));
+    r.q[i + 4u] = iq4Bytes(iq4Nibbles(qw[i], true));
+  }`,
+);
+I8_WGSL.iq4_xs = IQ4_XS_I8;
 I8_WGSL.q4_k = scaleMinI8(144, false);
 I8_WGSL.q5_k = scaleMinI8(176, true);
 I8_WGSL.q6_k = Q6_K_I8;

@@ -12,40 +12,9 @@
  */
 import { f16BitsToF32 } from '../../../loader/convert.js';
 import type { BlockFormat } from '../format.js';
-import { roundf, toF16Bits } from './common.js';
+import { roundf, scaledBlockWgsl, toF16Bits } from './common.js';
 
 const QK = 32;
-
-/**
- * The WGSL reader of a 32-element block with an f16 scale at byte 0 and `words` words of quants from byte 2: each
- * quant word is loaded once (W words from a = (o + 2) / 4, one more when o % 4 == 0, where quant word j is spliced
- * from loaded words j and j + 1; see lib/q_block.wgsl); `unpack` turns qw into r (unscaled values).
- */
-function scaledBlockWgsl(bytes: number, words: number, unpack: string): string {
-  return `const QB = ${bytes}u;
-fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
-  let o = row + c * QB;
-  let a = (o + 2u) >> 2u;
-  var u: array<u32, ${words + 1}>;
-  for (var i = 0u; i < ${words}u; i++) {
-    u[i] = w[a + i];
-  }
-  var qw: array<u32, ${words}>;
-  if ((o & 2u) != 0u) {
-    qw = array<u32, ${words}>(${Array.from({ length: words }, (_, i) => `u[${i}]`).join(', ')});
-  } else {
-    u[${words}] = w[a + ${words}u];
-    for (var j = 0u; j < ${words}u; j++) {
-      qw[j] = (u[j] >> 16u) | (u[j + 1u] << 16u);
-    }
-  }
-  let d = qHalf(o);
-  var r: array<vec4<f32>, 8>;
-${unpack}
-  return r;
-}
-`;
-}
 
 /**
  * WGSL in a loop over i < 4: the low 4 bits of elements 4 i + e (lo) and 16 + 4 i + e (hi) from the nibble word
