@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { blockFormat, checkQuantization, dequantizeRows, formatOfGgmlType, ON_LOAD_FORMATS, quantizeRows, type QuantFormat } from '../src/layers/quant/index.js';
+import { expectRoundTrip } from './helpers/quant-round-trip.js';
 import { GGML_TYPES } from '../src/loader/gguf.js';
 
 interface Fixture {
@@ -77,21 +78,7 @@ describe('iq4 round trips', () => {
   const x = Float32Array.from({ length: rows * cols }, () => 2 * rand() - 1);
   for (const [format] of IQ4) {
     it(`${format}: dequantize(quantize(x)) is close to x, and quantizing it again changes little`, () => {
-      const y = dequantizeRows(format, quantizeRows(format, x, rows, cols), rows, cols);
-      let se = 0;
-      let sx = 0;
-      for (let i = 0; i < x.length; i++) {
-        se += (x[i] - y[i]) ** 2;
-        sx += x[i] ** 2;
-      }
-      const rel = Math.sqrt(se / sx);
-      console.log(`${format}: relative RMS error ${rel.toFixed(4)}`);
-      expect(rel).toBeLessThan(MAX_REL_RMSE[format]);
-      const y2 = dequantizeRows(format, quantizeRows(format, y, rows, cols), rows, cols);
-      let se2 = 0;
-      for (let i = 0; i < y.length; i++) se2 += (y[i] - y2[i]) ** 2;
-      console.log(`${format}: requantized ${Math.sqrt(se2 / sx).toFixed(4)}`);
-      expect(Math.sqrt(se2 / sx)).toBeLessThan(rel / 2);
+      expectRoundTrip(format, x, rows, cols, MAX_REL_RMSE[format]);
     });
   }
 });

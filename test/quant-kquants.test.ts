@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { blockFormat, checkQuantization, dequantizeRows, ON_LOAD_FORMATS, quantizeRows, type QuantFormat } from '../src/layers/quant/index.js';
+import { expectRoundTrip } from './helpers/quant-round-trip.js';
 
 interface Fixture {
   llama_cpp_commit: string;
@@ -66,23 +67,7 @@ describe('k-quants round trips', () => {
   const x = Float32Array.from({ length: rows * cols }, () => 2 * rand() - 1);
   for (const format of KQUANTS) {
     it(`${format}: dequantize(quantize(x)) is close to x, and quantizing it again changes nothing much`, () => {
-      const q = quantizeRows(format, x, rows, cols);
-      const y = dequantizeRows(format, q, rows, cols);
-      let se = 0;
-      let sx = 0;
-      for (let i = 0; i < x.length; i++) {
-        se += (x[i] - y[i]) ** 2;
-        sx += x[i] ** 2;
-      }
-      const rel = Math.sqrt(se / sx);
-      console.log(`${format}: relative RMS error ${rel.toFixed(4)}`);
-      expect(rel).toBeLessThan(MAX_REL_RMSE[format]);
-      // Requantizing the dequantized values lands on them again, up to a fraction of the first error.
-      const y2 = dequantizeRows(format, quantizeRows(format, y, rows, cols), rows, cols);
-      let se2 = 0;
-      for (let i = 0; i < y.length; i++) se2 += (y[i] - y2[i]) ** 2;
-      console.log(`${format}: requantized ${Math.sqrt(se2 / sx).toFixed(4)}`);
-      expect(Math.sqrt(se2 / sx)).toBeLessThan(rel / 2);
+      expectRoundTrip(format, x, rows, cols, MAX_REL_RMSE[format]);
     });
   }
 });

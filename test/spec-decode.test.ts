@@ -15,6 +15,7 @@ import { Sampler } from '../src/sampling/sampler.js';
 import { parseSpeculativeConfig } from '../src/spec-decode/config.js';
 import { MAX_LOOKBACK, NgramProposer } from '../src/spec-decode/ngram-proposer.js';
 import type { Proposer } from '../src/spec-decode/proposer.js';
+import { chiSquare, CRIT, expectSameDistribution } from './helpers/chi-square.js';
 import { parseCommand, UsageError } from '../bindings/node/cli/args.js';
 import { engineOptions } from '../bindings/node/cli/flags.js';
 import { SERVE } from '../bindings/node/cli/serve.js';
@@ -140,22 +141,6 @@ describe('Scheduler with speculative decoding', () => {
   });
 });
 
-/** Pearson's chi-square of observed counts against probabilities p (cells with p > 0). */
-function chiSquare(counts: number[], p: ArrayLike<number>, n: number): { stat: number; df: number } {
-  let stat = 0;
-  let df = -1;
-  for (let t = 0; t < counts.length; t++) {
-    if (p[t] === 0) {
-      expect(counts[t], `token ${t} has probability 0`).toBe(0);
-      continue;
-    }
-    stat += (counts[t] - n * p[t]) ** 2 / (n * p[t]);
-    df++;
-  }
-  return { stat, df };
-}
-// chi-square critical values at p = 0.001 by degrees of freedom.
-const CRIT: Record<number, number> = { 3: 16.27, 4: 18.47, 5: 20.52, 6: 22.46, 7: 24.32 };
 
 describe('rejection sampler', () => {
   it('greedy: accepts drafts while they equal the argmax, then the target token; the bonus when all are accepted', () => {
@@ -335,28 +320,8 @@ describe('speculative decoding with random sampling (CPU)', () => {
       const st = spec.engine.stats.specDecoding!;
       expect(st.numAcceptedTokens).toBeGreaterThan(100);
       expect(st.numAcceptedTokens).toBeLessThan(st.numDraftTokens); // rejections happened too
-      // Positions 1..7 follow verified drafts; categories: tokens seen >= 10 times in all, the rest pooled.
-      for (let pos = 1; pos < 8; pos++) {
-        const count = (rows: number[][]) => rows.reduce((m, r) => m.set(r[pos], (m.get(r[pos]) ?? 0) + 1), new Map<number, number>());
-        const ca = count(a);
-        const cb = count(b);
-        const all = new Set([...ca.keys(), ...cb.keys()]);
-        const cells: [number, number][] = [];
-        let rest: [number, number] = [0, 0];
-        for (const t of all) {
-          const x = ca.get(t) ?? 0;
-          const y = cb.get(t) ?? 0;
-          if (x + y >= 10) cells.push([x, y]);
-          else rest = [rest[0] + x, rest[1] + y];
-        }
-        if (rest[0] + rest[1] > 0) cells.push(rest);
-        // Equal sample sizes: chi2 = sum (x - y)^2 / (x + y), df = cells - 1.
-        const stat = cells.reduce((acc, [x, y]) => acc + (x - y) ** 2 / (x + y), 0);
-        const df = cells.length - 1;
-        // The 0.001 critical value, by the Wilson-Hilferty approximation.
-        const crit = df * (1 - 2 / (9 * df) + 3.09 * Math.sqrt(2 / (9 * df))) ** 3;
-        expect(stat, `position ${pos}: chi2 ${stat.toFixed(1)} over ${df} df`).toBeLessThan(crit);
-      }
+      // Positions 1..7 follow verified drafts.
+      expectSameDistribution(a, b, 1, 8);
     } finally {
       base.dispose();
       spec.dispose();

@@ -19,6 +19,7 @@ import { parseSpeculativeConfig } from '../src/spec-decode/config.js';
 import type { DraftModelProposer } from '../src/spec-decode/draft-model-proposer.js';
 import { CpuModelRunner } from '../src/cpu/cpu-model-runner.js';
 import { GpuModelRunner } from '../src/worker/gpu-model-runner.js';
+import { chiSquare, CRIT, expectSameDistribution } from './helpers/chi-square.js';
 import { truncatedDraft } from './helpers/draft-model.js';
 import { loadLLM } from './helpers/llm.js';
 import { DEFAULT_MODEL, modelDir } from './helpers/paths.js';
@@ -48,22 +49,6 @@ describe('parseSpeculativeConfig: draft_model', () => {
   });
 });
 
-/** Pearson's chi-square of counts against probabilities p (cells with p > 0; a cell with p = 0 must be empty). */
-function chiSquare(counts: number[], p: ArrayLike<number>, n: number): { stat: number; df: number } {
-  let stat = 0;
-  let df = -1;
-  for (let t = 0; t < counts.length; t++) {
-    if (p[t] === 0) {
-      expect(counts[t], `token ${t} has probability 0`).toBe(0);
-      continue;
-    }
-    stat += (counts[t] - n * p[t]) ** 2 / (n * p[t]);
-    df++;
-  }
-  return { stat, df };
-}
-// chi-square critical values at p = 0.001 by degrees of freedom.
-const CRIT: Record<number, number> = { 3: 16.27, 4: 18.47, 5: 20.52 };
 
 describe('rejection sampler with draft distributions', () => {
   const p0 = Float64Array.from([0.05, 0.3, 0.1, 0.25, 0.2, 0.1]);
@@ -211,29 +196,6 @@ describe.each([
   });
 });
 
-/** Two-sample chi-square per position over two sets of equally many token rows (tokens seen < 10 times pooled). */
-function expectSameDistribution(a: number[][], b: number[][], positions: number): void {
-  for (let pos = 0; pos < positions; pos++) {
-    const count = (rows: number[][]) => rows.reduce((m, r) => m.set(r[pos], (m.get(r[pos]) ?? 0) + 1), new Map<number, number>());
-    const ca = count(a);
-    const cb = count(b);
-    const cells: [number, number][] = [];
-    let rest: [number, number] = [0, 0];
-    for (const t of new Set([...ca.keys(), ...cb.keys()])) {
-      const x = ca.get(t) ?? 0;
-      const y = cb.get(t) ?? 0;
-      if (x + y >= 10) cells.push([x, y]);
-      else rest = [rest[0] + x, rest[1] + y];
-    }
-    if (rest[0] + rest[1] > 0) cells.push(rest);
-    const stat = cells.reduce((acc, [x, y]) => acc + (x - y) ** 2 / (x + y), 0);
-    const df = cells.length - 1;
-    if (df < 1) continue;
-    // The 0.001 critical value, by the Wilson-Hilferty approximation.
-    const crit = df * (1 - 2 / (9 * df) + 3.09 * Math.sqrt(2 / (9 * df))) ** 3;
-    expect(stat, `position ${pos}: chi2 ${stat.toFixed(1)} over ${df} df`).toBeLessThan(crit);
-  }
-}
 
 describe('draft-model speculative decoding with random sampling (CPU)', () => {
   it('outputs are distributed as without speculation, greedy and probabilistic drafts (two-sample chi-square)', async () => {
@@ -257,7 +219,7 @@ describe('draft-model speculative decoding with random sampling (CPU)', () => {
         const st = llm.engine.stats.specDecoding!;
         expect(st.numAcceptedTokens).toBeGreaterThan(100);
         expect(st.numAcceptedTokens).toBeLessThan(st.numDraftTokens);
-        expectSameDistribution(a, b, 8);
+        expectSameDistribution(a, b, 0, 8);
       }
       // Drafts drawn from the request's own generator: a seeded request reproduces with probabilistic drafts too.
       const again = ids(await sampledDraft.generate(PROMPTS, PROMPTS.map((_, i) => new SamplingParams({ temperature: 0.9, maxTokens: 16, ignoreEos: true, seed: 7 + i }))));
