@@ -63,11 +63,7 @@ fn main(
   // Weight row of accumulator j (columns past N are clamped to the last one: computed, never written).
   var row: array<u32, R>;
   for (var j = 0u; j < R; j++) {
-    var r = min(n0 + j, p.N - 1u);
-    if (GATED == 1u) {
-      r = min(n0 + j % opr, p.N - 1u) + select(0u, p.upOffset, j >= opr);
-    }
-    row[j] = r * wc;
+    row[j] = rowGroupWeightRow(n0, j, p.upOffset) * wc;
   }
   var xr: array<u32, TT>;
   for (var i = 0u; i < TT; i++) {

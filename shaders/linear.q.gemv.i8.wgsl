@@ -48,11 +48,7 @@ fn main(
   let nb = p.K / 32u;
   var row: array<u32, R>;
   for (var j = 0u; j < R; j++) {
-    var r = min(n0 + j, p.N - 1u);
-    if (GATED == 1u) {
-      r = min(n0 + j % opr, p.N - 1u) + select(0u, p.upOffset, j >= opr);
-    }
-    row[j] = r * p.wStride;
+    row[j] = rowGroupWeightRow(n0, j, p.upOffset) * p.wStride;
   }
   var xr: array<u32, TT>;
   for (var i = 0u; i < TT; i++) {

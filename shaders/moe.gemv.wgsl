@@ -71,11 +71,7 @@ fn main(
   let base = (e - p.expertStart) * (p.eStride / 8u);
   var row: array<u32, R>;
   for (var j = 0u; j < R; j++) {
-    var r = min(n0 + j, p.N - 1u);
-    if (GATED == 1u) {
-      r = min(n0 + j % opr, p.N - 1u) + select(0u, p.N, j >= opr);
-    }
-    row[j] = base + r * wc;
+    row[j] = base + rowGroupWeightRow(n0, j, p.N) * wc;
   }
   var xr: array<u32, TT>;
   for (var i = 0u; i < TT; i++) {

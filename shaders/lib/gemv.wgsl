@@ -7,6 +7,19 @@
 // (lib/linear.wgsl's for the linear kernels: bias, gating, residual). The including kernel declares R (a const),
 // LANES, GATED, storeColumn and Params with N and K; laneSum comes from lib/lane_sum.*.wgsl.
 
+/**
+ * The weight row of accumulator j of the row group whose first output column is n0: row n0 + j, or (GATED) gate row
+ * n0 + j for j < OPR and, for j >= OPR, the up row upOffset + n0 + j - OPR. Columns past N are clamped to the last
+ * one (computed, never stored: storeRowGroup skips them).
+ */
+fn rowGroupWeightRow(n0: u32, j: u32, upOffset: u32) -> u32 {
+  if (GATED == 1u) {
+    let opr = R / 2u;
+    return min(n0 + j % opr, p.N - 1u) + select(0u, upOffset, j >= opr);
+  }
+  return min(n0 + j, p.N - 1u);
+}
+
 /** The sums over lid's row group of a thread's R partial dots. Every thread of the workgroup must call it. */
 fn rowGroupSum(acc: array<f32, R>, lid: u32) -> array<f32, R> {
   var y: array<f32, R>;
