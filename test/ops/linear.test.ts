@@ -4,6 +4,7 @@ import { Recorder } from '../../src/gpu/recorder.js';
 import { createTensor } from '../../src/gpu/tensor.js';
 import { linear } from '../../src/ops/linear.js';
 import { getTestGpu } from '../helpers/gpu.js';
+import { fusedLinearRef, normed } from './fused-linear.js';
 import { expectClose, f32, randomArray, rng, roundF16, run, LINEAR_TUNINGS, weight, withTuning } from './util.js';
 
 /** y[t, n] = sum_k x[t, k] w[n, k] + b[n] in f64, and the scale sum_k |x w| for the tolerance. */
@@ -97,60 +98,7 @@ describe('linear', async () => {
   });
 });
 
-/** The fused linear in f64: optional RMSNorm of the input, product + bias, optional gating, optional residual. */
-function fusedRef(
-  x: Float32Array,
-  w: Float32Array,
-  b: Float32Array | null,
-  T: number,
-  K: number,
-  rows: number,
-  opts: { g?: Float32Array; gated?: (v: number) => number; residual?: Float32Array },
-) {
-  const eps = 1e-5;
-  const xin = new Float64Array(T * K);
-  for (let t = 0; t < T; t++) {
-    let ss = 0;
-    for (let k = 0; k < K; k++) ss += x[t * K + k] ** 2;
-    const inv = opts.g ? 1 / Math.sqrt(ss / K + eps) : 1;
-    for (let k = 0; k < K; k++) xin[t * K + k] = x[t * K + k] * inv * (opts.g ? opts.g[k] : 1);
-  }
-  const y = new Float64Array(T * rows);
-  const m = new Float64Array(T * rows); // sum |x w|: the rounding scale
-  for (let t = 0; t < T; t++) {
-    for (let n = 0; n < rows; n++) {
-      let s = b ? b[n] : 0;
-      let a = b ? Math.abs(b[n]) : 0;
-      for (let k = 0; k < K; k++) {
-        s += xin[t * K + k] * w[n * K + k];
-        a += Math.abs(xin[t * K + k] * w[n * K + k]);
-      }
-      y[t * rows + n] = s;
-      m[t * rows + n] = a;
-    }
-  }
-  const N = opts.gated ? rows / 2 : rows;
-  const out = new Float64Array(T * N);
-  const atol = new Float64Array(T * N);
-  for (let t = 0; t < T; t++) {
-    for (let n = 0; n < N; n++) {
-      const i = t * N + n;
-      if (opts.gated) {
-        const g = y[t * rows + n];
-        const u = y[t * rows + N + n];
-        out[i] = opts.gated(g) * u;
-        atol[i] = 4e-6 * (m[t * rows + n] * (Math.abs(u) + 1) + m[t * rows + N + n] * (Math.abs(opts.gated(g)) + 1)) + 1e-6;
-      } else {
-        out[i] = y[t * rows + n] + (opts.residual ? opts.residual[i] : 0);
-        atol[i] = 4e-6 * m[t * rows + n] + 1e-6;
-      }
-    }
-  }
-  return { out, atol };
-}
 
-const silu = (v: number) => v / (1 + Math.exp(-v));
-const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
 
 describe('linear with fusions', async () => {
   const ctx = await getTestGpu();
@@ -191,7 +139,7 @@ describe('linear with fusions', async () => {
         residual: v.residual,
       };
       const got = await run(ctx, (rec) => linear(rec, xt, W, b ? f32(ctx, b) : null, out, T, opts), out);
-      const ref = fusedRef(x, w, b, T, K, rows, { g, gated: v.gated === 'silu' ? silu : v.gated ? geluTanh : undefined, residual });
+      const ref = fusedLinearRef(normed(x, T, K, g), w, b, T, K, rows, { gated: v.gated }, residual);
       expectClose(got, ref.out, 1e-5, ref.atol);
     }));
   }

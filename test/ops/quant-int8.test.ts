@@ -19,72 +19,12 @@ import { blockFormat, createQuantWeight, dequantizeRows, quantizeRows, rowBytes,
 import { quantizeActivations, useInt8Gemv } from '../../src/layers/quant/kernels-i8.js';
 import { I8_WGSL } from '../../src/layers/quant/formats/int8.js';
 import { getTestGpu } from '../helpers/gpu.js';
+import { fusedLinearRef, normed, type Fusions } from './fused-linear.js';
 import { expectClose, f32, randomArray, rng, run } from './util.js';
-
-type Fusions = { norm?: boolean; gated?: 'silu' | 'gelu_pytorch_tanh'; residual?: boolean };
-const silu = (v: number) => v / (1 + Math.exp(-v));
-const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
 
 const FORMATS: QuantFormat[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
 const paddedRowBytes = (format: QuantFormat, K: number) => Math.ceil(rowBytes(format, K) / 4) * 4;
 const blockK = (format: QuantFormat, K: number) => (K * blockFormat(format).blockElems) / 32;
-
-/** RMSNorm in f64 (weight g, eps 1e-5), or x itself. */
-function normed(x: Float32Array, T: number, K: number, g?: Float32Array): Float64Array {
-  const out = Float64Array.from(x);
-  if (!g) return out;
-  for (let t = 0; t < T; t++) {
-    let ss = 0;
-    for (let k = 0; k < K; k++) ss += x[t * K + k] ** 2;
-    const inv = 1 / Math.sqrt(ss / K + 1e-5);
-    for (let k = 0; k < K; k++) out[t * K + k] = x[t * K + k] * inv * g[k];
-  }
-  return out;
-}
-
-/**
- * The fused linear in f64 from inputs xin: raw products y (with bias), the epilogue's outputs, an f32 tolerance
- * (4e-6 sum |x w|), and per raw product `extra` (sum over blocks of err[t, block] sum |w|) for the activation bound.
- */
-function reference(xin: Float64Array, w: Float32Array, b: Float32Array | null, T: number, K: number, rows: number, f: Fusions, residual?: Float32Array, blockErr?: Float64Array) {
-  const y = new Float64Array(T * rows);
-  const m = new Float64Array(T * rows);
-  const bound = new Float64Array(T * rows);
-  for (let t = 0; t < T; t++) {
-    for (let n = 0; n < rows; n++) {
-      let s = b ? b[n] : 0;
-      let a = b ? Math.abs(b[n]) : 0;
-      let e = 0;
-      for (let k = 0; k < K; k++) {
-        s += xin[t * K + k] * w[n * K + k];
-        a += Math.abs(xin[t * K + k] * w[n * K + k]);
-        if (blockErr) e += blockErr[t * (K / 32) + (k >> 5)] * Math.abs(w[n * K + k]);
-      }
-      y[t * rows + n] = s;
-      m[t * rows + n] = a;
-      bound[t * rows + n] = e;
-    }
-  }
-  const act = f.gated === 'silu' ? silu : geluTanh;
-  const N = f.gated ? rows / 2 : rows;
-  const out = new Float64Array(T * N);
-  const atol = new Float64Array(T * N);
-  for (let t = 0; t < T; t++) {
-    for (let n = 0; n < N; n++) {
-      const i = t * N + n;
-      if (f.gated) {
-        const gv = y[t * rows + n];
-        const u = y[t * rows + N + n];
-        out[i] = act(gv) * u;
-        atol[i] = 4e-6 * (m[t * rows + n] * (Math.abs(u) + 1) + m[t * rows + N + n] * (Math.abs(act(gv)) + 1)) + 1e-6;
-      } else {
-        out[i] = y[t * rows + n] + (residual ? residual[i] : 0);
-        atol[i] = 4e-6 * m[t * rows + n] + 1e-6;
-      }
-    }
-  }
-  return { out, atol, y, bound };
-}
 
 /** C's roundf. */
 const roundf = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
@@ -177,11 +117,11 @@ describe('int8-activation quantized GEMV (forced on over lavapipe)', async () =>
         else expect(differ).toBeLessThanOrEqual(Math.ceil(T * K * 1e-3));
 
         // Exact: f64 on the GPU's own int8 activations.
-        const exact = reference(xdq, wq, b, T, K, rows, f, residual);
+        const exact = fusedLinearRef(xdq, wq, b, T, K, rows, f, residual);
         expectClose(got, exact.out, 1e-6, exact.atol);
 
         // Against the float activations: the bound from the activations' rounding, and the norm-wise error.
-        const float = reference(xin, wq, b, T, K, rows, f, residual, blockErr);
+        const float = fusedLinearRef(xin, wq, b, T, K, rows, f, residual, blockErr);
         if (!f.gated) {
           const tol = Float64Array.from(float.atol, (v, i) => v + float.bound[i]);
           expectClose(got, float.out, 0, tol);

@@ -4,60 +4,9 @@ import { createTensor } from '../../src/gpu/tensor.js';
 import { linear, embed } from '../../src/layers/linear.js';
 import { blockFormat, createQuantWeight, dequantizeRows, QUANT_FORMATS, quantizeRows, quantMethod, rowBytes, type QuantFormat } from '../../src/layers/quant/index.js';
 import { getTestGpu } from '../helpers/gpu.js';
+import { fusedLinearRef, normed, type Fusions } from './fused-linear.js';
 import { expectClose, f32, randomArray, rng, run, u32 } from './util.js';
 
-type Fusions = { norm?: boolean; gated?: 'silu' | 'gelu_pytorch_tanh'; residual?: boolean };
-
-const silu = (v: number) => v / (1 + Math.exp(-v));
-const geluTanh = (v: number) => 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v ** 3)));
-
-/**
- * The fused linear in f64 on the dequantized weights w [rows, K]: optional RMSNorm of the input (weight g, eps
- * 1e-5), product + bias, optional gating (gate rows, then up rows), optional residual; with an absolute tolerance
- * from sum |x w| (f32 accumulation in another order).
- */
-function fusedRef(x: Float32Array, w: Float32Array, b: Float32Array | null, T: number, K: number, rows: number, f: Fusions, g?: Float32Array, residual?: Float32Array) {
-  const xin = new Float64Array(T * K);
-  for (let t = 0; t < T; t++) {
-    let ss = 0;
-    for (let k = 0; k < K; k++) ss += x[t * K + k] ** 2;
-    const inv = f.norm ? 1 / Math.sqrt(ss / K + 1e-5) : 1;
-    for (let k = 0; k < K; k++) xin[t * K + k] = x[t * K + k] * inv * (f.norm ? g![k] : 1);
-  }
-  const y = new Float64Array(T * rows);
-  const m = new Float64Array(T * rows);
-  for (let t = 0; t < T; t++) {
-    for (let n = 0; n < rows; n++) {
-      let s = b ? b[n] : 0;
-      let a = b ? Math.abs(b[n]) : 0;
-      for (let k = 0; k < K; k++) {
-        s += xin[t * K + k] * w[n * K + k];
-        a += Math.abs(xin[t * K + k] * w[n * K + k]);
-      }
-      y[t * rows + n] = s;
-      m[t * rows + n] = a;
-    }
-  }
-  const act = f.gated === 'silu' ? silu : geluTanh;
-  const N = f.gated ? rows / 2 : rows;
-  const out = new Float64Array(T * N);
-  const atol = new Float64Array(T * N);
-  for (let t = 0; t < T; t++) {
-    for (let n = 0; n < N; n++) {
-      const i = t * N + n;
-      if (f.gated) {
-        const gv = y[t * rows + n];
-        const u = y[t * rows + N + n];
-        out[i] = act(gv) * u;
-        atol[i] = 4e-6 * (m[t * rows + n] * (Math.abs(u) + 1) + m[t * rows + N + n] * (Math.abs(act(gv)) + 1)) + 1e-6;
-      } else {
-        out[i] = y[t * rows + n] + (residual ? residual[i] : 0);
-        atol[i] = 4e-6 * m[t * rows + n] + 1e-6;
-      }
-    }
-  }
-  return { out, atol };
-}
 
 /** Bytes of a weight's row `r` as padded on the GPU. */
 const paddedRowBytes = (format: QuantFormat, K: number) => Math.ceil(rowBytes(format, K) / 4) * 4;
@@ -98,7 +47,7 @@ describe('quantized linear (every format of layers/quant/formats) against f64 pr
         const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
         const opts = { rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined, gated: f.gated, residual: f.residual };
         const got = await run(ctx, (rec) => linear(rec, f32(ctx, x, [T, K]), W, b ? f32(ctx, b) : null, out, T, opts), out);
-        const ref = fusedRef(x, wq, b, T, K, rows, f, g, residual);
+        const ref = fusedLinearRef(normed(x, T, K, f.norm ? g : undefined), wq, b, T, K, rows, f, residual);
         expectClose(got, ref.out, 1e-5, ref.atol);
         W.method.destroy(W);
       });
@@ -139,7 +88,7 @@ describe('quantized linear (every format of layers/quant/formats) against f64 pr
       const x = randomArray(rng(T), T * K, -2, 2);
       const out = createTensor(ctx, [T, rows], 'f32');
       const got = await run(ctx, (rec) => linear(rec, f32(ctx, x, [T, K]), W, null, out, T), out);
-      const ref = fusedRef(x, wq, null, T, K, rows, {});
+      const ref = fusedLinearRef(normed(x, T, K), wq, null, T, K, rows, {});
       expectClose(got, ref.out, 1e-5, ref.atol);
     }
     const ids = [0, rows - 1, 6, 9];
