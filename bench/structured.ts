@@ -8,7 +8,8 @@
  *     [--dtype float16] [--dummy]     (--dummy: random weights for a config.json + tokenizer folder, e.g. .benchcfg/llama-3.2-1b)
  *
  * Prints per run the free streams' decode throughput (their tokens over the time until the last of them ends), its
- * ratio to the free-only run, the constrained streams' throughput, and the engine steps' mean time.
+ * ratio to the free-only run and to a run beside C rows of the same sampling without a grammar, the constrained
+ * streams' throughput, and the time a constrained token adds over an unconstrained one.
  */
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
@@ -45,28 +46,32 @@ const llm = await LLM.create({ model, dtype: values.dtype as 'auto', loadFormat:
 const runner = gpuRunnerOf(llm.engine);
 const prompt = (i: number) => ({ promptTokenIds: Array.from({ length: P }, (_, k) => 1000 + ((i * 7919 + k * 104729) % 20000)) });
 
-async function run(constrained: number): Promise<{ freeTps: number; consTps: number; seconds: number }> {
+/** F free streams beside `extra` more: constrained by the schema (grammar) or the same rows without it. */
+async function run(extra: number, grammar = true): Promise<{ freeTps: number; consTps: number; seconds: number }> {
   const t0 = performance.now();
   let freeEnd = 0;
   let consEnd = 0;
   const free = Array.from({ length: F }, (_, i) =>
     llm.generate(prompt(i), new SamplingParams({ temperature: 0, maxTokens: N, ignoreEos: true })).then(() => (freeEnd = Math.max(freeEnd, performance.now()))),
   );
-  const cons = Array.from({ length: constrained }, (_, i) =>
+  const temperature = Number(values['constrained-temperature']);
+  const cons = Array.from({ length: extra }, (_, i) =>
     llm
-      .generate(prompt(F + i), new SamplingParams({ temperature: Number(values['constrained-temperature']), seed: i, maxTokens: N, structuredOutputs: { json: SCHEMA, disableAnyWhitespace: true } }))
+      .generate(prompt(F + i), new SamplingParams({ temperature, seed: i, maxTokens: N, ...(grammar ? { structuredOutputs: { json: SCHEMA, disableAnyWhitespace: true } } : { ignoreEos: true }) }))
       .then(() => (consEnd = Math.max(consEnd, performance.now()))),
   );
   await Promise.all([...free, ...cons]);
-  return { freeTps: (F * N) / ((freeEnd - t0) / 1000), consTps: constrained ? (constrained * N) / ((consEnd - t0) / 1000) : 0, seconds: (performance.now() - t0) / 1000 };
+  return { freeTps: (F * N) / ((freeEnd - t0) / 1000), consTps: extra ? (extra * N) / ((consEnd - t0) / 1000) : 0, seconds: (performance.now() - t0) / 1000 };
 }
 
 // Warm-up: kernels, the grammar's compile (cached afterwards), the tokenizer info.
 await run(Math.min(C, 2));
+await run(C, false);
 const rows: string[] = [];
 for (let r = 0; r < Number(values.repeat); r++) {
   runner.gpuTokenMask = true;
   const base = await run(0);
+  const plain = await run(C, false);
   const gpu = await run(C);
   runner.gpuTokenMask = false;
   const cpu = await run(C);
@@ -77,9 +82,14 @@ for (let r = 0; r < Number(values.repeat); r++) {
     runner.candidateSampling = true;
     console.log(`GPU mask, no candidates: free ${nc.freeTps.toFixed(0)} constrained ${nc.consTps.toFixed(0)} ${nc.seconds.toFixed(2)} s`);
   }
+  // Per constrained token: the run's extra time over the same rows without their grammar.
   const fmt = (x: { freeTps: number; consTps: number; seconds: number }) =>
-    `free ${x.freeTps.toFixed(0)} tok/s (${((100 * x.freeTps) / base.freeTps).toFixed(0)}%), constrained ${x.consTps.toFixed(0)} tok/s, ${x.seconds.toFixed(2)} s`;
-  rows.push(`round ${r}: free alone ${base.freeTps.toFixed(0)} tok/s | + ${C} constrained, GPU mask: ${fmt(gpu)} | CPU mask: ${fmt(cpu)}`);
+    `free ${x.freeTps.toFixed(0)} tok/s (${((100 * x.freeTps) / base.freeTps).toFixed(0)}% of alone, ${((100 * x.freeTps) / plain.freeTps).toFixed(0)}% of beside free rows), ` +
+    `constrained ${x.consTps.toFixed(0)} tok/s, ${x.seconds.toFixed(2)} s, +${((1000 * (x.seconds - plain.seconds)) / (C * N)).toFixed(3)} ms per constrained token`;
+  rows.push(
+    `round ${r}: free alone ${base.freeTps.toFixed(0)} tok/s | + ${C} free rows: ${plain.freeTps.toFixed(0)} tok/s (${((100 * plain.freeTps) / base.freeTps).toFixed(0)}%), ${plain.seconds.toFixed(2)} s` +
+      ` | + ${C} constrained, GPU mask: ${fmt(gpu)} | CPU mask: ${fmt(cpu)}`,
+  );
 }
 console.log(`model ${model}, ${F} free + ${C} constrained streams, ${N} tokens, prompt ${P}`);
 for (const r of rows) console.log(r);

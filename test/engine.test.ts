@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SamplingParams, type LLM, type RequestOutput } from '../bindings/node/index.js';
 import { modelDir } from './helpers/paths.js';
-import { loadLLM } from './helpers/llm.js';
+import { countRunAhead, loadLLM } from './helpers/llm.js';
 import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 
 const kvOf = (llm: LLM) =>
@@ -18,18 +18,6 @@ async function collect(stream: AsyncIterable<RequestOutput>): Promise<RequestOut
   let last: RequestOutput | undefined;
   for await (const o of stream) last = o;
   return last!;
-}
-
-/** Steps the engine planned ahead of their predecessor's tokens (async scheduling), counted from `llm` on. */
-function countRunAhead(llm: LLM): { n: number } {
-  const scheduler = (llm.engine as unknown as { scheduler: { markPlaceholders: (...a: unknown[]) => void } }).scheduler;
-  const counter = { n: 0 };
-  const mark = scheduler.markPlaceholders.bind(scheduler);
-  scheduler.markPlaceholders = (...a: unknown[]) => {
-    counter.n++;
-    mark(...a);
-  };
-  return counter;
 }
 
 // Every test runs without and with async scheduling (the next step submitted before this one's tokens are known;

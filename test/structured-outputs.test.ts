@@ -10,7 +10,7 @@ import { InvalidArgumentError, SamplingParams, type LLM } from '../bindings/node
 import { applyTokenBitmask } from '../src/sampling/sampler.js';
 import { structuredSpec } from '../src/sampling/structured/params.js';
 import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
-import { loadLLM } from './helpers/llm.js';
+import { countRunAhead, loadLLM } from './helpers/llm.js';
 import { modelDir } from './helpers/paths.js';
 
 const PERSON = {
@@ -182,6 +182,33 @@ for (const model of ['qwen3-rand', 'llama3-rand']) {
         for (const o of gpu.slice(0, 4)) expect(ajv.validate(PERSON, JSON.parse(o.outputs[0].text))).toBe(true);
       } finally {
         runner.gpuTokenMask = before.gpu;
+      }
+    });
+
+    it('greedy constrained rows run ahead (bitmasks made while the GPU runs) and give the tokens of one step at a time', async () => {
+      const params = [
+        new SamplingParams({ structuredOutputs: { json: PERSON, disableAnyWhitespace: true }, temperature: 0, maxTokens: 60 }),
+        new SamplingParams({ structuredOutputs: { regex: '[a-z]{3,9}@[a-z]{2,5}\\.com' }, temperature: 0, maxTokens: 30 }),
+        new SamplingParams({ structuredOutputs: { choice: ['red', 'green', 'blue'] }, temperature: 0, maxTokens: 10 }),
+        // Free rows that end within 4 steps: the steps run ahead after them hold constrained rows only.
+        new SamplingParams({ temperature: 0, maxTokens: 4, ignoreEos: true }),
+      ];
+      const prompts = params.map((_, i) => `Prompt ${i}:`);
+      const options = (llm.engine as unknown as { options: { asyncScheduling?: boolean } }).options;
+      const before = options.asyncScheduling;
+      try {
+        options.asyncScheduling = false;
+        const sync = await llm.generate(prompts, params);
+        options.asyncScheduling = true;
+        const ahead = countRunAhead(llm);
+        const async = await llm.generate(prompts, params);
+        expect(ahead.n).toBeGreaterThan(10);
+        expect(async.map((o) => o.outputs[0].tokenIds)).toEqual(sync.map((o) => o.outputs[0].tokenIds));
+        expect(ajv.validate(PERSON, JSON.parse(async[0].outputs[0].text))).toBe(true);
+        expect(async[1].outputs[0].text).toMatch(/^[a-z]{3,9}@[a-z]{2,5}\.com$/);
+        expect(['red', 'green', 'blue']).toContain(async[2].outputs[0].text);
+      } finally {
+        options.asyncScheduling = before;
       }
     });
 

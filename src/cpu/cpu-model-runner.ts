@@ -100,7 +100,7 @@ export class CpuModelRunner implements Executor {
     private readonly sampler: Sampler,
   ) {}
 
-  async execute(seqs: readonly ScheduledSeq[], blockCopies: readonly (readonly [number, number])[] = []): Promise<StepResult> {
+  async execute(seqs: readonly ScheduledSeq[], blockCopies: readonly (readonly [number, number])[] = [], beforeSampling?: () => Promise<void>): Promise<StepResult> {
     if (this.disposed) throw new Error('the CPU runner was disposed');
     const { limits, decoder: d, config: cfg } = this;
     const T = seqs.reduce((n, s) => n + s.tokenIds.length, 0);
@@ -151,6 +151,10 @@ export class CpuModelRunner implements Executor {
 
     // 2. Execute.
     d.forward({ T, maxBlocks });
+    // The grammar bitmasks (the CPU sampler applies them). Awaited only when there are some: a step run ahead
+    // (async scheduling, never with constrained rows here: deviceMaskRows is 0) reads lastSampled once this call
+    // returns its promise, so the free steps' sampling must not yield.
+    if (beforeSampling) await beforeSampling();
 
     // 3. Logits (in passes of LOGIT_ROWS rows) and sampling.
     const V = cfg.vocabSize;

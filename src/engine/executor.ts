@@ -61,8 +61,16 @@ export interface Executor {
   /**
    * Runs one step: copy-on-write block copies first, then the forward over every scheduled token, then sampling of
    * the rows that ask for it. Submits its work before it first waits, so the next step can be planned meanwhile.
+   * `beforeSampling`, if given, is awaited once the forward is submitted and before anything reads a row's
+   * SamplerRequest.tokenBitmask: the engine makes the step's grammar bitmasks there, while the device runs.
    */
-  execute(seqs: readonly ScheduledSeq[], blockCopies?: readonly (readonly [number, number])[]): Promise<StepResult>;
+  execute(seqs: readonly ScheduledSeq[], blockCopies?: readonly (readonly [number, number])[], beforeSampling?: () => Promise<void>): Promise<StepResult>;
+  /**
+   * Steps of at most this many sample rows apply grammar bitmasks on the device before its argmax, so a greedy
+   * constrained row's token is the device's argmax (it can feed the next step's placeholder, as a free greedy row's
+   * does). 0 or absent: bitmasks are applied by the host sampler.
+   */
+  readonly deviceMaskRows?: number;
   /** Frees everything the executor holds (its device included). */
   dispose(): void;
 }

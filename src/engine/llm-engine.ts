@@ -141,6 +141,9 @@ interface InFlight {
   seqs: ScheduledSeq[];
   forks: Map<string, string[]>;
   running: Promise<StepResult>;
+  /** Resolves once this step's tokens are in the grammars (a step run ahead of it makes its bitmasks after that). */
+  accepted: Promise<void>;
+  tokensAccepted: () => void;
 }
 
 /** A prompt: text, or token ids. */
@@ -602,7 +605,7 @@ export class LLMEngine {
    * by the previous call, and the next one is submitted before this one's results are awaited.
    */
   private async step(): Promise<void> {
-    const cur = this.ahead ?? this.launch();
+    const cur = this.ahead ?? this.launch(null);
     this.ahead = null;
     if (!cur) {
       this.processOutputs();
@@ -610,13 +613,18 @@ export class LLMEngine {
     }
     if (this.options.asyncScheduling !== false && this.canRunAhead(cur)) {
       this.scheduler.markPlaceholders(cur.plan);
-      this.ahead = this.launch();
+      this.ahead = this.launch(cur);
       this.ahead?.running.catch(() => {}); // awaited by the next step (or the loop's error path)
     }
     // The previous step's outputs are processed while the GPU runs: a stop string found there finishes its request
     // now (safe between schedule and updateFromOutput); the tokens computed for it since are dropped.
     this.processOutputs();
-    const outputs = this.finish(cur, await cur.running);
+    let outputs;
+    try {
+      outputs = this.finish(cur, await cur.running);
+    } finally {
+      cur.tokensAccepted();
+    }
     if (this.proposer) await this.proposeDrafts(outputs);
   }
 
@@ -627,8 +635,10 @@ export class LLMEngine {
   private canRunAhead(cur: InFlight): boolean {
     // Speculative decoding: the next step's drafts come from this step's tokens (vLLM V1 too ran them apart).
     if (this.proposer) return false;
+    // Grammar bitmasks applied before the device's argmax leave a greedy constrained row 'argmax' too.
+    const maskedOnGpu = cur.seqs.filter((s) => s.sample).length <= (this.runner.deviceMaskRows ?? 0);
     return cur.seqs.every(
-      (s) => !s.allLogits && !s.extraSamples && (!s.sample || rowSampling(s.sample, { candidates: false }) === 'argmax') && !this.budgeted(s.requestId),
+      (s) => !s.allLogits && !s.extraSamples && (!s.sample || rowSampling(s.sample, { candidates: false, maskedOnGpu }) === 'argmax') && !this.budgeted(s.requestId),
     );
   }
 
@@ -638,8 +648,11 @@ export class LLMEngine {
     return !!t && !t.finished;
   }
 
-  /** Schedules a step and submits it to the runner (null: nothing to run). */
-  private launch(): InFlight | null {
+  /**
+   * Schedules a step and submits it to the runner (null: nothing to run); `after`: the step in flight it runs ahead
+   * of, whose tokens its grammars must take before they give this step's bitmasks.
+   */
+  private launch(after: InFlight | null): InFlight | null {
     const plan = this.scheduler.schedule();
     if (plan.totalNumScheduledTokens === 0) return null;
     const forks = new Map<string, string[]>(); // first sequence -> the sequences forked from it this step
@@ -671,24 +684,35 @@ export class LLMEngine {
         allLogits: info.sample.params.promptLogprobs !== null && s.requestId === g.seqIds[0] && s.startPosition < promptLen,
       };
     });
-    // execute() records and submits the step before it first waits; constrained rows first get their bitmasks.
-    const masked = this.maskGrammars(seqs);
-    const running = masked ? masked.then(() => this.runner.execute(seqs, plan.blockCopies)) : this.runner.execute(seqs, plan.blockCopies);
-    return { plan, seqs, forks, running };
+    // execute() submits the forward before it first waits; the constrained rows' bitmasks are made meanwhile.
+    let tokensAccepted!: () => void;
+    const accepted = new Promise<void>((r) => (tokensAccepted = r));
+    const running = this.runner.execute(seqs, plan.blockCopies, this.grammarMasks(seqs, after));
+    return { plan, seqs, forks, running, accepted, tokensAccepted };
   }
 
-  /** Sets the step's bitmask on each sampled row whose sequence has a grammar; null when there is none. */
-  private maskGrammars(seqs: ScheduledSeq[]): Promise<void> | null {
-    const work: Promise<void>[] = [];
-    const mask = (id: string, sample: SamplerRequest) => {
-      const grammar = this.seqs.get(id)?.grammar;
-      if (grammar) work.push(grammar.bitmask().then((m) => void (sample.tokenBitmask = m)));
-    };
+  /**
+   * The step's beforeSampling: sets the bitmask of each sampled row whose sequence has a grammar, once the grammars
+   * have taken the tokens of `after` (the step this one runs ahead of); undefined when no row has a grammar.
+   */
+  private grammarMasks(seqs: ScheduledSeq[], after: InFlight | null): (() => Promise<void>) | undefined {
+    const rows: [id: string, sample: SamplerRequest][] = [];
     for (const s of seqs) {
-      if (s.sample) mask(s.requestId, s.sample);
-      s.extraSamples?.forEach((e) => mask(e.requestId, e.sample));
+      if (s.sample) rows.push([s.requestId, s.sample]);
+      s.extraSamples?.forEach((e) => rows.push([e.requestId, e.sample]));
     }
-    return work.length > 0 ? Promise.all(work).then(() => {}) : null;
+    const constrained = rows.filter(([id]) => this.seqs.get(id)?.grammar);
+    if (constrained.length === 0) return undefined;
+    return async () => {
+      if (after) await after.accepted;
+      await Promise.all(
+        constrained.map(async ([id, sample]) => {
+          // A request finished meanwhile: its grammar is gone and its token will be dropped.
+          const grammar = this.seqs.get(id)?.grammar;
+          sample.tokenBitmask = grammar ? await grammar.bitmask() : null;
+        }),
+      );
+    };
   }
 
   /** Updates the requests from a step's results (returned); the outputs are processed during the next step. */

@@ -69,6 +69,8 @@ export class GpuModelRunner implements Executor {
   private stagingTurn = 0;
   /** Byte offset in sampledIds of each request's sampled token in the last step (async scheduling's source). */
   private sampleRowOf = new Map<string, number>();
+  /** Set while a step waits on its beforeSampling: its sampling commands are not recorded yet. */
+  private sampling: Promise<void> | null = null;
   /**
    * Sample from GPU-selected top candidates (max, exact normaliser, top-K) when they prove the token the full-row
    * sampler would draw; rows they cannot prove fall back to the full row in the same step. Off: always full rows.
@@ -266,8 +268,19 @@ export class GpuModelRunner implements Executor {
     return tiling ? { queries: tiling.queries, count: ops.attentionTileCount(T, tiling.queries, this.limits.maxNumSeqs) } : null;
   }
 
-  /** Runs one step: forward over every scheduled token, then sampling. */
-  async execute(seqs: readonly ScheduledSeq[], blockCopies: readonly (readonly [number, number])[] = []): Promise<StepResult> {
+  /** Executor.deviceMaskRows: steps of one LM-head pass mask on the GPU (gpuTokenMask). */
+  get deviceMaskRows(): number {
+    return this.gpuTokenMask ? this.logitRowsCap : 0;
+  }
+
+  /**
+   * Runs one step: forward over every scheduled token, then sampling. With `beforeSampling` (the engine's grammar
+   * bitmasks) the forward, and the LM head of a one-pass step, are submitted first; the sampling commands follow once
+   * it resolves, so the masks are made while the GPU runs the forward.
+   */
+  async execute(seqs: readonly ScheduledSeq[], blockCopies: readonly (readonly [number, number])[] = [], beforeSampling?: () => Promise<void>): Promise<StepResult> {
+    // A step still waiting on its bitmasks has not recorded its argmax yet; this step's placeholders read it.
+    while (this.sampling) await this.sampling;
     const { config: cfg, limits, layout } = this;
     const T = seqs.reduce((n, s) => n + s.tokenIds.length, 0);
     if (T === 0) return { sampled: new Map(), allLogits: new Map() };
@@ -334,6 +347,7 @@ export class GpuModelRunner implements Executor {
     // A validation error would drop the whole step silently (stale results): catch it and fail loudly.
     this.ctx.device.pushErrorScope('validation');
     const rec = new Recorder(this.ctx);
+    const validations: Promise<GPUError | null>[] = [];
     this.copyBlocks(rec, blockCopies);
     // One copy per run of consecutive tokens whose sources are consecutive too (a steady decode batch: one copy).
     for (let i = 0, j = 0; i < placeholders.length; i = j) {
@@ -342,13 +356,34 @@ export class GpuModelRunner implements Executor {
       rec.copy(this.sampledIds, src, this.inputs, layout.ids + 4 * t, 4 * (j - i));
     }
     this.forward(rec, T, maxBlocks);
+    const oneChunk = rows.length <= cap;
+    /** Byte offset of row i's argmax in sampledIds (and in staging, which mirrors it). */
+    const idAt = (i: number) => Math.floor(i / cap) * chunkStride + 4 * (i % cap);
+    rows.forEach((r, i) => {
+      if (r.kind === 'sample' && r.extra === undefined) this.sampleRowOf.set(seqs[r.seq].requestId, idAt(i));
+    });
+    // The LM head of a one-pass step needs no mask: it runs with the forward while the bitmasks are made.
+    const headDone = !!beforeSampling && oneChunk;
+    if (beforeSampling) {
+      if (headDone) this.model.logits(rec, this.view(layout.sampleRows, cap, 'u32'), rows.length, this.acts);
+      rec.submit();
+      validations.push(this.ctx.device.popErrorScope());
+      let release!: () => void;
+      this.sampling = new Promise((r) => (release = r));
+      try {
+        await beforeSampling();
+      } finally {
+        this.sampling = null;
+        release();
+      }
+      this.ctx.device.pushErrorScope('validation');
+    }
     // Which logits rows the CPU needs whole: non-greedy sampling, logprobs, all-token logits.
     const sampleOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].sample! : seqs[r.seq].extraSamples![r.extra].sample);
     const idOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].requestId : seqs[r.seq].extraSamples![r.extra].requestId);
     // How each row is sampled: 'argmax' (plain greedy: the GPU's argmax), 'candidates' (stage 4 alone: the GPU's
     // top-K, and the whole row only if they cannot prove the token), 'full' (the whole row to the CPU sampler).
     // A declined row is copied from acts.logits after the first readback, so candidates need one LM-head chunk.
-    const oneChunk = rows.length <= cap;
     // Rows with a grammar bitmask: masked on the GPU (one chunk: the mask serves one LM-head pass), then sampled as
     // free rows are; else the CPU sampler masks their whole rows.
     const maskedOnGpu = this.gpuTokenMask && oneChunk;
@@ -372,16 +407,11 @@ export class GpuModelRunner implements Executor {
     const stagingSize = idsBytes + candBytes + nFull * rowBytes;
     this.stagingTurn ^= 1;
     const staging = this.stagingBuffer(stagingSize, this.stagingTurn);
-    /** Byte offset of row i's argmax in sampledIds (and in staging, which mirrors it). */
-    const idAt = (i: number) => Math.floor(i / cap) * chunkStride + 4 * (i % cap);
-    rows.forEach((r, i) => {
-      if (r.kind === 'sample' && r.extra === undefined) this.sampleRowOf.set(seqs[r.seq].requestId, idAt(i));
-    });
     let fullAt = idsBytes + candBytes;
     const fullOffset = new Map<number, number>();
     for (let c = 0; c * cap < rows.length; c++) {
       const S = Math.min(cap, rows.length - c * cap);
-      this.logitsArgmax(rec, c * chunkStride, S, c === 0 ? masks : null);
+      this.logitsArgmax(rec, c * chunkStride, S, c === 0 ? masks : null, headDone);
       rec.copy(this.sampledIds, c * chunkStride, staging, c * chunkStride, alignUp(S * 4, 4));
       if (nCand > 0) {
         // One chunk (oneChunk): records of every row of it, rows not sampled from candidates included (cheap).
@@ -397,10 +427,11 @@ export class GpuModelRunner implements Executor {
       }
     }
     rec.submit();
-    const validation = this.ctx.device.popErrorScope();
+    validations.push(this.ctx.device.popErrorScope());
 
     // 3. Read back and sample.
-    const [error] = await Promise.all([validation, staging.mapAsync(GPUMapMode.READ, 0, stagingSize)]);
+    const [errors] = await Promise.all([Promise.all(validations), staging.mapAsync(GPUMapMode.READ, 0, stagingSize)]);
+    const error = errors.find((e) => e);
     if (error) {
       staging.unmap();
       throw new Error(`WebGPU rejected the step: ${error.message}`);
@@ -475,9 +506,9 @@ export class GpuModelRunner implements Executor {
    * Records the LM head over S rows of one chunk of sample rows (at byte `at` of the input buffer's sampleRows
    * section), the grammar bitmasks of its constrained rows, and their argmax into sampledIds at the same byte offset.
    */
-  private logitsArgmax(rec: Recorder, at: number, S: number, masks: { rows: Tensor; mask: Tensor; M: number } | null = null): void {
+  private logitsArgmax(rec: Recorder, at: number, S: number, masks: { rows: Tensor; mask: Tensor; M: number } | null = null, headDone = false): void {
     const cap = this.logitRowsCap;
-    this.model.logits(rec, this.view(this.layout.sampleRows + at, cap, 'u32'), S, this.acts);
+    if (!headDone) this.model.logits(rec, this.view(this.layout.sampleRows + at, cap, 'u32'), S, this.acts);
     if (masks) ops.tokenBitmask(rec, this.acts.logits, masks.rows, masks.mask, masks.M, this.config.vocabSize);
     ops.argmax(rec, this.acts.logits, { buffer: this.sampledIds, offset: at, shape: [cap], dtype: 'u32' }, S, this.config.vocabSize);
   }

@@ -8,3 +8,15 @@ import { LLM, type LLMOptions } from '../../bindings/node/index.js';
 export function loadLLM(model: string, opts: LLMOptions = {}): Promise<LLM> {
   return LLM.create({ model, dtype: 'float32', kvCacheMemoryBytes: 32 << 20, maxNumSeqs: 16, warmup: false, ...opts });
 }
+
+/** Steps the engine planned ahead of their predecessor's tokens (async scheduling), counted from now on. */
+export function countRunAhead(llm: LLM): { n: number } {
+  const scheduler = (llm.engine as unknown as { scheduler: { markPlaceholders: (...a: unknown[]) => void } }).scheduler;
+  const counter = { n: 0 };
+  const mark = scheduler.markPlaceholders.bind(scheduler);
+  scheduler.markPlaceholders = (...a: unknown[]) => {
+    counter.n++;
+    mark(...a);
+  };
+  return counter;
+}
