@@ -1,6 +1,7 @@
 // Sampler time per engine step at vocab 151936, batch 1 and 64, for the common parameter mixes, on two kinds of
 // rows: "peaked" (an LLM's usual row: a N(0, 2.5) bulk and a few dozen tokens at 12..26) and "flat" (top tokens
-// only 8..18 over a N(0, 2) bulk: thousands of tokens within reach of the top, the slow case for top-p).
+// only 8..18 over a N(0, 2) bulk: thousands of tokens within reach of the top, the slow case for top-p) and "masked"
+// (flat rows where a grammar's bitmask left 1,112 tokens, every other logit -inf: structured outputs' rows).
 // Run: npx esbuild bench/sampler.ts --bundle --platform=node --target=node20 --format=esm --loader:.wasm=binary \
 //        --outfile=build/bench-sampler.mjs && node build/bench-sampler.mjs
 import { SamplingParams, type SamplingParamsInit } from '../src/sampling-params.js';
@@ -45,8 +46,16 @@ function time(rows: Float32Array[], params: SamplingParams): number {
   return t.sort((a, b) => a - b)[t.length >> 1];
 }
 
-for (const [kind, std, lo, hi] of [['peaked', 2.5, 12, 26], ['flat', 2, 8, 18]] as const) {
-  const rows = Array.from({ length: 64 }, (_, i) => logitsRow(i + 1, std, lo, hi));
+/** A flat row with all but `keep` tokens (evenly strided) set to -inf, as a grammar bitmask leaves it. */
+function maskedRow(seed: number, keep: number): Float32Array {
+  const row = logitsRow(seed, 2, 8, 18);
+  const stride = Math.floor(V / keep);
+  for (let j = 0; j < V; j++) if (j % stride !== seed % stride) row[j] = -Infinity;
+  return row;
+}
+
+for (const [kind, std, lo, hi] of [['peaked', 2.5, 12, 26], ['flat', 2, 8, 18], ['masked', 0, 0, 0]] as const) {
+  const rows = Array.from({ length: 64 }, (_, i) => (kind === 'masked' ? maskedRow(i + 1, 1112) : logitsRow(i + 1, std, lo, hi)));
   console.log(`\n${kind} rows, vocab ${V}: ms per sample() call (median of 15)`);
   console.log(['config'.padEnd(44), 'batch 1'.padStart(8), 'batch 64'.padStart(9), 'ms/row'.padStart(7)].join(' '));
   for (const [name, init] of configs) {

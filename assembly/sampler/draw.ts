@@ -5,7 +5,7 @@ import {
   PLAIN_BLOCK, SMALL_TOP, WIDEN, field, offCBin, offCW, offHCount, offHMass, offKeys, offTmp, slot,
 } from './layout';
 import { keyIndex, keyValue, sortKey, sortKeys, topInsert } from './keys';
-import { argmax, countGe, exp4, MAGIC, maxOf, minSurvivor } from './vec';
+import { argmax, countGe, exp4, EXP_MIN, MAGIC, maxOf, minSurvivor } from './vec';
 
 /**
  * The sampled id of one processed row. Paths, cheapest first: greedy argmax; no top-k/top-p: drawPlain; top-k up
@@ -235,6 +235,7 @@ function drawPlain(row: usize, vp: i32, m: f32, invT: f32, floor: f32, u: f64, b
   const vm = f32x4.splat(m);
   const vt = f32x4.splat(invT);
   const vf = f32x4.splat(floor);
+  const vlo = f32x4.splat(EXP_MIN);
   let z: f64 = 0;
   for (let b0: usize = 0; b0 < <usize>vp; b0 += PLAIN_BLOCK) {
     const end = min(b0 + PLAIN_BLOCK, <usize>vp);
@@ -245,10 +246,21 @@ function drawPlain(row: usize, vp: i32, m: f32, invT: f32, floor: f32, u: f64, b
       const l1 = v128.load(at, 16);
       const l2 = v128.load(at, 32);
       const l3 = v128.load(at, 48);
-      const w0 = v128.and(exp4(f32x4.mul(f32x4.sub(l0, vm), vt)), f32x4.ge(l0, vf));
-      const w1 = v128.and(exp4(f32x4.mul(f32x4.sub(l1, vm), vt)), f32x4.ge(l1, vf));
-      const w2 = v128.and(exp4(f32x4.mul(f32x4.sub(l2, vm), vt)), f32x4.ge(l2, vf));
-      const w3 = v128.and(exp4(f32x4.mul(f32x4.sub(l3, vm), vt)), f32x4.ge(l3, vf));
+      const x0 = f32x4.mul(f32x4.sub(l0, vm), vt);
+      const x1 = f32x4.mul(f32x4.sub(l1, vm), vt);
+      const x2 = f32x4.mul(f32x4.sub(l2, vm), vt);
+      const x3 = f32x4.mul(f32x4.sub(l3, vm), vt);
+      // 16 tokens of weight 0 (exp4 gives +0 below its range; -inf: a grammar's masked tokens) add +0 to every
+      // partial sum, so skipping them changes no bit of the sums (a masked row is mostly such runs).
+      const live = v128.or(
+        v128.or(v128.and(f32x4.ge(x0, vlo), f32x4.ge(l0, vf)), v128.and(f32x4.ge(x1, vlo), f32x4.ge(l1, vf))),
+        v128.or(v128.and(f32x4.ge(x2, vlo), f32x4.ge(l2, vf)), v128.and(f32x4.ge(x3, vlo), f32x4.ge(l3, vf))),
+      );
+      if (!v128.any_true(live)) continue;
+      const w0 = v128.and(exp4(x0), f32x4.ge(l0, vf));
+      const w1 = v128.and(exp4(x1), f32x4.ge(l1, vf));
+      const w2 = v128.and(exp4(x2), f32x4.ge(l2, vf));
+      const w3 = v128.and(exp4(x3), f32x4.ge(l3, vf));
       const e = f32x4.add(f32x4.add(w0, w1), f32x4.add(w2, w3));
       acc = f64x2.add(acc, f64x2.add(f64x2.promote_low_f32x4(e), f64x2.promote_low_f32x4(f32x4.shuffle(e, e, 2, 3, 0, 1))));
     }

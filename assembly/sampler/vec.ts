@@ -76,6 +76,9 @@ export function fill(p: usize, n: i32, x: f32): void {
   for (; i < <usize>n; i++) store<f32>(p + (i << 2), x);
 }
 
+/** exp4's lower bound: below it (and for -inf and NaN) exp4 gives +0. */
+export const EXP_MIN: f32 = -87.33654;
+
 /** 1.5 * 2^23: adding it to |y| < 2^22 leaves round(y) (ties to even) in the low mantissa bits. */
 export const MAGIC: f32 = 12582912;
 
@@ -86,8 +89,8 @@ export const MAGIC: f32 = 12582912;
  */
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
-  const live = f32x4.ge(x, f32x4.splat(-87.33654));
-  const xc = f32x4.pmax(f32x4.splat(-87.33654), x);
+  const live = f32x4.ge(x, f32x4.splat(EXP_MIN));
+  const xc = f32x4.pmax(f32x4.splat(EXP_MIN), x);
   const t = f32x4.add(f32x4.mul(xc, f32x4.splat(1.44269504088896341)), f32x4.splat(MAGIC));
   const n = f32x4.sub(t, f32x4.splat(MAGIC)); // round(x / ln 2), in [-126, 0]
   let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
