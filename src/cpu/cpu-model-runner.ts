@@ -79,7 +79,7 @@ export function cpuRunnerLimits(cfg: ModelConfig, o: EngineOptions): CpuRunnerLi
   }
   const len = Math.min(maxModelLen, capacity);
   const base = { maxNumSeqs, maxModelLen: len, blockSize, numBlocks, kvDtype: 'f32' as const };
-  const activations = (T: number, rows: number) => cpuDecoderBytes(cfg, decoderSizes({ ...base, maxNumBatchedTokens: T, logitRows: rows })).activations;
+  const activations = (T: number, rows: number) => cpuDecoderBytes(cfg, cpuDecoderSizes({ ...base, maxNumBatchedTokens: T, logitRows: rows })).activations;
   let T = given ?? STEP_TOKENS;
   let rows = LOGIT_ROWS;
   for (;;) {
@@ -94,7 +94,7 @@ export function cpuRunnerLimits(cfg: ModelConfig, o: EngineOptions): CpuRunnerLi
 }
 
 /** The decoder's buffer sizes for a runner's limits. */
-function decoderSizes(l: CpuRunnerLimits): CpuDecoderSizes {
+export function cpuDecoderSizes(l: CpuRunnerLimits): CpuDecoderSizes {
   return {
     maxTokens: l.maxNumBatchedTokens,
     maxSeqs: l.maxNumSeqs,
@@ -135,7 +135,7 @@ export class CpuModelRunner implements Executor {
   private static async loadInto(cpu: CpuKernels, model: ModelHandle, options: EngineOptions, limits: CpuRunnerLimits): Promise<CpuModelRunner> {
     const { config } = model;
     const onProgress = options.onProgress;
-    const sizes = decoderSizes(limits);
+    const sizes = cpuDecoderSizes(limits);
     const { kvCache, activations } = cpuDecoderBytes(config, sizes);
     const threads = cpu.usedBytes;
     const { weights, bytes } = await loadCpuWeights(cpu, model, config, {
