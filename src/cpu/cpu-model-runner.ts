@@ -53,7 +53,7 @@ export interface CpuMemoryPlan {
  * both halved together (down to 16 tokens, 2 rows) until the step's activations take no more than the KV cache's
  * budget (kvCacheMemoryBytes, 64 MiB by default). A given maxNumBatchedTokens keeps its value and only the rows halve
  * (down to 1). So a small budget, as an edge isolate wants, gets a small step: SmolLM2-135M with 4 MiB of KV cache
- * steps 64 tokens with 8 logits rows (3.4 MB of activations, against 27.6 MB at 512 and 64).
+ * steps 64 tokens with 8 logits rows (3.3 MiB of activations, against 26.6 MiB at 512 and 64).
  */
 export function cpuRunnerLimits(cfg: ModelConfig, o: EngineOptions): CpuRunnerLimits {
   const maxModelLen = o.maxModelLen ?? Math.min(cfg.maxModelLen, 8192);

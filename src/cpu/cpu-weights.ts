@@ -139,7 +139,13 @@ export async function loadCpuWeights(cpu: CpuKernels, source: WeightsSource, cfg
   }
   const store = new SlotStore(cpu, infos, found, formatOf, where);
   const bytes = store.plannedBytes();
-  cpu.reserve(bytes + (o.reserveAfter ?? 0));
+  const after = o.reserveAfter ?? 0;
+  try {
+    cpu.reserve(bytes + after);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new RangeError(`${err.message}: ${where}'s weights take ${bytes} bytes, the KV cache and activations ${after}; lower kvCacheMemoryBytes or quantize the weights`);
+  }
   const totalBytes = infos.reduce((n, i) => n + i.byteLength, 0);
   let loadedBytes = 0;
   const tiles = new Map<string, Uint8Array>();

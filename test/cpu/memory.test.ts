@@ -63,13 +63,19 @@ it('f32 weights take 4 bytes a parameter, each slot padded to 16 bytes', async (
   try {
     const r = cpuRunnerOf(llm.engine);
     const params = paramCount(r.config);
-    // Slots: embeddings, final norm, and per layer two norms and three matrices (qkv and gate/up fused), LM head.
-    const slots = 3 + 5 * r.config.numLayers;
+    // Slots: embeddings, final norm, LM head, and per layer two norms and four matrices (qkv and gate/up fused).
+    const slots = 3 + 6 * r.config.numLayers;
     expect(r.memoryPlan.weights).toBeGreaterThanOrEqual(4 * params);
     expect(r.memoryPlan.weights).toBeLessThan(4 * params + 16 * slots);
   } finally {
     await llm.dispose();
   }
+});
+
+it('a plan past wasm32 fails before any weight streams, naming the sizes', async () => {
+  await expect(loadLLM(DEFAULT_MODEL, { device: 'cpu', cpuThreads: 1, kvCacheMemoryBytes: 5 * 2 ** 30 })).rejects.toThrow(
+    /cpu.wasm: out of memory reserving \d+ bytes .*weights take \d+ bytes, the KV cache and activations \d+; lower kvCacheMemoryBytes/,
+  );
 });
 
 describe('the CPU step against the KV cache budget', () => {
