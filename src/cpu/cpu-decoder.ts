@@ -141,7 +141,8 @@ export class CpuDecoder {
     this.cs = f(n.cs);
     this.kCache = Array.from({ length: cfg.numLayers }, () => f(n.kvLayer));
     this.vCache = Array.from({ length: cfg.numLayers }, () => f(n.kvLayer));
-    for (const p of [...this.kCache, ...this.vCache]) cpu.f32().fill(0, p / 4, p / 4 + n.kvLayer);
+    // The caches start zeroed without a write: cpu.wasm's blocks are fresh pages of memory.grow, never reused
+    // (assembly/cpu/heap.ts), so pages no token reaches stay uncommitted.
     const table = (rope: NonNullable<ModelConfig['rope']>) => {
       const inv = ropeInvFreq({ rope });
       const p = f(inv.length);
