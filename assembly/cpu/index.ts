@@ -4,8 +4,9 @@
 // Modules: linear.ts (matmul over f32 / f16 / q8_0 / q4_0 / q4_k weights), ops.ts (norms, rope, activations,
 // paged attention). Built twice (package.json build:wasm): build/cpu.wasm with its own memory, and build/cpu-mt.wasm
 // over an imported shared memory, which the worker threads of src/cpu/cpu-threads.ts instantiate too (only the
-// calling thread allocates; workers run `linear` on their rows).
+// calling thread allocates; workers run `linear` on their rows). Allocation: heap.ts (a bump pointer that grows
+// memory by exactly what is asked, not TLSF's doubling).
 
-export { alloc, free } from '../memory';
+export * from './heap';
 export * from './linear';
 export * from './ops';

@@ -15,7 +15,7 @@
  */
 import type { LayerType, ModelConfig } from '../config/model-config.js';
 import { ropeInvFreq } from '../config/model-config.js';
-import { CPU_ACTS, CPU_FORMATS, type CpuKernels } from './cpu-wasm.js';
+import { CPU_ACTS, CPU_FORMATS, cpuBlockBytes, type CpuKernels } from './cpu-wasm.js';
 import type { CpuMatrix, CpuModelWeights, CpuNorm } from './cpu-weights.js';
 
 /** Sizes the decoder's buffers are made for. */
@@ -35,6 +35,50 @@ export interface CpuStep {
   T: number;
   /** Block-table width of this step (the longest sequence's blocks). */
   maxBlocks: number;
+}
+
+/**
+ * The decoder's buffers, in 4-byte elements each, as the constructor allocates them: the step's inputs and
+ * activations (maxTokens rows; logitRows rows for the LM head's), one K and one V cache of kvLayer per layer, and the
+ * rotary tables. The runner plans cpu.wasm's memory from these before it loads anything (cpuDecoderBytes).
+ */
+export function cpuDecoderBuffers(cfg: ModelConfig, sizes: CpuDecoderSizes) {
+  const { hiddenSize: H, numHeads: nH, numKvHeads: nKv, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
+  const P = cfg.wordEmbedProjDim ?? 0;
+  const T = sizes.maxTokens;
+  const rows = sizes.logitRows;
+  return {
+    ids: T,
+    positions: T,
+    positionIds: T,
+    seqIdx: T,
+    slots: T,
+    tables: sizes.maxSeqs * sizes.maxBlocksPerSeq,
+    x: T * H,
+    h: T * Math.max(H, nH * D, P),
+    qkv: T * (nH + 2 * nKv) * D,
+    attn: T * nH * D,
+    up: T * (cfg.gatedMlp ? 2 * I : I),
+    act: T * I,
+    xs: rows * Math.max(H, P),
+    xsOut: rows * Math.max(H, P),
+    logits: rows * V,
+    panel: 4 * Math.max(H, nH * D, I, P),
+    scores: sizes.maxModelLen,
+    cs: D,
+    kvLayer: sizes.numBlocks * sizes.blockSize * nKv * D,
+    ropeTables: [cfg.rope, cfg.localRope].filter((r) => r).map((rope) => ropeInvFreq({ rope: rope! }).length),
+  };
+}
+
+/** Bytes of cpu.wasm's memory the decoder's buffers take: the KV cache, and the rest (activations, inputs, tables). */
+export function cpuDecoderBytes(cfg: ModelConfig, sizes: CpuDecoderSizes): { kvCache: number; activations: number } {
+  const { kvLayer, ropeTables, ...step } = cpuDecoderBuffers(cfg, sizes);
+  const bytes = (count: number) => cpuBlockBytes(4 * Math.max(count, 4));
+  return {
+    kvCache: 2 * cfg.numLayers * bytes(kvLayer),
+    activations: [...Object.values(step), ...ropeTables].reduce((sum, count) => sum + bytes(count), 0),
+  };
 }
 
 export class CpuDecoder {
@@ -73,34 +117,32 @@ export class CpuDecoder {
     readonly w: CpuModelWeights,
     readonly sizes: CpuDecoderSizes,
   ) {
-    const { hiddenSize: H, numHeads: nH, numKvHeads: nKv, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
-    const P = cfg.wordEmbedProjDim ?? 0;
-    const maxT = sizes.maxTokens;
-    this.qkvDim = (nH + 2 * nKv) * D;
-    this.upDim = cfg.gatedMlp ? 2 * I : I;
-    const f = (n: number) => cpu.alloc(4 * Math.max(n, 4));
-    this.ids = f(maxT);
-    this.positions = f(maxT);
-    this.positionIds = f(maxT);
-    this.seqIdx = f(maxT);
-    this.slots = f(maxT);
-    this.tables = f(sizes.maxSeqs * sizes.maxBlocksPerSeq);
-    this.x = f(maxT * H);
-    this.h = f(maxT * Math.max(H, nH * D, P));
-    this.qkv = f(maxT * this.qkvDim);
-    this.attn = f(maxT * nH * D);
-    this.up = f(maxT * this.upDim);
-    this.act = f(maxT * I);
-    this.xs = f(sizes.logitRows * Math.max(H, P));
-    this.xsOut = f(sizes.logitRows * Math.max(H, P));
-    this.logits = f(sizes.logitRows * V);
-    this.panel = f(4 * Math.max(H, nH * D, I, P));
-    this.scores = f(sizes.maxModelLen);
-    this.cs = f(D);
-    const kvFloats = sizes.numBlocks * sizes.blockSize * nKv * D;
-    this.kCache = Array.from({ length: cfg.numLayers }, () => f(kvFloats));
-    this.vCache = Array.from({ length: cfg.numLayers }, () => f(kvFloats));
-    for (const p of [...this.kCache, ...this.vCache]) cpu.f32().fill(0, p / 4, p / 4 + kvFloats);
+    const n = cpuDecoderBuffers(cfg, sizes);
+    this.qkvDim = (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim;
+    this.upDim = cfg.gatedMlp ? 2 * cfg.intermediateSize : cfg.intermediateSize;
+    const f = (count: number) => cpu.alloc(4 * Math.max(count, 4));
+    this.ids = f(n.ids);
+    this.positions = f(n.positions);
+    this.positionIds = f(n.positionIds);
+    this.seqIdx = f(n.seqIdx);
+    this.slots = f(n.slots);
+    this.tables = f(n.tables);
+    this.x = f(n.x);
+    this.h = f(n.h);
+    this.qkv = f(n.qkv);
+    this.attn = f(n.attn);
+    this.up = f(n.up);
+    this.act = f(n.act);
+    this.xs = f(n.xs);
+    this.xsOut = f(n.xsOut);
+    this.logits = f(n.logits);
+    this.panel = f(n.panel);
+    this.scores = f(n.scores);
+    this.cs = f(n.cs);
+    this.kCache = Array.from({ length: cfg.numLayers }, () => f(n.kvLayer));
+    this.vCache = Array.from({ length: cfg.numLayers }, () => f(n.kvLayer));
+    // The caches start zeroed without a write: cpu.wasm's blocks are fresh pages of memory.grow, never reused
+    // (assembly/cpu/heap.ts), so pages no token reaches stay uncommitted.
     const table = (rope: NonNullable<ModelConfig['rope']>) => {
       const inv = ropeInvFreq({ rope });
       const p = f(inv.length);

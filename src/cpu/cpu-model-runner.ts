@@ -15,17 +15,47 @@ import type { Executor, ModelHandle, RunnerLimits, ScheduledSeq, StepResult } fr
 import type { EngineOptions } from '../engine/llm-engine.js';
 import { InvalidArgumentError } from '../errors.js';
 import { argmax, Sampler, type SamplerRequest } from '../sampling/sampler.js';
-import { CpuDecoder } from './cpu-decoder.js';
+import { CpuDecoder, cpuDecoderBytes, type CpuDecoderSizes } from './cpu-decoder.js';
 import type { CpuWorkerHost } from './cpu-threads.js';
 import { loadCpuKernels, type CpuKernels } from './cpu-wasm.js';
 import { loadCpuWeights } from './cpu-weights.js';
 
 const MiB = 1 << 20;
-/** Logits rows one LM-head pass computes (prompt logprobs of a long chunk go through in passes). */
+/** The KV cache's budget on the CPU when kvCacheMemoryBytes is not given. */
+const DEFAULT_KV_BYTES = 64 * MiB;
+/** The CPU's largest default step: tokens, and logits rows one LM-head pass computes (more rows go in passes). */
+const STEP_TOKENS = 512;
 const LOGIT_ROWS = 64;
+/** The smallest step the budget rule picks. */
+const MIN_STEP_TOKENS = 16;
 
-/** The CPU runner's sizing: defaults suited to a CPU (shorter steps, a smaller KV cache than the GPU's). */
-export function cpuRunnerLimits(cfg: ModelConfig, o: EngineOptions): RunnerLimits {
+/** The CPU runner's limits, and the LM head's rows per pass. */
+export interface CpuRunnerLimits extends RunnerLimits {
+  logitRows: number;
+}
+
+/** Bytes of cpu.wasm's memory a runner plans before it loads (each the sum of its blocks' cpuBlockBytes). */
+export interface CpuMemoryPlan {
+  /** The matrices, norms and biases, as the checkpoint's blocks or the chosen formats store them. */
+  weights: number;
+  /** K and V of every layer: 2 x numLayers x numBlocks x blockSize x nKv x D f32. */
+  kvCache: number;
+  /** One step's inputs and activations (maxNumBatchedTokens rows), logits (logitRows x V), rotary tables. */
+  activations: number;
+  /** The worker threads' control slots and GEMM panels (0 single-threaded). */
+  threads: number;
+}
+
+/**
+ * The CPU runner's sizing: defaults suited to a CPU (shorter steps, a smaller KV cache than the GPU's).
+ *
+ * The step: maxNumBatchedTokens as given; otherwise 512 tokens, and logits in passes of 64 rows,
+ * both halved together (down to 16 tokens, 2 rows) until the step's activations take no more than the KV cache's
+ * budget (kvCacheMemoryBytes, 64 MiB by default). A given maxNumBatchedTokens keeps its value and only the rows halve
+ * (down to 1). So a small budget, as an edge isolate wants, gets a small step: SmolLM2-135M with 4 MiB of KV cache
+ * steps 64 tokens with 8 logits rows (3.3 MiB of activations, against 26.6 MiB at 512 and 64).
+ */
+export function cpuRunnerLimits(cfg: ModelConfig, o: EngineOptions): CpuRunnerLimits {
   const maxModelLen = o.maxModelLen ?? Math.min(cfg.maxModelLen, 8192);
   if (!Number.isInteger(maxModelLen) || maxModelLen < 2) throw new InvalidArgumentError('maxModelLen', `maxModelLen must be an integer >= 2, got ${maxModelLen}`);
   if (maxModelLen > cfg.maxModelLen && cfg.positions === 'learned') {
@@ -34,10 +64,11 @@ export function cpuRunnerLimits(cfg: ModelConfig, o: EngineOptions): RunnerLimit
   if (o.kvCacheDtype === 'float16') throw new InvalidArgumentError('kvCacheDtype', "the CPU backend keeps its KV cache in float32 (kvCacheDtype 'auto' or 'float32')");
   const blockSize = o.blockSize ?? 16;
   const maxNumSeqs = o.maxNumSeqs ?? 64;
-  const maxNumBatchedTokens = o.maxNumBatchedTokens ?? 512;
-  if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < 1) throw new InvalidArgumentError('maxNumBatchedTokens', 'maxNumBatchedTokens must be at least 1');
+  const given = o.maxNumBatchedTokens;
+  if (given !== undefined && (!Number.isInteger(given) || given < 1)) throw new InvalidArgumentError('maxNumBatchedTokens', 'maxNumBatchedTokens must be at least 1');
+  const kvBudget = o.kvCacheMemoryBytes ?? DEFAULT_KV_BYTES;
   const blockBytesPerLayer = blockSize * cfg.numKvHeads * cfg.headDim * 4;
-  const byBudget = Math.floor((o.kvCacheMemoryBytes ?? 64 * MiB) / (2 * cfg.numLayers * blockBytesPerLayer));
+  const byBudget = Math.floor(kvBudget / (2 * cfg.numLayers * blockBytesPerLayer));
   const numBlocks = o.numGpuBlocksOverride ?? byBudget;
   if (!Number.isInteger(numBlocks) || numBlocks < 1) {
     throw new InvalidArgumentError('kvCacheMemoryBytes', `the KV cache budget holds no block of ${blockSize} tokens; raise kvCacheMemoryBytes`);
@@ -46,7 +77,33 @@ export function cpuRunnerLimits(cfg: ModelConfig, o: EngineOptions): RunnerLimit
   if (maxModelLen > capacity && o.maxModelLen !== undefined) {
     throw new InvalidArgumentError('maxModelLen', `maxModelLen ${maxModelLen} is more than the KV cache holds (${capacity} tokens in ${numBlocks} blocks); raise kvCacheMemoryBytes or lower maxModelLen`);
   }
-  return { maxNumBatchedTokens, maxNumSeqs, maxModelLen: Math.min(maxModelLen, capacity), blockSize, numBlocks, kvDtype: 'f32' };
+  const len = Math.min(maxModelLen, capacity);
+  const base = { maxNumSeqs, maxModelLen: len, blockSize, numBlocks, kvDtype: 'f32' as const };
+  const activations = (T: number, rows: number) => cpuDecoderBytes(cfg, cpuDecoderSizes({ ...base, maxNumBatchedTokens: T, logitRows: rows })).activations;
+  let T = given ?? STEP_TOKENS;
+  let rows = LOGIT_ROWS;
+  for (;;) {
+    if (activations(T, rows) <= kvBudget) break;
+    const nextT = given === undefined && T > MIN_STEP_TOKENS ? T / 2 : T;
+    const nextRows = rows > (given === undefined ? 2 : 1) ? rows / 2 : rows;
+    if (nextT === T && nextRows === rows) break;
+    T = nextT;
+    rows = nextRows;
+  }
+  return { ...base, maxNumBatchedTokens: T, logitRows: rows };
+}
+
+/** The decoder's buffer sizes for a runner's limits. */
+export function cpuDecoderSizes(l: CpuRunnerLimits): CpuDecoderSizes {
+  return {
+    maxTokens: l.maxNumBatchedTokens,
+    maxSeqs: l.maxNumSeqs,
+    maxBlocksPerSeq: Math.ceil(l.maxModelLen / l.blockSize),
+    maxModelLen: l.maxModelLen,
+    numBlocks: l.numBlocks,
+    blockSize: l.blockSize,
+    logitRows: l.logitRows,
+  };
 }
 
 export class CpuModelRunner implements Executor {
@@ -71,31 +128,34 @@ export class CpuModelRunner implements Executor {
     }
   }
 
-  private static async loadInto(cpu: CpuKernels, model: ModelHandle, options: EngineOptions, limits: RunnerLimits): Promise<CpuModelRunner> {
+  /**
+   * Plans cpu.wasm's memory (the threads' blocks are already there), then loads the weights, which reserve their
+   * bytes and the decoder's in one grow before the first is written; the decoder's buffers then grow nothing.
+   */
+  private static async loadInto(cpu: CpuKernels, model: ModelHandle, options: EngineOptions, limits: CpuRunnerLimits): Promise<CpuModelRunner> {
     const { config } = model;
     const onProgress = options.onProgress;
-    const weights = await loadCpuWeights(cpu, model, config, {
+    const sizes = cpuDecoderSizes(limits);
+    const { kvCache, activations } = cpuDecoderBytes(config, sizes);
+    const threads = cpu.usedBytes;
+    const { weights, bytes } = await loadCpuWeights(cpu, model, config, {
       dtype: options.dtype,
       quantization: options.quantization,
       dummy: options.loadFormat === 'dummy',
+      reserveAfter: kvCache + activations,
       onProgress: onProgress && ((p) => onProgress({ ...p, phase: 'upload' })),
     });
-    const decoder = new CpuDecoder(cpu, config, weights, {
-      maxTokens: limits.maxNumBatchedTokens,
-      maxSeqs: limits.maxNumSeqs,
-      maxBlocksPerSeq: Math.ceil(limits.maxModelLen / limits.blockSize),
-      maxModelLen: limits.maxModelLen,
-      numBlocks: limits.numBlocks,
-      blockSize: limits.blockSize,
-      logitRows: LOGIT_ROWS,
-    });
-    return new CpuModelRunner(cpu, config, limits, decoder, await Sampler.create(config.vocabSize));
+    const decoder = new CpuDecoder(cpu, config, weights, sizes);
+    const plan = { weights: bytes, kvCache, activations, threads };
+    return new CpuModelRunner(cpu, config, limits, plan, decoder, await Sampler.create(config.vocabSize));
   }
 
   constructor(
     readonly cpu: CpuKernels,
     readonly config: ModelConfig,
-    readonly limits: RunnerLimits,
+    readonly limits: CpuRunnerLimits,
+    /** What cpu.wasm's memory was planned to hold: its blocks add up to exactly this (cpu.usedBytes). */
+    readonly memoryPlan: CpuMemoryPlan,
     readonly decoder: CpuDecoder,
     private readonly sampler: Sampler,
   ) {}
@@ -156,13 +216,13 @@ export class CpuModelRunner implements Executor {
     // returns its promise, so the free steps' sampling must not yield.
     if (beforeSampling) await beforeSampling();
 
-    // 3. Logits (in passes of LOGIT_ROWS rows) and sampling.
+    // 3. Logits (in passes of limits.logitRows rows) and sampling.
     const V = cfg.vocabSize;
     const sampleOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].sample! : seqs[r.seq].extraSamples![r.extra].sample);
     const idOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].requestId : seqs[r.seq].extraSamples![r.extra].requestId);
     this.lastSampled = new Map();
-    for (let c = 0; c < rows.length; c += LOGIT_ROWS) {
-      const part = rows.slice(c, c + LOGIT_ROWS);
+    for (let c = 0; c < rows.length; c += limits.logitRows) {
+      const part = rows.slice(c, c + limits.logitRows);
       const ptr = d.logitsOf(part.map((r) => r.row));
       const views: Float32Array[] = [];
       const reqs: SamplerRequest[] = [];

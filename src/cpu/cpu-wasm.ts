@@ -3,7 +3,9 @@
  * model's weights and KV cache live there, beside nothing else), from bytes the bundler embeds, as core.wasm is
  * (src/wasm/core.ts). Multi-threaded: build/cpu-mt.wasm, the same kernels over an imported shared memory, which
  * workers instantiate too (cpu-threads.ts). Pointers are byte offsets into `memory`; views are taken after every
- * allocation (growing memory detaches the old ones).
+ * allocation (growing memory detaches the old ones). Its allocator (assembly/cpu/heap.ts) never frees and grows
+ * memory by exactly what is asked: a runner reserves its planned buffers (cpuBlockBytes each) in one grow, so the
+ * memory ends at their sum, rounded up to a 64 KiB page.
  *
  * @example
  *   const cpu = await loadCpuKernels();
@@ -24,6 +26,10 @@ export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;
 
 /** The raw exports (assembly/cpu/index.ts). */
 export interface CpuExports extends HeapExports {
+  /** Grows memory so that `bytes` more can be allocated without growing again (assembly/cpu/heap.ts). */
+  reserve(bytes: number): boolean;
+  heapTop(): number;
+  heapBase(): number;
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
   dequantRow(fmt: number, out: number, w: number, K: number): void;
   rmsNorm(out: number, ldo: number, x: number, ldx: number, w: number, rows: number, H: number, eps: number): void;
@@ -46,7 +52,22 @@ export class CpuKernels extends WasmHeap {
   threads: CpuThreads | null = null;
 
   constructor(readonly k: CpuExports) {
-    super(k, 'cpu.wasm', 16, ' (wasm32 memory holds at most 4 GiB)');
+    super(k, 'cpu.wasm', 16);
+  }
+
+  /**
+   * Grows memory once for `bytes` more of allocations (the sum of their cpuBlockBytes), so that they then grow
+   * nothing; a RangeError when wasm32 or the engine cannot give that much.
+   */
+  reserve(bytes: number): void {
+    if (!(bytes >= 0 && bytes <= 2 ** 32) || !this.k.reserve(bytes)) {
+      throw new RangeError(`cpu.wasm: out of memory reserving ${bytes} bytes past the ${this.usedBytes} in use (wasm32 memory holds at most 4 GiB)`);
+    }
+  }
+
+  /** Bytes of blocks allocated so far (each cpuBlockBytes of its request). */
+  get usedBytes(): number {
+    return this.k.heapTop() - this.k.heapBase();
   }
 
   /** linear (assembly/cpu/linear.ts), its rows split across the threads when there are several. */
@@ -60,6 +81,11 @@ export class CpuKernels extends WasmHeap {
     this.threads?.stop();
     this.threads = null;
   }
+}
+
+/** Bytes an allocation of `size` takes in cpu.wasm's memory: at least 16, rounded up to 16 (the alignment). */
+export function cpuBlockBytes(size: number): number {
+  return Math.ceil(Math.max(size, 16) / 16) * 16;
 }
 
 const abort = abortImport('cpu.wasm');
@@ -76,7 +102,7 @@ export async function loadCpuKernels(o: { threads?: number; host?: CpuWorkerHost
   const threads = o.threads ?? 1;
   if (threads > 1 && o.host) {
     const module = await WebAssembly.compile(mtWasmBytes as Uint8Array<ArrayBuffer>);
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory, abort } });
     const cpu = new CpuKernels(instance.exports as unknown as CpuExports);
     cpu.threads = await CpuThreads.start(o.host, module, memory, threads, (n) => cpu.alloc(n), o.maxK ?? 4096);

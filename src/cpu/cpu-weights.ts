@@ -20,7 +20,7 @@ import { checkQuantization, dequantizeRows, formatOfGgmlType, modelQuantMethods,
 import type { WeightsSource } from '../models/load-weights.js';
 import { familyOf, paramCount, weightTable } from '../models/registry.js';
 import { assembleSlots, EXPERT_SLOTS, MATRIX_SLOTS, NON_WEIGHTS, type MatrixSlot, type VectorSlot, type WeightSpec } from '../models/weights.js';
-import { CPU_FORMATS, type CpuFormat, type CpuKernels } from './cpu-wasm.js';
+import { CPU_FORMATS, cpuBlockBytes, type CpuFormat, type CpuKernels } from './cpu-wasm.js';
 
 /** Rows [rowStart, rowStart + rows) of a matrix, stored in one format at ptr (rowBytes each). */
 export interface CpuSegment {
@@ -75,6 +75,8 @@ export interface CpuLoadOptions {
   dtype?: 'auto' | 'float32' | 'float16';
   quantization?: string | null;
   dummy?: boolean;
+  /** Bytes the caller allocates after the weights (KV cache, activations): reserved with them, in one grow. */
+  reserveAfter?: number;
   onProgress?: (p: { file: string; loadedBytes: number; totalBytes: number }) => void;
 }
 
@@ -92,8 +94,12 @@ export function cpuRowBytes(format: CpuFormat, cols: number): number {
   return format === 'f32' ? 4 * cols : format === 'f16' ? 2 * cols : quantRowBytes(format, cols);
 }
 
-/** Loads the weights; throws ModelFileError for a checkpoint that does not fit the config, naming what is wrong. */
-export async function loadCpuWeights(cpu: CpuKernels, source: WeightsSource, cfg: ModelConfig, o: CpuLoadOptions): Promise<CpuModelWeights> {
+/**
+ * Loads the weights; throws ModelFileError for a checkpoint that does not fit the config, naming what is wrong.
+ * Before the first tensor is read, cpu.wasm's memory is grown once for every slot's storage (their bytes, returned
+ * as `bytes`) and o.reserveAfter, so a model that cannot fit fails before any of it streams.
+ */
+export async function loadCpuWeights(cpu: CpuKernels, source: WeightsSource, cfg: ModelConfig, o: CpuLoadOptions): Promise<{ weights: CpuModelWeights; bytes: number }> {
   if (cfg.moe) throw new InvalidArgumentError('device', `the CPU backend does not run mixture-of-experts models yet (${cfg.architecture}); use device 'webgpu'`);
   const specs = weightTable(cfg);
   // 'auto': f32 (bf16 / f16 values exactly, and the fastest the f32 SIMD reads: f16 needs a conversion per weight),
@@ -132,6 +138,14 @@ export async function loadCpuWeights(cpu: CpuKernels, source: WeightsSource, cfg
     where = `${source.name}/${ckpt.files.join(', ')}`;
   }
   const store = new SlotStore(cpu, infos, found, formatOf, where);
+  const bytes = store.plannedBytes();
+  const after = o.reserveAfter ?? 0;
+  try {
+    cpu.reserve(bytes + after);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new RangeError(`${err.message}: ${where}'s weights take ${bytes} bytes, the KV cache and activations ${after}; lower kvCacheMemoryBytes or quantize the weights`);
+  }
   const totalBytes = infos.reduce((n, i) => n + i.byteLength, 0);
   let loadedBytes = 0;
   const tiles = new Map<string, Uint8Array>();
@@ -195,7 +209,7 @@ export async function loadCpuWeights(cpu: CpuKernels, source: WeightsSource, cfg
     loadedBytes += chunk.data.byteLength;
     if (totalBytes > 0) o.onProgress?.({ file: info.file, loadedBytes, totalBytes });
   }
-  return store.assemble(cfg, specs);
+  return { weights: store.assemble(cfg, specs), bytes };
 }
 
 /** (x + shift) * scale where the weight table folds a constant in (Granite, Gemma). */
@@ -289,16 +303,34 @@ class SlotStore {
     return this.blockLayouts.has(key(spec.slot, spec.layer));
   }
 
+  /** A matrix slot's columns and segments (formats, rows) as they will be stored. */
+  private layout(spec: WeightSpec): { cols: number; segments: { format: CpuFormat; rows: number; bytes: number }[] } {
+    const cols = spec.transpose ? spec.shape[0] : spec.shape[1];
+    const layout = this.blockLayouts.get(key(spec.slot, spec.layer)) ?? [{ format: this.formatOf(spec.slot, cols), rows: spec.slotRows }];
+    return { cols, segments: layout.map((s) => ({ ...s, bytes: s.rows * cpuRowBytes(s.format, cols) })) };
+  }
+
+  /** Bytes every slot the checkpoint fills takes in cpu.wasm's memory (each block's cpuBlockBytes). */
+  plannedBytes(): number {
+    const slots = new Map<string, number>();
+    for (const spec of this.found.values()) {
+      if (EXPERT_SLOTS.has(spec.slot)) continue;
+      const k = key(spec.slot, spec.layer);
+      if (slots.has(k)) continue;
+      const blocks = MATRIX_SLOTS.has(spec.slot) ? this.layout(spec).segments.map((s) => s.bytes) : [spec.slotRows * 4];
+      slots.set(k, blocks.reduce((n, b) => n + cpuBlockBytes(b), 0));
+    }
+    return [...slots.values()].reduce((n, b) => n + b, 0);
+  }
+
   matrix(spec: WeightSpec): CpuMatrix {
     const k = key(spec.slot, spec.layer);
     let m = this.matrices.get(k);
     if (!m) {
-      const cols = spec.transpose ? spec.shape[0] : spec.shape[1];
-      const layout = this.blockLayouts.get(k) ?? [{ format: this.formatOf(spec.slot, cols), rows: spec.slotRows }];
+      const { cols, segments: layout } = this.layout(spec);
       let rowStart = 0;
-      const segments = layout.map(({ format, rows }) => {
-        const rowBytes = cpuRowBytes(format, cols);
-        const seg = { format, rowStart, rows, ptr: this.cpu.alloc(rows * rowBytes), rowBytes };
+      const segments = layout.map(({ format, rows, bytes }) => {
+        const seg = { format, rowStart, rows, ptr: this.cpu.alloc(bytes), rowBytes: cpuRowBytes(format, cols) };
         rowStart += rows;
         return seg;
       });

@@ -53,11 +53,14 @@ export interface EngineOptions {
   maxModelLen?: number;
   /** Sequences per step (default 64). */
   maxNumSeqs?: number;
-  /** Tokens per step (default 2048, capped so every activation fits one storage binding). */
+  /**
+   * Tokens per step (default 2048, capped so every activation fits one storage binding; on the CPU 512, halved until
+   * the step's activations fit kvCacheMemoryBytes: cpuRunnerLimits).
+   */
   maxNumBatchedTokens?: number;
   /** Tokens per KV block (default 16). */
   blockSize?: number;
-  /** Bytes for the KV cache (default 256 MiB). */
+  /** Bytes for the KV cache (default 256 MiB; on the CPU 64 MiB, which also bounds the step's activations). */
   kvCacheMemoryBytes?: number;
   /** Exact number of KV blocks (overrides kvCacheMemoryBytes). */
   numGpuBlocksOverride?: number;

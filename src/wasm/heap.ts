@@ -1,18 +1,19 @@
 /**
- * The heap of one of the library's AssemblyScript modules (core.wasm, cpu.wasm): allocation through its TLSF
- * `alloc`/`free` that reports out-of-memory as a RangeError naming the module, and views of its memory that follow
- * `memory.grow` (which detaches old views). Core (core.ts) and CpuKernels (src/cpu/cpu-wasm.ts) extend it.
+ * The heap of one of the library's AssemblyScript modules (core.wasm, cpu.wasm): allocation through its `alloc`
+ * (core.wasm: TLSF, with `free`; cpu.wasm: a bump pointer that never frees, assembly/cpu/heap.ts) that reports
+ * out-of-memory as a RangeError naming the module, and views of its memory that follow `memory.grow` (which
+ * detaches old views). Core (core.ts) and CpuKernels (src/cpu/cpu-wasm.ts) extend it.
  *
  * @example
  *   class Mine extends WasmHeap { constructor(x: HeapExports) { super(x, 'mine.wasm', 1); } }
  *   const p = mine.alloc(64); mine.f32().fill(1, p / 4, p / 4 + 16); mine.free(p);
  */
 
-/** What every such module exports: its memory, and TLSF's allocator over it. */
+/** What every such module exports: its memory, and an allocator over it (`free`: where blocks can be given back). */
 export interface HeapExports {
   readonly memory: WebAssembly.Memory;
   alloc(size: number): number;
-  free(ptr: number): void;
+  free?(ptr: number): void;
 }
 
 /**
@@ -62,7 +63,9 @@ export class WasmHeap {
     return ptr;
   }
 
+  /** Gives a block back; a module without `free` (cpu.wasm) keeps every block until the instance goes. */
   free(ptr: number): void {
+    if (!this.heap.free) throw new Error(`${this.name} does not free blocks: its memory goes with its instance`);
     if (ptr !== 0) this.heap.free(ptr);
   }
 
