@@ -13,11 +13,14 @@ import wasmBytes from '../../build/cpu.wasm';
 import mtWasmBytes from '../../build/cpu-mt.wasm';
 import { abortImport, WasmHeap, type HeapExports } from '../wasm/heap.js';
 import { instantiateWasm } from '../wasm/modules.js';
-import { CpuThreads, type CpuWorkerHost } from './cpu-threads.js';
+import { CPU_OPS, CpuThreads, type CpuOp, type CpuWorkerHost } from './cpu-threads.js';
 
 /** Storage formats of a weight matrix, as assembly/cpu/linear.ts numbers them. */
 export const CPU_FORMATS = { f32: 0, f16: 1, q8_0: 2, q4_0: 3, q4_k: 4, iq4_nl: 5, iq4_xs: 6 } as const;
 export type CpuFormat = keyof typeof CPU_FORMATS;
+
+/** Bytes of one token's 8-bit activations over K inputs (assembly/cpu/linear-q8.ts: i16 [K], f32 [K / 32] twice). */
+export const actRowBytes = (K: number): number => 2 * K + K / 4;
 
 /** Activations, as assembly/cpu/ops.ts numbers them. */
 export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;
@@ -25,6 +28,8 @@ export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;
 /** The raw exports (assembly/cpu/index.ts). */
 export interface CpuExports extends HeapExports {
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
+  linearQ8(fmt: number, out: number, ldo: number, xq: number, ldq: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
+  quantizeActs(xq: number, x: number, ldx: number, T: number, K: number): void;
   dequantRow(fmt: number, out: number, w: number, K: number): void;
   rmsNorm(out: number, ldo: number, x: number, ldx: number, w: number, rows: number, H: number, eps: number): void;
   layerNorm(out: number, ldo: number, x: number, ldx: number, w: number, b: number, rows: number, H: number, eps: number): void;
@@ -49,10 +54,30 @@ export class CpuKernels extends WasmHeap {
     super(k, 'cpu.wasm', 16, ' (wasm32 memory holds at most 4 GiB)');
   }
 
-  /** linear (assembly/cpu/linear.ts), its rows split across the threads when there are several. */
+  /** Quantized activations (assembly/cpu/linear-q8.ts's layout) of the last quantized matmul: pointer and bytes. */
+  private acts = { ptr: 0, bytes: 0 };
+
+  /**
+   * out[t, :N] (+)= x[t, :K] W^T (x: f32 [T, ldx]), its rows split across the threads when there are several:
+   * f32 / f16 weights by linear (assembly/cpu/linear.ts, f32 products), the quantized formats by quantizing x to
+   * 8 bits once (quantizeActs) and linearQ8 (integer products; assembly/cpu/linear-q8.ts).
+   * `panel`: scratch of 16 K bytes.
+   */
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
-    if (this.threads) this.threads.linear(this.k.linear, fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
-    else this.k.linear(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+    if (fmt === CPU_FORMATS.f32 || fmt === CPU_FORMATS.f16) return this.split(CPU_OPS.linear, fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+    const ldq = actRowBytes(K);
+    if (T * ldq > this.acts.bytes) {
+      if (this.acts.ptr) this.free(this.acts.ptr);
+      this.acts = { ptr: 0, bytes: 0 }; // (nothing held if alloc throws)
+      this.acts = { ptr: this.alloc(T * ldq), bytes: T * ldq };
+    }
+    this.k.quantizeActs(this.acts.ptr, x, ldx, T, K);
+    this.split(CPU_OPS.linearQ8, fmt, out, ldo, this.acts.ptr, ldq, w, rowBytes, T, N, K, acc, panel);
+  }
+
+  private split(op: CpuOp, fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
+    if (this.threads) this.threads.linear(op, op === CPU_OPS.linear ? this.k.linear : this.k.linearQ8, fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+    else (op === CPU_OPS.linear ? this.k.linear : this.k.linearQ8)(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
   }
 
   /** Stops the workers, if any. */
