@@ -14,8 +14,8 @@
 // Two paths, as linear.ts's:
 // - GEMV (T < GEMM_MIN_T, decode): each row's blocks are widened to i16 in registers inside the dot product.
 // - GEMM (prefill): per panel of 4 rows, the rows are unpacked once into `panel` (i16 [4, K], then f32 block scales
-//   [4, nb] and mins [4, nb]), then a 4 x 2 micro-kernel (8 i32x4 block sums, 8 f32x4 accumulators) runs every pair
-//   of tokens over it: one i32x4.dot_i16x8_s is 8 multiply-adds.
+//   [nb, 4] and mins [nb, 4], the 4 rows side by side), then a 4 x 2 micro-kernel (8 i32x4 block sums, 2 f32x4
+//   accumulators) runs every pair of tokens over it: one i32x4.dot_i16x8_s is 8 multiply-adds.
 
 import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, halfToF32, hsum, iq4Table, iq4xsScale, scaleMinK4, store4 } from './blocks';
 
@@ -184,14 +184,17 @@ function dotIQ4_XS(w: usize, q: usize, K: i32): f32 {
   v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
 }
 
-/** Row w (K values of format fmt) as i16 wq [K] at o, f32 block scales ws [K / 32] at s and mins wm [K / 32] at m. */
-function unpackRow(fmt: i32, o: usize, s: usize, m: usize, w: usize, K: i32): void {
+/**
+ * Row w (K values of format fmt) as i16 wq [K] at o, its f32 block scales ws [K / 32] at s and mins wm [K / 32] at m,
+ * `ld` bytes apart (16: the panel's 4 rows side by side).
+ */
+function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, K: i32): void {
   const mask = i8x16.splat(0x0f);
   if (fmt == FMT_Q8_0) {
     for (let b = 0; b < K >> 5; b++) {
       const p = w + <usize>b * 34;
       widen32(o + (<usize>b << 6), v128.load(p + 2), v128.load(p + 18));
-      store<f32>(s + (<usize>b << 2), halfToF32(load<u16>(p)));
+      store<f32>(s + <usize>b * ld, halfToF32(load<u16>(p)));
     }
   } else if (fmt == FMT_Q4_0) {
     const eight = i8x16.splat(8);
@@ -199,7 +202,7 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, w: usize, K: i32): vo
       const p = w + <usize>b * 18;
       const v = v128.load(p + 2);
       widen32(o + (<usize>b << 6), i8x16.sub(v128.and(v, mask), eight), i8x16.sub(i8x16.shr_u(v, 4), eight));
-      store<f32>(s + (<usize>b << 2), halfToF32(load<u16>(p)));
+      store<f32>(s + <usize>b * ld, halfToF32(load<u16>(p)));
     }
   } else if (fmt == FMT_Q4_K) {
     for (let b = 0; b < K >> 8; b++) {
@@ -214,10 +217,10 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, w: usize, K: i32): vo
         widen32(o + (<usize>c << 6) + 64, i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4));
         const sm1 = scaleMinK4(2 * g, p + 4);
         const sm2 = scaleMinK4(2 * g + 1, p + 4);
-        store<f32>(s + (<usize>c << 2), d * <f32>(sm1 & 0xff));
-        store<f32>(s + (<usize>c << 2), d * <f32>(sm2 & 0xff), 4);
-        store<f32>(m + (<usize>c << 2), dmin * <f32>(sm1 >> 8));
-        store<f32>(m + (<usize>c << 2), dmin * <f32>(sm2 >> 8), 4);
+        store<f32>(s + <usize>c * ld, d * <f32>(sm1 & 0xff));
+        store<f32>(s + <usize>(c + 1) * ld, d * <f32>(sm2 & 0xff));
+        store<f32>(m + <usize>c * ld, dmin * <f32>(sm1 >> 8));
+        store<f32>(m + <usize>(c + 1) * ld, dmin * <f32>(sm2 >> 8));
       }
     }
   } else {
@@ -229,75 +232,78 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, w: usize, K: i32): vo
       const v = v128.load(xs ? p + 8 + (c & 7) * 16 : p + 2);
       widen32(o + (<usize>c << 6), i8x16.swizzle(table, v128.and(v, mask)), i8x16.swizzle(table, i8x16.shr_u(v, 4)));
       const d = halfToF32(load<u16>(p));
-      store<f32>(s + (<usize>c << 2), xs ? d * iq4xsScale(p, c & 7) : d);
+      store<f32>(s + <usize>c * ld, xs ? d * iq4xsScale(p, c & 7) : d);
     }
   }
 }
 
 // ---- The GEMM micro-kernel: 4 unpacked rows x 2 tokens ----
 
+/** [sum(a0), sum(a1), sum(a2), sum(a3)] of four i32x4 (a 4 x 4 transpose by unpacks, and adds). */
+@inline function rowSums(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const s01 = i32x4.add(i32x4.shuffle(a0, a1, 0, 4, 1, 5), i32x4.shuffle(a0, a1, 2, 6, 3, 7));
+  const s23 = i32x4.add(i32x4.shuffle(a2, a3, 0, 4, 1, 5), i32x4.shuffle(a2, a3, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(s01, s23, 0, 1, 4, 5), i32x4.shuffle(s01, s23, 2, 3, 6, 7));
+}
+
+/** The 8 multiply-adds of 8 i16 at w and u, added to a. */
+@inline function madd(a: v128, w: v128, u: v128): v128 {
+  return i32x4.add(a, i32x4.dot_i16x8_s(w, u));
+}
+
 /**
- * out[t0 .. t0 + 1][n .. n + 3] over the panel (4 rows: i16 wq [4, K], f32 ws [4, nb]) and the quantized tokens at
- * x0, x1; q4_k's min terms are left to the caller.
+ * out[t0 .. t0 + 1][n .. n + 3] over the panel (4 rows: i16 wq [4, K], then f32 ws [nb, 4]: the rows' block scales
+ * side by side) and the quantized tokens at x0, x1; q4_k's min terms are left to the caller. Per block: 8 i32x4
+ * sums (4 rows x 2 tokens), reduced to one i32x4 of the 4 rows per token, scaled by ws[b] dx[t, b].
  */
 function tile4x2(out: usize, ldo: usize, panel: usize, x0: usize, x1: usize, K: i32, acc: bool): void {
   const stride = <usize>K << 1;
-  const nb = K >> 5;
   const ws = panel + (stride << 2);
-  const wsStride = <usize>nb << 2;
-  let f00 = f32x4.splat(0), f01 = f32x4.splat(0), f02 = f32x4.splat(0), f03 = f32x4.splat(0);
-  let f10 = f32x4.splat(0), f11 = f32x4.splat(0), f12 = f32x4.splat(0), f13 = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    let a00 = i32x4.splat(0), a01 = i32x4.splat(0), a02 = i32x4.splat(0), a03 = i32x4.splat(0);
-    let a10 = i32x4.splat(0), a11 = i32x4.splat(0), a12 = i32x4.splat(0), a13 = i32x4.splat(0);
-    const end = (<usize>b + 1) << 6;
-    for (let o = <usize>b << 6; o < end; o += 16) {
-      const u = v128.load(x0 + o);
-      const v = v128.load(x1 + o);
-      const w0 = v128.load(panel + o);
-      const w1 = v128.load(panel + stride + o);
-      const w2 = v128.load(panel + 2 * stride + o);
-      const w3 = v128.load(panel + 3 * stride + o);
-      a00 = i32x4.add(a00, i32x4.dot_i16x8_s(w0, u));
-      a01 = i32x4.add(a01, i32x4.dot_i16x8_s(w1, u));
-      a02 = i32x4.add(a02, i32x4.dot_i16x8_s(w2, u));
-      a03 = i32x4.add(a03, i32x4.dot_i16x8_s(w3, u));
-      a10 = i32x4.add(a10, i32x4.dot_i16x8_s(w0, v));
-      a11 = i32x4.add(a11, i32x4.dot_i16x8_s(w1, v));
-      a12 = i32x4.add(a12, i32x4.dot_i16x8_s(w2, v));
-      a13 = i32x4.add(a13, i32x4.dot_i16x8_s(w3, v));
+  let f0 = f32x4.splat(0);
+  let f1 = f32x4.splat(0);
+  for (let b = 0; b < K >> 5; b++) {
+    const o = <usize>b << 6;
+    const p0 = panel + o, p1 = p0 + stride, p2 = p1 + stride, p3 = p2 + stride;
+    let u = v128.load(x0 + o), v = v128.load(x1 + o);
+    let w0 = v128.load(p0), w1 = v128.load(p1), w2 = v128.load(p2), w3 = v128.load(p3);
+    let a00 = i32x4.dot_i16x8_s(w0, u), a01 = i32x4.dot_i16x8_s(w1, u), a02 = i32x4.dot_i16x8_s(w2, u), a03 = i32x4.dot_i16x8_s(w3, u);
+    let a10 = i32x4.dot_i16x8_s(w0, v), a11 = i32x4.dot_i16x8_s(w1, v), a12 = i32x4.dot_i16x8_s(w2, v), a13 = i32x4.dot_i16x8_s(w3, v);
+    for (let c: usize = 16; c < 64; c += 16) {
+      u = v128.load(x0 + o + c);
+      v = v128.load(x1 + o + c);
+      w0 = v128.load(p0 + c);
+      w1 = v128.load(p1 + c);
+      w2 = v128.load(p2 + c);
+      w3 = v128.load(p3 + c);
+      a00 = madd(a00, w0, u);
+      a01 = madd(a01, w1, u);
+      a02 = madd(a02, w2, u);
+      a03 = madd(a03, w3, u);
+      a10 = madd(a10, w0, v);
+      a11 = madd(a11, w1, v);
+      a12 = madd(a12, w2, v);
+      a13 = madd(a13, w3, v);
     }
-    const sb = ws + (<usize>b << 2);
-    const s0 = load<f32>(sb), s1 = load<f32>(sb + wsStride), s2 = load<f32>(sb + 2 * wsStride), s3 = load<f32>(sb + 3 * wsStride);
-    const d0 = load<f32>(x0 + stride + (<usize>b << 2));
-    const d1 = load<f32>(x1 + stride + (<usize>b << 2));
-    f00 = scaled(f00, a00, s0 * d0);
-    f01 = scaled(f01, a01, s1 * d0);
-    f02 = scaled(f02, a02, s2 * d0);
-    f03 = scaled(f03, a03, s3 * d0);
-    f10 = scaled(f10, a10, s0 * d1);
-    f11 = scaled(f11, a11, s1 * d1);
-    f12 = scaled(f12, a12, s2 * d1);
-    f13 = scaled(f13, a13, s3 * d1);
+    const s = v128.load(ws + (<usize>b << 4));
+    const db = <usize>b << 2;
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(rowSums(a00, a01, a02, a03)), f32x4.mul(s, f32x4.splat(load<f32>(x0 + stride + db)))));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(rowSums(a10, a11, a12, a13)), f32x4.mul(s, f32x4.splat(load<f32>(x1 + stride + db)))));
   }
-  store4(out, hsum(f00), hsum(f01), hsum(f02), hsum(f03), acc);
-  store4(out + ldo, hsum(f10), hsum(f11), hsum(f12), hsum(f13), acc);
+  if (acc) {
+    f0 = f32x4.add(f0, v128.load(out));
+    f1 = f32x4.add(f1, v128.load(out + ldo));
+  }
+  v128.store(out, f0);
+  v128.store(out + ldo, f1);
 }
 
-/** out[t][n .. n + 3] -= sum_b wm[r, b] sx[t, b] over the panel's 4 rows (q4_k's mins; wm at m, stride nb). */
+/** out[t][n .. n + 3] -= sum_b wm[b] sx[t, b] over the panel's 4 rows (q4_k's mins; wm f32 [nb, 4] at m). */
 function subtractMins(out: usize, m: usize, xt: usize, K: i32): void {
   const nb = K >> 5;
   const sx = xt + (<usize>K << 1) + (<usize>nb << 2);
-  for (let r = 0; r < 4; r++) {
-    const mr = m + ((<usize>(r * nb)) << 2);
-    let a = f32x4.splat(0);
-    let b = 0;
-    for (; b + 4 <= nb; b += 4) a = f32x4.add(a, f32x4.mul(v128.load(mr + (<usize>b << 2)), v128.load(sx + (<usize>b << 2))));
-    let s = hsum(a);
-    for (; b < nb; b++) s += load<f32>(mr + (<usize>b << 2)) * load<f32>(sx + (<usize>b << 2));
-    const o = out + (<usize>r << 2);
-    store<f32>(o, load<f32>(o) - s);
-  }
+  let a = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) a = f32x4.add(a, f32x4.mul(v128.load(m + (<usize>b << 4)), f32x4.splat(load<f32>(sx + (<usize>b << 2)))));
+  v128.store(out, f32x4.sub(v128.load(out), a));
 }
 
 /**
@@ -319,7 +325,7 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
   const wm = ws + (<usize>nb << 4);
   for (let n = 0; n < n4; n += 4) {
     const rows = w + <usize>n * rb;
-    for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>(r * nb) << 2), wm + (<usize>(r * nb) << 2), rows + <usize>r * rb, K);
+    for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows + <usize>r * rb, K);
     const on = out + (<usize>n << 2);
     for (let t = 0; t < T2; t += 2) {
       const x0 = xq + <usize>t * ldqB;
