@@ -1,6 +1,7 @@
 // Matmul of quantized weights (q8_0, q4_0, q4_k, iq4_nl, iq4_xs) with 8-bit activations, llama.cpp's scheme:
-// each token's row of x is quantized once per matmul in blocks of 32 (quantizeActs: d = max|x| / 127,
-// q = round(x / d), ties to even), then every weight block of 32 is an integer dot product, scaled once:
+// each token's row of x is quantized once per matmul (quantizeActs: llama.cpp's q8_0, a scale per 32 values, or its
+// q8_K for the 256-blocks formats, a scale per 256), then every weight block of 32 is an integer dot product, scaled
+// once:
 //   out[t, n] (+)= sum_b  ws[n, b] dx[t, b] sum_{k in b} wq[n, k] xq[t, k]  -  wm[n, b] dx[t, b] sum_{k in b} xq[t, k]
 // where the weight block is ws wq - wm (wm = 0 but for q4_k's mins). The integer sums are exact (|wq xq| <= 128 127,
 // 32 of them < 2^24, so their f32 conversion is too); the f32 rounding is in the scale products and the sums over
@@ -24,11 +25,23 @@ import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, halfT
   return (<usize>K << 1) + (<usize>K >> 2);
 }
 
+/** max |x| over n floats at x (n a multiple of 32). */
+@inline function absMax(x: usize, n: i32): f32 {
+  let m = f32x4.splat(0);
+  for (let o: usize = 0; o < (<usize>n << 2); o += 32) m = f32x4.max(m, f32x4.max(f32x4.abs(v128.load(x + o)), f32x4.abs(v128.load(x + o, 16))));
+  return max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+}
+
 /**
- * Quantizes x (f32 [T, ldx], K a multiple of 32) into xq (T rows of actRowBytes(K) bytes): per block of 32,
- * d = max|x| / 127 (f32), q = nearest(x * (1 / d)) (0 for an all-zero block), sx = d * sum(q).
+ * Quantizes x (f32 [T, ldx], K a multiple of 32) into xq (T rows of actRowBytes(K) bytes), as llama.cpp's x86 CPU
+ * backend does for the weights' dot products:
+ * - q8_0 (`wide` false; for q8_0, q4_0, iq4_nl weights): per block of 32, d = max|x| / 127, q = nearest(x * (127 /
+ *   max|x|)) (0 for an all-zero block);
+ * - q8_K (`wide`: K a multiple of 256; for q4_k, iq4_xs weights): per block of 256, m = the value of largest |x| (the
+ *   first such), s = -127 / m, q = nearest(x * s), d = 1 / s, written as the d of each of its 8 blocks of 32;
+ * nearest: ties to even; then sx = d * sum(q) per block of 32.
  */
-export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32): void {
+export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, wide: bool): void {
   const nb = K >> 5;
   const ldq = actRowBytes(K);
   for (let t = 0; t < T; t++) {
@@ -36,20 +49,33 @@ export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32): voi
     const qr = xq + <usize>t * ldq;
     const dr = qr + (<usize>K << 1);
     const sr = dr + (<usize>nb << 2);
+    let d: f32 = 0;
+    let id: f32 = 0;
     for (let b = 0; b < nb; b++) {
       const xb = xr + (<usize>b << 7);
-      let m = f32x4.max(f32x4.abs(v128.load(xb)), f32x4.abs(v128.load(xb, 16)));
-      m = f32x4.max(m, f32x4.max(f32x4.abs(v128.load(xb, 32)), f32x4.abs(v128.load(xb, 48))));
-      m = f32x4.max(m, f32x4.max(f32x4.abs(v128.load(xb, 64)), f32x4.abs(v128.load(xb, 80))));
-      m = f32x4.max(m, f32x4.max(f32x4.abs(v128.load(xb, 96)), f32x4.abs(v128.load(xb, 112))));
-      const amax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-      const d = amax / 127;
-      const id = f32x4.splat(d != 0 ? <f32>1 / d : 0);
+      if (!wide) {
+        const amax = absMax(xb, 32);
+        d = amax / 127;
+        id = amax != 0 ? <f32>127 / amax : 0;
+      } else if ((b & 7) == 0) {
+        const amax = absMax(xb, 256);
+        let m: f32 = 0;
+        for (let j = 0; j < 256; j++) {
+          const v = load<f32>(xb + (<usize>j << 2));
+          if (abs(v) == amax) {
+            m = v;
+            break;
+          }
+        }
+        id = amax != 0 ? <f32>-127 / m : 0;
+        d = amax != 0 ? <f32>1 / id : 0;
+      }
+      const vid = f32x4.splat(id);
       const qb = qr + (<usize>b << 6);
       let sum = i32x4.splat(0);
       for (let c = 0; c < 4; c++) {
-        const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + (<usize>c << 5)), id)));
-        const e = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + (<usize>c << 5), 16), id)));
+        const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + (<usize>c << 5)), vid)));
+        const e = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + (<usize>c << 5), 16), vid)));
         sum = i32x4.add(sum, i32x4.add(a, e));
         v128.store(qb + (<usize>c << 4), i16x8.narrow_i32x4_s(a, e));
       }

@@ -29,7 +29,7 @@ export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;
 export interface CpuExports extends HeapExports {
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
   linearQ8(fmt: number, out: number, ldo: number, xq: number, ldq: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
-  quantizeActs(xq: number, x: number, ldx: number, T: number, K: number): void;
+  quantizeActs(xq: number, x: number, ldx: number, T: number, K: number, wide: boolean): void;
   dequantRow(fmt: number, out: number, w: number, K: number): void;
   rmsNorm(out: number, ldo: number, x: number, ldx: number, w: number, rows: number, H: number, eps: number): void;
   layerNorm(out: number, ldo: number, x: number, ldx: number, w: number, b: number, rows: number, H: number, eps: number): void;
@@ -71,7 +71,8 @@ export class CpuKernels extends WasmHeap {
       this.acts = { ptr: 0, bytes: 0 }; // (nothing held if alloc throws)
       this.acts = { ptr: this.alloc(T * ldq), bytes: T * ldq };
     }
-    this.k.quantizeActs(this.acts.ptr, x, ldx, T, K);
+    // llama.cpp's activation blocks: q8_K (a scale per 256) for the 256-blocks formats, q8_0 (per 32) for the others.
+    this.k.quantizeActs(this.acts.ptr, x, ldx, T, K, fmt === CPU_FORMATS.q4_k || fmt === CPU_FORMATS.iq4_xs);
     this.split(CPU_OPS.linearQ8, fmt, out, ldo, this.acts.ptr, ldq, w, rowBytes, T, N, K, acc, panel);
   }
 

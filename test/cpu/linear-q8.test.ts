@@ -1,7 +1,6 @@
 /**
  * cpu.wasm's 8-bit-activation matmul (assembly/cpu/linear-q8.ts) against an f64 reference of the same math:
- * quantizeActs gives exactly the reference's Q8 blocks (d = max|x| / 127 in f32, q = x * (1 / d) rounded to nearest
- * even), and linearQ8, through the facade (CpuKernels.linear: quantize once, then the integer GEMV or GEMM),
+ * quantizeActs gives exactly the reference's blocks (llama.cpp's q8_0 and q8_K activations), and linearQ8, through the facade (CpuKernels.linear: quantize once, then the integer GEMV or GEMM),
  * matches sum_b dx[b] sum_k w[k] q[k] in f64 over the dequantized weights, up to the f32 rounding of the block
  * sums, for every quantized format: ragged rows, tokens and strides, accumulation, and on 3 threads.
  */
@@ -32,29 +31,42 @@ function nearestEven(v: number): number {
   return d > 0.5 || (d === 0.5 && f % 2 !== 0) ? f + 1 : f;
 }
 
-/** The reference Q8 blocks of rows x [T, ldx] (K values each): q, d and d * sum(q) per block of 32. */
-function quantizeRef(x: Float32Array, T: number, ldx: number, K: number) {
+/**
+ * The reference 8-bit blocks of rows x [T, ldx] (K values each): q, d and d * sum(q) per block of 32, as llama.cpp
+ * quantizes activations: q8_0 (d = max|x| / 127, q = x * (127 / max|x|) rounded) or, `wide`, q8_K (per 256: m the
+ * first value of largest |x|, s = -127 / m, q = x * s rounded, d = 1 / s); ties to even, products in f32.
+ */
+function quantizeRef(x: Float32Array, T: number, ldx: number, K: number, wide = false) {
   const nb = K / 32;
   const q = new Int16Array(T * K);
   const d = new Float32Array(T * nb);
   const s = new Float32Array(T * nb);
-  for (let t = 0; t < T; t++)
+  for (let t = 0; t < T; t++) {
+    let db = 0;
+    let id = 0;
     for (let b = 0; b < nb; b++) {
       const at = t * ldx + b * 32;
-      let amax = 0;
-      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[at + j]));
-      const db = Math.fround(amax / 127);
-      const id = db !== 0 ? Math.fround(1 / db) : 0;
+      if (!wide || b % 8 === 0) {
+        const n = wide ? 256 : 32;
+        let amax = 0;
+        let m = 0;
+        for (let j = 0; j < n; j++) if (Math.abs(x[at + j]) > amax) [amax, m] = [Math.abs(x[at + j]), x[at + j]];
+        id = amax === 0 ? 0 : wide ? Math.fround(-127 / m) : Math.fround(127 / amax);
+        db = amax === 0 ? 0 : wide ? Math.fround(1 / id) : Math.fround(amax / 127);
+      }
       let sum = 0;
       for (let j = 0; j < 32; j++) sum += q[t * K + b * 32 + j] = nearestEven(Math.fround(x[at + j] * id));
       d[t * nb + b] = db;
       s[t * nb + b] = Math.fround(db * sum);
     }
+  }
   return { q, d, s };
 }
 
 const QUANTIZED = (Object.keys(CPU_FORMATS) as CpuFormat[]).filter((f) => f !== 'f32' && f !== 'f16') as QuantFormat[];
 const BLOCK: Record<string, number> = { q8_0: 32, q4_0: 32, iq4_nl: 32, q4_k: 256, iq4_xs: 256 };
+/** The 256-blocks formats take q8_K activations (a scale per 256), as in llama.cpp. */
+const wideActs = (f: QuantFormat) => BLOCK[f] === 256;
 
 /** Copies data into fresh wasm memory; returns its pointer. */
 function put(cpu: CpuKernels, data: Float32Array | Uint8Array): number {
@@ -76,7 +88,7 @@ function check(cpu: CpuKernels, format: QuantFormat, T: number, N: number, K: nu
   const ldx = K + 32; // strided tokens
   const x = randoms(T * ldx, r, 3);
   for (let k = 0; k < 32; k++) x[k] = 0; // an all-zero block: d = 0
-  const ref = quantizeRef(x, T, ldx, K);
+  const ref = quantizeRef(x, T, ldx, K, wideActs(format));
   const ldo = N + 3; // a wider output: the matrix writes its own columns only
   const init = randoms(T * ldo, r);
   const w = put(cpu, bytes);
@@ -104,7 +116,7 @@ function check(cpu: CpuKernels, format: QuantFormat, T: number, N: number, K: nu
             a += Math.abs(wv[n * K + k] * ref.q[t * K + k]);
           }
           want += ref.d[t * nb + b] * s;
-          mag += ref.d[t * nb + b] * a;
+          mag += Math.abs(ref.d[t * nb + b]) * a; // (q8_K scales may be negative)
         }
         const tol = 2 ** -22 * (nb + 4) * mag + 1e-30;
         if (!(Math.abs(got[i] - want) <= tol)) expect.fail(`${format} T ${T} N ${N} K ${K} acc ${acc}: out[${t}, ${n}] = ${got[i]}, want ${want} (tol ${tol})`);
@@ -118,16 +130,16 @@ describe('8-bit activations', () => {
     cpu = await loadCpuKernels();
   });
 
-  it('quantizeActs gives the reference Q8 blocks exactly (zero blocks, strided rows)', () => {
-    const [T, K, ldx] = [3, 96, 101];
+  it.each([false, true])('quantizeActs gives the reference blocks exactly (q8_K: %s; zero blocks, strided rows)', (wide) => {
+    const [T, K, ldx] = [3, 512, 517];
     const x = randoms(T * ldx, rng(11), 5);
     for (let k = 32; k < 64; k++) x[ldx + k] = 0;
-    x[5] = 1e-30; // a tiny block maximum: 1 / d stays finite
-    for (let k = 0; k < 32; k++) if (k !== 5) x[k] = 0;
-    const ref = quantizeRef(x, T, ldx, K);
+    for (let k = 256; k < 512; k++) x[2 * ldx + k] = 0;
+    for (let k = 0; k < 32; k++) x[k] = k === 5 ? -1e-30 : 0; // a tiny block maximum: the scales stay finite
+    const ref = quantizeRef(x, T, ldx, K, wide);
     const ldq = actRowBytes(K);
     const xq = cpu.alloc(T * ldq);
-    cpu.k.quantizeActs(xq, put(cpu, x), ldx, T, K);
+    cpu.k.quantizeActs(xq, put(cpu, x), ldx, T, K, wide);
     const nb = K / 32;
     for (let t = 0; t < T; t++) {
       const row = xq + t * ldq;
@@ -135,8 +147,8 @@ describe('8-bit activations', () => {
       expect(cpu.f32().slice((row + 2 * K) / 4, (row + 2 * K) / 4 + nb)).toEqual(ref.d.subarray(t * nb, (t + 1) * nb));
       expect(cpu.f32().slice((row + 2 * K) / 4 + nb, (row + 2 * K) / 4 + 2 * nb)).toEqual(ref.s.subarray(t * nb, (t + 1) * nb));
     }
-    expect(ref.q[5]).toBe(127);
-    expect([...ref.q.subarray(K + 32, K + 64)].every((v) => v === 0)).toBe(true);
+    if (!wide) expect(ref.q[5]).toBe(-127);
+    expect([...ref.q.subarray(2 * K + 256, 3 * K)].every((v) => v === 0)).toBe(true);
   });
 
   // GEMV (T < 4), GEMM with even and odd token counts, ragged rows (N % 4 != 0), the widest block counts.
