@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeCpuWorkers } from '../../bindings/node/cpu-workers.js';
 import { actRowBytes, CPU_FORMATS, loadCpuKernels, type CpuFormat, type CpuKernels } from '../../src/cpu/cpu-wasm.js';
 import { cpuRowBytes } from '../../src/cpu/cpu-weights.js';
-import { dequantizeRows, quantizeRows, type QuantFormat } from '../../src/layers/quant/index.js';
+import { dequantizeRows, quantizeRows } from '../../src/layers/quant/index.js';
 
 /** xorshift32 uniform in [-1, 1). */
 function rng(seed: number): () => number {
@@ -63,10 +63,12 @@ function quantizeRef(x: Float32Array, T: number, ldx: number, K: number, wide = 
   return { q, d, s };
 }
 
-const QUANTIZED = (Object.keys(CPU_FORMATS) as CpuFormat[]).filter((f) => f !== 'f32' && f !== 'f16') as QuantFormat[];
+/** The CPU's quantized weight formats (all but f32 / f16). */
+type CpuQuant = Exclude<CpuFormat, 'f32' | 'f16'>;
+const QUANTIZED = (Object.keys(CPU_FORMATS) as CpuFormat[]).filter((f): f is CpuQuant => f !== 'f32' && f !== 'f16');
 const BLOCK: Record<string, number> = { q8_0: 32, q4_0: 32, iq4_nl: 32, q4_k: 256, iq4_xs: 256 };
 /** The 256-blocks formats take q8_K activations (a scale per 256), as in llama.cpp. */
-const wideActs = (f: QuantFormat) => BLOCK[f] === 256;
+const wideActs = (f: CpuQuant) => BLOCK[f] === 256;
 
 /** Copies data into fresh wasm memory; returns its pointer. */
 function put(cpu: CpuKernels, data: Float32Array | Uint8Array): number {
@@ -80,7 +82,7 @@ function put(cpu: CpuKernels, data: Float32Array | Uint8Array): number {
  * Runs out (+)= x W^T through cpu.linear on a random case and checks it against the f64 reference: within
  * 2^-22 (nb + 4) of sum |terms| (the f32 roundings of the scale products and of the sums over nb blocks).
  */
-function check(cpu: CpuKernels, format: QuantFormat, T: number, N: number, K: number, seed: number): void {
+function check(cpu: CpuKernels, format: CpuQuant, T: number, N: number, K: number, seed: number): void {
   const r = rng(seed);
   const wf = randoms(N * K, r);
   const bytes = quantizeRows(format, wf, N, K);
