@@ -1,7 +1,7 @@
 /**
  * The CPU backend (src/cpu/) end to end, through the engine: Hugging Face's goldens (greedy ids, top logprobs, the
  * argmax at every prompt position) on the embedded model and the shared test models with device 'cpu'; quantized
- * weights against the WebGPU path's quantized output; n > 1, seeds and prompt logprobs; device selection.
+ * weights (8-bit activations on the CPU) against the WebGPU path's quantized output, within the int8 rounding's reach; n > 1, seeds and prompt logprobs; device selection.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -91,17 +91,26 @@ async function cpuAndGpu(model: string, prompts: string[], params: SamplingParam
 
 const storyPrompts = goldens['tinystories-656K'].prompts.map((p) => p.text);
 
+// The CPU multiplies quantized weights with activations rounded to 8 bits per block of 32 (llama.cpp's scheme,
+// assembly/cpu/linear-q8.ts; test/cpu/linear-q8.test.ts checks that math exactly), the WebGPU path here with f32
+// activations: chosen tokens' logprobs move by up to 0.09 (measured here), as the GPU's own int8 GEMV moves them
+// against its float one (test/quant-int8-e2e.test.ts: up to 0.071, bounds 0.15) and llama.cpp's q8 activations move
+// tinystories-656K-q8_0 by up to 0.12 (test/gguf-models.test.ts). The same bounds here: logprobs within QTOL, and a
+// greedy step may part where the GPU's top-two margin is below QMARGIN.
+const QTOL = 0.15;
+const QMARGIN = 0.15;
+
 describe('quantized weights: the CPU gives the WebGPU path quantized output', () => {
   it.each(['q8_0', 'q4_0'])('quantization %s on load (embedded model)', async (quantization) => {
     const [cpu, gpu] = await cpuAndGpu(DEFAULT_MODEL, storyPrompts, greedy(24), { quantization });
-    expectSameRun(cpu, gpu, 2e-3);
+    expectSameRun(cpu, gpu, QTOL, QMARGIN);
     // The quantized model is not the f32 one: its first tokens still agree with HF's greedy ids.
     expect(cpu[0].outputs[0].tokenIds.slice(0, 4)).toEqual(goldens['tinystories-656K'].prompts[0].greedy_ids.slice(0, 4));
   });
 
   it("a GGUF file's q8_0 blocks, read packed", async () => {
     const [cpu, gpu] = await cpuAndGpu(join(modelDir('gguf'), 'tinystories-656K-q8_0.gguf'), storyPrompts, greedy(24));
-    expectSameRun(cpu, gpu, 2e-3);
+    expectSameRun(cpu, gpu, QTOL, QMARGIN);
   });
 
   describe('k-quant and iq4 GGUF files (a random Llama of width 256)', () => {
@@ -118,7 +127,7 @@ describe('quantized weights: the CPU gives the WebGPU path quantized output', ()
     // (the embedding included), the q6_k LM head dequantized on load.
     it.each(['Q4_K', 'Q4_K_M', 'IQ4_NL', 'IQ4_XS'])('%s', async (mix) => {
       const [cpu, gpu] = await cpuAndGpu(files[mix], ['Once upon a time', 'The cat sat'], greedy(16));
-      expectSameRun(cpu, gpu, 2e-3);
+      expectSameRun(cpu, gpu, QTOL, QMARGIN);
     });
   });
 });

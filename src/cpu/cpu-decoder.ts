@@ -15,7 +15,7 @@
  */
 import type { LayerType, ModelConfig } from '../config/model-config.js';
 import { ropeInvFreq } from '../config/model-config.js';
-import { CPU_ACTS, CPU_FORMATS, cpuBlockBytes, type CpuKernels } from './cpu-wasm.js';
+import { actRowBytes, CPU_ACTS, CPU_FORMATS, cpuBlockBytes, type CpuKernels } from './cpu-wasm.js';
 import type { CpuMatrix, CpuModelWeights, CpuNorm } from './cpu-weights.js';
 
 /** Sizes the decoder's buffers are made for. */
@@ -64,6 +64,7 @@ export function cpuDecoderBuffers(cfg: ModelConfig, sizes: CpuDecoderSizes) {
     xsOut: rows * Math.max(H, P),
     logits: rows * V,
     panel: 4 * Math.max(H, nH * D, I, P),
+    acts: Math.ceil((Math.max(T, rows) * actRowBytes(Math.max(H, nH * D, I, P))) / 4),
     scores: sizes.maxModelLen,
     cs: D,
     kvLayer: sizes.numBlocks * sizes.blockSize * nKv * D,
@@ -103,6 +104,7 @@ export class CpuDecoder {
   private readonly xsOut: number; // [logitRows, max(H, P)]
   readonly logits: number; // [logitRows, V]
   private readonly panel: number; // [4, widest K]: the GEMM's packed rows
+  private readonly acts: number; // [maxT, actRowBytes(widest K)] bytes: a quantized matmul's 8-bit activations
   private readonly scores: number; // [maxModelLen]
   private readonly cs: number; // [rotaryDim]: cos, sin of a token
   /** KV cache: per layer K and V f32 [numBlocks, blockSize, nKv, D]. */
@@ -137,6 +139,7 @@ export class CpuDecoder {
     this.xsOut = f(n.xsOut);
     this.logits = f(n.logits);
     this.panel = f(n.panel);
+    this.acts = f(n.acts);
     this.scores = f(n.scores);
     this.cs = f(n.cs);
     this.kCache = Array.from({ length: cfg.numLayers }, () => f(n.kvLayer));
@@ -163,7 +166,7 @@ export class CpuDecoder {
   /** out[t, :N] (+)= x[t, :K] W^T for the matrix's every segment (each its own columns of out). */
   private linear(m: CpuMatrix, out: number, ldo: number, x: number, ldx: number, T: number, acc = false): void {
     const k = this.cpu;
-    for (const s of m.segments) k.linear(CPU_FORMATS[s.format], out + 4 * s.rowStart, ldo, x, ldx, s.ptr, s.rowBytes, T, s.rows, m.cols, acc, this.panel);
+    for (const s of m.segments) k.linear(CPU_FORMATS[s.format], out + 4 * s.rowStart, ldo, x, ldx, s.ptr, s.rowBytes, T, s.rows, m.cols, acc, this.panel, this.acts);
   }
 
   /** Rows `ids` of an embedding-like matrix into out [T, cols] (added to out with `add`, through h). */

@@ -3,8 +3,8 @@
  * the same kernels (build/cpu-mt.wasm, cpu.wasm built over an imported shared memory) on the same memory. A row's
  * result does not depend on who computes it, so outputs are bit for bit the single-threaded ones.
  *
- * Protocol: each worker has a control slot of SLOT_WORDS i32 in the shared memory: [seq, done, ...the linear's
- * arguments]. The caller writes the arguments, bumps seq and notifies; the worker runs its rows, stores done = seq
+ * Protocol: each worker has a control slot of SLOT_WORDS i32 in the shared memory: [seq, done, ...the matmul's
+ * arguments, its op (CPU_OPS)]. The caller writes the arguments, bumps seq and notifies; the worker runs its rows, stores done = seq
  * and notifies; the caller waits (Atomics.wait: a worker thread, or Node's main thread) after doing its own rows.
  * seq = -1 stops a worker. Workers start from source text (CPU_WORKER_BODY) through the platform's CpuWorkerHost,
  * so the core imports no platform API.
@@ -21,7 +21,11 @@ export interface CpuWorkerHost {
   spawn(body: string, onMessage: (m: unknown) => void, onError: (e: unknown) => void): { postMessage(m: unknown): void; terminate(): void };
 }
 
-/** The worker: instantiate the kernels over the shared memory, say ready, then serve linear calls until seq < 0. */
+/** The matmul kernels a worker runs: linear (f32 activations) and linearQ8 (8-bit ones), the same arguments. */
+export const CPU_OPS = { linear: 0, linearQ8: 1 } as const;
+export type CpuOp = (typeof CPU_OPS)[keyof typeof CPU_OPS];
+
+/** The worker: instantiate the kernels over the shared memory, say ready, then serve matmul calls until seq < 0. */
 export const CPU_WORKER_BODY = `(receive, send) => receive(async ({ module, memory, slot }) => {
   const { exports } = await WebAssembly.instantiate(module, { env: { memory, abort() { throw new Error('cpu-mt.wasm aborted'); } } });
   const c = slot >> 2;
@@ -32,7 +36,7 @@ export const CPU_WORKER_BODY = `(receive, send) => receive(async ({ module, memo
     Atomics.wait(i32, c, seq);
     seq = Atomics.load(i32, c);
     if (seq < 0) return;
-    exports.linear(i32[c + 2], i32[c + 3], i32[c + 4], i32[c + 5], i32[c + 6], i32[c + 7], i32[c + 8], i32[c + 9], i32[c + 10], i32[c + 11], i32[c + 12] !== 0, i32[c + 13]);
+    (i32[c + 14] === ${CPU_OPS.linearQ8} ? exports.linearQ8 : exports.linear)(i32[c + 2], i32[c + 3], i32[c + 4], i32[c + 5], i32[c + 6], i32[c + 7], i32[c + 8], i32[c + 9], i32[c + 10], i32[c + 11], i32[c + 12] !== 0, i32[c + 13]);
     Atomics.store(i32, c + 1, seq);
     Atomics.notify(i32, c + 1);
   }
@@ -89,8 +93,8 @@ export class CpuThreads {
     return this.workers.length + 1;
   }
 
-  /** linear (assembly/cpu/linear.ts) with its N rows split in runs of 4 between the caller and the workers. */
-  linear(run: LinearFn, fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
+  /** A matmul (`run`, the kernel `op` names) with its N rows split in runs of 4 between the caller and the workers. */
+  linear(op: CpuOp, run: LinearFn, fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
     const parts = Math.min(this.count, Math.floor(N / 4));
     if (parts < 2 || N * K < MIN_SPLIT) return run(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
     const per = Math.ceil(N / parts / 4) * 4;
@@ -102,7 +106,7 @@ export class CpuThreads {
       const rows = Math.min(per, N - n0);
       if (rows <= 0) break;
       const c = this.slots[p - 1] >> 2;
-      i32.set([fmt, out + 4 * n0, ldo, x, ldx, w + n0 * rowBytes, rowBytes, T, rows, K, acc ? 1 : 0, this.panels[p - 1]], c + 2);
+      i32.set([fmt, out + 4 * n0, ldo, x, ldx, w + n0 * rowBytes, rowBytes, T, rows, K, acc ? 1 : 0, this.panels[p - 1], op], c + 2);
       Atomics.store(i32, c, seq);
       Atomics.notify(i32, c);
       started.push(c);

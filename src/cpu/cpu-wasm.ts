@@ -15,11 +15,14 @@ import wasmBytes from '../../build/cpu.wasm';
 import mtWasmBytes from '../../build/cpu-mt.wasm';
 import { abortImport, WasmHeap, type HeapExports } from '../wasm/heap.js';
 import { instantiateWasm } from '../wasm/modules.js';
-import { CpuThreads, type CpuWorkerHost } from './cpu-threads.js';
+import { CPU_OPS, CpuThreads, type CpuOp, type CpuWorkerHost } from './cpu-threads.js';
 
 /** Storage formats of a weight matrix, as assembly/cpu/linear.ts numbers them. */
 export const CPU_FORMATS = { f32: 0, f16: 1, q8_0: 2, q4_0: 3, q4_k: 4, iq4_nl: 5, iq4_xs: 6 } as const;
 export type CpuFormat = keyof typeof CPU_FORMATS;
+
+/** Bytes of one token's 8-bit activations over K inputs (assembly/cpu/linear-q8.ts: i16 [K], f32 [K / 32] twice). */
+export const actRowBytes = (K: number): number => 2 * K + K / 4;
 
 /** Activations, as assembly/cpu/ops.ts numbers them. */
 export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;
@@ -31,6 +34,8 @@ export interface CpuExports extends HeapExports {
   heapTop(): number;
   heapBase(): number;
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
+  linearQ8(fmt: number, out: number, ldo: number, xq: number, ldq: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
+  quantizeActs(xq: number, x: number, ldx: number, T: number, K: number, wide: boolean): void;
   dequantRow(fmt: number, out: number, w: number, K: number): void;
   rmsNorm(out: number, ldo: number, x: number, ldx: number, w: number, rows: number, H: number, eps: number): void;
   layerNorm(out: number, ldo: number, x: number, ldx: number, w: number, b: number, rows: number, H: number, eps: number): void;
@@ -70,10 +75,22 @@ export class CpuKernels extends WasmHeap {
     return this.k.heapTop() - this.k.heapBase();
   }
 
-  /** linear (assembly/cpu/linear.ts), its rows split across the threads when there are several. */
-  linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
-    if (this.threads) this.threads.linear(this.k.linear, fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
-    else this.k.linear(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+  /**
+   * out[t, :N] (+)= x[t, :K] W^T (x: f32 [T, ldx]), its rows split across the threads when there are several:
+   * f32 / f16 weights by linear (assembly/cpu/linear.ts, f32 products), the quantized formats by quantizing x to
+   * 8 bits once (quantizeActs) into `acts` and linearQ8 (integer products; assembly/cpu/linear-q8.ts).
+   * Scratch: `panel` of 16 K bytes; `acts` of T * actRowBytes(K) bytes (quantized formats only).
+   */
+  linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number, acts: number): void {
+    if (fmt === CPU_FORMATS.f32 || fmt === CPU_FORMATS.f16) return this.split(CPU_OPS.linear, fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+    // llama.cpp's activation blocks: q8_K (a scale per 256) for the 256-blocks formats, q8_0 (per 32) for the others.
+    this.k.quantizeActs(acts, x, ldx, T, K, fmt === CPU_FORMATS.q4_k || fmt === CPU_FORMATS.iq4_xs);
+    this.split(CPU_OPS.linearQ8, fmt, out, ldo, acts, actRowBytes(K), w, rowBytes, T, N, K, acc, panel);
+  }
+
+  private split(op: CpuOp, fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
+    if (this.threads) this.threads.linear(op, op === CPU_OPS.linear ? this.k.linear : this.k.linearQ8, fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+    else (op === CPU_OPS.linear ? this.k.linear : this.k.linearQ8)(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
   }
 
   /** Stops the workers, if any. */

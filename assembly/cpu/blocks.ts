@@ -1,0 +1,65 @@
+// The weight formats' numbers and the helpers that read their blocks, shared by the f32-activation kernels
+// (linear.ts) and the 8-bit-activation ones (linear-q8.ts). Block layouts are ggml's (src/layers/quant/formats/
+// legacy.ts, k-quants.ts, iq4.ts state them byte by byte). Not exported from the module (index.ts).
+
+export const FMT_F32: i32 = 0;
+export const FMT_F16: i32 = 1;
+export const FMT_Q8_0: i32 = 2;
+export const FMT_Q4_0: i32 = 3;
+export const FMT_Q4_K: i32 = 4;
+export const FMT_IQ4_NL: i32 = 5;
+export const FMT_IQ4_XS: i32 = 6;
+
+/** Tokens from which the panel GEMM beats the per-token GEMV. */
+export const GEMM_MIN_T: i32 = 4;
+
+/** ggml's kvalues_iq4nl as int8 lanes: i8x16.swizzle(iq4Table(), indices) looks 16 of them up at once. */
+@inline export function iq4Table(): v128 {
+  return i8x16(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+}
+
+/**
+ * An f16 (bits h) as f32, exactly, without touching a subnormal f32 (x86 takes a slow microcode path on every
+ * arithmetic op with a subnormal operand, and wasm cannot set flush-to-zero): normal values by rebiasing the
+ * exponent in the integer domain (+112 << 23), subnormal ones as their integer mantissa times 2^-24.
+ * Inf / NaN are not expected in weights.
+ */
+@inline export function halfToF32(h: u32): f32 {
+  const m = h & 0x7fff;
+  const mag = m < 0x400 ? <f32>m * reinterpret<f32>(0x33800000) : reinterpret<f32>((m << 13) + 0x38000000);
+  return reinterpret<f32>(reinterpret<u32>(mag) | ((h & 0x8000) << 16));
+}
+
+@inline export function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/** ggml's get_scale_min_k4: sub-block j's 6-bit scale (low 8 bits) and min (next 8) from the 12 bytes at s. */
+@inline export function scaleMinK4(j: i32, s: usize): u32 {
+  if (j < 4) return (<u32>load<u8>(s + j) & 63) | ((<u32>load<u8>(s + j + 4) & 63) << 8);
+  const a = <u32>load<u8>(s + j + 4);
+  const sc = (a & 0xf) | ((<u32>load<u8>(s + j - 4) >> 6) << 4);
+  const m = (a >> 4) | ((<u32>load<u8>(s + j) >> 6) << 4);
+  return sc | (m << 8);
+}
+
+/** iq4_xs sub-block j's scale ls - 32 (6 bits: 4 from scales_l at p + 4, 2 from scales_h at p + 2). */
+@inline export function iq4xsScale(p: usize, j: i32): f32 {
+  const lo = (<u32>load<u8>(p + 4 + (j >> 1)) >> (4 * (j & 1))) & 15;
+  const hi = (<u32>load<u16>(p + 2) >> (2 * j)) & 3;
+  return <f32>(<i32>(lo | (hi << 4)) - 32);
+}
+
+/** Four sums into out[0 .. 3] (added to what is there with acc). */
+@inline export function store4(out: usize, s0: f32, s1: f32, s2: f32, s3: f32, acc: bool): void {
+  if (acc) {
+    s0 += load<f32>(out);
+    s1 += load<f32>(out, 4);
+    s2 += load<f32>(out, 8);
+    s3 += load<f32>(out, 12);
+  }
+  store<f32>(out, s0);
+  store<f32>(out, s1, 4);
+  store<f32>(out, s2, 8);
+  store<f32>(out, s3, 12);
+}

@@ -1,0 +1,376 @@
+// Matmul of quantized weights (q8_0, q4_0, q4_k, iq4_nl, iq4_xs) with 8-bit activations, llama.cpp's scheme:
+// each token's row of x is quantized once per matmul (quantizeActs: llama.cpp's q8_0, a scale per 32 values, or its
+// q8_K for the 256-blocks formats, a scale per 256), then every weight block of 32 is an integer dot product, scaled
+// once:
+//   out[t, n] (+)= sum_b  ws[n, b] dx[t, b] sum_{k in b} wq[n, k] xq[t, k]  -  wm[n, b] dx[t, b] sum_{k in b} xq[t, k]
+// where the weight block is ws wq - wm (wm = 0 but for q4_k's mins). The integer sums are exact (|wq xq| <= 128 127,
+// 32 of them < 2^24, so their f32 conversion is too); the f32 rounding is in the scale products and the sums over
+// blocks.
+//
+// Quantized activations, one row of ldq = actRowBytes(K) bytes per token (K a multiple of 32, nb = K / 32):
+//   [0, 2K)              i16 xq[K]   (values in [-127, 127], widened once so that i32x4.dot_i16x8_s reads them)
+//   [2K, 2K + 4 nb)      f32 dx[nb]
+//   [2K + 4 nb, ldq)     f32 sx[nb] = dx * sum_{k in b} xq[k]   (for q4_k's mins)
+//
+// Two paths, as linear.ts's:
+// - GEMV (T < GEMM_MIN_T, decode): each row's blocks are widened to i16 in registers inside the dot product.
+// - GEMM (prefill): per panel of 4 rows, the rows are unpacked once into `panel` (i16 [4, K], then f32 block scales
+//   [nb, 4] and mins [nb, 4], the 4 rows side by side), then a 4 x 2 micro-kernel (8 i32x4 block sums, 2 f32x4
+//   accumulators) runs every pair of tokens over it: one i32x4.dot_i16x8_s is 8 multiply-adds.
+
+import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, halfToF32, hsum, iq4Table, iq4xsScale, scaleMinK4, store4 } from './blocks';
+
+/** Bytes of one token's quantized activations (K values; see the header). */
+@inline function actRowBytes(K: i32): usize {
+  return (<usize>K << 1) + (<usize>K >> 2);
+}
+
+/** max |x| over n floats at x (n a multiple of 32). */
+@inline function absMax(x: usize, n: i32): f32 {
+  let m = f32x4.splat(0);
+  for (let o: usize = 0; o < (<usize>n << 2); o += 32) m = f32x4.max(m, f32x4.max(f32x4.abs(v128.load(x + o)), f32x4.abs(v128.load(x + o, 16))));
+  return max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+}
+
+/**
+ * Quantizes x (f32 [T, ldx], K a multiple of 32) into xq (T rows of actRowBytes(K) bytes), as llama.cpp's x86 CPU
+ * backend does for the weights' dot products:
+ * - q8_0 (`wide` false; for q8_0, q4_0, iq4_nl weights): per block of 32, d = max|x| / 127, q = nearest(x * (127 /
+ *   max|x|)) (0 for an all-zero block);
+ * - q8_K (`wide`: K a multiple of 256; for q4_k, iq4_xs weights): per block of 256, m = the value of largest |x| (the
+ *   first such), s = -127 / m, q = nearest(x * s), d = 1 / s, written as the d of each of its 8 blocks of 32;
+ * nearest: ties to even; then sx = d * sum(q) per block of 32.
+ */
+export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, wide: bool): void {
+  const nb = K >> 5;
+  const ldq = actRowBytes(K);
+  for (let t = 0; t < T; t++) {
+    const xr = x + ((<usize>t * <usize>ldx) << 2);
+    const qr = xq + <usize>t * ldq;
+    const dr = qr + (<usize>K << 1);
+    const sr = dr + (<usize>nb << 2);
+    let d: f32 = 0;
+    let id: f32 = 0;
+    for (let b = 0; b < nb; b++) {
+      const xb = xr + (<usize>b << 7);
+      if (!wide) {
+        const amax = absMax(xb, 32);
+        d = amax / 127;
+        id = amax != 0 ? <f32>127 / amax : 0;
+      } else if ((b & 7) == 0) {
+        const amax = absMax(xb, 256);
+        let m: f32 = 0;
+        for (let j = 0; j < 256; j++) {
+          const v = load<f32>(xb + (<usize>j << 2));
+          if (abs(v) == amax) {
+            m = v;
+            break;
+          }
+        }
+        id = amax != 0 ? <f32>-127 / m : 0;
+        d = amax != 0 ? <f32>1 / id : 0;
+      }
+      const vid = f32x4.splat(id);
+      const qb = qr + (<usize>b << 6);
+      let sum = i32x4.splat(0);
+      for (let c = 0; c < 4; c++) {
+        const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + (<usize>c << 5)), vid)));
+        const e = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + (<usize>c << 5), 16), vid)));
+        sum = i32x4.add(sum, i32x4.add(a, e));
+        v128.store(qb + (<usize>c << 4), i16x8.narrow_i32x4_s(a, e));
+      }
+      const s = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
+      store<f32>(dr + (<usize>b << 2), d);
+      store<f32>(sr + (<usize>b << 2), d * <f32>s);
+    }
+  }
+}
+
+/** sum_k w[k] xq[k] over one block of 32 int8 weights (lo: elements 0..15, hi: 16..31) and the i16 xq at xb. */
+@inline function dot32(lo: v128, hi: v128, xb: usize): v128 {
+  let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), v128.load(xb));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), v128.load(xb, 16)));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(xb, 32)));
+  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), v128.load(xb, 48)));
+}
+
+/** acc + s (i32x4 block sums) * f. */
+@inline function scaled(acc: v128, s: v128, f: f32): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f)));
+}
+
+// ---- Dot products of one packed row with one token's quantized activations q (K values) ----
+
+/** q8_0: 34-byte blocks: f16 d, 32 int8 q; w = d q. */
+function dotQ8_0(w: usize, q: usize, K: i32): f32 {
+  const dx = q + (<usize>K << 1);
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < K >> 5; b++) {
+    const p = w + <usize>b * 34;
+    const s = dot32(v128.load(p + 2), v128.load(p + 18), q + (<usize>b << 6));
+    acc = scaled(acc, s, halfToF32(load<u16>(p)) * load<f32>(dx + (<usize>b << 2)));
+  }
+  return hsum(acc);
+}
+
+/** q4_0: 18-byte blocks: f16 d, 16 bytes: element j in the low nibble of byte j, 16 + j in its high one; w = d (q - 8). */
+function dotQ4_0(w: usize, q: usize, K: i32): f32 {
+  const dx = q + (<usize>K << 1);
+  const mask = i8x16.splat(0x0f);
+  const eight = i8x16.splat(8);
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < K >> 5; b++) {
+    const p = w + <usize>b * 18;
+    const v = v128.load(p + 2);
+    const s = dot32(i8x16.sub(v128.and(v, mask), eight), i8x16.sub(i8x16.shr_u(v, 4), eight), q + (<usize>b << 6));
+    acc = scaled(acc, s, halfToF32(load<u16>(p)) * load<f32>(dx + (<usize>b << 2)));
+  }
+  return hsum(acc);
+}
+
+/**
+ * q4_k: 144-byte blocks of 256: f16 d, f16 dmin, 12 bytes of 6-bit scales / mins, 128 bytes qs; element 64 g + l
+ * (l < 32) in the low nibble of qs[32 g + l], 64 g + 32 + l in the high one; w = (d sc_j) q - (dmin m_j), j = e / 32.
+ */
+function dotQ4_K(w: usize, q: usize, K: i32): f32 {
+  const dx = q + (<usize>K << 1);
+  const sx = dx + (<usize>K >> 3);
+  const mask = i8x16.splat(0x0f);
+  let acc = f32x4.splat(0);
+  let mins: f32 = 0;
+  for (let b = 0; b < K >> 8; b++) {
+    const p = w + <usize>b * 144;
+    const d = halfToF32(load<u16>(p));
+    const dmin = halfToF32(load<u16>(p + 2));
+    for (let g = 0; g < 4; g++) {
+      const c = (b << 3) + 2 * g; // the first of the group's two sub-blocks
+      const q0 = v128.load(p + 16 + g * 32);
+      const q1 = v128.load(p + 32 + g * 32);
+      const sm1 = scaleMinK4(2 * g, p + 4);
+      const sm2 = scaleMinK4(2 * g + 1, p + 4);
+      const x1 = dx + (<usize>c << 2);
+      acc = scaled(acc, dot32(v128.and(q0, mask), v128.and(q1, mask), q + (<usize>c << 6)), d * <f32>(sm1 & 0xff) * load<f32>(x1));
+      acc = scaled(acc, dot32(i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4), q + (<usize>c << 6) + 64), d * <f32>(sm2 & 0xff) * load<f32>(x1, 4));
+      const s1 = sx + (<usize>c << 2);
+      mins += dmin * <f32>(sm1 >> 8) * load<f32>(s1) + dmin * <f32>(sm2 >> 8) * load<f32>(s1, 4);
+    }
+  }
+  return hsum(acc) - mins;
+}
+
+/** iq4_nl: 18-byte blocks as q4_0's, the nibbles indices into the table; w = d KV[q]. */
+function dotIQ4_NL(w: usize, q: usize, K: i32): f32 {
+  const dx = q + (<usize>K << 1);
+  const mask = i8x16.splat(0x0f);
+  const table = iq4Table();
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < K >> 5; b++) {
+    const p = w + <usize>b * 18;
+    const v = v128.load(p + 2);
+    const s = dot32(i8x16.swizzle(table, v128.and(v, mask)), i8x16.swizzle(table, i8x16.shr_u(v, 4)), q + (<usize>b << 6));
+    acc = scaled(acc, s, halfToF32(load<u16>(p)) * load<f32>(dx + (<usize>b << 2)));
+  }
+  return hsum(acc);
+}
+
+/** iq4_xs: 136-byte blocks of 256: f16 d, u16 scales_h, 4 bytes scales_l, 8 sub-blocks of 16 index bytes as iq4_nl's. */
+function dotIQ4_XS(w: usize, q: usize, K: i32): f32 {
+  const dx = q + (<usize>K << 1);
+  const mask = i8x16.splat(0x0f);
+  const table = iq4Table();
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < K >> 8; b++) {
+    const p = w + <usize>b * 136;
+    const d = halfToF32(load<u16>(p));
+    for (let j = 0; j < 8; j++) {
+      const c = (b << 3) + j;
+      const v = v128.load(p + 8 + j * 16);
+      const s = dot32(i8x16.swizzle(table, v128.and(v, mask)), i8x16.swizzle(table, i8x16.shr_u(v, 4)), q + (<usize>c << 6));
+      acc = scaled(acc, s, d * iq4xsScale(p, j) * load<f32>(dx + (<usize>c << 2)));
+    }
+  }
+  return hsum(acc);
+}
+
+@inline function dotRow(fmt: i32, w: usize, q: usize, K: i32): f32 {
+  if (fmt == FMT_Q8_0) return dotQ8_0(w, q, K);
+  if (fmt == FMT_Q4_0) return dotQ4_0(w, q, K);
+  if (fmt == FMT_Q4_K) return dotQ4_K(w, q, K);
+  if (fmt == FMT_IQ4_NL) return dotIQ4_NL(w, q, K);
+  return dotIQ4_XS(w, q, K);
+}
+
+// ---- Unpacking a row for the GEMM's panel ----
+
+/** One block of 32 int8 weights (lo: elements 0..15, hi: 16..31) as 32 i16 at o. */
+@inline function widen32(o: usize, lo: v128, hi: v128): void {
+  v128.store(o, i16x8.extend_low_i8x16_s(lo));
+  v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
+  v128.store(o, i16x8.extend_low_i8x16_s(hi), 32);
+  v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
+}
+
+/**
+ * Row w (K values of format fmt) as i16 wq [K] at o, its f32 block scales ws [K / 32] at s and mins wm [K / 32] at m,
+ * `ld` bytes apart (16: the panel's 4 rows side by side).
+ */
+function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, K: i32): void {
+  const mask = i8x16.splat(0x0f);
+  if (fmt == FMT_Q8_0) {
+    for (let b = 0; b < K >> 5; b++) {
+      const p = w + <usize>b * 34;
+      widen32(o + (<usize>b << 6), v128.load(p + 2), v128.load(p + 18));
+      store<f32>(s + <usize>b * ld, halfToF32(load<u16>(p)));
+    }
+  } else if (fmt == FMT_Q4_0) {
+    const eight = i8x16.splat(8);
+    for (let b = 0; b < K >> 5; b++) {
+      const p = w + <usize>b * 18;
+      const v = v128.load(p + 2);
+      widen32(o + (<usize>b << 6), i8x16.sub(v128.and(v, mask), eight), i8x16.sub(i8x16.shr_u(v, 4), eight));
+      store<f32>(s + <usize>b * ld, halfToF32(load<u16>(p)));
+    }
+  } else if (fmt == FMT_Q4_K) {
+    for (let b = 0; b < K >> 8; b++) {
+      const p = w + <usize>b * 144;
+      const d = halfToF32(load<u16>(p));
+      const dmin = halfToF32(load<u16>(p + 2));
+      for (let g = 0; g < 4; g++) {
+        const c = (b << 3) + 2 * g;
+        const q0 = v128.load(p + 16 + g * 32);
+        const q1 = v128.load(p + 32 + g * 32);
+        widen32(o + (<usize>c << 6), v128.and(q0, mask), v128.and(q1, mask));
+        widen32(o + (<usize>c << 6) + 64, i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4));
+        const sm1 = scaleMinK4(2 * g, p + 4);
+        const sm2 = scaleMinK4(2 * g + 1, p + 4);
+        store<f32>(s + <usize>c * ld, d * <f32>(sm1 & 0xff));
+        store<f32>(s + <usize>(c + 1) * ld, d * <f32>(sm2 & 0xff));
+        store<f32>(m + <usize>c * ld, dmin * <f32>(sm1 >> 8));
+        store<f32>(m + <usize>(c + 1) * ld, dmin * <f32>(sm2 >> 8));
+      }
+    }
+  } else {
+    // iq4_nl (18-byte blocks of 32) and iq4_xs (136-byte blocks of 256, 16 index bytes per 32).
+    const table = iq4Table();
+    const xs = fmt == FMT_IQ4_XS;
+    for (let c = 0; c < K >> 5; c++) {
+      const p = xs ? w + <usize>(c >> 3) * 136 : w + <usize>c * 18;
+      const v = v128.load(xs ? p + 8 + (c & 7) * 16 : p + 2);
+      widen32(o + (<usize>c << 6), i8x16.swizzle(table, v128.and(v, mask)), i8x16.swizzle(table, i8x16.shr_u(v, 4)));
+      const d = halfToF32(load<u16>(p));
+      store<f32>(s + <usize>c * ld, xs ? d * iq4xsScale(p, c & 7) : d);
+    }
+  }
+}
+
+// ---- The GEMM micro-kernel: 4 unpacked rows x 2 tokens ----
+
+/** [sum(a0), sum(a1), sum(a2), sum(a3)] of four i32x4 (a 4 x 4 transpose by unpacks, and adds). */
+@inline function rowSums(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const s01 = i32x4.add(i32x4.shuffle(a0, a1, 0, 4, 1, 5), i32x4.shuffle(a0, a1, 2, 6, 3, 7));
+  const s23 = i32x4.add(i32x4.shuffle(a2, a3, 0, 4, 1, 5), i32x4.shuffle(a2, a3, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(s01, s23, 0, 1, 4, 5), i32x4.shuffle(s01, s23, 2, 3, 6, 7));
+}
+
+/** The 8 multiply-adds of 8 i16 at w and u, added to a. */
+@inline function madd(a: v128, w: v128, u: v128): v128 {
+  return i32x4.add(a, i32x4.dot_i16x8_s(w, u));
+}
+
+/**
+ * out[t0 .. t0 + 1][n .. n + 3] over the panel (4 rows: i16 wq [4, K], then f32 ws [nb, 4]: the rows' block scales
+ * side by side) and the quantized tokens at x0, x1; q4_k's min terms are left to the caller. Per block: 8 i32x4
+ * sums (4 rows x 2 tokens), reduced to one i32x4 of the 4 rows per token, scaled by ws[b] dx[t, b].
+ */
+function tile4x2(out: usize, ldo: usize, panel: usize, x0: usize, x1: usize, K: i32, acc: bool): void {
+  const stride = <usize>K << 1;
+  const ws = panel + (stride << 2);
+  let f0 = f32x4.splat(0);
+  let f1 = f32x4.splat(0);
+  for (let b = 0; b < K >> 5; b++) {
+    const o = <usize>b << 6;
+    const p0 = panel + o, p1 = p0 + stride, p2 = p1 + stride, p3 = p2 + stride;
+    let u = v128.load(x0 + o), v = v128.load(x1 + o);
+    let w0 = v128.load(p0), w1 = v128.load(p1), w2 = v128.load(p2), w3 = v128.load(p3);
+    let a00 = i32x4.dot_i16x8_s(w0, u), a01 = i32x4.dot_i16x8_s(w1, u), a02 = i32x4.dot_i16x8_s(w2, u), a03 = i32x4.dot_i16x8_s(w3, u);
+    let a10 = i32x4.dot_i16x8_s(w0, v), a11 = i32x4.dot_i16x8_s(w1, v), a12 = i32x4.dot_i16x8_s(w2, v), a13 = i32x4.dot_i16x8_s(w3, v);
+    for (let c: usize = 16; c < 64; c += 16) {
+      u = v128.load(x0 + o + c);
+      v = v128.load(x1 + o + c);
+      w0 = v128.load(p0 + c);
+      w1 = v128.load(p1 + c);
+      w2 = v128.load(p2 + c);
+      w3 = v128.load(p3 + c);
+      a00 = madd(a00, w0, u);
+      a01 = madd(a01, w1, u);
+      a02 = madd(a02, w2, u);
+      a03 = madd(a03, w3, u);
+      a10 = madd(a10, w0, v);
+      a11 = madd(a11, w1, v);
+      a12 = madd(a12, w2, v);
+      a13 = madd(a13, w3, v);
+    }
+    const s = v128.load(ws + (<usize>b << 4));
+    const db = <usize>b << 2;
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(rowSums(a00, a01, a02, a03)), f32x4.mul(s, f32x4.splat(load<f32>(x0 + stride + db)))));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(rowSums(a10, a11, a12, a13)), f32x4.mul(s, f32x4.splat(load<f32>(x1 + stride + db)))));
+  }
+  if (acc) {
+    f0 = f32x4.add(f0, v128.load(out));
+    f1 = f32x4.add(f1, v128.load(out + ldo));
+  }
+  v128.store(out, f0);
+  v128.store(out + ldo, f1);
+}
+
+/** out[t][n .. n + 3] -= sum_b wm[b] sx[t, b] over the panel's 4 rows (q4_k's mins; wm f32 [nb, 4] at m). */
+function subtractMins(out: usize, m: usize, xt: usize, K: i32): void {
+  const nb = K >> 5;
+  const sx = xt + (<usize>K << 1) + (<usize>nb << 2);
+  let a = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) a = f32x4.add(a, f32x4.mul(v128.load(m + (<usize>b << 4)), f32x4.splat(load<f32>(sx + (<usize>b << 2)))));
+  v128.store(out, f32x4.sub(v128.load(out), a));
+}
+
+/**
+ * out[t, n] (+)= W[n, :] . x[t, :] for t < T, n < N, over quantized activations (the header's formula).
+ * @param out    f32 [T, ldo] (element offset 0 is out[0, 0] of this matrix's columns)
+ * @param xq     T rows of ldq bytes, from quantizeActs over the same K
+ * @param w      N rows of `rowBytes` bytes in format fmt (q8_0, q4_0, q4_k, iq4_nl, iq4_xs; K a multiple of its block)
+ * @param panel  scratch of 9 K bytes (the GEMM's unpacked rows); unused for T < GEMM_MIN_T
+ * @param acc    add to out (a residual) instead of overwriting it
+ */
+export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w: usize, rowBytes: i32, T: i32, N: i32, K: i32, acc: bool, panel: usize): void {
+  const ldoB = <usize>ldo << 2;
+  const ldqB = <usize>ldq;
+  const rb = <usize>rowBytes;
+  const n4 = T < GEMM_MIN_T ? 0 : N & ~3;
+  const T2 = T & ~1;
+  const nb = K >> 5;
+  const ws = panel + (<usize>K << 3); // after wq [4, K] i16
+  const wm = ws + (<usize>nb << 4);
+  for (let n = 0; n < n4; n += 4) {
+    const rows = w + <usize>n * rb;
+    for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows + <usize>r * rb, K);
+    const on = out + (<usize>n << 2);
+    for (let t = 0; t < T2; t += 2) {
+      const x0 = xq + <usize>t * ldqB;
+      tile4x2(on + <usize>t * ldoB, ldoB, panel, x0, x0 + ldqB, K, acc);
+    }
+    if (T2 < T) {
+      const xt = xq + <usize>T2 * ldqB;
+      const ot = on + <usize>T2 * ldoB;
+      store4(ot, dotRow(fmt, rows, xt, K), dotRow(fmt, rows + rb, xt, K), dotRow(fmt, rows + 2 * rb, xt, K), dotRow(fmt, rows + 3 * rb, xt, K), acc);
+    }
+    if (fmt == FMT_Q4_K) for (let t = 0; t < T2; t++) subtractMins(on + <usize>t * ldoB, wm, xq + <usize>t * ldqB, K);
+  }
+  for (let t = 0; t < T; t++) {
+    const xt = xq + <usize>t * ldqB;
+    const ot = out + <usize>t * ldoB;
+    for (let n = n4; n < N; n++) {
+      const s = dotRow(fmt, w + <usize>n * rb, xt, K);
+      const o = ot + (<usize>n << 2);
+      store<f32>(o, acc ? load<f32>(o) + s : s);
+    }
+  }
+}
