@@ -256,6 +256,30 @@ describe('stage 4: draws follow the reference distribution (chi-square)', () => 
     expectChiSquare(draws(big, flat, { topP: 0.995 }, n, 64), ref, n);
   });
 
+  it('vocab 151936, a grammar-masked row (-inf outside scattered runs): the draws skip masked runs exactly', () => {
+    // 1,200 allowed tokens in runs of 1-40 with gaps of 1-400: whole 16-token groups are masked, others partly.
+    const masked = new Float32Array(151936).fill(-Infinity);
+    const live = normalRow(151936, 13, 1);
+    const r = rng(21);
+    for (let i = 5, k = 0; k < 1200 && i < masked.length; i += 1 + Math.floor(r() * 400)) {
+      for (let e = i + 1 + Math.floor(r() * 40); i < e && k < 1200; i++, k++) masked[i] = live[i];
+    }
+    // One token on top, the rest 16.3-17.7 below it (outside the candidates) with ~5e-5 of the mass: top-p
+    // 0.99999 puts the boundary among them, so the draw widens to every survivor.
+    const deep = Float32Array.from(masked, (x) => x * 0.2 - 17);
+    const top = masked.findIndex((x) => x > -Infinity);
+    deep[top] = 0;
+    const tail = 1 - 1 / deep.reduce((z, l) => z + Math.exp(l), 0);
+    expect(tail).toBeGreaterThan(2e-5);
+    for (const [row, init] of [
+      [masked, { temperature: 0.8 }], [masked, { temperature: 0.8, topP: 0.95 }], [masked, { topP: 0.9, minP: 0.02 }],
+      [deep, { topP: 0.99999 }], [deep, { temperature: 1 }],
+    ] as [Float32Array, SamplingParamsInit][]) {
+      const n = 3000;
+      expectChiSquare(draws(big, row, init, n, 64), refProbs(Float64Array.from(row), new SamplingParams(init)), n);
+    }
+  });
+
   it('boundaries in the tail bin (tokens beyond 16/T below the max) stay exact', async () => {
     const V2 = 4096;
     const s = await samplerFor(V2);

@@ -48,6 +48,15 @@ export function sampleRow(row: usize, v: i32, vp: i32, p: usize, stride: usize, 
   return orArgmax(id, row, vp);
 }
 
+/**
+ * Whether any of 16 scaled logits x = (l - m) / T reaches exp4's range; when none does, all 16 weights are +0
+ * (a grammar's masked tokens are -inf) and skipping them changes no bit of a sum.
+ */
+// @ts-ignore: decorator
+@inline function anyWeight(x0: v128, x1: v128, x2: v128, x3: v128, vlo: v128): bool {
+  return v128.any_true(v128.or(v128.or(f32x4.ge(x0, vlo), f32x4.ge(x1, vlo)), v128.or(f32x4.ge(x2, vlo), f32x4.ge(x3, vlo))));
+}
+
 // @ts-ignore: decorator
 @inline function orArgmax(id: i32, row: usize, vp: i32): i32 {
   return id >= 0 ? id : argmax(row, vp);
@@ -174,6 +183,7 @@ function collect(
   const top = f32x4.splat(<f32>(HIST_BINS - 1));
   const magic = f32x4.splat(MAGIC);
   const magicBits = i32x4.splat(reinterpret<i32>(MAGIC));
+  const vlo = f32x4.splat(EXP_MIN);
   let acc = f64x2.splat(0);
   let n: usize = 0;
   for (let i: usize = 0; i < <usize>vp; i += 16) {
@@ -192,10 +202,16 @@ function collect(
     const d1 = f32x4.sub(l1, vm);
     const d2 = f32x4.sub(l2, vm);
     const d3 = f32x4.sub(l3, vm);
-    const w0 = v128.and(exp4(f32x4.mul(d0, vt)), f32x4.ge(l0, vf));
-    const w1 = v128.and(exp4(f32x4.mul(d1, vt)), f32x4.ge(l1, vf));
-    const w2 = v128.and(exp4(f32x4.mul(d2, vt)), f32x4.ge(l2, vf));
-    const w3 = v128.and(exp4(f32x4.mul(d3, vt)), f32x4.ge(l3, vf));
+    const x0 = f32x4.mul(d0, vt);
+    const x1 = f32x4.mul(d1, vt);
+    const x2 = f32x4.mul(d2, vt);
+    const x3 = f32x4.mul(d3, vt);
+    // No candidate and 16 weights of +0: nothing for the tail either.
+    if (c == 0 && !anyWeight(x0, x1, x2, x3, vlo)) continue;
+    const w0 = v128.and(exp4(x0), f32x4.ge(l0, vf));
+    const w1 = v128.and(exp4(x1), f32x4.ge(l1, vf));
+    const w2 = v128.and(exp4(x2), f32x4.ge(l2, vf));
+    const w3 = v128.and(exp4(x3), f32x4.ge(l3, vf));
     if (needTail) {
       const e = f32x4.add(f32x4.add(w0, w1), f32x4.add(w2, w3));
       acc = f64x2.add(acc, f64x2.add(f64x2.promote_low_f32x4(e), f64x2.promote_low_f32x4(f32x4.shuffle(e, e, 2, 3, 0, 1))));
@@ -250,13 +266,7 @@ function drawPlain(row: usize, vp: i32, m: f32, invT: f32, floor: f32, u: f64, b
       const x1 = f32x4.mul(f32x4.sub(l1, vm), vt);
       const x2 = f32x4.mul(f32x4.sub(l2, vm), vt);
       const x3 = f32x4.mul(f32x4.sub(l3, vm), vt);
-      // 16 tokens of weight 0 (exp4 gives +0 below its range; -inf: a grammar's masked tokens) add +0 to every
-      // partial sum, so skipping them changes no bit of the sums (a masked row is mostly such runs).
-      const live = v128.or(
-        v128.or(v128.and(f32x4.ge(x0, vlo), f32x4.ge(l0, vf)), v128.and(f32x4.ge(x1, vlo), f32x4.ge(l1, vf))),
-        v128.or(v128.and(f32x4.ge(x2, vlo), f32x4.ge(l2, vf)), v128.and(f32x4.ge(x3, vlo), f32x4.ge(l3, vf))),
-      );
-      if (!v128.any_true(live)) continue;
+      if (!anyWeight(x0, x1, x2, x3, vlo)) continue;
       const w0 = v128.and(exp4(x0), f32x4.ge(l0, vf));
       const w1 = v128.and(exp4(x1), f32x4.ge(l1, vf));
       const w2 = v128.and(exp4(x2), f32x4.ge(l2, vf));
