@@ -7,11 +7,14 @@
  * Run (built by `npm run build` into build/bench):
  *   node build/bench/quant-ops.js [--formats q4_0,q8_0,q4_k,q6_k] [--tokens 1,4,16,64,512]
  *     [--gemv 128:32:2,64:8:2] [--int8 off,on] [--shapes qkv,gate/up,down] [--quick] [--unsafe]
+ *     [--mma-tiles default,4:2:1:2:2,2:4:2:2:1] [--no-tiled]
  * --gemv: tuning.quantGemv variants (threads:lanes:rows) for T <= 8 (default: the device's tuning, quantGemvOne
  * at T = 1); above 8, 'mma' (subgroup matrices, where the device has them) and 'tiled' (registers). --int8: the
  * GEMV with float activations (off) and/or int8 ones (on: tuning.quantGemvInt8MinTokens = 1, where the device has
  * packed_4x8_integer_dot_product; default: the device's tuning); with both, the int8 rows print their speedup
- * (off time / on time). --quick: small shapes for CPU WebGPU.
+ * (off time / on time). --mma-tiles: subgroup-matrix tiles to compare above 8 tokens (tuning.mmaTiles' tile
+ * fields joined by ':'; 'default': the device's table; block formats stage their weight, so DIRECT is ignored);
+ * --no-tiled drops the register-blocked kernel. --quick: small shapes for CPU WebGPU.
  * The int8 comparison on an H200: node build/bench/quant-ops.js --tokens 1,4,8 --int8 off,on
  *
  * Timing as bench/ops.js: repetitions recorded into one submit, cycling through copies of the weight (>= 256 MB in
@@ -22,7 +25,7 @@ import { dawnFlags, nodeGpu } from '../bindings/node/webgpu.js';
 import { GpuContext } from '../src/gpu/context.js';
 import { Recorder } from '../src/gpu/recorder.js';
 import { createTensor, readTensor, uploadTensor } from '../src/gpu/tensor.js';
-import type { KernelTuning } from '../src/gpu/tuning.js';
+import type { KernelTuning, MmaTile } from '../src/gpu/tuning.js';
 import { blockFormat, dequantizeRows, quantizeRows, quantMethod, rowBytes, type QuantFormat } from '../src/layers/quant/index.js';
 import type { QuantLinearWeight } from '../src/layers/quant/method.js';
 
@@ -81,6 +84,8 @@ async function main() {
   });
   if (int8s.includes(true) && !ctx.packedDot) throw new Error('--int8 on: this device lacks WGSL packed_4x8_integer_dot_product');
   const pick = option('--shapes')?.split(',');
+  const mmaTiles = option('--mma-tiles') ? list('--mma-tiles', '').map((t) => (t === 'default' ? null : (t.split(':').map(Number) as MmaTile))) : [null];
+  const tiled = !flag('--no-tiled');
   const shapes: [string, number, number, boolean][] = quick
     ? [['square', 512, 512, false], ['gate/up', 2048, 512, true]]
     : [['qkv', 3072, 2048, false], ['gate/up', 16384, 2048, true], ['down', 2048, 8192, false]];
@@ -117,8 +122,12 @@ async function main() {
                 }),
               )
             : [
-                ...(ctx.subgroupMatrix ? [['mma', base] as [string, KernelTuning]] : []),
-                ['tiled', { ...base, mmaMinTokens: 0 }],
+                ...(ctx.subgroupMatrix
+                  ? mmaTiles.map((tile): [string, KernelTuning] =>
+                      tile ? [`mma ${tile.join('/')}`, { ...base, mmaTiles: [{ maxTokens: Infinity, tile }] }] : ['mma', base],
+                    )
+                  : []),
+                ...(tiled ? [['tiled', { ...base, mmaMinTokens: 0 }] as [string, KernelTuning]] : []),
               ];
         /** Float-activation GEMV times by shape, for the int8 rows' speedup. */
         const floatTimes = new Map<string, number>();
