@@ -63,6 +63,17 @@ function quantizeRef(x: Float32Array, T: number, ldx: number, K: number, wide = 
   return { q, d, s };
 }
 
+/**
+ * q (K values) in quantizeActs' order: per block of 32, the even elements of 0..15, the odd ones, the even ones of
+ * 16..31, the odd ones (so that the kernels widen 8 int8 weights of a block with one or two shifts).
+ */
+function actOrder(q: Int16Array): Int16Array {
+  const out = new Int16Array(q.length);
+  for (let b = 0; b < q.length; b += 32)
+    for (let c = 0; c < 4; c++) for (let i = 0; i < 8; i++) out[b + 8 * c + i] = q[b + 16 * (c >> 1) + 2 * i + (c & 1)];
+  return out;
+}
+
 /** The CPU's quantized weight formats (all but f32 / f16). */
 type CpuQuant = Exclude<CpuFormat, 'f32' | 'f16'>;
 const QUANTIZED = (Object.keys(CPU_FORMATS) as CpuFormat[]).filter((f): f is CpuQuant => f !== 'f32' && f !== 'f16');
@@ -146,7 +157,7 @@ describe('8-bit activations', () => {
     const nb = K / 32;
     for (let t = 0; t < T; t++) {
       const row = xq + t * ldq;
-      expect(new Int16Array(cpu.u8().buffer, row, K)).toEqual(ref.q.subarray(t * K, (t + 1) * K));
+      expect(new Int16Array(cpu.u8().buffer, row, K)).toEqual(actOrder(ref.q.subarray(t * K, (t + 1) * K)));
       expect(cpu.f32().slice((row + 2 * K) / 4, (row + 2 * K) / 4 + nb)).toEqual(ref.d.subarray(t * nb, (t + 1) * nb));
       expect(cpu.f32().slice((row + 2 * K) / 4 + nb, (row + 2 * K) / 4 + 2 * nb)).toEqual(ref.s.subarray(t * nb, (t + 1) * nb));
     }
