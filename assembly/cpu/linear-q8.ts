@@ -17,8 +17,8 @@
 // a widening, and q4_0's 16 nibble bytes give all 4 chunks by masks and shifts alone (dotQ4Nibbles).
 //
 // Two paths, as linear.ts's:
-// - GEMV (T < GEMM_MIN_T, decode): 4 rows x 1 token straight from the packed blocks (gemv4, for the blocks of 32;
-//   the 256-blocks formats take 4 single-row dot products).
+// - GEMV (T < GEMM_MIN_T, decode): straight from the packed blocks, 4 rows x 1 token per pass for q4_0 and iq4_nl
+//   (gemv4), one row at a time for the others (dotRow).
 // - GEMM (prefill): per panel of 4 rows, the rows are unpacked once into `panel` (i16 [4, K], then f32 block scales
 //   [nb, 4] and mins [nb, 4], the 4 rows side by side), then a 4 x 2 micro-kernel (8 i32x4 block sums, 2 f32x4
 //   accumulators) runs every pair of tokens over it: one i32x4.dot_i16x8_s is 8 multiply-adds.
@@ -140,16 +140,21 @@ function dotQ8_0(w: usize, q: usize, K: i32): f32 {
   return hsum(acc);
 }
 
-/** q4_0: 18-byte blocks: f16 d, 16 bytes: element j in the low nibble of byte j, 16 + j in its high one; w = d (q - 8). */
+/**
+ * q4_0: 18-byte blocks: f16 d, 16 bytes: element j in the low nibble of byte j, 16 + j in its high one; w = d (q - 8).
+ * The nibbles are read as i16 lanes (dotQ4Nibbles), 8 sum x subtracted for the offset.
+ */
 function dotQ4_0(w: usize, q: usize, K: i32): f32 {
   const dx = q + (<usize>K << 1);
-  const mask = i8x16.splat(0x0f);
-  const eight = i8x16.splat(8);
+  const m16 = v128.load(GEMV_CONSTS, 16);
+  const eight16 = v128.load(GEMV_CONSTS, 32);
   let acc = f32x4.splat(0);
   for (let b = 0; b < K >> 5; b++) {
     const p = w + <usize>b * 18;
-    const v = v128.load(p + 2);
-    const s = dot32(i8x16.sub(v128.and(v, mask), eight), i8x16.sub(i8x16.shr_u(v, 4), eight), q + (<usize>b << 6));
+    const xb = q + (<usize>b << 6);
+    const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
+    const c8 = i32x4.dot_i16x8_s(i16x8.add(i16x8.add(x0, x1), i16x8.add(x2, x3)), eight16);
+    const s = i32x4.sub(dotQ4Nibbles(v128.load(p + 2), x0, x1, x2, x3, m16), c8);
     acc = scaled(acc, s, halfToF32(load<u16>(p)) * load<f32>(dx + (<usize>b << 2)));
   }
   return hsum(acc);
@@ -229,7 +234,7 @@ function dotIQ4_XS(w: usize, q: usize, K: i32): f32 {
 
 // ---- The GEMV: 4 rows x 1 token straight from the packed blocks ----
 
-// The GEMV's v128 constants, loaded once per call: V8 rebuilds an inline v128.const at every use inside a loop
+// The GEMV's (and the panel unpacking's) v128 constants, loaded once per call: V8 rebuilds an inline v128.const at every use inside a loop
 // (3 instructions each), which cost as much as the nibble unpacking. 16 bytes each: [0] 0x0f bytes (nibble mask),
 // [1] 0x000f i16 lanes (q4_0's nibbles in i16 lanes), [2] 8 in i16 lanes (q4_0's offset), [3] 0x8fffffff and
 // [4] 2^112 (f16 to f32, see scales4), [5] iq4_nl's table.
@@ -275,21 +280,24 @@ const GEMV_CONSTS: usize = memory.data<u32>([
 }
 
 /**
- * sum_k w[k] x[k] (i32x4 partial sums) of the block of format fmt (q8_0, iq4_nl; q4_0 without its offset) at p;
- * c8: 8 sum x as i32x4 partial sums (q4_0's offset).
+ * sum_k w[k] x[k] (i32x4 partial sums) of the 18-byte block of format fmt (q4_0, iq4_nl) at p; c8: 8 sum x as i32x4
+ * partial sums (q4_0's offset).
  */
 @inline function blockDot(fmt: i32, p: usize, x0: v128, x1: v128, x2: v128, x3: v128, c8: v128, mask: v128, m16: v128, table: v128): v128 {
-  if (fmt == FMT_Q8_0) return dot32r(v128.load(p + 2), v128.load(p + 18), x0, x1, x2, x3);
   const v = v128.load(p + 2);
   if (fmt == FMT_Q4_0) return i32x4.sub(dotQ4Nibbles(v, x0, x1, x2, x3, m16), c8);
   return dot32r(iq4Lo(v, mask, table), iq4Hi(v, mask, table), x0, x1, x2, x3);
 }
 
 /**
- * out[0 .. 3] (+)= rows w, w + rb, w + 2 rb, w + 3 rb . token q, for a format with blocks of 32 (q8_0, q4_0,
+ * out[0 .. 3] (+)= rows w, w + rb, w + 2 rb, w + 3 rb . token q, for the nibble formats with blocks of 32 (q4_0,
  * iq4_nl; fmt a constant, so that each caller gets its own loop). Per block: the token's 4 activation chunks are
- * loaded once for the 4 rows, the 4 integer sums are reduced exactly (rowSums), and one f32x4 multiply-add applies
- * the 4 rows' scales times dx[b].
+ * loaded once for the 4 rows, the 4 integer sums are reduced exactly (pairSums), and one f32x4 multiply-add applies
+ * the 4 rows' scales times dx[b]. Over a SmolLM2 decode step's q4_0 matmuls, 1.4x faster than 4 dotRows (1.6-2x
+ * with K = 576, level with K = 1536).
+ * q8_0 stays on dotRow: on weights streamed from DRAM (a decode step's, past the last-level cache) the 4-row form
+ * ran 2-3x slower than one row at a time (the 4 interleaved row streams; 612-byte rows), the nibble formats' rows
+ * being half as long.
  */
 @inline function gemv4(fmt: i32, out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
   const dx = q + (<usize>K << 1);
@@ -299,13 +307,12 @@ const GEMV_CONSTS: usize = memory.data<u32>([
   const signMask = v128.load(GEMV_CONSTS, 48);
   const two112 = v128.load(GEMV_CONSTS, 64);
   const table = v128.load(GEMV_CONSTS, 80);
-  const bs: usize = fmt == FMT_Q8_0 ? 34 : 18;
   let f = f32x4.splat(0);
   for (let b = 0; b < K >> 5; b++) {
     const xb = q + (<usize>b << 6);
     const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
     const c8 = fmt == FMT_Q4_0 ? i32x4.dot_i16x8_s(i16x8.add(i16x8.add(x0, x1), i16x8.add(x2, x3)), eight16) : x0;
-    const p = w + <usize>b * bs;
+    const p = w + <usize>b * 18;
     // Rows 0 and 1, reduced to pair sums and stored to the scratch before rows 2 and 3 are loaded: V8 schedules a
     // block's loads first and its arithmetic after them, so 4 rows at once would hold every load in a register.
     v128.store(scratch, pairSums(blockDot(fmt, p, x0, x1, x2, x3, c8, mask, m16, table), blockDot(fmt, p + rb, x0, x1, x2, x3, c8, mask, m16, table)));
@@ -319,9 +326,6 @@ const GEMV_CONSTS: usize = memory.data<u32>([
   v128.store(out, f);
 }
 
-function gemv4Q8_0(out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
-  gemv4(FMT_Q8_0, out, w, rb, q, K, acc, scratch);
-}
 function gemv4Q4_0(out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
   gemv4(FMT_Q4_0, out, w, rb, q, K, acc, scratch);
 }
@@ -329,10 +333,9 @@ function gemv4IQ4_NL(out: usize, w: usize, rb: usize, q: usize, K: i32, acc: boo
   gemv4(FMT_IQ4_NL, out, w, rb, q, K, acc, scratch);
 }
 
-/** out[0 .. 3] (+)= 4 rows of w (rb bytes apart) . token q: gemv4 for formats with blocks of 32, else 4 dotRows. */
+/** out[0 .. 3] (+)= 4 rows of w (rb bytes apart) . token q: gemv4 for q4_0 / iq4_nl, else 4 dotRows. */
 @inline function dot4(fmt: i32, out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
-  if (fmt == FMT_Q8_0) gemv4Q8_0(out, w, rb, q, K, acc, scratch);
-  else if (fmt == FMT_Q4_0) gemv4Q4_0(out, w, rb, q, K, acc, scratch);
+  if (fmt == FMT_Q4_0) gemv4Q4_0(out, w, rb, q, K, acc, scratch);
   else if (fmt == FMT_IQ4_NL) gemv4IQ4_NL(out, w, rb, q, K, acc, scratch);
   else store4(out, dotRow(fmt, w, q, K), dotRow(fmt, w + rb, q, K), dotRow(fmt, w + 2 * rb, q, K), dotRow(fmt, w + 3 * rb, q, K), acc);
 }
@@ -352,7 +355,7 @@ function gemv4IQ4_NL(out: usize, w: usize, rb: usize, q: usize, K: i32, acc: boo
  * `ld` bytes apart (16: the panel's 4 rows side by side).
  */
 function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, K: i32): void {
-  const mask = i8x16.splat(0x0f);
+  const mask = v128.load(GEMV_CONSTS);
   if (fmt == FMT_Q8_0) {
     for (let b = 0; b < K >> 5; b++) {
       const p = w + <usize>b * 34;
@@ -360,11 +363,17 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, 
       store<f32>(s + <usize>b * ld, halfToF32(load<u16>(p)));
     }
   } else if (fmt == FMT_Q4_0) {
-    const eight = i8x16.splat(8);
+    // The nibbles read as i16 lanes (dotQ4Nibbles) are the 4 chunks already; constants loaded, not inline (gemv4).
+    const m16 = v128.load(GEMV_CONSTS, 16);
+    const eight = v128.load(GEMV_CONSTS, 32);
     for (let b = 0; b < K >> 5; b++) {
       const p = w + <usize>b * 18;
       const v = v128.load(p + 2);
-      widen32(o + (<usize>b << 6), i8x16.sub(v128.and(v, mask), eight), i8x16.sub(i8x16.shr_u(v, 4), eight));
+      const ob = o + (<usize>b << 6);
+      v128.store(ob, i16x8.sub(v128.and(v, m16), eight));
+      v128.store(ob, i16x8.sub(v128.and(i16x8.shr_u(v, 8), m16), eight), 16);
+      v128.store(ob, i16x8.sub(v128.and(i16x8.shr_u(v, 4), m16), eight), 32);
+      v128.store(ob, i16x8.sub(i16x8.shr_u(v, 12), eight), 48);
       store<f32>(s + <usize>b * ld, halfToF32(load<u16>(p)));
     }
   } else if (fmt == FMT_Q4_K) {
@@ -377,7 +386,7 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, 
         const q0 = v128.load(p + 16 + g * 32);
         const q1 = v128.load(p + 32 + g * 32);
         widen32(o + (<usize>c << 6), v128.and(q0, mask), v128.and(q1, mask));
-        widen32(o + (<usize>c << 6) + 64, i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4));
+        widen32(o + (<usize>c << 6) + 64, v128.and(i16x8.shr_u(q0, 4), mask), v128.and(i16x8.shr_u(q1, 4), mask));
         const sm1 = scaleMinK4(2 * g, p + 4);
         const sm2 = scaleMinK4(2 * g + 1, p + 4);
         store<f32>(s + <usize>c * ld, d * <f32>(sm1 & 0xff));
@@ -388,12 +397,12 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, 
     }
   } else {
     // iq4_nl (18-byte blocks of 32) and iq4_xs (136-byte blocks of 256, 16 index bytes per 32).
-    const table = iq4Table();
+    const table = v128.load(GEMV_CONSTS, 80);
     const xs = fmt == FMT_IQ4_XS;
     for (let c = 0; c < K >> 5; c++) {
       const p = xs ? w + <usize>(c >> 3) * 136 : w + <usize>c * 18;
       const v = v128.load(xs ? p + 8 + (c & 7) * 16 : p + 2);
-      widen32(o + (<usize>c << 6), i8x16.swizzle(table, v128.and(v, mask)), i8x16.swizzle(table, i8x16.shr_u(v, 4)));
+      widen32(o + (<usize>c << 6), iq4Lo(v, mask, table), iq4Hi(v, mask, table));
       const d = halfToF32(load<u16>(p));
       store<f32>(s + <usize>c * ld, xs ? d * iq4xsScale(p, c & 7) : d);
     }
