@@ -11,9 +11,14 @@
 //   [0, 2K)              i16 xq[K]   (values in [-127, 127], widened once so that i32x4.dot_i16x8_s reads them)
 //   [2K, 2K + 4 nb)      f32 dx[nb]
 //   [2K + 4 nb, ldq)     f32 sx[nb] = dx * sum_{k in b} xq[k]   (for q4_k's mins)
+// Each block's 32 xq are stored in 4 chunks of 8: the even elements of 0..15, the odd ones, the even ones of 16..31,
+// the odd ones (block elements 0, 2, .., 14 | 1, 3, .., 15 | 16, 18, .., 30 | 17, .., 31). 16 weight bytes read as
+// i16x8 then give 8 chunk-matched values by a shift or two (even bytes: shl 8, shr_s 8; odd: shr_s 8) instead of
+// a widening, and q4_0's 16 nibble bytes give all 4 chunks by masks and shifts alone (dotQ4Nibbles).
 //
 // Two paths, as linear.ts's:
-// - GEMV (T < GEMM_MIN_T, decode): each row's blocks are widened to i16 in registers inside the dot product.
+// - GEMV (T < GEMM_MIN_T, decode): straight from the packed blocks, 4 rows x 1 token per pass for q4_0 and iq4_nl
+//   (gemv4), one row at a time for the others (dotRow).
 // - GEMM (prefill): per panel of 4 rows, the rows are unpacked once into `panel` (i16 [4, K], then f32 block scales
 //   [nb, 4] and mins [nb, 4], the 4 rows side by side), then a 4 x 2 micro-kernel (8 i32x4 block sums, 2 f32x4
 //   accumulators) runs every pair of tokens over it: one i32x4.dot_i16x8_s is 8 multiply-adds.
@@ -30,6 +35,12 @@ import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, halfT
   let m = f32x4.splat(0);
   for (let o: usize = 0; o < (<usize>n << 2); o += 32) m = f32x4.max(m, f32x4.max(f32x4.abs(v128.load(x + o)), f32x4.abs(v128.load(x + o, 16))));
   return max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+}
+
+/** The 8 f32 at x times id, rounded to the nearest integer (ties to even), as i16x8 (|values| <= 127 here). */
+@inline function quant8(x: usize, id: v128): v128 {
+  const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x), id)));
+  return i16x8.narrow_i32x4_s(a, i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x, 16), id))));
 }
 
 /**
@@ -72,13 +83,13 @@ export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, wide
       }
       const vid = f32x4.splat(id);
       const qb = qr + (<usize>b << 6);
-      let sum = i32x4.splat(0);
-      for (let c = 0; c < 4; c++) {
-        const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + (<usize>c << 5)), vid)));
-        const e = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(xb + (<usize>c << 5), 16), vid)));
-        sum = i32x4.add(sum, i32x4.add(a, e));
-        v128.store(qb + (<usize>c << 4), i16x8.narrow_i32x4_s(a, e));
-      }
+      // Elements 0..15 and 16..31 as i16, then their even and odd ones apart (the header's order).
+      const n0 = quant8(xb, vid), n1 = quant8(xb + 32, vid), n2 = quant8(xb + 64, vid), n3 = quant8(xb + 96, vid);
+      v128.store(qb, v128.shuffle<i16>(n0, n1, 0, 2, 4, 6, 8, 10, 12, 14));
+      v128.store(qb, v128.shuffle<i16>(n0, n1, 1, 3, 5, 7, 9, 11, 13, 15), 16);
+      v128.store(qb, v128.shuffle<i16>(n2, n3, 0, 2, 4, 6, 8, 10, 12, 14), 32);
+      v128.store(qb, v128.shuffle<i16>(n2, n3, 1, 3, 5, 7, 9, 11, 13, 15), 48);
+      const sum = i32x4.dot_i16x8_s(i16x8.add(i16x8.add(n0, n1), i16x8.add(n2, n3)), i16x8.splat(1));
       const s = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
       store<f32>(dr + (<usize>b << 2), d);
       store<f32>(sr + (<usize>b << 2), d * <f32>s);
@@ -86,12 +97,28 @@ export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, wide
   }
 }
 
-/** sum_k w[k] xq[k] over one block of 32 int8 weights (lo: elements 0..15, hi: 16..31) and the i16 xq at xb. */
+/** The even bytes of v (i16 lanes' low halves) as i16x8, sign-extended. */
+@inline function evenI8(v: v128): v128 {
+  return i16x8.shr_s(i16x8.shl(v, 8), 8);
+}
+
+/** The odd bytes of v (i16 lanes' high halves) as i16x8, sign-extended. */
+@inline function oddI8(v: v128): v128 {
+  return i16x8.shr_s(v, 8);
+}
+
+/**
+ * sum_k w[k] xq[k] over one block of 32 int8 weights (lo: elements 0..15, hi: 16..31) and the i16 xq at xb (the
+ * header's order: even elements of 0..15, odd ones, even of 16..31, odd ones; one shift or two widens 8 of them).
+ */
 @inline function dot32(lo: v128, hi: v128, xb: usize): v128 {
-  let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(lo), v128.load(xb));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(lo), v128.load(xb, 16)));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(hi), v128.load(xb, 32)));
-  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(hi), v128.load(xb, 48)));
+  return dot32r(lo, hi, v128.load(xb), v128.load(xb, 16), v128.load(xb, 32), v128.load(xb, 48));
+}
+
+/** dot32 over the block's activations already in registers (x0 .. x3: its 4 chunks of 8). */
+@inline function dot32r(lo: v128, hi: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const a = i32x4.add(i32x4.dot_i16x8_s(evenI8(lo), x0), i32x4.dot_i16x8_s(oddI8(lo), x1));
+  return i32x4.add(a, i32x4.add(i32x4.dot_i16x8_s(evenI8(hi), x2), i32x4.dot_i16x8_s(oddI8(hi), x3)));
 }
 
 /** acc + s (i32x4 block sums) * f. */
@@ -113,16 +140,21 @@ function dotQ8_0(w: usize, q: usize, K: i32): f32 {
   return hsum(acc);
 }
 
-/** q4_0: 18-byte blocks: f16 d, 16 bytes: element j in the low nibble of byte j, 16 + j in its high one; w = d (q - 8). */
+/**
+ * q4_0: 18-byte blocks: f16 d, 16 bytes: element j in the low nibble of byte j, 16 + j in its high one; w = d (q - 8).
+ * The nibbles are read as i16 lanes (dotQ4Nibbles), 8 sum x subtracted for the offset.
+ */
 function dotQ4_0(w: usize, q: usize, K: i32): f32 {
   const dx = q + (<usize>K << 1);
-  const mask = i8x16.splat(0x0f);
-  const eight = i8x16.splat(8);
+  const m16 = v128.load(GEMV_CONSTS, 16);
+  const eight16 = v128.load(GEMV_CONSTS, 32);
   let acc = f32x4.splat(0);
   for (let b = 0; b < K >> 5; b++) {
     const p = w + <usize>b * 18;
-    const v = v128.load(p + 2);
-    const s = dot32(i8x16.sub(v128.and(v, mask), eight), i8x16.sub(i8x16.shr_u(v, 4), eight), q + (<usize>b << 6));
+    const xb = q + (<usize>b << 6);
+    const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
+    const c8 = i32x4.dot_i16x8_s(i16x8.add(i16x8.add(x0, x1), i16x8.add(x2, x3)), eight16);
+    const s = i32x4.sub(dotQ4Nibbles(v128.load(p + 2), x0, x1, x2, x3, m16), c8);
     acc = scaled(acc, s, halfToF32(load<u16>(p)) * load<f32>(dx + (<usize>b << 2)));
   }
   return hsum(acc);
@@ -200,14 +232,122 @@ function dotIQ4_XS(w: usize, q: usize, K: i32): f32 {
   return dotIQ4_XS(w, q, K);
 }
 
+// ---- The GEMV: 4 rows x 1 token straight from the packed blocks ----
+
+// The GEMV's (and the panel unpacking's) v128 constants, loaded once per call: V8 rebuilds an inline v128.const at every use inside a loop
+// (3 instructions each), which cost as much as the nibble unpacking. 16 bytes each: [0] 0x0f bytes (nibble mask),
+// [1] 0x000f i16 lanes (q4_0's nibbles in i16 lanes), [2] 8 in i16 lanes (q4_0's offset), [3] 0x8fffffff and
+// [4] 2^112 (f16 to f32, see scales4), [5] iq4_nl's table.
+const GEMV_CONSTS: usize = memory.data<u32>([
+  0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f,
+  0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f,
+  0x00080008, 0x00080008, 0x00080008, 0x00080008,
+  0x8fffffff, 0x8fffffff, 0x8fffffff, 0x8fffffff,
+  0x77800000, 0x77800000, 0x77800000, 0x77800000,
+  0xbfad9881, 0xf6eaddcf, 0x26190d01, 0x71594535,
+], 16);
+
+/**
+ * The f16 block scales at p, p + rb, p + 2 rb, p + 3 rb (4 rows' blocks b) as f32x4, exactly (as halfToF32): each
+ * f16 is loaded into the high half of an i32 lane (bits 31..16: sign, exponent, mantissa), shifted right by 3
+ * keeping the sign (exponent and mantissa land on the f32's, under 3 copies of the sign that the mask clears),
+ * which reads as the f16's value times 2^-112 (an f16 subnormal becomes an f32 subnormal), and multiplied by 2^112.
+ */
+@inline function scales4(p: usize, rb: usize, signMask: v128, two112: v128): v128 {
+  let h = v128.load16_lane(p, i32x4.splat(0), 1);
+  h = v128.load16_lane(p + rb, h, 3);
+  h = v128.load16_lane(p + 2 * rb, h, 5);
+  h = v128.load16_lane(p + 3 * rb, h, 7);
+  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), signMask), two112);
+}
+
+/**
+ * sum_k q[k] x[k] (i32x4 partial sums) of a q4_0 block's 16 nibble bytes v, q in 0..15 (the caller subtracts
+ * 8 sum x): read as i16 lanes (bytes 2i, 2i + 1), lane i holds elements 2i (bits 0..3), 16 + 2i (4..7), 2i + 1
+ * (8..11) and 17 + 2i (12..15), which are the activations' 4 chunks (the header's order) without any widening.
+ */
+@inline function dotQ4Nibbles(v: v128, x0: v128, x1: v128, x2: v128, x3: v128, m16: v128): v128 {
+  const a = i32x4.add(i32x4.dot_i16x8_s(v128.and(v, m16), x0), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), m16), x1));
+  return i32x4.add(a, i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), m16), x2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x3)));
+}
+
+/** iq4_nl's 16 index bytes v as the 32 int8 weights' low (elements 0..15) and high (16..31) halves. */
+@inline function iq4Lo(v: v128, mask: v128, table: v128): v128 {
+  return i8x16.swizzle(table, v128.and(v, mask));
+}
+@inline function iq4Hi(v: v128, mask: v128, table: v128): v128 {
+  return i8x16.swizzle(table, v128.and(i16x8.shr_u(v, 4), mask)); // i8x16.shr_u, which V8 lowers to more instructions
+}
+
+/**
+ * sum_k w[k] x[k] (i32x4 partial sums) of the 18-byte block of format fmt (q4_0, iq4_nl) at p; c8: 8 sum x as i32x4
+ * partial sums (q4_0's offset).
+ */
+@inline function blockDot(fmt: i32, p: usize, x0: v128, x1: v128, x2: v128, x3: v128, c8: v128, mask: v128, m16: v128, table: v128): v128 {
+  const v = v128.load(p + 2);
+  if (fmt == FMT_Q4_0) return i32x4.sub(dotQ4Nibbles(v, x0, x1, x2, x3, m16), c8);
+  return dot32r(iq4Lo(v, mask, table), iq4Hi(v, mask, table), x0, x1, x2, x3);
+}
+
+/**
+ * out[0 .. 3] (+)= rows w, w + rb, w + 2 rb, w + 3 rb . token q, for the nibble formats with blocks of 32 (q4_0,
+ * iq4_nl; fmt a constant, so that each caller gets its own loop). Per block: the token's 4 activation chunks are
+ * loaded once for the 4 rows, the 4 integer sums are reduced exactly (pairSums), and one f32x4 multiply-add applies
+ * the 4 rows' scales times dx[b]. Over a SmolLM2 decode step's q4_0 matmuls, 1.4x faster than 4 dotRows (1.6-2x
+ * with K = 576, level with K = 1536).
+ * q8_0 stays on dotRow: on weights streamed from DRAM (a decode step's, past the last-level cache) the 4-row form
+ * ran 2-3x slower than one row at a time (the 4 interleaved row streams; 612-byte rows), the nibble formats' rows
+ * being half as long.
+ */
+@inline function gemv4(fmt: i32, out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
+  const dx = q + (<usize>K << 1);
+  const mask = v128.load(GEMV_CONSTS);
+  const m16 = v128.load(GEMV_CONSTS, 16);
+  const eight16 = v128.load(GEMV_CONSTS, 32);
+  const signMask = v128.load(GEMV_CONSTS, 48);
+  const two112 = v128.load(GEMV_CONSTS, 64);
+  const table = v128.load(GEMV_CONSTS, 80);
+  let f = f32x4.splat(0);
+  for (let b = 0; b < K >> 5; b++) {
+    const xb = q + (<usize>b << 6);
+    const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
+    const c8 = fmt == FMT_Q4_0 ? i32x4.dot_i16x8_s(i16x8.add(i16x8.add(x0, x1), i16x8.add(x2, x3)), eight16) : x0;
+    const p = w + <usize>b * 18;
+    // Rows 0 and 1, reduced to pair sums and stored to the scratch before rows 2 and 3 are loaded: V8 schedules a
+    // block's loads first and its arithmetic after them, so 4 rows at once would hold every load in a register.
+    v128.store(scratch, pairSums(blockDot(fmt, p, x0, x1, x2, x3, c8, mask, m16, table), blockDot(fmt, p + rb, x0, x1, x2, x3, c8, mask, m16, table)));
+    const s23 = pairSums(blockDot(fmt, p + 2 * rb, x0, x1, x2, x3, c8, mask, m16, table), blockDot(fmt, p + 3 * rb, x0, x1, x2, x3, c8, mask, m16, table));
+    const s01 = v128.load(scratch);
+    const sums = i32x4.add(i32x4.shuffle(s01, s23, 0, 1, 4, 5), i32x4.shuffle(s01, s23, 2, 3, 6, 7));
+    const d = f32x4.mul(scales4(p, rb, signMask, two112), f32x4.splat(load<f32>(dx + (<usize>b << 2))));
+    f = f32x4.add(f, f32x4.mul(f32x4.convert_i32x4_s(sums), d));
+  }
+  if (acc) f = f32x4.add(f, v128.load(out));
+  v128.store(out, f);
+}
+
+function gemv4Q4_0(out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
+  gemv4(FMT_Q4_0, out, w, rb, q, K, acc, scratch);
+}
+function gemv4IQ4_NL(out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
+  gemv4(FMT_IQ4_NL, out, w, rb, q, K, acc, scratch);
+}
+
+/** out[0 .. 3] (+)= 4 rows of w (rb bytes apart) . token q: gemv4 for q4_0 / iq4_nl, else 4 dotRows. */
+@inline function dot4(fmt: i32, out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
+  if (fmt == FMT_Q4_0) gemv4Q4_0(out, w, rb, q, K, acc, scratch);
+  else if (fmt == FMT_IQ4_NL) gemv4IQ4_NL(out, w, rb, q, K, acc, scratch);
+  else store4(out, dotRow(fmt, w, q, K), dotRow(fmt, w + rb, q, K), dotRow(fmt, w + 2 * rb, q, K), dotRow(fmt, w + 3 * rb, q, K), acc);
+}
+
 // ---- Unpacking a row for the GEMM's panel ----
 
-/** One block of 32 int8 weights (lo: elements 0..15, hi: 16..31) as 32 i16 at o. */
+/** One block of 32 int8 weights (lo: elements 0..15, hi: 16..31) as 32 i16 at o, in the activations' order. */
 @inline function widen32(o: usize, lo: v128, hi: v128): void {
-  v128.store(o, i16x8.extend_low_i8x16_s(lo));
-  v128.store(o, i16x8.extend_high_i8x16_s(lo), 16);
-  v128.store(o, i16x8.extend_low_i8x16_s(hi), 32);
-  v128.store(o, i16x8.extend_high_i8x16_s(hi), 48);
+  v128.store(o, evenI8(lo));
+  v128.store(o, oddI8(lo), 16);
+  v128.store(o, evenI8(hi), 32);
+  v128.store(o, oddI8(hi), 48);
 }
 
 /**
@@ -215,7 +355,7 @@ function dotIQ4_XS(w: usize, q: usize, K: i32): f32 {
  * `ld` bytes apart (16: the panel's 4 rows side by side).
  */
 function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, K: i32): void {
-  const mask = i8x16.splat(0x0f);
+  const mask = v128.load(GEMV_CONSTS);
   if (fmt == FMT_Q8_0) {
     for (let b = 0; b < K >> 5; b++) {
       const p = w + <usize>b * 34;
@@ -223,11 +363,17 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, 
       store<f32>(s + <usize>b * ld, halfToF32(load<u16>(p)));
     }
   } else if (fmt == FMT_Q4_0) {
-    const eight = i8x16.splat(8);
+    // The nibbles read as i16 lanes (dotQ4Nibbles) are the 4 chunks already; constants loaded, not inline (gemv4).
+    const m16 = v128.load(GEMV_CONSTS, 16);
+    const eight = v128.load(GEMV_CONSTS, 32);
     for (let b = 0; b < K >> 5; b++) {
       const p = w + <usize>b * 18;
       const v = v128.load(p + 2);
-      widen32(o + (<usize>b << 6), i8x16.sub(v128.and(v, mask), eight), i8x16.sub(i8x16.shr_u(v, 4), eight));
+      const ob = o + (<usize>b << 6);
+      v128.store(ob, i16x8.sub(v128.and(v, m16), eight));
+      v128.store(ob, i16x8.sub(v128.and(i16x8.shr_u(v, 8), m16), eight), 16);
+      v128.store(ob, i16x8.sub(v128.and(i16x8.shr_u(v, 4), m16), eight), 32);
+      v128.store(ob, i16x8.sub(i16x8.shr_u(v, 12), eight), 48);
       store<f32>(s + <usize>b * ld, halfToF32(load<u16>(p)));
     }
   } else if (fmt == FMT_Q4_K) {
@@ -240,7 +386,7 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, 
         const q0 = v128.load(p + 16 + g * 32);
         const q1 = v128.load(p + 32 + g * 32);
         widen32(o + (<usize>c << 6), v128.and(q0, mask), v128.and(q1, mask));
-        widen32(o + (<usize>c << 6) + 64, i8x16.shr_u(q0, 4), i8x16.shr_u(q1, 4));
+        widen32(o + (<usize>c << 6) + 64, v128.and(i16x8.shr_u(q0, 4), mask), v128.and(i16x8.shr_u(q1, 4), mask));
         const sm1 = scaleMinK4(2 * g, p + 4);
         const sm2 = scaleMinK4(2 * g + 1, p + 4);
         store<f32>(s + <usize>c * ld, d * <f32>(sm1 & 0xff));
@@ -251,12 +397,12 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, 
     }
   } else {
     // iq4_nl (18-byte blocks of 32) and iq4_xs (136-byte blocks of 256, 16 index bytes per 32).
-    const table = iq4Table();
+    const table = v128.load(GEMV_CONSTS, 80);
     const xs = fmt == FMT_IQ4_XS;
     for (let c = 0; c < K >> 5; c++) {
       const p = xs ? w + <usize>(c >> 3) * 136 : w + <usize>c * 18;
       const v = v128.load(xs ? p + 8 + (c & 7) * 16 : p + 2);
-      widen32(o + (<usize>c << 6), i8x16.swizzle(table, v128.and(v, mask)), i8x16.swizzle(table, i8x16.shr_u(v, 4)));
+      widen32(o + (<usize>c << 6), iq4Lo(v, mask, table), iq4Hi(v, mask, table));
       const d = halfToF32(load<u16>(p));
       store<f32>(s + <usize>c * ld, xs ? d * iq4xsScale(p, c & 7) : d);
     }
@@ -264,6 +410,11 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, 
 }
 
 // ---- The GEMM micro-kernel: 4 unpacked rows x 2 tokens ----
+
+/** [a0[0] + a0[2], a1[0] + a1[2], a0[1] + a0[3], a1[1] + a1[3]]: half of rowSums (a0 sums to lanes 0 + 2, a1 to 1 + 3). */
+@inline function pairSums(a0: v128, a1: v128): v128 {
+  return i32x4.add(i32x4.shuffle(a0, a1, 0, 4, 1, 5), i32x4.shuffle(a0, a1, 2, 6, 3, 7));
+}
 
 /** [sum(a0), sum(a1), sum(a2), sum(a3)] of four i32x4 (a 4 x 4 transpose by unpacks, and adds). */
 @inline function rowSums(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
@@ -337,18 +488,19 @@ function subtractMins(out: usize, m: usize, xt: usize, K: i32): void {
  * @param out    f32 [T, ldo] (element offset 0 is out[0, 0] of this matrix's columns)
  * @param xq     T rows of ldq bytes, from quantizeActs over the same K
  * @param w      N rows of `rowBytes` bytes in format fmt (q8_0, q4_0, q4_k, iq4_nl, iq4_xs; K a multiple of its block)
- * @param panel  scratch of 9 K bytes (the GEMM's unpacked rows); unused for T < GEMM_MIN_T
+ * @param panel  scratch of 9 K + 16 bytes (the GEMM's unpacked rows; the GEMV's last 16)
  * @param acc    add to out (a residual) instead of overwriting it
  */
 export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w: usize, rowBytes: i32, T: i32, N: i32, K: i32, acc: bool, panel: usize): void {
   const ldoB = <usize>ldo << 2;
   const ldqB = <usize>ldq;
   const rb = <usize>rowBytes;
-  const n4 = T < GEMM_MIN_T ? 0 : N & ~3;
+  const n4 = T < GEMM_MIN_T ? 0 : N & ~3; // rows of the GEMM's panels
   const T2 = T & ~1;
   const nb = K >> 5;
   const ws = panel + (<usize>K << 3); // after wq [4, K] i16
   const wm = ws + (<usize>nb << 4);
+  const scratch = wm + (<usize>nb << 4); // 16 bytes after the GEMM's 9 K (the GEMV's)
   for (let n = 0; n < n4; n += 4) {
     const rows = w + <usize>n * rb;
     for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows + <usize>r * rb, K);
@@ -357,17 +509,19 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
       const x0 = xq + <usize>t * ldqB;
       tile4x2(on + <usize>t * ldoB, ldoB, panel, x0, x0 + ldqB, K, acc);
     }
-    if (T2 < T) {
-      const xt = xq + <usize>T2 * ldqB;
-      const ot = on + <usize>T2 * ldoB;
-      store4(ot, dotRow(fmt, rows, xt, K), dotRow(fmt, rows + rb, xt, K), dotRow(fmt, rows + 2 * rb, xt, K), dotRow(fmt, rows + 3 * rb, xt, K), acc);
-    }
+    if (T2 < T) dot4(fmt, on + <usize>T2 * ldoB, rows, rb, xq + <usize>T2 * ldqB, K, acc, scratch);
     if (fmt == FMT_Q4_K) for (let t = 0; t < T2; t++) subtractMins(on + <usize>t * ldoB, wm, xq + <usize>t * ldqB, K);
   }
+  if (T < GEMM_MIN_T) {
+    for (let n = 0; n < (N & ~3); n += 4) {
+      for (let t = 0; t < T; t++) dot4(fmt, out + <usize>t * ldoB + (<usize>n << 2), w + <usize>n * rb, rb, xq + <usize>t * ldqB, K, acc, scratch);
+    }
+  }
+  const n1 = N & ~3;
   for (let t = 0; t < T; t++) {
     const xt = xq + <usize>t * ldqB;
     const ot = out + <usize>t * ldoB;
-    for (let n = n4; n < N; n++) {
+    for (let n = n1; n < N; n++) {
       const s = dotRow(fmt, w + <usize>n * rb, xt, K);
       const o = ot + (<usize>n << 2);
       store<f32>(o, acc ? load<f32>(o) + s : s);

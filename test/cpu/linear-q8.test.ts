@@ -63,6 +63,17 @@ function quantizeRef(x: Float32Array, T: number, ldx: number, K: number, wide = 
   return { q, d, s };
 }
 
+/**
+ * q (K values) in quantizeActs' order: per block of 32, the even elements of 0..15, the odd ones, the even ones of
+ * 16..31, the odd ones (so that the kernels widen 8 int8 weights of a block with one or two shifts).
+ */
+function actOrder(q: Int16Array): Int16Array {
+  const out = new Int16Array(q.length);
+  for (let b = 0; b < q.length; b += 32)
+    for (let c = 0; c < 4; c++) for (let i = 0; i < 8; i++) out[b + 8 * c + i] = q[b + 16 * (c >> 1) + 2 * i + (c & 1)];
+  return out;
+}
+
 /** The CPU's quantized weight formats (all but f32 / f16). */
 type CpuQuant = Exclude<CpuFormat, 'f32' | 'f16'>;
 const QUANTIZED = (Object.keys(CPU_FORMATS) as CpuFormat[]).filter((f): f is CpuQuant => f !== 'f32' && f !== 'f16');
@@ -146,7 +157,7 @@ describe('8-bit activations', () => {
     const nb = K / 32;
     for (let t = 0; t < T; t++) {
       const row = xq + t * ldq;
-      expect(new Int16Array(cpu.u8().buffer, row, K)).toEqual(ref.q.subarray(t * K, (t + 1) * K));
+      expect(new Int16Array(cpu.u8().buffer, row, K)).toEqual(actOrder(ref.q.subarray(t * K, (t + 1) * K)));
       expect(cpu.f32().slice((row + 2 * K) / 4, (row + 2 * K) / 4 + nb)).toEqual(ref.d.subarray(t * nb, (t + 1) * nb));
       expect(cpu.f32().slice((row + 2 * K) / 4 + nb, (row + 2 * K) / 4 + 2 * nb)).toEqual(ref.s.subarray(t * nb, (t + 1) * nb));
     }
@@ -183,6 +194,40 @@ describe('8-bit activations', () => {
     const { q, d } = quantizeRef(x, 1, 32, 32);
     const want = q.reduce((a, v, j) => a + v * d[0] * 133 * 2 ** -24 * (((j * 9 - 100) << 24) >> 24), 0);
     expect(Math.abs(cpu.f32()[o / 4] - want)).toBeLessThan(1e-6 * Math.abs(want)); // read as 0 or a normal: far off
+  });
+
+  // The 4-row GEMV turns 4 f16 block scales to f32 at once (shift and mask in i32 lanes, times 2^112): every class.
+  it.each(['q4_0', 'iq4_nl'] as const)('%s: the 4-row GEMV reads subnormal, negative, zero and extreme block scales exactly', (format) => {
+    const scales = [0x0085, 0x8001, 0x3c00, 0xbc00, 0x0000, 0x7bff, 0x0400, 0x83ff]; // rows 0-3, 2 blocks each
+    const [N, K] = [4, 64];
+    const r = rng(17);
+    const bytes = new Uint8Array(N * 2 * 18);
+    for (let i = 0; i < N * 2; i++) {
+      bytes[18 * i] = scales[i] & 0xff;
+      bytes[18 * i + 1] = scales[i] >> 8;
+      for (let j = 2; j < 18; j++) bytes[18 * i + j] = Math.floor((r() + 1) * 128) & 0xff;
+    }
+    const half = (h: number) => (h & 0x8000 ? -1 : 1) * ((h & 0x7c00) === 0 ? (h & 0x3ff) * 2 ** -24 : 2 ** (((h >> 10) & 31) - 15) * (1 + (h & 0x3ff) / 1024));
+    const kv = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+    const x = randoms(K, r, 2);
+    const { q, d } = quantizeRef(x, 1, K, K);
+    const o = cpu.alloc(16);
+    cpu.linear(CPU_FORMATS[format], o, N, put(cpu, x), K, put(cpu, bytes), 36, 1, N, K, false, cpu.alloc(16 * K), cpu.alloc(actRowBytes(K)));
+    for (let n = 0; n < N; n++) {
+      let want = 0;
+      let mag = 0;
+      for (let b = 0; b < 2; b++) {
+        const p = 18 * (2 * n + b);
+        let s = 0;
+        for (let j = 0; j < 32; j++) {
+          const nib = j < 16 ? bytes[p + 2 + j] & 15 : bytes[p + 2 + j - 16] >> 4;
+          s += (format === 'q4_0' ? nib - 8 : kv[nib]) * q[32 * b + j];
+        }
+        want += half(scales[2 * n + b]) * d[b] * s;
+        mag += Math.abs(half(scales[2 * n + b]) * d[b] * s);
+      }
+      expect(Math.abs(cpu.f32()[o / 4 + n] - want)).toBeLessThanOrEqual(2 ** -22 * 6 * mag);
+    }
   });
 });
 
