@@ -9,20 +9,7 @@ import { nodeCpuWorkers } from '../../bindings/node/cpu-workers.js';
 import { actRowBytes, CPU_FORMATS, loadCpuKernels, type CpuFormat, type CpuKernels } from '../../src/cpu/cpu-wasm.js';
 import { cpuRowBytes } from '../../src/cpu/cpu-weights.js';
 import { dequantizeRows, quantizeRows } from '../../src/layers/quant/index.js';
-
-/** xorshift32 uniform in [-1, 1). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s / 2 ** 32) * 2 - 1;
-  };
-}
-const randoms = (n: number, r: () => number, scale = 1) => Float32Array.from({ length: n }, () => r() * scale);
+import { randoms, rng } from '../helpers/random.js';
 
 /** Rounds to the nearest integer, ties to even (f32x4.nearest). */
 function nearestEven(v: number): number {
