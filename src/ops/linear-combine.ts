@@ -32,14 +32,16 @@ export interface GemvCombine {
 export const withCombineParams = <F extends Record<string, 'u32' | 'f32' | 'i32'>>(fields: F) => paramsStruct({ ...fields, nH: 'u32', D: 'u32', splits: 'u32' });
 
 /**
- * The merge for a GEMV of TT tokens a workgroup over inputs of K, or null when it cannot merge (no pieces, or TT
- * staged rows of K do not fit in workgroup memory); then x must be written first (see {@link combineFirst}).
+ * The merge for a GEMV of TT tokens a workgroup over inputs of K, or null when it does not merge (no pieces, more
+ * piece bytes per workgroup than tuning.gemvMergeBytes, or TT staged rows of K do not fit in workgroup memory); then
+ * x must be written first (see {@link combineFirst}).
  */
 export function gemvCombine(rec: Recorder, pieces: AttentionPartials | undefined, K: number, TT: number): GemvCombine | null {
   if (!pieces) return null;
   const { numHeads: nH, headDim: D, splits } = pieces;
   if (nH * D !== K || D % 4 !== 0) throw new Error(`linear combine: ${nH} heads of ${D} are not the input width ${K}`);
   if (TT * K * 4 + GEMV_OWN_SHARED > rec.ctx.limits.maxComputeWorkgroupStorageSize) return null;
+  if (TT * K * splits * 4 > rec.ctx.tuning.gemvMergeBytes) return null;
   return {
     code: `${gemvCombineLib}\n`,
     prelude: `const KV4 = ${K / 4}u;\n`,
