@@ -159,7 +159,7 @@ for (const B of batches) {
  * readback and sampling.
  */
 async function decodeBreakdown(B: number, stepMs: number): Promise<string> {
-  const { inputs, rows, r } = lastStepInputs(B, context + steps + 1);
+  const { inputs, r } = lastStepInputs(B, context + steps + 1);
   const n = 20;
   let recordMs = 0;
   let dispatches = 0;
@@ -167,7 +167,7 @@ async function decodeBreakdown(B: number, stepMs: number): Promise<string> {
     const rec = new Recorder(ctx, 'profile');
     const t = performance.now();
     runner.model.forward(rec, inputs, r.acts, runner.cache);
-    runner.model.logits(rec, rows, B, r.acts);
+    runner.model.logits(rec, null, B, r.acts); // every token sampled, in order: as the runner's decode steps
     recordMs += performance.now() - t;
     dispatches = rec.dispatches;
     rec.submit();
@@ -204,7 +204,7 @@ async function profileStep(T: number, sampled: number, seqLen: number): Promise<
   const rec = new Recorder(ctx, 'profile');
   rec.profiler = profiler;
   runner.model.forward(rec, inputs, r.acts, runner.cache);
-  runner.model.logits(rec, rows, sampled, r.acts);
+  runner.model.logits(rec, sampled === T ? null : rows, sampled, r.acts);
   rec.submit();
   const byKernel = [...(await profiler.read()).entries()].sort((a, b) => b[1].ms - a[1].ms);
   profiler.destroy();

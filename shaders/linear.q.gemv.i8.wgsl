@@ -35,7 +35,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let opr = select(R, R / 2u, GATED == 1u);
+  let opr = outputsPerRowGroup();
   let groups = WG / LANES;
   let first = (wid.x + wid.z * nwg.x) * groups * opr;
   if (first >= p.N) {

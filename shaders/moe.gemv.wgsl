@@ -53,7 +53,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let opr = select(R, R / 2u, GATED == 1u);
+  let opr = outputsPerRowGroup();
   let first = (wid.x + wid.z * nwg.x) * (WG / LANES) * opr;
   let tileOffsets = 2u * p.E + 1u;
   let tile = groups[tileOffsets + p.expertStart] + wid.y;

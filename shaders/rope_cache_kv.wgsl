@@ -12,7 +12,7 @@
 // unwritten. This saves the linear's reduce dispatch.
 //
 // Prelude (templated on the cache dtype and the parity of D): KS, storeK, storeV as in cache_kv.wgsl; qkvAt and
-// SPLIT (and with split sums, the part and bias bindings 7 and 8).
+// SPLIT (and with split sums, the part and bias bindings 7 and 8). rotation(t, i) comes from lib/rope.wgsl.
 //
 // Bindings: qkv          f32 [T, (nH + 2 nKv) D]   (q heads written)
 //           positions    u32 [T]
@@ -36,21 +36,6 @@
 @group(0) @binding(6) var<storage, read_write> vCache: array<KS>;
 
 override WG: u32 = 256;
-
-// 2 pi = C1 + C2 + C3, where C1 and C2 have few enough significant bits that k * C1 and k * C2 are exact for
-// k < 2^15 (angles up to ~200k radians): the angle is reduced to [-pi, pi] before cos and sin.
-const INV_TWO_PI = 0.15915494309189535;
-const C1 = 6.28125;
-const C2 = 0.0019378662109375;
-const C3 = -2.5590313512680040e-6;
-
-/** cos and sin of positions[t] invFreq[i], times the attention scaling. */
-fn rotation(t: u32, i: u32) -> vec2<f32> {
-  let a = f32(positions[t]) * invFreq[i];
-  let k = round(a * INV_TWO_PI);
-  let r = ((a - k * C1) - k * C2) - k * C3;
-  return vec2<f32>(cos(r), sin(r)) * p.scaling;
-}
 
 /** Element e of the k head starting at `base`, rotated. */
 fn rotatedK(t: u32, base: u32, e: u32) -> f32 {

@@ -6,6 +6,15 @@
 //   storeColumn(t, n, y, yUp)   y from weight row n's sum, yUp (GATED) from its up row's
 // (lib/linear.wgsl's for the linear kernels: bias, gating, residual). The including kernel declares R (a const),
 // LANES, GATED, storeColumn and Params with N and K; laneSum comes from lib/lane_sum.*.wgsl.
+//
+// With the fused rope (lib/gemv.rope.wgsl, ROPE true; else its stubs, GEMV_NO_ROPE in src/ops/linear.ts), a row
+// group's output columns are rotary pairs instead: accumulator j < R / 2 holds pair n0 + j's first weight row and
+// j + R / 2 its second (ropePairRow), and storeRopePair writes the pair, rotated, into q or the KV cache.
+
+/** Output columns (GATED: gate / up pairs; ROPE: rotary pairs) per row group. */
+fn outputsPerRowGroup() -> u32 {
+  return select(R, R / 2u, GATED == 1u || ROPE);
+}
 
 /**
  * The weight row of accumulator j of the row group whose first output column is n0: row n0 + j, or (GATED) gate row
@@ -13,6 +22,10 @@
  * one (computed, never stored: storeRowGroup skips them).
  */
 fn rowGroupWeightRow(n0: u32, j: u32, upOffset: u32) -> u32 {
+  if (ROPE) {
+    let opr = R / 2u;
+    return ropePairRow(min(n0 + j % opr, p.N - 1u), j >= opr);
+  }
   if (GATED == 1u) {
     let opr = R / 2u;
     return min(n0 + j % opr, p.N - 1u) + select(0u, upOffset, j >= opr);
@@ -59,10 +72,14 @@ fn rowGroupSumNormed(acc: array<f32, R>, ss: f32, norm: bool, eps: f32, lid: u32
 
 /** Writes token t's output columns n0 + j < N (j < OPR) from the row group's sums y; called by one thread. */
 fn storeRowGroup(t: u32, n0: u32, y: array<f32, R>) {
-  let opr = select(R, R / 2u, GATED == 1u);
+  let opr = outputsPerRowGroup();
   for (var j = 0u; j < R; j++) { // constant trip count: y stays in registers
     if (j < opr && n0 + j < p.N) {
-      storeColumn(t, n0 + j, y[j], y[(j + opr) % R]);
+      if (ROPE) {
+        storeRopePair(t, n0 + j, y[j], y[(j + opr) % R]);
+      } else {
+        storeColumn(t, n0 + j, y[j], y[(j + opr) % R]);
+      }
     }
   }
 }

@@ -16,13 +16,15 @@
  *     h = pre ? norm2(x) : x
  *     u = h Wup^T + bu;  m = gated ? act(gate) * up : act(u)              u: [T, 2I | I], m: [T, I]
  *     x = x + m Wdown^T + bd;  post-norm: x = norm2(x)
- *   xs = final_norm(x[rows to sample])   (logits(), per chunk of rows)                                    xs: [S, H]
+ *   xs = final_norm(x[rows to sample])   (logits(), per chunk of rows; x itself when they are its first S rows)  xs: [S, H]
  *   logits = xs Wlm^T                                                     logits: [S, V]
  *
  * Per-step cost at decode is mostly per dispatch, so neighbouring work is fused into the projections (see
  * ops.linear): a pre-norm RMSNorm runs inside the projection that reads it, act(gate) * up inside the gate/up
- * projection, the residual adds inside the o and down projections, and rope inside the KV-cache write. A Llama
- * layer is then 6 dispatches: qkv, rope + cache, attention, o, gate/up, down.
+ * projection, the residual adds inside the o and down projections, and rope with the KV-cache write inside the qkv
+ * projection where it runs on the GEMV (decode; else they are one dispatch of their own), and the merge of the
+ * attention's split-K pieces (GPUs, decode) inside the o projection. A Llama layer's decode step is then 5
+ * dispatches: qkv + rope + cache, attention, o, gate/up, down.
  */
 import { ropeInvFreq, type LayerType, type ModelConfig, type RopeConfig } from '../config/model-config.js';
 import type { GpuContext } from '../gpu/context.js';
@@ -158,26 +160,35 @@ export class Decoder {
       const L = w.layers[l];
       // Attention block.
       const qkNorm = L.qNorm && L.kNorm ? { q: L.qNorm, k: L.kNorm } : null;
-      // With rope and no q/k norm, ropeCacheKV adds up the projection's split-K sums itself (deferSplit).
+      // With rope and no q/k norm, the projection's GEMV rotates and writes the cache itself (rope), or else
+      // ropeCacheKV adds up its split-K sums (deferSplit).
       const qkvIn = normed ? a.h : this.normIn(rec, a, L.attnNorm, T);
       const { rope, slidingWindow } = this.layerAttn[l];
-      const deferSplit = !qkNorm && !!rope;
-      const { split } = linear(rec, qkvIn, L.qkv, L.qkvBias, a.qkv, T, { ...(normed ? {} : this.normOpts(L.attnNorm)), deferSplit });
+      const ropeCache: ops.RopeCacheWrite | undefined =
+        rope && !qkNorm
+          ? { positions: inp.positions, invFreq: rope.invFreq, slotMapping: inp.slotMapping, kCache: cache.k[l], vCache: cache.v[l], layout: this.layout, rotaryDim: rope.cfg.rotaryDim, scaling: rope.cfg.attentionScaling ?? 1 }
+          : undefined;
+      const qkvOpts = { ...(normed ? {} : this.normOpts(L.attnNorm)), deferSplit: !!ropeCache, rope: ropeCache };
+      const { split, roped } = linear(rec, qkvIn, L.qkv, L.qkvBias, a.qkv, T, qkvOpts);
       if (qkNorm) ops.qkNorm(rec, a.qkv, qkNorm.q, qkNorm.k, T, this.layout, cfg.normEps, cfg.qkNormMode);
-      if (rope) {
+      if (roped) {
+        // The projection's epilogue rotated q and k and wrote the cache.
+      } else if (rope) {
         const { rotaryDim, attentionScaling } = rope.cfg;
         ops.ropeCacheKV(rec, a.qkv, inp.positions, rope.invFreq, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout, rotaryDim, attentionScaling ?? 1, split);
       } else {
         ops.cacheKV(rec, a.qkv, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout);
       }
-      ops.pagedAttention(rec, a.qkv, cache.k[l], cache.v[l], inp, a.attn, T, this.layout, {
+      // Split-K pieces (decode on GPUs) are merged by the o projection as it reads them.
+      const pieces = ops.pagedAttention(rec, a.qkv, cache.k[l], cache.v[l], inp, a.attn, T, this.layout, {
         scale: cfg.attnScale ?? 1 / Math.sqrt(cfg.headDim),
         slidingWindow,
         softcap: cfg.attnSoftcap,
         blockSize: cache.blockSize,
         maxBlocksPerSeq: inp.maxBlocksPerSeq,
+        deferCombine: true,
       });
-      normed = this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T, L.mlpNorm, L.postAttnNorm);
+      normed = this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T, L.mlpNorm, L.postAttnNorm, pieces ?? undefined);
 
       // MLP block.
       if (L.moe) {
@@ -197,17 +208,21 @@ export class Decoder {
     }
   }
 
-  /** Records the LM head for S token rows of the last forward: only they go through the final norm. */
-  logits(rec: Recorder, rows: Tensor /* u32 [S] */, S: number, a: Activations): void {
+  /**
+   * Records the LM head for S token rows of the last forward: only they go through the final norm. `rows` null: the
+   * first S token rows in order (a decode step samples each of its tokens), read in place without a gather.
+   */
+  logits(rec: Recorder, rows: Tensor /* u32 [S] */ | null, S: number, a: Activations): void {
     const w = this.weights;
-    ops.gatherRows(rec, a.x, rows, a.xs, S, this.cfg.hiddenSize);
+    if (rows) ops.gatherRows(rec, a.x, rows, a.xs, S, this.cfg.hiddenSize);
+    const xs = rows ? a.xs : a.x;
     const n = w.finalNorm;
     if (n && this.cfg.norm === 'rms') {
-      linear(rec, a.xs, w.lmHead, null, a.logits, S, { rmsNorm: { weight: n.weight, eps: this.cfg.normEps } });
+      linear(rec, xs, w.lmHead, null, a.logits, S, { rmsNorm: { weight: n.weight, eps: this.cfg.normEps } });
       this.capLogits(rec, S, a);
       return;
     }
-    let last = n ? this.norm(rec, a.xs, n, a.xsNorm, S) : a.xs;
+    let last = n ? this.norm(rec, xs, n, a.xsNorm, S) : xs;
     if (w.projectOut) {
       const out = last === a.xs ? a.xsNorm : a.xs;
       linear(rec, last, w.projectOut, null, out, S);
@@ -258,19 +273,20 @@ export class Decoder {
   /**
    * x += input W^T + b (the block's output projection), then the post-norm (x = norm(x)) when the model has it; with
    * `post` (cfg.postNorms), x += rmsNorm(input W^T + b) * post instead. With pre-RMSNorm, the next block's norm `next`
-   * rides along where linear can fuse it: returns true when a.h holds norm(x) for the next block.
+   * rides along where linear can fuse it: returns true when a.h holds norm(x) for the next block. `combine`: input is
+   * not written yet, these attention pieces are (linear merges them).
    */
-  private residual(rec: Recorder, a: Activations, input: Tensor, w: LinearWeight, b: Tensor | null, n: Norm, T: number, next?: Norm, post?: Tensor | null): boolean {
+  private residual(rec: Recorder, a: Activations, input: Tensor, w: LinearWeight, b: Tensor | null, n: Norm, T: number, next?: Norm, post?: Tensor | null, combine?: ops.AttentionPartials): boolean {
     const { cfg } = this;
     if (post) {
       // The block's output in h (free here: the block's input was read), then normalised into the stream.
-      linear(rec, input, w, b, a.h, T);
+      linear(rec, input, w, b, a.h, T, { combine });
       ops.postNormAdd(rec, a.x, a.h, post, T, cfg.hiddenSize, cfg.normEps);
       return false;
     }
     const fuse = next && cfg.preNorm && cfg.norm === 'rms';
     const normOut = fuse ? { weight: next.weight, eps: cfg.normEps, out: a.h } : undefined;
-    const { normed } = linear(rec, input, w, b, a.x, T, { residual: true, normOut });
+    const { normed } = linear(rec, input, w, b, a.x, T, { residual: true, normOut, combine });
     if (!cfg.preNorm) this.postNorm(rec, a, n, T);
     return normed;
   }

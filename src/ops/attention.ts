@@ -10,6 +10,7 @@ import attentionSubgroupSource from '../../shaders/paged_attention.subgroup.wgsl
 import attentionTiledSource from '../../shaders/paged_attention.tiled.wgsl';
 import combineSource from '../../shaders/paged_attention.combine.wgsl';
 import cacheSource from '../../shaders/cache_kv.wgsl';
+import ropeLib from '../../shaders/lib/rope.wgsl';
 import ropeCacheSource from '../../shaders/rope_cache_kv.wgsl';
 import { expectTensor, grid, isPowerOfTwo, wholeBuffer } from './common.js';
 import type { SplitSums } from './linear.js';
@@ -81,6 +82,24 @@ fn ${name}(e: u32, v: vec2<f32>, two: bool) { ${name}Half(e, v.x); if (two) { ${
   return `alias KS = ${ks};\n${store('storeK', 'kCache')}${store('storeV', 'vCache')}`;
 }
 
+/**
+ * The prelude of a kernel that writes single cache elements in any order (the GEMV's fused rope, lib/gemv.rope.wgsl):
+ * KS and storeKElem / storeVElem(e, x), which set element e. f16: the two halves of a word may come from different
+ * threads, so each half is set with atomicAnd then atomicOr on its own 16 bits (as cacheWritePrelude's odd head dims).
+ */
+export function cacheElementPrelude(kt: 'f32' | 'f16'): string {
+  const store = (name: string, cache: string) =>
+    kt === 'f32'
+      ? `fn ${name}(e: u32, x: f32) { ${cache}[e] = x; }\n`
+      : `fn ${name}(e: u32, x: f32) {
+  let sh = (e & 1u) * 16u;
+  atomicAnd(&${cache}[e >> 1u], ~(0xffffu << sh));
+  atomicOr(&${cache}[e >> 1u], (pack2x16float(vec2<f32>(x, 0.0)) & 0xffffu) << sh);
+}
+`;
+  return `alias KS = ${kt === 'f32' ? 'f32' : 'atomic<u32>'};\n${store('storeKElem', 'kCache')}${store('storeVElem', 'vCache')}`;
+}
+
 /** The vector width of the attention kernels for head dim D: vec4 reads when D % 4 == 0, else scalars. */
 const vectorWidth = (D: number): 1 | 4 => (D % 4 === 0 ? 4 : 1);
 
@@ -136,7 +155,7 @@ function keyLanes(rec: Recorder, D: number): number {
   return dl;
 }
 
-function cacheDtype(kCache: Tensor, vCache: Tensor, what: string): 'f32' | 'f16' {
+export function cacheDtype(kCache: Tensor, vCache: Tensor, what: string): 'f32' | 'f16' {
   if (kCache.dtype !== vCache.dtype || (kCache.dtype !== 'f32' && kCache.dtype !== 'f16')) {
     throw new Error(`${what}: caches must both be f32 or both f16 (got ${kCache.dtype}, ${vCache.dtype})`);
   }
@@ -226,7 +245,7 @@ export function ropeCacheKV(
   const key = `rope_cache_kv.${kt}.${D % 2 ? 'odd' : 'even'}${split ? '.split' : ''}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${threadLib}\n${ropeCacheSource}`,
+    code: `${threadLib}\n${ropeLib}\n${ropeCacheSource}`,
     prelude: cacheWritePrelude(kt, D) + (split ? SPLIT_QKV : 'const SPLIT = false;\nfn qkvAt(i: u32) -> f32 { return qkv[i]; }\n'),
     bindings: split ? ['write', 'read', 'read', 'read', 'write', 'write', 'read', 'read'] : ['write', 'read', 'read', 'read', 'write', 'write'],
     params: ROPE_CACHE_PARAMS,
@@ -353,6 +372,23 @@ export interface AttentionOptions {
    * softcap tanh(s / softcap) before the softmax. 0 or absent: none.
    */
   softcap?: number;
+  /**
+   * Leave split-K pieces unmerged (out unwritten) and return them, for the consumer to merge as it reads them (the o
+   * projection's GEMV: LinearOptions.combine). Head dims that are a multiple of 4 only; else merged here.
+   */
+  deferCombine?: boolean;
+}
+
+/**
+ * Split-K attention pieces not yet merged into the attention output (AttentionOptions.deferCombine): per (token t,
+ * head h, piece i), pi = (t nH + h) splits + i, f32 words 4 pi .. 4 pi + 3 hold (m, l, 0, 0) and, after all T nH
+ * splits records, D words from T nH splits 4 + pi D hold its unnormalised output (see lib/paged_attention.wgsl).
+ */
+export interface AttentionPartials {
+  part: Tensor; // f32 [>= T nH splits (4 + D)]
+  splits: number;
+  numHeads: number;
+  headDim: number;
 }
 
 /**
@@ -360,11 +396,14 @@ export interface AttentionOptions {
  * position p = positions[t]) attends to its sequence's cached keys at positions max(0, p - window + 1) .. p, read
  * through blockTables[s]; q head h uses kv head h / (nH / nKv). Run cacheKV (or ropeCacheKV) for the step first.
  * One workgroup serves all q heads of a kv head (up to tuning.attentionHeads), reading each key once; when a step
- * has few tokens (decode), long key ranges are split over several workgroups and merged by a second dispatch.
- * Heads are read in vec4s when D % 4 == 0; any other head dim (up to 256) runs the portable kernel on scalars.
+ * has few tokens (decode), long key ranges are split over several workgroups and merged by a second dispatch
+ * (attentionCombine), or, with opts.deferCombine, by the consumer: then out is left unwritten and the pieces are
+ * returned. Heads are read in vec4s when D % 4 == 0; any other head dim (up to 256) runs the portable kernel on
+ * scalars.
  *
  * @param qkv  f32 [T, (nH + 2 nKv) D] (only the q heads are read)
  * @param out  f32 [T, nH D]
+ * @returns the unmerged pieces (deferCombine, when keys were split), else null
  * @example
  * pagedAttention(rec, qkv, k, v, meta, attnOut, T, layout,
  *   { scale: 1 / Math.sqrt(128), slidingWindow: null, blockSize: 16, maxBlocksPerSeq: 256 });
@@ -379,8 +418,8 @@ export function pagedAttention(
   T: number,
   layout: QkvLayout,
   opts: AttentionOptions,
-): void {
-  if (T === 0) return;
+): AttentionPartials | null {
+  if (T === 0) return null;
   const { ctx } = rec;
   const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
   if (!(D >= 1 && D <= MAX_HEAD_DIM)) throw new Error(`pagedAttention: head dim ${D} must be 1 to ${MAX_HEAD_DIM}`);
@@ -397,7 +436,10 @@ export function pagedAttention(
   const kt = cacheDtype(kCache, vCache, 'pagedAttention');
   // A prompt-sized step the runner listed tiles for: the tiled kernel.
   const tiling = meta.tiles ? attentionTiling(ctx, layout, T) : null;
-  if (meta.tiles && tiling) return pagedAttentionTiled(rec, qkv, kCache, vCache, meta, meta.tiles, out, T, layout, opts, kt, tiling);
+  if (meta.tiles && tiling) {
+    pagedAttentionTiled(rec, qkv, kCache, vCache, meta, meta.tiles, out, T, layout, opts, kt, tiling);
+    return null;
+  }
   // q heads per workgroup: the whole group of heads sharing a kv head, or an even share of it.
   const tune = ctx.tuning;
   const G = nH / nKv;
@@ -436,20 +478,37 @@ export function pagedAttention(
   const partials = splits > 1 ? ctx.scratchBuffer('attention partials', T * nH * splits * (16 + 4 * D)) : ctx.dummy;
   const { blockSize, maxBlocksPerSeq, scale } = opts;
   const params = { T, nH, nKv, D, qkvStride: (nH + 2 * nKv) * D, blockSize, maxBlocksPerSeq, window, scale, groupsPerKv: perKv, splits, partLen, softcap };
-  const partialsBinding = wholeBuffer(partials);
   const bindings = attentionBindings(rec, qkv, kCache, vCache, meta, out, partials);
   rec.run(kernel, params, bindings, nKv * perKv, T, splits);
-  if (splits > 1) {
-    const combine = ctx.pipelines.kernel(`paged_attention.combine.${vw}.${wg}`, () => ({
-      name: 'paged_attention.combine',
-      code: combineSource,
-      prelude: vectorPrelude(vw, 'read'),
-      bindings: ['read', 'write'],
-      params: COMBINE_PARAMS,
-      constants: { WG: wg },
-    }));
-    rec.run(combine, { T, nH, D, splits }, [partialsBinding, bindTensor(ctx, out)], nH, T);
-  }
+  if (splits === 1) return null;
+  const pieces: AttentionPartials = { part: { buffer: partials, offset: 0, shape: [partials.size / 4], dtype: 'f32' }, splits, numHeads: nH, headDim: D };
+  if (opts.deferCombine && D % 4 === 0) return pieces;
+  attentionCombine(rec, pieces, out, T);
+  return null;
+}
+
+/**
+ * Merges split-K attention pieces into the attention output (paged_attention.combine.wgsl, flash decoding's second
+ * pass): what pagedAttention does after its split-K dispatch unless told to leave it (deferCombine).
+ *
+ * @param out  f32 [T, nH D]
+ */
+export function attentionCombine(rec: Recorder, pieces: AttentionPartials, out: Tensor, T: number): void {
+  const { ctx } = rec;
+  const { splits, numHeads: nH, headDim: D } = pieces;
+  expectTensor(pieces.part, 'f32', T * nH * splits * (4 + D), 'attentionCombine partials');
+  expectTensor(out, 'f32', T * nH * D, 'attentionCombine out');
+  const vw = vectorWidth(D);
+  const wg = ctx.tuning.attentionWorkgroup;
+  const combine = ctx.pipelines.kernel(`paged_attention.combine.${vw}.${wg}`, () => ({
+    name: 'paged_attention.combine',
+    code: combineSource,
+    prelude: vectorPrelude(vw, 'read'),
+    bindings: ['read', 'write'],
+    params: COMBINE_PARAMS,
+    constants: { WG: wg },
+  }));
+  rec.run(combine, { T, nH, D, splits }, [bindTensor(ctx, pieces.part), bindTensor(ctx, out)], nH, T);
 }
 
 /** pagedAttention's tiled kernel for prompts (shaders/paged_attention.tiled.wgsl). */

@@ -1,5 +1,6 @@
 /** The transformer's math on WebGPU: each op records dispatches into a {@link Recorder}. */
 export { linear, linearReduce, type LinearOptions, type LinearResult, type RmsNormOut, type SplitSums } from './linear.js';
+export { type RopeCacheWrite } from './linear-rope.js';
 export { rmsNorm, layerNorm, qkNorm, postNormAdd } from './norm.js';
 export {
   cacheKV,
@@ -8,7 +9,9 @@ export {
   attentionTiling,
   attentionTiles,
   attentionTileCount,
+  attentionCombine,
   type AttentionMetadata,
+  type AttentionPartials,
   type AttentionOptions,
   type AttentionTiling,
   type QkvLayout,

@@ -6,7 +6,9 @@
  * Four kernels, picked by the token count T, the shapes and the device (ctx.tuning, ctx.subgroupMatrix):
  * - GEMV (`shaders/linear.gemv.wgsl`, T <= tuning.gemvMaxTokens, K % 8 == 0): decode is memory bound, so each
  *   weight row is read once, in 16-byte chunks spread over tuning.gemvLanes threads, for up to
- *   tuning.gemvTokens tokens; RMSNorm, gating and the residual are fused.
+ *   tuning.gemvTokens tokens; RMSNorm, gating and the residual are fused, and so are the qkv projection's rope and
+ *   KV-cache write (LinearOptions.rope, linear-rope.ts) and the merge of split-K attention pieces that the o
+ *   projection reads (LinearOptions.combine, linear-combine.ts).
  * - subgroup matrices (`shaders/linear.mma.wgsl`, f16 weights (and block formats: layers/quant/ calls mmaLinear),
  *   T >= tuning.mmaMinTokens, when the device has
  *   chromium-experimental-subgroup-matrix): tensor cores on tiles of x (rounded to f16) and w staged in workgroup
@@ -41,6 +43,9 @@ import { actCode, gatedAct, toHalf, type Activation } from './elementwise.js';
 import { chunkPrelude, expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 import { rmsNorm } from './norm.js';
 import { mmaKernelCode, mmaSharedBytes, mmaStepK } from './linear-mma.js';
+import { combineFirst, GEMV_PLAIN_X, gemvCombine, withCombineParams, type GemvCombine } from './linear-combine.js';
+import type { AttentionPartials } from './attention.js';
+import { GEMV_ROPE_BINDINGS, gemvRope, gemvRopeCode, gemvRopePrelude, withRopeParams, type GemvRope, type RopeCacheWrite } from './linear-rope.js';
 
 /** Fused work around the product. */
 export interface LinearOptions {
@@ -65,6 +70,17 @@ export interface LinearOptions {
    * part, no gating or residual). ropeCacheKV takes them.
    */
   deferSplit?: boolean;
+  /**
+   * Rotate the q and k heads of the output (a qkv projection) and write k and v into the KV cache, as ropeCacheKV
+   * would after it: the GEMV does it in its epilogue (see linear-rope.ts), then q heads alone are written into out.
+   * `linear` returns whether it did; if not, the caller runs ropeCacheKV.
+   */
+  rope?: RopeCacheWrite;
+  /**
+   * x is not written yet: the attention's split-K pieces are (pagedAttention's deferCombine). The GEMV merges them as
+   * it stages its input (see linear-combine.ts); other kernels get them merged into x by attentionCombine first.
+   */
+  combine?: AttentionPartials;
 }
 
 /** What linear left undone for its consumer: split-K partial sums (see LinearOptions.deferSplit). */
@@ -76,11 +92,15 @@ export interface SplitSums {
   bias: Tensor | null;
 }
 
-/** linear's result: whether it wrote opts.normOut, and the split sums it left (opts.deferSplit). */
+/** linear's result: whether it wrote opts.normOut, the split sums it left (opts.deferSplit), whether it did opts.rope. */
 export interface LinearResult {
   normed: boolean;
   split: SplitSums | null;
+  roped: boolean;
 }
+
+/** A result with nothing fused for the caller to skip. */
+export const notFused = (): LinearResult => ({ normed: false, split: null, roped: false });
 
 /** An RMSNorm written after the epilogue: out[t, :] = y[t, :] / sqrt(mean(y[t, :]^2) + eps) * weight. */
 export interface RmsNormOut {
@@ -131,8 +151,9 @@ function gemvTokens(T: number, max: number): number {
   return tt;
 }
 
-/** Weight rows per GEMV row group: a gated one needs a gate and an up row at least. */
-const gemvRows = (tune: Recorder['ctx']['tuning'], f: Fusion): number => (f.gated >= 0 ? Math.max(2, tune.gemvRows) : tune.gemvRows);
+/** Weight rows per GEMV row group: a gated one needs a gate and an up row at least, a roped one a rotary pair. */
+const gemvRows = (tune: Recorder['ctx']['tuning'], f: Fusion, rope: GemvRope | null): number =>
+  f.gated >= 0 || rope ? Math.max(2, tune.gemvRows) : tune.gemvRows;
 
 export interface Fusion {
   norm: boolean;
@@ -149,7 +170,17 @@ export const fusionKey = (f: Fusion) => `${f.norm ? 'n' : ''}${f.gated >= 0 ? `g
 /** GEMV threads per row group for rows of K: more for long rows (more loads in flight per row). */
 const gemvLanes = (tune: Recorder['ctx']['tuning'], K: number): number => (K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes);
 
-function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, f: Fusion) {
+const ROPE_LINEAR_PARAMS = withRopeParams(LINEAR_PARAMS.fields);
+const COMBINE_LINEAR_PARAMS = withCombineParams(LINEAR_PARAMS.fields);
+
+/**
+ * The GEMV's params struct: LINEAR_PARAMS, extended for the fused rope or the merged input (the dispatch passes the
+ * extension's values too; a GEMV does one of them at most).
+ */
+export const gemvParams = (rope: GemvRope | null, combine: GemvCombine | null) =>
+  (rope ? ROPE_LINEAR_PARAMS : combine ? COMBINE_LINEAR_PARAMS : LINEAR_PARAMS) as typeof LINEAR_PARAMS;
+
+function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, f: Fusion, rope: GemvRope | null, combine: GemvCombine | null) {
   const { path } = choice;
   const { ctx } = rec;
   const tune = ctx.tuning;
@@ -160,18 +191,18 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
   let make: () => KernelSource<typeof LINEAR_PARAMS.fields>;
   if (path === 'gemv') {
     const tt = gemvTokens(T, tune.gemvTokens);
-    const rows = gemvRows(tune, f);
+    const rows = gemvRows(tune, f, rope);
     const lanes = gemvLanes(tune, K);
     // The butterfly needs every subgroup to hold whole row groups.
     const subgroup = ctx.subgroups && ctx.subgroupMinSize >= lanes;
-    key = `linear.gemv.${dtype}.${tt}.${tune.gemvWorkgroup}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}`;
+    key = `linear.gemv.${dtype}.${tt}.${tune.gemvWorkgroup}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}${rope ? `.rope.${rope.kt}` : ''}${combine ? `.combine${K}` : ''}`;
     make = () => ({
       name: key,
-      code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
-      prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
+      code: `${lib}${gemvRopeCode(rope)}${combine ? combine.code : GEMV_PLAIN_X}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
+      prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\n${combine?.prelude ?? ''}`,
       constants: { WG: tune.gemvWorkgroup, LANES: lanes, NORM: f.norm ? 1 : 0, ...fused },
-      bindings: ['read', 'read', 'read', 'read', 'write'],
-      params: LINEAR_PARAMS,
+      bindings: rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] : ['read', 'read', 'read', 'read', 'write'],
+      params: gemvParams(rope, combine),
     });
   } else if (choice.path === 'mma') {
     return mmaKernel(rec, choice.tile, f, null);
@@ -247,7 +278,7 @@ function choosePath(rec: Recorder, w: Weight, T: number, vw: 1 | 4, gatedRows: n
  * @returns whether `opts.normOut` was written, and the split sums left undone (`opts.deferSplit`)
  */
 export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null, out: Tensor, T: number, opts: LinearOptions = {}): LinearResult {
-  if (T === 0) return { normed: false, split: null };
+  if (T === 0) return notFused();
   const { ctx } = rec;
   const K = w.cols;
   const gatedRows = opts.gated ? w.rows / 2 : 0;
@@ -262,13 +293,18 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
   const vw = K % 4 === 0 ? 4 : 1;
   const choice = choosePath(rec, w, T, vw, gatedRows);
   const { path } = choice;
+  const tune = ctx.tuning;
+  // Attention pieces for x: merged in the GEMV (one plain weight part at a time), else into x first.
+  const merge = path === 'gemv' && !opts.rope && !(opts.gated && w.parts.length > 1);
+  const combine = merge ? gemvCombine(rec, opts.combine, K, gemvTokens(T, tune.gemvTokens)) : null;
+  if (!combine) combineFirst(rec, opts.combine, x, T);
 
   // Fusions the chosen kernel cannot do become dispatches of their own around it.
   if (opts.gated && w.parts.length > 1) {
     const both = scratchTensor(rec, 'linear.gated', T * w.rows);
     linear(rec, x, w, bias, both, T, { rmsNorm: opts.rmsNorm });
     gatedAct(rec, both, out, T, gatedRows, opts.gated);
-    return { normed: false, split: null };
+    return notFused();
   }
   let input = x;
   if (opts.rmsNorm && path !== 'gemv') {
@@ -284,24 +320,31 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     const parts = w.parts.map((p) => ({ ...p, wStride: w.rowStride }));
     return mmaLinear(rec, input, parts, null, choice.tile, K, N, bias, out, T, fusion, opts);
   }
-  const kernel = linearKernel(rec, choice, w.dtype, vw, T, K, fusion);
-  const xb = bindTensor(ctx, input, 'linear x');
+  // The fused rope: GEMV only, plain (no gating, no residual).
+  const rope = path === 'gemv' && !opts.gated && !opts.residual ? gemvRope(rec, opts.rope, w.parts, N, T) : null;
+  const kernel = linearKernel(rec, choice, w.dtype, vw, T, K, fusion, rope, combine);
+  const xb = combine ? combine.x : bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
-  const tune = ctx.tuning;
   for (const part of w.parts) {
     if (part.rows === 0) continue;
     const params = partParams(part, w.rowStride, T, K, N, gatedRows, !!bias, eps);
     const cols = params.N;
     const wb = wholeBuffer(part.buffer);
     if (path === 'gemv') {
-      const rows = gemvRows(tune, fusion);
-      const perGroup = (tune.gemvWorkgroup / gemvLanes(tune, K)) * (opts.gated ? rows / 2 : rows);
-      const [gx, gz] = grid(ctx, Math.ceil(cols / perGroup));
+      const rows = gemvRows(tune, fusion, rope);
+      const perGroup = (tune.gemvWorkgroup / gemvLanes(tune, K)) * (opts.gated || rope ? rows / 2 : rows);
       const tt = gemvTokens(T, tune.gemvTokens);
-      rec.run(kernel, params, [xb, wb, bb, gb, ob], gx, Math.ceil(T / tt), gz);
+      if (rope) {
+        // Output columns are the part's rotary pairs (lib/gemv.rope.wgsl).
+        const [gx, gz] = grid(ctx, Math.ceil(cols / 2 / perGroup));
+        rec.run(kernel, { ...params, N: cols / 2, ...rope.params }, [xb, wb, bb, gb, ob, ...rope.bindings], gx, Math.ceil(T / tt), gz);
+        continue;
+      }
+      const [gx, gz] = grid(ctx, Math.ceil(cols / perGroup));
+      rec.run(kernel, { ...params, ...combine?.params }, [xb, wb, bb, gb, ob], gx, Math.ceil(T / tt), gz);
       continue;
     }
     // Tile columns (gated: gate/up pairs) and tokens per workgroup.
@@ -319,7 +362,7 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
     const [gx, gz] = grid(ctx, Math.ceil(tileCols / perX));
     rec.run(kernel, params, [xb, wb, bb, ob], gx, Math.ceil(T / perY), gz);
   }
-  return { normed: false, split: null };
+  return { ...notFused(), roped: !!rope };
 }
 
 /** A weight part as the subgroup-matrix kernel reads it: rows rowStart.. of the weight, wStride between rows (f16: elements; block formats: bytes). */
@@ -385,7 +428,7 @@ export function mmaLinear(
   // The fused RMSNorm needs each output row whole in one reduce: one weight part, no gating, N % 4 == 0.
   const normOut = opts.normOut && parts.length === 1 && !opts.gated && N % 4 === 0 ? opts.normOut : undefined;
   const defer = opts.deferSplit && parts.length === 1 && !opts.gated && !opts.residual;
-  const result: LinearResult = { normed: false, split: null };
+  const result = notFused();
   const [wm, wn, sgm, sgn] = tile;
   for (const part of parts) {
     if (part.rows === 0) continue;

@@ -36,6 +36,7 @@ import combineSource from '../../shaders/moe.combine.wgsl';
 import sharedGateSource from '../../shaders/moe.shared_gate.wgsl';
 import { actCode, type Activation } from './elementwise.js';
 import { chunkPrelude, expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
+import { GEMV_NO_ROPE } from './linear-rope.js';
 
 /**
  * The stacked weights of E experts, each [rows, cols] (HF [out, in] layout): gate|up [E, 2 I, H] (per expert the
@@ -246,7 +247,7 @@ function gemvKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: nu
   const key = `moe.gemv.${dtype}.${gated ? `g${act}` : 'd'}.${tileRows}.${wg}.${lanes}.${rows}.${subgroup ? 's' : 'w'}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${activationLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
+    code: `${activationLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${GEMV_NO_ROPE}${gemvLib}\n${gemvSource}`,
     prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}const TT = ${tileRows}u;\nconst R = ${rows}u;\n`,
     constants: { WG: wg, LANES: lanes, GATED: gated ? 1 : 0, ACT: act },
     bindings: ['read', 'read', 'read', 'read', 'write'],

@@ -357,6 +357,8 @@ export class GpuModelRunner implements Executor {
     }
     this.forward(rec, T, maxBlocks);
     const oneChunk = rows.length <= cap;
+    // Every token sampled once, in order (a decode step): the LM head reads the hidden states in place.
+    const inOrder = oneChunk && rows.length === T && rows.every((r, i) => r.row === i);
     /** Byte offset of row i's argmax in sampledIds (and in staging, which mirrors it). */
     const idAt = (i: number) => Math.floor(i / cap) * chunkStride + 4 * (i % cap);
     rows.forEach((r, i) => {
@@ -365,7 +367,7 @@ export class GpuModelRunner implements Executor {
     // The LM head of a one-pass step needs no mask: it runs with the forward while the bitmasks are made.
     const headDone = !!beforeSampling && oneChunk;
     if (beforeSampling) {
-      if (headDone) this.model.logits(rec, this.view(layout.sampleRows, cap, 'u32'), rows.length, this.acts);
+      if (headDone) this.model.logits(rec, inOrder ? null : this.view(layout.sampleRows, cap, 'u32'), rows.length, this.acts);
       rec.submit();
       validations.push(this.ctx.device.popErrorScope());
       let release!: () => void;
@@ -411,7 +413,7 @@ export class GpuModelRunner implements Executor {
     const fullOffset = new Map<number, number>();
     for (let c = 0; c * cap < rows.length; c++) {
       const S = Math.min(cap, rows.length - c * cap);
-      this.logitsArgmax(rec, c * chunkStride, S, c === 0 ? masks : null, headDone);
+      this.logitsArgmax(rec, c * chunkStride, S, c === 0 ? masks : null, headDone, inOrder);
       rec.copy(this.sampledIds, c * chunkStride, staging, c * chunkStride, alignUp(S * 4, 4));
       if (nCand > 0) {
         // One chunk (oneChunk): records of every row of it, rows not sampled from candidates included (cheap).
@@ -483,7 +485,8 @@ export class GpuModelRunner implements Executor {
    * request up while its shaders compile (H200: ~200 ms for a new decode batch class). The part vLLM's warm-up and
    * CUDA-graph capture play. Kernel choices change at the tuning's token thresholds (powers of two) and with
    * split-K (fewer tokens, more splits), so T = 1, 2, 3 and every 2^k and 2^k + 1 up to maxNumBatchedTokens cover
-   * them; the LM head and argmax run over min(T, rows per pass) rows. Sampling's top-K kernels are left to first use.
+   * them; the LM head and argmax run over min(T, rows per pass) rows, gathered and (decode) in place. Sampling's
+   * top-K kernels are left to first use.
    * Then the KV cache and activations are cleared: Dawn zeroes a buffer on its first use (WebGPU's zero
    * initialisation), which the first request would otherwise wait for (lavapipe: 1.1 s for a 256 MiB cache).
    * Returns when the GPU is done.
@@ -494,6 +497,8 @@ export class GpuModelRunner implements Executor {
     for (const T of warmupTokenCounts(this.limits.maxNumBatchedTokens)) {
       this.model.forward(rec, this.forwardInputs(T, this.maxBlocksPerSeq), this.acts, this.cache);
       this.logitsArgmax(rec, 0, Math.min(T, this.logitRowsCap));
+      // A decode step's LM head reads its rows in place (see execute).
+      if (T <= this.logitRowsCap) this.logitsArgmax(rec, 0, T, null, false, true);
       rec.discard();
     }
     const clear = new Recorder(this.ctx, 'warmup.clear');
@@ -506,9 +511,9 @@ export class GpuModelRunner implements Executor {
    * Records the LM head over S rows of one chunk of sample rows (at byte `at` of the input buffer's sampleRows
    * section), the grammar bitmasks of its constrained rows, and their argmax into sampledIds at the same byte offset.
    */
-  private logitsArgmax(rec: Recorder, at: number, S: number, masks: { rows: Tensor; mask: Tensor; M: number } | null = null, headDone = false): void {
+  private logitsArgmax(rec: Recorder, at: number, S: number, masks: { rows: Tensor; mask: Tensor; M: number } | null = null, headDone = false, inOrder = false): void {
     const cap = this.logitRowsCap;
-    if (!headDone) this.model.logits(rec, this.view(this.layout.sampleRows + at, cap, 'u32'), S, this.acts);
+    if (!headDone) this.model.logits(rec, inOrder ? null : this.view(this.layout.sampleRows + at, cap, 'u32'), S, this.acts);
     if (masks) ops.tokenBitmask(rec, this.acts.logits, masks.rows, masks.mask, masks.M, this.config.vocabSize);
     ops.argmax(rec, this.acts.logits, { buffer: this.sampledIds, offset: at, shape: [cap], dtype: 'u32' }, S, this.config.vocabSize);
   }

@@ -22,6 +22,7 @@ import quantizeSource from '../../../shaders/linear.q.quantize.wgsl';
 import gemvI8Source from '../../../shaders/linear.q.gemv.i8.wgsl';
 import { I8_WGSL, QI8_STRUCT } from './formats/int8.js';
 import type { QuantWeight } from './kernels.js';
+import { GEMV_NO_ROPE } from '../../ops/linear-rope.js';
 
 /** linear.q.quantize.wgsl: tokens, columns, the RMSNorm's eps. */
 const QUANTIZE_PARAMS = paramsStruct({ T: 'u32', K: 'u32', eps: 'f32' });
@@ -82,7 +83,7 @@ export function int8Gemv(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tensor 
     const key = `linear.q.gemv.i8.${part.format}.${tt}.${wg}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}`;
     const kernel = ctx.pipelines.kernel(key, () => ({
       name: key,
-      code: `${activationLib}\n${linearLib}\n${qBlockLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvI8Source}`,
+      code: `${activationLib}\n${linearLib}\n${qBlockLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${GEMV_NO_ROPE}${gemvLib}\n${gemvI8Source}`,
       prelude: `${subgroup ? 'enable subgroups;\n' : ''}${QI8_STRUCT}${I8_WGSL[part.format]}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
       constants: { WG: wg, LANES: lanes, ...fused },
       // Binding 6: the weight again, as vec4<u32> (the readers of 16-byte aligned blocks declare it: formats/int8.ts).

@@ -20,7 +20,9 @@
 import { paramsStruct } from '../../gpu/pipelines.js';
 import type { Recorder } from '../../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../../gpu/tensor.js';
-import { fusionConstants, fusionKey, LINEAR_PARAMS, mmaLinear, mmaTile, partParams, type Fusion, type LinearOptions, type LinearResult } from '../../ops/linear.js';
+import { fusionConstants, fusionKey, gemvParams, LINEAR_PARAMS, mmaLinear, mmaTile, notFused, partParams, type Fusion, type LinearOptions, type LinearResult } from '../../ops/linear.js';
+import { GEMV_ROPE_BINDINGS, gemvRope, gemvRopeCode, gemvRopePrelude } from '../../ops/linear-rope.js';
+import { combineFirst, GEMV_PLAIN_X, gemvCombine } from '../../ops/linear-combine.js';
 import { actCode, gatedAct } from '../../ops/elementwise.js';
 import { rmsNorm } from '../../ops/norm.js';
 import { expectTensor, grid, wholeBuffer } from '../../ops/common.js';
@@ -95,7 +97,7 @@ function scratchTensor(rec: Recorder, name: string, count: number): Tensor {
  * quantLinear(rec, hidden, layer.gateUp, null, mlp, T, { rmsNorm: { weight: norm, eps: 1e-5 }, gated: 'silu' });
  */
 export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tensor | null, out: Tensor, T: number, opts: LinearOptions = {}): LinearResult {
-  const result: LinearResult = { normed: false, split: null };
+  const result = notFused();
   if (T === 0) return result;
   const { ctx } = rec;
   const K = w.cols;
@@ -108,6 +110,11 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   expectTensor(out, 'f32', T * N, 'linear out');
   if (bias) expectTensor(bias, 'f32', w.rows, 'linear bias');
   if (opts.rmsNorm) expectTensor(opts.rmsNorm.weight, 'f32', K, 'linear rmsNorm weight');
+  const gemv = T <= GEMV_MAX_TOKENS;
+  // Attention pieces for x: merged in the float-activation GEMV (plain weight parts), else into x first.
+  const merge = gemv && !opts.rope && !(opts.gated && w.parts.length > 1) && !useInt8Gemv(rec, w, T);
+  const combine = merge ? gemvCombine(rec, opts.combine, K, gemvTokens(T)) : null;
+  if (!combine) combineFirst(rec, opts.combine, x, T);
   if (opts.gated && w.parts.length > 1) {
     const both = scratchTensor(rec, 'linear.gated', T * w.rows);
     quantLinear(rec, x, w, bias, both, T, { rmsNorm: opts.rmsNorm });
@@ -115,7 +122,6 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
     return result;
   }
   const tune = ctx.tuning;
-  const gemv = T <= GEMV_MAX_TOKENS;
   // Tensor cores where the device has them (the weight's chunks dequantized as they are staged): a tile of the
   // tuning's, staged (DIRECT tiles load f16 blocks straight from memory), whose gated blocks pair up.
   let tile = !gemv && ctx.subgroupMatrix && tune.mmaMinTokens > 0 && T >= tune.mmaMinTokens ? mmaTile(tune, T, w.rows, K, ctx.limits.maxComputeWorkgroupStorageSize) : null;
@@ -142,7 +148,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const fused = fusionConstants(fusion);
   const fkey = fusionKey(fusion);
   const lib = `${activationLib}\n${linearLib}\n${qBlockLib}\n`;
-  const xb = bindTensor(ctx, input, 'linear x');
+  const xb = combine ? combine.x : bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
@@ -151,6 +157,8 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
     int8Gemv(rec, x, w, bias, out, T, opts, gemvTokens(T), [gemvWg, gemvLanes, gemvRows]);
     return result;
   }
+  // The fused rope (ops/linear-rope.ts): plain GEMVs only.
+  const rope = gemv && !opts.gated && !opts.residual ? gemvRope(rec, opts.rope, w.parts, N, T) : null;
   for (const part of w.parts) {
     if (part.rows === 0) continue;
     const params = partParams(part, part.rowStride, T, K, N, gatedRows, !!bias, eps);
@@ -160,20 +168,26 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       const tt = gemvTokens(T);
       // The butterfly needs every subgroup to hold whole row groups.
       const subgroup = ctx.subgroups && ctx.subgroupMinSize >= gemvLanes;
-      const rows = opts.gated ? Math.max(2, gemvRows) : gemvRows;
-      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}`;
+      const rows = opts.gated || rope ? Math.max(2, gemvRows) : gemvRows;
+      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}${rope ? `.rope.${rope.kt}` : ''}${combine ? `.combine${K}` : ''}`;
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
-        code: `${lib}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
-        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(part.format).wgsl}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
+        code: `${lib}${gemvRopeCode(rope)}${combine ? combine.code : GEMV_PLAIN_X}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
+        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(part.format).wgsl}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\n${combine?.prelude ?? ''}`,
         constants: { WG: gemvWg, LANES: gemvLanes, NORM: fusion.norm ? 1 : 0, ...fused },
-        bindings: ['read', 'read', 'read', 'read', 'write'],
-        params: LINEAR_PARAMS,
+        bindings: rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] : ['read', 'read', 'read', 'read', 'write'],
+        params: gemvParams(rope, combine),
       }));
       const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
-      const perGroup = (gemvWg / gemvLanes) * (opts.gated ? rows / 2 : rows);
+      const perGroup = (gemvWg / gemvLanes) * (opts.gated || rope ? rows / 2 : rows);
+      if (rope) {
+        // Output columns are the part's rotary pairs (lib/gemv.rope.wgsl).
+        const [gx, gz] = grid(ctx, Math.ceil(cols / 2 / perGroup));
+        rec.run(kernel, { ...params, N: cols / 2, ...rope.params }, [xb, wb, bb, gb, ob, ...rope.bindings], gx, Math.ceil(T / tt), gz);
+        continue;
+      }
       const [gx, gz] = grid(ctx, Math.ceil(cols / perGroup));
-      rec.run(kernel, params, [xb, wb, bb, gb, ob], gx, Math.ceil(T / tt), gz);
+      rec.run(kernel, { ...params, ...combine?.params }, [xb, wb, bb, gb, ob], gx, Math.ceil(T / tt), gz);
       continue;
     }
     const key = `linear.q.tiled.${part.format}.${fkey}`;
@@ -189,7 +203,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
     const [gx, gz] = grid(ctx, Math.ceil(tileCols / (4 * TILED_WX)));
     rec.run(kernel, params, [xb, wb, bb, ob], gx, Math.ceil(T / (TILED_TM * TILED_WY)), gz);
   }
-  return result;
+  return { ...result, roped: !!rope };
 }
 
 /**
