@@ -187,14 +187,21 @@ fn loadW(o0: u32, e: u32, k0: u32) -> array<vec4<u32>, 4> {
   return r;
 }
 
-/** Stores weight chunk e at its place in ws. */
+/**
+ * Stores weight chunk e at its place in ws, each 8-half group's pairs starting at pair (e / 8) % 4. In order, the 32
+ * chunks of a subgroup (rows LD halves apart, LD / 2 = 4 or 20 words mod 32 for BK = 64 or 32) start on 8 banks,
+ * 4 chunks each, and chunks e, e + 8, e + 16, e + 24 (BK 32) or e / 2 = r, r + 4, r + 8, r + 12 (BK 64) share
+ * one: rotated, each of a subgroup's stores hits 32 distinct banks.
+ */
 fn stageW(e: u32, v: array<vec4<u32>, 4>) {
   let at = (e / QCHUNKS) * LD + (e % QCHUNKS) * 32u;
+  let r = (e / 8u) % 4u;
   for (var i = 0u; i < 4u; i++) {
     for (var j = 0u; j < 4u; j++) {
-      let h = bitcast<vec2<f16>>(v[i][j]);
-      ws[at + 8u * i + 2u * j] = h.x;
-      ws[at + 8u * i + 2u * j + 1u] = h.y;
+      let q = (j + r) % 4u;
+      let h = chunkPair(v[i], q);
+      ws[at + 8u * i + 2u * q] = h.x;
+      ws[at + 8u * i + 2u * q + 1u] = h.y;
     }
   }
 }
