@@ -188,8 +188,9 @@ export const GPU_TUNING: KernelTuning = {
   attentionTileKeys: 32,
   rowWorkgroup: 256,
   reduceNormWorkgroup: 512,
-  // Unmeasured guess: T = 1 at K = 2048 merges up to 8 pieces (256 keys at attentionSplitKeys 32) in the GEMV.
-  gemvMergeBytes: 65536,
+  // Off: on an H100 (engine, 1 stream, Llama-3.2-1B dummy, medians of 5, two rounds) merging in the o GEMV cost
+  // more than the dispatch it spared: f16 515-522 tok/s against 543-546 without it, q4_0 447-448 against 499-500.
+  gemvMergeBytes: 0,
   weightRowPadding: 64,
   submitEvery: 32,
 };

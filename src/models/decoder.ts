@@ -22,9 +22,10 @@
  * Per-step cost at decode is mostly per dispatch, so neighbouring work is fused into the projections (see
  * ops.linear): a pre-norm RMSNorm runs inside the projection that reads it, act(gate) * up inside the gate/up
  * projection, the residual adds inside the o and down projections, and rope with the KV-cache write inside the qkv
- * projection where it runs on the GEMV (decode; else they are one dispatch of their own), and the merge of the
- * attention's split-K pieces (GPUs, decode) inside the o projection. A Llama layer's decode step is then 5
- * dispatches: qkv + rope + cache, attention, o, gate/up, down.
+ * projection where it runs on the GEMV (decode; else they are one dispatch of their own). A Llama layer's decode
+ * step is then 5 dispatches: qkv + rope + cache, attention, o, gate/up, down, and a sixth on GPUs where attention
+ * splits its keys: the combine of the pieces (the o projection can merge them itself, tuning.gemvMergeBytes, which
+ * measured slower on an H100).
  */
 import { ropeInvFreq, type LayerType, type ModelConfig, type RopeConfig } from '../config/model-config.js';
 import type { GpuContext } from '../gpu/context.js';

@@ -66,8 +66,8 @@ describe('a batch-1 decode step of a Llama model', async () => {
   for (const weights of ['f16', 'q4_0'] as const) {
     for (const [tname, tuning, merge] of [
       ['CPU tuning (keys in one piece)', CPU_TUNING, 'none'],
-      ['GPU tuning (keys split, merged by the o projection)', GPU_TUNING, 'gemv'],
-      ['GPU tuning, gemvMergeBytes 0 (merged by a dispatch)', { ...GPU_TUNING, gemvMergeBytes: 0 }, 'dispatch'],
+      ['GPU tuning (keys split, merged by a dispatch: gemvMergeBytes 0)', GPU_TUNING, 'dispatch'],
+      ['GPU tuning, gemvMergeBytes 65536 (merged by the o projection)', { ...GPU_TUNING, gemvMergeBytes: 65536 }, 'gemv'],
     ] as const) {
       const perLayer = merge === 'dispatch' ? 6 : 5;
       it(`${weights}, ${tname}: ${perLayer} dispatches a layer, 2 more for the step`, async () => {
