@@ -23,7 +23,7 @@
  * All of them fuse gating and the residual; the RMSNorm outside the GEMV is a separate rmsNorm dispatch into a
  * scratch tensor. A weight split into parts is one dispatch per part, each writing its column range of the output.
  */
-import { paramsStruct, type KernelSource } from '../gpu/pipelines.js';
+import { paramsStruct, type BufferBinding, type Kernel, type KernelSource } from '../gpu/pipelines.js';
 import type { Recorder } from '../gpu/recorder.js';
 import type { MmaTile } from '../gpu/tuning.js';
 import { bindTensor, type Tensor, type Weight } from '../gpu/tensor.js';
@@ -179,6 +179,23 @@ const COMBINE_LINEAR_PARAMS = withCombineParams(LINEAR_PARAMS.fields);
  */
 export const gemvParams = (rope: GemvRope | null, combine: GemvCombine | null) =>
   (rope ? ROPE_LINEAR_PARAMS : combine ? COMBINE_LINEAR_PARAMS : LINEAR_PARAMS) as typeof LINEAR_PARAMS;
+
+/**
+ * Records one weight part's GEMV: `perGroup` output columns a workgroup (with the fused rope, rotary pairs: it
+ * writes q/k/v and the cache), `tt` tokens a workgroup; bindings x, w, bias, norm weight, out (and rope's).
+ */
+export function runGemv(
+  rec: Recorder, kernel: Kernel<typeof LINEAR_PARAMS.fields>, params: ReturnType<typeof partParams>, bindings: readonly BufferBinding[],
+  perGroup: number, tt: number, rope: GemvRope | null, combine: GemvCombine | null,
+): void {
+  if (rope) {
+    const [gx, gz] = grid(rec.ctx, Math.ceil(params.N / 2 / perGroup));
+    rec.run(kernel, { ...params, N: params.N / 2, ...rope.params }, [...bindings, ...rope.bindings], gx, Math.ceil(params.T / tt), gz);
+    return;
+  }
+  const [gx, gz] = grid(rec.ctx, Math.ceil(params.N / perGroup));
+  rec.run(kernel, { ...params, ...combine?.params }, bindings, gx, Math.ceil(params.T / tt), gz);
+}
 
 function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, f: Fusion, rope: GemvRope | null, combine: GemvCombine | null) {
   const { path } = choice;
@@ -337,14 +354,7 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
       const rows = gemvRows(tune, fusion, rope);
       const perGroup = (tune.gemvWorkgroup / gemvLanes(tune, K)) * (opts.gated || rope ? rows / 2 : rows);
       const tt = gemvTokens(T, tune.gemvTokens);
-      if (rope) {
-        // Output columns are the part's rotary pairs (lib/gemv.rope.wgsl).
-        const [gx, gz] = grid(ctx, Math.ceil(cols / 2 / perGroup));
-        rec.run(kernel, { ...params, N: cols / 2, ...rope.params }, [xb, wb, bb, gb, ob, ...rope.bindings], gx, Math.ceil(T / tt), gz);
-        continue;
-      }
-      const [gx, gz] = grid(ctx, Math.ceil(cols / perGroup));
-      rec.run(kernel, { ...params, ...combine?.params }, [xb, wb, bb, gb, ob], gx, Math.ceil(T / tt), gz);
+      runGemv(rec, kernel, params, [xb, wb, bb, gb, ob], perGroup, tt, rope, combine);
       continue;
     }
     // Tile columns (gated: gate/up pairs) and tokens per workgroup.

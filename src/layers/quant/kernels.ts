@@ -20,7 +20,7 @@
 import { paramsStruct } from '../../gpu/pipelines.js';
 import type { Recorder } from '../../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../../gpu/tensor.js';
-import { fusionConstants, fusionKey, gemvParams, LINEAR_PARAMS, mmaLinear, mmaTile, notFused, partParams, type Fusion, type LinearOptions, type LinearResult } from '../../ops/linear.js';
+import { fusionConstants, fusionKey, gemvParams, LINEAR_PARAMS, mmaLinear, mmaTile, notFused, partParams, runGemv, type Fusion, type LinearOptions, type LinearResult } from '../../ops/linear.js';
 import { GEMV_ROPE_BINDINGS, gemvRope, gemvRopeCode, gemvRopePrelude } from '../../ops/linear-rope.js';
 import { combineFirst, GEMV_PLAIN_X, gemvCombine } from '../../ops/linear-combine.js';
 import { actCode, gatedAct } from '../../ops/elementwise.js';
@@ -180,14 +180,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       }));
       const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
       const perGroup = (gemvWg / gemvLanes) * (opts.gated || rope ? rows / 2 : rows);
-      if (rope) {
-        // Output columns are the part's rotary pairs (lib/gemv.rope.wgsl).
-        const [gx, gz] = grid(ctx, Math.ceil(cols / 2 / perGroup));
-        rec.run(kernel, { ...params, N: cols / 2, ...rope.params }, [xb, wb, bb, gb, ob, ...rope.bindings], gx, Math.ceil(T / tt), gz);
-        continue;
-      }
-      const [gx, gz] = grid(ctx, Math.ceil(cols / perGroup));
-      rec.run(kernel, { ...params, ...combine?.params }, [xb, wb, bb, gb, ob], gx, Math.ceil(T / tt), gz);
+      runGemv(rec, kernel, params, [xb, wb, bb, gb, ob], perGroup, tt, rope, combine);
       continue;
     }
     const key = `linear.q.tiled.${part.format}.${fkey}`;
