@@ -2,7 +2,7 @@
  * k-quant and iq4 GGUF models end to end, against llama.cpp (node-llama-cpp on the CPU): a random Llama of width 256
  * (the k-quants' block) written in the set-up as GGUF files of llama.cpp's mixes (Q4_K_M: q4_k with q6_k for attn_v,
  * ffn_down and the output; Q5_K_S-like: q5_k; Q2_K / Q3_K-like: q2_k with q3_k; IQ4_NL / IQ4_XS: iq4_nl / iq4_xs
- * with a q6_k output, the embedding included), quantized by our reference quantizers (bit for bit ggml's, test/quant-kquants.test.ts,
+ * with a q6_k output, the embedding included; Q4_0: q4_0 with a q6_k output, on the CPU backend), quantized by our reference quantizers (bit for bit ggml's, test/quant-kquants.test.ts,
  * test/quant-iq4.test.ts), with stories260K's vocabulary; and its f32 twin as a
  * Hugging Face folder, which `quantization: 'q4_k'` must turn into exactly the q4_k GGUF's weights.
  */
@@ -61,10 +61,11 @@ describe('k-quant and iq4 GGUF files (a random Llama of width 256) against llama
   // [mix, largest |logprob difference| of tokens with p > 5%, largest |probability difference| in the top 20]:
   // llama.cpp's CPU kernels quantize activations to q8_K for k-quant and iq4_xs weights, to q8_0 for iq4_nl
   // (measured: up to 0.073 / 0.06 / <0.1 for the k-quants).
-  // The iq4 files also on the CPU backend (its iq4 kernels read the blocks packed).
+  // The iq4 and q4_0 files also on the CPU backend (its kernels read the blocks packed; q4_0 and iq4_nl in groups
+  // of 4 rows).
   const cases: [string, number, number, ('webgpu' | 'cpu')?][] = [
     ['Q4_K_M', 0.1, 0.02], ['Q5_K_S', 0.1, 0.02], ['Q2_K', 0.1, 0.02], ['IQ4_NL', 0.1, 0.02], ['IQ4_XS', 0.1, 0.02],
-    ['IQ4_NL', 0.1, 0.02, 'cpu'], ['IQ4_XS', 0.1, 0.02, 'cpu'],
+    ['IQ4_NL', 0.1, 0.02, 'cpu'], ['IQ4_XS', 0.1, 0.02, 'cpu'], ['Q4_0', 0.1, 0.02, 'cpu'],
   ];
   for (const [mix, tol, ptol, device] of cases) {
     const gpu = device !== 'cpu';

@@ -10,6 +10,34 @@ export const FMT_Q4_K: i32 = 4;
 export const FMT_IQ4_NL: i32 = 5;
 export const FMT_IQ4_XS: i32 = 6;
 
+/**
+ * q4_0 and iq4_nl matrices (18-byte blocks of 32: f16 d, then 16 bytes of nibbles) are stored in groups of 4 rows,
+ * as llama.cpp's CPU backend repacks them (block_q4_0x4), so that a 4-row GEMV pass reads one stream instead of 4
+ * rows rb bytes apart. Of an N-row matrix at w (rb = rowBytes, the file's row size: the same bytes in all):
+ * - rows 4i .. 4i + 3 (4i + 3 < N) lie in the 4 rb bytes at w + 4i rb, their block b as GROUP_BLOCK = 72 bytes at
+ *   72 b: the 4 rows' f16 d (8 bytes), then the 4 rows' 16 nibble bytes each:  [d0 d1 d2 d3 | q0 | q1 | q2 | q3];
+ * - the last N % 4 rows keep the file's layout (row n at w + n rb).
+ * Example (K = 64, rb = 36): row 5 of a 10-row matrix has its block 1's d at w + 144 + 72 + 2 and nibbles at
+ * w + 144 + 72 + 8 + 16; row 9's block 1 is the 18 bytes at w + 9 * 36 + 18. CpuKernels.packRows
+ * (src/cpu/cpu-wasm.ts) turns the file's rows into this layout on load.
+ */
+export const GROUP_BLOCK: usize = 72;
+
+/** Whether fmt's matrices are stored in groups of 4 rows (see GROUP_BLOCK). */
+@inline export function grouped(fmt: i32): bool {
+  return fmt == FMT_Q4_0 || fmt == FMT_IQ4_NL;
+}
+
+/** The f16 d of block b of row r (0..3) of the group at g. */
+@inline export function groupScale(g: usize, b: i32, r: i32): usize {
+  return g + <usize>b * GROUP_BLOCK + (<usize>r << 1);
+}
+
+/** The 16 nibble bytes of block b of row r (0..3) of the group at g. */
+@inline export function groupNibbles(g: usize, b: i32, r: i32): usize {
+  return g + <usize>b * GROUP_BLOCK + 8 + (<usize>r << 4);
+}
+
 /** Tokens from which the panel GEMM beats the per-token GEMV. */
 export const GEMM_MIN_T: i32 = 4;
 

@@ -16,14 +16,17 @@
 // i16x8 then give 8 chunk-matched values by a shift or two (even bytes: shl 8, shr_s 8; odd: shr_s 8) instead of
 // a widening, and q4_0's 16 nibble bytes give all 4 chunks by masks and shifts alone (dotQ4Nibbles).
 //
+// q4_0 and iq4_nl matrices are stored in groups of 4 rows (blocks.ts, GROUP_BLOCK), their last N % 4 rows as the
+// file's; the other formats as the file's rows.
+//
 // Two paths, as linear.ts's:
 // - GEMV (T < GEMM_MIN_T, decode): straight from the packed blocks, 4 rows x 1 token per pass for q4_0 and iq4_nl
-//   (gemv4), one row at a time for the others (dotRow).
+//   (gemv4, over a group), one row at a time for the others and for the last N % 4 rows (dotRow).
 // - GEMM (prefill): per panel of 4 rows, the rows are unpacked once into `panel` (i16 [4, K], then f32 block scales
 //   [nb, 4] and mins [nb, 4], the 4 rows side by side), then a 4 x 2 micro-kernel (8 i32x4 block sums, 2 f32x4
 //   accumulators) runs every pair of tokens over it: one i32x4.dot_i16x8_s is 8 multiply-adds.
 
-import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, halfToF32, hsum, iq4Table, iq4xsScale, scaleMinK4, store4 } from './blocks';
+import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, groupNibbles, groupScale, halfToF32, hsum, iq4Table, iq4xsScale, scaleMinK4, store4 } from './blocks';
 
 /** Bytes of one token's quantized activations (K values; see the header). */
 @inline function actRowBytes(K: i32): usize {
@@ -126,7 +129,7 @@ export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, wide
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(f)));
 }
 
-// ---- Dot products of one packed row with one token's quantized activations q (K values) ----
+// ---- Dot products of one packed row (in the file's layout) with one token's quantized activations q (K values) ----
 
 /** q8_0: 34-byte blocks: f16 d, 32 int8 q; w = d q. */
 function dotQ8_0(w: usize, q: usize, K: i32): f32 {
@@ -248,17 +251,13 @@ const GEMV_CONSTS: usize = memory.data<u32>([
 ], 16);
 
 /**
- * The f16 block scales at p, p + rb, p + 2 rb, p + 3 rb (4 rows' blocks b) as f32x4, exactly (as halfToF32): each
- * f16 is loaded into the high half of an i32 lane (bits 31..16: sign, exponent, mantissa), shifted right by 3
- * keeping the sign (exponent and mantissa land on the f32's, under 3 copies of the sign that the mask clears),
- * which reads as the f16's value times 2^-112 (an f16 subnormal becomes an f32 subnormal), and multiplied by 2^112.
+ * The 4 f16 at p (a group's block scales) as f32x4, exactly (as halfToF32): each f16 is sign-extended into an i32
+ * lane and shifted left by 13 (bits 28..13: sign, exponent, mantissa, with 3 more copies of the sign above, which
+ * the mask clears: exponent and mantissa land on the f32's), which reads as the f16's value times 2^-112 (an f16
+ * subnormal becomes an f32 subnormal), and multiplied by 2^112.
  */
-@inline function scales4(p: usize, rb: usize, signMask: v128, two112: v128): v128 {
-  let h = v128.load16_lane(p, i32x4.splat(0), 1);
-  h = v128.load16_lane(p + rb, h, 3);
-  h = v128.load16_lane(p + 2 * rb, h, 5);
-  h = v128.load16_lane(p + 3 * rb, h, 7);
-  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), signMask), two112);
+@inline function scales4(p: usize, signMask: v128, two112: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(v128.load16x4_s(p), 13), signMask), two112);
 }
 
 /**
@@ -280,26 +279,26 @@ const GEMV_CONSTS: usize = memory.data<u32>([
 }
 
 /**
- * sum_k w[k] x[k] (i32x4 partial sums) of the 18-byte block of format fmt (q4_0, iq4_nl) at p; c8: 8 sum x as i32x4
- * partial sums (q4_0's offset).
+ * sum_k w[k] x[k] (i32x4 partial sums) of the 16 nibble bytes at p of a block of format fmt (q4_0, iq4_nl); c8:
+ * 8 sum x as i32x4 partial sums (q4_0's offset).
  */
 @inline function blockDot(fmt: i32, p: usize, x0: v128, x1: v128, x2: v128, x3: v128, c8: v128, mask: v128, m16: v128, table: v128): v128 {
-  const v = v128.load(p + 2);
+  const v = v128.load(p);
   if (fmt == FMT_Q4_0) return i32x4.sub(dotQ4Nibbles(v, x0, x1, x2, x3, m16), c8);
   return dot32r(iq4Lo(v, mask, table), iq4Hi(v, mask, table), x0, x1, x2, x3);
 }
 
 /**
- * out[0 .. 3] (+)= rows w, w + rb, w + 2 rb, w + 3 rb . token q, for the nibble formats with blocks of 32 (q4_0,
- * iq4_nl; fmt a constant, so that each caller gets its own loop). Per block: the token's 4 activation chunks are
- * loaded once for the 4 rows, the 4 integer sums are reduced exactly (pairSums), and one f32x4 multiply-add applies
- * the 4 rows' scales times dx[b]. Over a SmolLM2 decode step's q4_0 matmuls, 1.4x faster than 4 dotRows (1.6-2x
- * with K = 576, level with K = 1536).
+ * out[0 .. 3] (+)= the group of 4 rows at g (blocks.ts's layout) . token q, for the nibble formats with blocks of 32
+ * (q4_0, iq4_nl; fmt a constant, so that each caller gets its own loop). Per block (72 bytes read in order): the
+ * token's 4 activation chunks are loaded once for the 4 rows, the 4 integer sums are reduced exactly (pairSums),
+ * and one f32x4 multiply-add applies the 4 rows' scales times dx[b]. Over a SmolLM2-135M decode step's q4_0
+ * matmuls (30 layers, weights streamed from DRAM), the grouped layout took 5.8 ms against 9.1 ms over the file's
+ * rows (4 streams rb bytes apart), the same sums bit for bit.
  * q8_0 stays on dotRow: on weights streamed from DRAM (a decode step's, past the last-level cache) the 4-row form
- * ran 2-3x slower than one row at a time (the 4 interleaved row streams; 612-byte rows), the nibble formats' rows
- * being half as long.
+ * over the file's rows ran 2-3x slower than one row at a time (the 4 interleaved row streams; 612-byte rows).
  */
-@inline function gemv4(fmt: i32, out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
+@inline function gemv4(fmt: i32, out: usize, g: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
   const dx = q + (<usize>K << 1);
   const mask = v128.load(GEMV_CONSTS);
   const m16 = v128.load(GEMV_CONSTS, 16);
@@ -312,31 +311,33 @@ const GEMV_CONSTS: usize = memory.data<u32>([
     const xb = q + (<usize>b << 6);
     const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
     const c8 = fmt == FMT_Q4_0 ? i32x4.dot_i16x8_s(i16x8.add(i16x8.add(x0, x1), i16x8.add(x2, x3)), eight16) : x0;
-    const p = w + <usize>b * 18;
     // Rows 0 and 1, reduced to pair sums and stored to the scratch before rows 2 and 3 are loaded: V8 schedules a
     // block's loads first and its arithmetic after them, so 4 rows at once would hold every load in a register.
-    v128.store(scratch, pairSums(blockDot(fmt, p, x0, x1, x2, x3, c8, mask, m16, table), blockDot(fmt, p + rb, x0, x1, x2, x3, c8, mask, m16, table)));
-    const s23 = pairSums(blockDot(fmt, p + 2 * rb, x0, x1, x2, x3, c8, mask, m16, table), blockDot(fmt, p + 3 * rb, x0, x1, x2, x3, c8, mask, m16, table));
+    v128.store(scratch, pairSums(blockDot(fmt, groupNibbles(g, b, 0), x0, x1, x2, x3, c8, mask, m16, table), blockDot(fmt, groupNibbles(g, b, 1), x0, x1, x2, x3, c8, mask, m16, table)));
+    const s23 = pairSums(blockDot(fmt, groupNibbles(g, b, 2), x0, x1, x2, x3, c8, mask, m16, table), blockDot(fmt, groupNibbles(g, b, 3), x0, x1, x2, x3, c8, mask, m16, table));
     const s01 = v128.load(scratch);
     const sums = i32x4.add(i32x4.shuffle(s01, s23, 0, 1, 4, 5), i32x4.shuffle(s01, s23, 2, 3, 6, 7));
-    const d = f32x4.mul(scales4(p, rb, signMask, two112), f32x4.splat(load<f32>(dx + (<usize>b << 2))));
+    const d = f32x4.mul(scales4(groupScale(g, b, 0), signMask, two112), f32x4.splat(load<f32>(dx + (<usize>b << 2))));
     f = f32x4.add(f, f32x4.mul(f32x4.convert_i32x4_s(sums), d));
   }
   if (acc) f = f32x4.add(f, v128.load(out));
   v128.store(out, f);
 }
 
-function gemv4Q4_0(out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
-  gemv4(FMT_Q4_0, out, w, rb, q, K, acc, scratch);
+function gemv4Q4_0(out: usize, g: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
+  gemv4(FMT_Q4_0, out, g, q, K, acc, scratch);
 }
-function gemv4IQ4_NL(out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
-  gemv4(FMT_IQ4_NL, out, w, rb, q, K, acc, scratch);
+function gemv4IQ4_NL(out: usize, g: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
+  gemv4(FMT_IQ4_NL, out, g, q, K, acc, scratch);
 }
 
-/** out[0 .. 3] (+)= 4 rows of w (rb bytes apart) . token q: gemv4 for q4_0 / iq4_nl, else 4 dotRows. */
+/**
+ * out[0 .. 3] (+)= the 4 rows at w (rb bytes each: a group for q4_0 / iq4_nl) . token q: gemv4 for q4_0 / iq4_nl,
+ * else 4 dotRows.
+ */
 @inline function dot4(fmt: i32, out: usize, w: usize, rb: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
-  if (fmt == FMT_Q4_0) gemv4Q4_0(out, w, rb, q, K, acc, scratch);
-  else if (fmt == FMT_IQ4_NL) gemv4IQ4_NL(out, w, rb, q, K, acc, scratch);
+  if (fmt == FMT_Q4_0) gemv4Q4_0(out, w, q, K, acc, scratch);
+  else if (fmt == FMT_IQ4_NL) gemv4IQ4_NL(out, w, q, K, acc, scratch);
   else store4(out, dotRow(fmt, w, q, K), dotRow(fmt, w + rb, q, K), dotRow(fmt, w + 2 * rb, q, K), dotRow(fmt, w + 3 * rb, q, K), acc);
 }
 
@@ -351,11 +352,13 @@ function gemv4IQ4_NL(out: usize, w: usize, rb: usize, q: usize, K: i32, acc: boo
 }
 
 /**
- * Row w (K values of format fmt) as i16 wq [K] at o, its f32 block scales ws [K / 32] at s and mins wm [K / 32] at m,
- * `ld` bytes apart (16: the panel's 4 rows side by side).
+ * Row r (0..3) of the 4 rows at `rows` (K values of format fmt, rb bytes each: a group for q4_0 / iq4_nl) as i16
+ * wq [K] at o, its f32 block scales ws [K / 32] at s and mins wm [K / 32] at m, `ld` bytes apart (16: the panel's
+ * 4 rows side by side).
  */
-function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, K: i32): void {
+function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, rows: usize, rb: usize, r: i32, K: i32): void {
   const mask = v128.load(GEMV_CONSTS);
+  const w = rows + <usize>r * rb; // (not for the grouped formats)
   if (fmt == FMT_Q8_0) {
     for (let b = 0; b < K >> 5; b++) {
       const p = w + <usize>b * 34;
@@ -367,14 +370,13 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, 
     const m16 = v128.load(GEMV_CONSTS, 16);
     const eight = v128.load(GEMV_CONSTS, 32);
     for (let b = 0; b < K >> 5; b++) {
-      const p = w + <usize>b * 18;
-      const v = v128.load(p + 2);
+      const v = v128.load(groupNibbles(rows, b, r));
       const ob = o + (<usize>b << 6);
       v128.store(ob, i16x8.sub(v128.and(v, m16), eight));
       v128.store(ob, i16x8.sub(v128.and(i16x8.shr_u(v, 8), m16), eight), 16);
       v128.store(ob, i16x8.sub(v128.and(i16x8.shr_u(v, 4), m16), eight), 32);
       v128.store(ob, i16x8.sub(i16x8.shr_u(v, 12), eight), 48);
-      store<f32>(s + <usize>b * ld, halfToF32(load<u16>(p)));
+      store<f32>(s + <usize>b * ld, halfToF32(load<u16>(groupScale(rows, b, r))));
     }
   } else if (fmt == FMT_Q4_K) {
     for (let b = 0; b < K >> 8; b++) {
@@ -396,12 +398,12 @@ function unpackRow(fmt: i32, o: usize, s: usize, m: usize, ld: usize, w: usize, 
       }
     }
   } else {
-    // iq4_nl (18-byte blocks of 32) and iq4_xs (136-byte blocks of 256, 16 index bytes per 32).
+    // iq4_nl (groups of 18-byte blocks of 32) and iq4_xs (136-byte blocks of 256, 16 index bytes per 32).
     const table = v128.load(GEMV_CONSTS, 80);
     const xs = fmt == FMT_IQ4_XS;
     for (let c = 0; c < K >> 5; c++) {
-      const p = xs ? w + <usize>(c >> 3) * 136 : w + <usize>c * 18;
-      const v = v128.load(xs ? p + 8 + (c & 7) * 16 : p + 2);
+      const p = xs ? w + <usize>(c >> 3) * 136 : groupScale(rows, c, r);
+      const v = v128.load(xs ? p + 8 + (c & 7) * 16 : groupNibbles(rows, c, r));
       widen32(o + (<usize>c << 6), iq4Lo(v, mask, table), iq4Hi(v, mask, table));
       const d = halfToF32(load<u16>(p));
       store<f32>(s + <usize>c * ld, xs ? d * iq4xsScale(p, c & 7) : d);
@@ -487,7 +489,8 @@ function subtractMins(out: usize, m: usize, xt: usize, K: i32): void {
  * out[t, n] (+)= W[n, :] . x[t, :] for t < T, n < N, over quantized activations (the header's formula).
  * @param out    f32 [T, ldo] (element offset 0 is out[0, 0] of this matrix's columns)
  * @param xq     T rows of ldq bytes, from quantizeActs over the same K
- * @param w      N rows of `rowBytes` bytes in format fmt (q8_0, q4_0, q4_k, iq4_nl, iq4_xs; K a multiple of its block)
+ * @param w      N rows of `rowBytes` bytes in format fmt (q8_0, q4_0, q4_k, iq4_nl, iq4_xs; K a multiple of its block),
+ *               q4_0 / iq4_nl in groups of 4 rows (blocks.ts)
  * @param panel  scratch of 9 K + 16 bytes (the GEMM's unpacked rows; the GEMV's last 16)
  * @param acc    add to out (a residual) instead of overwriting it
  */
@@ -503,7 +506,7 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
   const scratch = wm + (<usize>nb << 4); // 16 bytes after the GEMM's 9 K (the GEMV's)
   for (let n = 0; n < n4; n += 4) {
     const rows = w + <usize>n * rb;
-    for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows + <usize>r * rb, K);
+    for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows, rb, r, K);
     const on = out + (<usize>n << 2);
     for (let t = 0; t < T2; t += 2) {
       const x0 = xq + <usize>t * ldqB;

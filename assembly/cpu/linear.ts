@@ -10,7 +10,7 @@
 //   packing step of a BLAS GEMM), then a 4 x 2 register-blocked micro-kernel (8 f32x4 accumulators) runs every
 //   pair of tokens over it. f32 rows are used in place.
 
-import { FMT_F16, FMT_F32, FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, halfToF32, hsum, iq4Table, iq4xsScale, scaleMinK4, store4 } from './blocks';
+import { FMT_F16, FMT_F32, FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, GROUP_BLOCK, grouped, groupNibbles, groupScale, halfToF32, hsum, iq4Table, iq4xsScale, scaleMinK4, store4 } from './blocks';
 
 /** Four f16 at p as f32x4 (halfToF32 per lane). */
 @inline function halves4(p: usize): v128 {
@@ -118,8 +118,45 @@ function dot4F16(out: usize, w: usize, x: usize, K: i32, acc: bool): void {
 
 // ---- Dequantization of whole rows (the GEMM's panels, embeddings) ----
 
-/** Row `w` (K elements of format fmt) as f32 into out[0 .. K). */
-export function dequantRow(fmt: i32, out: usize, w: usize, K: i32): void {
+/**
+ * Row n of the N-row matrix at w (K elements of format fmt, rowBytes each; q4_0 / iq4_nl in groups of 4 rows,
+ * blocks.ts) as f32 into out[0 .. K).
+ */
+export function dequantRow(fmt: i32, out: usize, w: usize, rowBytes: i32, N: i32, n: i32, K: i32): void {
+  const rb = <usize>rowBytes;
+  if (grouped(fmt) && n < (N & ~3)) {
+    const g = w + <usize>(n & ~3) * rb;
+    dequant18(fmt, out, groupScale(g, 0, n & 3), groupNibbles(g, 0, n & 3), GROUP_BLOCK, K);
+  } else {
+    dequantAt(fmt, out, w + <usize>n * rb, K);
+  }
+}
+
+/**
+ * A row of the 18-byte formats (q4_0, iq4_nl) as f32 into out[0 .. K): block b's f16 d at s + b bs, its 16 nibble
+ * bytes at q + b bs (bs: 18 in the file's rows, GROUP_BLOCK in a group's).
+ */
+function dequant18(fmt: i32, out: usize, s: usize, q: usize, bs: usize, K: i32): void {
+  const mask = i8x16.splat(0x0f);
+  const eight = i8x16.splat(8);
+  const table = iq4Table();
+  for (let b = 0; b < K >> 5; b++) {
+    // d KV[q] (iq4_nl): f32 products as the CPU reference's, exact.
+    const d = f32x4.splat(halfToF32(load<u16>(s + <usize>b * bs)));
+    const v = v128.load(q + <usize>b * bs);
+    const o = out + (<usize>b << 7);
+    if (fmt == FMT_Q4_0) {
+      store16(o, i8x16.sub(v128.and(v, mask), eight), d);
+      store16(o + 64, i8x16.sub(i8x16.shr_u(v, 4), eight), d);
+    } else {
+      store16(o, i8x16.swizzle(table, v128.and(v, mask)), d);
+      store16(o + 64, i8x16.swizzle(table, i8x16.shr_u(v, 4)), d);
+    }
+  }
+}
+
+/** The row at w (K elements of format fmt, in the file's layout) as f32 into out[0 .. K). */
+function dequantAt(fmt: i32, out: usize, w: usize, K: i32): void {
   if (fmt == FMT_F32) {
     memory.copy(out, w, <usize>K << 2);
   } else if (fmt == FMT_F16) {
@@ -137,17 +174,8 @@ export function dequantRow(fmt: i32, out: usize, w: usize, K: i32): void {
         v128.store(o + c * 32 + 16, f32x4.mul(hi16(q), d));
       }
     }
-  } else if (fmt == FMT_Q4_0) {
-    const mask = i8x16.splat(0x0f);
-    const eight = i8x16.splat(8);
-    for (let b = 0; b < K >> 5; b++) {
-      const p = w + <usize>b * 18;
-      const d = f32x4.splat(halfToF32(load<u16>(p)));
-      const v = v128.load(p + 2);
-      const o = out + (<usize>b << 7);
-      store16(o, i8x16.sub(v128.and(v, mask), eight), d);
-      store16(o + 64, i8x16.sub(i8x16.shr_u(v, 4), eight), d);
-    }
+  } else if (fmt == FMT_Q4_0 || fmt == FMT_IQ4_NL) {
+    dequant18(fmt, out, w, w + 2, 18, K);
   } else if (fmt == FMT_Q4_K) {
     const mask = i8x16.splat(0x0f);
     for (let b = 0; b < K >> 8; b++) {
@@ -170,16 +198,14 @@ export function dequantRow(fmt: i32, out: usize, w: usize, K: i32): void {
         store16m(o + 192, i8x16.shr_u(q1, 4), d2, m2);
       }
     }
-  } else if (fmt == FMT_IQ4_NL || fmt == FMT_IQ4_XS) {
-    // d KV[q] (iq4_nl) and d (ls - 32) KV[q] (iq4_xs): f32 products as the CPU reference's, both exact.
+  } else if (fmt == FMT_IQ4_XS) {
+    // d (ls - 32) KV[q]: f32 products as the CPU reference's, exact.
     const mask = i8x16.splat(0x0f);
     const table = iq4Table();
-    const xs = fmt == FMT_IQ4_XS;
     for (let c = 0; c < K >> 5; c++) {
-      const p = xs ? w + <usize>(c >> 3) * 136 : w + <usize>c * 18;
-      const q = xs ? p + 8 + (c & 7) * 16 : p + 2;
-      const h = halfToF32(load<u16>(p));
-      const d = f32x4.splat(xs ? h * iq4xsScale(p, c & 7) : h);
+      const p = w + <usize>(c >> 3) * 136;
+      const q = p + 8 + (c & 7) * 16;
+      const d = f32x4.splat(halfToF32(load<u16>(p)) * iq4xsScale(p, c & 7));
       const v = v128.load(q);
       const o = out + (<usize>c << 7);
       store16(o, i8x16.swizzle(table, v128.and(v, mask)), d);
@@ -281,7 +307,7 @@ export function linear(fmt: i32, out: usize, ldo: i32, x: usize, ldx: i32, w: us
   for (let n = 0; n < n4; n += 4) {
     let rows = w + <usize>n * rb;
     if (fmt == FMT_F16) {
-      for (let r = 0; r < 4; r++) dequantRow(fmt, panel + (<usize>(r * K) << 2), rows + <usize>r * rb, K);
+      for (let r = 0; r < 4; r++) dequantAt(fmt, panel + (<usize>(r * K) << 2), rows + <usize>r * rb, K);
       rows = panel;
     }
     const on = out + (<usize>n << 2);

@@ -177,7 +177,7 @@ export class CpuDecoder {
     for (let t = 0; t < T; t++) {
       const row = ids[idsPtr / 4 + t];
       const s = m.segments.find((g) => row >= g.rowStart && row < g.rowStart + g.rows)!;
-      k.dequantRow(CPU_FORMATS[s.format], add ? this.h + 4 * t * C : out + 4 * t * C, s.ptr + (row - s.rowStart) * s.rowBytes, C);
+      k.dequantRow(CPU_FORMATS[s.format], add ? this.h + 4 * t * C : out + 4 * t * C, s.ptr, s.rowBytes, s.rows, row - s.rowStart, C);
     }
     if (add) k.axpby(out, 1, this.h, 1, T * C);
   }

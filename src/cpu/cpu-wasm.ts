@@ -36,7 +36,7 @@ export interface CpuExports extends HeapExports {
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
   linearQ8(fmt: number, out: number, ldo: number, xq: number, ldq: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
   quantizeActs(xq: number, x: number, ldx: number, T: number, K: number, wide: boolean): void;
-  dequantRow(fmt: number, out: number, w: number, K: number): void;
+  dequantRow(fmt: number, out: number, w: number, rowBytes: number, N: number, n: number, K: number): void;
   rmsNorm(out: number, ldo: number, x: number, ldx: number, w: number, rows: number, H: number, eps: number): void;
   layerNorm(out: number, ldo: number, x: number, ldx: number, w: number, b: number, rows: number, H: number, eps: number): void;
   rope(qkv: number, ld: number, positions: number, invFreq: number, T: number, heads: number, D: number, R: number, scaling: number, cs: number): void;
@@ -86,6 +86,35 @@ export class CpuKernels extends WasmHeap {
     // llama.cpp's activation blocks: q8_K (a scale per 256) for the 256-blocks formats, q8_0 (per 32) for the others.
     this.k.quantizeActs(acts, x, ldx, T, K, fmt === CPU_FORMATS.q4_k || fmt === CPU_FORMATS.iq4_xs);
     this.split(CPU_OPS.linearQ8, fmt, out, ldo, acts, actRowBytes(K), w, rowBytes, T, N, K, acc, panel);
+  }
+
+  /**
+   * Rearranges the N rows at w (rowBytes each: format fmt's blocks as a file holds them), in place, into the layout
+   * the kernels read: q4_0 and iq4_nl in groups of 4 rows, each block of the 4 rows' f16 scales then their nibbles
+   * (assembly/cpu/blocks.ts, GROUP_BLOCK; the last N % 4 rows as they are), as llama.cpp repacks q4_0 for its CPU
+   * backend. The other formats are read as a file holds them. Same bytes; host memory: one group.
+   */
+  packRows(fmt: number, w: number, rowBytes: number, N: number): void {
+    if (fmt !== CPU_FORMATS.q4_0 && fmt !== CPU_FORMATS.iq4_nl) return;
+    // In u16 units (w is 16-byte aligned, blocks 18 bytes): row r's block b at r rh + 9 b (d, then 8 of nibbles);
+    // the group's block b at 36 b (4 d, then 4 x 8 of nibbles).
+    const h = new Uint16Array(this.k.memory.buffer);
+    const rh = rowBytes / 2;
+    const nb = rowBytes / 18;
+    const src = new Uint16Array(4 * rh);
+    const end = w / 2 + (N & ~3) * rh;
+    for (let g = w / 2; g < end; g += 4 * rh) {
+      src.set(h.subarray(g, g + 4 * rh));
+      for (let b = 0; b < nb; b++) {
+        const o = g + 36 * b;
+        for (let r = 0; r < 4; r++) {
+          const i = r * rh + 9 * b;
+          h[o + r] = src[i];
+          const q = o + 4 + 8 * r;
+          for (let j = 0; j < 8; j++) h[q + j] = src[i + 1 + j];
+        }
+      }
+    }
   }
 
   private split(op: CpuOp, fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {

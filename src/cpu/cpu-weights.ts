@@ -7,7 +7,9 @@
  * - a slot whose tensors are all blocks of those formats keeps them as they are (a GGUF file);
  * - otherwise the slot takes the format the options choose (modelQuantMethods, as the GPU path: projections in
  *   `quantization`, embeddings and the LM head dense; dense in f16 or f32 as `dtype` says), quantized on load;
- *   blocks of other formats (q6_k, ...) are dequantized on load first.
+ *   blocks of other formats (q6_k, ...) are dequantized on load first;
+ * - once all are written, q4_0 and iq4_nl segments are rearranged in place into groups of 4 rows (CpuKernels.packRows:
+ *   what the 4-row GEMV reads as one stream).
  * Host memory holds one checkpoint chunk at a time.
  */
 import type { ModelConfig } from '../config/model-config.js';
@@ -209,6 +211,7 @@ export async function loadCpuWeights(cpu: CpuKernels, source: WeightsSource, cfg
     loadedBytes += chunk.data.byteLength;
     if (totalBytes > 0) o.onProgress?.({ file: info.file, loadedBytes, totalBytes });
   }
+  store.packRows();
   return { weights: store.assemble(cfg, specs), bytes };
 }
 
@@ -348,6 +351,11 @@ class SlotStore {
       this.vectors.set(k, p);
     }
     return p;
+  }
+
+  /** Every segment in the layout the kernels read (CpuKernels.packRows), once its rows are all written. */
+  packRows(): void {
+    for (const m of this.matrices.values()) for (const s of m.segments) this.cpu.packRows(CPU_FORMATS[s.format], s.ptr, s.rowBytes, s.rows);
   }
 
   wrote(spec: WeightSpec, rows: number): void {

@@ -80,12 +80,14 @@ describe('linear', () => {
 
   describe.each(Object.keys(CPU_FORMATS) as CpuFormat[])('%s', (format) => {
     it('dequantRow gives the CPU reference dequantizer values', () => {
-      const K = 512;
-      const { bytes, values } = matrix(format, 3, K, rng(7));
+      // 6 rows: q4_0 / iq4_nl store rows 0..3 as a group of 4, rows 4 and 5 as the file's.
+      const [N, K] = [6, 512];
+      const { bytes, values } = matrix(format, N, K, rng(7));
       const w = put(bytes);
+      cpu.packRows(CPU_FORMATS[format], w, cpuRowBytes(format, K), N);
       const out = cpu.alloc(4 * K);
-      for (let n = 0; n < 3; n++) {
-        cpu.k.dequantRow(CPU_FORMATS[format], out, w + n * cpuRowBytes(format, K), K);
+      for (let n = 0; n < N; n++) {
+        cpu.k.dequantRow(CPU_FORMATS[format], out, w, cpuRowBytes(format, K), N, n, K);
         const got = getF32(out, K);
         for (let k = 0; k < K; k++) expect(Math.abs(got[k] - values[n * K + k])).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(values[n * K + k])));
       }
@@ -97,7 +99,7 @@ describe('linear', () => {
     const bits = Uint16Array.from({ length: 0x10000 }, (_, i) => i).filter((h) => (h & 0x7c00) !== 0x7c00);
     const K = bits.length - (bits.length % 4);
     const out = cpu.alloc(4 * K);
-    cpu.k.dequantRow(CPU_FORMATS.f16, out, put(bits), K);
+    cpu.k.dequantRow(CPU_FORMATS.f16, out, put(bits), 2 * K, 1, 0, K);
     const got = getF32(out, K);
     for (let i = 0; i < K; i++) expect(got[i]).toBe(f16BitsToF32(bits[i]));
   });

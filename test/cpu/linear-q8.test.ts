@@ -2,7 +2,8 @@
  * cpu.wasm's 8-bit-activation matmul (assembly/cpu/linear-q8.ts) against an f64 reference of the same math:
  * quantizeActs gives exactly the reference's blocks (llama.cpp's q8_0 and q8_K activations), and linearQ8, through the facade (CpuKernels.linear: quantize once, then the integer GEMV or GEMM),
  * matches sum_b dx[b] sum_k w[k] q[k] in f64 over the dequantized weights, up to the f32 rounding of the block
- * sums, for every quantized format: ragged rows, tokens and strides, accumulation, and on 3 threads.
+ * sums, for every quantized format: ragged rows, tokens and strides, accumulation, and on 3 threads. q4_0 and
+ * iq4_nl weights are read in groups of 4 rows (CpuKernels.packRows): their layout, and every row count around it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeCpuWorkers } from '../../bindings/node/cpu-workers.js';
@@ -92,6 +93,7 @@ function check(cpu: CpuKernels, format: CpuQuant, T: number, N: number, K: numbe
   const ldo = N + 3; // a wider output: the matrix writes its own columns only
   const init = randoms(T * ldo, r);
   const w = put(cpu, bytes);
+  cpu.packRows(CPU_FORMATS[format], w, cpuRowBytes(format, K), N);
   const xp = put(cpu, x);
   const panel = cpu.alloc(16 * K);
   const acts = cpu.alloc(T * actRowBytes(K));
@@ -199,7 +201,9 @@ describe('8-bit activations', () => {
     const x = randoms(K, r, 2);
     const { q, d } = quantizeRef(x, 1, K, K);
     const o = cpu.alloc(16);
-    cpu.linear(CPU_FORMATS[format], o, N, put(cpu, x), K, put(cpu, bytes), 36, 1, N, K, false, cpu.alloc(16 * K), cpu.alloc(actRowBytes(K)));
+    const w = put(cpu, bytes);
+    cpu.packRows(CPU_FORMATS[format], w, 36, N);
+    cpu.linear(CPU_FORMATS[format], o, N, put(cpu, x), K, w, 36, 1, N, K, false, cpu.alloc(16 * K), cpu.alloc(actRowBytes(K)));
     for (let n = 0; n < N; n++) {
       let want = 0;
       let mag = 0;
@@ -215,6 +219,36 @@ describe('8-bit activations', () => {
       }
       expect(Math.abs(cpu.f32()[o / 4 + n] - want)).toBeLessThanOrEqual(2 ** -22 * 6 * mag);
     }
+  });
+});
+
+describe('q4_0 and iq4_nl in groups of 4 rows', () => {
+  let cpu: CpuKernels;
+  beforeAll(async () => {
+    cpu = await loadCpuKernels();
+  });
+
+  it.each(['q4_0', 'iq4_nl'] as const)('%s: packRows interleaves each 4 rows block by block (d x 4, nibbles x 4), the last N %% 4 rows kept', (format) => {
+    const [N, K] = [7, 96];
+    const rb = cpuRowBytes(format, K);
+    const bytes = quantizeRows(format, randoms(N * K, rng(3)), N, K);
+    const w = put(cpu, bytes);
+    cpu.packRows(CPU_FORMATS[format], w, rb, N);
+    const got = cpu.u8().slice(w, w + N * rb);
+    const want = new Uint8Array(N * rb);
+    for (let b = 0; b < K / 32; b++)
+      for (let r = 0; r < 4; r++) {
+        want.set(bytes.subarray(r * rb + 18 * b, r * rb + 18 * b + 2), 72 * b + 2 * r);
+        want.set(bytes.subarray(r * rb + 18 * b + 2, r * rb + 18 * b + 18), 72 * b + 8 + 16 * r);
+      }
+    want.set(bytes.subarray(4 * rb), 4 * rb);
+    expect(got).toEqual(want);
+  });
+
+  // Every row count from 1 (no group) to 9 (two groups and one row), one and three blocks, the GEMV (T < 4) and
+  // the GEMM with even and odd token counts.
+  it.each(['q4_0', 'iq4_nl'] as const)('%s: N 1..9, K 32 and 96, T 1..5 and 8 match the f64 reference over the dequantized rows', (format) => {
+    for (let N = 1; N <= 9; N++) for (const K of [32, 96]) for (const T of [1, 2, 3, 4, 5, 8]) check(cpu, format, T, N, K, 100 * N + 10 * T + K);
   });
 });
 

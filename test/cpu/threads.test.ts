@@ -39,6 +39,7 @@ describe('linear on 3 threads', () => {
     const bytes = weights(format, N, K);
     const w = cpu.alloc(bytes.length);
     cpu.u8().set(bytes, w);
+    cpu.packRows(CPU_FORMATS[format], w, cpuRowBytes(format, K), N);
     const x = cpu.alloc(4 * T * K);
     cpu.f32().set(uniform(T * K, 2), x / 4);
     const out = cpu.alloc(4 * T * N);

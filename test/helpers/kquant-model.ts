@@ -17,7 +17,7 @@ export const HEADS = 4;
 export const KV_HEADS = 2;
 export const HEAD_DIM = H / HEADS;
 export const FFN = 512;
-export const GGML_ID: Record<string, number> = { F32: 0, Q4_K: 12, Q5_K: 13, Q6_K: 14, Q2_K: 10, Q3_K: 11, IQ4_NL: 20, IQ4_XS: 23 };
+export const GGML_ID: Record<string, number> = { F32: 0, Q4_0: 2, Q4_K: 12, Q5_K: 13, Q6_K: 14, Q2_K: 10, Q3_K: 11, IQ4_NL: 20, IQ4_XS: 23 };
 
 /** The random model's f32 tensors in GGUF names, layout and (rotary-permuted q / k) row order: [name, ne, values]. */
 export function randomModel(vocab: number): [string, number[], Float32Array][] {
@@ -54,6 +54,8 @@ export const MIXES: Record<string, (name: string) => string> = {
   // As llama-quantize's IQ4_NL / IQ4_XS (llama-quant.cpp): output in q6_k; attn_v stays iq4 below 4 query heads per
   // KV head, ffn_down below 8 layers; iq4_xs's fallback to iq4_nl (rows not whole 256s) does not arise here.
   IQ4_NL: (n) => (/^output\./.test(n) ? 'Q6_K' : 'IQ4_NL'),
+  // As llama-quantize's Q4_0: q4_0 everywhere (the embedding too) but the output, in q6_k.
+  Q4_0: (n) => (/^output\./.test(n) ? 'Q6_K' : 'Q4_0'),
   IQ4_XS: (n) => (/^output\./.test(n) ? 'Q6_K' : 'IQ4_XS'),
 };
 
