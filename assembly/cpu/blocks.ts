@@ -16,6 +16,8 @@ export const FMT_IQ4_XS: i32 = 6;
  * rows rb bytes apart. Of an N-row matrix at w (rb = rowBytes, the file's row size: the same bytes in all):
  * - rows 4i .. 4i + 3 (4i + 3 < N) lie in the 4 rb bytes at w + 4i rb, their block b as GROUP_BLOCK = 72 bytes at
  *   72 b: the 4 rows' f16 d (8 bytes), then the 4 rows' 16 nibble bytes each:  [d0 d1 d2 d3 | q0 | q1 | q2 | q3];
+ * - q4_0's nibble bytes there are stored XOR 0x88: each nibble read as a signed 4-bit integer is q - 8 (the
+ *   weight's integer, which the kernels then sign-extend by shifts instead of subtracting 8 sum x);
  * - the last N % 4 rows keep the file's layout (row n at w + n rb).
  * Example (K = 64, rb = 36): row 5 of a 10-row matrix has its block 1's d at w + 144 + 72 + 2 and nibbles at
  * w + 144 + 72 + 8 + 16; row 9's block 1 is the 18 bytes at w + 9 * 36 + 18. CpuKernels.packRows

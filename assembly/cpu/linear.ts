@@ -126,7 +126,7 @@ export function dequantRow(fmt: i32, out: usize, w: usize, rowBytes: i32, N: i32
   const rb = <usize>rowBytes;
   if (grouped(fmt) && n < (N & ~3)) {
     const g = w + <usize>(n & ~3) * rb;
-    dequant18(fmt, out, groupScale(g, 0, n & 3), groupNibbles(g, 0, n & 3), GROUP_BLOCK, K);
+    dequant18(fmt, out, groupScale(g, 0, n & 3), groupNibbles(g, 0, n & 3), GROUP_BLOCK, fmt == FMT_Q4_0 ? 0x88 : 0, K);
   } else {
     dequantAt(fmt, out, w + <usize>n * rb, K);
   }
@@ -134,16 +134,17 @@ export function dequantRow(fmt: i32, out: usize, w: usize, rowBytes: i32, N: i32
 
 /**
  * A row of the 18-byte formats (q4_0, iq4_nl) as f32 into out[0 .. K): block b's f16 d at s + b bs, its 16 nibble
- * bytes at q + b bs (bs: 18 in the file's rows, GROUP_BLOCK in a group's).
+ * bytes at q + b bs, XOR `flip` (bs: 18 in the file's rows, GROUP_BLOCK in a group's; flip: 0x88 for a group's q4_0).
  */
-function dequant18(fmt: i32, out: usize, s: usize, q: usize, bs: usize, K: i32): void {
+function dequant18(fmt: i32, out: usize, s: usize, q: usize, bs: usize, flip: i32, K: i32): void {
   const mask = i8x16.splat(0x0f);
   const eight = i8x16.splat(8);
   const table = iq4Table();
+  const flips = i8x16.splat(<i8>flip);
   for (let b = 0; b < K >> 5; b++) {
     // d KV[q] (iq4_nl): f32 products as the CPU reference's, exact.
     const d = f32x4.splat(halfToF32(load<u16>(s + <usize>b * bs)));
-    const v = v128.load(q + <usize>b * bs);
+    const v = v128.xor(v128.load(q + <usize>b * bs), flips);
     const o = out + (<usize>b << 7);
     if (fmt == FMT_Q4_0) {
       store16(o, i8x16.sub(v128.and(v, mask), eight), d);
@@ -175,7 +176,7 @@ function dequantAt(fmt: i32, out: usize, w: usize, K: i32): void {
       }
     }
   } else if (fmt == FMT_Q4_0 || fmt == FMT_IQ4_NL) {
-    dequant18(fmt, out, w, w + 2, 18, K);
+    dequant18(fmt, out, w, w + 2, 18, 0, K);
   } else if (fmt == FMT_Q4_K) {
     const mask = i8x16.splat(0x0f);
     for (let b = 0; b < K >> 8; b++) {

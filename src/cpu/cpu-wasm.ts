@@ -91,8 +91,9 @@ export class CpuKernels extends WasmHeap {
   /**
    * Rearranges the N rows at w (rowBytes each: format fmt's blocks as a file holds them), in place, into the layout
    * the kernels read: q4_0 and iq4_nl in groups of 4 rows, each block of the 4 rows' f16 scales then their nibbles
-   * (assembly/cpu/blocks.ts, GROUP_BLOCK; the last N % 4 rows as they are), as llama.cpp repacks q4_0 for its CPU
-   * backend. The other formats are read as a file holds them. Same bytes; host memory: one group.
+   * (q4_0's XOR 0x88: signed q - 8), as llama.cpp repacks q4_0 for its CPU backend (assembly/cpu/blocks.ts,
+   * GROUP_BLOCK; the last N % 4 rows as they are). The other formats are read as a file holds them. Same bytes; host
+   * memory: one group.
    */
   packRows(fmt: number, w: number, rowBytes: number, N: number): void {
     if (fmt !== CPU_FORMATS.q4_0 && fmt !== CPU_FORMATS.iq4_nl) return;
@@ -102,6 +103,7 @@ export class CpuKernels extends WasmHeap {
     const rh = rowBytes / 2;
     const nb = rowBytes / 18;
     const src = new Uint16Array(4 * rh);
+    const flip = fmt === CPU_FORMATS.q4_0 ? 0x8888 : 0;
     const end = w / 2 + (N & ~3) * rh;
     for (let g = w / 2; g < end; g += 4 * rh) {
       src.set(h.subarray(g, g + 4 * rh));
@@ -111,7 +113,7 @@ export class CpuKernels extends WasmHeap {
           const i = r * rh + 9 * b;
           h[o + r] = src[i];
           const q = o + 4 + 8 * r;
-          for (let j = 0; j < 8; j++) h[q + j] = src[i + 1 + j];
+          for (let j = 0; j < 8; j++) h[q + j] = src[i + 1 + j] ^ flip;
         }
       }
     }

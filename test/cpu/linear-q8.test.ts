@@ -228,7 +228,7 @@ describe('q4_0 and iq4_nl in groups of 4 rows', () => {
     cpu = await loadCpuKernels();
   });
 
-  it.each(['q4_0', 'iq4_nl'] as const)('%s: packRows interleaves each 4 rows block by block (d x 4, nibbles x 4), the last N %% 4 rows kept', (format) => {
+  it.each(['q4_0', 'iq4_nl'] as const)('%s: packRows interleaves each 4 rows block by block (d x 4, nibbles x 4; q4_0 XOR 0x88), the last N %% 4 rows kept', (format) => {
     const [N, K] = [7, 96];
     const rb = cpuRowBytes(format, K);
     const bytes = quantizeRows(format, randoms(N * K, rng(3)), N, K);
@@ -239,7 +239,7 @@ describe('q4_0 and iq4_nl in groups of 4 rows', () => {
     for (let b = 0; b < K / 32; b++)
       for (let r = 0; r < 4; r++) {
         want.set(bytes.subarray(r * rb + 18 * b, r * rb + 18 * b + 2), 72 * b + 2 * r);
-        want.set(bytes.subarray(r * rb + 18 * b + 2, r * rb + 18 * b + 18), 72 * b + 8 + 16 * r);
+        want.set(bytes.subarray(r * rb + 18 * b + 2, r * rb + 18 * b + 18).map((v) => (format === 'q4_0' ? v ^ 0x88 : v)), 72 * b + 8 + 16 * r);
       }
     want.set(bytes.subarray(4 * rb), 4 * rb);
     expect(got).toEqual(want);
