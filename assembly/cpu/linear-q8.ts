@@ -14,7 +14,8 @@
 // Each block's 32 xq are stored in 4 chunks of 8: the even elements of 0..15, the odd ones, the even ones of 16..31,
 // the odd ones (block elements 0, 2, .., 14 | 1, 3, .., 15 | 16, 18, .., 30 | 17, .., 31). 16 weight bytes read as
 // i16x8 then give 8 chunk-matched values by a shift or two (even bytes: shl 8, shr_s 8; odd: shr_s 8) instead of
-// a widening, and q4_0's 16 nibble bytes give all 4 chunks by masks and shifts alone (dotQ4Nibbles).
+// a widening, and q4_0's 16 nibble bytes give all 4 chunks by masks and shifts alone (dotQ4Nibbles; in a group,
+// dotQ4Signed).
 //
 // q4_0 and iq4_nl matrices are stored in groups of 4 rows (blocks.ts, GROUP_BLOCK), their last N % 4 rows as the
 // file's; the other formats as the file's rows.
