@@ -27,8 +27,6 @@ for q in "" q4_0; do for b in base new; do
   sec engine 1 stream $b ${q:-f16}
   run 45 node .b/$b/bench/engine.js $cfg --dummy --dtype float16 ${q:+--quantization $q} --streams 1 --repeat 3 --timing | grep -E '^\| 1 |^# 1 streams'
 done; done
-sec runner new f16 gemvMergeBytes=0
-run 45 node .b/new/bench/generate.js $cfg --dtype float16 --unsafe --batch 1 --prefill 512 --steps 64 --tune gemvMergeBytes=0 | grep -E '^\| decode|^# decode'
 for b in base new; do
   sec quant-ops default tiles $b
   run 60 node .b/$b/bench/quant-ops.js --unsafe --formats q4_0,q4_k --tokens 64,512 --no-tiled --mma-tiles default | grep -E '^\| q'

@@ -28,9 +28,6 @@
 // their up rows). Its LANES threads split K into 8-element chunks (lane i takes chunks i, i + LANES, ...), so a warp
 // reads whole 16-byte words of consecutive chunks of a row; each thread keeps TT x R partial dots (and, for NORM,
 // TT partial sums of squares), which laneSum adds up (lib/gemv.wgsl).
-//
-// x comes through stageInput / inputAt: straight from the binding (GEMV_PLAIN_X in src/ops/linear-combine.ts), or merged
-// from split-K attention partials into workgroup memory first (lib/gemv.combine.wgsl, the o projection at decode).
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<WS>;
@@ -73,8 +70,6 @@ fn main(
     xr[i] = min(t0 + i, p.T - 1u) * (p.K / 4u);
   }
 
-  stageInput(t0, lid);
-
   var acc: array<array<f32, R>, TT>;
   var ss: array<f32, TT>;
   for (var c = lane; c < kc; c += LANES) {
@@ -89,8 +84,8 @@ fn main(
       gb = g[2u * c + 1u];
     }
     for (var i = 0u; i < TT; i++) {
-      var xa = inputAt(i, xr[i], 2u * c);
-      var xb = inputAt(i, xr[i], 2u * c + 1u);
+      var xa = x[xr[i] + 2u * c];
+      var xb = x[xr[i] + 2u * c + 1u];
       if (NORM == 1u) {
         ss[i] += dot(xa, xa) + dot(xb, xb);
         xa *= ga;

@@ -22,8 +22,6 @@
 // Dispatch: as linear.gemv: workgroup (g = wid.x + wid.z nwg.x, wid.y) serves tokens wid.y TT .. + TT - 1 and
 // WG / LANES row groups of R weight rows (GATED: R / 2 gate rows, then their up rows); a row group's LANES threads
 // split the row's chunks (lane i takes chunks i, i + LANES, ...) and laneSum adds their partial dots.
-//
-// x comes through stageInput / inputAt, as in linear.gemv.wgsl (plain, or merged from split-K attention partials).
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> w: array<u32>;
@@ -65,8 +63,6 @@ fn main(
     xr[i] = min(t0 + i, p.T - 1u) * (p.K / 4u);
   }
 
-  stageInput(t0, lid);
-
   var acc: array<array<f32, R>, TT>;
   var ss: array<f32, TT>;
   for (var b = lane; b < nb; b += LANES) {
@@ -80,7 +76,7 @@ fn main(
     var xv: array<array<vec4<f32>, 8>, TT>;
     for (var i = 0u; i < TT; i++) {
       for (var c = 0u; c < 8u; c++) {
-        let v = inputAt(i, xr[i], 8u * b + c);
+        let v = x[xr[i] + 8u * b + c];
         if (NORM == 1u) {
           ss[i] += dot(v, v);
         }

@@ -112,13 +112,6 @@ export interface KernelTuning {
    */
   reduceNormWorkgroup: number;
   /**
-   * The most bytes of split-K attention pieces (TT tokens x K inputs x splits x 4) one GEMV workgroup of the o
-   * projection merges as it stages its input (LinearOptions.combine), sparing attention's combine dispatch; above,
-   * the combine runs as a dispatch of its own. Every workgroup reads all pieces, so long contexts (many splits) and
-   * several tokens cost more than the dispatch they save. 0: never merge in the GEMV.
-   */
-  gemvMergeBytes: number;
-  /**
    * Bytes of padding after each weight row: rows of a power-of-two size (16 KiB for K = 8192 in f16) put every
    * row's same column on the same memory channels, and the GEMMs that walk many rows at once slowed down 2.5-4x
    * (H200, bench/ops.js --pad: down 8192 -> 2048 at 512 tokens 668 -> 265 us, at 1 token 41 -> 16 us; 16 bytes
@@ -188,9 +181,6 @@ export const GPU_TUNING: KernelTuning = {
   attentionTileKeys: 32,
   rowWorkgroup: 256,
   reduceNormWorkgroup: 512,
-  // Off: on an H100 (engine, 1 stream, Llama-3.2-1B dummy, medians of 5, two rounds) merging in the o GEMV cost
-  // more than the dispatch it spared: f16 515-522 tok/s against 543-546 without it, q4_0 447-448 against 499-500.
-  gemvMergeBytes: 0,
   weightRowPadding: 64,
   submitEvery: 32,
 };
@@ -227,7 +217,6 @@ export const CPU_TUNING: KernelTuning = {
   attentionTileKeys: 32,
   rowWorkgroup: 8,
   reduceNormWorkgroup: 8,
-  gemvMergeBytes: 65536,
   weightRowPadding: 0,
   submitEvery: 0,
 };

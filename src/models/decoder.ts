@@ -24,8 +24,7 @@
  * projection, the residual adds inside the o and down projections, and rope with the KV-cache write inside the qkv
  * projection where it runs on the GEMV (decode; else they are one dispatch of their own). A Llama layer's decode
  * step is then 5 dispatches: qkv + rope + cache, attention, o, gate/up, down, and a sixth on GPUs where attention
- * splits its keys: the combine of the pieces (the o projection can merge them itself, tuning.gemvMergeBytes, which
- * measured slower on an H100).
+ * splits its keys: the combine of the pieces.
  */
 import { ropeInvFreq, type LayerType, type ModelConfig, type RopeConfig } from '../config/model-config.js';
 import type { GpuContext } from '../gpu/context.js';
@@ -180,16 +179,14 @@ export class Decoder {
       } else {
         ops.cacheKV(rec, a.qkv, inp.slotMapping, cache.k[l], cache.v[l], T, this.layout);
       }
-      // Split-K pieces (decode on GPUs) are merged by the o projection as it reads them.
-      const pieces = ops.pagedAttention(rec, a.qkv, cache.k[l], cache.v[l], inp, a.attn, T, this.layout, {
+      ops.pagedAttention(rec, a.qkv, cache.k[l], cache.v[l], inp, a.attn, T, this.layout, {
         scale: cfg.attnScale ?? 1 / Math.sqrt(cfg.headDim),
         slidingWindow,
         softcap: cfg.attnSoftcap,
         blockSize: cache.blockSize,
         maxBlocksPerSeq: inp.maxBlocksPerSeq,
-        deferCombine: true,
       });
-      normed = this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T, L.mlpNorm, L.postAttnNorm, pieces ?? undefined);
+      normed = this.residual(rec, a, a.attn, L.o, L.oBias, L.attnNorm, T, L.mlpNorm, L.postAttnNorm);
 
       // MLP block.
       if (L.moe) {
@@ -274,20 +271,19 @@ export class Decoder {
   /**
    * x += input W^T + b (the block's output projection), then the post-norm (x = norm(x)) when the model has it; with
    * `post` (cfg.postNorms), x += rmsNorm(input W^T + b) * post instead. With pre-RMSNorm, the next block's norm `next`
-   * rides along where linear can fuse it: returns true when a.h holds norm(x) for the next block. `combine`: input is
-   * not written yet, these attention pieces are (linear merges them).
+   * rides along where linear can fuse it: returns true when a.h holds norm(x) for the next block.
    */
-  private residual(rec: Recorder, a: Activations, input: Tensor, w: LinearWeight, b: Tensor | null, n: Norm, T: number, next?: Norm, post?: Tensor | null, combine?: ops.AttentionPartials): boolean {
+  private residual(rec: Recorder, a: Activations, input: Tensor, w: LinearWeight, b: Tensor | null, n: Norm, T: number, next?: Norm, post?: Tensor | null): boolean {
     const { cfg } = this;
     if (post) {
       // The block's output in h (free here: the block's input was read), then normalised into the stream.
-      linear(rec, input, w, b, a.h, T, { combine });
+      linear(rec, input, w, b, a.h, T);
       ops.postNormAdd(rec, a.x, a.h, post, T, cfg.hiddenSize, cfg.normEps);
       return false;
     }
     const fuse = next && cfg.preNorm && cfg.norm === 'rms';
     const normOut = fuse ? { weight: next.weight, eps: cfg.normEps, out: a.h } : undefined;
-    const { normed } = linear(rec, input, w, b, a.x, T, { residual: true, normOut, combine });
+    const { normed } = linear(rec, input, w, b, a.x, T, { residual: true, normOut });
     if (!cfg.preNorm) this.postNorm(rec, a, n, T);
     return normed;
   }

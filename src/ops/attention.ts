@@ -372,23 +372,6 @@ export interface AttentionOptions {
    * softcap tanh(s / softcap) before the softmax. 0 or absent: none.
    */
   softcap?: number;
-  /**
-   * Leave split-K pieces unmerged (out unwritten) and return them, for the consumer to merge as it reads them (the o
-   * projection's GEMV: LinearOptions.combine). Head dims that are a multiple of 4 only; else merged here.
-   */
-  deferCombine?: boolean;
-}
-
-/**
- * Split-K attention pieces not yet merged into the attention output (AttentionOptions.deferCombine): per (token t,
- * head h, piece i), pi = (t nH + h) splits + i, f32 words 4 pi .. 4 pi + 3 hold (m, l, 0, 0) and, after all T nH
- * splits records, D words from T nH splits 4 + pi D hold its unnormalised output (see lib/paged_attention.wgsl).
- */
-export interface AttentionPartials {
-  part: Tensor; // f32 [>= T nH splits (4 + D)]
-  splits: number;
-  numHeads: number;
-  headDim: number;
 }
 
 /**
@@ -396,14 +379,11 @@ export interface AttentionPartials {
  * position p = positions[t]) attends to its sequence's cached keys at positions max(0, p - window + 1) .. p, read
  * through blockTables[s]; q head h uses kv head h / (nH / nKv). Run cacheKV (or ropeCacheKV) for the step first.
  * One workgroup serves all q heads of a kv head (up to tuning.attentionHeads), reading each key once; when a step
- * has few tokens (decode), long key ranges are split over several workgroups and merged by a second dispatch
- * (attentionCombine), or, with opts.deferCombine, by the consumer: then out is left unwritten and the pieces are
- * returned. Heads are read in vec4s when D % 4 == 0; any other head dim (up to 256) runs the portable kernel on
- * scalars.
+ * has few tokens (decode), long key ranges are split over several workgroups and merged by a second dispatch.
+ * Heads are read in vec4s when D % 4 == 0; any other head dim (up to 256) runs the portable kernel on scalars.
  *
  * @param qkv  f32 [T, (nH + 2 nKv) D] (only the q heads are read)
  * @param out  f32 [T, nH D]
- * @returns the unmerged pieces (deferCombine, when keys were split), else null
  * @example
  * pagedAttention(rec, qkv, k, v, meta, attnOut, T, layout,
  *   { scale: 1 / Math.sqrt(128), slidingWindow: null, blockSize: 16, maxBlocksPerSeq: 256 });
@@ -418,8 +398,8 @@ export function pagedAttention(
   T: number,
   layout: QkvLayout,
   opts: AttentionOptions,
-): AttentionPartials | null {
-  if (T === 0) return null;
+): void {
+  if (T === 0) return;
   const { ctx } = rec;
   const { numHeads: nH, numKvHeads: nKv, headDim: D } = layout;
   if (!(D >= 1 && D <= MAX_HEAD_DIM)) throw new Error(`pagedAttention: head dim ${D} must be 1 to ${MAX_HEAD_DIM}`);
@@ -436,10 +416,7 @@ export function pagedAttention(
   const kt = cacheDtype(kCache, vCache, 'pagedAttention');
   // A prompt-sized step the runner listed tiles for: the tiled kernel.
   const tiling = meta.tiles ? attentionTiling(ctx, layout, T) : null;
-  if (meta.tiles && tiling) {
-    pagedAttentionTiled(rec, qkv, kCache, vCache, meta, meta.tiles, out, T, layout, opts, kt, tiling);
-    return null;
-  }
+  if (meta.tiles && tiling) return pagedAttentionTiled(rec, qkv, kCache, vCache, meta, meta.tiles, out, T, layout, opts, kt, tiling);
   // q heads per workgroup: the whole group of heads sharing a kv head, or an even share of it.
   const tune = ctx.tuning;
   const G = nH / nKv;
@@ -480,35 +457,17 @@ export function pagedAttention(
   const params = { T, nH, nKv, D, qkvStride: (nH + 2 * nKv) * D, blockSize, maxBlocksPerSeq, window, scale, groupsPerKv: perKv, splits, partLen, softcap };
   const bindings = attentionBindings(rec, qkv, kCache, vCache, meta, out, partials);
   rec.run(kernel, params, bindings, nKv * perKv, T, splits);
-  if (splits === 1) return null;
-  const pieces: AttentionPartials = { part: { buffer: partials, offset: 0, shape: [partials.size / 4], dtype: 'f32' }, splits, numHeads: nH, headDim: D };
-  if (opts.deferCombine && D % 4 === 0) return pieces;
-  attentionCombine(rec, pieces, out, T);
-  return null;
-}
-
-/**
- * Merges split-K attention pieces into the attention output (paged_attention.combine.wgsl, flash decoding's second
- * pass): what pagedAttention does after its split-K dispatch unless told to leave it (deferCombine).
- *
- * @param out  f32 [T, nH D]
- */
-export function attentionCombine(rec: Recorder, pieces: AttentionPartials, out: Tensor, T: number): void {
-  const { ctx } = rec;
-  const { splits, numHeads: nH, headDim: D } = pieces;
-  expectTensor(pieces.part, 'f32', T * nH * splits * (4 + D), 'attentionCombine partials');
-  expectTensor(out, 'f32', T * nH * D, 'attentionCombine out');
-  const vw = vectorWidth(D);
-  const wg = ctx.tuning.attentionWorkgroup;
-  const combine = ctx.pipelines.kernel(`paged_attention.combine.${vw}.${wg}`, () => ({
-    name: 'paged_attention.combine',
-    code: combineSource,
-    prelude: vectorPrelude(vw, 'read'),
-    bindings: ['read', 'write'],
-    params: COMBINE_PARAMS,
-    constants: { WG: wg },
-  }));
-  rec.run(combine, { T, nH, D, splits }, [bindTensor(ctx, pieces.part), bindTensor(ctx, out)], nH, T);
+  if (splits > 1) {
+    const combine = ctx.pipelines.kernel(`paged_attention.combine.${vw}.${wg}`, () => ({
+      name: 'paged_attention.combine',
+      code: combineSource,
+      prelude: vectorPrelude(vw, 'read'),
+      bindings: ['read', 'write'],
+      params: COMBINE_PARAMS,
+      constants: { WG: wg },
+    }));
+    rec.run(combine, { T, nH, D, splits }, [wholeBuffer(partials), bindTensor(ctx, out)], nH, T);
+  }
 }
 
 /** pagedAttention's tiled kernel for prompts (shaders/paged_attention.tiled.wgsl). */

@@ -7,8 +7,7 @@
  * - GEMV (`shaders/linear.gemv.wgsl`, T <= tuning.gemvMaxTokens, K % 8 == 0): decode is memory bound, so each
  *   weight row is read once, in 16-byte chunks spread over tuning.gemvLanes threads, for up to
  *   tuning.gemvTokens tokens; RMSNorm, gating and the residual are fused, and so are the qkv projection's rope and
- *   KV-cache write (LinearOptions.rope, linear-rope.ts) and the merge of split-K attention pieces that the o
- *   projection reads (LinearOptions.combine, linear-combine.ts).
+ *   KV-cache write (LinearOptions.rope, linear-rope.ts).
  * - subgroup matrices (`shaders/linear.mma.wgsl`, f16 weights (and block formats: layers/quant/ calls mmaLinear),
  *   T >= tuning.mmaMinTokens, when the device has
  *   chromium-experimental-subgroup-matrix): tensor cores on tiles of x (rounded to f16) and w staged in workgroup
@@ -43,8 +42,6 @@ import { actCode, gatedAct, toHalf, type Activation } from './elementwise.js';
 import { chunkPrelude, expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
 import { rmsNorm } from './norm.js';
 import { mmaKernelCode, mmaSharedBytes, mmaStepK } from './linear-mma.js';
-import { combineFirst, GEMV_PLAIN_X, gemvCombine, withCombineParams, type GemvCombine } from './linear-combine.js';
-import type { AttentionPartials } from './attention.js';
 import { GEMV_ROPE_BINDINGS, gemvRope, gemvRopeCode, gemvRopePrelude, withRopeParams, type GemvRope, type RopeCacheWrite } from './linear-rope.js';
 
 /** Fused work around the product. */
@@ -76,11 +73,6 @@ export interface LinearOptions {
    * `linear` returns whether it did; if not, the caller runs ropeCacheKV.
    */
   rope?: RopeCacheWrite;
-  /**
-   * x is not written yet: the attention's split-K pieces are (pagedAttention's deferCombine). The GEMV merges them as
-   * it stages its input (see linear-combine.ts); other kernels get them merged into x by attentionCombine first.
-   */
-  combine?: AttentionPartials;
 }
 
 /** What linear left undone for its consumer: split-K partial sums (see LinearOptions.deferSplit). */
@@ -171,14 +163,9 @@ export const fusionKey = (f: Fusion) => `${f.norm ? 'n' : ''}${f.gated >= 0 ? `g
 const gemvLanes = (tune: Recorder['ctx']['tuning'], K: number): number => (K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes);
 
 const ROPE_LINEAR_PARAMS = withRopeParams(LINEAR_PARAMS.fields);
-const COMBINE_LINEAR_PARAMS = withCombineParams(LINEAR_PARAMS.fields);
 
-/**
- * The GEMV's params struct: LINEAR_PARAMS, extended for the fused rope or the merged input (the dispatch passes the
- * extension's values too; a GEMV does one of them at most).
- */
-export const gemvParams = (rope: GemvRope | null, combine: GemvCombine | null) =>
-  (rope ? ROPE_LINEAR_PARAMS : combine ? COMBINE_LINEAR_PARAMS : LINEAR_PARAMS) as typeof LINEAR_PARAMS;
+/** The GEMV's params struct: LINEAR_PARAMS, extended for the fused rope (the dispatch passes the rope's values too). */
+export const gemvParams = (rope: GemvRope | null) => (rope ? ROPE_LINEAR_PARAMS : LINEAR_PARAMS) as typeof LINEAR_PARAMS;
 
 /**
  * Records one weight part's GEMV: `perGroup` output columns a workgroup (with the fused rope, rotary pairs: it
@@ -186,7 +173,7 @@ export const gemvParams = (rope: GemvRope | null, combine: GemvCombine | null) =
  */
 export function runGemv(
   rec: Recorder, kernel: Kernel<typeof LINEAR_PARAMS.fields>, params: ReturnType<typeof partParams>, bindings: readonly BufferBinding[],
-  perGroup: number, tt: number, rope: GemvRope | null, combine: GemvCombine | null,
+  perGroup: number, tt: number, rope: GemvRope | null,
 ): void {
   if (rope) {
     const [gx, gz] = grid(rec.ctx, Math.ceil(params.N / 2 / perGroup));
@@ -194,10 +181,10 @@ export function runGemv(
     return;
   }
   const [gx, gz] = grid(rec.ctx, Math.ceil(params.N / perGroup));
-  rec.run(kernel, { ...params, ...combine?.params }, bindings, gx, Math.ceil(params.T / tt), gz);
+  rec.run(kernel, params, bindings, gx, Math.ceil(params.T / tt), gz);
 }
 
-function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, f: Fusion, rope: GemvRope | null, combine: GemvCombine | null) {
+function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, f: Fusion, rope: GemvRope | null) {
   const { path } = choice;
   const { ctx } = rec;
   const tune = ctx.tuning;
@@ -212,14 +199,14 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
     const lanes = gemvLanes(tune, K);
     // The butterfly needs every subgroup to hold whole row groups.
     const subgroup = ctx.subgroups && ctx.subgroupMinSize >= lanes;
-    key = `linear.gemv.${dtype}.${tt}.${tune.gemvWorkgroup}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}${rope ? `.rope.${rope.kt}` : ''}${combine ? `.combine${K}` : ''}`;
+    key = `linear.gemv.${dtype}.${tt}.${tune.gemvWorkgroup}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
     make = () => ({
       name: key,
-      code: `${lib}${gemvRopeCode(rope)}${combine ? combine.code : GEMV_PLAIN_X}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
-      prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\n${combine?.prelude ?? ''}`,
+      code: `${lib}${gemvRopeCode(rope)}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
+      prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
       constants: { WG: tune.gemvWorkgroup, LANES: lanes, NORM: f.norm ? 1 : 0, ...fused },
       bindings: rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] : ['read', 'read', 'read', 'read', 'write'],
-      params: gemvParams(rope, combine),
+      params: gemvParams(rope),
     });
   } else if (choice.path === 'mma') {
     return mmaKernel(rec, choice.tile, f, null);
@@ -311,10 +298,6 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
   const choice = choosePath(rec, w, T, vw, gatedRows);
   const { path } = choice;
   const tune = ctx.tuning;
-  // Attention pieces for x: merged in the GEMV (one plain weight part at a time), else into x first.
-  const merge = path === 'gemv' && !opts.rope && !(opts.gated && w.parts.length > 1);
-  const combine = merge ? gemvCombine(rec, opts.combine, K, gemvTokens(T, tune.gemvTokens)) : null;
-  if (!combine) combineFirst(rec, opts.combine, x, T);
 
   // Fusions the chosen kernel cannot do become dispatches of their own around it.
   if (opts.gated && w.parts.length > 1) {
@@ -339,8 +322,8 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
   }
   // The fused rope: GEMV only, plain (no gating, no residual).
   const rope = path === 'gemv' && !opts.gated && !opts.residual ? gemvRope(rec, opts.rope, w.parts, N, T) : null;
-  const kernel = linearKernel(rec, choice, w.dtype, vw, T, K, fusion, rope, combine);
-  const xb = combine ? combine.x : bindTensor(ctx, input, 'linear x');
+  const kernel = linearKernel(rec, choice, w.dtype, vw, T, K, fusion, rope);
+  const xb = bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
@@ -354,7 +337,7 @@ export function linear(rec: Recorder, x: Tensor, w: Weight, bias: Tensor | null,
       const rows = gemvRows(tune, fusion, rope);
       const perGroup = (tune.gemvWorkgroup / gemvLanes(tune, K)) * (opts.gated || rope ? rows / 2 : rows);
       const tt = gemvTokens(T, tune.gemvTokens);
-      runGemv(rec, kernel, params, [xb, wb, bb, gb, ob], perGroup, tt, rope, combine);
+      runGemv(rec, kernel, params, [xb, wb, bb, gb, ob], perGroup, tt, rope);
       continue;
     }
     // Tile columns (gated: gate/up pairs) and tokens per workgroup.

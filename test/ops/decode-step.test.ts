@@ -1,9 +1,9 @@
 /**
  * The dispatches of a batch-1 decode step (Decoder.forward + logits for one token), which is bound by their number
  * on GPUs (README, performance): a Llama layer is the qkv projection with rope and the KV-cache write in its
- * epilogue, attention, o (which merges attention's split-K pieces where the tuning splits keys), gate/up, down; the
- * step adds the embedding and the LM head (the sampled row is read in place, no gather). For dense and
- * block-quantized weights: 5 L + 2 dispatches, where the unfused step had 7 L + 3 on GPUs.
+ * epilogue, attention (and the combine of its split-K pieces where the tuning splits keys: GPUs), o, gate/up, down;
+ * the step adds the embedding and the LM head (the sampled row is read in place, no gather). For dense and
+ * block-quantized weights: 5 L + 2 dispatches on CPU drivers, 6 L + 2 on GPUs, where the unfused step had 7 L + 3.
  */
 import { describe, expect, it } from 'vitest';
 import { Recorder } from '../../src/gpu/recorder.js';
@@ -64,12 +64,11 @@ describe('a batch-1 decode step of a Llama model', async () => {
   };
 
   for (const weights of ['f16', 'q4_0'] as const) {
-    for (const [tname, tuning, merge] of [
-      ['CPU tuning (keys in one piece)', CPU_TUNING, 'none'],
-      ['GPU tuning (keys split, merged by a dispatch: gemvMergeBytes 0)', GPU_TUNING, 'dispatch'],
-      ['GPU tuning, gemvMergeBytes 65536 (merged by the o projection)', { ...GPU_TUNING, gemvMergeBytes: 65536 }, 'gemv'],
+    for (const [tname, tuning, split] of [
+      ['CPU tuning (keys in one piece)', CPU_TUNING, false],
+      ['GPU tuning (keys split, merged by a dispatch)', GPU_TUNING, true],
     ] as const) {
-      const perLayer = merge === 'dispatch' ? 6 : 5;
+      const perLayer = split ? 6 : 5;
       it(`${weights}, ${tname}: ${perLayer} dispatches a layer, 2 more for the step`, async () => {
         const dense = denseMethod('f16');
         const method = weights === 'f16' ? dense : modelQuantMethods('q4_0', dense);
@@ -87,12 +86,12 @@ describe('a batch-1 decode step of a Llama model', async () => {
           const names = graph.commands.flatMap((c) => (c.kind === 'dispatch' ? [c.name] : []));
           expect(names.length).toBe(perLayer * L + 2);
           expect(rec.dispatches).toBe(names.length);
-          // Per layer: qkv (+ rope + cache), attention (+ combine), o (+ the merge of split keys), gate/up, down.
+          // Per layer: qkv (+ rope + cache), attention (+ combine), o, gate/up, down.
           const layer = names.slice(1, 1 + perLayer);
           expect(layer[0]).toMatch(/gemv.*\.n\.rope\.f16$/);
           expect(layer[1]).toMatch(/^paged_attention\./);
-          if (merge === 'dispatch') expect(layer[2]).toBe('paged_attention.combine');
-          expect(layer[perLayer - 3]).toMatch(merge === 'gemv' ? /gemv.*\.r\.combine64$/ : /gemv.*\.r$/);
+          if (split) expect(layer[2]).toBe('paged_attention.combine');
+          expect(layer[perLayer - 3]).toMatch(/gemv.*\.r$/);
           expect(layer.slice(-2).every((n) => /gemv/.test(n))).toBe(true);
           expect(names[0]).toMatch(/embed/);
           expect(names[names.length - 1]).toMatch(/gemv/); // the LM head, normalising x in place

@@ -22,7 +22,6 @@ import type { Recorder } from '../../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../../gpu/tensor.js';
 import { fusionConstants, fusionKey, gemvParams, LINEAR_PARAMS, mmaLinear, mmaTile, notFused, partParams, runGemv, type Fusion, type LinearOptions, type LinearResult } from '../../ops/linear.js';
 import { GEMV_ROPE_BINDINGS, gemvRope, gemvRopeCode, gemvRopePrelude } from '../../ops/linear-rope.js';
-import { combineFirst, GEMV_PLAIN_X, gemvCombine } from '../../ops/linear-combine.js';
 import { actCode, gatedAct } from '../../ops/elementwise.js';
 import { rmsNorm } from '../../ops/norm.js';
 import { expectTensor, grid, wholeBuffer } from '../../ops/common.js';
@@ -111,10 +110,6 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   if (bias) expectTensor(bias, 'f32', w.rows, 'linear bias');
   if (opts.rmsNorm) expectTensor(opts.rmsNorm.weight, 'f32', K, 'linear rmsNorm weight');
   const gemv = T <= GEMV_MAX_TOKENS;
-  // Attention pieces for x: merged in the float-activation GEMV (plain weight parts), else into x first.
-  const merge = gemv && !opts.rope && !(opts.gated && w.parts.length > 1) && !useInt8Gemv(rec, w, T);
-  const combine = merge ? gemvCombine(rec, opts.combine, K, gemvTokens(T)) : null;
-  if (!combine) combineFirst(rec, opts.combine, x, T);
   if (opts.gated && w.parts.length > 1) {
     const both = scratchTensor(rec, 'linear.gated', T * w.rows);
     quantLinear(rec, x, w, bias, both, T, { rmsNorm: opts.rmsNorm });
@@ -148,7 +143,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const fused = fusionConstants(fusion);
   const fkey = fusionKey(fusion);
   const lib = `${activationLib}\n${linearLib}\n${qBlockLib}\n`;
-  const xb = combine ? combine.x : bindTensor(ctx, input, 'linear x');
+  const xb = bindTensor(ctx, input, 'linear x');
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
@@ -169,18 +164,18 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       // The butterfly needs every subgroup to hold whole row groups.
       const subgroup = ctx.subgroups && ctx.subgroupMinSize >= gemvLanes;
       const rows = opts.gated || rope ? Math.max(2, gemvRows) : gemvRows;
-      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}${rope ? `.rope.${rope.kt}` : ''}${combine ? `.combine${K}` : ''}`;
+      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
-        code: `${lib}${gemvRopeCode(rope)}${combine ? combine.code : GEMV_PLAIN_X}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
-        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(part.format).wgsl}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\n${combine?.prelude ?? ''}`,
+        code: `${lib}${gemvRopeCode(rope)}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
+        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(part.format).wgsl}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
         constants: { WG: gemvWg, LANES: gemvLanes, NORM: fusion.norm ? 1 : 0, ...fused },
         bindings: rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] : ['read', 'read', 'read', 'read', 'write'],
-        params: gemvParams(rope, combine),
+        params: gemvParams(rope),
       }));
       const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
       const perGroup = (gemvWg / gemvLanes) * (opts.gated || rope ? rows / 2 : rows);
-      runGemv(rec, kernel, params, [xb, wb, bb, gb, ob], perGroup, tt, rope, combine);
+      runGemv(rec, kernel, params, [xb, wb, bb, gb, ob], perGroup, tt, rope);
       continue;
     }
     const key = `linear.q.tiled.${part.format}.${fkey}`;
