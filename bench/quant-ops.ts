@@ -11,7 +11,8 @@
  * --gemv: tuning.quantGemv variants (threads:lanes:rows) for T <= 8 (default: the device's tuning, quantGemvOne
  * at T = 1); above 8, 'mma' (subgroup matrices, where the device has them) and 'tiled' (registers). --int8: the
  * GEMV with float activations (off) and/or int8 ones (on: tuning.quantGemvInt8MinTokens = 1, where the device has
- * packed_4x8_integer_dot_product; default: the device's tuning); with both, the int8 rows print their speedup
+ * packed_4x8_integer_dot_product; default: the device's tuning at each T, so int8 only from its
+ * quantGemvInt8MinTokens); with both, the int8 rows print their speedup
  * (off time / on time). --mma-tiles: subgroup-matrix tiles to compare above 8 tokens (tuning.mmaTiles' tile
  * fields joined by ':'; 'default': the device's table; block formats stage their weight, so DIRECT is ignored);
  * --no-tiled drops the register-blocked kernel. --quick: small shapes for CPU WebGPU.
@@ -78,10 +79,13 @@ async function main() {
   const formats = list('--formats', 'q4_0,q8_0,q4_k,q6_k') as QuantFormat[];
   const Ts = list('--tokens', quick ? '1,4,16,64' : '1,4,16,64,512').map(Number);
   const gemvs = option('--gemv') ? list('--gemv', '').map((v) => v.split(':').map(Number) as [number, number, number]) : [null];
-  const int8s = list('--int8', ctx.tuning.quantGemvInt8MinTokens > 0 && ctx.packedDot ? 'on' : 'off').map((v) => {
-    if (v !== 'on' && v !== 'off') throw new Error(`--int8: '${v}' is neither on nor off`);
-    return v === 'on';
-  });
+  // null: the device's tuning (int8 activations from quantGemvInt8MinTokens tokens on, where the device has the dot).
+  const int8s: (boolean | null)[] = option('--int8')
+    ? list('--int8', '').map((v) => {
+        if (v !== 'on' && v !== 'off') throw new Error(`--int8: '${v}' is neither on nor off`);
+        return v === 'on';
+      })
+    : [null];
   if (int8s.includes(true) && !ctx.packedDot) throw new Error('--int8 on: this device lacks WGSL packed_4x8_integer_dot_product');
   const pick = option('--shapes')?.split(',');
   const mmaTiles = option('--mma-tiles') ? list('--mma-tiles', '').map((t) => (t === 'default' ? null : (t.split(':').map(Number) as MmaTile))) : [null];
@@ -116,8 +120,9 @@ async function main() {
         const variants: [string, KernelTuning][] =
           T <= 8
             ? gemvs.flatMap((g) =>
-                int8s.map((int8): [string, KernelTuning] => {
+                int8s.map((choice): [string, KernelTuning] => {
                   const shape = g ?? (T === 1 ? base.quantGemvOne : base.quantGemv);
+                  const int8 = choice ?? (ctx.packedDot && base.quantGemvInt8MinTokens > 0 && T >= base.quantGemvInt8MinTokens);
                   return [`gemv ${shape.join('/')}${int8 ? ' int8' : ''}`, { ...base, quantGemv: g ?? base.quantGemv, quantGemvOne: g ?? base.quantGemvOne, quantGemvInt8MinTokens: int8 ? 1 : 0 }];
                 }),
               )

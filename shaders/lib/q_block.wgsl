@@ -22,3 +22,17 @@ fn qWord(o: u32) -> u32 {
 fn qByte(o: u32) -> u32 {
   return (w[o >> 2u] >> ((o & 3u) * 8u)) & 255u;
 }
+
+/**
+ * Integer quants v - off as floats without an int -> float conversion (NVIDIA issues those at 1/8 of the FMA rate,
+ * and a GEMV converts every weight): v (< 2^23) in the mantissa of 2^23, minus 2^23 + off. Exact for integer off
+ * of at most 2^23 (v - off is then an integer the subtraction represents).
+ */
+fn qFloat(v: vec4<u32>, off: f32) -> vec4<f32> {
+  return bitcast<vec4<f32>>(v | vec4<u32>(0x4B000000u)) - (8388608.0 + off);
+}
+
+/** Signed integers (|v| < 2^22) as floats, as qFloat: v in the mantissa of 1.5 * 2^23. */
+fn qFloatSigned(v: vec4<i32>) -> vec4<f32> {
+  return bitcast<vec4<f32>>(v + vec4<i32>(0x4B400000)) - 12582912.0;
+}

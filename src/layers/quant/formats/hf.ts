@@ -77,8 +77,8 @@ export const q4_zp: BlockFormat = {
     4,
     `  for (var i = 0u; i < 4u; i++) {
     let v = vec4<u32>(u[i]) >> vec4<u32>(0u, 8u, 16u, 24u);
-    r[i] = d * (vec4<f32>(v & vec4<u32>(15u)) - z);
-    r[i + 4u] = d * (vec4<f32>((v >> vec4<u32>(4u)) & vec4<u32>(15u)) - z);
+    r[i] = d * qFloat(v & vec4<u32>(15u), z);
+    r[i + 4u] = d * qFloat((v >> vec4<u32>(4u)) & vec4<u32>(15u), z);
   }`,
   ),
   dequantizeBlock(bytes, o, out, at) {
@@ -106,7 +106,7 @@ export const q8_zp: BlockFormat = {
     8,
     `  for (var i = 0u; i < 8u; i++) {
     let v = (vec4<u32>(u[i]) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(255u);
-    r[i] = d * (vec4<f32>(v) - z);
+    r[i] = d * qFloat(v, z);
   }`,
   ),
   dequantizeBlock(bytes, o, out, at) {

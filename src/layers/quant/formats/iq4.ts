@@ -38,7 +38,7 @@ export const IQ4_LOOKUP_WGSL = `fn iq4Word(n: vec4<u32>) -> vec4<u32> {
 }
 fn iq4Vals(n: vec4<u32>) -> vec4<f32> {
   let s = (vec4<u32>(3u) - (n & vec4<u32>(3u))) * 8u;
-  return vec4<f32>(bitcast<vec4<i32>>(iq4Word(n) << s) >> vec4<u32>(24u));
+  return qFloatSigned(bitcast<vec4<i32>>(iq4Word(n) << s) >> vec4<u32>(24u));
 }
 fn iq4Bytes(n: vec4<u32>) -> u32 {
   let b = (iq4Word(n) >> ((n & vec4<u32>(3u)) * 8u)) & vec4<u32>(255u);

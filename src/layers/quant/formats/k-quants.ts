@@ -134,7 +134,7 @@ fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   var r: array<vec4<f32>, 8>;
   for (var i = 0u; i < 8u; i++) {
     let v = ((w[q + i] >> ns) & 0x0f0f0f0fu)${q5 ? ' | (((w[a + 4u + i] >> k) & 0x01010101u) << 4u)' : ''};
-    r[i] = d * vec4<f32>((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u)) - m;
+    r[i] = d * qFloat((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u), 0.0) - m;
   }
   return r;
 }
@@ -230,7 +230,7 @@ ${RUN_WGSL}fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
     l0 = l1;
     h0 = h1;
     let v = ((ql >> ls) & 0x0f0f0f0fu) | (((qh >> hs) & 0x03030303u) << 4u);
-    r[i] = select(d1, d0, i < 4u) * (vec4<f32>((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u)) - 32.0);
+    r[i] = select(d1, d0, i < 4u) * qFloat((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u), 32.0);
   }
   return r;
 }
@@ -343,7 +343,7 @@ ${RUN_WGSL}fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
     q0 = q1;
     m0 = m1;
     let v = ((qs >> qsh) & 0x03030303u) | (((hm >> k) & 0x01010101u) << 2u);
-    r[i] = select(d1, d0, i < 4u) * (vec4<f32>((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u)) - 4.0);
+    r[i] = select(d1, d0, i < 4u) * qFloat((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u), 4.0);
   }
   return r;
 }
@@ -435,7 +435,7 @@ fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> {
   for (var i = 0u; i < 8u; i++) {
     let v = (w[q + i] >> qsh) & 0x03030303u;
     let lo = i < 4u;
-    r[i] = select(d1, d0, lo) * vec4<f32>((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u)) - select(m1, m0, lo);
+    r[i] = select(d1, d0, lo) * qFloat((vec4<u32>(v) >> ${BYTES}) & vec4<u32>(255u), 0.0) - select(m1, m0, lo);
   }
   return r;
 }

@@ -121,8 +121,8 @@ export const q8_0: BlockFormat = {
     34,
     8,
     `  for (var i = 0u; i < 8u; i++) {
-    let v = bitcast<vec4<i32>>(vec4<u32>(qw[i]) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u);
-    r[i] = d * vec4<f32>(v);
+    let v = (vec4<u32>(qw[i]) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(255u);
+    r[i] = d * qFloat(v ^ vec4<u32>(128u), 128.0);
   }`,
   ),
   dequantizeBlock(bytes, o, out, at) {
@@ -155,8 +155,8 @@ export const q4_0: BlockFormat = {
     4,
     `  for (var i = 0u; i < 4u; i++) {
     let v = vec4<u32>(qw[i]) >> vec4<u32>(0u, 8u, 16u, 24u);
-    r[i] = d * (vec4<f32>(v & vec4<u32>(15u)) - 8.0);
-    r[i + 4u] = d * (vec4<f32>((v >> vec4<u32>(4u)) & vec4<u32>(15u)) - 8.0);
+    r[i] = d * qFloat(v & vec4<u32>(15u), 8.0);
+    r[i + 4u] = d * qFloat((v >> vec4<u32>(4u)) & vec4<u32>(15u), 8.0);
   }`,
   ),
   dequantizeBlock(bytes, o, out, at) {
@@ -194,8 +194,8 @@ export const q4_1: BlockFormat = {
     4,
     `  for (var i = 0u; i < 4u; i++) {
 ${nibbles('u[i]')}
-    r[i] = d * vec4<f32>(lo) + m;
-    r[i + 4u] = d * vec4<f32>(hi) + m;
+    r[i] = d * qFloat(lo, 0.0) + m;
+    r[i + 4u] = d * qFloat(hi, 0.0) + m;
   }`,
   ),
   dequantizeBlock(bytes, o, out, at) {
@@ -231,8 +231,8 @@ export const q5_0: BlockFormat = {
   for (var i = 0u; i < 4u; i++) {
 ${nibbles('qw[i + 1u]')}
 ${FIFTH_BITS}
-    r[i] = d * (vec4<f32>(lo5) - 16.0);
-    r[i + 4u] = d * (vec4<f32>(hi5) - 16.0);
+    r[i] = d * qFloat(lo5, 16.0);
+    r[i + 4u] = d * qFloat(hi5, 16.0);
   }`,
   ),
   dequantizeBlock(bytes, o, out, at) {
@@ -263,8 +263,8 @@ export const q5_1: BlockFormat = {
   for (var i = 0u; i < 4u; i++) {
 ${nibbles('u[i + 1u]')}
 ${FIFTH_BITS}
-    r[i] = d * vec4<f32>(lo5) + m;
-    r[i + 4u] = d * vec4<f32>(hi5) + m;
+    r[i] = d * qFloat(lo5, 0.0) + m;
+    r[i + 4u] = d * qFloat(hi5, 0.0) + m;
   }`,
   ),
   dequantizeBlock(bytes, o, out, at) {
