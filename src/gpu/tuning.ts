@@ -136,7 +136,9 @@ export const GPU_TUNING: KernelTuning = {
   quantGemv: [128, 32, 2],
   // H200 (bench/quant-ops.js, 2026-12-05): at T = 1, 64/32/4 took 16 / 30 / 33 us on q4_0 qkv / gate|up / down
   // against 27 / 46 / 28 for 128/32/2; at T = 4 the 4-row groups lose (gate|up 156 us against 95). H100, engine
-  // 1 stream q4_0 (two rounds, 2026-12-06): 64/32/4 502-505 tok/s, 128/64/2 481, 256/64/2 452-475, 256/128/2 369-392.
+  // 1 stream q4_0 (two rounds per call, 2026-12-06): 64/32/4 502-505 tok/s, 128/64/2 481, 256/64/2 452-475,
+  // 256/128/2 369-392; another call 64/32/4 471-508, 128/32/2 509-511, 256/32/4 480-483 (f16 548): no shape is
+  // the lever (bench/quant-ops.js --int8 off: q4_0 qkv 16-24 us for 3.5 MB where f16's GEMV reads 12.6 MB in 10.7).
   quantGemvOne: [64, 32, 4],
   quantGemvInt8MinTokens: 2,
   mmaMinTokens: 9,
