@@ -11,8 +11,9 @@
 //   [0, 2K)                      i16 xq[K]   (values in [-127, 127], widened once so that i32x4.dot_i16x8_s reads them)
 //   [2K, 2K + 4 nb)              f32 dx[nb]
 //   [2K + 4 nb, 2K + 8 nb)       f32 sx[nb] = dx * sum_{k in b} xq[k]   (for q4_k's mins)
-//   [2K + 8 nb, 3K + 8 nb)       i8 xq[K] in element order        (relaxed SIMD builds only, ASC_FEATURE_RELAXED_SIMD)
-//   [3K + 8 nb, ldq)             i32 nq8[nb] = -8 sum_{k in b} xq[k]   (the same; q4_0's offset)
+//   [2K + 8 nb, ldq)             per block, 40 bytes: i8 xq[32] in element order, i32 -8 sum_{k in b} xq[k] (q4_0's
+//                                offset), f32 dx: the relaxed SIMD builds' (ASC_FEATURE_RELAXED_SIMD), which read a
+//                                block at one pointer and constant offsets
 // Each block's 32 xq are stored in 4 chunks of 8: the even elements of 0..15, the odd ones, the even ones of 16..31,
 // the odd ones (block elements 0, 2, .., 14 | 1, 3, .., 15 | 16, 18, .., 30 | 17, .., 31). 16 weight bytes read as
 // i16x8 then give 8 chunk-matched values by a shift or two (even bytes: shl 8, shr_s 8; odd: shr_s 8) instead of
@@ -35,10 +36,13 @@ import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, group
 
 /** Bytes of one token's quantized activations (K values; see the header). */
 @inline function actRowBytes(K: i32): usize {
-  return (<usize>K << 1) + (<usize>K >> 2) + <usize>K + (<usize>K >> 3);
+  return (<usize>K << 1) + (<usize>K >> 2) + <usize>(K >> 5) * RELAXED_BLOCK;
 }
 
-/** Offset in a token's activation row of its i8 xq [K] (the relaxed SIMD kernels'; then i32 nq8 [K / 32]). */
+/** Bytes of a block of the relaxed SIMD kernels' activations: i8 xq [32], i32 -8 sum xq, f32 dx. */
+const RELAXED_BLOCK: usize = 40;
+
+/** Offset in a token's activation row of the relaxed SIMD kernels' blocks (RELAXED_BLOCK bytes each). */
 @inline function actI8(K: i32): usize {
   return (<usize>K << 1) + (<usize>K >> 2);
 }
@@ -107,10 +111,11 @@ export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, wide
       store<f32>(dr + (<usize>b << 2), d);
       store<f32>(sr + (<usize>b << 2), d * <f32>s);
       if (ASC_FEATURE_RELAXED_SIMD) {
-        const q8 = qr + actI8(K);
-        v128.store(q8 + (<usize>b << 5), i8x16.narrow_i16x8_s(n0, n1));
-        v128.store(q8 + (<usize>b << 5), i8x16.narrow_i16x8_s(n2, n3), 16);
-        store<i32>(q8 + <usize>K + (<usize>b << 2), -8 * s);
+        const rb = qr + actI8(K) + <usize>b * RELAXED_BLOCK;
+        v128.store(rb, i8x16.narrow_i16x8_s(n0, n1));
+        v128.store(rb, i8x16.narrow_i16x8_s(n2, n3), 16);
+        store<i32>(rb, -8 * s, 32);
+        store<f32>(rb, d, 36);
       }
     }
   }
@@ -372,9 +377,7 @@ function gemv4Q4_0(out: usize, g: usize, q: usize, K: i32, acc: bool, scratch: u
 
 /** gemv4 for q4_0 with relaxed dots: per row and block, the unsigned nibbles (lo: elements 0..15, hi: 16..31). */
 function gemv4Q4Relaxed(out: usize, g: usize, q: usize, K: i32, acc: bool): void {
-  const dx = q + (<usize>K << 1);
-  const q8 = q + actI8(K);
-  const nq8 = q8 + <usize>K;
+  let x = q + actI8(K);
   const mask = v128.load(GEMV_CONSTS);
   const signMask = v128.load(GEMV_CONSTS, 48);
   const two112 = v128.load(GEMV_CONSTS, 64);
@@ -382,16 +385,17 @@ function gemv4Q4Relaxed(out: usize, g: usize, q: usize, K: i32, acc: bool): void
   const zero = i32x4.splat(0);
   let f = f32x4.splat(0);
   for (let b = 0; b < K >> 5; b++) {
-    const xlo = v128.load(q8 + (<usize>b << 5)), xhi = v128.load(q8 + (<usize>b << 5), 16);
+    const xlo = v128.load(x), xhi = v128.load(x, 16);
     const u0 = v128.xor(v128.load(groupNibbles(g, b, 0)), flip), u1 = v128.xor(v128.load(groupNibbles(g, b, 1)), flip);
     const u2 = v128.xor(v128.load(groupNibbles(g, b, 2)), flip), u3 = v128.xor(v128.load(groupNibbles(g, b, 3)), flip);
     const a0 = rdot(xhi, v128.and(i16x8.shr_u(u0, 4), mask), rdot(xlo, v128.and(u0, mask), zero));
     const a1 = rdot(xhi, v128.and(i16x8.shr_u(u1, 4), mask), rdot(xlo, v128.and(u1, mask), zero));
     const a2 = rdot(xhi, v128.and(i16x8.shr_u(u2, 4), mask), rdot(xlo, v128.and(u2, mask), zero));
     const a3 = rdot(xhi, v128.and(i16x8.shr_u(u3, 4), mask), rdot(xlo, v128.and(u3, mask), zero));
-    const sums = i32x4.add(rowSums(a0, a1, a2, a3), v128.load32_splat(nq8 + (<usize>b << 2)));
-    const d = f32x4.mul(scales4(groupScale(g, b, 0), signMask, two112), f32x4.splat(load<f32>(dx + (<usize>b << 2))));
+    const sums = i32x4.add(rowSums(a0, a1, a2, a3), v128.load32_splat(x, 32));
+    const d = f32x4.mul(scales4(groupScale(g, b, 0), signMask, two112), v128.load32_splat(x, 36));
     f = f32x4.add(f, f32x4.mul(f32x4.convert_i32x4_s(sums), d));
+    x += RELAXED_BLOCK;
   }
   if (acc) f = f32x4.add(f, v128.load(out));
   v128.store(out, f);
@@ -430,55 +434,106 @@ function unpackQ4Relaxed(p: usize, g: usize, K: i32): void {
 }
 
 /**
- * tile4x2 over unpackQ4Relaxed's panel: out[t0 .. t0 + 1][n .. n + 3] from the quantized tokens at x0, x1 (rows
- * of actRowBytes). Per block and token: 8 relaxed dots straight into the 4 rows' lanes, from nq8 (the offset).
+ * tile4x2 over unpackQ4Relaxed's panel for `n` (2 or 4, a constant) tokens: out[t0 .. t0 + n - 1][n .. n + 3] from
+ * the quantized tokens at x0 .. x0 + (n - 1) ldq (rows of actRowBytes). Per block and token: 8 relaxed dots straight
+ * into the 4 rows' lanes, the even chunks' from the block's offset (a), the odd ones' from 0 (e): two dependency
+ * chains of 4, a dot's latency being several cycles (10% faster than one of 8 in Chromium 156). Every load at a
+ * pointer per token (or the panel's) and a constant offset, which the engine folds into the instruction (a computed
+ * address costs one more each). Unrolled by hand: the engine would not.
  */
-function tile4x2Relaxed(out: usize, ldo: usize, panel: usize, x0: usize, x1: usize, K: i32, acc: bool): void {
-  const ws = panel + (<usize>K << 2);
-  const dx = <usize>K << 1;
-  const q8 = actI8(K);
-  const nq8 = q8 + <usize>K;
-  let f0 = f32x4.splat(0);
-  let f1 = f32x4.splat(0);
+@inline function tileRelaxed(n: i32, out: usize, ldo: usize, panel: usize, x0: usize, ldq: usize, K: i32, acc: bool): void {
+  let ws = panel + (<usize>K << 2);
+  let w = panel;
+  let u0 = x0 + actI8(K);
+  let u1 = u0 + ldq, u2 = u1 + ldq, u3 = u2 + ldq;
+  let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
   for (let b = 0; b < K >> 5; b++) {
-    const w = panel + (<usize>b << 7);
-    const u = x0 + q8 + (<usize>b << 5), v = x1 + q8 + (<usize>b << 5);
-    let a0 = v128.load32_splat(x0 + nq8 + (<usize>b << 2)), a1 = v128.load32_splat(x1 + nq8 + (<usize>b << 2));
-    let wc = v128.load(w);
-    a0 = rdot(v128.load32_splat(u), wc, a0);
-    a1 = rdot(v128.load32_splat(v), wc, a1);
+    let a0 = v128.load32_splat(u0, 32), a1 = v128.load32_splat(u1, 32), a2 = a0, a3 = a0;
+    if (n == 4) {
+      a2 = v128.load32_splat(u2, 32);
+      a3 = v128.load32_splat(u3, 32);
+    }
+    let wc: v128;
+    let e0 = i32x4.splat(0), e1 = e0, e2 = e0, e3 = e0;
+    wc = v128.load(w, 0);
+    a0 = rdot(v128.load32_splat(u0, 0), wc, a0);
+    a1 = rdot(v128.load32_splat(u1, 0), wc, a1);
+    if (n == 4) a2 = rdot(v128.load32_splat(u2, 0), wc, a2);
+    if (n == 4) a3 = rdot(v128.load32_splat(u3, 0), wc, a3);
     wc = v128.load(w, 16);
-    a0 = rdot(v128.load32_splat(u, 4), wc, a0);
-    a1 = rdot(v128.load32_splat(v, 4), wc, a1);
+    e0 = rdot(v128.load32_splat(u0, 4), wc, e0);
+    e1 = rdot(v128.load32_splat(u1, 4), wc, e1);
+    if (n == 4) e2 = rdot(v128.load32_splat(u2, 4), wc, e2);
+    if (n == 4) e3 = rdot(v128.load32_splat(u3, 4), wc, e3);
     wc = v128.load(w, 32);
-    a0 = rdot(v128.load32_splat(u, 8), wc, a0);
-    a1 = rdot(v128.load32_splat(v, 8), wc, a1);
+    a0 = rdot(v128.load32_splat(u0, 8), wc, a0);
+    a1 = rdot(v128.load32_splat(u1, 8), wc, a1);
+    if (n == 4) a2 = rdot(v128.load32_splat(u2, 8), wc, a2);
+    if (n == 4) a3 = rdot(v128.load32_splat(u3, 8), wc, a3);
     wc = v128.load(w, 48);
-    a0 = rdot(v128.load32_splat(u, 12), wc, a0);
-    a1 = rdot(v128.load32_splat(v, 12), wc, a1);
+    e0 = rdot(v128.load32_splat(u0, 12), wc, e0);
+    e1 = rdot(v128.load32_splat(u1, 12), wc, e1);
+    if (n == 4) e2 = rdot(v128.load32_splat(u2, 12), wc, e2);
+    if (n == 4) e3 = rdot(v128.load32_splat(u3, 12), wc, e3);
     wc = v128.load(w, 64);
-    a0 = rdot(v128.load32_splat(u, 16), wc, a0);
-    a1 = rdot(v128.load32_splat(v, 16), wc, a1);
+    a0 = rdot(v128.load32_splat(u0, 16), wc, a0);
+    a1 = rdot(v128.load32_splat(u1, 16), wc, a1);
+    if (n == 4) a2 = rdot(v128.load32_splat(u2, 16), wc, a2);
+    if (n == 4) a3 = rdot(v128.load32_splat(u3, 16), wc, a3);
     wc = v128.load(w, 80);
-    a0 = rdot(v128.load32_splat(u, 20), wc, a0);
-    a1 = rdot(v128.load32_splat(v, 20), wc, a1);
+    e0 = rdot(v128.load32_splat(u0, 20), wc, e0);
+    e1 = rdot(v128.load32_splat(u1, 20), wc, e1);
+    if (n == 4) e2 = rdot(v128.load32_splat(u2, 20), wc, e2);
+    if (n == 4) e3 = rdot(v128.load32_splat(u3, 20), wc, e3);
     wc = v128.load(w, 96);
-    a0 = rdot(v128.load32_splat(u, 24), wc, a0);
-    a1 = rdot(v128.load32_splat(v, 24), wc, a1);
+    a0 = rdot(v128.load32_splat(u0, 24), wc, a0);
+    a1 = rdot(v128.load32_splat(u1, 24), wc, a1);
+    if (n == 4) a2 = rdot(v128.load32_splat(u2, 24), wc, a2);
+    if (n == 4) a3 = rdot(v128.load32_splat(u3, 24), wc, a3);
     wc = v128.load(w, 112);
-    a0 = rdot(v128.load32_splat(u, 28), wc, a0);
-    a1 = rdot(v128.load32_splat(v, 28), wc, a1);
-    const s = v128.load(ws + (<usize>b << 4));
-    const db = <usize>b << 2;
-    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(a0), f32x4.mul(s, f32x4.splat(load<f32>(x0 + dx + db)))));
-    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(a1), f32x4.mul(s, f32x4.splat(load<f32>(x1 + dx + db)))));
+    e0 = rdot(v128.load32_splat(u0, 28), wc, e0);
+    e1 = rdot(v128.load32_splat(u1, 28), wc, e1);
+    if (n == 4) e2 = rdot(v128.load32_splat(u2, 28), wc, e2);
+    if (n == 4) e3 = rdot(v128.load32_splat(u3, 28), wc, e3);
+    a0 = i32x4.add(a0, e0);
+    a1 = i32x4.add(a1, e1);
+    if (n == 4) a2 = i32x4.add(a2, e2);
+    if (n == 4) a3 = i32x4.add(a3, e3);
+    const s = v128.load(ws);
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(a0), f32x4.mul(s, v128.load32_splat(u0, 36))));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(a1), f32x4.mul(s, v128.load32_splat(u1, 36))));
+    if (n == 4) {
+      f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(a2), f32x4.mul(s, v128.load32_splat(u2, 36))));
+      f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(a3), f32x4.mul(s, v128.load32_splat(u3, 36))));
+    }
+    w += 128;
+    ws += 16;
+    u0 += RELAXED_BLOCK;
+    u1 += RELAXED_BLOCK;
+    u2 += RELAXED_BLOCK;
+    u3 += RELAXED_BLOCK;
   }
   if (acc) {
     f0 = f32x4.add(f0, v128.load(out));
     f1 = f32x4.add(f1, v128.load(out + ldo));
+    if (n == 4) {
+      f2 = f32x4.add(f2, v128.load(out + 2 * ldo));
+      f3 = f32x4.add(f3, v128.load(out + 3 * ldo));
+    }
   }
   v128.store(out, f0);
   v128.store(out + ldo, f1);
+  if (n == 4) {
+    v128.store(out + 2 * ldo, f2);
+    v128.store(out + 3 * ldo, f3);
+  }
+}
+
+function tile4x2Relaxed(out: usize, ldo: usize, panel: usize, x0: usize, ldq: usize, K: i32, acc: bool): void {
+  tileRelaxed(2, out, ldo, panel, x0, ldq, K, acc);
+}
+function tile4x4Relaxed(out: usize, ldo: usize, panel: usize, x0: usize, ldq: usize, K: i32, acc: bool): void {
+  tileRelaxed(4, out, ldo, panel, x0, ldq, K, acc);
 }
 function gemv4IQ4_NL(out: usize, g: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
   gemv4(FMT_IQ4_NL, out, g, q, K, acc, scratch);
@@ -662,9 +717,11 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
     if (relaxedQ4) unpackQ4Relaxed(panel, rows, K);
     else for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows, rb, r, K);
     const on = out + (<usize>n << 2);
-    for (let t = 0; t < T2; t += 2) {
+    let t = 0;
+    if (relaxedQ4) for (; t + 4 <= T; t += 4) tile4x4Relaxed(on + <usize>t * ldoB, ldoB, panel, xq + <usize>t * ldqB, ldqB, K, acc);
+    for (; t < T2; t += 2) {
       const x0 = xq + <usize>t * ldqB;
-      if (relaxedQ4) tile4x2Relaxed(on + <usize>t * ldoB, ldoB, panel, x0, x0 + ldqB, K, acc);
+      if (relaxedQ4) tile4x2Relaxed(on + <usize>t * ldoB, ldoB, panel, x0, ldqB, K, acc);
       else tile4x2(on + <usize>t * ldoB, ldoB, panel, x0, x0 + ldqB, K, acc);
     }
     if (T2 < T) dot4(fmt, on + <usize>T2 * ldoB, rows, rb, xq + <usize>T2 * ldqB, K, acc, scratch);

@@ -27,9 +27,9 @@ export type CpuFormat = keyof typeof CPU_FORMATS;
 
 /**
  * Bytes of one token's 8-bit activations over K inputs (assembly/cpu/linear-q8.ts: i16 [K], f32 [K / 32] twice, then
- * the relaxed SIMD build's i8 [K] and i32 [K / 32]).
+ * the relaxed SIMD build's blocks, 40 bytes per 32).
  */
-export const actRowBytes = (K: number): number => 2 * K + K / 4 + K + K / 8;
+export const actRowBytes = (K: number): number => 2 * K + K / 4 + (40 * K) / 32;
 
 /** Activations, as assembly/cpu/ops.ts numbers them. */
 export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;

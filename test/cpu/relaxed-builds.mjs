@@ -9,7 +9,7 @@
 
 const FMT_Q4_0 = 3;
 /** Bytes of one token's quantized activations (src/cpu/cpu-wasm.ts's actRowBytes). */
-const actRowBytes = (K) => 2 * K + K / 4 + K + K / 8;
+const actRowBytes = (K) => 2 * K + K / 4 + (40 * K) / 32;
 
 /** A linear congruential generator: uniform u32s from a seed. */
 function lcg(seed) {
