@@ -38,7 +38,7 @@ export default defineConfig([
     // them precompiled (bindings/edge).
     async onSuccess() {
       mkdirSync('dist/wasm', { recursive: true });
-      for (const name of ['core', 'cpu']) copyFileSync(`build/${name}.wasm`, `dist/wasm/${name}.wasm`);
+      for (const name of ['core', 'cpu', 'cpu-relaxed']) copyFileSync(`build/${name}.wasm`, `dist/wasm/${name}.wasm`);
     },
     // xgrammar's Emscripten loader names Node's `url` and `module` on a branch only Node takes: empty modules here,
     // so the bundle imports nothing from outside.

@@ -30,16 +30,16 @@ export interface LoadSpec {
   maxLen: number;
 }
 
-/** Our CPU backend through the public API (LLM, engine streams). */
-export async function loadOurs(s: LoadSpec): Promise<BenchEngine & { llm: LLM; wasmBytes(): number }> {
+/** Our CPU backend through the public API (LLM, engine streams); `relaxedSimd` false: the SIMD128 kernels. */
+export async function loadOurs(s: LoadSpec, relaxedSimd?: boolean): Promise<BenchEngine & { llm: LLM; wasmBytes(): number }> {
   const blocks = s.maxStreams * Math.ceil(s.maxLen / 16) + 8;
   const llm = await LLM.create({
     model: s.model, device: 'cpu', cpuThreads: s.threads, maxNumSeqs: s.maxStreams, maxModelLen: s.maxLen, numGpuBlocksOverride: blocks,
-    enablePrefixCaching: false, generationConfig: 'vllm', log: () => {},
+    enablePrefixCaching: false, generationConfig: 'vllm', log: () => {}, cpuRelaxedSimd: relaxedSimd,
   });
   const params = (maxTokens: number) => new SamplingParams({ temperature: 0, maxTokens, ignoreEos: true, detokenize: false, outputKind: 'delta' });
   return {
-    name: 'ours', llm,
+    name: relaxedSimd === false ? 'ours-simd128' : 'ours', llm,
     wasmBytes: () => (llm.engine.runner as CpuModelRunner).cpu.k.memory.buffer.byteLength,
     async run(prompts, maxTokens) {
       const t0 = performance.now();

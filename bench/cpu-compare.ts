@@ -11,6 +11,9 @@
  * Each cell is the median of `--reps` runs; the engines take turns within a rep, so a noisy neighbour on shared
  * cores hits all of them. Peers: llama.cpp's native build through node-llama-cpp (bench/cpu-compare-peers.ts) and, with
  * `--engines ...,wllama`, llama.cpp compiled to WebAssembly (@wllama/wllama in Chromium, bench/wllama-peer.ts).
+ * `ours` takes the relaxed SIMD kernels where the runtime has them, which Node 20 does not; `ours-simd128` the SIMD128
+ * ones anyway; `ours-chromium` / `ours-chromium-simd128` run the built dist/browser.js in Chromium, whose V8 runs the
+ * relaxed ones (bench/ours-chromium-peer.ts).
  *
  *   node build/bench/cpu-compare.js [--models q8_0,q4_0] [--threads 1,2] [--streams 1,8,32] [--prompt 128]
  *                                   [--tokens 32] [--reps 3] [--engines ours,llama.cpp] [--dir .cache/bench]
@@ -76,9 +79,11 @@ function prompts(B: number, run: number): number[][] {
 
 async function loadEngine(name: string, spec: LoadSpec): Promise<BenchEngine> {
   if (name === 'ours') return loadOurs(spec);
+  if (name === 'ours-simd128') return loadOurs(spec, false);
+  if (name === 'ours-chromium' || name === 'ours-chromium-simd128') return (await import('./ours-chromium-peer.js')).loadOursChromium(spec, name === 'ours-chromium');
   if (name === 'llama.cpp') return loadLlamaCpp(spec);
   if (name === 'wllama') return (await import('./wllama-peer.js')).loadWllama(spec);
-  throw new Error(`unknown engine ${name} (ours, llama.cpp, wllama)`);
+  throw new Error(`unknown engine ${name} (ours, ours-simd128, ours-chromium, ours-chromium-simd128, llama.cpp, wllama)`);
 }
 
 const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');

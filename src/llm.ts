@@ -65,6 +65,11 @@ export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, Mod
    * where the platform gives no workers.
    */
   cpuThreads?: number;
+  /**
+   * The CPU backend's relaxed SIMD kernels (q4_0 matmuls, 16 multiply-adds per instruction; the same outputs bit for
+   * bit): default where the engine runs them correctly (Chromium 114+, Node 22+, Deno, Bun); false: SIMD128 only.
+   */
+  cpuRelaxedSimd?: boolean;
 }
 
 /**
@@ -102,7 +107,7 @@ async function executorLoader(platform: Platform, o: LLMOptions): Promise<Execut
   const host = platform.cpuWorkers ?? null;
   const threads = o.cpuThreads ?? host?.defaultThreads ?? 1;
   if (!Number.isInteger(threads) || threads < 1) throw new InvalidArgumentError('cpuThreads', `cpuThreads must be a positive integer, got ${threads}`);
-  const cpu: ExecutorLoader = (m, opts) => CpuModelRunner.load(m, opts, { threads, host });
+  const cpu: ExecutorLoader = (m, opts) => CpuModelRunner.load(m, opts, { threads, host, relaxed: o.cpuRelaxedSimd });
   if (device === 'cpu') return cpu;
   if (device === 'webgpu') {
     const gpu = await platform.gpu();

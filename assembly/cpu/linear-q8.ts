@@ -8,9 +8,12 @@
 // blocks.
 //
 // Quantized activations, one row of ldq = actRowBytes(K) bytes per token (K a multiple of 32, nb = K / 32):
-//   [0, 2K)              i16 xq[K]   (values in [-127, 127], widened once so that i32x4.dot_i16x8_s reads them)
-//   [2K, 2K + 4 nb)      f32 dx[nb]
-//   [2K + 4 nb, ldq)     f32 sx[nb] = dx * sum_{k in b} xq[k]   (for q4_k's mins)
+//   [0, 2K)                      i16 xq[K]   (values in [-127, 127], widened once so that i32x4.dot_i16x8_s reads them)
+//   [2K, 2K + 4 nb)              f32 dx[nb]
+//   [2K + 4 nb, 2K + 8 nb)       f32 sx[nb] = dx * sum_{k in b} xq[k]   (for q4_k's mins)
+//   [2K + 8 nb, ldq)             per block, 40 bytes: i8 xq[32] in element order, i32 -8 sum_{k in b} xq[k] (q4_0's
+//                                offset), f32 dx: the relaxed SIMD builds' (ASC_FEATURE_RELAXED_SIMD), which read a
+//                                block at one pointer and constant offsets
 // Each block's 32 xq are stored in 4 chunks of 8: the even elements of 0..15, the odd ones, the even ones of 16..31,
 // the odd ones (block elements 0, 2, .., 14 | 1, 3, .., 15 | 16, 18, .., 30 | 17, .., 31). 16 weight bytes read as
 // i16x8 then give 8 chunk-matched values by a shift or two (even bytes: shl 8, shr_s 8; odd: shr_s 8) instead of
@@ -26,11 +29,21 @@
 // - GEMM (prefill): per panel of 4 rows, the rows are unpacked once into `panel` (i16 [4, K], then f32 block scales
 //   [nb, 4] and mins [nb, 4], the 4 rows side by side), then a 4 x 2 micro-kernel (8 i32x4 block sums, 2 f32x4
 //   accumulators) runs every pair of tokens over it: one i32x4.dot_i16x8_s is 8 multiply-adds.
+// Built with relaxed SIMD (build/cpu-relaxed.wasm), q4_0's GEMV and GEMM take i32x4.relaxed_dot_i8x16_i7x16_add_s
+// instead (16 multiply-adds; gemv4Q4Relaxed, tile4x2Relaxed), the same integer sums.
 
 import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, groupNibbles, groupScale, halfToF32, hsum, iq4Table, iq4xsScale, scaleMinK4, store4 } from './blocks';
 
 /** Bytes of one token's quantized activations (K values; see the header). */
 @inline function actRowBytes(K: i32): usize {
+  return (<usize>K << 1) + (<usize>K >> 2) + <usize>(K >> 5) * RELAXED_BLOCK;
+}
+
+/** Bytes of a block of the relaxed SIMD kernels' activations: i8 xq [32], i32 -8 sum xq, f32 dx. */
+const RELAXED_BLOCK: usize = 40;
+
+/** Offset in a token's activation row of the relaxed SIMD kernels' blocks (RELAXED_BLOCK bytes each). */
+@inline function actI8(K: i32): usize {
   return (<usize>K << 1) + (<usize>K >> 2);
 }
 
@@ -97,6 +110,13 @@ export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, wide
       const s = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
       store<f32>(dr + (<usize>b << 2), d);
       store<f32>(sr + (<usize>b << 2), d * <f32>s);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        const rb = qr + actI8(K) + <usize>b * RELAXED_BLOCK;
+        v128.store(rb, i8x16.narrow_i16x8_s(n0, n1));
+        v128.store(rb, i8x16.narrow_i16x8_s(n2, n3), 16);
+        store<i32>(rb, -8 * s, 32);
+        store<f32>(rb, d, 36);
+      }
     }
   }
 }
@@ -241,7 +261,8 @@ function dotIQ4_XS(w: usize, q: usize, K: i32): f32 {
 // The GEMV's (and the panel unpacking's) v128 constants, loaded once per call: V8 rebuilds an inline v128.const at every use inside a loop
 // (3 instructions each), which cost as much as the nibble unpacking. 16 bytes each: [0] 0x0f bytes (nibble mask),
 // [1] 0x000f i16 lanes (q4_0's nibbles in i16 lanes), [2] 8 in i16 lanes (q4_0's offset), [3] 0x8fffffff and
-// [4] 2^112 (f16 to f32, see scales4), [5] iq4_nl's table, [6] 0xf000 i16 lanes (grouped q4_0's nibbles, dotQ4Signed).
+// [4] 2^112 (f16 to f32, see scales4), [5] iq4_nl's table, [6] 0xf000 i16 lanes (grouped q4_0's nibbles, dotQ4Signed),
+// [7] 0x88 bytes (grouped q4_0's nibbles back to q, relaxed SIMD's kernels).
 const GEMV_CONSTS: usize = memory.data<u32>([
   0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f,
   0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f,
@@ -250,6 +271,7 @@ const GEMV_CONSTS: usize = memory.data<u32>([
   0x77800000, 0x77800000, 0x77800000, 0x77800000,
   0xbfad9881, 0xf6eaddcf, 0x26190d01, 0x71594535,
   0xf000f000, 0xf000f000, 0xf000f000, 0xf000f000,
+  0x88888888, 0x88888888, 0x88888888, 0x88888888,
 ], 16);
 
 /**
@@ -338,7 +360,180 @@ const GEMV_CONSTS: usize = memory.data<u32>([
 }
 
 function gemv4Q4_0(out: usize, g: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
-  gemv4(FMT_Q4_0, out, g, q, K, acc, scratch);
+  if (ASC_FEATURE_RELAXED_SIMD) gemv4Q4Relaxed(out, g, q, K, acc);
+  else gemv4(FMT_Q4_0, out, g, q, K, acc, scratch);
+}
+
+// ---- Relaxed SIMD (build/cpu-relaxed.wasm): i32x4.relaxed_dot_i8x16_i7x16_add_s, 16 multiply-adds per instruction ----
+// Its result is the same on every engine when the second operand's bytes are in 0..127: there the weights, q4_0's
+// unsigned q (0..15, the stored nibble XOR 8), and the i8 activations (quantizeActs' i8 copy) the first; the
+// offset, -8 sum_k xq[k] per block, is the activations' nq8. The integer block sums are those of the SIMD128 build,
+// so the outputs are bit for bit the same.
+
+/** relaxed dot: a (+)= the 4 groups of 4 i8 products of x (i8) and w (u7) into i32x4 lanes. */
+@inline function rdot(x: v128, w: v128, a: v128): v128 {
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, w, a);
+}
+
+/** gemv4 for q4_0 with relaxed dots: per row and block, the unsigned nibbles (lo: elements 0..15, hi: 16..31). */
+function gemv4Q4Relaxed(out: usize, g: usize, q: usize, K: i32, acc: bool): void {
+  let x = q + actI8(K);
+  const mask = v128.load(GEMV_CONSTS);
+  const signMask = v128.load(GEMV_CONSTS, 48);
+  const two112 = v128.load(GEMV_CONSTS, 64);
+  const flip = v128.load(GEMV_CONSTS, 112);
+  const zero = i32x4.splat(0);
+  let f = f32x4.splat(0);
+  for (let b = 0; b < K >> 5; b++) {
+    const xlo = v128.load(x), xhi = v128.load(x, 16);
+    const u0 = v128.xor(v128.load(groupNibbles(g, b, 0)), flip), u1 = v128.xor(v128.load(groupNibbles(g, b, 1)), flip);
+    const u2 = v128.xor(v128.load(groupNibbles(g, b, 2)), flip), u3 = v128.xor(v128.load(groupNibbles(g, b, 3)), flip);
+    const a0 = rdot(xhi, v128.and(i16x8.shr_u(u0, 4), mask), rdot(xlo, v128.and(u0, mask), zero));
+    const a1 = rdot(xhi, v128.and(i16x8.shr_u(u1, 4), mask), rdot(xlo, v128.and(u1, mask), zero));
+    const a2 = rdot(xhi, v128.and(i16x8.shr_u(u2, 4), mask), rdot(xlo, v128.and(u2, mask), zero));
+    const a3 = rdot(xhi, v128.and(i16x8.shr_u(u3, 4), mask), rdot(xlo, v128.and(u3, mask), zero));
+    const sums = i32x4.add(rowSums(a0, a1, a2, a3), v128.load32_splat(x, 32));
+    const d = f32x4.mul(scales4(groupScale(g, b, 0), signMask, two112), v128.load32_splat(x, 36));
+    f = f32x4.add(f, f32x4.mul(f32x4.convert_i32x4_s(sums), d));
+    x += RELAXED_BLOCK;
+  }
+  if (acc) f = f32x4.add(f, v128.load(out));
+  v128.store(out, f);
+}
+
+/** [a0[k], a1[k], a2[k], a3[k]] for k = 0 .. 3: a 4 x 4 transpose of i32 lanes, stored at o, o + 16, o + 32, o + 48. */
+@inline function storeTransposed(o: usize, a0: v128, a1: v128, a2: v128, a3: v128): void {
+  const t0 = i32x4.shuffle(a0, a1, 0, 4, 1, 5), t1 = i32x4.shuffle(a0, a1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(a2, a3, 0, 4, 1, 5), t3 = i32x4.shuffle(a2, a3, 2, 6, 3, 7);
+  v128.store(o, i64x2.shuffle(t0, t2, 0, 2));
+  v128.store(o, i64x2.shuffle(t0, t2, 1, 3), 16);
+  v128.store(o, i64x2.shuffle(t1, t3, 0, 2), 32);
+  v128.store(o, i64x2.shuffle(t1, t3, 1, 3), 48);
+}
+
+/**
+ * The q4_0 group at g (4 rows, K values) as the relaxed GEMM's panel: u8 wq [nb, 8, 4, 4] (block b, chunk c of 4
+ * elements 4c .. 4c + 3, row r: its unsigned q), then f32 ws [nb, 4] (the rows' scales side by side) at p + 4 K.
+ * One relaxed dot of a chunk's 16 bytes with 4 activations splat to every lane adds to the 4 rows' lanes at once.
+ */
+function unpackQ4Relaxed(p: usize, g: usize, K: i32): void {
+  const mask = v128.load(GEMV_CONSTS);
+  const signMask = v128.load(GEMV_CONSTS, 48);
+  const two112 = v128.load(GEMV_CONSTS, 64);
+  const flip = v128.load(GEMV_CONSTS, 112);
+  const ws = p + (<usize>K << 2);
+  for (let b = 0; b < K >> 5; b++) {
+    const u0 = v128.xor(v128.load(groupNibbles(g, b, 0)), flip), u1 = v128.xor(v128.load(groupNibbles(g, b, 1)), flip);
+    const u2 = v128.xor(v128.load(groupNibbles(g, b, 2)), flip), u3 = v128.xor(v128.load(groupNibbles(g, b, 3)), flip);
+    const o = p + (<usize>b << 7);
+    storeTransposed(o, v128.and(u0, mask), v128.and(u1, mask), v128.and(u2, mask), v128.and(u3, mask));
+    const h0 = v128.and(i16x8.shr_u(u0, 4), mask), h1 = v128.and(i16x8.shr_u(u1, 4), mask);
+    storeTransposed(o + 64, h0, h1, v128.and(i16x8.shr_u(u2, 4), mask), v128.and(i16x8.shr_u(u3, 4), mask));
+    v128.store(ws + (<usize>b << 4), scales4(groupScale(g, b, 0), signMask, two112));
+  }
+}
+
+/**
+ * tile4x2 over unpackQ4Relaxed's panel for `n` (2 or 4, a constant) tokens: out[t0 .. t0 + n - 1][n .. n + 3] from
+ * the quantized tokens at x0 .. x0 + (n - 1) ldq (rows of actRowBytes). Per block and token: 8 relaxed dots straight
+ * into the 4 rows' lanes, the even chunks' from the block's offset (a), the odd ones' from 0 (e): two dependency
+ * chains of 4, a dot's latency being several cycles (10% faster than one of 8 in Chromium 156). Every load at a
+ * pointer per token (or the panel's) and a constant offset, which the engine folds into the instruction (a computed
+ * address costs one more each). Unrolled by hand: the engine would not.
+ */
+@inline function tileRelaxed(n: i32, out: usize, ldo: usize, panel: usize, x0: usize, ldq: usize, K: i32, acc: bool): void {
+  let ws = panel + (<usize>K << 2);
+  let w = panel;
+  let u0 = x0 + actI8(K);
+  let u1 = u0 + ldq, u2 = u1 + ldq, u3 = u2 + ldq;
+  let f0 = f32x4.splat(0), f1 = f32x4.splat(0), f2 = f32x4.splat(0), f3 = f32x4.splat(0);
+  for (let b = 0; b < K >> 5; b++) {
+    let a0 = v128.load32_splat(u0, 32), a1 = v128.load32_splat(u1, 32), a2 = a0, a3 = a0;
+    if (n == 4) {
+      a2 = v128.load32_splat(u2, 32);
+      a3 = v128.load32_splat(u3, 32);
+    }
+    let wc: v128;
+    let e0 = i32x4.splat(0), e1 = e0, e2 = e0, e3 = e0;
+    wc = v128.load(w, 0);
+    a0 = rdot(v128.load32_splat(u0, 0), wc, a0);
+    a1 = rdot(v128.load32_splat(u1, 0), wc, a1);
+    if (n == 4) a2 = rdot(v128.load32_splat(u2, 0), wc, a2);
+    if (n == 4) a3 = rdot(v128.load32_splat(u3, 0), wc, a3);
+    wc = v128.load(w, 16);
+    e0 = rdot(v128.load32_splat(u0, 4), wc, e0);
+    e1 = rdot(v128.load32_splat(u1, 4), wc, e1);
+    if (n == 4) e2 = rdot(v128.load32_splat(u2, 4), wc, e2);
+    if (n == 4) e3 = rdot(v128.load32_splat(u3, 4), wc, e3);
+    wc = v128.load(w, 32);
+    a0 = rdot(v128.load32_splat(u0, 8), wc, a0);
+    a1 = rdot(v128.load32_splat(u1, 8), wc, a1);
+    if (n == 4) a2 = rdot(v128.load32_splat(u2, 8), wc, a2);
+    if (n == 4) a3 = rdot(v128.load32_splat(u3, 8), wc, a3);
+    wc = v128.load(w, 48);
+    e0 = rdot(v128.load32_splat(u0, 12), wc, e0);
+    e1 = rdot(v128.load32_splat(u1, 12), wc, e1);
+    if (n == 4) e2 = rdot(v128.load32_splat(u2, 12), wc, e2);
+    if (n == 4) e3 = rdot(v128.load32_splat(u3, 12), wc, e3);
+    wc = v128.load(w, 64);
+    a0 = rdot(v128.load32_splat(u0, 16), wc, a0);
+    a1 = rdot(v128.load32_splat(u1, 16), wc, a1);
+    if (n == 4) a2 = rdot(v128.load32_splat(u2, 16), wc, a2);
+    if (n == 4) a3 = rdot(v128.load32_splat(u3, 16), wc, a3);
+    wc = v128.load(w, 80);
+    e0 = rdot(v128.load32_splat(u0, 20), wc, e0);
+    e1 = rdot(v128.load32_splat(u1, 20), wc, e1);
+    if (n == 4) e2 = rdot(v128.load32_splat(u2, 20), wc, e2);
+    if (n == 4) e3 = rdot(v128.load32_splat(u3, 20), wc, e3);
+    wc = v128.load(w, 96);
+    a0 = rdot(v128.load32_splat(u0, 24), wc, a0);
+    a1 = rdot(v128.load32_splat(u1, 24), wc, a1);
+    if (n == 4) a2 = rdot(v128.load32_splat(u2, 24), wc, a2);
+    if (n == 4) a3 = rdot(v128.load32_splat(u3, 24), wc, a3);
+    wc = v128.load(w, 112);
+    e0 = rdot(v128.load32_splat(u0, 28), wc, e0);
+    e1 = rdot(v128.load32_splat(u1, 28), wc, e1);
+    if (n == 4) e2 = rdot(v128.load32_splat(u2, 28), wc, e2);
+    if (n == 4) e3 = rdot(v128.load32_splat(u3, 28), wc, e3);
+    a0 = i32x4.add(a0, e0);
+    a1 = i32x4.add(a1, e1);
+    if (n == 4) a2 = i32x4.add(a2, e2);
+    if (n == 4) a3 = i32x4.add(a3, e3);
+    const s = v128.load(ws);
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(a0), f32x4.mul(s, v128.load32_splat(u0, 36))));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(a1), f32x4.mul(s, v128.load32_splat(u1, 36))));
+    if (n == 4) {
+      f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(a2), f32x4.mul(s, v128.load32_splat(u2, 36))));
+      f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(a3), f32x4.mul(s, v128.load32_splat(u3, 36))));
+    }
+    w += 128;
+    ws += 16;
+    u0 += RELAXED_BLOCK;
+    u1 += RELAXED_BLOCK;
+    u2 += RELAXED_BLOCK;
+    u3 += RELAXED_BLOCK;
+  }
+  if (acc) {
+    f0 = f32x4.add(f0, v128.load(out));
+    f1 = f32x4.add(f1, v128.load(out + ldo));
+    if (n == 4) {
+      f2 = f32x4.add(f2, v128.load(out + 2 * ldo));
+      f3 = f32x4.add(f3, v128.load(out + 3 * ldo));
+    }
+  }
+  v128.store(out, f0);
+  v128.store(out + ldo, f1);
+  if (n == 4) {
+    v128.store(out + 2 * ldo, f2);
+    v128.store(out + 3 * ldo, f3);
+  }
+}
+
+function tile4x2Relaxed(out: usize, ldo: usize, panel: usize, x0: usize, ldq: usize, K: i32, acc: bool): void {
+  tileRelaxed(2, out, ldo, panel, x0, ldq, K, acc);
+}
+function tile4x4Relaxed(out: usize, ldo: usize, panel: usize, x0: usize, ldq: usize, K: i32, acc: bool): void {
+  tileRelaxed(4, out, ldo, panel, x0, ldq, K, acc);
 }
 function gemv4IQ4_NL(out: usize, g: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
   gemv4(FMT_IQ4_NL, out, g, q, K, acc, scratch);
@@ -516,13 +711,18 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
   const ws = panel + (<usize>K << 3); // after wq [4, K] i16
   const wm = ws + (<usize>nb << 4);
   const scratch = wm + (<usize>nb << 4); // 16 bytes after the GEMM's 9 K (the GEMV's)
+  const relaxedQ4 = ASC_FEATURE_RELAXED_SIMD && fmt == FMT_Q4_0;
   for (let n = 0; n < n4; n += 4) {
     const rows = w + <usize>n * rb;
-    for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows, rb, r, K);
+    if (relaxedQ4) unpackQ4Relaxed(panel, rows, K);
+    else for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows, rb, r, K);
     const on = out + (<usize>n << 2);
-    for (let t = 0; t < T2; t += 2) {
+    let t = 0;
+    if (relaxedQ4) for (; t + 4 <= T; t += 4) tile4x4Relaxed(on + <usize>t * ldoB, ldoB, panel, xq + <usize>t * ldqB, ldqB, K, acc);
+    for (; t < T2; t += 2) {
       const x0 = xq + <usize>t * ldqB;
-      tile4x2(on + <usize>t * ldoB, ldoB, panel, x0, x0 + ldqB, K, acc);
+      if (relaxedQ4) tile4x2Relaxed(on + <usize>t * ldoB, ldoB, panel, x0, ldqB, K, acc);
+      else tile4x2(on + <usize>t * ldoB, ldoB, panel, x0, x0 + ldqB, K, acc);
     }
     if (T2 < T) dot4(fmt, on + <usize>T2 * ldoB, rows, rb, xq + <usize>T2 * ldqB, K, acc, scratch);
     if (fmt == FMT_Q4_K) for (let t = 0; t < T2; t++) subtractMins(on + <usize>t * ldoB, wm, xq + <usize>t * ldqB, K);

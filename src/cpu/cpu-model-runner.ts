@@ -115,7 +115,7 @@ export class CpuModelRunner implements Executor {
    * Loads a model into a fresh cpu.wasm instance: weights (dtype, quantization and loadFormat as on the GPU path),
    * the KV cache and activations sized by the limits.
    */
-  static async load(model: ModelHandle, options: EngineOptions = {}, threads: { threads: number; host: CpuWorkerHost | null } = { threads: 1, host: null }): Promise<CpuModelRunner> {
+  static async load(model: ModelHandle, options: EngineOptions = {}, threads: { threads: number; host: CpuWorkerHost | null; relaxed?: boolean } = { threads: 1, host: null }): Promise<CpuModelRunner> {
     const { config: c } = model;
     const limits = cpuRunnerLimits(c, options);
     const maxK = Math.max(c.hiddenSize, c.numHeads * c.headDim, c.intermediateSize, c.wordEmbedProjDim ?? 0);

@@ -2,7 +2,9 @@
  * build/cpu.wasm (AssemblyScript, assembly/cpu/): the CPU backend's kernels, in a module and memory of its own (the
  * model's weights and KV cache live there, beside nothing else), from bytes the bundler embeds, as core.wasm is
  * (src/wasm/core.ts). Multi-threaded: build/cpu-mt.wasm, the same kernels over an imported shared memory, which
- * workers instantiate too (cpu-threads.ts). Pointers are byte offsets into `memory`; views are taken after every
+ * workers instantiate too (cpu-threads.ts). Each also built with relaxed SIMD (build/cpu-relaxed.wasm,
+ * cpu-mt-relaxed.wasm: q4_0's integer dots 16 multiply-adds per instruction, the same outputs bit for bit), loaded
+ * where the engine computes relaxed SIMD's dot as the standard says (relaxedSimd). Pointers are byte offsets into `memory`; views are taken after every
  * allocation (growing memory detaches the old ones). Its allocator (assembly/cpu/heap.ts) never frees and grows
  * memory by exactly what is asked: a runner reserves its planned buffers (cpuBlockBytes each) in one grow, so the
  * memory ends at their sum, rounded up to a 64 KiB page.
@@ -13,6 +15,8 @@
  */
 import wasmBytes from '../../build/cpu.wasm';
 import mtWasmBytes from '../../build/cpu-mt.wasm';
+import relaxedWasmBytes from '../../build/cpu-relaxed.wasm';
+import mtRelaxedWasmBytes from '../../build/cpu-mt-relaxed.wasm';
 import { abortImport, WasmHeap, type HeapExports } from '../wasm/heap.js';
 import { instantiateWasm } from '../wasm/modules.js';
 import { CPU_OPS, CpuThreads, type CpuOp, type CpuWorkerHost } from './cpu-threads.js';
@@ -21,8 +25,11 @@ import { CPU_OPS, CpuThreads, type CpuOp, type CpuWorkerHost } from './cpu-threa
 export const CPU_FORMATS = { f32: 0, f16: 1, q8_0: 2, q4_0: 3, q4_k: 4, iq4_nl: 5, iq4_xs: 6 } as const;
 export type CpuFormat = keyof typeof CPU_FORMATS;
 
-/** Bytes of one token's 8-bit activations over K inputs (assembly/cpu/linear-q8.ts: i16 [K], f32 [K / 32] twice). */
-export const actRowBytes = (K: number): number => 2 * K + K / 4;
+/**
+ * Bytes of one token's 8-bit activations over K inputs (assembly/cpu/linear-q8.ts: i16 [K], f32 [K / 32] twice, then
+ * the relaxed SIMD build's blocks, 40 bytes per 32).
+ */
+export const actRowBytes = (K: number): number => 2 * K + K / 4 + (40 * K) / 32;
 
 /** Activations, as assembly/cpu/ops.ts numbers them. */
 export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;
@@ -142,20 +149,54 @@ const abort = abortImport('cpu.wasm');
 const MAX_PAGES = 65536;
 
 /**
+ * A module of one function f(a, b, c) = lane 0 of i32x4.relaxed_dot_i8x16_i7x16_add_s(splat a, splat b, splat c)
+ * (assembly: param i32 x3, each i32x4.splat, the dot, i32x4.extract_lane 0).
+ */
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, 0x03, 0x02,
+  0x01, 0x00, 0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, 0x0a, 0x16, 0x01, 0x14, 0x00, 0x20, 0x00, 0xfd, 0x11, 0x20, 0x01,
+  0xfd, 0x11, 0x20, 0x02, 0xfd, 0x11, 0xfd, 0x93, 0x02, 0xfd, 0x1b, 0x00, 0x0b,
+]);
+
+let relaxed: Promise<boolean> | null = null;
+
+/**
+ * Whether this engine runs relaxed SIMD's i8 dot as the standard's deterministic case says: a known answer, not
+ * just validation, because Node 20's V8 compiles it behind --experimental-wasm-relaxed-simd and gets it wrong
+ * (twice the products, without the addend). False where wasm cannot be compiled from bytes (workerd).
+ */
+export function relaxedSimd(): Promise<boolean> {
+  relaxed ??= (async () => {
+    try {
+      if (!WebAssembly.validate(RELAXED_PROBE)) return false;
+      const { instance } = await WebAssembly.instantiate(RELAXED_PROBE);
+      const f = instance.exports.f as (a: number, b: number, c: number) => number;
+      // bytes a = [-5, 7, -128, 127], b = [3, 127, 1, 15]: -15 + 889 - 128 + 1905 + 100.
+      return f(0x7f8007fb, 0x0f017f03, 100) === 2751;
+    } catch {
+      return false;
+    }
+  })();
+  return relaxed;
+}
+
+/**
  * A fresh instance of the kernels: each CPU runner has its own (its memory holds one model; disposing the runner lets
  * the whole memory go, which a wasm memory cannot otherwise give back). With `threads` > 1 and a worker host, the
- * shared-memory build and threads - 1 workers (`maxK`: the widest matmul input, for their panels).
+ * shared-memory build and threads - 1 workers (`maxK`: the widest matmul input, for their panels). `relaxed`: the
+ * relaxed SIMD build or not (default: where relaxedSimd()); true where the engine lacks it fails to compile.
  */
-export async function loadCpuKernels(o: { threads?: number; host?: CpuWorkerHost | null; maxK?: number } = {}): Promise<CpuKernels> {
+export async function loadCpuKernels(o: { threads?: number; host?: CpuWorkerHost | null; maxK?: number; relaxed?: boolean } = {}): Promise<CpuKernels> {
   const threads = o.threads ?? 1;
+  const relaxed = o.relaxed ?? (await relaxedSimd());
   if (threads > 1 && o.host) {
-    const module = await WebAssembly.compile(mtWasmBytes as Uint8Array<ArrayBuffer>);
+    const module = await WebAssembly.compile((relaxed ? mtRelaxedWasmBytes : mtWasmBytes) as Uint8Array<ArrayBuffer>);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory, abort } });
     const cpu = new CpuKernels(instance.exports as unknown as CpuExports);
     cpu.threads = await CpuThreads.start(o.host, module, memory, threads, (n) => cpu.alloc(n), o.maxK ?? 4096);
     return cpu;
   }
-  const exports = await instantiateWasm('cpu', wasmBytes, { env: { abort } });
+  const exports = await instantiateWasm('cpu', relaxed ? relaxedWasmBytes : wasmBytes, { env: { abort } });
   return new CpuKernels(exports as unknown as CpuExports);
 }
