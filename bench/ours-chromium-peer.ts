@@ -6,13 +6,9 @@
  * page, as loadOurs does in Node. Needs a built dist/ (npm run build). One of the two per run: a second Chromium
  * launched in the same bench process closes its page at the first call (not understood yet).
  */
-import { readFileSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { extname, join, normalize, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { resolve } from 'node:path';
 import type { BenchEngine, LoadSpec } from './cpu-compare-peers.js';
-
-const TYPES: Record<string, string> = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+import { chromiumEngine } from './chromium-engine.js';
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>ours bench</title>
 <script type="module">
@@ -40,55 +36,16 @@ window.run = async ({ prompts, maxTokens }) => {
 window.unload = () => llm.dispose();
 </script>`;
 
-/** Serves the page, dist/ and the model file, with cross-origin isolation. */
-function serve(dist: string, model: string): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
-    let file: string | null = null;
-    if (path === '/') return res.writeHead(200, { ...headers, 'Content-Type': 'text/html' }).end(PAGE);
-    if (path === '/model.gguf') file = model;
-    else if (path.startsWith('/dist/')) file = join(dist, normalize(path.slice('/dist/'.length)).replace(/^(\.\.[/\\])+/, ''));
-    if (!file || !statSync(file, { throwIfNoEntry: false })?.isFile()) return res.writeHead(404, headers).end();
-    const size = statSync(file).size;
-    res.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': size });
-    res.end(req.method === 'HEAD' ? undefined : readFileSync(file));
-  });
-  return new Promise((done) => server.listen(0, '127.0.0.1', () => {
-    const addr = server.address();
-    done({ server, url: `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/` });
-  }));
-}
-
 /** Our CPU backend in headless Chromium (`CHROMIUM`, default /usr/bin/chromium) over the GGUF file. */
-export async function loadOursChromium(s: LoadSpec, relaxedSimd: boolean): Promise<BenchEngine> {
-  const { server, url } = await serve(resolve('dist'), s.model);
-  let browser: Browser | undefined;
-  try {
-    browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-background-networking', '--no-first-run'] });
-    const page: Page = await browser.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(url);
-    await page.waitForFunction(() => 'load' in window, null, { timeout: 30_000 }).catch(() => {
-      throw new Error(`the page did not load: ${errors.join('; ') || 'no error'}`);
-    });
-    const blocks = s.maxStreams * Math.ceil(s.maxLen / 16) + 8;
-    await page.evaluate((a) => (window as unknown as { load(a: unknown): Promise<void> }).load(a),
-      { threads: s.threads, relaxed: relaxedSimd, maxStreams: s.maxStreams, maxLen: s.maxLen, blocks });
-    const b = browser;
-    return {
-      name: relaxedSimd ? 'ours-chromium' : 'ours-chromium-simd128',
-      run: (prompts, maxTokens) => page.evaluate((a) => (window as unknown as { run(a: unknown): Promise<number[][]> }).run(a), { prompts, maxTokens }),
-      async dispose() {
-        await page.evaluate(() => (window as unknown as { unload(): Promise<void> }).unload()).catch(() => {});
-        await b.close();
-        server.close();
-      },
-    };
-  } catch (err) {
-    await browser?.close();
-    server.close();
-    throw err;
-  }
+export function loadOursChromium(s: LoadSpec, relaxedSimd: boolean): Promise<BenchEngine> {
+  const blocks = s.maxStreams * Math.ceil(s.maxLen / 16) + 8;
+  return chromiumEngine({
+    name: relaxedSimd ? 'ours-chromium' : 'ours-chromium-simd128',
+    page: PAGE,
+    prefix: 'dist',
+    root: resolve('dist'),
+    model: s.model,
+    load: (page) => page.evaluate((a) => (window as unknown as { load(a: unknown): Promise<void> }).load(a),
+      { threads: s.threads, relaxed: relaxedSimd, maxStreams: s.maxStreams, maxLen: s.maxLen, blocks }),
+  });
 }
