@@ -67,7 +67,8 @@ export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, Mod
   cpuThreads?: number;
   /**
    * The CPU backend's relaxed SIMD kernels (q4_0 matmuls, 16 multiply-adds per instruction; the same outputs bit for
-   * bit): default where the engine runs them correctly (Chromium 114+, Node 22+, Deno, Bun); false: SIMD128 only.
+   * bit): default where the engine runs them correctly (a known-answer check: Chromium 156, Deno 2.9 and Bun 1.4
+   * pass, Node 20 does not; other versions untested); false: SIMD128 only.
    */
   cpuRelaxedSimd?: boolean;
 }
