@@ -246,9 +246,17 @@ describe('server hardening (tinystories-656K)', () => {
         body: JSON.stringify({ model: MODEL, prompt: 'Tom', max_tokens: max, ignore_eos: true, temperature: 0, stream: true }),
       });
     const [long, short] = await Promise.all([stream(500), stream(4)]);
-    const done = server.shutdown(150);
-    const events = async (res: Response) => (await res.text()).split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
-    const [longEvents, shortEvents] = await Promise.all([events(long), events(short)]);
+    // Shut down once the short stream's first token is out (its prompt done), so that the grace period covers its
+    // last 3 steps even on a loaded machine; the long one's ~500 steps outlast it.
+    const reader = short.body!.getReader();
+    const first = await reader.read();
+    const done = server.shutdown(400);
+    const decoder = new TextDecoder();
+    let text = decoder.decode(first.value, { stream: true });
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+    const parse = (body: string) => body.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6));
+    const shortEvents = parse(text + decoder.decode());
+    const longEvents = parse(await long.text());
     await done;
     // The short one finished in the grace period: its last chunk has a finish reason, no error.
     expect(shortEvents.at(-1)).toBe('[DONE]');
