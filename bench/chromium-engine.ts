@@ -1,9 +1,10 @@
 /**
  * Bench engines that run in headless Chromium (bench/wllama-peer.ts, bench/ours-chromium-peer.ts): a loopback
- * server gives the page at `/`, the files under `root` at `/<prefix>/...` and the model file at `/model.gguf`, all
- * with cross-origin isolation (SharedArrayBuffer for wasm threads); the page defines window.load, run and unload.
+ * server gives the page at `/`, the files under `root` at `/<prefix>/...` and the model file at `/model.gguf` (whole,
+ * or the bytes of a Range request), all with cross-origin isolation (SharedArrayBuffer for wasm threads); the page
+ * defines window.load, run and unload.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -21,8 +22,18 @@ function serveIsolated(page: string, prefix: string, root: string, model: string
     else if (path.startsWith(`/${prefix}/`)) file = join(root, normalize(path.slice(prefix.length + 2)).replace(/^(\.\.[/\\])+/, ''));
     if (!file || !statSync(file, { throwIfNoEntry: false })?.isFile()) return res.writeHead(404, headers).end();
     const size = statSync(file).size;
-    res.writeHead(200, { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': size });
-    res.end(req.method === 'HEAD' ? undefined : readFileSync(file));
+    const type = { ...headers, 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Accept-Ranges': 'bytes' };
+    // Our loader reads a GGUF by Range requests, one per tensor (src/sources/url-source.ts): each gets its bytes
+    // alone. Answered with the whole file, hundreds of 50 MB bodies filled the page's memory until Chromium closed it.
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    let [start, end] = [0, size - 1];
+    if (range) {
+      [start, end] = [Number(range[1]), range[2] ? Math.min(Number(range[2]), size - 1) : size - 1];
+      if (start > end) return res.writeHead(416, { ...headers, 'Content-Range': `bytes */${size}` }).end();
+      res.writeHead(206, { ...type, 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${size}` });
+    } else res.writeHead(200, { ...type, 'Content-Length': size });
+    if (req.method === 'HEAD' || size === 0) return res.end();
+    createReadStream(file, { start, end }).pipe(res);
   });
   return new Promise((done) => server.listen(0, '127.0.0.1', () => {
     const addr = server.address();

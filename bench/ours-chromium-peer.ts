@@ -3,8 +3,8 @@
  * browser's V8 runs the relaxed SIMD kernels (build/cpu-relaxed.wasm), which Node 20 cannot; `relaxedSimd` false
  * gives the SIMD128 ones there too. Served from loopback with cross-origin isolation (as bench/wllama-peer.ts), the
  * GGUF read over HTTP; token-id prompts go through the engine (llm.engine.addRequest) and each token is timed in the
- * page, as loadOurs does in Node. Needs a built dist/ (npm run build). One of the two per run: a second Chromium
- * launched in the same bench process closes its page at the first call (not understood yet).
+ * page, as loadOurs does in Node. Needs a built dist/ (npm run build). The GGUF is read by Range requests, one per
+ * tensor (src/sources/url-source.ts), which bench/chromium-engine.ts's server answers with those bytes alone.
  */
 import { resolve } from 'node:path';
 import type { BenchEngine, LoadSpec } from './cpu-compare-peers.js';

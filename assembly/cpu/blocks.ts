@@ -20,8 +20,8 @@ export const FMT_IQ4_XS: i32 = 6;
  *   weight's integer, which the kernels then sign-extend by shifts instead of subtracting 8 sum x);
  * - the last N % 4 rows keep the file's layout (row n at w + n rb).
  * Example (K = 64, rb = 36): row 5 of a 10-row matrix has its block 1's d at w + 144 + 72 + 2 and nibbles at
- * w + 144 + 72 + 8 + 16; row 9's block 1 is the 18 bytes at w + 9 * 36 + 18. CpuKernels.packRows
- * (src/cpu/cpu-wasm.ts) turns the file's rows into this layout on load.
+ * w + 144 + 72 + 8 + 16; row 9's block 1 is the 18 bytes at w + 9 * 36 + 18. packRows (pack.ts, called by
+ * CpuKernels.packRows, src/cpu/cpu-wasm.ts) turns the file's rows into this layout on load.
  */
 export const GROUP_BLOCK: usize = 72;
 

@@ -3,13 +3,15 @@
 // model of 75 MB ends in a 128 MB memory, and a wasm memory never shrinks. The CPU runner's buffers (weights, KV
 // cache, activations) live as long as the runner, which owns the whole instance, so nothing is ever freed: blocks
 // are laid out back to back, 16-byte aligned, and the runner reserves their planned total with one grow before
-// loading. The kernels allocate nothing themselves.
+// loading. The kernels allocate nothing themselves. The heap starts past the static scratch (scratch.ts).
 //
-// Example (base = __heap_base rounded up to 16): alloc(100) returns base and moves top to base + 112; reserve(1000)
+// Example (base = the scratch's end): alloc(100) returns base and moves top to base + 112; reserve(1000)
 // then grows memory to the pages that hold base + 1112, and alloc(10) returns base + 112 without growing.
 
-/** The end of the last block (16-byte aligned); blocks lie in [__heap_base, top). */
-let top: usize = (__heap_base + 15) & ~15;
+import { SCRATCH, SCRATCH_BYTES } from './scratch';
+
+/** The end of the last block (16-byte aligned); blocks lie in [heapBase(), top). */
+let top: usize = SCRATCH + SCRATCH_BYTES;
 
 /** Grows memory (if needed) so that bytes [0, end) exist; false when `end` is past wasm32 or the grow fails. */
 function ensure(end: u64): bool {
@@ -33,12 +35,12 @@ export function reserve(bytes: usize): bool {
   return ensure(<u64>top + <u64>bytes);
 }
 
-/** The end of the allocated blocks: top - __heap_base bytes are in use. */
+/** The end of the allocated blocks: top - heapBase() bytes are in use. */
 export function heapTop(): usize {
   return top;
 }
 
-/** Where the first block starts. */
+/** Where the first block starts: past the static scratch. */
 export function heapBase(): usize {
-  return (__heap_base + 15) & ~15;
+  return SCRATCH + SCRATCH_BYTES;
 }

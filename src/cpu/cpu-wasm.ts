@@ -43,6 +43,8 @@ export interface CpuExports extends HeapExports {
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
   linearQ8(fmt: number, out: number, ldo: number, xq: number, ldq: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
   quantizeActs(xq: number, x: number, ldx: number, T: number, K: number, wide: boolean): void;
+  /** q4_0 / iq4_nl rows in place into groups of 4 (assembly/cpu/pack.ts); false when a group exceeds the scratch. */
+  packRows(fmt: number, w: number, rowBytes: number, N: number): boolean;
   dequantRow(fmt: number, out: number, w: number, rowBytes: number, N: number, n: number, K: number): void;
   rmsNorm(out: number, ldo: number, x: number, ldx: number, w: number, rows: number, H: number, eps: number): void;
   layerNorm(out: number, ldo: number, x: number, ldx: number, w: number, b: number, rows: number, H: number, eps: number): void;
@@ -99,31 +101,11 @@ export class CpuKernels extends WasmHeap {
    * Rearranges the N rows at w (rowBytes each: format fmt's blocks as a file holds them), in place, into the layout
    * the kernels read: q4_0 and iq4_nl in groups of 4 rows, each block of the 4 rows' f16 scales then their nibbles
    * (q4_0's XOR 0x88: signed q - 8), as llama.cpp repacks q4_0 for its CPU backend (assembly/cpu/blocks.ts,
-   * GROUP_BLOCK; the last N % 4 rows as they are). The other formats are read as a file holds them. Same bytes; host
-   * memory: one group.
+   * GROUP_BLOCK; the last N % 4 rows as they are), by assembly/cpu/pack.ts (one group at a time through a static
+   * scratch in the module's memory: rows of K up to 32768). The other formats are read as a file holds them.
    */
   packRows(fmt: number, w: number, rowBytes: number, N: number): void {
-    if (fmt !== CPU_FORMATS.q4_0 && fmt !== CPU_FORMATS.iq4_nl) return;
-    // In u16 units (w is 16-byte aligned, blocks 18 bytes): row r's block b at r rh + 9 b (d, then 8 of nibbles);
-    // the group's block b at 36 b (4 d, then 4 x 8 of nibbles).
-    const h = new Uint16Array(this.k.memory.buffer);
-    const rh = rowBytes / 2;
-    const nb = rowBytes / 18;
-    const src = new Uint16Array(4 * rh);
-    const flip = fmt === CPU_FORMATS.q4_0 ? 0x8888 : 0;
-    const end = w / 2 + (N & ~3) * rh;
-    for (let g = w / 2; g < end; g += 4 * rh) {
-      src.set(h.subarray(g, g + 4 * rh));
-      for (let b = 0; b < nb; b++) {
-        const o = g + 36 * b;
-        for (let r = 0; r < 4; r++) {
-          const i = r * rh + 9 * b;
-          h[o + r] = src[i];
-          const q = o + 4 + 8 * r;
-          for (let j = 0; j < 8; j++) h[q + j] = src[i + 1 + j] ^ flip;
-        }
-      }
-    }
+    if (!this.k.packRows(fmt, w, rowBytes, N)) throw new RangeError(`cpu.wasm: cannot pack rows of ${rowBytes} bytes (K > 32768) into groups of 4`);
   }
 
   private split(op: CpuOp, fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {

@@ -3,7 +3,8 @@
  * quantizeActs gives exactly the reference's blocks (llama.cpp's q8_0 and q8_K activations), and linearQ8, through the facade (CpuKernels.linear: quantize once, then the integer GEMV or GEMM),
  * matches sum_b dx[b] sum_k w[k] q[k] in f64 over the dequantized weights, up to the f32 rounding of the block
  * sums, for every quantized format: ragged rows, tokens and strides, accumulation, and on 3 threads. q4_0 and
- * iq4_nl weights are read in groups of 4 rows (CpuKernels.packRows): their layout, and every row count around it.
+ * iq4_nl weights are read in groups of 4 rows (CpuKernels.packRows): their layout, and every row count around it;
+ * packRows gives every byte of a reference of that layout, in the single-threaded and the shared-memory builds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeCpuWorkers } from '../../bindings/node/cpu-workers.js';
@@ -249,6 +250,71 @@ describe('q4_0 and iq4_nl in groups of 4 rows', () => {
   // the GEMM with even and odd token counts.
   it.each(['q4_0', 'iq4_nl'] as const)('%s: N 1..9, K 32 and 96, T 1..5 and 8 match the f64 reference over the dequantized rows', (format) => {
     for (let N = 1; N <= 9; N++) for (const K of [32, 96]) for (const T of [1, 2, 3, 4, 5, 8]) check(cpu, format, T, N, K, 100 * N + 10 * T + K);
+  });
+});
+
+/**
+ * The layout of assembly/cpu/blocks.ts (GROUP_BLOCK), written out byte by byte from the file's rows (rb bytes each,
+ * 18-byte blocks): group i's block b is rows 4i .. 4i + 3's f16 d, then their 16 nibble bytes (q4_0's XOR 0x88);
+ * the last N % 4 rows copied as they are.
+ */
+function groupedRef(format: 'q4_0' | 'iq4_nl', src: Uint8Array, rb: number, N: number): Uint8Array {
+  const out = new Uint8Array(N * rb);
+  const flip = format === 'q4_0' ? 0x88 : 0;
+  const groups = Math.floor(N / 4);
+  for (let i = 0; i < groups; i++)
+    for (let b = 0; b < rb / 18; b++)
+      for (let r = 0; r < 4; r++) {
+        const from = (4 * i + r) * rb + 18 * b;
+        const to = 4 * i * rb + 72 * b;
+        out[to + 2 * r] = src[from];
+        out[to + 2 * r + 1] = src[from + 1];
+        for (let j = 0; j < 16; j++) out[to + 8 + 16 * r + j] = src[from + 2 + j] ^ flip;
+      }
+  for (let n = 4 * groups; n < N; n++) for (let j = 0; j < rb; j++) out[n * rb + j] = src[n * rb + j];
+  return out;
+}
+
+describe('packRows (assembly/cpu/pack.ts) against a reference of the layout', () => {
+  const builds: [string, () => Promise<CpuKernels>][] = [
+    ['cpu.wasm', () => loadCpuKernels({ relaxed: false })],
+    ['cpu-mt.wasm (shared memory)', () => loadCpuKernels({ relaxed: false, threads: 2, host: nodeCpuWorkers, maxK: 64 })],
+  ];
+  // Random bytes (no f16 is decoded): no group, one, many (N 1027: 256 groups and 3 rows), and the widest rows the
+  // scratch takes (K 32768: one group of 72 KiB).
+  const cases = [
+    [1, 32], [3, 96], [4, 32], [6, 64], [7, 576], [9, 1536], [1027, 576], [402, 160], [5, 32768],
+  ] as const;
+  it.each(builds)('%s: every byte as the reference, q4_0 and iq4_nl, N 1 .. 1027 and K 32 .. 32768; the padding around untouched', async (_name, load) => {
+    const cpu = await load();
+    try {
+      for (const format of ['q4_0', 'iq4_nl'] as const)
+        for (const [N, K] of cases) {
+          const rb = cpuRowBytes(format, K);
+          const r = rng(N * 7919 + K + (format === 'q4_0' ? 0 : 1));
+          const src = Uint8Array.from({ length: N * rb + 32 }, () => Math.floor((r() + 1) * 128));
+          const p = put(cpu, src);
+          cpu.packRows(CPU_FORMATS[format], p + 16, rb, N);
+          const want = src.slice();
+          want.set(groupedRef(format, src.subarray(16, 16 + N * rb), rb, N), 16);
+          const got = cpu.u8().subarray(p, p + src.length);
+          expect(got.findIndex((v, i) => v !== want[i]), `${format} N ${N} K ${K}: first byte off`).toBe(-1);
+        }
+    } finally {
+      cpu.dispose();
+    }
+  });
+
+  it('leaves the other formats as they are, and refuses rows wider than its scratch (K > 32768)', async () => {
+    const cpu = await loadCpuKernels({ relaxed: false });
+    const r = rng(5);
+    const src = Uint8Array.from({ length: 8 * 34 * 3 }, () => Math.floor((r() + 1) * 128));
+    const p = put(cpu, src);
+    for (const format of ['f32', 'f16', 'q8_0', 'q4_k', 'iq4_xs'] as const) cpu.packRows(CPU_FORMATS[format], p, 34 * 3, 8);
+    expect(cpu.u8().slice(p, p + src.length)).toEqual(src);
+    const wide = cpuRowBytes('q4_0', 32768 + 32);
+    const w = cpu.alloc(4 * wide);
+    expect(() => cpu.packRows(CPU_FORMATS.q4_0, w, wide, 4)).toThrow(RangeError);
   });
 });
 

@@ -2,12 +2,14 @@
  * The relaxed SIMD builds of the CPU kernels (build/cpu-relaxed.wasm, cpu-mt-relaxed.wasm) against the SIMD128
  * ones (cpu.wasm, cpu-mt.wasm) on the same memory: quantizeActs then linearQ8 over q4_0 weights (random nibbles in
  * the grouped layout, assembly/cpu/blocks.ts, the last N % 4 rows in the file's), for ragged T x N x K, with and
- * without accumulation; the outputs must be equal bit for bit. Plain JavaScript with no imports, so that an engine
- * with relaxed SIMD runs it where the test runner's cannot (Node 20): relaxed.test.ts runs it in process, or with
- * Deno as `deno run --allow-read test/cpu/relaxed-builds.mjs`, which prints the mismatches as JSON.
+ * without accumulation; the outputs must be equal bit for bit; and packRows, the same bytes in every build. Plain
+ * JavaScript with no imports, so that an engine with relaxed SIMD runs it where the test runner's cannot (Node 20):
+ * relaxed.test.ts runs it in process, or with Deno as `deno run --allow-read test/cpu/relaxed-builds.mjs`, which
+ * prints the mismatches as JSON.
  */
 
 const FMT_Q4_0 = 3;
+const FMT_IQ4_NL = 5;
 /** Bytes of one token's quantized activations (src/cpu/cpu-wasm.ts's actRowBytes). */
 const actRowBytes = (K) => 2 * K + K / 4 + (40 * K) / 32;
 
@@ -93,6 +95,25 @@ export async function compareBuilds(builds) {
             if (at >= 0) mismatches.push(`${runs[i].name} vs ${runs[0].name}: T ${T} N ${N} K ${K} acc ${acc}: out[${Math.floor(at / ldo)}, ${at % ldo}] bits ${outs[i][at].toString(16)}, want ${outs[0][at].toString(16)}`);
           }
         }
+  // packRows (assembly/cpu/pack.ts) over random bytes, q4_0 and iq4_nl: the same bytes in every build (the
+  // single-threaded SIMD128 build's against a reference of the layout in linear-q8.test.ts).
+  for (const fmt of [FMT_Q4_0, FMT_IQ4_NL])
+    for (const [N, K] of [[5, 96], [13, 544], [403, 160]]) {
+      cases++;
+      const next = lcg(fmt * 7 + N * 1009 + K);
+      const rb = (18 * K) / 32;
+      const w = Uint8Array.from({ length: N * rb }, () => next() & 0xff);
+      const outs = runs.map(({ k }) => {
+        const p = k.alloc(w.byteLength);
+        new Uint8Array(k.memory.buffer).set(w, p);
+        k.packRows(fmt, p, rb, N);
+        return new Uint8Array(k.memory.buffer.slice(p, p + w.byteLength));
+      });
+      for (let i = 1; i < outs.length; i++) {
+        const at = outs[i].findIndex((v, j) => v !== outs[0][j]);
+        if (at >= 0) mismatches.push(`${runs[i].name} vs ${runs[0].name}: packRows fmt ${fmt} N ${N} K ${K}: byte ${at} is ${outs[i][at]}, want ${outs[0][at]}`);
+      }
+    }
   return { mismatches, cases };
 }
 
