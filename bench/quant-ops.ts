@@ -8,7 +8,7 @@
  *   node build/bench/quant-ops.js [--formats q4_0,q8_0,q4_k,q6_k] [--tokens 1,4,16,64,512]
  *     [--gemv 128:32:2,64:8:2] [--int8 off,on] [--shapes qkv,gate/up,down] [--quick] [--unsafe]
  *     [--mma-tiles default,4:2:1:2:2,2:4:2:2:1] [--no-tiled]
- * --gemv: tuning.quantGemv variants (threads:lanes:rows) for T <= 8 (default: the device's tuning, quantGemvOne
+ * --gemv: tuning.quantGemv variants (threads:lanes:rows[:staged|:direct], the last tuning.quantGemvStage) for T <= 8 (default: the device's tuning, quantGemvOne
  * at T = 1); above 8, 'mma' (subgroup matrices, where the device has them) and 'tiled' (registers). --int8: the
  * GEMV with float activations (off) and/or int8 ones (on: tuning.quantGemvInt8MinTokens = 1, where the device has
  * packed_4x8_integer_dot_product; default: the device's tuning at each T, so int8 only from its
@@ -78,7 +78,14 @@ async function main() {
   console.log(`device: ${ctx.adapterInfo.vendor} ${ctx.adapterInfo.architecture} ${ctx.adapterInfo.description}; subgroup matrices=${ctx.subgroupMatrix}; packed int8 dot=${ctx.packedDot}`);
   const formats = list('--formats', 'q4_0,q8_0,q4_k,q6_k') as QuantFormat[];
   const Ts = list('--tokens', quick ? '1,4,16,64' : '1,4,16,64,512').map(Number);
-  const gemvs = option('--gemv') ? list('--gemv', '').map((v) => v.split(':').map(Number) as [number, number, number]) : [null];
+  // threads:lanes:rows, then :staged or :direct for tuning.quantGemvStage (default: the device's).
+  const gemvs = option('--gemv')
+    ? list('--gemv', '').map((v) => {
+        const [wg, lanes, rows, stage] = v.split(':');
+        if (stage !== undefined && stage !== 'staged' && stage !== 'direct') throw new Error(`--gemv ${v}: the fourth field is staged or direct`);
+        return { shape: [Number(wg), Number(lanes), Number(rows)] as [number, number, number], stage: stage === undefined ? undefined : stage === 'staged' };
+      })
+    : [null];
   // null: the device's tuning (int8 activations from quantGemvInt8MinTokens tokens on, where the device has the dot).
   const int8s: (boolean | null)[] = option('--int8')
     ? list('--int8', '').map((v) => {
@@ -121,9 +128,11 @@ async function main() {
           T <= 8
             ? gemvs.flatMap((g) =>
                 int8s.map((choice): [string, KernelTuning] => {
-                  const shape = g ?? (T === 1 ? base.quantGemvOne : base.quantGemv);
+                  const shape = g?.shape ?? (T > 1 ? base.quantGemv : K >= base.gemvLongK ? base.quantGemvOneLong : base.quantGemvOne);
+                  const stage = g?.stage ?? base.quantGemvStage;
                   const int8 = choice ?? (ctx.packedDot && base.quantGemvInt8MinTokens > 0 && T >= base.quantGemvInt8MinTokens);
-                  return [`gemv ${shape.join('/')}${int8 ? ' int8' : ''}`, { ...base, quantGemv: g ?? base.quantGemv, quantGemvOne: g ?? base.quantGemvOne, quantGemvInt8MinTokens: int8 ? 1 : 0 }];
+                  const tuning = { ...base, quantGemv: shape, quantGemvOne: shape, quantGemvOneLong: shape, quantGemvStage: stage, quantGemvInt8MinTokens: int8 ? 1 : 0 };
+                  return [`gemv ${shape.join('/')}${int8 ? ' int8' : stage ? ' staged' : ''}`, tuning];
                 }),
               )
             : [

@@ -11,7 +11,14 @@
 // Params, GATED, RESIDUAL, storeColumn: lib/linear.wgsl (p.wStride is the row stride in BYTES here); the row-group
 // sums, the norm's scale and the epilogue: lib/gemv.wgsl.
 // Prelude: qChunk(row, c) -> array<vec4<f32>, 8> (BlockFormat.wgsl, src/layers/quant/format.ts); laneSum (as
-// linear.gemv); TT tokens per workgroup and R weight rows per row group. lib/q_block.wgsl comes along.
+// linear.gemv); TT tokens per workgroup and R weight rows per row group; STAGE and SEGC (below). lib/q_block.wgsl
+// comes along.
+//
+// STAGE: a lane reads its chunk's 32 inputs as 8 vec4s, 128 bytes apart from its neighbours' (one cache line per
+// lane and load). With STAGE the workgroup first copies the inputs, SEGC chunks at a time, into workgroup memory
+// with coalesced loads (the norm weight applied, the sums of squares taken there and added up over the workgroup),
+// each chunk padded by one vec4 so that 8 lanes reading consecutive chunks hit distinct banks; then the lanes read
+// them from there.
 //
 // Bindings: x     f32 [T, K]          read as vec4s; K % 32 == 0
 //           w     u32 words of the part: rows of p.wStride bytes (a multiple of 4): the row's blocks, then padding
@@ -35,6 +42,40 @@ override WG: u32 = 64;
 override LANES: u32 = 8;
 /** 1: RMSNorm the input rows (g, p.eps) before the product. */
 override NORM: u32 = 0;
+
+/** STAGE: token i's chunk b of the segment at xs[(i SEGC + b) 9 + c], c < 8 (the ninth: padding). */
+var<workgroup> xs: array<vec4<f32>, select(1u, TT * SEGC * 9u, STAGE)>;
+/** STAGE with NORM: the workgroup's sums of squares, tokens in components. */
+var<workgroup> ssRed: array<vec4<f32>, select(1u, WG, STAGE)>;
+
+/** acc[i][j] += dot(xv[i], chunk b of accumulator j's weight row), for the TT tokens and R rows. */
+fn dotChunk(acc: ptr<function, array<array<f32, R>, TT>>, xv: array<array<vec4<f32>, 8>, TT>, row: array<u32, R>, b: u32) {
+  for (var j = 0u; j < R; j++) {
+    let qv = qChunk(row[j], b);
+    for (var i = 0u; i < TT; i++) {
+      var s = 0.0;
+      for (var c = 0u; c < 8u; c++) {
+        s += dot(xv[i][c], qv[c]);
+      }
+      (*acc)[i][j] += s;
+    }
+  }
+}
+
+/** The sum of v over the workgroup, to every thread (uniform control flow). */
+fn workgroupSum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
+  ssRed[lid] = v;
+  workgroupBarrier();
+  for (var o = WG / 2u; o > 0u; o >>= 1u) {
+    if (lid < o) {
+      ssRed[lid] += ssRed[lid + o];
+    }
+    workgroupBarrier();
+  }
+  let s = ssRed[0];
+  workgroupBarrier();
+  return s;
+}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -65,6 +106,53 @@ fn main(
 
   var acc: array<array<f32, R>, TT>;
   var ss: array<f32, TT>;
+  if (STAGE) {
+    for (var s0 = 0u; s0 < nb; s0 += SEGC) {
+      let n4 = min(SEGC, nb - s0) * 8u; // the segment's vec4s per token
+      for (var i = 0u; i < TT; i++) {
+        for (var v = lid; v < n4; v += WG) {
+          let k = 8u * s0 + v;
+          var xv = x[xr[i] + k];
+          if (NORM == 1u) {
+            ss[i] += dot(xv, xv);
+            xv *= g[k];
+          }
+          xs[(i * SEGC + v / 8u) * 9u + v % 8u] = xv;
+        }
+      }
+      workgroupBarrier();
+      for (var b = s0 + lane; b < s0 + n4 / 8u; b += LANES) {
+        var xv: array<array<vec4<f32>, 8>, TT>;
+        for (var i = 0u; i < TT; i++) {
+          for (var c = 0u; c < 8u; c++) {
+            xv[i][c] = xs[(i * SEGC + b - s0) * 9u + c];
+          }
+        }
+        dotChunk(&acc, xv, row, b);
+      }
+      workgroupBarrier();
+    }
+    var scale = vec4<f32>(1.0);
+    if (NORM == 1u) {
+      var sv = vec4<f32>(0.0);
+      for (var i = 0u; i < TT; i++) {
+        sv[i] = ss[i];
+      }
+      scale = inverseSqrt(workgroupSum4(sv, lid) / f32(p.K) + p.eps);
+    }
+    for (var i = 0u; i < TT; i++) {
+      var y = rowGroupSum(acc[i], lid);
+      for (var j = 0u; j < R; j++) {
+        y[j] *= scale[i];
+      }
+      let t = t0 + i;
+      if (lane == 0u && t < p.T) {
+        storeRowGroup(t, n0, y);
+      }
+    }
+    return;
+  }
+
   for (var b = lane; b < nb; b += LANES) {
     var ga: array<vec4<f32>, 8>; // the norm weights of the chunk's 32 inputs (1 without NORM)
     for (var c = 0u; c < 8u; c++) {
@@ -83,16 +171,7 @@ fn main(
         xv[i][c] = v * ga[c];
       }
     }
-    for (var j = 0u; j < R; j++) {
-      let qv = qChunk(row[j], b);
-      for (var i = 0u; i < TT; i++) {
-        var s = 0.0;
-        for (var c = 0u; c < 8u; c++) {
-          s += dot(xv[i][c], qv[c]);
-        }
-        acc[i][j] += s;
-      }
-    }
+    dotChunk(&acc, xv, row, b);
   }
 
   for (var i = 0u; i < TT; i++) {

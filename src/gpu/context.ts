@@ -170,6 +170,12 @@ export class GpuContext {
     return this.subgroups ? (info.subgroupMinSize ?? 1) : 1;
   }
 
+  /** The largest subgroup the device may run (1 when unknown or without subgroups). */
+  get subgroupMaxSize(): number {
+    const info = this.adapter.info as GPUAdapterInfo & { subgroupMaxSize?: number };
+    return this.subgroups ? (info.subgroupMaxSize ?? 1) : 1;
+  }
+
   /** Largest storage binding in bytes (a Weight part or a bound tensor range never exceeds it). */
   get maxBinding(): number {
     return this.limits.maxStorageBufferBindingSize;

@@ -36,6 +36,13 @@ export interface KernelTuning {
   quantGemv: [number, number, number];
   /** quantGemv's shape for one token (batch-1 decode), where more rows per row group pay off (H200: 64/32/4). */
   quantGemvOne: [number, number, number];
+  /** quantGemvOne's shape for rows of gemvLongK or more (the down projection: few rows, many chunks each). */
+  quantGemvOneLong: [number, number, number];
+  /**
+   * The quantized GEMV stages its inputs in workgroup memory (coalesced loads; linear.q.gemv.wgsl's STAGE) instead
+   * of each lane loading its chunks' inputs itself.
+   */
+  quantGemvStage: boolean;
   /**
    * The quantized GEMV with int8 activations (linear.q.gemv.i8.wgsl, llama.cpp's MMVQ: activations quantized to
    * blocks of 32 int8 once per linear, dot4I8Packed on the weights' quants) where the device has WGSL's
@@ -140,6 +147,10 @@ export const GPU_TUNING: KernelTuning = {
   // 256/128/2 369-392; another call 64/32/4 471-508, 128/32/2 509-511, 256/32/4 480-483 (f16 548): no shape is
   // the lever (bench/quant-ops.js --int8 off: q4_0 qkv 16-24 us for 3.5 MB where f16's GEMV reads 12.6 MB in 10.7).
   quantGemvOne: [64, 32, 4],
+  quantGemvOneLong: [64, 32, 4],
+  // Off until measured on a GPU (no lent GPU started on 2026-12-07): a lane's direct loads of its chunks' inputs
+  // touch a cache line per lane and vec4 (stride 128 bytes), ~8x the loads a coalesced copy needs.
+  quantGemvStage: false,
   quantGemvInt8MinTokens: 2,
   mmaMinTokens: 9,
   // H200, chosen by the kernel time of whole steps (bench/generate.js --mma-tiles --profile; step times swing with
@@ -198,6 +209,8 @@ export const CPU_TUNING: KernelTuning = {
   gemvTokens: 4,
   quantGemv: [64, 8, 2],
   quantGemvOne: [64, 8, 2],
+  quantGemvOneLong: [64, 8, 2],
+  quantGemvStage: false,
   quantGemvInt8MinTokens: 0,
   mmaMinTokens: 0,
   mmaTiles: [{ maxTokens: Infinity, tile: [2, 2, 1, 1, 1] }],

@@ -2,6 +2,9 @@
 import type { GpuContext } from '../gpu/context.js';
 import type { BufferBinding } from '../gpu/pipelines.js';
 import { numel, type DType, type Tensor } from '../gpu/tensor.js';
+import laneSumSubgroup from '../../shaders/lib/lane_sum.subgroup.wgsl';
+import laneSumSplit from '../../shaders/lib/lane_sum.split.wgsl';
+import laneSumShared from '../../shaders/lib/lane_sum.shared.wgsl';
 
 /**
  * Splits `groups` workgroups into a 2-D grid [x, y] with x within the per-dimension limit; shaders rebuild the
@@ -74,4 +77,19 @@ fn loadW8(c: u32) -> array<vec4<f32>, 2> {
     : `alias WS = vec4<f32>;
 fn loadW8(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w[2u * c], w[2u * c + 1u]); }
 `;
+}
+
+/**
+ * The laneSum (shaders/lib/lane_sum.*.wgsl) of a GEMV kernel whose row groups have `lanes` threads: a subgroup
+ * butterfly when every subgroup holds whole row groups; subgroupAdd, then workgroup memory across the row group's
+ * subgroups, when row groups span subgroups of one fixed size; else a tree in workgroup memory. `code` goes before
+ * the kernel, `prelude` into its prelude, `key` into its pipeline key.
+ */
+export function laneSumKernel(ctx: GpuContext, lanes: number): { code: string; prelude: string; key: string } {
+  const sg = ctx.subgroupMinSize;
+  if (ctx.subgroups && sg >= lanes) return { code: laneSumSubgroup, prelude: 'enable subgroups;\n', key: 's' };
+  if (ctx.subgroups && sg > 1 && sg === ctx.subgroupMaxSize && lanes % sg === 0) {
+    return { code: laneSumSplit, prelude: `enable subgroups;\nconst SG = ${sg}u;\n`, key: `h${sg}` };
+  }
+  return { code: laneSumShared, prelude: '', key: 'w' };
 }

@@ -29,8 +29,6 @@ import { bindTensor, type Tensor, type Weight } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
 import activationLib from '../../shaders/lib/activation.wgsl';
 import linearLib from '../../shaders/lib/linear.wgsl';
-import laneSumSubgroup from '../../shaders/lib/lane_sum.subgroup.wgsl';
-import laneSumShared from '../../shaders/lib/lane_sum.shared.wgsl';
 import gemvLib from '../../shaders/lib/gemv.wgsl';
 import gemvSource from '../../shaders/linear.gemv.wgsl';
 import tiledSource from '../../shaders/linear.tiled.wgsl';
@@ -39,7 +37,7 @@ import reduceSource from '../../shaders/linear.reduce.wgsl';
 import reduceNormSource from '../../shaders/linear.reduce.norm.wgsl';
 import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import { actCode, gatedAct, toHalf, type Activation } from './elementwise.js';
-import { chunkPrelude, expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
+import { chunkPrelude, expectTensor, grid, laneSumKernel, weightPrelude, wholeBuffer } from './common.js';
 import { rmsNorm } from './norm.js';
 import { mmaKernelCode, mmaSharedBytes, mmaStepK } from './linear-mma.js';
 import { GEMV_ROPE_BINDINGS, gemvRope, gemvRopeCode, gemvRopePrelude, withRopeParams, type GemvRope, type RopeCacheWrite } from './linear-rope.js';
@@ -197,13 +195,12 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
     const tt = gemvTokens(T, tune.gemvTokens);
     const rows = gemvRows(tune, f, rope);
     const lanes = gemvLanes(tune, K);
-    // The butterfly needs every subgroup to hold whole row groups.
-    const subgroup = ctx.subgroups && ctx.subgroupMinSize >= lanes;
-    key = `linear.gemv.${dtype}.${tt}.${tune.gemvWorkgroup}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
+    const ls = laneSumKernel(ctx, lanes);
+    key = `linear.gemv.${dtype}.${tt}.${tune.gemvWorkgroup}.${lanes}.${rows}.${ls.key}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
     make = () => ({
       name: key,
-      code: `${lib}${gemvRopeCode(rope)}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
-      prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
+      code: `${lib}${gemvRopeCode(rope)}${ls.code}\n${gemvLib}\n${gemvSource}`,
+      prelude: `${ls.prelude}${chunkPrelude(dtype)}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
       constants: { WG: tune.gemvWorkgroup, LANES: lanes, NORM: f.norm ? 1 : 0, ...fused },
       bindings: rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] : ['read', 'read', 'read', 'read', 'write'],
       params: gemvParams(rope),

@@ -24,8 +24,6 @@ import type { Recorder } from '../gpu/recorder.js';
 import { bindTensor, createWeight, writeWeightRows, type Tensor, type Weight, type WeightOptions } from '../gpu/tensor.js';
 import threadLib from '../../shaders/lib/thread.wgsl';
 import activationLib from '../../shaders/lib/activation.wgsl';
-import laneSumSubgroup from '../../shaders/lib/lane_sum.subgroup.wgsl';
-import laneSumShared from '../../shaders/lib/lane_sum.shared.wgsl';
 import gemvLib from '../../shaders/lib/gemv.wgsl';
 import workgroupSumLib from '../../shaders/lib/workgroup_sum.wgsl';
 import routeSource from '../../shaders/moe.route.wgsl';
@@ -35,7 +33,7 @@ import gemmSource from '../../shaders/moe.gemm.wgsl';
 import combineSource from '../../shaders/moe.combine.wgsl';
 import sharedGateSource from '../../shaders/moe.shared_gate.wgsl';
 import { actCode, type Activation } from './elementwise.js';
-import { chunkPrelude, expectTensor, grid, weightPrelude, wholeBuffer } from './common.js';
+import { chunkPrelude, expectTensor, grid, laneSumKernel, weightPrelude, wholeBuffer } from './common.js';
 import { GEMV_NO_ROPE } from './linear-rope.js';
 
 /**
@@ -242,13 +240,12 @@ function gemvKernel(rec: Recorder, dtype: 'f32' | 'f16', gated: boolean, act: nu
   const lanes = K >= tune.gemvLongK ? tune.gemvLongLanes : tune.gemvLanes;
   const wg = Math.max(tune.gemvWorkgroup, lanes);
   const rows = gated ? Math.max(2, rowsOpt ?? MOE_GEMV_ROWS) : (rowsOpt ?? MOE_GEMV_ROWS);
-  // The butterfly needs every subgroup to hold whole row groups.
-  const subgroup = ctx.subgroups && ctx.subgroupMinSize >= lanes;
-  const key = `moe.gemv.${dtype}.${gated ? `g${act}` : 'd'}.${tileRows}.${wg}.${lanes}.${rows}.${subgroup ? 's' : 'w'}`;
+  const ls = laneSumKernel(ctx, lanes);
+  const key = `moe.gemv.${dtype}.${gated ? `g${act}` : 'd'}.${tileRows}.${wg}.${lanes}.${rows}.${ls.key}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: `${activationLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${GEMV_NO_ROPE}${gemvLib}\n${gemvSource}`,
-    prelude: `${subgroup ? 'enable subgroups;\n' : ''}${chunkPrelude(dtype)}const TT = ${tileRows}u;\nconst R = ${rows}u;\n`,
+    code: `${activationLib}\n${ls.code}\n${GEMV_NO_ROPE}${gemvLib}\n${gemvSource}`,
+    prelude: `${ls.prelude}${chunkPrelude(dtype)}const TT = ${tileRows}u;\nconst R = ${rows}u;\n`,
     constants: { WG: wg, LANES: lanes, GATED: gated ? 1 : 0, ACT: act },
     bindings: ['read', 'read', 'read', 'read', 'write'],
     params: EXPERT_PARAMS,

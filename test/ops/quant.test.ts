@@ -5,7 +5,8 @@ import { linear, embed } from '../../src/layers/linear.js';
 import { blockFormat, createQuantWeight, dequantizeRows, QUANT_FORMATS, quantizeRows, quantMethod, rowBytes, type QuantFormat } from '../../src/layers/quant/index.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { fusedLinearRef, normed, type Fusions } from './fused-linear.js';
-import { expectClose, f32, randomArray, rng, run, u32 } from './util.js';
+import { GPU_TUNING } from '../../src/gpu/tuning.js';
+import { expectClose, f32, randomArray, rng, run, u32, withTuning } from './util.js';
 
 
 /** Bytes of a weight's row `r` as padded on the GPU. */
@@ -136,5 +137,48 @@ describe('quantized linear (every format of layers/quant/formats) against f64 pr
       for (let t = 0; t < T; t++) for (let k = 0; k < K; k++) want[t * K + k] = base[t * K + k] + Math.fround(wq[ids[t] * K + k] * scale);
       expectClose(got, want, 1e-6, 1e-6);
     });
+  }
+});
+
+describe('quantized GEMV shapes and staged inputs (tuning.quantGemv*, quantGemvStage) against the same reference', async () => {
+  const ctx = await getTestGpu();
+  // [threads, lanes, rows] x staged: lanes past the subgroup (lavapipe's 8) sum through lane_sum.split.wgsl.
+  const shapes: [number, number, number, boolean][] = [
+    [64, 32, 4, true],
+    [128, 64, 1, true],
+    [64, 64, 2, false],
+  ];
+  // [T, K in 32-chunks, rows, fusions]: several segments (64 chunks a token at T = 1, 16 at T = 4) with a short last
+  // one, the norm's sums over the workgroup, gating.
+  const cases: [number, number, number, Fusions][] = [
+    [1, 131, 12, { norm: true, gated: 'silu' }],
+    [4, 37, 18, { norm: true, residual: true }],
+  ];
+  for (const format of ['q4_0', 'q4_k'] as const) {
+    for (const [wg, lanes, rowsPer, stage] of shapes) {
+      for (const [T, K32, rows, f] of cases) {
+        const K = blockK(format, 32 * K32);
+        const fname = [f.norm && 'rmsNorm', f.gated, f.residual && 'residual'].filter(Boolean).join(' + ') || 'plain';
+        it(`${format} ${wg}/${lanes}/${rowsPer}${stage ? ' staged' : ''} T=${T} K=${K} rows=${rows}: ${fname}`, async () => {
+          const rand = rng(T * 17 + K + rows * 3 + lanes);
+          const x = randomArray(rand, T * K, -2, 2);
+          const wf = randomArray(rand, rows * K, -0.5, 0.5);
+          const g = f.norm ? randomArray(rand, K, 0.5, 1.5) : undefined;
+          const N = f.gated ? rows / 2 : rows;
+          const residual = f.residual ? randomArray(rand, T * N) : undefined;
+          const W = createQuantWeight(ctx, format, rows, K, 'w');
+          W.method.writeRows(ctx, W, 0, new Uint8Array(wf.buffer), 'F32');
+          const wq = dequantizeRows(format, quantizeRows(format, wf, rows, K), rows, K);
+          const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
+          const opts = { rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined, gated: f.gated, residual: f.residual };
+          const shape: [number, number, number] = [wg, lanes, rowsPer];
+          const tuning = { ...GPU_TUNING, quantGemv: shape, quantGemvOne: shape, quantGemvOneLong: shape, quantGemvStage: stage, quantGemvInt8MinTokens: 0 };
+          const got = await withTuning(ctx, tuning, () => run(ctx, (rec) => linear(rec, f32(ctx, x, [T, K]), W, null, out, T, opts), out));
+          const ref = fusedLinearRef(normed(x, T, K, f.norm ? g : undefined), wq, null, T, K, rows, f, residual);
+          expectClose(got, ref.out, 1e-5, ref.atol);
+          W.method.destroy(W);
+        });
+      }
+    }
   }
 });

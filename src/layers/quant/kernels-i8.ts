@@ -11,12 +11,10 @@ import type { Recorder } from '../../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../../gpu/tensor.js';
 import { fusionConstants, fusionKey, LINEAR_PARAMS, partParams, type Fusion, type LinearOptions } from '../../ops/linear.js';
 import { actCode } from '../../ops/elementwise.js';
-import { grid, wholeBuffer } from '../../ops/common.js';
+import { grid, laneSumKernel, wholeBuffer } from '../../ops/common.js';
 import activationLib from '../../../shaders/lib/activation.wgsl';
 import linearLib from '../../../shaders/lib/linear.wgsl';
 import qBlockLib from '../../../shaders/lib/q_block.wgsl';
-import laneSumSubgroup from '../../../shaders/lib/lane_sum.subgroup.wgsl';
-import laneSumShared from '../../../shaders/lib/lane_sum.shared.wgsl';
 import gemvLib from '../../../shaders/lib/gemv.wgsl';
 import quantizeSource from '../../../shaders/linear.q.quantize.wgsl';
 import gemvI8Source from '../../../shaders/linear.q.gemv.i8.wgsl';
@@ -73,18 +71,18 @@ export function int8Gemv(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tensor 
   const fused = fusionConstants(fusion);
   const fkey = fusionKey(fusion);
   const [wg, lanes, rows0] = shape;
-  const subgroup = ctx.subgroups && ctx.subgroupMinSize >= lanes;
+  const ls = laneSumKernel(ctx, lanes);
   const rows = opts.gated ? Math.max(2, rows0) : rows0;
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   for (const part of w.parts) {
     if (part.rows === 0) continue;
     const params = partParams(part, part.rowStride, T, K, N, gatedRows, !!bias, 0);
-    const key = `linear.q.gemv.i8.${part.format}.${tt}.${wg}.${lanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}`;
+    const key = `linear.q.gemv.i8.${part.format}.${tt}.${wg}.${lanes}.${rows}.${ls.key}.${fkey}`;
     const kernel = ctx.pipelines.kernel(key, () => ({
       name: key,
-      code: `${activationLib}\n${linearLib}\n${qBlockLib}\n${subgroup ? laneSumSubgroup : laneSumShared}\n${GEMV_NO_ROPE}${gemvLib}\n${gemvI8Source}`,
-      prelude: `${subgroup ? 'enable subgroups;\n' : ''}${QI8_STRUCT}${I8_WGSL[part.format]}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
+      code: `${activationLib}\n${linearLib}\n${qBlockLib}\n${ls.code}\n${GEMV_NO_ROPE}${gemvLib}\n${gemvI8Source}`,
+      prelude: `${ls.prelude}${QI8_STRUCT}${I8_WGSL[part.format]}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
       constants: { WG: wg, LANES: lanes, ...fused },
       // Binding 6: the weight again, as vec4<u32> (the readers of 16-byte aligned blocks declare it: formats/int8.ts).
       bindings: ['read', 'read', 'read', 'read', 'write', 'read'],

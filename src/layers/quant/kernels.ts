@@ -3,7 +3,9 @@
  * the weight buffers (never expanded in memory); rows are worked in chunks of 32 elements that the format's qChunk
  * dequantizes in registers:
  * - GEMV (`shaders/linear.q.gemv.wgsl`, T <= GEMV_MAX_TOKENS): decode. A row group of LANES threads splits a
- *   weight row's chunks. RMSNorm of the input, gating, bias and the residual are fused. Where the device has
+ *   weight row's chunks (LANES past the subgroup: sums through workgroup memory, ops/common.ts laneSumKernel); with
+ *   tuning.quantGemvStage the inputs go through workgroup memory first (coalesced loads). RMSNorm of the input,
+ *   gating, bias and the residual are fused. Where the device has
  *   packed 4x8 integer dot products (from tuning.quantGemvInt8MinTokens tokens on), the int8-activation GEMV instead (kernels-i8.ts).
  * - subgroup matrices (tensor cores; larger T where the device has them, as ops.linear's f16 path and with its
  *   tiles, split-K and epilogues: ops.mmaLinear): linear.mma.wgsl's staged-q form dequantizes each 32-element
@@ -24,13 +26,11 @@ import { fusionConstants, fusionKey, gemvParams, LINEAR_PARAMS, mmaLinear, mmaTi
 import { GEMV_ROPE_BINDINGS, gemvRope, gemvRopeCode, gemvRopePrelude } from '../../ops/linear-rope.js';
 import { actCode, gatedAct } from '../../ops/elementwise.js';
 import { rmsNorm } from '../../ops/norm.js';
-import { expectTensor, grid, wholeBuffer } from '../../ops/common.js';
+import { expectTensor, grid, laneSumKernel, wholeBuffer } from '../../ops/common.js';
 import activationLib from '../../../shaders/lib/activation.wgsl';
 import linearLib from '../../../shaders/lib/linear.wgsl';
 import threadLib from '../../../shaders/lib/thread.wgsl';
 import qBlockLib from '../../../shaders/lib/q_block.wgsl';
-import laneSumSubgroup from '../../../shaders/lib/lane_sum.subgroup.wgsl';
-import laneSumShared from '../../../shaders/lib/lane_sum.shared.wgsl';
 import gemvLib from '../../../shaders/lib/gemv.wgsl';
 import gemvSource from '../../../shaders/linear.q.gemv.wgsl';
 import tiledSource from '../../../shaders/linear.q.tiled.wgsl';
@@ -66,6 +66,8 @@ const EMBED_PARAMS = paramsStruct({ T: 'u32', K: 'u32', stride: 'u32', rowStart:
 /** Largest T on the GEMV; tokens per GEMV workgroup at most (its threads, lanes and rows: tuning.quantGemv, quantGemvOne for one token). */
 const GEMV_MAX_TOKENS = 8;
 const GEMV_TOKENS = 4;
+/** Chunks of one token's inputs per staged segment (tuning.quantGemvStage): 9 KiB of workgroup memory with the padding. */
+const GEMV_STAGE_CHUNKS = 64;
 /** Register-blocked kernel: tokens per thread and the workgroup. */
 const TILED_TM = 4;
 const TILED_WX = 8;
@@ -147,7 +149,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
-  const [gemvWg, gemvLanes, gemvRows] = T === 1 ? tune.quantGemvOne : tune.quantGemv;
+  const [gemvWg, gemvLanes, gemvRows] = T > 1 ? tune.quantGemv : K >= tune.gemvLongK ? tune.quantGemvOneLong : tune.quantGemvOne;
   if (gemv && useInt8Gemv(rec, w, T)) {
     int8Gemv(rec, x, w, bias, out, T, opts, gemvTokens(T), [gemvWg, gemvLanes, gemvRows]);
     return result;
@@ -161,14 +163,14 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
     const wb = wholeBuffer(part.buffer);
     if (gemv) {
       const tt = gemvTokens(T);
-      // The butterfly needs every subgroup to hold whole row groups.
-      const subgroup = ctx.subgroups && ctx.subgroupMinSize >= gemvLanes;
+      const ls = laneSumKernel(ctx, gemvLanes);
       const rows = opts.gated || rope ? Math.max(2, gemvRows) : gemvRows;
-      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${subgroup ? 's' : 'w'}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
+      const stage = tune.quantGemvStage;
+      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${ls.key}${stage ? '.x' : ''}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
-        code: `${lib}${gemvRopeCode(rope)}${subgroup ? laneSumSubgroup : laneSumShared}\n${gemvLib}\n${gemvSource}`,
-        prelude: `${subgroup ? 'enable subgroups;\n' : ''}${blockFormat(part.format).wgsl}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\n`,
+        code: `${lib}${gemvRopeCode(rope)}${ls.code}\n${gemvLib}\n${gemvSource}`,
+        prelude: `${ls.prelude}${blockFormat(part.format).wgsl}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\nconst STAGE = ${stage};\nconst SEGC = ${GEMV_STAGE_CHUNKS / tt}u;\n`,
         constants: { WG: gemvWg, LANES: gemvLanes, NORM: fusion.norm ? 1 : 0, ...fused },
         bindings: rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] : ['read', 'read', 'read', 'read', 'write'],
         params: gemvParams(rope),
