@@ -11,8 +11,8 @@
 // Params, GATED, RESIDUAL, storeColumn: lib/linear.wgsl (p.wStride is the row stride in BYTES here); the row-group
 // sums, the norm's scale and the epilogue: lib/gemv.wgsl.
 // Prelude: qChunk(row, c) -> array<vec4<f32>, 8> (BlockFormat.wgsl, src/layers/quant/format.ts); laneSum (as
-// linear.gemv); TT tokens per workgroup and R weight rows per row group; STAGE and SEGC (below). lib/q_block.wgsl
-// comes along.
+// linear.gemv) and workgroupSum (lib/workgroup_sum.wgsl); TT tokens per workgroup and R weight rows per row group;
+// STAGE and SEGC (below). lib/q_block.wgsl comes along.
 //
 // STAGE: a lane reads its chunk's 32 inputs as 8 vec4s, 128 bytes apart from its neighbours' (one cache line per
 // lane and load). With STAGE the workgroup first copies the inputs, SEGC chunks at a time, into workgroup memory
@@ -45,8 +45,6 @@ override NORM: u32 = 0;
 
 /** STAGE: token i's chunk b of the segment at xs[(i SEGC + b) 9 + c], c < 8 (the ninth: padding). */
 var<workgroup> xs: array<vec4<f32>, select(1u, TT * SEGC * 9u, STAGE)>;
-/** STAGE with NORM: the workgroup's sums of squares, tokens in components. */
-var<workgroup> ssRed: array<vec4<f32>, select(1u, WG, STAGE)>;
 
 /** acc[i][j] += dot(xv[i], chunk b of accumulator j's weight row), for the TT tokens and R rows. */
 fn dotChunk(acc: ptr<function, array<array<f32, R>, TT>>, xv: array<array<vec4<f32>, 8>, TT>, row: array<u32, R>, b: u32) {
@@ -60,21 +58,6 @@ fn dotChunk(acc: ptr<function, array<array<f32, R>, TT>>, xv: array<array<vec4<f
       (*acc)[i][j] += s;
     }
   }
-}
-
-/** The sum of v over the workgroup, to every thread (uniform control flow). */
-fn workgroupSum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
-  ssRed[lid] = v;
-  workgroupBarrier();
-  for (var o = WG / 2u; o > 0u; o >>= 1u) {
-    if (lid < o) {
-      ssRed[lid] += ssRed[lid + o];
-    }
-    workgroupBarrier();
-  }
-  let s = ssRed[0];
-  workgroupBarrier();
-  return s;
 }
 
 @compute @workgroup_size(WG)
@@ -132,18 +115,13 @@ fn main(
       }
       workgroupBarrier();
     }
-    var scale = vec4<f32>(1.0);
-    if (NORM == 1u) {
-      var sv = vec4<f32>(0.0);
-      for (var i = 0u; i < TT; i++) {
-        sv[i] = ss[i];
-      }
-      scale = inverseSqrt(workgroupSum4(sv, lid) / f32(p.K) + p.eps);
-    }
     for (var i = 0u; i < TT; i++) {
       var y = rowGroupSum(acc[i], lid);
-      for (var j = 0u; j < R; j++) {
-        y[j] *= scale[i];
+      if (NORM == 1u) {
+        let scale = inverseSqrt(workgroupSum(ss[i], lid) / f32(p.K) + p.eps);
+        for (var j = 0u; j < R; j++) {
+          y[j] *= scale;
+        }
       }
       let t = t0 + i;
       if (lane == 0u && t < p.T) {

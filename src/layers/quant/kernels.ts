@@ -32,6 +32,7 @@ import linearLib from '../../../shaders/lib/linear.wgsl';
 import threadLib from '../../../shaders/lib/thread.wgsl';
 import qBlockLib from '../../../shaders/lib/q_block.wgsl';
 import gemvLib from '../../../shaders/lib/gemv.wgsl';
+import workgroupSumLib from '../../../shaders/lib/workgroup_sum.wgsl';
 import gemvSource from '../../../shaders/linear.q.gemv.wgsl';
 import tiledSource from '../../../shaders/linear.q.tiled.wgsl';
 import embedSource from '../../../shaders/linear.q.embed.wgsl';
@@ -169,7 +170,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${ls.key}${stage ? '.x' : ''}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
-        code: `${lib}${gemvRopeCode(rope)}${ls.code}\n${gemvLib}\n${gemvSource}`,
+        code: `${lib}${gemvRopeCode(rope)}${ls.code}\n${workgroupSumLib}\n${gemvLib}\n${gemvSource}`,
         prelude: `${ls.prelude}${blockFormat(part.format).wgsl}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\nconst STAGE = ${stage};\nconst SEGC = ${GEMV_STAGE_CHUNKS / tt}u;\n`,
         constants: { WG: gemvWg, LANES: gemvLanes, NORM: fusion.norm ? 1 : 0, ...fused },
         bindings: rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] : ['read', 'read', 'read', 'read', 'write'],
