@@ -29,6 +29,7 @@ import { createTensor, readTensor, uploadTensor } from '../src/gpu/tensor.js';
 import type { KernelTuning, MmaTile } from '../src/gpu/tuning.js';
 import { blockFormat, dequantizeRows, quantizeRows, quantMethod, rowBytes, type QuantFormat } from '../src/layers/quant/index.js';
 import type { QuantLinearWeight } from '../src/layers/quant/method.js';
+import { quantGemvShape } from '../src/layers/quant/kernels.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -128,7 +129,7 @@ async function main() {
           T <= 8
             ? gemvs.flatMap((g) =>
                 int8s.map((choice): [string, KernelTuning] => {
-                  const shape = g?.shape ?? (T > 1 ? base.quantGemv : K >= base.gemvLongK ? base.quantGemvOneLong : base.quantGemvOne);
+                  const shape: [number, number, number] = g?.shape ?? [...quantGemvShape(base, T, K)];
                   const stage = g?.stage ?? base.quantGemvStage;
                   const int8 = choice ?? (ctx.packedDot && base.quantGemvInt8MinTokens > 0 && T >= base.quantGemvInt8MinTokens);
                   const tuning = { ...base, quantGemv: shape, quantGemvOne: shape, quantGemvOneLong: shape, quantGemvStage: stage, quantGemvInt8MinTokens: int8 ? 1 : 0 };

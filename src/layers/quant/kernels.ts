@@ -21,6 +21,7 @@
  */
 import { paramsStruct } from '../../gpu/pipelines.js';
 import type { Recorder } from '../../gpu/recorder.js';
+import type { KernelTuning } from '../../gpu/tuning.js';
 import { bindTensor, type Tensor } from '../../gpu/tensor.js';
 import { fusionConstants, fusionKey, gemvParams, LINEAR_PARAMS, mmaLinear, mmaTile, notFused, partParams, runGemv, type Fusion, type LinearOptions, type LinearResult } from '../../ops/linear.js';
 import { GEMV_ROPE_BINDINGS, gemvRope, gemvRopeCode, gemvRopePrelude } from '../../ops/linear-rope.js';
@@ -74,6 +75,11 @@ const TILED_TM = 4;
 const TILED_WX = 8;
 const TILED_WY = 8;
 const EMBED_WG = 64;
+
+/** The GEMV's [threads, lanes, rows] for T tokens of K inputs: quantGemv, or for one token quantGemvOne (quantGemvOneLong from gemvLongK on). */
+export function quantGemvShape(tune: KernelTuning, T: number, K: number): readonly [number, number, number] {
+  return T > 1 ? tune.quantGemv : K >= tune.gemvLongK ? tune.quantGemvOneLong : tune.quantGemvOne;
+}
 
 /** Tokens per GEMV workgroup: the fewest of 1, 2, 4 that covers T. */
 function gemvTokens(T: number): number {
@@ -150,7 +156,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const ob = bindTensor(ctx, out, 'linear out');
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
-  const [gemvWg, gemvLanes, gemvRows] = T > 1 ? tune.quantGemv : K >= tune.gemvLongK ? tune.quantGemvOneLong : tune.quantGemvOne;
+  const [gemvWg, gemvLanes, gemvRows] = quantGemvShape(tune, T, K);
   if (gemv && useInt8Gemv(rec, w, T)) {
     int8Gemv(rec, x, w, bias, out, T, opts, gemvTokens(T), [gemvWg, gemvLanes, gemvRows]);
     return result;
