@@ -4,7 +4,8 @@
  * from a loopback server that sends the cross-origin-isolation headers (COOP/COEP: SharedArrayBuffer, so wllama's
  * multi-threaded build can run). Its `n_parallel` slots serve the streams, batched by llama-server's loop. Prompts
  * go in as text (wllama 3.13 fails on token-id prompts), one word per token (paddingText); each streamed chunk (one
- * token) is timed in the page.
+ * token) is timed in the page. n_gpu_layers 0: wllama 3 offloads every layer to WebGPU by default, and Chromium's
+ * software adapter (SwiftShader) made that about 20x slower than its CPU build.
  */
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -20,7 +21,7 @@ window.load = async ({ threads, nCtx, nParallel }) => {
   wllama = new Wllama({ default: '/wllama/esm/wasm/wllama.wasm' }, { suppressNativeLog: true });
   wllama.setCompat(null); // no CDN: this page is offline
   const blob = await (await fetch('/model.gguf')).blob();
-  await wllama.loadModel([blob], { n_threads: threads, n_ctx: nCtx, n_parallel: nParallel, n_batch: 512, kv_unified: true });
+  await wllama.loadModel([blob], { n_threads: threads, n_ctx: nCtx, n_parallel: nParallel, n_batch: 512, kv_unified: true, n_gpu_layers: 0 });
   return { multithread: wllama.isMultithread(), threads: wllama.getNumThreads(), isolated: self.crossOriginIsolated };
 };
 window.run = async ({ prompts, maxTokens }) => {

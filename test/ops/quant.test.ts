@@ -5,7 +5,8 @@ import { linear, embed } from '../../src/layers/linear.js';
 import { blockFormat, createQuantWeight, dequantizeRows, QUANT_FORMATS, quantizeRows, quantMethod, rowBytes, type QuantFormat } from '../../src/layers/quant/index.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { fusedLinearRef, normed, type Fusions } from './fused-linear.js';
-import { GPU_TUNING } from '../../src/gpu/tuning.js';
+import { GPU_TUNING, type KernelTuning } from '../../src/gpu/tuning.js';
+import type { GpuContext } from '../../src/gpu/context.js';
 import { expectClose, f32, randomArray, rng, run, u32, withTuning } from './util.js';
 
 
@@ -13,6 +14,35 @@ import { expectClose, f32, randomArray, rng, run, u32, withTuning } from './util
 const paddedRowBytes = (format: QuantFormat, K: number) => Math.ceil(rowBytes(format, K) / 4) * 4;
 /** The case's K in whole blocks of the format: as given for 32-element blocks, times 8 for 256-element ones. */
 const blockK = (format: QuantFormat, K: number) => (K * blockFormat(format).blockElems) / 32;
+
+/** The case's fusions as a test name's words. */
+const fusionName = (f: Fusions) => [f.norm && 'rmsNorm', f.gated, f.residual && 'residual'].filter(Boolean).join(' + ') || 'plain';
+
+/**
+ * One quantized linear of random inputs and weights (`seed`) through `linear` (under `tuning` when given) against
+ * fusedLinearRef over the dequantized weights in f64.
+ */
+async function checkQuantLinear(ctx: GpuContext, format: QuantFormat, c: { T: number; K: number; rows: number; partRows?: number; bias: boolean; f: Fusions; seed: number }, tuning?: KernelTuning): Promise<void> {
+  const { T, K, rows, partRows, f } = c;
+  const rand = rng(c.seed);
+  const x = randomArray(rand, T * K, -2, 2);
+  const wf = randomArray(rand, rows * K, -0.5, 0.5);
+  const b = c.bias ? randomArray(rand, rows) : null;
+  const g = f.norm ? randomArray(rand, K, 0.5, 1.5) : undefined;
+  const N = f.gated ? rows / 2 : rows;
+  const residual = f.residual ? randomArray(rand, T * N) : undefined;
+  const W = createQuantWeight(ctx, format, rows, K, 'w', partRows ? { maxPartBytes: partRows * paddedRowBytes(format, K) } : {});
+  if (partRows) expect(W.parts.length).toBe(Math.ceil(rows / partRows));
+  W.method.writeRows(ctx, W, 0, new Uint8Array(wf.buffer), 'F32');
+  const wq = dequantizeRows(format, quantizeRows(format, wf, rows, K), rows, K);
+  const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
+  const opts = { rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined, gated: f.gated, residual: f.residual };
+  const forward = () => run(ctx, (rec) => linear(rec, f32(ctx, x, [T, K]), W, b ? f32(ctx, b) : null, out, T, opts), out);
+  const got = tuning ? await withTuning(ctx, tuning, forward) : await forward();
+  const ref = fusedLinearRef(normed(x, T, K, f.norm ? g : undefined), wq, b, T, K, rows, f, residual);
+  expectClose(got, ref.out, 1e-5, ref.atol);
+  W.method.destroy(W);
+}
 
 describe('quantized linear (every format of layers/quant/formats) against f64 products of the dequantized weights', async () => {
   const ctx = await getTestGpu();
@@ -32,26 +62,9 @@ describe('quantized linear (every format of layers/quant/formats) against f64 pr
   for (const format of QUANT_FORMATS) {
     for (const [T, K32, rows, partRows, withBias, f] of cases) {
       const K = blockK(format, K32);
-      const fname = [f.norm && 'rmsNorm', f.gated, f.residual && 'residual'].filter(Boolean).join(' + ') || 'plain';
-      it(`${format} T=${T} K=${K} rows=${rows}${partRows ? ` parts of ${partRows}` : ''}${withBias ? ' +bias' : ''}: ${fname}`, async () => {
-        const rand = rng(T * 131 + K * 7 + rows + fname.length + QUANT_FORMATS.indexOf(format) * 999);
-        const x = randomArray(rand, T * K, -2, 2);
-        const wf = randomArray(rand, rows * K, -0.5, 0.5);
-        const b = withBias ? randomArray(rand, rows) : null;
-        const g = f.norm ? randomArray(rand, K, 0.5, 1.5) : undefined;
-        const N = f.gated ? rows / 2 : rows;
-        const residual = f.residual ? randomArray(rand, T * N) : undefined;
-        const W = createQuantWeight(ctx, format, rows, K, 'w', partRows ? { maxPartBytes: partRows * paddedRowBytes(format, K) } : {});
-        if (partRows) expect(W.parts.length).toBe(Math.ceil(rows / partRows));
-        W.method.writeRows(ctx, W, 0, new Uint8Array(wf.buffer), 'F32');
-        const wq = dequantizeRows(format, quantizeRows(format, wf, rows, K), rows, K);
-        const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
-        const opts = { rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined, gated: f.gated, residual: f.residual };
-        const got = await run(ctx, (rec) => linear(rec, f32(ctx, x, [T, K]), W, b ? f32(ctx, b) : null, out, T, opts), out);
-        const ref = fusedLinearRef(normed(x, T, K, f.norm ? g : undefined), wq, b, T, K, rows, f, residual);
-        expectClose(got, ref.out, 1e-5, ref.atol);
-        W.method.destroy(W);
-      });
+      const fname = fusionName(f);
+      it(`${format} T=${T} K=${K} rows=${rows}${partRows ? ` parts of ${partRows}` : ''}${withBias ? ' +bias' : ''}: ${fname}`, () =>
+        checkQuantLinear(ctx, format, { T, K, rows, partRows, bias: withBias, f, seed: T * 131 + K * 7 + rows + fname.length + QUANT_FORMATS.indexOf(format) * 999 }));
     }
   }
 
@@ -158,26 +171,10 @@ describe('quantized GEMV shapes and staged inputs (tuning.quantGemv*, quantGemvS
     for (const [wg, lanes, rowsPer, stage] of shapes) {
       for (const [T, K32, rows, f] of cases) {
         const K = blockK(format, 32 * K32);
-        const fname = [f.norm && 'rmsNorm', f.gated, f.residual && 'residual'].filter(Boolean).join(' + ') || 'plain';
-        it(`${format} ${wg}/${lanes}/${rowsPer}${stage ? ' staged' : ''} T=${T} K=${K} rows=${rows}: ${fname}`, async () => {
-          const rand = rng(T * 17 + K + rows * 3 + lanes);
-          const x = randomArray(rand, T * K, -2, 2);
-          const wf = randomArray(rand, rows * K, -0.5, 0.5);
-          const g = f.norm ? randomArray(rand, K, 0.5, 1.5) : undefined;
-          const N = f.gated ? rows / 2 : rows;
-          const residual = f.residual ? randomArray(rand, T * N) : undefined;
-          const W = createQuantWeight(ctx, format, rows, K, 'w');
-          W.method.writeRows(ctx, W, 0, new Uint8Array(wf.buffer), 'F32');
-          const wq = dequantizeRows(format, quantizeRows(format, wf, rows, K), rows, K);
-          const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
-          const opts = { rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined, gated: f.gated, residual: f.residual };
-          const shape: [number, number, number] = [wg, lanes, rowsPer];
-          const tuning = { ...GPU_TUNING, quantGemv: shape, quantGemvOne: shape, quantGemvOneLong: shape, quantGemvStage: stage, quantGemvInt8MinTokens: 0 };
-          const got = await withTuning(ctx, tuning, () => run(ctx, (rec) => linear(rec, f32(ctx, x, [T, K]), W, null, out, T, opts), out));
-          const ref = fusedLinearRef(normed(x, T, K, f.norm ? g : undefined), wq, null, T, K, rows, f, residual);
-          expectClose(got, ref.out, 1e-5, ref.atol);
-          W.method.destroy(W);
-        });
+        const shape: [number, number, number] = [wg, lanes, rowsPer];
+        const tuning = { ...GPU_TUNING, quantGemv: shape, quantGemvOne: shape, quantGemvOneLong: shape, quantGemvStage: stage, quantGemvInt8MinTokens: 0 };
+        it(`${format} ${wg}/${lanes}/${rowsPer}${stage ? ' staged' : ''} T=${T} K=${K} rows=${rows}: ${fusionName(f)}`, () =>
+          checkQuantLinear(ctx, format, { T, K, rows, bias: false, f, seed: T * 17 + K + rows * 3 + lanes }, tuning));
       }
     }
   }
