@@ -4,8 +4,10 @@
  * from a loopback server that sends the cross-origin-isolation headers (COOP/COEP: SharedArrayBuffer, so wllama's
  * multi-threaded build can run). Its `n_parallel` slots serve the streams, batched by llama-server's loop. Prompts
  * go in as text (wllama 3.13 fails on token-id prompts), one word per token (paddingText); each streamed chunk (one
- * token) is timed in the page. n_gpu_layers 0: wllama 3 offloads every layer to WebGPU by default, and Chromium's
- * software adapter (SwiftShader) made that about 20x slower than its CPU build.
+ * token) is timed in the page. n_gpu_layers 0: wllama 3 offloads every layer to WebGPU where the page has an adapter
+ * (its default), and this compares CPU backends. Its speed here (2026-12-07, Debian's Chromium, Q4_0 SmolLM2-135M
+ * shapes, 1 thread: 14-15 tok/s prefill, 10-11 decode) is the build's own: single-threaded, SIMD128 in the module,
+ * no WebGPU adapter in headless Chromium, the same with V8's optimizing tier forced (--no-liftoff).
  */
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
