@@ -11,7 +11,8 @@
  * Each cell is the median of `--reps` runs; the engines take turns within a rep, so a noisy neighbour on shared
  * cores hits all of them. Peers: llama.cpp's native build through node-llama-cpp (bench/cpu-compare-peers.ts) and, with
  * `--engines ...,wllama`, llama.cpp compiled to WebAssembly (@wllama/wllama in Chromium, bench/wllama-peer.ts).
- * `ours` takes the relaxed SIMD kernels where the runtime has them, which Node 20 does not; `ours-simd128` the SIMD128
+ * `ours` takes the relaxed SIMD kernels where the runtime has them and they are faster (relaxedSimdFaster: not on Node
+ * 20, which lacks them, nor Node 22, whose V8 runs them slower); `ours-simd128` the SIMD128
  * ones anyway; `ours-chromium` / `ours-chromium-simd128` run the built dist/browser.js in Chromium, whose V8 runs the
  * relaxed ones (bench/ours-chromium-peer.ts).
  *

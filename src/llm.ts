@@ -67,8 +67,9 @@ export interface LLMOptions extends Omit<EngineOptions, 'generationConfig'>, Mod
   cpuThreads?: number;
   /**
    * The CPU backend's relaxed SIMD kernels (q4_0 matmuls, 16 multiply-adds per instruction; the same outputs bit for
-   * bit): default where the engine runs them correctly (a known-answer check: Chromium 156, Deno 2.9 and Bun 1.4
-   * pass, Node 20 does not; other versions untested); false: SIMD128 only.
+   * bit): default where the engine runs them correctly (a known-answer check: Chromium 156, Node 22 and 24, Deno 2.9
+   * and Bun 1.4 pass, Node 20 does not) and faster than the SIMD128 ones (timed once per process: Node 22's V8 runs
+   * them slower); false: SIMD128 only.
    */
   cpuRelaxedSimd?: boolean;
 }

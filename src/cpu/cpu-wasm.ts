@@ -4,7 +4,7 @@
  * (src/wasm/core.ts). Multi-threaded: build/cpu-mt.wasm, the same kernels over an imported shared memory, which
  * workers instantiate too (cpu-threads.ts). Each also built with relaxed SIMD (build/cpu-relaxed.wasm,
  * cpu-mt-relaxed.wasm: q4_0's integer dots 16 multiply-adds per instruction, the same outputs bit for bit), loaded
- * where the engine computes relaxed SIMD's dot as the standard says (relaxedSimd). Pointers are byte offsets into `memory`; views are taken after every
+ * where the engine computes relaxed SIMD's dot as the standard says and faster (relaxedSimdFaster). Pointers are byte offsets into `memory`; views are taken after every
  * allocation (growing memory detaches the old ones). Its allocator (assembly/cpu/heap.ts) never frees and grows
  * memory by exactly what is asked: a runner reserves its planned buffers (cpuBlockBytes each) in one grow, so the
  * memory ends at their sum, rounded up to a 64 KiB page.
@@ -162,15 +162,76 @@ export function relaxedSimd(): Promise<boolean> {
   return relaxed;
 }
 
+let relaxedFaster: Promise<boolean> | null = null;
+
+/**
+ * Whether the relaxed SIMD build is the one to load here: the engine runs it correctly (relaxedSimd) and its q4_0
+ * matmuls ran faster than the SIMD128 build's on the same inputs (a one-token GEMV and a 16-token GEMM over 256 rows
+ * of K = 2048, the two builds' calls interleaved, the best of 24 each: ~50 ms, once per process). Engines lower the
+ * relaxed dot differently: with it a SmolLM2-135M-shaped q4_0 model ran 20-26% slower on Node 22 (V8 12.4) and
+ * 34-50% faster on Node 24 (V8 13.6) and Chromium 156 (bench/cpu-compare, 2026-12-07, an AMD EPYC with AVX-512).
+ */
+export function relaxedSimdFaster(): Promise<boolean> {
+  relaxedFaster ??= (async () => {
+    if (!(await relaxedSimd())) return false;
+    try {
+      const [withRelaxed, without] = await Promise.all([q4MatmulTimer(relaxedWasmBytes), q4MatmulTimer(wasmBytes)]);
+      let a = Infinity;
+      let b = Infinity;
+      for (let i = 0; i < 24; i++) {
+        a = Math.min(a, withRelaxed());
+        b = Math.min(b, without());
+      }
+      return a < b;
+    } catch {
+      return false;
+    }
+  })();
+  return relaxedFaster;
+}
+
+/**
+ * A fresh single-threaded instance of `bytes` (a build of cpu.wasm) holding a q4_0 weight of 256 rows x 2048 (random
+ * nibbles, scales 2^-6) and 16 tokens of activations; the returned function runs a one-token and a 16-token matmul
+ * and returns their milliseconds.
+ */
+async function q4MatmulTimer(bytes: Uint8Array): Promise<() => number> {
+  const { instance } = await WebAssembly.instantiate(bytes as Uint8Array<ArrayBuffer>, { env: { abort } });
+  const cpu = new CpuKernels(instance.exports as unknown as CpuExports);
+  const N = 256;
+  const K = 2048;
+  const T = 16;
+  const fmt = CPU_FORMATS.q4_0;
+  const rowBytes = (K / 32) * 18;
+  const w = cpu.alloc(N * rowBytes);
+  const x = cpu.alloc(T * K * 4);
+  const out = cpu.alloc(T * N * 4);
+  const acts = cpu.alloc(T * actRowBytes(K));
+  const panel = cpu.alloc(16 * K);
+  const u8 = cpu.u8();
+  let seed = 1;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24;
+  for (let i = 0; i < N * rowBytes; i++) u8[w + i] = i % 18 === 0 ? 0x00 : i % 18 === 1 ? 0x24 : next();
+  const f32 = cpu.f32();
+  for (let i = 0; i < T * K; i++) f32[x / 4 + i] = next() / 128 - 1;
+  cpu.packRows(fmt, w, rowBytes, N);
+  return () => {
+    const t0 = performance.now();
+    cpu.linear(fmt, out, N, x, K, w, rowBytes, 1, N, K, false, panel, acts);
+    cpu.linear(fmt, out, N, x, K, w, rowBytes, T, N, K, false, panel, acts);
+    return performance.now() - t0;
+  };
+}
+
 /**
  * A fresh instance of the kernels: each CPU runner has its own (its memory holds one model; disposing the runner lets
  * the whole memory go, which a wasm memory cannot otherwise give back). With `threads` > 1 and a worker host, the
  * shared-memory build and threads - 1 workers (`maxK`: the widest matmul input, for their panels). `relaxed`: the
- * relaxed SIMD build or not (default: where relaxedSimd()); true where the engine lacks it fails to compile.
+ * relaxed SIMD build or not (default: where relaxedSimdFaster()); true where the engine lacks it fails to compile.
  */
 export async function loadCpuKernels(o: { threads?: number; host?: CpuWorkerHost | null; maxK?: number; relaxed?: boolean } = {}): Promise<CpuKernels> {
   const threads = o.threads ?? 1;
-  const relaxed = o.relaxed ?? (await relaxedSimd());
+  const relaxed = o.relaxed ?? (await relaxedSimdFaster());
   if (threads > 1 && o.host) {
     const module = await WebAssembly.compile((relaxed ? mtRelaxedWasmBytes : mtWasmBytes) as Uint8Array<ArrayBuffer>);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { loadCpuKernels, relaxedSimd } from '../../src/cpu/cpu-wasm.js';
+import { loadCpuKernels, relaxedSimd, relaxedSimdFaster } from '../../src/cpu/cpu-wasm.js';
 import { REPO } from '../helpers/paths.js';
 // @ts-expect-error: a plain JavaScript module without declarations
 import { compareBuilds } from './relaxed-builds.mjs';
@@ -48,5 +48,12 @@ describe('relaxed SIMD build', () => {
     expect(plain.k.linearQ8).toBeTypeOf('function');
     if (await relaxedSimd()) expect((await loadCpuKernels({ relaxed: true })).k.linearQ8).toBeTypeOf('function');
     else await expect(loadCpuKernels({ relaxed: true })).rejects.toThrow();
+  });
+
+  it('is the default only where the engine runs it correctly, after timing it against the SIMD128 build', async () => {
+    const faster = await relaxedSimdFaster();
+    expect(typeof faster).toBe('boolean');
+    if (!(await relaxedSimd())) expect(faster).toBe(false);
+    expect(await relaxedSimdFaster()).toBe(faster); // timed once per process
   });
 });
