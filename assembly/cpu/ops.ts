@@ -169,6 +169,26 @@ export function softcap(x: usize, n: i32, cap: f32): void {
   }
 }
 
+/**
+ * out[i] = (q . k_i) * scale for the 4 keys k_i = k + i stride (D a multiple of 4): dotD's sums, 4 at a time for their
+ * independent chains of additions.
+ */
+@inline function dot4D(out: usize, q: usize, k: usize, stride: usize, D: i32, scale: f32): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  const k1 = k + stride, k2 = k1 + stride, k3 = k2 + stride;
+  for (let o: usize = 0; o < (<usize>D << 2); o += 16) {
+    const x = v128.load(q + o);
+    a0 = f32x4.add(a0, f32x4.mul(x, v128.load(k + o)));
+    a1 = f32x4.add(a1, f32x4.mul(x, v128.load(k1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(x, v128.load(k2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(x, v128.load(k3 + o)));
+  }
+  store<f32>(out, (f32x4.extract_lane(a0, 0) + f32x4.extract_lane(a0, 1) + (f32x4.extract_lane(a0, 2) + f32x4.extract_lane(a0, 3))) * scale);
+  store<f32>(out, (f32x4.extract_lane(a1, 0) + f32x4.extract_lane(a1, 1) + (f32x4.extract_lane(a1, 2) + f32x4.extract_lane(a1, 3))) * scale, 4);
+  store<f32>(out, (f32x4.extract_lane(a2, 0) + f32x4.extract_lane(a2, 1) + (f32x4.extract_lane(a2, 2) + f32x4.extract_lane(a2, 3))) * scale, 8);
+  store<f32>(out, (f32x4.extract_lane(a3, 0) + f32x4.extract_lane(a3, 1) + (f32x4.extract_lane(a3, 2) + f32x4.extract_lane(a3, 3))) * scale, 12);
+}
+
 /** q . k over D floats. */
 @inline function dotD(q: usize, k: usize, D: i32): f32 {
   let a = f32x4.splat(0);
@@ -191,11 +211,49 @@ export function softcap(x: usize, n: i32, cap: f32): void {
 }
 
 /**
+ * out[0 .. 32) = inv sum_j p_j v_j[0 .. 32) over the keys j = lo .. pos (p_j at p + 4 (j - lo)), the 8 sums held in
+ * registers: the additions of axpyD over a zeroed out, in the same order, so the same bits.
+ */
+@inline function weightedSum32(out: usize, p: usize, table: usize, lo: i32, pos: i32, blockSize: i32, rowB: usize, v: usize, inv: f32): void {
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  let j = lo;
+  while (j <= pos) {
+    const b = j / blockSize;
+    const end = min(pos + 1, (b + 1) * blockSize);
+    let vj = v + (<usize>load<i32>(table + (<usize>b << 2)) * blockSize + (j - b * blockSize)) * rowB;
+    for (; j < end; j++) {
+      const pv = f32x4.splat(load<f32>(p));
+      a0 = f32x4.add(a0, f32x4.mul(pv, v128.load(vj)));
+      a1 = f32x4.add(a1, f32x4.mul(pv, v128.load(vj, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(pv, v128.load(vj, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(pv, v128.load(vj, 48)));
+      a4 = f32x4.add(a4, f32x4.mul(pv, v128.load(vj, 64)));
+      a5 = f32x4.add(a5, f32x4.mul(pv, v128.load(vj, 80)));
+      a6 = f32x4.add(a6, f32x4.mul(pv, v128.load(vj, 96)));
+      a7 = f32x4.add(a7, f32x4.mul(pv, v128.load(vj, 112)));
+      p += 4;
+      vj += rowB;
+    }
+  }
+  const s = f32x4.splat(inv);
+  v128.store(out, f32x4.mul(a0, s));
+  v128.store(out, f32x4.mul(a1, s), 16);
+  v128.store(out, f32x4.mul(a2, s), 32);
+  v128.store(out, f32x4.mul(a3, s), 48);
+  v128.store(out, f32x4.mul(a4, s), 64);
+  v128.store(out, f32x4.mul(a5, s), 80);
+  v128.store(out, f32x4.mul(a6, s), 96);
+  v128.store(out, f32x4.mul(a7, s), 112);
+}
+
+/**
  * Paged causal attention for T query tokens of many sequences:
  *   out[t, h] = sum_j softmax_j(s_j) v_j,  s_j = softcap(q[t, h] . k_j * scale), j over key positions
  *   lo(pos) .. pos of token t's sequence (lo = pos + 1 - window with a sliding window, else 0),
  * keys and values read from the paged cache through the sequence's block table (GQA: head h reads kv head
- * h / (nH / nKv)).
+ * h / (nH / nKv)). Three passes per head: the scores, then their exponentials (in place) and sum, then the values'
+ * weighted sum, 32 dimensions at a time in registers (weightedSum32; a rest of D % 32 through memory), each key's
+ * cache slot found once per block of the table.
  * @param qkv         f32 [T, ldq]: q heads [nH, D] at the start of each row
  * @param kCache      f32 [numBlocks, blockSize, nKv, D]; vCache likewise
  * @param tables      i32 [numSeqs, maxBlocks]: block tables
@@ -210,6 +268,7 @@ export function pagedAttention(
 ): void {
   const group = nH / nKv;
   const rowB = <usize>(nKv * D) << 2; // bytes of one cache slot
+  const D32 = D & ~31;
   for (let t = 0; t < T; t++) {
     const pos = load<i32>(positions + (<usize>t << 2));
     const table = tables + ((<usize>load<i32>(seqIdx + (<usize>t << 2)) * maxBlocks) << 2);
@@ -218,28 +277,52 @@ export function pagedAttention(
       const q = qkv + ((<usize>t * ldq + <usize>h * D) << 2);
       const kvOff = (<usize>((h / group) * D)) << 2;
       let m: f32 = -Infinity;
-      for (let j = lo; j <= pos; j++) {
-        const slot = <usize>load<i32>(table + (<usize>(j / blockSize) << 2)) * blockSize + (j % blockSize);
-        let s = dotD(q, kCache + slot * rowB + kvOff, D) * scale;
+      let j = lo;
+      while (j <= pos) {
+        const b = j / blockSize;
+        const end = min(pos + 1, (b + 1) * blockSize);
+        let k = kCache + (<usize>load<i32>(table + (<usize>b << 2)) * blockSize + (j - b * blockSize)) * rowB + kvOff;
+        if ((D & 3) == 0) {
+          for (; j + 4 <= end; j += 4) {
+            dot4D(scores + (<usize>(j - lo) << 2), q, k, rowB, D, scale);
+            k += rowB << 2;
+          }
+        }
+        for (; j < end; j++) {
+          store<f32>(scores + (<usize>(j - lo) << 2), dotD(q, k, D) * scale);
+          k += rowB;
+        }
+      }
+      for (let i = 0; i <= pos - lo; i++) {
+        const ps = scores + (<usize>i << 2);
+        let s = load<f32>(ps);
         if (cap > 0) {
           const y = s / cap;
           const e = Mathf.exp(-2 * Mathf.abs(y));
           s = cap * ((1 - e) / (1 + e)) * (y < 0 ? -1 : 1);
+          store<f32>(ps, s);
         }
-        store<f32>(scores + (<usize>(j - lo) << 2), s);
         if (s > m) m = s;
       }
-      const o = out + ((<usize>t * nH * D + <usize>h * D) << 2);
-      memory.fill(o, 0, <usize>D << 2);
       let sum: f32 = 0;
-      for (let j = lo; j <= pos; j++) {
-        const p = Mathf.exp(load<f32>(scores + (<usize>(j - lo) << 2)) - m);
+      for (let i = 0; i <= pos - lo; i++) {
+        const ps = scores + (<usize>i << 2);
+        const p = Mathf.exp(load<f32>(ps) - m);
+        store<f32>(ps, p);
         sum += p;
-        const slot = <usize>load<i32>(table + (<usize>(j / blockSize) << 2)) * blockSize + (j % blockSize);
-        axpyD(o, p, vCache + slot * rowB + kvOff, D);
       }
       const inv: f32 = 1 / sum;
-      for (let i = 0; i < D; i++) store<f32>(o + (<usize>i << 2), load<f32>(o + (<usize>i << 2)) * inv);
+      const o = out + ((<usize>t * nH * D + <usize>h * D) << 2);
+      for (let c = 0; c < D32; c += 32) weightedSum32(o + (<usize>c << 2), scores, table, lo, pos, blockSize, rowB, vCache + kvOff + (<usize>c << 2), inv);
+      if (D32 < D) {
+        const oc = o + (<usize>D32 << 2);
+        memory.fill(oc, 0, <usize>(D - D32) << 2);
+        for (let jj = lo; jj <= pos; jj++) {
+          const slot = <usize>load<i32>(table + (<usize>(jj / blockSize) << 2)) * blockSize + (jj % blockSize);
+          axpyD(oc, load<f32>(scores + (<usize>(jj - lo) << 2)), vCache + slot * rowB + kvOff + (<usize>D32 << 2), D - D32);
+        }
+        for (let i = D32; i < D; i++) store<f32>(o + (<usize>i << 2), load<f32>(o + (<usize>i << 2)) * inv);
+      }
     }
   }
 }

@@ -233,6 +233,9 @@ describe('pagedAttention', () => {
     [8, 2, 8, 0, 0], // GQA
     [4, 1, 12, 5, 0], // MQA, sliding window, D not a multiple of 4
     [2, 2, 16, 0, 20], // soft-capped scores
+    [6, 2, 64, 0, 0], // the values' sums 32 dimensions at a time in registers, keys 4 at a time
+    [3, 1, 40, 6, 0], // 32 in registers and a rest of 8, sliding window
+    [2, 1, 32, 0, 20], // soft-capped, D = 32
   ])('nH %i, nKv %i, D %i, window %i, softcap %i: softmax(q k^T scale) v over the paged cache', (nH, nKv, D, window, cap) => {
     const bs = 4;
     const numBlocks = 16;
