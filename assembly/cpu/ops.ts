@@ -107,6 +107,32 @@ function erf(x: f32): f32 {
   return x / (1 + Mathf.exp(-2 * y));
 }
 
+/**
+ * e^x in 4 lanes (Cephes' expf: x = n ln 2 + r, |r| <= ln 2 / 2, e^r by a degree-7 polynomial, 2^n into the
+ * exponent): within 2 ulp of Mathf.exp for x in [-87, 88], x clamped to that range (e^-87 ~ 1.6e-38 stands for
+ * anything smaller, e^88 ~ 1.7e38 for anything larger; NaN stays NaN).
+ */
+@inline function expV(x: v128): v128 {
+  x = f32x4.pmax(f32x4.pmin(x, f32x4.splat(88)), f32x4.splat(-87));
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1));
+  return f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23));
+}
+
+/** 4 lanes of x / (1 + e^(-k x)) (silu: k = 1; HF gelu_new: x sigmoid(2 y) with y = sqrt(2/pi) (x + 0.044715 x^3)). */
+@inline function activateV(act: i32, x: v128): v128 {
+  let z = f32x4.neg(x);
+  if (act == ACT_GELU_TANH) z = f32x4.mul(f32x4.splat(-1.5957691216057308), f32x4.add(x, f32x4.mul(f32x4.splat(0.044715), f32x4.mul(x, f32x4.mul(x, x)))));
+  return f32x4.div(x, f32x4.add(f32x4.splat(1), expV(z)));
+}
+
 export const ACT_SILU: i32 = 0;
 export const ACT_GELU: i32 = 1;
 export const ACT_GELU_TANH: i32 = 2;
@@ -124,7 +150,14 @@ export function gatedAct(act: i32, out: usize, ldo: i32, u: usize, ldu: i32, T: 
   for (let t = 0; t < T; t++) {
     const ut = u + ((<usize>t * ldu) << 2);
     const ot = out + ((<usize>t * ldo) << 2);
-    for (let i = 0; i < I; i++) {
+    let i = 0;
+    if (act == ACT_SILU || act == ACT_GELU_TANH) {
+      for (; i + 4 <= I; i += 4) {
+        const o = <usize>i << 2;
+        v128.store(ot + o, f32x4.mul(activateV(act, v128.load(ut + o)), v128.load(ut + o + (<usize>I << 2))));
+      }
+    }
+    for (; i < I; i++) {
       const o = <usize>i << 2;
       store<f32>(ot + o, activate(act, load<f32>(ut + o)) * load<f32>(ut + o + (<usize>I << 2)));
     }
@@ -251,8 +284,8 @@ export function softcap(x: usize, n: i32, cap: f32): void {
  *   out[t, h] = sum_j softmax_j(s_j) v_j,  s_j = softcap(q[t, h] . k_j * scale), j over key positions
  *   lo(pos) .. pos of token t's sequence (lo = pos + 1 - window with a sliding window, else 0),
  * keys and values read from the paged cache through the sequence's block table (GQA: head h reads kv head
- * h / (nH / nKv)). Three passes per head: the scores, then their exponentials (in place) and sum, then the values'
- * weighted sum, 32 dimensions at a time in registers (weightedSum32; a rest of D % 32 through memory), each key's
+ * h / (nH / nKv)). Three passes per head: the scores, then their exponentials (in place, expV) and sum, then the
+ * values' weighted sum, 32 dimensions at a time in registers (weightedSum32; a rest of D % 32 through memory), each key's
  * cache slot found once per block of the table.
  * @param qkv         f32 [T, ldq]: q heads [nH, D] at the start of each row
  * @param kCache      f32 [numBlocks, blockSize, nKv, D]; vCache likewise
@@ -304,8 +337,21 @@ export function pagedAttention(
         }
         if (s > m) m = s;
       }
+      // The exponentials 4 at a time (expV), summed in order.
       let sum: f32 = 0;
-      for (let i = 0; i <= pos - lo; i++) {
+      const n = pos - lo + 1;
+      const mv = f32x4.splat(m);
+      let i = 0;
+      for (; i + 4 <= n; i += 4) {
+        const ps = scores + (<usize>i << 2);
+        const p = expV(f32x4.sub(v128.load(ps), mv));
+        v128.store(ps, p);
+        sum += f32x4.extract_lane(p, 0);
+        sum += f32x4.extract_lane(p, 1);
+        sum += f32x4.extract_lane(p, 2);
+        sum += f32x4.extract_lane(p, 3);
+      }
+      for (; i < n; i++) {
         const ps = scores + (<usize>i << 2);
         const p = Mathf.exp(load<f32>(ps) - m);
         store<f32>(ps, p);
