@@ -222,6 +222,21 @@ export function softcap(x: usize, n: i32, cap: f32): void {
   store<f32>(out, (f32x4.extract_lane(a3, 0) + f32x4.extract_lane(a3, 1) + (f32x4.extract_lane(a3, 2) + f32x4.extract_lane(a3, 3))) * scale, 12);
 }
 
+/**
+ * Copies each token's new key and value (f32 [n] each, at float kOff and kOff + n of qkv row t, rows ldq floats
+ * apart) into cache slot slots[t] of kCache / vCache (f32 [slots, n]); tokens of slot < 0 are skipped.
+ */
+export function writeKv(kCache: usize, vCache: usize, qkv: usize, ldq: i32, kOff: i32, n: i32, slots: usize, T: i32): void {
+  const bytes = <usize>n << 2;
+  for (let t = 0; t < T; t++) {
+    const slot = load<i32>(slots + (<usize>t << 2));
+    if (slot < 0) continue;
+    const src = qkv + ((<usize>t * ldq + <usize>kOff) << 2);
+    memory.copy(kCache + <usize>slot * bytes, src, bytes);
+    memory.copy(vCache + <usize>slot * bytes, src + bytes, bytes);
+  }
+}
+
 /** q . k over D floats. */
 @inline function dotD(q: usize, k: usize, D: i32): f32 {
   let a = f32x4.splat(0);

@@ -275,16 +275,7 @@ export class CpuDecoder {
   /** Copies each token's k and v heads (k rotated) into its KV slot (slots < 0: none). */
   private writeCache(l: number, T: number): void {
     const { numHeads: nH, numKvHeads: nKv, headDim: D } = this.cfg;
-    const f32 = this.cpu.f32();
-    const slots = this.cpu.i32();
-    const n = nKv * D;
-    for (let t = 0; t < T; t++) {
-      const slot = slots[this.slots / 4 + t];
-      if (slot < 0) continue;
-      const src = this.qkv / 4 + t * this.qkvDim + nH * D;
-      f32.copyWithin(this.kCache[l] / 4 + slot * n, src, src + n);
-      f32.copyWithin(this.vCache[l] / 4 + slot * n, src + n, src + 2 * n);
-    }
+    this.cpu.k.writeKv(this.kCache[l], this.vCache[l], this.qkv, this.qkvDim, nH * D, nKv * D, this.slots, T);
   }
 
   /**

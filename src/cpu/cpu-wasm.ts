@@ -54,6 +54,8 @@ export interface CpuExports extends HeapExports {
   addBias(out: number, ldo: number, b: number, T: number, N: number): void;
   axpby(y: number, a: number, x: number, b: number, n: number): void;
   softcap(x: number, n: number, cap: number): void;
+  /** Each token's new key and value into its cache slot (assembly/cpu/ops.ts). */
+  writeKv(kCache: number, vCache: number, qkv: number, ldq: number, kOff: number, n: number, slots: number, T: number): void;
   pagedAttention(
     out: number, qkv: number, ldq: number, kCache: number, vCache: number, tables: number, maxBlocks: number, seqIdx: number, positions: number,
     T: number, nH: number, nKv: number, D: number, blockSize: number, scale: number, cap: number, window: number, scores: number,
