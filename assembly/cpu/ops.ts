@@ -1,6 +1,8 @@
 // The CPU backend's elementwise and attention kernels (src/cpu/cpu-decoder.ts calls them in the decoder's order).
 // Every buffer is f32 unless said; row strides (ld*) are in elements.
 
+import { exp4 } from '../sampler/vec';
+
 /**
  * RMSNorm, HF's: out[r, i] = x[r, i] / sqrt(mean_i(x[r, :]^2) + eps) * w[i], for `rows` rows of H (f32 sums).
  * out may be x.
@@ -108,29 +110,13 @@ function erf(x: f32): f32 {
 }
 
 /**
- * e^x in 4 lanes (Cephes' expf: x = n ln 2 + r, |r| <= ln 2 / 2, e^r by a degree-7 polynomial, 2^n into the
- * exponent): within 2 ulp of Mathf.exp for x in [-87, 88], x clamped to that range (e^-87 ~ 1.6e-38 stands for
- * anything smaller, e^88 ~ 1.7e38 for anything larger; NaN stays NaN).
+ * 4 lanes of x / (1 + e^z), z = -x (silu) or -2 y with y = sqrt(2/pi) (x + 0.044715 x^3) (HF gelu_new: x sigmoid(2 y));
+ * z clamped to 88 for exp4 (e^88 ~ 1.7e38 stands for anything larger: the quotient is ~0 either way).
  */
-@inline function expV(x: v128): v128 {
-  x = f32x4.pmax(f32x4.pmin(x, f32x4.splat(88)), f32x4.splat(-87));
-  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
-  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(0.693359375))), f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
-  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), f32x4.splat(1));
-  return f32x4.mul(y, i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23));
-}
-
-/** 4 lanes of x / (1 + e^(-k x)) (silu: k = 1; HF gelu_new: x sigmoid(2 y) with y = sqrt(2/pi) (x + 0.044715 x^3)). */
 @inline function activateV(act: i32, x: v128): v128 {
   let z = f32x4.neg(x);
   if (act == ACT_GELU_TANH) z = f32x4.mul(f32x4.splat(-1.5957691216057308), f32x4.add(x, f32x4.mul(f32x4.splat(0.044715), f32x4.mul(x, f32x4.mul(x, x)))));
-  return f32x4.div(x, f32x4.add(f32x4.splat(1), expV(z)));
+  return f32x4.div(x, f32x4.add(f32x4.splat(1), exp4(f32x4.pmin(z, f32x4.splat(88)))));
 }
 
 export const ACT_SILU: i32 = 0;
@@ -299,7 +285,7 @@ export function writeKv(kCache: usize, vCache: usize, qkv: usize, ldq: i32, kOff
  *   out[t, h] = sum_j softmax_j(s_j) v_j,  s_j = softcap(q[t, h] . k_j * scale), j over key positions
  *   lo(pos) .. pos of token t's sequence (lo = pos + 1 - window with a sliding window, else 0),
  * keys and values read from the paged cache through the sequence's block table (GQA: head h reads kv head
- * h / (nH / nKv)). Three passes per head: the scores, then their exponentials (in place, expV) and sum, then the
+ * h / (nH / nKv)). Three passes per head: the scores, then their exponentials (in place, exp4) and sum, then the
  * values' weighted sum, 32 dimensions at a time in registers (weightedSum32; a rest of D % 32 through memory), each key's
  * cache slot found once per block of the table.
  * @param qkv         f32 [T, ldq]: q heads [nH, D] at the start of each row
@@ -352,14 +338,14 @@ export function pagedAttention(
         }
         if (s > m) m = s;
       }
-      // The exponentials 4 at a time (expV), summed in order.
+      // The exponentials 4 at a time (exp4: the scores less their maximum are <= 0), summed in order.
       let sum: f32 = 0;
       const n = pos - lo + 1;
       const mv = f32x4.splat(m);
       let i = 0;
       for (; i + 4 <= n; i += 4) {
         const ps = scores + (<usize>i << 2);
-        const p = expV(f32x4.sub(v128.load(ps), mv));
+        const p = exp4(f32x4.sub(v128.load(ps), mv));
         v128.store(ps, p);
         sum += f32x4.extract_lane(p, 0);
         sum += f32x4.extract_lane(p, 1);

@@ -83,9 +83,10 @@ export const EXP_MIN: f32 = -87.33654;
 export const MAGIC: f32 = 12582912;
 
 /**
- * e^x on 4 lanes for x <= 0 (cephes expf: Cody-Waite reduction by ln 2, degree-5 minimax; about 1 ulp).
- * Lanes below -87.3 (where e^x leaves the normal range), -inf and NaN give 0. Only ops that map to one or two
- * x86/Arm instructions: pmax, and the MAGIC trick instead of nearest and trunc_sat (several instructions each).
+ * e^x on 4 lanes for x <= 88 (cephes expf: Cody-Waite reduction by ln 2, degree-5 minimax; about 1 ulp); the
+ * sampler's x are <= 0, the CPU backend's kernels (assembly/cpu/ops.ts) clamp theirs to 88. Lanes below -87.3 (where
+ * e^x leaves the normal range), -inf and NaN give 0. Only ops that map to one or two x86/Arm instructions: pmax, and
+ * the MAGIC trick instead of nearest and trunc_sat (several instructions each).
  */
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
