@@ -115,45 +115,36 @@ fn main(
       }
       workgroupBarrier();
     }
-    for (var i = 0u; i < TT; i++) {
-      var y = rowGroupSum(acc[i], lid);
-      if (NORM == 1u) {
-        let scale = inverseSqrt(workgroupSum(ss[i], lid) / f32(p.K) + p.eps);
-        for (var j = 0u; j < R; j++) {
-          y[j] *= scale;
-        }
-      }
-      let t = t0 + i;
-      if (lane == 0u && t < p.T) {
-        storeRowGroup(t, n0, y);
-      }
-    }
-    return;
-  }
-
-  for (var b = lane; b < nb; b += LANES) {
-    var ga: array<vec4<f32>, 8>; // the norm weights of the chunk's 32 inputs (1 without NORM)
-    for (var c = 0u; c < 8u; c++) {
-      ga[c] = vec4<f32>(1.0);
-      if (NORM == 1u) {
-        ga[c] = g[8u * b + c];
-      }
-    }
-    var xv: array<array<vec4<f32>, 8>, TT>;
-    for (var i = 0u; i < TT; i++) {
+  } else {
+    for (var b = lane; b < nb; b += LANES) {
+      var ga: array<vec4<f32>, 8>; // the norm weights of the chunk's 32 inputs (1 without NORM)
       for (var c = 0u; c < 8u; c++) {
-        let v = x[xr[i] + 8u * b + c];
+        ga[c] = vec4<f32>(1.0);
         if (NORM == 1u) {
-          ss[i] += dot(v, v);
+          ga[c] = g[8u * b + c];
         }
-        xv[i][c] = v * ga[c];
       }
+      var xv: array<array<vec4<f32>, 8>, TT>;
+      for (var i = 0u; i < TT; i++) {
+        for (var c = 0u; c < 8u; c++) {
+          let v = x[xr[i] + 8u * b + c];
+          if (NORM == 1u) {
+            ss[i] += dot(v, v);
+          }
+          xv[i][c] = v * ga[c];
+        }
+      }
+      dotChunk(&acc, xv, row, b);
     }
-    dotChunk(&acc, xv, row, b);
   }
 
   for (var i = 0u; i < TT; i++) {
-    let y = rowGroupSumNormed(acc[i], ss[i], NORM == 1u, p.eps, lid);
+    var y: array<f32, R>;
+    if (STAGE && NORM == 1u) {
+      y = rowGroupSumScaled(acc[i], workgroupSum(ss[i], lid), true, p.eps, lid); // squares of the workgroup's copy
+    } else {
+      y = rowGroupSumNormed(acc[i], ss[i], NORM == 1u, p.eps, lid);
+    }
     let t = t0 + i;
     if (lane == 0u && t < p.T) {
       storeRowGroup(t, n0, y);

@@ -59,10 +59,23 @@ fn rowGroupSum(acc: array<f32, R>, lid: u32) -> array<f32, R> {
  * (else times 1). Every thread of the workgroup must call it, with a uniform norm.
  */
 fn rowGroupSumNormed(acc: array<f32, R>, ss: f32, norm: bool, eps: f32, lid: u32) -> array<f32, R> {
+  var total = 0.0;
+  if (norm) {
+    total = laneSum(vec4<f32>(ss, 0.0, 0.0, 0.0), lid).x;
+  }
+  return rowGroupSumScaled(acc, total, norm, eps, lid);
+}
+
+/**
+ * rowGroupSum times 1 / sqrt(total / K + eps) when norm (else times 1), `total` the input row's sum of squares
+ * already summed by the caller (linear.q.gemv's staged inputs sum theirs over the workgroup). Every thread of the
+ * workgroup must call it.
+ */
+fn rowGroupSumScaled(acc: array<f32, R>, total: f32, norm: bool, eps: f32, lid: u32) -> array<f32, R> {
   var y = rowGroupSum(acc, lid);
   var scale = 1.0;
   if (norm) {
-    scale = inverseSqrt(laneSum(vec4<f32>(ss, 0.0, 0.0, 0.0), lid).x / f32(p.K) + eps);
+    scale = inverseSqrt(total / f32(p.K) + eps);
   }
   for (var j = 0u; j < R; j++) {
     y[j] *= scale;
