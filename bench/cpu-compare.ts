@@ -108,7 +108,7 @@ for (const quant of list(values.models) as BenchQuant[]) {
         let engine: BenchEngine | undefined;
         try {
           engine = await loadEngine(name, { model: resolve(file), threads, maxStreams, maxLen });
-          await engine.run(prompts(Math.min(2, maxStreams), 999), 4); // warm-up: workers started, kernels and buffers touched (at most maxStreams: llama.cpp holds no more)
+          await engine.run(prompts(maxStreams, 999), 4); // warm-up: workers started, kernels and buffers touched
           for (const B of STREAMS) {
             const key = `${name} ${B}`;
             const c = cellOf(await engine.run(prompts(B, rep * 1000 + B), N));
