@@ -115,9 +115,17 @@ function erf(x: f32): f32 {
  */
 @inline function activateV(act: i32, x: v128): v128 {
   let z = f32x4.neg(x);
-  if (act == ACT_GELU_TANH) z = f32x4.mul(f32x4.splat(-1.5957691216057308), f32x4.add(x, f32x4.mul(f32x4.splat(0.044715), f32x4.mul(x, f32x4.mul(x, x)))));
-  return f32x4.div(x, f32x4.add(f32x4.splat(1), exp4(f32x4.pmin(z, f32x4.splat(88)))));
+  if (act == ACT_GELU_TANH) z = f32x4.mul(v128.load(ACT_CONSTS, 32), f32x4.add(x, f32x4.mul(v128.load(ACT_CONSTS, 48), f32x4.mul(x, f32x4.mul(x, x)))));
+  return f32x4.div(x, f32x4.add(v128.load(ACT_CONSTS), exp4(f32x4.pmin(z, v128.load(ACT_CONSTS, 16)))));
 }
+
+/** activateV's constants in all 4 lanes (loaded: see exp4's EXP_CONSTS): 1, 88, -2 sqrt(2 / pi), 0.044715. */
+const ACT_CONSTS: usize = memory.data<f32>([
+  1, 1, 1, 1,
+  88, 88, 88, 88,
+  -1.5957691216057308, -1.5957691216057308, -1.5957691216057308, -1.5957691216057308,
+  0.044715, 0.044715, 0.044715, 0.044715,
+], 16);
 
 export const ACT_SILU: i32 = 0;
 export const ACT_GELU: i32 = 1;

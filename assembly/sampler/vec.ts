@@ -88,22 +88,45 @@ export const MAGIC: f32 = 12582912;
  * e^x leaves the normal range), -inf and NaN give 0. Only ops that map to one or two x86/Arm instructions: pmax, and
  * the MAGIC trick instead of nearest and trunc_sat (several instructions each).
  */
+/**
+ * exp4's constants, each in all 4 lanes, in static memory: V8 (12-13) builds every v128 constant anew at each use (a
+ * 64-bit move and two shuffles, in the loop), a load from here is one instruction.
+ */
+const EXP_CONSTS: usize = memory.data<f32>([
+  EXP_MIN, EXP_MIN, EXP_MIN, EXP_MIN,
+  1.44269504088896341, 1.44269504088896341, 1.44269504088896341, 1.44269504088896341,
+  MAGIC, MAGIC, MAGIC, MAGIC,
+  0.693359375, 0.693359375, 0.693359375, 0.693359375,
+  -2.12194440e-4, -2.12194440e-4, -2.12194440e-4, -2.12194440e-4,
+  1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4, 1.9875691500e-4,
+  1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3, 1.3981999507e-3,
+  8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3, 8.3334519073e-3,
+  4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2, 4.1665795894e-2,
+  1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1,
+  5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1,
+  1, 1, 1, 1, // also 127 << 23, the exponent bias, as bits
+], 16);
+
 // @ts-ignore: decorator
 @inline export function exp4(x: v128): v128 {
-  const live = f32x4.ge(x, f32x4.splat(EXP_MIN));
-  const xc = f32x4.pmax(f32x4.splat(EXP_MIN), x);
-  const t = f32x4.add(f32x4.mul(xc, f32x4.splat(1.44269504088896341)), f32x4.splat(MAGIC));
-  const n = f32x4.sub(t, f32x4.splat(MAGIC)); // round(x / ln 2), in [-126, 0]
-  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
-  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
-  let y = f32x4.splat(1.9875691500e-4);
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.3981999507e-3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(8.3334519073e-3));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(4.1665795894e-2));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(1.6666665459e-1));
-  y = f32x4.add(f32x4.mul(y, r), f32x4.splat(5.0000001201e-1));
-  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), f32x4.splat(1));
-  // 2^n as float bits: n's low bits sit in t's mantissa; shifted into the exponent field, plus the bias.
-  const scale = i32x4.add(i32x4.shl(t, 23), i32x4.splat(127 << 23));
+  const c = EXP_CONSTS;
+  const min = v128.load(c);
+  const live = f32x4.ge(x, min);
+  const xc = f32x4.pmax(min, x);
+  const magic = v128.load(c, 32);
+  const t = f32x4.add(f32x4.mul(xc, v128.load(c, 16)), magic);
+  const n = f32x4.sub(t, magic); // round(x / ln 2), in [-126, 0]
+  let r = f32x4.sub(xc, f32x4.mul(n, v128.load(c, 48)));
+  r = f32x4.sub(r, f32x4.mul(n, v128.load(c, 64)));
+  let y = v128.load(c, 80);
+  y = f32x4.add(f32x4.mul(y, r), v128.load(c, 96));
+  y = f32x4.add(f32x4.mul(y, r), v128.load(c, 112));
+  y = f32x4.add(f32x4.mul(y, r), v128.load(c, 128));
+  y = f32x4.add(f32x4.mul(y, r), v128.load(c, 144));
+  y = f32x4.add(f32x4.mul(y, r), v128.load(c, 160));
+  const one = v128.load(c, 176);
+  y = f32x4.add(f32x4.add(f32x4.mul(y, f32x4.mul(r, r)), r), one);
+  // 2^n as float bits: n's low bits sit in t's mantissa; shifted into the exponent field, plus the bias (1.0f's bits).
+  const scale = i32x4.add(i32x4.shl(t, 23), one);
   return v128.and(f32x4.mul(y, scale), live);
 }
