@@ -15,7 +15,7 @@
  */
 import type { LayerType, ModelConfig } from '../config/model-config.js';
 import { ropeInvFreq } from '../config/model-config.js';
-import { actRowBytes, CPU_ACTS, CPU_FORMATS, cpuBlockBytes, type CpuKernels } from './cpu-wasm.js';
+import { actBytes, CPU_ACTS, CPU_FORMATS, cpuBlockBytes, type CpuKernels } from './cpu-wasm.js';
 import type { CpuMatrix, CpuModelWeights, CpuNorm } from './cpu-weights.js';
 
 /** Sizes the decoder's buffers are made for. */
@@ -64,7 +64,7 @@ export function cpuDecoderBuffers(cfg: ModelConfig, sizes: CpuDecoderSizes) {
     xsOut: rows * Math.max(H, P),
     logits: rows * V,
     panel: 4 * Math.max(H, nH * D, I, P),
-    acts: Math.ceil((Math.max(T, rows) * actRowBytes(Math.max(H, nH * D, I, P))) / 4),
+    acts: Math.ceil(actBytes(Math.max(T, rows), Math.max(H, nH * D, I, P)) / 4),
     scores: sizes.maxModelLen,
     cs: D,
     kvLayer: sizes.numBlocks * sizes.blockSize * nKv * D,
@@ -104,7 +104,7 @@ export class CpuDecoder {
   private readonly xsOut: number; // [logitRows, max(H, P)]
   readonly logits: number; // [logitRows, V]
   private readonly panel: number; // [4, widest K]: the GEMM's packed rows
-  private readonly acts: number; // [maxT, actRowBytes(widest K)] bytes: a quantized matmul's 8-bit activations
+  private readonly acts: number; // actBytes(maxT, widest K): a quantized matmul's 8-bit activations
   private readonly scores: number; // [maxModelLen]
   private readonly cs: number; // [rotaryDim]: cos, sin of a token
   /** KV cache: per layer K and V f32 [numBlocks, blockSize, nKv, D]. */

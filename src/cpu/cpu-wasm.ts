@@ -31,6 +31,12 @@ export type CpuFormat = keyof typeof CPU_FORMATS;
  */
 export const actRowBytes = (K: number): number => 2 * K + K / 4 + (40 * K) / 32;
 
+/**
+ * Bytes of T tokens' 8-bit activations over K inputs: T rows of actRowBytes, then (relaxed SIMD builds, T >= 4) the
+ * same blocks of 4 tokens at a time interleaved for the relaxed GEMM, 160 bytes per 4 tokens and 32 inputs.
+ */
+export const actBytes = (T: number, K: number): number => T * actRowBytes(K) + Math.ceil(T / 4) * 5 * K;
+
 /** Activations, as assembly/cpu/ops.ts numbers them. */
 export const CPU_ACTS = { silu: 0, gelu: 1, gelu_tanh: 2, relu: 3 } as const;
 
@@ -90,7 +96,7 @@ export class CpuKernels extends WasmHeap {
    * out[t, :N] (+)= x[t, :K] W^T (x: f32 [T, ldx]), its rows split across the threads when there are several:
    * f32 / f16 weights by linear (assembly/cpu/linear.ts, f32 products), the quantized formats by quantizing x to
    * 8 bits once (quantizeActs) into `acts` and linearQ8 (integer products; assembly/cpu/linear-q8.ts).
-   * Scratch: `panel` of 16 K bytes; `acts` of T * actRowBytes(K) bytes (quantized formats only).
+   * Scratch: `panel` of 16 K bytes; `acts` of actBytes(T, K) bytes (quantized formats only).
    */
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number, acts: number): void {
     if (fmt === CPU_FORMATS.f32 || fmt === CPU_FORMATS.f16) return this.split(CPU_OPS.linear, fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
@@ -210,7 +216,7 @@ async function q4MatmulTimer(bytes: Uint8Array): Promise<() => number> {
   const w = cpu.alloc(N * rowBytes);
   const x = cpu.alloc(T * K * 4);
   const out = cpu.alloc(T * N * 4);
-  const acts = cpu.alloc(T * actRowBytes(K));
+  const acts = cpu.alloc(actBytes(T, K));
   const panel = cpu.alloc(16 * K);
   const u8 = cpu.u8();
   let seed = 1;

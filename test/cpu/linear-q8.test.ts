@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeCpuWorkers } from '../../bindings/node/cpu-workers.js';
-import { actRowBytes, CPU_FORMATS, loadCpuKernels, type CpuFormat, type CpuKernels } from '../../src/cpu/cpu-wasm.js';
+import { actBytes, actRowBytes, CPU_FORMATS, loadCpuKernels, type CpuFormat, type CpuKernels } from '../../src/cpu/cpu-wasm.js';
 import { cpuRowBytes } from '../../src/cpu/cpu-weights.js';
 import { dequantizeRows, quantizeRows } from '../../src/layers/quant/index.js';
 import { randoms, rng } from '../helpers/random.js';
@@ -97,7 +97,7 @@ function check(cpu: CpuKernels, format: CpuQuant, T: number, N: number, K: numbe
   cpu.packRows(CPU_FORMATS[format], w, cpuRowBytes(format, K), N);
   const xp = put(cpu, x);
   const panel = cpu.alloc(16 * K);
-  const acts = cpu.alloc(T * actRowBytes(K));
+  const acts = cpu.alloc(actBytes(T, K));
   const nb = K / 32;
   for (const acc of [false, true]) {
     const out = put(cpu, init);
@@ -204,7 +204,7 @@ describe('8-bit activations', () => {
     const o = cpu.alloc(16);
     const w = put(cpu, bytes);
     cpu.packRows(CPU_FORMATS[format], w, 36, N);
-    cpu.linear(CPU_FORMATS[format], o, N, put(cpu, x), K, w, 36, 1, N, K, false, cpu.alloc(16 * K), cpu.alloc(actRowBytes(K)));
+    cpu.linear(CPU_FORMATS[format], o, N, put(cpu, x), K, w, 36, 1, N, K, false, cpu.alloc(16 * K), cpu.alloc(actBytes(1, K)));
     for (let n = 0; n < N; n++) {
       let want = 0;
       let mag = 0;

@@ -10,8 +10,9 @@
 
 const FMT_Q4_0 = 3;
 const FMT_IQ4_NL = 5;
-/** Bytes of one token's quantized activations (src/cpu/cpu-wasm.ts's actRowBytes). */
+/** Bytes of one token's quantized activations, and of T tokens' (src/cpu/cpu-wasm.ts's actRowBytes, actBytes). */
 const actRowBytes = (K) => 2 * K + K / 4 + (40 * K) / 32;
+const actBytes = (T, K) => T * actRowBytes(K) + Math.ceil(T / 4) * 5 * K;
 
 /** A linear congruential generator: uniform u32s from a seed. */
 function lcg(seed) {
@@ -64,7 +65,7 @@ export async function compareBuilds(builds) {
   let cases = 0;
   for (const K of [32, 96, 160, 544])
     for (const N of [1, 3, 4, 5, 8, 13])
-      for (const T of [1, 2, 3, 4, 5, 7, 9])
+      for (const T of [1, 2, 3, 4, 5, 7, 9, 14])
         for (const acc of [false, true]) {
           cases++;
           const next = lcg(K * 1000003 + N * 1009 + T * 17 + (acc ? 1 : 0));
@@ -84,7 +85,7 @@ export async function compareBuilds(builds) {
             const wp = put(w);
             const xp = put(x);
             const op = put(init);
-            const acts = k.alloc(T * actRowBytes(K));
+            const acts = k.alloc(actBytes(T, K));
             const panel = k.alloc(16 * K + 64);
             k.quantizeActs(acts, xp, ldx, T, K, false);
             k.linearQ8(FMT_Q4_0, op, ldo, acts, actRowBytes(K), wp, rb, T, N, K, acc, panel);

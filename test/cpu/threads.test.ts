@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeCpuWorkers } from '../../bindings/node/cpu-workers.js';
 import { SamplingParams, type RequestOutput } from '../../bindings/node/index.js';
-import { actRowBytes, CPU_FORMATS, loadCpuKernels, type CpuFormat, type CpuKernels } from '../../src/cpu/cpu-wasm.js';
+import { actBytes, CPU_FORMATS, loadCpuKernels, type CpuFormat, type CpuKernels } from '../../src/cpu/cpu-wasm.js';
 import { cpuRowBytes } from '../../src/cpu/cpu-weights.js';
 import { quantizeRows } from '../../src/layers/quant/index.js';
 import { f32ToF16 } from '../../src/loader/convert.js';
@@ -44,7 +44,7 @@ describe('linear on 3 threads', () => {
     cpu.f32().set(uniform(T * K, 2), x / 4);
     const out = cpu.alloc(4 * T * N);
     cpu.f32().set(uniform(T * N, 3), out / 4);
-    cpu.linear(CPU_FORMATS[format], out, N, x, K, w, cpuRowBytes(format, K), T, N, K, acc, cpu.alloc(16 * K), cpu.alloc(T * actRowBytes(K)));
+    cpu.linear(CPU_FORMATS[format], out, N, x, K, w, cpuRowBytes(format, K), T, N, K, acc, cpu.alloc(16 * K), cpu.alloc(actBytes(T, K)));
     return cpu.f32().slice(out / 4, out / 4 + T * N);
   };
 
