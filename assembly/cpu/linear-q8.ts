@@ -34,8 +34,9 @@
 // - GEMM (prefill): per panel of 4 rows, the rows are unpacked once into `panel` (i16 [4, K], then f32 block scales
 //   [nb, 4] and mins [nb, 4], the 4 rows side by side), then a 4 x 2 micro-kernel (8 i32x4 block sums, 2 f32x4
 //   accumulators) runs every pair of tokens over it: one i32x4.dot_i16x8_s is 8 multiply-adds.
-// Built with relaxed SIMD (build/cpu-relaxed.wasm), q4_0's GEMV and GEMM take i32x4.relaxed_dot_i8x16_i7x16_add_s
-// instead (16 multiply-adds; gemv4Q4Relaxed, tileDiag), the same integer sums.
+// Built with relaxed SIMD (build/cpu-relaxed.wasm), q4_0's GEMV and GEMM and q8_0's GEMM from RELAXED_Q8_MIN_T tokens
+// take i32x4.relaxed_dot_i8x16_i7x16_add_s instead (16 multiply-adds; gemv4Q4Relaxed, tileDiag, tileDiagQ8), the
+// same integer sums.
 
 import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, groupNibbles, groupScale, halfToF32, hsum, iq4Table, iq4xsScale, scaleMinK4, store4 } from './blocks';
 
@@ -46,6 +47,12 @@ import { FMT_IQ4_NL, FMT_IQ4_XS, FMT_Q4_0, FMT_Q4_K, FMT_Q8_0, GEMM_MIN_T, group
 
 /** Bytes of a block of the relaxed SIMD kernels' activations: i8 xq [32], i32 -8 sum xq, f32 dx. */
 const RELAXED_BLOCK: usize = 40;
+
+/**
+ * Tokens from which q8_0's GEMM takes the relaxed dots (tileDiagQ8: 1.1-1.3x the SIMD128 tile at 16-256 tokens, 0.95x
+ * at 8, where its panel's unpacking weighs more).
+ */
+const RELAXED_Q8_MIN_T: i32 = 16;
 
 /** Bytes of a block of 4 tokens' interleaved activations (the header's; the relaxed GEMM's). */
 const IL_BLOCK: usize = 160;
@@ -307,7 +314,8 @@ function dotIQ4_XS(w: usize, q: usize, K: i32): f32 {
 // (3 instructions each), which cost as much as the nibble unpacking. 16 bytes each: [0] 0x0f bytes (nibble mask),
 // [1] 0x000f i16 lanes (q4_0's nibbles in i16 lanes), [2] 8 in i16 lanes (q4_0's offset), [3] 0x8fffffff and
 // [4] 2^112 (f16 to f32, see scales4), [5] iq4_nl's table, [6] 0xf000 i16 lanes (grouped q4_0's nibbles, dotQ4Signed),
-// [7] 0x88 bytes (grouped q4_0's nibbles back to q, relaxed SIMD's kernels), [8] 1.5 2^23 (quantizeActs' rounding).
+// [7] 0x88 bytes (grouped q4_0's nibbles back to q, relaxed SIMD's kernels), [8] 1.5 2^23 (quantizeActs' rounding),
+// [9] 0x80 bytes (q8_0's q + 128, the relaxed GEMM's).
 const GEMV_CONSTS: usize = memory.data<u32>([
   0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f, 0x0f0f0f0f,
   0x000f000f, 0x000f000f, 0x000f000f, 0x000f000f,
@@ -318,6 +326,7 @@ const GEMV_CONSTS: usize = memory.data<u32>([
   0xf000f000, 0xf000f000, 0xf000f000, 0xf000f000,
   0x88888888, 0x88888888, 0x88888888, 0x88888888,
   0x4b400000, 0x4b400000, 0x4b400000, 0x4b400000, // 1.5 2^23 (quant8)
+  0x80808080, 0x80808080, 0x80808080, 0x80808080,
 ], 16);
 
 /**
@@ -578,6 +587,73 @@ function tileDiag8(out: usize, ldo: usize, panel: usize, x0: usize, ldg: usize, 
 function tileDiag4(out: usize, ldo: usize, panel: usize, x0: usize, K: i32, n: i32, acc: bool): void {
   tileDiag(false, out, ldo, panel, x0, 0, K, n, acc);
 }
+/**
+ * The 4 q8_0 rows at `rows` (rb bytes each) as the relaxed GEMM's panel: per block, q + 128 = 16 h + l split into
+ * its nibbles, u8 l [8, 4, 4] then h [8, 4, 4] (chunk c, row r: the 4 elements 4c .. 4c + 3), both in 0..15 as the
+ * relaxed dot's unsigned operand wants; then f32 ws [nb, 4] (the rows' scales side by side) at p + 8 K.
+ */
+function unpackQ8Relaxed(p: usize, rows: usize, rb: usize, K: i32): void {
+  const mask = v128.load(GEMV_CONSTS);
+  const flip = v128.load(GEMV_CONSTS, 144);
+  const ws = p + (<usize>K << 3);
+  for (let b = 0; b < K >> 5; b++) {
+    const q = rows + <usize>b * 34;
+    const o = p + (<usize>b << 8);
+    for (let half: usize = 0; half < 32; half += 16) {
+      const u0 = v128.xor(v128.load(q + half, 2), flip), u1 = v128.xor(v128.load(q + rb + half, 2), flip);
+      const u2 = v128.xor(v128.load(q + 2 * rb + half, 2), flip), u3 = v128.xor(v128.load(q + 3 * rb + half, 2), flip);
+      storeTransposed(o + (half << 2), v128.and(u0, mask), v128.and(u1, mask), v128.and(u2, mask), v128.and(u3, mask));
+      const h0 = v128.and(i16x8.shr_u(u0, 4), mask), h1 = v128.and(i16x8.shr_u(u1, 4), mask);
+      storeTransposed(o + 128 + (half << 2), h0, h1, v128.and(i16x8.shr_u(u2, 4), mask), v128.and(i16x8.shr_u(u3, 4), mask));
+    }
+    const sb = ws + (<usize>b << 4);
+    for (let r = 0; r < 4; r++) store<f32>(sb + (<usize>r << 2), halfToF32(load<u16>(q + <usize>r * rb)));
+  }
+}
+
+/**
+ * tileDiag for q8_0 (unpackQ8Relaxed's panel) over one interleaved group (4 tokens, n of them stored): each chunk's
+ * two nibble halves make 8 relaxed dots into 4 accumulators of the low nibbles and 4 of the high ones (the latter
+ * from the tokens' -8 sum xq), so that a block's sums are 16 h + l - 128 sum xq = the SIMD128 build's exactly.
+ */
+function tileDiagQ8(out: usize, ldo: usize, panel: usize, x0: usize, K: i32, n: i32, acc: bool): void {
+  let w = panel;
+  let ws = panel + (<usize>K << 3);
+  let f0 = f32x4.splat(0), f1 = f0, f2 = f0, f3 = f0;
+  const zero = i32x4.splat(0);
+  for (let b = 0; b < K >> 5; b++) {
+    const c = v128.load(x0, 128);
+    let h0 = c, h1 = c, h2 = c, h3 = c;
+    let l0 = zero, l1 = zero, l2 = zero, l3 = zero;
+    const end = x0 + 128;
+    let p = x0;
+    do {
+      const q = v128.load(p);
+      const wl = v128.load(w), wh = v128.load(w, 128);
+      l0 = rdot(q, wl, l0);
+      h0 = rdot(q, wh, h0);
+      l1 = rdot(q, rotate(wl, 1), l1);
+      h1 = rdot(q, rotate(wh, 1), h1);
+      l2 = rdot(q, rotate(wl, 2), l2);
+      h2 = rdot(q, rotate(wh, 2), h2);
+      l3 = rdot(q, rotate(wl, 3), l3);
+      h3 = rdot(q, rotate(wh, 3), h3);
+      w += 16;
+      p += 16;
+    } while (p < end);
+    w += 128;
+    const s0 = v128.load(ws);
+    const d = v128.load(x0, 144);
+    f0 = f32x4.add(f0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(h0, 4), l0)), f32x4.mul(s0, d)));
+    f1 = f32x4.add(f1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(h1, 4), l1)), f32x4.mul(rotate(s0, 1), d)));
+    f2 = f32x4.add(f2, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(h2, 4), l2)), f32x4.mul(rotate(s0, 2), d)));
+    f3 = f32x4.add(f3, f32x4.mul(f32x4.convert_i32x4_s(i32x4.add(i32x4.shl(h3, 4), l3)), f32x4.mul(rotate(s0, 3), d)));
+    ws += 16;
+    x0 += IL_BLOCK;
+  }
+  storeDiag(out, ldo, f0, f1, f2, f3, n, acc);
+}
+
 function gemv4IQ4_NL(out: usize, g: usize, q: usize, K: i32, acc: bool, scratch: usize): void {
   gemv4(FMT_IQ4_NL, out, g, q, K, acc, scratch);
 }
@@ -755,6 +831,7 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
   const wm = ws + (<usize>nb << 4);
   const scratch = wm + (<usize>nb << 4); // 16 bytes after the GEMM's 9 K (the GEMV's)
   const relaxedQ4 = ASC_FEATURE_RELAXED_SIMD && fmt == FMT_Q4_0;
+  const relaxedQ8 = ASC_FEATURE_RELAXED_SIMD && fmt == FMT_Q8_0 && T >= RELAXED_Q8_MIN_T;
   for (let n = 0; n < n4; n += 4) {
     const rows = w + <usize>n * rb;
     if (relaxedQ4) unpackQ4Relaxed(panel, rows, K);
@@ -766,6 +843,15 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
       let t = 0;
       for (; t + 8 <= T; t += 8) tileDiag8(on + <usize>t * ldoB, ldoB, panel, il + <usize>(t >> 2) * ilg, ilg, K, acc);
       for (; t < T; t += 4) tileDiag4(on + <usize>t * ldoB, ldoB, panel, il + <usize>(t >> 2) * ilg, K, min(T - t, 4), acc);
+      continue;
+    }
+    if (relaxedQ8) {
+      unpackQ8Relaxed(panel, rows, rb, K);
+      const il = actGroups(xq, T, ldqB);
+      const ilg = <usize>nb * IL_BLOCK;
+      // An odd last token as the SIMD128 build takes it (dotRow), for the same bits.
+      for (let t = 0; t < T2; t += 4) tileDiagQ8(on + <usize>t * ldoB, ldoB, panel, il + <usize>(t >> 2) * ilg, K, min(T2 - t, 4), acc);
+      if (T2 < T) dot4(fmt, on + <usize>T2 * ldoB, rows, rb, xq + <usize>T2 * ldqB, K, acc, scratch);
       continue;
     }
     for (let t = 0; t < T2; t += 2) {

@@ -1,13 +1,15 @@
 /**
  * The relaxed SIMD builds of the CPU kernels (build/cpu-relaxed.wasm, cpu-mt-relaxed.wasm) against the SIMD128
  * ones (cpu.wasm, cpu-mt.wasm) on the same memory: quantizeActs then linearQ8 over q4_0 weights (random nibbles in
- * the grouped layout, assembly/cpu/blocks.ts, the last N % 4 rows in the file's), for ragged T x N x K, with and
+ * the grouped layout, assembly/cpu/blocks.ts, the last N % 4 rows in the file's) and q8_0 ones (random bytes, the
+ * relaxed GEMM's from 16 tokens), for ragged T x N x K, with and
  * without accumulation; the outputs must be equal bit for bit; and packRows, the same bytes in every build. Plain
  * JavaScript with no imports, so that an engine with relaxed SIMD runs it where the test runner's cannot (Node 20):
  * relaxed.test.ts runs it in process, or with Deno as `deno run --allow-read test/cpu/relaxed-builds.mjs`, which
  * prints the mismatches as JSON.
  */
 
+const FMT_Q8_0 = 2;
 const FMT_Q4_0 = 3;
 const FMT_IQ4_NL = 5;
 /** Bytes of one token's quantized activations, and of T tokens' (src/cpu/cpu-wasm.ts's actRowBytes, actBytes). */
@@ -43,6 +45,18 @@ function q4Weights(N, K, next) {
   return { w, rb };
 }
 
+/** q8_0 weights of N rows x K as a file holds them: per block an f16 scale (as q4Weights'), then 32 random bytes. */
+function q8Weights(N, K, next) {
+  const rb = 34 * (K / 32);
+  const w = new Uint8Array(N * rb);
+  const dv = new DataView(w.buffer);
+  for (let o = 0; o < N * rb; o += 34) {
+    dv.setUint16(o, ((next() & 1) << 15) | ((8 + (next() & 1)) << 10) | (next() & 0x3ff), true);
+    for (let j = 2; j < 34; j++) w[o + j] = next() & 0xff;
+  }
+  return { w, rb };
+}
+
 /** Instantiates a build: its own memory, or `memory` imported (the -mt builds). */
 async function instantiate(bytes, memory) {
   const env = { abort() { throw new Error('aborted'); } };
@@ -63,13 +77,14 @@ export async function compareBuilds(builds) {
   }
   const mismatches = [];
   let cases = 0;
+  for (const fmt of [FMT_Q4_0, FMT_Q8_0])
   for (const K of [32, 96, 160, 544])
     for (const N of [1, 3, 4, 5, 8, 13])
-      for (const T of [1, 2, 3, 4, 5, 7, 9, 14])
+      for (const T of [1, 2, 3, 4, 5, 7, 9, 14, 17])
         for (const acc of [false, true]) {
           cases++;
-          const next = lcg(K * 1000003 + N * 1009 + T * 17 + (acc ? 1 : 0));
-          const { w, rb } = q4Weights(N, K, next);
+          const next = lcg(K * 1000003 + N * 1009 + T * 17 + (acc ? 1 : 0) + fmt * 7);
+          const { w, rb } = (fmt === FMT_Q4_0 ? q4Weights : q8Weights)(N, K, next);
           const ldx = K + 8;
           const ldo = N + 2;
           const x = Float32Array.from({ length: T * ldx }, () => (next() / 2 ** 32 - 0.5) * 6);
@@ -88,12 +103,12 @@ export async function compareBuilds(builds) {
             const acts = k.alloc(actBytes(T, K));
             const panel = k.alloc(16 * K + 64);
             k.quantizeActs(acts, xp, ldx, T, K, false);
-            k.linearQ8(FMT_Q4_0, op, ldo, acts, actRowBytes(K), wp, rb, T, N, K, acc, panel);
+            k.linearQ8(fmt, op, ldo, acts, actRowBytes(K), wp, rb, T, N, K, acc, panel);
             return new Uint32Array(k.memory.buffer.slice(op, op + 4 * T * ldo));
           });
           for (let i = 1; i < outs.length; i++) {
             const at = outs[i].findIndex((v, j) => v !== outs[0][j]);
-            if (at >= 0) mismatches.push(`${runs[i].name} vs ${runs[0].name}: T ${T} N ${N} K ${K} acc ${acc}: out[${Math.floor(at / ldo)}, ${at % ldo}] bits ${outs[i][at].toString(16)}, want ${outs[0][at].toString(16)}`);
+            if (at >= 0) mismatches.push(`${runs[i].name} vs ${runs[0].name}: fmt ${fmt} T ${T} N ${N} K ${K} acc ${acc}: out[${Math.floor(at / ldo)}, ${at % ldo}] bits ${outs[i][at].toString(16)}, want ${outs[0][at].toString(16)}`);
           }
         }
   // packRows (assembly/cpu/pack.ts) over random bytes, q4_0 and iq4_nl: the same bytes in every build (the
