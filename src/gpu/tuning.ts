@@ -146,11 +146,16 @@ export const GPU_TUNING: KernelTuning = {
   // 1 stream q4_0 (two rounds per call, 2026-12-06): 64/32/4 502-505 tok/s, 128/64/2 481, 256/64/2 452-475,
   // 256/128/2 369-392; another call 64/32/4 471-508, 128/32/2 509-511, 256/32/4 480-483 (f16 548): no shape is
   // the lever (bench/quant-ops.js --int8 off: q4_0 qkv 16-24 us for 3.5 MB where f16's GEMV reads 12.6 MB in 10.7).
-  quantGemvOne: [64, 32, 4],
-  quantGemvOneLong: [64, 32, 4],
-  // Off until measured on a GPU (no lent GPU started on 2026-12-07): a lane's direct loads of its chunks' inputs
-  // touch a cache line per lane and vec4 (stride 128 bytes), ~8x the loads a coalesced copy needs.
-  quantGemvStage: false,
+  // H100, 2026-12-07 (bench/gpu-gemv.sh, then the engine in one call, two rounds): with the inputs staged, 128/32/2
+  // is the fastest one-token shape of every kernel (bench/quant-ops.js: q4_0 qkv / gate|up / down 13.3 / 25.6 / 22.1
+  // us against 23.1 / 31.1 / 36.4 for 64/32/4 direct; q4_k 13.7 / 50.9 / 45.5 against 20.1 / 53.6 / 82.5), and
+  // engine batch-1 decode (Llama-3.2-1B shapes) q4_0 624 / 624 tok/s against 453 / 505 for 64/32/4 direct, 546 / 546
+  // staged, 570 / 571 for 128/64/1 staged, 510 / 504 for 128/32/2 direct; q4_k 564 / 629 against 454 / 448.
+  quantGemvOne: [128, 32, 2],
+  quantGemvOneLong: [128, 32, 2],
+  // A lane's direct loads of its chunks' inputs touch a cache line per lane and vec4 (stride 128 bytes), ~8x the
+  // loads a coalesced copy into workgroup memory needs (measured above).
+  quantGemvStage: true,
   quantGemvInt8MinTokens: 2,
   mmaMinTokens: 9,
   // H200, chosen by the kernel time of whole steps (bench/generate.js --mma-tiles --profile; step times swing with
