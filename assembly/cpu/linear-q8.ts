@@ -832,14 +832,13 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
   const scratch = wm + (<usize>nb << 4); // 16 bytes after the GEMM's 9 K (the GEMV's)
   const relaxedQ4 = ASC_FEATURE_RELAXED_SIMD && fmt == FMT_Q4_0;
   const relaxedQ8 = ASC_FEATURE_RELAXED_SIMD && fmt == FMT_Q8_0 && T >= RELAXED_Q8_MIN_T;
+  const il = actGroups(xq, T, ldqB);
+  const ilg = <usize>nb * IL_BLOCK;
   for (let n = 0; n < n4; n += 4) {
     const rows = w + <usize>n * rb;
-    if (relaxedQ4) unpackQ4Relaxed(panel, rows, K);
-    else for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows, rb, r, K);
     const on = out + (<usize>n << 2);
     if (relaxedQ4) {
-      const il = actGroups(xq, T, ldqB);
-      const ilg = <usize>nb * IL_BLOCK;
+      unpackQ4Relaxed(panel, rows, K);
       let t = 0;
       for (; t + 8 <= T; t += 8) tileDiag8(on + <usize>t * ldoB, ldoB, panel, il + <usize>(t >> 2) * ilg, ilg, K, acc);
       for (; t < T; t += 4) tileDiag4(on + <usize>t * ldoB, ldoB, panel, il + <usize>(t >> 2) * ilg, K, min(T - t, 4), acc);
@@ -847,13 +846,12 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
     }
     if (relaxedQ8) {
       unpackQ8Relaxed(panel, rows, rb, K);
-      const il = actGroups(xq, T, ldqB);
-      const ilg = <usize>nb * IL_BLOCK;
       // An odd last token as the SIMD128 build takes it (dotRow), for the same bits.
       for (let t = 0; t < T2; t += 4) tileDiagQ8(on + <usize>t * ldoB, ldoB, panel, il + <usize>(t >> 2) * ilg, K, min(T2 - t, 4), acc);
       if (T2 < T) dot4(fmt, on + <usize>T2 * ldoB, rows, rb, xq + <usize>T2 * ldqB, K, acc, scratch);
       continue;
     }
+    for (let r = 0; r < 4; r++) unpackRow(fmt, panel + (<usize>(r * K) << 1), ws + (<usize>r << 2), wm + (<usize>r << 2), 16, rows, rb, r, K);
     for (let t = 0; t < T2; t += 2) {
       const x0 = xq + <usize>t * ldqB;
       tile4x2(on + <usize>t * ldoB, ldoB, panel, x0, x0 + ldqB, K, acc);
