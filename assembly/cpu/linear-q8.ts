@@ -14,8 +14,9 @@
 //   [2K + 8 nb, ldq)             per block, 40 bytes: i8 xq[32] in element order, i32 -8 sum_{k in b} xq[k] (q4_0's
 //                                offset), f32 dx: the relaxed SIMD builds' (ASC_FEATURE_RELAXED_SIMD) GEMV, which
 //                                reads a block at one pointer and constant offsets
-// and after the T rows, in the relaxed SIMD builds for T >= GEMM_MIN_T (not `wide`), the same blocks of 4 tokens at a
-// time interleaved for the relaxed GEMM (actGroups): ceil(T / 4) groups of nb IL_BLOCK bytes, a block's
+// (written for q4_0's GEMV only, T < GEMM_MIN_T), and after the T rows, where a relaxed GEMM takes the tokens
+// (relaxedGemm), the same blocks of 4 tokens at a time interleaved (actGroups): ceil(T / 4) groups of nb IL_BLOCK
+// bytes, a block's
 //   [0, 128)    i8 xq: chunk c (elements 4c .. 4c + 3) of token 4g + l at 16 c + 4 l
 //   [128, 144)  i32 -8 sum_{k in b} xq[k] of the 4 tokens, [144, 160) their f32 dx
 // (a last group's lanes past T zero).
@@ -57,6 +58,15 @@ const RELAXED_Q8_MIN_T: i32 = 16;
 /** Bytes of a block of 4 tokens' interleaved activations (the header's; the relaxed GEMM's). */
 const IL_BLOCK: usize = 160;
 
+/**
+ * Which GEMM T tokens of format fmt take: 1 the relaxed q4_0 one, 2 the relaxed q8_0 one, 0 another (the SIMD128
+ * tile, or the GEMV below GEMM_MIN_T). quantizeActs writes the interleaved groups for the relaxed ones only.
+ */
+@inline function relaxedGemm(fmt: i32, T: i32): i32 {
+  if (!ASC_FEATURE_RELAXED_SIMD || T < GEMM_MIN_T) return 0;
+  return fmt == FMT_Q4_0 ? 1 : fmt == FMT_Q8_0 && T >= RELAXED_Q8_MIN_T ? 2 : 0;
+}
+
 /** The interleaved groups of the quantized activations at xq (T rows of ldq bytes): after the rows. */
 @inline function actGroups(xq: usize, T: i32, ldq: usize): usize {
   return xq + <usize>T * ldq;
@@ -86,18 +96,20 @@ const IL_BLOCK: usize = 160;
 }
 
 /**
- * Quantizes x (f32 [T, ldx], K a multiple of 32) into xq (T rows of actRowBytes(K) bytes), as llama.cpp's x86 CPU
- * backend does for the weights' dot products:
- * - q8_0 (`wide` false; for q8_0, q4_0, iq4_nl weights): per block of 32, d = max|x| / 127, q = nearest(x * (127 /
- *   max|x|)) (0 for an all-zero block);
- * - q8_K (`wide`: K a multiple of 256; for q4_k, iq4_xs weights): per block of 256, m = the value of largest |x| (the
+ * Quantizes x (f32 [T, ldx], K a multiple of 32) into xq (T rows of actRowBytes(K) bytes, then the relaxed GEMMs'
+ * groups) for weights of format fmt, as llama.cpp's x86 CPU backend does for the weights' dot products:
+ * - q8_0 (for q8_0, q4_0, iq4_nl weights): per block of 32, d = max|x| / 127, q = nearest(x * (127 / max|x|)) (0 for
+ *   an all-zero block);
+ * - q8_K (`wide`: for q4_k, iq4_xs weights, K a multiple of 256): per block of 256, m = the value of largest |x| (the
  *   first such), s = -127 / m, q = nearest(x * s), d = 1 / s, written as the d of each of its 8 blocks of 32;
  * nearest: ties to even; then sx = d * sum(q) per block of 32.
  */
-export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, wide: bool): void {
+export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, fmt: i32): void {
   const nb = K >> 5;
   const ldq = actRowBytes(K);
-  const grouped = ASC_FEATURE_RELAXED_SIMD && !wide && T >= GEMM_MIN_T;
+  const wide = fmt == FMT_Q4_K || fmt == FMT_IQ4_XS;
+  const gemvQ4 = ASC_FEATURE_RELAXED_SIMD && fmt == FMT_Q4_0 && T < GEMM_MIN_T; // gemv4Q4Relaxed's blocks
+  const grouped = relaxedGemm(fmt, T) != 0;
   const il = actGroups(xq, T, ldq);
   const ilg = <usize>nb * IL_BLOCK;
   for (let t = 0; t < T; t++) {
@@ -138,13 +150,15 @@ export function quantizeActs(xq: usize, x: usize, ldx: i32, T: i32, K: i32, wide
       const s = i32x4.extract_lane(sum, 0) + i32x4.extract_lane(sum, 1) + i32x4.extract_lane(sum, 2) + i32x4.extract_lane(sum, 3);
       store<f32>(dr + (<usize>b << 2), d);
       store<f32>(sr + (<usize>b << 2), d * <f32>s);
-      if (ASC_FEATURE_RELAXED_SIMD) {
-        const rb = qr + actI8(K) + <usize>b * RELAXED_BLOCK;
+      if (gemvQ4 || grouped) {
         const lo = i8x16.narrow_i16x8_s(n0, n1), hi = i8x16.narrow_i16x8_s(n2, n3);
-        v128.store(rb, lo);
-        v128.store(rb, hi, 16);
-        store<i32>(rb, -8 * s, 32);
-        store<f32>(rb, d, 36);
+        if (gemvQ4) {
+          const rb = qr + actI8(K) + <usize>b * RELAXED_BLOCK;
+          v128.store(rb, lo);
+          v128.store(rb, hi, 16);
+          store<i32>(rb, -8 * s, 32);
+          store<f32>(rb, d, 36);
+        }
         if (grouped) {
           const gb = il + <usize>(t >> 2) * ilg + <usize>b * IL_BLOCK + (<usize>(t & 3) << 2);
           v128.store32_lane(gb, lo, 0);
@@ -830,21 +844,20 @@ export function linearQ8(fmt: i32, out: usize, ldo: i32, xq: usize, ldq: i32, w:
   const ws = panel + (<usize>K << 3); // after wq [4, K] i16
   const wm = ws + (<usize>nb << 4);
   const scratch = wm + (<usize>nb << 4); // 16 bytes after the GEMM's 9 K (the GEMV's)
-  const relaxedQ4 = ASC_FEATURE_RELAXED_SIMD && fmt == FMT_Q4_0;
-  const relaxedQ8 = ASC_FEATURE_RELAXED_SIMD && fmt == FMT_Q8_0 && T >= RELAXED_Q8_MIN_T;
+  const relaxed = ASC_FEATURE_RELAXED_SIMD ? relaxedGemm(fmt, T) : 0; // (a constant in the SIMD128 builds: no relaxed code)
   const il = actGroups(xq, T, ldqB);
   const ilg = <usize>nb * IL_BLOCK;
   for (let n = 0; n < n4; n += 4) {
     const rows = w + <usize>n * rb;
     const on = out + (<usize>n << 2);
-    if (relaxedQ4) {
+    if (relaxed == 1) {
       unpackQ4Relaxed(panel, rows, K);
       let t = 0;
       for (; t + 8 <= T; t += 8) tileDiag8(on + <usize>t * ldoB, ldoB, panel, il + <usize>(t >> 2) * ilg, ilg, K, acc);
       for (; t < T; t += 4) tileDiag4(on + <usize>t * ldoB, ldoB, panel, il + <usize>(t >> 2) * ilg, K, min(T - t, 4), acc);
       continue;
     }
-    if (relaxedQ8) {
+    if (relaxed == 2) {
       unpackQ8Relaxed(panel, rows, rb, K);
       // An odd last token as the SIMD128 build takes it (dotRow), for the same bits.
       for (let t = 0; t < T2; t += 4) tileDiagQ8(on + <usize>t * ldoB, ldoB, panel, il + <usize>(t >> 2) * ilg, K, min(T2 - t, 4), acc);

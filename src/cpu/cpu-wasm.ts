@@ -33,7 +33,7 @@ export const actRowBytes = (K: number): number => 2 * K + K / 4 + (40 * K) / 32;
 
 /**
  * Bytes of T tokens' 8-bit activations over K inputs: T rows of actRowBytes, then (relaxed SIMD builds, T >= 4) the
- * same blocks of 4 tokens at a time interleaved for the relaxed GEMM, 160 bytes per 4 tokens and 32 inputs.
+ * same blocks of 4 tokens at a time interleaved for the relaxed GEMMs, 160 bytes per 4 tokens and 32 inputs.
  */
 export const actBytes = (T: number, K: number): number => T * actRowBytes(K) + Math.ceil(T / 4) * 5 * K;
 
@@ -48,7 +48,7 @@ export interface CpuExports extends HeapExports {
   heapBase(): number;
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
   linearQ8(fmt: number, out: number, ldo: number, xq: number, ldq: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void;
-  quantizeActs(xq: number, x: number, ldx: number, T: number, K: number, wide: boolean): void;
+  quantizeActs(xq: number, x: number, ldx: number, T: number, K: number, fmt: number): void;
   /** q4_0 / iq4_nl rows in place into groups of 4 (assembly/cpu/pack.ts); false when a group exceeds the scratch. */
   packRows(fmt: number, w: number, rowBytes: number, N: number): boolean;
   dequantRow(fmt: number, out: number, w: number, rowBytes: number, N: number, n: number, K: number): void;
@@ -101,7 +101,7 @@ export class CpuKernels extends WasmHeap {
   linear(fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number, acts: number): void {
     if (fmt === CPU_FORMATS.f32 || fmt === CPU_FORMATS.f16) return this.split(CPU_OPS.linear, fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
     // llama.cpp's activation blocks: q8_K (a scale per 256) for the 256-blocks formats, q8_0 (per 32) for the others.
-    this.k.quantizeActs(acts, x, ldx, T, K, fmt === CPU_FORMATS.q4_k || fmt === CPU_FORMATS.iq4_xs);
+    this.k.quantizeActs(acts, x, ldx, T, K, fmt);
     this.split(CPU_OPS.linearQ8, fmt, out, ldo, acts, actRowBytes(K), w, rowBytes, T, N, K, acc, panel);
   }
 

@@ -143,7 +143,7 @@ describe('8-bit activations', () => {
     const ref = quantizeRef(x, T, ldx, K, wide);
     const ldq = actRowBytes(K);
     const xq = cpu.alloc(T * ldq);
-    cpu.k.quantizeActs(xq, put(cpu, x), ldx, T, K, wide);
+    cpu.k.quantizeActs(xq, put(cpu, x), ldx, T, K, CPU_FORMATS[wide ? 'q4_k' : 'q8_0']);
     const nb = K / 32;
     for (let t = 0; t < T; t++) {
       const row = xq + t * ldq;

@@ -102,7 +102,7 @@ export async function compareBuilds(builds) {
             const op = put(init);
             const acts = k.alloc(actBytes(T, K));
             const panel = k.alloc(16 * K + 64);
-            k.quantizeActs(acts, xp, ldx, T, K, false);
+            k.quantizeActs(acts, xp, ldx, T, K, fmt);
             k.linearQ8(fmt, op, ldo, acts, actRowBytes(K), wp, rb, T, N, K, acc, panel);
             return new Uint32Array(k.memory.buffer.slice(op, op + 4 * T * ldo));
           });
