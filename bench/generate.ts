@@ -154,42 +154,58 @@ for (const B of batches) {
 
 /**
  * Where a decode step's time goes (batch B), from the runner's own forward (its last step's inputs, still on the GPU):
- * recording alone (CPU), recording and submitting back to back without waiting (the larger of CPU and GPU), and
- * one step at a time with a wait (CPU + GPU + the wait's latency); the rest of a runner step is its input upload,
- * readback and sampling.
+ * recording alone (CPU: the ops anew, then a replay of the step's captured graph as the runner does), the submit
+ * alone (Dawn turns the commands into Vulkan's there), recording and submitting back to back without waiting (the
+ * larger of CPU and GPU), and one step at a time with a wait (CPU + GPU + the wait's latency); the rest of a runner
+ * step is its input upload, readback and sampling.
  */
 async function decodeBreakdown(B: number, stepMs: number): Promise<string> {
   const { inputs, r } = lastStepInputs(B, context + steps + 1);
   const n = 20;
-  let recordMs = 0;
-  let dispatches = 0;
-  const once = () => {
-    const rec = new Recorder(ctx, 'profile');
-    const t = performance.now();
+  const record = (rec: Recorder) => {
     runner.model.forward(rec, inputs, r.acts, runner.cache);
     runner.model.logits(rec, null, B, r.acts); // every token sampled, in order: as the runner's decode steps
-    recordMs += performance.now() - t;
-    dispatches = rec.dispatches;
-    rec.submit();
   };
-  once();
+  const capturing = new Recorder(ctx, 'profile');
+  const graph = capturing.capture(() => record(capturing));
+  const dispatches = capturing.dispatches;
+  capturing.submit();
+  const times = { record: 0, replay: 0, submit: 0 };
+  const once = (replay: boolean) => {
+    const rec = new Recorder(ctx, 'profile');
+    let t = performance.now();
+    if (replay) rec.replay(graph);
+    else record(rec);
+    times[replay ? 'replay' : 'record'] += performance.now() - t;
+    t = performance.now();
+    rec.submit();
+    times.submit += performance.now() - t;
+  };
+  for (const replay of [false, true]) once(replay);
   await ctx.finish();
-  recordMs = 0;
+  times.record = times.replay = times.submit = 0;
+  for (let i = 0; i < n; i++) once(false);
+  await ctx.finish();
+  for (let i = 0; i < n; i++) once(true);
+  await ctx.finish();
+  const recordMs = times.record / n;
+  const replayMs = times.replay / n;
+  const submitMs = times.submit / (2 * n);
   let t = performance.now();
-  for (let i = 0; i < n; i++) once();
+  for (let i = 0; i < n; i++) once(true);
   await ctx.finish();
   const pipelined = (performance.now() - t) / n;
-  const record = recordMs / n;
   t = performance.now();
   for (let i = 0; i < n; i++) {
-    once();
+    once(true);
     await ctx.finish();
   }
   const serial = (performance.now() - t) / n;
   checkErrors('breakdown');
+  const each = (ms: number) => `${ms.toFixed(2)} ms (${((ms / dispatches) * 1e3).toFixed(1)} us each)`;
   return (
-    `# decode batch ${B}, ${dispatches} dispatches: recording ${record.toFixed(2)} ms (${((record / dispatches) * 1e3).toFixed(1)} us each); ` +
-    `back to back ${pipelined.toFixed(2)} ms/step (GPU-bound when above recording); one at a time with a wait ${serial.toFixed(2)} ms; ` +
+    `# decode batch ${B}, ${dispatches} dispatches: recording ${each(recordMs)}, replayed ${each(replayMs)}, submit ${each(submitMs)}; ` +
+    `replayed back to back ${pipelined.toFixed(2)} ms/step (GPU-bound when above replay + submit); one at a time with a wait ${serial.toFixed(2)} ms; ` +
     `runner step ${stepMs.toFixed(2)} ms (so ${(stepMs - serial).toFixed(2)} ms of input upload, readback and sampling)`
   );
 }

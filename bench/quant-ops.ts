@@ -11,8 +11,8 @@
  * --gemv: tuning.quantGemv variants (threads:lanes:rows[:staged|:direct], the last tuning.quantGemvStage) for T <= 8 (default: the device's tuning, quantGemvOne
  * at T = 1); above 8, 'mma' (subgroup matrices, where the device has them) and 'tiled' (registers). --int8: the
  * GEMV with float activations (off) and/or int8 ones (on: tuning.quantGemvInt8MinTokens = 1, where the device has
- * packed_4x8_integer_dot_product; default: the device's tuning at each T, so int8 only from its
- * quantGemvInt8MinTokens); with both, the int8 rows print their speedup
+ * packed_4x8_integer_dot_product; staged: the staged GEMV quantizing its inputs itself, tuning.quantGemvStageInt8 = 8;
+ * default: the device's tuning at each T); with several, the int8 rows print their speedup
  * (off time / on time). --mma-tiles: subgroup-matrix tiles to compare above 8 tokens (tuning.mmaTiles' tile
  * fields joined by ':'; 'default': the device's table; block formats stage their weight, so DIRECT is ignored);
  * --no-tiled drops the register-blocked kernel. --quick: small shapes for CPU WebGPU.
@@ -88,13 +88,13 @@ async function main() {
       })
     : [null];
   // null: the device's tuning (int8 activations from quantGemvInt8MinTokens tokens on, where the device has the dot).
-  const int8s: (boolean | null)[] = option('--int8')
+  const int8s: ('off' | 'on' | 'staged' | null)[] = option('--int8')
     ? list('--int8', '').map((v) => {
-        if (v !== 'on' && v !== 'off') throw new Error(`--int8: '${v}' is neither on nor off`);
-        return v === 'on';
+        if (v !== 'on' && v !== 'off' && v !== 'staged') throw new Error(`--int8: '${v}' is none of off, on, staged`);
+        return v;
       })
     : [null];
-  if (int8s.includes(true) && !ctx.packedDot) throw new Error('--int8 on: this device lacks WGSL packed_4x8_integer_dot_product');
+  if (int8s.some((v) => v === 'on' || v === 'staged') && !ctx.packedDot) throw new Error('--int8 on / staged: this device lacks WGSL packed_4x8_integer_dot_product');
   const pick = option('--shapes')?.split(',');
   const mmaTiles = option('--mma-tiles') ? list('--mma-tiles', '').map((t) => (t === 'default' ? null : (t.split(':').map(Number) as MmaTile))) : [null];
   const tiled = !flag('--no-tiled');
@@ -130,10 +130,11 @@ async function main() {
             ? gemvs.flatMap((g) =>
                 int8s.map((choice): [string, KernelTuning] => {
                   const shape: [number, number, number] = g?.shape ?? [...quantGemvShape(base, T, K)];
-                  const stage = g?.stage ?? base.quantGemvStage;
-                  const int8 = choice ?? (ctx.packedDot && base.quantGemvInt8MinTokens > 0 && T >= base.quantGemvInt8MinTokens);
-                  const tuning = { ...base, quantGemv: shape, quantGemvOne: shape, quantGemvOneLong: shape, quantGemvStage: stage, quantGemvInt8MinTokens: int8 ? 1 : 0 };
-                  return [`gemv ${shape.join('/')}${int8 ? ' int8' : stage ? ' staged' : ''}`, tuning];
+                  const inStage = choice === 'staged' || (choice === null && ctx.packedDot && base.quantGemvStage && T <= base.quantGemvStageInt8);
+                  const stage = inStage || (g?.stage ?? base.quantGemvStage);
+                  const int8 = !inStage && (choice === null ? ctx.packedDot && base.quantGemvInt8MinTokens > 0 && T >= base.quantGemvInt8MinTokens : choice === 'on');
+                  const tuning = { ...base, quantGemv: shape, quantGemvOne: shape, quantGemvOneLong: shape, quantGemvStage: stage, quantGemvInt8MinTokens: int8 ? 1 : 0, quantGemvStageInt8: inStage ? 8 : 0 };
+                  return [`gemv ${shape.join('/')}${inStage ? ' staged int8' : int8 ? ' int8' : stage ? ' staged' : ''}`, tuning];
                 }),
               )
             : [
@@ -176,7 +177,7 @@ async function main() {
           const iters = quick ? 5 : Math.max(20, Math.min(400, Math.round(2e5 / T)));
           const s = await time(ctx, iters, run);
           const bytes = rows * (fmt.blockBytes * K) / fmt.blockElems;
-          const shapeName = name.replace(/ int8$/, '');
+          const shapeName = name.replace(/( staged)? int8$/, '').replace(/ staged$/, '');
           if (!name.endsWith(' int8')) floatTimes.set(shapeName, s);
           const off = floatTimes.get(shapeName);
           const speedup = name.endsWith(' int8') && off ? `${(off / s).toFixed(2)}x` : '';

@@ -8,7 +8,7 @@
 //
 // Params, GATED, RESIDUAL, storeColumn: lib/linear.wgsl (p.wStride is the row stride in BYTES); the row-group sums
 // and the epilogue: lib/gemv.wgsl.
-// Prelude: QI8 and qChunkI8 (formats/int8.ts); laneSum; TT tokens per workgroup, R weight rows per row group.
+// Prelude: QI8, dotI8 and qChunkI8 (formats/int8.ts); laneSum; TT tokens per workgroup, R weight rows per row group.
 //
 // Bindings: xq    u32 [T, K / 4] as vec4s (two per chunk)
 //           xs    vec2<f32> [T, K / 32]: (d_x, d_x sum(a)) per chunk
@@ -67,11 +67,7 @@ fn main(
     for (var j = 0u; j < R; j++) {
       let wq = qChunkI8(row[j], b);
       for (var i = 0u; i < TT; i++) {
-        let a0 = xa[i][0];
-        let a1 = xa[i][1];
-        let s0 = dot4I8Packed(a0.x, wq.q[0]) + dot4I8Packed(a0.y, wq.q[1]) + dot4I8Packed(a0.z, wq.q[2]) + dot4I8Packed(a0.w, wq.q[3]);
-        let s1 = dot4I8Packed(a1.x, wq.q[4]) + dot4I8Packed(a1.y, wq.q[5]) + dot4I8Packed(a1.z, wq.q[6]) + dot4I8Packed(a1.w, wq.q[7]);
-        acc[i][j] += xd[i].x * (wq.d.x * f32(s0) + wq.d.y * f32(s1)) + wq.m * xd[i].y;
+        acc[i][j] += dotI8(xa[i], xd[i], wq);
       }
     }
   }

@@ -20,6 +20,10 @@
 // each chunk padded by one vec4 so that 8 lanes reading consecutive chunks hit distinct banks; then the lanes read
 // them from there.
 //
+// I8 (with STAGE): the inputs are quantized to int8 blocks as they are staged and the chunks dotted in int8
+// (lib/gemv.stage_i8.wgsl: stageChunkI8, dotStagedI8; its stubs otherwise), llama.cpp's MMVQ without a quantize
+// dispatch of its own.
+//
 // Bindings: x     f32 [T, K]          read as vec4s; K % 32 == 0
 //           w     u32 words of the part: rows of p.wStride bytes (a multiple of 4): the row's blocks, then padding
 //           bias  f32 [>= colOffset + rows]  (a dummy when hasBias == 0)
@@ -44,7 +48,7 @@ override LANES: u32 = 8;
 override NORM: u32 = 0;
 
 /** STAGE: token i's chunk b of the segment at xs[(i SEGC + b) 9 + c], c < 8 (the ninth: padding). */
-var<workgroup> xs: array<vec4<f32>, select(1u, TT * SEGC * 9u, STAGE)>;
+var<workgroup> xs: array<vec4<f32>, select(1u, TT * SEGC * 9u, STAGE && !I8)>;
 
 /** acc[i][j] += dot(xv[i], chunk b of accumulator j's weight row), for the TT tokens and R rows. */
 fn dotChunk(acc: ptr<function, array<array<f32, R>, TT>>, xv: array<array<vec4<f32>, 8>, TT>, row: array<u32, R>, b: u32) {
@@ -92,6 +96,27 @@ fn main(
   if (STAGE) {
     for (var s0 = 0u; s0 < nb; s0 += SEGC) {
       let n4 = min(SEGC, nb - s0) * 8u; // the segment's vec4s per token
+      if (I8) {
+        for (var i = 0u; i < TT; i++) {
+          if (QUAD) {
+            for (var u0 = 0u; u0 < n4 / 2u; u0 += WG) { // 4 threads a chunk: uniform trips (shuffles)
+              let u = u0 + lid;
+              let c = u / 4u;
+              ss[i] += stageQuarterI8(i, c, u % 4u, u < n4 / 2u, xr[i] + 8u * (s0 + c), 8u * (s0 + c));
+            }
+          } else {
+            for (var c = lid; c < n4 / 8u; c += WG) {
+              ss[i] += stageChunkI8(i, c, xr[i] + 8u * (s0 + c), 8u * (s0 + c));
+            }
+          }
+        }
+        workgroupBarrier();
+        for (var b = s0 + lane; b < s0 + n4 / 8u; b += LANES) {
+          dotStagedI8(&acc, b - s0, row, b);
+        }
+        workgroupBarrier();
+        continue;
+      }
       for (var i = 0u; i < TT; i++) {
         for (var v = lid; v < n4; v += WG) {
           let k = 8u * s0 + v;

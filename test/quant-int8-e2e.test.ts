@@ -1,5 +1,6 @@
 /**
- * The int8-activation GEMV end to end (src/layers/quant/kernels-i8.ts, forced on over lavapipe through ctx.tuning):
+ * The int8-activation GEMVs end to end (src/layers/quant/kernels-i8.ts, forced on over lavapipe through ctx.tuning:
+ * the separate quantize pass and linear.q.gemv.i8, and the staged GEMV quantizing its inputs itself):
  * greedy decoding of a GGUF Q8_0 file, a Q4_K_M GGUF (q4_k and q6_k: test/helpers/kquant-model.ts's random Llama of
  * width 256) and a checkpoint quantized to q4_0 / q5_1 on load gives the same ids
  * with int8 activations as with float ones, up to the first step whose top two candidates lie within the int8
@@ -28,10 +29,14 @@ const STEPS = 24;
 const LOGPROB_TOL = 0.15;
 const MARGIN = 0.15;
 
-/** Greedy ids, each step's chosen logprob and top-two margin, with int8 GEMVs on or off. */
-async function greedy(llm: LLM, int8: boolean, text: string) {
+/** The GEMV's activations: float, int8 from a separate quantize pass, int8 quantized in the GEMV's stage. */
+type Mode = 'float' | 'separate' | 'staged';
+
+/** Greedy ids, each step's chosen logprob and top-two margin, with the GEMVs' activations of `mode`. */
+async function greedy(llm: LLM, mode: Mode, text: string) {
   const runner = gpuRunnerOf(llm.engine);
-  runner.ctx.tuning = { ...runner.ctx.tuning, quantGemvInt8MinTokens: int8 ? 1 : 0 };
+  const stage = mode === 'staged' || runner.ctx.tuning.quantGemvStage;
+  runner.ctx.tuning = { ...runner.ctx.tuning, quantGemvStage: stage, quantGemvInt8MinTokens: mode === 'separate' ? 1 : 0, quantGemvStageInt8: mode === 'staged' ? 8 : 0 };
   runner.clearGraphs();
   const [out] = await llm.generate(text, new SamplingParams({ temperature: 0, maxTokens: STEPS, logprobs: 2, ignoreEos: true }));
   const o = out.outputs[0];
@@ -58,16 +63,18 @@ describe('int8-activation quantized GEMV end to end (forced on over lavapipe)', 
       try {
         expect(gpuRunnerOf(llm.engine).ctx.packedDot).toBe(true);
         for (const text of PROMPTS) {
-          const off = await greedy(llm, false, text);
-          const on = await greedy(llm, true, text);
-          let same = 0;
-          while (same < STEPS && on[same].id === off[same].id) {
-            moved = Math.max(moved, Math.abs(on[same].logprob - off[same].logprob));
-            same++;
+          const off = await greedy(llm, 'float', text);
+          for (const mode of ['separate', 'staged'] as const) {
+            const on = await greedy(llm, mode, text);
+            let same = 0;
+            while (same < STEPS && on[same].id === off[same].id) {
+              moved = Math.max(moved, Math.abs(on[same].logprob - off[same].logprob));
+              same++;
+            }
+            console.log(`${model.split('/').pop()} ${opts?.quantization ?? ''} ${mode} '${text}': ${same} of ${STEPS} equal${same < STEPS ? `, then a margin of ${off[same].margin.toFixed(4)}` : ''}`);
+            // A divergence only where the float run's top two were within the int8 rounding's reach.
+            if (same < STEPS) expect(off[same].margin).toBeLessThan(MARGIN);
           }
-          console.log(`${model.split('/').pop()} ${opts?.quantization ?? ''} '${text}': ${same} of ${STEPS} equal${same < STEPS ? `, then a margin of ${off[same].margin.toFixed(4)}` : ''}`);
-          // A divergence only where the float run's top two were within the int8 rounding's reach.
-          if (same < STEPS) expect(off[same].margin).toBeLessThan(MARGIN);
         }
         console.log(`${model.split('/').pop()} ${opts?.quantization ?? ''}: largest logprob change ${moved.toExponential(2)}`);
         expect(moved).toBeGreaterThan(0);

@@ -54,6 +54,22 @@ export interface KernelTuning {
    */
   quantGemvInt8MinTokens: number;
   /**
+   * The staged quantized GEMV (quantGemvStage) quantizes its inputs to int8 blocks itself as it stages them and
+   * dots the weights' int8 quants (shaders/lib/gemv.stage_i8.wgsl: llama.cpp's MMVQ without the quantize dispatch;
+   * the fused RMSNorm, gating, residual and rope kept), for T <= this many tokens (0: never), where the device has
+   * packed_4x8_integer_dot_product and the format an int8 reader. Where it applies, quantGemvInt8MinTokens's
+   * separate quantize pass does not run. Every workgroup quantizes the whole input: it pays at one token, where it
+   * spares the quantize dispatch (and keeps the fused rope); from 2-4 tokens on, the separate pass wins (below).
+   */
+  quantGemvStageInt8: number;
+  /**
+   * quantGemvStageInt8's staging quantizes each 32-element chunk with four threads (two vec4s each; the chunk's max
+   * and sum by subgroup shuffles, where subgroups follow the invocation index in fours) instead of one (eight vec4
+   * loads and the whole chunk's arithmetic in one thread's chain): a shorter chain for workgroups that have the
+   * threads to spare.
+   */
+  quantGemvStageInt8Quad: boolean;
+  /**
    * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
    * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for T >= mmaMinTokens (0: never), with the tile of
    * the first of mmaTiles whose maxTokens covers T, maxColumns (default: any) the weight's rows and maxDepth
@@ -151,12 +167,23 @@ export const GPU_TUNING: KernelTuning = {
   // us against 23.1 / 31.1 / 36.4 for 64/32/4 direct; q4_k 13.7 / 50.9 / 45.5 against 20.1 / 53.6 / 82.5), and
   // engine batch-1 decode (Llama-3.2-1B shapes) q4_0 624 / 624 tok/s against 453 / 505 for 64/32/4 direct, 546 / 546
   // staged, 570 / 571 for 128/64/1 staged, 510 / 504 for 128/32/2 direct; q4_k 564 / 629 against 454 / 448.
-  quantGemvOne: [128, 32, 2],
-  quantGemvOneLong: [128, 32, 2],
+  // H100, 2026-12-07, a third call (bench/gpu-gemv.sh: engine 1 stream, two rounds, --timing): 256/32/2 against
+  // 128/32/2, q4_0 609 / 647 against 574 / 620 tok/s, q4_k 627 / 636 against 577 / 610; the runner's step replays
+  // in 0.64-0.71 ms of CPU and runs back to back at 1.38-1.42 ms: the GPU bounds batch-1 decode, not the host.
+  quantGemvOne: [256, 32, 2],
+  quantGemvOneLong: [256, 32, 2],
   // A lane's direct loads of its chunks' inputs touch a cache line per lane and vec4 (stride 128 bytes), ~8x the
   // loads a coalesced copy into workgroup memory needs (measured above).
   quantGemvStage: true,
   quantGemvInt8MinTokens: 2,
+  // H100, 2026-12-07 (bench/gpu-gemv.sh; per kernel, bench/quant-ops.js --int8 off,on,staged, us for Llama-3.2-1B's
+  // qkv / gate|up / down at one token): q4_0 22.3 / 28.1 / 26.0 float, 17.8 / 22.9 / 24.2 int8 in the stage (46.5 /
+  // 31.1 / 37.9 with the separate pass); q4_k 26.7 / 46.6 / 33.2 -> 18.0 / 40.3 / 21.0; q8_0 62.9 / 33.0 / 35.0 ->
+  // 13.9 / 36.1 / 18.6. At 4-8 tokens the separate pass is ahead (q4_k gate|up at 8: 50 us against 95). Engine,
+  // 1 stream, two rounds: q4_k 565 / 625 -> 652 / 655 tok/s, q4_0 648 / 648 -> 631 / 648 (the step's other
+  // dispatches bound it there); 8 streams with it at every T: 1,435 against 2,759-2,989, hence one token only.
+  quantGemvStageInt8: 1,
+  quantGemvStageInt8Quad: false,
   mmaMinTokens: 9,
   // H200, chosen by the kernel time of whole steps (bench/generate.js --mma-tiles --profile; step times swing with
   // the host, and before its warm-up the first case ran at a low clock). Weight-direct tiles (DIRECT): 16 x 64 up
@@ -217,6 +244,8 @@ export const CPU_TUNING: KernelTuning = {
   quantGemvOneLong: [64, 8, 2],
   quantGemvStage: false,
   quantGemvInt8MinTokens: 0,
+  quantGemvStageInt8: 0,
+  quantGemvStageInt8Quad: false,
   mmaMinTokens: 0,
   mmaTiles: [{ maxTokens: Infinity, tile: [2, 2, 1, 1, 1] }],
   mmaSplitWorkgroups: 0,

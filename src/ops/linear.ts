@@ -167,19 +167,20 @@ export const gemvParams = (rope: GemvRope | null) => (rope ? ROPE_LINEAR_PARAMS 
 
 /**
  * Records one weight part's GEMV: `perGroup` output columns a workgroup (with the fused rope, rotary pairs: it
- * writes q/k/v and the cache), `tt` tokens a workgroup; bindings x, w, bias, norm weight, out (and rope's).
+ * writes q/k/v and the cache), `tt` tokens a workgroup; bindings x, w, bias, norm weight, out (and rope's), then
+ * `after`'s.
  */
 export function runGemv(
   rec: Recorder, kernel: Kernel<typeof LINEAR_PARAMS.fields>, params: ReturnType<typeof partParams>, bindings: readonly BufferBinding[],
-  perGroup: number, tt: number, rope: GemvRope | null,
+  perGroup: number, tt: number, rope: GemvRope | null, after: readonly BufferBinding[] = [],
 ): void {
   if (rope) {
     const [gx, gz] = grid(rec.ctx, Math.ceil(params.N / 2 / perGroup));
-    rec.run(kernel, { ...params, N: params.N / 2, ...rope.params }, [...bindings, ...rope.bindings], gx, Math.ceil(params.T / tt), gz);
+    rec.run(kernel, { ...params, N: params.N / 2, ...rope.params }, [...bindings, ...rope.bindings, ...after], gx, Math.ceil(params.T / tt), gz);
     return;
   }
   const [gx, gz] = grid(rec.ctx, Math.ceil(params.N / perGroup));
-  rec.run(kernel, params, bindings, gx, Math.ceil(params.T / tt), gz);
+  rec.run(kernel, params, [...bindings, ...after], gx, Math.ceil(params.T / tt), gz);
 }
 
 function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1 | 4, T: number, K: number, f: Fusion, rope: GemvRope | null) {

@@ -172,7 +172,7 @@ describe('quantized GEMV shapes and staged inputs (tuning.quantGemv*, quantGemvS
       for (const [T, K32, rows, f] of cases) {
         const K = blockK(format, 32 * K32);
         const shape: [number, number, number] = [wg, lanes, rowsPer];
-        const tuning = { ...GPU_TUNING, quantGemv: shape, quantGemvOne: shape, quantGemvOneLong: shape, quantGemvStage: stage, quantGemvInt8MinTokens: 0 };
+        const tuning = { ...GPU_TUNING, quantGemv: shape, quantGemvOne: shape, quantGemvOneLong: shape, quantGemvStage: stage, quantGemvInt8MinTokens: 0, quantGemvStageInt8: 0 };
         it(`${format} ${wg}/${lanes}/${rowsPer}${stage ? ' staged' : ''} T=${T} K=${K} rows=${rows}: ${fusionName(f)}`, () =>
           checkQuantLinear(ctx, format, { T, K, rows, bias: false, f, seed: T * 17 + K + rows * 3 + lanes }, tuning));
       }

@@ -18,7 +18,9 @@ import qBlockLib from '../../../shaders/lib/q_block.wgsl';
 import gemvLib from '../../../shaders/lib/gemv.wgsl';
 import quantizeSource from '../../../shaders/linear.q.quantize.wgsl';
 import gemvI8Source from '../../../shaders/linear.q.gemv.i8.wgsl';
-import { I8_WGSL, QI8_STRUCT } from './formats/int8.js';
+import { I8_WGSL, i8Reader, QI8_STRUCT } from './formats/int8.js';
+import stageI8Lib from '../../../shaders/lib/gemv.stage_i8.wgsl';
+import type { QuantFormat } from './formats/index.js';
 import type { QuantWeight } from './kernels.js';
 import { GEMV_NO_ROPE } from '../../ops/linear-rope.js';
 
@@ -30,6 +32,38 @@ export function useInt8Gemv(rec: Recorder, w: QuantWeight, T: number): boolean {
   const { ctx } = rec;
   const min = ctx.tuning.quantGemvInt8MinTokens;
   return ctx.packedDot && min > 0 && T >= min && w.parts.every((p) => p.rows === 0 || I8_WGSL[p.format] !== undefined);
+}
+
+/** Whether the staged float GEMV quantizes its inputs to int8 itself for T tokens (tuning.quantGemvStageInt8). */
+export function stagedInt8Tokens(rec: Recorder, T: number): boolean {
+  const { ctx } = rec;
+  const max = ctx.tuning.quantGemvStageInt8;
+  return ctx.packedDot && ctx.tuning.quantGemvStage && T <= max;
+}
+
+/** lib/gemv.stage_i8.wgsl's stubs, for the staged GEMV on float inputs (and a qChunk stub for the int8 one). */
+const STAGE_I8_STUBS = `const QUAD = false;
+fn stageChunkI8(i: u32, c: u32, xk: u32, gk: u32) -> f32 { return 0.0; }
+fn stageQuarterI8(i: u32, c: u32, e: u32, valid: bool, xk: u32, gk: u32) -> f32 { return 0.0; }
+fn dotStagedI8(acc: ptr<function, array<array<f32, R>, TT>>, sc: u32, row: array<u32, R>, b: u32) {}
+`;
+const QCHUNK_STUB = 'fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> { return array<vec4<f32>, 8>(); }\n';
+
+/**
+ * The code, prelude and extra binding of the staged quantized GEMV (linear.q.gemv.wgsl) for a part of `format`: with
+ * int8 inputs (I8: lib/gemv.stage_i8.wgsl and the format's int8 reader, whose `w4` is binding 6, or 11 after the
+ * fused rope's bindings) where stagedInt8Tokens holds and the format has a reader (and, for a reader of w4 behind the
+ * rope, the device binds 11 storage buffers); else the float reader `floatReader` and the stubs.
+ */
+export function stagedGemvInt8(rec: Recorder, T: number, format: QuantFormat, rope: boolean, floatReader: string): { i8: boolean; code: string; prelude: string; w4: boolean; subgroups: boolean } {
+  const reader = stagedInt8Tokens(rec, T) ? i8Reader(format, rope ? 11 : 6) : undefined;
+  if (!reader || (reader.w4 && rope && rec.ctx.limits.maxStorageBuffersPerShaderStage < 11)) {
+    return { i8: false, code: STAGE_I8_STUBS, prelude: `${floatReader}const I8 = false;\n`, w4: false, subgroups: false };
+  }
+  // Four threads a chunk where subgroups follow the invocation index in fours (as laneSumKernel's subgroup sums).
+  const quad = rec.ctx.tuning.quantGemvStageInt8Quad && laneSumKernel(rec.ctx, 4).key === 's';
+  const prelude = `${QI8_STRUCT}${reader.wgsl}${QCHUNK_STUB}const I8 = true;\nconst QUAD = ${quad};\n`;
+  return { i8: true, code: stageI8Lib, prelude, w4: reader.w4, subgroups: quad };
 }
 
 /** The int8 activations of x [T, K] (RMSNorm first when opts.rmsNorm): blocks [T, K / 32] of 8 words, scales (d, d sum). */

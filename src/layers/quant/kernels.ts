@@ -38,7 +38,7 @@ import gemvSource from '../../../shaders/linear.q.gemv.wgsl';
 import tiledSource from '../../../shaders/linear.q.tiled.wgsl';
 import embedSource from '../../../shaders/linear.q.embed.wgsl';
 import { QK } from './format.js';
-import { int8Gemv, useInt8Gemv } from './kernels-i8.js';
+import { int8Gemv, stagedGemvInt8, stagedInt8Tokens, useInt8Gemv } from './kernels-i8.js';
 import { blockFormat, type QuantFormat } from './formats/index.js';
 
 /**
@@ -70,6 +70,8 @@ const GEMV_MAX_TOKENS = 8;
 const GEMV_TOKENS = 4;
 /** Chunks of one token's inputs per staged segment (tuning.quantGemvStage): 9 KiB of workgroup memory with the padding. */
 const GEMV_STAGE_CHUNKS = 64;
+/** The same for int8 inputs (40 bytes a chunk: 10 KiB): K up to 8192 in one segment at one token. */
+const GEMV_STAGE_CHUNKS_I8 = 256;
 /** Register-blocked kernel: tokens per thread and the workgroup. */
 const TILED_TM = 4;
 const TILED_WX = 8;
@@ -157,7 +159,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   const bb = bias ? bindTensor(ctx, bias, 'linear bias') : wholeBuffer(ctx.dummy);
   const eps = fusion.norm ? opts.rmsNorm!.eps : 0;
   const [gemvWg, gemvLanes, gemvRows] = quantGemvShape(tune, T, K);
-  if (gemv && useInt8Gemv(rec, w, T)) {
+  if (gemv && !stagedInt8Tokens(rec, T) && useInt8Gemv(rec, w, T)) {
     int8Gemv(rec, x, w, bias, out, T, opts, gemvTokens(T), [gemvWg, gemvLanes, gemvRows]);
     return result;
   }
@@ -173,18 +175,21 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       const ls = laneSumKernel(ctx, gemvLanes);
       const rows = opts.gated || rope ? Math.max(2, gemvRows) : gemvRows;
       const stage = tune.quantGemvStage;
-      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${ls.key}${stage ? '.x' : ''}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
+      // Int8 inputs quantized in the stage (kernels-i8.ts), or the float ones.
+      const i8 = stagedGemvInt8(rec, T, part.format, !!rope, blockFormat(part.format).wgsl);
+      const segc = (i8.i8 ? GEMV_STAGE_CHUNKS_I8 : GEMV_STAGE_CHUNKS) / tt;
+      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${ls.key}${stage ? '.x' : ''}${i8.i8 ? `.i8${i8.subgroups ? 'q' : ''}` : ''}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
-        code: `${lib}${gemvRopeCode(rope)}${ls.code}\n${workgroupSumLib}\n${gemvLib}\n${gemvSource}`,
-        prelude: `${ls.prelude}${blockFormat(part.format).wgsl}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\nconst STAGE = ${stage};\nconst SEGC = ${GEMV_STAGE_CHUNKS / tt}u;\n`,
+        code: `${lib}${gemvRopeCode(rope)}${ls.code}\n${workgroupSumLib}\n${gemvLib}\n${i8.code}\n${gemvSource}`,
+        prelude: `${i8.subgroups && !ls.prelude.startsWith('enable subgroups;') ? 'enable subgroups;\n' : ''}${ls.prelude}${i8.prelude}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\nconst STAGE = ${stage};\nconst SEGC = ${segc}u;\n`,
         constants: { WG: gemvWg, LANES: gemvLanes, NORM: fusion.norm ? 1 : 0, ...fused },
-        bindings: rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] : ['read', 'read', 'read', 'read', 'write'],
+        bindings: [...(rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] as const : ['read', 'read', 'read', 'read', 'write'] as const), ...(i8.w4 ? ['read'] as const : [])],
         params: gemvParams(rope),
       }));
       const gb = fusion.norm ? bindTensor(ctx, opts.rmsNorm!.weight, 'linear rmsNorm weight') : wholeBuffer(ctx.dummy);
       const perGroup = (gemvWg / gemvLanes) * (opts.gated || rope ? rows / 2 : rows);
-      runGemv(rec, kernel, params, [xb, wb, bb, gb, ob], perGroup, tt, rope);
+      runGemv(rec, kernel, params, [xb, wb, bb, gb, ob], perGroup, tt, rope, i8.w4 ? [wb] : []);
       continue;
     }
     const key = `linear.q.tiled.${part.format}.${fkey}`;

@@ -20,6 +20,12 @@ export const QI8_STRUCT = `struct QI8 {
   d: vec2<f32>,
   m: f32,
 }
+/** A token's activation chunk a (32 int8, 8 words) with scales xd = (d_x, d_x sum(a)) dotted with a weight chunk. */
+fn dotI8(a: array<vec4<u32>, 2>, xd: vec2<f32>, wq: QI8) -> f32 {
+  let s0 = dot4I8Packed(a[0].x, wq.q[0]) + dot4I8Packed(a[0].y, wq.q[1]) + dot4I8Packed(a[0].z, wq.q[2]) + dot4I8Packed(a[0].w, wq.q[3]);
+  let s1 = dot4I8Packed(a[1].x, wq.q[4]) + dot4I8Packed(a[1].y, wq.q[5]) + dot4I8Packed(a[1].z, wq.q[6]) + dot4I8Packed(a[1].w, wq.q[7]);
+  return xd.x * (wq.d.x * f32(s0) + wq.d.y * f32(s1)) + wq.m * xd.y;
+}
 `;
 
 /** WGSL: the bytes of `v` (fields of `bits` bits, offset by 2^(bits-1)) as signed int8s (v - 2^(bits-1)). */
@@ -102,13 +108,13 @@ export const I8_WGSL: Record<string, string> = {
 
 /**
  * q4_k / q5_k (blocks of 144 / 176 bytes: multiples of 16, as are the rows, so every block starts at a vec4): read
- * as vec4<u32> through `w4` (binding 6, the weight buffer bound a second time): the header (d, dmin, 12 bytes of
+ * as vec4<u32> through `w4` (binding 6 unless told, the weight buffer bound a second time): the header (d, dmin, 12 bytes of
  * scales) is one vec4, chunk k's nibbles (qs pair k / 2) two, q5_k's qh (bit k of each byte) two more. Chunk k is
  * sub-block k: scale d sc_k, minimum -dmin m_k.
  */
-export function scaleMinI8(blockBytes: number, q5: boolean): string {
+export function scaleMinI8(blockBytes: number, q5: boolean, w4Binding = 6): string {
   const qs = q5 ? 3 : 1; // first vec4 of qs in the block
-  return `@group(0) @binding(6) var<storage, read> w4: array<vec4<u32>>;
+  return `@group(0) @binding(${w4Binding}) var<storage, read> w4: array<vec4<u32>>;
 const QB = ${blockBytes}u;
 fn qChunkI8(row: u32, c: u32) -> QI8 {
   let a = (row + (c >> 3u) * QB) >> 4u;
@@ -208,3 +214,13 @@ I8_WGSL.iq4_xs = IQ4_XS_I8;
 I8_WGSL.q4_k = scaleMinI8(144, false);
 I8_WGSL.q5_k = scaleMinI8(176, true);
 I8_WGSL.q6_k = Q6_K_I8;
+
+/**
+ * The int8 reader of `format` with its `w4` (q4_k, q5_k: the weight as vec4s) at binding `w4Binding`; whether it
+ * declares w4; undefined when the format has no reader.
+ */
+export function i8Reader(format: string, w4Binding: number): { wgsl: string; w4: boolean } | undefined {
+  if (format === 'q4_k' || format === 'q5_k') return { wgsl: scaleMinI8(format === 'q4_k' ? 144 : 176, format === 'q5_k', w4Binding), w4: true };
+  const wgsl = I8_WGSL[format];
+  return wgsl === undefined ? undefined : { wgsl, w4: false };
+}
