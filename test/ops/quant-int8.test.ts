@@ -15,19 +15,16 @@ import { readBuffer } from '../../src/gpu/buffers.js';
 import { Recorder } from '../../src/gpu/recorder.js';
 import { createTensor } from '../../src/gpu/tensor.js';
 import { linear } from '../../src/layers/linear.js';
-import { blockFormat, createQuantWeight, dequantizeRows, quantizeRows, rowBytes, type QuantFormat } from '../../src/layers/quant/index.js';
+import { blockFormat, createQuantWeight, type QuantFormat } from '../../src/layers/quant/index.js';
 import { quantizeActivations, useInt8Gemv } from '../../src/layers/quant/kernels-i8.js';
 import { I8_WGSL } from '../../src/layers/quant/formats/int8.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { fusedLinearRef, normed, type Fusions } from './fused-linear.js';
-import { expectClose, f32, randomArray, rng, run } from './util.js';
+import { caseName, I8_FORMATS as FORMATS, quantCase, roundf } from './quant-case.js';
+import { expectClose, f32, run } from './util.js';
 
-const FORMATS: QuantFormat[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
-const paddedRowBytes = (format: QuantFormat, K: number) => Math.ceil(rowBytes(format, K) / 4) * 4;
 const blockK = (format: QuantFormat, K: number) => (K * blockFormat(format).blockElems) / 32;
 
-/** C's roundf. */
-const roundf = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
 
 describe('int8-activation quantized GEMV (forced on over lavapipe)', async () => {
   const ctx = await getTestGpu();
@@ -63,20 +60,8 @@ describe('int8-activation quantized GEMV (forced on over lavapipe)', async () =>
   for (const format of FORMATS) {
     for (const [T, K32, rows, partRows, withBias, f] of cases) {
       const K = blockK(format, K32);
-      const fname = [f.norm && 'rmsNorm', f.gated, f.residual && 'residual'].filter(Boolean).join(' + ') || 'plain';
-      it(`${format} T=${T} K=${K} rows=${rows}${partRows ? ` parts of ${partRows}` : ''}${withBias ? ' +bias' : ''}: ${fname}`, async () => {
-        const rand = rng(T * 131 + K * 7 + rows + FORMATS.indexOf(format) * 999);
-        const x = randomArray(rand, T * K, -2, 2);
-        const wf = randomArray(rand, rows * K, -0.5, 0.5);
-        const b = withBias ? randomArray(rand, rows) : null;
-        const g = f.norm ? randomArray(rand, K, 0.5, 1.5) : undefined;
-        const N = f.gated ? rows / 2 : rows;
-        const residual = f.residual ? randomArray(rand, T * N) : undefined;
-        const W = createQuantWeight(ctx, format, rows, K, 'w', partRows ? { maxPartBytes: partRows * paddedRowBytes(format, K) } : {});
-        W.method.writeRows(ctx, W, 0, new Uint8Array(wf.buffer), 'F32');
-        const wq = dequantizeRows(format, quantizeRows(format, wf, rows, K), rows, K);
-        const xt = f32(ctx, x, [T, K]);
-        const opts = { rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined, gated: f.gated, residual: f.residual };
+      it(caseName(format, T, K, rows, partRows, withBias, f), async () => {
+        const { x, b, g, N, residual, W, wq, xt, opts } = quantCase(ctx, format, T, K, rows, partRows, withBias, f);
         const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
         const got = await run(ctx, (rec) => {
           expect(useInt8Gemv(rec, W, T)).toBe(true);

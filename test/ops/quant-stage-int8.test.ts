@@ -13,17 +13,14 @@ import { Recorder } from '../../src/gpu/recorder.js';
 import { createTensor } from '../../src/gpu/tensor.js';
 import { GPU_TUNING } from '../../src/gpu/tuning.js';
 import { linear } from '../../src/layers/linear.js';
-import { blockFormat, createQuantWeight, dequantizeRows, quantizeRows, rowBytes, type QuantFormat } from '../../src/layers/quant/index.js';
+import { blockFormat, type QuantFormat } from '../../src/layers/quant/index.js';
 import { stagedInt8Tokens, useInt8Gemv } from '../../src/layers/quant/kernels-i8.js';
 import { getTestGpu } from '../helpers/gpu.js';
 import { fusedLinearRef, normed, type Fusions } from './fused-linear.js';
-import { expectClose, f32, randomArray, rng, run, withTuning } from './util.js';
+import { caseName, I8_FORMATS, quantCase, roundf } from './quant-case.js';
+import { expectClose, f32, run, withTuning } from './util.js';
 
-const FORMATS: QuantFormat[] = ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
-const paddedRowBytes = (format: QuantFormat, K: number) => Math.ceil(rowBytes(format, K) / 4) * 4;
 const blockK = (format: QuantFormat, K32: number) => (K32 * 32 * blockFormat(format).blockElems) / 32;
-/** C's roundf. */
-const roundf = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
 
 /**
  * The staged GEMV's int8 inputs, dequantized (d a, times the row's norm scale with g), and each block's error bound
@@ -82,24 +79,12 @@ describe('staged quantized GEMV with int8 inputs (forced on over lavapipe)', asy
   // Every case for the formats of Q4_0 and Q4_K_M files; the others (their readers are the separate int8 path's,
   // tested there at every case) at one token with two segments and at four tokens.
   const full = new Set<QuantFormat>(['q4_0', 'q4_k', 'q6_k']);
-  for (const format of FORMATS) {
+  for (const format of I8_FORMATS) {
     for (const [T, K32, rows, partRows, withBias, f] of cases.filter((c) => full.has(format) || c[1] > 100 || c[0] === 4)) {
       // The 256-element formats: blocks of 8 chunks (the long case at a third of its length keeps lavapipe quick).
       const K = blockK(format, blockFormat(format).blockElems > 32 && K32 > 100 ? 33 : K32);
-      const fname = [f.norm && 'rmsNorm', f.gated, f.residual && 'residual'].filter(Boolean).join(' + ') || 'plain';
-      it(`${format} T=${T} K=${K} rows=${rows}${partRows ? ` parts of ${partRows}` : ''}${withBias ? ' +bias' : ''}: ${fname}`, async () => {
-        const rand = rng(T * 131 + K * 7 + rows + FORMATS.indexOf(format) * 999);
-        const x = randomArray(rand, T * K, -2, 2);
-        const wf = randomArray(rand, rows * K, -0.5, 0.5);
-        const b = withBias ? randomArray(rand, rows) : null;
-        const g = f.norm ? randomArray(rand, K, 0.5, 1.5) : undefined;
-        const N = f.gated ? rows / 2 : rows;
-        const residual = f.residual ? randomArray(rand, T * N) : undefined;
-        const W = createQuantWeight(ctx, format, rows, K, 'w', partRows ? { maxPartBytes: partRows * paddedRowBytes(format, K) } : {});
-        W.method.writeRows(ctx, W, 0, new Uint8Array(wf.buffer), 'F32');
-        const wq = dequantizeRows(format, quantizeRows(format, wf, rows, K), rows, K);
-        const xt = f32(ctx, x, [T, K]);
-        const opts = { rmsNorm: g ? { weight: f32(ctx, g), eps: 1e-5 } : undefined, gated: f.gated, residual: f.residual };
+      it(caseName(format, T, K, rows, partRows, withBias, f), async () => {
+        const { x, b, g, N, residual, W, wq, xt, opts } = quantCase(ctx, format, T, K, rows, partRows, withBias, f);
         const product = (tuning: typeof quad) =>
           withTuning(ctx, tuning, () => {
             const out = residual ? f32(ctx, residual, [T, N]) : createTensor(ctx, [T, N], 'f32');
