@@ -66,7 +66,9 @@ export interface KernelTuning {
    * quantGemvStageInt8's staging quantizes each 32-element chunk with four threads (two vec4s each; the chunk's max
    * and sum by subgroup shuffles, where subgroups follow the invocation index in fours) instead of one (eight vec4
    * loads and the whole chunk's arithmetic in one thread's chain): a shorter chain for workgroups that have the
-   * threads to spare.
+   * threads to spare. Off: on the H100 (2026-12-07, engine 1 stream, two calls on a host whose CPU part of a step
+   * swung 0.9-2.4 ms) q4_0 656 / 702 tok/s against 620 / 439 with one thread a chunk and 640 / 465 float, q4_k
+   * 488 / 572 against 651 / 356 and 555 / 563: no verdict; measure again on a quiet host.
    */
   quantGemvStageInt8Quad: boolean;
   /**
