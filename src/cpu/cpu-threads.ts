@@ -4,8 +4,11 @@
  * result does not depend on who computes it, so outputs are bit for bit the single-threaded ones.
  *
  * Protocol: each worker has a control slot of SLOT_WORDS i32 in the shared memory: [seq, done, ...the matmul's
- * arguments, its op (CPU_OPS)]. The caller writes the arguments, bumps seq and notifies; the worker runs its rows, stores done = seq
- * and notifies; the caller waits (Atomics.wait: a worker thread, or Node's main thread) after doing its own rows.
+ * arguments, its op (CPU_OPS), failed]. The caller writes the arguments, bumps seq and notifies; the worker runs its
+ * rows, stores done = seq and notifies; the caller waits (Atomics.wait: a worker thread, or Node's main thread) after
+ * doing its own rows. A kernel that throws in a worker stores its message's UTF-8 length in `failed` and the text in
+ * its panel; a worker that does not answer within STALL_FACTOR times the caller's own share (at least stallMs) is
+ * taken for dead. Either makes that matmul and every later one throw, naming the worker, instead of hanging.
  * seq = -1 stops a worker. Workers start from source text (CPU_WORKER_BODY) through the platform's CpuWorkerHost,
  * so the core imports no platform API.
  */
@@ -36,13 +39,22 @@ export const CPU_WORKER_BODY = `(receive, send) => receive(async ({ module, memo
     Atomics.wait(i32, c, seq);
     seq = Atomics.load(i32, c);
     if (seq < 0) return;
-    (i32[c + 14] === ${CPU_OPS.linearQ8} ? exports.linearQ8 : exports.linear)(i32[c + 2], i32[c + 3], i32[c + 4], i32[c + 5], i32[c + 6], i32[c + 7], i32[c + 8], i32[c + 9], i32[c + 10], i32[c + 11], i32[c + 12] !== 0, i32[c + 13]);
+    try {
+      (i32[c + 14] === ${CPU_OPS.linearQ8} ? exports.linearQ8 : exports.linear)(i32[c + 2], i32[c + 3], i32[c + 4], i32[c + 5], i32[c + 6], i32[c + 7], i32[c + 8], i32[c + 9], i32[c + 10], i32[c + 11], i32[c + 12] !== 0, i32[c + 13]);
+    } catch (err) {
+      const text = new TextEncoder().encode(String((err && err.message) || err).slice(0, 200));
+      new Uint8Array(memory.buffer).set(text, i32[c + 13]);
+      Atomics.store(i32, c + 15, Math.max(1, text.length));
+    }
     Atomics.store(i32, c + 1, seq);
     Atomics.notify(i32, c + 1);
   }
 })`;
 
 const SLOT_WORDS = 16;
+const FAILED = 15;
+/** A worker slower than this many times the caller's own share of a matmul (and than stallMs) is taken for dead. */
+const STALL_FACTOR = 50;
 /** Matmuls smaller than this many weights (rows x K) run on the calling thread alone (a handoff costs ~10 us). */
 const MIN_SPLIT = 1 << 19;
 
@@ -50,6 +62,10 @@ type LinearFn = (fmt: number, out: number, ldo: number, x: number, ldx: number, 
 
 export class CpuThreads {
   private seq = 0;
+  /** Why the threads can no longer run matmuls (a worker failed or stalled), or null. */
+  private broken: Error | null = null;
+  /** The least time a worker may take past the caller's own rows before it is taken for dead (ms). */
+  stallMs = 30_000;
 
   private constructor(
     private readonly memory: WebAssembly.Memory,
@@ -97,6 +113,7 @@ export class CpuThreads {
   linear(op: CpuOp, run: LinearFn, fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
     const parts = Math.min(this.count, Math.floor(N / 4));
     if (parts < 2 || N * K < MIN_SPLIT) return run(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+    if (this.broken) throw this.broken;
     const per = Math.ceil(N / parts / 4) * 4;
     const i32 = new Int32Array(this.memory.buffer);
     const seq = ++this.seq;
@@ -111,8 +128,26 @@ export class CpuThreads {
       Atomics.notify(i32, c);
       started.push(c);
     }
+    const t0 = performance.now();
     run(fmt, out, ldo, x, ldx, w, rowBytes, T, Math.min(per, N), K, acc, panel);
-    for (const c of started) while (Atomics.load(i32, c + 1) !== seq) Atomics.wait(i32, c + 1, Atomics.load(i32, c + 1));
+    const bound = Math.max(this.stallMs, STALL_FACTOR * (performance.now() - t0));
+    const deadline = performance.now() + bound;
+    started.forEach((c, i) => {
+      for (let done = Atomics.load(i32, c + 1); done !== seq; done = Atomics.load(i32, c + 1)) {
+        const left = deadline - performance.now();
+        if (left <= 0) {
+          this.broken = new Error(`CPU backend: worker thread ${i + 1} did not finish its rows of a ${N} x ${K} matmul within ${(bound / 1000).toFixed(1)} s of the calling thread's (it died or hangs); this runner's threads cannot go on`);
+          throw this.broken;
+        }
+        Atomics.wait(i32, c + 1, done, left);
+      }
+      const failed = Atomics.load(i32, c + FAILED);
+      if (failed > 0) {
+        const why = new TextDecoder().decode(new Uint8Array(this.memory.buffer).slice(this.panels[i], this.panels[i] + failed));
+        this.broken = new Error(`CPU backend: worker thread ${i + 1} failed in ${op === CPU_OPS.linearQ8 ? 'linearQ8' : 'linear'} (${N} x ${K}, ${T} tokens): ${why}`);
+        throw this.broken;
+      }
+    });
   }
 
   /** Stops the workers. */

@@ -71,3 +71,51 @@ it('the engine on 1 and 3 CPU threads gives the same logprobs', async () => {
     o.outputs[0].logprobs!.forEach((m, s) => m.forEach((l, id) => expect(outs[1][i].outputs[0].logprobs![s].get(id)!.logprob).toBe(l.logprob)));
   });
 });
+
+describe('a worker that fails or dies', () => {
+  // A q4_0 matmul of 256 rows x 2048 split between the caller (rows 0-127) and one worker (rows 128-255).
+  const N = 256;
+  const K = 2048;
+  const rowBytes = cpuRowBytes('q4_0', K);
+  const setUp = async () => {
+    const cpu = await loadCpuKernels({ threads: 2, host: nodeCpuWorkers, maxK: K });
+    const x = cpu.alloc(4 * K);
+    cpu.f32().set(uniform(K, 2), x / 4);
+    return { cpu, x, out: cpu.alloc(4 * N), panel: cpu.alloc(16 * K), acts: cpu.alloc(actBytes(1, K)) };
+  };
+
+  it("a kernel that traps in the worker fails that matmul and the later ones with the worker's error", async () => {
+    const { cpu, x, out, panel, acts } = await setUp();
+    try {
+      // The weight ends where the memory does: the caller's rows are in it, the worker's past the end.
+      const w = cpu.u8().length - (N / 2) * rowBytes;
+      const call = () => cpu.linear(CPU_FORMATS.q4_0, out, N, x, K, w, rowBytes, 1, N, K, false, panel, acts);
+      expect(call).toThrow(/worker thread 1 failed in linearQ8 \(256 x 2048, 1 tokens\): .*out of bounds/);
+      expect(call).toThrow(/worker thread 1 failed/);
+    } finally {
+      cpu.dispose();
+    }
+  });
+
+  it('a worker that died makes the matmul throw after the stall bound instead of hanging', async () => {
+    const { cpu, x, out, panel, acts } = await setUp();
+    try {
+      const bytes = weights('q4_0', N, K);
+      const w = cpu.alloc(bytes.length);
+      cpu.u8().set(bytes, w);
+      cpu.packRows(CPU_FORMATS.q4_0, w, rowBytes, N);
+      const threads = cpu.threads!;
+      const call = () => cpu.linear(CPU_FORMATS.q4_0, out, N, x, K, w, rowBytes, 1, N, K, false, panel, acts);
+      call(); // alive: answers
+      threads.stallMs = 300;
+      (threads as unknown as { workers: { terminate(): void }[] }).workers[0].terminate();
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = performance.now();
+      expect(call).toThrow(/worker thread 1 did not finish its rows of a 256 x 2048 matmul within 0\.3 s .*\(it died or hangs\)/);
+      expect(performance.now() - t0).toBeLessThan(5000);
+      expect(call).toThrow(/did not finish/);
+    } finally {
+      cpu.dispose();
+    }
+  });
+});
