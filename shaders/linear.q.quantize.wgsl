@@ -71,9 +71,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let d = amx[lid - e] / 127.0;
   let id = select(0.0, 1.0 / d, d != 0.0);
-  let s = v * id;
-  let r = trunc(s); // s - r is exact: halves go away from zero (floor(|s| + 0.5) would round 0.49999997 up)
-  let a = vec4<i32>(r + select(vec4<f32>(0.0), sign(s), abs(s - r) >= vec4<f32>(0.5)));
+  let a = roundI8(v * id);
   isum[lid] = a.x + a.y + a.z + a.w;
   workgroupBarrier();
   for (var o = 4u; o > 0u; o >>= 1u) {

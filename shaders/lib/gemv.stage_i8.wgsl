@@ -46,11 +46,6 @@ fn stageChunkI8(i: u32, c: u32, xk: u32, gk: u32) -> f32 {
   return ss;
 }
 
-/** roundf(s) (half away from zero) as integers; s - trunc(s) is exact. */
-fn roundI8(s: vec4<f32>) -> vec4<i32> {
-  let r = trunc(s);
-  return vec4<i32>(r + select(vec4<f32>(0.0), sign(s), abs(s - r) >= vec4<f32>(0.5)));
-}
 
 /**
  * QUAD: quarter e (two vec4s: x[xk + 2 e], + 1) of token i's chunk c into xq8 / xd8, the chunk's max and sum over

@@ -83,13 +83,14 @@ fn loadW8(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w[2u * c],
  * The laneSum (shaders/lib/lane_sum.*.wgsl) of a GEMV kernel whose row groups have `lanes` threads: a subgroup
  * butterfly when every subgroup holds whole row groups; subgroupAdd, then workgroup memory across the row group's
  * subgroups, when row groups span subgroups of one fixed size; else a tree in workgroup memory. `code` goes before
- * the kernel, `prelude` into its prelude, `key` into its pipeline key.
+ * the kernel, `prelude` into its prelude, `key` into its pipeline key; `subgroups`: whether the prelude enables
+ * subgroups.
  */
-export function laneSumKernel(ctx: GpuContext, lanes: number): { code: string; prelude: string; key: string } {
+export function laneSumKernel(ctx: GpuContext, lanes: number): { code: string; prelude: string; key: string; subgroups: boolean } {
   const sg = ctx.subgroupMinSize;
-  if (ctx.subgroups && sg >= lanes) return { code: laneSumSubgroup, prelude: 'enable subgroups;\n', key: 's' };
+  if (ctx.subgroups && sg >= lanes) return { code: laneSumSubgroup, prelude: 'enable subgroups;\n', key: 's', subgroups: true };
   if (ctx.subgroups && sg > 1 && sg === ctx.subgroupMaxSize && lanes % sg === 0) {
-    return { code: laneSumSplit, prelude: `enable subgroups;\nconst SG = ${sg}u;\n`, key: `h${sg}` };
+    return { code: laneSumSplit, prelude: `enable subgroups;\nconst SG = ${sg}u;\n`, key: `h${sg}`, subgroups: true };
   }
-  return { code: laneSumShared, prelude: '', key: 'w' };
+  return { code: laneSumShared, prelude: '', key: 'w', subgroups: false };
 }

@@ -19,6 +19,7 @@ import gemvLib from '../../../shaders/lib/gemv.wgsl';
 import quantizeSource from '../../../shaders/linear.q.quantize.wgsl';
 import gemvI8Source from '../../../shaders/linear.q.gemv.i8.wgsl';
 import { I8_WGSL, i8Reader, QI8_STRUCT } from './formats/int8.js';
+import roundI8Lib from '../../../shaders/lib/round_i8.wgsl';
 import stageI8Lib from '../../../shaders/lib/gemv.stage_i8.wgsl';
 import type { QuantFormat } from './formats/index.js';
 import type { QuantWeight } from './kernels.js';
@@ -63,7 +64,7 @@ export function stagedGemvInt8(rec: Recorder, T: number, format: QuantFormat, ro
   // Four threads a chunk where subgroups follow the invocation index in fours (as laneSumKernel's subgroup sums).
   const quad = rec.ctx.tuning.quantGemvStageInt8Quad && laneSumKernel(rec.ctx, 4).key === 's';
   const prelude = `${QI8_STRUCT}${reader.wgsl}${QCHUNK_STUB}const I8 = true;\nconst QUAD = ${quad};\n`;
-  return { i8: true, code: stageI8Lib, prelude, w4: reader.w4, subgroups: quad };
+  return { i8: true, code: `${roundI8Lib}${stageI8Lib}`, prelude, w4: reader.w4, subgroups: quad };
 }
 
 /** The int8 activations of x [T, K] (RMSNorm first when opts.rmsNorm): blocks [T, K / 32] of 8 words, scales (d, d sum). */
@@ -78,7 +79,7 @@ export function quantizeActivations(rec: Recorder, x: Tensor, T: number, K: numb
   const key = `linear.q.quantize.${norm}.${wg}`;
   const kernel = ctx.pipelines.kernel(key, () => ({
     name: key,
-    code: quantizeSource,
+    code: `${roundI8Lib}${quantizeSource}`,
     bindings: ['read', 'read', 'write', 'write'],
     params: QUANTIZE_PARAMS,
     constants: { WG: wg, NORM: norm },

@@ -211,8 +211,9 @@ I8_WGSL.iq4_nl = IQ4_LOOKUP_WGSL + scaledI8(
   }`,
 );
 I8_WGSL.iq4_xs = IQ4_XS_I8;
-I8_WGSL.q4_k = scaleMinI8(144, false);
-I8_WGSL.q5_k = scaleMinI8(176, true);
+/** scaleMinI8's block bytes and q5 flag of q4_k and q5_k. */
+const SCALE_MIN_I8: Record<string, [number, boolean]> = { q4_k: [144, false], q5_k: [176, true] };
+for (const [format, [blockBytes, q5]] of Object.entries(SCALE_MIN_I8)) I8_WGSL[format] = scaleMinI8(blockBytes, q5);
 I8_WGSL.q6_k = Q6_K_I8;
 
 /**
@@ -220,7 +221,8 @@ I8_WGSL.q6_k = Q6_K_I8;
  * declares w4; undefined when the format has no reader.
  */
 export function i8Reader(format: string, w4Binding: number): { wgsl: string; w4: boolean } | undefined {
-  if (format === 'q4_k' || format === 'q5_k') return { wgsl: scaleMinI8(format === 'q4_k' ? 144 : 176, format === 'q5_k', w4Binding), w4: true };
+  const scaleMin = SCALE_MIN_I8[format];
+  if (scaleMin) return { wgsl: scaleMinI8(scaleMin[0], scaleMin[1], w4Binding), w4: true };
   const wgsl = I8_WGSL[format];
   return wgsl === undefined ? undefined : { wgsl, w4: false };
 }
