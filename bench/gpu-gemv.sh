@@ -8,15 +8,15 @@
 #
 #   here:        npm run build && bash bench/gpu-check.sh prepare
 #   device run:  carry [".gpu", "build", ".benchcfg"], command: source .gpu/setup.sh && bash bench/gpu-gemv.sh
-#                (ROUNDS=1 for one round of the engine runs)
+#                (ROUNDS=1 for one round of the engine runs; TUNES and FORMATS, space-separated, override the lists)
 set -u
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp}
 keep='^\||^# (tuning|adapter|[0-9]+ streams)'
 cfg=.benchcfg/llama-3.2-1b
-tunes="quantGemvStageInt8=0 quantGemvStageInt8=1,quantGemvStageInt8Quad=false quantGemvStageInt8=1,quantGemvStageInt8Quad=true"
+tunes=${TUNES:-"quantGemvStageInt8=0 quantGemvStageInt8=1,quantGemvStageInt8Quad=false quantGemvStageInt8=1,quantGemvStageInt8Quad=true"}
 for round in ${ROUNDS:-1 2}; do
-  for q in q4_0 q4_k q8_0; do
+  for q in ${FORMATS:-q4_0 q4_k q8_0}; do
     for t in $tunes; do
       [ $q = q8_0 ] && [ $round = 2 ] && continue
       echo "# round $round, engine $q, --tune $t"

@@ -21,8 +21,7 @@
 // them from there.
 //
 // I8 (with STAGE): the inputs are quantized to int8 blocks as they are staged and the chunks dotted in int8
-// (lib/gemv.stage_i8.wgsl: stageChunkI8, dotStagedI8; its stubs otherwise), llama.cpp's MMVQ without a quantize
-// dispatch of its own.
+// (lib/gemv.stage_i8.wgsl's segmentI8; a stub otherwise), llama.cpp's MMVQ without a quantize dispatch of its own.
 //
 // Bindings: x     f32 [T, K]          read as vec4s; K % 32 == 0
 //           w     u32 words of the part: rows of p.wStride bytes (a multiple of 4): the row's blocks, then padding
@@ -97,24 +96,7 @@ fn main(
     for (var s0 = 0u; s0 < nb; s0 += SEGC) {
       let n4 = min(SEGC, nb - s0) * 8u; // the segment's vec4s per token
       if (I8) {
-        for (var i = 0u; i < TT; i++) {
-          if (QUAD) {
-            for (var u0 = 0u; u0 < n4 / 2u; u0 += WG) { // 4 threads a chunk: uniform trips (shuffles)
-              let u = u0 + lid;
-              let c = u / 4u;
-              ss[i] += stageQuarterI8(i, c, u % 4u, u < n4 / 2u, xr[i] + 8u * (s0 + c), 8u * (s0 + c));
-            }
-          } else {
-            for (var c = lid; c < n4 / 8u; c += WG) {
-              ss[i] += stageChunkI8(i, c, xr[i] + 8u * (s0 + c), 8u * (s0 + c));
-            }
-          }
-        }
-        workgroupBarrier();
-        for (var b = s0 + lane; b < s0 + n4 / 8u; b += LANES) {
-          dotStagedI8(&acc, b - s0, row, b);
-        }
-        workgroupBarrier();
+        segmentI8(&acc, &ss, s0, n4 / 8u, row, xr, lid, lane);
         continue;
       }
       for (var i = 0u; i < TT; i++) {

@@ -5,7 +5,9 @@
 // 1 / sqrt(mean(x^2) + eps) scales the sums at the end, which d's definition makes equivalent); its sum of squares
 // is taken here. QUAD: four threads a chunk (two vec4s each), its max and sum over the four by subgroup shuffles
 // (subgroups following local_invocation_index, as lib/lane_sum.subgroup.wgsl assumes); else one thread a chunk.
-// Prelude: TT, R, SEGC, NORM, QUAD, QI8 / qChunkI8 / dotI8 (src/layers/quant/formats/int8.ts); bindings x and g.
+// PRE: the first PRE chunks of each of the lane's rows are read before the staging, so that their loads overlap it.
+// Prelude: TT, R, SEGC, NORM, QUAD, PRE, QI8 / qChunkI8 / dotI8 (src/layers/quant/formats/int8.ts); bindings x, g;
+// LANES, WG (linear.q.gemv.wgsl).
 
 /** Token i's staged chunk c: its quants as four vec2<u32> from xq8[4 (i SEGC + c)], (d, d sum(a)) at xd8[i SEGC + c]. */
 var<workgroup> xq8: array<vec2<u32>, TT * SEGC * 4u>;
@@ -86,8 +88,53 @@ fn stageQuarterI8(i: u32, c: u32, e: u32, valid: bool, xk: u32, gk: u32) -> f32 
   return ss;
 }
 
-/** acc[i][j] += token i's staged chunk sc (of the segment) . chunk b of accumulator j's weight row, in int8. */
-fn dotStagedI8(acc: ptr<function, array<array<f32, R>, TT>>, sc: u32, row: array<u32, R>, b: u32) {
+/**
+ * The segment of `nc` chunks from chunk s0 for the workgroup (call it from uniform control flow): its inputs staged
+ * (tokens' rows at x[xr[i]]; their sums of squares added to ss), then each lane's chunks s0 + lane, + LANES, ...
+ * dotted into acc; workgroup memory is free again on return.
+ */
+fn segmentI8(acc: ptr<function, array<array<f32, R>, TT>>, ss: ptr<function, array<f32, TT>>, s0: u32, nc: u32, row: array<u32, R>, xr: array<u32, TT>, lid: u32, lane: u32) {
+  var pre: array<array<QI8, R>, max(PRE, 1u)>;
+  for (var k = 0u; k < PRE; k++) {
+    let c = lane + k * LANES;
+    if (c < nc) {
+      for (var j = 0u; j < R; j++) {
+        pre[k][j] = qChunkI8(row[j], s0 + c);
+      }
+    }
+  }
+  for (var i = 0u; i < TT; i++) {
+    if (QUAD) {
+      for (var u0 = 0u; u0 < 4u * nc; u0 += WG) { // 4 threads a chunk: uniform trips (shuffles)
+        let u = u0 + lid;
+        let c = u / 4u;
+        (*ss)[i] += stageQuarterI8(i, c, u % 4u, u < 4u * nc, xr[i] + 8u * (s0 + c), 8u * (s0 + c));
+      }
+    } else {
+      for (var c = lid; c < nc; c += WG) {
+        (*ss)[i] += stageChunkI8(i, c, xr[i] + 8u * (s0 + c), 8u * (s0 + c));
+      }
+    }
+  }
+  workgroupBarrier();
+  for (var k = 0u; k < PRE; k++) {
+    let c = lane + k * LANES;
+    if (c < nc) {
+      dotStagedI8(acc, c, pre[k]);
+    }
+  }
+  for (var c = lane + PRE * LANES; c < nc; c += LANES) {
+    var wq: array<QI8, R>;
+    for (var j = 0u; j < R; j++) {
+      wq[j] = qChunkI8(row[j], s0 + c);
+    }
+    dotStagedI8(acc, c, wq);
+  }
+  workgroupBarrier();
+}
+
+/** acc[i][j] += token i's staged chunk sc (of the segment) . wq[j] (a chunk of accumulator j's weight row), in int8. */
+fn dotStagedI8(acc: ptr<function, array<array<f32, R>, TT>>, sc: u32, wq: array<QI8, R>) {
   var xa: array<array<vec4<u32>, 2>, TT>;
   var xd: array<vec2<f32>, TT>;
   for (var i = 0u; i < TT; i++) {
@@ -97,9 +144,8 @@ fn dotStagedI8(acc: ptr<function, array<array<f32, R>, TT>>, sc: u32, row: array
     xd[i] = xd8[i * SEGC + sc];
   }
   for (var j = 0u; j < R; j++) {
-    let wq = qChunkI8(row[j], b);
     for (var i = 0u; i < TT; i++) {
-      (*acc)[i][j] += dotI8(xa[i], xd[i], wq);
+      (*acc)[i][j] += dotI8(xa[i], xd[i], wq[j]);
     }
   }
 }

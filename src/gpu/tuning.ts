@@ -72,6 +72,12 @@ export interface KernelTuning {
    */
   quantGemvStageInt8Quad: boolean;
   /**
+   * quantGemvStageInt8's GEMV reads the first this many chunks of each of a lane's weight rows before it stages the
+   * inputs (registers: R x 11 words a chunk), so that their loads overlap the staging's instead of following its
+   * barrier.
+   */
+  quantGemvStageInt8Prefetch: number;
+  /**
    * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
    * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for T >= mmaMinTokens (0: never), with the tile of
    * the first of mmaTiles whose maxTokens covers T, maxColumns (default: any) the weight's rows and maxDepth
@@ -186,6 +192,7 @@ export const GPU_TUNING: KernelTuning = {
   // dispatches bound it there); 8 streams with it at every T: 1,435 against 2,759-2,989, hence one token only.
   quantGemvStageInt8: 1,
   quantGemvStageInt8Quad: false,
+  quantGemvStageInt8Prefetch: 0,
   mmaMinTokens: 9,
   // H200, chosen by the kernel time of whole steps (bench/generate.js --mma-tiles --profile; step times swing with
   // the host, and before its warm-up the first case ran at a low clock). Weight-direct tiles (DIRECT): 16 x 64 up
@@ -248,6 +255,7 @@ export const CPU_TUNING: KernelTuning = {
   quantGemvInt8MinTokens: 0,
   quantGemvStageInt8: 0,
   quantGemvStageInt8Quad: false,
+  quantGemvStageInt8Prefetch: 0,
   mmaMinTokens: 0,
   mmaTiles: [{ maxTokens: Infinity, tile: [2, 2, 1, 1, 1] }],
   mmaSplitWorkgroups: 0,

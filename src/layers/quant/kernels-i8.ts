@@ -43,10 +43,7 @@ export function stagedInt8Tokens(rec: Recorder, T: number): boolean {
 }
 
 /** lib/gemv.stage_i8.wgsl's stubs, for the staged GEMV on float inputs (and a qChunk stub for the int8 one). */
-const STAGE_I8_STUBS = `const QUAD = false;
-fn stageChunkI8(i: u32, c: u32, xk: u32, gk: u32) -> f32 { return 0.0; }
-fn stageQuarterI8(i: u32, c: u32, e: u32, valid: bool, xk: u32, gk: u32) -> f32 { return 0.0; }
-fn dotStagedI8(acc: ptr<function, array<array<f32, R>, TT>>, sc: u32, row: array<u32, R>, b: u32) {}
+const STAGE_I8_STUBS = `fn segmentI8(acc: ptr<function, array<array<f32, R>, TT>>, ss: ptr<function, array<f32, TT>>, s0: u32, nc: u32, row: array<u32, R>, xr: array<u32, TT>, lid: u32, lane: u32) {}
 `;
 const QCHUNK_STUB = 'fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> { return array<vec4<f32>, 8>(); }\n';
 
@@ -56,15 +53,16 @@ const QCHUNK_STUB = 'fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> { return
  * fused rope's bindings) where stagedInt8Tokens holds and the format has a reader (and, for a reader of w4 behind the
  * rope, the device binds 11 storage buffers); else the float reader `floatReader` and the stubs.
  */
-export function stagedGemvInt8(rec: Recorder, T: number, format: QuantFormat, rope: boolean, floatReader: string): { i8: boolean; code: string; prelude: string; w4: boolean; subgroups: boolean } {
+export function stagedGemvInt8(rec: Recorder, T: number, format: QuantFormat, rope: boolean, floatReader: string): { i8: boolean; code: string; prelude: string; w4: boolean; subgroups: boolean; key: string } {
   const reader = stagedInt8Tokens(rec, T) ? i8Reader(format, rope ? 11 : 6) : undefined;
   if (!reader || (reader.w4 && rope && rec.ctx.limits.maxStorageBuffersPerShaderStage < 11)) {
-    return { i8: false, code: STAGE_I8_STUBS, prelude: `${floatReader}const I8 = false;\n`, w4: false, subgroups: false };
+    return { i8: false, code: STAGE_I8_STUBS, prelude: `${floatReader}const I8 = false;\n`, w4: false, subgroups: false, key: '' };
   }
   // Four threads a chunk where subgroups follow the invocation index in fours (as laneSumKernel's subgroup sums).
   const quad = rec.ctx.tuning.quantGemvStageInt8Quad && laneSumKernel(rec.ctx, 4).key === 's';
-  const prelude = `${QI8_STRUCT}${reader.wgsl}${QCHUNK_STUB}const I8 = true;\nconst QUAD = ${quad};\n`;
-  return { i8: true, code: `${roundI8Lib}${stageI8Lib}`, prelude, w4: reader.w4, subgroups: quad };
+  const pre = rec.ctx.tuning.quantGemvStageInt8Prefetch;
+  const prelude = `${QI8_STRUCT}${reader.wgsl}${QCHUNK_STUB}const I8 = true;\nconst QUAD = ${quad};\nconst PRE = ${pre}u;\n`;
+  return { i8: true, code: `${roundI8Lib}${stageI8Lib}`, prelude, w4: reader.w4, subgroups: quad, key: `.i8${quad ? 'q' : ''}${pre}` };
 }
 
 /** The int8 activations of x [T, K] (RMSNorm first when opts.rmsNorm): blocks [T, K / 32] of 8 words, scales (d, d sum). */

@@ -178,7 +178,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       // Int8 inputs quantized in the stage (kernels-i8.ts), or the float ones.
       const i8 = stagedGemvInt8(rec, T, part.format, !!rope, blockFormat(part.format).wgsl);
       const segc = (i8.i8 ? GEMV_STAGE_CHUNKS_I8 : GEMV_STAGE_CHUNKS) / tt;
-      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${ls.key}${stage ? '.x' : ''}${i8.i8 ? `.i8${i8.subgroups ? 'q' : ''}` : ''}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
+      const key = `linear.q.gemv.${part.format}.${tt}.${gemvWg}.${gemvLanes}.${rows}.${ls.key}${stage ? '.x' : ''}${i8.key}.${fkey}${rope ? `.rope.${rope.kt}` : ''}`;
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
         code: `${lib}${gemvRopeCode(rope)}${ls.code}\n${workgroupSumLib}\n${gemvLib}\n${i8.code}\n${gemvSource}`,
