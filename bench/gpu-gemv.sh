@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The batch-1 quantized GEMV's open choices on the lent GPU, in one call (about 4 minutes; device time is scarce):
 # the staged GEMV with int8 inputs at one token (tuning.quantGemvStageInt8: the workgroup quantizes its inputs
-# itself; quantGemvStageInt8Quad: four threads a chunk) against float inputs, over whole engine steps at 1 stream
+# itself, four threads a chunk) against float inputs, over whole engine steps at 1 stream
 # (with --timing: the CPU parts and the wait for the GPU) for q4_0, q4_k and q8_0, then the runner's decode
 # breakdown and kernel profile of each (the in-step kernels: fused RMSNorm and rope included). Change
 # src/gpu/tuning.ts only where the engine's tok/s moves, not the kernel alone.
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 out=${OUT:-/tmp}
 keep='^\||^# (tuning|adapter|[0-9]+ streams)'
 cfg=.benchcfg/llama-3.2-1b
-tunes=${TUNES:-"quantGemvStageInt8=0 quantGemvStageInt8=1,quantGemvStageInt8Quad=false quantGemvStageInt8=1,quantGemvStageInt8Quad=true"}
+tunes=${TUNES:-"quantGemvStageInt8=0 quantGemvStageInt8=1"}
 for round in ${ROUNDS:-1 2}; do
   for q in ${FORMATS:-q4_0 q4_k q8_0}; do
     for t in $tunes; do

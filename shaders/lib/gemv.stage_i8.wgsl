@@ -3,54 +3,19 @@
 // away from zero), so that the weights' chunks are dotted with 8 dot4I8Packed each (the format's qChunkI8, as
 // linear.q.gemv.i8.wgsl) and no quantize dispatch runs. With NORM, xin = x g (the norm weight; the row's
 // 1 / sqrt(mean(x^2) + eps) scales the sums at the end, which d's definition makes equivalent); its sum of squares
-// is taken here. QUAD: four threads a chunk (two vec4s each), its max and sum over the four by subgroup shuffles
-// (subgroups following local_invocation_index, as lib/lane_sum.subgroup.wgsl assumes); else one thread a chunk.
-// PRE: the first PRE chunks of each of the lane's rows are read before the staging, so that their loads overlap it.
-// Prelude: TT, R, SEGC, NORM, QUAD, PRE, QI8 / qChunkI8 / dotI8 (src/layers/quant/formats/int8.ts); bindings x, g;
-// LANES, WG (linear.q.gemv.wgsl).
+// is taken here. Four threads quantize a chunk (two vec4s each), its max and sum over the four by subgroup shuffles
+// (subgroups following local_invocation_index, as lib/lane_sum.subgroup.wgsl assumes): on the H100 a step's kernels
+// took 1.79 ms this way against 1.97 with one thread a chunk (eight vec4 loads and the chunk's arithmetic in one
+// chain), and reading the lanes' first weight chunks before the staging was slower still (tuning.ts).
+// Prelude: TT, R, SEGC, NORM, QI8 / qChunkI8 / dotI8 (src/layers/quant/formats/int8.ts); bindings x, g; LANES, WG
+// (linear.q.gemv.wgsl).
 
 /** Token i's staged chunk c: its quants as four vec2<u32> from xq8[4 (i SEGC + c)], (d, d sum(a)) at xd8[i SEGC + c]. */
 var<workgroup> xq8: array<vec2<u32>, TT * SEGC * 4u>;
 var<workgroup> xd8: array<vec2<f32>, TT * SEGC>;
 
 /**
- * Quantizes token i's chunk c of the segment, whose 32 inputs are x[xk .. xk + 7] (norm weights g[gk .. gk + 7]),
- * into xq8 / xd8; returns the inputs' sum of squares (0 without NORM).
- */
-fn stageChunkI8(i: u32, c: u32, xk: u32, gk: u32) -> f32 {
-  var v: array<vec4<f32>, 8>;
-  var ss = 0.0;
-  var mx = 0.0;
-  for (var e = 0u; e < 8u; e++) {
-    var xv = x[xk + e];
-    if (NORM == 1u) {
-      ss += dot(xv, xv);
-      xv *= g[gk + e];
-    }
-    v[e] = xv;
-    let m = abs(xv);
-    mx = max(mx, max(max(m.x, m.y), max(m.z, m.w)));
-  }
-  let d = mx / 127.0;
-  let id = select(0.0, 1.0 / d, d != 0.0);
-  var sa = 0;
-  var q: array<u32, 8>;
-  for (var e = 0u; e < 8u; e++) {
-    let a = roundI8(v[e] * id);
-    sa += a.x + a.y + a.z + a.w;
-    q[e] = pack4xI8Clamp(a);
-  }
-  let o = i * SEGC + c;
-  for (var e = 0u; e < 4u; e++) {
-    xq8[4u * o + e] = vec2<u32>(q[2u * e], q[2u * e + 1u]);
-  }
-  xd8[o] = vec2<f32>(d, d * f32(sa));
-  return ss;
-}
-
-
-/**
- * QUAD: quarter e (two vec4s: x[xk + 2 e], + 1) of token i's chunk c into xq8 / xd8, the chunk's max and sum over
+ * Quarter e (two vec4s: x[xk + 2 e], + 1) of token i's chunk c into xq8 / xd8, the chunk's max and sum over
  * its four threads (lid e .. lid e + 3, e = lid % 4) by shuffles; returns the quarter's sum of squares (0 without NORM).
  * Call it from uniform control flow, with `valid` false for threads past the segment's chunks.
  */
@@ -94,47 +59,22 @@ fn stageQuarterI8(i: u32, c: u32, e: u32, valid: bool, xk: u32, gk: u32) -> f32 
  * dotted into acc; workgroup memory is free again on return.
  */
 fn segmentI8(acc: ptr<function, array<array<f32, R>, TT>>, ss: ptr<function, array<f32, TT>>, s0: u32, nc: u32, row: array<u32, R>, xr: array<u32, TT>, lid: u32, lane: u32) {
-  var pre: array<array<QI8, R>, max(PRE, 1u)>;
-  for (var k = 0u; k < PRE; k++) {
-    let c = lane + k * LANES;
-    if (c < nc) {
-      for (var j = 0u; j < R; j++) {
-        pre[k][j] = qChunkI8(row[j], s0 + c);
-      }
-    }
-  }
   for (var i = 0u; i < TT; i++) {
-    if (QUAD) {
-      for (var u0 = 0u; u0 < 4u * nc; u0 += WG) { // 4 threads a chunk: uniform trips (shuffles)
-        let u = u0 + lid;
-        let c = u / 4u;
-        (*ss)[i] += stageQuarterI8(i, c, u % 4u, u < 4u * nc, xr[i] + 8u * (s0 + c), 8u * (s0 + c));
-      }
-    } else {
-      for (var c = lid; c < nc; c += WG) {
-        (*ss)[i] += stageChunkI8(i, c, xr[i] + 8u * (s0 + c), 8u * (s0 + c));
-      }
+    for (var u0 = 0u; u0 < 4u * nc; u0 += WG) { // uniform trips (shuffles)
+      let u = u0 + lid;
+      let c = u / 4u;
+      (*ss)[i] += stageQuarterI8(i, c, u % 4u, u < 4u * nc, xr[i] + 8u * (s0 + c), 8u * (s0 + c));
     }
   }
   workgroupBarrier();
-  for (var k = 0u; k < PRE; k++) {
-    let c = lane + k * LANES;
-    if (c < nc) {
-      dotStagedI8(acc, c, pre[k]);
-    }
-  }
-  for (var c = lane + PRE * LANES; c < nc; c += LANES) {
-    var wq: array<QI8, R>;
-    for (var j = 0u; j < R; j++) {
-      wq[j] = qChunkI8(row[j], s0 + c);
-    }
-    dotStagedI8(acc, c, wq);
+  for (var c = lane; c < nc; c += LANES) {
+    dotStagedI8(acc, c, row, s0 + c);
   }
   workgroupBarrier();
 }
 
-/** acc[i][j] += token i's staged chunk sc (of the segment) . wq[j] (a chunk of accumulator j's weight row), in int8. */
-fn dotStagedI8(acc: ptr<function, array<array<f32, R>, TT>>, sc: u32, wq: array<QI8, R>) {
+/** acc[i][j] += token i's staged chunk sc (of the segment) . chunk b of accumulator j's weight row, in int8. */
+fn dotStagedI8(acc: ptr<function, array<array<f32, R>, TT>>, sc: u32, row: array<u32, R>, b: u32) {
   var xa: array<array<vec4<u32>, 2>, TT>;
   var xd: array<vec2<f32>, TT>;
   for (var i = 0u; i < TT; i++) {
@@ -144,8 +84,9 @@ fn dotStagedI8(acc: ptr<function, array<array<f32, R>, TT>>, sc: u32, wq: array<
     xd[i] = xd8[i * SEGC + sc];
   }
   for (var j = 0u; j < R; j++) {
+    let wq = qChunkI8(row[j], b);
     for (var i = 0u; i < TT; i++) {
-      (*acc)[i][j] += dotI8(xa[i], xd[i], wq[j]);
+      (*acc)[i][j] += dotI8(xa[i], xd[i], wq);
     }
   }
 }

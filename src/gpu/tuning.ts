@@ -60,23 +60,13 @@ export interface KernelTuning {
    * packed_4x8_integer_dot_product and the format an int8 reader. Where it applies, quantGemvInt8MinTokens's
    * separate quantize pass does not run. Every workgroup quantizes the whole input: it pays at one token, where it
    * spares the quantize dispatch (and keeps the fused rope); from 2-4 tokens on, the separate pass wins (below).
+   * Each 32-element chunk is quantized by four threads (two vec4s each; the chunk's max and sum by subgroup
+   * shuffles), so it needs subgroups that follow the invocation index in fours (laneSumKernel's 's' sums). H100,
+   * 2026-12-07, engine 1 stream (float inputs / one thread a chunk / four): q4_0 556 / 644 / 716 tok/s, q4_k
+   * 624 / 614 / 656; a step's kernels (q4_0, generate.js --profile) 1.92 / 1.97 / 1.79 ms. Reading each lane's
+   * first one or two weight chunks before the staging (to overlap their loads with it) took 2.07 / 2.12 ms.
    */
   quantGemvStageInt8: number;
-  /**
-   * quantGemvStageInt8's staging quantizes each 32-element chunk with four threads (two vec4s each; the chunk's max
-   * and sum by subgroup shuffles, where subgroups follow the invocation index in fours) instead of one (eight vec4
-   * loads and the whole chunk's arithmetic in one thread's chain): a shorter chain for workgroups that have the
-   * threads to spare. Off: on the H100 (2026-12-07, engine 1 stream, two calls on a host whose CPU part of a step
-   * swung 0.9-2.4 ms) q4_0 656 / 702 tok/s against 620 / 439 with one thread a chunk and 640 / 465 float, q4_k
-   * 488 / 572 against 651 / 356 and 555 / 563: no verdict; measure again on a quiet host.
-   */
-  quantGemvStageInt8Quad: boolean;
-  /**
-   * quantGemvStageInt8's GEMV reads the first this many chunks of each of a lane's weight rows before it stages the
-   * inputs (registers: R x 11 words a chunk), so that their loads overlap the staging's instead of following its
-   * barrier.
-   */
-  quantGemvStageInt8Prefetch: number;
   /**
    * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
    * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for T >= mmaMinTokens (0: never), with the tile of
@@ -191,8 +181,6 @@ export const GPU_TUNING: KernelTuning = {
   // 1 stream, two rounds: q4_k 565 / 625 -> 652 / 655 tok/s, q4_0 648 / 648 -> 631 / 648 (the step's other
   // dispatches bound it there); 8 streams with it at every T: 1,435 against 2,759-2,989, hence one token only.
   quantGemvStageInt8: 1,
-  quantGemvStageInt8Quad: false,
-  quantGemvStageInt8Prefetch: 0,
   mmaMinTokens: 9,
   // H200, chosen by the kernel time of whole steps (bench/generate.js --mma-tiles --profile; step times swing with
   // the host, and before its warm-up the first case ran at a low clock). Weight-direct tiles (DIRECT): 16 x 64 up
@@ -254,8 +242,6 @@ export const CPU_TUNING: KernelTuning = {
   quantGemvStage: false,
   quantGemvInt8MinTokens: 0,
   quantGemvStageInt8: 0,
-  quantGemvStageInt8Quad: false,
-  quantGemvStageInt8Prefetch: 0,
   mmaMinTokens: 0,
   mmaTiles: [{ maxTokens: Infinity, tile: [2, 2, 1, 1, 1] }],
   mmaSplitWorkgroups: 0,

@@ -35,11 +35,14 @@ export function useInt8Gemv(rec: Recorder, w: QuantWeight, T: number): boolean {
   return ctx.packedDot && min > 0 && T >= min && w.parts.every((p) => p.rows === 0 || I8_WGSL[p.format] !== undefined);
 }
 
-/** Whether the staged float GEMV quantizes its inputs to int8 itself for T tokens (tuning.quantGemvStageInt8). */
+/**
+ * Whether the staged float GEMV quantizes its inputs to int8 itself for T tokens (tuning.quantGemvStageInt8; four
+ * threads a chunk by subgroup shuffles, so subgroups must follow the invocation index in fours).
+ */
 export function stagedInt8Tokens(rec: Recorder, T: number): boolean {
   const { ctx } = rec;
   const max = ctx.tuning.quantGemvStageInt8;
-  return ctx.packedDot && ctx.tuning.quantGemvStage && T <= max;
+  return ctx.packedDot && ctx.tuning.quantGemvStage && T <= max && laneSumKernel(ctx, 4).key === 's';
 }
 
 /** lib/gemv.stage_i8.wgsl's stubs, for the staged GEMV on float inputs (and a qChunk stub for the int8 one). */
@@ -53,16 +56,13 @@ const QCHUNK_STUB = 'fn qChunk(row: u32, c: u32) -> array<vec4<f32>, 8> { return
  * fused rope's bindings) where stagedInt8Tokens holds and the format has a reader (and, for a reader of w4 behind the
  * rope, the device binds 11 storage buffers); else the float reader `floatReader` and the stubs.
  */
-export function stagedGemvInt8(rec: Recorder, T: number, format: QuantFormat, rope: boolean, floatReader: string): { i8: boolean; code: string; prelude: string; w4: boolean; subgroups: boolean; key: string } {
+export function stagedGemvInt8(rec: Recorder, T: number, format: QuantFormat, rope: boolean, floatReader: string): { i8: boolean; code: string; prelude: string; w4: boolean; key: string } {
   const reader = stagedInt8Tokens(rec, T) ? i8Reader(format, rope ? 11 : 6) : undefined;
   if (!reader || (reader.w4 && rope && rec.ctx.limits.maxStorageBuffersPerShaderStage < 11)) {
-    return { i8: false, code: STAGE_I8_STUBS, prelude: `${floatReader}const I8 = false;\n`, w4: false, subgroups: false, key: '' };
+    return { i8: false, code: STAGE_I8_STUBS, prelude: `${floatReader}const I8 = false;\n`, w4: false, key: '' };
   }
-  // Four threads a chunk where subgroups follow the invocation index in fours (as laneSumKernel's subgroup sums).
-  const quad = rec.ctx.tuning.quantGemvStageInt8Quad && laneSumKernel(rec.ctx, 4).key === 's';
-  const pre = rec.ctx.tuning.quantGemvStageInt8Prefetch;
-  const prelude = `${QI8_STRUCT}${reader.wgsl}${QCHUNK_STUB}const I8 = true;\nconst QUAD = ${quad};\nconst PRE = ${pre}u;\n`;
-  return { i8: true, code: `${roundI8Lib}${stageI8Lib}`, prelude, w4: reader.w4, subgroups: quad, key: `.i8${quad ? 'q' : ''}${pre}` };
+  const prelude = `${QI8_STRUCT}${reader.wgsl}${QCHUNK_STUB}const I8 = true;\n`;
+  return { i8: true, code: `${roundI8Lib}${stageI8Lib}`, prelude, w4: reader.w4, key: '.i8' };
 }
 
 /** The int8 activations of x [T, K] (RMSNorm first when opts.rmsNorm): blocks [T, K / 32] of 8 words, scales (d, d sum). */

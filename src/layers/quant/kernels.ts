@@ -182,7 +182,7 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
       const kernel = ctx.pipelines.kernel(key, () => ({
         name: key,
         code: `${lib}${gemvRopeCode(rope)}${ls.code}\n${workgroupSumLib}\n${gemvLib}\n${i8.code}\n${gemvSource}`,
-        prelude: `${i8.subgroups && !ls.subgroups ? 'enable subgroups;\n' : ''}${ls.prelude}${i8.prelude}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\nconst STAGE = ${stage};\nconst SEGC = ${segc}u;\n`,
+        prelude: `${i8.i8 && !ls.subgroups ? 'enable subgroups;\n' : ''}${ls.prelude}${i8.prelude}${gemvRopePrelude(rope)}const TT = ${tt}u;\nconst R = ${rows}u;\nconst STAGE = ${stage};\nconst SEGC = ${segc}u;\n`,
         constants: { WG: gemvWg, LANES: gemvLanes, NORM: fusion.norm ? 1 : 0, ...fused },
         bindings: [...(rope ? ['read', 'read', 'read', 'read', 'write', ...GEMV_ROPE_BINDINGS] as const : ['read', 'read', 'read', 'read', 'write'] as const), ...(i8.w4 ? ['read'] as const : [])],
         params: gemvParams(rope),
