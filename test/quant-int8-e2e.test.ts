@@ -82,6 +82,6 @@ describe('int8-activation quantized GEMV end to end (forced on over lavapipe)', 
       } finally {
         await llm.dispose();
       }
-    });
+    }, 300_000); // three modes' pipelines for each format of the file: ~50 s on a loaded 2-core machine, 120+ under CI beside it
   }
 });
