@@ -6,7 +6,7 @@
  * tokens each; prefill is one step of `--prompt` tokens.
  *
  *   node build/bench/cpu.js [--prompt 128] [--steps 32] [--streams 1,8] [--models embedded,smollm2] [--no-gpu] [--only f32,q8_0,q4_0,webgpu]
- *                           [--threads 1,2]
+ *                           [--threads 1,2] [--simd auto|relaxed|simd128]
  */
 import { parseArgs } from 'node:util';
 import { FsModelSource } from '../bindings/node/fs-source.js';
@@ -33,8 +33,12 @@ const { values } = parseArgs({
     threads: { type: 'string', default: `1,${nodeCpuWorkers.defaultThreads}` },
     /** Only these variants (labels without the device: f32, q8_0, q4_0). */
     only: { type: 'string', default: '' },
+    /** The CPU kernels' build: relaxed SIMD, SIMD128, or auto (timed once per process: flips on a loaded machine). */
+    simd: { type: 'string', default: 'auto' },
   },
 });
+if (!['auto', 'relaxed', 'simd128'].includes(values.simd)) throw new Error(`--simd: '${values.simd}' is none of auto, relaxed, simd128`);
+const RELAXED = values.simd === 'auto' ? undefined : values.simd === 'relaxed';
 const P = Number(values.prompt);
 const STEPS = Number(values.steps);
 const STREAMS = values.streams.split(',').map(Number);
@@ -97,7 +101,7 @@ for (const name of values.models.split(',')) {
   for (const v of chosen) {
     const maxSeqs = Math.max(...STREAMS) + 1;
     const opts: EngineOptions = { ...v.opts, loadFormat: dummy ? 'dummy' : 'auto', maxNumSeqs: maxSeqs, maxNumBatchedTokens: Math.max(P, maxSeqs), kvCacheMemoryBytes: 256 << 20, maxModelLen: 1024 };
-    const runner = v.device === 'cpu' ? await CpuModelRunner.load(model, opts, { threads: v.threads, host: nodeCpuWorkers }) : await GpuModelRunner.load(model, await nodeGpu(), opts);
+    const runner = v.device === 'cpu' ? await CpuModelRunner.load(model, opts, { threads: v.threads, host: nodeCpuWorkers, relaxed: RELAXED }) : await GpuModelRunner.load(model, await nodeGpu(), opts);
     const cells: string[] = [];
     let prefill = 0;
     for (const B of STREAMS) {
