@@ -80,6 +80,14 @@ fn loadW8(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w[2u * c],
 }
 
 /**
+ * Whether every subgroup holds whole groups of `lanes` consecutive invocations (lanes a power of two), so that
+ * subgroup shuffles and butterflies can combine a group: the device has subgroups of at least `lanes` threads.
+ */
+export function wholeSubgroups(ctx: GpuContext, lanes: number): boolean {
+  return ctx.subgroups && ctx.subgroupMinSize >= lanes;
+}
+
+/**
  * The laneSum (shaders/lib/lane_sum.*.wgsl) of a GEMV kernel whose row groups have `lanes` threads: a subgroup
  * butterfly when every subgroup holds whole row groups; subgroupAdd, then workgroup memory across the row group's
  * subgroups, when row groups span subgroups of one fixed size; else a tree in workgroup memory. `code` goes before
@@ -88,7 +96,7 @@ fn loadW8(c: u32) -> array<vec4<f32>, 2> { return array<vec4<f32>, 2>(w[2u * c],
  */
 export function laneSumKernel(ctx: GpuContext, lanes: number): { code: string; prelude: string; key: string; subgroups: boolean } {
   const sg = ctx.subgroupMinSize;
-  if (ctx.subgroups && sg >= lanes) return { code: laneSumSubgroup, prelude: 'enable subgroups;\n', key: 's', subgroups: true };
+  if (wholeSubgroups(ctx, lanes)) return { code: laneSumSubgroup, prelude: 'enable subgroups;\n', key: 's', subgroups: true };
   if (ctx.subgroups && sg > 1 && sg === ctx.subgroupMaxSize && lanes % sg === 0) {
     return { code: laneSumSplit, prelude: `enable subgroups;\nconst SG = ${sg}u;\n`, key: `h${sg}`, subgroups: true };
   }

@@ -11,7 +11,7 @@ import type { Recorder } from '../../gpu/recorder.js';
 import { bindTensor, type Tensor } from '../../gpu/tensor.js';
 import { fusionConstants, fusionKey, LINEAR_PARAMS, partParams, type Fusion, type LinearOptions } from '../../ops/linear.js';
 import { actCode } from '../../ops/elementwise.js';
-import { grid, laneSumKernel, wholeBuffer } from '../../ops/common.js';
+import { grid, laneSumKernel, wholeBuffer, wholeSubgroups } from '../../ops/common.js';
 import activationLib from '../../../shaders/lib/activation.wgsl';
 import linearLib from '../../../shaders/lib/linear.wgsl';
 import qBlockLib from '../../../shaders/lib/q_block.wgsl';
@@ -42,7 +42,7 @@ export function useInt8Gemv(rec: Recorder, w: QuantWeight, T: number): boolean {
 export function stagedInt8Tokens(rec: Recorder, T: number): boolean {
   const { ctx } = rec;
   const max = ctx.tuning.quantGemvStageInt8;
-  return ctx.packedDot && ctx.tuning.quantGemvStage && T <= max && laneSumKernel(ctx, 4).key === 's';
+  return ctx.packedDot && ctx.tuning.quantGemvStage && T <= max && wholeSubgroups(ctx, 4);
 }
 
 /** lib/gemv.stage_i8.wgsl's stubs, for the staged GEMV on float inputs (and a qChunk stub for the int8 one). */
