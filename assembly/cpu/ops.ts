@@ -318,7 +318,6 @@ export function pagedAttention(
     for (let h = 0; h < nH; h++) {
       const q = qkv + ((<usize>t * ldq + <usize>h * D) << 2);
       const kvOff = (<usize>((h / group) * D)) << 2;
-      let m: f32 = -Infinity;
       let j = lo;
       while (j <= pos) {
         const b = j / blockSize;
@@ -335,31 +334,31 @@ export function pagedAttention(
           k += rowB;
         }
       }
-      for (let i = 0; i <= pos - lo; i++) {
-        const ps = scores + (<usize>i << 2);
-        let s = load<f32>(ps);
-        if (cap > 0) {
-          const y = s / cap;
-          const e = Mathf.exp(-2 * Mathf.abs(y));
-          s = cap * ((1 - e) / (1 + e)) * (y < 0 ? -1 : 1);
-          store<f32>(ps, s);
-        }
-        if (s > m) m = s;
-      }
-      // The exponentials 4 at a time (exp4: the scores less their maximum are <= 0), summed in order.
-      let sum: f32 = 0;
       const n = pos - lo + 1;
-      const mv = f32x4.splat(m);
+      if (cap > 0) {
+        for (let i = 0; i < n; i++) {
+          const ps = scores + (<usize>i << 2);
+          const y = load<f32>(ps) / cap;
+          const e = Mathf.exp(-2 * Mathf.abs(y));
+          store<f32>(ps, cap * ((1 - e) / (1 + e)) * (y < 0 ? -1 : 1));
+        }
+      }
+      // The maximum and the exponentials' sum 4 lanes at a time (exp4: the scores less their maximum are <= 0).
       let i = 0;
+      let mv = f32x4.splat(-Infinity);
+      for (; i + 4 <= n; i += 4) mv = f32x4.pmax(mv, v128.load(scores + (<usize>i << 2)));
+      let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+      for (; i < n; i++) m = max(m, load<f32>(scores + (<usize>i << 2)));
+      mv = f32x4.splat(m);
+      let sv = f32x4.splat(0);
+      i = 0;
       for (; i + 4 <= n; i += 4) {
         const ps = scores + (<usize>i << 2);
         const p = exp4(f32x4.sub(v128.load(ps), mv));
         v128.store(ps, p);
-        sum += f32x4.extract_lane(p, 0);
-        sum += f32x4.extract_lane(p, 1);
-        sum += f32x4.extract_lane(p, 2);
-        sum += f32x4.extract_lane(p, 3);
+        sv = f32x4.add(sv, p);
       }
+      let sum: f32 = f32x4.extract_lane(sv, 0) + f32x4.extract_lane(sv, 1) + (f32x4.extract_lane(sv, 2) + f32x4.extract_lane(sv, 3));
       for (; i < n; i++) {
         const ps = scores + (<usize>i << 2);
         const p = Mathf.exp(load<f32>(ps) - m);
