@@ -13,7 +13,7 @@ import type { Platform } from '../src/platform.js';
 import { gpuRunnerOf } from '../src/worker/gpu-model-runner.js';
 import { kquantModel, writeKquantGguf } from './helpers/kquant-model.js';
 import { goldenChecks, goldenRun } from './helpers/golden-checks.js';
-import { loadLLM } from './helpers/llm.js';
+import { countRunAhead, loadLLM } from './helpers/llm.js';
 import { DEFAULT_MODEL, loadGoldens, modelDir } from './helpers/paths.js';
 
 const goldens = loadGoldens();
@@ -31,6 +31,25 @@ describe('the embedded model on the CPU', () => {
   afterAll(() => llm?.dispose());
   it('runs on the CPU runner', () => {
     expect(cpuRunnerOf(llm.engine).limits.kvDtype).toBe('f32');
+  });
+  it('runs one step at a time: each token reaches its stream before the next step is computed', async () => {
+    // The forward runs in the calling thread (Executor.overlapsCaller false): a step planned ahead of its
+    // predecessor's tokens (async scheduling, on by default) would be computed before those tokens went out.
+    const runner = cpuRunnerOf(llm.engine);
+    expect(runner.overlapsCaller).toBe(false);
+    const ahead = countRunAhead(llm);
+    const execute = runner.execute.bind(runner);
+    let steps = 0;
+    runner.execute = (...a) => (steps++, execute(...a));
+    try {
+      const seen: number[] = [];
+      const params = new SamplingParams({ temperature: 0, maxTokens: 6, ignoreEos: true, outputKind: 'delta' });
+      for await (const o of llm.engine.addRequest({ prompt: { promptTokenIds: [1, 401, 402, 403] }, params })) seen.push(steps, o.outputs[0].tokenIds.length);
+      expect(seen).toEqual([1, 1, 2, 1, 3, 1, 4, 1, 5, 1, 6, 1]);
+      expect(ahead.n).toBe(0);
+    } finally {
+      runner.execute = execute;
+    }
   });
   goldenChecks(g.prompts, () => outs, { allSteps: true });
 });

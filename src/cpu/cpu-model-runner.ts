@@ -107,8 +107,12 @@ export function cpuDecoderSizes(l: CpuRunnerLimits): CpuDecoderSizes {
 }
 
 export class CpuModelRunner implements Executor {
-  /** The token each request sampled last step: what a placeholder token (-1, async scheduling) stands for. */
-  private lastSampled = new Map<string, number>();
+  /**
+   * Executor.overlapsCaller: the forward runs in the calling thread (its workers' shares waited for), so the engine
+   * runs one step at a time (a step run ahead held the prefill's first token back: TTFT 112 -> 150 ms, SmolLM2-135M
+   * Q4_0, 64 tokens).
+   */
+  readonly overlapsCaller = false;
   private disposed = false;
 
   /**
@@ -189,12 +193,8 @@ export class CpuModelRunner implements Executor {
       for (let b = 0; b < nb; b++) tables[si * maxBlocks + b] = s.blockTable[b];
       for (let j = 0; j < s.tokenIds.length; j++, t++) {
         const pos = s.startPos + j;
-        let id = s.tokenIds[j];
-        if (id < 0) {
-          const prev = this.lastSampled.get(s.requestId);
-          if (prev === undefined) throw new Error(`request ${s.requestId}: a placeholder token with no sampled token in flight`);
-          id = prev;
-        }
+        const id = s.tokenIds[j];
+        if (id < 0) throw new Error(`request ${s.requestId}: a placeholder token (${id}); the CPU runner does not run steps ahead`);
         ids[t] = id;
         positions[t] = pos;
         positionIds[t] = pos + cfg.learnedPositionOffset;
@@ -211,16 +211,13 @@ export class CpuModelRunner implements Executor {
 
     // 2. Execute.
     d.forward({ T, maxBlocks });
-    // The grammar bitmasks (the CPU sampler applies them). Awaited only when there are some: a step run ahead
-    // (async scheduling, never with constrained rows here: deviceMaskRows is 0) reads lastSampled once this call
-    // returns its promise, so the free steps' sampling must not yield.
+    // The grammar bitmasks (the CPU sampler applies them).
     if (beforeSampling) await beforeSampling();
 
     // 3. Logits (in passes of limits.logitRows rows) and sampling.
     const V = cfg.vocabSize;
     const sampleOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].sample! : seqs[r.seq].extraSamples![r.extra].sample);
     const idOf = (r: (typeof rows)[number]) => (r.extra === undefined ? seqs[r.seq].requestId : seqs[r.seq].extraSamples![r.extra].requestId);
-    this.lastSampled = new Map();
     for (let c = 0; c < rows.length; c += limits.logitRows) {
       const part = rows.slice(c, c + limits.logitRows);
       const ptr = d.logitsOf(part.map((r) => r.row));
@@ -245,10 +242,7 @@ export class CpuModelRunner implements Executor {
         }
       });
       if (reqs.length > 0) {
-        this.sampler.sample(views, reqs).forEach((o, j) => {
-          result.sampled.set(who[j], o);
-          this.lastSampled.set(who[j], o.tokenId);
-        });
+        this.sampler.sample(views, reqs).forEach((o, j) => result.sampled.set(who[j], o));
       }
     }
     return result;

@@ -71,6 +71,13 @@ export interface Executor {
    * does). 0 or absent: bitmasks are applied by the host sampler.
    */
   readonly deviceMaskRows?: number;
+  /**
+   * Whether execute() leaves its forward running beside the caller (a GPU queue), so that planning and submitting the
+   * next step before this one's tokens are read (async scheduling) overlaps the two. false: execute() computes in the
+   * calling thread before it returns (the CPU backend), and a step run ahead would only hold back the outputs of the
+   * step before it; the engine then runs one step at a time.
+   */
+  readonly overlapsCaller: boolean;
   /** Frees everything the executor holds (its device included). */
   dispose(): void;
 }

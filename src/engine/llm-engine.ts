@@ -614,7 +614,7 @@ export class LLMEngine {
       this.processOutputs();
       return;
     }
-    if (this.options.asyncScheduling !== false && this.canRunAhead(cur)) {
+    if (this.options.asyncScheduling !== false && this.runner.overlapsCaller && this.canRunAhead(cur)) {
       this.scheduler.markPlaceholders(cur.plan);
       this.ahead = this.launch(cur);
       this.ahead?.running.catch(() => {}); // awaited by the next step (or the loop's error path)
@@ -629,6 +629,8 @@ export class LLMEngine {
       cur.tokensAccepted();
     }
     if (this.proposer) await this.proposeDrafts(outputs);
+    // A runner that computes in this thread has nothing running now: the tokens go out before the next step runs.
+    if (!this.runner.overlapsCaller) this.processOutputs();
   }
 
   /**

@@ -268,6 +268,9 @@ export class GpuModelRunner implements Executor {
     return tiling ? { queries: tiling.queries, count: ops.attentionTileCount(T, tiling.queries, this.limits.maxNumSeqs) } : null;
   }
 
+  /** Executor.overlapsCaller: the GPU runs a step's forward while the engine plans the next. */
+  readonly overlapsCaller = true;
+
   /** Executor.deviceMaskRows: steps of one LM-head pass mask on the GPU (gpuTokenMask). */
   get deviceMaskRows(): number {
     return this.gpuTokenMask ? this.logitRowsCap : 0;
