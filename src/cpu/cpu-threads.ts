@@ -55,7 +55,10 @@ const SLOT_WORDS = 16;
 const FAILED = 15;
 /** A worker slower than this many times the caller's own share of a matmul (and than stallMs) is taken for dead. */
 const STALL_FACTOR = 50;
-/** Matmuls smaller than this many weights (rows x K) run on the calling thread alone (a handoff costs ~10 us). */
+/**
+ * Matmuls of fewer multiply-adds (tokens x rows x K) run on the calling thread alone (a handoff costs ~10 us, 0.3-1 M
+ * multiply-adds).
+ */
 const MIN_SPLIT = 1 << 19;
 
 type LinearFn = (fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number) => void;
@@ -112,7 +115,7 @@ export class CpuThreads {
   /** A matmul (`run`, the kernel `op` names) with its N rows split in runs of 4 between the caller and the workers. */
   linear(op: CpuOp, run: LinearFn, fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
     const parts = Math.min(this.count, Math.floor(N / 4));
-    if (parts < 2 || N * K < MIN_SPLIT) return run(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
+    if (parts < 2 || T * N * K < MIN_SPLIT) return run(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
     if (this.broken) throw this.broken;
     const per = Math.ceil(N / parts / 4) * 4;
     const i32 = new Int32Array(this.memory.buffer);

@@ -30,7 +30,7 @@ describe('linear on 3 threads', () => {
   let multi: CpuKernels;
   beforeAll(async () => {
     single = await loadCpuKernels();
-    multi = await loadCpuKernels({ threads: 3, host: nodeCpuWorkers, maxK: 1024 });
+    multi = await loadCpuKernels({ threads: 3, host: nodeCpuWorkers, maxK: 2560 });
     expect(multi.threads?.count).toBe(3);
   });
   afterAll(() => multi?.dispose());
@@ -51,8 +51,10 @@ describe('linear on 3 threads', () => {
   it.each(Object.keys(CPU_FORMATS) as CpuFormat[])('%s: the single-threaded result, bit for bit', (format) => {
     for (const [T, acc] of [[1, false], [5, true]] as const) {
       const N = 250; // rows split 84 / 84 / 82
-      const K = 1024;
+      const K = 2560; // 640 K multiply-adds a token: split from one token on (MIN_SPLIT)
+      const splits = (multi.threads as unknown as { seq: number }).seq;
       expect(run(multi, format, T, N, K, acc)).toEqual(run(single, format, T, N, K, acc));
+      expect((multi.threads as unknown as { seq: number }).seq).toBe(splits + 1); // the workers took their rows
     }
   });
 });
