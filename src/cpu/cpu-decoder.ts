@@ -230,7 +230,7 @@ export class CpuDecoder {
       const { rope, window } = this.layerAttn[l];
       if (rope) k.rope(this.qkv, qkvDim, this.positions, rope.invFreq, T, nH + nKv, D, rope.R, rope.scaling, this.cs);
       this.writeCache(l, T);
-      k.pagedAttention(
+      this.cpu.pagedAttention(
         this.attn, this.qkv, qkvDim, this.kCache[l], this.vCache[l], this.tables, step.maxBlocks, this.seqIdx, this.positions,
         T, nH, nKv, D, this.sizes.blockSize, cfg.attnScale ?? 1 / Math.sqrt(D), cfg.attnSoftcap ?? 0, window, this.scores,
       );

@@ -123,7 +123,7 @@ export class CpuModelRunner implements Executor {
     const { config: c } = model;
     const limits = cpuRunnerLimits(c, options);
     const maxK = Math.max(c.hiddenSize, c.numHeads * c.headDim, c.intermediateSize, c.wordEmbedProjDim ?? 0);
-    const cpu = await loadCpuKernels({ ...threads, maxK });
+    const cpu = await loadCpuKernels({ ...threads, maxK, maxLen: limits.maxModelLen });
     try {
       return await CpuModelRunner.loadInto(cpu, model, options, limits);
     } catch (err) {

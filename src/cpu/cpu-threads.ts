@@ -1,14 +1,15 @@
 /**
- * Threads for the CPU backend: the rows of each large matmul split between the calling thread and workers that run
- * the same kernels (build/cpu-mt.wasm, cpu.wasm built over an imported shared memory) on the same memory. A row's
- * result does not depend on who computes it, so outputs are bit for bit the single-threaded ones.
+ * Threads for the CPU backend: the rows of each large matmul, and the query tokens of a large attention, split between
+ * the calling thread and workers that run the same kernels (build/cpu-mt.wasm, cpu.wasm built over an imported shared
+ * memory) on the same memory. A row's or token's result does not depend on who computes it, so outputs are bit for
+ * bit the single-threaded ones.
  *
- * Protocol: each worker has a control slot of SLOT_WORDS i32 in the shared memory: [seq, done, ...the matmul's
- * arguments, its op (CPU_OPS), failed]. The caller writes the arguments, bumps seq and notifies; the worker runs its
- * rows, stores done = seq and notifies; the caller waits (Atomics.wait: a worker thread, or Node's main thread) after
- * doing its own rows. A kernel that throws in a worker stores its message's UTF-8 length in `failed` and the text in
- * its panel; a worker that does not answer within STALL_FACTOR times the caller's own share (at least stallMs) is
- * taken for dead. Either makes that matmul and every later one throw, naming the worker, instead of hanging.
+ * Protocol: each worker has a control slot of SLOT_WORDS i32 in the shared memory: [seq, done, op (CPU_OPS), failed,
+ * ...the kernel's arguments]. The caller writes the op and arguments, bumps seq and notifies; the worker runs its
+ * share, stores done = seq and notifies; the caller waits (Atomics.wait: a worker thread, or Node's main thread) after
+ * doing its own share. A kernel that throws in a worker stores its message's UTF-8 length in `failed` and the text in
+ * its scratch; a worker that does not answer within STALL_FACTOR times the caller's own share (at least stallMs) is
+ * taken for dead. Either makes that call and every later split one throw, naming the worker, instead of hanging.
  * seq = -1 stops a worker. Workers start from source text (CPU_WORKER_BODY) through the platform's CpuWorkerHost,
  * so the core imports no platform API.
  */
@@ -24,79 +25,101 @@ export interface CpuWorkerHost {
   spawn(body: string, onMessage: (m: unknown) => void, onError: (e: unknown) => void): { postMessage(m: unknown): void; terminate(): void };
 }
 
-/** The matmul kernels a worker runs: linear (f32 activations) and linearQ8 (8-bit ones), the same arguments. */
-export const CPU_OPS = { linear: 0, linearQ8: 1 } as const;
+/**
+ * The kernels a worker runs, by number: each one's export and its arguments' types (i: i32, f: f32, b: bool), in
+ * order. linear and linearQ8 split a matmul's rows, pagedAttention its query tokens.
+ */
+export const CPU_OPS = { linear: 0, linearQ8: 1, pagedAttention: 2 } as const;
 export type CpuOp = (typeof CPU_OPS)[keyof typeof CPU_OPS];
+const OP_SIGNATURES: readonly (readonly [string, string])[] = [
+  ['linear', 'iiiiiiiiiibi'],
+  ['linearQ8', 'iiiiiiiiiibi'],
+  ['pagedAttention', 'iiiiiiiiiiiiiiffii'],
+];
 
-/** The worker: instantiate the kernels over the shared memory, say ready, then serve matmul calls until seq < 0. */
-export const CPU_WORKER_BODY = `(receive, send) => receive(async ({ module, memory, slot }) => {
+/** A control slot's words: the call's sequence number, the worker's answer, the op, its failure, the arguments. */
+const SEQ = 0;
+const DONE = 1;
+const OP = 2;
+const FAILED = 3;
+const ARGS = 4;
+const SLOT_WORDS = ARGS + Math.max(...OP_SIGNATURES.map(([, sig]) => sig.length));
+
+/** The worker: instantiate the kernels over the shared memory, say ready, then serve calls until seq < 0. */
+export const CPU_WORKER_BODY = `(receive, send) => receive(async ({ module, memory, slot, scratch }) => {
   const { exports } = await WebAssembly.instantiate(module, { env: { memory, abort() { throw new Error('cpu-mt.wasm aborted'); } } });
+  const ops = ${JSON.stringify(OP_SIGNATURES)};
   const c = slot >> 2;
   let seq = 0;
   send('ready');
   for (;;) {
     const i32 = new Int32Array(memory.buffer);
-    Atomics.wait(i32, c, seq);
-    seq = Atomics.load(i32, c);
+    Atomics.wait(i32, c + ${SEQ}, seq);
+    seq = Atomics.load(i32, c + ${SEQ});
     if (seq < 0) return;
     try {
-      (i32[c + 14] === ${CPU_OPS.linearQ8} ? exports.linearQ8 : exports.linear)(i32[c + 2], i32[c + 3], i32[c + 4], i32[c + 5], i32[c + 6], i32[c + 7], i32[c + 8], i32[c + 9], i32[c + 10], i32[c + 11], i32[c + 12] !== 0, i32[c + 13]);
+      const [name, sig] = ops[i32[c + ${OP}]];
+      const f32 = new Float32Array(memory.buffer);
+      const args = [...sig].map((t, k) => (t === 'f' ? f32[c + ${ARGS} + k] : t === 'b' ? i32[c + ${ARGS} + k] !== 0 : i32[c + ${ARGS} + k]));
+      exports[name](...args);
     } catch (err) {
       const text = new TextEncoder().encode(String((err && err.message) || err).slice(0, 200));
-      new Uint8Array(memory.buffer).set(text, i32[c + 13]);
-      Atomics.store(i32, c + 15, Math.max(1, text.length));
+      new Uint8Array(memory.buffer).set(text, scratch);
+      Atomics.store(i32, c + ${FAILED}, Math.max(1, text.length));
     }
-    Atomics.store(i32, c + 1, seq);
-    Atomics.notify(i32, c + 1);
+    Atomics.store(i32, c + ${DONE}, seq);
+    Atomics.notify(i32, c + ${DONE});
   }
 })`;
 
-const SLOT_WORDS = 16;
-const FAILED = 15;
-/** A worker slower than this many times the caller's own share of a matmul (and than stallMs) is taken for dead. */
+/** A worker slower than this many times the caller's own share of a call (and than stallMs) is taken for dead. */
 const STALL_FACTOR = 50;
 /**
  * Matmuls of fewer multiply-adds (tokens x rows x K) run on the calling thread alone (a handoff costs ~10 us, 0.3-1 M
  * multiply-adds).
  */
 const MIN_SPLIT = 1 << 19;
+/** Attention over fewer (query, key) pairs x heads x head size runs on the calling thread alone. */
+const MIN_SPLIT_ATTENTION = 1 << 18;
 
 type LinearFn = (fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number) => void;
+type Args = readonly (number | boolean)[];
 
 export class CpuThreads {
   private seq = 0;
-  /** Why the threads can no longer run matmuls (a worker failed or stalled), or null. */
+  /** Why the threads can no longer run kernels (a worker failed or stalled), or null. */
   private broken: Error | null = null;
-  /** The least time a worker may take past the caller's own rows before it is taken for dead (ms). */
+  /** The least time a worker may take past the caller's own share before it is taken for dead (ms). */
   stallMs = 30_000;
 
   private constructor(
     private readonly memory: WebAssembly.Memory,
     private readonly workers: { postMessage(m: unknown): void; terminate(): void }[],
-    /** Byte offsets of the workers' control slots and of their panels (f32 [4, maxK] each). */
+    /** Byte offsets of the workers' control slots and of their scratch (a matmul's panel, the attention's scores). */
     private readonly slots: number[],
-    private readonly panels: number[],
+    private readonly scratch: number[],
   ) {}
 
   /**
    * Starts n - 1 workers over `memory` (the calling thread is the n-th). `alloc` gives shared memory for their control
-   * slots and panels (f32 [4, maxK]).
+   * slots and scratch: a panel (f32 [4, maxK]) or the attention's scores (f32 [maxLen]).
    */
-  static async start(host: CpuWorkerHost, module: WebAssembly.Module, memory: WebAssembly.Memory, n: number, alloc: (bytes: number) => number, maxK: number): Promise<CpuThreads> {
+  static async start(host: CpuWorkerHost, module: WebAssembly.Module, memory: WebAssembly.Memory, n: number, alloc: (bytes: number) => number, maxK: number, maxLen: number): Promise<CpuThreads> {
     const workers: { postMessage(m: unknown): void; terminate(): void }[] = [];
     const slots: number[] = [];
-    const panels: number[] = [];
+    const scratch: number[] = [];
     try {
       await Promise.all(
         Array.from({ length: n - 1 }, () => {
           const slot = alloc(4 * SLOT_WORDS);
           new Int32Array(memory.buffer, slot, SLOT_WORDS).fill(0);
           slots.push(slot);
-          panels.push(alloc(16 * maxK));
+          const mine = alloc(Math.max(16 * maxK, 4 * maxLen));
+          scratch.push(mine);
           return new Promise<void>((resolve, reject) => {
             const w = host.spawn(CPU_WORKER_BODY, (m) => (m === 'ready' ? resolve() : undefined), reject);
             workers.push(w);
-            w.postMessage({ module, memory, slot });
+            w.postMessage({ module, memory, slot, scratch: mine });
           });
         }),
       );
@@ -104,10 +127,10 @@ export class CpuThreads {
       for (const w of workers) w.terminate();
       throw err;
     }
-    return new CpuThreads(memory, workers, slots, panels);
+    return new CpuThreads(memory, workers, slots, scratch);
   }
 
-  /** Threads a matmul runs on, the caller's included. */
+  /** Threads a kernel runs on, the caller's included. */
   get count(): number {
     return this.workers.length + 1;
   }
@@ -116,38 +139,89 @@ export class CpuThreads {
   linear(op: CpuOp, run: LinearFn, fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number): void {
     const parts = Math.min(this.count, Math.floor(N / 4));
     if (parts < 2 || T * N * K < MIN_SPLIT) return run(fmt, out, ldo, x, ldx, w, rowBytes, T, N, K, acc, panel);
-    if (this.broken) throw this.broken;
     const per = Math.ceil(N / parts / 4) * 4;
-    const i32 = new Int32Array(this.memory.buffer);
-    const seq = ++this.seq;
-    const started: number[] = [];
-    for (let p = 1; p < parts; p++) {
+    const calls: Args[] = [];
+    for (let p = 0; p < parts; p++) {
       const n0 = p * per;
       const rows = Math.min(per, N - n0);
       if (rows <= 0) break;
+      calls.push([fmt, out + 4 * n0, ldo, x, ldx, w + n0 * rowBytes, rowBytes, T, rows, K, acc, p === 0 ? panel : this.scratch[p - 1]]);
+    }
+    this.run(op, run as (...a: Args) => void, calls, `its rows of a ${N} x ${K} matmul`, `${N} x ${K}, ${T} tokens`);
+  }
+
+  /**
+   * pagedAttention (its arguments; `scores` the caller's scratch) with the T query tokens split in runs between the
+   * caller and the workers, each run about the same number of (query, key) pairs (tokens attend to pos - lo + 1 keys;
+   * `keys(t)` says how many), each worker scoring in its own scratch. A token's output does not depend on who computes it.
+   */
+  attention(run: (...a: Args) => void, args: Args, T: number, heads: number, D: number, keys: (t: number) => number): void {
+    let total = 0;
+    for (let t = 0; t < T; t++) total += keys(t);
+    const parts = Math.min(this.count, T);
+    if (parts < 2 || total * heads * D < MIN_SPLIT_ATTENTION) return run(...args);
+    const [out, qkv, ldq, , , , , seqIdx, positions] = args as number[];
+    const calls: Args[] = [];
+    let t0 = 0;
+    let done = 0;
+    for (let p = 0; p < parts && t0 < T; p++) {
+      // Tokens up to this part's share of the pairs (at least one; the last part takes the rest).
+      let t1 = t0;
+      const goal = p === parts - 1 ? total : ((p + 1) * total) / parts;
+      while (t1 < T && (t1 === t0 || done + keys(t1) / 2 <= goal)) done += keys(t1++);
+      const part = [...args];
+      part[0] = (out as number) + 4 * t0 * heads * D;
+      part[1] = (qkv as number) + 4 * t0 * (ldq as number);
+      part[7] = (seqIdx as number) + 4 * t0;
+      part[8] = (positions as number) + 4 * t0;
+      part[9] = t1 - t0;
+      if (p > 0) part[17] = this.scratch[p - 1];
+      calls.push(part);
+      t0 = t1;
+    }
+    this.run(CPU_OPS.pagedAttention, run, calls, `its tokens of the attention over ${T} tokens`, `${T} tokens`);
+  }
+
+  /**
+   * Runs calls[0] on the calling thread and calls[p] on worker p, then waits for the workers. `share` and `what`
+   * name a worker's part and the whole in errors.
+   */
+  private run(op: CpuOp, fn: (...a: Args) => void, calls: readonly Args[], share: string, what: string): void {
+    if (calls.length < 2) return fn(...calls[0]);
+    if (this.broken) throw this.broken;
+    const sig = OP_SIGNATURES[op][1];
+    const i32 = new Int32Array(this.memory.buffer);
+    const f32 = new Float32Array(this.memory.buffer);
+    const seq = ++this.seq;
+    const started: number[] = [];
+    for (let p = 1; p < calls.length; p++) {
       const c = this.slots[p - 1] >> 2;
-      i32.set([fmt, out + 4 * n0, ldo, x, ldx, w + n0 * rowBytes, rowBytes, T, rows, K, acc ? 1 : 0, this.panels[p - 1], op], c + 2);
-      Atomics.store(i32, c, seq);
-      Atomics.notify(i32, c);
+      i32[c + OP] = op;
+      calls[p].forEach((a, k) => {
+        if (sig[k] === 'f') f32[c + ARGS + k] = a as number;
+        else i32[c + ARGS + k] = typeof a === 'boolean' ? Number(a) : a;
+      });
+      Atomics.store(i32, c + SEQ, seq);
+      Atomics.notify(i32, c + SEQ);
       started.push(c);
     }
     const t0 = performance.now();
-    run(fmt, out, ldo, x, ldx, w, rowBytes, T, Math.min(per, N), K, acc, panel);
+    fn(...calls[0]);
     const bound = Math.max(this.stallMs, STALL_FACTOR * (performance.now() - t0));
     const deadline = performance.now() + bound;
     started.forEach((c, i) => {
-      for (let done = Atomics.load(i32, c + 1); done !== seq; done = Atomics.load(i32, c + 1)) {
+      for (let done = Atomics.load(i32, c + DONE); done !== seq; done = Atomics.load(i32, c + DONE)) {
         const left = deadline - performance.now();
         if (left <= 0) {
-          this.broken = new Error(`CPU backend: worker thread ${i + 1} did not finish its rows of a ${N} x ${K} matmul within ${(bound / 1000).toFixed(1)} s of the calling thread's (it died or hangs); this runner's threads cannot go on`);
+          this.broken = new Error(`CPU backend: worker thread ${i + 1} did not finish ${share} within ${(bound / 1000).toFixed(1)} s of the calling thread's (it died or hangs); this runner's threads cannot go on`);
           throw this.broken;
         }
-        Atomics.wait(i32, c + 1, done, left);
+        Atomics.wait(i32, c + DONE, done, left);
       }
       const failed = Atomics.load(i32, c + FAILED);
       if (failed > 0) {
-        const why = new TextDecoder().decode(new Uint8Array(this.memory.buffer).slice(this.panels[i], this.panels[i] + failed));
-        this.broken = new Error(`CPU backend: worker thread ${i + 1} failed in ${op === CPU_OPS.linearQ8 ? 'linearQ8' : 'linear'} (${N} x ${K}, ${T} tokens): ${why}`);
+        const why = new TextDecoder().decode(new Uint8Array(this.memory.buffer).slice(this.scratch[i], this.scratch[i] + failed));
+        this.broken = new Error(`CPU backend: worker thread ${i + 1} failed in ${OP_SIGNATURES[op][0]} (${what}): ${why}`);
         throw this.broken;
       }
     });
@@ -157,8 +231,8 @@ export class CpuThreads {
   stop(): void {
     const i32 = new Int32Array(this.memory.buffer);
     for (const slot of this.slots) {
-      Atomics.store(i32, slot >> 2, -1);
-      Atomics.notify(i32, slot >> 2);
+      Atomics.store(i32, (slot >> 2) + SEQ, -1);
+      Atomics.notify(i32, (slot >> 2) + SEQ);
     }
     for (const w of this.workers) w.terminate();
   }

@@ -106,6 +106,22 @@ export class CpuKernels extends WasmHeap {
   }
 
   /**
+   * pagedAttention (assembly/cpu/ops.ts), its query tokens split across the threads when there are several (each
+   * worker scores in its own scratch; `scores` is the caller's). The tokens' positions are read from `positions` to
+   * share the (query, key) pairs out evenly.
+   */
+  pagedAttention(
+    out: number, qkv: number, ldq: number, kCache: number, vCache: number, tables: number, maxBlocks: number, seqIdx: number, positions: number,
+    T: number, nH: number, nKv: number, D: number, blockSize: number, scale: number, cap: number, window: number, scores: number,
+  ): void {
+    const args = [out, qkv, ldq, kCache, vCache, tables, maxBlocks, seqIdx, positions, T, nH, nKv, D, blockSize, scale, cap, window, scores] as const;
+    if (!this.threads) return this.k.pagedAttention(...args);
+    const pos = this.i32().subarray(positions / 4, positions / 4 + T);
+    const keys = (t: number) => (window > 0 ? Math.min(pos[t] + 1, window) : pos[t] + 1);
+    this.threads.attention(this.k.pagedAttention as (...a: readonly (number | boolean)[]) => void, args, T, nH, D, keys);
+  }
+
+  /**
    * Rearranges the N rows at w (rowBytes each: format fmt's blocks as a file holds them), in place, into the layout
    * the kernels read: q4_0 and iq4_nl in groups of 4 rows, each block of the 4 rows' f16 scales then their nibbles
    * (q4_0's XOR 0x88: signed q - 8), as llama.cpp repacks q4_0 for its CPU backend (assembly/cpu/blocks.ts,
@@ -236,10 +252,11 @@ async function q4MatmulTimer(bytes: Uint8Array): Promise<() => number> {
 /**
  * A fresh instance of the kernels: each CPU runner has its own (its memory holds one model; disposing the runner lets
  * the whole memory go, which a wasm memory cannot otherwise give back). With `threads` > 1 and a worker host, the
- * shared-memory build and threads - 1 workers (`maxK`: the widest matmul input, for their panels). `relaxed`: the
+ * shared-memory build and threads - 1 workers (`maxK`: the widest matmul input, for their panels; `maxLen`: the longest
+ * context, for their attention scores). `relaxed`: the
  * relaxed SIMD build or not (default: where relaxedSimdFaster()); true where the engine lacks it fails to compile.
  */
-export async function loadCpuKernels(o: { threads?: number; host?: CpuWorkerHost | null; maxK?: number; relaxed?: boolean } = {}): Promise<CpuKernels> {
+export async function loadCpuKernels(o: { threads?: number; host?: CpuWorkerHost | null; maxK?: number; maxLen?: number; relaxed?: boolean } = {}): Promise<CpuKernels> {
   const threads = o.threads ?? 1;
   const relaxed = o.relaxed ?? (await relaxedSimdFaster());
   if (threads > 1 && o.host) {
@@ -247,7 +264,7 @@ export async function loadCpuKernels(o: { threads?: number; host?: CpuWorkerHost
     const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory, abort } });
     const cpu = new CpuKernels(instance.exports as unknown as CpuExports);
-    cpu.threads = await CpuThreads.start(o.host, module, memory, threads, (n) => cpu.alloc(n), o.maxK ?? 4096);
+    cpu.threads = await CpuThreads.start(o.host, module, memory, threads, (n) => cpu.alloc(n), o.maxK ?? 4096, o.maxLen ?? 4096);
     return cpu;
   }
   const exports = await instantiateWasm('cpu', relaxed ? relaxedWasmBytes : wasmBytes, { env: { abort } });

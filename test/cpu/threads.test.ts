@@ -1,7 +1,7 @@
 /**
  * The CPU backend's threads (src/cpu/cpu-threads.ts, Node's worker_threads): a matmul split across workers gives
- * the single-threaded result bit for bit, in every format, with ragged row splits; through the engine, the same
- * logprobs on 1 and 3 threads.
+ * the single-threaded result bit for bit, in every format, with ragged row splits, and so does the attention split by
+ * query tokens; through the engine, the same logprobs on 1 and 3 threads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeCpuWorkers } from '../../bindings/node/cpu-workers.js';
@@ -55,6 +55,39 @@ describe('linear on 3 threads', () => {
       const splits = (multi.threads as unknown as { seq: number }).seq;
       expect(run(multi, format, T, N, K, acc)).toEqual(run(single, format, T, N, K, acc));
       expect((multi.threads as unknown as { seq: number }).seq).toBe(splits + 1); // the workers took their rows
+    }
+  });
+});
+
+describe('pagedAttention on 3 threads', () => {
+  it.each([0, 24])('window %i: the single-threaded result, bit for bit, the query tokens split by their keys', async (window) => {
+    const single = await loadCpuKernels();
+    const multi = await loadCpuKernels({ threads: 3, host: nodeCpuWorkers, maxK: 64, maxLen: 64 });
+    try {
+      const [nH, nKv, D, bs, maxBlocks] = [8, 2, 64, 4, 12];
+      // Two sequences: a 30-token prompt from position 0 and 12 tokens at positions 30..41 (a later chunk).
+      const positions = Int32Array.from([...Array.from({ length: 30 }, (_, i) => i), ...Array.from({ length: 12 }, (_, i) => 30 + i)]);
+      const seqIdx = Int32Array.from(positions, (_, t) => (t < 30 ? 0 : 1));
+      const tables = Int32Array.from({ length: 2 * maxBlocks }, (_, i) => (i * 7 + 3) % (2 * maxBlocks));
+      const T = positions.length;
+      const ldq = (nH + 2 * nKv) * D;
+      const results = [single, multi].map((cpu) => {
+        const put = (a: Float32Array | Int32Array) => {
+          const p = cpu.alloc(a.byteLength);
+          new Uint8Array(cpu.k.memory.buffer).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), p);
+          return p;
+        };
+        const cache = 2 * maxBlocks * bs * nKv * D;
+        const out = cpu.alloc(4 * T * nH * D);
+        const args = [out, put(uniform(T * ldq, 5)), ldq, put(uniform(cache, 6)), put(uniform(cache, 7)), put(tables), maxBlocks, put(seqIdx), put(positions), T, nH, nKv, D, bs, 0.125, 0, window, cpu.alloc(4 * 64)] as const;
+        const splits = (multi.threads as unknown as { seq: number }).seq;
+        cpu.pagedAttention(...args);
+        if (cpu === multi) expect((multi.threads as unknown as { seq: number }).seq).toBe(splits + 1); // the workers took their tokens
+        return cpu.f32().slice(out / 4, out / 4 + T * nH * D);
+      });
+      expect(results[1]).toEqual(results[0]);
+    } finally {
+      multi.dispose();
     }
   });
 });
