@@ -246,7 +246,7 @@ export class CpuDecoder {
       if (L.upBias !== null) k.addBias(this.up, this.upDim, L.upBias, T, this.upDim);
       let m = this.up;
       if (cfg.gatedMlp) {
-        k.gatedAct(CPU_ACTS[gatedAct(cfg.act)], this.act, I, this.up, this.upDim, T, I);
+        this.cpu.gatedAct(CPU_ACTS[gatedAct(cfg.act)], this.act, I, this.up, this.upDim, T, I);
         m = this.act;
       } else {
         k.actInPlace(CPU_ACTS[cfg.act === 'gelu_new' ? 'gelu_tanh' : cfg.act === 'silu' ? 'silu' : cfg.act], this.up, T * I);

@@ -1,8 +1,8 @@
 /**
- * Threads for the CPU backend: the rows of each large matmul, and the query tokens of a large attention, split between
- * the calling thread and workers that run the same kernels (build/cpu-mt.wasm, cpu.wasm built over an imported shared
- * memory) on the same memory. A row's or token's result does not depend on who computes it, so outputs are bit for
- * bit the single-threaded ones.
+ * Threads for the CPU backend: the rows of each large matmul, and the tokens of a large attention or gated activation,
+ * split between the calling thread and workers that run the same kernels (build/cpu-mt.wasm, cpu.wasm built over an
+ * imported shared memory) on the same memory. A row's or token's result does not depend on who computes it, so
+ * outputs are bit for bit the single-threaded ones.
  *
  * Protocol: each worker has a control slot of SLOT_WORDS i32 in the shared memory: [seq, done, op (CPU_OPS), failed,
  * ...the kernel's arguments]. The caller writes the op and arguments, bumps seq and notifies; the worker runs its
@@ -27,14 +27,15 @@ export interface CpuWorkerHost {
 
 /**
  * The kernels a worker runs, by number: each one's export and its arguments' types (i: i32, f: f32, b: bool), in
- * order. linear and linearQ8 split a matmul's rows, pagedAttention its query tokens.
+ * order. linear and linearQ8 split a matmul's rows, pagedAttention and gatedAct their tokens.
  */
-export const CPU_OPS = { linear: 0, linearQ8: 1, pagedAttention: 2 } as const;
+export const CPU_OPS = { linear: 0, linearQ8: 1, pagedAttention: 2, gatedAct: 3 } as const;
 export type CpuOp = (typeof CPU_OPS)[keyof typeof CPU_OPS];
 const OP_SIGNATURES: readonly (readonly [string, string])[] = [
   ['linear', 'iiiiiiiiiibi'],
   ['linearQ8', 'iiiiiiiiiibi'],
   ['pagedAttention', 'iiiiiiiiiiiiiiffii'],
+  ['gatedAct', 'iiiiiii'],
 ];
 
 /** A control slot's words: the call's sequence number, the worker's answer, the op, its failure, the arguments. */
@@ -81,6 +82,8 @@ const STALL_FACTOR = 50;
 const MIN_SPLIT = 1 << 19;
 /** Attention over fewer (query, key) pairs x heads x head size runs on the calling thread alone. */
 const MIN_SPLIT_ATTENTION = 1 << 18;
+/** Gated activations of fewer values (tokens x width) run on the calling thread alone (~1 ns a value). */
+const MIN_SPLIT_GATED = 1 << 16;
 
 type LinearFn = (fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number) => void;
 type Args = readonly (number | boolean)[];
@@ -180,6 +183,17 @@ export class CpuThreads {
       t0 = t1;
     }
     this.run(CPU_OPS.pagedAttention, run, calls, `its tokens of the attention over ${T} tokens`, `${T} tokens`);
+  }
+
+  /** gatedAct (its arguments: act, out, ldo, u, ldu, T, I) with its T tokens split evenly between the threads. */
+  gatedAct(run: (...a: Args) => void, args: Args): void {
+    const [act, out, ldo, u, ldu, T, I] = args as number[];
+    const parts = Math.min(this.count, T);
+    if (parts < 2 || T * I < MIN_SPLIT_GATED) return run(...args);
+    const per = Math.ceil(T / parts);
+    const calls: Args[] = [];
+    for (let t0 = 0; t0 < T; t0 += per) calls.push([act, out + 4 * t0 * ldo, ldo, u + 4 * t0 * ldu, ldu, Math.min(per, T - t0), I]);
+    this.run(CPU_OPS.gatedAct, run, calls, `its tokens of a gated activation over ${T} tokens`, `${T} x ${I}`);
   }
 
   /**

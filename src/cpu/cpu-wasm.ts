@@ -121,6 +121,12 @@ export class CpuKernels extends WasmHeap {
     this.threads.attention(this.k.pagedAttention as (...a: readonly (number | boolean)[]) => void, args, T, nH, D, keys);
   }
 
+  /** gatedAct (assembly/cpu/ops.ts), its tokens split across the threads when there are several. */
+  gatedAct(act: number, out: number, ldo: number, u: number, ldu: number, T: number, I: number): void {
+    if (!this.threads) return this.k.gatedAct(act, out, ldo, u, ldu, T, I);
+    this.threads.gatedAct(this.k.gatedAct as (...a: readonly (number | boolean)[]) => void, [act, out, ldo, u, ldu, T, I]);
+  }
+
   /**
    * Rearranges the N rows at w (rowBytes each: format fmt's blocks as a file holds them), in place, into the layout
    * the kernels read: q4_0 and iq4_nl in groups of 4 rows, each block of the 4 rows' f16 scales then their nibbles

@@ -1,12 +1,12 @@
 /**
  * The CPU backend's threads (src/cpu/cpu-threads.ts, Node's worker_threads): a matmul split across workers gives
- * the single-threaded result bit for bit, in every format, with ragged row splits, and so does the attention split by
- * query tokens; through the engine, the same logprobs on 1 and 3 threads.
+ * the single-threaded result bit for bit, in every format, with ragged row splits, and so do the attention and the
+ * gated activation split by tokens; through the engine, the same logprobs on 1 and 3 threads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeCpuWorkers } from '../../bindings/node/cpu-workers.js';
 import { SamplingParams, type RequestOutput } from '../../bindings/node/index.js';
-import { actBytes, CPU_FORMATS, loadCpuKernels, type CpuFormat, type CpuKernels } from '../../src/cpu/cpu-wasm.js';
+import { actBytes, CPU_ACTS, CPU_FORMATS, loadCpuKernels, type CpuFormat, type CpuKernels } from '../../src/cpu/cpu-wasm.js';
 import { cpuRowBytes } from '../../src/cpu/cpu-weights.js';
 import { quantizeRows } from '../../src/layers/quant/index.js';
 import { f32ToF16 } from '../../src/loader/convert.js';
@@ -90,6 +90,26 @@ describe('pagedAttention on 3 threads', () => {
       multi.dispose();
     }
   });
+});
+
+it('gatedAct on 3 threads: the single-threaded result, bit for bit, the tokens split', async () => {
+  const single = await loadCpuKernels();
+  const multi = await loadCpuKernels({ threads: 3, host: nodeCpuWorkers, maxK: 64 });
+  try {
+    const [T, I] = [40, 2048];
+    const results = [single, multi].map((cpu) => {
+      const u = cpu.alloc(4 * T * 2 * I);
+      cpu.f32().set(uniform(T * 2 * I, 9).map((v) => 8 * v), u / 4);
+      const out = cpu.alloc(4 * T * I);
+      const splits = (multi.threads as unknown as { seq: number }).seq;
+      cpu.gatedAct(CPU_ACTS.silu, out, I, u, 2 * I, T, I);
+      if (cpu === multi) expect((multi.threads as unknown as { seq: number }).seq).toBe(splits + 1);
+      return cpu.f32().slice(out / 4, out / 4 + T * I);
+    });
+    expect(results[1]).toEqual(results[0]);
+  } finally {
+    multi.dispose();
+  }
 });
 
 it('the engine on 1 and 3 CPU threads gives the same logprobs', async () => {
