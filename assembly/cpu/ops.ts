@@ -2,6 +2,7 @@
 // Every buffer is f32 unless said; row strides (ld*) are in elements.
 
 import { exp4 } from '../sampler/vec';
+import { hsum } from './blocks';
 
 /**
  * RMSNorm, HF's: out[r, i] = x[r, i] / sqrt(mean_i(x[r, :]^2) + eps) * w[i], for `rows` rows of H (f32 sums).
@@ -17,7 +18,7 @@ export function rmsNorm(out: usize, ldo: i32, x: usize, ldx: i32, w: usize, rows
       const v = v128.load(xr + (<usize>i << 2));
       a = f32x4.add(a, f32x4.mul(v, v));
     }
-    let ss = f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
+    let ss = hsum(a);
     for (; i < H; i++) {
       const v = load<f32>(xr + (<usize>i << 2));
       ss += v * v;
@@ -210,10 +211,10 @@ export function softcap(x: usize, n: i32, cap: f32): void {
     a2 = f32x4.add(a2, f32x4.mul(x, v128.load(k2 + o)));
     a3 = f32x4.add(a3, f32x4.mul(x, v128.load(k3 + o)));
   }
-  store<f32>(out, (f32x4.extract_lane(a0, 0) + f32x4.extract_lane(a0, 1) + (f32x4.extract_lane(a0, 2) + f32x4.extract_lane(a0, 3))) * scale);
-  store<f32>(out, (f32x4.extract_lane(a1, 0) + f32x4.extract_lane(a1, 1) + (f32x4.extract_lane(a1, 2) + f32x4.extract_lane(a1, 3))) * scale, 4);
-  store<f32>(out, (f32x4.extract_lane(a2, 0) + f32x4.extract_lane(a2, 1) + (f32x4.extract_lane(a2, 2) + f32x4.extract_lane(a2, 3))) * scale, 8);
-  store<f32>(out, (f32x4.extract_lane(a3, 0) + f32x4.extract_lane(a3, 1) + (f32x4.extract_lane(a3, 2) + f32x4.extract_lane(a3, 3))) * scale, 12);
+  store<f32>(out, hsum(a0) * scale);
+  store<f32>(out, hsum(a1) * scale, 4);
+  store<f32>(out, hsum(a2) * scale, 8);
+  store<f32>(out, hsum(a3) * scale, 12);
 }
 
 /**
@@ -236,7 +237,7 @@ export function writeKv(kCache: usize, vCache: usize, qkv: usize, ldq: i32, kOff
   let a = f32x4.splat(0);
   let i = 0;
   for (; i + 4 <= D; i += 4) a = f32x4.add(a, f32x4.mul(v128.load(q + (<usize>i << 2)), v128.load(k + (<usize>i << 2))));
-  let s = f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
+  let s = hsum(a);
   for (; i < D; i++) s += load<f32>(q + (<usize>i << 2)) * load<f32>(k + (<usize>i << 2));
   return s;
 }
@@ -358,7 +359,7 @@ export function pagedAttention(
         v128.store(ps, p);
         sv = f32x4.add(sv, p);
       }
-      let sum: f32 = f32x4.extract_lane(sv, 0) + f32x4.extract_lane(sv, 1) + (f32x4.extract_lane(sv, 2) + f32x4.extract_lane(sv, 3));
+      let sum = hsum(sv);
       for (; i < n; i++) {
         const ps = scores + (<usize>i << 2);
         const p = Mathf.exp(load<f32>(ps) - m);

@@ -55,12 +55,12 @@ export const CPU_WORKER_BODY = `(receive, send) => receive(async ({ module, memo
   send('ready');
   for (;;) {
     const i32 = new Int32Array(memory.buffer);
+    const f32 = new Float32Array(memory.buffer);
     Atomics.wait(i32, c + ${SEQ}, seq);
     seq = Atomics.load(i32, c + ${SEQ});
     if (seq < 0) return;
     try {
       const [name, sig] = ops[i32[c + ${OP}]];
-      const f32 = new Float32Array(memory.buffer);
       const args = [...sig].map((t, k) => (t === 'f' ? f32[c + ${ARGS} + k] : t === 'b' ? i32[c + ${ARGS} + k] !== 0 : i32[c + ${ARGS} + k]));
       exports[name](...args);
     } catch (err) {
@@ -81,9 +81,9 @@ const STALL_FACTOR = 50;
  */
 const MIN_SPLIT = 1 << 19;
 /** Attention over fewer (query, key) pairs x heads x head size runs on the calling thread alone. */
-const MIN_SPLIT_ATTENTION = 1 << 18;
+export const MIN_SPLIT_ATTENTION = 1 << 18;
 /** Gated activations of fewer values (tokens x width) run on the calling thread alone (~1 ns a value). */
-const MIN_SPLIT_GATED = 1 << 16;
+export const MIN_SPLIT_GATED = 1 << 16;
 
 type LinearFn = (fmt: number, out: number, ldo: number, x: number, ldx: number, w: number, rowBytes: number, T: number, N: number, K: number, acc: boolean, panel: number) => void;
 type Args = readonly (number | boolean)[];
@@ -154,46 +154,27 @@ export class CpuThreads {
   }
 
   /**
-   * pagedAttention (its arguments; `scores` the caller's scratch) with the T query tokens split in runs between the
-   * caller and the workers, each run about the same number of (query, key) pairs (tokens attend to pos - lo + 1 keys;
-   * `keys(t)` says how many), each worker scoring in its own scratch. A token's output does not depend on who computes it.
+   * A kernel over T tokens (`run`, the kernel `op` names) split into runs of whole tokens between the caller and the
+   * workers, each run about the same work (`work(t)`: token t's), when the total reaches `min`. argsFor(t0, t1,
+   * scratch) gives the arguments of tokens t0 .. t1 - 1 (scratch: the worker's own, null for the caller). `what`
+   * names the whole in errors.
    */
-  attention(run: (...a: Args) => void, args: Args, T: number, heads: number, D: number, keys: (t: number) => number): void {
+  tokens(op: CpuOp, run: (...a: Args) => void, T: number, work: (t: number) => number, min: number, argsFor: (t0: number, t1: number, scratch: number | null) => Args, what: string): void {
     let total = 0;
-    for (let t = 0; t < T; t++) total += keys(t);
+    for (let t = 0; t < T; t++) total += work(t);
     const parts = Math.min(this.count, T);
-    if (parts < 2 || total * heads * D < MIN_SPLIT_ATTENTION) return run(...args);
-    const [out, qkv, ldq, , , , , seqIdx, positions] = args as number[];
+    if (parts < 2 || total < min) return run(...argsFor(0, T, null));
     const calls: Args[] = [];
-    let t0 = 0;
     let done = 0;
-    for (let p = 0; p < parts && t0 < T; p++) {
-      // Tokens up to this part's share of the pairs (at least one; the last part takes the rest).
-      let t1 = t0;
+    for (let p = 0, t0 = 0; p < parts && t0 < T; p++) {
+      // Tokens up to this part's share of the work (at least one; the last part takes the rest).
       const goal = p === parts - 1 ? total : ((p + 1) * total) / parts;
-      while (t1 < T && (t1 === t0 || done + keys(t1) / 2 <= goal)) done += keys(t1++);
-      const part = [...args];
-      part[0] = (out as number) + 4 * t0 * heads * D;
-      part[1] = (qkv as number) + 4 * t0 * (ldq as number);
-      part[7] = (seqIdx as number) + 4 * t0;
-      part[8] = (positions as number) + 4 * t0;
-      part[9] = t1 - t0;
-      if (p > 0) part[17] = this.scratch[p - 1];
-      calls.push(part);
+      let t1 = t0;
+      while (t1 < T && (t1 === t0 || done + work(t1) / 2 <= goal)) done += work(t1++);
+      calls.push(argsFor(t0, t1, p === 0 ? null : this.scratch[p - 1]));
       t0 = t1;
     }
-    this.run(CPU_OPS.pagedAttention, run, calls, `its tokens of the attention over ${T} tokens`, `${T} tokens`);
-  }
-
-  /** gatedAct (its arguments: act, out, ldo, u, ldu, T, I) with its T tokens split evenly between the threads. */
-  gatedAct(run: (...a: Args) => void, args: Args): void {
-    const [act, out, ldo, u, ldu, T, I] = args as number[];
-    const parts = Math.min(this.count, T);
-    if (parts < 2 || T * I < MIN_SPLIT_GATED) return run(...args);
-    const per = Math.ceil(T / parts);
-    const calls: Args[] = [];
-    for (let t0 = 0; t0 < T; t0 += per) calls.push([act, out + 4 * t0 * ldo, ldo, u + 4 * t0 * ldu, ldu, Math.min(per, T - t0), I]);
-    this.run(CPU_OPS.gatedAct, run, calls, `its tokens of a gated activation over ${T} tokens`, `${T} x ${I}`);
+    this.run(op, run, calls, `its tokens of ${what}`, what);
   }
 
   /**

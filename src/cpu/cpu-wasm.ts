@@ -19,7 +19,10 @@ import relaxedWasmBytes from '../../build/cpu-relaxed.wasm';
 import mtRelaxedWasmBytes from '../../build/cpu-mt-relaxed.wasm';
 import { abortImport, WasmHeap, type HeapExports } from '../wasm/heap.js';
 import { instantiateWasm } from '../wasm/modules.js';
-import { CPU_OPS, CpuThreads, type CpuOp, type CpuWorkerHost } from './cpu-threads.js';
+import { CPU_OPS, CpuThreads, MIN_SPLIT_ATTENTION, MIN_SPLIT_GATED, type CpuOp, type CpuWorkerHost } from './cpu-threads.js';
+
+/** A kernel export as the threads call it. */
+type KernelFn = (...a: readonly (number | boolean)[]) => void;
 
 /** Storage formats of a weight matrix, as assembly/cpu/linear.ts numbers them. */
 export const CPU_FORMATS = { f32: 0, f16: 1, q8_0: 2, q4_0: 3, q4_k: 4, iq4_nl: 5, iq4_xs: 6 } as const;
@@ -106,25 +109,27 @@ export class CpuKernels extends WasmHeap {
   }
 
   /**
-   * pagedAttention (assembly/cpu/ops.ts), its query tokens split across the threads when there are several (each
-   * worker scores in its own scratch; `scores` is the caller's). The tokens' positions are read from `positions` to
-   * share the (query, key) pairs out evenly.
+   * pagedAttention (assembly/cpu/ops.ts), its query tokens split across the threads when there are several, each run
+   * about the same number of (query, key) pairs (read from `positions`); each worker scores in its own scratch,
+   * `scores` is the caller's.
    */
   pagedAttention(
     out: number, qkv: number, ldq: number, kCache: number, vCache: number, tables: number, maxBlocks: number, seqIdx: number, positions: number,
     T: number, nH: number, nKv: number, D: number, blockSize: number, scale: number, cap: number, window: number, scores: number,
   ): void {
-    const args = [out, qkv, ldq, kCache, vCache, tables, maxBlocks, seqIdx, positions, T, nH, nKv, D, blockSize, scale, cap, window, scores] as const;
-    if (!this.threads) return this.k.pagedAttention(...args);
+    const args = (t0: number, t1: number, scratch: number | null) =>
+      [out + 4 * t0 * nH * D, qkv + 4 * t0 * ldq, ldq, kCache, vCache, tables, maxBlocks, seqIdx + 4 * t0, positions + 4 * t0, t1 - t0, nH, nKv, D, blockSize, scale, cap, window, scratch ?? scores] as const;
+    if (!this.threads) return this.k.pagedAttention(...args(0, T, null));
     const pos = this.i32().subarray(positions / 4, positions / 4 + T);
-    const keys = (t: number) => (window > 0 ? Math.min(pos[t] + 1, window) : pos[t] + 1);
-    this.threads.attention(this.k.pagedAttention as (...a: readonly (number | boolean)[]) => void, args, T, nH, D, keys);
+    const pairs = (t: number) => (window > 0 ? Math.min(pos[t] + 1, window) : pos[t] + 1) * nH * D;
+    this.threads.tokens(CPU_OPS.pagedAttention, this.k.pagedAttention as KernelFn, T, pairs, MIN_SPLIT_ATTENTION, args, `the attention over ${T} tokens`);
   }
 
   /** gatedAct (assembly/cpu/ops.ts), its tokens split across the threads when there are several. */
   gatedAct(act: number, out: number, ldo: number, u: number, ldu: number, T: number, I: number): void {
-    if (!this.threads) return this.k.gatedAct(act, out, ldo, u, ldu, T, I);
-    this.threads.gatedAct(this.k.gatedAct as (...a: readonly (number | boolean)[]) => void, [act, out, ldo, u, ldu, T, I]);
+    const args = (t0: number, t1: number) => [act, out + 4 * t0 * ldo, ldo, u + 4 * t0 * ldu, ldu, t1 - t0, I] as const;
+    if (!this.threads) return this.k.gatedAct(...args(0, T));
+    this.threads.tokens(CPU_OPS.gatedAct, this.k.gatedAct as KernelFn, T, () => I, MIN_SPLIT_GATED, args, `a gated activation of ${T} x ${I}`);
   }
 
   /**
