@@ -25,6 +25,9 @@ function weights(format: CpuFormat, N: number, K: number): Uint8Array {
   return quantizeRows(format, x, N, K);
 }
 
+/** Calls the threads of `cpu` have split so far (CpuThreads' sequence number). */
+const splitsOf = (cpu: CpuKernels) => (cpu.threads as unknown as { seq: number }).seq;
+
 describe('linear on 3 threads', () => {
   let single: CpuKernels;
   let multi: CpuKernels;
@@ -52,9 +55,9 @@ describe('linear on 3 threads', () => {
     for (const [T, acc] of [[1, false], [5, true]] as const) {
       const N = 250; // rows split 84 / 84 / 82
       const K = 2560; // 640 K multiply-adds a token: split from one token on (MIN_SPLIT)
-      const splits = (multi.threads as unknown as { seq: number }).seq;
+      const splits = splitsOf(multi);
       expect(run(multi, format, T, N, K, acc)).toEqual(run(single, format, T, N, K, acc));
-      expect((multi.threads as unknown as { seq: number }).seq).toBe(splits + 1); // the workers took their rows
+      expect(splitsOf(multi)).toBe(splits + 1); // the workers took their rows
     }
   });
 });
@@ -80,9 +83,9 @@ describe('pagedAttention on 3 threads', () => {
         const cache = 2 * maxBlocks * bs * nKv * D;
         const out = cpu.alloc(4 * T * nH * D);
         const args = [out, put(uniform(T * ldq, 5)), ldq, put(uniform(cache, 6)), put(uniform(cache, 7)), put(tables), maxBlocks, put(seqIdx), put(positions), T, nH, nKv, D, bs, 0.125, 0, window, cpu.alloc(4 * 64)] as const;
-        const splits = (multi.threads as unknown as { seq: number }).seq;
+        const splits = splitsOf(multi);
         cpu.pagedAttention(...args);
-        if (cpu === multi) expect((multi.threads as unknown as { seq: number }).seq).toBe(splits + 1); // the workers took their tokens
+        if (cpu === multi) expect(splitsOf(multi)).toBe(splits + 1); // the workers took their tokens
         return cpu.f32().slice(out / 4, out / 4 + T * nH * D);
       });
       expect(results[1]).toEqual(results[0]);
@@ -101,9 +104,9 @@ it('gatedAct on 3 threads: the single-threaded result, bit for bit, the tokens s
       const u = cpu.alloc(4 * T * 2 * I);
       cpu.f32().set(uniform(T * 2 * I, 9).map((v) => 8 * v), u / 4);
       const out = cpu.alloc(4 * T * I);
-      const splits = (multi.threads as unknown as { seq: number }).seq;
+      const splits = splitsOf(multi);
       cpu.gatedAct(CPU_ACTS.silu, out, I, u, 2 * I, T, I);
-      if (cpu === multi) expect((multi.threads as unknown as { seq: number }).seq).toBe(splits + 1);
+      if (cpu === multi) expect(splitsOf(multi)).toBe(splits + 1);
       return cpu.f32().slice(out / 4, out / 4 + T * I);
     });
     expect(results[1]).toEqual(results[0]);
