@@ -28,6 +28,8 @@ export interface LoadSpec {
   maxStreams: number;
   /** Longest prompt + output. */
   maxLen: number;
+  /** A prompt's text, for engines that take text only (their tokenizer reads it back as the same ids). */
+  text(ids: readonly number[]): string;
 }
 
 /** Our CPU backend through the public API (LLM, engine streams); `relaxedSimd` false: the SIMD128 kernels. */

@@ -1,7 +1,8 @@
 /**
  * Our CPU backend (WebAssembly) against llama.cpp on the CPU, in one run, on the same GGUF files: a
  * SmolLM2-135M-shaped model with random weights in Q8_0 and Q4_0 (bench/smollm2-gguf.ts, written once into
- * `--dir`). For each model, thread count and number of concurrent streams: every stream gets its own random
+ * `--dir`), and the embedded default model (tinystories-656K) as llama.cpp quantized it to Q8_0 (`--models embedded`,
+ * the GGUF in ../shared/models/gguf). For each model, thread count and number of concurrent streams: every stream gets its own random
  * `--prompt`-token prompt and generates `--tokens` tokens greedily (EOS ignored), all submitted at once.
  *
  *   TTFT     median over streams of the time to the stream's first token;
@@ -16,14 +17,15 @@
  * ones anyway; `ours-chromium` / `ours-chromium-simd128` run the built dist/browser.js in Chromium, whose V8 runs the
  * relaxed ones (bench/ours-chromium-peer.ts).
  *
- *   node build/bench/cpu-compare.js [--models q8_0,q4_0] [--threads 1,2] [--streams 1,8,32] [--prompt 128]
+ *   node build/bench/cpu-compare.js [--models embedded,q8_0,q4_0] [--threads 1,2] [--streams 1,8,32] [--prompt 128]
  *                                   [--tokens 32] [--reps 3] [--engines ours,llama.cpp] [--dir .cache/bench]
  */
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadLlamaCpp, loadOurs, type BenchEngine, type LoadSpec, type TokenTimes } from './cpu-compare-peers.js';
-import { PADDING_FROM, smollm2Gguf, SMOLLM2, type BenchQuant } from './smollm2-gguf.js';
+import { LLM } from '../bindings/node/index.js';
+import { PADDING_FROM, paddingText, smollm2Gguf, SMOLLM2, type BenchQuant } from './smollm2-gguf.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +39,8 @@ const { values } = parseArgs({
     dir: { type: 'string', default: '.cache/bench' },
     /** The GGUF whose vocabulary the random models borrow. */
     vocab: { type: 'string', default: '../shared/models/gguf/stories260K.gguf' },
+    /** The embedded model's GGUF (`--models embedded`). */
+    embedded: { type: 'string', default: '../shared/models/gguf/tinystories-656K-q8_0.gguf' },
   },
 });
 const list = (s: string) => s.split(',').filter(Boolean);
@@ -69,13 +73,47 @@ function median(xs: number[]): number {
 }
 
 /**
- * A random prompt per stream, different in every run (no engine can reuse a cached prefix): BOS, then padding
- * tokens of the vocabulary (each one word of text, for wllama).
+ * A model of the bench: its GGUF, a random prompt of P token ids (BOS first) from a random number source, and a
+ * prompt's text for engines that take text only (wllama), which their tokenizer reads back as the same ids.
  */
-function prompts(B: number, run: number): number[][] {
+interface BenchModel {
+  label: string;
+  file: string;
+  prompt(next: () => number): number[];
+  text(ids: readonly number[]): string;
+  dispose?(): Promise<void>;
+}
+
+async function benchModel(name: string): Promise<BenchModel> {
+  if (name !== 'embedded') {
+    const file = await smollm2Gguf(name as BenchQuant, values.dir, values.vocab);
+    const prompt = (next: () => number) => [1, ...Array.from({ length: P - 1 }, () => PADDING_FROM + (next() % (SMOLLM2.vocab - PADDING_FROM)))];
+    return { label: `SmolLM2-135M-shaped ${name.toUpperCase()}`, file, prompt, text: paddingText };
+  }
+  // The embedded model: random text of its vocabulary's lowercase pieces, as many words as make exactly P tokens,
+  // tokenized by its own GGUF tokenizer (ours, equal to llama.cpp's on its vocabulary tests).
+  const llm = await LLM.create({ model: values.embedded, device: 'cpu', cpuThreads: 1 });
+  const tok = llm.getTokenizer();
+  const words = Array.from({ length: tok.vocabSize }, (_, id) => tok.decode([id])).filter((t) => /^[a-z]{2,} $/.test(t)).map((t) => t.trim());
+  const text = (ids: readonly number[]) => tok.decode(ids.slice(1));
+  const prompt = (next: () => number) => {
+    let words0 = '';
+    for (let tries = 0; tries < 100 * P; tries++) {
+      const t = `${words0} ${words[next() % words.length]}`.trimStart();
+      const ids = tok.encode(t);
+      if (ids.length === P && tok.encode(text(ids)).join() === ids.join()) return ids;
+      if (ids.length < P) words0 = t;
+    }
+    throw new Error(`no ${P}-token prompt of ${values.embedded}'s words`);
+  };
+  return { label: 'tinystories-656K (embedded) Q8_0', file: values.embedded, prompt, text, dispose: () => llm.dispose() };
+}
+
+/** A random prompt per stream, different in every run (no engine can reuse a cached prefix). */
+function prompts(model: BenchModel, B: number, run: number): number[][] {
   let s = (run * 7919 + 1) >>> 0;
   const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s);
-  return Array.from({ length: B }, () => [1, ...Array.from({ length: P - 1 }, () => PADDING_FROM + (next() % (SMOLLM2.vocab - PADDING_FROM)))]);
+  return Array.from({ length: B }, () => model.prompt(next));
 }
 
 async function loadEngine(name: string, spec: LoadSpec): Promise<BenchEngine> {
@@ -96,8 +134,8 @@ for (const p of peers) head.push(`${p} prefill`, `${p} decode`, `${p} TTFT ms`, 
 console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---|').join('')}`);
 
 const failed = new Map<string, string>();
-for (const quant of list(values.models) as BenchQuant[]) {
-  const file = await smollm2Gguf(quant, values.dir, values.vocab);
+for (const name of list(values.models)) {
+  const model = await benchModel(name);
   for (const threads of list(values.threads).map(Number)) {
     const cells = new Map<string, Cell[]>(); // `${engine} ${B}` -> one per rep
     // Reps outermost: each engine loads, runs every stream count and is disposed in turn (one engine's threads at a
@@ -107,14 +145,14 @@ for (const quant of list(values.models) as BenchQuant[]) {
         if (failed.has(name)) continue;
         let engine: BenchEngine | undefined;
         try {
-          engine = await loadEngine(name, { model: resolve(file), threads, maxStreams, maxLen });
-          await engine.run(prompts(maxStreams, 999), 4); // warm-up: workers started, kernels and buffers touched
+          engine = await loadEngine(name, { model: resolve(model.file), threads, maxStreams, maxLen, text: model.text });
+          await engine.run(prompts(model, maxStreams, 999), 4); // warm-up: workers started, kernels and buffers touched
           for (const B of STREAMS) {
             const key = `${name} ${B}`;
-            const c = cellOf(await engine.run(prompts(B, rep * 1000 + B), N));
+            const c = cellOf(await engine.run(prompts(model, B, rep * 1000 + B), N));
             cells.set(key, [...(cells.get(key) ?? []), c]);
             // Each run as it ends (stderr), so a run cut short still leaves its figures.
-            console.error(`# ${quant} threads ${threads} rep ${rep} ${name} ${B} streams: prefill ${fmt(c.prefill)} tok/s, decode ${fmt(c.decode, 1)} tok/s, TTFT ${fmt(c.ttft)} ms`);
+            console.error(`# ${name} threads ${threads} rep ${rep} ${name} ${B} streams: prefill ${fmt(c.prefill)} tok/s, decode ${fmt(c.decode, 1)} tok/s, TTFT ${fmt(c.ttft)} ms`);
           }
         } catch (err) {
           // A peer that cannot run here (no Chromium, no package) leaves its cells empty; the others go on.
@@ -130,7 +168,7 @@ for (const quant of list(values.models) as BenchQuant[]) {
         return { ttft: median(cs.map((c) => c.ttft)), prefill: median(cs.map((c) => c.prefill)), decode: median(cs.map((c) => c.decode)) };
       };
       const ours = med('ours');
-      const row = [`SmolLM2-135M-shaped ${quant.toUpperCase()}`, threads, B, fmt(ours.prefill), fmt(ours.decode, 1), fmt(ours.ttft)];
+      const row = [model.label, threads, B, fmt(ours.prefill), fmt(ours.decode, 1), fmt(ours.ttft)];
       for (const p of peers) {
         const c = med(p);
         row.push(fmt(c.prefill), fmt(c.decode, 1), fmt(c.ttft), fmt(ours.prefill / c.prefill, 2), fmt(ours.decode / c.decode, 2));
@@ -138,5 +176,6 @@ for (const quant of list(values.models) as BenchQuant[]) {
       console.log(`| ${row.join(' | ')} |`);
     }
   }
+  await model.dispose?.();
 }
 for (const [name, why] of failed) console.log(`# ${name} did not run: ${why}`);

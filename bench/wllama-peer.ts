@@ -3,7 +3,7 @@
  * wllama runs in a browser only (Web Workers, Blob URLs), so it runs in Debian's Chromium driven by playwright-core,
  * from a loopback server that sends the cross-origin-isolation headers (COOP/COEP: SharedArrayBuffer, so wllama's
  * multi-threaded build can run). Its `n_parallel` slots serve the streams, batched by llama-server's loop. Prompts
- * go in as text (wllama 3.13 fails on token-id prompts), one word per token (paddingText); each streamed chunk (one
+ * go in as text (wllama 3.13 fails on token-id prompts), one word per token (the model's LoadSpec.text); each streamed chunk (one
  * token) is timed in the page. n_gpu_layers 0: wllama 3 offloads every layer to WebGPU where the page has an adapter
  * (its default), and this compares CPU backends. Its speed here (2026-12-07, Debian's Chromium, Q4_0 SmolLM2-135M
  * shapes, 1 thread: 14-15 tok/s prefill, 10-11 decode) is the build's own: single-threaded, SIMD128 in the module,
@@ -13,7 +13,6 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { BenchEngine, LoadSpec } from './cpu-compare-peers.js';
 import { chromiumEngine } from './chromium-engine.js';
-import { paddingText } from './smollm2-gguf.js';
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>wllama bench</title>
 <script type="module">
@@ -59,6 +58,6 @@ export function loadWllama(s: LoadSpec): Promise<BenchEngine> {
         { threads: s.threads, nCtx: s.maxStreams * s.maxLen, nParallel: s.maxStreams });
       if (s.threads > 1 && !info.multithread) throw new Error(`wllama runs single-threaded (crossOriginIsolated ${info.isolated})`);
     },
-    prompts: (prompts) => prompts.map(paddingText),
+    prompts: (prompts) => prompts.map((ids) => s.text(ids)),
   });
 }
