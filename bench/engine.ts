@@ -3,7 +3,7 @@
  * tokens, through the whole engine (scheduler, runner, sampler, detokenizer, streams).
  *
  *   node build/bench/engine.js [MODEL_DIR] [--streams 1,8,32,64] [--prompt 128] [--tokens 128] [--dummy] [--dtype float16]
- *     [--repeat 3] [--timing] [--sync] [--eager] [--tune key=value,...]
+ *     [--repeat 3] [--timing] [--sync] [--eager] [--tune key=value,...] [--mma-tiles JSON]
  *
  * Prints per concurrency the aggregate decode tokens/s while all streams decode at once (from the last stream's
  * first token to the first stream's last), the same from the first token of any stream to the end (which also
@@ -14,7 +14,7 @@
  * schedule, the runner's synchronous part (inputs, recording, submit), output processing, update; and the wait for
  * the GPU), per step, in the last round. --sync runs the engine without async scheduling (one step at a time), --eager
  * without step graphs (every forward recorded anew: EngineOptions.enforceEager). --tune overrides fields of the
- * device's KernelTuning (bench/tune.ts), as in bench/generate.
+ * device's KernelTuning (bench/tune.ts), as in bench/generate; --mma-tiles its tensor-core tile table.
  */
 import { parseArgs } from 'node:util';
 import { LLM, SamplingParams } from '../bindings/node/index.js';
@@ -36,6 +36,7 @@ const { values, positionals } = parseArgs({
     sync: { type: 'boolean', default: false },
     eager: { type: 'boolean', default: false },
     tune: { type: 'string', default: '' },
+    'mma-tiles': { type: 'string', default: '' },
     quantization: { type: 'string', default: '' },
   },
 });
@@ -58,8 +59,8 @@ const llm = await LLM.create({
 const loadMs = performance.now() - loadStart;
 const cfg = llm.engine.config;
 const ctx = gpuRunnerOf(llm.engine).ctx;
-applyTune(ctx.tuning, values.tune);
-if (values.tune) console.log(`# tuning: ${values.tune}`);
+applyTune(ctx.tuning, values.tune, values['mma-tiles']);
+if (values.tune || values['mma-tiles']) console.log(`# tuning: ${[values.tune, values['mma-tiles']].filter(Boolean).join(' ')}`);
 // Kernels compiled after load (the engine's warm-up should leave none to compile mid-run).
 const builtAtLoad = ctx.pipelines.pipelinesBuilt;
 console.log(`# ${positionals[0] ?? 'embedded default'}: ${cfg.architecture}, hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers, vocab ${cfg.vocabSize}; ${values.dummy ? 'dummy' : 'real'} weights`);

@@ -67,8 +67,7 @@ const ctx = await GpuContext.create(gpu, {
   subgroupMatrix: values['no-mma'] ? false : undefined,
 });
 const dtype = ctx.f16 && values.dtype === 'float16' ? 'f16' : 'f32';
-applyTune(ctx.tuning, values.tune);
-if (values['mma-tiles']) ctx.tuning.mmaTiles = JSON.parse(values['mma-tiles']);
+applyTune(ctx.tuning, values.tune, values['mma-tiles']);
 if (values.tune || values['mma-tiles']) console.log(`# tuning: ${JSON.stringify(ctx.tuning)}`);
 const info = ctx.adapter.info;
 console.log(`# ${dir}: ${cfg.architecture}, hidden ${cfg.hiddenSize}, ${cfg.numLayers} layers, ${cfg.numHeads}/${cfg.numKvHeads} heads x ${cfg.headDim}, ffn ${cfg.intermediateSize}, vocab ${cfg.vocabSize}`);

@@ -71,10 +71,11 @@ export interface KernelTuning {
    * linear on subgroup matrices (tensor cores; used only where the device has chromium-experimental-subgroup-matrix
    * with 16 x 16 x 16 f16 -> f32 matrices and 32-wide subgroups) for T >= mmaMinTokens (0: never), with the tile of
    * the first of mmaTiles whose maxTokens covers T, maxColumns (default: any) the weight's rows and maxDepth
-   * (default: any) its columns K (the last one beyond).
+   * (default: any) its columns K (the last one beyond), among the tiles for the weight's kind: weights 'f16' or
+   * 'quantized' (default: both).
    */
   mmaMinTokens: number;
-  mmaTiles: { maxTokens: number; maxColumns?: number; maxDepth?: number; tile: MmaTile }[];
+  mmaTiles: { maxTokens: number; maxColumns?: number; maxDepth?: number; weights?: 'f16' | 'quantized'; tile: MmaTile }[];
   /**
    * linear on subgroup matrices splits K across workgroups (partial sums added by linear.reduce.wgsl) when its tiles
    * give fewer than this many workgroups: enough of them to keep the GPU's memory busy (0: never).
@@ -193,9 +194,13 @@ export const GPU_TUNING: KernelTuning = {
   // blocks or KM 2 were slower. There, x goes to f16 first (XH): an engine chunk 43.95 -> 42.79 ms of kernels
   // (the products 35.4 -> 33.2 ms, the to_half dispatches 1.1 ms); at 16 and 64 tokens the to_half dispatches
   // cost what the products gained, and XH with weight-direct tiles, KM 2, SK 4 or 4 x 4 blocks per subgroup lost.
+  // Quantized weights are always staged (dequantized on the way into workgroup memory), and staged, the 17-64 token
+  // tile loses to the 64 x 128 one: q4_0 at 64 streams (H100, bench/mma-tables.sh, 2026-12-08) 6.17 -> 5.26 ms of
+  // kernels a step (gate/up 1.92 -> 1.31, o/down 1.75 -> 1.40, qkv 0.75 -> 0.59), the runner 10,446 -> 13,183
+  // tok/s; 64 x 32 blocks over 4 subgroups (KM 1, staged) ran the same 5.25, 2 or 1 subgroups 6.05-7.28.
   mmaTiles: [
     { maxTokens: 16, maxColumns: 32768, tile: [1, 2, 1, 2, 4, 1, 1] },
-    { maxTokens: 64, maxColumns: 32768, tile: [4, 2, 1, 2, 2, 1, 1] },
+    { maxTokens: 64, maxColumns: 32768, weights: 'f16', tile: [4, 2, 1, 2, 2, 1, 1] },
     { maxTokens: 256, tile: [2, 4, 2, 2, 1] },
     { maxTokens: Infinity, tile: [4, 4, 2, 4, 1, 1, 0, 1] },
   ],

@@ -235,11 +235,12 @@ function linearKernel(rec: Recorder, choice: Choice, dtype: 'f32' | 'f16', vw: 1
 }
 
 /**
- * The subgroup-matrix tile for T tokens of a weight of `rows` x K (see tuning.mmaTiles), among the tiles whose
- * workgroup memory fits in `maxShared` bytes (null: none fits).
+ * The subgroup-matrix tile for T tokens of a weight of `rows` x K (see tuning.mmaTiles), f16 or quantized, among
+ * the tiles for that kind of weight whose workgroup memory fits in `maxShared` bytes (null: none fits).
  */
-export function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number, K: number, maxShared = Infinity): MmaTile | null {
-  const tiles = tune.mmaTiles.filter((t) => mmaSharedBytes(t.tile) <= maxShared);
+export function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number, K: number, maxShared = Infinity, quantized = false): MmaTile | null {
+  const kind = quantized ? 'quantized' : 'f16';
+  const tiles = tune.mmaTiles.filter((t) => (t.weights ?? kind) === kind && mmaSharedBytes(t.tile) <= maxShared);
   if (tiles.length === 0) return null;
   const fits = (t: (typeof tiles)[number]) => T <= t.maxTokens && rows <= (t.maxColumns ?? Infinity) && K <= (t.maxDepth ?? Infinity);
   const tile = (tiles.find(fits) ?? tiles[tiles.length - 1]).tile;

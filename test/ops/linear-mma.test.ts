@@ -97,6 +97,24 @@ describe('linear.mma tile choice', () => {
     expect(mmaTile(GPU_TUNING, 2048, 2048, 8192)).toEqual(tiles[tiles.length - 1].tile);
   });
 
+  it('picks among the tiles for the kind of weight: f16 or quantized', () => {
+    const f16: MmaTile = [4, 2, 1, 2, 2, 1, 1];
+    const quantized: MmaTile = [2, 2, 2, 2, 1];
+    const both: MmaTile = [2, 4, 2, 2, 1];
+    const tune = {
+      ...GPU_TUNING,
+      mmaTiles: [{ maxTokens: 64, weights: 'f16' as const, tile: f16 }, { maxTokens: 32, weights: 'quantized' as const, tile: quantized }, { maxTokens: Infinity, tile: both }],
+    };
+    expect(mmaTile(tune, 32, 2048, 2048)).toEqual(f16);
+    expect(mmaTile(tune, 32, 2048, 2048, Infinity, true)).toEqual(quantized);
+    expect(mmaTile(tune, 64, 2048, 2048, Infinity, true)).toEqual(both);
+    expect(mmaTile(tune, 128, 2048, 2048)).toEqual(both);
+    // The tuned table: quantized weights at 17-64 tokens skip the f16-only weight-direct tile.
+    const tiles = GPU_TUNING.mmaTiles;
+    expect(mmaTile(GPU_TUNING, 64, 8192, 2048, Infinity, true)).toEqual(tiles.find((t) => t.maxTokens >= 64 && t.weights !== 'f16' && (t.maxColumns ?? Infinity) >= 8192)!.tile);
+    expect(mmaTile(GPU_TUNING, 64, 8192, 2048, Infinity, true)).not.toEqual(mmaTile(GPU_TUNING, 64, 8192, 2048));
+  });
+
   it('skips the tiles whose workgroup memory exceeds the limit', () => {
     const big: MmaTile = [4, 4, 2, 4, 1];
     const small: MmaTile = [2, 4, 2, 2, 1];
