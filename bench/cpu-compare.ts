@@ -7,7 +7,8 @@
  *
  *   TTFT     median over streams of the time to the stream's first token;
  *   prefill  streams x prompt tokens / the time until the last stream's first token;
- *   decode   tokens emitted after that moment, over all streams / the time from then to the last token.
+ *   decode   tokens emitted after that moment, over all streams / the time from then to the last token ('-' when
+ *            fewer than half of the tokens came after it: streams served one after another, as wllama's).
  *
  * Each cell is the median of `--reps` runs; the engines take turns within a rep, so a noisy neighbour on shared
  * cores hits all of them. Peers: llama.cpp's native build through node-llama-cpp (bench/cpu-compare-peers.ts) and, with
@@ -64,7 +65,10 @@ function cellOf(times: TokenTimes): Cell {
   const firstAll = Math.max(...firsts);
   const end = Math.max(...times.map((t) => t[t.length - 1]));
   const after = times.reduce((n, t) => n + t.filter((x) => x > firstAll).length, 0);
-  return { ttft: median(firsts), prefill: (times.length * P) / (firstAll / 1000), decode: after / ((end - firstAll) / 1000) };
+  const all = times.reduce((n, t) => n + t.length, 0);
+  // Streams served one after another (wllama's slots) emit most tokens before the last first token: no rate then.
+  const decode = after * 2 >= all ? after / ((end - firstAll) / 1000) : NaN;
+  return { ttft: median(firsts), prefill: (times.length * P) / (firstAll / 1000), decode };
 }
 
 function median(xs: number[]): number {
