@@ -71,8 +71,10 @@ function cellOf(times: TokenTimes): Cell {
   return { ttft: median(firsts), prefill: (times.length * P) / (firstAll / 1000), decode };
 }
 
+/** The median of the runs that gave a figure (NaN: none did). */
 function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
@@ -101,12 +103,12 @@ async function benchModel(name: string): Promise<BenchModel> {
   const words = Array.from({ length: tok.vocabSize }, (_, id) => tok.decode([id])).filter((t) => /^[a-z]{2,} $/.test(t)).map((t) => t.trim());
   const text = (ids: readonly number[]) => tok.decode(ids.slice(1));
   const prompt = (next: () => number) => {
-    let words0 = '';
+    let shorter = ''; // the longest text so far of fewer than P tokens
     for (let tries = 0; tries < 100 * P; tries++) {
-      const t = `${words0} ${words[next() % words.length]}`.trimStart();
+      const t = `${shorter} ${words[next() % words.length]}`.trimStart();
       const ids = tok.encode(t);
       if (ids.length === P && tok.encode(text(ids)).join() === ids.join()) return ids;
-      if (ids.length < P) words0 = t;
+      if (ids.length < P) shorter = t;
     }
     throw new Error(`no ${P}-token prompt of ${values.embedded}'s words`);
   };
@@ -138,8 +140,8 @@ for (const p of peers) head.push(`${p} prefill`, `${p} decode`, `${p} TTFT ms`, 
 console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---|').join('')}`);
 
 const failed = new Map<string, string>();
-for (const name of list(values.models)) {
-  const model = await benchModel(name);
+for (const modelName of list(values.models)) {
+  const model = await benchModel(modelName);
   for (const threads of list(values.threads).map(Number)) {
     const cells = new Map<string, Cell[]>(); // `${engine} ${B}` -> one per rep
     // Reps outermost: each engine loads, runs every stream count and is disposed in turn (one engine's threads at a
@@ -156,7 +158,7 @@ for (const name of list(values.models)) {
             const c = cellOf(await engine.run(prompts(model, B, rep * 1000 + B), N));
             cells.set(key, [...(cells.get(key) ?? []), c]);
             // Each run as it ends (stderr), so a run cut short still leaves its figures.
-            console.error(`# ${name} threads ${threads} rep ${rep} ${name} ${B} streams: prefill ${fmt(c.prefill)} tok/s, decode ${fmt(c.decode, 1)} tok/s, TTFT ${fmt(c.ttft)} ms`);
+            console.error(`# ${modelName} threads ${threads} rep ${rep} ${name} ${B} streams: prefill ${fmt(c.prefill)} tok/s, decode ${fmt(c.decode, 1)} tok/s, TTFT ${fmt(c.ttft)} ms`);
           }
         } catch (err) {
           // A peer that cannot run here (no Chromium, no package) leaves its cells empty; the others go on.
