@@ -244,8 +244,9 @@ export function mmaTile(tune: Recorder['ctx']['tuning'], T: number, rows: number
   if (tiles.length === 0) return null;
   const fits = (t: (typeof tiles)[number]) => T <= t.maxTokens && rows <= (t.maxColumns ?? Infinity) && K <= (t.maxDepth ?? Infinity);
   const tile = (tiles.find(fits) ?? tiles[tiles.length - 1]).tile;
-  // Weight blocks loaded straight from memory need whole steps of K and whole 16-row blocks (gate and up alike).
-  if (tile[6] === 1 && (K % mmaStepK(tile) !== 0 || rows % 32 !== 0)) return [tile[0], tile[1], tile[2], tile[3], tile[4], tile[5] ?? 1, 0, tile[7] ?? 0];
+  // Weight blocks loaded straight from memory need f16 weights, whole steps of K and whole 16-row blocks (gate and
+  // up alike); quantized weights are dequantized as they are staged.
+  if (tile[6] === 1 && (quantized || K % mmaStepK(tile) !== 0 || rows % 32 !== 0)) return [tile[0], tile[1], tile[2], tile[3], tile[4], tile[5] ?? 1, 0, tile[7] ?? 0];
   return tile;
 }
 

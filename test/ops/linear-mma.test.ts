@@ -87,6 +87,7 @@ describe('linear.mma tile choice', () => {
     expect(mmaTile(tune, 16, 2048, 2048)).toEqual([1, 2, 1, 2, 4, 1, 1]);
     expect(mmaTile(tune, 16, 2048, 2048 + 64)?.[6]).toBe(0); // K % (32 SK KM = 128) != 0
     expect(mmaTile(tune, 16, 2048 + 16, 2048)?.[6]).toBe(0); // rows % 32 != 0
+    expect(mmaTile(tune, 16, 2048, 2048, Infinity, true)).toEqual([1, 2, 1, 2, 4, 1, 0, 0]); // quantized: always staged
   });
 
   it('picks the first tile whose token, column and depth bounds cover the shape', () => {

@@ -129,9 +129,8 @@ export function quantLinear(rec: Recorder, x: Tensor, w: QuantWeight, bias: Tens
   }
   const tune = ctx.tuning;
   // Tensor cores where the device has them (the weight's chunks dequantized as they are staged): a tile of the
-  // tuning's, staged (DIRECT tiles load f16 blocks straight from memory), whose gated blocks pair up.
+  // tuning's for quantized weights (always staged), whose gated blocks pair up.
   let tile = !gemv && ctx.subgroupMatrix && tune.mmaMinTokens > 0 && T >= tune.mmaMinTokens ? mmaTile(tune, T, w.rows, K, ctx.limits.maxComputeWorkgroupStorageSize, true) : null;
-  if (tile) tile = [tile[0], tile[1], tile[2], tile[3], tile[4], tile[5] ?? 1, 0, tile[7] ?? 0];
   if (tile && opts.gated && tile[1] % 2 !== 0) tile = null;
   let input = x;
   if (opts.rmsNorm && !gemv) {
